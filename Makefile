@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test test-quick lint bench bench-quick bundle clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,bench]'
+	touch $@
+
+## Install everything and launch the app (prepares vLLM and the built-in model on first start).
+run: $(VENV)/.installed
+	$(VENV)/bin/vllm-desk
+
+## Install everything (Debian tools, vLLM runtime for the tests) and run the whole test suite.
+test:
+	bash scripts/test.sh
+
+## The quick local loop: no real vLLM, no Debian tools.
+test-quick: $(VENV)/.installed
+	$(VENV)/bin/pytest -q -m "not vllm and not tools and not slow" -x
+
+lint: $(VENV)/.installed
+	bash scripts/lint.sh
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m bench
+
+bench-quick: $(VENV)/.installed
+	$(VENV)/bin/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) .venv-engine build dist .pytest_cache .mypy_cache .ruff_cache

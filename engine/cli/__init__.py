@@ -1,0 +1,79 @@
+"""The ``vllm-desk`` command line: drives the engine without Qt.
+
+Each subcommand lives in its own module here with ``register(subparsers)``; the module sets
+``func=run`` where ``run(args: argparse.Namespace) -> int``. ``desktop.main`` calls :func:`main` and passes
+``gui`` to launch the window when no subcommand is given (and extra capabilities such as PDF export,
+which needs Qt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from engine import APP_NAME, __version__
+from engine.errors import DeskError
+
+# Add a module name here when you add a subcommand module.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+GuiLauncher = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vllm-desk",
+        description=f"{APP_NAME}: chat with LLMs on your own workstation through a managed vLLM server. "
+        "Without a command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep all state (config, history, logs, runtime, models) under DIR (env: VLLM_DESK_HOME)",
+    )
+    parser.add_argument("--tray", action="store_true", help="start with no window, only the tray launcher")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"engine.cli.{name}").register(sub)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    gui: GuiLauncher | None = None,
+    capabilities: dict[str, Any] | None = None,
+) -> int:
+    """Run the command line. ``capabilities`` lets the desktop package offer extras (e.g. ``"pdf"``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.capabilities = capabilities or {}
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        if gui is None:
+            print("The window needs PySide6; use a command (see --help).", file=sys.stderr)
+            return 2
+        return gui(args)
+    try:
+        result: int = args.func(args)
+    except DeskError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        if problem.fix is not None and problem.fix.hint:
+            print(f"fix: {problem.fix.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
