@@ -32,5 +32,9 @@ bench: $(VENV)/.installed
 bench-quick: $(VENV)/.installed
 	$(VENV)/bin/python -m bench --quick
 
+## Build the standalone app folder dist/vllm-desk/ (PyInstaller; vLLM is not bundled). See docs/install.md.
+bundle: $(VENV)/.installed
+	VENV=$(VENV) bash packaging/build.sh
+
 clean:
 	rm -rf $(VENV) .venv-engine build dist .pytest_cache .mypy_cache .ruff_cache

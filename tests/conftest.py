@@ -12,6 +12,7 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "tests.support.memory_keyring.MemoryKeyring")
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,10 +86,8 @@ def no_leaked_processes() -> Iterator[None]:
         time.sleep(0.1)
     names = ", ".join(f"{p.pid} {_describe(p)}" for p in leaked)
     for p in leaked:
-        try:
+        with contextlib.suppress(psutil.Error):
             p.kill()
-        except psutil.Error:
-            pass
     pytest.fail(f"test left child processes running: {names}")
 
 

@@ -19,7 +19,7 @@ from engine import APP_NAME, __version__
 from engine.errors import DeskError
 
 # Add a module name here when you add a subcommand module.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("desktop_entry", "doctor", "runtime", "serve", "transfer")
 
 GuiLauncher = Callable[[argparse.Namespace], int]
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep all state (config, history, logs, runtime, models) under DIR (env: VLLM_DESK_HOME)",
     )
     parser.add_argument("--tray", action="store_true", help="start with no window, only the tray launcher")
+    parser.add_argument("--new-chat", action="store_true", help="open the window on a new conversation")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

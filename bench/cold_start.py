@@ -1,0 +1,78 @@
+"""Cold start: process start → main window shown → first conversation painted, empty and large history.
+
+App: ``python -m desktop.main`` (the ``vllm-desk`` entry point) with ``VLLM_DESK_BENCH_STARTUP=1``, no server
+started. Baselines: ``python -c "import PySide6.QtWidgets"`` (spawn → exit) and a bare ``QMainWindow``
+(:mod:`bench.bare_window`). Runs are interleaved; medians are reported.
+"""
+
+from __future__ import annotations
+
+from bench.app_launch import app_command, bare_command, home_env, launched, plain_import_seconds, prepare_home
+from bench.context import BenchContext
+from bench.history_data import for_context
+from bench.result import BenchResult, Goal, Metric, SubjectMissing
+from bench.stats import median
+
+
+def app_available(ctx: BenchContext) -> None:
+    if not (ctx.repo_root / "desktop" / "app.py").exists():
+        raise SubjectMissing("desktop/app.py (run_app) does not exist yet")
+    if "VLLM_DESK_BENCH_STARTUP" not in (ctx.repo_root / "desktop" / "app.py").read_text(encoding="utf-8"):
+        raise SubjectMissing("desktop/app.py has no VLLM_DESK_BENCH_STARTUP hook yet")
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    app_available(ctx)
+    result = BenchResult("cold_start", "Cold start")
+    data = for_context(ctx.cache_dir, ctx.scale)
+    reps = 3 if ctx.quick else 7
+    samples: dict[str, list[float]] = {k: [] for k in ("import", "bare", "empty_shown", "empty_painted",
+                                                          "large_shown", "large_painted")}  # fmt: skip
+    ctx.say(
+        f"{reps} rounds: import, bare window, app with empty history, app with {data.conversations:,} conversations"
+    )
+    for i in range(reps):
+        samples["import"].append(plain_import_seconds(ctx))
+        with launched(bare_command(ctx), ctx.child_env(), ctx.repo_root, stay=False) as bare:
+            samples["bare"].append(bare.since_spawn("shown"))
+        empty = prepare_home(ctx, f"start-empty-{i}", None, None)
+        with launched(app_command(ctx), home_env(ctx, empty, False), ctx.repo_root, stay=False) as launch:
+            samples["empty_shown"].append(launch.since_spawn("shown"))
+            samples["empty_painted"].append(launch.since_spawn("painted"))
+        # The last conversation is a typical one (the 2,000-message one is the memory benchmark's case).
+        large = prepare_home(ctx, f"start-large-{i}", data.app_db, data.big_conversation_id - 1)
+        with launched(app_command(ctx), home_env(ctx, large, False), ctx.repo_root, stay=False) as launch:
+            samples["large_shown"].append(launch.since_spawn("shown"))
+            samples["large_painted"].append(launch.since_spawn("painted"))
+    bare = median(samples["bare"])
+    size = f"{data.conversations:,} conversations"
+    for key, label, goal in (
+        ("empty_shown", "window shown, empty history", Goal("<=", 0.6)),
+        ("empty_painted", "first conversation painted, empty history", None),
+        ("large_shown", f"window shown, {size}", Goal("<=", 0.6)),
+        ("large_painted", f"last conversation painted, {size}", None),
+    ):
+        result.add(Metric(key, label, median(samples[key]), "s", bare, "bare QMainWindow shown", goal))
+    result.add(
+        Metric(
+            "import_floor", "python + import PySide6.QtWidgets (spawn → exit)", median(samples["import"]), "s"
+        )
+    )
+    result.notes.append(
+        f"Medians of {reps} interleaved runs, offscreen Qt, spawn (time.time() before Popen) to the hook's mark. "
+        f"Large history: {size} / {data.messages:,} messages; the reopened conversation is a typical one."
+    )
+    result.series["startup"] = {
+        "kind": "box",
+        "title": "Cold start (spawn → mark)",
+        "ylabel": "s",
+        "data": {
+            "import\nPySide6": samples["import"],
+            "bare\nQMainWindow": samples["bare"],
+            "app shown\nempty": samples["empty_shown"],
+            "app painted\nempty": samples["empty_painted"],
+            "app shown\nlarge": samples["large_shown"],
+            "app painted\nlarge": samples["large_painted"],
+        },
+    }
+    return result

@@ -1,0 +1,240 @@
+"""Streaming overhead: time to first token and tokens delivered, app chat engine vs a raw httpx stream.
+
+App: ``engine.chat.ChatEngine`` over ``AsyncHistoryStore`` (Haystack ``OpenAIChatGenerator`` path, the reply
+saved as it streams, the context check included) — from ``send()`` to the first ``token`` event.
+Baseline: one persistent ``httpx.AsyncClient`` reading the SSE stream of the same request — the physical
+limit of the server and the socket. Requests alternate (raw, app, app, raw, ...) so both see the same noise;
+the added latency is the per-pair difference. Servers: the stand-in at 1,000 and 10,000 tok/s and the real
+vLLM on the CPU (built-in model, temperature 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.context import BenchContext
+from bench.result import BenchResult, Goal, Metric, SubjectMissing
+from bench.servers import real_vllm, standin_launcher
+from bench.stats import median, percentile
+
+PROMPT = "Write a short story about a lighthouse keeper."
+
+
+@dataclass
+class Sample:
+    ttft_ms: float
+    total_ms: float
+    tokens: int
+    text: str
+    stored_ok: bool = True
+    send_ms: float = 0.0  # app only: until send() returned (history writes + context check)
+
+
+async def raw_stream(client: httpx.AsyncClient, endpoint: Any, max_tokens: int) -> Sample:
+    """The same chat request, read straight off the socket."""
+    body = {
+        "model": endpoint.model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream_options": {"include_usage": True},
+    }
+    parts: list[str] = []
+    first: float | None = None
+    start = time.perf_counter()
+    async with client.stream(
+        "POST", f"{endpoint.base_url}/chat/completions", json=body, headers=endpoint.auth_headers()
+    ) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            data = line[6:]
+            if data == "[DONE]":
+                break
+            for choice in json.loads(data).get("choices", []):
+                piece = choice.get("delta", {}).get("content")
+                if piece:
+                    if first is None:
+                        first = time.perf_counter()
+                    parts.append(piece)
+    end = time.perf_counter()
+    return Sample(((first or end) - start) * 1000, (end - start) * 1000, len(parts), "".join(parts))
+
+
+class AppClient:
+    """The app's chat engine with its history store in the scratch folder."""
+
+    def __init__(self, db: Path, endpoint: Any, max_tokens: int) -> None:
+        self.db = db
+        self.endpoint = endpoint
+        self.max_tokens = max_tokens
+        self.store: Any = None
+        self.engine: Any = None
+
+    async def __aenter__(self) -> AppClient:
+        try:
+            from engine.chat import ChatEngine
+            from engine.generation import GenerationSettings
+            from engine.store import AsyncHistoryStore
+        except ImportError as exc:
+            raise SubjectMissing(f"engine/chat.py or engine/store.py cannot be imported: {exc}") from exc
+        self.settings = GenerationSettings(temperature=0, max_tokens=self.max_tokens)
+        self.store = await AsyncHistoryStore.open(self.db)
+        self.engine = ChatEngine(self.store, lambda: self.endpoint)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.engine.shutdown()
+        await self.store.close()
+
+    async def stream(self) -> Sample:
+        conversation = await self.engine.new_conversation(settings=self.settings)
+        parts: list[str] = []
+        first: float | None = None
+        start = time.perf_counter()
+        turn = await self.engine.send(conversation.id, PROMPT)
+        sent = time.perf_counter()
+        state = None
+        async for event in turn:
+            if event.kind == "token":
+                if first is None:
+                    first = time.perf_counter()
+                parts.append(event.text)
+            elif event.kind == "finished":
+                state = event.state
+        end = time.perf_counter()
+        reply = await turn.wait()
+        text = "".join(parts)
+        if state != "complete":
+            raise RuntimeError(f"the app's turn ended {state}: {reply.error}")
+        return Sample(
+            ((first or end) - start) * 1000, (end - start) * 1000, len(parts), text, reply.text == text
+        )
+
+
+async def compare(ctx: BenchContext, endpoint: Any, max_tokens: int, pairs: int, tag: str) -> dict[str, Any]:
+    """``pairs`` alternating raw/app requests after a warm-up of each; returns the samples."""
+    raw: list[Sample] = []
+    app: list[Sample] = []
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5)) as client:
+        async with AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", endpoint, max_tokens) as app_client:
+            await raw_stream(client, endpoint, max_tokens)
+            await app_client.stream()
+            for i in range(pairs):
+                if i % 2 == 0:
+                    raw.append(await raw_stream(client, endpoint, max_tokens))
+                    app.append(await app_client.stream())
+                else:
+                    app.append(await app_client.stream())
+                    raw.append(await raw_stream(client, endpoint, max_tokens))
+    return {"raw": raw, "app": app}
+
+
+def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], expected: int | None) -> None:
+    raw: list[Sample] = samples["raw"]
+    app: list[Sample] = samples["app"]
+    added = [a.ttft_ms - r.ttft_ms for a, r in zip(app, raw, strict=True)]
+    want = [expected] * len(raw) if expected is not None else [r.tokens for r in raw]
+    lost = sum(max(0, w - a.tokens) for w, a in zip(want, app, strict=True))
+    mismatched = sum(a.text != r.text for a, r in zip(app, raw, strict=True))
+    unsaved = sum(not a.stored_ok for a in app)
+    result.add(
+        Metric(
+            f"{tag}_ttft_median_ms",
+            f"{label}: time to first token, median",
+            median([a.ttft_ms for a in app]),
+            "ms",
+            median([r.ttft_ms for r in raw]),
+            "raw httpx stream",
+        )
+    )
+    result.add(
+        Metric(
+            f"{tag}_added_median_ms",
+            f"{label}: added to first token, median",
+            median(added),
+            "ms",
+            goal=Goal("<=", 2),
+        )
+    )
+    result.add(
+        Metric(
+            f"{tag}_send_median_ms",
+            f"{label}: of which until send() returns (history + context check), median",
+            median([a.send_ms for a in app]),
+            "ms",
+        )
+    )
+    result.add(
+        Metric(f"{tag}_added_p99_ms", f"{label}: added to first token, p99", percentile(added, 99), "ms")
+    )
+    result.add(
+        Metric(
+            f"{tag}_total_median_ms",
+            f"{label}: whole reply, median",
+            median([a.total_ms for a in app]),
+            "ms",
+            median([r.total_ms for r in raw]),
+            "raw httpx stream",
+        )
+    )
+    result.add(Metric(f"{tag}_lost", f"{label}: tokens lost", float(lost), "tokens", goal=Goal("==", 0)))
+    result.notes.append(
+        f"{label}: {len(app)} pairs, {sum(a.tokens for a in app):,} tokens through the app; replies differing from "
+        f"the raw stream: {mismatched}; stored reply differing from the streamed text: {unsaved}."
+    )
+    result.series.setdefault(
+        "ttft",
+        {"kind": "box", "title": "Time to first token", "ylabel": "ms (log scale)", "log": True, "data": {}},
+    )
+    result.series["ttft"]["data"][f"{label}\nraw"] = [r.ttft_ms for r in raw]
+    result.series["ttft"]["data"][f"{label}\napp"] = [a.ttft_ms for a in app]
+
+
+def _client_cost_ms() -> float:
+    costs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        httpx.AsyncClient()
+        costs.append((time.perf_counter() - start) * 1000)
+    return median(costs)
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    running_standin = standin_launcher()
+    result = BenchResult("streaming", "Streaming overhead")
+    pairs = ctx.repeats // 2 if ctx.quick else ctx.repeats // 2
+    for rate, tokens in ((1000, 300), (10000, 1500)):
+        tokens = ctx.scaled(tokens, 20) if ctx.scale < 0.1 else tokens
+        ctx.say(f"stand-in at {rate:,} tok/s, {tokens:,}-token replies, {pairs} pairs")
+        with running_standin(
+            "--tokens-per-second", str(rate), "--reply-tokens", str(tokens), api_key="bench"
+        ) as srv:
+            samples = asyncio.run(compare(ctx, srv.endpoint(), tokens + 10, pairs, f"standin{rate}"))
+        _add(result, f"standin_{rate}", f"stand-in {rate // 1000}k tok/s", samples, tokens)
+    result.notes.append(
+        f"An httpx client built with the default SSL context takes {_client_cost_ms():.0f} ms to create here "
+        "(the CA bundle is loaded even for http://); a client per turn or per context check adds that to the "
+        "first token."
+    )
+    if not ctx.real_vllm:
+        result.skip_part("real vLLM", "--no-vllm was given")
+        return result
+    try:
+        with real_vllm(ctx, ctx.work_dir / "vllm-streaming.log") as server:
+            real_pairs = max(3, pairs // 3)
+            ctx.say(f"real vLLM: {real_pairs} pairs of 64-token replies at temperature 0")
+            samples = asyncio.run(compare(ctx, server.endpoint, 64, real_pairs, "vllm"))
+        _add(result, "vllm", "real vLLM (CPU)", samples, None)
+    except SubjectMissing as missing:
+        result.skip_part("real vLLM", str(missing))
+    return result

@@ -1,0 +1,248 @@
+"""Child process of the "UI under a stream" benchmark: one window, one long streamed reply, measured.
+
+``python -m bench.ui_probe MODE --base-url URL --model M --api-key K --tokens N --out FILE [--cap S]``
+
+MODE ``window``: the app's ``desktop.main_window.MainWindow`` (with ``ChatEngine`` and ``AsyncHistoryStore``,
+as ``desktop.app`` wires them) sends a message and receives the reply. MODE ``naive``: the baseline, a
+``QTextBrowser`` whose whole Markdown is rendered again and set with ``setHtml`` on every token (same
+renderer, same stream). A 5 ms precise ``QTimer`` records how late each of its ticks is: the longest gap is
+the longest event-loop stall. CPU time is this process's ``time.process_time()`` over the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+TICK_MS = 5
+MISSING_EXIT = 3
+
+# PySide6 6.12.0 on Python 3.11: every QObject.killTimer() call drops one reference to None too many, and
+# qasync calls killTimer once per asyncio callback, so a long stream drives None's refcount to zero and the
+# process dies ("Fatal Python error: none_dealloc"). Holding extra references keeps the probe alive long
+# enough to measure; it costs 8 MB and no time. (Reported to the lead; the app itself needs a real fix.)
+_NONE_GUARD = [None] * 1_000_000
+
+
+class LatenessMeter:
+    """A precise timer that notes how late each tick fires (a stall shows as one late tick)."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import Qt, QTimer
+
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.late_ms: list[float] = []
+        self.at_s: list[float] = []
+        self._last = 0.0
+        self._start = 0.0
+
+    def start(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self._tick()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.late_ms.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
+        self.at_s.append(now - self._start)
+        self._last = now
+
+
+class StallSampler:
+    """Where the GUI thread is while the loop is stalled: a thread samples its stack when a tick is overdue."""
+
+    def __init__(self, meter: LatenessMeter, overdue_ms: float = 50.0) -> None:
+        import collections
+        import threading
+
+        self.meter = meter
+        self.overdue_ms = overdue_ms
+        self.samples: collections.Counter[str] = collections.Counter()
+        self._main = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> list[tuple[str, int]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples.most_common(8)
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.01):
+            last = self.meter._last
+            if last and (time.perf_counter() - last) * 1000 > self.overdue_ms:
+                frame = sys._current_frames().get(self._main)
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)[-6:]
+                    self.samples[
+                        " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
+                    ] += 1
+
+
+def _renderer() -> Any:
+    from desktop.markdown_view import MarkdownRenderer
+
+    return MarkdownRenderer()
+
+
+async def _window(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter) -> dict[str, Any]:
+    try:
+        from desktop.main_window import MainWindow
+        from engine.chat import ChatEngine
+        from engine.settings import SettingsStore
+        from engine.store import AsyncHistoryStore
+    except ImportError as exc:
+        print(f"missing: the main window or an engine module cannot be imported: {exc}", file=sys.stderr)
+        sys.exit(MISSING_EXIT)
+    scratch = Path(tempfile.mkdtemp(prefix="ui-probe-"))
+    store = await AsyncHistoryStore.open(scratch / "history.sqlite3")
+    chat = ChatEngine(store, lambda: endpoint)
+    window = MainWindow(store=store, chat=chat, settings=SettingsStore.open(scratch / "settings.toml"))
+    window.show()
+    await window.restore()
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    window.turn_finished.connect(lambda event: done.done() or done.set_result(event))
+    # The app imports Haystack once, after the window is shown; that one-time import is not the stream's cost.
+    import engine.chat_generator  # noqa: F401
+
+    await asyncio.sleep(0.3)  # let the first paint settle before measuring
+    meter.start()
+    cpu = time.process_time()
+    wall = time.perf_counter()
+    window.send_message("Please write the long answer.")
+    event = await asyncio.wait_for(done, timeout=args.cap + 600)
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    meter.stop()
+    reply = await store.message(event.reply_id)
+    await window.shutdown()
+    window.close()
+    await store.close()
+    return {
+        "tokens": len(_tokens(reply.text)),
+        "state": event.state,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "capped": False,
+        "renders": sum(getattr(w, "renders", 0) for w in window.transcript.messages()),
+    }
+
+
+def _tokens(text: str) -> list[str]:
+    from bench.markdown_reply import tokens
+
+    return tokens(text)
+
+
+async def _naive(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter) -> dict[str, Any]:
+    import httpx
+    from PySide6.QtWidgets import QMainWindow, QTextBrowser
+
+    renderer = _renderer()
+    window = QMainWindow()
+    browser = QTextBrowser(window)
+    window.setCentralWidget(browser)
+    window.resize(1100, 760)
+    window.show()
+    await asyncio.sleep(0.3)
+    body = {
+        "model": endpoint.model,
+        "messages": [{"role": "user", "content": "Please write the long answer."}],
+        "stream": True,
+    }
+    text = ""
+    count = 0
+    capped = False
+    checkpoints: list[tuple[int, float]] = []
+    meter.start()
+    cpu = time.process_time()
+    wall = time.perf_counter()
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5)) as client,
+        client.stream(
+            "POST", f"{endpoint.base_url}/chat/completions", json=body, headers=endpoint.auth_headers()
+        ) as response,
+    ):
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            for choice in json.loads(line[6:]).get("choices", []):
+                piece = choice.get("delta", {}).get("content")
+                if piece:
+                    text += piece
+                    count += 1
+                    # The naive way: the whole message again, on every token, following the end.
+                    browser.setHtml(renderer.render(text).html)
+                    bar = browser.verticalScrollBar()
+                    bar.setValue(bar.maximum())
+                    if count % 50 == 0:
+                        checkpoints.append((count, time.process_time() - cpu))
+            if time.perf_counter() - wall > args.cap:
+                capped = True
+                break
+            # Give the loop a turn like a signal-driven app would between network reads.
+            await asyncio.sleep(0)
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    meter.stop()
+    window.close()
+    return {"tokens": count, "state": "capped" if capped else "complete", "cpu_s": cpu, "wall_s": wall,
+            "capped": capped, "renders": count, "checkpoints": checkpoints}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["window", "naive"])
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cap", type=float, default=600.0, help="stop the naive baseline after S seconds")
+    args = parser.parse_args()
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from engine.endpoint import Endpoint
+
+    endpoint = Endpoint(base_url=args.base_url, model=args.model, api_key=args.api_key, max_model_len=2048)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)  # closing the window at the end must not stop the loop early
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    meter = LatenessMeter()
+    runner = _window if args.mode == "window" else _naive
+    sampler = StallSampler(meter)
+    sampler.start()
+    with loop:
+        outcome = loop.run_until_complete(runner(args, endpoint, meter))
+    outcome["stall_stacks"] = sampler.stop()
+    outcome["late_ms"] = meter.late_ms
+    outcome["at_s"] = meter.at_s
+    args.out.write_text(json.dumps(outcome), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""UI under a stream: the chat window receiving a 20,000-token Markdown reply at 2,000 tok/s from the stand-in.
+
+Each run is a child process (:mod:`bench.ui_probe`) so its CPU time is its own. App: ``MainWindow`` with the
+chat engine and history store. Baseline: re-render the whole message on every token (``QTextBrowser.setHtml``
+of the full Markdown, same renderer). The baseline is quadratic, so its runs stop after a time cap; its stall
+figures are then lower bounds and its 20k CPU time is extrapolated from a quadratic fit of its own
+cumulative CPU curve (said so in the table).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench.context import BenchContext
+from bench.markdown_reply import reply
+from bench.result import BenchResult, Goal, Metric, SubjectMissing
+from bench.servers import standin_launcher
+from bench.stats import percentile
+
+RATE = 2000
+LONG, SHORT = 20_000, 2_000
+
+
+def probe(ctx: BenchContext, mode: str, server: Any, cap: float, tag: str) -> dict[str, Any]:
+    out = ctx.work_dir / f"ui-{tag}.json"
+    cmd = [ctx.python, "-m", "bench.ui_probe", mode, "--base-url", server.base_url, "--model", server.model,
+           "--api-key", server.api_key or "", "--out", str(out), "--cap", str(cap)]  # fmt: skip
+    proc = subprocess.run(
+        cmd, env=ctx.child_env(), cwd=ctx.repo_root, capture_output=True, text=True, timeout=900
+    )
+    if proc.returncode == 3:
+        raise SubjectMissing(proc.stderr.strip().splitlines()[-1])
+    if not out.exists():
+        raise RuntimeError(f"ui probe {mode} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    if proc.returncode != 0:
+        data["exit_note"] = (
+            f"the probe exited {proc.returncode} after writing its results: {proc.stderr[-300:]}"
+        )
+    return data
+
+
+def _extrapolate(checkpoints: list[list[float]], n: int) -> float | None:
+    """Cumulative CPU at ``n`` tokens from a quadratic fit (the naive way re-renders O(length) per token)."""
+    if len(checkpoints) < 4:
+        return None
+    import numpy as np
+
+    xs = np.array([c[0] for c in checkpoints], dtype=float)
+    ys = np.array([c[1] for c in checkpoints], dtype=float)
+    coeffs = np.polyfit(xs, ys, 2)
+    return float(np.polyval(coeffs, n))
+
+
+def _downsample(data: dict[str, Any], points: int = 1500) -> list[list[float]]:
+    pairs = list(zip(data["at_s"], data["late_ms"], strict=True))
+    step = max(1, len(pairs) // points)
+    # Keep the worst of each bucket so the plot does not hide stalls.
+    return [list(max(pairs[i : i + step], key=lambda p: p[1])) for i in range(0, len(pairs), step)]
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    running_standin = standin_launcher()
+    result = BenchResult("ui_stream", "UI under a stream")
+    long_text, short_text = reply(LONG), reply(SHORT)
+    naive_cap = 20.0 if ctx.quick else 60.0
+    runs: dict[str, dict[str, Any]] = {}
+    for n, text in ((LONG, long_text), (SHORT, short_text)):
+        with running_standin("--tokens-per-second", str(RATE), "--reply", text, api_key="bench") as server:
+            ctx.say(f"window: {n:,}-token Markdown reply at {RATE:,} tok/s")
+            runs[f"app{n}"] = probe(ctx, "window", server, 600, f"app{n}")
+            ctx.say(f"naive baseline: {n:,}-token reply (stopped after {naive_cap:.0f} s)")
+            runs[f"naive{n}"] = probe(ctx, "naive", server, naive_cap, f"naive{n}")
+    app, app2, naive, naive2 = (
+        runs[f"app{LONG}"],
+        runs[f"app{SHORT}"],
+        runs[f"naive{LONG}"],
+        runs[f"naive{SHORT}"],
+    )
+    if app["tokens"] != LONG or app2["tokens"] != SHORT:
+        raise RuntimeError(
+            f"the window stored {app['tokens']} / {app2['tokens']} tokens, not {LONG} / {SHORT}"
+        )
+    capped = bool(naive["capped"])
+    result.add(
+        Metric(
+            "stall_max_ms",
+            f"longest event-loop stall, {LONG:,} tokens",
+            max(app["late_ms"]),
+            "ms",
+            max(naive["late_ms"]),
+            "naive re-render per token",
+            Goal("<=", 50),
+            baseline_at_least=capped,
+        )
+    )
+    result.add(
+        Metric(
+            "lateness_p99_ms",
+            "timer lateness p99",
+            percentile(app["late_ms"], 99),
+            "ms",
+            percentile(naive["late_ms"], 99),
+            "naive re-render per token",
+            Goal("<=", 16),
+            baseline_at_least=capped,
+        )
+    )
+    naive_cpu_long = naive["cpu_s"] if not capped else _extrapolate(naive["checkpoints"], LONG)
+    naive_cpu_short = naive2["cpu_s"] if not naive2["capped"] else _extrapolate(naive2["checkpoints"], SHORT)
+    result.add(
+        Metric(
+            "cpu_long_s",
+            f"CPU time, {LONG:,} tokens",
+            app["cpu_s"],
+            "s",
+            naive_cpu_long,
+            "naive" + (" (extrapolated)" if capped else ""),
+        )
+    )
+    result.add(
+        Metric(
+            "cpu_short_s",
+            f"CPU time, {SHORT:,} tokens",
+            app2["cpu_s"],
+            "s",
+            naive_cpu_short,
+            "naive" + (" (extrapolated)" if naive2["capped"] else ""),
+        )
+    )
+    naive_ratio = naive_cpu_long / naive_cpu_short if naive_cpu_long and naive_cpu_short else None
+    result.add(
+        Metric(
+            "cpu_ratio",
+            f"CPU {LONG // 1000}k / {SHORT // 1000}k tokens (10 = linear)",
+            app["cpu_s"] / app2["cpu_s"],
+            "×",
+            naive_ratio,
+            "naive" + (" (extrapolated)" if capped else ""),
+            Goal("<=", 12),
+        )
+    )
+    result.add(
+        Metric(
+            "wall_long_s",
+            f"wall time of the {LONG:,}-token reply",
+            app["wall_s"],
+            "s",
+            naive["wall_s"] if not capped else None,
+            "naive",
+        )
+    )
+    result.notes.append(
+        f"The window received all {app['tokens']:,} tokens ({app['state']}), re-rendered its open tail "
+        f"{app['renders']} times; naive: {naive['tokens']:,} of {LONG:,} tokens in {naive['wall_s']:.0f} s"
+        + (" before the cap" if capped else "")
+        + f", {naive2['tokens']:,} of {SHORT:,} in the short run."
+    )
+    for tag, data in (("window", app), ("naive", naive)):
+        stacks = data.get("stall_stacks") or []
+        if stacks:
+            top = "; ".join(f"{count}× {stack}" for stack, count in stacks[:3])
+            result.notes.append(f"{tag}: where the GUI thread was during stalls (10 ms samples): {top}")
+        if data.get("exit_note"):
+            result.notes.append(f"{tag}: {data['exit_note']}")
+    result.series["lateness"] = {
+        "kind": "lines",
+        "title": f"Timer lateness while a {LONG:,}-token reply streams at {RATE:,} tok/s",
+        "xlabel": "s since the message was sent",
+        "ylabel": "ms late (log scale)",
+        "log": True,
+        "data": {
+            "app window": _downsample(app),
+            "naive re-render" + (" (capped)" if capped else ""): _downsample(naive),
+        },
+    }
+    result.series["cpu"] = {
+        "kind": "bars",
+        "title": "CPU time of the GUI process for the whole reply",
+        "ylabel": "s (log scale)",
+        "log": True,
+        "data": {
+            f"{SHORT:,} tokens": {"app": app2["cpu_s"], "naive": naive_cpu_short or 0.0},
+            f"{LONG:,} tokens": {
+                "app": app["cpu_s"],
+                "naive" + (" (extrapolated)" if capped else ""): naive_cpu_long or 0.0,
+            },
+        },
+    }
+    return result

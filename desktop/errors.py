@@ -1,0 +1,196 @@
+"""The one place where problems become words on screen.
+
+Engine problems (:class:`engine.errors.DeskError`) are shown with their own sentence and, where they carry one,
+a button for their :class:`~engine.errors.Fix`. Anything else is a bug: it is logged with its traceback and
+shown once as a short sentence; the app keeps running. :func:`install_excepthook` routes uncaught exceptions
+(Qt slots, asyncio callbacks) here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
+
+from engine.errors import DeskError, Fix
+
+log = logging.getLogger(__name__)
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("errors", text)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What the user sees: a title, a sentence, maybe a fix, and details for those who want them."""
+
+    title: str
+    message: str
+    fix: Fix | None = None
+    details: str = ""
+    unexpected: bool = False
+
+
+def describe(exc: BaseException) -> Problem:
+    """Turn any exception into a :class:`Problem` (a DeskError speaks for itself; the rest is a bug)."""
+    if isinstance(exc, DeskError):
+        return Problem(exc.title, exc.message, exc.fix, exc.details)
+    return Problem(
+        tr("Something unexpected went wrong"),
+        tr("vLLM Desk hit an internal error ({kind}). It was written to the log; the app keeps running.").format(
+            kind=type(exc).__name__
+        ),
+        None,
+        f"{type(exc).__name__}: {exc}",
+        unexpected=True,
+    )
+
+
+class ErrorReporter(QObject):
+    """Receives every problem of the GUI and hands it to whoever shows it (the main window's banner).
+
+    Unexpected exceptions are logged with their traceback and shown only once per kind and message.
+    """
+
+    problem = Signal(object)  # Problem
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._seen: set[tuple[str, str]] = set()
+        self.reported: list[Problem] = []
+
+    def report(self, exc: BaseException) -> None:
+        problem = describe(exc)
+        if problem.unexpected:
+            log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
+            key = (type(exc).__name__, str(exc))
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        else:
+            log.info("problem shown: %s", problem.message)
+        self.reported.append(problem)
+        self.problem.emit(problem)
+
+
+_reporter: ErrorReporter | None = None
+
+
+def reporter() -> ErrorReporter:
+    """The application's reporter (created on first use)."""
+    global _reporter
+    if _reporter is None:
+        _reporter = ErrorReporter()
+    return _reporter
+
+
+def report(exc: BaseException) -> None:
+    reporter().report(exc)
+
+
+def install_excepthook(target: ErrorReporter | None = None) -> Callable[[], None]:
+    """Send uncaught exceptions (and asyncio's unhandled task errors) to the reporter; returns an undo."""
+    rep = target or reporter()
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            previous(kind, exc, tb)
+            return
+        rep.report(exc.with_traceback(tb))
+
+    sys.excepthook = hook
+    loop: asyncio.AbstractEventLoop | None
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    previous_handler = loop.get_exception_handler() if loop else None
+
+    def loop_handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, BaseException) and not isinstance(exc, asyncio.CancelledError):
+            rep.report(exc)
+        else:
+            log.warning("asyncio: %s", context.get("message"))
+
+    if loop is not None:
+        loop.set_exception_handler(loop_handler)
+
+    def undo() -> None:
+        sys.excepthook = previous
+        if loop is not None and not loop.is_closed():
+            loop.set_exception_handler(previous_handler)
+
+    return undo
+
+
+class ErrorBanner(QFrame):
+    """A calm strip above the composer: the problem in words, its fix as one button, a close button."""
+
+    fix_requested = Signal(object)  # Fix
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName(tr("Problem"))
+        self._title = QLabel(self)
+        self._title.setObjectName("errorTitle")
+        self._text = QLabel(self)
+        self._text.setWordWrap(True)
+        self._text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fix_button = QPushButton(self)
+        self.fix_button.setAccessibleName(tr("Fix the problem"))
+        self.fix_button.clicked.connect(self._on_fix)
+        self.close_button = QToolButton(self)
+        self.close_button.setText("✕")
+        self.close_button.setAccessibleName(tr("Dismiss the problem"))
+        self.close_button.setToolTip(tr("Dismiss"))
+        self.close_button.clicked.connect(self.dismiss)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.addWidget(self._title)
+        layout.addWidget(self._text, 1)
+        layout.addWidget(self.fix_button)
+        layout.addWidget(self.close_button)
+        self._fix: Fix | None = None
+        self.problem: Problem | None = None
+        self.hide()
+
+    @property
+    def text(self) -> str:
+        return self._text.text()
+
+    def show_problem(self, problem: Problem) -> None:
+        self.problem = problem
+        self._fix = problem.fix
+        self._title.setText(f"<b>{problem.title}</b>")
+        self._text.setText(problem.message)
+        self._text.setToolTip(problem.details[-2000:] if problem.details else "")
+        self.fix_button.setVisible(problem.fix is not None)
+        if problem.fix is not None:
+            self.fix_button.setText(problem.fix.label)
+            self.fix_button.setToolTip(problem.fix.hint)
+        self.show()
+
+    def dismiss(self) -> None:
+        self.problem = None
+        self._fix = None
+        self.hide()
+
+    def _on_fix(self) -> None:
+        fix = self._fix
+        if fix is not None:
+            self.dismiss()
+            self.fix_requested.emit(fix)
+

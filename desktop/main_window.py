@@ -1,0 +1,587 @@
+"""The main window: sidebar, transcript, composer and the server's status, thin over the engine.
+
+Construct it with engine objects (dependency injection; ``desktop.app.run_app`` is the one place that makes
+them for the app, tests and benchmarks make their own)::
+
+    store = await AsyncHistoryStore.open(paths.history_db)
+    chat = ChatEngine(store, lambda: supervisor.endpoint)      # or lambda: Endpoint(...) for a fixed server
+    window = MainWindow(store=store, chat=chat, settings=SettingsStore.open(paths.settings_file),
+                        supervisor=supervisor)                  # supervisor=None: no local server to manage
+    window.show()
+    await window.restore()                                      # reopens the last conversation
+    ...
+    await window.shutdown()                                     # stops turns, closes subscriptions
+
+The window holds no business logic: every user action is one awaited engine call run as an
+:class:`~desktop.operations.Operation`, and engine events arrive through :class:`~desktop.bridge.EventBridge`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QInputDialog,
+    QMainWindow,
+    QMenu,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import errors, operations
+from desktop.bridge import EventBridge
+from desktop.composer import Composer
+from desktop.errors import ErrorBanner, Problem
+from desktop.first_run import FirstRunPanel
+from desktop.markdown_view import MarkdownRenderer
+from desktop.operations import Operation
+from desktop.server_link import RuntimeEnsurer, ServerLink
+from desktop.sidebar import Sidebar
+from desktop.status_bar import ServerLogDialog, ServerStatusBar
+from desktop.transcript import MessageData, TranscriptView
+from engine.chat import ChatEngine, Turn, TurnEvent
+from engine.errors import Fix
+from engine.search import SearchHit
+from engine.settings import SettingsStore
+from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store_models import ConversationTree, StoredMessage
+
+log = logging.getLogger(__name__)
+LAST_CONVERSATION_KEY = "window/last_conversation"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("MainWindow", text)
+
+
+def message_data(tree: ConversationTree, message: StoredMessage) -> MessageData:
+    """What the transcript shows of a stored message."""
+    siblings = tree.siblings(message.id)
+    state = {"complete": "complete", "streaming": "streaming", "failed": "error"}.get(
+        message.state, "stopped"
+    )
+    return MessageData(
+        id=message.id,
+        role=message.role,
+        text=message.text,
+        reasoning=message.reasoning,
+        model=message.model,
+        branch_index=siblings.index(message.id),
+        branch_count=len(siblings),
+        state=state,
+        error=message.error,
+        completion_tokens=message.numbers.completion_tokens,
+        tokens_per_s=message.numbers.tokens_per_s,
+        ttft_s=message.numbers.ttft_s,
+    )
+
+
+class MainWindow(QMainWindow):
+    """The chat window. See the module docstring for how to construct it."""
+
+    conversation_shown = Signal(int)  # after a conversation is on screen (tests, benchmarks)
+    turn_finished = Signal(object)  # TurnEvent "finished" of the shown conversation
+
+    def __init__(
+        self,
+        *,
+        store: AsyncHistoryStore,
+        chat: ChatEngine,
+        settings: SettingsStore,
+        supervisor: Any = None,
+        ui_state: QSettings | None = None,
+        ensure_runtime: RuntimeEnsurer | None = None,
+        dark: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.chat = chat
+        self.settings = settings
+        self.supervisor = supervisor
+        # Window geometry and the last conversation only (QSettings gives strings back; fine for these).
+        self.ui_state = ui_state or QSettings(
+            str(settings.path.parent / "window.ini"), QSettings.Format.IniFormat, self
+        )
+        self.setWindowTitle("vLLM Desk")
+        self.setObjectName("mainWindow")
+        self.setAccessibleName(tr("vLLM Desk"))
+        self.conversation_id: int | None = None
+        self.tree: ConversationTree | None = None
+        self.queued: list[str] = []  # messages written while the server was starting
+        self.fix_handlers: dict[str, Callable[[Fix], object]] = {}
+        self.bridge = EventBridge(self)
+        self.log_dialog: ServerLogDialog | None = None
+        self.server_link: ServerLink | None = None
+
+        self.sidebar = Sidebar(store, self)
+        self.transcript = TranscriptView(MarkdownRenderer(dark=dark), self)
+        self.composer = Composer(self)
+        self.banner = ErrorBanner(self)
+        self.server_status = ServerStatusBar(self)
+        self.setStatusBar(self.server_status)
+        self.top_area = QVBoxLayout()  # first-run progress and other panels go above the transcript
+        self.top_area.setContentsMargins(8, 8, 8, 0)
+        self.first_run = FirstRunPanel(self)
+        self.top_area.addWidget(self.first_run)
+
+        right = QWidget(self)
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addLayout(self.top_area)
+        column.addWidget(self.transcript, 1)
+        column.addWidget(self.banner)
+        column.addWidget(self.composer)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 740])
+        self.setCentralWidget(self.splitter)
+        self.resize(1100, 760)
+
+        self._build_menus()
+        self._connect()
+        if supervisor is not None:
+            self.server_link = ServerLink(self, supervisor, self.first_run, ensure_runtime=ensure_runtime)
+            self.start_action.triggered.connect(lambda: self.server_link and self.server_link.start())
+            self.stop_server_action.triggered.connect(lambda: self.server_link and self.server_link.stop())
+        for action in (self.start_action, self.stop_server_action):
+            action.setEnabled(supervisor is not None)
+        self.composer.set_send_key(settings.settings.general.send_key)
+        self.setTabOrder(self.sidebar.search_box, self.sidebar.list)
+        self.setTabOrder(self.sidebar.list, self.transcript)
+        self.setTabOrder(self.transcript, self.composer.editor)
+
+    # --- construction --------------------------------------------------------------------------------
+
+    def _action(self, menu: QMenu, text: str, slot: Callable[[], object], shortcut: Any = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu(tr("&File"))
+        self.new_action = self._action(self.file_menu, tr("&New chat"), self.new_chat, QKeySequence.StandardKey.New)
+        self.file_menu.addSeparator()
+        self.quit_action = self._action(self.file_menu, tr("&Quit"), self.close, QKeySequence.StandardKey.Quit)
+        self.edit_menu = bar.addMenu(tr("&Edit"))
+        self.find_action = self._action(
+            self.edit_menu, tr("&Search chats"), self.sidebar.focus_search, QKeySequence.StandardKey.Find
+        )
+        self.preferences_action = self._action(
+            self.edit_menu, tr("&Preferences…"), self.open_preferences, "Ctrl+,"
+        )
+        self.chat_menu = bar.addMenu(tr("&Conversation"))
+        self.stop_action = self._action(self.chat_menu, tr("S&top reply"), self.stop_reply)
+        self.regenerate_action = self._action(
+            self.chat_menu, tr("&Regenerate last reply"), self.regenerate_last, "Ctrl+R"
+        )
+        self.chat_menu.addSeparator()
+        self.rename_action = self._action(self.chat_menu, tr("Re&name…"), self._rename_current, "F2")
+        self.pin_action = self._action(self.chat_menu, tr("&Pin / unpin"), self._pin_current, "Ctrl+P")
+        self.delete_action = self._action(self.chat_menu, tr("&Delete conversation"), self._delete_current)
+        self.server_menu = bar.addMenu(tr("&Server"))
+        self.start_action = QAction(tr("&Start / restart server"), self)
+        self.stop_server_action = QAction(tr("S&top server"), self)
+        self.server_menu.addAction(self.start_action)
+        self.server_menu.addAction(self.stop_server_action)
+        self.server_menu.addSeparator()
+        self.log_action = self._action(self.server_menu, tr("Show server &log"), self.show_server_log, "Ctrl+L")
+
+    def _connect(self) -> None:
+        self.composer.send_requested.connect(self.send_message)
+        self.composer.stop_requested.connect(self.stop_reply)
+        self.sidebar.conversation_chosen.connect(self.open_conversation)
+        self.sidebar.hit_chosen.connect(self.open_hit)
+        self.sidebar.new_chat_requested.connect(self.new_chat)
+        self.sidebar.rename_requested.connect(self.rename_conversation)
+        self.sidebar.pin_requested.connect(self.pin_conversation)
+        self.sidebar.delete_requested.connect(self.delete_conversation)
+        self.transcript.action.connect(self._message_action)
+        self.transcript.edited.connect(self.edit_and_resend)
+        self.banner.fix_requested.connect(self.apply_fix)
+        errors.reporter().problem.connect(self.show_problem)
+        self.bridge.connect_event(self.chat.turn_events, self._on_turn_event)
+        self.server_status.log_button.clicked.connect(self.show_server_log)
+        self.bridge.connect_event(self.settings.changed, self._on_settings_changed)
+
+    # --- conversations -------------------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Fill the sidebar and reopen the conversation that was open last time."""
+        await self.sidebar.model.reload()
+        last = self.ui_state.value(LAST_CONVERSATION_KEY)
+        ids = {c.id for c in self.sidebar.model.conversations()}
+        if last is not None and str(last).isdigit() and int(str(last)) in ids:
+            await self._show_conversation(int(str(last)))
+        elif ids:
+            await self._show_conversation(self.sidebar.model.conversations()[0].id)
+
+    def open_conversation(self, conversation_id: int) -> None:
+        Operation(None, lambda: self._show_conversation(conversation_id)).run()
+
+    def open_hit(self, hit: SearchHit) -> None:
+        Operation(None, lambda: self._show_hit(hit)).run()
+
+    async def _show_hit(self, hit: SearchHit) -> None:
+        if hit.message_id is not None:
+            tree = await self.store.load(hit.conversation_id)
+            if hit.message_id not in {m.id for m in tree.branch()}:
+                # The hit is on another branch: show that branch.
+                leaf = tree.latest_leaf(hit.message_id)
+                if leaf is not None:
+                    await self.store.call(HistoryStore.set_current_leaf, hit.conversation_id, leaf)
+        await self._show_conversation(hit.conversation_id)
+        if hit.message_id is not None:
+            self.transcript.scroll_to(hit.message_id, _first_marked(hit.snippet))
+
+    async def _show_conversation(self, conversation_id: int) -> None:
+        tree = await self.store.load(conversation_id)
+        self._show_tree(tree)
+        self.ui_state.setValue(LAST_CONVERSATION_KEY, conversation_id)
+        self.sidebar.select_conversation(conversation_id)
+        self.conversation_shown.emit(conversation_id)
+
+    def _show_tree(self, tree: ConversationTree) -> None:
+        self.tree = tree
+        changed = self.conversation_id != tree.conversation.id
+        self.conversation_id = tree.conversation.id
+        shown = [message_data(tree, m) for m in tree.branch() if m.role in ("user", "assistant")]
+        self.transcript.show_messages(shown)
+        title = tree.conversation.title or tr("New chat")
+        self.setWindowTitle(f"{title} — vLLM Desk")
+        running = self.chat.running_turn(tree.conversation.id)
+        self.composer.set_busy(running is not None)
+        if changed:
+            self.composer.set_notice("")
+        self._update_context(tree)
+
+    def _update_context(self, tree: ConversationTree) -> None:
+        used = None
+        for message in reversed(tree.branch()):
+            n = message.numbers
+            if n.prompt_tokens is not None:
+                used = n.prompt_tokens + (n.completion_tokens or 0)
+                break
+        endpoint = self.chat.endpoint_provider()
+        self.composer.set_context(used, endpoint.max_model_len if endpoint else None)
+
+    def new_chat(self) -> None:
+        """An empty transcript; the conversation is created when the first message is sent."""
+        self.conversation_id = None
+        self.tree = None
+        self.transcript.show_messages([])
+        self.setWindowTitle(tr("New chat") + " — vLLM Desk")
+        self.composer.set_busy(False)
+        self.composer.set_notice("")
+        self.sidebar.list.clearSelection()
+        self.composer.editor.setFocus()
+
+    def rename_conversation(self, conversation_id: int) -> None:
+        row = self.sidebar.model.row_of(conversation_id)
+        current = self.sidebar.model.conversations()[row].title if row >= 0 else ""
+        title, ok = QInputDialog.getText(self, tr("Rename"), tr("New name:"), text=current)
+        if ok and title.strip():
+            Operation(None, lambda: self._rename(conversation_id, title.strip())).run()
+
+    async def _rename(self, conversation_id: int, title: str) -> None:
+        await self.store.update_conversation(conversation_id, title=title)
+        await self._after_list_change(conversation_id)
+
+    def pin_conversation(self, conversation_id: int, pinned: bool) -> None:
+        Operation(None, lambda: self._pin(conversation_id, pinned)).run()
+
+    async def _pin(self, conversation_id: int, pinned: bool) -> None:
+        await self.store.update_conversation(conversation_id, pinned=pinned)
+        await self._after_list_change(conversation_id)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        Operation(None, lambda: self._delete(conversation_id)).run()
+
+    async def _delete(self, conversation_id: int) -> None:
+        self.chat.stop(conversation_id)
+        await self.store.delete_conversation(conversation_id)
+        if self.conversation_id == conversation_id:
+            self.new_chat()
+        await self.sidebar.model.reload()
+        self.show_problem(
+            Problem(
+                tr("Conversation deleted"),
+                tr("It is gone when vLLM Desk quits; until then you can bring it back."),
+                Fix(action="undo_delete", label=tr("Undo"), params={"conversation_id": conversation_id}),
+            )
+        )
+
+    async def _after_list_change(self, conversation_id: int | None) -> None:
+        await self.sidebar.model.reload()
+        if conversation_id is not None:
+            self.sidebar.select_conversation(conversation_id)
+            if conversation_id == self.conversation_id:
+                tree = await self.store.load(conversation_id)
+                self.setWindowTitle(f"{tree.conversation.title or tr('New chat')} — vLLM Desk")
+
+    def _rename_current(self) -> None:
+        if self.conversation_id is not None:
+            self.rename_conversation(self.conversation_id)
+
+    def _pin_current(self) -> None:
+        if self.conversation_id is not None and self.tree is not None:
+            self.pin_conversation(self.conversation_id, not self.tree.conversation.pinned)
+
+    def _delete_current(self) -> None:
+        if self.conversation_id is not None:
+            self.delete_conversation(self.conversation_id)
+
+    # --- turns ---------------------------------------------------------------------------------------
+
+    def server_ready(self) -> bool:
+        return self.chat.endpoint_provider() is not None
+
+    def server_starting(self) -> bool:
+        return self.server_link is not None and self.server_link.starting and not self.server_ready()
+
+    def server_became_ready(self) -> None:
+        """Called by the server link: send what was queued, refresh the context meter."""
+        if self.tree is not None:
+            self._update_context(self.tree)
+        self.flush_queue()
+
+    def send_message(self, text: str) -> None:
+        if self.server_starting():
+            self.queued.append(text)
+            self.transcript.add_message(MessageData(id=f"queued-{len(self.queued)}", role="user", text=text))
+            self.composer.set_notice(tr("The server is starting; your message will be sent when it is ready."))
+            return
+        self.composer.set_notice("")
+        Operation(self.composer.send_button, lambda: self._send(text)).failure(
+            lambda exc: self._send_failed(text, exc)
+        ).run()
+
+    def _send_failed(self, text: str, exc: BaseException) -> None:
+        # Nothing is lost: the text goes back into the editor.
+        if not self.composer.editor.toPlainText().strip():
+            self.composer.editor.setPlainText(text)
+        errors.report(exc)
+
+    async def _send(self, text: str) -> None:
+        if self.conversation_id is None:
+            conversation = await self.chat.new_conversation()
+            self.conversation_id = conversation.id
+        turn = await self.chat.send(self.conversation_id, text)
+        # Before the turn's first event runs: show the user's message and an empty reply to stream into.
+        self.composer.set_busy(True)
+        self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
+        self._begin_reply(turn)
+        await self.sidebar.model.reload()
+        self.sidebar.select_conversation(turn.conversation_id)
+
+    def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
+        self.composer.set_busy(True)
+        model = self.chat.endpoint_provider()
+        self.transcript.add_message(
+            MessageData(
+                id=turn.reply_id,
+                role="assistant",
+                state="streaming",
+                model=model.model if model else "",
+                branch_index=branch_index,
+                branch_count=branch_count,
+            )
+        )
+
+    def flush_queue(self) -> None:
+        """Send what was written while the server was starting (called when it is ready)."""
+        if not self.queued:
+            return
+        text = "\n\n".join(self.queued)
+        self.queued.clear()
+        for widget in self.transcript.messages():
+            if str(widget.data.id).startswith("queued-"):
+                self.transcript.remove_message(widget.data.id)
+        self.composer.set_notice("")
+        Operation(self.composer.send_button, lambda: self._send(text)).failure(
+            lambda exc: self._send_failed(text, exc)
+        ).run()
+
+    def stop_reply(self) -> None:
+        if self.conversation_id is not None:
+            self.chat.stop(self.conversation_id)
+
+    def regenerate_last(self) -> None:
+        replies = [w for w in self.transcript.messages() if w.data.role == "assistant"]
+        if replies and not replies[-1].streaming:
+            self.regenerate(int(replies[-1].data.id))
+
+    def regenerate(self, reply_id: int) -> None:
+        Operation(self.composer.send_button, lambda: self._regenerate(reply_id)).run()
+
+    async def _regenerate(self, reply_id: int) -> None:
+        old = self.transcript.message(reply_id)
+        count = old.data.branch_count if old else 1
+        turn = await self.chat.regenerate(reply_id)
+        self._truncate_from(reply_id)
+        self._begin_reply(turn, branch_index=count, branch_count=count + 1)
+
+    def edit_and_resend(self, message_id: int, text: str) -> None:
+        Operation(self.composer.send_button, lambda: self._edit(message_id, text)).run()
+
+    async def _edit(self, message_id: int, text: str) -> None:
+        old = self.transcript.message(message_id)
+        count = old.data.branch_count if old else 1
+        turn = await self.chat.edit_and_resend(message_id, text)
+        self._truncate_from(message_id)
+        self.transcript.add_message(
+            MessageData(
+                id=turn.user_message_id or -1, role="user", text=text, branch_index=count, branch_count=count + 1
+            )
+        )
+        self._begin_reply(turn)
+
+    def _truncate_from(self, message_id: int | str) -> None:
+        ids = [w.data.id for w in self.transcript.messages()]
+        if message_id in ids:
+            for later in ids[ids.index(message_id) :]:
+                self.transcript.remove_message(later)
+
+    def switch_branch(self, message_id: int, step: int) -> None:
+        Operation(None, lambda: self._switch(message_id, step)).run()
+
+    async def _switch(self, message_id: int, step: int) -> None:
+        if self.tree is None or self.conversation_id is None:
+            return
+        siblings = self.tree.siblings(message_id)
+        index = siblings.index(message_id) + step
+        if 0 <= index < len(siblings):
+            await self.store.switch_branch(siblings[index])
+            await self._show_conversation(self.conversation_id)
+
+    def _message_action(self, name: str, message_id: object) -> None:
+        if not isinstance(message_id, int):
+            return
+        if name == "regenerate":
+            self.regenerate(message_id)
+        elif name == "edit":
+            widget = self.transcript.message(message_id)
+            if widget is not None:
+                widget.begin_edit()
+        elif name in ("prev", "next"):
+            self.switch_branch(message_id, -1 if name == "prev" else 1)
+
+    def _on_turn_event(self, event: TurnEvent) -> None:
+        if event.conversation_id != self.conversation_id:
+            return
+        if event.kind == "token":
+            self.transcript.append_token(event.reply_id, event.text)
+        elif event.kind == "reasoning":
+            self.transcript.append_reasoning(event.reply_id, event.text)
+        elif event.kind == "error" and event.error is not None:
+            errors.report(event.error)
+        elif event.kind == "finished":
+            self.composer.set_busy(False)
+            Operation(None, lambda: self._after_turn(event)).run()
+
+    async def _after_turn(self, event: TurnEvent) -> None:
+        tree = await self.store.load(event.conversation_id)
+        if event.conversation_id != self.conversation_id:
+            return
+        self.tree = tree
+        for widget in self.transcript.messages():
+            if isinstance(widget.data.id, int) and widget.data.id in {m.id for m in tree.messages}:
+                data = message_data(tree, tree.message(widget.data.id))
+                if widget.data.id == event.reply_id:
+                    self.transcript.update_message(data)
+                else:
+                    widget.data.branch_index, widget.data.branch_count = data.branch_index, data.branch_count
+                    widget._update_footer()
+        self._update_context(tree)
+        self.turn_finished.emit(event)
+        await self.sidebar.model.reload()
+        self.sidebar.select_conversation(event.conversation_id)
+
+    # --- problems and fixes --------------------------------------------------------------------------
+
+    def show_problem(self, problem: Problem) -> None:
+        self.banner.show_problem(problem)
+
+    def apply_fix(self, fix: Fix) -> None:
+        """Run a problem's one-click fix (handlers registered in :attr:`fix_handlers`)."""
+        if fix.action == "undo_delete":
+            conversation_id = int(fix.params["conversation_id"])
+            Operation(None, lambda: self._undo_delete(conversation_id)).run()
+        elif fix.action == "open_preferences":
+            self.open_preferences()
+        elif fix.action == "retry_turn":
+            self.regenerate_last()
+        elif fix.action in self.fix_handlers:
+            self.fix_handlers[fix.action](fix)
+        else:
+            log.warning("no handler for fix %s", fix.action)
+            self.composer.set_notice(fix.hint or fix.label)
+
+    async def _undo_delete(self, conversation_id: int) -> None:
+        await self.store.undo_delete(conversation_id)
+        await self.sidebar.model.reload()
+        await self._show_conversation(conversation_id)
+
+    # --- server --------------------------------------------------------------------------------------
+
+    def show_server_log(self) -> None:
+        if self.log_dialog is None:
+            self.log_dialog = ServerLogDialog(self)
+            if self.supervisor is not None:
+                self.log_dialog.set_lines([line.text for line in self.supervisor.log_tail()])
+        self.log_dialog.show()
+        self.log_dialog.raise_()
+
+    def open_preferences(self) -> None:
+        try:
+            from desktop.preferences import open_preferences
+        except ImportError:
+            self.composer.set_notice(tr("Preferences are not available in this build."))
+            return
+        open_preferences(self)
+
+    def _on_settings_changed(self, settings: Any) -> None:
+        self.composer.set_send_key(settings.general.send_key)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def save_geometry(self) -> None:
+        self.ui_state.setValue("window/geometry", self.saveGeometry())
+
+    def restore_geometry(self) -> None:
+        value = self.ui_state.value("window/geometry")
+        if isinstance(value, QByteArray | bytes):
+            self.restoreGeometry(QByteArray(value))
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self.save_geometry()
+        super().closeEvent(event)
+
+    async def shutdown(self) -> None:
+        """Stop turns in flight (their partial replies are saved) and drop every subscription."""
+        await self.chat.shutdown()
+        await operations.cancel_all()
+        await self.sidebar.close()
+        self.bridge.close()
+        try:
+            errors.reporter().problem.disconnect(self.show_problem)
+        except (RuntimeError, TypeError):
+            log.debug("reporter already disconnected")
+
+
+def _first_marked(snippet: str) -> str:
+    start, end = snippet.find("["), snippet.find("]")
+    return snippet[start + 1 : end] if 0 <= start < end else ""
+

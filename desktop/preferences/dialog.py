@@ -1,0 +1,197 @@
+"""The preferences dialog: Models, Server profiles, Generation presets, Appearance and behaviour.
+
+Every page edits a draft copy of the settings; nothing changes until OK or Apply (keys included), and
+Cancel throws the draft away, so it leaves everything as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.preferences.appearance_page import AppearancePage
+from desktop.preferences.form import ERROR_STYLE, tr
+from desktop.preferences.generation_page import GenerationPage
+from desktop.preferences.models_page import ModelsPage
+from desktop.preferences.profiles_page import ProfilesPage
+from engine.errors import DeskError
+from engine.hardware import GpuInfo, detect_gpus
+from engine.paths import AppPaths
+from engine.profiles import ServerProfile
+from engine.secrets import KeychainUnavailable, SecretStore, profile_key
+from engine.settings import SettingsStore
+
+
+class PreferencesDialog(QDialog):
+    """Preferences over a :class:`SettingsStore`.
+
+    ``paths`` locates the built-in model; ``secrets`` is the keychain (default: the system one); ``gpus``
+    defaults to :func:`engine.hardware.detect_gpus`. ``running_profile`` returns the name of the profile whose
+    server runs now (or ``None``) and ``restart_server(profile)`` restarts it: with both, changing the running
+    profile offers "Restart server now".
+    """
+
+    def __init__(
+        self,
+        store: SettingsStore,
+        *,
+        paths: AppPaths,
+        secrets: SecretStore | None = None,
+        gpus: list[GpuInfo] | None = None,
+        running_profile: Callable[[], str | None] | None = None,
+        restart_server: Callable[[ServerProfile], object] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(tr("Preferences"))
+        self.resize(980, 700)
+        self.store = store
+        self.secrets = secrets or SecretStore()
+        self.draft = store.settings.model_copy(deep=True)
+        self.pending_secrets: dict[str, str | None] = {}
+        self._running_profile = running_profile
+        self._restart_server = restart_server
+        self._restart_target: ServerProfile | None = None
+
+        self.models_page = ModelsPage(self.draft, paths, detect_gpus() if gpus is None else gpus)
+        self.profiles_page = ProfilesPage(self.draft, self.secrets, self.pending_secrets)
+        served = [p.served_model_name for p in self.draft.profiles]
+        self.generation_page = GenerationPage(self.draft, served)
+        self.appearance_page = AppearancePage(self.draft, store.overridden_keys)
+        self.pages: dict[str, QWidget] = {
+            tr("Models"): self.models_page,
+            tr("Server profiles"): self.profiles_page,
+            tr("Generation"): self.generation_page,
+            tr("Appearance and behaviour"): self.appearance_page,
+        }
+
+        self.nav = QListWidget()
+        self.nav.setObjectName("pages")
+        self.nav.setFixedWidth(200)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stack = QStackedWidget()
+        for title, page in self.pages.items():
+            self.nav.addItem(title)
+            self.stack.addWidget(page)
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+
+        self.problem = QLabel()
+        self.problem.setObjectName("apply_problem")
+        self.problem.setStyleSheet(ERROR_STYLE)
+        self.problem.setWordWrap(True)
+        self.problem.hide()
+        self.restart_bar = QFrame()
+        self.restart_bar.setFrameShape(QFrame.Shape.StyledPanel)
+        bar = QHBoxLayout(self.restart_bar)
+        self.restart_label = QLabel()
+        bar.addWidget(self.restart_label, 1)
+        self.restart_button = QPushButton(tr("Restart server now"))
+        bar.addWidget(self.restart_button)
+        self.restart_bar.hide()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Apply
+            | QDialogButtonBox.StandardButton.Cancel
+        )
+
+        body = QHBoxLayout()
+        body.addWidget(self.nav)
+        body.addWidget(self.stack, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(body, 1)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.restart_bar)
+        layout.addWidget(self.buttons)
+
+        self.buttons.accepted.connect(self._ok)
+        self.buttons.rejected.connect(self.reject)
+        self.apply_button.clicked.connect(self.apply)
+        self.restart_button.clicked.connect(self._restart)
+        self.models_page.model_chosen.connect(self._model_chosen)
+        self.profiles_page.profiles_changed.connect(self.models_page.reload_profiles)
+
+    @property
+    def apply_button(self) -> QPushButton:
+        button = self.buttons.button(QDialogButtonBox.StandardButton.Apply)
+        assert button is not None
+        return button
+
+    def show_page(self, title: str) -> None:
+        self.nav.setCurrentRow(list(self.pages).index(title))
+
+    def apply(self) -> bool:
+        """Save the draft and the keys; ``False`` (with the reason shown) if something is invalid."""
+        for page in (self.profiles_page, self.generation_page):
+            if page.invalid:
+                self._show_problem(tr("Not saved. ") + page.invalid)
+                return False
+        running = self._running_profile() if self._running_profile else None
+        before = self.store.settings.profile(running) if running else None
+        try:
+            self._save_secrets()
+            self.store.update(self.draft)
+        except DeskError as exc:
+            self._show_problem(str(exc))
+            return False
+        self.problem.hide()
+        self.profiles_page.renames.clear()
+        self.pending_secrets.clear()
+        if running and before is not None:
+            after = self.store.settings.profile(running)
+            if after != before and after is not None and self._restart_server is not None:
+                self._offer_restart(after)
+        return True
+
+    def _ok(self) -> None:
+        if self.apply():
+            self.accept()
+
+    def _save_secrets(self) -> None:
+        session_ok = self.profiles_page.session_only.isChecked()
+        for original, new in self.profiles_page.renames.items():
+            if original != new:
+                self.secrets.rename(profile_key(original), profile_key(new))
+        for name, value in self.pending_secrets.items():
+            if value is None:
+                self.secrets.delete(name)
+                continue
+            try:
+                self.secrets.set(name, value)
+            except KeychainUnavailable:
+                if not session_ok:
+                    raise
+                self.secrets.set(name, value, session_only=True)
+
+    def _show_problem(self, text: str) -> None:
+        self.problem.setText(text)
+        self.problem.show()
+
+    def _offer_restart(self, profile: ServerProfile) -> None:
+        self._restart_target = profile
+        self.restart_label.setText(
+            tr("The profile “{0}” is running with the old settings.").format(profile.name)
+        )
+        self.restart_bar.show()
+
+    def _restart(self) -> None:
+        if self._restart_target is not None and self._restart_server is not None:
+            self._restart_server(self._restart_target)
+            self.restart_bar.hide()
+
+    def _model_chosen(self, profile_name: str) -> None:
+        self.profiles_page.reload()
+        self.profiles_page.select(profile_name)

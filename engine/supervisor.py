@@ -1,0 +1,630 @@
+"""The vLLM server supervisor: launch a profile, follow its start, know when it is ready, stop all of it.
+
+States (published on :attr:`Supervisor.state_changed`): stopped → preparing → starting → ready → stopping →
+stopped, and failed (with a typed problem from :mod:`engine.diagnosis`). vLLM runs in its own session; exit is
+noticed by polling the leader (never by pipes closing: orphaned children keep them open), readiness by polling
+``GET /health`` then ``/v1/models``; stopping signals the whole session and verifies nothing is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any, Literal, Protocol
+
+import httpx
+import psutil
+
+from engine.builtin_model import ModelState, builtin_model_state, prepare_builtin_model_async
+from engine.diagnosis import ServerFailed, ServerProblem, describe_exit, diagnose
+from engine.endpoint import Endpoint
+from engine.errors import DeskError, Fix
+from engine.events import Event
+from engine.loglines import PHASE_LABELS, Phase, parse_line
+from engine.metrics import MetricsPoller, MetricsSample
+from engine.paths import AppPaths
+from engine.procs import (
+    STRAY_PREFIX,
+    StopOutcome,
+    StrayProcess,
+    clean_up_strays,
+    find_strays,
+    session_members,
+)
+from engine.procs import stop_session as _stop_session
+from engine.profiles import ServerProfile, build_serve_args, launch_api_key, model_argument
+from engine.runtime import VllmRuntime, locate_runtime
+from engine.secrets import SecretStore
+
+log = logging.getLogger(__name__)
+
+DURATIONS_FILE = "start-durations.json"
+
+
+class ServerState(StrEnum):
+    STOPPED = "stopped"
+    PREPARING = "preparing"
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class ServeRuntime(Protocol):
+    """What the supervisor needs of a runtime (``engine.runtime.VllmRuntime``; tests pass a stand-in)."""
+
+    @property
+    def is_cpu(self) -> bool: ...
+
+    def serve_command(self, args: Sequence[str]) -> list[str]: ...
+
+    def env(
+        self, *, offline: bool = True, kv_cache_gib: float = 1, base: Mapping[str, str] | None = None
+    ) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class StateChange:
+    state: ServerState
+    previous: ServerState
+    profile_name: str
+    endpoint: Endpoint | None = None
+    problem: DeskError | None = None
+
+
+@dataclass(frozen=True)
+class StartProgress:
+    """One step of a start, with how long it has taken and (after a first start) how long it should take."""
+
+    phase: Phase
+    label: str
+    elapsed_s: float
+    expected_s: float | None = None
+    fraction: float | None = None
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    kv_cache_gib: float | None = None
+    kv_cache_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: Literal["stdout", "stderr"]
+    text: str
+    elapsed_s: float
+
+
+class StartTimedOut(ServerProblem):
+    title = "The server took too long to start"
+
+    def __init__(self, seconds: float, *, details: str = "") -> None:
+        super().__init__(
+            f"vLLM was not ready after {seconds:.0f} seconds, so the start was abandoned.",
+            fix=Fix("show_log", "Show the log", "See the server log; a first download can take long."),
+            details=details,
+        )
+
+
+class ServerDied(ServerProblem):
+    title = "The server stopped unexpectedly"
+
+    def __init__(self, what: str, *, details: str = "") -> None:
+        super().__init__(
+            f"{what}; the rest of the server was stopped.",
+            fix=Fix("restart_server", "Start it again", "Start the server again; see the log for the cause."),
+            details=details,
+        )
+
+
+class ProcessesLeft(ServerProblem):
+    title = "Some server processes could not be stopped"
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        super().__init__(
+            f"Processes {', '.join(map(str, pids))} of the server survived SIGKILL (stuck in the kernel?).",
+            fix=Fix(
+                "show_processes", "Show the processes", f"Check them with: ps -o pid,stat,cmd -p {pids[0]}"
+            ),
+        )
+        self.pids = tuple(pids)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on ``host`` (vLLM binds it a moment later)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+@dataclass
+class _Launch:
+    """One ``vllm serve`` process tree and what belongs to it."""
+
+    profile: ServerProfile
+    port: int
+    api_key: str
+    popen: psutil.Popen
+    log_path: Path
+    log_file: IO[str]
+    started: float
+    lines: deque[LogLine]
+    exited: asyncio.Future[int]
+    stopping: bool = False
+    finished: bool = False
+    engine_pids: set[int] = field(default_factory=set)
+    readers: list[threading.Thread] = field(default_factory=list)
+    monitor: asyncio.Task[None] | None = None
+    file_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def sid(self) -> int:
+        return int(self.popen.pid)
+
+    def texts(self) -> list[str]:
+        return [line.text for line in self.lines]
+
+
+_LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
+
+
+class Supervisor:
+    """Owns the local vLLM server(s) this app starts. Qt-free; drive it from asyncio.
+
+    ``runtime``: the vLLM to launch (default: :func:`engine.runtime.locate_runtime` at each start).
+    ``grace_s``: how long a SIGTERM may take before SIGKILL. ``ready_timeout_s``: give up a start after this.
+    """
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        runtime: ServeRuntime | None = None,
+        *,
+        runtime_path: str | None = None,
+        grace_s: float = 5.0,
+        ready_timeout_s: float = 900.0,
+        health_interval_s: float = 0.2,
+        log_buffer_lines: int = 2000,
+        secrets: SecretStore | None = None,
+        metrics_interval_s: float = 1.0,
+    ) -> None:
+        self.paths = paths
+        self._runtime = runtime
+        self._runtime_path = runtime_path
+        self.grace_s = grace_s
+        self.ready_timeout_s = ready_timeout_s
+        self.health_interval_s = health_interval_s
+        self.log_buffer_lines = log_buffer_lines
+        self._secrets = secrets
+        self.state_changed: Event[StateChange] = Event("state_changed")
+        self.progress: Event[StartProgress] = Event("progress")
+        self.log_line: Event[LogLine] = Event("log_line")
+        self._metrics = MetricsPoller(metrics_interval_s)
+        self._state = ServerState.STOPPED
+        self._profile_name = ""
+        self._endpoint: Endpoint | None = None
+        self._launch: _Launch | None = None
+        self._launches: list[_Launch] = []
+        self._last: _Launch | None = None  # for its log after it ended
+        self.problem: DeskError | None = None
+        self.last_stop: StopOutcome | None = None
+
+    # -- public state -----------------------------------------------------------------------------
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """Where the ready server is (with its key); ``None`` unless :attr:`state` is ready."""
+        return self._endpoint
+
+    @property
+    def metrics(self) -> Event[MetricsSample]:
+        """Live ``/metrics`` readings; polled only while this has subscribers and the server is ready."""
+        return self._metrics.metrics
+
+    @property
+    def pid(self) -> int | None:
+        return self._launch.sid if self._launch else None
+
+    @property
+    def log_path(self) -> Path | None:
+        """The complete log file of the current or last launch."""
+        return self._last.log_path if self._last else None
+
+    def log_tail(self) -> list[LogLine]:
+        """The in-memory (bounded) log of the current or last launch."""
+        return list(self._last.lines) if self._last else []
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of the current launch (by session id)."""
+        return session_members(self._launch.sid) if self._launch else []
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self, profile: ServerProfile) -> Endpoint:
+        """Launch ``profile`` and return its endpoint once ready; raise a :class:`ServerProblem` otherwise.
+
+        A server already running is stopped first. Cancelling the call stops the launch.
+        """
+        if self._launch is not None:
+            await self.stop()
+        self._profile_name = profile.name
+        self.problem = None
+        began = time.monotonic()
+        self._set_state(ServerState.PREPARING)
+        expected = self._expected_seconds(profile.name)
+        self.progress.emit(
+            StartProgress(Phase.RUNTIME_CHECK, PHASE_LABELS[Phase.RUNTIME_CHECK], 0.0, expected)
+        )
+        try:
+            argv, env, port, key = await self._prepare(profile, began, expected)
+            launch = self._spawn(profile, argv, env, port, key, began)
+        except DeskError as problem:
+            self._fail(problem)
+            raise
+        self._set_state(ServerState.STARTING)
+        try:
+            endpoint = await self._await_ready(launch)
+        except asyncio.CancelledError:
+            await self._stop_launch(launch)
+            self._set_state(ServerState.STOPPED)
+            raise
+        except DeskError as problem:
+            await self._stop_launch(launch)
+            self._fail(problem)
+            raise
+        elapsed = time.monotonic() - began
+        await asyncio.to_thread(self._record_seconds, profile.name, elapsed)
+        self._endpoint = endpoint
+        self.progress.emit(StartProgress(Phase.READY, PHASE_LABELS[Phase.READY], elapsed, expected, 1.0))
+        self._set_state(ServerState.READY)
+        self._metrics.set_endpoint(endpoint)
+        return endpoint
+
+    async def stop(self) -> None:
+        """SIGTERM to the server's session, the grace period, SIGKILL; nothing of it is left afterwards."""
+        launch = self._launch
+        if launch is None:
+            if self._state is not ServerState.STOPPED:
+                self._set_state(ServerState.STOPPED)
+            return
+        self._set_state(ServerState.STOPPING)
+        outcome = await self._stop_launch(launch)
+        if outcome.left:
+            problem = ProcessesLeft(outcome.left)
+            self._fail(problem)
+            raise problem
+        self._set_state(ServerState.STOPPED)
+
+    async def switch(self, profile: ServerProfile) -> Endpoint:
+        """Stop the running server (if any) and start ``profile``."""
+        await self.stop()
+        return await self.start(profile)
+
+    async def shutdown(self) -> None:
+        """Stop every server this supervisor started (quitting the app)."""
+        await self.stop()
+        for launch in list(self._launches):
+            if not launch.finished:
+                await self._stop_launch(launch)
+        await self._metrics.aclose()
+
+    # -- strays -----------------------------------------------------------------------------------
+    @staticmethod
+    async def find_strays() -> list[StrayProcess]:
+        """``VLLM::`` processes left by an earlier crash (their server leader is gone)."""
+        return await asyncio.to_thread(find_strays)
+
+    @staticmethod
+    async def clean_up_strays(strays: list[StrayProcess]) -> list[int]:
+        """Stop the given strays (and their sessions); returns pids that survived."""
+        return await clean_up_strays(strays)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _set_state(self, state: ServerState) -> None:
+        previous, self._state = self._state, state
+        if state is not ServerState.READY:
+            self._endpoint = None
+            self._metrics.set_endpoint(None)
+        self.state_changed.emit(
+            StateChange(state, previous, self._profile_name, self._endpoint, self.problem)
+        )
+
+    def _fail(self, problem: DeskError) -> None:
+        self.problem = problem
+        self._set_state(ServerState.FAILED)
+
+    async def _runtime_for(self) -> ServeRuntime:
+        if self._runtime is None:
+            runtime: VllmRuntime = await asyncio.to_thread(locate_runtime, self.paths, self._runtime_path)
+            self._runtime = runtime
+        return self._runtime
+
+    async def _prepare(
+        self, profile: ServerProfile, began: float, expected: float | None
+    ) -> tuple[list[str], dict[str, str], int, str]:
+        runtime = await self._runtime_for()
+        if profile.source == "builtin" and builtin_model_state(self.paths) is not ModelState.READY:
+            if not isinstance(runtime, VllmRuntime):
+                raise ServerFailed("the built-in model is not prepared", None)
+
+            def relay(p: object) -> None:
+                label = f"Preparing the built-in model: {getattr(p, 'message', '')}"
+                fraction = getattr(p, "fraction", None)
+                elapsed = time.monotonic() - began
+                self.progress.emit(StartProgress(Phase.RUNTIME_CHECK, label, elapsed, expected, fraction))
+
+            await prepare_builtin_model_async(self.paths, runtime, relay)
+        model = model_argument(profile, self.paths)
+        port = profile.port or free_port(profile.host)
+        key = launch_api_key(profile, self._secrets)
+        argv = runtime.serve_command(build_serve_args(profile, model, port, cpu=runtime.is_cpu))
+        env = dict(os.environ)
+        env.update(runtime.env(offline=not profile.needs_network, kv_cache_gib=profile.cpu_kv_cache_gib))
+        env["VLLM_API_KEY"] = key  # never on the command line, where `ps` shows it
+        env["PYTHONUNBUFFERED"] = "1"  # lines as they happen, for progress
+        return argv, env, port, key
+
+    def _spawn(
+        self, profile: ServerProfile, argv: list[str], env: dict[str, str], port: int, key: str, began: float
+    ) -> _Launch:
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^\w.-]+", "-", profile.name).strip("-") or "server"
+        log_path = self.paths.logs / f"{slug}-{datetime.now():%Y%m%d-%H%M%S-%f}.log"
+        log_file = log_path.open("w", encoding="utf-8")
+        log_file.write(f"# {' '.join(argv)}\n")
+        try:
+            popen = psutil.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=self.paths.state,
+                start_new_session=True,  # its own session and group: stop signals all of it
+            )
+        except OSError as exc:
+            log_file.close()
+            raise ServerFailed(f"{argv[0]} could not be run ({exc.strerror or exc})", None) from exc
+        loop = asyncio.get_running_loop()
+        launch = _Launch(
+            profile=profile,
+            port=port,
+            api_key=key,
+            popen=popen,
+            log_path=log_path,
+            log_file=log_file,
+            started=began,
+            lines=deque(maxlen=self.log_buffer_lines),
+            exited=loop.create_future(),
+        )
+        self._launch = self._last = launch
+        self._launches.append(launch)
+        for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
+            reader = threading.Thread(
+                target=self._read_pipe, args=(launch, stream, pipe, loop), daemon=True, name=f"vllm-{stream}"
+            )
+            reader.start()
+            launch.readers.append(reader)
+        launch.monitor = loop.create_task(self._monitor(launch))
+        return launch
+
+    def _read_pipe(
+        self,
+        launch: _Launch,
+        stream: Literal["stdout", "stderr"],
+        pipe: IO[bytes] | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Reader thread: split on \\n and \\r (bars redraw with \\r), log lines, pass them to the loop."""
+        if pipe is None:
+            return
+        buffer = b""
+        try:
+            while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+                buffer += chunk
+                *complete, buffer = _LINE_SPLIT.split(buffer)
+                for raw in complete:
+                    if raw.strip():
+                        self._deliver(launch, stream, raw.decode(errors="replace"), loop)
+            if buffer.strip():
+                self._deliver(launch, stream, buffer.decode(errors="replace"), loop)
+        except (OSError, ValueError):
+            pass  # the pipe was closed under us at shutdown
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _deliver(
+        self, launch: _Launch, stream: Literal["stdout", "stderr"], text: str, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        line = LogLine(stream, text, time.monotonic() - launch.started)
+        with launch.file_lock:
+            if not launch.log_file.closed:
+                launch.log_file.write(f"{line.elapsed_s:9.3f} {stream[3]} {text}\n")
+                launch.log_file.flush()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
+            loop.call_soon_threadsafe(self._on_line, launch, line)
+
+    def _on_line(self, launch: _Launch, line: LogLine) -> None:
+        launch.lines.append(line)
+        if launch is self._launch:
+            self.log_line.emit(line)
+        if launch is not self._launch or self._state is not ServerState.STARTING:
+            return
+        hit = parse_line(line.text)
+        if hit is None or hit.phase is Phase.READY:
+            return  # ready is announced once /health and /v1/models agree
+        expected = self._expected_seconds(launch.profile.name)
+        self.progress.emit(
+            StartProgress(
+                hit.phase,
+                PHASE_LABELS[hit.phase],
+                line.elapsed_s,
+                expected,
+                hit.fraction,
+                hit.bytes_done,
+                hit.bytes_total,
+                hit.kv_cache_gib,
+                hit.kv_cache_tokens,
+            )
+        )
+
+    async def _monitor(self, launch: _Launch) -> None:
+        """Poll the leader (and the ``VLLM::`` engine processes) so a death is noticed at once."""
+        tick = 0
+        while not launch.finished:
+            code = launch.popen.poll()
+            if code is not None:
+                if not launch.exited.done():
+                    launch.exited.set_result(code)
+                if not launch.stopping and self._state is ServerState.READY and launch is self._launch:
+                    await self._died(launch, f"The server exited ({describe_exit(code)})", code)
+                return
+            tick += 1
+            if tick % 5 == 0 and self._state in (ServerState.STARTING, ServerState.READY):
+                await self._check_engine(launch)
+            await asyncio.sleep(0.1)
+
+    async def _check_engine(self, launch: _Launch) -> None:
+        members = await asyncio.to_thread(session_members, launch.sid)
+        names: dict[int, str] = {}
+        for proc in members:
+            with contextlib.suppress(psutil.Error):
+                names[proc.pid] = (
+                    proc.name() if proc.name().startswith(STRAY_PREFIX) else " ".join(proc.cmdline())
+                )
+        alive = {pid for pid, name in names.items() if name.startswith(STRAY_PREFIX)}
+        gone = launch.engine_pids - alive
+        launch.engine_pids |= alive
+        if gone and not launch.stopping and self._state is ServerState.READY and launch is self._launch:
+            await self._died(launch, f"The engine process (pid {min(gone)}) died", None)
+
+    async def _died(self, launch: _Launch, what: str, code: int | None) -> None:
+        launch.stopping = True
+        await asyncio.sleep(0.2)  # let the last lines of the log arrive
+        problem = diagnose(launch.texts(), exit_code=code, port=launch.port)
+        if isinstance(problem, ServerFailed):
+            problem = ServerDied(what, details=problem.details)
+        await self._stop_launch(launch)
+        self._fail(problem)
+
+    async def _await_ready(self, launch: _Launch) -> Endpoint:
+        ready = asyncio.ensure_future(self._poll_ready(launch))
+        waiters: set[asyncio.Future[Any]] = {ready, launch.exited}
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=self.ready_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not ready.done():
+                ready.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ready
+        if ready in done and not ready.cancelled() and ready.exception() is None:
+            return ready.result()
+        if launch.exited.done():
+            await asyncio.sleep(0.2)  # let the reader threads hand over the last lines
+            code = launch.exited.result()
+            raise diagnose(launch.texts(), exit_code=code, port=launch.port)
+        raise StartTimedOut(self.ready_timeout_s, details="\n".join(launch.texts()[-60:]))
+
+    async def _poll_ready(self, launch: _Launch) -> Endpoint:
+        root = f"http://{_client_host(launch.profile.host)}:{launch.port}"
+        headers = {"Authorization": f"Bearer {launch.api_key}"}
+        # trust_env=False: a proxy from the environment must never see a local server or its key.
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            while True:
+                try:
+                    health = await client.get(f"{root}/health")
+                    if health.status_code == 200:
+                        models = await client.get(f"{root}/v1/models", headers=headers)
+                        models.raise_for_status()
+                        return self._endpoint_from(launch, root, models.json())
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    log.debug("not ready yet: %s", exc)
+                await asyncio.sleep(self.health_interval_s)
+
+    @staticmethod
+    def _endpoint_from(launch: _Launch, root: str, models: dict[str, list[dict[str, object]]]) -> Endpoint:
+        served = launch.profile.served_model_name
+        entries = models["data"]
+        entry = next((m for m in entries if m.get("id") == served), None)
+        if entry is None:
+            raise ValueError(f"{served!r} is not among the served models {[m.get('id') for m in entries]}")
+        max_len = entry.get("max_model_len")
+        return Endpoint(
+            base_url=f"{root}/v1",
+            model=served,
+            api_key=launch.api_key,
+            max_model_len=max_len if isinstance(max_len, int) else None,
+            kind="local",
+            profile_name=launch.profile.name,
+        )
+
+    async def _stop_launch(self, launch: _Launch) -> StopOutcome:
+        launch.stopping = True
+        outcome = await _stop_session(launch.sid, self.grace_s, reap=launch.popen)
+        self.last_stop = outcome
+        launch.finished = True
+        if launch.monitor is not None and launch.monitor is not asyncio.current_task():
+            launch.monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await launch.monitor
+        for reader in launch.readers:  # the pipes close once every holder is gone
+            await asyncio.to_thread(reader.join, 2.0)
+        with launch.file_lock:
+            launch.log_file.close()
+        if not launch.exited.done():
+            launch.exited.set_result(launch.popen.returncode if launch.popen.returncode is not None else -9)
+        if launch is self._launch:
+            self._launch = None
+        if launch in self._launches and not outcome.left:
+            self._launches.remove(launch)
+        return outcome
+
+    # -- expected start time ----------------------------------------------------------------------
+    def _durations_path(self) -> Path:
+        return self.paths.state / DURATIONS_FILE
+
+    def _expected_seconds(self, profile_name: str) -> float | None:
+        try:
+            data = json.loads(self._durations_path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        value = data.get(profile_name) if isinstance(data, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+    def _record_seconds(self, profile_name: str, seconds: float) -> None:
+        path = self._durations_path()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            data = {}
+        data[profile_name] = round(seconds, 2)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not save the start duration: %s", exc)

@@ -1,0 +1,135 @@
+"""Between the history store's rows (``engine.store_models``) and the export model, both ways.
+
+The store numbers messages with integers; files carry them as strings and import renumbers them. The
+conversation's ``uid`` is the stable identity that makes an import idempotent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.store_models import Conversation, ConversationTree, ReplyNumbers, StoredMessage
+from engine.transfer.model import ExportedConversation, ExportedMessage
+
+_NUMBER_FIELDS = ("prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "wall_s")
+
+
+def from_tree(tree: ConversationTree) -> ExportedConversation:
+    """One stored conversation, every branch, as the export model."""
+    conv = tree.conversation
+    shown = tree.shown_leaf() if tree.messages else None
+    return ExportedConversation(
+        id=conv.uid,
+        title=conv.title,
+        created=_instant(conv.created_at),
+        updated=_instant(conv.updated_at),
+        tags=tuple(conv.tags),
+        folder=conv.folder or None,
+        pinned=conv.pinned,
+        system_prompt=conv.system_prompt,
+        settings=dict(conv.settings),
+        shown_leaf=None if shown is None else str(shown),
+        messages=tuple(_exported_message(m) for m in tree.messages),
+    )
+
+
+def _exported_message(m: StoredMessage) -> ExportedMessage:
+    numbers = {name: getattr(m.numbers, name) for name in _NUMBER_FIELDS}
+    return ExportedMessage(
+        id=str(m.id),
+        parent_id=None if m.parent_id is None else str(m.parent_id),
+        role=m.role,
+        text=m.text,
+        created=_instant(m.created_at),
+        reasoning=m.reasoning or None,
+        state=m.state,
+        model=m.model or None,
+        finish_reason=m.finish_reason or None,
+        error=m.error or None,
+        numbers={k: v for k, v in numbers.items() if v is not None},
+    )
+
+
+def to_tree(conv: ExportedConversation) -> ConversationTree:
+    """The store's import shape; message ids become 1..n in the (parents-first) order of ``conv.messages``."""
+    ids = {m.id: i for i, m in enumerate(conv.messages, 1)}
+    messages = tuple(
+        StoredMessage(
+            id=ids[m.id],
+            conversation_id=0,
+            parent_id=None if m.parent_id is None else ids[m.parent_id],
+            role=m.role,
+            text=m.text,
+            reasoning=m.reasoning or "",
+            state=m.state,
+            model=m.model or "",
+            finish_reason=m.finish_reason or "",
+            numbers=_numbers(m),
+            error=m.error or "",
+            created_at=m.created.timestamp(),
+            updated_at=m.created.timestamp(),
+        )
+        for m in conv.messages
+    )
+    conversation = Conversation(
+        id=0,
+        uid=conv.source_id,
+        title=conv.title,
+        created_at=conv.created.timestamp(),
+        updated_at=conv.updated.timestamp(),
+        pinned=conv.pinned,
+        folder=conv.folder or "",
+        tags=tuple(conv.tags),
+        settings=dict(conv.settings),
+        system_prompt=conv.system_prompt,
+        current_leaf_id=None if conv.shown_leaf is None else ids[conv.shown_leaf],
+    )
+    return ConversationTree(conversation, messages)
+
+
+def _numbers(m: ExportedMessage) -> ReplyNumbers:
+    def num(name: str) -> float | None:
+        value = m.numbers.get(name)
+        return None if value is None else float(value)
+
+    def count(name: str) -> int | None:
+        value = m.numbers.get(name)
+        return None if value is None else int(value)
+
+    return ReplyNumbers(
+        prompt_tokens=count("prompt_tokens"),
+        completion_tokens=count("completion_tokens"),
+        ttft_s=num("ttft_s"),
+        tokens_per_s=num("tokens_per_s"),
+        wall_s=num("wall_s"),
+    )
+
+
+def known_uids(db_path: Path, uids: Iterable[str]) -> dict[str, bool]:
+    """Which of ``uids`` the history already holds (value: True when it sits in the bin, soft-deleted).
+
+    A separate read-only connection: the store has no lookup by uid, and reading never disturbs its writer.
+    """
+    wanted = list(dict.fromkeys(uids))
+    if not wanted or not db_path.exists():
+        return {}
+    found: dict[str, bool] = {}
+    conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+    try:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT uid, deleted_at IS NOT NULL FROM conversations WHERE uid IN ({marks})", chunk
+            ).fetchall()
+            found.update({str(uid): bool(deleted) for uid, deleted in rows})
+    finally:
+        conn.close()
+    return found
+
+
+def _instant(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

@@ -1,0 +1,89 @@
+"""A conversation as Markdown: readable anywhere, the shown branch by default, every branch on request."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from engine.transfer import meta
+from engine.transfer.model import ExportedConversation, ExportedMessage
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$", re.MULTILINE)
+
+
+def render_markdown(
+    conv: ExportedConversation, *, all_branches: bool = False, exported_at: datetime | None = None
+) -> str:
+    """Title, a metadata header, then the messages with roles as headings; code blocks are kept verbatim."""
+    lines = [f"# {_one_line(conv.title) or 'Untitled conversation'}", ""]
+    lines += [f"- **{label}:** {value}" for label, value in _header(conv, exported_at)]
+    lines.append("")
+    if conv.system_prompt:
+        lines += ["## System prompt", "", _closed(conv.system_prompt), ""]
+    if all_branches:
+        branches = conv.branches()
+        for number, branch in enumerate(branches, 1):
+            shown = " (shown)" if number == 1 else ""
+            lines += ["---", "", f"## Branch {number} of {len(branches)}{shown}", ""]
+            for message in branch:
+                lines += _message(message, level=3)
+    else:
+        lines += ["---", ""]
+        for message in conv.shown_branch():
+            lines += _message(message, level=2)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _header(conv: ExportedConversation, exported_at: datetime | None) -> list[tuple[str, str]]:
+    rows = []
+    models = meta.models(conv)
+    if models:
+        rows.append(("Model" if len(models) == 1 else "Models", ", ".join(models)))
+    rows.append(("Created", meta.when(conv.created)))
+    rows.append(("Updated", meta.when(conv.updated)))
+    if conv.tags:
+        rows.append(("Tags", ", ".join(conv.tags)))
+    if conv.folder:
+        rows.append(("Folder", conv.folder))
+    settings = meta.settings_line(conv)
+    if settings:
+        rows.append(("Settings", settings))
+    rows.append(("Exported", f"{meta.when(exported_at or datetime.now(UTC))} by {meta.exported_by()}"))
+    return rows
+
+
+def _message(message: ExportedMessage, level: int) -> list[str]:
+    out = [f"{'#' * level} {meta.message_heading(message)}", ""]
+    if message.reasoning:
+        # A blank line after <summary> lets Markdown renderers format the reasoning inside the block.
+        out += [
+            "<details>",
+            "<summary>Reasoning</summary>",
+            "",
+            _closed(message.reasoning).replace("</details>", "&lt;/details>"),
+            "",
+            "</details>",
+            "",
+        ]
+    out += [_closed(message.text), ""]
+    numbers = meta.numbers_line(message)
+    if numbers:
+        out += [f"*{numbers}*", ""]
+    return out
+
+
+def _closed(text: str) -> str:
+    """The text as written, plus a closing fence if a code block was left open (a stopped reply)."""
+    text = text.rstrip("\n")
+    opener: str | None = None
+    for match in _FENCE.finditer(text):
+        fence = match.group(1)
+        if opener is None:
+            opener = fence
+        elif fence[0] == opener[0] and len(fence) >= len(opener) and not match.group(2).strip():
+            opener = None
+    return text + "\n" + opener if opener else text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

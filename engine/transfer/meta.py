@@ -1,0 +1,71 @@
+"""Human-readable summaries shared by the Markdown and HTML renderers (times, models, settings, numbers)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from engine import APP_NAME, __version__
+from engine.transfer.model import ExportedConversation, ExportedMessage
+
+ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+
+# Order and wording of the numbers a reply carries; unknown keys follow in name order.
+_NUMBERS = (
+    ("prompt_tokens", "{:,} prompt tokens"),
+    ("completion_tokens", "{:,} tokens"),
+    ("tokens_per_s", "{:.1f} tok/s"),
+    ("ttft_s", "TTFT {:.2f} s"),
+    ("wall_s", "{:.1f} s"),
+)
+
+
+def exported_by() -> str:
+    return f"{APP_NAME} {__version__}"
+
+
+def when(moment: datetime) -> str:
+    """Times are shown in UTC so that an export reads the same on every machine."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def models(conv: ExportedConversation) -> list[str]:
+    """The models that answered, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for message in conv.messages:
+        if message.model:
+            seen.setdefault(message.model, None)
+    return list(seen)
+
+
+def settings_line(conv: ExportedConversation) -> str:
+    parts = []
+    for key in sorted(conv.settings):
+        value = conv.settings[key]
+        if key == "system_prompt" or value is None or value in ((), [], ""):
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{key} {shown}")
+    return ", ".join(parts)
+
+
+def numbers_line(message: ExportedMessage) -> str:
+    parts: list[str] = []
+    known = {key for key, _ in _NUMBERS}
+    for key, pattern in _NUMBERS:
+        value = message.numbers.get(key)
+        if value is not None:
+            parts.append(pattern.format(value))
+    for key in sorted(set(message.numbers) - known):
+        parts.append(f"{key} {message.numbers[key]}")
+    return " · ".join(parts)
+
+
+def message_heading(message: ExportedMessage) -> str:
+    """``Assistant · model · stopped`` — the role, then whatever distinguishes this reply."""
+    parts = [ROLE_NAMES.get(message.role, message.role.title())]
+    if message.model:
+        parts.append(message.model)
+    if message.state != "complete":
+        parts.append(message.state)
+    return " · ".join(parts)

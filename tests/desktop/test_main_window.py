@@ -1,0 +1,213 @@
+"""The chat window driven like a user would, against the stand-in server process (real HTTP, real Haystack,
+real SQLite): send and see the streamed reply, stop, regenerate and switch branches, edit and resend, search
+and jump."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from desktop.main_window import MainWindow
+from engine.chat import ChatEngine
+from engine.paths import AppPaths
+from engine.settings import SettingsStore
+from engine.store import AsyncHistoryStore
+from tests.support.qasync_loop import qloop, run  # noqa: F401
+from tests.support.standin.launch import Standin, running_standin
+
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("does not support propagateSizeHints")]
+SHOTS = Path(__file__).resolve().parents[2] / "shots"
+
+REPLY = """Here is a function:
+
+```python
+def greet(name):
+    return f"Hello, {name}!"
+```
+
+| language | typed |
+|---|---|
+| Python | gradually |
+
+Done."""
+
+
+def make_window(qtbot, app_paths: AppPaths, server: Standin) -> MainWindow:  # type: ignore[no-untyped-def]
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    chat = ChatEngine(store, server.endpoint)
+    settings = SettingsStore.open(app_paths.settings_file)
+    ui_state = QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(store=store, chat=chat, settings=settings, ui_state=ui_state)
+    qtbot.addWidget(window)
+    window.resize(1000, 700)
+    window.show()
+    run(qtbot, window.restore())
+    return window
+
+
+def close_window(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    run(qtbot, window.shutdown())
+    run(qtbot, window.store.close())
+
+
+@pytest.fixture
+def fast_server() -> Iterator[Standin]:
+    with running_standin("--reply", REPLY, "--tokens-per-second", "400") as server:
+        yield server
+
+
+@pytest.fixture
+def slow_server() -> Iterator[Standin]:
+    with running_standin("--reply-tokens", "2000", "--tokens-per-second", "40") as server:
+        yield server
+
+
+def type_and_send(qtbot, window: MainWindow, text: str) -> None:  # type: ignore[no-untyped-def]
+    window.composer.editor.setFocus()
+    qtbot.keyClicks(window.composer.editor, text)
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+
+
+def replies(window: MainWindow) -> list:  # type: ignore[type-arg]
+    return [w for w in window.transcript.messages() if w.data.role == "assistant"]
+
+
+def save_shot(window: MainWindow, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    assert window.grab().save(str(SHOTS / name))
+
+
+def test_send_and_see_the_streamed_reply(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot, app_paths, fast_server)
+    try:
+        # Shift+Enter is a new line, Enter sends.
+        window.composer.editor.setFocus()
+        qtbot.keyClicks(window.composer.editor, "Write a greeting")
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+        qtbot.keyClicks(window.composer.editor, "in Python")
+        assert window.composer.editor.toPlainText() == "Write a greeting\nin Python"
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: len(replies(window)) == 1, timeout=10000)
+        assert window.composer.editor.toPlainText() == ""
+        reply = replies(window)[0]
+        qtbot.waitUntil(lambda: reply.streaming and reply.renders >= 1, timeout=10000)
+        assert window.composer.stop_button.isVisible()
+        qtbot.waitUntil(lambda: not reply.streaming and reply.data.state == "complete", timeout=20000)
+        assert not window.composer.stop_button.isVisible()
+        assert reply.data.text == REPLY
+        assert reply.code_blocks == ['def greet(name):\n    return f"Hello, {name}!"\n']
+        assert re.search(r"\d+ tokens · [\d.]+ tok/s · first token [\d.]+ s", reply.stats_label.text())
+        # The conversation is listed with a title taken from the first message.
+        qtbot.waitUntil(lambda: window.sidebar.model.rowCount() == 1, timeout=5000)
+        assert "Write a greeting" in window.sidebar.model.conversations()[0].title
+        assert "2,048" in window.composer.meter.text() or "2048" in window.composer.meter.format()
+        save_shot(window, "chat-reply.png")
+    finally:
+        close_window(qtbot, window)
+
+
+def test_stop_mid_stream_with_esc(qtbot, qloop, app_paths, slow_server) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot, app_paths, slow_server)
+    try:
+        type_and_send(qtbot, window, "Count for me")
+        qtbot.waitUntil(lambda: len(replies(window)) == 1 and len(replies(window)[0].data.text) > 20, timeout=10000)
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
+        reply = replies(window)[0]
+        qtbot.waitUntil(lambda: not reply.streaming, timeout=5000)
+        assert reply.data.state == "stopped"
+        assert "stopped" in reply.stats_label.text()
+        assert 0 < len(reply.data.text.split()) < 2000
+        assert window.composer.send_button.isVisible()
+    finally:
+        close_window(qtbot, window)
+
+
+def test_regenerate_then_switch_branches(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot, app_paths, fast_server)
+    try:
+        type_and_send(qtbot, window, "Hello")
+        qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].data.state == "complete", timeout=15000)
+        first_id = replies(window)[0].data.id
+        qtbot.mouseClick(replies(window)[0].regenerate_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(
+            lambda: bool(replies(window))
+            and replies(window)[0].data.id != first_id
+            and replies(window)[0].data.state == "complete",
+            timeout=15000,
+        )
+        second = replies(window)[0]
+        qtbot.waitUntil(lambda: second.branch_label.text() == "2/2", timeout=5000)
+        assert second.prev_button.isVisible() and second.prev_button.isEnabled()
+        qtbot.mouseClick(second.prev_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].data.id == first_id, timeout=5000)
+        assert replies(window)[0].branch_label.text() == "1/2"
+        save_shot(window, "branches.png")
+    finally:
+        close_window(qtbot, window)
+
+
+def test_edit_a_message_and_resend(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot, app_paths, fast_server)
+    try:
+        for text in ("Hello", "Helo again"):
+            type_and_send(qtbot, window, text)
+            qtbot.waitUntil(
+                lambda t=text: len(window.transcript.messages()) >= 2
+                and window.transcript.messages()[-2].data.text == t
+                and replies(window)[-1].data.state == "complete",
+                timeout=15000,
+            )
+        user = window.transcript.messages()[2]
+        qtbot.mouseClick(user.edit_button, Qt.MouseButton.LeftButton)
+        editor = user.editor
+        assert editor is not None and editor.hasFocus() and editor.toPlainText() == "Helo again"
+        editor.selectAll()
+        qtbot.keyClicks(editor, "Hello again, fixed")
+        assert user.save_edit_button is not None
+        qtbot.mouseClick(user.save_edit_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(
+            lambda: len(window.transcript.messages()) == 4
+            and window.transcript.messages()[2].data.text == "Hello again, fixed"
+            and replies(window)[-1].data.state == "complete",
+            timeout=15000,
+        )
+        edited = window.transcript.messages()[2]
+        qtbot.waitUntil(lambda: edited.branch_label.text() == "2/2", timeout=5000)
+        # The first version is still there, one click away.
+        qtbot.mouseClick(edited.prev_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(
+            lambda: len(window.transcript.messages()) == 4
+            and window.transcript.messages()[2].data.text == "Helo again",
+            timeout=5000,
+        )
+    finally:
+        close_window(qtbot, window)
+
+
+def test_search_and_jump_to_the_hit(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot, app_paths, fast_server)
+    try:
+        for text in ("Tell me about pelicans", "Tell me about marmots"):
+            qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+            type_and_send(qtbot, window, text)
+            qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[-1].data.state == "complete", timeout=15000)
+        qtbot.waitUntil(lambda: window.sidebar.model.rowCount() == 2, timeout=5000)
+        qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+        assert window.sidebar.search_box.hasFocus()
+        qtbot.keyClicks(window.sidebar.search_box, "pelican")
+        qtbot.waitUntil(lambda: window.sidebar.searching and window.sidebar.results.rowCount() >= 1, timeout=5000)
+        qtbot.keyClick(window.sidebar.search_box, Qt.Key.Key_Return)
+        qtbot.waitUntil(
+            lambda: bool(window.transcript.messages())
+            and window.transcript.messages()[0].data.text == "Tell me about pelicans",
+            timeout=5000,
+        )
+        hit = window.transcript.messages()[0]
+        assert hit._pieces[0].textCursor().selectedText().lower().startswith("pelican")
+        save_shot(window, "search.png")
+    finally:
+        close_window(qtbot, window)

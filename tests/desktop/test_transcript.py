@@ -1,0 +1,156 @@
+"""The transcript: safe Markdown, highlighted code with copy links, calm linear streaming, follow-the-end."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QGuiApplication, QTextDocument
+
+from desktop.markdown_view import MarkdownRenderer, SafeBrowser, StreamSplitter
+from desktop.transcript import MessageData, MessageWidget, RenderCache, TranscriptView, format_stats
+
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("does not support propagateSizeHints")]
+
+SAMPLE = """# Title
+
+Some **bold** text and <script>alert('x')</script> and <b>raw</b>.
+
+```python
+def add(a, b):
+    return a + b
+```
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+- one
+- two
+
+Inline math $E = mc^2$ and a ![cat](http://example.invalid/cat.png) picture, [docs](https://example.org).
+"""
+
+
+def test_markdown_is_rendered_and_model_html_is_not_executed() -> None:
+    rendered = MarkdownRenderer().render(SAMPLE)
+    assert "<h1>Title</h1>" in rendered.html
+    assert "<strong>bold</strong>" in rendered.html
+    assert "&lt;script&gt;" in rendered.html and "<script>" not in rendered.html
+    assert "&lt;b&gt;raw&lt;/b&gt;" in rendered.html
+    assert "<th>a</th>" in rendered.html and "<li>one</li>" in rendered.html
+    # No image element at all: the picture becomes a link that is only followed on click.
+    assert "<img" not in rendered.html
+    assert '[image: <a href="http://example.invalid/cat.png">cat</a>]' in rendered.html
+    assert "E = mc^2" in rendered.html
+    assert rendered.code_blocks == ["def add(a, b):\n    return a + b\n"]
+    # Pygments coloured the keyword.
+    assert 'font-weight: bold">def</span>' in rendered.html
+    assert 'href="desk-copy:0"' in rendered.html
+
+
+def test_unclosed_code_is_not_highlighted_until_it_closes() -> None:
+    renderer = MarkdownRenderer()
+    plain = renderer.render("```python\ndef f():\n", highlight_code=False)
+    assert "<span" not in plain.html and "def f():" in plain.html
+    assert "<span" in renderer.render("```python\ndef f():\n```\n").html
+
+
+def test_browser_never_loads_resources_and_opens_links_only_on_click(qtbot) -> None:  # type: ignore[no-untyped-def]
+    browser = SafeBrowser()
+    qtbot.addWidget(browser)
+    opened: list[str] = []
+    browser.link_opener = lambda url: opened.append(url.toString())
+    browser.set_markdown_html(MarkdownRenderer().render(SAMPLE).html)
+    assert browser.loadResource(int(QTextDocument.ResourceType.ImageResource), QUrl("http://x/y.png")) is None
+    assert opened == []
+    browser.anchorClicked.emit(QUrl("https://example.org"))
+    browser.anchorClicked.emit(QUrl("file:///etc/passwd"))
+    assert opened == ["https://example.org"]
+
+
+def test_copy_link_of_a_code_block_copies_its_code(qtbot) -> None:  # type: ignore[no-untyped-def]
+    widget = MessageWidget(MessageData(id=1, role="assistant", text=SAMPLE), RenderCache(MarkdownRenderer()))
+    qtbot.addWidget(widget)
+    widget._pieces[0].anchorClicked.emit(QUrl("desk-copy:0"))
+    assert QGuiApplication.clipboard().text() == "def add(a, b):\n    return a + b\n"
+    widget.copy_button.click()
+    assert QGuiApplication.clipboard().text() == SAMPLE
+
+
+def test_splitter_cuts_only_between_closed_blocks() -> None:
+    text = "para one\nstill one\n\npara two\n\n```py\nx = 1\n\ny = 2\n```\nafter\n\n    indented\n\ntail"
+    splitter = StreamSplitter()
+    pieces: list[str] = []
+    for ch in text:  # one character at a time, the worst case
+        pieces += splitter.feed(ch)
+    assert "".join(pieces) + splitter.tail == text
+    assert pieces[:3] == ["para one\nstill one\n\n", "para two\n\n", "```py\nx = 1\n\ny = 2\n```\n"]
+    # The blank line inside the fence did not cut it; the indented line stayed with its paragraph.
+    assert all(p.count("```") in (0, 2) for p in pieces)
+    # "tail" has no newline yet: its line is not judged, so all after the fence is still open.
+    assert splitter.tail == "after\n\n    indented\n\ntail"
+    assert splitter.feed("\n") == ["after\n\n    indented\n\n"]
+    assert splitter.tail == "tail\n"
+
+
+def test_streaming_cost_grows_linearly_with_the_reply(qtbot) -> None:  # type: ignore[no-untyped-def]
+    widget = MessageWidget(
+        MessageData(id=7, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    paragraph = "A sentence with some words that goes on for a while. " * 3 + "\n\n"
+    text = ""
+    for i in range(400):
+        chunk = paragraph if i % 10 else "```python\nprint('block')\n```\n\n"
+        for token in re.findall(r"\s*\S+|\s+$", chunk):  # tokens carry their leading space, like a model's
+            widget.append(token)
+            text += token
+        widget.flush()  # as if the 50 ms timer fired after every paragraph
+    assert widget.renders >= 300
+    # Every character is parsed about once as a closed piece plus a bounded tail: linear, not quadratic.
+    assert widget.rendered_chars < 3 * len(text)
+    assert len(widget.code_blocks) == 40
+    widget.finish(MessageData(id=7, role="assistant", text=widget.data.text, completion_tokens=10))
+    assert not widget.streaming
+    assert len(widget._pieces) == 1
+    assert widget._pieces[0].toPlainText().count("print('block')") == 40
+
+
+def test_transcript_renders_tail_on_a_timer_and_follows_the_end(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer())
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    view.show_messages([MessageData(id=1, role="user", text="hello")])
+    widget = view.add_message(MessageData(id=2, role="assistant", state="streaming"))
+    for i in range(200):
+        view.append_token(2, f"line {i} of a long answer\n\n")
+    assert widget.renders == 0  # nothing rendered synchronously per token: the timer batches them
+    qtbot.waitUntil(lambda: widget.renders >= 1, timeout=2000)
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=2000)
+    # The user scrolls up: new text no longer pulls the view down.
+    bar.setValue(0)
+    assert not view.following
+    for i in range(50):
+        view.append_token(2, f"more {i}\n\n")
+    qtbot.waitUntil(lambda: "more 49" in widget.data.text, timeout=2000)
+    qtbot.wait(120)
+    assert bar.value() == 0
+
+
+def test_stats_and_branch_switcher(qtbot) -> None:  # type: ignore[no-untyped-def]
+    assert format_stats(120, 39.46, 0.081) == "120 tokens · 39.5 tok/s · first token 0.08 s"
+    data = MessageData(id=3, role="assistant", text="hi", branch_index=1, branch_count=3, completion_tokens=5)
+    widget = MessageWidget(data, RenderCache(MarkdownRenderer()))
+    qtbot.addWidget(widget)
+    assert widget.branch_label.text() == "2/3"
+    assert widget.prev_button.isEnabled() and widget.next_button.isEnabled()
+    seen: list[tuple[str, object]] = []
+    widget.action.connect(lambda name, mid: seen.append((name, mid)))
+    widget.next_button.click()
+    widget.regenerate_button.click()
+    assert seen == [("next", 3), ("regenerate", 3)]
+    assert widget.edit_button.isHidden()

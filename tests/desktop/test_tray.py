@@ -1,0 +1,352 @@
+"""The tray launcher, exercised through its menu and actions (this platform has no tray): looks per state,
+tooltip, notifications, switching profiles over the real supervisor and the stand-in process, Quit, and the
+no-tray fallback in the window's menu."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from PySide6.QtGui import QIcon, QImage, QPainter
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from pytestqt.qtbot import QtBot
+
+from desktop.notifications import Notification, Notifier
+from desktop.tray import LauncherActions, TrayLauncher, format_uptime, state_kind
+from engine import assets
+from engine.diagnosis import PortInUse
+from engine.endpoint import Endpoint
+from engine.metrics import MetricsSample
+from engine.paths import AppPaths
+from engine.profiles import ServerProfile
+from engine.settings import SettingsStore
+from engine.store import AsyncHistoryStore
+from engine.supervisor import ServerState, StateChange, Supervisor
+from tests.support.qasync_loop import qloop, run  # noqa: F401
+from tests.support.standin.launch import StandinRuntime
+
+pytestmark = pytest.mark.gui
+SHOTS = Path(__file__).resolve().parents[2] / "shots"
+
+
+def profile(name: str, served: str) -> ServerProfile:
+    return ServerProfile(name=name, source="hf_cache", model="org/standin", served_name=served)
+
+
+@pytest.fixture
+def settings(app_paths: AppPaths) -> SettingsStore:
+    store = SettingsStore.open(app_paths.settings_file)
+    store.update(
+        store.settings.model_copy(update={"profiles": [profile("Alpha", "alpha"), profile("Beta", "beta")]})
+    )
+    return store
+
+
+class Launcher:
+    """A launcher wired like the app does it, recording what it tells the user."""
+
+    def __init__(self, supervisor: Supervisor | None, settings: SettingsStore, tray_available: bool = False):
+        self.posted: list[Notification] = []
+        self.status: list[str] = []
+        self.notifier = Notifier(
+            enabled=lambda: settings.settings.general.notifications,
+            fallback=lambda title, message: self.status.append(f"{title}: {message}"),
+        )
+        self.notifier.posted.connect(self.posted.append)
+        self.actions = LauncherActions(supervisor, settings)
+        self.tray = TrayLauncher(
+            self.actions, supervisor, settings, self.notifier, tray_available=tray_available
+        )
+
+    def close(self) -> None:
+        self.tray.close()
+        self.actions.close()
+
+
+@pytest.fixture
+def launcher(qtbot: QtBot, settings: SettingsStore) -> Iterator[Launcher]:
+    made = Launcher(None, settings)
+    yield made
+    made.close()
+
+
+def change(state: ServerState, previous: ServerState, **kw: object) -> StateChange:
+    return StateChange(state, previous, "Alpha", **kw)  # type: ignore[arg-type]
+
+
+def image(icon: QIcon) -> QImage:
+    return icon.pixmap(32, 32).toImage()
+
+
+def menu_texts(menu: QMenu) -> list[str]:
+    return [a.text() if not a.isSeparator() or a.text() else "---" for a in menu.actions()]
+
+
+def test_state_names_map_to_four_looks() -> None:
+    assert [state_kind(s) for s in ServerState] == [
+        "stopped",
+        "starting",
+        "starting",
+        "ready",
+        "starting",
+        "failed",
+    ]
+    assert format_uptime(42) == "42 s"
+    assert format_uptime(125) == "2 min"
+    assert format_uptime(3 * 3600 + 5 * 60) == "3 h 05 min"
+
+
+def test_each_state_changes_icon_and_tooltip(launcher: Launcher) -> None:
+    tray = launcher.tray
+    assert image(tray.icon.icon()) == image(QIcon(str(assets.tray_icon("stopped"))))
+    assert tray.icon.toolTip() == "vLLM Desk\nServer: Stopped"
+    for state, previous in [
+        (ServerState.PREPARING, ServerState.STOPPED),
+        (ServerState.STARTING, ServerState.PREPARING),
+    ]:
+        tray.on_state(change(state, previous))
+        assert image(tray.icon.icon()) == image(QIcon(str(assets.tray_icon("starting"))))
+        assert f"Server: {state.value.title()}" in tray.icon.toolTip()
+        assert "Model: alpha (Alpha)" in tray.icon.toolTip()
+    endpoint = Endpoint(base_url="http://127.0.0.1:1/v1", model="alpha", profile_name="Alpha")
+    tray.on_state(change(ServerState.READY, ServerState.STARTING, endpoint=endpoint))
+    assert image(tray.icon.icon()) == image(QIcon(str(assets.tray_icon("ready"))))
+    assert "Server: Ready · up 0 s" in tray.icon.toolTip()
+    tray.on_metrics(
+        MetricsSample(running=1, waiting=0, kv_cache_usage=0.372, prompt_tokens=5, generation_tokens=9, at=0)
+    )
+    assert tray.icon.toolTip().endswith("KV cache: 37% used")
+    assert tray.ready_since is not None
+    tray.ready_since -= 125
+    tray._update_tooltip()
+    assert "Server: Ready · up 2 min" in tray.icon.toolTip()
+    tray.on_state(change(ServerState.FAILED, ServerState.READY, problem=PortInUse(8000)))
+    assert image(tray.icon.icon()) == image(QIcon(str(assets.tray_icon("failed"))))
+    assert "Server: Failed" in tray.icon.toolTip()
+    assert "KV cache" not in tray.icon.toolTip()
+    # The four looks really differ from each other.
+    rendered = {state: image(QIcon(str(assets.tray_icon(state)))) for state in assets.TRAY_STATES}
+    assert len({bytes(img.constBits()) for img in rendered.values()}) == 4
+
+
+def test_ready_and_failed_are_notified_in_one_line(launcher: Launcher) -> None:
+    tray = launcher.tray
+    tray.on_state(change(ServerState.STARTING, ServerState.STOPPED))
+    assert launcher.posted == []
+    endpoint = Endpoint(base_url="http://127.0.0.1:1/v1", model="alpha", profile_name="Alpha")
+    tray.on_state(change(ServerState.READY, ServerState.STARTING, endpoint=endpoint))
+    assert launcher.status == ["Model ready: alpha is ready to chat."]
+    problem = PortInUse(8000)
+    tray.on_state(change(ServerState.FAILED, ServerState.STARTING, problem=problem))
+    last = launcher.posted[-1]
+    assert last.title == "Model failed to start"
+    assert last.channel == "fallback"  # no tray here: the window's status takes it
+    assert "\n" not in last.message
+    assert last.message.startswith("alpha: ")
+    assert str(problem).splitlines()[0][:40] in last.message
+
+
+def test_notifications_can_be_switched_off(launcher: Launcher, settings: SettingsStore) -> None:
+    off = settings.settings.model_copy(deep=True)
+    off.general.notifications = False
+    settings.update(off)
+    endpoint = Endpoint(base_url="http://127.0.0.1:1/v1", model="alpha", profile_name="Alpha")
+    launcher.tray.on_state(change(ServerState.READY, ServerState.STARTING, endpoint=endpoint))
+    assert launcher.status == []
+    assert [n.channel for n in launcher.posted] == ["none"]
+
+
+def test_menu_holds_every_launcher_action(launcher: Launcher) -> None:
+    menu = launcher.tray.menu
+    assert menu_texts(menu) == [
+        "Server profiles",
+        "Alpha",
+        "Beta",
+        "Stop server",
+        "---",
+        "Recent conversations",
+        "New chat",
+        "---",
+        "Open vLLM Desk",
+        "Preferences…",
+        "---",
+        "Quit",
+    ]
+    assert not launcher.actions.stop_action.isEnabled()  # nothing to stop
+    requested: list[str] = []
+    launcher.actions.new_chat_requested.connect(lambda: requested.append("new"))
+    launcher.actions.open_window_requested.connect(lambda: requested.append("open"))
+    launcher.actions.preferences_requested.connect(lambda: requested.append("prefs"))
+    for text in ("New chat", "Open vLLM Desk", "Preferences…"):
+        next(a for a in menu.actions() if a.text() == text).trigger()
+    launcher.tray.icon.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    assert requested == ["new", "open", "prefs", "open"]
+
+
+def test_profiles_in_the_menu_follow_the_settings(launcher: Launcher, settings: SettingsStore) -> None:
+    more = settings.settings.model_copy(
+        update={"profiles": [*settings.settings.profiles, profile("Gamma", "g")]}
+    )
+    settings.update(more)
+    assert [a.text() for a in launcher.actions.profile_actions] == ["Alpha", "Beta", "Gamma"]
+    assert "Gamma" in menu_texts(launcher.tray.menu)
+
+
+@pytest.mark.usefixtures("qloop")
+def test_recent_conversations_open_from_the_menu(
+    qtbot: QtBot, launcher: Launcher, app_paths: AppPaths
+) -> None:
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    try:
+        made = [run(qtbot, store.create_conversation(title=f"Chat {i}")) for i in range(7)]
+        run(qtbot, launcher.actions.load_recent(store))
+    finally:
+        run(qtbot, store.close())
+    recent = next(a for a in launcher.tray.menu.actions() if a.text() == "Recent conversations").menu()
+    assert recent.isEnabled()
+    assert [a.text() for a in recent.actions()] == [f"Chat {i}" for i in range(6, 1, -1)]
+    chosen: list[int] = []
+    launcher.actions.conversation_requested.connect(chosen.append)
+    recent.actions()[0].trigger()
+    assert chosen == [made[6].id]
+
+
+def test_without_a_tray_the_window_gets_the_same_actions_and_close_quits(
+    qtbot: QtBot, launcher: Launcher, settings: SettingsStore
+) -> None:
+    assert QSystemTrayIcon.isSystemTrayAvailable() is False  # offscreen: no tray host
+    auto = TrayLauncher(launcher.actions, None, settings, Notifier())
+    try:
+        assert auto.available is False
+        assert not auto.icon.isVisible()
+    finally:
+        auto.close()
+    wants_tray = settings.settings.model_copy(deep=True)
+    wants_tray.general.close_to_tray = True
+    settings.update(wants_tray)
+    assert launcher.tray.hide_on_close() is False  # never hide into a tray that does not exist
+    window_menu = launcher.actions.fill_menu(QMenu("Server"), include_open=False)
+    tray_actions = {id(a) for a in launcher.tray.menu.actions() if not a.isSeparator()}
+    window_actions = [a for a in window_menu.actions() if not a.isSeparator()]
+    assert "Open vLLM Desk" not in menu_texts(window_menu)
+    assert all(id(a) in tray_actions for a in window_actions if a.text() != "Recent conversations")
+
+
+# Forcing the icon visible without a tray host makes Qt say it cannot follow the tray window.
+@pytest.mark.qt_log_ignore("systemTrayWindowChanged")
+def test_first_hide_to_tray_explains_how_to_quit(qtbot: QtBot, settings: SettingsStore) -> None:
+    made = Launcher(None, settings, tray_available=True)
+    try:
+        assert made.tray.hide_on_close() is False  # the user did not choose it
+        wants_tray = settings.settings.model_copy(deep=True)
+        wants_tray.general.close_to_tray = True
+        wants_tray.general.notifications = False  # the hint comes anyway: it says where the window went
+        settings.update(wants_tray)
+        made.tray.icon.setVisible(True)
+        if not made.tray.icon.isVisible():
+            pytest.fail("QSystemTrayIcon.setVisible(True) did not take")
+        assert made.tray.hide_on_close() is True
+        assert made.tray.hide_on_close() is True
+        hints = [n for n in made.posted if n.title == "vLLM Desk is still running"]
+        assert len(hints) == 1
+        assert "Quit" in hints[0].message
+        assert "keeps running" in hints[0].message
+    finally:
+        made.close()
+
+
+def server_pids(sup: Supervisor) -> set[int]:
+    return {p.pid for p in sup.processes()}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("qloop")
+def test_switching_profiles_stops_one_server_and_starts_the_other_then_quit(
+    qtbot: QtBot,
+    app_paths: AppPaths,
+    settings: SettingsStore,
+) -> None:
+    sup = Supervisor(app_paths, StandinRuntime([]), metrics_interval_s=0.1)
+    made = Launcher(sup, settings)
+    try:
+        states: list[str] = []
+        sup.state_changed.connect(lambda c: states.append(c.state.value))
+        alpha = next(a for a in made.actions.profile_actions if a.text() == "Alpha")
+        beta = next(a for a in made.actions.profile_actions if a.text() == "Beta")
+
+        alpha.trigger()
+        qtbot.waitUntil(lambda: sup.state is ServerState.READY, timeout=30000)
+        assert alpha.isChecked()
+        assert not beta.isChecked()
+        assert made.actions.stop_action.isEnabled()
+        assert made.tray.kind == "ready"
+        assert "Model: alpha (Alpha)" in made.tray.icon.toolTip()
+        qtbot.waitUntil(lambda: "KV cache: 0% used" in made.tray.icon.toolTip(), timeout=10000)
+        first = server_pids(sup)
+        assert first
+
+        states.clear()
+        beta.trigger()
+        qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "beta", timeout=30000)
+        assert states == ["stopping", "stopped", "preparing", "starting", "ready"]
+        assert beta.isChecked()
+        assert not alpha.isChecked()
+        assert sup.endpoint is not None
+        assert sup.endpoint.model == "beta"
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in first)
+        assert "Model: beta (Beta)" in made.tray.icon.toolTip()
+        assert [n.message for n in made.posted if n.title == "Model ready"] == [
+            "alpha is ready to chat.",
+            "beta is ready to chat.",
+        ]
+        save_menu_shot(made.tray.menu, "tray-menu.png")
+
+        quitted: list[bool] = []
+        made.actions.quit_requested.connect(lambda: quitted.append(True))
+        second = server_pids(sup)
+        made.actions.quit_action.trigger()
+        qtbot.waitUntil(lambda: quitted == [True], timeout=30000)
+        assert sup.state is ServerState.STOPPED
+        assert sup.processes() == []
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in second)
+    finally:
+        if sup.state is not ServerState.STOPPED:
+            run(qtbot, sup.shutdown())
+        made.close()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("qloop")
+def test_stop_server_from_the_menu(qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore) -> None:
+    sup = Supervisor(app_paths, StandinRuntime([]))
+    made = Launcher(sup, settings)
+    try:
+        run(qtbot, made.actions.choose_profile("Beta"))
+        assert made.tray.kind == "ready"
+        made.actions.stop_action.trigger()
+        qtbot.waitUntil(lambda: sup.state is ServerState.STOPPED, timeout=30000)
+        assert made.tray.kind == "stopped"
+        assert not made.actions.stop_action.isEnabled()
+        assert sup.processes() == []
+    finally:
+        run(qtbot, sup.shutdown())
+        made.close()
+
+
+def save_menu_shot(menu: QMenu, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    # Rendered without popping up (offscreen cannot grab the keyboard for a popup).
+    menu.ensurePolished()
+    menu.adjustSize()
+    pixmap = menu.grab()
+    # The tray icons beside the menu, as a desktop would show them.
+    canvas = QImage(pixmap.width() + 60, max(pixmap.height(), 4 * 40), QImage.Format.Format_ARGB32)
+    canvas.fill(0xFFE8E8E8)
+    painter = QPainter(canvas)
+    painter.drawPixmap(60, 0, pixmap)
+    for i, state in enumerate(assets.TRAY_STATES):
+        painter.drawPixmap(14, 8 + i * 40, QIcon(str(assets.tray_icon(state))).pixmap(32, 32))
+    painter.end()
+    assert canvas.save(str(SHOTS / name))

@@ -1,0 +1,109 @@
+"""`vllm-desk serve`: profile choice, JSON events, Ctrl-C, failures (stand-in; real vLLM: vllm tests)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+
+import httpx
+import psutil
+import pytest
+
+from engine.cli import main
+from engine.cli.serve import _Printer, choose_profile, serve
+from engine.paths import AppPaths
+from engine.profiles import ServerProfile
+from engine.settings import Settings, SettingsStore
+from engine.supervisor import Supervisor
+from tests.support.standin.launch import StandinRuntime
+
+
+def args(**kw: object) -> argparse.Namespace:
+    base: dict[str, object] = {"profile": None, "model": None, "port": None}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_choose_profile(app_paths: AppPaths, tmp_path: os.PathLike[str]) -> None:
+    store = SettingsStore.open(app_paths.settings_file)
+    store.update(Settings(profiles=[ServerProfile(name="big", source="hf_repo", model="org/big", port=9000)]))
+    assert choose_profile(args(), store).source == "builtin"
+    assert choose_profile(args(profile="big"), store).model == "org/big"
+    assert choose_profile(args(profile="big", port=9100), store).port == 9100
+    assert choose_profile(args(model="org/other"), store).source == "hf_repo"
+    folder = app_paths.models / "mine"
+    folder.mkdir()
+    chosen = choose_profile(args(model=str(folder)), store)
+    assert (chosen.source, chosen.model) == ("folder", str(folder))
+
+
+def test_unknown_profile_is_an_error(app_paths: AppPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--data-dir", str(app_paths.data.parent), "serve", "--profile", "nope", "--json"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "there is no such profile" in err
+    assert "fix:" in err
+
+
+@pytest.mark.asyncio
+async def test_json_events_ready_then_sigint_stops_everything(
+    app_paths: AppPaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sup = Supervisor(app_paths, StandinRuntime(["--fork-child"]))
+    profile = ServerProfile(name="cli", source="hf_cache", model="org/m")
+    task = asyncio.create_task(serve(profile, sup, _Printer(as_json=True, show_log=False)))
+    ready: dict[str, object] = {}
+    for _ in range(500):
+        for line in capsys.readouterr().out.splitlines():
+            event = json.loads(line)
+            if event["event"] == "ready":
+                ready = event
+        if ready:
+            break
+        await asyncio.sleep(0.02)
+    assert ready["model"] == "org/m"
+    members = sup.processes()
+    assert len(members) == 2
+    async with httpx.AsyncClient(trust_env=False) as client:
+        resp = await client.get(
+            f"{ready['base_url']}/models", headers={"Authorization": f"Bearer {ready['api_key']}"}
+        )
+    assert resp.status_code == 200
+    os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+    assert await task == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["state"] for e in events if e["event"] == "state"][-2:] == ["stopping", "stopped"]
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in members)
+
+
+@pytest.mark.asyncio
+async def test_failed_start_prints_the_diagnosis(
+    app_paths: AppPaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sup = Supervisor(app_paths, StandinRuntime(["--fail-with", "invalid-repo"]))
+    profile = ServerProfile(name="cli", source="hf_repo", model="nobody/nothing")
+    assert await serve(profile, sup, _Printer(as_json=False, show_log=False)) == 1
+    err = capsys.readouterr().err
+    assert "error: “nobody/nothing” is neither a Hugging Face repository id nor a folder" in err
+    assert "fix: Check the repo id" in err
+    assert "Invalid repository ID or local directory specified" in err
+
+
+@pytest.mark.asyncio
+async def test_sigterm_during_the_start_cancels_it(
+    app_paths: AppPaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sup = Supervisor(app_paths, StandinRuntime(["--startup-delay", "30"]))
+    profile = ServerProfile(name="cli", source="hf_cache", model="org/m")
+    task = asyncio.create_task(serve(profile, sup, _Printer(as_json=False, show_log=False)))
+    for _ in range(500):
+        if sup.pid is not None:
+            break
+        await asyncio.sleep(0.02)
+    leader = psutil.Process(sup.pid)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await task == 0
+    assert not leader.is_running() or leader.status() == psutil.STATUS_ZOMBIE
+    assert "Server stopped." in capsys.readouterr().out

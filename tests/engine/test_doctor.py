@@ -1,0 +1,151 @@
+"""`vllm-desk doctor`: the report's shape, its exit status, and what it says when things are missing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backends import fail
+
+from engine.cli import main
+from engine.doctor import check_keyring, format_report, run_doctor
+from engine.paths import AppPaths
+from tests.support.fake_runtime import make_fake_runtime
+
+
+@pytest.fixture
+def no_vllm_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+@pytest.fixture
+def failing_keyring() -> Iterator[None]:
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(before)
+
+
+def _doctor_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+    code = main([*argv, "doctor", "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_json_shape_without_runtime_exits_nonzero_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: None
+) -> None:
+    code, report = _doctor_json(capsys, "--data-dir", str(tmp_path / "desk"))
+
+    assert code == 1
+    assert set(report) == {
+        "ok",
+        "app_version",
+        "python",
+        "runtime",
+        "gpus",
+        "keyring",
+        "dirs",
+        "builtin_model",
+        "problems",
+    }
+    assert report["ok"] is False
+    runtime = report["runtime"]
+    assert isinstance(runtime, dict)
+    assert runtime["usable"] is False
+    assert runtime["problem"]["kind"] == "RuntimeMissing"
+    assert runtime["problem"]["fix"]["action"] == "install_runtime"
+    assert "vllm-desk runtime install" in runtime["problem"]["fix"]["hint"]
+    assert report["gpus"] == {"devices": [], "note": report["gpus"]["note"]}  # type: ignore[index]
+    assert report["gpus"]["note"]  # type: ignore[index]
+    assert report["keyring"] == {
+        "backend": "tests.support.memory_keyring.MemoryKeyring",
+        "can_store": True,
+        "error": "",
+    }
+    dirs = report["dirs"]
+    assert isinstance(dirs, dict)
+    assert set(dirs) == {"config", "data", "cache", "state", "logs", "runtime", "models"}
+    assert all(Path(p).is_relative_to(tmp_path / "desk") for p in dirs.values())
+    assert report["builtin_model"] == {
+        "name": "SmolLM2 135M Instruct (built-in)",
+        "served_name": "smollm2-135m-instruct",
+        "state": "missing",
+        "path": str(tmp_path / "desk" / "data" / "models" / "smollm2-135m-instruct"),
+    }
+    assert any("vllm-desk runtime install" in p for p in report["problems"])  # type: ignore[union-attr]
+
+
+def test_data_dir_from_env_is_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_vllm_on_path: None
+) -> None:
+    monkeypatch.setenv("VLLM_DESK_HOME", str(tmp_path / "from-env"))
+    _, report = _doctor_json(capsys)
+    assert report["dirs"]["data"] == str(tmp_path / "from-env" / "data")  # type: ignore[index]
+
+
+def test_usable_runtime_exits_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: None
+) -> None:
+    make_fake_runtime(tmp_path / "venv", version="0.32.0")
+    code, report = _doctor_json(capsys, "--data-dir", str(tmp_path / "desk"))
+    assert code == 1  # without --vllm the fake is not found...
+
+    code = main(["--data-dir", str(tmp_path / "desk"), "doctor", "--json", "--vllm", str(tmp_path / "venv")])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0  # ...with it, it is
+    assert report["ok"] is True
+    assert report["runtime"]["usable"] is True
+    assert report["runtime"]["build"] == "cpu"
+    assert report["runtime"]["version"] == "0.32.0"
+    assert report["runtime"]["source"] == "settings"
+
+
+def test_text_report_names_the_problem_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: None
+) -> None:
+    code = main(["--data-dir", str(tmp_path / "desk"), "doctor"])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "vLLM      not usable: vLLM Desk has not installed its vLLM runtime yet" in text
+    assert "fix: Run: vllm-desk runtime install" in text
+    assert "Model     SmolLM2 135M Instruct (built-in): missing" in text
+    assert "Keyring   tests.support.memory_keyring.MemoryKeyring: can store secrets" in text
+
+
+def test_keyring_that_cannot_store_is_reported(failing_keyring: None) -> None:
+    result = check_keyring()
+    assert result["backend"] == "keyring.backends.fail.Keyring"
+    assert result["can_store"] is False
+    assert "NoKeyringError" in result["error"]
+
+
+def test_keyring_probe_leaves_nothing_behind() -> None:
+    from tests.support.memory_keyring import MemoryKeyring
+
+    before = dict(MemoryKeyring._store)
+    assert check_keyring()["can_store"] is True
+    assert before == MemoryKeyring._store
+
+
+def test_report_with_failing_keyring_lists_the_problem(app_paths: AppPaths, failing_keyring: None) -> None:
+    report = run_doctor(app_paths)
+    assert any("keyring cannot store secrets" in p for p in report.problems)
+    assert "cannot store secrets (NoKeyringError" in format_report(report)
+
+
+@pytest.mark.vllm
+def test_doctor_reports_the_real_runtime_and_model_as_ready(
+    vllm_paths: AppPaths, builtin_model_dir: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: None
+) -> None:
+    code, report = _doctor_json(capsys, "--data-dir", str(vllm_paths.data.parent))
+    assert code == 0
+    assert report["runtime"]["usable"] is True  # type: ignore[index]
+    assert report["runtime"]["source"] == "managed"  # type: ignore[index]
+    assert report["runtime"]["build"] == "cpu"  # type: ignore[index]
+    assert report["builtin_model"]["state"] == "ready"  # type: ignore[index]
+    assert report["builtin_model"]["path"] == str(builtin_model_dir)  # type: ignore[index]

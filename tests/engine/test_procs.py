@@ -1,0 +1,97 @@
+"""Process sessions: stopping one whole and finding strays (only ever processes these tests start)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from engine.procs import StrayProcess, clean_up_strays, find_strays, session_members, stop_session
+from tests.support.standin.launch import start_standin
+
+# A leader that starts a child ignoring SIGTERM (it touches argv[1] once it does), in a new session.
+STUBBORN = (
+    "import signal, subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', "
+    "'import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)', sys.argv[1]])\n"
+    "time.sleep(60)\n"
+)
+
+
+def _wait_for(condition, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.asyncio
+async def test_stop_session_escalates_and_leaves_nothing(tmp_path: Path) -> None:
+    flag = tmp_path / "ignoring"
+    leader = psutil.Popen([sys.executable, "-c", STUBBORN, str(flag)], start_new_session=True)
+    _wait_for(flag.exists)
+    outcome = await stop_session(leader.pid, grace=0.5, reap=leader)
+    assert outcome.escalated
+    assert outcome.left == ()
+    assert session_members(leader.pid) == []
+    assert leader.returncode == -signal.SIGTERM
+
+
+@pytest.mark.asyncio
+async def test_a_polite_session_stops_without_sigkill() -> None:
+    leader = psutil.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    outcome = await stop_session(leader.pid, grace=5, reap=leader)
+    assert not outcome.escalated
+    assert session_members(leader.pid) == []
+
+
+def test_session_members_include_reparented_orphans() -> None:
+    server = start_standin("--fork-child")
+    try:
+        child = psutil.Process(server.proc.pid).children()[0]
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(10)
+        members = session_members(server.proc.pid)
+        assert [p.pid for p in members] == [child.pid]
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_strays_of_a_crashed_server_are_found_and_cleaned_up() -> None:
+    server = start_standin("--fork-child")
+    try:
+        child = psutil.Process(server.proc.pid).children()[0]
+        _wait_for(lambda: child.name().startswith("VLLM::"))
+        assert child.pid not in {s.pid for s in find_strays()}  # its server still runs: not a stray
+        os.kill(server.proc.pid, signal.SIGKILL)  # the app "crashed" and took only the leader down
+        server.proc.wait(10)
+        ours = [s for s in find_strays() if s.pid == child.pid]  # never touch anyone else's processes
+        assert len(ours) == 1
+        stray = ours[0]
+        assert isinstance(stray, StrayProcess)
+        assert stray.sid == server.proc.pid
+        assert stray.cmdline.startswith("VLLM::EngineCore")
+        assert stray.age_s >= 0
+        assert await clean_up_strays(ours) == []
+        assert session_members(server.proc.pid) == []
+    finally:
+        server.stop()
+
+
+def test_processes_outside_a_new_session_are_never_strays() -> None:
+    # Named like vLLM but in our own (live) session: a live server's child, not a stray.
+    proc = subprocess.Popen(["VLLM::Worker", "-c", "import time; time.sleep(30)"], executable=sys.executable)
+    try:
+        _wait_for(lambda: psutil.Process(proc.pid).cmdline()[:1] == ["VLLM::Worker"])
+        assert proc.pid not in {s.pid for s in find_strays()}
+    finally:
+        proc.kill()
+        proc.wait()

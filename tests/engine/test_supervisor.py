@@ -1,0 +1,290 @@
+"""The supervisor against the stand-in process (fast faults); the real-vLLM tests are marked `vllm`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+import httpx
+import psutil
+import pytest
+
+from engine.diagnosis import KvCacheTooSmall, NoNetwork, PortInUse
+from engine.loglines import Phase
+from engine.paths import AppPaths
+from engine.profiles import ServerProfile
+from engine.supervisor import (
+    LogLine,
+    ServerDied,
+    ServerState,
+    StartProgress,
+    StartTimedOut,
+    StateChange,
+    Supervisor,
+)
+from tests.support.standin.launch import StandinRuntime
+
+pytestmark = pytest.mark.asyncio
+
+MODEL = "org/standin"
+
+
+def profile(**fields: object) -> ServerProfile:
+    return ServerProfile(name="test", source="hf_cache", model=MODEL, **fields)  # type: ignore[arg-type]
+
+
+def supervisor(app_paths: AppPaths, *options: str, **kw: float) -> Supervisor:
+    return Supervisor(app_paths, StandinRuntime(list(options)), **kw)
+
+
+async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait (polling) until ``condition()`` holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    for _ in range(100_000):
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    pytest.fail(f"condition not met within {within} s")
+
+
+def alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie (an orphan's zombie may wait for a PID 1 that does not reap)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+class Recorder:
+    def __init__(self, sup: Supervisor) -> None:
+        self.states: list[StateChange] = []
+        self.progress: list[StartProgress] = []
+        self.lines: list[LogLine] = []
+        sup.state_changed.connect(self.states.append)
+        sup.progress.connect(self.progress.append)
+        sup.log_line.connect(self.lines.append)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.state.value for s in self.states]
+
+
+async def test_start_ready_chat_with_the_key_stop(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--reply", "Paris.", "--max-model-len", "4096")
+    rec = Recorder(sup)
+    endpoint = await sup.start(profile())
+    assert sup.state is ServerState.READY
+    assert endpoint.model == MODEL
+    assert endpoint.max_model_len == 4096
+    assert endpoint.base_url.startswith("http://127.0.0.1:")
+    assert endpoint.api_key
+    leader = psutil.Process(sup.pid)
+    assert endpoint.api_key not in " ".join(leader.cmdline())  # the key is not on the command line
+    assert os.getsid(leader.pid) == leader.pid  # its own session
+    async with httpx.AsyncClient(trust_env=False) as client:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "Capital of France?"}]}
+        resp = await client.post(
+            f"{endpoint.base_url}/chat/completions", json=body, headers=endpoint.auth_headers()
+        )
+        assert resp.json()["choices"][0]["message"]["content"] == "Paris."
+        refused = await client.post(f"{endpoint.base_url}/chat/completions", json=body)
+        assert refused.status_code == 401
+    await sup.stop()
+    assert rec.names == ["preparing", "starting", "ready", "stopping", "stopped"]
+    assert sup.endpoint is None
+    assert not alive(leader)
+    phases = [p.phase for p in rec.progress]
+    assert phases[0] is Phase.RUNTIME_CHECK
+    assert Phase.LOADING_WEIGHTS in phases
+    assert Phase.ALLOCATING_KV_CACHE in phases
+    assert phases[-1] is Phase.READY
+    kv = next(p for p in rec.progress if p.kv_cache_gib is not None)
+    assert kv.kv_cache_gib == 1.0
+    assert any("Application startup complete." in line.text and line.stream == "stderr" for line in rec.lines)
+    log_files = list(app_paths.logs.glob("test-*.log"))
+    assert len(log_files) == 1
+    assert "Starting vLLM server on" in log_files[0].read_text()
+
+
+async def test_expected_time_comes_from_the_last_start(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--startup-delay", "0.4")
+    rec = Recorder(sup)
+    await sup.start(profile())
+    await sup.stop()
+    assert all(p.expected_s is None for p in rec.progress)
+    saved = json.loads((app_paths.state / "start-durations.json").read_text())
+    assert saved["test"] >= 0.4
+    rec.progress.clear()
+    await sup.start(profile())
+    await sup.shutdown()
+    assert rec.progress[0].expected_s == saved["test"]
+    assert rec.progress[-1].elapsed_s >= 0.4
+
+
+async def test_a_server_that_ignores_sigterm_is_killed_after_the_grace(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--ignore-sigterm", "--fork-child", grace_s=0.5)
+    await sup.start(profile())
+    members = sup.processes()
+    assert len(members) == 2
+    await sup.stop()
+    assert sup.last_stop is not None
+    assert sup.last_stop.escalated
+    assert not any(alive(p) for p in members)
+
+
+async def test_stop_while_a_stream_is_open(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--reply-tokens", "100000", "--tokens-per-second", "50", "--fork-child")
+    endpoint = await sup.start(profile())
+    members = sup.processes()
+    got: list[str] = []
+
+    async def stream() -> None:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": True}
+        async with (
+            httpx.AsyncClient(trust_env=False, timeout=30) as client,
+            client.stream(
+                "POST", f"{endpoint.base_url}/chat/completions", json=body, headers=endpoint.auth_headers()
+            ) as resp,
+        ):
+            async for line in resp.aiter_lines():
+                got.append(line)
+
+    reader = asyncio.create_task(stream())
+    await until(lambda: len(got) >= 5)
+    began = time.monotonic()
+    await sup.stop()
+    with pytest.raises(httpx.RemoteProtocolError):
+        await reader
+    assert time.monotonic() - began < 10
+    assert not any(alive(p) for p in members)
+
+
+async def test_sigkill_of_the_leader_cleans_up_the_rest(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--fork-child")
+    rec = Recorder(sup)
+    await sup.start(profile())
+    leader, *others = sup.processes()
+    child = next(p for p in sup.processes() if p.pid != sup.pid)
+    assert others
+    os.kill(leader.pid, signal.SIGKILL)
+    await until(lambda: sup.state is ServerState.FAILED)
+    assert sup.state is ServerState.FAILED
+    assert isinstance(sup.problem, ServerDied)
+    assert "SIGKILL" in str(sup.problem)
+    assert not alive(child)
+    assert rec.names[-2:] == ["ready", "failed"]
+
+
+async def test_an_engine_process_dying_is_noticed(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--fork-child")
+    await sup.start(profile())
+    leader = psutil.Process(sup.pid)
+    await asyncio.sleep(0.8)  # the monitor has seen the engine process
+    child = next(p for p in sup.processes() if p.pid != leader.pid)
+    child.kill()
+    await until(lambda: sup.state is ServerState.FAILED)
+    assert isinstance(sup.problem, ServerDied)
+    assert "engine process" in str(sup.problem)
+    assert not alive(leader)
+
+
+async def test_taken_port_is_diagnosed(app_paths: AppPaths) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        sup = supervisor(app_paths)
+        rec = Recorder(sup)
+        with pytest.raises(PortInUse) as caught:
+            await sup.start(profile(port=port))
+    assert caught.value.port == port
+    assert caught.value.fix is not None
+    assert caught.value.fix.action == "pick_free_port"
+    assert rec.names == ["preparing", "starting", "failed"]
+    assert sup.problem is caught.value
+
+
+async def test_engine_failures_are_diagnosed_and_leave_nothing(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--fail-with", "kv-cache-too-small", "--fork-child")
+    with pytest.raises(KvCacheTooSmall) as caught:
+        await sup.start(profile(max_model_len=32768))
+    assert caught.value.max_len_fits == 10912
+    assert caught.value.fix is not None
+    assert caught.value.fix.params == {"max_model_len": 10912}
+    assert sup.state is ServerState.FAILED
+    assert sup.processes() == []
+    assert "Engine core initialization failed" in "\n".join(line.text for line in sup.log_tail())
+
+
+async def test_download_progress_and_no_network(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--download", "--fail-with", "no-network")
+    rec = Recorder(sup)
+    with pytest.raises(NoNetwork):
+        await sup.start(profile())
+    downloads = [p for p in rec.progress if p.phase is Phase.DOWNLOADING]
+    assert downloads[-1].bytes_total == 269_000_000
+    assert downloads[-1].fraction == 1.0
+
+
+async def test_start_timeout(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--startup-delay", "30", ready_timeout_s=1.0)
+    with pytest.raises(StartTimedOut):
+        await sup.start(profile())
+    assert sup.processes() == []
+
+
+async def test_cancelling_a_start_stops_the_launch(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--startup-delay", "30")
+    rec = Recorder(sup)
+    task = asyncio.create_task(sup.start(profile()))
+    await until(lambda: sup.state is ServerState.STARTING)
+    pid = sup.pid
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert rec.names[-1] == "stopped"
+    assert pid is not None
+    assert not alive(psutil.Process(pid)) if psutil.pid_exists(pid) else True
+
+
+async def test_switch_and_shutdown(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths)
+    first = await sup.start(profile())
+    second = await sup.switch(profile(served_name="other"))
+    assert second.model == "other"
+    assert first.base_url != second.base_url or first.api_key != second.api_key
+    await sup.shutdown()
+    assert sup.state is ServerState.STOPPED
+    assert sup.processes() == []
+
+
+async def test_metrics_are_polled_only_while_listened_to(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, metrics_interval_s=0.05)
+    await sup.start(profile())
+    samples = []
+    unsubscribe = sup.metrics.connect(samples.append)
+    await until(lambda: len(samples) >= 2)
+    assert samples[0].running == 0
+    unsubscribe()
+    await asyncio.sleep(0.15)
+    count = len(samples)
+    await asyncio.sleep(0.2)
+    assert len(samples) == count
+    await sup.shutdown()
+
+
+async def test_log_ring_buffer_is_bounded(app_paths: AppPaths) -> None:
+    sup = Supervisor(app_paths, StandinRuntime([]), log_buffer_lines=5)
+    await sup.start(profile())
+    await sup.stop()
+    tail = sup.log_tail()
+    assert len(tail) == 5
+    full = next(app_paths.logs.glob("*.log")).read_text().splitlines()
+    assert len(full) > 20

@@ -1,0 +1,61 @@
+"""A qasync loop for GUI tests (see FACTS.md: ``QEventLoop(qapp, already_running=True)`` driven by qtbot).
+
+Import the fixture in a test module: ``from tests.support.qasync_loop import qloop  # noqa: F401``. Teardown
+fails the test if asyncio tasks are still pending or threads it started are still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
+    import qasync
+
+    threads_before = set(threading.enumerate())
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        # Let the cancellations run before closing.
+        deadline = time.monotonic() + 5
+        while any(not t.done() for t in pending) and time.monotonic() < deadline:
+            qapp.processEvents()
+            time.sleep(0.01)
+    # Not loop.stop(): it calls QApplication.exit(), after which a later test's loop never wakes its tasks
+    # (measured: the second test's run_in_executor future finished but its task was never resumed).
+    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    asyncio.events._set_running_loop(None)
+    loop.close()
+    asyncio.set_event_loop(None)
+    deadline = time.monotonic() + 5
+    leaked: list[threading.Thread] = []
+    while time.monotonic() < deadline:
+        leaked = [
+            t for t in threading.enumerate() if t not in threads_before and t.is_alive() and not t.daemon
+        ]
+        if not leaked:
+            break
+        time.sleep(0.05)
+    names = [repr(t) for t in pending]
+    assert not pending, f"asyncio tasks left pending at teardown: {names}"
+    assert not leaked, f"threads left running at teardown: {[t.name for t in leaked]}"
+
+
+def run(qtbot: Any, awaitable: Awaitable[T], timeout: float = 20.0) -> T:
+    """Run ``awaitable`` on the (already running) qasync loop while qtbot processes events."""
+    task = asyncio.ensure_future(awaitable)
+    qtbot.waitUntil(task.done, timeout=int(timeout * 1000))
+    return task.result()

@@ -1,0 +1,5 @@
+import sys
+
+from tests.support.standin.server import main
+
+sys.exit(main())

@@ -1,0 +1,434 @@
+"""The stand-in's HTTP server (stdlib ``ThreadingHTTPServer``) and command line; see the package doc."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.support.standin import logs
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
+DEFAULT_REPLY = "The capital of France is Paris."
+
+
+def tokens_of(text: str) -> list[str]:
+    """Whitespace-attached words: joined back they give the text exactly."""
+    return re.findall(r"\s*\S+|\s+$", text)
+
+
+class Stats:
+    """What /metrics reports, updated by the request threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.prompt_tokens = 0
+        self.generation_tokens = 0
+        self.success = 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.support.standin", description="vllm serve stand-in")
+    # vllm serve's own arguments (the supervisor passes them; most only change what is reported).
+    p.add_argument("command", nargs="?", default="serve", help="'serve' (accepted like vllm's CLI)")
+    p.add_argument("model_tag", nargs="?", default="standin-model")
+    p.add_argument("--model", dest="model_opt")
+    p.add_argument("--served-model-name", nargs="+")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-model-len", default="2048")
+    p.add_argument("--api-key")
+    # Stand-in behaviour.
+    p.add_argument("--tokens-per-second", type=float, default=0.0, help="0 = as fast as possible")
+    p.add_argument("--reply", default=None)
+    p.add_argument("--reply-tokens", type=int, default=None)
+    p.add_argument("--reasoning", default=None)
+    p.add_argument("--reasoning-field", default="reasoning", choices=["reasoning", "reasoning_content"])
+    p.add_argument("--startup-delay", type=float, default=0.0)
+    p.add_argument("--download", action="store_true", help="print weight-download progress at startup")
+    p.add_argument("--fail-with", choices=logs.FAILURE_KINDS)
+    p.add_argument("--stall-after", type=int, default=None)
+    p.add_argument("--crash-after", type=int, default=None)
+    p.add_argument("--fork-child", action="store_true")
+    p.add_argument("--child-lifetime", type=float, default=120.0)
+    p.add_argument("--no-chat-template", action="store_true")
+    p.add_argument("--ignore-sigterm", action="store_true")
+    p.add_argument("--version-string", default="0.32.0")
+    args, _unknown = p.parse_known_args(argv)
+    return args
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: StandinServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # uvicorn's access-log format, on stdout like vLLM's.
+        logs.out(f'INFO:     {self.client_address[0]}:{self.client_address[1]} - "{format % args}"')
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _text(self, status: int, text: str, ctype: str = "text/plain; charset=utf-8") -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, kind: str, param: str | None = None) -> None:
+        self._json(status, {"error": {"message": message, "type": kind, "param": param, "code": status}})
+
+    def _authorized(self) -> bool:
+        key = self.server.api_key
+        if not key or not self.path.startswith("/v1"):
+            return True  # vLLM protects /v1/* only
+        if self.headers.get("Authorization", "") == f"Bearer {key}":
+            return True
+        self._json(401, {"error": "Unauthorized"})
+        return False
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    # -- routes ---------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        if not self._authorized():
+            return
+        path = self.path.split("?")[0]
+        if path in ("/health", "/ping"):
+            self._text(200, "")
+        elif path == "/version":
+            self._json(200, {"version": self.server.opts.version_string})
+        elif path == "/v1/models":
+            self._json(200, self.server.models_body())
+        elif path == "/metrics":
+            self._text(200, self.server.metrics_text(), "text/plain; version=0.0.4; charset=utf-8")
+        else:
+            self._json(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:
+        if not self._authorized():
+            return
+        path = self.path.split("?")[0]
+        body = self._body()
+        if path == "/tokenize":
+            text = body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+            toks = tokens_of(str(text))
+            self._json(
+                200,
+                {
+                    "count": len(toks),
+                    "max_model_len": self.server.max_model_len,
+                    "tokens": list(range(len(toks))),
+                },
+            )
+            return
+        if path not in ("/v1/chat/completions", "/v1/completions"):
+            self._json(404, {"detail": "Not Found"})
+            return
+        chat = path == "/v1/chat/completions"
+        model = body.get("model", self.server.served)
+        if model != self.server.served:
+            self._error(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
+            return
+        if chat and self.server.opts.no_chat_template:
+            self._error(400, logs.NO_CHAT_TEMPLATE, "BadRequestError")
+            return
+        if chat:
+            prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        else:
+            prompt = str(body.get("prompt", ""))
+        prompt_tokens = len(tokens_of(prompt))
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        reply = self.server.reply_tokens()
+        finish = "stop"
+        if isinstance(limit, int) and limit < len(reply):
+            reply, finish = reply[:limit], "length"
+        reasoning = tokens_of(self.server.opts.reasoning) if (chat and self.server.opts.reasoning) else []
+        with self.server.stats.lock:
+            self.server.stats.running += 1
+            self.server.stats.prompt_tokens += prompt_tokens
+        try:
+            if body.get("stream"):
+                usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                self._stream(chat, reasoning, reply, finish, prompt_tokens, usage)
+            else:
+                self._whole(chat, reasoning, reply, finish, prompt_tokens)
+        finally:
+            with self.server.stats.lock:
+                self.server.stats.running -= 1
+
+    def _whole(
+        self, chat: bool, reasoning: list[str], reply: list[str], finish: str, prompt_tokens: int
+    ) -> None:
+        for _ in range(len(reasoning) + len(reply)):
+            self.server.pace_and_faults(self.server.next_token())
+        text = "".join(reply)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "total_tokens": prompt_tokens + len(reply),
+            "completion_tokens": len(reply),
+        }
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        if chat:
+            message: dict[str, Any] = {"role": "assistant", "content": text, "tool_calls": []}
+            if reasoning:
+                message[self.server.opts.reasoning_field] = "".join(reasoning)
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        obj = "chat.completion" if chat else "text_completion"
+        self.server.count_done(len(reply))
+        body = {"id": rid, "object": obj, "created": int(time.time()), "model": self.server.served}
+        self._json(200, {**body, "choices": [choice], "usage": usage})
+
+    def _chunk(self, data: str) -> None:
+        raw = data.encode()
+        self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        self.wfile.flush()
+
+    def _stream(
+        self, chat: bool, reasoning: list[str], reply: list[str], finish: str, prompt_tokens: int, usage: bool
+    ) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        created = int(time.time())
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        head = {"id": rid, "object": obj, "created": created, "model": self.server.served}
+
+        def send(choices: list[dict[str, Any]], **extra: Any) -> None:
+            self._chunk(f"data: {json.dumps({**head, 'choices': choices, **extra})}\n\n")
+
+        def choice(delta: dict[str, Any], fin: str | None = None) -> dict[str, Any]:
+            if chat:
+                return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}
+            return {"index": 0, "text": delta.get("content", ""), "logprobs": None, "finish_reason": fin}
+
+        try:
+            if chat:
+                send([choice({"role": "assistant", "content": ""})])
+            for tok in reasoning:
+                self.server.pace_and_faults(self.server.next_token())
+                send([choice({self.server.opts.reasoning_field: tok})])
+            for i, tok in enumerate(reply):
+                self.server.pace_and_faults(self.server.next_token())
+                send([choice({"content": tok}, finish if i == len(reply) - 1 else None)])
+            if not reply:
+                send([choice({"content": ""}, finish)])
+            self.server.count_done(len(reply))
+            if usage:
+                total = prompt_tokens + len(reply)
+                send(
+                    [],
+                    usage={
+                        "prompt_tokens": prompt_tokens,
+                        "total_tokens": total,
+                        "completion_tokens": len(reply),
+                    },
+                )
+            self._chunk("data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            logs.out(logs.api("Client disconnected, aborting request", "serving_chat.py:1106"))
+
+
+class StandinServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, opts: argparse.Namespace) -> None:
+        super().__init__((opts.host, opts.port), Handler, bind_and_activate=False)
+        self.opts = opts
+        self.served = (opts.served_model_name or [opts.model_opt or opts.model_tag])[0]
+        self.max_model_len = 2048 if opts.max_model_len in ("auto", "-1") else int(opts.max_model_len)
+        self.api_key = os.environ.get("VLLM_API_KEY") or opts.api_key
+        self.stats = Stats()
+        self.tokens_sent = 0  # across requests: --stall-after / --crash-after count every token served
+        self.token_lock = threading.Lock()
+
+    def reply_tokens(self) -> list[str]:
+        if self.opts.reply_tokens is not None:
+            return [(" " if i else "") + WORDS[i % len(WORDS)] for i in range(self.opts.reply_tokens)]
+        return tokens_of(self.opts.reply if self.opts.reply is not None else DEFAULT_REPLY)
+
+    def next_token(self) -> int:
+        with self.token_lock:
+            self.tokens_sent += 1
+            return self.tokens_sent
+
+    def pace_and_faults(self, n: int) -> None:
+        if self.opts.crash_after is not None and n > self.opts.crash_after:
+            logs.err("Fatal Python error: Segmentation fault")
+            os._exit(139)
+        if self.opts.stall_after is not None and n > self.opts.stall_after:
+            while True:  # a hung engine: the stream stays open and silent
+                time.sleep(3600)
+        if self.opts.tokens_per_second > 0:
+            time.sleep(1.0 / self.opts.tokens_per_second)
+
+    def count_done(self, generated: int) -> None:
+        with self.stats.lock:
+            self.stats.generation_tokens += generated
+            self.stats.success += 1
+
+    def models_body(self) -> dict[str, Any]:
+        model = {
+            "id": self.served,
+            "object": "model",
+            "created": int(time.time()),
+            "owned_by": "vllm",
+            "root": self.opts.model_opt or self.opts.model_tag,
+            "parent": None,
+            "max_model_len": self.max_model_len,
+            "permission": [],
+        }
+        return {"object": "list", "data": [model]}
+
+    def metrics_text(self) -> str:
+        s = self.stats
+        labels = f'engine="0",model_name="{self.served}"'
+        with s.lock:
+            usage = min(1.0, s.running * 0.05)
+            rows = [
+                (
+                    "vllm:num_requests_running",
+                    "gauge",
+                    "Number of requests in model execution batches.",
+                    s.running,
+                ),
+                ("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", 0),
+                ("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", usage),
+                (
+                    "vllm:prompt_tokens_total",
+                    "counter",
+                    "Number of prefill tokens processed.",
+                    s.prompt_tokens,
+                ),
+                (
+                    "vllm:generation_tokens_total",
+                    "counter",
+                    "Number of generation tokens processed.",
+                    s.generation_tokens,
+                ),
+            ]
+            success = s.success
+        lines = [
+            "# HELP python_gc_objects_collected_total Objects collected during gc",
+            "# TYPE python_gc_objects_collected_total counter",
+            'python_gc_objects_collected_total{generation="0"} 1234.0',
+        ]
+        for name, kind, helptext, value in rows:
+            base = name.removesuffix("_total") if kind == "counter" else name
+            lines += [
+                f"# HELP {base} {helptext}",
+                f"# TYPE {base} {kind}",
+                f"{name}{{{labels}}} {float(value)}",
+            ]
+        lines += [
+            "# HELP vllm:request_success_total Count of successfully processed requests.",
+            "# TYPE vllm:request_success_total counter",
+            f'vllm:request_success_total{{{labels},finished_reason="stop"}} {float(success)}',
+        ]
+        return "\n".join(lines) + "\n"
+
+
+CHILD_CODE = """
+import ctypes, os, sys, time
+try:
+    ctypes.CDLL(None).prctl(15, b"VLLM::EngineCore", 0, 0, 0)  # PR_SET_NAME, like setproctitle
+except Exception:
+    pass
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:  # bounded, so a failed test cannot leave it forever
+    time.sleep(0.2)
+"""
+
+
+def spawn_child(lifetime: float) -> subprocess.Popen[bytes]:
+    """A child named like vLLM's engine core (argv[0], comm) that inherits stdout/stderr like the real one."""
+    return subprocess.Popen(["VLLM::EngineCore", "-c", CHILD_CODE, str(lifetime)], executable=sys.executable)
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    served = (opts.served_model_name or [opts.model_opt or opts.model_tag])[0]
+    model = opts.model_opt or opts.model_tag
+    requested_len = 2048 if opts.max_model_len in ("auto", "-1") else int(opts.max_model_len)
+    if opts.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    server = StandinServer(opts)
+    # Like vLLM, bind the port before the engine starts; listen only once it is ready.
+    try:
+        server.server_bind()
+    except OSError as exc:
+        if exc.errno != 98:
+            raise
+        for line in logs.PORT_IN_USE:
+            logs.err(line)
+        return 1
+    child = spawn_child(opts.child_lifetime) if opts.fork_child else None
+    logs.startup(model, served, requested_len, opts.version_string, opts.startup_delay, opts.download)
+    if opts.fail_with:
+        for line in logs.failure_lines(opts.fail_with, model, requested_len):
+            logs.err(line)
+        server.server_close()
+        if child is not None:
+            child.terminate()
+            child.wait()
+        return 1
+    server.server_activate()
+    port = server.server_address[1]
+    logs.listening(opts.host, port)
+
+    def stop(signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if not opts.ignore_sigterm:
+        signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever(poll_interval=0.05)
+    server.server_close()
+    if child is not None:  # a clean shutdown takes the engine core down too, as vLLM does
+        child.terminate()
+        child.wait()
+    logs.shutting_down()
+    return 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
