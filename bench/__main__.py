@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only NAME ...]``: run the benchmarks, print ratios, write results and docs."""
+"""``python -m bench [--quick] [--only NAME ...]``: run the benchmarks, print ratios, write results, docs."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ class Launch:
     proc: subprocess.Popen[str]
     spawned: float
     marks: dict[str, float] = field(default_factory=dict)
+    details: dict[str, str] = field(default_factory=dict)  # e.g. the conversation id painted
     output: list[str] = field(default_factory=list)
 
     def since_spawn(self, mark: str) -> float:
@@ -104,8 +105,9 @@ def launched(
                 )
             launch.output.append(line.rstrip())
             if line.startswith(PREFIX):
-                _prefix, mark, stamp = line.split()
+                _prefix, mark, stamp, *detail = line.split()
                 launch.marks[mark] = float(stamp)
+                launch.details[mark] = " ".join(detail)
         if not stay:
             proc.wait(timeout)
         yield launch

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.context import BenchContext
-from bench.history_data import HistoryDataset, for_context
+from bench.history_data import for_context
 from bench.result import BenchResult, Goal, Metric, SubjectMissing
 from bench.stats import median, percentile
 
@@ -154,7 +154,8 @@ def run(ctx: BenchContext) -> BenchResult:
     result.notes += [
         f"{size}; database {data.app_db.stat().st_size / 2**20:.0f} MiB (ours, with FTS) vs "
         f"{data.baseline_db.stat().st_size / 2**20:.0f} MiB (plain).",
-        f"sidebar = open the store (connect, migrate check, recovery) + first page of {PAGE}; median of {reps}.",
+        f"sidebar = open the store (connect, migrate check, recovery) + first page of {PAGE}; "
+        f"median of {reps}.",
         f"search: {len(data.queries)} queries (one word, two words, a 4-letter prefix), {found} with hits; "
         f"baseline timed on the first {len(base_queries)} of them.",
         "Files are in the OS page cache for both (copied just before); a cold disk would add to both.",

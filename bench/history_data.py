@@ -18,11 +18,11 @@ from pathlib import Path
 
 GENERATOR_VERSION = 1
 SEED = 20261126
-_SYLLABLES = "ka lo mi ne ru sa ti vo ze pa qu ri sto fle gra dro mun tel bis cor ax".split()
-_REAL = (
-    "python vllm server model token stream latency memory kernel cache query sqlite index "
-    "function class error config docker linux window button paris france berlin köln museum "
-    "recipe garden tomato bicycle quantum matrix vector tensor gradient optimizer"
+_SYLLABLES = "ka lo mi ne ru sa ti vo ze pa qu ri sto fle gra dro mun tel bis cor ax".split()  # noqa: SIM905
+_REAL = (  # noqa: SIM905 - a word list reads better as text
+    "python vllm server model token stream latency memory kernel cache query sqlite index function class "
+    "error config docker linux window button paris france berlin köln museum recipe garden tomato bicycle "
+    "quantum matrix vector tensor gradient optimizer"
 ).split()
 
 # The plain baseline: the same rows, without our indexes and without full-text search.
@@ -61,7 +61,7 @@ def vocabulary(size: int, rng: random.Random) -> list[str]:
 
 
 def _sizes(conversations: int, messages: int, big: int, rng: random.Random) -> list[int]:
-    """Messages per conversation: one ``big`` one (last), the rest around the mean, summing to ``messages``."""
+    """Messages per conversation: one ``big`` one (last), the others around the mean, ``messages`` in all."""
     rest = messages - big
     others = conversations - 1
     mean = rest / others
@@ -180,7 +180,8 @@ def _generate(
     # Bulk load: drop the FTS insert triggers, fill the tables, rebuild the indexes once, restore the triggers
     # exactly as the schema wrote them.
     triggers = app.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ('messages_ai', 'conversations_ai')"
+        "SELECT name, sql FROM sqlite_master"
+        " WHERE type = 'trigger' AND name IN ('messages_ai', 'conversations_ai')"
     ).fetchall()
     for name, _sql in triggers:
         app.execute(f"DROP TRIGGER {name}")
@@ -191,10 +192,10 @@ def _generate(
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("BEGIN")
     for conv, msgs in _rows(conversations, messages, big, rng, vocab):
-        cid, _uid, title, created, updated, pinned, leaf = conv
+        cid, _uid, title, created, updated, pinned, _leaf = conv
         app.executemany(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, text, content, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (id, conversation_id, parent_id, role, text, content, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             msgs,
         )
         app.execute(
@@ -232,7 +233,7 @@ def _generate(
 
 
 def for_context(cache_dir: Path, scale: float) -> HistoryDataset:
-    """The dataset the benchmarks use: 10,000 conversations / 500,000 messages at scale 1, 1/10 in quick mode."""
+    """The benchmarks' dataset: 10,000 conversations / 500,000 messages at scale 1, 1/10 in quick mode."""
     conversations = max(20, round(10_000 * scale))
     messages = max(400, round(500_000 * scale))
     big = min(2000, messages // 5)

@@ -109,9 +109,9 @@ def markdown(payload: dict[str, Any], plot_prefix: str = "bench/") -> str:
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in machine.get("packages", {}).items()),
         f"- Load average when the run started: {machine.get('load_average_at_start', '?')}",
         "",
-        "**Noise caveat:** this machine is shared (other engineers' test suites and vLLM servers run beside "
-        "the benchmark), so absolute times wobble; the ratios against a baseline taken in the same run are the "
-        "figures to trust.",
+        "**Noise caveat:** this machine is shared (other engineers' test suites and vLLM servers run "
+        "beside the benchmark), so absolute times wobble; the ratios against a baseline taken in the same "
+        "run are the figures to trust.",
         "",
         "## Summary",
         "",
@@ -140,7 +140,8 @@ def markdown(payload: dict[str, Any], plot_prefix: str = "bench/") -> str:
             "",
             f"## {result.title}",
             "",
-            f"Status: {result.status}. Taken {result.taken_at} ({mode} mode), took {result.duration_s:.1f} s.",
+            f"Status: {result.status}. Taken {result.taken_at} ({mode} mode), "
+            f"took {result.duration_s:.1f} s.",
         ]
         if result.reason:
             lines += ["", _md_escape(result.reason)]

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,8 @@ def prepare_real_vllm(ctx: BenchContext) -> tuple[Any, Path]:
     installer = RuntimeInstaller(paths)
     if ctx.quick and not (installer.is_complete() and builtin_model_state(paths) == ModelState.READY):
         raise SubjectMissing(
-            "quick mode does not install the vLLM runtime and model (minutes); run `make test` or the full bench once"
+            "quick mode does not install the vLLM runtime and model (minutes); "
+            "run `make test` or the full bench once"
         )
     ctx.say("preparing the vLLM runtime and the built-in model (reused when already there)")
     runtime = installer.install(lambda p: None)
@@ -87,8 +88,8 @@ def real_vllm(ctx: BenchContext, log_path: Path) -> Iterator[RealServer]:
     port = free_port()
     key = secrets.token_hex(16)
     args = [
-        str(model), "--served-model-name", BUILTIN_MODEL.served_name, "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "2048", "--dtype", "bfloat16", "--enforce-eager",
+        str(model), "--served-model-name", BUILTIN_MODEL.served_name, "--host", "127.0.0.1",
+        "--port", str(port), "--max-model-len", "2048", "--dtype", "bfloat16", "--enforce-eager",
     ]  # fmt: skip
     env = {**os.environ, **runtime.env(), "VLLM_API_KEY": key}
     ctx.say(f"starting the real vLLM on port {port} (log: {log_path})")
@@ -128,18 +129,12 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
     """SIGTERM to the process group, SIGKILL after ``grace``, and wait until none of the group is left."""
     pgid = proc.pid
     members = _group(pgid)
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
+    with suppress(subprocess.TimeoutExpired):
         proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
     psutil.wait_procs(members, timeout=10)
 

@@ -117,7 +117,12 @@ class AppClient:
         if state != "complete":
             raise RuntimeError(f"the app's turn ended {state}: {reply.error}")
         return Sample(
-            ((first or end) - start) * 1000, (end - start) * 1000, len(parts), text, reply.text == text
+            ((first or end) - start) * 1000,
+            (end - start) * 1000,
+            len(parts),
+            text,
+            reply.text == text,
+            (sent - start) * 1000,
         )
 
 
@@ -125,17 +130,19 @@ async def compare(ctx: BenchContext, endpoint: Any, max_tokens: int, pairs: int,
     """``pairs`` alternating raw/app requests after a warm-up of each; returns the samples."""
     raw: list[Sample] = []
     app: list[Sample] = []
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5)) as client:
-        async with AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", endpoint, max_tokens) as app_client:
-            await raw_stream(client, endpoint, max_tokens)
-            await app_client.stream()
-            for i in range(pairs):
-                if i % 2 == 0:
-                    raw.append(await raw_stream(client, endpoint, max_tokens))
-                    app.append(await app_client.stream())
-                else:
-                    app.append(await app_client.stream())
-                    raw.append(await raw_stream(client, endpoint, max_tokens))
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5)) as client,
+        AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", endpoint, max_tokens) as app_client,
+    ):
+        await raw_stream(client, endpoint, max_tokens)
+        await app_client.stream()
+        for i in range(pairs):
+            if i % 2 == 0:
+                raw.append(await raw_stream(client, endpoint, max_tokens))
+                app.append(await app_client.stream())
+            else:
+                app.append(await app_client.stream())
+                raw.append(await raw_stream(client, endpoint, max_tokens))
     return {"raw": raw, "app": app}
 
 
@@ -189,8 +196,9 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
     )
     result.add(Metric(f"{tag}_lost", f"{label}: tokens lost", float(lost), "tokens", goal=Goal("==", 0)))
     result.notes.append(
-        f"{label}: {len(app)} pairs, {sum(a.tokens for a in app):,} tokens through the app; replies differing from "
-        f"the raw stream: {mismatched}; stored reply differing from the streamed text: {unsaved}."
+        f"{label}: {len(app)} pairs, {sum(a.tokens for a in app):,} tokens through the app; "
+        f"replies differing from the raw stream: {mismatched}; "
+        f"stored reply differing from the streamed text: {unsaved}."
     )
     result.series.setdefault(
         "ttft",
@@ -212,7 +220,7 @@ def _client_cost_ms() -> float:
 def run(ctx: BenchContext) -> BenchResult:
     running_standin = standin_launcher()
     result = BenchResult("streaming", "Streaming overhead")
-    pairs = ctx.repeats // 2 if ctx.quick else ctx.repeats // 2
+    pairs = ctx.repeats // 2
     for rate, tokens in ((1000, 300), (10000, 1500)):
         tokens = ctx.scaled(tokens, 20) if ctx.scale < 0.1 else tokens
         ctx.say(f"stand-in at {rate:,} tok/s, {tokens:,}-token replies, {pairs} pairs")

@@ -65,7 +65,7 @@ class LatenessMeter:
 
 
 class StallSampler:
-    """Where the GUI thread is while the loop is stalled: a thread samples its stack when a tick is overdue."""
+    """Where the GUI thread is during a stall: another thread samples its stack while a tick is overdue."""
 
     def __init__(self, meter: LatenessMeter, overdue_ms: float = 50.0) -> None:
         import collections
@@ -122,7 +122,12 @@ async def _window(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter)
     window.show()
     await window.restore()
     done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    window.turn_finished.connect(lambda event: done.done() or done.set_result(event))
+
+    def finished(event: Any) -> None:
+        if not done.done():
+            done.set_result(event)
+
+    window.turn_finished.connect(finished)
     # The app imports Haystack once, after the window is shown; that one-time import is not the stream's cost.
     import engine.chat_generator  # noqa: F401
 
@@ -227,7 +232,7 @@ def main() -> int:
     from engine.endpoint import Endpoint
 
     endpoint = Endpoint(base_url=args.base_url, model=args.model, api_key=args.api_key, max_model_len=2048)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)  # closing the window at the end must not stop the loop early
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -241,7 +246,9 @@ def main() -> int:
     outcome["late_ms"] = meter.late_ms
     outcome["at_s"] = meter.at_s
     args.out.write_text(json.dumps(outcome), encoding="utf-8")
-    return 0
+    # Skip interpreter finalisation: PySide6 6.12's refcount bug (above) can crash it after the work is done.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""UI under a stream: the chat window receiving a 20,000-token Markdown reply at 2,000 tok/s from the stand-in.
+"""UI under a stream: the chat window receiving a 20,000-token Markdown reply at 2,000 tok/s (stand-in).
 
 Each run is a child process (:mod:`bench.ui_probe`) so its CPU time is its own. App: ``MainWindow`` with the
 chat engine and history store. Baseline: re-render the whole message on every token (``QTextBrowser.setHtml``
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from bench.context import BenchContext
@@ -56,10 +55,14 @@ def _extrapolate(checkpoints: list[list[float]], n: int) -> float | None:
 
 
 def _downsample(data: dict[str, Any], points: int = 1500) -> list[list[float]]:
-    pairs = list(zip(data["at_s"], data["late_ms"], strict=True))
+    pairs: list[tuple[float, float]] = list(zip(data["at_s"], data["late_ms"], strict=True))
     step = max(1, len(pairs) // points)
     # Keep the worst of each bucket so the plot does not hide stalls.
-    return [list(max(pairs[i : i + step], key=lambda p: p[1])) for i in range(0, len(pairs), step)]
+    out: list[list[float]] = []
+    for i in range(0, len(pairs), step):
+        at, late = max(pairs[i : i + step], key=lambda pair: pair[1])
+        out.append([at, late])
+    return out
 
 
 def run(ctx: BenchContext) -> BenchResult:

@@ -35,7 +35,7 @@ class MessageEdit(QPlainTextEdit):
         self.send_key = "enter"
         self.setTabChangesFocus(True)  # keyboard-only use: Tab leaves the editor
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         mods = event.modifiers()
         if key == Qt.Key.Key_Escape:
@@ -66,9 +66,8 @@ class Composer(QWidget):
         self.editor.setObjectName("composerEditor")
         self.editor.setAccessibleName(tr("Message"))
         self.editor.setPlaceholderText(tr("Write a message…"))
-        self.editor.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.editor.setMaximumHeight(160)
-        self.editor.setMinimumHeight(56)
+        self.editor.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.editor.setFixedHeight(72)  # about three lines; the transcript gets the rest
         self.send_button = QPushButton(tr("Send"), self)
         self.send_button.setAccessibleName(tr("Send message"))
         self.send_button.setDefault(False)
@@ -81,10 +80,10 @@ class Composer(QWidget):
         self.meter.setAccessibleName(tr("Context used"))
         self.meter.setTextVisible(True)
         self.meter.setMaximumWidth(180)
-        self.meter.setMaximumHeight(18)
+        self.meter.setMaximumHeight(22)
         self.meter.setRange(0, 1)
         self.meter.setValue(0)
-        self.meter.setFormat(tr("context: unknown"))
+        self.meter.setFormat(tr("context: ?"))
         self.notice = QLabel(self)
         self.notice.setObjectName("composerNotice")
         self.notice.setAccessibleName(tr("Composer notice"))
@@ -136,7 +135,7 @@ class Composer(QWidget):
         if not maximum:
             self.meter.setRange(0, 1)
             self.meter.setValue(0)
-            self.meter.setFormat(tr("context: {n} tokens").format(n=used) if used else tr("context: unknown"))
+            self.meter.setFormat(tr("context: {n} tokens").format(n=used) if used else tr("context: ?"))
             return
         value = min(used or 0, maximum)
         self.meter.setRange(0, maximum)

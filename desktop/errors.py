@@ -1,9 +1,9 @@
 """The one place where problems become words on screen.
 
-Engine problems (:class:`engine.errors.DeskError`) are shown with their own sentence and, where they carry one,
-a button for their :class:`~engine.errors.Fix`. Anything else is a bug: it is logged with its traceback and
-shown once as a short sentence; the app keeps running. :func:`install_excepthook` routes uncaught exceptions
-(Qt slots, asyncio callbacks) here too.
+Engine problems (:class:`engine.errors.DeskError`) are shown with their own sentence and, where they carry
+one, a button for their :class:`~engine.errors.Fix`. Anything else is a bug: it is logged with its traceback
+and shown once as a short sentence; the app keeps running. :func:`install_excepthook` routes uncaught
+exceptions (Qt slots, asyncio callbacks) here too.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def describe(exc: BaseException) -> Problem:
         return Problem(exc.title, exc.message, exc.fix, exc.details)
     return Problem(
         tr("Something unexpected went wrong"),
-        tr("vLLM Desk hit an internal error ({kind}). It was written to the log; the app keeps running.").format(
-            kind=type(exc).__name__
-        ),
+        tr(
+            "vLLM Desk hit an internal error ({kind}). It was written to the log; the app keeps running."
+        ).format(kind=type(exc).__name__),
         None,
         f"{type(exc).__name__}: {exc}",
         unexpected=True,
@@ -193,4 +193,3 @@ class ErrorBanner(QFrame):
         if fix is not None:
             self.dismiss()
             self.fix_requested.emit(fix)
-

@@ -16,7 +16,7 @@ def tr(text: str) -> str:
 
 
 class FirstRunPanel(QFrame):
-    """"Setting up vLLM Desk": the current step, a progress bar and the last few steps."""
+    """ "Setting up vLLM Desk": the current step, a progress bar and the last few steps."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -24,7 +24,10 @@ class FirstRunPanel(QFrame):
         self.setAccessibleName(tr("Setting up"))
         self.title = QLabel(f"<b>{tr('Setting up vLLM Desk')}</b>", self)
         self.explain = QLabel(
-            tr("The first start installs the vLLM runtime and prepares the built-in model. This happens once."),
+            tr(
+                "The first start installs the vLLM runtime and prepares the built-in model. "
+                "This happens once."
+            ),
             self,
         )
         self.explain.setWordWrap(True)

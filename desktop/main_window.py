@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QInputDialog,
     QMainWindow,
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import errors, operations
+from desktop import errors, operations, theme
 from desktop.bridge import EventBridge
 from desktop.composer import Composer
 from desktop.errors import ErrorBanner, Problem
@@ -46,6 +46,7 @@ from desktop.status_bar import ServerLogDialog, ServerStatusBar
 from desktop.transcript import MessageData, TranscriptView
 from engine.chat import ChatEngine, Turn, TurnEvent
 from engine.errors import Fix
+from engine.paths import AppPaths
 from engine.search import SearchHit
 from engine.settings import SettingsStore
 from engine.store import AsyncHistoryStore, HistoryStore
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
 
     conversation_shown = Signal(int)  # after a conversation is on screen (tests, benchmarks)
     turn_finished = Signal(object)  # TurnEvent "finished" of the shown conversation
+    quit_requested = Signal()  # the window was closed and should not just hide: the app quits
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class MainWindow(QMainWindow):
         supervisor: Any = None,
         ui_state: QSettings | None = None,
         ensure_runtime: RuntimeEnsurer | None = None,
+        paths: AppPaths | None = None,
         dark: bool = False,
         parent: QWidget | None = None,
     ) -> None:
@@ -104,6 +107,9 @@ class MainWindow(QMainWindow):
         self.chat = chat
         self.settings = settings
         self.supervisor = supervisor
+        self.paths = paths
+        # Set by the app when a tray exists: asked on close whether to hide instead of quitting.
+        self.hide_on_close: Callable[[], bool] = lambda: False
         # Window geometry and the last conversation only (QSettings gives strings back; fine for these).
         self.ui_state = ui_state or QSettings(
             str(settings.path.parent / "window.ini"), QSettings.Format.IniFormat, self
@@ -148,10 +154,17 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._connect()
+        self.apply_theme(dark)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
         if supervisor is not None:
             self.server_link = ServerLink(self, supervisor, self.first_run, ensure_runtime=ensure_runtime)
-            self.start_action.triggered.connect(lambda: self.server_link and self.server_link.start())
-            self.stop_server_action.triggered.connect(lambda: self.server_link and self.server_link.stop())
+            self.start_action.triggered.connect(lambda _checked=False: self._link().start())
+            self.stop_server_action.triggered.connect(lambda _checked=False: self._link().stop())
+        else:
+            endpoint = chat.endpoint_provider()
+            if endpoint is not None:  # a server someone else runs: nothing to start, only to use
+                self.server_status.set_server(endpoint.profile_name, endpoint.model)
+                self.server_status.set_state("ready", tr("Connected"))
         for action in (self.start_action, self.stop_server_action):
             action.setEnabled(supervisor is not None)
         self.composer.set_send_key(settings.settings.general.send_key)
@@ -172,9 +185,13 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         self.file_menu = bar.addMenu(tr("&File"))
-        self.new_action = self._action(self.file_menu, tr("&New chat"), self.new_chat, QKeySequence.StandardKey.New)
+        self.new_action = self._action(
+            self.file_menu, tr("&New chat"), self.new_chat, QKeySequence.StandardKey.New
+        )
         self.file_menu.addSeparator()
-        self.quit_action = self._action(self.file_menu, tr("&Quit"), self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = self._action(
+            self.file_menu, tr("&Quit"), self.quit_app, QKeySequence.StandardKey.Quit
+        )
         self.edit_menu = bar.addMenu(tr("&Edit"))
         self.find_action = self._action(
             self.edit_menu, tr("&Search chats"), self.sidebar.focus_search, QKeySequence.StandardKey.Find
@@ -197,7 +214,11 @@ class MainWindow(QMainWindow):
         self.server_menu.addAction(self.start_action)
         self.server_menu.addAction(self.stop_server_action)
         self.server_menu.addSeparator()
-        self.log_action = self._action(self.server_menu, tr("Show server &log"), self.show_server_log, "Ctrl+L")
+        self.log_action = self._action(
+            self.server_menu, tr("Show server &log"), self.show_server_log, "Ctrl+L"
+        )
+        # Filled by the app with the tray launcher's actions (profiles, recent chats) when there is no tray.
+        self.launcher_menu = bar.addMenu(tr("&Models"))
 
     def _connect(self) -> None:
         self.composer.send_requested.connect(self.send_message)
@@ -345,6 +366,10 @@ class MainWindow(QMainWindow):
 
     # --- turns ---------------------------------------------------------------------------------------
 
+    def _link(self) -> ServerLink:
+        assert self.server_link is not None  # the actions are only connected when there is a link
+        return self.server_link
+
     def server_ready(self) -> bool:
         return self.chat.endpoint_provider() is not None
 
@@ -361,7 +386,9 @@ class MainWindow(QMainWindow):
         if self.server_starting():
             self.queued.append(text)
             self.transcript.add_message(MessageData(id=f"queued-{len(self.queued)}", role="user", text=text))
-            self.composer.set_notice(tr("The server is starting; your message will be sent when it is ready."))
+            self.composer.set_notice(
+                tr("The server is starting; your message will be sent when it is ready.")
+            )
             return
         self.composer.set_notice("")
         Operation(self.composer.send_button, lambda: self._send(text)).failure(
@@ -376,7 +403,10 @@ class MainWindow(QMainWindow):
 
     async def _send(self, text: str) -> None:
         if self.conversation_id is None:
-            conversation = await self.chat.new_conversation()
+            # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
+            endpoint = self.chat.endpoint_provider()
+            preset = self.settings.settings.preset_for(endpoint.model) if endpoint else None
+            conversation = await self.chat.new_conversation(settings=preset)
             self.conversation_id = conversation.id
         turn = await self.chat.send(self.conversation_id, text)
         # Before the turn's first event runs: show the user's message and an empty reply to stream into.
@@ -443,7 +473,11 @@ class MainWindow(QMainWindow):
         self._truncate_from(message_id)
         self.transcript.add_message(
             MessageData(
-                id=turn.user_message_id or -1, role="user", text=text, branch_index=count, branch_count=count + 1
+                id=turn.user_message_id or -1,
+                role="user",
+                text=text,
+                branch_index=count,
+                branch_count=count + 1,
             )
         )
         self._begin_reply(turn)
@@ -554,6 +588,16 @@ class MainWindow(QMainWindow):
 
     def _on_settings_changed(self, settings: Any) -> None:
         self.composer.set_send_key(settings.general.send_key)
+        self.apply_theme(theme.is_dark(settings.appearance.theme))
+
+    def apply_theme(self, dark: bool) -> None:
+        """Colours from the palette; code colours and message backgrounds follow light/dark."""
+        self.setStyleSheet(theme.style_sheet(self.palette(), dark))
+        if dark != self.transcript.cache.renderer.dark:
+            self.transcript.set_renderer(MarkdownRenderer(dark=dark))
+
+    def _on_scheme_changed(self, _scheme: object) -> None:
+        self.apply_theme(theme.is_dark(self.settings.settings.appearance.theme))
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -565,15 +609,25 @@ class MainWindow(QMainWindow):
         if isinstance(value, QByteArray | bytes):
             self.restoreGeometry(QByteArray(value))
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def quit_app(self) -> None:
+        """File > Quit always quits, even when closing the window would hide it to the tray."""
         self.save_geometry()
+        self.quit_requested.emit()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_geometry()
+        if self.hide_on_close():
+            event.ignore()
+            self.hide()
+            return
         super().closeEvent(event)
+        self.quit_requested.emit()
 
     async def shutdown(self) -> None:
         """Stop turns in flight (their partial replies are saved) and drop every subscription."""
         await self.chat.shutdown()
         await operations.cancel_all()
-        await self.sidebar.close()
+        await self.sidebar.aclose()
         self.bridge.close()
         try:
             errors.reporter().problem.disconnect(self.show_problem)
@@ -584,4 +638,3 @@ class MainWindow(QMainWindow):
 def _first_marked(snippet: str) -> str:
     start, end = snippet.find("["), snippet.find("]")
     return snippet[start + 1 : end] if 0 <= start < end else ""
-

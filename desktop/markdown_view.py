@@ -1,4 +1,4 @@
-"""Model output as safe rich text: Markdown (markdown-it-py) to Qt rich-text HTML, code highlighted by Pygments.
+"""Model output as safe rich text: Markdown (markdown-it-py) to Qt rich text, code highlighted by Pygments.
 
 Model output is untrusted. Raw HTML in it is escaped (``html: False``), images become plain links (nothing
 is ever fetched), and :class:`SafeBrowser` refuses every resource load and opens links only when clicked.
@@ -24,7 +24,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QTextDocument
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QSizePolicy, QTextBrowser, QWidget
 
 COPY_SCHEME = "desk-copy"  # href of a code block's copy link: desk-copy:<index>
@@ -166,10 +166,10 @@ class StreamSplitter:
         piece = ""
         fence = _FENCE.match(line)
         if self._fence is not None:
-            if fence and fence.group(1)[0] == self._fence[0] and len(fence.group(1)) >= len(self._fence):
-                if not line.strip().strip(self._fence[0]):
-                    self._fence = None
-                    self._boundary = True
+            closes = fence and fence.group(1)[0] == self._fence[0] and len(fence.group(1)) >= len(self._fence)
+            if closes and not line.strip().strip(self._fence[0]):
+                self._fence = None
+                self._boundary = True
             return piece
         starts_block = bool(line) and not line[0].isspace()
         if starts_block and start > self._cut and (self._boundary or fence):
@@ -202,11 +202,12 @@ class SafeBrowser(QTextBrowser):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.document().setDocumentMargin(2)
         self.anchorClicked.connect(self._on_anchor)
-        self.document().contentsChanged.connect(self._fit_height)
+        # The height follows the laid-out document (after every change of text or width).
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.opened_links: list[str] = []  # what was handed to the system browser (for the log and tests)
         self.link_opener: Callable[[QUrl], object] = QDesktopServices.openUrl
 
-    def loadResource(self, kind: int, name: QUrl) -> Any:  # noqa: N802 - Qt's name
+    def loadResource(self, kind: int, name: QUrl | str) -> Any:
         # Refuse every resource: the HTML comes from us, but its URLs come from the model.
         del kind, name
         return None
@@ -223,13 +224,8 @@ class SafeBrowser(QTextBrowser):
             self.opened_links.append(url.toString())
             self.link_opener(url)
 
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(event)
-        self._fit_height()
-
-    def _fit_height(self) -> None:
-        doc: QTextDocument = self.document()
-        doc.setTextWidth(self.viewport().width())
-        height = int(doc.size().height()) + 4
+    def _fit_height(self, _size: object = None) -> None:
+        # QTextEdit lays the document out at the viewport's width (no scrollbars here); follow its height.
+        height = int(self.document().size().height()) + 2 * self.frameWidth() + 2
         if height != self.height():
             self.setFixedHeight(height)

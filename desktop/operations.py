@@ -31,7 +31,8 @@ def running() -> set[asyncio.Task[Any]]:
 
 async def cancel_all() -> None:
     """Cancel every operation in flight and wait for them to finish."""
-    tasks = running()
+    loop = asyncio.get_running_loop()
+    tasks = {t for t in running() if t.get_loop() is loop and not t.done()}
     for task in tasks:
         task.cancel()
     if tasks:
@@ -62,7 +63,13 @@ class Operation(Generic[T]):
         task = asyncio.ensure_future(self._run())
         _running.add(task)
         task.add_done_callback(_running.discard)
+        # A done callback, not a ``finally``: a task cancelled before its first step never runs its body.
+        task.add_done_callback(self._enable)
         return task
+
+    def _enable(self, _task: object) -> None:
+        if self._parent is not None and _alive(self._parent):
+            self._parent.setEnabled(True)
 
     async def _run(self) -> None:
         try:
@@ -70,14 +77,11 @@ class Operation(Generic[T]):
         except asyncio.CancelledError:
             log.debug("operation cancelled")
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the one place user actions' failures are caught
             self._fail(exc)
         else:
             if self._on_success is not None:
                 self._guard(self._on_success, result)
-        finally:
-            if self._parent is not None and _alive(self._parent):
-                self._parent.setEnabled(True)
 
     def _fail(self, exc: BaseException) -> None:
         if self._on_failure is None:
@@ -90,7 +94,7 @@ class Operation(Generic[T]):
         # A broken callback is a bug in the GUI: report it once, keep the app running.
         try:
             callback(value)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken callback is reported, not raised
             errors.report(exc)
 
 

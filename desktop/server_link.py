@@ -1,5 +1,6 @@
 """The window's side of the supervisor: its events onto the status bar, the first-run panel, the log and the
-problem banner; starting the chosen profile (installing the runtime first on a fresh machine); one-click fixes.
+problem banner; starting the chosen profile (installing the runtime first on a fresh machine); one-click
+fixes.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class ServerLink(QObject):
         profiles = [profile if p.name == profile.name else p for p in current.profiles]
         try:
             store.update(current.model_copy(update={"profiles": profiles}))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to save is shown, the fix still runs
             errors.report(exc)
 
     # --- events --------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ class ConversationListModel(QAbstractListModel):
 
     # --- Qt model API --------------------------------------------------------------------------------
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt's API
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's API
         return 0 if parent.isValid() else len(self._items)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -82,10 +82,10 @@ class ConversationListModel(QAbstractListModel):
             return item.id
         return None
 
-    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: N802, B008 - Qt's API
+    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008 - Qt's API
         return not parent.isValid() and self._more and self._loading is None
 
-    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: N802, B008 - Qt's API
+    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008 - Qt's API
         if self.canFetchMore(parent):
             self._loading = asyncio.ensure_future(self._fetch_page())
 
@@ -119,7 +119,7 @@ class ConversationListModel(QAbstractListModel):
             page = await self._store.list_conversations(limit=PAGE_SIZE, after=self._cursor)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown by the one renderer; the list stays usable
             self._more = False
             errors.report(exc)
             return
@@ -134,7 +134,7 @@ class ConversationListModel(QAbstractListModel):
         self._more = page.next_cursor is not None
         self.pages_loaded += 1
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         if self._loading is not None:
             self._loading.cancel()
             await asyncio.gather(self._loading, return_exceptions=True)
@@ -153,14 +153,16 @@ class SearchResultsModel(QAbstractListModel):
         self.hits = list(hits)
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt's API
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's API
         return 0 if parent.isValid() else len(self.hits)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.hits):
             return None
         hit = self.hits[index.row()]
-        text = f"{hit.title or tr('New chat')} — {hit.snippet.replace('[', '').replace(']', '')}"
+        snippet = hit.snippet.replace("[", "").replace("]", "")
+        where = tr("(in the title)") if hit.message_id is None else snippet
+        text = f"{hit.title or tr('New chat')}\n    {where}"
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return text
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -205,6 +207,7 @@ class Sidebar(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.setWordWrap(False)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 4, 8)
         layout.addWidget(self.new_button)
@@ -264,7 +267,9 @@ class Sidebar(QWidget):
         pinned = row >= 0 and self.model.conversations()[row].pinned
         menu = QMenu(self)
         menu.addAction(tr("Rename…"), lambda: self.rename_requested.emit(conversation_id))
-        menu.addAction(tr("Unpin") if pinned else tr("Pin"), lambda: self.pin_requested.emit(conversation_id, not pinned))
+        menu.addAction(
+            tr("Unpin") if pinned else tr("Pin"), lambda: self.pin_requested.emit(conversation_id, not pinned)
+        )
         for action in self.extra_actions:
             action.setData(conversation_id)
             menu.addAction(action)
@@ -295,7 +300,7 @@ class Sidebar(QWidget):
             hits = await self._store.search(text, limit=100)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown by the one renderer; the list stays usable
             errors.report(exc)
             return
         finally:
@@ -311,9 +316,9 @@ class Sidebar(QWidget):
             self.list.setCurrentIndex(self.results.index(0, 0))
             self.hit_chosen.emit(self.results.hits[0])
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._search_timer.stop()
         if self._search_task is not None:
             self._search_task.cancel()
             await asyncio.gather(self._search_task, return_exceptions=True)
-        await self.model.close()
+        await self.model.aclose()

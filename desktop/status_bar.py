@@ -1,4 +1,4 @@
-"""The server, always visible: profile and model, state (phase, progress, elapsed/expected), live metrics, log.
+"""The server, always visible: profile and model, state (phase, progress, elapsed/expected), metrics, log.
 
 The widgets only show what they are told; :class:`~desktop.main_window.MainWindow` feeds them from the
 supervisor's events.
@@ -77,7 +77,7 @@ class ServerStatusBar(QStatusBar):
         self.server_label.setText(" · ".join(parts) if parts else tr("No server profile"))
 
     def set_state(self, kind: str, text: str) -> None:
-        """``kind`` is one of starting/ready/failed/stopped/stopping (it picks the colour); ``text`` the words."""
+        """``kind``: starting/ready/failed/stopped/stopping (it picks the colour); ``text``: the words."""
         self.state_label.setProperty("state", kind)
         self.state_label.setText(text)
         self.state_label.style().unpolish(self.state_label)

@@ -29,7 +29,10 @@ def is_dark(theme: str) -> bool:
 
 
 def apply(app: QApplication, theme: str) -> bool:
-    """Apply the colour scheme and the style sheet; returns whether it is dark."""
+    """Ask Qt for the colour scheme ("system": follow the desktop); returns whether it is dark.
+
+    The window applies :func:`style_sheet` to itself (and again when the scheme changes).
+    """
     hints = app.styleHints()
     if theme == "dark":
         hints.setColorScheme(Qt.ColorScheme.Dark)
@@ -37,9 +40,7 @@ def apply(app: QApplication, theme: str) -> bool:
         hints.setColorScheme(Qt.ColorScheme.Light)
     else:
         hints.unsetColorScheme()
-    dark = is_dark(theme)
-    app.setStyleSheet(style_sheet(app.palette(), dark))
-    return dark
+    return is_dark(theme)
 
 
 def _mix(a: QColor, b: QColor, t: float) -> str:

@@ -1,4 +1,4 @@
-"""The conversation on screen: one :class:`MessageWidget` per message inside a scrolling :class:`TranscriptView`.
+"""The conversation on screen: a :class:`MessageWidget` per message in a scrolling :class:`TranscriptView`.
 
 Streaming stays calm: tokens go into the streamed message's :class:`~desktop.markdown_view.StreamSplitter`;
 a timer re-renders at most every ~50 ms, and only the open tail of that one message. Pieces that are closed
@@ -88,7 +88,7 @@ class RenderCache:
 class MessageWidget(QFrame):
     """One message: role, collapsed reasoning, the text, stats and its actions."""
 
-    action = Signal(str, object)  # (action name, message id): copy, edit, regenerate, delete, prev, next
+    action = Signal(str, object)  # (action name, message id): copy, edit, regenerate, prev, next
     edited = Signal(object, str)  # (message id, new text): "Save & send" of the inline editor
 
     def __init__(self, data: MessageData, cache: RenderCache, parent: QWidget | None = None) -> None:
@@ -142,11 +142,10 @@ class MessageWidget(QFrame):
         self.copy_button.clicked.connect(self.copy_text)
         self.edit_button = self._tool(tr("Edit"), tr("Edit message and resend"), "edit")
         self.regenerate_button = self._tool(tr("Regenerate"), tr("Regenerate reply"), "regenerate")
-        self.delete_button = self._tool(tr("Delete"), tr("Delete message"), "delete")
-        for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
+        for w in (self.copy_button, self.edit_button, self.regenerate_button):
             footer.addWidget(w)
 
-        layout = QVBoxLayout(self)
+        layout = self._layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(2)
         layout.addWidget(self._role)
@@ -154,7 +153,8 @@ class MessageWidget(QFrame):
         layout.addWidget(self.reasoning_view)
         layout.addWidget(self._body)
         layout.addLayout(footer)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        # Exactly as tall as the content: spare room in the transcript goes below the last message.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.update_data(data)
 
     def _tool(self, text: str, name: str, action: str) -> QToolButton:
@@ -206,7 +206,7 @@ class MessageWidget(QFrame):
         self.next_button.setEnabled(finished and data.branch_index < data.branch_count - 1)
         self.edit_button.setVisible(user)
         self.regenerate_button.setVisible(not user)
-        for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
+        for w in (self.copy_button, self.edit_button, self.regenerate_button):
             w.setEnabled(finished)
         stats = format_stats(data.completion_tokens, data.tokens_per_s, data.ttft_s)
         if data.state == "stopped":
@@ -346,7 +346,7 @@ class MessageWidget(QFrame):
         save.clicked.connect(lambda: self._save_edit(editor.toPlainText()))
         cancel.clicked.connect(self.end_edit)
         self._body.hide()
-        self.layout().insertWidget(3, box)
+        self._layout.insertWidget(3, box)
         self._editor = box
         self.editor = editor
         self.save_edit_button = save
@@ -386,7 +386,9 @@ class TranscriptView(QScrollArea):
         self._layout = QVBoxLayout(self._inner)
         self._layout.setContentsMargins(12, 12, 12, 12)
         self._layout.setSpacing(8)
-        self._placeholder = QLabel(tr("Ask anything. Enter sends, Shift+Enter starts a new line."), self._inner)
+        self._placeholder = QLabel(
+            tr("Ask anything. Enter sends, Shift+Enter starts a new line."), self._inner
+        )
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setObjectName("placeholder")
         self._layout.addWidget(self._placeholder)

@@ -8,7 +8,7 @@ Wiring (main window)::
     self.file_menu.addAction(self.transfer.export_all_action)
     self.transfer.install_drop_target(self)                      # a file dropped on the window is imported
     self.transfer.imported.connect(lambda summary: reload_the_sidebar())
-    # In the sidebar's context menu: self.transfer.export_conversations([conversation_id])
+    self.sidebar.extra_actions.append(self.transfer.context_export_action)  # data() = the conversation id
 
 The engine does the work (``engine.transfer``): reading and parsing off the UI thread, database writes on
 the store's own thread, PDF drawn by Qt on the UI thread. Failures go to the one error renderer.
@@ -43,6 +43,7 @@ from engine.store import AsyncHistoryStore, HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.exporter import ExportFormat, ExportSummary, all_conversation_ids, write_conversations
 from engine.transfer.importer import ImportSummary, import_conversations, read_conversations
+from engine.transfer.model import ExportedConversation
 
 IMPORTABLE = (".json", ".zip")
 FORMATS: tuple[tuple[ExportFormat, str], ...] = (
@@ -135,6 +136,8 @@ class TransferActions(QObject):
 
     imported = Signal(object)  # ImportSummary, after conversations were added
     exported = Signal(object)  # ExportSummary
+    # Emitted from worker threads; Qt queues it to the UI thread (no bool/int juggling through the loop).
+    progressed = Signal(int)
 
     def __init__(
         self,
@@ -149,6 +152,7 @@ class TransferActions(QObject):
         self.selected_ids = selected_ids
         self.export_dir = export_dir or Path.home()
         self.progress: QProgressDialog | None = None
+        self.dialog: ExportDialog | None = None  # the last export dialog opened (tests, focus)
         self.import_action = QAction(tr("&Import conversations…"), window)
         self.import_action.triggered.connect(lambda _checked=False: self.choose_import())
         self.export_action = QAction(tr("&Export conversation…"), window)
@@ -156,7 +160,11 @@ class TransferActions(QObject):
         self.export_action.triggered.connect(lambda _checked=False: self.export_selected())
         self.export_all_action = QAction(tr("Export &all conversations…"), window)
         self.export_all_action.triggered.connect(lambda _checked=False: self.export_conversations(None))
+        # For a context menu that sets the conversation id as the action's data (the sidebar does).
+        self.context_export_action = QAction(tr("Export…"), window)
+        self.context_export_action.triggered.connect(lambda _checked=False: self._export_from_context())
         self._drop_filter = ImportDropFilter(self.import_files, self)
+        self.progressed.connect(lambda value: self._set_progress(value))
 
     # --- export --------------------------------------------------------------------------------------
 
@@ -167,18 +175,30 @@ class TransferActions(QObject):
 
     def export_conversations(self, ids: Sequence[int] | None) -> None:
         """Ask how and where (``ids`` None: everything), then export with progress."""
+        if ids is None:
+            Operation(None, lambda: self.store.call(all_conversation_ids)).success(self._ask_export).run()
+        else:
+            self._ask_export(list(ids))
 
-        async def ask_and_run() -> ExportSummary | None:
-            chosen = list(ids) if ids is not None else await self.store.call(all_conversation_ids)
-            if not chosen:
-                return None
-            name = "conversation" if len(chosen) == 1 else "vllm-desk-export"
-            dialog = ExportDialog(len(chosen), self.export_dir / name, self.window)
-            if dialog.exec() != QDialog.DialogCode.Accepted:
-                return None
-            return await self.export_to(chosen, dialog.choice())
+    def _export_from_context(self) -> None:
+        conversation_id = self.context_export_action.data()
+        if isinstance(conversation_id, int):
+            self.export_conversations([conversation_id])
 
-        Operation(None, ask_and_run).success(self._exported).run()
+    def _ask_export(self, ids: list[int]) -> None:
+        if not ids:
+            self._status(tr("There are no conversations to export."))
+            return
+        name = "conversation" if len(ids) == 1 else "vllm-desk-export"
+        dialog = ExportDialog(len(ids), self.export_dir / name, self.window)
+        # open(), not exec(): a nested event loop inside the qasync loop would re-enter running tasks.
+        dialog.accepted.connect(lambda: self._run_export(ids, dialog.choice()))
+        dialog.finished.connect(dialog.deleteLater)
+        self.dialog = dialog
+        dialog.open()
+
+    def _run_export(self, ids: list[int], choice: ExportChoice) -> None:
+        Operation(None, lambda: self.export_to(ids, choice)).success(self._exported).run()
 
     async def export_to(self, ids: Sequence[int], choice: ExportChoice) -> ExportSummary:
         """Load the trees on the store's thread, then write the files (PDF drawn here, others off the UI)."""
@@ -200,23 +220,26 @@ class TransferActions(QObject):
                     pdf=write_pdf,
                     progress=lambda done, _total: self._set_progress(total + done),
                 )
-            loop = asyncio.get_running_loop()
+
+            def tick(done: int, _total: int) -> None:
+                self.progressed.emit(total + done)
+
             return await asyncio.to_thread(
                 write_conversations,
                 conversations,
                 choice.target,
                 choice.format,
                 all_branches=choice.all_branches,
-                progress=lambda done, _total: loop.call_soon_threadsafe(self._set_progress, total + done),
+                progress=tick,
             )
         finally:
             self._end_progress()
 
-    def _exported(self, summary: ExportSummary | None) -> None:
-        if summary is not None:
-            self.export_dir = summary.files[0].parent if summary.files else self.export_dir
-            self._status(summary.sentence())
-            self.exported.emit(summary)
+    def _exported(self, summary: ExportSummary) -> None:
+        if summary.files:
+            self.export_dir = summary.files[0].parent
+        self._status(summary.sentence())
+        self.exported.emit(summary)
 
     # --- import --------------------------------------------------------------------------------------
 
@@ -240,11 +263,10 @@ class TransferActions(QObject):
             conversations = []
             for path in paths:
                 conversations += await asyncio.to_thread(read_conversations, path)
-            loop = asyncio.get_running_loop()
             self._start_progress(tr("Importing…"), len(conversations))
 
             def tick(done: int, _total: int) -> None:
-                loop.call_soon_threadsafe(self._set_progress, done)
+                self.progressed.emit(done)
 
             return await self.store.call(_import, conversations, tick)
         finally:
@@ -289,7 +311,9 @@ class TransferActions(QObject):
             bar().showMessage(text, 8000)
 
 
-def _import(store: HistoryStore, conversations: list, tick: Callable[[int, int], None]) -> ImportSummary:  # type: ignore[type-arg]
+def _import(
+    store: HistoryStore, conversations: list[ExportedConversation], tick: Callable[[int, int], None]
+) -> ImportSummary:
     return import_conversations(store, conversations, tick)
 
 
@@ -308,7 +332,7 @@ class ImportDropFilter(QObject):
         files = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
         return [f for f in files if f.suffix.lower() in IMPORTABLE]
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
         if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
             drag = cast(QDragEnterEvent, event)

@@ -343,5 +343,7 @@ def app_catalog(
         except NotAModelFolder as exc:
             builtin = ModelEntry(name, "builtin", folder, problem=exc.message)
     else:
-        builtin = ModelEntry(name, "builtin", folder, problem="prepared on first start (about 100 MB download)")
+        builtin = ModelEntry(
+            name, "builtin", folder, problem="prepared on first start (about 100 MB download)"
+        )
     return [builtin, *entries]

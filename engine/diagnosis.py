@@ -213,6 +213,48 @@ class ServerFailed(ServerProblem):
         self.root_cause, self.exit_code = root_cause, exit_code
 
 
+class StartTimedOut(ServerProblem):
+    title = "The server took too long to start"
+
+    def __init__(self, seconds: float, *, details: str = "") -> None:
+        super().__init__(
+            f"vLLM was not ready after {seconds:.0f} seconds, so the start was abandoned.",
+            fix=Fix("show_log", "Show the log", "See the server log; a first download can take long."),
+            details=details,
+        )
+
+
+class StartCancelled(ServerProblem):
+    title = "The start was cancelled"
+
+    def __init__(self) -> None:
+        super().__init__("The server was stopped before it was ready.")
+
+
+class ServerDied(ServerProblem):
+    title = "The server stopped unexpectedly"
+
+    def __init__(self, what: str, *, details: str = "") -> None:
+        super().__init__(
+            f"{what}; the rest of the server was stopped.",
+            fix=Fix("restart_server", "Start it again", "Start the server again; see the log for the cause."),
+            details=details,
+        )
+
+
+class ProcessesLeft(ServerProblem):
+    title = "Some server processes could not be stopped"
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        super().__init__(
+            f"Processes {', '.join(map(str, pids))} of the server survived SIGKILL (stuck in the kernel?).",
+            fix=Fix(
+                "show_processes", "Show the processes", f"Check them with: ps -o pid,stat,cmd -p {pids[0]}"
+            ),
+        )
+        self.pids = tuple(pids)
+
+
 def describe_exit(code: int | None) -> str:
     """``exit code 1`` or ``killed by SIGKILL`` (Popen's negative codes are signals)."""
     if code is None:

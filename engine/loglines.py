@@ -55,7 +55,10 @@ _DOWNLOAD = re.compile(
 )
 _FETCHING = re.compile(r"^Fetching \d+ files:\s*(?P<pct>\d+)%")
 _SHARDS = re.compile(r"Loading (?:safetensors|pt|gguf)? ?checkpoint shards:\s*(?P<pct>\d+)% Completed")
-_KV_MEMORY = re.compile(r"Available KV cache memory: (?P<gib>[\d.]+) GiB")
+# GPU: "Available KV cache memory: 1.00 GiB"; CPU: "Explicitly set (1.0/14.21) GiB for KV cache on node 0."
+_KV_MEMORY = re.compile(
+    r"Available KV cache memory: (?P<gib>[\d.]+) GiB|set \((?P<cpu>[\d.]+)/[\d.]+\) GiB for KV cache"
+)
 _KV_TOKENS = re.compile(r"(?:GPU|CPU) KV cache size: (?P<tokens>[\d,]+) tokens")
 _COMPILING = ("torch.compile", "Dynamo bytecode transform", "Compiling a graph", "compiled graph")
 _GRAPHS = ("Capturing CUDA graphs", "Graph capturing finished", "Capturing cudagraphs")
@@ -83,12 +86,13 @@ def parse_line(line: str) -> LogHit | None:
     if "Starting to load model" in text:
         return LogHit(Phase.LOADING_WEIGHTS, fraction=0.0)
     if m := _KV_MEMORY.search(text):
-        return LogHit(Phase.ALLOCATING_KV_CACHE, kv_cache_gib=float(m["gib"]))
+        return LogHit(Phase.ALLOCATING_KV_CACHE, kv_cache_gib=float(m["gib"] or m["cpu"]))
     if m := _KV_TOKENS.search(text):
         return LogHit(Phase.ALLOCATING_KV_CACHE, kv_cache_tokens=int(m["tokens"].replace(",", "")))
     if any(marker in text for marker in _GRAPHS):
         return LogHit(Phase.CAPTURING_GRAPHS)
-    if any(marker in text for marker in _COMPILING):
+    # "Enforce eager set, disabling torch.compile" and "compilation was disabled" mean the opposite.
+    if any(marker in text for marker in _COMPILING) and "disabl" not in text:
         return LogHit(Phase.COMPILING)
     if any(marker in text for marker in _READY):
         return LogHit(Phase.READY)

@@ -11,9 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import subprocess
+import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
 
 import psutil
 
@@ -131,3 +137,106 @@ async def clean_up_strays(strays: list[StrayProcess], grace: float = 3.0) -> lis
             proc.kill()
             proc.wait(3)
     return [pid for pid in left if psutil.pid_exists(pid)]
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    """One line a server printed; ``elapsed_s`` since its launch began."""
+
+    stream: Literal["stdout", "stderr"]
+    text: str
+    elapsed_s: float
+
+
+_LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
+
+
+class SessionProcess:
+    """A command run in a new session, its output read by one thread per pipe into a log file.
+
+    Each line is also handed to ``on_line`` on ``loop`` (thread-safe). Exit is found by :meth:`poll`, never by
+    the pipes closing: orphaned children keep them open. Raises ``OSError`` when the command cannot run.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+        on_line: Callable[[OutputLine], None],
+        started: float,
+    ) -> None:
+        self.log_path = log_path
+        self.started = started
+        self._on_line = on_line
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._log = log_path.open("w", encoding="utf-8")
+        self._log.write(f"# {' '.join(argv)}\n")
+        try:
+            self.popen = psutil.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,  # its own session and group: a stop signals all of it
+            )
+        except OSError:
+            self._log.close()
+            raise
+        self._readers = [
+            threading.Thread(target=self._read, args=(name, pipe), daemon=True, name=f"server-{name}")
+            for name, pipe in (("stdout", self.popen.stdout), ("stderr", self.popen.stderr))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def sid(self) -> int:
+        """Session id = process group id = the leader's pid."""
+        return int(self.popen.pid)
+
+    def poll(self) -> int | None:
+        code: int | None = self.popen.poll()
+        return code
+
+    def _read(self, stream: Literal["stdout", "stderr"], pipe: IO[bytes] | None) -> None:
+        # Split on \r too: progress bars redraw their line with it.
+        if pipe is None:
+            return
+        buffer = b""
+        try:
+            while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+                buffer += chunk
+                *complete, buffer = _LINE_SPLIT.split(buffer)
+                for raw in complete:
+                    self._deliver(stream, raw)
+            self._deliver(stream, buffer)
+        except (OSError, ValueError):
+            pass  # closed under us at shutdown
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _deliver(self, stream: Literal["stdout", "stderr"], raw: bytes) -> None:
+        if not raw.strip():
+            return
+        line = OutputLine(stream, raw.decode(errors="replace"), time.monotonic() - self.started)
+        with self._lock:
+            if not self._log.closed:
+                self._log.write(f"{line.elapsed_s:9.3f} {stream[3]} {line.text}\n")
+                self._log.flush()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
+            self._loop.call_soon_threadsafe(self._on_line, line)
+
+    async def stop(self, grace: float) -> StopOutcome:
+        """Stop the whole session (see :func:`stop_session`), then finish reading and close the log."""
+        outcome = await stop_session(self.sid, grace, reap=self.popen)
+        for reader in self._readers:  # the pipes close once every holder is gone
+            await asyncio.to_thread(reader.join, 2.0)
+        with self._lock:
+            self._log.close()
+        return outcome

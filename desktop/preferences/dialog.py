@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFrame,
@@ -66,7 +67,13 @@ class PreferencesDialog(QDialog):
         self._restart_server = restart_server
         self._restart_target: ServerProfile | None = None
 
-        self.models_page = ModelsPage(self.draft, paths, detect_gpus() if gpus is None else gpus)
+        self.models_page = ModelsPage(
+            self.draft,
+            paths,
+            detect_gpus() if gpus is None else gpus,
+            self.secrets,
+            self.pending_secrets,
+        )
         self.profiles_page = ProfilesPage(self.draft, self.secrets, self.pending_secrets)
         served = [p.served_model_name for p in self.draft.profiles]
         self.generation_page = GenerationPage(self.draft, served)
@@ -80,7 +87,7 @@ class PreferencesDialog(QDialog):
 
         self.nav = QListWidget()
         self.nav.setObjectName("pages")
-        self.nav.setFixedWidth(200)
+        self.nav.setFixedWidth(185)
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.stack = QStackedWidget()
         for title, page in self.pages.items():
@@ -94,6 +101,9 @@ class PreferencesDialog(QDialog):
         self.problem.setStyleSheet(ERROR_STYLE)
         self.problem.setWordWrap(True)
         self.problem.hide()
+        self.session_only = QCheckBox(tr("Remember keys for this session only (no keychain works here)"))
+        self.session_only.setObjectName("session_only")
+        self.session_only.setVisible(bool(self.secrets.keychain_problem()))
         self.restart_bar = QFrame()
         self.restart_bar.setFrameShape(QFrame.Shape.StyledPanel)
         bar = QHBoxLayout(self.restart_bar)
@@ -114,6 +124,7 @@ class PreferencesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(body, 1)
         layout.addWidget(self.problem)
+        layout.addWidget(self.session_only)
         layout.addWidget(self.restart_bar)
         layout.addWidget(self.buttons)
 
@@ -123,6 +134,8 @@ class PreferencesDialog(QDialog):
         self.restart_button.clicked.connect(self._restart)
         self.models_page.model_chosen.connect(self._model_chosen)
         self.profiles_page.profiles_changed.connect(self.models_page.reload_profiles)
+        self.profiles_page.form.edited.connect(self._recheck)
+        self.generation_page.form.edited.connect(self._recheck)
 
     @property
     def apply_button(self) -> QPushButton:
@@ -161,7 +174,7 @@ class PreferencesDialog(QDialog):
             self.accept()
 
     def _save_secrets(self) -> None:
-        session_ok = self.profiles_page.session_only.isChecked()
+        session_ok = self.session_only.isChecked()
         for original, new in self.profiles_page.renames.items():
             if original != new:
                 self.secrets.rename(profile_key(original), profile_key(new))
@@ -175,6 +188,11 @@ class PreferencesDialog(QDialog):
                 if not session_ok:
                     raise
                 self.secrets.set(name, value, session_only=True)
+
+    def _recheck(self, _value: object) -> None:
+        # A "Not saved" message goes away once what it named is fixed.
+        if self.problem.isVisible() and not (self.profiles_page.invalid or self.generation_page.invalid):
+            self.problem.hide()
 
     def _show_problem(self, text: str) -> None:
         self.problem.setText(text)

@@ -16,11 +16,9 @@ from PySide6.QtCore import QCoreApplication, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -166,39 +164,41 @@ class ModelForm(QWidget):
         self._fixed: dict[str, Any] = {}
         self._loading = False
         self.last_valid: BaseModel | None = None
-        self.form_layout = layout = QFormLayout(self)
-        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        # Label above its field: the field and its explanation get the whole width, so fewer lines wrap.
-        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
-        layout.setVerticalSpacing(10)
+        # One column (label, field, explanation, error): a plain box layout keeps word-wrapped explanations
+        # at their real height inside a scroll area, where a form layout's rows overlapped.
+        self.box = layout = QVBoxLayout(self)
+        layout.setSpacing(2)
         self.labels: dict[str, QLabel] = {}
+        self._widgets: dict[str, list[QWidget]] = {}
         for name in fields:
             row = FieldRow(name, model.model_fields[name].annotation, name in multiline)
             self.rows[name] = row
-            cell = QWidget()
-            cell.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
-            box = QVBoxLayout(cell)
-            box.setContentsMargins(0, 0, 0, 0)
-            box.setSpacing(1)
-            box.addWidget(row.editor)
+            label = QLabel("<b>" + (labels or {}).get(name, name.replace("_", " ").capitalize()) + "</b>")
             hint = QLabel(help_texts.get(name, ""))
             hint.setWordWrap(True)
             hint.setStyleSheet(HELP_STYLE)
-            box.addWidget(hint)
-            box.addWidget(row.error)
-            label = QLabel("<b>" + (labels or {}).get(name, name.replace("_", " ").capitalize()) + "</b>")
             self.labels[name] = label
-            layout.addRow(label, cell)
+            self.add_row(name, label, row.editor, hint, row.error)
             row.connect(self._changed)
+        layout.addStretch(1)
+        self._closed = True
+
+    def add_row(self, name: str, *widgets: QWidget) -> None:
+        """Add widgets as one row (before the closing stretch), shown and hidden together by ``name``."""
+        index = self.box.count() - 1 if getattr(self, "_closed", False) else self.box.count()
+        for offset, widget in enumerate(widgets):
+            self.box.insertWidget(index + offset, widget)
+        spacer = QWidget()
+        spacer.setFixedHeight(8)
+        self.box.insertWidget(index + len(widgets), spacer)
+        self._widgets[name] = [*widgets, spacer]
 
     def set_row_visible(self, name: str, visible: bool) -> None:
-        cell = self.rows[name].editor.parentWidget()
-        assert cell is not None
-        self.form_layout.setRowVisible(cell, visible)
-        # Hidden rows must not keep their height in the scroll area.
-        cell.setVisible(visible)
-        self.labels[name].setVisible(visible)
-        self.adjustSize()
+        row = self.rows.get(name)
+        for widget in self._widgets[name]:
+            # An error line stays hidden while there is no error to show.
+            empty_error = row is not None and widget is row.error and not row.error.text()
+            widget.setVisible(visible and not empty_error)
 
     def load(self, values: dict[str, Any], fixed: dict[str, Any] | None = None) -> None:
         """Show ``values``; ``fixed`` are model fields not on the form (e.g. the profile's name)."""

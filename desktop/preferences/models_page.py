@@ -32,6 +32,7 @@ from engine.catalog import (
 from engine.fit import FitEstimate, estimate_for_profile
 from engine.hardware import GpuInfo
 from engine.paths import AppPaths
+from engine.secrets import HF_TOKEN, SecretStore
 from engine.settings import Settings
 
 COLUMNS = ("Model", "Source", "Size", "Architecture", "Context", "Quantization")
@@ -55,10 +56,17 @@ class ModelsPage(QWidget):
     model_chosen = Signal(str)  # the profile's name
 
     def __init__(
-        self, draft: Settings, paths: AppPaths, gpus: list[GpuInfo], parent: QWidget | None = None
+        self,
+        draft: Settings,
+        paths: AppPaths,
+        gpus: list[GpuInfo],
+        secrets: SecretStore,
+        pending_secrets: dict[str, str | None],
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.draft = draft
+        self.pending_secrets = pending_secrets
         self.paths = paths
         self.gpus = gpus
         self.entries: list[ModelEntry] = []
@@ -78,6 +86,7 @@ class ModelsPage(QWidget):
         self.details = QLabel()
         self.details.setObjectName("model_details")
         self.details.setWordWrap(True)
+        self.details.setMinimumHeight(self.details.fontMetrics().lineSpacing() * 4)
         layout.addWidget(self.details)
         add_row = QHBoxLayout()
         self.add_folder_button = QPushButton(tr("Add folder…"))
@@ -91,10 +100,24 @@ class ModelsPage(QWidget):
         self.add_repo_button = QPushButton(tr("Add repo"))
         add_row.addWidget(self.add_repo_button)
         layout.addLayout(add_row)
+        token_row = QHBoxLayout()
+        token_row.addWidget(QLabel(tr("Hugging Face token")))
+        self.hf_token = QLineEdit()
+        self.hf_token.setObjectName("hf_token")
+        self.hf_token.setEchoMode(QLineEdit.EchoMode.Password)
+        stored = secrets.get(HF_TOKEN)
+        self.hf_token.setPlaceholderText(
+            tr("a token is stored (type to replace it)")
+            if stored
+            else tr("for gated or private repos; kept in the system keychain")
+        )
+        token_row.addWidget(self.hf_token, 1)
+        layout.addLayout(token_row)
         self.add_problem = QLabel()
         self.add_problem.setObjectName("add_problem")
         self.add_problem.setStyleSheet(ERROR_STYLE)
         self.add_problem.setWordWrap(True)
+        self.add_problem.hide()
         layout.addWidget(self.add_problem)
         use_row = QHBoxLayout()
         use_row.addWidget(QLabel(tr("Use for profile")))
@@ -118,6 +141,7 @@ class ModelsPage(QWidget):
         self.add_repo_button.clicked.connect(lambda: self.add_repo(self.repo_edit.text()))
         self.repo_edit.returnPressed.connect(lambda: self.add_repo(self.repo_edit.text()))
         self.use_button.clicked.connect(self.use_selected)
+        self.hf_token.textEdited.connect(self._token_edited)
         self.refresh()
         self.reload_profiles()
 
@@ -172,9 +196,9 @@ class ModelsPage(QWidget):
         try:
             inspect_folder(folder)
         except NotAModelFolder as exc:
-            self.add_problem.setText(exc.message)
+            self._show_add_problem(exc.message)
             return False
-        self.add_problem.clear()
+        self._show_add_problem("")
         if folder not in self.draft.models.folders:
             self.draft.models.folders = [*self.draft.models.folders, folder]
         self.refresh()
@@ -185,9 +209,9 @@ class ModelsPage(QWidget):
         try:
             repo_id = parse_repo_id(text)
         except InvalidRepoId as exc:
-            self.add_problem.setText(exc.message)
+            self._show_add_problem(exc.message)
             return False
-        self.add_problem.clear()
+        self._show_add_problem("")
         if repo_id not in self.draft.models.repo_ids:
             self.draft.models.repo_ids = [*self.draft.models.repo_ids, repo_id]
         self.repo_edit.clear()
@@ -206,6 +230,13 @@ class ModelsPage(QWidget):
         self.draft.profiles = profiles
         self.model_chosen.emit(name)
         self._selection_changed()
+
+    def _show_add_problem(self, text: str) -> None:
+        self.add_problem.setText(text)
+        self.add_problem.setVisible(bool(text))
+
+    def _token_edited(self, text: str) -> None:
+        self.pending_secrets[HF_TOKEN] = text.strip() or None
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, tr("Choose a model folder"))

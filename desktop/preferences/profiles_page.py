@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
 
 from desktop.operations import Operation
 from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, ModelForm, tr
-from engine.connection_check import ConnectionReport, check_connection
 from engine.errors import DeskError
 from engine.profiles import ServerProfile
+from engine.remote import RemoteInfo, check_remote
 from engine.secrets import SecretStore, profile_key
 from engine.settings import Settings
 
@@ -145,8 +145,6 @@ class ProfilesPage(QWidget):
         self.test_button = QPushButton(tr("Test connection"))
         key_row.addWidget(self.test_button)
         key_layout.addLayout(key_row)
-        self.session_only = QCheckBox(tr("Remember for this session only"))
-        key_layout.addWidget(self.session_only)
         self.keychain_note = QLabel()
         self.keychain_note.setWordWrap(True)
         self.keychain_note.setStyleSheet(HELP_STYLE)
@@ -156,7 +154,7 @@ class ProfilesPage(QWidget):
         self.test_result.setWordWrap(True)
         key_layout.addWidget(self.test_result)
         self.key_label = QLabel("<b>" + tr("API key") + "</b>")
-        self.form.form_layout.addRow(self.key_label, key_box)
+        self.form.add_row("api_key", self.key_label, key_box)
         self._key_box = key_box
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -167,13 +165,12 @@ class ProfilesPage(QWidget):
         if problem:
             self.keychain_note.setText(
                 tr(
-                    "No keychain works here ({0}). Keys are never written to disk: tick the box to keep this "
-                    "key until you quit."
+                    "No keychain works here ({0}). Keys are never written to disk: tick “Remember keys for "
+                    "this session only” below to keep this key until you quit."
                 ).format(problem)
             )
             self.keychain_note.setStyleSheet(ERROR_STYLE)
         else:
-            self.session_only.hide()
             self.keychain_note.setText(tr("Kept in the system keychain, never in the settings file."))
         self.list.currentRowChanged.connect(self._select)
         self.form.edited.connect(self._edited)
@@ -312,7 +309,7 @@ class ProfilesPage(QWidget):
         for name in FIELDS:
             self.form.set_row_visible(name, name in REMOTE_FIELDS or not remote)
         self.form.set_row_visible("base_url", remote)
-        self.form.form_layout.setRowVisible(self._key_box, remote or key_mode == "fixed")
+        self.form.set_row_visible("api_key", remote or key_mode == "fixed")
         self.test_button.setVisible(remote)
         self.start_with_app.setText(
             tr("Connect to this server when the app starts")
@@ -337,19 +334,32 @@ class ProfilesPage(QWidget):
     # --- test connection -------------------------------------------------------------------------------
 
     def test_connection(self) -> None:
+        """Ask the form's URL (with the typed or stored key) for /health, /version and its models."""
         url = str(self.form.rows["base_url"].value() or "")
+        model = str(self.form.rows["served_name"].value() or "")
         profile = self.current
         key = self.key_edit.text() or (self.secrets.get(profile_key(profile.name)) if profile else None)
         self.test_result.setStyleSheet("")
         self.test_result.setText(tr("Connecting to {0}…").format(url))
-        Operation(self.test_button, lambda: check_connection(url, key)).success(self._tested).failure(
-            self._test_failed
-        ).run()
+        Operation(self.test_button, lambda: check_remote(url, key, model=model)).success(
+            self._tested
+        ).failure(self._test_failed).run()
 
-    def _tested(self, report: ConnectionReport) -> None:
+    def _tested(self, info: RemoteInfo) -> None:
         self.test_result.setStyleSheet("color: #1e8449;")
-        self.test_result.setText(tr("Connected: {0}").format(report.summary()))
+        self.test_result.setText(describe_remote(info))
 
     def _test_failed(self, exc: BaseException) -> None:
         self.test_result.setStyleSheet(ERROR_STYLE)
         self.test_result.setText(str(exc) if isinstance(exc, DeskError) else tr("Failed: {0}").format(exc))
+
+
+def describe_remote(info: RemoteInfo) -> str:
+    """One line for the Test connection result: health, version, models served, the one to use."""
+    health = tr("healthy") if info.has_health else tr("no /health")
+    version = tr("vLLM {0}").format(info.version) if info.version else tr("version unknown")
+    context = info.endpoint.max_model_len
+    using = info.endpoint.model + (tr(" (context {0})").format(context) if context else "")
+    return tr("Connected: {0}, {1}; models: {2}; chats use {3}").format(
+        health, version, ", ".join(info.models) or tr("none"), using
+    )

@@ -90,8 +90,10 @@ def run_import(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(summary.sentence())
-    if summary.imported:
+    if 0 < len(summary.imported) <= 50:
         print("New conversation ids: " + " ".join(str(i) for i in summary.imported))
+    elif summary.imported:
+        print(f"New conversation ids: {summary.imported[0]} ... {summary.imported[-1]}")
     return 0
 
 

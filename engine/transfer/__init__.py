@@ -2,7 +2,6 @@
 our JSON (any version) and ChatGPT's ``conversations.json``. See docs/export-format.md."""
 
 from engine.transfer.errors import (
-    ConversationMissing,
     ExportFailed,
     ImportRejected,
     PdfUnavailable,
@@ -21,7 +20,6 @@ from engine.transfer.model import ExportedConversation, ExportedMessage
 __all__ = [
     "EXPORT_FORMATS",
     "IMPORT_FORMATS",
-    "ConversationMissing",
     "ExportFailed",
     "ExportSummary",
     "ExportedConversation",

@@ -71,14 +71,3 @@ class PdfUnavailable(TransferError):
                 hint="Install vLLM Desk with its desktop part (PySide6), or export HTML and print it.",
             ),
         )
-
-
-class ConversationMissing(TransferError):
-    title = "No such conversation"
-
-    def __init__(self, conversation_id: str) -> None:
-        super().__init__(
-            f"There is no conversation with id {conversation_id!r}.",
-            fix=Fix(action="list_conversations", label="Show conversations", hint="See `vllm-desk list`."),
-        )
-        self.conversation_id = conversation_id

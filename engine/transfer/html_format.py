@@ -73,6 +73,8 @@ pre { white-space: pre-wrap; background-color: #f6f8fa; font-family: "DejaVu San
 code { font-family: "DejaVu Sans Mono", monospace; }
 .numbers, .meta, footer { color: #5f6670; font-size: 8pt; }
 .reasoning { color: #5f6670; }
+table { border-collapse: collapse; } th, td { border: 1px solid #d9dde3; padding: 2px 6px; }
+table.meta td { border: none; }
 """
 
 
@@ -101,7 +103,7 @@ def render_html(
         "<body>",
         "<header>",
         f"<h1>{_e(title)}</h1>",
-        _header(conv),
+        _header(conv, for_print),
         "</header>",
     ]
     if conv.system_prompt:
@@ -131,7 +133,7 @@ def render_html(
     return "\n".join(parts)
 
 
-def _header(conv: ExportedConversation) -> str:
+def _header(conv: ExportedConversation, for_print: bool = False) -> str:
     rows = []
     models = meta.models(conv)
     if models:
@@ -145,6 +147,10 @@ def _header(conv: ExportedConversation) -> str:
     settings = meta.settings_line(conv)
     if settings:
         rows.append(("Settings", settings))
+    if for_print:
+        # Qt's rich text has no grid layout for <dl>; a table keeps label and value on one line.
+        cells = "".join(f"<tr><td><b>{_e(label)}</b></td><td>{_e(value)}</td></tr>" for label, value in rows)
+        return f'<table class="meta" cellpadding="2">{cells}</table>'
     body = "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in rows)
     return f'<dl class="meta">{body}</dl>'
 

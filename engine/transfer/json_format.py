@@ -38,7 +38,8 @@ Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
 def _iso_8601(value: object) -> datetime:
     # Only ISO 8601 text: a bare number could be seconds or milliseconds, so it is refused, not guessed.
     if not isinstance(value, str):
-        raise ValueError("a time must be ISO 8601 text such as 2026-11-26T12:00:00+00:00")
+        # ValueError, not TypeError: pydantic reports only the former as a validation error.
+        raise ValueError("a time must be ISO 8601 text such as 2026-11-26T12:00:00+00:00")  # noqa: TRY004
     try:
         return datetime.fromisoformat(value)
     except ValueError:

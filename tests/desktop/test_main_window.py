@@ -19,7 +19,11 @@ from engine.store import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("does not support propagateSizeHints")]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.usefixtures("qloop"),
+    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+]
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
 REPLY = """Here is a function:
@@ -76,12 +80,13 @@ def replies(window: MainWindow) -> list:  # type: ignore[type-arg]
     return [w for w in window.transcript.messages() if w.data.role == "assistant"]
 
 
-def save_shot(window: MainWindow, name: str) -> None:
+def save_shot(qtbot, window: MainWindow, name: str) -> None:  # type: ignore[no-untyped-def]
+    qtbot.wait(300)  # let pending layout requests settle before the picture
     SHOTS.mkdir(exist_ok=True)
     assert window.grab().save(str(SHOTS / name))
 
 
-def test_send_and_see_the_streamed_reply(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+def test_send_and_see_the_streamed_reply(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
     window = make_window(qtbot, app_paths, fast_server)
     try:
         # Shift+Enter is a new line, Enter sends.
@@ -105,16 +110,18 @@ def test_send_and_see_the_streamed_reply(qtbot, qloop, app_paths, fast_server) -
         qtbot.waitUntil(lambda: window.sidebar.model.rowCount() == 1, timeout=5000)
         assert "Write a greeting" in window.sidebar.model.conversations()[0].title
         assert "2,048" in window.composer.meter.text() or "2048" in window.composer.meter.format()
-        save_shot(window, "chat-reply.png")
+        save_shot(qtbot, window, "chat-reply.png")
     finally:
         close_window(qtbot, window)
 
 
-def test_stop_mid_stream_with_esc(qtbot, qloop, app_paths, slow_server) -> None:  # type: ignore[no-untyped-def]
+def test_stop_mid_stream_with_esc(qtbot, app_paths, slow_server) -> None:  # type: ignore[no-untyped-def]
     window = make_window(qtbot, app_paths, slow_server)
     try:
         type_and_send(qtbot, window, "Count for me")
-        qtbot.waitUntil(lambda: len(replies(window)) == 1 and len(replies(window)[0].data.text) > 20, timeout=10000)
+        qtbot.waitUntil(
+            lambda: len(replies(window)) == 1 and len(replies(window)[0].data.text) > 20, timeout=10000
+        )
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
         reply = replies(window)[0]
         qtbot.waitUntil(lambda: not reply.streaming, timeout=5000)
@@ -126,53 +133,66 @@ def test_stop_mid_stream_with_esc(qtbot, qloop, app_paths, slow_server) -> None:
         close_window(qtbot, window)
 
 
-def test_regenerate_then_switch_branches(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+def test_regenerate_then_switch_branches(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
     window = make_window(qtbot, app_paths, fast_server)
     try:
         type_and_send(qtbot, window, "Hello")
-        qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].data.state == "complete", timeout=15000)
+        qtbot.waitUntil(
+            lambda: bool(replies(window)) and replies(window)[0].data.state == "complete", timeout=15000
+        )
         first_id = replies(window)[0].data.id
         qtbot.mouseClick(replies(window)[0].regenerate_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(
-            lambda: bool(replies(window))
-            and replies(window)[0].data.id != first_id
-            and replies(window)[0].data.state == "complete",
+            lambda: (
+                bool(replies(window))
+                and replies(window)[0].data.id != first_id
+                and replies(window)[0].data.state == "complete"
+            ),
             timeout=15000,
         )
         second = replies(window)[0]
         qtbot.waitUntil(lambda: second.branch_label.text() == "2/2", timeout=5000)
-        assert second.prev_button.isVisible() and second.prev_button.isEnabled()
+        assert second.prev_button.isVisible()
+        assert second.prev_button.isEnabled()
         qtbot.mouseClick(second.prev_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].data.id == first_id, timeout=5000)
+        qtbot.waitUntil(
+            lambda: bool(replies(window)) and replies(window)[0].data.id == first_id, timeout=5000
+        )
         assert replies(window)[0].branch_label.text() == "1/2"
-        save_shot(window, "branches.png")
+        save_shot(qtbot, window, "branches.png")
     finally:
         close_window(qtbot, window)
 
 
-def test_edit_a_message_and_resend(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+def test_edit_a_message_and_resend(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
     window = make_window(qtbot, app_paths, fast_server)
     try:
         for text in ("Hello", "Helo again"):
             type_and_send(qtbot, window, text)
             qtbot.waitUntil(
-                lambda t=text: len(window.transcript.messages()) >= 2
-                and window.transcript.messages()[-2].data.text == t
-                and replies(window)[-1].data.state == "complete",
+                lambda t=text: (
+                    len(window.transcript.messages()) >= 2
+                    and window.transcript.messages()[-2].data.text == t
+                    and replies(window)[-1].data.state == "complete"
+                ),
                 timeout=15000,
             )
         user = window.transcript.messages()[2]
         qtbot.mouseClick(user.edit_button, Qt.MouseButton.LeftButton)
         editor = user.editor
-        assert editor is not None and editor.hasFocus() and editor.toPlainText() == "Helo again"
+        assert editor is not None
+        assert editor.hasFocus()
+        assert editor.toPlainText() == "Helo again"
         editor.selectAll()
         qtbot.keyClicks(editor, "Hello again, fixed")
         assert user.save_edit_button is not None
         qtbot.mouseClick(user.save_edit_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(
-            lambda: len(window.transcript.messages()) == 4
-            and window.transcript.messages()[2].data.text == "Hello again, fixed"
-            and replies(window)[-1].data.state == "complete",
+            lambda: (
+                len(window.transcript.messages()) == 4
+                and window.transcript.messages()[2].data.text == "Hello again, fixed"
+                and replies(window)[-1].data.state == "complete"
+            ),
             timeout=15000,
         )
         edited = window.transcript.messages()[2]
@@ -180,34 +200,42 @@ def test_edit_a_message_and_resend(qtbot, qloop, app_paths, fast_server) -> None
         # The first version is still there, one click away.
         qtbot.mouseClick(edited.prev_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(
-            lambda: len(window.transcript.messages()) == 4
-            and window.transcript.messages()[2].data.text == "Helo again",
+            lambda: (
+                len(window.transcript.messages()) == 4
+                and window.transcript.messages()[2].data.text == "Helo again"
+            ),
             timeout=5000,
         )
     finally:
         close_window(qtbot, window)
 
 
-def test_search_and_jump_to_the_hit(qtbot, qloop, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+def test_search_and_jump_to_the_hit(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
     window = make_window(qtbot, app_paths, fast_server)
     try:
         for text in ("Tell me about pelicans", "Tell me about marmots"):
             qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
             type_and_send(qtbot, window, text)
-            qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[-1].data.state == "complete", timeout=15000)
+            qtbot.waitUntil(
+                lambda: bool(replies(window)) and replies(window)[-1].data.state == "complete", timeout=15000
+            )
         qtbot.waitUntil(lambda: window.sidebar.model.rowCount() == 2, timeout=5000)
         qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
         assert window.sidebar.search_box.hasFocus()
         qtbot.keyClicks(window.sidebar.search_box, "pelican")
-        qtbot.waitUntil(lambda: window.sidebar.searching and window.sidebar.results.rowCount() >= 1, timeout=5000)
+        qtbot.waitUntil(
+            lambda: window.sidebar.searching and window.sidebar.results.rowCount() >= 1, timeout=5000
+        )
         qtbot.keyClick(window.sidebar.search_box, Qt.Key.Key_Return)
         qtbot.waitUntil(
-            lambda: bool(window.transcript.messages())
-            and window.transcript.messages()[0].data.text == "Tell me about pelicans",
+            lambda: (
+                bool(window.transcript.messages())
+                and window.transcript.messages()[0].data.text == "Tell me about pelicans"
+            ),
             timeout=5000,
         )
         hit = window.transcript.messages()[0]
         assert hit._pieces[0].textCursor().selectedText().lower().startswith("pelican")
-        save_shot(window, "search.png")
+        save_shot(qtbot, window, "search.png")
     finally:
         close_window(qtbot, window)

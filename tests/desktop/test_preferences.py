@@ -1,5 +1,5 @@
-"""The preferences dialog driven like a user would (pytest-qt, offscreen): pick a model from a fake Hugging Face
-cache, edit profiles with as-you-type validation, Cancel restores, keys go to the keychain only, Test
+"""The preferences dialog driven like a user would (pytest-qt, offscreen): pick a model from a fake Hugging
+Face cache, edit profiles with as-you-type validation, Cancel restores, keys go to the keychain only, Test
 connection against the stand-in server process (and once against the real vLLM)."""
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ from pathlib import Path
 import pytest
 from keyring.backends import fail
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPlainTextEdit
+from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit, QPlainTextEdit, QWidget
 
-from desktop.preferences import PreferencesDialog
+from desktop.preferences import PreferencesDialog, open_preferences
 from desktop.preferences.form import ModelForm
 from engine.hardware import GpuInfo
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 from engine.secrets import SecretStore
 from engine.settings import SettingsStore
+from engine.supervisor import Supervisor
 from tests.support.hf_cache import SMOLLM2_CONFIG, add_cached_model, safetensors_bytes
 from tests.support.memory_keyring import MemoryKeyring
-from tests.support.qasync_loop import qloop  # noqa: F401
-from tests.support.standin.launch import Standin, running_standin
+from tests.support.qasync_loop import qloop, run  # noqa: F401
+from tests.support.standin.launch import StandinRuntime, running_standin
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("does not support propagateSizeHints")]
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
@@ -44,7 +45,10 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     add_cached_model(
         cache,
         "HuggingFaceTB/SmolLM2-360M-Instruct",
-        {"config.json": json.dumps({**SMOLLM2_CONFIG, "hidden_size": 960}).encode(), "model.safetensors": weights},
+        {
+            "config.json": json.dumps({**SMOLLM2_CONFIG, "hidden_size": 960}).encode(),
+            "model.safetensors": weights,
+        },
     )
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     return cache
@@ -79,6 +83,9 @@ def choose(form: ModelForm, field: str, text: str) -> None:
 
 def shot(dialog: PreferencesDialog, title: str, name: str) -> None:
     dialog.show_page(title)
+    # Layouts settle in the event loop: let pending layout requests run before grabbing.
+    for _ in range(3):
+        QApplication.processEvents()
     SHOTS.mkdir(exist_ok=True)
     assert dialog.grab().save(str(SHOTS / f"prefs-{name}.png"))
 
@@ -167,10 +174,16 @@ def test_invalid_values_are_rejected_with_the_reason(qtbot, app_paths: AppPaths)
     assert form.errors == {}
     assert dialog.apply()
     saved = dialog.store.settings.profiles[0]
-    assert (saved.port, saved.max_model_len, saved.extra_args) == (8001, "auto", "--max-num-batched-tokens 4096")
+    assert (saved.port, saved.max_model_len, saved.extra_args) == (
+        8001,
+        "auto",
+        "--max-num-batched-tokens 4096",
+    )
 
 
-def test_cancel_leaves_everything_as_it_was(qtbot, app_paths: AppPaths, keyring_memory: MemoryKeyring) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_leaves_everything_as_it_was(
+    qtbot, app_paths: AppPaths, keyring_memory: MemoryKeyring
+) -> None:  # type: ignore[no-untyped-def]
     store = SettingsStore.open(app_paths.settings_file)
     store.update(store.settings)  # a file exists, so "unchanged" is checkable byte for byte
     before_file = app_paths.settings_file.read_bytes()
@@ -227,37 +240,48 @@ def test_create_duplicate_rename_delete(qtbot, app_paths: AppPaths, keyring_memo
     assert secrets.get("profile:Built-in model") is None
 
 
-def remote_profile(qtbot, dialog: PreferencesDialog, server: Standin, key: str) -> None:  # type: ignore[no-untyped-def]
+def remote_profile(qtbot, dialog: PreferencesDialog, base_url: str, key: str) -> None:  # type: ignore[no-untyped-def]
     page = dialog.profiles_page
     dialog.show_page("Server profiles")
     qtbot.mouseClick(page.new_button, Qt.MouseButton.LeftButton)
     set_text(qtbot, page.form, "name", "Lab server")
     choose(page.form, "kind", "remote")
     assert "needs a base_url" in " ".join(page.form.errors.values())
-    set_text(qtbot, page.form, "base_url", server.base_url)
+    set_text(qtbot, page.form, "base_url", base_url)
     assert page.form.errors == {}
     assert page.test_button.isVisible()
     assert not page.form.rows["dtype"].editor.isVisible()
     qtbot.keyClicks(page.key_edit, key)
 
 
+@pytest.mark.usefixtures("qloop")
 def test_remote_endpoint_test_connection_and_key_in_keychain(  # type: ignore[no-untyped-def]
-    qtbot, qloop, app_paths: AppPaths, keyring_memory: MemoryKeyring
+    qtbot, app_paths: AppPaths, keyring_memory: MemoryKeyring
 ) -> None:
     secrets = SecretStore(backend=keyring_memory)
     dialog = make_dialog(qtbot, app_paths, secrets=secrets)
     page = dialog.profiles_page
     with running_standin("--version-string", "0.33.0", model="lab-model", api_key="sk-lab-secret") as server:
-        remote_profile(qtbot, dialog, server, "sk-wrong")
+        remote_profile(qtbot, dialog, server.base_url, "sk-wrong")
         qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: "401" in page.test_result.text(), timeout=10_000)
-        assert "API key is missing or wrong" in page.test_result.text()
+        assert "refused the API key" in page.test_result.text()
         qtbot.waitUntil(page.test_button.isEnabled)
         page.key_edit.clear()
         qtbot.keyClicks(page.key_edit, "sk-lab-secret")
         qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: page.test_result.text().startswith("Connected"), timeout=10_000)
-        assert page.test_result.text() == "Connected: healthy, vLLM 0.33.0; models: lab-model (context 2048)"
+        assert page.test_result.text() == (
+            "Connected: healthy, vLLM 0.33.0; models: lab-model; chats use lab-model (context 2048)"
+        )
+        set_text(qtbot, page.form, "served_name", "other-model")
+        qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "does not serve" in page.test_result.text(), timeout=10_000)
+        assert "it serves: lab-model" in page.test_result.text()
+        qtbot.waitUntil(page.test_button.isEnabled)
+        set_text(qtbot, page.form, "served_name", "")
+        qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: page.test_result.text().startswith("Connected"), timeout=10_000)
         qtbot.waitUntil(page.test_button.isEnabled)
         shot(dialog, "Server profiles", "profiles-remote")
     assert dialog.apply()
@@ -278,12 +302,12 @@ def test_without_a_keychain_keys_are_session_only_by_choice(qtbot, app_paths: Ap
     assert "No keychain works here" in page.keychain_note.text()
     dialog.show_page("Server profiles")
     choose(page.form, "key_mode", "fixed")
-    assert page.session_only.isVisibleTo(dialog)
+    assert dialog.session_only.isVisible()
     qtbot.keyClicks(page.key_edit, "sk-session")
     assert not dialog.apply()
     assert "Remember for this session only" in dialog.problem.text() or "keychain" in dialog.problem.text()
     assert secrets.get("profile:Built-in model") is None
-    page.session_only.setChecked(True)
+    dialog.session_only.setChecked(True)
     assert dialog.apply()
     assert secrets.get("profile:Built-in model") == "sk-session"
     assert secrets.is_session_only("profile:Built-in model")
@@ -351,3 +375,68 @@ def test_appearance_and_behaviour(qtbot, app_paths: AppPaths) -> None:  # type: 
     assert settings.general.send_key == "ctrl+enter"
     assert settings.general.autostart is True
     assert isinstance(page.notifications, QCheckBox)
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("qloop")
+def test_test_connection_against_the_real_vllm(qtbot, app_paths: AppPaths, vllm_server) -> None:  # type: ignore[no-untyped-def]
+    dialog = make_dialog(qtbot, app_paths)
+    page = dialog.profiles_page
+    remote_profile(qtbot, dialog, vllm_server.base_url, vllm_server.api_key or "")
+    qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.test_result.text().startswith("Connecting"), timeout=30_000)
+    text = page.test_result.text()
+    assert text.startswith("Connected: healthy, vLLM 0.3"), text
+    assert f"models: {vllm_server.model}; chats use {vllm_server.model} (context 2048)" in text
+    qtbot.waitUntil(page.test_button.isEnabled)
+
+
+@pytest.mark.usefixtures("qloop")
+def test_restart_server_now_relaunches_the_running_profile(
+    qtbot, app_paths: AppPaths, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Through ``open_preferences(window)`` with a real Supervisor launching the stand-in process."""
+    model = tmp_path / "tiny-model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(SMOLLM2_CONFIG))
+    store = SettingsStore.open(app_paths.settings_file)
+    profile = ServerProfile(name="Tiny", source="folder", model=str(model), max_model_len=2048)
+    store.update(store.settings.model_copy(update={"profiles": [profile]}))
+    supervisor = Supervisor(app_paths, StandinRuntime(), grace_s=2)
+    window = QWidget()
+    qtbot.addWidget(window)
+    window.settings = store  # type: ignore[attr-defined]
+    window.supervisor = supervisor  # type: ignore[attr-defined]
+    try:
+        first = run(qtbot, supervisor.start(profile))
+        assert first.max_model_len == 2048
+        dialog = open_preferences(window)
+        assert dialog.isVisible()
+        set_text(qtbot, dialog.profiles_page.form, "max_model_len", "1024")
+        qtbot.mouseClick(dialog.apply_button, Qt.MouseButton.LeftButton)
+        assert dialog.restart_bar.isVisible()
+        qtbot.mouseClick(dialog.restart_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(
+            lambda: supervisor.endpoint is not None and supervisor.endpoint.max_model_len == 1024,
+            timeout=30_000,
+        )
+        qtbot.waitUntil(window.isEnabled)
+        assert supervisor.endpoint is not None
+        assert supervisor.endpoint.profile_name == "Tiny"
+    finally:
+        run(qtbot, supervisor.shutdown(), timeout=30)
+
+
+def test_hf_token_goes_to_the_keychain_only(
+    qtbot, app_paths: AppPaths, keyring_memory: MemoryKeyring
+) -> None:  # type: ignore[no-untyped-def]
+    secrets = SecretStore(backend=keyring_memory)
+    dialog = make_dialog(qtbot, app_paths, secrets=secrets)
+    assert not dialog.session_only.isVisible()  # the keychain works: no session-only offer
+    qtbot.keyClicks(dialog.models_page.hf_token, "hf_secret_token_123")
+    assert dialog.apply()
+    assert secrets.get("hf_token") == "hf_secret_token_123"
+    assert b"hf_secret_token_123" not in app_paths.settings_file.read_bytes()
+    again = make_dialog(qtbot, app_paths, secrets=secrets)
+    assert again.models_page.hf_token.text() == ""
+    assert "a token is stored" in again.models_page.hf_token.placeholderText()

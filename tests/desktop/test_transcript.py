@@ -37,9 +37,11 @@ def test_markdown_is_rendered_and_model_html_is_not_executed() -> None:
     rendered = MarkdownRenderer().render(SAMPLE)
     assert "<h1>Title</h1>" in rendered.html
     assert "<strong>bold</strong>" in rendered.html
-    assert "&lt;script&gt;" in rendered.html and "<script>" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html
+    assert "<script>" not in rendered.html
     assert "&lt;b&gt;raw&lt;/b&gt;" in rendered.html
-    assert "<th>a</th>" in rendered.html and "<li>one</li>" in rendered.html
+    assert "<th>a</th>" in rendered.html
+    assert "<li>one</li>" in rendered.html
     # No image element at all: the picture becomes a link that is only followed on click.
     assert "<img" not in rendered.html
     assert '[image: <a href="http://example.invalid/cat.png">cat</a>]' in rendered.html
@@ -53,7 +55,8 @@ def test_markdown_is_rendered_and_model_html_is_not_executed() -> None:
 def test_unclosed_code_is_not_highlighted_until_it_closes() -> None:
     renderer = MarkdownRenderer()
     plain = renderer.render("```python\ndef f():\n", highlight_code=False)
-    assert "<span" not in plain.html and "def f():" in plain.html
+    assert "<span" not in plain.html
+    assert "def f():" in plain.html
     assert "<span" in renderer.render("```python\ndef f():\n```\n").html
 
 
@@ -147,7 +150,8 @@ def test_stats_and_branch_switcher(qtbot) -> None:  # type: ignore[no-untyped-de
     widget = MessageWidget(data, RenderCache(MarkdownRenderer()))
     qtbot.addWidget(widget)
     assert widget.branch_label.text() == "2/3"
-    assert widget.prev_button.isEnabled() and widget.next_button.isEnabled()
+    assert widget.prev_button.isEnabled()
+    assert widget.next_button.isEnabled()
     seen: list[tuple[str, object]] = []
     widget.action.connect(lambda name, mid: seen.append((name, mid)))
     widget.next_button.click()

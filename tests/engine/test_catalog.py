@@ -19,6 +19,7 @@ from engine.catalog import (
     read_safetensors_totals,
     scan_hf_cache,
 )
+from engine.fit import estimate_params
 from engine.paths import AppPaths
 from tests.support.hf_cache import SMOLLM2_CONFIG, add_cached_model, safetensors_bytes
 
@@ -153,3 +154,13 @@ def test_app_catalog_lists_builtin_first_even_before_it_is_prepared(
         {"source": "hf_cache", "model": "org/cached"},
         {"source": "hf_repo", "model": "org/new"},
     ]
+
+
+@pytest.mark.vllm
+def test_builtin_model_sizes_from_its_safetensors(builtin_model_dir: Path) -> None:
+    entry = inspect_folder(builtin_model_dir, source="builtin")
+    assert entry.info is not None
+    # The converted SmolLM2-135M: the header count agrees with the count from config.json (tied embeddings).
+    assert entry.info.param_count == estimate_params(entry.info) == 134_515_008
+    assert entry.info.weight_bytes == 134_515_008 * 2  # bfloat16
+    assert entry.info.architecture == "LlamaForCausalLM"

@@ -205,7 +205,9 @@ async def test_unknown_model_becomes_model_not_found(store: AsyncHistoryStore) -
     assert "does not exist" in error.details
 
 
-async def test_base_model_without_template_is_told_and_completion_mode_answers(store: AsyncHistoryStore) -> None:
+async def test_base_model_without_template_is_told_and_completion_mode_answers(
+    store: AsyncHistoryStore,
+) -> None:
     with running_standin("--no-chat-template", "--reply", "Once upon a time.") as server:
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
@@ -215,7 +217,9 @@ async def test_base_model_without_template_is_told_and_completion_mode_answers(s
         assert isinstance(error, NoChatTemplate)
         assert error.fix is not None and error.fix.action == "set_mode_completion"
 
-        settings = GenerationSettings.parse((await store.conversation(conv.id)).settings).updated(mode="completion")
+        settings = GenerationSettings.parse((await store.conversation(conv.id)).settings).updated(
+            mode="completion"
+        )
         await store.update_conversation(conv.id, settings=settings.to_json_dict())
         retry = await engine.regenerate(turn.reply_id)
         tokens = [e.text for e in await _collect(retry) if e.kind == "token"]

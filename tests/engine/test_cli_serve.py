@@ -88,7 +88,9 @@ async def test_failed_start_prints_the_diagnosis(
     err = capsys.readouterr().err
     assert "error: “nobody/nothing” is neither a Hugging Face repository id nor a folder" in err
     assert "fix: Check the repo id" in err
-    assert "Invalid repository ID or local directory specified" in err
+    assert "--- last lines of the server log ---" in err
+    assert sup.log_path is not None
+    assert "Invalid repository ID or local directory specified" in sup.log_path.read_text()
 
 
 @pytest.mark.asyncio

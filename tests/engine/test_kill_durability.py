@@ -97,8 +97,8 @@ def test_kill_9_at_random_moments_loses_no_user_message_and_marks_the_reply_inte
             errors.close()
             err_text = Path(errors.name).read_text()
             assert ready.is_set(), f"child never got ready: {lines} {err_text}"
-            # From just before the user message is committed to well into the reply.
-            time.sleep(rng.uniform(0.0, 1.2))
+            # Some kills land around the user message's commit, the rest anywhere in the reply.
+            time.sleep(rng.uniform(0.0, 0.02) if rng.random() < 0.3 else rng.uniform(0.02, 1.2))
             killed_at = time.time()
             child.send_signal(signal.SIGKILL)
             child.wait()
@@ -133,9 +133,10 @@ def test_kill_9_at_random_moments_loses_no_user_message_and_marks_the_reply_inte
             finally:
                 store.close()
     assert len(committed) >= ROUNDS // 2, "most kills should land after the user message was committed"
-    print(f"\n{ROUNDS} kills, {len(committed)} after commit; oldest token lost was {worst_lag * 1000:.0f} ms old")
+    print(
+        f"\n{ROUNDS} kills, {len(committed)} after commit; oldest token lost was {worst_lag * 1000:.0f} ms old"
+    )
 
 
 def _all_states(store: HistoryStore) -> list[str]:
     return [str(r[0]) for r in store._conn.execute("SELECT state FROM messages")]
-

@@ -75,6 +75,27 @@ def test_kv_cache_size_and_tokens() -> None:
     assert memory.phase is tokens.phase is Phase.ALLOCATING_KV_CACHE
 
 
+def test_real_cpu_lines() -> None:
+    # As vLLM 0.32 (CPU) printed them on this machine.
+    memory = parse_line(
+        "(Worker pid=8431) INFO [cpu_worker.py:260] Explicitly set (1.0/14.21) GiB for KV cache on node 0."
+    )
+    tokens = parse_line(
+        "(EngineCore pid=7591) INFO [kv_cache_utils.py:2327] CPU KV cache size: 46,592 tokens, Maximum "
+        "concurrency for 2,048 tokens per request: 22.75x"
+    )
+    assert memory is not None
+    assert memory.kv_cache_gib == 1.0
+    assert tokens is not None
+    assert tokens.kv_cache_tokens == 46592
+    eager = (
+        "(APIServer pid=6760) WARNING [vllm.py:1703] Enforce eager set, disabling torch.compile, CUDAGraphs, "
+        "and JIT kernel warmup."
+    )
+    assert parse_line(eager) is None
+    assert parse_line("WARNING [vllm.py:1727] Inductor compilation was disabled by user settings") is None
+
+
 def test_other_lines_are_not_phases() -> None:
     assert parse_line('INFO:     127.0.0.1:5000 - "GET /health HTTP/1.1" 200 OK') is None
     assert parse_line("") is None

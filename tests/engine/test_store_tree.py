@@ -42,7 +42,9 @@ def _check_invariants(tree: ConversationTree, expected_count: int) -> None:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
-def test_tree_operations_keep_every_message_and_a_consistent_shown_branch(ops: list[tuple[str, float]]) -> None:
+def test_tree_operations_keep_every_message_and_a_consistent_shown_branch(
+    ops: list[tuple[str, float]],
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = HistoryStore(Path(tmp) / "h.sqlite3")
         try:

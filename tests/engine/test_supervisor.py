@@ -14,19 +14,11 @@ import httpx
 import psutil
 import pytest
 
-from engine.diagnosis import KvCacheTooSmall, NoNetwork, PortInUse
+from engine.diagnosis import KvCacheTooSmall, NoNetwork, PortInUse, ServerDied, StartCancelled, StartTimedOut
 from engine.loglines import Phase
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
-from engine.supervisor import (
-    LogLine,
-    ServerDied,
-    ServerState,
-    StartProgress,
-    StartTimedOut,
-    StateChange,
-    Supervisor,
-)
+from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
 from tests.support.standin.launch import StandinRuntime
 
 pytestmark = pytest.mark.asyncio
@@ -252,6 +244,18 @@ async def test_cancelling_a_start_stops_the_launch(app_paths: AppPaths) -> None:
     assert rec.names[-1] == "stopped"
     assert pid is not None
     assert not alive(psutil.Process(pid)) if psutil.pid_exists(pid) else True
+
+
+async def test_stop_during_the_start_cancels_it(app_paths: AppPaths) -> None:
+    sup = supervisor(app_paths, "--startup-delay", "30")
+    rec = Recorder(sup)
+    task = asyncio.create_task(sup.start(profile()))
+    await until(lambda: sup.state is ServerState.STARTING)
+    await sup.stop()
+    with pytest.raises(StartCancelled):
+        await task
+    assert rec.names == ["preparing", "starting", "stopping", "stopped"]
+    assert sup.problem is None
 
 
 async def test_switch_and_shutdown(app_paths: AppPaths) -> None:

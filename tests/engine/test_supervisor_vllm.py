@@ -20,14 +20,14 @@ import httpx
 import psutil
 import pytest
 
-from engine.diagnosis import PortInUse
+from engine.diagnosis import PortInUse, ServerDied
 from engine.endpoint import Endpoint
 from engine.loglines import Phase
 from engine.paths import AppPaths
 from engine.procs import session_members
 from engine.profiles import builtin_profile
 from engine.runtime import VllmRuntime
-from engine.supervisor import ServerDied, ServerState, StartProgress, Supervisor
+from engine.supervisor import ServerState, StartProgress, Supervisor
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

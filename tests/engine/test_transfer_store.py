@@ -45,7 +45,7 @@ def _rows(db: Path) -> list[str]:
 
 
 def _comparable(conv: ExportedConversation) -> ExportedConversation:
-    """Message ids renumbered 1..n in order, identity dropped: what survives a trip through another history."""
+    """Ids renumbered 1..n in order, identity dropped: what survives a trip through another history."""
     ids = {m.id: str(i) for i, m in enumerate(conv.messages, 1)}
     return replace(
         conv,
@@ -70,7 +70,9 @@ def _chat_in(store: HistoryStore) -> int:
         text="Hi!",
         reasoning="Greet.",
         finish_reason="stop",
-        numbers=ReplyNumbers(prompt_tokens=5, completion_tokens=2, ttft_s=0.05, tokens_per_s=40.0, wall_s=0.1),
+        numbers=ReplyNumbers(
+            prompt_tokens=5, completion_tokens=2, ttft_s=0.05, tokens_per_s=40.0, wall_s=0.1
+        ),
     )
     second = store.add_message(conv.id, user.id, "assistant", "", state="streaming", model="tiny")
     store.finish(second.id, state="failed", text="Hel", error="The server stopped.")
@@ -136,12 +138,22 @@ def test_generated_trees_survive_the_store(conv: ExportedConversation, tmp_path:
     assert [m.created.timestamp() for m in got.messages] == pytest.approx(
         [m.created.timestamp() for m in expected.messages], abs=1e-5
     )
-    strip = [replace(m, created=got.messages[0].created if got.messages else m.created) for m in expected.messages]
+    strip = [
+        replace(m, created=got.messages[0].created if got.messages else m.created) for m in expected.messages
+    ]
     got_strip = [replace(m, created=got.messages[0].created) for m in got.messages]
     numbers = [{k: pytest.approx(v) for k, v in m.numbers.items()} for m in expected.messages]
     assert [m.numbers for m in got.messages] == numbers
     assert [replace(m, numbers={}) for m in got_strip] == [replace(m, numbers={}) for m in strip]
-    assert (got.title, got.tags, got.folder, got.pinned, got.system_prompt, dict(got.settings), got.shown_leaf) == (
+    assert (
+        got.title,
+        got.tags,
+        got.folder,
+        got.pinned,
+        got.system_prompt,
+        dict(got.settings),
+        got.shown_leaf,
+    ) == (
         expected.title,
         expected.tags,
         expected.folder,
@@ -226,14 +238,11 @@ def _hostile_files(draw: st.DrawFn) -> bytes:
         return raw[: draw(st.integers(min_value=0, max_value=len(raw.rstrip()) - 1))]
     if kind == "wrong type":
         path = draw(st.sampled_from(_PATHS))
-        wrong = draw(_WRONG)
-        if path[-1] in ("settings", "numbers") and isinstance(wrong, dict):
-            wrong = [wrong]
-        if path[-1] == "tags" and isinstance(wrong, list):
-            wrong = 7
-        if path[-1] == "text" and isinstance(wrong, str):
-            wrong = 7
-        _set(data, path, wrong)
+        original: Any = data
+        for key in path:
+            original = original[key]
+        # A value of another JSON type than the one the format wants there.
+        _set(data, path, draw(_WRONG.filter(lambda value: type(value) is not type(original))))
     elif kind == "deep":
         depth = draw(st.integers(min_value=201, max_value=3000))
         _set(data, draw(st.sampled_from(_PATHS)), "DEEP")
@@ -241,9 +250,15 @@ def _hostile_files(draw: st.DrawFn) -> bytes:
     elif kind == "huge":
         _set(data, ("conversation", "messages", draw(st.integers(0, 4)), "text"), "y" * 4_000_001)
     elif kind == "cycle":
-        _set(data, ("conversation", "messages", 0, "parent_id"), draw(st.sampled_from(["1", "2", "3", "4", "5"])))
+        _set(
+            data,
+            ("conversation", "messages", 0, "parent_id"),
+            draw(st.sampled_from(["1", "2", "3", "4", "5"])),
+        )
     elif kind == "garbage":
-        return draw(st.binary(min_size=1, max_size=200).filter(lambda b: not b.lstrip().startswith((b"{", b"["))))
+        return draw(
+            st.binary(min_size=1, max_size=200).filter(lambda b: not b.lstrip().startswith((b"{", b"[")))
+        )
     else:
         # A ChatGPT export whose first conversation is fine and whose last is broken: the file or nothing.
         chat = json.loads(CHATGPT.read_text(encoding="utf-8"))
@@ -290,7 +305,9 @@ def test_zip_bombs_are_refused(store: HistoryStore, tmp_path: Path) -> None:
         read_conversations(bomb, limits=ImportLimits(max_bytes=2**20))
 
 
-def test_export_everything_to_a_folder_and_a_zip_and_import_it_back(store: HistoryStore, tmp_path: Path) -> None:
+def test_export_everything_to_a_folder_and_a_zip_and_import_it_back(
+    store: HistoryStore, tmp_path: Path
+) -> None:
     _chat_in(store)
     import_path(store, CHATGPT)
     folder = export_from_store(store, None, tmp_path / "all", "json")

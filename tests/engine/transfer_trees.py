@@ -1,4 +1,4 @@
-"""Conversation trees for the transfer tests: a hand-made sample, hostile content, and hypothesis strategies."""
+"""Conversation trees for the transfer tests: a hand-made sample, hostile content, hypothesis strategies."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def sample_conversation() -> ExportedConversation:
             "5",
             "3",
             "assistant",
-            "Call `items.reverse()`; it returns `None`.\n\n| method | copies |\n|---|---|\n| reverse() | no |",
+            "Call `items.reverse()`; it returns `None`.\n\n"
+            "| method | copies |\n|---|---|\n| reverse() | no |",
             at(2),
             model="SmolLM2-135M-Instruct",
             finish_reason="stop",

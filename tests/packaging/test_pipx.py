@@ -1,4 +1,4 @@
-"""``pipx install .`` from the repository puts a working ``vllm-desk`` on PATH, with its icons and desktop files."""
+"""`pipx install .` from the repository: a working `vllm-desk` on PATH, with its icons and desktop files."""
 
 from __future__ import annotations
 
@@ -63,13 +63,14 @@ def test_pipx_install_from_the_repository(tmp_path: Path) -> None:
         text=True,
         timeout=800,
         check=False,
+        cwd=home,
     )
     assert install.returncode == 0, install.stdout + install.stderr
 
     exe = shutil.which("vllm-desk", path=env["PATH"])
     assert exe == str(home / "bin" / "vllm-desk")
     version = subprocess.run(
-        [exe, "--version"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [exe, "--version"], env=env, capture_output=True, text=True, timeout=60, check=False, cwd=home
     )
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"vLLM Desk {engine.__version__}"
@@ -89,7 +90,13 @@ def test_pipx_install_from_the_repository(tmp_path: Path) -> None:
 
     app_python = home / "pipx" / "venvs" / "vllm-desk" / "bin" / "python"
     icons = subprocess.run(
-        [str(app_python), "-c", ICON_CHECK], env=env, capture_output=True, text=True, timeout=60, check=False
+        [str(app_python), "-c", ICON_CHECK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=home,
     )
     assert icons.returncode == 0, icons.stdout + icons.stderr
     # The wheel's copy, not this checkout's resources/.

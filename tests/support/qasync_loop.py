@@ -36,7 +36,7 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
             time.sleep(0.01)
     # Not loop.stop(): it calls QApplication.exit(), after which a later test's loop never wakes its tasks
     # (measured: the second test's run_in_executor future finished but its task was never resumed).
-    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    loop._QEventLoop__is_running = False
     asyncio.events._set_running_loop(None)
     loop.close()
     asyncio.set_event_loop(None)

@@ -66,11 +66,13 @@ def startup(model: str, served: str, max_model_len: int, version: str, delay: fl
     out(core("Dynamo bytecode transform time: 3.21 s", "backends.py:559"))
     out(core("torch.compile takes 3.41 s in total", "monitor.py:34"))
     time.sleep(step)
-    out(core("Available KV cache memory: 1.00 GiB", "cpu_worker.py:120"))
-    out(core("GPU KV cache size: 21,840 tokens", "kv_cache_utils.py:1087"))
+    out(api("Enforce eager set, disabling torch.compile, CUDAGraphs, and JIT kernel warmup.", "vllm.py:1703"))
+    out(core("Explicitly set (1.0/14.21) GiB for KV cache on node 0.", "cpu_worker.py:260"))
     out(
         core(
-            f"Maximum concurrency for {max_model_len:,} tokens per request: 10.66x", "kv_cache_utils.py:1091"
+            f"CPU KV cache size: 46,592 tokens, Maximum concurrency for {max_model_len:,} tokens per request: "
+            "22.75x",
+            "kv_cache_utils.py:2327",
         )
     )
     time.sleep(step)

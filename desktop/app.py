@@ -1,0 +1,241 @@
+"""The application: the one place where the engine objects are made and wired to the window and the tray.
+
+Start order, for a fast first paint: Qt and the light engine modules, the window shown, *then* the history
+restored, the server started (if "start with the app"), and Haystack imported in the background so the first
+message does not wait for it. ``run_app`` returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from engine import APP_ID, APP_NAME
+from engine.errors import DeskError
+
+log = logging.getLogger(__name__)
+
+# For the benchmarks (bench/cold_start.py, bench/memory.py): with VLLM_DESK_BENCH_STARTUP=1 the app
+# prints "VLLM_DESK_BENCH_STARTUP shown <epoch>" once the window is on screen and "... painted <epoch>
+# <conversation id|None>" once the last conversation is, then quits; =stay keeps it running.
+# Unset (always, for users): nothing happens.
+BENCH_STARTUP_ENV = "VLLM_DESK_BENCH_STARTUP"
+
+
+def _bench_mark(name: str, app: QCoreApplication | None = None, detail: object = "") -> None:
+    mode = os.environ.get(BENCH_STARTUP_ENV)
+    if not mode:
+        return
+    from PySide6.QtCore import QTimer
+
+    def mark() -> None:  # on the next loop turn: after the window's pending show/paint events
+        sys.stdout.write(f"{BENCH_STARTUP_ENV} {name} {time.time():.6f} {detail}\n")
+        sys.stdout.flush()
+        if app is not None and mode != "stay":
+            app.quit()
+
+    QTimer.singleShot(0, mark)
+
+
+@dataclass
+class AppParts:
+    """What :func:`build` made; ``close`` undoes it in order. Used by ``run_app``, tests and benchmarks."""
+
+    window: Any
+    store: Any
+    supervisor: Any
+    chat: Any
+    settings: Any
+    tray: Any = None
+    actions: Any = None
+    instance: Any = None
+    undo_hook: Any = None
+    shown_at: float = 0.0
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.window.shutdown()
+        await self.supervisor.shutdown()
+        await self.store.close()
+        if self.tray is not None:
+            self.tray.close()
+        if self.actions is not None:
+            self.actions.close()
+        if self.instance is not None:
+            self.instance.close()
+        if self.undo_hook is not None:
+            self.undo_hook()
+
+
+def make_qapplication() -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setDesktopFileName(APP_ID)
+    return app
+
+
+async def build(
+    args: argparse.Namespace,
+    app: QApplication,
+    *,
+    runtime: Any = None,
+    ensure_runtime: bool = True,
+    single_instance: bool = True,
+) -> AppParts | None:
+    """Make and wire everything, show the window, start the background work. ``None``: another copy runs.
+
+    ``runtime`` replaces the located vLLM (tests pass the stand-in's runtime); ``ensure_runtime`` installs
+    the managed runtime on a fresh machine.
+    """
+    from desktop import errors, theme
+    from desktop.main_window import MainWindow
+    from engine.chat import ChatEngine
+    from engine.paths import AppPaths
+    from engine.runtime import ensure_runtime_async
+    from engine.settings import SettingsStore
+    from engine.store import AsyncHistoryStore
+    from engine.supervisor import Supervisor
+
+    paths = AppPaths.resolve(args.data_dir).ensure()
+    instance = None
+    if single_instance:
+        from desktop.single_instance import SingleInstance
+
+        instance = SingleInstance.for_paths(paths)
+        if not instance.acquire(sys.argv[1:]):
+            return None
+    settings = SettingsStore.open(paths.settings_file)
+    current = settings.settings
+    dark = theme.apply(app, current.appearance.theme)
+    undo_hook = errors.install_excepthook()
+    store = await AsyncHistoryStore.open(paths.history_db)
+    vllm_path = str(current.general.vllm_path) if current.general.vllm_path else None
+    supervisor = Supervisor(paths, runtime, runtime_path=vllm_path)
+    chat = ChatEngine(store, lambda: supervisor.endpoint)
+
+    async def ensure(progress: Any) -> object:
+        return await ensure_runtime_async(paths, vllm_path, progress)
+
+    window = MainWindow(
+        store=store,
+        chat=chat,
+        settings=settings,
+        supervisor=supervisor,
+        paths=paths,
+        ensure_runtime=ensure if ensure_runtime and runtime is None else None,
+        dark=dark,
+    )
+    parts = AppParts(window, store, supervisor, chat, settings, instance=instance, undo_hook=undo_hook)
+    _wire_tray(parts, app)
+    if instance is not None:
+        from desktop.single_instance import bring_to_front
+
+        instance.message_received.connect(lambda argv: _handover(window, argv, bring_to_front))
+    window.restore_geometry()
+    if not (getattr(args, "tray", False) and parts.tray.available):
+        window.show()
+    parts.shown_at = time.perf_counter()
+    _bench_mark("shown")
+    parts.tasks.append(asyncio.ensure_future(_after_show(parts)))
+    return parts
+
+
+def _wire_tray(parts: AppParts, app: QApplication) -> None:
+    from desktop.notifications import Notifier
+    from desktop.single_instance import bring_to_front
+    from desktop.tray import LauncherActions, TrayLauncher
+
+    window, settings = parts.window, parts.settings
+    actions = LauncherActions(parts.supervisor, settings)
+    # No fallback without a tray: the window's banner and status bar already show every state change.
+    notifier = Notifier(enabled=lambda: bool(settings.settings.general.notifications))
+    tray = TrayLauncher(actions, parts.supervisor, settings, notifier)
+    actions.open_window_requested.connect(lambda: bring_to_front(window))
+
+    def new_chat() -> None:
+        bring_to_front(window)
+        window.new_chat()
+
+    def open_conversation(conversation_id: int) -> None:
+        bring_to_front(window)
+        window.open_conversation(conversation_id)
+
+    actions.new_chat_requested.connect(new_chat)
+    actions.preferences_requested.connect(window.open_preferences)
+    actions.conversation_requested.connect(open_conversation)
+    actions.quit_requested.connect(app.quit)
+    window.hide_on_close = tray.hide_on_close
+    window.quit_requested.connect(actions.quit)
+    if not tray.available:
+        actions.fill_menu(window.launcher_menu)  # the tray's actions, from the window
+    parts.tray, parts.actions = tray, actions
+
+
+def _handover(window: Any, argv: list[str], bring_to_front: Any) -> None:
+    bring_to_front(window)
+    if "--new-chat" in argv:
+        window.new_chat()
+
+
+async def _after_show(parts: AppParts) -> None:
+    """Everything that may wait until the window is on screen."""
+    from desktop import errors
+
+    window, settings = parts.window, parts.settings
+    problems = settings.take_problems()
+    if problems is not None:
+        errors.report(problems)
+    await window.restore()
+    _bench_mark("painted", QCoreApplication.instance(), window.conversation_id)
+    if parts.actions is not None:
+        await parts.actions.load_recent(parts.store)
+    if settings.settings.general.start_server_with_app and window.server_link is not None:
+        window.server_link.start()
+    # The first message should not wait ~0.7 s for Haystack: import it now, off the GUI thread.
+    await asyncio.to_thread(_warm_imports)
+
+
+def _warm_imports() -> None:
+    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+    from haystack.components.generators.chat import OpenAIChatGenerator  # noqa: F401
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Open the window (or only the tray with ``--tray``) and run until the user quits."""
+    import qasync
+
+    app = make_qapplication()
+    app.setQuitOnLastWindowClosed(False)  # quitting goes through the launcher, which stops servers first
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        parts = loop.run_until_complete(build(args, app))
+    except DeskError as problem:
+        QMessageBox.critical(None, problem.title, f"{problem}\n\n{problem.fix.hint if problem.fix else ''}")
+        return 1
+    if parts is None:
+        return 0
+    with loop:
+        loop.run_forever()
+        loop.run_until_complete(parts.close())
+    return 0
+
+
+def translate(text: str) -> str:
+    return QCoreApplication.translate("app", text)

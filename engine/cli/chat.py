@@ -1,0 +1,217 @@
+"""``vllm-desk chat [--profile NAME | --base-url URL [--model NAME] [--api-key-env VAR]] "message"``.
+
+Streams the reply to stdout (reasoning, if any, to stderr) and saves the turn in the history. Without
+``--base-url`` the supervisor starts the profile's (default: the built-in model's) server and stops it after
+the reply. Ctrl-C stops the reply; what arrived is saved as stopped. A failed reply exits 1 (it is saved too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import httpx
+
+from engine.chat import ChatEngine, TurnEvent
+from engine.endpoint import Endpoint
+from engine.errors import DeskError, Fix
+from engine.generation import GenerationSettings, preset
+from engine.paths import AppPaths
+from engine.store import AsyncHistoryStore
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class ChatArgumentProblem(DeskError):
+    title = "The chat command needs more"
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message, fix=Fix(action="edit_command", label="Fix the command", hint=hint))
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="send one message and stream the reply (saved in the history)",
+        description="Send a message to a server profile (default: the built-in model, started for the "
+        "occasion) or to any OpenAI-compatible server (--base-url), stream the reply and save the turn.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--profile", metavar="NAME", help="a saved server profile to start")
+    where.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server (…/v1)")
+    parser.add_argument("--model", metavar="NAME", help="model name on --base-url (default: its first)")
+    parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    parser.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation")
+    parser.add_argument("--system", metavar="TEXT", help="system prompt (for a new conversation)")
+    parser.add_argument("--preset", metavar="NAME", help="generation preset for a new conversation")
+    parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="longest reply in tokens")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
+    parser.add_argument("message", help="what to say")
+    parser.set_defaults(func=run)
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    if not args.api_key_env:
+        return None
+    key = os.environ.get(args.api_key_env)
+    if not key:
+        raise ChatArgumentProblem(
+            f"The environment variable {args.api_key_env} is empty or not set.",
+            f"export {args.api_key_env}=YOUR-KEY, then run the command again.",
+        )
+    return key
+
+
+async def remote_endpoint(base_url: str, model: str | None, api_key: str | None) -> Endpoint:
+    """An endpoint for ``--base-url``; without ``--model``, the first model the server lists."""
+    url = base_url.rstrip("/")
+    if not url.endswith("/v1"):
+        url += "/v1"
+    host = urlparse(url).hostname or ""
+    kind: Literal["local", "remote"] = "local" if host in LOCAL_HOSTS else "remote"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    max_len: int | None = None
+    if model is None:
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                response = await client.get(f"{url}/models", headers=headers)
+            response.raise_for_status()
+            listed = response.json().get("data", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ChatArgumentProblem(
+                f"Could not ask {url} which models it serves ({exc}).",
+                "Check the URL (and --api-key-env), or name the model with --model.",
+            ) from exc
+        if not listed:
+            raise ChatArgumentProblem(f"{url} serves no models.", "Name the model with --model.")
+        model = str(listed[0]["id"])
+        raw_len = listed[0].get("max_model_len")
+        max_len = raw_len if isinstance(raw_len, int) else None
+    return Endpoint(base_url=url, model=model, api_key=api_key, max_model_len=max_len, kind=kind)
+
+
+def _settings(args: argparse.Namespace) -> GenerationSettings:
+    settings = preset(args.preset).settings if args.preset else GenerationSettings()
+    changes: dict[str, Any] = {}
+    if args.temperature is not None:
+        changes["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        changes["max_tokens"] = args.max_tokens
+    return settings.updated(**changes) if changes else settings
+
+
+class _Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.in_reasoning = False
+
+    def event(self, event: TurnEvent) -> None:
+        if self.as_json:
+            data: dict[str, Any] = {"event": event.kind, "conversation_id": event.conversation_id}
+            data["reply_id"] = event.reply_id
+            if event.text:
+                data["text"] = event.text
+            if event.state:
+                data["state"] = event.state
+            if event.error is not None:
+                data["error"] = event.error.to_dict()
+            if event.numbers is not None and event.kind == "finished":
+                data["numbers"] = vars(event.numbers)
+            print(json.dumps(data), flush=True)
+            return
+        if event.kind == "reasoning":
+            sys.stderr.write(event.text)
+            sys.stderr.flush()
+            self.in_reasoning = True
+        elif event.kind == "token":
+            if self.in_reasoning:
+                sys.stderr.write("\n")
+                self.in_reasoning = False
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif event.kind == "finished":
+            sys.stdout.write("\n")
+            n = event.numbers
+            facts = [f"conversation {event.conversation_id}", f"reply {event.reply_id}"]
+            if event.state != "complete":
+                facts.append(str(event.state))
+            if n is not None and n.completion_tokens is not None:
+                facts.append(f"{n.completion_tokens} tokens")
+            if n is not None and n.tokens_per_s:
+                facts.append(f"{n.tokens_per_s:.1f} tok/s")
+            print(f"({', '.join(facts)})", file=sys.stderr, flush=True)
+            if event.error is not None:
+                print(f"error: {event.error}", file=sys.stderr)
+                if event.error.fix is not None and event.error.fix.hint:
+                    print(f"fix: {event.error.fix.hint}", file=sys.stderr)
+
+
+async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
+    async with AsyncExitStack() as stack:
+        if args.base_url:
+            endpoint = await remote_endpoint(args.base_url, args.model, _api_key(args))
+        else:
+            endpoint = await _start_local(args, paths, stack)
+        store = await AsyncHistoryStore.open(paths.history_db)
+        stack.push_async_callback(store.close)
+        engine = ChatEngine(store, lambda: endpoint)
+        if args.conversation is not None:
+            conversation_id = (await store.conversation(args.conversation)).id
+        else:
+            settings = _settings(args)
+            conversation_id = (
+                await engine.new_conversation(system_prompt=args.system or "", settings=settings)
+            ).id
+        if args.conversation is not None and (args.temperature is not None or args.max_tokens is not None):
+            current = GenerationSettings.parse((await store.conversation(conversation_id)).settings)
+            merged = current.updated(**_settings(args).to_json_dict())
+            await store.update_conversation(conversation_id, settings=merged.to_json_dict())
+        turn = await engine.send(conversation_id, args.message)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, turn.stop)
+        stack.callback(loop.remove_signal_handler, signal.SIGINT)
+        printer = _Printer(args.json)
+        async for event in turn:
+            printer.event(event)
+        reply = await turn.wait()
+        return 0 if reply.state in ("complete", "stopped") else 1
+    # AsyncExitStack may swallow an exception in principle; ours never do.
+    raise AssertionError("unreachable")
+
+
+async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncExitStack) -> Endpoint:
+    # The supervisor owns the server for the length of this command and stops it afterwards.
+    from engine.cli.serve import choose_profile
+    from engine.settings import SettingsStore
+    from engine.supervisor import Supervisor
+
+    settings = SettingsStore.open(paths.settings_file)
+    profile = choose_profile(argparse.Namespace(profile=args.profile, model=None, port=None), settings)
+    runtime_path = settings.settings.general.vllm_path
+    supervisor = Supervisor(paths, runtime_path=str(runtime_path) if runtime_path else None)
+    stack.push_async_callback(supervisor.shutdown)
+    print(f"Starting {profile.name} …", file=sys.stderr, flush=True)
+    endpoint: Endpoint = await supervisor.start(profile)
+    if args.model:
+        endpoint = Endpoint(
+            base_url=endpoint.base_url,
+            model=args.model,
+            api_key=endpoint.api_key,
+            max_model_len=endpoint.max_model_len,
+            kind=endpoint.kind,
+            profile_name=endpoint.profile_name,
+        )
+    return endpoint
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = AppPaths.resolve(args.data_dir).ensure()
+    return asyncio.run(chat(args, paths))

@@ -1,0 +1,131 @@
+"""``vllm-desk list``, ``vllm-desk search QUERY`` and ``vllm-desk show ID``: the chat history, read-only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from engine.paths import AppPaths
+from engine.store import HistoryStore, PageCursor
+from engine.store_models import Conversation, StoredMessage
+
+
+def register(subparsers: Any) -> None:
+    listing = subparsers.add_parser("list", help="list saved conversations (pinned first, newest first)")
+    listing.add_argument("--limit", type=int, default=50, metavar="N", help="how many (default 50; 0: all)")
+    listing.add_argument("--folder", metavar="NAME", help="only this folder")
+    listing.add_argument("--tag", metavar="TAG", help="only conversations with this tag")
+    listing.add_argument("--json", action="store_true", help="JSON output")
+    listing.set_defaults(func=run_list)
+
+    search = subparsers.add_parser("search", help="search titles and messages (accents ignored)")
+    search.add_argument("query", help="words to find; the last may be the start of a word")
+    search.add_argument("--limit", type=int, default=20, metavar="N", help="how many results (default 20)")
+    search.add_argument("--json", action="store_true", help="JSON output")
+    search.set_defaults(func=run_search)
+
+    show = subparsers.add_parser("show", help="print a conversation (the branch it shows)")
+    show.add_argument("id", type=int, help="conversation id (see `vllm-desk list`)")
+    show.add_argument("--json", action="store_true", help="JSON output with every branch and all numbers")
+    show.set_defaults(func=run_show)
+
+
+def _open(args: argparse.Namespace) -> HistoryStore:
+    return HistoryStore(AppPaths.resolve(args.data_dir).ensure().history_db)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        items: list[Conversation] = []
+        cursor: PageCursor | None = None
+        while True:
+            page_size = 200 if args.limit <= 0 else min(200, args.limit - len(items))
+            page = store.list_conversations(limit=page_size, after=cursor, folder=args.folder, tag=args.tag)
+            items += page.items
+            cursor = page.next_cursor
+            if cursor is None or (args.limit > 0 and len(items) >= args.limit):
+                break
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([c.to_dict() for c in items], indent=2))
+        return 0
+    if not items:
+        print("No conversations yet.", file=sys.stderr)
+    for c in items:
+        pin = "*" if c.pinned else " "
+        extra = f"  [{c.folder}]" if c.folder else ""
+        extra += "".join(f" #{t}" for t in c.tags)
+        print(f"{c.id:>6} {pin} {_when(c.updated_at)}  {c.title or '(untitled)'}{extra}")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        hits = store.search(args.query, limit=args.limit)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        return 0
+    if not hits:
+        print(f"Nothing matches {args.query!r}.", file=sys.stderr)
+        return 1
+    for h in hits:
+        where = f"{h.conversation_id}" + (f"#{h.message_id}" if h.message_id is not None else "")
+        print(f"{where:>12}  {h.title}\n              {h.snippet}")
+    return 0
+
+
+def _message_dict(m: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "parent_id": m.parent_id,
+        "role": m.role,
+        "text": m.text,
+        "reasoning": m.reasoning,
+        "state": m.state,
+        "model": m.model,
+        "finish_reason": m.finish_reason,
+        "numbers": vars(m.numbers),
+        "error": m.error,
+        "created_at": m.created_at,
+        "content": m.content,
+    }
+
+
+def run_show(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        tree = store.load(args.id)
+    finally:
+        store.close()
+    if args.json:
+        out = {
+            "conversation": tree.conversation.to_dict(),
+            "shown": [m.id for m in tree.branch()],
+            "messages": [_message_dict(m) for m in tree.messages],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    conv = tree.conversation
+    print(f"# {conv.title or '(untitled)'}  (conversation {conv.id}, {_when(conv.created_at)})")
+    if conv.system_prompt:
+        print(f"\n[system] {conv.system_prompt}")
+    for m in tree.branch():
+        siblings = tree.siblings(m.id)
+        alt = f" ({siblings.index(m.id) + 1}/{len(siblings)})" if len(siblings) > 1 else ""
+        state = "" if m.state == "complete" else f" [{m.state}]"
+        print(f"\n[{m.role}{alt}{state}] {m.text}")
+        if m.error:
+            print(f"  ! {m.error}")
+    return 0
