@@ -32,6 +32,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help=f"run only this benchmark (repeatable): {', '.join(registry.names())}",
     )
+    parser.add_argument(
+        "--scale", type=float, default=None, help="data size factor (default 1, or 0.1 with --quick)"
+    )
     parser.add_argument("--no-vllm", action="store_true", help="skip the parts that need the real vLLM")
     parser.add_argument("--cache-dir", type=Path, default=None, help="generated data (default ~/.cache/...)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results file")
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             cache_dir=args.cache_dir or default_cache_dir(),
             work_dir=Path(scratch),
-            scale=0.1 if args.quick else 1.0,
+            scale=args.scale if args.scale is not None else (0.1 if args.quick else 1.0),
             real_vllm=not args.no_vllm,
         )
         for bench in chosen:

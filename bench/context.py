@@ -6,6 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_ENV = "VLLM_DESK_BENCH_CACHE"
@@ -30,6 +31,8 @@ class BenchContext:
     # Parts that need the real vLLM on the CPU (a 4 GB process, ~20 s to start) can be turned off.
     real_vllm: bool = True
     log: list[str] = field(default_factory=list)
+    # Measurements one benchmark hands to a later one (the direct vLLM launch is the lifecycle's baseline).
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.repeats <= 0:

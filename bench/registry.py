@@ -36,8 +36,11 @@ def names() -> list[str]:
 def run_one(bench: Bench, ctx: BenchContext) -> BenchResult:
     """Run a benchmark; a missing subject or a crash becomes a result that says so, never an abort."""
     start = time.perf_counter()
+    method = ""
     try:
-        runner: Callable[[BenchContext], BenchResult] = importlib.import_module(bench.module).run
+        module = importlib.import_module(bench.module)
+        method = " ".join((module.__doc__ or "").split())
+        runner: Callable[[BenchContext], BenchResult] = module.run
         result = runner(ctx)
     except SubjectMissing as missing:
         result = BenchResult(bench.name, bench.title, status="missing", reason=str(missing))
@@ -50,4 +53,5 @@ def run_one(bench: Bench, ctx: BenchContext) -> BenchResult:
             notes=[traceback.format_exc(limit=8)],
         )
     result.duration_s = time.perf_counter() - start
+    result.method = method
     return result

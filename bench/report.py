@@ -101,6 +101,18 @@ def markdown(payload: dict[str, Any], plot_prefix: str = "bench/") -> str:
         f"Run: {payload.get('started', '?')}, mode **{'quick' if payload.get('quick') else 'full'}**, "
         f"took {payload.get('duration_s', 0):.0f} s.",
         "",
+        "## Running it",
+        "",
+        "- `make bench` (= `python -m bench`): everything, about 10–20 minutes here. "
+        "The first run generates the history (10,000 conversations / 500,000 messages, about a minute) "
+        "into `~/.cache/vllm-desk-bench` "
+        "(`$VLLM_DESK_BENCH_CACHE`) and, when missing, builds the vLLM runtime and built-in model with the "
+        "app's own code into `$VLLM_DESK_TEST_CACHE` (shared with `make test`; minutes).",
+        "- `make bench-quick` (`--quick`): 1/10 of the history, fewer repeats, shorter caps; skips the real "
+        "vLLM unless it is already installed.",
+        "- `python -m bench --only NAME` (repeatable) reruns one benchmark and merges it into these results; "
+        "`--no-vllm` leaves out the real-vLLM parts.",
+        "",
         "## Machine",
         "",
         f"- CPU: {machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, no GPU",
@@ -143,6 +155,8 @@ def markdown(payload: dict[str, Any], plot_prefix: str = "bench/") -> str:
             f"Status: {result.status}. Taken {result.taken_at} ({mode} mode), "
             f"took {result.duration_s:.1f} s.",
         ]
+        if result.method:
+            lines += ["", f"*How:* {_md_escape(result.method)}"]
         if result.reason:
             lines += ["", _md_escape(result.reason)]
         if result.notes:
@@ -184,4 +198,5 @@ def _from_dict(data: dict[str, Any]) -> BenchResult:
         plots=data.get("plots", []),
         taken_at=data.get("taken_at", ""),
         quick=data.get("quick", False),
+        method=data.get("method", ""),
     )

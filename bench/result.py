@@ -86,6 +86,7 @@ class BenchResult:
     # When and in which mode it was taken (``--only`` merges one fresh result into older ones).
     taken_at: str = ""
     quick: bool = False
+    method: str = ""  # how it is measured (the benchmark module's docstring)
 
     def add(self, metric: Metric) -> Metric:
         self.metrics.append(metric)

@@ -76,6 +76,7 @@ class RealServer:
     endpoint: Any
     launched_at: float
     ready_at: float
+    gone_s: float | None = None  # stop (SIGTERM to the group) → last process gone, set after the block
 
 
 @contextmanager
@@ -98,17 +99,22 @@ def real_vllm(ctx: BenchContext, log_path: Path) -> Iterator[RealServer]:
         proc = subprocess.Popen(
             runtime.serve_command(args), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        server: RealServer | None = None
         try:
-            ready = _wait_health(f"http://127.0.0.1:{port}", proc, timeout=240)
+            ready = _wait_health(f"http://127.0.0.1:{port}", proc, timeout=420)
             endpoint = Endpoint(
                 base_url=f"http://127.0.0.1:{port}/v1",
                 model=BUILTIN_MODEL.served_name,
                 api_key=key,
                 max_model_len=2048,
             )
-            yield RealServer(proc, endpoint, launched, ready)
+            server = RealServer(proc, endpoint, launched, ready)
+            yield server
         finally:
+            stopping = time.monotonic()
             stop_group(proc)
+            if server is not None:
+                server.gone_s = time.monotonic() - stopping
 
 
 def _wait_health(root: str, proc: subprocess.Popen[bytes], timeout: float) -> float:

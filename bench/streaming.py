@@ -242,6 +242,7 @@ def run(ctx: BenchContext) -> BenchResult:
             real_pairs = max(3, pairs // 3)
             ctx.say(f"real vLLM: {real_pairs} pairs of 64-token replies at temperature 0")
             samples = asyncio.run(compare(ctx, server.endpoint, 64, real_pairs, "vllm"))
+        ctx.shared["raw_vllm"] = {"ready_s": server.ready_at - server.launched_at, "gone_s": server.gone_s}
         _add(result, "vllm", "real vLLM (CPU)", samples, None)
     except SubjectMissing as missing:
         result.skip_part("real vLLM", str(missing))

@@ -233,6 +233,10 @@ def run_app(args: argparse.Namespace) -> int:
         return 0
     with loop:
         loop.run_forever()
+        # QApplication.quit() closes the window, whose close asks the launcher to quit again: that late
+        # "quit" must not stop the loop while the clean-up below runs.
+        if parts.actions is not None:
+            parts.actions.quit_requested.disconnect(app.quit)
         loop.run_until_complete(parts.close())
     return 0
 

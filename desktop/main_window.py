@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._connect()
+        self._wire_transfer()
         self.apply_theme(dark)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
         if supervisor is not None:
@@ -219,6 +220,18 @@ class MainWindow(QMainWindow):
         )
         # Filled by the app with the tray launcher's actions (profiles, recent chats) when there is no tray.
         self.launcher_menu = bar.addMenu(tr("&Models"))
+
+    def _wire_transfer(self) -> None:
+        # Export…/Import… (desktop/transfer_actions.py): menu entries, the sidebar's menu, drag-and-drop.
+        from desktop.transfer_actions import TransferActions
+
+        self.transfer = TransferActions(self, self.store, selected_ids=lambda: [self.conversation_id])
+        first = self.file_menu.actions()[1]  # after "New chat"
+        for action in (self.transfer.import_action, self.transfer.export_action, self.transfer.export_all_action):
+            self.file_menu.insertAction(first, action)
+        self.transfer.install_drop_target(self)
+        self.transfer.imported.connect(lambda _summary: Operation(None, self.sidebar.model.reload).run())
+        self.sidebar.extra_actions.append(self.transfer.context_export_action)
 
     def _connect(self) -> None:
         self.composer.send_requested.connect(self.send_message)

@@ -34,10 +34,13 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from desktop import errors
 from desktop.bridge import EventBridge
 from desktop.notifications import Level, Notifier, one_line
 from desktop.operations import Operation
 from engine import APP_NAME, assets
+from engine.autostart import set_autostart
+from engine.errors import DeskError
 from engine.events import Event
 
 log = logging.getLogger(__name__)
@@ -363,6 +366,9 @@ class TrayLauncher(QObject):
             self.on_state(supervisor.state, notify=False)
         self._update_tooltip()
         self.notifier.set_tray(self.icon)
+        self._autostart: bool | None = None
+        self._bridge.connect_event(settings.changed, self.sync_autostart)
+        self.sync_autostart(settings.settings)
         if self.available:
             self.icon.show()
 
@@ -453,6 +459,24 @@ class TrayLauncher(QObject):
                 always=True,
             )
         return True
+
+    # --- autostart ----------------------------------------------------------------------------------
+
+    def sync_autostart(self, settings: Any) -> None:
+        """Keep the XDG autostart file in step with the "start at login" preference.
+
+        Acts when the preference changes (and once at start when it is on, which also refreshes the
+        command the file runs after a reinstall); a file made by hand while it is off is left alone.
+        """
+        wanted = bool(getattr(getattr(settings, "general", None), "autostart", False))
+        if wanted == self._autostart or (self._autostart is None and not wanted):
+            self._autostart = wanted
+            return
+        self._autostart = wanted
+        try:
+            set_autostart(wanted)
+        except DeskError as problem:
+            errors.report(problem)
 
     def close(self) -> None:
         self._uptime.stop()

@@ -31,7 +31,7 @@ from engine.endpoint import Endpoint
 from engine.events import Event
 from engine.generation import GenerationSettings
 from engine.store import AsyncHistoryStore, HistoryStore
-from engine.store_models import Conversation, MessageState, ReplyNumbers, StoredMessage
+from engine.store_models import Conversation, ConversationTree, MessageState, ReplyNumbers, StoredMessage
 from engine.titles import title_from_text
 from engine.tokens import ContextMeter, drop_oldest
 
@@ -182,17 +182,29 @@ class ChatEngine:
         anything is stored (its fix names how many of the oldest turns to leave out:
         ``drop_oldest_turns``).
         """
-        endpoint = self._endpoint()
         self._ensure_idle(conversation_id)
         tree = await self.store.load(conversation_id)
         parent = tree.shown_leaf() if parent_id is None else parent_id
+        return await self._send_under(tree, parent, text, drop_oldest_turns, check_context)
+
+    async def _send_under(
+        self,
+        tree: ConversationTree,
+        parent: int | None,
+        text: str,
+        drop_oldest_turns: int,
+        check_context: bool,
+    ) -> Turn:
+        # ``parent`` None here means "a new root" (editing the first message), never "the shown leaf".
+        endpoint = self._endpoint()
+        conversation = tree.conversation
         branch = tree.branch(parent) if parent is not None else []
         if check_context:
-            await self._check_fits(endpoint, tree.conversation, branch, text, drop_oldest_turns)
-        user = await self.store.call(HistoryStore.add_message, conversation_id, parent, "user", text)
-        if not tree.conversation.title:
-            await self.store.update_conversation(conversation_id, title=title_from_text(text))
-        return await self._start(endpoint, tree.conversation, [*branch, user], drop_oldest_turns)
+            await self._check_fits(endpoint, conversation, branch, text, drop_oldest_turns)
+        user = await self.store.call(HistoryStore.add_message, conversation.id, parent, "user", text)
+        if not conversation.title:
+            await self.store.update_conversation(conversation.id, title=title_from_text(text))
+        return await self._start(endpoint, conversation, [*branch, user], drop_oldest_turns)
 
     async def regenerate(self, reply_id: int, *, drop_oldest_turns: int = 0) -> Turn:
         """A new reply beside ``reply_id`` (the old one stays as an alternative); also how a failed turn
@@ -206,16 +218,13 @@ class ChatEngine:
         return await self._start(endpoint, tree.conversation, tree.branch(reply.parent_id), drop_oldest_turns)
 
     async def edit_and_resend(
-        self, user_message_id: int, new_text: str, *, drop_oldest_turns: int = 0
+        self, user_message_id: int, new_text: str, *, drop_oldest_turns: int = 0, check_context: bool = True
     ) -> Turn:
         """A new user message beside ``user_message_id`` with ``new_text``, and a reply to it."""
         original = await self.store.message(user_message_id)
-        return await self.send(
-            original.conversation_id,
-            new_text,
-            parent_id=original.parent_id,
-            drop_oldest_turns=drop_oldest_turns,
-        )
+        self._ensure_idle(original.conversation_id)
+        tree = await self.store.load(original.conversation_id)
+        return await self._send_under(tree, original.parent_id, new_text, drop_oldest_turns, check_context)
 
     def running_turn(self, conversation_id: int) -> Turn | None:
         turn = self._turns.get(conversation_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from engine.catalog import DTYPE_BYTES, ModelInfo
@@ -212,7 +212,7 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
 def estimate_for_profile(profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo]) -> FitEstimate:
     """:func:`estimate_fit` with a server profile's options (its unset ones take vLLM's defaults)."""
     length = profile.max_model_len
-    return estimate_fit(
+    estimate = estimate_fit(
         info,
         gpus,
         # "auto" lets vLLM choose the longest context that fits; estimate the model's full context.
@@ -223,3 +223,14 @@ def estimate_for_profile(profile: ServerProfile, info: ModelInfo, gpus: Sequence
         tensor_parallel_size=profile.tensor_parallel_size,
         gpu_memory_utilization=profile.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
     )
+    fits_shorter = estimate.fix is not None and "max_model_len" in estimate.fix.params
+    if length == "auto" and fits_shorter and estimate.max_len_that_fits:
+        # With "auto" vLLM itself shortens the context to what fits: that is not a failure.
+        return replace(
+            estimate,
+            verdict="tight",
+            message=f"Fits with a shorter context: vLLM will choose about {estimate.max_len_that_fits} "
+            f"tokens instead of the model's {info.max_context}.",
+            fix=None,
+        )
+    return estimate

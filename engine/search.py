@@ -56,8 +56,6 @@ def search(
     if not query:
         return []
     start, end = mark
-    # Rank first (cheap), then make snippets for the winners only: snippet() over every match of a common
-    # word would cost far more than the ranking.
     message_rows = conn.execute(
         """
         SELECT m.conversation_id, m.id, c.title,
@@ -65,16 +63,11 @@ def search(
         FROM messages_fts
         JOIN messages m ON m.id = messages_fts.rowid
         JOIN conversations c ON c.id = m.conversation_id
-        WHERE messages_fts MATCH ? AND messages_fts.rowid IN (
-            SELECT f.rowid FROM messages_fts f
-            JOIN messages m2 ON m2.id = f.rowid
-            JOIN conversations c2 ON c2.id = m2.conversation_id
-            WHERE f.messages_fts MATCH ? AND c2.deleted_at IS NULL
-            ORDER BY f.rank LIMIT ?
-        )
+        WHERE messages_fts MATCH ? AND c.deleted_at IS NULL
         ORDER BY bm25(messages_fts)
+        LIMIT ?
         """,
-        (start, end, query, query, limit),
+        (start, end, query, limit),
     ).fetchall()
     title_rows = conn.execute(
         """

@@ -119,7 +119,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    """Where a client on this machine connects for a server bound to ``host`` (URL-ready)."""
+    if host in ("0.0.0.0", "", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 @dataclass
@@ -285,8 +288,11 @@ class Supervisor:
         return await self.start(profile)
 
     async def shutdown(self) -> None:
-        """Stop every server this supervisor started (quitting the app)."""
-        await self.stop()
+        """Stop every server this supervisor started (quitting the app); never raises for a stuck one."""
+        try:
+            await self.stop()
+        except ProcessesLeft as problem:
+            log.warning("at shutdown: %s", problem)  # already published as a failed state
         for launch in list(self._launches):
             if not launch.finished:
                 await self._stop_launch(launch)
@@ -403,7 +409,8 @@ class Supervisor:
                     await self._died(launch, f"The server exited ({describe_exit(code)})", code)
                 return
             tick += 1
-            if tick % 5 == 0 and self._state in (ServerState.STARTING, ServerState.READY):
+            # Only once ready: during a start vLLM's helper processes come and go on purpose.
+            if tick % 5 == 0 and self._state is ServerState.READY and launch is self._launch:
                 await self._check_engine(launch)
             await asyncio.sleep(0.1)
 

@@ -61,7 +61,7 @@ HELP = {
     "source": "builtin: the small model that ships with the app; folder; hf_cache / hf_repo: a Hugging "
     "Face repo id (hf_repo may download it).",
     "model": "A model folder, or a repo id such as Qwen/Qwen3-0.6B. Pick one on the Models page.",
-    "served_name": "The model name clients send; empty: derived from the model.",
+    "served_name": "The model name clients send; empty: from the model (remote: the first one served).",
     "host": "Address to listen on. 127.0.0.1 keeps the server on this computer; 0.0.0.0 opens it to all.",
     "port": "0–65535; 0 picks a free port at each start.",
     "dtype": "Number format of the weights; auto uses the model's own (16-bit on GPUs).",

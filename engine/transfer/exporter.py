@@ -80,6 +80,11 @@ def write_conversations(
     several -> a zip if ``target`` ends in ``.zip``, else a folder with one file per conversation."""
     if fmt == "pdf" and pdf is None:
         raise PdfUnavailable()
+    suffix = target.suffix.lower().lstrip(".")
+    if len(conversations) > 1 and suffix in EXPORT_FORMATS and not target.is_dir():
+        raise ExportFailed(
+            target, f"several conversations go to a folder or a .zip file, not to one .{suffix} file"
+        )
     summary = ExportSummary(target=target)
     names = _unique_names(conversations, fmt)
     single = len(conversations) == 1 and target.suffix.lower() != ".zip" and not target.is_dir()

@@ -24,7 +24,7 @@ from tests.support.standin.launch import StandinRuntime
 pytestmark = [
     pytest.mark.gui,
     pytest.mark.usefixtures("qloop"),
-    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+    pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
@@ -143,5 +143,7 @@ def test_a_message_sent_while_starting_is_queued_then_answered(qtbot, app_paths)
         assert texts == ["Are you there?", "Queued answer."]
         assert window.composer.notice.isHidden()
         assert window.server_status.state_label.text() == "Ready"
+        # Live load from /metrics while the server is ready.
+        qtbot.waitUntil(lambda: "KV cache" in window.server_status.metrics_label.text(), timeout=10000)
     finally:
         close_app(qtbot, parts)

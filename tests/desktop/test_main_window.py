@@ -22,7 +22,7 @@ from tests.support.standin.launch import Standin, running_standin
 pytestmark = [
     pytest.mark.gui,
     pytest.mark.usefixtures("qloop"),
-    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+    pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
@@ -239,3 +239,43 @@ def test_search_and_jump_to_the_hit(qtbot, app_paths, fast_server) -> None:  # t
         save_shot(qtbot, window, "search.png")
     finally:
         close_window(qtbot, window)
+
+
+def test_keyboard_only_new_chat_search_and_preferences(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
+    window = make_window(qtbot, app_paths, fast_server)
+    try:
+        type_and_send(qtbot, window, "First chat")
+        qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].data.state == "complete", timeout=15000)
+        qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+        assert window.conversation_id is None
+        assert window.transcript.messages() == []
+        assert window.composer.editor.hasFocus()
+        qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+        assert window.sidebar.search_box.hasFocus()
+        qtbot.keyClick(window, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+        dialog = getattr(window, "preferences_dialog", None)
+        assert dialog is not None
+        assert dialog.isVisible()
+        dialog.close()
+    finally:
+        close_window(qtbot, window)
+
+
+def test_reasoning_is_shown_collapsed_above_the_answer(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
+    with running_standin("--reasoning", "First think about geography.", "--reply", "Paris.") as server:
+        window = make_window(qtbot, app_paths, server)
+        try:
+            type_and_send(qtbot, window, "Capital of France?")
+            qtbot.waitUntil(
+                lambda: bool(replies(window)) and replies(window)[0].data.state == "complete", timeout=15000
+            )
+            reply = replies(window)[0]
+            assert reply.data.text == "Paris."
+            assert reply.data.reasoning == "First think about geography."
+            assert reply.reasoning_button.isVisible()
+            assert not reply.reasoning_view.isVisible()  # collapsed
+            qtbot.mouseClick(reply.reasoning_button, Qt.MouseButton.LeftButton)
+            assert reply.reasoning_view.isVisible()
+            assert reply.reasoning_view.toPlainText() == "First think about geography."
+        finally:
+            close_window(qtbot, window)

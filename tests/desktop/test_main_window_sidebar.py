@@ -19,7 +19,7 @@ from tests.support.qasync_loop import qloop, run  # noqa: F401
 pytestmark = [
     pytest.mark.gui,
     pytest.mark.usefixtures("qloop"),
-    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+    pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
 CONVERSATIONS = 10_000
 

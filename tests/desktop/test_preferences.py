@@ -26,7 +26,7 @@ from tests.support.memory_keyring import MemoryKeyring
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime, running_standin
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("does not support propagateSizeHints")]
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
 GIB = 2**30
 

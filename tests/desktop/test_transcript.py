@@ -11,7 +11,7 @@ from PySide6.QtGui import QGuiApplication, QTextDocument
 from desktop.markdown_view import MarkdownRenderer, SafeBrowser, StreamSplitter
 from desktop.transcript import MessageData, MessageWidget, RenderCache, TranscriptView, format_stats
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("does not support propagateSizeHints")]
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]
 
 SAMPLE = """# Title
 

@@ -20,7 +20,7 @@ from engine.paths import AppPaths
 from engine.store import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("does not support propagateSizeHints")]
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]
 CHATGPT = Path(__file__).parents[1] / "engine" / "fixtures" / "chatgpt_conversations.json"
 
 
@@ -43,6 +43,15 @@ def window(
 def _actions(win: QMainWindow) -> TransferActions:
     actions: TransferActions = win.transfer  # type: ignore[attr-defined]
     return actions
+
+
+def _drag_enter(window: QMainWindow, mime: QMimeData) -> QDragEnterEvent:
+    # Qt 6.12 takes a QPointF (the QPoint form is deprecated); earlier versions only the QPoint form.
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    try:
+        return QDragEnterEvent(QPointF(window.rect().center()), *args)
+    except TypeError:
+        return QDragEnterEvent(window.rect().center(), *args)
 
 
 def _rows(db: Path) -> list[str]:
@@ -78,13 +87,7 @@ def test_drop_a_chatgpt_export_then_export_everything(
     actions.install_drop_target(window)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(CHATGPT))])
-    enter = QDragEnterEvent(
-        QPointF(window.rect().center()),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
+    enter = _drag_enter(window, mime)
     QCoreApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     drop = QDropEvent(
@@ -194,10 +197,16 @@ def test_a_big_batch_shows_progress_up_to_the_last_conversation(
         seen.append((value, actions.progress.maximum()))
         original(value)
 
+    actions._set_progress = record  # type: ignore[method-assign]
     summary = run(qtbot, actions.import_paths([big]))
     assert len(summary.imported) == 150
+    assert seen[-1] == (150, 150)
+    assert [v for v, _ in seen] == sorted(v for v, _ in seen)
     assert actions.progress is None  # closed when done
 
+    seen.clear()
+    run(qtbot, actions.export_to(summary.imported, ExportChoice("md", tmp_path / "out.zip")))
+    assert seen[-1] == (300, 300)  # 150 loaded, then 150 written
 
 
 def test_drags_of_other_files_are_not_accepted(qtbot: Any, window: QMainWindow, tmp_path: Path) -> None:
@@ -206,13 +215,7 @@ def test_drags_of_other_files_are_not_accepted(qtbot: Any, window: QMainWindow, 
     text.write_text("hello", encoding="utf-8")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(text)), QUrl("https://example.org/x.json")])
-    enter = QDragEnterEvent(
-        QPointF(window.rect().center()),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
+    enter = _drag_enter(window, mime)
     enter.setAccepted(False)
     QCoreApplication.sendEvent(window, enter)
     assert not enter.isAccepted()

@@ -350,3 +350,91 @@ def save_menu_shot(menu: QMenu, name: str) -> None:
         painter.drawPixmap(14, 8 + i * 40, QIcon(str(assets.tray_icon(state))).pixmap(32, 32))
     painter.end()
     assert canvas.save(str(SHOTS / name))
+
+
+def set_general(settings: SettingsStore, **values: object) -> None:
+    new = settings.settings.model_copy(deep=True)
+    for key, value in values.items():
+        setattr(new.general, key, value)
+    settings.update(new)
+
+
+def test_the_autostart_preference_writes_and_removes_the_login_entry(
+    launcher: Launcher, settings: SettingsStore, isolated_dirs: Path
+) -> None:
+    entry = isolated_dirs / "config" / "autostart" / "vllm-desk.desktop"
+    assert not entry.exists()
+    set_general(settings, autostart=True)
+    assert entry.is_file()
+    assert "--tray" in next(line for line in entry.read_text().splitlines() if line.startswith("Exec="))
+    set_general(settings, send_key="ctrl+enter")  # other changes leave it alone
+    assert entry.is_file()
+    set_general(settings, autostart=False)
+    assert not entry.exists()
+
+
+def test_an_unwritable_autostart_folder_is_reported(
+    qtbot: QtBot, settings: SettingsStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop import errors
+
+    blocker = tmp_path / "config-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker))
+    made = Launcher(None, settings)
+    try:
+        before = len(errors.reporter().reported)
+        set_general(settings, autostart=True)
+        problems = errors.reporter().reported[before:]
+        assert [p.title for p in problems] == ["The desktop launcher could not be written"]
+        assert str(blocker) in problems[0].message
+    finally:
+        made.close()
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+@pytest.mark.usefixtures("qloop", "builtin_model_dir")
+def test_switching_between_two_real_vllm_profiles_from_the_menu(
+    qtbot: QtBot,
+    app_paths: AppPaths,
+    vllm_paths: AppPaths,
+    vllm_runtime: object,
+) -> None:
+    from engine.profiles import builtin_profile
+
+    base = builtin_profile()
+    first = base.model_copy(update={"name": "Small", "served_name": "small"})
+    second = base.model_copy(
+        update={"name": "Small, second", "served_name": "small-2", "max_model_len": 1024}
+    )
+    store = SettingsStore.open(app_paths.settings_file)
+    store.update(store.settings.model_copy(update={"profiles": [first, second]}))
+    sup = Supervisor(vllm_paths, vllm_runtime, ready_timeout_s=900)  # type: ignore[arg-type]
+    made = Launcher(sup, store)
+    try:
+        made.actions.profile_actions[0].trigger()
+        qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "small", timeout=600_000)
+        assert made.tray.kind == "ready"
+        first_pids = server_pids(sup)
+        assert len(first_pids) >= 2  # the API server and VLLM::EngineCore at least
+
+        made.actions.profile_actions[1].trigger()
+        qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "small-2", timeout=600_000)
+        assert made.actions.profile_actions[1].isChecked()
+        assert sup.endpoint.max_model_len == 1024
+        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in first_pids)
+        assert "Model: small-2 (Small, second)" in made.tray.icon.toolTip()
+
+        quitted: list[bool] = []
+        made.actions.quit_requested.connect(lambda: quitted.append(True))
+        second_pids = server_pids(sup)
+        made.actions.quit_action.trigger()
+        qtbot.waitUntil(lambda: quitted == [True], timeout=120_000)
+        assert sup.processes() == []
+        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in second_pids)
+    finally:
+        if sup.state is not ServerState.STOPPED:
+            run(qtbot, sup.shutdown(), timeout=120)
+        made.close()

@@ -271,6 +271,15 @@ async def test_edit_and_resend_adds_a_sibling_user_message(store: AsyncHistorySt
     old_leaf = tree.leaf_after_switch(second.user_message_id or 0)
     assert old_leaf == second.reply_id
 
+    # editing the very first message makes a second root, not a message at the end
+    with running_standin("--reply", "Hi again.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        root_edit = await engine.edit_and_resend(first.user_message_id or 0, "Good morning")
+        await _collect(root_edit)
+    tree = await store.load(conv.id)
+    assert [m.text for m in tree.branch()] == ["Good morning", "Hi again."]
+    assert tree.siblings(root_edit.user_message_id or 0) == [first.user_message_id, root_edit.user_message_id]
+
 
 async def test_one_turn_at_a_time_per_conversation(store: AsyncHistoryStore) -> None:
     with running_standin("--reply-tokens", "400", "--tokens-per-second", "200") as server:

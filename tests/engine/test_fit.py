@@ -136,3 +136,14 @@ def test_profile_options_are_used() -> None:
     assert est.verdict == "wont_fit"
     assert est.fix is not None
     assert est.fix.params == {"max_model_len": 34928}
+
+
+def test_auto_context_is_shortened_by_vllm_not_refused() -> None:
+    long_context = ModelInfo(**{**LLAMA2_7B.__dict__, "max_context": 32768})
+    profile = ServerProfile(
+        name="7b", source="hf_repo", model="meta-llama/Llama-2-7b-hf", max_model_len="auto"
+    )
+    est = estimate_for_profile(profile, long_context, [gpu(24, 23.5)])
+    assert est.verdict == "tight"
+    assert est.fix is None
+    assert "about 17456 tokens" in est.message

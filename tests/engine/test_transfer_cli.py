@@ -65,6 +65,11 @@ def test_problems_exit_non_zero_with_a_sentence(tmp_path: Path, capsys: pytest.C
     assert "PDF export needs Qt's PDF writer" in capsys.readouterr().err
     assert main(["--data-dir", home, "export", "999", "-o", str(tmp_path / "x.md")]) == 1
     assert "no conversation with id 999" in capsys.readouterr().err
+    assert main(["--data-dir", home, "export", "1", "2", "-o", str(tmp_path / "two.md")]) == 1
+    assert (
+        "several conversations go to a folder or a .zip file, not to one .md file" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "two.md").exists()
     assert main(["--data-dir", home, "export", "-o", str(tmp_path / "x.md")]) == 2
     assert main(["--data-dir", home, "export", "1", "-o", str(tmp_path / "x.txt")]) == 2
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from html.parser import HTMLParser
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from engine.transfer.html_format import CSP, render_html, safe_link
+from engine.transfer.model import ExportedMessage
 from tests.engine.golden_files import assert_golden
-from tests.engine.transfer_trees import EXPORTED_AT, hostile_conversation, sample_conversation
+from tests.engine.transfer_trees import EXPORTED_AT, T0, hostile_conversation, sample_conversation
 
 _URL_ATTRS = {"src", "href", "action", "data", "poster", "srcset", "background", "formaction", "xlink:href"}
 
@@ -85,3 +90,60 @@ def test_all_branches_and_print_variant() -> None:
     assert "white-space: pre-wrap" in printable
     assert 'class="nb"' not in printable  # inline colours: Qt has no stylesheet classes for Pygments
     assert "changes the list itself" not in printable
+
+
+_PIECES = st.sampled_from(
+    [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "<a href='javascript:x'>",
+        "javascript:alert(1)",
+        "JaVaScRiPt:",
+        "data:text/html,<script>x</script>",
+        "[link](",
+        "](",
+        "![img](",
+        ")",
+        "<",
+        ">",
+        '"',
+        "'",
+        "`",
+        "```html\n",
+        "\n```\n",
+        "\n",
+        " onload=",
+        "&#106;avascript:",
+        "http://127.0.0.1:9/x.png",
+        "<http://127.0.0.1:9/y>",
+        "<svg/onload=alert(1)>",
+        "<style>@import url(http://x)</style>",
+        "\\",
+        "%0a",
+    ]
+)
+_HOSTILE_TEXT = st.lists(_PIECES | st.text(max_size=8), max_size=30).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_HOSTILE_TEXT, reasoning=_HOSTILE_TEXT, title=_HOSTILE_TEXT)
+def test_no_generated_text_gets_an_active_element_through(text: str, reasoning: str, title: str) -> None:
+    conv = replace(
+        sample_conversation(),
+        title=title,
+        system_prompt=reasoning,
+        messages=(ExportedMessage("1", None, "assistant", text, T0, reasoning=reasoning, model=title),),
+        shown_leaf="1",
+    )
+    for page in (render_html(conv, exported_at=EXPORTED_AT), render_html(conv, for_print=True)):
+        tags = _tags(page)
+        assert [t for t, _ in tags].count("style") == 1  # ours only
+        assert [t for t, _ in tags].count("meta") == 5  # charset, CSP, referrer, viewport, generator
+        for tag, attrs in tags:
+            assert tag not in {"script", "img", "iframe", "svg", "link", "object", "embed", "form", "base"}, (
+                tag
+            )
+            for name, value in attrs.items():
+                assert not name.startswith("on"), (tag, name)
+                if name in _URL_ATTRS and value is not None:
+                    assert safe_link(value), (tag, name, value)

@@ -20,7 +20,7 @@ from engine.store_models import ReplyNumbers
 from engine.transfer import history_adapter
 from engine.transfer.errors import ImportRejected
 from engine.transfer.exporter import export_from_store
-from engine.transfer.importer import ImportLimits, import_path, read_conversations
+from engine.transfer.importer import ImportLimits, import_conversations, import_path, read_conversations
 from engine.transfer.json_format import dumps, to_dict
 from engine.transfer.model import ExportedConversation
 from tests.engine.transfer_trees import conversations, sample_conversation
@@ -329,3 +329,27 @@ def test_export_everything_to_a_folder_and_a_zip_and_import_it_back(
         assert (again.imported, len(again.already_present)) == ([], 3)
     finally:
         fresh.close()
+
+
+def test_chatgpt_export_zip_is_read_as_it_comes(store: HistoryStore, tmp_path: Path) -> None:
+    # ChatGPT mails a zip: conversations.json next to other JSON files and the page that shows them.
+    archive = tmp_path / "chatgpt-export.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("user.json", json.dumps({"id": "user-1", "email": "a@example.org"}))
+        z.writestr("message_feedback.json", "[]")
+        z.writestr("chat.html", "<html></html>")
+        z.writestr("conversations.json", CHATGPT.read_bytes())
+    summary = import_path(store, archive)
+    assert len(summary.imported) == 2
+    assert store.load(summary.imported[1]).conversation.title == "A photo of my cat"
+
+
+def test_a_write_failing_midway_takes_back_the_conversations_already_written(store: HistoryStore) -> None:
+    good = sample_conversation()
+    # A lone surrogate cannot be encoded for SQLite: the second write fails after the first succeeded.
+    # (Files cannot carry one: the JSON parser refuses it; this drives the store's failure directly.)
+    bad = replace(good, id="other", title="\ud800")
+    listed = [c.id for c in store.list_conversations().items]
+    with pytest.raises(UnicodeEncodeError):
+        import_conversations(store, [good, bad])
+    assert [c.id for c in store.list_conversations().items] == listed

@@ -70,8 +70,8 @@ def startup(model: str, served: str, max_model_len: int, version: str, delay: fl
     out(core("Explicitly set (1.0/14.21) GiB for KV cache on node 0.", "cpu_worker.py:260"))
     out(
         core(
-            f"CPU KV cache size: 46,592 tokens, Maximum concurrency for {max_model_len:,} tokens per request: "
-            "22.75x",
+            f"CPU KV cache size: 46,592 tokens, Maximum concurrency for {max_model_len:,} tokens per "
+            "request: 22.75x",
             "kv_cache_utils.py:2327",
         )
     )
