@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,13 +208,17 @@ async def _after_show(parts: AppParts) -> None:
         await parts.actions.load_recent(parts.store)
     if settings.settings.general.start_server_with_app and window.server_link is not None:
         window.server_link.start()
-    # The first message should not wait ~0.7 s for Haystack: import it now, off the GUI thread.
-    await asyncio.to_thread(_warm_imports)
+    # The first message should not wait ~0.7 s for Haystack: import it now, off the GUI thread. A daemon
+    # thread, not the loop's executor: quitting must not wait for (or destroy) a thread mid-import.
+    threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
 
 
 def _warm_imports() -> None:
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-    from haystack.components.generators.chat import OpenAIChatGenerator  # noqa: F401
+    try:
+        from haystack.components.generators.chat import OpenAIChatGenerator  # noqa: F401
+    except ImportError:
+        log.exception("Haystack could not be imported; the first message will report it")
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -224,20 +229,26 @@ def run_app(args: argparse.Namespace) -> int:
     app.setQuitOnLastWindowClosed(False)  # quitting goes through the launcher, which stops servers first
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    with loop:
+        code: int = loop.run_until_complete(_main(args, app))
+    return code
+
+
+async def _main(args: argparse.Namespace, app: QApplication) -> int:
+    # One coroutine for the app's whole life, so every task runs while the asyncio loop is running.
     try:
-        parts = loop.run_until_complete(build(args, app))
+        parts = await build(args, app)
     except DeskError as problem:
         QMessageBox.critical(None, problem.title, f"{problem}\n\n{problem.fix.hint if problem.fix else ''}")
         return 1
     if parts is None:
         return 0
-    with loop:
-        loop.run_forever()
-        # QApplication.quit() closes the window, whose close asks the launcher to quit again: that late
-        # "quit" must not stop the loop while the clean-up below runs.
-        if parts.actions is not None:
-            parts.actions.quit_requested.disconnect(app.quit)
-        loop.run_until_complete(parts.close())
+    quitting = asyncio.Event()
+    parts.actions.quit_requested.disconnect(app.quit)
+    parts.actions.quit_requested.connect(quitting.set)  # emitted once the servers are stopped
+    app.aboutToQuit.connect(quitting.set)  # the session ends
+    await quitting.wait()
+    await parts.close()
     return 0
 
 

@@ -154,7 +154,7 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._connect()
-        self._wire_transfer()
+        self.transfer: Any = None  # Export…/Import…, wired in restore() (after the window is shown)
         self.apply_theme(dark)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
         if supervisor is not None:
@@ -227,7 +227,11 @@ class MainWindow(QMainWindow):
 
         self.transfer = TransferActions(self, self.store, selected_ids=lambda: [self.conversation_id])
         first = self.file_menu.actions()[1]  # after "New chat"
-        for action in (self.transfer.import_action, self.transfer.export_action, self.transfer.export_all_action):
+        for action in (
+            self.transfer.import_action,
+            self.transfer.export_action,
+            self.transfer.export_all_action,
+        ):
             self.file_menu.insertAction(first, action)
         self.transfer.install_drop_target(self)
         self.transfer.imported.connect(lambda _summary: Operation(None, self.sidebar.model.reload).run())
@@ -254,6 +258,8 @@ class MainWindow(QMainWindow):
 
     async def restore(self) -> None:
         """Fill the sidebar and reopen the conversation that was open last time."""
+        if self.transfer is None:
+            self._wire_transfer()
         await self.sidebar.model.reload()
         last = self.ui_state.value(LAST_CONVERSATION_KEY)
         ids = {c.id for c in self.sidebar.model.conversations()}

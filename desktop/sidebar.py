@@ -59,6 +59,8 @@ class ConversationListModel(QAbstractListModel):
         self._items: list[Conversation] = []
         self._cursor: PageCursor | None = None
         self._more = True
+        self._busy = False  # a page is being fetched
+        self._generation = 0
         self._loading: asyncio.Task[None] | None = None
         self.pages_loaded = 0
 
@@ -83,17 +85,18 @@ class ConversationListModel(QAbstractListModel):
         return None
 
     def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008 - Qt's API
-        return not parent.isValid() and self._more and self._loading is None
+        return not parent.isValid() and self._more and not self._busy
 
     def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008 - Qt's API
         if self.canFetchMore(parent):
+            self._busy = True  # before the task's first step: Qt may ask again at once
             self._loading = asyncio.ensure_future(self._fetch_page())
 
     # --- ours ----------------------------------------------------------------------------------------
 
     @property
     def loading(self) -> bool:
-        return self._loading is not None
+        return self._busy
 
     def conversations(self) -> list[Conversation]:
         return list(self._items)
@@ -103,35 +106,43 @@ class ConversationListModel(QAbstractListModel):
 
     async def reload(self) -> None:
         """Start again from the first page (after a change in order: new chat, pin, rename, delete)."""
+        self._generation += 1  # a page still on its way belongs to the old list: it is dropped
         if self._loading is not None:
             self._loading.cancel()
             self._loading = None
+        self._busy = True  # the view asks canFetchMore during the reset; the first page is ours to fetch
         self.beginResetModel()
         self._items = []
         self._cursor = None
         self._more = True
         self.endResetModel()
-        self._loading = asyncio.ensure_future(self._fetch_page())
-        await asyncio.shield(self._loading)
+        await self._fetch_page()
 
     async def _fetch_page(self) -> None:
+        generation = self._generation
         try:
             page = await self._store.list_conversations(limit=PAGE_SIZE, after=self._cursor)
         except asyncio.CancelledError:
+            if generation == self._generation:
+                self._busy = False
             raise
         except Exception as exc:  # noqa: BLE001 - shown by the one renderer; the list stays usable
-            self._more = False
+            if generation == self._generation:
+                self._busy = False
+                self._more = False
             errors.report(exc)
             return
-        finally:
-            self._loading = None
+        if generation != self._generation:
+            return
+        # Cursor first: inserting rows makes the view ask for more at once.
+        self._cursor = page.next_cursor
+        self._more = page.next_cursor is not None
+        self._busy = False
         if page.items:
             first = len(self._items)
             self.beginInsertRows(QModelIndex(), first, first + len(page.items) - 1)
             self._items += page.items
             self.endInsertRows()
-        self._cursor = page.next_cursor
-        self._more = page.next_cursor is not None
         self.pages_loaded += 1
 
     async def aclose(self) -> None:

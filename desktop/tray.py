@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from shiboken6 import isValid
 
 from desktop import errors
 from desktop.bridge import EventBridge
@@ -140,7 +141,7 @@ class LauncherActions(QObject):
 
     def __init__(
         self, supervisor: SupervisorLike | None, settings: SettingsLike, parent: QObject | None = None
-    ):
+    ) -> None:
         super().__init__(parent)
         self.supervisor = supervisor
         self.settings = settings
@@ -151,6 +152,9 @@ class LauncherActions(QObject):
         self.recent: list[RecentConversation] = []
         self.recent_actions: list[QAction] = []
         self._profile_task: asyncio.Task[None] | None = None
+        self._store: Any = None
+        self._recent_task: asyncio.Task[None] | None = None
+        self._recent_menus: list[QMenu] = []
 
         self.stop_action = self._make(tr("Stop server"), self.stop_server)
         self.new_chat_action = self._make(tr("New chat"), self.new_chat_requested.emit)
@@ -189,6 +193,13 @@ class LauncherActions(QObject):
             action.triggered.connect(partial(self._profile_chosen, profile.name))
             self.profile_group.addAction(action)
             self.profile_actions.append(action)
+        self._sync_enabled()
+        self._recent_menus = []
+        for menu, include_open in self._menus:
+            self._fill(menu, include_open)
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
         for action in self.recent_actions:
             action.deleteLater()
         self.recent_actions = []
@@ -197,9 +208,12 @@ class LauncherActions(QObject):
             action.setData(item.id)
             action.triggered.connect(partial(self._conversation_chosen, item.id))
             self.recent_actions.append(action)
-        self._sync_enabled()
-        for menu, include_open in self._menus:
-            self._fill(menu, include_open)
+        for submenu in self._recent_menus:
+            if not isValid(submenu):
+                continue
+            submenu.clear()
+            submenu.addActions(self.recent_actions)
+            submenu.setEnabled(bool(self.recent_actions))
 
     def set_active_profile(self, name: str) -> None:
         self.active_profile = name
@@ -253,13 +267,23 @@ class LauncherActions(QObject):
 
     def set_recent_conversations(self, items: Sequence[Any]) -> None:
         """The last few conversations (objects with ``id`` and ``title``, newest first)."""
-        self.recent = [RecentConversation(int(c.id), str(c.title)) for c in items[:RECENT_LIMIT]]
-        self.rebuild()
+        recent = [RecentConversation(int(c.id), str(c.title)) for c in items[:RECENT_LIMIT]]
+        if recent != self.recent:
+            self.recent = recent
+            self._rebuild_recent()
 
     async def load_recent(self, store: Any) -> None:
-        """Refresh the recent list from ``engine.store.AsyncHistoryStore``."""
+        """Refresh the recent list from ``engine.store.AsyncHistoryStore`` (again whenever a menu opens)."""
+        self._store = store
         page = await store.list_conversations(limit=RECENT_LIMIT)
         self.set_recent_conversations(page.items)
+
+    def _refresh_recent(self) -> None:
+        # The menu shows what is known now; a changed list replaces the submenu's entries in place.
+        if self._store is None or (self._recent_task is not None and not self._recent_task.done()):
+            return
+        store = self._store
+        self._recent_task = Operation(None, lambda: self.load_recent(store)).run()
 
     def _conversation_chosen(self, conversation_id: int, _checked: bool = False) -> None:
         self.conversation_requested.emit(conversation_id)
@@ -278,7 +302,7 @@ class LauncherActions(QObject):
             self.quit_requested.emit()
 
         def failed(exc: BaseException) -> None:
-            # Quitting must not get stuck on a server that refuses to stop: report it, still quit.
+            # Quitting must not get stuck on a server that refuses to stop: log it, still quit.
             log.error("stopping the servers at quit failed: %s", exc)
             self.quit_requested.emit()
 
@@ -290,6 +314,7 @@ class LauncherActions(QObject):
         """Put the launcher's actions into ``menu`` (and keep them current when profiles change)."""
         self._menus.append((menu, include_open))
         menu.destroyed.connect(lambda _obj=None, m=menu: self._forget(m))
+        menu.aboutToShow.connect(self._refresh_recent)
         self._fill(menu, include_open)
         return menu
 
@@ -298,6 +323,8 @@ class LauncherActions(QObject):
 
     def _forget(self, menu: QMenu) -> None:
         self._menus = [(m, o) for m, o in self._menus if m is not menu]
+        # The submenus of a destroyed menu may already be gone on the C++ side.
+        self._recent_menus = [r for r in self._recent_menus if isValid(r) and r.parent() is not menu]
 
     def _fill(self, menu: QMenu, include_open: bool) -> None:
         menu.clear()
@@ -312,8 +339,8 @@ class LauncherActions(QObject):
         menu.addSeparator()
         recent = menu.addMenu(tr("Recent conversations"))
         recent.setEnabled(bool(self.recent_actions))
-        for action in self.recent_actions:
-            recent.addAction(action)
+        recent.addActions(self.recent_actions)
+        self._recent_menus.append(recent)
         menu.addAction(self.new_chat_action)
         menu.addSeparator()
         if include_open:

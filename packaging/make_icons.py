@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     _app = QGuiApplication.instance() or QGuiApplication([])
     for size in ICON_SIZES:
         render_png(APP_ICON, size, target / f"{size}x{size}" / "apps" / "vllm-desk.png")
-    print(f"wrote {len(ICON_SIZES)} PNGs under {target}")
+    sys.stdout.write(f"wrote {len(ICON_SIZES)} PNGs under {target}\n")
     return 0
 
 

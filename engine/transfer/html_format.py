@@ -25,6 +25,7 @@ from pygments.lexers.special import TextLexer
 from pygments.util import ClassNotFound
 
 from engine.transfer import meta
+from engine.transfer.meta import shared_note
 from engine.transfer.model import ExportedConversation, ExportedMessage
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -115,11 +116,13 @@ def render_html(
         ]
     parts.append("<main>")
     if all_branches:
-        branches = conv.branches()
-        for number, branch in enumerate(branches, 1):
+        forks = conv.forks()
+        for number, (branch, shared, with_branch) in enumerate(forks, 1):
             shown = " (shown)" if number == 1 else ""
-            parts.append(f'<h2 class="branch">Branch {number} of {len(branches)}{shown}</h2>')
-            parts += [_message(md, m, "h3") for m in branch]
+            parts.append(f'<h2 class="branch">Branch {number} of {len(forks)}{shown}</h2>')
+            if shared:
+                parts.append(f'<p class="numbers">{_e(shared_note(shared, with_branch))}</p>')
+            parts += [_message(md, m, "h3") for m in branch[shared:]]
     else:
         parts += [_message(md, m, "h2") for m in conv.shown_branch()]
     stamp = meta.when(exported_at or datetime.now(UTC))

@@ -66,8 +66,10 @@ def read_conversations(
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".zip") and p.is_file())
         if not files:
             raise ImportRejected("the folder holds no .json or .zip files").at(path)
+        if len(files) > limits.max_files:
+            raise ImportRejected(f"the folder holds more than {limits.max_files:,} files").at(path)
         out: list[ExportedConversation] = []
-        for file in files[: limits.max_files + 1]:
+        for file in files:
             out += read_conversations(file, fmt, limits)
         return _unique(out)
     try:

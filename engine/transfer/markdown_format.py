@@ -21,11 +21,13 @@ def render_markdown(
     if conv.system_prompt:
         lines += ["## System prompt", "", _closed(conv.system_prompt), ""]
     if all_branches:
-        branches = conv.branches()
-        for number, branch in enumerate(branches, 1):
+        forks = conv.forks()
+        for number, (branch, shared, with_branch) in enumerate(forks, 1):
             shown = " (shown)" if number == 1 else ""
-            lines += ["---", "", f"## Branch {number} of {len(branches)}{shown}", ""]
-            for message in branch:
+            lines += ["---", "", f"## Branch {number} of {len(forks)}{shown}", ""]
+            if shared:
+                lines += [f"*{meta.shared_note(shared, with_branch)}*", ""]
+            for message in branch[shared:]:
                 lines += _message(message, level=3)
     else:
         lines += ["---", ""]

@@ -69,3 +69,10 @@ def message_heading(message: ExportedMessage) -> str:
     if message.state != "complete":
         parts.append(message.state)
     return " · ".join(parts)
+
+
+def shared_note(count: int, with_branch: int) -> str:
+    """Where an alternative branch departs: its first ``count`` messages are those of ``with_branch``."""
+    if count == 1:
+        return f"The first message is that of branch {with_branch}."
+    return f"The first {count} messages are those of branch {with_branch}."

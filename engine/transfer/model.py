@@ -80,7 +80,7 @@ class ExportedConversation:
         return out
 
     def shown_branch(self) -> list[ExportedMessage]:
-        """Root-to-leaf path of the shown branch; the last root's newest path when no leaf is recorded."""
+        """Root-to-leaf path of the shown branch; without a recorded leaf, the newest message at each step."""
         index = self.by_id()
         leaf = self.shown_leaf
         if leaf is None:
@@ -110,6 +110,24 @@ class ExportedConversation:
             path.reverse()
             paths.append(path)
         return paths
+
+    def forks(self) -> list[tuple[list[ExportedMessage], int, int]]:
+        """:meth:`branches` as ``(branch, shared, with_branch)``: its first ``shared`` messages are those of
+        the earlier branch number ``with_branch`` (1-based; 0 when nothing is shared), so a renderer can show
+        only where each alternative departs."""
+        out: list[tuple[list[ExportedMessage], int, int]] = []
+        earlier: list[list[ExportedMessage]] = []
+        for branch in self.branches():
+            shared, with_branch = 0, 0
+            for number, other in enumerate(earlier, 1):
+                common = 0
+                while common < min(len(branch), len(other)) and branch[common].id == other[common].id:
+                    common += 1
+                if common > shared:
+                    shared, with_branch = common, number
+            out.append((branch, shared, with_branch))
+            earlier.append(branch)
+        return out
 
 
 def _default_leaf(conv: ExportedConversation) -> str | None:

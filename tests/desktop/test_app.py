@@ -41,7 +41,9 @@ def configure(app_paths: AppPaths, *, start_with_app: bool, **profile_fields: An
 
 def start_app(qtbot, app_paths: AppPaths, runtime: StandinRuntime) -> AppParts:  # type: ignore[no-untyped-def]
     args = argparse.Namespace(data_dir=str(app_paths.config.parent), tray=False)
-    parts = run(qtbot, build(args, QApplication.instance(), runtime=runtime, single_instance=False))
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    parts = run(qtbot, build(args, app, runtime=runtime, single_instance=False))
     assert parts is not None
     qtbot.addWidget(parts.window)
     return parts
@@ -74,7 +76,10 @@ def test_window_opens_and_restores_the_last_conversation(qtbot, app_paths) -> No
         for kind in (QAbstractButton, QLineEdit, QPlainTextEdit, QListView):
             for control in window.findChildren(kind):
                 if control.isVisibleTo(window) and not control.objectName().startswith("qt_"):
-                    assert control.accessibleName(), f"{type(control).__name__} {control.text() if hasattr(control, 'text') else ''} has no accessible name"
+                    label = control.text() if hasattr(control, "text") else ""
+                    assert control.accessibleName(), (
+                        f"{type(control).__name__} {label!r} has no accessible name"
+                    )
     finally:
         close_app(qtbot, parts)
     # Reopening shows the same conversation again (chosen by the user this time).
@@ -136,7 +141,10 @@ def test_a_message_sent_while_starting_is_queued_then_answered(qtbot, app_paths)
         qtbot.wait(200)  # let the layout settle before the picture
         assert window.grab().save(str(SHOTS / "queued-while-starting.png"))
         qtbot.waitUntil(
-            lambda: any(w.data.role == "assistant" and w.data.state == "complete" for w in window.transcript.messages()),
+            lambda: any(
+                w.data.role == "assistant" and w.data.state == "complete"
+                for w in window.transcript.messages()
+            ),
             timeout=30000,
         )
         texts = [w.data.text for w in window.transcript.messages()]

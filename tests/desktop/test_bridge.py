@@ -19,7 +19,12 @@ def test_events_from_a_worker_thread_reach_slots_in_the_gui_thread(qtbot) -> Non
     received: list[tuple[int, bool]] = []
     gui_thread = QThread.currentThread()
     bridge.connect_event(event, lambda value: received.append((value, QThread.currentThread() is gui_thread)))
-    worker = threading.Thread(target=lambda: [event.emit(i) for i in range(5)])
+
+    def emit_all() -> None:
+        for i in range(5):
+            event.emit(i)
+
+    worker = threading.Thread(target=emit_all)
     worker.start()
     worker.join()
     qtbot.waitUntil(lambda: len(received) == 5, timeout=2000)

@@ -30,7 +30,7 @@ def test_an_unexpected_exception_is_logged_and_shown_once(caplog) -> None:  # ty
     with caplog.at_level(logging.ERROR, logger="desktop.errors"):
         for _ in range(3):
             try:
-                {}["missing"]
+                {"present": 1}["missing"]
             except KeyError as exc:
                 reporter.report(exc)
     assert len(shown) == 1

@@ -245,7 +245,9 @@ def test_keyboard_only_new_chat_search_and_preferences(qtbot, app_paths, fast_se
     window = make_window(qtbot, app_paths, fast_server)
     try:
         type_and_send(qtbot, window, "First chat")
-        qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].data.state == "complete", timeout=15000)
+        qtbot.waitUntil(
+            lambda: bool(replies(window)) and replies(window)[0].data.state == "complete", timeout=15000
+        )
         qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
         assert window.conversation_id is None
         assert window.transcript.messages() == []

@@ -1,5 +1,5 @@
-"""The sidebar over 10,000 conversations: the first page only at start, more as the list scrolls, pinned on top;
-rename and pin from the window."""
+"""The sidebar over 10,000 conversations: the first page only at start, more as the list scrolls, pinned on
+top; rename and pin from the window."""
 
 from __future__ import annotations
 

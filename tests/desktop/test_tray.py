@@ -202,14 +202,19 @@ def test_recent_conversations_open_from_the_menu(
     try:
         made = [run(qtbot, store.create_conversation(title=f"Chat {i}")) for i in range(7)]
         run(qtbot, launcher.actions.load_recent(store))
+        recent = next(a for a in launcher.tray.menu.actions() if a.text() == "Recent conversations").menu()
+        assert recent.isEnabled()
+        assert [a.text() for a in recent.actions()] == [f"Chat {i}" for i in range(6, 1, -1)]
+        # A chat made since: opening the menu refreshes the list.
+        made.append(run(qtbot, store.create_conversation(title="Newest chat")))
+        launcher.tray.menu.aboutToShow.emit()
+        qtbot.waitUntil(lambda: recent.actions()[0].text() == "Newest chat")
+        assert len(recent.actions()) == 5
     finally:
         run(qtbot, store.close())
-    recent = next(a for a in launcher.tray.menu.actions() if a.text() == "Recent conversations").menu()
-    assert recent.isEnabled()
-    assert [a.text() for a in recent.actions()] == [f"Chat {i}" for i in range(6, 1, -1)]
     chosen: list[int] = []
     launcher.actions.conversation_requested.connect(chosen.append)
-    recent.actions()[0].trigger()
+    recent.actions()[1].trigger()
     assert chosen == [made[6].id]
 
 
@@ -438,3 +443,61 @@ def test_switching_between_two_real_vllm_profiles_from_the_menu(
         if sup.state is not ServerState.STOPPED:
             run(qtbot, sup.shutdown(), timeout=120)
         made.close()
+
+
+# --- wired into the app as desktop/app.py does it -----------------------------------------------------
+
+
+def build_app(qtbot: QtBot, app_paths: AppPaths, *, tray_only: bool) -> object:
+    import argparse
+
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import build
+
+    args = argparse.Namespace(data_dir=str(app_paths.config.parent), tray=tray_only, new_chat=False)
+    parts = run(
+        qtbot, build(args, QApplication.instance(), runtime=StandinRuntime([]), single_instance=False)
+    )
+    assert parts is not None
+    qtbot.addWidget(parts.window)
+    # Quit ends the app's loop in run_app; here a recorder stands in for QApplication.quit.
+    parts.actions.quit_requested.disconnect(QApplication.instance().quit)
+    return parts
+
+
+@pytest.mark.usefixtures("qloop")
+@pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+def test_tray_only_start_without_a_tray_shows_the_window_with_the_launcher_menu(
+    qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore
+) -> None:
+    parts = build_app(qtbot, app_paths, tray_only=True)
+    try:
+        assert parts.tray.available is False
+        assert parts.window.isVisible()  # `--tray` with no tray would otherwise leave nothing on screen
+        texts = menu_texts(parts.window.launcher_menu)
+        for text in ("Alpha", "Beta", "Stop server", "New chat", "Preferences…", "Quit"):
+            assert text in texts
+    finally:
+        run(qtbot, parts.close(), timeout=30)
+
+
+@pytest.mark.usefixtures("qloop")
+@pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+def test_closing_or_file_quit_without_a_tray_quits_even_when_close_to_tray_is_chosen(
+    qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore
+) -> None:
+    set_general(settings, close_to_tray=True)
+    parts = build_app(qtbot, app_paths, tray_only=False)
+    try:
+        quits: list[bool] = []
+        parts.actions.quit_requested.connect(lambda: quits.append(True))
+        parts.window.close()
+        qtbot.waitUntil(lambda: quits == [True])
+        assert not parts.window.isVisible()
+        parts.actions.quit_action.setEnabled(True)
+        parts.window.show()
+        parts.window.quit_action.trigger()
+        qtbot.waitUntil(lambda: quits == [True, True])
+    finally:
+        run(qtbot, parts.close(), timeout=30)

@@ -158,9 +158,18 @@ def test_ctrl_c_stops_the_reply_and_saves_it_as_stopped(tmp_path: Path) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_chat_answers_through_the_builtin_model(tmp_path: Path, vllm_paths) -> None:  # type: ignore[no-untyped-def]
-    # The supervisor starts the built-in model's server for this one command (runtime and model from the cache).
-    home = vllm_paths.data.parent
+def test_chat_answers_through_the_builtin_model(
+    tmp_path: Path,
+    vllm_paths,  # type: ignore[no-untyped-def]
+    vllm_runtime,  # type: ignore[no-untyped-def]
+    builtin_model_dir,  # type: ignore[no-untyped-def]
+) -> None:
+    # A fresh home whose runtime and models are the test cache's (links), so the history is this test's own;
+    # the supervisor starts the built-in model's server for this one command and stops it afterwards.
+    home = tmp_path / "desk"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "runtime").symlink_to(vllm_paths.runtime)
+    (home / "data" / "models").symlink_to(vllm_paths.models)
     started = time.monotonic()
     result = _cli(
         home,
@@ -174,6 +183,13 @@ def test_chat_answers_through_the_builtin_model(tmp_path: Path, vllm_paths) -> N
     )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
+    store = HistoryStore(home / "data" / "history.sqlite3")
+    try:
+        reply = store.load(1).branch()[-1]
+    finally:
+        store.close()
+    assert reply.state == "complete" and "Paris" in reply.text
+    assert reply.numbers.completion_tokens is not None
     print(
         f"\nvllm-desk chat through the built-in model: {time.monotonic() - started:.1f} s including the start"
     )

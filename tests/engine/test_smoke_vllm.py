@@ -49,17 +49,25 @@ def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     pytest.fail(f"vllm serve was not healthy after {STARTUP_LIMIT_S} s:\n{_log_tail(log)}")
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 5) -> None:
+def _stop_group(proc: subprocess.Popen[bytes], tree: list[psutil.Process], grace_s: float = 5) -> None:
     """SIGTERM to the whole process group, then SIGKILL what is left (VLLM-ON-CPU.md: stopping it)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=grace_s)
+    if alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=10)
     proc.wait(timeout=30)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError, psutil.Error):
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                members.append(p.pid)
+    return members
 
 
 async def _ask(base_url: str, api_key: str, question: str) -> tuple[str, list[str]]:
@@ -119,10 +127,10 @@ def test_builtin_model_answers_through_haystack_stream(
             env=env,
             start_new_session=True,  # its own process group: the whole tree can be signalled at once
         )
-    tree: list[psutil.Process] = []
+    tree: list[psutil.Process] = [psutil.Process(proc.pid)]
     try:
         _wait_healthy(proc, f"http://127.0.0.1:{port}/health", log)
-        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        tree += psutil.Process(proc.pid).children(recursive=True)
         # /v1 is protected by the key: without it the server refuses.
         assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).status_code == 401
 
@@ -130,7 +138,7 @@ def test_builtin_model_answers_through_haystack_stream(
             _ask(f"http://127.0.0.1:{port}/v1", api_key, "What is the capital of France?")
         )
     finally:
-        _stop_group(proc)
+        _stop_group(proc, tree)
 
     streamed = "".join(pieces)
     assert "Paris" in streamed, f"streamed reply: {streamed!r}\n{_log_tail(log)}"
@@ -138,4 +146,5 @@ def test_builtin_model_answers_through_haystack_stream(
     assert len([p for p in pieces if p]) > 1, "the reply was not streamed token by token"
     assert len(tree) >= 2, "expected vLLM's engine process under the API server"
     left = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not left, f"processes of vllm serve still running: {[p.pid for p in left]}"
+    assert not left, f"processes of vllm serve still running: {[(p.pid, p.cmdline()) for p in left]}"
+    assert _group_members(proc.pid) == [], "a process of the server's group is still running"

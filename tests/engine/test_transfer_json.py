@@ -159,6 +159,8 @@ def test_shown_branch_and_branches() -> None:
     conv = sample_conversation()
     assert [m.id for m in conv.shown_branch()] == ["1", "2", "3", "5"]
     assert [[m.id for m in b] for b in conv.branches()] == [["1", "2", "3", "5"], ["1", "2", "3", "4"]]
+    forks = [(len(branch), shared, with_branch) for branch, shared, with_branch in conv.forks()]
+    assert forks == [(4, 0, 0), (4, 3, 1)]
     # Without a remembered leaf, the newest path is shown.
     no_leaf = replace(conv, shown_leaf=None)
     assert [m.id for m in no_leaf.shown_branch()] == ["1", "2", "3", "5"]

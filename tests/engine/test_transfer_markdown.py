@@ -22,6 +22,9 @@ def test_all_branches_matches_golden_file() -> None:
     assert "## Branch 1 of 2 (shown)" in text
     assert "## Branch 2 of 2" in text
     assert "changes the list itself" in text
+    # The second branch shows only where it departs from the first.
+    assert "*The first 3 messages are those of branch 1.*" in text
+    assert text.count("How do I reverse a list in Python?") == 1
 
 
 def test_shown_branch_leaves_out_other_branches() -> None:

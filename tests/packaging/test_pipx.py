@@ -1,4 +1,4 @@
-"""`pipx install .` from the repository: a working `vllm-desk` on PATH, with its icons and desktop files."""
+"""`pipx install .` and `uv tool install .` from the repository: `vllm-desk` on PATH, with its icons."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ def clean_env(home: Path) -> dict[str, str]:
         PIPX_HOME=str(home / "pipx"),
         PIPX_BIN_DIR=str(home / "bin"),
         PIPX_MAN_DIR=str(home / "man"),
+        UV_TOOL_DIR=str(home / "uv-tools"),
+        UV_TOOL_BIN_DIR=str(home / "bin"),
+        UV_CACHE_DIR=str(home / "uv-cache"),
         PATH=f"{home / 'bin'}:/usr/bin:/bin",
         XDG_DATA_HOME=str(home / "share"),
         PIP_DISABLE_PIP_VERSION_CHECK="1",
@@ -50,14 +53,23 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-def test_pipx_install_from_the_repository(tmp_path: Path) -> None:
+# Each installer: its command and where it puts the app's own virtual environment.
+INSTALLERS = {
+    "pipx": (["pipx", "install"], Path("pipx") / "venvs" / "vllm-desk"),
+    "uv": (["uv", "tool", "install"], Path("uv-tools") / "vllm-desk"),
+}
+
+
+@pytest.mark.parametrize("installer", sorted(INSTALLERS))
+def test_tool_install_from_the_repository(tmp_path: Path, installer: str) -> None:
+    command, venv = INSTALLERS[installer]
     clone = tmp_path / "vllm-desk"
     shutil.copytree(REPO, clone, ignore=NOT_IN_A_CLONE)
     home = tmp_path / "home"
     home.mkdir()
     env = clean_env(home)
     install = subprocess.run(
-        [sys.executable, "-m", "pipx", "install", str(clone)],
+        [sys.executable, "-m", *command, str(clone)],
         env=env,
         capture_output=True,
         text=True,
@@ -88,7 +100,7 @@ def test_pipx_install_from_the_repository(tmp_path: Path) -> None:
     assert str(desktop_file) in json.loads(entry.stdout)["installed"]
     assert "\nExec=vllm-desk\n" in desktop_file.read_text()  # on PATH, so by name
 
-    app_python = home / "pipx" / "venvs" / "vllm-desk" / "bin" / "python"
+    app_python = home / venv / "bin" / "python"
     icons = subprocess.run(
         [str(app_python), "-c", ICON_CHECK],
         env=env,
