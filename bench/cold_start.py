@@ -33,16 +33,16 @@ def run(ctx: BenchContext) -> BenchResult:
         f"{reps} rounds: import, bare window, app with empty history, "
         f"app with {data.conversations:,} conversations"
     )
-    for i in range(reps):
+    for _round in range(reps):
         samples["import"].append(plain_import_seconds(ctx))
         with launched(bare_command(ctx), ctx.child_env(), ctx.repo_root, stay=False) as bare_window:
             samples["bare"].append(bare_window.since_spawn("shown"))
-        empty = prepare_home(ctx, f"start-empty-{i}", None, None)
+        empty = prepare_home(ctx, "start-empty", None, None)
         with launched(app_command(ctx), home_env(ctx, empty, False), ctx.repo_root, stay=False) as launch:
             samples["empty_shown"].append(launch.since_spawn("shown"))
             samples["empty_painted"].append(launch.since_spawn("painted"))
         # The last conversation is a typical one (the 2,000-message one is the memory benchmark's case).
-        large = prepare_home(ctx, f"start-large-{i}", data.app_db, data.big_conversation_id - 1)
+        large = prepare_home(ctx, "start-large", data.app_db, data.big_conversation_id - 1)
         with launched(app_command(ctx), home_env(ctx, large, False), ctx.repo_root, stay=False) as launch:
             samples["large_shown"].append(launch.since_spawn("shown"))
             samples["large_painted"].append(launch.since_spawn("painted"))

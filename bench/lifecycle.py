@@ -204,7 +204,7 @@ def run(ctx: BenchContext) -> BenchResult:
         "kind": "bars",
         "title": "Real vLLM launch (CPU): time spent in each phase",
         "ylabel": "s",
-        "data": {"launch": {name: nxt[1] - start for (name, start), nxt in
-                            zip(ordered, [*ordered[1:], ("end", app["ready_s"])], strict=True)}},
+        "data": {name: {"seconds": nxt[1] - start} for (name, start), nxt in
+                 zip(ordered, [*ordered[1:], ("end", app["ready_s"])], strict=True)},
     }  # fmt: skip
     return result

@@ -25,7 +25,8 @@ def _rss(
     """RSS after the first paint and a short idle; a start that never paints is retried (and noted)."""
     for _attempt in range(3):
         try:
-            with launched(cmd, env, ctx.repo_root, stay=True, timeout=45) as launch:
+            # A 2,000-message conversation can take long to paint on a busy machine.
+            with launched(cmd, env, ctx.repo_root, stay=True, timeout=150) as launch:
                 time.sleep(IDLE_S)
                 if expect is not None and launch.details.get("painted") != str(expect):
                     failures.append(
@@ -51,15 +52,15 @@ def run(ctx: BenchContext) -> BenchResult:
     ctx.say(
         f"{reps} round(s): bare window, app empty, app idle with history, app with the big conversation open"
     )
-    for i in range(reps):
+    for _round in range(reps):
         bare.append(_rss(ctx, bare_command(ctx, stay=True), ctx.child_env(), failures))
-        home = prepare_home(ctx, f"mem-empty-{i}", None, None)
+        home = prepare_home(ctx, "mem-empty", None, None)
         empty.append(_rss(ctx, app_command(ctx), home_env(ctx, home, True), failures))
-        home = prepare_home(ctx, f"mem-idle-{i}", data.app_db, data.big_conversation_id - 1)
+        home = prepare_home(ctx, "mem-idle", data.app_db, data.big_conversation_id - 1)
         idle.append(
             _rss(ctx, app_command(ctx), home_env(ctx, home, True), failures, data.big_conversation_id - 1)
         )
-        home = prepare_home(ctx, f"mem-big-{i}", data.app_db, data.big_conversation_id)
+        home = prepare_home(ctx, "mem-big", data.app_db, data.big_conversation_id)
         big.append(_rss(ctx, app_command(ctx), home_env(ctx, home, True), failures, data.big_conversation_id))
     size = f"{data.conversations:,} conversations / {data.messages:,} messages"
     result.add(

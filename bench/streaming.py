@@ -220,7 +220,7 @@ def _client_cost_ms() -> float:
 def run(ctx: BenchContext) -> BenchResult:
     running_standin = standin_launcher()
     result = BenchResult("streaming", "Streaming overhead")
-    pairs = ctx.repeats // 2
+    pairs = max(2, min(30, ctx.repeats // 2))
     for rate, tokens in ((1000, 300), (10000, 1500)):
         tokens = ctx.scaled(tokens, 20) if ctx.scale < 0.1 else tokens
         ctx.say(f"stand-in at {rate:,} tok/s, {tokens:,}-token replies, {pairs} pairs")
@@ -240,7 +240,7 @@ def run(ctx: BenchContext) -> BenchResult:
     try:
         with real_vllm(ctx, ctx.work_dir / "vllm-streaming.log") as server:
             # A CPU decodes ~40 tok/s when idle (far less on a busy machine): short replies, few pairs.
-            real_pairs = 3 if ctx.quick else 8
+            real_pairs = 3 if ctx.quick else 6
             ctx.say(f"real vLLM: {real_pairs} pairs of 32-token replies at temperature 0")
             samples = asyncio.run(compare(ctx, server.endpoint, 32, real_pairs, "vllm"))
         ctx.shared["raw_vllm"] = {"ready_s": server.ready_at - server.launched_at, "gone_s": server.gone_s}

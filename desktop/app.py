@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from engine import APP_ID, APP_NAME
+from engine import APP_ID, APP_NAME, __version__, assets
 from engine.errors import DeskError
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ def make_qapplication() -> QApplication:
     app.setApplicationDisplayName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setDesktopFileName(APP_ID)
+    app.setApplicationVersion(__version__)
+    app.setWindowIcon(QIcon(str(assets.app_icon_svg())))
     return app
 
 
@@ -153,7 +156,8 @@ async def build(
         window.show()
     parts.shown_at = time.perf_counter()
     _bench_mark("shown")
-    parts.tasks.append(asyncio.ensure_future(_after_show(parts)))
+    new_chat = bool(getattr(args, "new_chat", False))  # the launcher's "New chat" action
+    parts.tasks.append(asyncio.ensure_future(_after_show(parts, new_chat=new_chat)))
     return parts
 
 
@@ -184,7 +188,7 @@ def _wire_tray(parts: AppParts, app: QApplication) -> None:
     window.hide_on_close = tray.hide_on_close
     window.quit_requested.connect(actions.quit)
     if not tray.available:
-        actions.fill_menu(window.launcher_menu)  # the tray's actions, from the window
+        actions.fill_menu(window.launcher_menu, include_open=False)  # the tray's actions, from the window
     parts.tray, parts.actions = tray, actions
 
 
@@ -194,7 +198,7 @@ def _handover(window: Any, argv: list[str], bring_to_front: Any) -> None:
         window.new_chat()
 
 
-async def _after_show(parts: AppParts) -> None:
+async def _after_show(parts: AppParts, *, new_chat: bool = False) -> None:
     """Everything that may wait until the window is on screen."""
     from desktop import errors
 
@@ -203,6 +207,8 @@ async def _after_show(parts: AppParts) -> None:
     if problems is not None:
         errors.report(problems)
     await window.restore()
+    if new_chat:
+        window.new_chat()
     _bench_mark("painted", QCoreApplication.instance(), window.conversation_id)
     if parts.actions is not None:
         await parts.actions.load_recent(parts.store)

@@ -220,6 +220,8 @@ class MainWindow(QMainWindow):
         )
         # Filled by the app with the tray launcher's actions (profiles, recent chats) when there is no tray.
         self.launcher_menu = bar.addMenu(tr("&Models"))
+        self.help_menu = bar.addMenu(tr("&Help"))
+        self.about_action = self._action(self.help_menu, tr("&About vLLM Desk"), self.show_about)
 
     def _wire_transfer(self) -> None:
         # Export…/Import… (desktop/transfer_actions.py): menu entries, the sidebar's menu, drag-and-drop.
@@ -627,6 +629,11 @@ class MainWindow(QMainWindow):
         value = self.ui_state.value("window/geometry")
         if isinstance(value, QByteArray | bytes):
             self.restoreGeometry(QByteArray(value))
+
+    def show_about(self) -> None:
+        from desktop.about import show_about
+
+        show_about(self)
 
     def quit_app(self) -> None:
         """File > Quit always quits, even when closing the window would hide it to the tray."""

@@ -74,7 +74,8 @@ class ConversationListModel(QAbstractListModel):
             return None
         item = self._items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return ("📌 " if item.pinned else "") + conversation_title(item)
+            labels = " ".join(([f"[{item.folder}]"] if item.folder else []) + [f"#{t}" for t in item.tags])
+            return ("📌 " if item.pinned else "") + conversation_title(item) + (f"  {labels}" if labels else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             tags = ", ".join(item.tags)
             return conversation_title(item) + (f"\n{tags}" if tags else "")
@@ -146,6 +147,8 @@ class ConversationListModel(QAbstractListModel):
         self.pages_loaded += 1
 
     async def aclose(self) -> None:
+        self._more = False  # closed: the view must not ask for pages of a store about to close
+        self._generation += 1
         if self._loading is not None:
             self._loading.cancel()
             await asyncio.gather(self._loading, return_exceptions=True)

@@ -85,6 +85,7 @@ class SingleInstance(QObject):
             self._server = None
 
     def _hand_over(self, args: list[str]) -> bool:
+        """Send ``args`` to a running copy; False when none is listening."""
         socket = QLocalSocket()
         socket.connectToServer(self.name)
         if not socket.waitForConnected(CONNECT_TIMEOUT_MS):
@@ -96,8 +97,9 @@ class SingleInstance(QObject):
             answer += bytes(socket.readAll().data())
         socket.disconnectFromServer()
         if _ACK not in answer:
-            log.warning("the running vLLM Desk did not answer the hand-over")
-            return False
+            # Someone is listening but busy: still a running copy. Starting a second one (and taking its
+            # socket away) would be worse than this launch doing nothing.
+            log.warning("the running vLLM Desk did not answer the hand-over in time")
         return True
 
     def _on_new_connection(self) -> None:

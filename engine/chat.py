@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine.chat_errors import ChatError, ContextTooLong, NoServer, from_openai_error
+from engine.chat_errors import ChatError, ContextTooLong, HistoryWriteFailed, NoServer, from_openai_error
 from engine.endpoint import Endpoint
 from engine.events import Event
 from engine.generation import GenerationSettings
@@ -37,6 +39,7 @@ from engine.tokens import ContextMeter, drop_oldest
 
 TurnState = Literal["complete", "stopped", "failed", "interrupted"]
 TurnEventKind = Literal["started", "token", "reasoning", "usage", "finished", "error"]
+log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 0.2  # below the 250 ms promise, so a kill loses at most the last ~250 ms
 
 EndpointProvider = Callable[[], Endpoint | None]
@@ -211,8 +214,8 @@ class ChatEngine:
         is retried."""
         endpoint = self._endpoint()
         reply = await self.store.message(reply_id)
-        if reply.parent_id is None:
-            raise ValueError("a reply without a parent cannot be regenerated")
+        if reply.role != "assistant" or reply.parent_id is None:
+            raise ChatError("Only a model's reply to a message can be regenerated; edit a message instead.")
         self._ensure_idle(reply.conversation_id)
         tree = await self.store.load(reply.conversation_id)
         return await self._start(endpoint, tree.conversation, tree.branch(reply.parent_id), drop_oldest_turns)
@@ -237,7 +240,7 @@ class ChatEngine:
             turn.stop()
 
     async def shutdown(self) -> None:
-        """Stop every running turn and wait until their replies are saved."""
+        """Stop every running turn and wait until their replies are saved (call before closing the store)."""
         turns = [t for t in self._turns.values() if not t.done]
         for turn in turns:
             turn.stop()
@@ -353,25 +356,19 @@ class ChatEngine:
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
         numbers = _numbers(progress, started)
-        text, reasoning = progress.joined()
         if error is not None:
             self._emit(turn, TurnEvent("error", turn.conversation_id, turn.reply_id, error=error))
-        reply = await self.store.call(
-            HistoryStore.finish,
-            turn.reply_id,
-            state=state,
-            text=text,
-            reasoning=reasoning,
-            model=progress.model,
-            finish_reason=progress.finish_reason,
-            numbers=numbers,
-            error=str(error) if error is not None else "",
-            meta={
-                "model": progress.model,
-                "finish_reason": progress.finish_reason or None,
-                "usage": progress.usage,
-            },
-        )
+        try:
+            reply = await self._save_final(turn, progress, state, error, numbers)
+        except (sqlite3.Error, OSError) as exc:
+            # The reply cannot be saved (disk full, file gone): say so, and still end the turn for listeners.
+            problem = HistoryWriteFailed(str(exc))
+            self._emit(turn, TurnEvent("error", turn.conversation_id, turn.reply_id, error=problem))
+            self._emit(
+                turn,
+                TurnEvent("finished", turn.conversation_id, turn.reply_id, state="failed", error=problem),
+            )
+            raise problem from exc
         turn_state: TurnState = "complete" if state == "streaming" else state
         self._emit(
             turn,
@@ -387,13 +384,44 @@ class ChatEngine:
         )
         return reply
 
+    async def _save_final(
+        self,
+        turn: Turn,
+        progress: _Progress,
+        state: MessageState,
+        error: ChatError | None,
+        numbers: ReplyNumbers,
+    ) -> StoredMessage:
+        text, reasoning = progress.joined()
+        return await self.store.call(
+            HistoryStore.finish,
+            turn.reply_id,
+            state=state,
+            text=text,
+            reasoning=reasoning,
+            model=progress.model,
+            finish_reason=progress.finish_reason,
+            numbers=numbers,
+            error=str(error) if error is not None else "",
+            meta={
+                "model": progress.model,
+                "finish_reason": progress.finish_reason or None,
+                "usage": progress.usage,
+            },
+        )
+
     async def _flush_loop(self, turn: Turn, progress: _Progress) -> None:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_S)
             if progress.dirty:
                 progress.dirty = False
                 text, reasoning = progress.joined()
-                await self.store.call(HistoryStore.checkpoint, turn.reply_id, text, reasoning)
+                try:
+                    await self.store.call(HistoryStore.checkpoint, turn.reply_id, text, reasoning)
+                except (sqlite3.Error, OSError):
+                    # Keep streaming; the final save reports the problem if it persists.
+                    log.warning("could not checkpoint reply %s", turn.reply_id, exc_info=True)
+                    progress.dirty = True
 
     def _on_piece(self, turn: Turn, progress: _Progress, kind: TurnEventKind, piece: str) -> None:
         if progress.first_token_at is None:

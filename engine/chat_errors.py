@@ -153,6 +153,20 @@ class ReplyStalled(ChatError):
         self.seconds = seconds
 
 
+class HistoryWriteFailed(ChatError):
+    title = "The reply could not be saved"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"The reply could not be saved in the history ({reason}).",
+            fix=Fix(
+                action="choose_data_dir",
+                label="Choose another folder",
+                hint="Free some disk space or move the app's data with --data-dir DIR.",
+            ),
+        )
+
+
 _CONTEXT_WORDS = re.compile(r"maximum context length|input tokens|context length|too long", re.IGNORECASE)
 _TEMPLATE_WORDS = re.compile(r"chat template", re.IGNORECASE)
 

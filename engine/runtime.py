@@ -9,12 +9,14 @@ environment: it pins too much. :class:`RuntimeInstaller` builds the managed one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -356,6 +358,16 @@ class Progress:
 ProgressCallback = Callable[[Progress], object]
 
 
+class InstallCancelled(DeskError):
+    title = "Installation cancelled"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"The installation of {what} was cancelled; nothing was kept.",
+            fix=Fix(action="install_runtime", label="Install again", hint=f"Run: {INSTALL_COMMAND}"),
+        )
+
+
 class RuntimeInstallFailed(DeskError):
     title = "vLLM could not be installed"
 
@@ -380,6 +392,7 @@ def run_pip(
     args: Sequence[str],
     *,
     on_line: Callable[[str], object] | None = None,
+    on_start: Callable[[subprocess.Popen[str]], object] | None = None,
     cwd: Path | None = None,
 ) -> tuple[int, str]:
     """Run ``python -m pip ARGS``, feeding each output line to ``on_line``; returns (exit code, tail)."""
@@ -392,6 +405,8 @@ def run_pip(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
     ) as proc:
         assert proc.stdout is not None  # PIPE was requested
+        if on_start is not None:
+            on_start(proc)  # lets a caller terminate pip (cancel)
         for raw in proc.stdout:
             line = raw.rstrip()
             # pip on this machine warns about each missing mirror folder; noise for a person.
@@ -450,6 +465,8 @@ class RuntimeInstaller:
         # venv from a venv's python makes a venv of the base interpreter, which is what we want.
         self._base_python = base_python or Path(sys.executable)
         self._package = package
+        self._cancelled = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
 
     @property
     def root(self) -> Path:
@@ -472,11 +489,18 @@ class RuntimeInstaller:
         if not os.access(self.paths.data, os.W_OK | os.X_OK):
             raise DataDirUnusable(self.paths.data, "not writable")
         lock = FileLock(str(self.lock_path))
-        try:
-            lock.acquire(timeout=0.1)
-        except Timeout:
-            emit(Progress("wait", "Another vLLM Desk is installing the runtime; waiting for it", None))
-            lock.acquire()
+        waiting = False
+        while True:
+            try:
+                lock.acquire(timeout=0.5)
+                break
+            except Timeout:
+                if not waiting:
+                    emit(
+                        Progress("wait", "Another vLLM Desk is installing the runtime; waiting for it", None)
+                    )
+                    waiting = True
+                self._step()
         try:
             if not force and self.is_complete():
                 try:
@@ -490,17 +514,35 @@ class RuntimeInstaller:
         finally:
             lock.release()
 
+    def cancel(self) -> None:
+        """Stop :meth:`install` from any thread: pip is terminated, the half-made venv removed, and
+        :meth:`install` raises :class:`InstallCancelled`. A cancelled installer stays cancelled."""
+        self._cancelled.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+
     async def install_async(
         self, progress: ProgressCallback | None = None, *, force: bool = False
     ) -> VllmRuntime:
-        """:meth:`install` in a worker thread; progress callbacks run on the calling event loop."""
+        """:meth:`install` in a worker thread; progress callbacks run on the calling event loop.
+
+        Cancelling the awaiting task cancels the installation (and waits until its cleanup is done).
+        """
         loop = asyncio.get_running_loop()
 
         def relay(p: Progress) -> None:
             if progress is not None:
                 loop.call_soon_threadsafe(progress, p)
 
-        return await asyncio.to_thread(self.install, relay, force=force)
+        work = asyncio.ensure_future(asyncio.to_thread(self.install, relay, force=force))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            self.cancel()
+            with contextlib.suppress(DeskError):
+                await work
+            raise
 
     def _install(self, emit: ProgressCallback) -> VllmRuntime:
         gpu = self._gpu if self._gpu is not None else has_nvidia_gpu()
@@ -509,6 +551,26 @@ class RuntimeInstaller:
         if self.root.exists():
             emit(Progress("clean", f"Removing an unfinished runtime at {self.root}", 0.0))
             shutil.rmtree(self.root)
+        try:
+            return self._build(emit, gpu, package)
+        except DeskError:
+            # A failed or cancelled install gives its gigabytes back; it never looked complete anyway.
+            emit(Progress("clean", "Removing the unfinished runtime", None))
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        finally:
+            self._proc = None
+
+    def _remember(self, proc: subprocess.Popen[str]) -> None:
+        self._proc = proc
+        if self._cancelled.is_set():  # cancel() came between two steps
+            proc.terminate()
+
+    def _step(self) -> None:
+        if self._cancelled.is_set():
+            raise InstallCancelled("vLLM")
+
+    def _build(self, emit: ProgressCallback, gpu: bool, package: str) -> VllmRuntime:
         emit(Progress("venv", f"Creating a virtual environment at {self.root}", 0.01))
         done = subprocess.run(
             [str(self._base_python), "-m", "venv", str(self.root)],
@@ -519,18 +581,20 @@ class RuntimeInstaller:
         if done.returncode != 0:
             self._fail(f"creating the virtual environment at {self.root} failed", done.stdout + done.stderr)
         python = venv_python(self.root)
+        self._step()
 
         emit(Progress("resolve", f"Installing {package} (about 2 minutes, 3.4 GB)", 0.03))
         packages = [package] if gpu else [package, IOMP_PACKAGE]
-        code, out = run_pip(
-            python, ["install", *packages], on_line=PipProgress(emit, 0.03, 0.85, _EXPECTED_PACKAGES)
-        )
+        on_line = PipProgress(emit, 0.03, 0.85, _EXPECTED_PACKAGES)
+        code, out = run_pip(python, ["install", *packages], on_line=on_line, on_start=self._remember)
+        self._step()
         if code != 0:
             self._fail(f"pip could not install {package}", out)
 
         if not gpu:
             emit(Progress("fixup", "Removing CUDA-only torchvision/torchaudio/torchcodec", 0.87))
-            code, out = run_pip(python, ["uninstall", "-y", *CPU_UNWANTED])
+            code, out = run_pip(python, ["uninstall", "-y", *CPU_UNWANTED], on_start=self._remember)
+            self._step()
             if code != 0:
                 self._fail("removing torchvision/torchaudio/torchcodec failed", out)
 
@@ -551,6 +615,7 @@ class RuntimeInstaller:
         except subprocess.TimeoutExpired as exc:
             self._fail("the installed vLLM did not answer `--version` within 5 minutes", str(exc))
         last = check.stdout.strip().splitlines()[-1:] or [""]
+        self._step()
         if check.returncode != 0 or runtime.version not in last[0]:
             self._fail("the installed vLLM does not start", check.stdout[-3000:] + check.stderr[-3000:])
 
@@ -580,6 +645,10 @@ class RuntimeInstaller:
         raise RuntimeInstallFailed(f"Installing vLLM failed: {what}.", details=output[-6000:])
 
 
+def _explicitly_chosen(settings_path: str | os.PathLike[str] | None) -> bool:
+    return bool(settings_path or os.environ.get(RUNTIME_ENV) or shutil.which("vllm"))
+
+
 def ensure_runtime(
     paths: AppPaths,
     settings_path: str | os.PathLike[str] | None = None,
@@ -595,7 +664,7 @@ def ensure_runtime(
     try:
         return locate_runtime(paths, settings_path)
     except (RuntimeMissing, RuntimeBroken):
-        if settings_path or os.environ.get(RUNTIME_ENV) or shutil.which("vllm"):
+        if _explicitly_chosen(settings_path):
             raise
     return (installer or RuntimeInstaller(paths)).install(progress)
 
@@ -604,12 +673,14 @@ async def ensure_runtime_async(
     paths: AppPaths,
     settings_path: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    *,
+    installer: RuntimeInstaller | None = None,
 ) -> VllmRuntime:
-    """:func:`ensure_runtime` in a worker thread; progress callbacks run on the calling event loop."""
-    loop = asyncio.get_running_loop()
-
-    def relay(p: Progress) -> None:
-        if progress is not None:
-            loop.call_soon_threadsafe(progress, p)
-
-    return await asyncio.to_thread(ensure_runtime, paths, settings_path, relay)
+    """:func:`ensure_runtime` off the event loop; progress callbacks run on the loop, and cancelling the
+    awaiting task cancels an install in progress."""
+    try:
+        return await asyncio.to_thread(locate_runtime, paths, settings_path)
+    except (RuntimeMissing, RuntimeBroken):
+        if _explicitly_chosen(settings_path):
+            raise
+    return await (installer or RuntimeInstaller(paths)).install_async(progress)

@@ -19,7 +19,15 @@ from engine import APP_NAME, __version__
 from engine.errors import DeskError
 
 # Add a module name here when you add a subcommand module.
-COMMAND_MODULES: tuple[str, ...] = ("chat", "desktop_entry", "doctor", "history", "runtime", "serve", "transfer")
+COMMAND_MODULES: tuple[str, ...] = (
+    "chat",
+    "desktop_entry",
+    "doctor",
+    "history",
+    "runtime",
+    "serve",
+    "transfer",
+)
 
 GuiLauncher = Callable[[argparse.Namespace], int]
 

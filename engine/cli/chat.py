@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", metavar="NAME", help="model name on --base-url (default: its first)")
     parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     parser.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation")
-    parser.add_argument("--system", metavar="TEXT", help="system prompt (for a new conversation)")
+    parser.add_argument("--system", metavar="TEXT", help="system prompt (replaces the conversation's)")
     parser.add_argument("--preset", metavar="NAME", help="generation preset for a new conversation")
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="longest reply in tokens")
@@ -174,6 +174,8 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             current = GenerationSettings.parse((await store.conversation(conversation_id)).settings)
             merged = current.updated(**_settings(args).to_json_dict())
             await store.update_conversation(conversation_id, settings=merged.to_json_dict())
+        if args.conversation is not None and args.system is not None:
+            await store.update_conversation(conversation_id, system_prompt=args.system)
         turn = await engine.send(conversation_id, args.message)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, turn.stop)

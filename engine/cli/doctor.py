@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from engine.cli.runtime import configured_vllm
 from engine.doctor import format_report, run_doctor
 from engine.paths import AppPaths
 
@@ -24,7 +25,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     paths = AppPaths.resolve(args.data_dir)
-    report = run_doctor(paths, args.vllm)
+    report = run_doctor(paths, configured_vllm(args, paths))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -11,8 +11,9 @@ import sys
 from typing import Any
 
 from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state, prepare_builtin_model
+from engine.errors import DeskError
 from engine.paths import AppPaths
-from engine.runtime import INSTALL_COMMAND, Progress, RuntimeInstaller, locate_runtime
+from engine.runtime import INSTALL_COMMAND, Progress, RuntimeInstaller, ensure_runtime, locate_runtime
 
 
 def register(subparsers: Any) -> None:
@@ -35,11 +36,30 @@ def register(subparsers: Any) -> None:
     model = subparsers.add_parser("model", help="prepare or inspect the built-in model")
     msub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     prepare = msub.add_parser("prepare", help=f"convert {BUILTIN_MODEL.display_name} for vLLM (once)")
-    prepare.add_argument("--vllm", metavar="PATH", help="use this vLLM's Python for the conversion")
+    prepare.add_argument(
+        "--vllm",
+        metavar="PATH",
+        help="use this vLLM's Python for the conversion (default: the one the app finds; "
+        "the managed runtime is installed first when there is none)",
+    )
     prepare.set_defaults(func=run_prepare)
     mstatus = msub.add_parser("status", help="show whether the built-in model is ready")
     mstatus.add_argument("--json", action="store_true", help="print JSON")
     mstatus.set_defaults(func=run_model_status)
+
+
+def configured_vllm(args: argparse.Namespace, paths: AppPaths) -> str | None:
+    """``--vllm`` if given, else the settings' ``general.vllm_path`` (the same search the window does)."""
+    if getattr(args, "vllm", None):
+        return str(args.vllm)
+    from engine.settings import SettingsStore
+
+    try:
+        chosen = SettingsStore.open(paths.settings_file).settings.general.vllm_path
+    except DeskError as problem:
+        print(f"warning: settings not read: {problem}", file=sys.stderr)
+        return None
+    return str(chosen) if chosen else None
 
 
 def print_progress(p: Progress) -> None:
@@ -56,7 +76,7 @@ def run_install(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     paths = AppPaths.resolve(args.data_dir)
-    runtime = locate_runtime(paths, args.vllm)
+    runtime = locate_runtime(paths, configured_vllm(args, paths))
     if args.json:
         print(json.dumps(runtime.to_dict(), indent=2))
     else:
@@ -68,7 +88,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     paths = AppPaths.resolve(args.data_dir).ensure()
-    runtime = locate_runtime(paths, args.vllm)
+    runtime = ensure_runtime(paths, configured_vllm(args, paths), print_progress)
     folder = prepare_builtin_model(paths, runtime, print_progress)
     print(f"{BUILTIN_MODEL.display_name} is ready at {folder}")
     return 0

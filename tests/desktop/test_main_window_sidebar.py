@@ -71,11 +71,48 @@ def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths, mo
         assert len(set(titles)) == len(titles)
         # Pin an old one: it comes first; rename it through the dialog.
         run(qtbot, window._pin(5, True))
+        from desktop import errors
+        assert model.rowCount() > 0, (errors.reporter().reported, model._generation, model._busy, model._more)
         assert model.conversations()[0].title == "Conversation 5"
         assert model.data(model.index(0, 0)).startswith("📌")
         monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Pinned and renamed", True))
         window.rename_conversation(5)
         qtbot.waitUntil(lambda: model.conversations()[0].title == "Pinned and renamed", timeout=5000)
+        # Folder and tags show beside the title.
+        run(qtbot, store.update_conversation(5, folder="Work", tags=["draft", "gpu"]))
+        run(qtbot, model.reload())
+        assert model.data(model.index(0, 0)) == "📌 Pinned and renamed  [Work] #draft #gpu"
     finally:
         run(qtbot, window.shutdown())
+        run(qtbot, store.close())
+
+
+def test_window_geometry_is_remembered(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    ini = str(app_paths.config / "window.ini")
+    try:
+        first = MainWindow(
+            store=store,
+            chat=ChatEngine(store, lambda: None),
+            settings=SettingsStore.open(app_paths.settings_file),
+            ui_state=QSettings(ini, QSettings.Format.IniFormat),
+        )
+        qtbot.addWidget(first)
+        first.show()
+        first.resize(700, 500)
+        qtbot.waitUntil(lambda: first.size().width() == 700, timeout=2000)
+        first.close()  # closing saves the geometry
+        run(qtbot, first.shutdown())
+        second = MainWindow(
+            store=store,
+            chat=ChatEngine(store, lambda: None),
+            settings=SettingsStore.open(app_paths.settings_file),
+            ui_state=QSettings(ini, QSettings.Format.IniFormat),
+        )
+        qtbot.addWidget(second)
+        second.restore_geometry()
+        # (The offscreen screen is 800x600: a size inside it comes back exactly.)
+        assert (second.width(), second.height()) == (700, 500)
+        run(qtbot, second.shutdown())
+    finally:
         run(qtbot, store.close())

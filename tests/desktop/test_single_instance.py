@@ -117,3 +117,19 @@ def test_bring_to_front_shows_a_hidden_or_minimised_window(qtbot: QtBot) -> None
     window.showMinimized()
     bring_to_front(window)
     assert not window.isMinimized()
+
+
+def test_a_busy_running_copy_keeps_its_socket(qtbot: QtBot, app_paths: AppPaths) -> None:
+    from PySide6.QtNetwork import QLocalServer
+
+    name = socket_path(app_paths)
+    busy = QLocalServer()
+    assert busy.listen(name)  # accepts connections but never answers, like a copy stuck in a long task
+    try:
+        proc = launch_second(name, "--new-chat")
+        output, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, output  # no second copy started
+        assert "did not answer" in output
+        assert Path(name).exists()  # and the running copy's socket was left alone
+    finally:
+        busy.close()

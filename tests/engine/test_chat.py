@@ -14,6 +14,7 @@ from engine.chat import ChatEngine, ChatTimeouts, Turn, TurnEvent
 from engine.chat_errors import (
     ConnectionLost,
     ContextTooLong,
+    EngineDied,
     ModelNotFound,
     NoChatTemplate,
     NoServer,
@@ -62,7 +63,8 @@ async def test_ten_thousand_tokens_a_second_none_lost_or_reordered(store: AsyncH
     assert reply.text == "".join(expected)
     assert reply.state == "complete"
     assert reply.numbers.completion_tokens == n
-    assert events[0].kind == "started" and events[-1].kind == "finished"
+    assert events[0].kind == "started"
+    assert events[-1].kind == "finished"
     assert seen == events  # the engine-wide event carries the same sequence
     print(f"\n{n} tokens, {reply.numbers.tokens_per_s:.0f} tok/s received, wall {reply.numbers.wall_s:.2f} s")
 
@@ -83,9 +85,12 @@ async def test_a_turn_is_saved_with_its_numbers_and_a_title(store: AsyncHistoryS
     assert reply.model == "standin"
     assert reply.finish_reason == "stop"
     n = reply.numbers
-    assert n.prompt_tokens is not None and n.prompt_tokens > 0
+    assert n.prompt_tokens is not None
+    assert n.prompt_tokens > 0
     assert n.completion_tokens == 4
-    assert n.ttft_s is not None and n.wall_s is not None and n.ttft_s <= n.wall_s
+    assert n.ttft_s is not None
+    assert n.wall_s is not None
+    assert n.ttft_s <= n.wall_s
 
 
 @pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
@@ -121,7 +126,8 @@ async def test_stop_keeps_the_partial_reply_marked_stopped(store: AsyncHistorySt
             if event.kind == "finished":
                 finished = event
         latency = time.monotonic() - stopped_at
-    assert finished is not None and finished.state == "stopped"
+    assert finished is not None
+    assert finished.state == "stopped"
     reply = await store.message(turn.reply_id)
     assert reply.state == "stopped"
     assert reply.text == "".join(tokens)
@@ -176,7 +182,8 @@ async def test_connection_lost_mid_stream_keeps_the_partial_and_retry_works(stor
         await _collect(retry)
         again = await retry.wait()
     tree = await store.load(conv.id)
-    assert again.state == "complete" and again.text == "All of it."
+    assert again.state == "complete"
+    assert again.text == "All of it."
     assert tree.siblings(again.id) == [failed.id, again.id]  # the failed attempt stays as an alternative
 
 
@@ -215,7 +222,8 @@ async def test_base_model_without_template_is_told_and_completion_mode_answers(
         events = await _collect(turn)
         error = events[-1].error
         assert isinstance(error, NoChatTemplate)
-        assert error.fix is not None and error.fix.action == "set_mode_completion"
+        assert error.fix is not None
+        assert error.fix.action == "set_mode_completion"
 
         settings = GenerationSettings.parse((await store.conversation(conv.id)).settings).updated(
             mode="completion"
@@ -244,7 +252,8 @@ async def test_a_turn_that_will_not_fit_is_refused_before_storing_and_dropping_t
             await engine.send(conv.id, "and one more " + "word " * 8)
         assert len((await store.load(conv.id)).messages) == before
         fix = info.value.fix
-        assert fix is not None and fix.action == "drop_oldest_turns"
+        assert fix is not None
+        assert fix.action == "drop_oldest_turns"
         turns = fix.params["turns"]
         assert 1 <= turns <= 3
         assert info.value.limit == 40
@@ -293,3 +302,52 @@ async def test_one_turn_at_a_time_per_conversation(store: AsyncHistoryStore) -> 
         assert len((await store.load(conv.id)).messages) == 2  # the refused message was not stored
         await engine.shutdown()
         assert (await turn.wait()).state == "stopped"
+
+
+async def test_engine_dying_mid_reply_is_engine_died_and_keeps_the_partial(store: AsyncHistoryStore) -> None:
+    with running_standin("--reply-tokens", "100", "--engine-error-after", "7") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        turn = await engine.send(conv.id, "Talk")
+        events = await _collect(turn)
+    error = events[-1].error
+    assert isinstance(error, EngineDied)
+    assert "EngineCore encountered an issue" in error.details
+    assert error.fix is not None
+    assert error.fix.action == "restart_server"
+    reply = await store.message(turn.reply_id)
+    assert reply.state == "failed"
+    assert reply.text == " ".join(WORDS[:7])
+
+
+async def test_regenerating_a_user_message_is_refused_without_storing(store: AsyncHistoryStore) -> None:
+    from engine.chat_errors import ChatError
+
+    with running_standin("--reply", "Yes.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        turn = await engine.send(conv.id, "Is it?")
+        await _collect(turn)
+        with pytest.raises(ChatError, match="edit a message instead"):
+            await engine.regenerate(turn.user_message_id or 0)
+    assert len((await store.load(conv.id)).messages) == 2
+
+
+async def test_a_reply_that_cannot_be_saved_still_ends_the_turn_with_words(store: AsyncHistoryStore) -> None:
+    from engine.chat_errors import HistoryWriteFailed
+
+    with running_standin("--reply-tokens", "30", "--tokens-per-second", "50") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        turn = await engine.send(conv.id, "Go")
+        # The database refuses writes from now on (what a full disk or a vanished file looks like to us).
+        await store.call(lambda s: s._conn.execute("PRAGMA query_only=ON"))
+        events = await _collect(turn)
+        with pytest.raises(HistoryWriteFailed):
+            await turn.wait()
+        await store.call(lambda s: s._conn.execute("PRAGMA query_only=OFF"))
+    assert events[-1].kind == "finished"
+    assert events[-1].state == "failed"
+    assert isinstance(events[-1].error, HistoryWriteFailed)
+    assert "could not be saved" in str(events[-1].error)
+    assert len([e for e in events if e.kind == "token"]) == 30  # the tokens still reached the listeners

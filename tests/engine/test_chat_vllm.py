@@ -42,9 +42,13 @@ async def test_multi_turn_conversation_with_usage_numbers(vllm_server, store: As
     assert "".join(e.text for e in events if e.kind == "token") == reply.text
     assert [e.kind for e in events].count("usage") == 1
     n = reply.numbers
-    assert n.prompt_tokens is not None and n.prompt_tokens > 5
-    assert n.completion_tokens is not None and 0 < n.completion_tokens <= 24
-    assert n.ttft_s is not None and n.tokens_per_s is not None and n.wall_s is not None
+    assert n.prompt_tokens is not None
+    assert n.prompt_tokens > 5
+    assert n.completion_tokens is not None
+    assert 0 < n.completion_tokens <= 24
+    assert n.ttft_s is not None
+    assert n.tokens_per_s is not None
+    assert n.wall_s is not None
     assert reply.finish_reason in ("stop", "length")
     assert reply.model == vllm_server.model
 
@@ -58,7 +62,8 @@ async def test_multi_turn_conversation_with_usage_numbers(vllm_server, store: As
     tree = await store.load(conv.id)
     assert [m.role for m in tree.branch()] == ["user", "assistant", "user", "assistant"]
     print(
-        f"\nreal vLLM: ttft {n.ttft_s * 1000:.0f} ms, {n.tokens_per_s:.1f} tok/s, {n.completion_tokens} tokens"
+        f"\nreal vLLM: ttft {n.ttft_s * 1000:.0f} ms, {n.tokens_per_s:.1f} tok/s,"
+        f" {n.completion_tokens} tokens"
     )
 
 
@@ -79,7 +84,8 @@ async def test_stop_mid_reply_keeps_the_partial(vllm_server, store: AsyncHistory
             state = event.state
     latency = time.monotonic() - stopped_at
     reply = await store.message(turn.reply_id)
-    assert state == "stopped" and reply.state == "stopped"
+    assert state == "stopped"
+    assert reply.state == "stopped"
     assert reply.text == "".join(tokens)
     assert 5 <= len(tokens) < 300
     print(f"\nreal vLLM: stop -> saved as stopped in {latency * 1000:.1f} ms")
@@ -142,3 +148,30 @@ async def test_context_meter_counts_with_the_servers_tokenizer(vllm_server) -> N
     shorter = await meter.measure(vllm_server, messages)
     assert 0 < shorter.used < usage.used
     print(f"\n/tokenize: {usage.used} tokens of {usage.limit}")
+
+
+async def test_vllm_extras_reach_the_server_through_extra_body(vllm_server, store: AsyncHistoryStore) -> None:  # type: ignore[no-untyped-def]
+    engine = ChatEngine(store, lambda: vllm_server)
+    greedy_conv = await engine.new_conversation(settings=PRECISE)
+    greedy = await engine.send(greedy_conv.id, "Name a color.")
+    await _finish(greedy)
+    # temperature 1 but top_k=1 (only in extra_body): vLLM must pick the greedy token every time
+    sampled = GenerationSettings(temperature=1.0, max_tokens=24, top_k=1, min_p=0.0, repetition_penalty=1.0)
+    top1_conv = await engine.new_conversation(settings=sampled)
+    top1 = await engine.send(top1_conv.id, "Name a color.")
+    await _finish(top1)
+    assert (await top1.wait()).text == (await greedy.wait()).text
+
+
+async def test_completion_mode_continues_text(vllm_server, store: AsyncHistoryStore) -> None:  # type: ignore[no-untyped-def]
+    engine = ChatEngine(store, lambda: vllm_server)
+    settings = GenerationSettings(mode="completion", temperature=0.0, max_tokens=12)
+    conv = await engine.new_conversation(settings=settings)
+    turn = await engine.send(conv.id, "The capital of France is")
+    events = await _finish(turn)
+    reply = await turn.wait()
+    assert reply.state == "complete"
+    assert reply.text
+    assert "".join(e.text for e in events if e.kind == "token") == reply.text
+    assert reply.numbers.completion_tokens is not None
+    assert reply.numbers.completion_tokens <= 12

@@ -40,12 +40,22 @@ def test_chat_streams_saves_and_continues_a_conversation(tmp_path: Path) -> None
         assert "Thinking it over." in first.stderr  # reasoning goes to stderr, apart from the answer
         assert "conversation 1" in first.stderr
         second = _cli(
-            home, "chat", "--base-url", server.base_url, "--conversation", "1", "--json", "And Köln?"
+            home,
+            "chat",
+            "--base-url",
+            server.base_url,
+            "--conversation",
+            "1",
+            "--system",
+            "Be terse.",
+            "--json",
+            "And Köln?",
         )
         assert second.returncode == 0, second.stderr
     events = [json.loads(line) for line in second.stdout.splitlines()]
     assert events[0]["event"] == "started"
-    assert events[-1]["event"] == "finished" and events[-1]["state"] == "complete"
+    assert events[-1]["event"] == "finished"
+    assert events[-1]["state"] == "complete"
     assert (
         "".join(e.get("text", "") for e in events if e["event"] == "token")
         == "The capital of France is Paris."
@@ -56,7 +66,7 @@ def test_chat_streams_saves_and_continues_a_conversation(tmp_path: Path) -> None
         tree = store.load(1)
     finally:
         store.close()
-    assert tree.conversation.system_prompt == "Be brief."
+    assert tree.conversation.system_prompt == "Be terse."  # --system replaced it
     assert [m.role for m in tree.branch()] == ["user", "assistant", "user", "assistant"]
     assert tree.branch()[1].reasoning == "Thinking it over."
 
@@ -188,7 +198,8 @@ def test_chat_answers_through_the_builtin_model(
         reply = store.load(1).branch()[-1]
     finally:
         store.close()
-    assert reply.state == "complete" and "Paris" in reply.text
+    assert reply.state == "complete"
+    assert "Paris" in reply.text
     assert reply.numbers.completion_tokens is not None
     print(
         f"\nvllm-desk chat through the built-in model: {time.monotonic() - started:.1f} s including the start"

@@ -31,7 +31,9 @@ def home(tmp_path: Path) -> Path:
 def test_list_pinned_first_as_text_and_json(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data-dir", str(home), "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "Trip to Köln" in lines[0] and "*" in lines[0] and "#europe" in lines[0]
+    assert "Trip to Köln" in lines[0]
+    assert "*" in lines[0]
+    assert "#europe" in lines[0]
     assert "Recipes" in lines[1]
     assert main(["--data-dir", str(home), "list", "--json", "--folder", "Travel"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -149,3 +149,40 @@ def test_doctor_reports_the_real_runtime_and_model_as_ready(
     assert report["runtime"]["build"] == "cpu"  # type: ignore[index]
     assert report["builtin_model"]["state"] == "ready"  # type: ignore[index]
     assert report["builtin_model"]["path"] == str(builtin_model_dir)  # type: ignore[index]
+
+
+def test_doctor_and_runtime_status_use_the_vllm_path_from_the_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: None
+) -> None:
+    from engine.settings import SettingsStore
+
+    python = make_fake_runtime(tmp_path / "venv", dist="vllm", version="0.33.1")
+    paths = AppPaths.under(tmp_path / "desk").ensure()
+    store = SettingsStore.open(paths.settings_file)
+    chosen = store.stored.model_copy(deep=True)
+    chosen.general.vllm_path = python.parent / "vllm"
+    store.update(chosen)
+
+    code, report = _doctor_json(capsys, "--data-dir", str(tmp_path / "desk"))
+    assert code == 0
+    assert report["runtime"]["source"] == "settings"  # type: ignore[index]
+    assert report["runtime"]["build"] == "gpu"  # type: ignore[index]
+
+    assert main(["--data-dir", str(tmp_path / "desk"), "runtime", "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["version"] == "0.33.1"
+    assert status["python"] == str(python)
+
+
+def test_runtime_status_without_runtime_prints_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: None
+) -> None:
+    assert main(["--data-dir", str(tmp_path / "desk"), "runtime", "status"]) == 1
+    err = capsys.readouterr().err
+    assert "error: vLLM Desk has not installed its vLLM runtime yet" in err
+    assert "fix: Run: vllm-desk runtime install" in err
+
+
+def test_model_status_exit_code_follows_the_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(tmp_path / "desk"), "model", "status", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["state"] == "missing"

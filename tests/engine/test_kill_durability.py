@@ -82,7 +82,11 @@ def test_kill_9_at_random_moments_loses_no_user_message_and_marks_the_reply_inte
             lines: list[tuple[float, str]] = []
             ready = threading.Event()
 
-            def read(proc: subprocess.Popen[str] = child, sink: list[tuple[float, str]] = lines) -> None:
+            def read(
+                proc: subprocess.Popen[str] = child,
+                sink: list[tuple[float, str]] = lines,
+                ready: threading.Event = ready,
+            ) -> None:
                 assert proc.stdout is not None
                 for line in proc.stdout:
                     sink.append((time.time(), line.strip()))
@@ -134,7 +138,8 @@ def test_kill_9_at_random_moments_loses_no_user_message_and_marks_the_reply_inte
                 store.close()
     assert len(committed) >= ROUNDS // 2, "most kills should land after the user message was committed"
     print(
-        f"\n{ROUNDS} kills, {len(committed)} after commit; oldest token lost was {worst_lag * 1000:.0f} ms old"
+        f"\n{ROUNDS} kills, {len(committed)} after commit;"
+        f" oldest token lost was {worst_lag * 1000:.0f} ms old"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from engine.runtime import (
     LAUNCHER_CODE,
     LAUNCHER_NAME,
     RUNTIME_ENV,
+    InstallCancelled,
     PipProgress,
     Progress,
     RuntimeBroken,
@@ -376,12 +378,68 @@ def test_failed_pip_install_leaves_no_runtime_that_looks_complete(
     assert "vllm-desk-no-such-package-4f2a9c" in caught.value.details
     assert caught.value.fix is not None
     assert caught.value.fix.action == "install_runtime"
-    assert (app_paths.runtime / "bin" / "python").exists()  # the venv was made...
-    assert not (app_paths.runtime / "runtime.json").exists()  # ...but never marked complete
+    # The half-made venv is removed (its gigabytes given back), so nothing can look complete.
+    assert not app_paths.runtime.exists()
     assert not installer.is_complete()
-    with pytest.raises(RuntimeBroken, match="did not finish"):
+    with pytest.raises(RuntimeMissing):
         locate_runtime(app_paths)
     assert [p.phase for p in seen][:2] == ["venv", "resolve"]
+    assert seen[-1].phase == "clean"
+
+
+@pytest.mark.slow
+def test_cancel_stops_pip_and_removes_the_half_made_runtime(app_paths: AppPaths) -> None:
+    installer = RuntimeInstaller(app_paths, gpu=False)
+    seen: list[Progress] = []
+
+    def on_progress(p: Progress) -> None:
+        seen.append(p)
+        if p.message.startswith("Collecting"):  # pip is running: stop it
+            installer.cancel()
+
+    with pytest.raises(InstallCancelled) as caught:
+        installer.install(on_progress)
+
+    assert "cancelled" in str(caught.value)
+    assert not app_paths.runtime.exists()
+    phases = [p.phase for p in seen]
+    assert "install" not in phases  # stopped before pip got to installing
+    assert phases[-1] == "clean"
+
+
+def test_cancel_while_waiting_for_the_lock(app_paths: AppPaths) -> None:
+    installer = RuntimeInstaller(app_paths)
+    holder = FileLock(str(installer.lock_path))
+    holder.acquire()
+    try:
+        installer.cancel()
+        with pytest.raises(InstallCancelled):
+            installer.install()
+    finally:
+        holder.release()
+
+
+def test_cancelling_the_async_install_task_cancels_the_install(app_paths: AppPaths) -> None:
+    import asyncio
+
+    installer = RuntimeInstaller(app_paths)
+    holder = FileLock(str(installer.lock_path))
+    holder.acquire()
+
+    async def start_then_cancel() -> bool:
+        task = asyncio.ensure_future(installer.install_async())
+        await asyncio.sleep(0.3)  # it is waiting for the lock now
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    try:
+        assert asyncio.run(start_then_cancel()) is True
+        with pytest.raises(InstallCancelled):  # the installer itself was cancelled, not just the task
+            installer.install()
+    finally:
+        holder.release()
 
 
 @pytest.mark.vllm
@@ -455,3 +513,19 @@ def test_async_variants_relay_progress_on_the_loop_thread(app_paths: AppPaths, n
     installed, located = asyncio.run(both())
     assert installed == located
     assert seen == [("done", threading.get_ident())]
+
+
+@pytest.mark.vllm
+def test_cli_install_and_prepare_reuse_the_complete_runtime_and_model(
+    vllm_paths: AppPaths, builtin_model_dir: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: Path
+) -> None:
+    from engine.cli import main
+
+    home = str(vllm_paths.data.parent)
+    assert main(["--data-dir", home, "runtime", "install"]) == 0
+    out = capsys.readouterr().out
+    assert "100%  vLLM 0.32.0 (cpu) is installed" in out
+    assert f"installed at {vllm_paths.runtime}" in out
+
+    assert main(["--data-dir", home, "model", "prepare"]) == 0
+    assert f"SmolLM2 135M Instruct (built-in) is ready at {builtin_model_dir}" in capsys.readouterr().out

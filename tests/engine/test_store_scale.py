@@ -14,7 +14,20 @@ from engine.store import HistoryStore, PageCursor
 CONVERSATIONS = 10_000
 MESSAGES = 500_000
 BIG = 2_000  # messages in conversation 1
-VOCAB = "river mountain lighthouse engine garden window kernel harbor violin orbit candle meadow".split()
+VOCAB = [
+    "river",
+    "mountain",
+    "lighthouse",
+    "engine",
+    "garden",
+    "window",
+    "kernel",
+    "harbor",
+    "violin",
+    "orbit",
+    "candle",
+    "meadow",
+]
 
 
 @pytest.mark.slow
@@ -40,7 +53,8 @@ def test_ten_thousand_conversations_half_a_million_messages(app_paths) -> None: 
             for k in range(count):
                 mid += 1
                 role = "user" if k % 2 == 0 else "assistant"
-                text = f"message {k} of {conv}: {VOCAB[(conv + k) % len(VOCAB)]} {VOCAB[(conv * 7 + k) % len(VOCAB)]}"
+                words = f"{VOCAB[(conv + k) % len(VOCAB)]} {VOCAB[(conv * 7 + k) % len(VOCAB)]}"
+                text = f"message {k} of {conv}: {words}"
                 content = json.dumps({"role": role, "meta": {}, "name": None, "content": [{"text": text}]})
                 yield (mid, conv, parent, role, text, content, conv + k / 1e4, conv + k / 1e4)
                 parent = mid
@@ -70,7 +84,9 @@ def test_ten_thousand_conversations_half_a_million_messages(app_paths) -> None: 
         page = store.list_conversations(limit=50, after=cursor)
         cursor = page.next_cursor
     t_deep = (time.perf_counter() - t0) / 100
-    assert page.items[-1].id == CONVERSATIONS - 49 - 100 * 50 + 1  # 49 newest shared page 1 with the pinned one
+    assert (
+        page.items[-1].id == CONVERSATIONS - 49 - 100 * 50 + 1
+    )  # 49 newest shared page 1 with the pinned one
 
     t0 = time.perf_counter()
     tree = store.load(1)

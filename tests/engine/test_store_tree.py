@@ -1,7 +1,8 @@
-"""Property tests of the message tree: regenerate, edit and switch never lose a message and keep one branch shown."""
+"""Property tests of the message tree: regenerate, edit and switch lose nothing and keep one branch shown."""
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def _check_invariants(tree: ConversationTree, expected_count: int) -> None:
         assert shown, "a conversation with messages shows a branch"
         assert tree.children(shown[-1].id) == [], "the shown branch ends at a leaf"
         assert shown[0].parent_id is None
-    for parent, child in zip(shown, shown[1:], strict=False):
+    for parent, child in itertools.pairwise(shown):
         assert child.parent_id == parent.id
     for message in tree.messages:
         siblings = tree.siblings(message.id)
@@ -37,7 +38,7 @@ def _check_invariants(tree: ConversationTree, expected_count: int) -> None:
         assert path[-1].id == message.id
         assert path[0].parent_id is None
         # user and assistant alternate along every path
-        assert all(a.role != b.role for a, b in zip(path, path[1:], strict=False))
+        assert all(a.role != b.role for a, b in itertools.pairwise(path))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -85,7 +86,7 @@ def test_tree_operations_keep_every_message_and_a_consistent_shown_branch(
                     assert shown[-1] == leaf
                     # the newest descendant: every step down took the most recent child
                     below = shown[shown.index(target.id) :]
-                    for parent, child in zip(below, below[1:], strict=False):
+                    for parent, child in itertools.pairwise(below):
                         assert after.children(parent)[-1] == child
                 _check_invariants(store.load(conv.id), count)
         finally:

@@ -9,12 +9,17 @@ from engine.titles import MAX_TITLE_CHARS, UNTITLED, title_from_text
 
 
 def test_first_sentence_of_the_first_line() -> None:
-    assert title_from_text("What is the capital of France? Answer briefly.") == "What is the capital of France?"
+    assert (
+        title_from_text("What is the capital of France? Answer briefly.") == "What is the capital of France?"
+    )
     assert title_from_text("\n\n  Fix my code.\nHere it is:") == "Fix my code"
 
 
 def test_markdown_and_code_are_left_out() -> None:
-    assert title_from_text("**Explain** `asyncio` and [Qt](https://qt.io) please") == "Explain asyncio and Qt please"
+    assert (
+        title_from_text("**Explain** `asyncio` and [Qt](https://qt.io) please")
+        == "Explain asyncio and Qt please"
+    )
     assert title_from_text("```python\nprint(1)\n```\nWhy does this print 1?") == "Why does this print 1?"
 
 

@@ -7,6 +7,7 @@ fails the test if asyncio tasks are still pending or threads it started are stil
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Awaitable, Iterator
@@ -40,6 +41,14 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     asyncio.events._set_running_loop(None)
     loop.close()
     asyncio.set_event_loop(None)
+    # close() only marks qasync's timer object stopped; its Qt timers die at their next tick. Kill them here,
+    # in the GUI thread: if the loop were garbage-collected later in a worker thread, ~QObject would stop
+    # timers from the wrong thread ("Timers cannot be stopped from another thread", then a crash).
+    timer = loop._timer
+    for timer_id in list(timer._SimpleTimer__callbacks):
+        timer.killTimer(timer_id)
+    timer._SimpleTimer__callbacks.clear()
+    gc.collect()  # windows and loops of this test die now, in this thread
     deadline = time.monotonic() + 5
     leaked: list[threading.Thread] = []
     while time.monotonic() < deadline:

@@ -33,6 +33,7 @@ Stand-in options:
                             unsupported-architecture, generic
 ``--stall-after N``         after N tokens (counted over all requests) the stream stays open and silent
 ``--crash-after N``         after N tokens the server process dies at once (``os._exit``), mid-stream
+``--engine-error-after N``  after N reply tokens, stream vLLM's error event (EngineCore died) and end
 ``--fork-child``            spawn a child named ``VLLM::EngineCore`` (argv[0] and the kernel's comm) that
                             outlives the leader when only the leader is killed (it exits by itself after
                             ``--child-lifetime`` seconds, default 120: a failed test cannot leave it forever)

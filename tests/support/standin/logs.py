@@ -239,3 +239,6 @@ NO_CHAT_TEMPLATE = (
     "As of transformers v4.44, default chat template is no longer allowed, so you must provide a chat "
     "template if the tokenizer does not define one."
 )
+
+# vLLM's message in the stream's error event when EngineCore dies mid-reply (seen on the CPU build).
+ENGINE_DEAD_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."

@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fail-with", choices=logs.FAILURE_KINDS)
     p.add_argument("--stall-after", type=int, default=None)
     p.add_argument("--crash-after", type=int, default=None)
+    p.add_argument("--engine-error-after", type=int, default=None, help="N tokens, then vLLM's error event")
     p.add_argument("--fork-child", action="store_true")
     p.add_argument("--child-lifetime", type=float, default=120.0)
     p.add_argument("--no-chat-template", action="store_true")
@@ -244,6 +245,15 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.pace_and_faults(self.server.next_token())
                 send([choice({self.server.opts.reasoning_field: tok})])
             for i, tok in enumerate(reply):
+                error_after = self.server.opts.engine_error_after
+                if error_after is not None and i >= error_after:
+                    # What vLLM streams when EngineCore dies mid-reply: an error event, then the end.
+                    error = {"message": logs.ENGINE_DEAD_MESSAGE, "type": "InternalServerError", "code": 500}
+                    self._chunk(f"data: {json.dumps({'error': error})}\n\n")
+                    self._chunk("data: [DONE]\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    return
                 self.server.pace_and_faults(self.server.next_token())
                 send([choice({"content": tok}, finish if i == len(reply) - 1 else None)])
             if not reply:
