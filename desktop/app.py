@@ -236,8 +236,19 @@ def run_app(args: argparse.Namespace) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
-        code: int = loop.run_until_complete(_main(args, app))
-    return code
+        main = loop.create_task(_main(args, app))
+        for _attempt in range(3):
+            try:
+                code: int = loop.run_until_complete(main)
+            except RuntimeError:
+                if main.done():
+                    raise
+                # QApplication.quit() ended the Qt loop under us (the session ending, a hook): aboutToQuit
+                # has told _main to quit; run the loop again so it stops the servers and closes the store.
+                log.info("Qt quit before the app's shutdown ran; finishing the shutdown")
+                continue
+            return code
+    return 1
 
 
 async def _main(args: argparse.Namespace, app: QApplication) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
 
+from desktop import theme
 from engine.errors import DeskError, Fix
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class ErrorBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(theme.banner_style(self.palette()))
         self.setAccessibleName(tr("Problem"))
         self._title = QLabel(self)
         self._title.setObjectName("errorTitle")

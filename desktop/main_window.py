@@ -43,14 +43,15 @@ from desktop.operations import Operation
 from desktop.server_link import RuntimeEnsurer, ServerLink
 from desktop.sidebar import Sidebar
 from desktop.status_bar import ServerLogDialog, ServerStatusBar
-from desktop.transcript import MessageData, TranscriptView
-from engine.chat import ChatEngine, Turn, TurnEvent
+from desktop.transcript import TranscriptView
+from desktop.turns import TurnsMixin, message_data
+from engine.chat import ChatEngine
 from engine.errors import Fix
 from engine.paths import AppPaths
 from engine.search import SearchHit
 from engine.settings import SettingsStore
 from engine.store import AsyncHistoryStore, HistoryStore
-from engine.store_models import ConversationTree, StoredMessage
+from engine.store_models import ConversationTree
 
 log = logging.getLogger(__name__)
 LAST_CONVERSATION_KEY = "window/last_conversation"
@@ -60,29 +61,7 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("MainWindow", text)
 
 
-def message_data(tree: ConversationTree, message: StoredMessage) -> MessageData:
-    """What the transcript shows of a stored message."""
-    siblings = tree.siblings(message.id)
-    state = {"complete": "complete", "streaming": "streaming", "failed": "error"}.get(
-        message.state, "stopped"
-    )
-    return MessageData(
-        id=message.id,
-        role=message.role,
-        text=message.text,
-        reasoning=message.reasoning,
-        model=message.model,
-        branch_index=siblings.index(message.id),
-        branch_count=len(siblings),
-        state=state,
-        error=message.error,
-        completion_tokens=message.numbers.completion_tokens,
-        tokens_per_s=message.numbers.tokens_per_s,
-        ttft_s=message.numbers.ttft_s,
-    )
-
-
-class MainWindow(QMainWindow):
+class MainWindow(TurnsMixin, QMainWindow):
     """The chat window. See the module docstring for how to construct it."""
 
     conversation_shown = Signal(int)  # after a conversation is on screen (tests, benchmarks)
@@ -309,9 +288,11 @@ class MainWindow(QMainWindow):
             self.composer.set_notice("")
         self._update_context(tree)
 
-    def _update_context(self, tree: ConversationTree) -> None:
-        used = None
-        for message in reversed(tree.branch()):
+    def _update_context(self, tree: ConversationTree | None) -> None:
+        """Tokens the conversation used at its last reply (the server's own count) of the model's maximum."""
+        branch = tree.branch() if tree is not None else []
+        used = None if branch else 0
+        for message in reversed(branch):
             n = message.numbers
             if n.prompt_tokens is not None:
                 used = n.prompt_tokens + (n.completion_tokens or 0)
@@ -327,6 +308,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(tr("New chat") + " — vLLM Desk")
         self.composer.set_busy(False)
         self.composer.set_notice("")
+        self._update_context(None)
         self.sidebar.list.clearSelection()
         self.composer.editor.setFocus()
 
@@ -384,185 +366,6 @@ class MainWindow(QMainWindow):
     def _delete_current(self) -> None:
         if self.conversation_id is not None:
             self.delete_conversation(self.conversation_id)
-
-    # --- turns ---------------------------------------------------------------------------------------
-
-    def _link(self) -> ServerLink:
-        assert self.server_link is not None  # the actions are only connected when there is a link
-        return self.server_link
-
-    def server_ready(self) -> bool:
-        return self.chat.endpoint_provider() is not None
-
-    def server_starting(self) -> bool:
-        return self.server_link is not None and self.server_link.starting and not self.server_ready()
-
-    def server_became_ready(self) -> None:
-        """Called by the server link: send what was queued, refresh the context meter."""
-        if self.tree is not None:
-            self._update_context(self.tree)
-        self.flush_queue()
-
-    def send_message(self, text: str) -> None:
-        if self.server_starting():
-            self.queued.append(text)
-            self.transcript.add_message(MessageData(id=f"queued-{len(self.queued)}", role="user", text=text))
-            self.composer.set_notice(
-                tr("The server is starting; your message will be sent when it is ready.")
-            )
-            return
-        self.composer.set_notice("")
-        Operation(self.composer.send_button, lambda: self._send(text)).failure(
-            lambda exc: self._send_failed(text, exc)
-        ).run()
-
-    def _send_failed(self, text: str, exc: BaseException) -> None:
-        # Nothing is lost: the text goes back into the editor.
-        if not self.composer.editor.toPlainText().strip():
-            self.composer.editor.setPlainText(text)
-        errors.report(exc)
-
-    async def _send(self, text: str) -> None:
-        if self.conversation_id is None:
-            # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
-            endpoint = self.chat.endpoint_provider()
-            preset = self.settings.settings.preset_for(endpoint.model) if endpoint else None
-            conversation = await self.chat.new_conversation(settings=preset)
-            self.conversation_id = conversation.id
-        turn = await self.chat.send(self.conversation_id, text)
-        # Before the turn's first event runs: show the user's message and an empty reply to stream into.
-        self.composer.set_busy(True)
-        self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
-        self._begin_reply(turn)
-        await self.sidebar.model.reload()
-        self.sidebar.select_conversation(turn.conversation_id)
-
-    def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
-        self.composer.set_busy(True)
-        model = self.chat.endpoint_provider()
-        self.transcript.add_message(
-            MessageData(
-                id=turn.reply_id,
-                role="assistant",
-                state="streaming",
-                model=model.model if model else "",
-                branch_index=branch_index,
-                branch_count=branch_count,
-            )
-        )
-
-    def flush_queue(self) -> None:
-        """Send what was written while the server was starting (called when it is ready)."""
-        if not self.queued:
-            return
-        text = "\n\n".join(self.queued)
-        self.queued.clear()
-        for widget in self.transcript.messages():
-            if str(widget.data.id).startswith("queued-"):
-                self.transcript.remove_message(widget.data.id)
-        self.composer.set_notice("")
-        Operation(self.composer.send_button, lambda: self._send(text)).failure(
-            lambda exc: self._send_failed(text, exc)
-        ).run()
-
-    def stop_reply(self) -> None:
-        if self.conversation_id is not None:
-            self.chat.stop(self.conversation_id)
-
-    def regenerate_last(self) -> None:
-        replies = [w for w in self.transcript.messages() if w.data.role == "assistant"]
-        if replies and not replies[-1].streaming:
-            self.regenerate(int(replies[-1].data.id))
-
-    def regenerate(self, reply_id: int) -> None:
-        Operation(self.composer.send_button, lambda: self._regenerate(reply_id)).run()
-
-    async def _regenerate(self, reply_id: int) -> None:
-        old = self.transcript.message(reply_id)
-        count = old.data.branch_count if old else 1
-        turn = await self.chat.regenerate(reply_id)
-        self._truncate_from(reply_id)
-        self._begin_reply(turn, branch_index=count, branch_count=count + 1)
-
-    def edit_and_resend(self, message_id: int, text: str) -> None:
-        Operation(self.composer.send_button, lambda: self._edit(message_id, text)).run()
-
-    async def _edit(self, message_id: int, text: str) -> None:
-        old = self.transcript.message(message_id)
-        count = old.data.branch_count if old else 1
-        turn = await self.chat.edit_and_resend(message_id, text)
-        self._truncate_from(message_id)
-        self.transcript.add_message(
-            MessageData(
-                id=turn.user_message_id or -1,
-                role="user",
-                text=text,
-                branch_index=count,
-                branch_count=count + 1,
-            )
-        )
-        self._begin_reply(turn)
-
-    def _truncate_from(self, message_id: int | str) -> None:
-        ids = [w.data.id for w in self.transcript.messages()]
-        if message_id in ids:
-            for later in ids[ids.index(message_id) :]:
-                self.transcript.remove_message(later)
-
-    def switch_branch(self, message_id: int, step: int) -> None:
-        Operation(None, lambda: self._switch(message_id, step)).run()
-
-    async def _switch(self, message_id: int, step: int) -> None:
-        if self.tree is None or self.conversation_id is None:
-            return
-        siblings = self.tree.siblings(message_id)
-        index = siblings.index(message_id) + step
-        if 0 <= index < len(siblings):
-            await self.store.switch_branch(siblings[index])
-            await self._show_conversation(self.conversation_id)
-
-    def _message_action(self, name: str, message_id: object) -> None:
-        if not isinstance(message_id, int):
-            return
-        if name == "regenerate":
-            self.regenerate(message_id)
-        elif name == "edit":
-            widget = self.transcript.message(message_id)
-            if widget is not None:
-                widget.begin_edit()
-        elif name in ("prev", "next"):
-            self.switch_branch(message_id, -1 if name == "prev" else 1)
-
-    def _on_turn_event(self, event: TurnEvent) -> None:
-        if event.conversation_id != self.conversation_id:
-            return
-        if event.kind == "token":
-            self.transcript.append_token(event.reply_id, event.text)
-        elif event.kind == "reasoning":
-            self.transcript.append_reasoning(event.reply_id, event.text)
-        elif event.kind == "error" and event.error is not None:
-            errors.report(event.error)
-        elif event.kind == "finished":
-            self.composer.set_busy(False)
-            Operation(None, lambda: self._after_turn(event)).run()
-
-    async def _after_turn(self, event: TurnEvent) -> None:
-        tree = await self.store.load(event.conversation_id)
-        if event.conversation_id != self.conversation_id:
-            return
-        self.tree = tree
-        for widget in self.transcript.messages():
-            if isinstance(widget.data.id, int) and widget.data.id in {m.id for m in tree.messages}:
-                data = message_data(tree, tree.message(widget.data.id))
-                if widget.data.id == event.reply_id:
-                    self.transcript.update_message(data)
-                else:
-                    widget.data.branch_index, widget.data.branch_count = data.branch_index, data.branch_count
-                    widget._update_footer()
-        self._update_context(tree)
-        self.turn_finished.emit(event)
-        await self.sidebar.model.reload()
-        self.sidebar.select_conversation(event.conversation_id)
 
     # --- problems and fixes --------------------------------------------------------------------------
 

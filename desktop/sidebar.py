@@ -75,7 +75,9 @@ class ConversationListModel(QAbstractListModel):
         item = self._items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             labels = " ".join(([f"[{item.folder}]"] if item.folder else []) + [f"#{t}" for t in item.tags])
-            return ("📌 " if item.pinned else "") + conversation_title(item) + (f"  {labels}" if labels else "")
+            return (
+                ("📌 " if item.pinned else "") + conversation_title(item) + (f"  {labels}" if labels else "")
+            )
         if role == Qt.ItemDataRole.ToolTipRole:
             tags = ", ".join(item.tags)
             return conversation_title(item) + (f"\n{tags}" if tags else "")

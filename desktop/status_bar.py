@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import theme
+
 LOG_LINES_KEPT = 5000
 
 
@@ -80,8 +82,7 @@ class ServerStatusBar(QStatusBar):
         """``kind``: starting/ready/failed/stopped/stopping (it picks the colour); ``text``: the words."""
         self.state_label.setProperty("state", kind)
         self.state_label.setText(text)
-        self.state_label.style().unpolish(self.state_label)
-        self.state_label.style().polish(self.state_label)
+        self.state_label.setStyleSheet(theme.state_style(kind, self.palette()))
         starting = kind == "starting"
         self.progress.setVisible(starting)
         self.time_label.setVisible(starting)

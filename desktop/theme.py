@@ -59,19 +59,36 @@ def style_sheet(palette: QPalette, dark: bool) -> str:
     reply_bg = _mix(base, window, 0.5)
     border = _mix(base, text, 0.18)
     muted = _mix(text, base, 0.45)
-    failed = "#ff8a80" if dark else "#b3261e"
-    ready = "#81c995" if dark else "#1e7b34"
-    starting = "#fdd663" if dark else "#8a5a00"
-    banner_bg = "#5c2b29" if dark else "#fdecea"
     return f"""
 QFrame#userMessage {{ background: {user_bg}; border: 1px solid {border}; border-radius: 8px; }}
 QFrame#assistantMessage {{ background: {reply_bg}; border: 1px solid {border}; border-radius: 8px; }}
 QFrame#userMessage QTextBrowser, QFrame#assistantMessage QTextBrowser {{ background: transparent; }}
 QWidget#transcriptInner {{ background: {base}; }}
 QLabel#messageStats, QLabel#placeholder, QLabel#composerNotice {{ color: {muted}; }}
-QLabel#serverState[state="failed"] {{ color: {failed}; font-weight: bold; }}
-QLabel#serverState[state="ready"] {{ color: {ready}; }}
-QLabel#serverState[state="starting"] {{ color: {starting}; }}
-QFrame#errorBanner {{ background: {banner_bg}; border: 1px solid {failed}; border-radius: 6px; }}
 QFrame#firstRun {{ border: 1px solid {border}; border-radius: 6px; }}
 """
+
+
+def _dark_palette(palette: QPalette) -> bool:
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def state_style(kind: str, palette: QPalette) -> str:
+    """The server state's own style (set on the label itself: property selectors in the window's sheet are
+    not re-evaluated reliably when the property changes)."""
+    dark = _dark_palette(palette)
+    colours = {
+        "failed": ("#ff8a80" if dark else "#b3261e") + "; font-weight: bold",
+        "ready": "#81c995" if dark else "#1e7b34",
+        "starting": "#fdd663" if dark else "#8a5a00",
+    }
+    colour = colours.get(kind)
+    return f"color: {colour};" if colour else ""
+
+
+def banner_style(palette: QPalette) -> str:
+    dark = _dark_palette(palette)
+    background, border = ("#5c2b29", "#ff8a80") if dark else ("#fdecea", "#b3261e")
+    return (
+        f"QFrame#errorBanner {{ background: {background}; border: 1px solid {border}; border-radius: 6px; }}"
+    )

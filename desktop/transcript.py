@@ -47,7 +47,7 @@ class MessageData:
     model: str = ""
     branch_index: int = 0  # 0-based position among its siblings
     branch_count: int = 1
-    state: str = "complete"  # "streaming" | "complete" | "stopped" | "error"
+    state: str = "complete"  # "streaming" | "complete" | "stopped" | "error" | "queued"
     error: str = ""
     completion_tokens: int | None = None
     tokens_per_s: float | None = None
@@ -204,7 +204,8 @@ class MessageWidget(QFrame):
         self.branch_label.setText(f"{data.branch_index + 1}/{data.branch_count}")
         self.prev_button.setEnabled(finished and data.branch_index > 0)
         self.next_button.setEnabled(finished and data.branch_index < data.branch_count - 1)
-        self.edit_button.setVisible(user)
+        queued = data.state == "queued"  # written while the server starts; not stored yet
+        self.edit_button.setVisible(user and not queued)
         self.regenerate_button.setVisible(not user)
         for w in (self.copy_button, self.edit_button, self.regenerate_button):
             w.setEnabled(finished)
@@ -215,6 +216,8 @@ class MessageWidget(QFrame):
             stats = " · ".join(s for s in (tr("failed: {e}").format(e=data.error), stats) if s)
         elif data.state == "streaming":
             stats = tr("writing…")
+        elif queued:
+            stats = tr("queued until the server is ready")
         self.stats_label.setText(stats)
 
     def _set_reasoning(self, text: str) -> None:

@@ -135,6 +135,9 @@ def test_a_message_sent_while_starting_is_queued_then_answered(qtbot, app_paths)
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
         assert "will be sent when it is ready" in window.composer.notice.text()
         assert [w.data.text for w in window.transcript.messages()] == ["Are you there?"]
+        queued = window.transcript.messages()[0]
+        assert queued.stats_label.text() == "queued until the server is ready"
+        assert queued.edit_button.isHidden()  # not stored yet: nothing to edit
         assert window.server_status.progress.isVisible()
         assert re.match(r"\d+:\d\d", window.server_status.time_label.text())
         SHOTS.mkdir(exist_ok=True)

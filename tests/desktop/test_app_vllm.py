@@ -27,9 +27,9 @@ pytestmark = [
 ]
 
 
-def test_the_app_starts_the_built_in_model_and_a_user_chats(
+def test_the_app_starts_the_built_in_model_and_a_user_chats(  # type: ignore[no-untyped-def]
     qtbot, tmp_path, vllm_paths, builtin_model_dir
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     home = tmp_path / "desk"
     paths = AppPaths.under(home).ensure()
     paths.runtime.symlink_to(vllm_paths.runtime, target_is_directory=True)

@@ -206,6 +206,37 @@ def test_edit_a_message_and_resend(qtbot, app_paths, fast_server) -> None:  # ty
             ),
             timeout=5000,
         )
+        # A search hit on the branch not shown switches to that branch and selects the hit.
+        window.sidebar.focus_search()
+        qtbot.keyClicks(window.sidebar.search_box, "fixed")
+        qtbot.waitUntil(lambda: window.sidebar.results.rowCount() >= 1, timeout=5000)
+        qtbot.keyClick(window.sidebar.search_box, Qt.Key.Key_Return)
+        qtbot.waitUntil(
+            lambda: (
+                len(window.transcript.messages()) == 4
+                and window.transcript.messages()[2].data.text == "Hello again, fixed"
+            ),
+            timeout=5000,
+        )
+        hit = window.transcript.messages()[2]
+        assert hit._pieces[0].textCursor().selectedText() == "fixed"
+        # Editing the very first message starts a new branch from the root.
+        first = window.transcript.messages()[0]
+        qtbot.mouseClick(first.edit_button, Qt.MouseButton.LeftButton)
+        assert first.editor is not None
+        first.editor.selectAll()
+        qtbot.keyClicks(first.editor, "Hi")
+        assert first.save_edit_button is not None
+        qtbot.mouseClick(first.save_edit_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(
+            lambda: (
+                [w.data.text for w in window.transcript.messages()][:1] == ["Hi"]
+                and len(window.transcript.messages()) == 2
+                and replies(window)[-1].data.state == "complete"
+            ),
+            timeout=15000,
+        )
+        qtbot.waitUntil(lambda: window.transcript.messages()[0].branch_label.text() == "2/2", timeout=5000)
     finally:
         close_window(qtbot, window)
 

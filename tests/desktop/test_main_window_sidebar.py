@@ -72,6 +72,7 @@ def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths, mo
         # Pin an old one: it comes first; rename it through the dialog.
         run(qtbot, window._pin(5, True))
         from desktop import errors
+
         assert model.rowCount() > 0, (errors.reporter().reported, model._generation, model._busy, model._more)
         assert model.conversations()[0].title == "Conversation 5"
         assert model.data(model.index(0, 0)).startswith("📌")

@@ -158,3 +158,15 @@ def test_stats_and_branch_switcher(qtbot) -> None:  # type: ignore[no-untyped-de
     widget.regenerate_button.click()
     assert seen == [("next", 3), ("regenerate", 3)]
     assert widget.edit_button.isHidden()
+
+
+def test_a_dark_palette_re_renders_code_in_dark_colours(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer(dark=False))
+    qtbot.addWidget(view)
+    view.show_messages([MessageData(id=1, role="assistant", text="```python\nx = 1\n```\n")])
+    light = view.message(1)._pieces[0].toHtml()  # type: ignore[union-attr]
+    view.set_renderer(MarkdownRenderer(dark=True))
+    dark = view.message(1)._pieces[0].toHtml()  # type: ignore[union-attr]
+    assert "#f3f3f3" in light
+    assert "#272822" in dark
+    assert "#272822" not in light
