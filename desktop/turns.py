@@ -8,7 +8,7 @@ kept apart so that each module holds one idea.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication
 
@@ -19,8 +19,13 @@ from engine.chat import Turn, TurnEvent
 from engine.store_models import ConversationTree, StoredMessage
 
 if TYPE_CHECKING:
-    from desktop.main_window import MainWindow
+    from desktop.composer import Composer
     from desktop.server_link import ServerLink
+    from desktop.sidebar import Sidebar
+    from desktop.transcript import TranscriptView
+    from engine.chat import ChatEngine
+    from engine.settings import SettingsStore
+    from engine.store import AsyncHistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +59,41 @@ def message_data(tree: ConversationTree, message: StoredMessage) -> MessageData:
 class TurnsMixin:
     """The chat turns of :class:`~desktop.main_window.MainWindow`."""
 
-    def _link(self: MainWindow) -> ServerLink:
+    # What the window provides (declared for the type checker).
+    transcript: TranscriptView
+    composer: Composer
+    sidebar: Sidebar
+    chat: ChatEngine
+    store: AsyncHistoryStore
+    settings: SettingsStore
+    conversation_id: int | None
+    tree: ConversationTree | None
+    queued: list[str]
+    server_link: ServerLink | None
+    turn_finished: Any  # Signal(object)
+
+    if TYPE_CHECKING:
+
+        def _update_context(self, tree: ConversationTree | None) -> None: ...
+
+        async def _show_conversation(self, conversation_id: int) -> None: ...
+
+    def _link(self) -> ServerLink:
         assert self.server_link is not None  # the actions are only connected when there is a link
         return self.server_link
 
-    def server_ready(self: MainWindow) -> bool:
+    def server_ready(self) -> bool:
         return self.chat.endpoint_provider() is not None
 
-    def server_starting(self: MainWindow) -> bool:
+    def server_starting(self) -> bool:
         return self.server_link is not None and self.server_link.starting and not self.server_ready()
 
-    def server_became_ready(self: MainWindow) -> None:
+    def server_became_ready(self) -> None:
         """Called by the server link: send what was queued, refresh the context meter."""
         self._update_context(self.tree)
         self.flush_queue()
 
-    def send_message(self: MainWindow, text: str) -> None:
+    def send_message(self, text: str) -> None:
         if self.server_starting():
             self.queued.append(text)
             self.transcript.add_message(
@@ -84,13 +108,13 @@ class TurnsMixin:
             lambda exc: self._send_failed(text, exc)
         ).run()
 
-    def _send_failed(self: MainWindow, text: str, exc: BaseException) -> None:
+    def _send_failed(self, text: str, exc: BaseException) -> None:
         # Nothing is lost: the text goes back into the editor.
         if not self.composer.editor.toPlainText().strip():
             self.composer.editor.setPlainText(text)
         errors.report(exc)
 
-    async def _send(self: MainWindow, text: str) -> None:
+    async def _send(self, text: str) -> None:
         if self.conversation_id is None:
             # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
             endpoint = self.chat.endpoint_provider()
@@ -105,7 +129,7 @@ class TurnsMixin:
         await self.sidebar.model.reload()
         self.sidebar.select_conversation(turn.conversation_id)
 
-    def _begin_reply(self: MainWindow, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
+    def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
         self.composer.set_busy(True)
         model = self.chat.endpoint_provider()
         self.transcript.add_message(
@@ -119,7 +143,7 @@ class TurnsMixin:
             )
         )
 
-    def flush_queue(self: MainWindow) -> None:
+    def flush_queue(self) -> None:
         """Send what was written while the server was starting (called when it is ready)."""
         if not self.queued:
             return
@@ -133,29 +157,29 @@ class TurnsMixin:
             lambda exc: self._send_failed(text, exc)
         ).run()
 
-    def stop_reply(self: MainWindow) -> None:
+    def stop_reply(self) -> None:
         if self.conversation_id is not None:
             self.chat.stop(self.conversation_id)
 
-    def regenerate_last(self: MainWindow) -> None:
+    def regenerate_last(self) -> None:
         replies = [w for w in self.transcript.messages() if w.data.role == "assistant"]
         if replies and not replies[-1].streaming:
             self.regenerate(int(replies[-1].data.id))
 
-    def regenerate(self: MainWindow, reply_id: int) -> None:
+    def regenerate(self, reply_id: int) -> None:
         Operation(self.composer.send_button, lambda: self._regenerate(reply_id)).run()
 
-    async def _regenerate(self: MainWindow, reply_id: int) -> None:
+    async def _regenerate(self, reply_id: int) -> None:
         old = self.transcript.message(reply_id)
         count = old.data.branch_count if old else 1
         turn = await self.chat.regenerate(reply_id)
         self._truncate_from(reply_id)
         self._begin_reply(turn, branch_index=count, branch_count=count + 1)
 
-    def edit_and_resend(self: MainWindow, message_id: int, text: str) -> None:
+    def edit_and_resend(self, message_id: int, text: str) -> None:
         Operation(self.composer.send_button, lambda: self._edit(message_id, text)).run()
 
-    async def _edit(self: MainWindow, message_id: int, text: str) -> None:
+    async def _edit(self, message_id: int, text: str) -> None:
         old = self.transcript.message(message_id)
         count = old.data.branch_count if old else 1
         turn = await self.chat.edit_and_resend(message_id, text)
@@ -171,16 +195,16 @@ class TurnsMixin:
         )
         self._begin_reply(turn)
 
-    def _truncate_from(self: MainWindow, message_id: int | str) -> None:
+    def _truncate_from(self, message_id: int | str) -> None:
         ids = [w.data.id for w in self.transcript.messages()]
         if message_id in ids:
             for later in ids[ids.index(message_id) :]:
                 self.transcript.remove_message(later)
 
-    def switch_branch(self: MainWindow, message_id: int, step: int) -> None:
+    def switch_branch(self, message_id: int, step: int) -> None:
         Operation(None, lambda: self._switch(message_id, step)).run()
 
-    async def _switch(self: MainWindow, message_id: int, step: int) -> None:
+    async def _switch(self, message_id: int, step: int) -> None:
         if self.tree is None or self.conversation_id is None:
             return
         siblings = self.tree.siblings(message_id)
@@ -189,7 +213,7 @@ class TurnsMixin:
             await self.store.switch_branch(siblings[index])
             await self._show_conversation(self.conversation_id)
 
-    def _message_action(self: MainWindow, name: str, message_id: object) -> None:
+    def _message_action(self, name: str, message_id: object) -> None:
         if not isinstance(message_id, int):
             return
         if name == "regenerate":
@@ -201,7 +225,7 @@ class TurnsMixin:
         elif name in ("prev", "next"):
             self.switch_branch(message_id, -1 if name == "prev" else 1)
 
-    def _on_turn_event(self: MainWindow, event: TurnEvent) -> None:
+    def _on_turn_event(self, event: TurnEvent) -> None:
         if event.conversation_id != self.conversation_id:
             return
         if event.kind == "token":
@@ -214,7 +238,7 @@ class TurnsMixin:
             self.composer.set_busy(False)
             Operation(None, lambda: self._after_turn(event)).run()
 
-    async def _after_turn(self: MainWindow, event: TurnEvent) -> None:
+    async def _after_turn(self, event: TurnEvent) -> None:
         tree = await self.store.load(event.conversation_id)
         if event.conversation_id != self.conversation_id:
             return

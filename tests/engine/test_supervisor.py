@@ -103,6 +103,7 @@ async def test_start_ready_chat_with_the_key_stop(app_paths: AppPaths) -> None:
     log_files = list(app_paths.logs.glob("test-*.log"))
     assert len(log_files) == 1
     assert "Starting vLLM server on" in log_files[0].read_text()
+    assert endpoint.api_key not in log_files[0].read_text()  # the argv header holds no key
 
 
 async def test_expected_time_comes_from_the_last_start(app_paths: AppPaths) -> None:

@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # VLLM_DESK_TEST_BUNDLE=path/to/vllm-desk tests a bundle built earlier (make bundle) instead.
+    prebuilt = os.environ.get("VLLM_DESK_TEST_BUNDLE")
+    if prebuilt:
+        return Path(prebuilt).absolute()
     out = tmp_path_factory.mktemp("bundle")
     build = subprocess.run(
         [
@@ -116,9 +120,11 @@ def test_window_opens_offscreen_and_a_second_launch_hands_over_to_it(
     bundle: Path, gui_env: dict[str, str]
 ) -> None:
     env = dict(gui_env, VLLM_DESK_BENCH_STARTUP="stay")
-    first = subprocess.Popen(
-        [str(bundle)], env=env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    errors = Path(env["VLLM_DESK_HOME"] + "-stderr.txt")
+    with errors.open("w") as sink:
+        first = subprocess.Popen(
+            [str(bundle)], env=env, cwd="/", stdout=subprocess.PIPE, stderr=sink, text=True
+        )
     try:
         assert first.stdout is not None
         deadline = time.monotonic() + 120
@@ -126,7 +132,7 @@ def test_window_opens_offscreen_and_a_second_launch_hands_over_to_it(
         while "painted" not in seen and time.monotonic() < deadline and first.poll() is None:
             seen += first.stdout.readline()
         marks = [line.split()[1] for line in seen.splitlines() if line.startswith("VLLM_DESK_BENCH_STARTUP")]
-        assert marks == ["shown", "painted"], seen
+        assert marks == ["shown", "painted"], f"exit {first.poll()}: {seen}{errors.read_text()}"
         second = run(bundle, env, "--new-chat", timeout=60)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "VLLM_DESK_BENCH_STARTUP" not in second.stdout  # it never opened a window of its own
