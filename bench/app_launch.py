@@ -9,9 +9,10 @@ RSS, then stops it).
 from __future__ import annotations
 
 import os
-import select
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,23 +87,28 @@ def launched(
         start_new_session=True,
     )
     launch = Launch(proc, spawned)
-    try:
+    # A reader thread, not select() + readline(): the text wrapper buffers lines that select() cannot see.
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
         assert proc.stdout is not None
+        for text in proc.stdout:
+            lines.put(text)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
         deadline = time.monotonic() + timeout
         while "painted" not in launch.marks:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"no startup mark after {timeout:.0f} s:\n" + "\n".join(launch.output[-20:])
-                )
-            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-            if not ready:
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(
-                    f"{cmd[-1]} exited ({proc.wait()}) before the startup mark:\n"
-                    + "\n".join(launch.output[-20:])
-                )
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                tail = "\n".join(launch.output[-20:])
+                raise RuntimeError(f"no startup mark after {timeout:.0f} s:\n{tail}") from None
+            if line is None:
+                tail = "\n".join(launch.output[-20:])
+                raise RuntimeError(f"{cmd[-1]} exited ({proc.wait()}) before the startup mark:\n{tail}")
             launch.output.append(line.rstrip())
             if line.startswith(PREFIX):
                 _prefix, mark, stamp, *detail = line.split()
@@ -119,8 +125,7 @@ def launched(
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        reader.join(5)
 
 
 def plain_import_seconds(ctx: BenchContext) -> float:

@@ -84,7 +84,7 @@ class AppClient:
         try:
             from engine.chat import ChatEngine
             from engine.generation import GenerationSettings
-            from engine.store import AsyncHistoryStore
+            from engine.store_async import AsyncHistoryStore
         except ImportError as exc:
             raise SubjectMissing(f"engine/chat.py or engine/store.py cannot be imported: {exc}") from exc
         self.settings = GenerationSettings(temperature=0, max_tokens=self.max_tokens)

@@ -111,7 +111,7 @@ async def _window(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter)
         from desktop.main_window import MainWindow
         from engine.chat import ChatEngine
         from engine.settings import SettingsStore
-        from engine.store import AsyncHistoryStore
+        from engine.store_async import AsyncHistoryStore
     except ImportError as exc:
         print(f"missing: the main window or an engine module cannot be imported: {exc}", file=sys.stderr)
         sys.exit(MISSING_EXIT)

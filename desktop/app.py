@@ -113,7 +113,7 @@ async def build(
     from engine.paths import AppPaths
     from engine.runtime import ensure_runtime_async
     from engine.settings import SettingsStore
-    from engine.store import AsyncHistoryStore
+    from engine.store_async import AsyncHistoryStore
     from engine.supervisor import Supervisor
 
     paths = AppPaths.resolve(args.data_dir).ensure()

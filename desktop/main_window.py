@@ -50,7 +50,8 @@ from engine.errors import Fix
 from engine.paths import AppPaths
 from engine.search import SearchHit
 from engine.settings import SettingsStore
-from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.store_models import ConversationTree
 
 log = logging.getLogger(__name__)

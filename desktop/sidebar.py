@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 
 from desktop import errors
 from engine.search import SearchHit
-from engine.store import AsyncHistoryStore, PageCursor
+from engine.store import PageCursor
+from engine.store_async import AsyncHistoryStore
 from engine.store_models import Conversation
 
 PAGE_SIZE = 100

@@ -39,7 +39,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.operations import Operation
-from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.exporter import ExportFormat, ExportSummary, all_conversation_ids, write_conversations
 from engine.transfer.importer import ImportSummary, import_conversations, read_conversations

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from desktop.transcript import TranscriptView
     from engine.chat import ChatEngine
     from engine.settings import SettingsStore
-    from engine.store import AsyncHistoryStore
+    from engine.store_async import AsyncHistoryStore
 
 log = logging.getLogger(__name__)
 

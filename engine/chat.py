@@ -25,113 +25,37 @@ import importlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable
 
 from engine.chat_errors import ChatError, ContextTooLong, HistoryWriteFailed, NoServer, from_openai_error
+from engine.chat_request import ChatTimeouts, completion_prompt, request_messages, to_chat_message
+from engine.chat_turn import Turn, TurnEvent, TurnEventKind, TurnState
+from engine.chat_usage import ReplyProgress, reply_numbers
 from engine.endpoint import Endpoint
 from engine.events import Event
 from engine.generation import GenerationSettings
-from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.store_models import Conversation, ConversationTree, MessageState, ReplyNumbers, StoredMessage
 from engine.titles import title_from_text
-from engine.tokens import ContextMeter, drop_oldest
+from engine.tokens import ContextMeter
 
-TurnState = Literal["complete", "stopped", "failed", "interrupted"]
-TurnEventKind = Literal["started", "token", "reasoning", "usage", "finished", "error"]
 log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 0.1  # half the 250 ms promise: the write itself can lag on a busy machine
 
 EndpointProvider = Callable[[], Endpoint | None]
 
-
-@dataclass(frozen=True)
-class TurnEvent:
-    """One thing that happened in a turn, in order. ``text`` is the new piece for token/reasoning events."""
-
-    kind: TurnEventKind
-    conversation_id: int
-    reply_id: int
-    text: str = ""
-    state: TurnState | None = None
-    numbers: ReplyNumbers | None = None
-    error: ChatError | None = None
-    reply: StoredMessage | None = None  # the stored reply, on "finished"
-
-
-@dataclass(frozen=True)
-class ChatTimeouts:
-    """Client timeouts: ``connect`` for local servers (``remote_connect`` for remote ones), ``read`` between
-    two pieces of a reply (a long prompt on a CPU can take a while before the first token)."""
-
-    connect: float = 1.0
-    remote_connect: float = 10.0
-    read: float = 120.0
-    write: float = 30.0
-
-    def for_endpoint(self, endpoint: Endpoint) -> Any:
-        """An ``openai.Timeout`` (the OpenAI client's own httpx) for this endpoint."""
-        import openai
-
-        connect = self.connect if endpoint.kind == "local" else self.remote_connect
-        return openai.Timeout(self.read, connect=connect, write=self.write, pool=connect)
-
-
-class Turn:
-    """A running turn: iterate it for its events, :meth:`stop` it, or ``await turn.wait()`` for the reply."""
-
-    def __init__(self, conversation_id: int, user_message_id: int | None, reply_id: int) -> None:
-        self.conversation_id = conversation_id
-        self.user_message_id = user_message_id
-        self.reply_id = reply_id
-        # Unbounded: a token is never dropped, however slow the reader.
-        self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
-        self._task: asyncio.Task[StoredMessage] | None = None
-        self._stop_requested = False
-        self.stop_requested_at: float | None = None
-
-    def stop(self) -> None:
-        """Cancel the turn; the partial reply is kept and marked ``stopped``."""
-        if self._task is not None and not self._task.done():
-            self._stop_requested = True
-            self.stop_requested_at = time.monotonic()
-            self._task.cancel()
-
-    @property
-    def done(self) -> bool:
-        return self._task is not None and self._task.done()
-
-    async def wait(self) -> StoredMessage:
-        """The stored reply once the turn has ended (whatever its state)."""
-        assert self._task is not None
-        return await asyncio.shield(self._task)
-
-    async def events(self) -> AsyncIterator[TurnEvent]:
-        """Every event of the turn in order, ending with ``finished``."""
-        while True:
-            event = await self._queue.get()
-            yield event
-            if event.kind == "finished":
-                return
-
-    def __aiter__(self) -> AsyncIterator[TurnEvent]:
-        return self.events()
-
-
-@dataclass
-class _Progress:
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    dirty: bool = False
-    sent_at: float | None = None  # the request left (after lazy imports and client setup)
-    first_token_at: float | None = None
-    finish_reason: str = ""
-    model: str = ""
-    usage: dict[str, Any] | None = None
-
-    def joined(self) -> tuple[str, str]:
-        return "".join(self.text), "".join(self.reasoning)
+# Turns and their events live in engine.chat_turn; callers import them from here.
+__all__ = [
+    "CHECKPOINT_EVERY_S",
+    "ChatEngine",
+    "ChatTimeouts",
+    "EndpointProvider",
+    "Turn",
+    "TurnEvent",
+    "TurnEventKind",
+    "TurnState",
+]
 
 
 class ChatEngine:
@@ -270,7 +194,7 @@ class ChatEngine:
         drop_oldest_turns: int,
     ) -> None:
         settings = GenerationSettings.parse(conversation.settings)
-        history = _request_messages(conversation, branch, settings, drop_oldest_turns)
+        history = request_messages(conversation, branch, settings, drop_oldest_turns)
         plan = await self.meter.plan(endpoint, history, draft, reserve=settings.max_tokens or 0)
         if not plan.fits:
             error = ContextTooLong(used=plan.usage.used, limit=plan.usage.limit)
@@ -303,7 +227,7 @@ class ChatEngine:
             model=endpoint.model,
         )
         turn = Turn(conversation.id, parent, reply.id)
-        messages = _request_messages(conversation, branch, settings, drop_oldest_turns)
+        messages = request_messages(conversation, branch, settings, drop_oldest_turns)
         turn._task = asyncio.get_running_loop().create_task(
             self._run(turn, endpoint, settings, messages), name=f"chat-turn-{reply.id}"
         )
@@ -321,7 +245,7 @@ class ChatEngine:
         settings: GenerationSettings,
         messages: list[tuple[str, str]],
     ) -> StoredMessage:
-        progress = _Progress(model=endpoint.model)
+        progress = ReplyProgress(model=endpoint.model)
         started = time.monotonic()
         self._emit(turn, TurnEvent("started", turn.conversation_id, turn.reply_id))
         flusher = asyncio.create_task(self._flush_loop(turn, progress), name=f"chat-flush-{turn.reply_id}")
@@ -347,7 +271,7 @@ class ChatEngine:
     async def _finish(
         self,
         turn: Turn,
-        progress: _Progress,
+        progress: ReplyProgress,
         started: float,
         state: MessageState,
         error: ChatError | None,
@@ -356,7 +280,7 @@ class ChatEngine:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
-        numbers = _numbers(progress, started)
+        numbers = reply_numbers(progress, started)
         if error is not None:
             self._emit(turn, TurnEvent("error", turn.conversation_id, turn.reply_id, error=error))
         try:
@@ -388,7 +312,7 @@ class ChatEngine:
     async def _save_final(
         self,
         turn: Turn,
-        progress: _Progress,
+        progress: ReplyProgress,
         state: MessageState,
         error: ChatError | None,
         numbers: ReplyNumbers,
@@ -411,7 +335,7 @@ class ChatEngine:
             },
         )
 
-    async def _flush_loop(self, turn: Turn, progress: _Progress) -> None:
+    async def _flush_loop(self, turn: Turn, progress: ReplyProgress) -> None:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_S)
             if progress.dirty:
@@ -424,7 +348,7 @@ class ChatEngine:
                     log.warning("could not checkpoint reply %s", turn.reply_id, exc_info=True)
                     progress.dirty = True
 
-    def _on_piece(self, turn: Turn, progress: _Progress, kind: TurnEventKind, piece: str) -> None:
+    def _on_piece(self, turn: Turn, progress: ReplyProgress, kind: TurnEventKind, piece: str) -> None:
         if progress.first_token_at is None:
             progress.first_token_at = time.monotonic()
         (progress.text if kind == "token" else progress.reasoning).append(piece)
@@ -437,7 +361,7 @@ class ChatEngine:
         endpoint: Endpoint,
         settings: GenerationSettings,
         messages: list[tuple[str, str]],
-        progress: _Progress,
+        progress: ReplyProgress,
     ) -> None:
         from haystack.dataclasses import ChatMessage, StreamingChunk
         from haystack.utils import Secret
@@ -461,7 +385,7 @@ class ChatEngine:
                         "usage",
                         turn.conversation_id,
                         turn.reply_id,
-                        numbers=_numbers(progress, time.monotonic()),
+                        numbers=reply_numbers(progress, time.monotonic()),
                     ),
                 )
 
@@ -473,7 +397,7 @@ class ChatEngine:
             timeout=self.timeouts.for_endpoint(endpoint),
             max_retries=0,
         )
-        chat_messages = [_to_chat_message(ChatMessage, role, text) for role, text in messages]
+        chat_messages = [to_chat_message(ChatMessage, role, text) for role, text in messages]
         progress.sent_at = time.monotonic()
         try:
             await generator.run_async(
@@ -488,7 +412,7 @@ class ChatEngine:
         endpoint: Endpoint,
         settings: GenerationSettings,
         messages: list[tuple[str, str]],
-        progress: _Progress,
+        progress: ReplyProgress,
     ) -> None:
         from openai import AsyncOpenAI
 
@@ -516,69 +440,9 @@ class ChatEngine:
             await asyncio.shield(client.close())
 
 
-def _to_chat_message(chat_message: Any, role: str, text: str) -> Any:
-    if role == "system":
-        return chat_message.from_system(text)
-    if role == "assistant":
-        return chat_message.from_assistant(text)
-    return chat_message.from_user(text)
-
-
-def _request_messages(
-    conversation: Conversation,
-    branch: list[StoredMessage],
-    settings: GenerationSettings,
-    drop_oldest_turns: int = 0,
-) -> list[tuple[str, str]]:
-    """(role, text) pairs for the request: system prompt first, then the branch, minus the oldest turns
-    (the newest user message always stays).
-
-    Replies that produced no text (failed before the first token) are left out; a stopped or interrupted
-    reply is sent as far as it got, which is what the user saw.
-    """
-    turns: list[tuple[str, str]] = []
-    for message in branch:
-        if message.role == "assistant" and not message.text:
-            continue
-        if message.role in ("user", "assistant"):
-            turns.append((message.role, message.text))
-    system = conversation.system_prompt or settings.system_prompt
-    return drop_oldest(([("system", system)] if system else []) + turns, drop_oldest_turns)
-
-
-def completion_prompt(messages: list[tuple[str, str]]) -> str:
-    """A plain-text transcript for base models: the system text, then ``User:``/``Assistant:`` lines."""
-    lines: list[str] = []
-    for role, text in messages:
-        if role == "system":
-            lines.append(text.strip())
-        else:
-            lines.append(f"{'User' if role == 'user' else 'Assistant'}: {text.strip()}")
-    lines.append("Assistant:")
-    return "\n".join(lines)
-
-
-def _numbers(progress: _Progress, started: float) -> ReplyNumbers:
-    ended = time.monotonic()
-    started = progress.sent_at or started
-    usage = progress.usage or {}
-    completion = usage.get("completion_tokens")
-    ttft = None if progress.first_token_at is None else progress.first_token_at - started
-    rate = None
-    if progress.first_token_at is not None:
-        generating = ended - progress.first_token_at
-        count = completion if isinstance(completion, int) else len(progress.text) + len(progress.reasoning)
-        rate = count / generating if generating > 0 and count > 1 else None
-    return ReplyNumbers(
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=completion,
-        ttft_s=ttft,
-        tokens_per_s=rate,
-        wall_s=ended - started,
-    )
-
-
-def _translate(exc: Exception, endpoint: Endpoint, timeouts: ChatTimeouts, progress: _Progress) -> ChatError:
+def _translate(
+    exc: Exception, endpoint: Endpoint, timeouts: ChatTimeouts, progress: ReplyProgress
+) -> ChatError:
     return from_openai_error(
         exc,
         base_url=endpoint.base_url,

@@ -3,10 +3,8 @@
 Two faces:
 
 * :class:`HistoryStore` — synchronous, one connection, for one thread (the CLI, tests, the writer thread).
-* :class:`AsyncHistoryStore` — what the GUI and :class:`engine.chat.ChatEngine` use: every call runs on one
-  dedicated thread that owns the connection. One thread (not ``asyncio.to_thread``'s pool) because it keeps
-  writes in the order they were issued — a reply's 250 ms checkpoints can never overtake each other — and the
-  UI loop never waits on disk.
+* :class:`engine.store_async.AsyncHistoryStore` — what the GUI and :class:`engine.chat.ChatEngine` use: the
+  same store on one dedicated thread that owns the connection.
 
 Durability: ``synchronous=FULL`` in WAL mode, so a committed user message or reply checkpoint survives a kill
 or a power cut. A reply is created in state ``streaming`` with its writer's identity (pid + start time); when
@@ -15,17 +13,14 @@ a store is opened, streaming rows whose writer is gone become ``interrupted``.
 
 from __future__ import annotations
 
-import asyncio
-import heapq
 import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 import psutil
 
@@ -45,9 +40,15 @@ from engine.store_models import (
     StoredMessage,
     chat_message_dict,
 )
+from engine.store_rows import (
+    CONV_COLS,
+    MSG_COLS,
+    conversation_from_row,
+    insert_tree,
+    message_from_row,
+    parents_first,
+)
 from engine.store_schema import migrate
-
-T = TypeVar("T")
 
 # Soft-deleted conversations left behind by a crash are purged at the next open after this long.
 _STALE_DELETE_S = 24 * 3600
@@ -75,6 +76,15 @@ class PageCursor:
     pinned: bool
     updated_at: float
     id: int
+
+
+@dataclass(frozen=True)
+class ImportedTree:
+    """What :meth:`HistoryStore.import_trees` did with one tree: its conversation id, and whether it was new,
+    already present, or brought back from the bin."""
+
+    conversation_id: int
+    outcome: Literal["imported", "present", "restored"]
 
 
 @dataclass(frozen=True)
@@ -190,11 +200,11 @@ class HistoryStore:
 
     def conversation(self, conversation_id: int) -> Conversation:
         row = self._conn.execute(
-            f"SELECT {_CONV_COLS} FROM conversations WHERE id=?", (conversation_id,)
+            f"SELECT {CONV_COLS} FROM conversations WHERE id=?", (conversation_id,)
         ).fetchone()
         if row is None:
             raise ConversationNotFound(conversation_id)
-        return _conversation(row)
+        return conversation_from_row(row)
 
     def list_conversations(
         self,
@@ -217,11 +227,11 @@ class HistoryStore:
             where.append("EXISTS (SELECT 1 FROM json_each(conversations.tags) WHERE value = ?)")
             params.append(tag)
         rows = self._conn.execute(
-            f"SELECT {_CONV_COLS} FROM conversations WHERE {' AND '.join(where)}"
+            f"SELECT {CONV_COLS} FROM conversations WHERE {' AND '.join(where)}"
             " ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT ?",
             (*params, limit + 1),
         ).fetchall()
-        items = [_conversation(r) for r in rows[:limit]]
+        items = [conversation_from_row(r) for r in rows[:limit]]
         cursor = None
         if len(rows) > limit:
             last = items[-1]
@@ -400,18 +410,18 @@ class HistoryStore:
         return self.message(message_id)
 
     def message(self, message_id: int) -> StoredMessage:
-        row = self._conn.execute(f"SELECT {_MSG_COLS} FROM messages WHERE id=?", (message_id,)).fetchone()
+        row = self._conn.execute(f"SELECT {MSG_COLS} FROM messages WHERE id=?", (message_id,)).fetchone()
         if row is None:
             raise MessageNotFound(message_id)
-        return _message(row)
+        return message_from_row(row)
 
     def load(self, conversation_id: int) -> ConversationTree:
         """The conversation and all its messages, every branch, in two queries."""
         conversation = self.conversation(conversation_id)
         rows = self._conn.execute(
-            f"SELECT {_MSG_COLS} FROM messages WHERE conversation_id=? ORDER BY id", (conversation_id,)
+            f"SELECT {MSG_COLS} FROM messages WHERE conversation_id=? ORDER BY id", (conversation_id,)
         ).fetchall()
-        return ConversationTree(conversation, tuple(_message(r) for r in rows))
+        return ConversationTree(conversation, tuple(message_from_row(r) for r in rows))
 
     # -- search, export, import --------------------------------------------------------------------------
 
@@ -423,212 +433,55 @@ class HistoryStore:
         """Everything about one conversation (all branches, all numbers) for export."""
         return self.load(conversation_id)
 
+    def known_uids(self, uids: Iterable[str]) -> dict[str, bool]:
+        """Which of ``uids`` the history holds; the value is True when that conversation sits in the bin
+        (deleted, not yet purged)."""
+        wanted = list(dict.fromkeys(uids))
+        found: dict[str, bool] = {}
+        # SQLite caps the number of bound parameters: ask in chunks.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT uid, deleted_at IS NOT NULL FROM conversations WHERE uid IN ({marks})", chunk
+            ).fetchall()
+            found.update({str(uid): bool(deleted) for uid, deleted in rows})
+        return found
+
     def import_tree(self, tree: ConversationTree) -> int:
-        """Insert a whole conversation in one transaction; returns its id.
+        """Insert a whole conversation in one transaction; returns its id (see :meth:`import_trees`)."""
+        return self.import_trees([tree])[0].conversation_id
 
-        Idempotent: if a conversation with ``tree.conversation.uid`` exists, nothing is written and its id is
-        returned. Message ids in ``tree`` are only used to link parents; children may come in any order.
+    def import_trees(
+        self, trees: Sequence[ConversationTree], progress: Callable[[int, int], None] | None = None
+    ) -> list[ImportedTree]:
+        """Insert a batch of conversations in ONE transaction: all of them, or — on any error, or if the
+        process dies midway — none, leaving the history exactly as it was.
+
+        Idempotent by ``tree.conversation.uid``: a conversation already present is not written again (one in
+        the bin is brought back). Message ids in a tree only link parents; children may come in any order.
+        Every tree is checked (:class:`InvalidTree`) before anything is written. ``progress(done, total)`` is
+        called after each tree, inside the transaction.
         """
-        found = self._conn.execute(
-            "SELECT id FROM conversations WHERE uid=?", (tree.conversation.uid,)
-        ).fetchone()
-        if found is not None:
-            return int(found[0])
-        ordered = _parents_first(tree.messages)
-        conv = tree.conversation
+        ordered = [parents_first(tree.messages) for tree in trees]
+        results: list[ImportedTree] = []
+        restored: list[int] = []
         with self._tx():
-            cur = self._conn.execute(
-                "INSERT INTO conversations (uid, title, created_at, updated_at, pinned, folder, tags,"
-                " settings, system_prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    conv.uid,
-                    conv.title,
-                    conv.created_at,
-                    conv.updated_at,
-                    int(conv.pinned),
-                    conv.folder,
-                    json.dumps(list(conv.tags)),
-                    json.dumps(conv.settings),
-                    conv.system_prompt,
-                ),
-            )
-            new_conv = int(cur.lastrowid or 0)
-            new_ids: dict[int, int] = {}
-            for m in ordered:
-                state = "interrupted" if m.state == "streaming" else m.state
-                content = m.content or chat_message_dict(m.role, m.text, m.reasoning)
-                n = m.numbers
-                cur = self._conn.execute(
-                    "INSERT INTO messages (conversation_id, parent_id, role, text, content, reasoning, state,"
-                    " model, finish_reason, prompt_tokens, completion_tokens, ttft_s, tokens_per_s, wall_s,"
-                    " error, created_at, updated_at) VALUES (" + ", ".join("?" * 17) + ")",
-                    (
-                        new_conv,
-                        None if m.parent_id is None else new_ids[m.parent_id],
-                        m.role,
-                        m.text,
-                        json.dumps(content),
-                        m.reasoning,
-                        state,
-                        m.model,
-                        m.finish_reason,
-                        n.prompt_tokens,
-                        n.completion_tokens,
-                        n.ttft_s,
-                        n.tokens_per_s,
-                        n.wall_s,
-                        m.error,
-                        m.created_at or conv.created_at,
-                        m.updated_at or m.created_at or conv.updated_at,
-                    ),
-                )
-                new_ids[m.id] = int(cur.lastrowid or 0)
-            leaf = conv.current_leaf_id
-            if leaf is not None and leaf in new_ids:
-                self._conn.execute(
-                    "UPDATE conversations SET current_leaf_id=? WHERE id=?", (new_ids[leaf], new_conv)
-                )
-        return new_conv
-
-
-def _parents_first(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
-    """Parents before children, otherwise in id order (Kahn's algorithm with a heap), so sibling order —
-    and with it "the most recent reply" — survives a renumbering."""
-    by_id = {m.id: m for m in messages}
-    if len(by_id) != len(messages):
-        raise InvalidTree("two messages share an id")
-    for m in messages:
-        if m.parent_id is not None and m.parent_id not in by_id:
-            raise InvalidTree(f"message {m.id} answers message {m.parent_id}, which is missing")
-    children: dict[int | None, list[int]] = {}
-    for m in messages:
-        children.setdefault(m.parent_id, []).append(m.id)
-    ready = list(children.get(None, []))
-    heapq.heapify(ready)
-    ordered: list[StoredMessage] = []
-    while ready:
-        current = heapq.heappop(ready)
-        ordered.append(by_id[current])
-        for child in children.get(current, []):
-            heapq.heappush(ready, child)
-    if len(ordered) != len(messages):
-        raise InvalidTree("the messages' parents form a cycle")
-    return ordered
-
-
-_CONV_COLS = (
-    "id, uid, title, created_at, updated_at, pinned, folder, tags, settings, system_prompt, current_leaf_id,"
-    " deleted_at"
-)
-_MSG_COLS = (
-    "id, conversation_id, parent_id, role, text, reasoning, state, model, finish_reason, prompt_tokens,"
-    " completion_tokens, ttft_s, tokens_per_s, wall_s, error, created_at, updated_at, content"
-)
-
-
-def _conversation(row: Sequence[Any]) -> Conversation:
-    return Conversation(
-        id=int(row[0]),
-        uid=str(row[1]),
-        title=str(row[2]),
-        created_at=float(row[3]),
-        updated_at=float(row[4]),
-        pinned=bool(row[5]),
-        folder=str(row[6]),
-        tags=tuple(json.loads(row[7])),
-        settings=json.loads(row[8]),
-        system_prompt=str(row[9]),
-        current_leaf_id=None if row[10] is None else int(row[10]),
-        deleted_at=None if row[11] is None else float(row[11]),
-    )
-
-
-def _message(row: Sequence[Any]) -> StoredMessage:
-    return StoredMessage(
-        id=int(row[0]),
-        conversation_id=int(row[1]),
-        parent_id=None if row[2] is None else int(row[2]),
-        role=row[3],
-        text=str(row[4]),
-        reasoning=str(row[5]),
-        state=row[6],
-        model=str(row[7]),
-        finish_reason=str(row[8]),
-        numbers=ReplyNumbers(row[9], row[10], row[11], row[12], row[13]),
-        error=str(row[14]),
-        created_at=float(row[15]),
-        updated_at=float(row[16]),
-        content=json.loads(row[17]),
-    )
-
-
-class AsyncHistoryStore:
-    """:class:`HistoryStore` on its own thread, for asyncio callers (the GUI, the chat engine).
-
-    ``await AsyncHistoryStore.open(path)``; every method of :class:`HistoryStore` is available through
-    :meth:`call` (``await store.call(HistoryStore.rename, 3, "New title")``) and the common ones directly.
-    """
-
-    def __init__(self, executor: ThreadPoolExecutor, store: HistoryStore) -> None:
-        self._executor = executor
-        self._store = store
-
-    @classmethod
-    async def open(cls, path: Path) -> AsyncHistoryStore:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
-        loop = asyncio.get_running_loop()
-        try:
-            store = await loop.run_in_executor(executor, HistoryStore, path)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(executor, store)
-
-    @property
-    def path(self) -> Path:
-        return self._store.path
-
-    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``method(store, *args, **kwargs)`` on the store's thread, in submission order."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: method(self._store, *args, **kwargs))
-
-    async def close(self) -> None:
-        await self.call(HistoryStore.close)
-        self._executor.shutdown(wait=True)
-
-    async def create_conversation(self, **kwargs: Any) -> Conversation:
-        return await self.call(HistoryStore.create_conversation, **kwargs)
-
-    async def conversation(self, conversation_id: int) -> Conversation:
-        return await self.call(HistoryStore.conversation, conversation_id)
-
-    async def list_conversations(self, **kwargs: Any) -> ConversationPage:
-        return await self.call(HistoryStore.list_conversations, **kwargs)
-
-    async def update_conversation(self, conversation_id: int, **kwargs: Any) -> Conversation:
-        return await self.call(HistoryStore.update_conversation, conversation_id, **kwargs)
-
-    async def delete_conversation(self, conversation_id: int) -> None:
-        await self.call(HistoryStore.delete_conversation, conversation_id)
-
-    async def undo_delete(self, conversation_id: int) -> Conversation:
-        return await self.call(HistoryStore.undo_delete, conversation_id)
-
-    async def load(self, conversation_id: int) -> ConversationTree:
-        return await self.call(HistoryStore.load, conversation_id)
-
-    async def message(self, message_id: int) -> StoredMessage:
-        return await self.call(HistoryStore.message, message_id)
-
-    async def switch_branch(self, sibling_id: int) -> int:
-        return await self.call(HistoryStore.switch_branch, sibling_id)
-
-    async def search(self, text: str, **kwargs: Any) -> list[SearchHit]:
-        return await self.call(HistoryStore.search, text, **kwargs)
-
-    async def export_tree(self, conversation_id: int) -> ConversationTree:
-        return await self.call(HistoryStore.export_tree, conversation_id)
-
-    async def import_tree(self, tree: ConversationTree) -> int:
-        return await self.call(HistoryStore.import_tree, tree)
+            for number, (tree, messages) in enumerate(zip(trees, ordered, strict=True), 1):
+                found = self._conn.execute(
+                    "SELECT id, deleted_at IS NOT NULL FROM conversations WHERE uid=?",
+                    (tree.conversation.uid,),
+                ).fetchone()
+                if found is None:
+                    results.append(ImportedTree(insert_tree(self._conn, tree, messages), "imported"))
+                elif found[1]:
+                    self._conn.execute("UPDATE conversations SET deleted_at=NULL WHERE id=?", (found[0],))
+                    restored.append(int(found[0]))
+                    results.append(ImportedTree(int(found[0]), "restored"))
+                else:
+                    results.append(ImportedTree(int(found[0]), "present"))
+                if progress is not None:
+                    progress(number, len(trees))
+        # Only once committed: a rolled-back restore must still be purged at close.
+        self._deleted_here.difference_update(restored)
+        return results

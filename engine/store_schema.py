@@ -115,7 +115,30 @@ _V1 = [
     """,
 ]
 
-MIGRATIONS: tuple[list[str], ...] = (_V1,)
+# V2: prefix indexes. Search treats the last word as a prefix (people type "ligh" for "lighthouse"); without
+# an index FTS5 merges the lists of every matching term, which for one or two letters at 500,000 messages
+# took 60-120 ms. Longer prefixes match few terms and stay cheap. 'rebuild' re-reads the content tables
+# (about 2.5 s at 500,000 messages, once).
+_V2 = [
+    "DROP TABLE messages_fts",
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5 (
+        text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2',
+        prefix='1 2 3 4'
+    )
+    """,
+    "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+    "DROP TABLE conversations_fts",
+    """
+    CREATE VIRTUAL TABLE conversations_fts USING fts5 (
+        title, content='conversations', content_rowid='id', tokenize='unicode61 remove_diacritics 2',
+        prefix='1 2 3 4'
+    )
+    """,
+    "INSERT INTO conversations_fts (conversations_fts) VALUES ('rebuild')",
+]
+
+MIGRATIONS: tuple[list[str], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

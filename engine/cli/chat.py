@@ -24,7 +24,7 @@ from engine.endpoint import Endpoint
 from engine.errors import DeskError, Fix
 from engine.generation import GenerationSettings, preset
 from engine.paths import AppPaths
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

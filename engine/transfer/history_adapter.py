@@ -6,10 +6,7 @@ conversation's ``uid`` is the stable identity that makes an import idempotent.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from engine.store_models import Conversation, ConversationTree, ReplyNumbers, StoredMessage
 from engine.transfer.model import ExportedConversation, ExportedMessage
@@ -106,29 +103,6 @@ def _numbers(m: ExportedMessage) -> ReplyNumbers:
         tokens_per_s=num("tokens_per_s"),
         wall_s=num("wall_s"),
     )
-
-
-def known_uids(db_path: Path, uids: Iterable[str]) -> dict[str, bool]:
-    """Which of ``uids`` the history already holds (value: True when it sits in the bin, soft-deleted).
-
-    A separate read-only connection: the store has no lookup by uid, and reading never disturbs its writer.
-    """
-    wanted = list(dict.fromkeys(uids))
-    if not wanted or not db_path.exists():
-        return {}
-    found: dict[str, bool] = {}
-    conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
-    try:
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                f"SELECT uid, deleted_at IS NOT NULL FROM conversations WHERE uid IN ({marks})", chunk
-            ).fetchall()
-            found.update({str(uid): bool(deleted) for uid, deleted in rows})
-    finally:
-        conn.close()
-    return found
 
 
 def _instant(seconds: float) -> datetime:

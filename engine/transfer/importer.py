@@ -151,32 +151,18 @@ def _read_zip(raw: bytes, fmt: ImportFormat, limits: ImportLimits) -> list[Expor
 def import_conversations(
     store: HistoryStore, conversations: list[ExportedConversation], progress: Progress | None = None
 ) -> ImportSummary:
-    """Add validated conversations to the history; those already present (same identity) are skipped.
+    """Add validated conversations to the history in one transaction; those already present (same identity)
+    are skipped, and one found in the bin (deleted, not yet purged) is brought back rather than duplicated.
 
-    A conversation found in the bin (deleted, not yet purged) is brought back rather than duplicated.
+    All or nothing: if any write fails, or the process dies midway, the history is exactly as it was.
     """
     trees = [history_adapter.to_tree(c) for c in conversations]
-    known = history_adapter.known_uids(store.path, (t.conversation.uid for t in trees))
     summary = ImportSummary()
-    done: list[int] = []
-    try:
-        for number, tree in enumerate(trees, 1):
-            uid = tree.conversation.uid
-            conversation_id = store.import_tree(tree)
-            if uid in known:
-                if known[uid]:
-                    store.undo_delete(conversation_id)
-                summary.already_present.append(conversation_id)
-            else:
-                done.append(conversation_id)
-                summary.imported.append(conversation_id)
-            if progress is not None:
-                progress(number, len(trees))
-    except BaseException:
-        # The store writes one conversation per transaction; take back this run's half-finished batch.
-        for conversation_id in done:
-            store.delete_conversation(conversation_id)
-        raise
+    for result in store.import_trees(trees, progress):
+        if result.outcome == "imported":
+            summary.imported.append(result.conversation_id)
+        else:
+            summary.already_present.append(result.conversation_id)
     return summary
 
 

@@ -15,7 +15,7 @@ from desktop.main_window import MainWindow
 from engine.chat import ChatEngine
 from engine.paths import AppPaths
 from engine.settings import SettingsStore
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin
 

@@ -18,7 +18,7 @@ from engine.chat import ChatEngine
 from engine.profiles import ServerProfile
 from engine.runtime import Progress
 from engine.settings import SettingsStore
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.supervisor import Supervisor
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime

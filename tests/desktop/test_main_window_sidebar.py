@@ -13,7 +13,8 @@ from desktop.main_window import MainWindow
 from desktop.sidebar import PAGE_SIZE
 from engine.chat import ChatEngine
 from engine.settings import SettingsStore
-from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
 pytestmark = [

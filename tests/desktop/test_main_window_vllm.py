@@ -12,7 +12,8 @@ from PySide6.QtCore import QSettings, Qt
 from desktop.main_window import MainWindow
 from engine.chat import ChatEngine
 from engine.settings import SettingsStore
-from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
 pytestmark = [

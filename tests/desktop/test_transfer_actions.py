@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QDialogButtonBox, QMainWindow
 from desktop import errors
 from desktop.transfer_actions import ExportChoice, ExportDialog, TransferActions
 from engine.paths import AppPaths
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]

@@ -22,7 +22,7 @@ from engine.metrics import MetricsSample
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 from engine.settings import SettingsStore
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.supervisor import ServerState, StateChange, Supervisor
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime

@@ -23,7 +23,7 @@ from engine.chat_errors import (
 )
 from engine.endpoint import Endpoint
 from engine.generation import GenerationSettings
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 from tests.support.standin.launch import running_standin
 from tests.support.standin.server import WORDS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.chat import _request_messages, completion_prompt
+from engine.chat_request import completion_prompt, request_messages
 from engine.generation import PRESETS, GenerationSettings, InvalidGenerationSettings, preset
 from engine.store_models import Conversation, StoredMessage
 
@@ -75,13 +75,13 @@ def _msg(mid: int, role: str, text: str, parent: int | None) -> StoredMessage:
 def test_request_puts_the_system_prompt_first_and_skips_empty_failed_replies() -> None:
     conv = Conversation(id=1, uid="u", title="", created_at=0, updated_at=0, system_prompt="Conv prompt")
     branch = [_msg(1, "user", "hi", None), _msg(2, "assistant", "", 1), _msg(3, "user", "again", 2)]
-    assert _request_messages(conv, branch, GenerationSettings(system_prompt="Preset prompt")) == [
+    assert request_messages(conv, branch, GenerationSettings(system_prompt="Preset prompt")) == [
         ("system", "Conv prompt"),
         ("user", "hi"),
         ("user", "again"),
     ]
     no_prompt = Conversation(id=1, uid="u", title="", created_at=0, updated_at=0)
-    assert _request_messages(no_prompt, branch[:1], GenerationSettings(system_prompt="P"))[0] == (
+    assert request_messages(no_prompt, branch[:1], GenerationSettings(system_prompt="P"))[0] == (
         "system",
         "P",
     )

@@ -12,7 +12,7 @@ import pytest_asyncio
 from engine.chat import ChatEngine, Turn, TurnEvent
 from engine.chat_errors import ContextTooLong, ModelNotFound
 from engine.generation import GenerationSettings
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.tokens import ContextMeter
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.asyncio]

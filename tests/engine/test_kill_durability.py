@@ -32,7 +32,7 @@ import asyncio, sys, time
 from pathlib import Path
 from engine.chat import ChatEngine
 from engine.endpoint import Endpoint
-from engine.store import AsyncHistoryStore
+from engine.store_async import AsyncHistoryStore
 
 async def main() -> None:
     endpoint = Endpoint(base_url=sys.argv[2], model="standin", max_model_len=100000)

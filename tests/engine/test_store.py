@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import AsyncHistoryStore, HistoryStore, HistoryUnreadable, PageCursor
+from engine.store import HistoryStore, HistoryUnreadable, PageCursor
+from engine.store_async import AsyncHistoryStore
 from engine.store_models import (
     ConversationNotFound,
     ConversationTree,

@@ -11,7 +11,8 @@ import pytest_asyncio
 
 from engine.chat import ChatEngine
 from engine.generation import GenerationSettings
-from engine.store import AsyncHistoryStore, HistoryStore
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.exporter import export_from_store
 from engine.transfer.importer import import_path

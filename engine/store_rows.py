@@ -1,0 +1,146 @@
+"""Between the history database's rows and the store's models: reading rows, and writing a whole
+conversation tree (import). Functions here run inside the caller's transaction; they never commit."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from engine.store_models import (
+    Conversation,
+    ConversationTree,
+    InvalidTree,
+    ReplyNumbers,
+    StoredMessage,
+    chat_message_dict,
+)
+
+CONV_COLS = (
+    "id, uid, title, created_at, updated_at, pinned, folder, tags, settings, system_prompt, current_leaf_id,"
+    " deleted_at"
+)
+MSG_COLS = (
+    "id, conversation_id, parent_id, role, text, reasoning, state, model, finish_reason, prompt_tokens,"
+    " completion_tokens, ttft_s, tokens_per_s, wall_s, error, created_at, updated_at, content"
+)
+
+
+def conversation_from_row(row: Sequence[Any]) -> Conversation:
+    return Conversation(
+        id=int(row[0]),
+        uid=str(row[1]),
+        title=str(row[2]),
+        created_at=float(row[3]),
+        updated_at=float(row[4]),
+        pinned=bool(row[5]),
+        folder=str(row[6]),
+        tags=tuple(json.loads(row[7])),
+        settings=json.loads(row[8]),
+        system_prompt=str(row[9]),
+        current_leaf_id=None if row[10] is None else int(row[10]),
+        deleted_at=None if row[11] is None else float(row[11]),
+    )
+
+
+def message_from_row(row: Sequence[Any]) -> StoredMessage:
+    return StoredMessage(
+        id=int(row[0]),
+        conversation_id=int(row[1]),
+        parent_id=None if row[2] is None else int(row[2]),
+        role=row[3],
+        text=str(row[4]),
+        reasoning=str(row[5]),
+        state=row[6],
+        model=str(row[7]),
+        finish_reason=str(row[8]),
+        numbers=ReplyNumbers(row[9], row[10], row[11], row[12], row[13]),
+        error=str(row[14]),
+        created_at=float(row[15]),
+        updated_at=float(row[16]),
+        content=json.loads(row[17]),
+    )
+
+
+def parents_first(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """Parents before children, otherwise in id order (Kahn's algorithm with a heap), so sibling order —
+    and with it "the most recent reply" — survives a renumbering. Raises :class:`InvalidTree`."""
+    by_id = {m.id: m for m in messages}
+    if len(by_id) != len(messages):
+        raise InvalidTree("two messages share an id")
+    for m in messages:
+        if m.parent_id is not None and m.parent_id not in by_id:
+            raise InvalidTree(f"message {m.id} answers message {m.parent_id}, which is missing")
+    children: dict[int | None, list[int]] = {}
+    for m in messages:
+        children.setdefault(m.parent_id, []).append(m.id)
+    ready = list(children.get(None, []))
+    heapq.heapify(ready)
+    ordered: list[StoredMessage] = []
+    while ready:
+        current = heapq.heappop(ready)
+        ordered.append(by_id[current])
+        for child in children.get(current, []):
+            heapq.heappush(ready, child)
+    if len(ordered) != len(messages):
+        raise InvalidTree("the messages' parents form a cycle")
+    return ordered
+
+
+def insert_tree(conn: sqlite3.Connection, tree: ConversationTree, ordered: Sequence[StoredMessage]) -> int:
+    """Insert ``tree`` (messages already in :func:`parents_first` order) as a new conversation; returns
+    its id. Runs in the caller's transaction."""
+    conv = tree.conversation
+    cur = conn.execute(
+        "INSERT INTO conversations (uid, title, created_at, updated_at, pinned, folder, tags,"
+        " settings, system_prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            conv.uid,
+            conv.title,
+            conv.created_at,
+            conv.updated_at,
+            int(conv.pinned),
+            conv.folder,
+            json.dumps(list(conv.tags)),
+            json.dumps(conv.settings),
+            conv.system_prompt,
+        ),
+    )
+    new_conv = int(cur.lastrowid or 0)
+    new_ids: dict[int, int] = {}
+    for m in ordered:
+        # A reply that was streaming when exported has no writer here: it is interrupted.
+        state = "interrupted" if m.state == "streaming" else m.state
+        content = m.content or chat_message_dict(m.role, m.text, m.reasoning)
+        n = m.numbers
+        cur = conn.execute(
+            "INSERT INTO messages (conversation_id, parent_id, role, text, content, reasoning, state,"
+            " model, finish_reason, prompt_tokens, completion_tokens, ttft_s, tokens_per_s, wall_s,"
+            " error, created_at, updated_at) VALUES (" + ", ".join("?" * 17) + ")",
+            (
+                new_conv,
+                None if m.parent_id is None else new_ids[m.parent_id],
+                m.role,
+                m.text,
+                json.dumps(content),
+                m.reasoning,
+                state,
+                m.model,
+                m.finish_reason,
+                n.prompt_tokens,
+                n.completion_tokens,
+                n.ttft_s,
+                n.tokens_per_s,
+                n.wall_s,
+                m.error,
+                m.created_at or conv.created_at,
+                m.updated_at or m.created_at or conv.updated_at,
+            ),
+        )
+        new_ids[m.id] = int(cur.lastrowid or 0)
+    leaf = conv.current_leaf_id
+    if leaf is not None and leaf in new_ids:
+        conn.execute("UPDATE conversations SET current_leaf_id=? WHERE id=?", (new_ids[leaf], new_conv))
+    return new_conv
