@@ -40,6 +40,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument("--docs", type=Path, default=DOCS, help="Markdown summary to regenerate")
     parser.add_argument("--plots", type=Path, default=PLOTS, help="folder for the PNG plots")
+    parser.add_argument(
+        "--docs-only", action="store_true", help="only regenerate the Markdown summary from the results file"
+    )
     return parser.parse_args(argv)
 
 
@@ -59,8 +62,14 @@ def _merge(previous: Path, fresh: list[BenchResult]) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.docs_only:
+        payload = json.loads(args.results.read_text(encoding="utf-8"))
+        prefix = os.path.relpath(args.plots, args.docs.parent) + "/"
+        args.docs.write_text(report.markdown(payload, plot_prefix=prefix))
+        return 0
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     started = dt.datetime.now(dt.UTC)
+    machine = describe()
     t0 = time.perf_counter()
     chosen = [b for b in registry.BENCHMARKS if not args.only or b.name in args.only]
     results: list[BenchResult] = []
@@ -86,9 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
         "duration_s": time.perf_counter() - t0,
-        "machine": describe(),
+        "machine": machine,
     }
     merged = _merge(args.results, results) if args.only else [r.to_dict() for r in results]
+    if args.only and args.results.exists():
+        # The run described at the top stays the full one; say what was rerun since.
+        previous = json.loads(args.results.read_text(encoding="utf-8"))
+        rerun = [*previous.get("rerun", []), f"{', '.join(args.only)} at {payload['started']}"]
+        payload.update(
+            started=previous.get("started", payload["started"]),
+            quick=previous.get("quick", payload["quick"]),
+            duration_s=previous.get("duration_s", payload["duration_s"]),
+            rerun=rerun,
+        )
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({**payload, "benchmarks": merged}, indent=2, default=str) + "\n")
     args.docs.parent.mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,8 @@ def markdown(payload: dict[str, Any], plot_prefix: str = "bench/") -> str:
         "in the same run; ratios are app / baseline (below 1× the app needs less than the baseline).",
         "",
         f"Run: {payload.get('started', '?')}, mode **{'quick' if payload.get('quick') else 'full'}**, "
-        f"took {payload.get('duration_s', 0):.0f} s.",
+        f"took {payload.get('duration_s', 0):.0f} s."
+        + (f" Rerun since with `--only`: {'; '.join(payload['rerun'])}." if payload.get("rerun") else ""),
         "",
         "## Running it",
         "",

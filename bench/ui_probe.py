@@ -27,12 +27,6 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 TICK_MS = 5
 MISSING_EXIT = 3
 
-# PySide6 6.12.0 on Python 3.11: every QObject.killTimer() call drops one reference to None too many, and
-# qasync calls killTimer once per asyncio callback, so a long stream drives None's refcount to zero and the
-# process dies ("Fatal Python error: none_dealloc"). Holding extra references keeps the probe alive long
-# enough to measure; it costs 8 MB and no time. (Reported to the lead; the app itself needs a real fix.)
-_NONE_GUARD = [None] * 1_000_000
-
 
 class LatenessMeter:
     """A precise timer that notes how late each tick fires (a stall shows as one late tick)."""
@@ -246,9 +240,7 @@ def main() -> int:
     outcome["late_ms"] = meter.late_ms
     outcome["at_s"] = meter.at_s
     args.out.write_text(json.dumps(outcome), encoding="utf-8")
-    # Skip interpreter finalisation: PySide6 6.12's refcount bug (above) can crash it after the work is done.
-    sys.stdout.flush()
-    os._exit(0)
+    return 0
 
 
 if __name__ == "__main__":

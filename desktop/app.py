@@ -106,15 +106,16 @@ async def build(
 
     ``runtime`` replaces the located vLLM (tests pass the stand-in's runtime); ``ensure_runtime`` installs
     the managed runtime on a fresh machine.
+
+    Order: the window frame first (Qt, sqlite, the last run's theme), shown, its history restored; then the
+    heavy engine modules are imported on a thread (the loop keeps painting) and attached to the window.
     """
+    from PySide6.QtWidgets import QSystemTrayIcon
+
     from desktop import errors, theme
     from desktop.main_window import MainWindow
-    from engine.chat import ChatEngine
     from engine.paths import AppPaths
-    from engine.runtime import ensure_runtime_async
-    from engine.settings import SettingsStore
     from engine.store_async import AsyncHistoryStore
-    from engine.supervisor import Supervisor
 
     paths = AppPaths.resolve(args.data_dir).ensure()
     instance = None
@@ -124,41 +125,72 @@ async def build(
         instance = SingleInstance.for_paths(paths)
         if not instance.acquire(sys.argv[1:]):
             return None
-    settings = SettingsStore.open(paths.settings_file)
-    current = settings.settings
-    dark = theme.apply(app, current.appearance.theme)
     undo_hook = errors.install_excepthook()
     store = await AsyncHistoryStore.open(paths.history_db)
-    vllm_path = str(current.general.vllm_path) if current.general.vllm_path else None
-    supervisor = Supervisor(paths, runtime, runtime_path=vllm_path)
-    chat = ChatEngine(store, lambda: supervisor.endpoint)
+    window = MainWindow(store=store, paths=paths)
+    window.apply_theme(theme.apply(app, window.saved_theme()))
+    window.restore_geometry()
+    # The tray's own check is cheap; the tray itself is made once the engine is there.
+    if not (getattr(args, "tray", False) and QSystemTrayIcon.isSystemTrayAvailable()):
+        window.show()
+    shown_at = time.perf_counter()
+    _bench_mark("shown")
+    try:
+        await window.restore()  # the sidebar's first page and the last conversation: sqlite only
+        settings, supervisor, chat = await _make_engine(paths, store, runtime)
+    except BaseException:
+        await window.shutdown()
+        await store.close()
+        undo_hook()
+        if instance is not None:
+            instance.close()
+        raise
+    vllm_path = str(settings.settings.general.vllm_path) if settings.settings.general.vllm_path else None
 
     async def ensure(progress: Any) -> object:
+        from engine.runtime import ensure_runtime_async
+
         return await ensure_runtime_async(paths, vllm_path, progress)
 
-    window = MainWindow(
-        store=store,
+    window.attach(
         chat=chat,
         settings=settings,
         supervisor=supervisor,
-        paths=paths,
         ensure_runtime=ensure if ensure_runtime and runtime is None else None,
-        dark=dark,
     )
     parts = AppParts(window, store, supervisor, chat, settings, instance=instance, undo_hook=undo_hook)
+    parts.shown_at = shown_at
     _wire_tray(parts, app)
     if instance is not None:
         from desktop.single_instance import bring_to_front
 
         instance.message_received.connect(lambda argv: _handover(window, argv, bring_to_front))
-    window.restore_geometry()
-    if not (getattr(args, "tray", False) and parts.tray.available):
-        window.show()
-    parts.shown_at = time.perf_counter()
-    _bench_mark("shown")
     new_chat = bool(getattr(args, "new_chat", False))  # the launcher's "New chat" action
     parts.tasks.append(asyncio.ensure_future(_after_show(parts, new_chat=new_chat)))
     return parts
+
+
+async def _make_engine(paths: Any, store: Any, runtime: Any) -> tuple[Any, Any, Any]:
+    """Settings, supervisor and chat engine; their modules (pydantic, httpx, ...) imported off the GUI thread."""
+    await asyncio.to_thread(_import_engine_modules)
+    from engine.chat import ChatEngine
+    from engine.settings import SettingsStore
+    from engine.supervisor import Supervisor
+
+    settings = SettingsStore.open(paths.settings_file)
+    general = settings.settings.general
+    supervisor = Supervisor(paths, runtime, runtime_path=str(general.vllm_path) if general.vllm_path else None)
+    chat = ChatEngine(store, lambda: supervisor.endpoint)
+    return settings, supervisor, chat
+
+
+def _import_engine_modules() -> None:
+    import desktop.server_link  # noqa: F401
+    import desktop.tray  # noqa: F401
+    import engine.chat  # noqa: F401
+    import engine.runtime  # noqa: F401
+    import engine.settings  # noqa: F401
+    import engine.supervisor  # noqa: F401
 
 
 def _wire_tray(parts: AppParts, app: QApplication) -> None:
@@ -206,7 +238,6 @@ async def _after_show(parts: AppParts, *, new_chat: bool = False) -> None:
     problems = settings.take_problems()
     if problems is not None:
         errors.report(problems)
-    await window.restore()
     if new_chat:
         window.new_chat()
     _bench_mark("painted", QCoreApplication.instance(), window.conversation_id)

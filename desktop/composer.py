@@ -110,6 +110,7 @@ class Composer(QWidget):
         self.send_button.clicked.connect(self._send)
         self.stop_button.clicked.connect(self.stop_requested)
         self._busy = False
+        self._ready = True
 
     @property
     def busy(self) -> bool:
@@ -125,6 +126,11 @@ class Composer(QWidget):
         self._busy = busy
         self.send_button.setVisible(not busy)
         self.stop_button.setVisible(busy)
+
+    def set_ready(self, ready: bool) -> None:
+        """Send waits for the app to finish starting (a fraction of a second); typing does not."""
+        self._ready = ready
+        self.send_button.setEnabled(ready)
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)
@@ -143,7 +149,7 @@ class Composer(QWidget):
         self.meter.setFormat(tr("{used:,} / {max:,} tokens").format(used=used or 0, max=maximum))
 
     def _send(self) -> None:
-        if self._busy:
+        if self._busy or not self._ready:
             return
         text = self.editor.toPlainText()
         if not text.strip():

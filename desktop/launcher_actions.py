@@ -245,7 +245,7 @@ class LauncherActions(QObject):
             self._rebuild_recent()
 
     async def load_recent(self, store: Any) -> None:
-        """Refresh the recent list from ``engine.store_async.AsyncHistoryStore`` (again whenever a menu opens)."""
+        """Refresh the recent list from ``engine.store_async.AsyncHistoryStore`` (again when a menu opens)."""
         self._store = store
         page = await store.list_conversations(limit=RECENT_LIMIT)
         self.set_recent_conversations(page.items)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QInputDialog,
     QMainWindow,
     QMenu,
@@ -40,22 +41,27 @@ from desktop.errors import ErrorBanner, Problem
 from desktop.first_run import FirstRunPanel
 from desktop.markdown_view import MarkdownRenderer
 from desktop.operations import Operation
-from desktop.server_link import RuntimeEnsurer, ServerLink
 from desktop.sidebar import Sidebar
 from desktop.status_bar import ServerLogDialog, ServerStatusBar
 from desktop.transcript import TranscriptView
 from desktop.turns import TurnsMixin, message_data
-from engine.chat import ChatEngine
 from engine.errors import Fix
 from engine.paths import AppPaths
 from engine.search import SearchHit
-from engine.settings import SettingsStore
 from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 from engine.store_models import ConversationTree
 
+if TYPE_CHECKING:
+    # Heavy (pydantic, httpx, Haystack's types): imported at run time only by whoever makes these objects,
+    # after the window is on screen (see desktop/app.py).
+    from desktop.server_link import RuntimeEnsurer, ServerLink
+    from engine.chat import ChatEngine
+    from engine.settings import SettingsStore
+
 log = logging.getLogger(__name__)
 LAST_CONVERSATION_KEY = "window/last_conversation"
+THEME_KEY = "window/theme"  # the last theme setting, to colour the window before the settings are loaded
 
 
 def tr(text: str) -> str:
@@ -73,8 +79,8 @@ class MainWindow(TurnsMixin, QMainWindow):
         self,
         *,
         store: AsyncHistoryStore,
-        chat: ChatEngine,
-        settings: SettingsStore,
+        chat: ChatEngine | None = None,
+        settings: SettingsStore | None = None,
         supervisor: Any = None,
         ui_state: QSettings | None = None,
         ensure_runtime: RuntimeEnsurer | None = None,
@@ -84,16 +90,16 @@ class MainWindow(TurnsMixin, QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.store = store
-        self.chat = chat
-        self.settings = settings
         self.supervisor = supervisor
         self.paths = paths
+        self.engine_ready = False  # chat and settings attached (see attach())
         # Set by the app when a tray exists: asked on close whether to hide instead of quitting.
         self.hide_on_close: Callable[[], bool] = lambda: False
-        # Window geometry and the last conversation only (QSettings gives strings back; fine for these).
-        self.ui_state = ui_state or QSettings(
-            str(settings.path.parent / "window.ini"), QSettings.Format.IniFormat, self
-        )
+        # Window geometry, the last conversation and theme only (QSettings gives strings back; fine for these).
+        config = paths.config if paths is not None else settings.path.parent if settings is not None else None
+        if ui_state is None and config is None:
+            raise ValueError("MainWindow needs paths, settings or ui_state")
+        self.ui_state = ui_state or QSettings(str(config / "window.ini"), QSettings.Format.IniFormat, self)
         self.setWindowTitle("vLLM Desk")
         self.setObjectName("mainWindow")
         self.setAccessibleName(tr("vLLM Desk"))
@@ -137,6 +143,37 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.transfer: Any = None  # Export…/Import…, wired in restore() (after the window is shown)
         self.apply_theme(dark)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
+        for action in (self.start_action, self.stop_server_action):
+            action.setEnabled(False)
+        # Until the engine is attached: what needs it waits (Send, regenerate, preferences); the history
+        # (sqlite only) can already be browsed.
+        self._engine_actions = (self.preferences_action, self.regenerate_action, self.stop_action)
+        for action in self._engine_actions:
+            action.setEnabled(False)
+        self.composer.set_ready(False)
+        self.setTabOrder(self.sidebar.search_box, self.sidebar.list)
+        self.setTabOrder(self.sidebar.list, self.transcript)
+        self.setTabOrder(self.transcript, self.composer.editor)
+        if chat is not None and settings is not None:
+            self.attach(chat=chat, settings=settings, supervisor=supervisor, ensure_runtime=ensure_runtime)
+
+    def attach(
+        self,
+        *,
+        chat: ChatEngine,
+        settings: SettingsStore,
+        supervisor: Any = None,
+        ensure_runtime: RuntimeEnsurer | None = None,
+    ) -> None:
+        """Hand the window its engine objects (the app does it right after the window is shown: they import
+        pydantic, httpx and more, which would delay the first paint)."""
+        from desktop.server_link import ServerLink
+
+        self.chat = chat
+        self.settings = settings
+        self.supervisor = supervisor
+        self.bridge.connect_event(chat.turn_events, self._on_turn_event)
+        self.bridge.connect_event(settings.changed, self._on_settings_changed)
         if supervisor is not None:
             self.server_link = ServerLink(self, supervisor, self.first_run, ensure_runtime=ensure_runtime)
             self.start_action.triggered.connect(lambda _checked=False: self._link().start())
@@ -148,10 +185,14 @@ class MainWindow(TurnsMixin, QMainWindow):
                 self.server_status.set_state("ready", tr("Connected"))
         for action in (self.start_action, self.stop_server_action):
             action.setEnabled(supervisor is not None)
-        self.composer.set_send_key(settings.settings.general.send_key)
-        self.setTabOrder(self.sidebar.search_box, self.sidebar.list)
-        self.setTabOrder(self.sidebar.list, self.transcript)
-        self.setTabOrder(self.transcript, self.composer.editor)
+        for action in self._engine_actions:
+            action.setEnabled(True)
+        self.engine_ready = True
+        self.composer.set_ready(True)
+        self._apply_settings(settings.settings)
+        if self.tree is not None:
+            self.composer.set_busy(chat.running_turn(self.tree.conversation.id) is not None)
+        self._update_context(self.tree)
 
     # --- construction --------------------------------------------------------------------------------
 
@@ -232,9 +273,7 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.transcript.edited.connect(self.edit_and_resend)
         self.banner.fix_requested.connect(self.apply_fix)
         errors.reporter().problem.connect(self.show_problem)
-        self.bridge.connect_event(self.chat.turn_events, self._on_turn_event)
         self.server_status.log_button.clicked.connect(self.show_server_log)
-        self.bridge.connect_event(self.settings.changed, self._on_settings_changed)
 
     # --- conversations -------------------------------------------------------------------------------
 
@@ -283,7 +322,7 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.transcript.show_messages(shown)
         title = tree.conversation.title or tr("New chat")
         self.setWindowTitle(f"{title} — vLLM Desk")
-        running = self.chat.running_turn(tree.conversation.id)
+        running = self.chat.running_turn(tree.conversation.id) if self.engine_ready else None
         self.composer.set_busy(running is not None)
         if changed:
             self.composer.set_notice("")
@@ -298,7 +337,7 @@ class MainWindow(TurnsMixin, QMainWindow):
             if n.prompt_tokens is not None:
                 used = n.prompt_tokens + (n.completion_tokens or 0)
                 break
-        endpoint = self.chat.endpoint_provider()
+        endpoint = self.chat.endpoint_provider() if self.engine_ready else None
         self.composer.set_context(used, endpoint.max_model_len if endpoint else None)
 
     def new_chat(self) -> None:
@@ -335,7 +374,8 @@ class MainWindow(TurnsMixin, QMainWindow):
         Operation(None, lambda: self._delete(conversation_id)).run()
 
     async def _delete(self, conversation_id: int) -> None:
-        self.chat.stop(conversation_id)
+        if self.engine_ready:
+            self.chat.stop(conversation_id)
         await self.store.delete_conversation(conversation_id)
         if self.conversation_id == conversation_id:
             self.new_chat()
@@ -412,8 +452,30 @@ class MainWindow(TurnsMixin, QMainWindow):
         open_preferences(self)
 
     def _on_settings_changed(self, settings: Any) -> None:
+        self._apply_settings(settings)
+
+    def _apply_settings(self, settings: Any) -> None:
+        """The settings the window shows, applied live (at attach and whenever the Preferences save)."""
         self.composer.set_send_key(settings.general.send_key)
-        self.apply_theme(theme.is_dark(settings.appearance.theme))
+        appearance = settings.appearance
+        self.ui_state.setValue(THEME_KEY, appearance.theme)
+        app = QApplication.instance()
+        dark = theme.apply(app, appearance.theme) if isinstance(app, QApplication) else False
+        self.apply_theme(dark)
+        self.apply_font_size(appearance.font_size)
+
+    def apply_font_size(self, points: int) -> None:
+        """The chat's text size (transcript and editor; menus and lists keep the desktop's)."""
+        for widget in (self.transcript, self.composer.editor):
+            font = widget.font()
+            if font.pointSize() != points:
+                font.setPointSize(points)
+                widget.setFont(font)
+
+    def saved_theme(self) -> str:
+        """The theme setting of the last run ("system" the first time), known before the settings load."""
+        value = str(self.ui_state.value(THEME_KEY, "system"))
+        return value if value in ("system", "light", "dark") else "system"
 
     def apply_theme(self, dark: bool) -> None:
         """Colours from the palette; code colours and message backgrounds follow light/dark."""
@@ -422,7 +484,8 @@ class MainWindow(TurnsMixin, QMainWindow):
             self.transcript.set_renderer(MarkdownRenderer(dark=dark))
 
     def _on_scheme_changed(self, _scheme: object) -> None:
-        self.apply_theme(theme.is_dark(self.settings.settings.appearance.theme))
+        chosen = self.settings.settings.appearance.theme if self.engine_ready else self.saved_theme()
+        self.apply_theme(theme.is_dark(chosen))
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -455,7 +518,8 @@ class MainWindow(TurnsMixin, QMainWindow):
 
     async def shutdown(self) -> None:
         """Stop turns in flight (their partial replies are saved) and drop every subscription."""
-        await self.chat.shutdown()
+        if self.engine_ready:
+            await self.chat.shutdown()
         await operations.cancel_all()
         await self.sidebar.aclose()
         self.bridge.close()

@@ -207,6 +207,10 @@ class MessageWidget(QFrame):
         queued = data.state == "queued"  # written while the server starts; not stored yet
         self.edit_button.setVisible(user and not queued)
         self.regenerate_button.setVisible(not user)
+        # Stopped, failed and interrupted replies are answered again the same way; a failed one says so.
+        failed = data.state == "error"
+        self.regenerate_button.setText(tr("Retry") if failed else tr("Regenerate"))
+        self.regenerate_button.setToolTip(tr("Try this reply again") if failed else tr("Regenerate reply"))
         for w in (self.copy_button, self.edit_button, self.regenerate_button):
             w.setEnabled(finished)
         stats = format_stats(data.completion_tokens, data.tokens_per_s, data.ttft_s)

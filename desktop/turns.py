@@ -15,10 +15,10 @@ from PySide6.QtCore import QCoreApplication
 from desktop import errors
 from desktop.operations import Operation
 from desktop.transcript import MessageData
-from engine.chat import Turn, TurnEvent
 from engine.store_models import ConversationTree, StoredMessage
 
 if TYPE_CHECKING:
+    from engine.chat import Turn, TurnEvent
     from desktop.composer import Composer
     from desktop.server_link import ServerLink
     from desktop.sidebar import Sidebar
@@ -69,6 +69,7 @@ class TurnsMixin:
     conversation_id: int | None
     tree: ConversationTree | None
     queued: list[str]
+    engine_ready: bool
     server_link: ServerLink | None
     turn_finished: Any  # Signal(object)
 
@@ -83,10 +84,10 @@ class TurnsMixin:
         return self.server_link
 
     def server_ready(self) -> bool:
-        return self.chat.endpoint_provider() is not None
+        return self.engine_ready and self.chat.endpoint_provider() is not None
 
     def server_starting(self) -> bool:
-        return self.server_link is not None and self.server_link.starting and not self.server_ready()
+        return self.engine_ready and self.server_link is not None and self.server_link.starting and not self.server_ready()
 
     def server_became_ready(self) -> None:
         """Called by the server link: send what was queued, refresh the context meter."""
@@ -158,10 +159,12 @@ class TurnsMixin:
         ).run()
 
     def stop_reply(self) -> None:
-        if self.conversation_id is not None:
+        if self.engine_ready and self.conversation_id is not None:
             self.chat.stop(self.conversation_id)
 
     def regenerate_last(self) -> None:
+        if not self.engine_ready:
+            return
         replies = [w for w in self.transcript.messages() if w.data.role == "assistant"]
         if replies and not replies[-1].streaming:
             self.regenerate(int(replies[-1].data.id))
@@ -215,6 +218,8 @@ class TurnsMixin:
 
     def _message_action(self, name: str, message_id: object) -> None:
         if not isinstance(message_id, int):
+            return
+        if name in ("regenerate", "edit") and not self.engine_ready:
             return
         if name == "regenerate":
             self.regenerate(message_id)

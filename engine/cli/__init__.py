@@ -32,7 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 GuiLauncher = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, with_commands: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vllm-desk",
         description=f"{APP_NAME}: chat with LLMs on your own workstation through a managed vLLM server. "
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tray", action="store_true", help="start with no window, only the tray launcher")
     parser.add_argument("--new-chat", action="store_true", help="open the window on a new conversation")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    if not with_commands:
+        parser.set_defaults(command=None)
+        return parser
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"engine.cli.{name}").register(sub)
@@ -60,8 +63,14 @@ def main(
     capabilities: dict[str, Any] | None = None,
 ) -> int:
     """Run the command line. ``capabilities`` lets the desktop package offer extras (e.g. ``"pdf"``)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Without a command (opening the window) the command modules, some heavy (Haystack, httpx), stay unloaded:
+    # they cost the window's cold start ~0.3 s.
+    rest: list[str] = argv
+    if not {"-h", "--help"} & set(argv):  # the help lists every command
+        args, rest = build_parser(with_commands=False).parse_known_args(argv)
+    if rest:
+        args = build_parser().parse_args(argv)
     args.capabilities = capabilities or {}
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -42,13 +42,15 @@ async def main() -> None:
     conv = await engine.new_conversation()
     print("READY", flush=True)
     turn = await engine.send(conv.id, sys.argv[3], check_context=False)
-    print("COMMITTED", turn.user_message_id, turn.reply_id, flush=True)
+    # One string per line: with PYTHONUNBUFFERED each print() argument is its own write, and a kill between
+    # two of them would leave half a line.
+    print(f"COMMITTED {turn.user_message_id} {turn.reply_id}", flush=True)
     count = 0
     async for event in turn:
         if event.kind == "token":
             count += 1
             if count % 10 == 0:
-                print("TOKENS", f"{time.time():.4f}", count, flush=True)
+                print(f"TOKENS {time.time():.4f} {count}", flush=True)
 
 asyncio.run(main())
 """
@@ -113,7 +115,8 @@ def test_kill_9_at_random_moments_loses_no_user_message_and_marks_the_reply_inte
             store = HistoryStore(db)  # reopening runs the recovery
             try:
                 assert store.integrity_check() == "ok"
-                said = [line.split() for _, line in lines]
+                # A line cut short by the kill is not a report: keep only whole ones.
+                said = [w for w in (line.split() for _, line in lines) if len(w) == 3]
                 commit = next((w for w in said if w[0] == "COMMITTED"), None)
                 if commit is not None:
                     user_id, reply_id = int(commit[1]), int(commit[2])

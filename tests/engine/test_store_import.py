@@ -3,15 +3,18 @@ a real SQLite failure on the last tree, or the process killed midway, leaves eve
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 from engine.store_models import Conversation, ConversationTree, InvalidTree, StoredMessage
 
 
@@ -121,6 +124,7 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[2])
 from tests.engine.test_store_import import _tree
 from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
 
 store = HistoryStore(__import__("pathlib").Path(sys.argv[1]))
 
@@ -157,3 +161,21 @@ def test_import_tree_is_a_batch_of_one(store: HistoryStore) -> None:
     assert store.import_tree(_tree("one")) == first
     assert store.conversation(first).uid == "one"
     assert len(store.load(first).messages) == 4
+
+
+def test_the_async_store_imports_a_batch_on_its_writer_thread(app_paths) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        store = await AsyncHistoryStore.open(app_paths.history_db)
+        try:
+            threads: list[str] = []
+            results = await store.import_trees(
+                [_tree("a"), _tree("b")], lambda done, total: threads.append(threading.current_thread().name)
+            )
+            assert [r.outcome for r in results] == ["imported", "imported"]
+            assert all(name.startswith("history-writer") for name in threads)
+            assert len(threads) == 2
+            assert await store.known_uids(["a", "c"]) == {"a": False}
+        finally:
+            await store.close()
+
+    asyncio.run(main())

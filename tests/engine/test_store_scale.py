@@ -103,9 +103,20 @@ def test_ten_thousand_conversations_half_a_million_messages(app_paths) -> None: 
     t_common = time.perf_counter() - t0
     assert len(common) == 50
     assert all("[lighthouse]" in h.snippet.lower() for h in common)
+    # A word in every message, and a one-letter prefix (typed while searching): newest first.
+    t0 = time.perf_counter()
+    everywhere = store.search("message", limit=50)
+    t_everywhere = time.perf_counter() - t0
+    assert [h.message_id for h in everywhere[:2]] == [total, total - 1]
+    assert everywhere[0].snippet.startswith("[message] ")
+    t0 = time.perf_counter()
+    letter = store.search("m", limit=50)
+    t_letter = time.perf_counter() - t0
+    assert len(letter) == 50
     store.close()
     print(
         f"\nbuilt {total:,} messages in {built:.1f} s; list first page {t_first * 1000:.1f} ms, "
         f"a page 100 deep {t_deep * 1000:.1f} ms, open {BIG} messages {t_load * 1000:.1f} ms, "
-        f"search rare {t_needle * 1000:.1f} ms, search common (top 50) {t_common * 1000:.1f} ms"
+        f"search rare {t_needle * 1000:.1f} ms, search common (top 50) {t_common * 1000:.1f} ms, "
+        f"a word in every message {t_everywhere * 1000:.1f} ms, one letter {t_letter * 1000:.1f} ms"
     )

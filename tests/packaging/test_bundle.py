@@ -116,6 +116,16 @@ def gui_env(bare_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def test_window_opens_offscreen_and_quits_cleanly(bundle: Path, gui_env: dict[str, str]) -> None:
+    result = run(bundle, dict(gui_env, VLLM_DESK_BENCH_STARTUP="1"), timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    marks = [
+        line.split()[1] for line in result.stdout.splitlines() if line.startswith("VLLM_DESK_BENCH_STARTUP")
+    ]
+    assert marks == ["shown", "painted"], result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_window_opens_offscreen_and_a_second_launch_hands_over_to_it(
     bundle: Path, gui_env: dict[str, str]
 ) -> None:
