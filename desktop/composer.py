@@ -136,17 +136,26 @@ class Composer(QWidget):
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
 
-    def set_context(self, used: int | None, maximum: int | None) -> None:
-        """The meter: tokens used by the conversation out of the model's maximum."""
+    def set_context(self, used: int | None, maximum: int | None, *, exact: bool = True) -> None:
+        """The meter: tokens used by the conversation (and the draft) out of the model's maximum; "~" when
+        estimated (the server cannot count), marked when it is over."""
+        approx = "" if exact else "~"
+        over = bool(maximum) and (used or 0) > (maximum or 0)
+        self.meter.setProperty("over", over)
+        self.meter.setToolTip(tr("More than the model's context") if over else "")
         if not maximum:
             self.meter.setRange(0, 1)
             self.meter.setValue(0)
-            self.meter.setFormat(tr("context: {n} tokens").format(n=used) if used else tr("context: ?"))
+            text = tr("context: {a}{n} tokens").format(a=approx, n=used) if used else tr("context: ?")
+            self.meter.setFormat(text)
             return
         value = min(used or 0, maximum)
         self.meter.setRange(0, maximum)
         self.meter.setValue(value)
-        self.meter.setFormat(tr("{used:,} / {max:,} tokens").format(used=used or 0, max=maximum))
+        self.meter.setFormat(
+            tr("{a}{used:,} / {max:,} tokens").format(a=approx, used=used or 0, max=maximum)
+            + (" ⚠" if over else "")
+        )
 
     def _send(self) -> None:
         if self._busy or not self._ready:

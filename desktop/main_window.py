@@ -55,6 +55,7 @@ from engine.store_models import ConversationTree
 if TYPE_CHECKING:
     # Heavy (pydantic, httpx, Haystack's types): imported at run time only by whoever makes these objects,
     # after the window is on screen (see desktop/app.py).
+    from desktop.context_watch import ContextWatch
     from desktop.server_link import RuntimeEnsurer, ServerLink
     from engine.chat import ChatEngine
     from engine.settings import SettingsStore
@@ -110,6 +111,7 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.bridge = EventBridge(self)
         self.log_dialog: ServerLogDialog | None = None
         self.server_link: ServerLink | None = None
+        self.context_watch: ContextWatch | None = None  # the live context meter, once the engine is there
 
         self.sidebar = Sidebar(store, self)
         self.transcript = TranscriptView(MarkdownRenderer(dark=dark), self)
@@ -187,6 +189,10 @@ class MainWindow(TurnsMixin, QMainWindow):
             action.setEnabled(supervisor is not None)
         for action in self._engine_actions:
             action.setEnabled(True)
+        from desktop.context_watch import ContextWatch
+
+        self.context_watch = ContextWatch(self.composer, chat, self)
+        self.fix_handlers["drop_oldest_turns"] = self.send_dropping_oldest
         self.engine_ready = True
         self.composer.set_ready(True)
         self._apply_settings(settings.settings)
@@ -339,6 +345,8 @@ class MainWindow(TurnsMixin, QMainWindow):
                 break
         endpoint = self.chat.endpoint_provider() if self.engine_ready else None
         self.composer.set_context(used, endpoint.max_model_len if endpoint else None)
+        if self.context_watch is not None:  # then the live count (with the draft) replaces it
+            self.context_watch.set_tree(tree)
 
     def new_chat(self) -> None:
         """An empty transcript; the conversation is created when the first message is sent."""
@@ -518,6 +526,8 @@ class MainWindow(TurnsMixin, QMainWindow):
 
     async def shutdown(self) -> None:
         """Stop turns in flight (their partial replies are saved) and drop every subscription."""
+        if self.context_watch is not None:
+            await self.context_watch.aclose()
         if self.engine_ready:
             await self.chat.shutdown()
         await operations.cancel_all()

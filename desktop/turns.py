@@ -15,6 +15,7 @@ from PySide6.QtCore import QCoreApplication
 from desktop import errors
 from desktop.operations import Operation
 from desktop.transcript import MessageData
+from engine.errors import Fix
 from engine.store_models import ConversationTree, StoredMessage
 
 if TYPE_CHECKING:
@@ -109,20 +110,33 @@ class TurnsMixin:
             lambda exc: self._send_failed(text, exc)
         ).run()
 
+    def send_dropping_oldest(self, fix: Fix) -> None:
+        """The fix of "too long for the context": send the draft (put back in the editor when it was
+        refused) without the oldest turns the engine found necessary to leave out."""
+        turns = fix.params.get("turns")
+        text = self.composer.editor.toPlainText()
+        if not isinstance(turns, int) or not text.strip():
+            self.composer.set_notice(fix.hint or tr("Start a new conversation, or shorten the message."))
+            return
+        self.composer.editor.clear()
+        Operation(self.composer.send_button, lambda: self._send(text, drop_oldest_turns=turns)).failure(
+            lambda exc: self._send_failed(text, exc)
+        ).run()
+
     def _send_failed(self, text: str, exc: BaseException) -> None:
         # Nothing is lost: the text goes back into the editor.
         if not self.composer.editor.toPlainText().strip():
             self.composer.editor.setPlainText(text)
         errors.report(exc)
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, text: str, drop_oldest_turns: int = 0) -> None:
         if self.conversation_id is None:
             # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
             endpoint = self.chat.endpoint_provider()
             preset = self.settings.settings.preset_for(endpoint.model) if endpoint else None
             conversation = await self.chat.new_conversation(settings=preset)
             self.conversation_id = conversation.id
-        turn = await self.chat.send(self.conversation_id, text)
+        turn = await self.chat.send(self.conversation_id, text, drop_oldest_turns=drop_oldest_turns)
         # Before the turn's first event runs: show the user's message and an empty reply to stream into.
         self.composer.set_busy(True)
         self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))

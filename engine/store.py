@@ -115,6 +115,8 @@ class HistoryStore:
         self.path = Path(path)
         self._writer = _writer_identity()
         self._deleted_here: set[int] = set()
+        # delete_message's hidden conversations -> (where the messages came from, the leaf shown then)
+        self._hidden_messages: dict[int, tuple[int, int | None]] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN ourselves, so a transaction is exactly what we say.
@@ -238,6 +240,18 @@ class HistoryStore:
             cursor = PageCursor(last.pinned, last.updated_at, last.id)
         return ConversationPage(items, cursor)
 
+    def folders_and_tags(self) -> tuple[list[str], list[str]]:
+        """The folders and tags in use by conversations not deleted, sorted (the sidebar's filter)."""
+        folders = self._conn.execute(
+            "SELECT DISTINCT folder FROM conversations"
+            " WHERE deleted_at IS NULL AND folder != '' ORDER BY folder"
+        ).fetchall()
+        tags = self._conn.execute(
+            "SELECT DISTINCT j.value FROM conversations, json_each(conversations.tags) AS j"
+            " WHERE deleted_at IS NULL AND j.value != '' ORDER BY j.value"
+        ).fetchall()
+        return [str(f[0]) for f in folders], [str(t[0]) for t in tags]
+
     def update_conversation(
         self,
         conversation_id: int,
@@ -290,6 +304,59 @@ class HistoryStore:
             self._conn.execute("UPDATE conversations SET deleted_at=NULL WHERE id=?", (conversation_id,))
         self._deleted_here.discard(conversation_id)
         return self.conversation(conversation_id)
+
+    def delete_message(self, message_id: int) -> int:
+        """Hide a message and every reply under it; returns a token for :meth:`undo_delete_message`.
+
+        The subtree moves, in one transaction, into a hidden conversation marked deleted, so loading, listing
+        and search no longer see it and :meth:`close` purges it like a deleted conversation. If the shown
+        branch went through it, the conversation shows the newest remaining sibling's branch (or the parent).
+        """
+        target = self.message(message_id)
+        tree = self.load(target.conversation_id)
+        gone, todo = [], [message_id]
+        while todo:
+            current = todo.pop()
+            gone.append(current)
+            todo.extend(tree.children(current))
+        leaf = tree.shown_leaf()
+        new_leaf = leaf
+        if leaf in gone:
+            others = [m for m in tree.children(target.parent_id) if m != message_id]
+            new_leaf = tree.latest_leaf(others[-1]) if others else target.parent_id
+        now = time.time()
+        marks = ",".join("?" * len(gone))
+        with self._tx():
+            cur = self._conn.execute(
+                "INSERT INTO conversations (uid, created_at, updated_at, deleted_at) VALUES (?, ?, ?, ?)",
+                (uuid.uuid4().hex, now, now, now),
+            )
+            hidden = int(cur.lastrowid or 0)
+            self._conn.execute(
+                f"UPDATE messages SET conversation_id=? WHERE id IN ({marks})", (hidden, *gone)
+            )
+            self._conn.execute(
+                "UPDATE conversations SET current_leaf_id=? WHERE id=?", (new_leaf, target.conversation_id)
+            )
+        self._deleted_here.add(hidden)
+        self._hidden_messages[hidden] = (target.conversation_id, leaf)
+        return hidden
+
+    def undo_delete_message(self, token: int) -> int:
+        """Put back what :meth:`delete_message` hid (until :meth:`close`); returns its conversation id."""
+        if token not in self._hidden_messages:
+            raise ConversationNotFound(token)
+        conversation_id, leaf = self._hidden_messages.pop(token)
+        with self._tx():
+            self._conn.execute(
+                "UPDATE messages SET conversation_id=? WHERE conversation_id=?", (conversation_id, token)
+            )
+            self._conn.execute(
+                "UPDATE conversations SET current_leaf_id=? WHERE id=?", (leaf, conversation_id)
+            )
+            self._conn.execute("DELETE FROM conversations WHERE id=?", (token,))
+        self._deleted_here.discard(token)
+        return conversation_id
 
     def set_current_leaf(self, conversation_id: int, leaf_id: int) -> None:
         """Remember which branch the conversation shows."""

@@ -103,6 +103,17 @@ def test_history_is_browsable_before_the_engine_and_send_waits_for_it(qtbot, qap
         assert window.transcript.cache.renderer.dark
         assert window.transcript.font().pointSize() == 15
         assert window.saved_theme() == "dark"
+        # Saving the preferences later (settings.changed) applies them live.
+        current = settings.settings
+        settings.update(
+            current.model_copy(
+                update={"appearance": current.appearance.model_copy(update={"theme": "light", "font_size": 9})}
+            )
+        )
+        qtbot.waitUntil(lambda: window.transcript.font().pointSize() == 9, timeout=5000)
+        assert not window.transcript.cache.renderer.dark
+        assert window.composer.editor.font().pointSize() == 9
+        assert window.saved_theme() == "light"
     finally:
         theme.apply(qapp, "system")  # the colour scheme is the application's: leave it as found
         run(qtbot, window.shutdown())
