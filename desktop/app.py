@@ -171,7 +171,7 @@ async def build(
 
 
 async def _make_engine(paths: Any, store: Any, runtime: Any) -> tuple[Any, Any, Any]:
-    """Settings, supervisor and chat engine; their modules (pydantic, httpx, ...) imported off the GUI thread."""
+    """Settings, supervisor and chat engine; their modules (pydantic, httpx, ...) imported on a thread."""
     await asyncio.to_thread(_import_engine_modules)
     from engine.chat import ChatEngine
     from engine.settings import SettingsStore
@@ -179,17 +179,19 @@ async def _make_engine(paths: Any, store: Any, runtime: Any) -> tuple[Any, Any, 
 
     settings = SettingsStore.open(paths.settings_file)
     general = settings.settings.general
-    supervisor = Supervisor(paths, runtime, runtime_path=str(general.vllm_path) if general.vllm_path else None)
+    supervisor = Supervisor(
+        paths, runtime, runtime_path=str(general.vllm_path) if general.vllm_path else None
+    )
     chat = ChatEngine(store, lambda: supervisor.endpoint)
     return settings, supervisor, chat
 
 
 def _import_engine_modules() -> None:
-    import desktop.server_link  # noqa: F401
+    import desktop.server_link
     import desktop.tray  # noqa: F401
-    import engine.chat  # noqa: F401
-    import engine.runtime  # noqa: F401
-    import engine.settings  # noqa: F401
+    import engine.chat
+    import engine.runtime
+    import engine.settings
     import engine.supervisor  # noqa: F401
 
 

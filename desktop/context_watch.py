@@ -75,7 +75,10 @@ class ContextWatch(QObject):
         self.composer.set_context(usage.used, usage.limit, exact=usage.exact)
         if draft and not usage.fits:
             self.composer.set_notice(
-                tr("This message will not fit in the model's context; sending offers to leave out the oldest turns.")
+                tr(
+                    "This message will not fit in the model's context; "
+                    "sending offers to leave out the oldest turns."
+                )
             )
         elif self.composer.notice.text().startswith(tr("This message will not fit")):
             self.composer.set_notice("")

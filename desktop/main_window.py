@@ -96,18 +96,22 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.engine_ready = False  # chat and settings attached (see attach())
         # Set by the app when a tray exists: asked on close whether to hide instead of quitting.
         self.hide_on_close: Callable[[], bool] = lambda: False
-        # Window geometry, the last conversation and theme only (QSettings gives strings back; fine for these).
+        # Window geometry, last conversation and theme only (QSettings gives strings back; fine for these).
         config = paths.config if paths is not None else settings.path.parent if settings is not None else None
-        if ui_state is None and config is None:
-            raise ValueError("MainWindow needs paths, settings or ui_state")
-        self.ui_state = ui_state or QSettings(str(config / "window.ini"), QSettings.Format.IniFormat, self)
+        if ui_state is None:
+            if config is None:
+                raise ValueError("MainWindow needs paths, settings or ui_state")
+            ui_state = QSettings(str(config / "window.ini"), QSettings.Format.IniFormat, self)
+        self.ui_state = ui_state
         self.setWindowTitle("vLLM Desk")
         self.setObjectName("mainWindow")
         self.setAccessibleName(tr("vLLM Desk"))
         self.conversation_id: int | None = None
         self.tree: ConversationTree | None = None
         self.queued: list[str] = []  # messages written while the server was starting
-        self.fix_handlers: dict[str, Callable[[Fix], object]] = {}
+        self.fix_handlers: dict[str, Callable[[Fix], object]] = {
+            "undo_delete_message": self.undo_delete_message
+        }
         self.bridge = EventBridge(self)
         self.log_dialog: ServerLogDialog | None = None
         self.server_link: ServerLink | None = None

@@ -23,6 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QLineEdit,
     QListView,
     QMenu,
@@ -33,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from desktop import errors
 from engine.search import SearchHit
-from engine.store import PageCursor
+from engine.store import HistoryStore, PageCursor
 from engine.store_async import AsyncHistoryStore
 from engine.store_models import Conversation
 
@@ -47,12 +48,25 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("sidebar", text)
 
 
+def _filter_key(value: tuple[str | None, str | None]) -> str:
+    # The combo box's item data: a plain string ("", "folder:NAME", "tag:NAME") survives Qt's QVariant.
+    folder, tag = value
+    return f"folder:{folder}" if folder is not None else f"tag:{tag}" if tag is not None else ""
+
+
+def _filter_value(key: str) -> tuple[str | None, str | None]:
+    kind, _, name = key.partition(":")
+    return (name, None) if kind == "folder" else (None, name) if kind == "tag" else (None, None)
+
+
 def conversation_title(conversation: Conversation) -> str:
     return conversation.title or tr("New chat")
 
 
 class ConversationListModel(QAbstractListModel):
     """Conversations from the store, fetched in pages of :data:`PAGE_SIZE` as the view scrolls."""
+
+    reloaded = Signal()  # after the first page of a reload (the folder/tag filter refreshes its choices)
 
     def __init__(self, store: AsyncHistoryStore, parent: Any = None) -> None:
         super().__init__(parent)
@@ -64,6 +78,7 @@ class ConversationListModel(QAbstractListModel):
         self._generation = 0
         self._loading: asyncio.Task[None] | None = None
         self.pages_loaded = 0
+        self.filter: tuple[str | None, str | None] = (None, None)  # (folder, tag) shown; None: any
 
     # --- Qt model API --------------------------------------------------------------------------------
 
@@ -121,11 +136,15 @@ class ConversationListModel(QAbstractListModel):
         self._more = True
         self.endResetModel()
         await self._fetch_page()
+        self.reloaded.emit()
 
     async def _fetch_page(self) -> None:
         generation = self._generation
         try:
-            page = await self._store.list_conversations(limit=PAGE_SIZE, after=self._cursor)
+            folder, tag = self.filter
+            page = await self._store.list_conversations(
+                limit=PAGE_SIZE, after=self._cursor, folder=folder, tag=tag
+            )
         except asyncio.CancelledError:
             if generation == self._generation:
                 self._busy = False
@@ -229,7 +248,17 @@ class Sidebar(QWidget):
         layout.setContentsMargins(8, 8, 4, 8)
         layout.addWidget(self.new_button)
         layout.addWidget(self.search_box)
+        self.filter_box = QComboBox(self)
+        self.filter_box.setAccessibleName(tr("Show conversations of"))
+        self.filter_box.setToolTip(tr("Show only a folder or a tag"))
+        self.filter_box.addItem(tr("All chats"), _filter_key((None, None)))
+        self.filter_box.hide()  # until some conversation has a folder or a tag
+        layout.addWidget(self.filter_box)
         layout.addWidget(self.list, 1)
+        self._filter_task: asyncio.Task[None] | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self.model.reloaded.connect(self._refresh_filters)
+        self.filter_box.activated.connect(self._filter_chosen)
 
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
@@ -294,6 +323,53 @@ class Sidebar(QWidget):
         menu.addAction(tr("Delete"), lambda: self.delete_requested.emit(conversation_id))
         return menu
 
+    # --- folder/tag filter ----------------------------------------------------------------------------
+
+    def set_filter(self, folder: str | None = None, tag: str | None = None) -> None:
+        """Show only the conversations in ``folder`` and/or with ``tag`` (both None: all)."""
+        if self.model.filter == (folder, tag):
+            return
+        self.model.filter = (folder, tag)
+        index = self.filter_box.findData(_filter_key((folder, tag)))
+        if index >= 0:
+            self.filter_box.setCurrentIndex(index)
+        self._reload_task = asyncio.ensure_future(self.model.reload())
+
+    def _filter_chosen(self, index: int) -> None:
+        folder, tag = _filter_value(str(self.filter_box.itemData(index) or ""))
+        self.set_filter(folder, tag)
+
+    def _refresh_filters(self) -> None:
+        if self._filter_task is None or self._filter_task.done():
+            self._filter_task = asyncio.ensure_future(self._load_filters())
+
+    async def _load_filters(self) -> None:
+        try:
+            folders, tags = await self._store.call(HistoryStore.folders_and_tags)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - shown by the one renderer; the list stays usable
+            errors.report(exc)
+            return
+        choices: list[tuple[str, tuple[str | None, str | None]]] = [(tr("All chats"), (None, None))]
+        choices += [(tr("Folder: {name}").format(name=f), (f, None)) for f in folders]
+        choices += [(f"#{t}", (None, t)) for t in tags]
+        current = self.model.filter
+        if current not in [data for _, data in choices]:
+            choices.append((self._filter_label(current), current))  # keep showing what is chosen
+        self.filter_box.blockSignals(True)
+        self.filter_box.clear()
+        for label, data in choices:
+            self.filter_box.addItem(label, _filter_key(data))
+        self.filter_box.setCurrentIndex(self.filter_box.findData(_filter_key(current)))
+        self.filter_box.blockSignals(False)
+        self.filter_box.setVisible(len(choices) > 1)
+
+    @staticmethod
+    def _filter_label(value: tuple[str | None, str | None]) -> str:
+        folder, tag = value
+        return tr("Folder: {name}").format(name=folder) if folder else f"#{tag}"
+
     # --- search --------------------------------------------------------------------------------------
 
     def focus_search(self) -> None:
@@ -335,7 +411,8 @@ class Sidebar(QWidget):
 
     async def aclose(self) -> None:
         self._search_timer.stop()
-        if self._search_task is not None:
-            self._search_task.cancel()
-            await asyncio.gather(self._search_task, return_exceptions=True)
+        pending = [t for t in (self._search_task, self._filter_task, self._reload_task) if t is not None]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await self.model.aclose()

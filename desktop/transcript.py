@@ -88,7 +88,7 @@ class RenderCache:
 class MessageWidget(QFrame):
     """One message: role, collapsed reasoning, the text, stats and its actions."""
 
-    action = Signal(str, object)  # (action name, message id): copy, edit, regenerate, prev, next
+    action = Signal(str, object)  # (action name, message id): copy, edit, regenerate, delete, prev, next
     edited = Signal(object, str)  # (message id, new text): "Save & send" of the inline editor
 
     def __init__(self, data: MessageData, cache: RenderCache, parent: QWidget | None = None) -> None:
@@ -142,7 +142,10 @@ class MessageWidget(QFrame):
         self.copy_button.clicked.connect(self.copy_text)
         self.edit_button = self._tool(tr("Edit"), tr("Edit message and resend"), "edit")
         self.regenerate_button = self._tool(tr("Regenerate"), tr("Regenerate reply"), "regenerate")
-        for w in (self.copy_button, self.edit_button, self.regenerate_button):
+        self.delete_button = self._tool(
+            tr("Delete"), tr("Delete this message and the replies under it"), "delete"
+        )
+        for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
             footer.addWidget(w)
 
         layout = self._layout = QVBoxLayout(self)
@@ -211,7 +214,8 @@ class MessageWidget(QFrame):
         failed = data.state == "error"
         self.regenerate_button.setText(tr("Retry") if failed else tr("Regenerate"))
         self.regenerate_button.setToolTip(tr("Try this reply again") if failed else tr("Regenerate reply"))
-        for w in (self.copy_button, self.edit_button, self.regenerate_button):
+        self.delete_button.setVisible(not queued)
+        for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
             w.setEnabled(finished)
         stats = format_stats(data.completion_tokens, data.tokens_per_s, data.ttft_s)
         if data.state == "stopped":

@@ -13,18 +13,19 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QCoreApplication
 
 from desktop import errors
+from desktop.errors import Problem
 from desktop.operations import Operation
 from desktop.transcript import MessageData
 from engine.errors import Fix
+from engine.store import HistoryStore
 from engine.store_models import ConversationTree, StoredMessage
 
 if TYPE_CHECKING:
-    from engine.chat import Turn, TurnEvent
     from desktop.composer import Composer
     from desktop.server_link import ServerLink
     from desktop.sidebar import Sidebar
     from desktop.transcript import TranscriptView
-    from engine.chat import ChatEngine
+    from engine.chat import ChatEngine, Turn, TurnEvent
     from engine.settings import SettingsStore
     from engine.store_async import AsyncHistoryStore
 
@@ -80,6 +81,8 @@ class TurnsMixin:
 
         async def _show_conversation(self, conversation_id: int) -> None: ...
 
+        def show_problem(self, problem: Problem) -> None: ...
+
     def _link(self) -> ServerLink:
         assert self.server_link is not None  # the actions are only connected when there is a link
         return self.server_link
@@ -88,7 +91,12 @@ class TurnsMixin:
         return self.engine_ready and self.chat.endpoint_provider() is not None
 
     def server_starting(self) -> bool:
-        return self.engine_ready and self.server_link is not None and self.server_link.starting and not self.server_ready()
+        return (
+            self.engine_ready
+            and self.server_link is not None
+            and self.server_link.starting
+            and not self.server_ready()
+        )
 
     def server_became_ready(self) -> None:
         """Called by the server link: send what was queued, refresh the context meter."""
@@ -230,6 +238,41 @@ class TurnsMixin:
             await self.store.switch_branch(siblings[index])
             await self._show_conversation(self.conversation_id)
 
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message and the replies under it; the banner offers Undo until the app quits."""
+        Operation(None, lambda: self._delete_message(message_id)).run()
+
+    async def _delete_message(self, message_id: int) -> None:
+        if self.conversation_id is None:
+            return
+        conversation_id = self.conversation_id
+        if self.engine_ready and self.chat.running_turn(conversation_id) is not None:
+            self.chat.stop(conversation_id)  # its reply may be under the message: it ends saved, then goes
+            turn = self.chat.running_turn(conversation_id)
+            if turn is not None:
+                await turn.wait()
+        token = await self.store.call(HistoryStore.delete_message, message_id)
+        if self.conversation_id == conversation_id:
+            await self._show_conversation(conversation_id)
+        self.show_problem(
+            Problem(
+                tr("Message deleted"),
+                tr(
+                    "It is gone when vLLM Desk quits, with the replies under it; "
+                    "until then you can bring it back."
+                ),
+                Fix(action="undo_delete_message", label=tr("Undo"), params={"token": token}),
+            )
+        )
+
+    def undo_delete_message(self, fix: Fix) -> None:
+        token = int(fix.params["token"])
+        Operation(None, lambda: self._undo_delete_message(token)).run()
+
+    async def _undo_delete_message(self, token: int) -> None:
+        conversation_id = await self.store.call(HistoryStore.undo_delete_message, token)
+        await self._show_conversation(conversation_id)
+
     def _message_action(self, name: str, message_id: object) -> None:
         if not isinstance(message_id, int):
             return
@@ -241,6 +284,8 @@ class TurnsMixin:
             widget = self.transcript.message(message_id)
             if widget is not None:
                 widget.begin_edit()
+        elif name == "delete":
+            self.delete_message(message_id)
         elif name in ("prev", "next"):
             self.switch_branch(message_id, -1 if name == "prev" else 1)
 

@@ -64,7 +64,9 @@ def test_opening_the_window_from_the_command_line_skips_the_subcommand_modules()
 @pytest.mark.gui
 @pytest.mark.usefixtures("qloop")
 @pytest.mark.qt_log_ignore("This plugin does not support")
-def test_history_is_browsable_before_the_engine_and_send_waits_for_it(qtbot, qapp, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+def test_history_is_browsable_before_the_engine_and_send_waits_for_it(
+    qtbot, qapp, app_paths: AppPaths
+) -> None:  # type: ignore[no-untyped-def]
     history = HistoryStore(app_paths.history_db)
     chat_row = history.create_conversation(title="Earlier chat")
     history.add_message(chat_row.id, None, "user", "a question from yesterday")
@@ -107,7 +109,9 @@ def test_history_is_browsable_before_the_engine_and_send_waits_for_it(qtbot, qap
         current = settings.settings
         settings.update(
             current.model_copy(
-                update={"appearance": current.appearance.model_copy(update={"theme": "light", "font_size": 9})}
+                update={
+                    "appearance": current.appearance.model_copy(update={"theme": "light", "font_size": 9})
+                }
             )
         )
         qtbot.waitUntil(lambda: window.transcript.font().pointSize() == 9, timeout=5000)

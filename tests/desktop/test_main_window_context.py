@@ -35,7 +35,9 @@ def replies(window: MainWindow) -> list[MessageWidget]:
     return [w for w in window.transcript.messages() if w.data.role == "assistant"]
 
 
-def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_turn(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_turn(
+    qtbot, app_paths: AppPaths
+) -> None:  # type: ignore[no-untyped-def]
     with running_standin("--reply", "Ok.") as server:
         endpoint = dataclasses.replace(server.endpoint(), max_model_len=LIMIT)
         store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
@@ -58,7 +60,8 @@ def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_t
             qtbot.keyClicks(window.composer.editor, "hello there friend")
             qtbot.wait(DEBOUNCE_MS * 3)
             assert watch.counts == before + 1
-            assert watch.usage is not None and watch.usage.exact
+            assert watch.usage is not None
+            assert watch.usage.exact
             assert watch.usage.used == 3  # the stand-in counts words
             assert window.composer.meter.text() == f"3 / {LIMIT} tokens"
             window.composer.editor.clear()
@@ -66,7 +69,9 @@ def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_t
                 window.composer.editor.setPlainText(words(20, f"t{n}w"))
                 qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
                 qtbot.waitUntil(
-                    lambda n=n: len(replies(window)) == n + 1 and replies(window)[-1].data.state == "complete",
+                    lambda n=n: (
+                        len(replies(window)) == n + 1 and replies(window)[-1].data.state == "complete"
+                    ),
                     timeout=15000,
                 )
             qtbot.waitUntil(lambda: watch.usage is not None and watch.usage.used == 42, timeout=5000)
@@ -85,7 +90,8 @@ def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_t
             assert len(replies(window)) == 2  # and nothing stored
             qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(
-                lambda: len(replies(window)) == 3 and replies(window)[-1].data.state == "complete", timeout=15000
+                lambda: len(replies(window)) == 3 and replies(window)[-1].data.state == "complete",
+                timeout=15000,
             )
             assert window.transcript.messages()[-2].data.text == draft
             assert window.composer.editor.toPlainText() == ""

@@ -47,14 +47,17 @@ def test_a_failed_reply_is_retried_from_its_own_button(qtbot, app_paths: AppPath
             run(qtbot, window.restore())
             window.composer.editor.setPlainText("Tell me something")
             qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
-            qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].data.state == "error", timeout=20000)
+            qtbot.waitUntil(
+                lambda: bool(replies(window)) and replies(window)[0].data.state == "error", timeout=20000
+            )
             failed = replies(window)[0]
             assert failed.regenerate_button.isVisible()
             assert failed.regenerate_button.isEnabled()
             assert failed.regenerate_button.text() == "Retry"
             assert "failed" in failed.stats_label.text()
             user = window.transcript.messages()[0]
-            assert user.edit_button.isVisible() and user.edit_button.isEnabled()
+            assert user.edit_button.isVisible()
+            assert user.edit_button.isEnabled()
             # The machine recovered (another server): one click answers again, as a new version of the reply.
             server[0] = working.endpoint()
             qtbot.mouseClick(failed.regenerate_button, Qt.MouseButton.LeftButton)
