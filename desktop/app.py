@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
@@ -27,8 +28,9 @@ from engine.errors import DeskError
 log = logging.getLogger(__name__)
 
 # For the benchmarks (bench/cold_start.py, bench/memory.py): with VLLM_DESK_BENCH_STARTUP=1 the app
-# prints "VLLM_DESK_BENCH_STARTUP shown <epoch>" once the window is on screen and "... painted <epoch>
-# <conversation id|None>" once the last conversation is, then quits; =stay keeps it running.
+# prints "VLLM_DESK_BENCH_STARTUP shown <epoch>" once the window is on screen, "... painted <epoch>
+# <conversation id|None>" once the last conversation is (before the engine is attached) and "... ready
+# <epoch>" once the engine is attached, then quits; =stay keeps it running.
 # Unset (always, for users): nothing happens.
 BENCH_STARTUP_ENV = "VLLM_DESK_BENCH_STARTUP"
 
@@ -128,6 +130,10 @@ async def build(
     undo_hook = errors.install_excepthook()
     store = await AsyncHistoryStore.open(paths.history_db)
     window = MainWindow(store=store, paths=paths)
+    if instance is not None:  # a second launch may hand over at once (it needs no engine)
+        from desktop.single_instance import bring_to_front
+
+        instance.message_received.connect(lambda argv: _handover(window, argv, bring_to_front))
     window.apply_theme(theme.apply(app, window.saved_theme()))
     window.restore_geometry()
     # The tray's own check is cheap; the tray itself is made once the engine is there.
@@ -137,6 +143,7 @@ async def build(
     _bench_mark("shown")
     try:
         await window.restore()  # the sidebar's first page and the last conversation: sqlite only
+        _bench_mark("painted", None, window.conversation_id)
         settings, supervisor, chat = await _make_engine(paths, store, runtime)
     except BaseException:
         await window.shutdown()
@@ -161,10 +168,6 @@ async def build(
     parts = AppParts(window, store, supervisor, chat, settings, instance=instance, undo_hook=undo_hook)
     parts.shown_at = shown_at
     _wire_tray(parts, app)
-    if instance is not None:
-        from desktop.single_instance import bring_to_front
-
-        instance.message_received.connect(lambda argv: _handover(window, argv, bring_to_front))
     new_chat = bool(getattr(args, "new_chat", False))  # the launcher's "New chat" action
     parts.tasks.append(asyncio.ensure_future(_after_show(parts, new_chat=new_chat)))
     return parts
@@ -186,13 +189,19 @@ async def _make_engine(paths: Any, store: Any, runtime: Any) -> tuple[Any, Any, 
     return settings, supervisor, chat
 
 
+_ENGINE_MODULES = (
+    "engine.settings",
+    "engine.supervisor",
+    "engine.chat",
+    "engine.runtime",
+    "desktop.server_link",
+    "desktop.tray",
+)
+
+
 def _import_engine_modules() -> None:
-    import desktop.server_link
-    import desktop.tray  # noqa: F401
-    import engine.chat
-    import engine.runtime
-    import engine.settings
-    import engine.supervisor  # noqa: F401
+    for name in _ENGINE_MODULES:
+        importlib.import_module(name)
 
 
 def _wire_tray(parts: AppParts, app: QApplication) -> None:
@@ -242,7 +251,10 @@ async def _after_show(parts: AppParts, *, new_chat: bool = False) -> None:
         errors.report(problems)
     if new_chat:
         window.new_chat()
-    _bench_mark("painted", QCoreApplication.instance(), window.conversation_id)
+    _bench_mark("ready", QCoreApplication.instance())  # the engine attached too; =1 quits here
+    from desktop.strays import offer_stray_cleanup
+
+    offer_stray_cleanup(window)  # vLLM processes a crashed run left: found off the GUI thread, offered
     if parts.actions is not None:
         await parts.actions.load_recent(parts.store)
     if settings.settings.general.start_server_with_app and window.server_link is not None:

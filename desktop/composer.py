@@ -7,7 +7,7 @@ a reply being written.
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -142,6 +142,11 @@ class Composer(QWidget):
         approx = "" if exact else "~"
         over = bool(maximum) and (used or 0) > (maximum or 0)
         self.meter.setProperty("over", over)
+        # Over the limit: the bar turns the error colour (a palette change keeps the style's own look).
+        palette = self.palette()
+        if over:
+            palette.setColor(QPalette.ColorRole.Highlight, QColor("#c62828"))
+        self.meter.setPalette(palette)
         self.meter.setToolTip(tr("More than the model's context") if over else "")
         if not maximum:
             self.meter.setRange(0, 1)
@@ -152,10 +157,7 @@ class Composer(QWidget):
         value = min(used or 0, maximum)
         self.meter.setRange(0, maximum)
         self.meter.setValue(value)
-        self.meter.setFormat(
-            tr("{a}{used:,} / {max:,} tokens").format(a=approx, used=used or 0, max=maximum)
-            + (" ⚠" if over else "")
-        )
+        self.meter.setFormat(tr("{a}{used:,} / {max:,} tokens").format(a=approx, used=used or 0, max=maximum))
 
     def _send(self) -> None:
         if self._busy or not self._ready:

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QTextCursor, QTextDocument
+from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -168,6 +169,19 @@ class MessageWidget(QFrame):
         button.setAutoRaise(True)
         button.clicked.connect(lambda: self.action.emit(action, self.data.id))
         return button
+
+    def context_menu(self) -> QMenu:
+        """The message's actions as a menu (right click outside the text; the text keeps its own)."""
+        menu = QMenu(self)
+        for button in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
+            if not button.isHidden() and button.isEnabled():
+                menu.addAction(button.text(), button.click)
+        return menu
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        menu = self.context_menu()
+        menu.exec(event.globalPos())
+        menu.deleteLater()
 
     # --- content -------------------------------------------------------------------------------------
 

@@ -86,13 +86,14 @@ async def stop_session(sid: int, grace: float = 5.0, reap: psutil.Popen | None =
 
 @dataclass(frozen=True)
 class StrayProcess:
-    """A ``VLLM::`` process whose server is gone (its session leader no longer runs)."""
+    """A ``VLLM::`` process whose server is gone (its session leader no longer runs); ``rss_bytes``: RAM."""
 
     pid: int
     name: str
     cmdline: str
     age_s: float
     sid: int
+    rss_bytes: int = 0
 
 
 def _label(proc: psutil.Process) -> tuple[str, str]:
@@ -118,7 +119,8 @@ def find_strays() -> list[StrayProcess]:
             sid = os.getsid(proc.pid)
             if sid != proc.pid and psutil.pid_exists(sid):
                 continue
-            strays.append(StrayProcess(proc.pid, name, cmdline, now - proc.create_time(), sid))
+            rss = int(proc.memory_info().rss)
+            strays.append(StrayProcess(proc.pid, name, cmdline, now - proc.create_time(), sid, rss))
         except (OSError, psutil.Error):
             continue
     return strays

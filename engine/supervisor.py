@@ -4,27 +4,26 @@ States (published on :attr:`Supervisor.state_changed`): stopped â†’ preparing â†
 stopped, and failed (with a typed problem from :mod:`engine.diagnosis`). vLLM runs in its own session; exit is
 noticed by polling the leader (never by pipes closing: orphaned children keep them open), readiness by polling
 ``GET /health`` then ``/v1/models``; stopping signals the whole session and verifies nothing is left.
+
+Split out: :mod:`engine.server_events` (the published types, re-exported here), :mod:`engine.readiness`
+(the health probe, free ports), :mod:`engine.start_times` (expected start time), :mod:`engine.procs`
+(process sessions and strays).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
-import socket
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
 import psutil
 
 from engine.builtin_model import ModelState, builtin_model_state, prepare_builtin_model_async
@@ -45,7 +44,6 @@ from engine.metrics import MetricsPoller, MetricsSample
 from engine.paths import AppPaths
 from engine.procs import (
     STRAY_PREFIX,
-    OutputLine,
     SessionProcess,
     StopOutcome,
     StrayProcess,
@@ -54,75 +52,23 @@ from engine.procs import (
     session_members,
 )
 from engine.profiles import ServerProfile, build_serve_args, launch_api_key, model_argument
+from engine.readiness import free_port, poll_ready
 from engine.runtime import VllmRuntime, locate_runtime
-from engine.secrets import SecretStore
+from engine.secrets import HF_TOKEN, SecretStore
+from engine.server_events import LogLine, ServerState, ServeRuntime, StartProgress, StateChange
+from engine.start_times import StartTimes
+
+__all__ = [
+    "LogLine",
+    "ServeRuntime",
+    "ServerState",
+    "StartProgress",
+    "StateChange",
+    "Supervisor",
+    "free_port",
+]
 
 log = logging.getLogger(__name__)
-
-DURATIONS_FILE = "start-durations.json"
-
-
-class ServerState(StrEnum):
-    STOPPED = "stopped"
-    PREPARING = "preparing"
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    FAILED = "failed"
-
-
-class ServeRuntime(Protocol):
-    """What the supervisor needs of a runtime (``engine.runtime.VllmRuntime``; tests pass a stand-in)."""
-
-    @property
-    def is_cpu(self) -> bool: ...
-
-    def serve_command(self, args: Sequence[str]) -> list[str]: ...
-
-    def env(
-        self, *, offline: bool = True, kv_cache_gib: float = 1, base: Mapping[str, str] | None = None
-    ) -> dict[str, str]: ...
-
-
-@dataclass(frozen=True)
-class StateChange:
-    state: ServerState
-    previous: ServerState
-    profile_name: str
-    endpoint: Endpoint | None = None
-    problem: DeskError | None = None
-
-
-@dataclass(frozen=True)
-class StartProgress:
-    """One step of a start, with how long it has taken and (after a first start) how long it should take."""
-
-    phase: Phase
-    label: str
-    elapsed_s: float
-    expected_s: float | None = None
-    fraction: float | None = None
-    bytes_done: int | None = None
-    bytes_total: int | None = None
-    kv_cache_gib: float | None = None
-    kv_cache_tokens: int | None = None
-
-
-LogLine = OutputLine  # what the GUI's log view and the CLI receive (re-exported)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free right now on ``host`` (vLLM binds it a moment later)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _client_host(host: str) -> str:
-    """Where a client on this machine connects for a server bound to ``host`` (URL-ready)."""
-    if host in ("0.0.0.0", "", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 @dataclass
@@ -188,6 +134,7 @@ class Supervisor:
         self._launch: _Launch | None = None
         self._launches: list[_Launch] = []
         self._last: _Launch | None = None  # for its log after it ended
+        self._start_times = StartTimes(paths.state)
         self.problem: DeskError | None = None
         self.last_stop: StopOutcome | None = None
 
@@ -235,7 +182,7 @@ class Supervisor:
         self.problem = None
         began = time.monotonic()
         self._set_state(ServerState.PREPARING)
-        expected = self._expected_seconds(profile.name)
+        expected = self._start_times.expected(profile.name)
         self.progress.emit(
             StartProgress(Phase.RUNTIME_CHECK, PHASE_LABELS[Phase.RUNTIME_CHECK], 0.0, expected)
         )
@@ -259,7 +206,7 @@ class Supervisor:
             self._fail(problem)
             raise
         elapsed = time.monotonic() - began
-        await asyncio.to_thread(self._record_seconds, profile.name, elapsed)
+        await asyncio.to_thread(self._start_times.record, profile.name, elapsed)
         self._endpoint = endpoint
         self.progress.emit(StartProgress(Phase.READY, PHASE_LABELS[Phase.READY], elapsed, expected, 1.0))
         self._set_state(ServerState.READY)
@@ -351,6 +298,10 @@ class Supervisor:
         env = dict(os.environ)
         env.update(runtime.env(offline=not profile.needs_network, kv_cache_gib=profile.cpu_kv_cache_gib))
         env["VLLM_API_KEY"] = key  # never on the command line, where `ps` shows it
+        # Gated repos need the user's Hugging Face token; like the key, only ever in the environment.
+        hf_token = await asyncio.to_thread((self._secrets or SecretStore()).get, HF_TOKEN)
+        if hf_token:
+            env["HF_TOKEN"] = hf_token
         env["PYTHONUNBUFFERED"] = "1"  # lines as they happen, for progress
         return argv, env, port, key
 
@@ -382,7 +333,7 @@ class Supervisor:
         hit = parse_line(line.text)
         if hit is None or hit.phase is Phase.READY:
             return  # ready is announced once /health and /v1/models agree
-        expected = self._expected_seconds(launch.profile.name)
+        expected = self._start_times.expected(launch.profile.name)
         self.progress.emit(
             StartProgress(
                 hit.phase,
@@ -438,7 +389,17 @@ class Supervisor:
         self._fail(problem)
 
     async def _await_ready(self, launch: _Launch) -> Endpoint:
-        ready = asyncio.ensure_future(self._poll_ready(launch))
+        profile = launch.profile
+        ready = asyncio.ensure_future(
+            poll_ready(
+                profile.host,
+                launch.port,
+                launch.api_key,
+                profile.served_model_name,
+                profile.name,
+                self.health_interval_s,
+            )
+        )
         waiters: set[asyncio.Future[Any]] = {ready, launch.exited}
         try:
             done, _ = await asyncio.wait(
@@ -456,39 +417,6 @@ class Supervisor:
             code = launch.exited.result()
             raise diagnose(launch.texts(), exit_code=code, port=launch.port)
         raise StartTimedOut(self.ready_timeout_s, details="\n".join(launch.texts()[-60:]))
-
-    async def _poll_ready(self, launch: _Launch) -> Endpoint:
-        root = f"http://{_client_host(launch.profile.host)}:{launch.port}"
-        headers = {"Authorization": f"Bearer {launch.api_key}"}
-        # trust_env=False: a proxy from the environment must never see a local server or its key.
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
-            while True:
-                try:
-                    health = await client.get(f"{root}/health")
-                    if health.status_code == 200:
-                        models = await client.get(f"{root}/v1/models", headers=headers)
-                        models.raise_for_status()
-                        return self._endpoint_from(launch, root, models.json())
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    log.debug("not ready yet: %s", exc)
-                await asyncio.sleep(self.health_interval_s)
-
-    @staticmethod
-    def _endpoint_from(launch: _Launch, root: str, models: dict[str, list[dict[str, object]]]) -> Endpoint:
-        served = launch.profile.served_model_name
-        entries = models["data"]
-        entry = next((m for m in entries if m.get("id") == served), None)
-        if entry is None:
-            raise ValueError(f"{served!r} is not among the served models {[m.get('id') for m in entries]}")
-        max_len = entry.get("max_model_len")
-        return Endpoint(
-            base_url=f"{root}/v1",
-            model=served,
-            api_key=launch.api_key,
-            max_model_len=max_len if isinstance(max_len, int) else None,
-            kind="local",
-            profile_name=launch.profile.name,
-        )
 
     async def _stop_launch(self, launch: _Launch) -> StopOutcome:
         launch.stopping = True
@@ -508,31 +436,3 @@ class Supervisor:
         if launch in self._launches and not outcome.left:
             self._launches.remove(launch)
         return outcome
-
-    # -- expected start time ----------------------------------------------------------------------
-    def _durations_path(self) -> Path:
-        return self.paths.state / DURATIONS_FILE
-
-    def _expected_seconds(self, profile_name: str) -> float | None:
-        try:
-            data = json.loads(self._durations_path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        value = data.get(profile_name) if isinstance(data, dict) else None
-        return float(value) if isinstance(value, int | float) else None
-
-    def _record_seconds(self, profile_name: str, seconds: float) -> None:
-        path = self._durations_path()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            data = data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            data = {}
-        data[profile_name] = round(seconds, 2)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("could not save the start duration: %s", exc)

@@ -1,4 +1,4 @@
-"""``vllm-desk serve [--profile NAME | --model M] [--port N] [--json]``: a server via the supervisor.
+"""``vllm-desk serve [--profile NAME | --model M] [--port N] [--json] [--stop-strays]``: one server.
 
 Prints the start's progress, then the base URL, served model name and API key a client needs; keeps running
 until Ctrl-C or SIGTERM, then stops the whole process tree and exits 0. A failed start prints the diagnosis
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.diagnosis import ProcessesLeft
 from engine.errors import DeskError
 from engine.paths import AppPaths
 from engine.profiles import ProfileInvalid, ServerProfile, builtin_profile
@@ -38,6 +39,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, metavar="N", help="port to listen on (default: a free one)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per event on stdout")
     parser.add_argument("--log", action="store_true", help="also print vLLM's own log lines on stderr")
+    parser.add_argument(
+        "--stop-strays",
+        action="store_true",
+        help="first stop vLLM processes an earlier crash left running (they are listed either way)",
+    )
     parser.add_argument("--grace", type=float, default=5.0, metavar="S", help="seconds SIGTERM may take")
     parser.set_defaults(func=run)
 
@@ -96,8 +102,45 @@ class _Printer:
             print(line.text, file=sys.stderr, flush=True)
 
 
-async def serve(profile: ServerProfile, supervisor: Supervisor, printer: _Printer) -> int:
-    """Start, report, wait for a signal (or the server's death), stop; the exit status."""
+async def handle_strays(supervisor: Supervisor, printer: _Printer, *, stop: bool) -> None:
+    """List the ``VLLM::`` processes an earlier crash left; with ``stop``, stop them (the start goes on)."""
+    strays = await supervisor.find_strays()
+    if not strays:
+        return
+    if printer.as_json:
+        printer.emit(
+            "strays",
+            pids=[s.pid for s in strays],
+            processes=[
+                {"pid": s.pid, "command": s.cmdline, "age_s": round(s.age_s, 1), "rss_bytes": s.rss_bytes}
+                for s in strays
+            ],
+        )
+    else:
+        print("warning: vLLM processes left by an earlier run are still running:", file=sys.stderr)
+        for s in strays:
+            mib = s.rss_bytes / (1 << 20)
+            print(f"  {s.pid:>7}  {s.age_s:8.0f}s old  {mib:8.0f} MiB  {s.cmdline[:80]}", file=sys.stderr)
+        if not stop:
+            print("  (vllm-desk serve --stop-strays stops them)", file=sys.stderr)
+    if not stop:
+        return
+    left = await supervisor.clean_up_strays(strays)
+    if left:
+        report_problem(ProcessesLeft(left), printer)
+    elif printer.as_json:
+        printer.emit("strays_stopped", pids=[s.pid for s in strays])
+    else:
+        print(f"Stopped {len(strays)} leftover vLLM process(es).", file=sys.stderr)
+
+
+async def serve(
+    profile: ServerProfile, supervisor: Supervisor, printer: _Printer, *, stop_strays: bool = False
+) -> int:
+    """Start, report, wait for a signal (or the server's death), stop; the exit status.
+
+    ``stop_strays``: first stop the ``VLLM::`` processes an earlier crash left (they are always listed).
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -106,15 +149,7 @@ async def serve(profile: ServerProfile, supervisor: Supervisor, printer: _Printe
     supervisor.progress.connect(printer.progress)
     supervisor.log_line.connect(printer.log)
     supervisor.state_changed.connect(lambda c: stop.set() if c.state is ServerState.FAILED else None)
-    strays = await supervisor.find_strays()
-    if strays:
-        listed = ", ".join(f"{s.pid} ({s.cmdline[:40]}, {s.age_s:.0f}s old)" for s in strays)
-        if printer.as_json:
-            printer.emit("strays", pids=[s.pid for s in strays])
-        else:
-            print(
-                f"warning: vLLM processes left by an earlier run are still running: {listed}", file=sys.stderr
-            )
+    await handle_strays(supervisor, printer, stop=stop_strays)
     try:
         start = asyncio.ensure_future(supervisor.start(profile))
         stopper = asyncio.ensure_future(stop.wait())
@@ -176,4 +211,5 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(
         paths, runtime_path=str(runtime_path) if runtime_path else None, grace_s=args.grace
     )
-    return asyncio.run(serve(profile, supervisor, _Printer(args.json, args.log)))
+    printer = _Printer(args.json, args.log)
+    return asyncio.run(serve(profile, supervisor, printer, stop_strays=args.stop_strays))

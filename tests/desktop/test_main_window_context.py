@@ -5,6 +5,7 @@ typing stops, shown as "used / max", a warning while the draft will not fit, and
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
@@ -25,6 +26,7 @@ pytestmark = [
     pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
 LIMIT = 60
+SHOTS = Path(__file__).resolve().parents[2] / "shots"
 
 
 def words(n: int, tag: str) -> str:
@@ -79,8 +81,10 @@ def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_t
             draft = words(30, "d")
             window.composer.editor.setPlainText(draft)
             qtbot.waitUntil(lambda: watch.usage is not None and watch.usage.used == 72, timeout=5000)
-            assert "⚠" in window.composer.meter.text()
+            assert window.composer.meter.property("over") is True
             assert "will not fit" in window.composer.notice.text()
+            SHOTS.mkdir(exist_ok=True)
+            assert window.grab().save(str(SHOTS / "context-too-long.png"))
             qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
             banner = window.banner
             qtbot.waitUntil(lambda: banner.isVisible() and banner.problem is not None, timeout=5000)

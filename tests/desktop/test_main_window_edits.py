@@ -3,6 +3,8 @@ folder/tag filter. Real SQLite, the real window; no server needed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
@@ -14,6 +16,7 @@ from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
+SHOTS = Path(__file__).resolve().parents[2] / "shots"
 pytestmark = [
     pytest.mark.gui,
     pytest.mark.usefixtures("qloop"),
@@ -108,6 +111,8 @@ def test_sidebar_filters_by_folder_and_tag(qtbot, app_paths: AppPaths) -> None: 
         box.activated.emit(1)
         qtbot.waitUntil(lambda: titles() == ["Bread", "Rust at home"], timeout=5000)
         assert box.currentText() == "Folder: Home"
+        SHOTS.mkdir(exist_ok=True)
+        assert window.grab().save(str(SHOTS / "sidebar-filter.png"))
         box.setCurrentIndex(0)
         box.activated.emit(0)
         qtbot.waitUntil(lambda: len(titles()) == 4, timeout=5000)

@@ -160,6 +160,30 @@ def test_stats_and_branch_switcher(qtbot) -> None:  # type: ignore[no-untyped-de
     assert widget.edit_button.isHidden()
 
 
+@pytest.mark.parametrize(
+    ("state", "label"), [("complete", "Regenerate"), ("stopped", "Regenerate"), ("error", "Retry")]
+)
+def test_every_finished_reply_can_be_answered_again_or_deleted(qtbot, state: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    # "stopped" is also how interrupted replies (the app quit mid-reply) are shown.
+    error = "boom" if state == "error" else ""
+    data = MessageData(id=7, role="assistant", text="partial", state=state, error=error)
+    widget = MessageWidget(data, RenderCache(MarkdownRenderer()))
+    qtbot.addWidget(widget)
+    assert not widget.regenerate_button.isHidden()
+    assert widget.regenerate_button.isEnabled()
+    assert widget.regenerate_button.text() == label
+    menu = widget.context_menu()
+    assert [a.text() for a in menu.actions()] == ["Copy", label, "Delete"]
+    seen: list[tuple[str, object]] = []
+    widget.action.connect(lambda name, mid: seen.append((name, mid)))
+    menu.actions()[2].trigger()
+    assert seen == [("delete", 7)]
+    writing = MessageData(id=8, role="assistant", state="streaming")
+    streaming = MessageWidget(writing, RenderCache(MarkdownRenderer()))
+    qtbot.addWidget(streaming)
+    assert streaming.context_menu().actions() == []  # nothing to redo or delete while it is written
+
+
 def test_a_dark_palette_re_renders_code_in_dark_colours(qtbot) -> None:  # type: ignore[no-untyped-def]
     view = TranscriptView(MarkdownRenderer(dark=False))
     qtbot.addWidget(view)

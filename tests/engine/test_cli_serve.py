@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 
 import httpx
 import psutil
@@ -15,10 +16,11 @@ import pytest
 from engine.cli import main
 from engine.cli.serve import _Printer, choose_profile, serve
 from engine.paths import AppPaths
+from engine.procs import StrayProcess
 from engine.profiles import ServerProfile
 from engine.settings import Settings, SettingsStore
 from engine.supervisor import Supervisor
-from tests.support.standin.launch import StandinRuntime
+from tests.support.standin.launch import Standin, StandinRuntime, start_standin
 
 
 def args(**kw: object) -> argparse.Namespace:
@@ -109,3 +111,80 @@ async def test_sigterm_during_the_start_cancels_it(
     assert await task == 0
     assert not leader.is_running() or leader.status() == psutil.STATUS_ZOMBIE
     assert "Server stopped." in capsys.readouterr().out
+
+
+class OnlyOurStrays(Supervisor):
+    """The engine's real stray search, narrowed to one pid: other people's processes are never touched."""
+
+    ours = 0
+
+    @staticmethod
+    async def find_strays() -> list[StrayProcess]:
+        return [s for s in await Supervisor.find_strays() if s.pid == OnlyOurStrays.ours]
+
+
+def crashed_standin() -> tuple[Standin, int]:
+    """A stand-in whose leader was SIGKILLed, leaving its ``VLLM::EngineCore`` child running."""
+    server = start_standin("--fork-child")
+    child = psutil.Process(server.proc.pid).children()[0]
+    for _ in range(500):
+        if child.name().startswith("VLLM::"):
+            break
+        time.sleep(0.02)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
+    return server, child.pid
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("stop", [True, False])
+async def test_strays_are_listed_and_stopped_with_stop_strays(
+    app_paths: AppPaths, capsys: pytest.CaptureFixture[str], stop: bool
+) -> None:
+    server, pid = crashed_standin()
+    try:
+        OnlyOurStrays.ours = pid
+        sup = OnlyOurStrays(app_paths, StandinRuntime(["--fail-with", "invalid-repo"]))
+        profile = ServerProfile(name="cli", source="hf_repo", model="nobody/nothing")
+        assert await serve(profile, sup, _Printer(as_json=True, show_log=False), stop_strays=stop) == 1
+        events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        [listed] = [e for e in events if e["event"] == "strays"]
+        assert listed["pids"] == [pid]
+        [process] = listed["processes"]
+        assert process["command"].startswith("VLLM::EngineCore")
+        assert process["rss_bytes"] > 0
+        stopped = [e["pids"] for e in events if e["event"] == "strays_stopped"]
+        alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        if stop:
+            assert stopped == [[pid]]
+            assert not alive
+        else:
+            assert stopped == []
+            assert alive
+        # The start itself went on after the strays (and failed, as the stand-in was told to).
+        names = [e["event"] for e in events]
+        assert names.index("strays") < names.index("state") < names.index("error")
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_strays_are_listed_in_words(app_paths: AppPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    server, pid = crashed_standin()
+    try:
+        OnlyOurStrays.ours = pid
+        sup = OnlyOurStrays(app_paths, StandinRuntime(["--fail-with", "invalid-repo"]))
+        profile = ServerProfile(name="cli", source="hf_repo", model="nobody/nothing")
+        assert await serve(profile, sup, _Printer(as_json=False, show_log=False), stop_strays=True) == 1
+        err = capsys.readouterr().err
+        assert "vLLM processes left by an earlier run are still running" in err
+        assert f"{pid}" in err
+        assert "Stopped 1 leftover vLLM process(es)." in err
+    finally:
+        server.stop()
+
+
+def test_stop_strays_is_an_option(app_paths: AppPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--data-dir", str(app_paths.data.parent), "serve", "--stop-strays", "--profile", "nope"])
+    assert code == 1  # parsed; the unknown profile is the error
+    assert "there is no such profile" in capsys.readouterr().err

@@ -80,6 +80,7 @@ async def test_strays_of_a_crashed_server_are_found_and_cleaned_up() -> None:
         assert stray.sid == server.proc.pid
         assert stray.cmdline.startswith("VLLM::EngineCore")
         assert stray.age_s >= 0
+        assert stray.rss_bytes > 1_000_000  # a Python process holds megabytes
         assert await clean_up_strays(ours) == []
         assert session_members(server.proc.pid) == []
     finally:
