@@ -24,7 +24,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QTextBlockFormat, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QSizePolicy, QTextBrowser, QWidget
 
 COPY_SCHEME = "desk-copy"  # href of a code block's copy link: desk-copy:<index>
@@ -214,6 +214,24 @@ class SafeBrowser(QTextBrowser):
 
     def set_markdown_html(self, body: str) -> None:
         self.setHtml(body)
+
+    def append_markdown_html(self, body: str) -> None:
+        """Add a closed piece at the end as its own blocks; only the new blocks are parsed and laid out."""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        added = -1
+        # insertHtml merges its first paragraph into the block at the cursor: give it a fresh one, outside
+        # any list, unless the document already ends in an empty block (it does after a table).
+        if cursor.block().length() > 1 or cursor.block().textList() is not None:
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+            added = cursor.position()
+        cursor.insertHtml(body.strip())
+        if added >= 0:
+            block = self.document().findBlock(added)
+            # A piece that starts with a list or table opens its own block: drop the one we made.
+            if block.length() == 1 and block.next().isValid():
+                cursor.setPosition(added)
+                cursor.deletePreviousChar()
 
     def _on_anchor(self, url: QUrl) -> None:
         if url.scheme() == COPY_SCHEME:

@@ -1,10 +1,13 @@
 """The conversation on screen: a :class:`MessageWidget` per message in a scrolling :class:`TranscriptView`.
 
 Streaming stays calm: tokens go into the streamed message's :class:`~desktop.markdown_view.StreamSplitter`;
-a timer re-renders at most every ~50 ms, and only the open tail of that one message. Pieces that are closed
-are rendered once into their own view and never touched again, so a long reply costs time linear in its
-length. When the reply ends it is rendered once as a whole (so text selection spans it). The view follows
-the end unless the user scrolled up.
+a timer renders at most every ~50 ms. Closed pieces are rendered once and appended to the end of ONE
+document per message (only the new blocks are laid out); only the open tail is rendered again, in a second
+small view. When the reply ends its tail joins the document: no full re-render, so a long reply costs time
+linear in its length. The view follows the end unless the user scrolled up.
+
+A long conversation is shown lazily: only the newest :data:`PAGE` messages get widgets; older ones are
+materialised a page at a time when the user scrolls to the top (or asks for them), so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from PySide6.QtWidgets import (
 from desktop.markdown_view import MarkdownRenderer, Rendered, SafeBrowser, StreamSplitter
 
 RENDER_INTERVAL_MS = 50
+PAGE = 40  # messages materialised at once (newest first); older ones come a page at a time
+PIECES_PER_FLUSH = 8  # closed pieces rendered per timer tick: a burst of text cannot stall one frame
 
 
 def tr(text: str) -> str:
@@ -80,10 +85,15 @@ class RenderCache:
         hit = self._items.pop(text, None)
         if hit is None:
             hit = self.renderer.render(text)
-        self._items[text] = hit  # most recent last
+        self.put(text, hit)
+        return hit
+
+    def put(self, text: str, rendered: Rendered) -> None:
+        """Remember ``rendered`` for ``text`` (a streamed reply, assembled from its pieces)."""
+        self._items.pop(text, None)
+        self._items[text] = rendered  # most recent last
         if len(self._items) > self._limit:
             self._items.pop(next(iter(self._items)))
-        return hit
 
 
 class MessageWidget(QFrame):
@@ -98,6 +108,8 @@ class MessageWidget(QFrame):
         self._cache = cache
         self._code_blocks: list[str] = []
         self._splitter: StreamSplitter | None = None
+        self._pending: list[str] = []  # closed pieces not rendered yet (rendered on the next flush)
+        self._closed_html: list[str] = []  # HTML of the rendered closed pieces (cached whole at the end)
         self._dirty = False
         self.renders = 0  # how many times the streamed tail was rendered (for tests and benchmarks)
         self.rendered_chars = 0  # characters parsed while streaming: stays linear in the reply's length
@@ -112,10 +124,7 @@ class MessageWidget(QFrame):
         self.reasoning_button.setAutoRaise(True)
         self.reasoning_button.setAccessibleName(tr("Show reasoning"))
         self.reasoning_button.toggled.connect(self._toggle_reasoning)
-        self.reasoning_view = SafeBrowser(self)
-        self.reasoning_view.setObjectName("reasoning")
-        self.reasoning_view.setAccessibleName(tr("Reasoning"))
-        self.reasoning_view.hide()
+        self._reasoning_view: SafeBrowser | None = None  # made on first use: most messages never show one
 
         self._body = QWidget(self)
         self._body_layout = QVBoxLayout(self._body)
@@ -154,7 +163,6 @@ class MessageWidget(QFrame):
         layout.setSpacing(2)
         layout.addWidget(self._role)
         layout.addWidget(self.reasoning_button)
-        layout.addWidget(self.reasoning_view)
         layout.addWidget(self._body)
         layout.addLayout(footer)
         # Exactly as tall as the content: spare room in the transcript goes below the last message.
@@ -186,6 +194,16 @@ class MessageWidget(QFrame):
     # --- content -------------------------------------------------------------------------------------
 
     @property
+    def reasoning_view(self) -> SafeBrowser:
+        if self._reasoning_view is None:
+            view = self._reasoning_view = SafeBrowser(self)
+            view.setObjectName("reasoning")
+            view.setAccessibleName(tr("Reasoning"))
+            view.hide()
+            self._layout.insertWidget(self._layout.indexOf(self.reasoning_button) + 1, view)
+        return self._reasoning_view
+
+    @property
     def code_blocks(self) -> list[str]:
         return list(self._code_blocks)
 
@@ -195,21 +213,26 @@ class MessageWidget(QFrame):
 
     def update_data(self, data: MessageData) -> None:
         """Show ``data`` (a finished message, or the start of a streamed one)."""
-        self.data = data
-        user = data.role == "user"
-        who = tr("You") if user else (data.model or tr("Assistant"))
-        self._role.setText(f"<b>{who}</b>")
-        self._update_footer()
-        self._set_reasoning(data.reasoning)
+        self._show_meta(data)
         if data.state == "streaming":
             self._splitter = StreamSplitter()
             self._clear_body()
+            self._new_piece()  # the closed pieces, appended
+            self._tail = self._new_piece()  # the open tail, re-rendered
             if data.text:
                 self.append(data.text)
                 self.flush()
         else:
             self._splitter = None
             self._show_whole(data.text)
+
+    def _show_meta(self, data: MessageData) -> None:
+        self.data = data
+        user = data.role == "user"
+        who = tr("You") if user else (data.model or tr("Assistant"))
+        self._role.setText(f"<b>{who}</b>")
+        self._update_footer()
+        self._set_reasoning(data.reasoning)
 
     def _update_footer(self) -> None:
         data = self.data
@@ -247,7 +270,7 @@ class MessageWidget(QFrame):
         self.reasoning_button.setText(
             tr("▾ Reasoning") if self.reasoning_button.isChecked() else tr("▸ Reasoning")
         )
-        if text and self.reasoning_view.isVisible():
+        if text and self._reasoning_view is not None and self._reasoning_view.isVisible():
             self.reasoning_view.setPlainText(text)
 
     def _toggle_reasoning(self, shown: bool) -> None:
@@ -263,6 +286,8 @@ class MessageWidget(QFrame):
         self._pieces.clear()
         self._tail = None
         self._code_blocks.clear()
+        self._pending.clear()
+        self._closed_html.clear()
 
     def _new_piece(self) -> SafeBrowser:
         piece = SafeBrowser(self._body)
@@ -286,34 +311,38 @@ class MessageWidget(QFrame):
     # --- streaming -----------------------------------------------------------------------------------
 
     def append(self, text: str) -> None:
-        """Buffer streamed text; closed pieces are rendered at once (once), the tail on :meth:`flush`."""
+        """Buffer streamed text (cheap: no parsing, no layout); :meth:`flush` renders it."""
         if self._splitter is None:
             return
-        for piece_text in self._splitter.feed(text):
-            if self._tail is None:
-                self._tail = self._new_piece()
+        self._pending += self._splitter.feed(text)
+        self.data.text = self._splitter.text
+        self._dirty = True
+
+    def _render_closed(self, limit: int | None) -> None:
+        # Each closed piece is parsed once and appended to the one document of this message.
+        count = len(self._pending) if limit is None else min(limit, len(self._pending))
+        for piece_text in self._pending[:count]:
             rendered = self._cache.renderer.render(piece_text, first_code_index=len(self._code_blocks))
             self.rendered_chars += len(piece_text)
             self._code_blocks += rendered.code_blocks
-            self._tail.set_markdown_html(rendered.html)
-            self._tail = None  # that view is final; the next tail gets a new one
-        self.data.text = self._splitter.text
-        self._dirty = True
+            self._closed_html.append(rendered.html)
+            self._pieces[0].append_markdown_html(rendered.html)
+        del self._pending[:count]
 
     def append_reasoning(self, text: str) -> None:
         self.data.reasoning += text
         self._set_reasoning(self.data.reasoning)
 
-    def flush(self) -> None:
-        """Render the open tail (called by the transcript's timer, at most every ~50 ms)."""
-        if self._splitter is None or not self._dirty:
-            return
+    def flush(self) -> bool:
+        """Render what arrived (called by the transcript's timer, at most every ~50 ms): a few closed pieces
+        and the open tail. Returns whether closed pieces are still waiting (then call again soon)."""
+        if self._splitter is None or not self._dirty or self._tail is None:
+            return False
+        self._render_closed(PIECES_PER_FLUSH)
+        if self._pending:
+            return True  # the tail comes after them; show it once they are in
         self._dirty = False
         tail = self._splitter.tail
-        if not tail:
-            return
-        if self._tail is None:
-            self._tail = self._new_piece()
         # The tail's code is highlighted only once its fence closes (then it is a closed piece).
         rendered = self._cache.renderer.render(
             tail, first_code_index=len(self._code_blocks), highlight_code=not self._splitter.in_fence
@@ -321,12 +350,26 @@ class MessageWidget(QFrame):
         self._tail.set_markdown_html(rendered.html)
         self.renders += 1
         self.rendered_chars += len(tail)
+        return False
 
     def finish(self, data: MessageData) -> None:
-        """The reply ended (done, stopped or failed): show it whole, once, with its stats."""
+        """The reply ended (done, stopped or failed): its tail joins the document, shown with its stats."""
+        splitter, tail_view = self._splitter, self._tail
         self._splitter = None
         self._dirty = False
-        self.update_data(data)
+        if splitter is None or tail_view is None or data.text != splitter.text:
+            self.update_data(data)  # the stored text differs from what streamed: show the stored one
+            return
+        if splitter.tail:
+            self._pending.append(splitter.tail)
+        self._render_closed(None)  # no full re-render: only what was still open is parsed
+        self._pieces.remove(tail_view)
+        self._body_layout.removeWidget(tail_view)
+        tail_view.deleteLater()
+        self._tail = None
+        self._cache.put(data.text, Rendered("".join(self._closed_html), list(self._code_blocks)))
+        self._closed_html.clear()
+        self._show_meta(data)
 
     # --- actions -------------------------------------------------------------------------------------
 
@@ -416,11 +459,19 @@ class TranscriptView(QScrollArea):
         )
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setObjectName("placeholder")
+        self.older_button = QPushButton(self._inner)
+        self.older_button.setObjectName("olderMessages")
+        self.older_button.setFlat(True)
+        self.older_button.clicked.connect(lambda: self.load_older())
+        self.older_button.hide()
+        self._layout.addWidget(self.older_button)
         self._layout.addWidget(self._placeholder)
         self._layout.addStretch(1)
         self.setWidget(self._inner)
         self._widgets: dict[int | str, MessageWidget] = {}
         self._order: list[int | str] = []
+        self._older: list[MessageData] = []  # not materialised yet, oldest first
+        self._keep_from_bottom: int | None = None  # scroll distance from the end to restore after a page
         self._follow = True
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._on_scrolled)
@@ -433,7 +484,13 @@ class TranscriptView(QScrollArea):
     # --- content -------------------------------------------------------------------------------------
 
     def messages(self) -> list[MessageWidget]:
+        """The materialised messages, oldest first (older ones wait in :attr:`older_count`)."""
         return [self._widgets[i] for i in self._order]
+
+    @property
+    def older_count(self) -> int:
+        """How many older messages have no widget yet (shown when the user scrolls up to them)."""
+        return len(self._older)
 
     def message(self, message_id: int | str) -> MessageWidget | None:
         return self._widgets.get(message_id)
@@ -455,23 +512,54 @@ class TranscriptView(QScrollArea):
         self._widgets.clear()
         self._order.clear()
         self._follow = True
-        for data in messages:
+        self._keep_from_bottom = None
+        # Only the newest page gets widgets: a 2,000-message conversation costs what 40 messages cost.
+        self._older = list(messages[:-PAGE]) if len(messages) > PAGE else []
+        for data in messages[len(self._older) :]:
             self.add_message(data)
+        self._update_older_button()
         self._placeholder.setVisible(not messages)
 
-    def add_message(self, data: MessageData) -> MessageWidget:
+    def _make_widget(self, data: MessageData) -> MessageWidget:
         widget = MessageWidget(data, self.cache, self._inner)
         widget.action.connect(self.action)
         widget.edited.connect(self.edited)
-        self._layout.insertWidget(self._layout.count() - 1, widget)
         self._widgets[data.id] = widget
+        return widget
+
+    def add_message(self, data: MessageData) -> MessageWidget:
+        widget = self._make_widget(data)
+        self._layout.insertWidget(self._layout.count() - 1, widget)
         self._order.append(data.id)
         self._placeholder.hide()
         return widget
 
+    def load_older(self, count: int = PAGE) -> int:
+        """Give widgets to up to ``count`` more older messages (above the shown ones, the view stays put)."""
+        page = self._older[-count:] if count > 0 else []
+        if not page:
+            return 0
+        del self._older[-len(page) :]
+        bar = self.verticalScrollBar()
+        if self.isVisible():  # a hidden view gets no range change to restore the position in
+            self._keep_from_bottom = bar.maximum() - bar.value()
+        first = self._layout.indexOf(self._placeholder) + 1
+        for offset, data in enumerate(page):
+            self._layout.insertWidget(first + offset, self._make_widget(data))
+        self._order[0:0] = [data.id for data in page]
+        self._update_older_button()
+        return len(page)
+
+    def _update_older_button(self) -> None:
+        self.older_button.setVisible(bool(self._older))
+        self.older_button.setText(tr("Show {n} earlier messages").format(n=len(self._older)))
+
     def update_message(self, data: MessageData) -> None:
         widget = self._widgets.get(data.id)
-        if widget is None:
+        older = next((i for i, d in enumerate(self._older) if d.id == data.id), None)
+        if older is not None:
+            self._older[older] = data  # shown when it is materialised
+        elif widget is None:
             self.add_message(data)
         elif widget.streaming:
             widget.finish(data)
@@ -484,6 +572,9 @@ class TranscriptView(QScrollArea):
             self._order.remove(message_id)
             self._layout.removeWidget(widget)
             widget.deleteLater()
+        else:
+            self._older = [d for d in self._older if d.id != message_id]
+            self._update_older_button()
 
     # --- streaming -----------------------------------------------------------------------------------
 
@@ -503,9 +594,12 @@ class TranscriptView(QScrollArea):
             self._timer.start()
 
     def _flush(self) -> None:
+        more = False
         for widget in self._widgets.values():
             if widget.streaming:
-                widget.flush()
+                more = widget.flush() or more
+        if more:
+            self._schedule()  # a burst of closed pieces: the rest on the next tick
 
     # --- scrolling -----------------------------------------------------------------------------------
 
@@ -516,13 +610,24 @@ class TranscriptView(QScrollArea):
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
         self._follow = value >= bar.maximum() - 8
+        if value == 0 and self._older and bar.maximum() > 0 and self._keep_from_bottom is None:
+            QTimer.singleShot(0, self.load_older)  # the user reached the top: the next page
 
     def _on_range(self, _minimum: int, maximum: int) -> None:
-        if self._follow:
-            self.verticalScrollBar().setValue(maximum)
+        bar = self.verticalScrollBar()
+        if self._keep_from_bottom is not None:
+            # Older messages went in above: keep what the user looked at in place.
+            bar.setValue(max(0, maximum - self._keep_from_bottom))
+            self._keep_from_bottom = None
+        elif self._follow:
+            bar.setValue(maximum)
 
     def scroll_to(self, message_id: int | str, needle: str = "") -> bool:
         """Show a message (a search hit): scroll to it and select ``needle`` in it."""
+        older = next((i for i, d in enumerate(self._older) if d.id == message_id), None)
+        if older is not None:
+            self.load_older(len(self._older) - older)  # materialise down to the hit
+            self._keep_from_bottom = None
         widget = self._widgets.get(message_id)
         if widget is None:
             return False

@@ -12,9 +12,13 @@ A turn:
    kept either way and the turn can be retried (:meth:`ChatEngine.regenerate`).
 
 Clients for a local server give up connecting after 1 s and never retry, so a dead local server is
-reported at once (70–110 ms measured for a whole turn on a busy 2-core machine; 0.26 s for the very first
-call, which builds the client) instead of after Haystack's default 5 retries (~14 s). A reply that sends
-nothing for ``read_timeout`` seconds is abandoned as stalled.
+reported at once instead of after Haystack's default 5 retries (~14 s). A reply that sends nothing for
+``read_timeout`` seconds is abandoned as stalled.
+
+Clients are kept, not made per turn (building an httpx client costs 40–110 ms here): one warmed generator
+per endpoint (:class:`engine.chat_generator.GeneratorPool`, closed when the endpoint changes) and the context
+meter's one HTTP client; :meth:`ChatEngine.shutdown` closes them. The context check asks the server only
+when the turn might not fit (:meth:`engine.tokens.ContextMeter.plan`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from engine.chat_errors import ChatError, ContextTooLong, HistoryWriteFailed, NoServer, from_openai_error
 from engine.chat_request import ChatTimeouts, completion_prompt, request_messages, to_chat_message
@@ -38,7 +43,10 @@ from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 from engine.store_models import Conversation, ConversationTree, MessageState, ReplyNumbers, StoredMessage
 from engine.titles import title_from_text
-from engine.tokens import ContextMeter
+from engine.tokens import ContextMeter, tls_context
+
+if TYPE_CHECKING:
+    from engine.chat_generator import GeneratorPool
 
 log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 0.1  # half the 250 ms promise: the write itself can lag on a busy machine
@@ -79,12 +87,26 @@ class ChatEngine:
         self.meter = meter or ContextMeter()
         self.turn_events: Event[TurnEvent] = Event("turn_events")
         self._turns: dict[int, Turn] = {}
+        self._pool: GeneratorPool | None = None
 
     # -- starting turns ----------------------------------------------------------------------------------
 
     async def warm_up(self) -> None:
-        """Import Haystack (~0.7 s) on a thread so the first turn starts at once."""
+        """Import Haystack (~0.7 s) on a thread and build the current endpoint's client, so the first turn
+        starts at once."""
         await asyncio.to_thread(importlib.import_module, "engine.chat_generator")
+        await asyncio.to_thread(tls_context)  # loads the CA bundle (~70 ms) off the loop
+        endpoint = self.endpoint_provider()
+        if endpoint is not None:
+            async with self._generators().lease(endpoint):
+                pass
+
+    def _generators(self) -> GeneratorPool:
+        if self._pool is None:
+            from engine.chat_generator import GeneratorPool
+
+            self._pool = GeneratorPool(self.timeouts.for_endpoint)
+        return self._pool
 
     async def new_conversation(
         self, *, system_prompt: str = "", settings: GenerationSettings | None = None, title: str = ""
@@ -165,13 +187,17 @@ class ChatEngine:
             turn.stop()
 
     async def shutdown(self) -> None:
-        """Stop every running turn and wait until their replies are saved (call before closing the store)."""
+        """Stop every running turn, wait until their replies are saved, and close the kept clients (call
+        before closing the store; a later turn builds them anew)."""
         turns = [t for t in self._turns.values() if not t.done]
         for turn in turns:
             turn.stop()
         for turn in turns:
             with contextlib.suppress(asyncio.CancelledError):
                 await turn.wait()
+        if self._pool is not None:
+            await self._pool.aclose()
+        await self.meter.aclose()
 
     # -- internals ---------------------------------------------------------------------------------------
 
@@ -364,9 +390,6 @@ class ChatEngine:
         progress: ReplyProgress,
     ) -> None:
         from haystack.dataclasses import ChatMessage, StreamingChunk
-        from haystack.utils import Secret
-
-        from engine.chat_generator import ReasoningChatGenerator
 
         async def on_chunk(chunk: StreamingChunk) -> None:
             if chunk.reasoning is not None and chunk.reasoning.reasoning_text:
@@ -389,22 +412,12 @@ class ChatEngine:
                     ),
                 )
 
-        generator = ReasoningChatGenerator(
-            api_key=Secret.from_token(endpoint.api_key or "none"),
-            model=endpoint.model,
-            api_base_url=endpoint.base_url,
-            # An openai.Timeout (connect and read apart); Haystack passes it through though it is typed float.
-            timeout=self.timeouts.for_endpoint(endpoint),
-            max_retries=0,
-        )
         chat_messages = [to_chat_message(ChatMessage, role, text) for role, text in messages]
-        progress.sent_at = time.monotonic()
-        try:
+        async with self._generators().lease(endpoint) as generator:
+            progress.sent_at = time.monotonic()
             await generator.run_async(
                 chat_messages, streaming_callback=on_chunk, generation_kwargs=settings.to_generation_kwargs()
             )
-        finally:
-            await asyncio.shield(generator.close_async())
 
     async def _complete(
         self,
@@ -414,19 +427,11 @@ class ChatEngine:
         messages: list[tuple[str, str]],
         progress: ReplyProgress,
     ) -> None:
-        from openai import AsyncOpenAI
-
         from engine.chat_generator import stream_completion
 
-        client = AsyncOpenAI(
-            api_key=endpoint.api_key or "none",
-            base_url=endpoint.base_url,
-            timeout=self.timeouts.for_endpoint(endpoint),
-            max_retries=0,
-        )
         kwargs = settings.to_generation_kwargs()
-        progress.sent_at = time.monotonic()
-        try:
+        async with self._generators().lease_client(endpoint) as client:
+            progress.sent_at = time.monotonic()
             async for delta in stream_completion(
                 client, model=endpoint.model, prompt=completion_prompt(messages), generation_kwargs=kwargs
             ):
@@ -436,8 +441,6 @@ class ChatEngine:
                     progress.finish_reason = delta.finish_reason
                 if delta.usage:
                     progress.usage = delta.usage
-        finally:
-            await asyncio.shield(client.close())
 
 
 def _translate(

@@ -11,6 +11,10 @@ chunk with Haystack's own function and, when the raw delta carries reasoning, em
 ``_convert_streaming_chunks_to_chat_message`` already gathers into ``ChatMessage.reasoning``. Everything else
 (request building, clients, cancellation that shields ``close()``) stays Haystack's.
 
+:class:`GeneratorPool` keeps one warmed generator (its ``AsyncOpenAI`` client and connections) per endpoint,
+so a turn does not pay for building clients (40–110 ms each here); per-turn settings travel in
+``run_async(generation_kwargs=...)``.
+
 Haystack 3.x removed ``OpenAIGenerator`` (the ``/v1/completions`` component of Haystack 2), so
 :func:`stream_completion` talks to ``/v1/completions`` with the same ``openai`` client Haystack uses.
 """
@@ -18,10 +22,12 @@ Haystack 3.x removed ``OpenAIGenerator`` (the ``/v1/completions`` component of H
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 from haystack.components.generators.chat.openai import (
     OpenAIChatGenerator,
     _convert_chat_completion_chunk_to_streaming_chunk,
@@ -29,7 +35,11 @@ from haystack.components.generators.chat.openai import (
 from haystack.components.generators.utils import _convert_streaming_chunks_to_chat_message
 from haystack.dataclasses import ChatMessage, ComponentInfo, ReasoningContent, StreamingChunk
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT, _invoke_streaming_callback
+from haystack.utils import Secret
 from openai import AsyncOpenAI
+
+from engine.endpoint import Endpoint
+from engine.tokens import tls_context
 
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 
@@ -84,6 +94,99 @@ class ReasoningChatGenerator(OpenAIChatGenerator):
             await asyncio.shield(chat_completion.close())
             raise
         return [_convert_streaming_chunks_to_chat_message(chunks=chunks)]
+
+
+def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
+    """httpx settings for an endpoint's client.
+
+    The shared TLS context makes a client in ~0.1 ms instead of loading the CA bundle again. A local server's
+    connections are not kept alive: a loopback connect costs well under a millisecond, and an idle socket
+    would outlive an engine that is dropped without :meth:`GeneratorPool.aclose`; a remote server's are
+    kept (a TLS handshake costs tens of milliseconds).
+    """
+    kwargs: dict[str, Any] = {"verify": tls_context(), "follow_redirects": True}
+    if endpoint.kind == "local":
+        kwargs["limits"] = httpx.Limits(max_keepalive_connections=0)
+    return kwargs
+
+
+EndpointKey = tuple[str, str, str, str]  # base URL, API key, model, kind (local/remote: its timeouts)
+
+
+@dataclasses.dataclass
+class _Pooled:
+    generator: ReasoningChatGenerator
+    users: int = 0
+
+
+class GeneratorPool:
+    """One warmed :class:`ReasoningChatGenerator` per endpoint, reused by every turn.
+
+    :meth:`lease` hands out the current endpoint's generator (built and warmed on first use). When the
+    endpoint changes, the old generator is closed as soon as no running turn uses it; :meth:`aclose` closes
+    them all (the pool stays usable and builds anew).
+    """
+
+    def __init__(self, timeout_for: Callable[[Endpoint], Any]) -> None:
+        self._timeout_for = timeout_for
+        self._pooled: dict[EndpointKey, _Pooled] = {}
+        self._current: EndpointKey | None = None
+
+    @staticmethod
+    def key(endpoint: Endpoint) -> EndpointKey:
+        return (endpoint.base_url, endpoint.api_key or "", endpoint.model, endpoint.kind)
+
+    async def _get(self, endpoint: Endpoint) -> _Pooled:
+        key = self.key(endpoint)
+        self._current = key
+        pooled = self._pooled.get(key)
+        if pooled is None:
+            generator = ReasoningChatGenerator(
+                api_key=Secret.from_token(endpoint.api_key or "none"),
+                model=endpoint.model,
+                api_base_url=endpoint.base_url,
+                # An openai.Timeout (connect and read apart); Haystack passes it on though it is typed float.
+                timeout=self._timeout_for(endpoint),
+                max_retries=0,
+                http_client_kwargs=client_kwargs(endpoint),
+            )
+            pooled = self._pooled[key] = _Pooled(generator)
+            await generator.warm_up_async()
+        await self._retire_unused()
+        return pooled
+
+    @contextlib.asynccontextmanager
+    async def lease(self, endpoint: Endpoint) -> AsyncIterator[ReasoningChatGenerator]:
+        """The endpoint's warmed generator, for the length of one turn."""
+        pooled = await self._get(endpoint)
+        pooled.users += 1
+        try:
+            yield pooled.generator
+        finally:
+            pooled.users -= 1
+            # Shielded: a stopped turn still releases an old endpoint's connections.
+            await asyncio.shield(self._retire_unused())
+
+    @contextlib.asynccontextmanager
+    async def lease_client(self, endpoint: Endpoint) -> AsyncIterator[AsyncOpenAI]:
+        """The endpoint's ``AsyncOpenAI`` client (for ``/v1/completions``), shared with its generator."""
+        async with self.lease(endpoint) as generator:
+            assert generator.async_client is not None  # built by warm_up_async in _get
+            yield generator.async_client
+
+    async def _retire_unused(self) -> None:
+        stale = [k for k, p in self._pooled.items() if k != self._current and p.users == 0]
+        for key in stale:
+            await self._pooled.pop(key).generator.close_async()
+
+    async def aclose(self) -> None:
+        """Close every generator's client and connections."""
+        pooled, self._pooled, self._current = self._pooled, {}, None
+        for entry in pooled.values():
+            await entry.generator.close_async()
+
+    def __len__(self) -> int:
+        return len(self._pooled)
 
 
 @dataclasses.dataclass(frozen=True)

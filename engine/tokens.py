@@ -3,11 +3,18 @@
 Counts with the server's ``/tokenize`` (vLLM has it; the chat template is applied, so the count is what the
 model will see) and falls back to an estimate (~4 characters a token) where the endpoint has none. The limit
 is the endpoint's ``max_model_len``, else what ``/v1/models`` reports for the model.
+
+One ``httpx.AsyncClient`` serves every request of a meter (building one costs 40–110 ms here: the CA bundle is
+loaded even for ``http://``), and all clients share one TLS context (:func:`tls_context`).
+:meth:`ContextMeter.plan` (the check before a turn) asks the server only when a safe upper bound says the turn
+might not fit, so a turn that clearly fits starts without a round trip.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -17,6 +24,17 @@ from engine.endpoint import Endpoint
 Messages = list[tuple[str, str]]  # (role, text), system first
 CHARS_PER_TOKEN = 4.0
 PER_MESSAGE_TOKENS = 4  # role markers and separators of a chat template
+# Upper bound for the fast check: a byte-level BPE or byte-fallback tokenizer never makes more tokens than
+# UTF-8 bytes; chat templates add role markers per message and may add a default system text
+# (Llama 3's dates and Qwen's identity are ~30 tokens), so both allowances are generous.
+BOUND_PER_MESSAGE_TOKENS = 16
+BOUND_TEMPLATE_TOKENS = 256
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The default TLS context (CA bundle loaded once, ~70 ms); every client of the app shares it."""
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -64,13 +82,42 @@ def estimate_tokens(messages: Messages) -> int:
     return sum(math.ceil(len(text) / CHARS_PER_TOKEN) + PER_MESSAGE_TOKENS for _, text in messages) + 2
 
 
+def most_tokens(messages: Messages) -> int:
+    """A count no tokenizer and chat template will exceed (see ``BOUND_TEMPLATE_TOKENS``)."""
+    return (
+        sum(len(text.encode("utf-8")) + BOUND_PER_MESSAGE_TOKENS for _, text in messages)
+        + BOUND_TEMPLATE_TOKENS
+    )
+
+
 class ContextMeter:
-    """Counts tokens against the model's context; remembers which servers have no ``/tokenize``."""
+    """Counts tokens against the model's context; remembers which servers have no ``/tokenize``.
+
+    Its HTTP client is made on first use and kept; :meth:`aclose` releases it (the meter stays usable).
+    """
 
     def __init__(self, *, timeout: float = 5.0) -> None:
         self.timeout = timeout
         self._no_tokenize: set[str] = set()
         self._limits: dict[tuple[str, str], int | None] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            # No idle connections kept: the meter asks rarely, and a socket left open would outlive a meter
+            # that is dropped without aclose().
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout,
+                verify=tls_context(),
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the kept HTTP client and its connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     async def max_model_len(self, endpoint: Endpoint) -> int | None:
         if endpoint.max_model_len:
@@ -79,10 +126,9 @@ class ContextMeter:
         if key not in self._limits:
             limit: int | None = None
             try:
-                async with httpx.AsyncClient(timeout=self.timeout) as client:
-                    response = await client.get(
-                        f"{endpoint.base_url}/models", headers=endpoint.auth_headers()
-                    )
+                response = await self._http().get(
+                    f"{endpoint.base_url}/models", headers=endpoint.auth_headers()
+                )
                 if response.status_code == 200:
                     for model in response.json().get("data", []):
                         if model.get("id") == endpoint.model and isinstance(model.get("max_model_len"), int):
@@ -102,10 +148,9 @@ class ContextMeter:
                 "add_generation_prompt": True,
             }
             try:
-                async with httpx.AsyncClient(timeout=self.timeout) as client:
-                    response = await client.post(
-                        f"{root}/tokenize", json=body, headers=endpoint.auth_headers()
-                    )
+                response = await self._http().post(
+                    f"{root}/tokenize", json=body, headers=endpoint.auth_headers()
+                )
                 if response.status_code == 200:
                     return int(response.json()["count"]), True
                 if response.status_code in (404, 405):
@@ -125,7 +170,18 @@ class ContextMeter:
     async def plan(
         self, endpoint: Endpoint, messages: Messages, draft: str = "", reserve: int = 0
     ) -> ContextPlan:
-        """Does the turn fit? If not, the fewest oldest turns to leave out so that it does."""
+        """Does the turn fit? If not, the fewest oldest turns to leave out so that it does.
+
+        Counts only when it matters: with no known limit everything fits, and when even the upper bound
+        (:func:`most_tokens`) fits, the plan says so with that bound as ``used`` (``exact`` False).
+        """
+        limit = await self.max_model_len(endpoint)
+        full = [*messages, ("user", draft)] if draft else list(messages)
+        if limit is None:
+            return ContextPlan(ContextUsage(estimate_tokens(full), None, reserve, exact=False), 0)
+        bound = ContextUsage(most_tokens(full), limit, reserve, exact=False)
+        if bound.fits:
+            return ContextPlan(bound, 0)
         usage = await self.measure(endpoint, messages, draft, reserve)
         if usage.fits:
             return ContextPlan(usage, 0)

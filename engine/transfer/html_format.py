@@ -137,19 +137,7 @@ def render_html(
 
 
 def _header(conv: ExportedConversation, for_print: bool = False) -> str:
-    rows = []
-    models = meta.models(conv)
-    if models:
-        rows.append(("Model" if len(models) == 1 else "Models", ", ".join(models)))
-    rows.append(("Created", meta.when(conv.created)))
-    rows.append(("Updated", meta.when(conv.updated)))
-    if conv.tags:
-        rows.append(("Tags", ", ".join(conv.tags)))
-    if conv.folder:
-        rows.append(("Folder", conv.folder))
-    settings = meta.settings_line(conv)
-    if settings:
-        rows.append(("Settings", settings))
+    rows = meta.header_rows(conv)
     if for_print:
         # Qt's rich text has no grid layout for <dl>; a table keeps label and value on one line.
         cells = "".join(f"<tr><td><b>{_e(label)}</b></td><td>{_e(value)}</td></tr>" for label, value in rows)

@@ -37,19 +37,7 @@ def render_markdown(
 
 
 def _header(conv: ExportedConversation, exported_at: datetime | None) -> list[tuple[str, str]]:
-    rows = []
-    models = meta.models(conv)
-    if models:
-        rows.append(("Model" if len(models) == 1 else "Models", ", ".join(models)))
-    rows.append(("Created", meta.when(conv.created)))
-    rows.append(("Updated", meta.when(conv.updated)))
-    if conv.tags:
-        rows.append(("Tags", ", ".join(conv.tags)))
-    if conv.folder:
-        rows.append(("Folder", conv.folder))
-    settings = meta.settings_line(conv)
-    if settings:
-        rows.append(("Settings", settings))
+    rows = meta.header_rows(conv)
     rows.append(("Exported", f"{meta.when(exported_at or datetime.now(UTC))} by {meta.exported_by()}"))
     return rows
 

@@ -38,6 +38,24 @@ def models(conv: ExportedConversation) -> list[str]:
     return list(seen)
 
 
+def header_rows(conv: ExportedConversation) -> list[tuple[str, str]]:
+    """The metadata every format shows under the title, as (label, value) pairs."""
+    rows = []
+    names = models(conv)
+    if names:
+        rows.append(("Model" if len(names) == 1 else "Models", ", ".join(names)))
+    rows.append(("Created", when(conv.created)))
+    rows.append(("Updated", when(conv.updated)))
+    if conv.tags:
+        rows.append(("Tags", ", ".join(conv.tags)))
+    if conv.folder:
+        rows.append(("Folder", conv.folder))
+    settings = settings_line(conv)
+    if settings:
+        rows.append(("Settings", settings))
+    return rows
+
+
 def settings_line(conv: ExportedConversation) -> str:
     parts = []
     for key in sorted(conv.settings):

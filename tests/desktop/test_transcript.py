@@ -194,3 +194,88 @@ def test_a_dark_palette_re_renders_code_in_dark_colours(qtbot) -> None:  # type:
     assert "#f3f3f3" in light
     assert "#272822" in dark
     assert "#272822" not in light
+
+
+def test_a_streamed_reply_is_one_document_and_is_not_rendered_again_at_the_end(qtbot) -> None:  # type: ignore[no-untyped-def]
+    cache = RenderCache(MarkdownRenderer())
+    widget = MessageWidget(MessageData(id=9, role="assistant", state="streaming"), cache)
+    qtbot.addWidget(widget)
+    text = "".join(f"Para {i} text.\n\n- item {i}\n- more\n\n```python\nx = {i}\n```\n\n" for i in range(30))
+    text += "last open line"
+    for token in re.findall(r"\s*\S+|\s+$", text):
+        widget.append(token)
+        widget.flush()
+    # One view holds every closed piece (no widget per block) and one more the open tail.
+    assert len(widget._pieces) == 2
+    # The last fence may still be followed by more of its block: it stays in the open tail.
+    assert widget._pieces[0].toPlainText().count("x = ") == 29
+    assert "x = 29" in widget._pieces[1].toPlainText()
+    assert "last open" in widget._pieces[1].toPlainText()
+    open_tail = widget._splitter.tail  # type: ignore[union-attr]
+    assert open_tail == "```python\nx = 29\n```\n\nlast open line"
+    chars_before = widget.rendered_chars
+    widget.finish(MessageData(id=9, role="assistant", text=text, completion_tokens=99))
+    # Only the open tail was parsed at the end, not the whole reply.
+    assert widget.rendered_chars - chars_before == len(open_tail)
+    assert len(widget._pieces) == 1
+    shown = widget._pieces[0].toPlainText()
+    assert shown.count("x = ") == 30 and shown.rstrip().endswith("last open line")
+    assert "Para 0 text." in shown.splitlines()  # paragraphs stay their own lines, not merged
+    assert widget.code_blocks[29] == "x = 29\n"
+    widget._pieces[0].anchorClicked.emit(QUrl("desk-copy:29"))
+    assert QGuiApplication.clipboard().text() == "x = 29\n"
+    # The assembled reply is cached: opening the conversation again parses nothing.
+    assert cache.get(text).code_blocks == widget.code_blocks
+
+
+def test_a_burst_of_closed_pieces_is_rendered_a_few_per_tick(qtbot) -> None:  # type: ignore[no-untyped-def]
+    widget = MessageWidget(
+        MessageData(id=4, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    widget.append("".join(f"paragraph {i}\n\n" for i in range(20)) + "tail")
+    assert widget.flush() is True  # 8 of 19 closed pieces: more to do
+    assert widget._pieces[0].toPlainText().count("paragraph") == 8
+    assert widget.flush() is True
+    assert widget.flush() is False
+    # Paragraph 19 is closed only once the line after it is complete: it is still in the tail.
+    assert widget._pieces[0].toPlainText().count("paragraph") == 19
+    assert widget._pieces[1].toPlainText().split() == ["paragraph", "19", "tail"]
+
+
+def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer())
+    qtbot.addWidget(view)
+    view.resize(500, 400)
+    view.show()
+    messages = [
+        MessageData(id=i, role="user" if i % 2 else "assistant", text=f"message {i}\n\n" * 3)
+        for i in range(2000)
+    ]
+    view.show_messages(messages)
+    assert [w.data.id for w in view.messages()] == list(range(1960, 2000))
+    assert view.older_count == 1960
+    assert view.message(5) is None
+    assert view.older_button.isVisible()
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=3000)
+    # Scrolling to the top brings the previous page, and what was on screen stays where it was.
+    bar.setValue(0)
+    qtbot.waitUntil(lambda: view.older_count == 1920, timeout=3000)
+    qtbot.waitUntil(lambda: bar.value() > 0, timeout=3000)
+    assert [w.data.id for w in view.messages()][:2] == [1920, 1921]
+    # An old message is edited or removed while it has no widget: nothing is lost or resurrected.
+    view.update_message(MessageData(id=10, role="assistant", text="changed"))
+    view.remove_message(11)
+    assert view.older_count == 1919
+    assert view.message(10) is None
+    # A search hit far up materialises the messages down to it and selects the word.
+    assert view.scroll_to(10, "changed")
+    assert view.message(10).data.text == "changed"  # type: ignore[union-attr]
+    assert view.message(11) is None
+    assert view.older_count == 10
+    assert view.message(10)._pieces[0].textCursor().selectedText() == "changed"  # type: ignore[union-attr]
+    view.older_button.click()
+    assert view.older_count == 0
+    assert not view.older_button.isVisible()
+    assert len(view.messages()) == 1999
