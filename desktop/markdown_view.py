@@ -221,8 +221,8 @@ class SafeBrowser(QTextBrowser):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         added = -1
         # insertHtml merges its first paragraph into the block at the cursor: give it a fresh one, outside
-        # any list, unless the document already ends in an empty block (it does after a table).
-        if cursor.block().length() > 1 or cursor.block().textList() is not None:
+        # any list (after a table this leaves the same blank line a whole render has).
+        if not self.document().isEmpty():
             cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
             added = cursor.position()
         cursor.insertHtml(body.strip())

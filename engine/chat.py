@@ -29,7 +29,7 @@ import importlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from engine.chat_errors import ChatError, ContextTooLong, HistoryWriteFailed, NoServer, from_openai_error
@@ -88,6 +88,7 @@ class ChatEngine:
         self.turn_events: Event[TurnEvent] = Event("turn_events")
         self._turns: dict[int, Turn] = {}
         self._pool: GeneratorPool | None = None
+        self._reserved: set[int] = set()
 
     # -- starting turns ----------------------------------------------------------------------------------
 
@@ -100,6 +101,11 @@ class ChatEngine:
         if endpoint is not None:
             async with self._generators().lease(endpoint):
                 pass
+
+    @property
+    def generators(self) -> GeneratorPool:
+        """The kept generators, one per endpoint (imports Haystack on first use)."""
+        return self._generators()
 
     def _generators(self) -> GeneratorPool:
         if self._pool is None:
@@ -151,10 +157,11 @@ class ChatEngine:
         branch = tree.branch(parent) if parent is not None else []
         if check_context:
             await self._check_fits(endpoint, conversation, branch, text, drop_oldest_turns)
-        user = await self.store.call(HistoryStore.add_message, conversation.id, parent, "user", text)
-        if not conversation.title:
-            await self.store.update_conversation(conversation.id, title=title_from_text(text))
-        return await self._start(endpoint, conversation, [*branch, user], drop_oldest_turns)
+        title = "" if conversation.title else title_from_text(text)
+        with self._starting(conversation.id):
+            # Committed (fsynced) before any request leaves.
+            user = await self.store.call(HistoryStore.add_message, conversation.id, parent, "user", text)
+            return await self._start(endpoint, conversation, [*branch, user], drop_oldest_turns, title)
 
     async def regenerate(self, reply_id: int, *, drop_oldest_turns: int = 0) -> Turn:
         """A new reply beside ``reply_id`` (the old one stays as an alternative); also how a failed turn
@@ -165,7 +172,10 @@ class ChatEngine:
             raise ChatError("Only a model's reply to a message can be regenerated; edit a message instead.")
         self._ensure_idle(reply.conversation_id)
         tree = await self.store.load(reply.conversation_id)
-        return await self._start(endpoint, tree.conversation, tree.branch(reply.parent_id), drop_oldest_turns)
+        with self._starting(reply.conversation_id):
+            return await self._start(
+                endpoint, tree.conversation, tree.branch(reply.parent_id), drop_oldest_turns
+            )
 
     async def edit_and_resend(
         self, user_message_id: int, new_text: str, *, drop_oldest_turns: int = 0, check_context: bool = True
@@ -202,8 +212,18 @@ class ChatEngine:
     # -- internals ---------------------------------------------------------------------------------------
 
     def _ensure_idle(self, conversation_id: int) -> None:
-        if self.running_turn(conversation_id) is not None:
+        if self.running_turn(conversation_id) is not None or conversation_id in self._reserved:
             raise ChatError("This conversation is still answering; stop it or wait for the reply.")
+
+    @contextlib.contextmanager
+    def _starting(self, conversation_id: int) -> Iterator[None]:
+        # Held while a turn's rows are written, so a second send cannot slip in before the turn runs.
+        self._ensure_idle(conversation_id)
+        self._reserved.add(conversation_id)
+        try:
+            yield
+        finally:
+            self._reserved.discard(conversation_id)
 
     def _endpoint(self) -> Endpoint:
         endpoint = self.endpoint_provider()
@@ -239,26 +259,48 @@ class ChatEngine:
         conversation: Conversation,
         branch: list[StoredMessage],
         drop_oldest_turns: int,
+        title: str = "",
     ) -> Turn:
-        self._ensure_idle(conversation.id)
+        # Called while the conversation is reserved (``_starting``).
         settings = GenerationSettings.parse(conversation.settings)
         parent = branch[-1].id if branch else None
-        reply = await self.store.call(
-            HistoryStore.add_message,
-            conversation.id,
-            parent,
-            "assistant",
-            "",
-            state="streaming",
-            model=endpoint.model,
-        )
-        turn = Turn(conversation.id, parent, reply.id)
         messages = request_messages(conversation, branch, settings, drop_oldest_turns)
-        turn._task = asyncio.get_running_loop().create_task(
-            self._run(turn, endpoint, settings, messages), name=f"chat-turn-{reply.id}"
+        # The reply's row (and the title) is written while the request is already on its way: a commit costs
+        # milliseconds (an fsync), and nothing of the reply is announced or saved before the row exists
+        # (``_announce``). ``send`` still returns only once the row is committed.
+        rows = asyncio.ensure_future(
+            self.store.call(_add_reply_row, conversation.id, parent, title, endpoint.model)
         )
+        turn = Turn(conversation.id, parent, 0)
+        task = asyncio.get_running_loop().create_task(
+            self._run(turn, endpoint, settings, messages, rows), name=f"chat-turn-{conversation.id}"
+        )
+        turn._task = task
+        try:
+            reply = await asyncio.shield(rows)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+            raise
+        turn.reply_id = reply.id
         self._turns[conversation.id] = turn
         return turn
+
+    async def _announce(self, turn: Turn, rows: asyncio.Future[StoredMessage]) -> None:
+        """Before a turn's first event: wait until its reply's row is committed, then say it started."""
+        if turn._announced:
+            return
+        turn.reply_id = (await rows).id
+        turn._announced = True
+        self._emit(turn, TurnEvent("started", turn.conversation_id, turn.reply_id))
+
+    async def _row_written(self, turn: Turn, rows: asyncio.Future[StoredMessage]) -> bool:
+        try:
+            await self._announce(turn, rows)
+        except Exception:  # noqa: BLE001 - send() raises the write's own error to its caller
+            return False
+        return True
 
     def _emit(self, turn: Turn, event: TurnEvent) -> None:
         turn._queue.put_nowait(event)
@@ -270,28 +312,38 @@ class ChatEngine:
         endpoint: Endpoint,
         settings: GenerationSettings,
         messages: list[tuple[str, str]],
+        rows: asyncio.Future[StoredMessage],
     ) -> StoredMessage:
         progress = ReplyProgress(model=endpoint.model)
         started = time.monotonic()
-        self._emit(turn, TurnEvent("started", turn.conversation_id, turn.reply_id))
-        flusher = asyncio.create_task(self._flush_loop(turn, progress), name=f"chat-flush-{turn.reply_id}")
+        # Checkpoints only once a piece arrived, and pieces wait for the reply's row (``_announce``).
+        flusher = asyncio.create_task(
+            self._flush_loop(turn, progress), name=f"chat-flush-{turn.conversation_id}"
+        )
         state: MessageState = "complete"
         error: ChatError | None = None
         try:
             if settings.mode == "completion":
-                await self._complete(turn, endpoint, settings, messages, progress)
+                await self._complete(turn, endpoint, settings, messages, progress, rows)
             else:
-                await self._chat(turn, endpoint, settings, messages, progress)
+                await self._chat(turn, endpoint, settings, messages, progress, rows)
         except asyncio.CancelledError:
             if not turn._stop_requested:
                 # Cancelled by someone else (e.g. the loop shutting down): record, then keep cancelling.
-                await self._finish(turn, progress, started, "interrupted", None, flusher)
+                if await self._row_written(turn, rows):
+                    await self._finish(turn, progress, started, "interrupted", None, flusher)
+                else:
+                    flusher.cancel()
                 raise
             state = "stopped"
         except ChatError as exc:
             state, error = "failed", exc
         except Exception as exc:  # noqa: BLE001 - every failure of a turn becomes a stored, typed problem
             state, error = "failed", _translate(exc, endpoint, self.timeouts, progress)
+        if not await self._row_written(turn, rows):
+            # The reply has no row to save into; send() raised that write's error to its caller.
+            flusher.cancel()
+            raise HistoryWriteFailed(str(rows.exception()))
         return await self._finish(turn, progress, started, state, error, flusher)
 
     async def _finish(
@@ -388,10 +440,12 @@ class ChatEngine:
         settings: GenerationSettings,
         messages: list[tuple[str, str]],
         progress: ReplyProgress,
+        rows: asyncio.Future[StoredMessage],
     ) -> None:
         from haystack.dataclasses import ChatMessage, StreamingChunk
 
         async def on_chunk(chunk: StreamingChunk) -> None:
+            await self._announce(turn, rows)
             if chunk.reasoning is not None and chunk.reasoning.reasoning_text:
                 self._on_piece(turn, progress, "reasoning", chunk.reasoning.reasoning_text)
             if chunk.content:
@@ -426,6 +480,7 @@ class ChatEngine:
         settings: GenerationSettings,
         messages: list[tuple[str, str]],
         progress: ReplyProgress,
+        rows: asyncio.Future[StoredMessage],
     ) -> None:
         from engine.chat_generator import stream_completion
 
@@ -435,12 +490,23 @@ class ChatEngine:
             async for delta in stream_completion(
                 client, model=endpoint.model, prompt=completion_prompt(messages), generation_kwargs=kwargs
             ):
+                await self._announce(turn, rows)
                 if delta.text:
                     self._on_piece(turn, progress, "token", delta.text)
                 if delta.finish_reason:
                     progress.finish_reason = delta.finish_reason
                 if delta.usage:
                     progress.usage = delta.usage
+
+
+def _add_reply_row(
+    store: HistoryStore, conversation_id: int, parent: int | None, title: str, model: str
+) -> StoredMessage:
+    """On the writer thread, in one trip: the streaming reply's row, and the title when ``title``."""
+    reply = store.add_message(conversation_id, parent, "assistant", "", state="streaming", model=model)
+    if title:
+        store.update_conversation(conversation_id, title=title)
+    return reply
 
 
 def _translate(

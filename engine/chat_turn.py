@@ -35,11 +35,12 @@ class Turn:
     def __init__(self, conversation_id: int, user_message_id: int | None, reply_id: int) -> None:
         self.conversation_id = conversation_id
         self.user_message_id = user_message_id
-        self.reply_id = reply_id
+        self.reply_id = reply_id  # set by the engine once the reply's row is committed
         # Unbounded: a token is never dropped, however slow the reader.
         self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         self._task: asyncio.Task[StoredMessage] | None = None
         self._stop_requested = False
+        self._announced = False  # "started" emitted (the reply's row exists)
         self.stop_requested_at: float | None = None
 
     def stop(self) -> None:

@@ -219,7 +219,8 @@ def test_a_streamed_reply_is_one_document_and_is_not_rendered_again_at_the_end(q
     assert widget.rendered_chars - chars_before == len(open_tail)
     assert len(widget._pieces) == 1
     shown = widget._pieces[0].toPlainText()
-    assert shown.count("x = ") == 30 and shown.rstrip().endswith("last open line")
+    assert shown.count("x = ") == 30
+    assert shown.rstrip().endswith("last open line")
     assert "Para 0 text." in shown.splitlines()  # paragraphs stay their own lines, not merged
     assert widget.code_blocks[29] == "x = 29\n"
     widget._pieces[0].anchorClicked.emit(QUrl("desk-copy:29"))
@@ -250,24 +251,24 @@ def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> Non
     view.show()
     messages = [
         MessageData(id=i, role="user" if i % 2 else "assistant", text=f"message {i}\n\n" * 3)
-        for i in range(2000)
+        for i in range(300)
     ]
     view.show_messages(messages)
-    assert [w.data.id for w in view.messages()] == list(range(1960, 2000))
-    assert view.older_count == 1960
+    assert [w.data.id for w in view.messages()] == list(range(260, 300))
+    assert view.older_count == 260
     assert view.message(5) is None
     assert view.older_button.isVisible()
     bar = view.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=3000)
     # Scrolling to the top brings the previous page, and what was on screen stays where it was.
     bar.setValue(0)
-    qtbot.waitUntil(lambda: view.older_count == 1920, timeout=3000)
+    qtbot.waitUntil(lambda: view.older_count == 220, timeout=3000)
     qtbot.waitUntil(lambda: bar.value() > 0, timeout=3000)
-    assert [w.data.id for w in view.messages()][:2] == [1920, 1921]
+    assert [w.data.id for w in view.messages()][:2] == [220, 221]
     # An old message is edited or removed while it has no widget: nothing is lost or resurrected.
     view.update_message(MessageData(id=10, role="assistant", text="changed"))
     view.remove_message(11)
-    assert view.older_count == 1919
+    assert view.older_count == 219
     assert view.message(10) is None
     # A search hit far up materialises the messages down to it and selects the word.
     assert view.scroll_to(10, "changed")
@@ -278,4 +279,21 @@ def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> Non
     view.older_button.click()
     assert view.older_count == 0
     assert not view.older_button.isVisible()
-    assert len(view.messages()) == 1999
+    assert len(view.messages()) == 299
+
+
+def test_pieces_appended_one_by_one_read_like_the_whole_reply_rendered_at_once(qtbot) -> None:  # type: ignore[no-untyped-def]
+    renderer = MarkdownRenderer()
+    text = SAMPLE + "\n1. first\n2. second\n\n> a quote\n\n| x |\n|---|\n| 9 |\n\n## After the table\n\nend\n"
+    splitter = StreamSplitter()
+    pieces = [*splitter.feed(text), splitter.tail]
+    assert len(pieces) > 8
+    whole, stepwise = SafeBrowser(), SafeBrowser()
+    qtbot.addWidget(whole)
+    qtbot.addWidget(stepwise)
+    whole.set_markdown_html(renderer.render(text).html)
+    for piece in pieces:
+        stepwise.append_markdown_html(renderer.render(piece).html)
+    # Same blocks and lines: no paragraph merged into the one before it, no list swallowing what follows.
+    assert stepwise.toPlainText().rstrip() == whole.toPlainText().rstrip()
+    assert stepwise.document().blockCount() == whole.document().blockCount()

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 
 from engine.endpoint import Endpoint
-from engine.tokens import ContextMeter, ContextUsage, drop_oldest, estimate_tokens
+from engine.tokens import ContextMeter, ContextUsage, drop_oldest, estimate_tokens, most_tokens
 from tests.support.standin.launch import running_standin
 
 
@@ -19,13 +19,17 @@ class _NoTokenize(BaseHTTPRequestHandler):
     """A minimal OpenAI-compatible server of another brand: /v1/models only, no /tokenize."""
 
     calls: ClassVar[list[str]] = []
+    limit: ClassVar[int | None] = 100
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
         self.calls.append(self.path)
-        body = json.dumps({"data": [{"id": "other", "max_model_len": 100}]}).encode()
+        model: dict[str, Any] = {"id": "other"}
+        if self.limit is not None:
+            model["max_model_len"] = self.limit
+        body = json.dumps({"data": [model]}).encode()
         self.send_response(200 if self.path == "/v1/models" else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -45,6 +49,7 @@ def plain_server() -> Iterator[Endpoint]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _NoTokenize.calls = []
+    _NoTokenize.limit = 100
     yield Endpoint(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", model="other")
     server.shutdown()
     server.server_close()
@@ -107,3 +112,26 @@ async def test_plan_names_the_fewest_turns_to_drop(plain_server: Endpoint) -> No
     assert (await meter.measure(plain_server, trimmed)).fits
     hopeless = await meter.plan(plain_server, turn, draft="z" * 1000)
     assert hopeless.drop_oldest_turns is None
+
+
+@pytest.mark.asyncio
+async def test_plan_asks_the_server_only_when_the_turn_might_not_fit(plain_server: Endpoint) -> None:
+    _NoTokenize.limit = 100_000
+    meter = ContextMeter()
+    messages = [("system", "Be brief."), ("user", "Größe?"), ("assistant", "Ja.")]
+    plan = await meter.plan(plain_server, messages, draft="und noch eine Frage", reserve=500)
+    assert plan.fits
+    assert not plan.usage.exact
+    assert plan.usage.used == most_tokens([*messages, ("user", "und noch eine Frage")])
+    assert plan.usage.used >= len("Größe?".encode())  # bytes, not characters: a bound for any tokenizer
+    assert "/tokenize" not in _NoTokenize.calls  # clearly fits: no round trip before the turn
+    _NoTokenize.limit = None
+    unknown = await ContextMeter().plan(plain_server, messages, draft="x" * 10_000)
+    assert unknown.fits  # no known limit: nothing to refuse, nothing counted
+    assert unknown.usage.limit is None
+    assert "/tokenize" not in _NoTokenize.calls
+    _NoTokenize.limit = 300
+    near = await ContextMeter().plan(plain_server, messages, draft="x" * 1200)
+    assert "/tokenize" in _NoTokenize.calls  # might not fit: counted (here by estimate, the server has none)
+    assert not near.fits
+    await meter.aclose()
