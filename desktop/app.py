@@ -196,6 +196,7 @@ _ENGINE_MODULES = (
     "engine.runtime",
     "desktop.server_link",
     "desktop.tray",
+    "desktop.transfer_actions",
 )
 
 

@@ -146,7 +146,7 @@ class MainWindow(TurnsMixin, QMainWindow):
 
         self._build_menus()
         self._connect()
-        self.transfer: Any = None  # Export…/Import…, wired in restore() (after the window is shown)
+        self.transfer: Any = None  # Export…/Import…, wired in attach() (after the window is shown)
         self.apply_theme(dark)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
         for action in (self.start_action, self.stop_server_action):
@@ -196,6 +196,8 @@ class MainWindow(TurnsMixin, QMainWindow):
         from desktop.context_watch import ContextWatch
 
         self.context_watch = ContextWatch(self.composer, chat, self)
+        if self.transfer is None:
+            self._wire_transfer()  # here, not before the first paint: it loads pydantic and the formats
         self.fix_handlers["drop_oldest_turns"] = self.send_dropping_oldest
         self.engine_ready = True
         self.composer.set_ready(True)
@@ -289,8 +291,6 @@ class MainWindow(TurnsMixin, QMainWindow):
 
     async def restore(self) -> None:
         """Fill the sidebar and reopen the conversation that was open last time."""
-        if self.transfer is None:
-            self._wire_transfer()
         await self.sidebar.model.reload()
         last = self.ui_state.value(LAST_CONVERSATION_KEY)
         ids = {c.id for c in self.sidebar.model.conversations()}

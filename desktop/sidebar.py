@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import errors
+from desktop.operations import Operation
 from engine.search import SearchHit
 from engine.store import HistoryStore, PageCursor
 from engine.store_async import AsyncHistoryStore
@@ -124,18 +125,33 @@ class ConversationListModel(QAbstractListModel):
         return next((i for i, c in enumerate(self._items) if c.id == conversation_id), -1)
 
     async def reload(self) -> None:
-        """Start again from the first page (after a change in order: new chat, pin, rename, delete)."""
+        """Start again from the first page (after a change in order: new chat, pin, rename, delete).
+
+        The old rows stay until the new first page is read, then are swapped in one reset: the list never
+        shows empty in between.
+        """
         self._generation += 1  # a page still on its way belongs to the old list: it is dropped
+        generation = self._generation
         if self._loading is not None:
             self._loading.cancel()
             self._loading = None
-        self._busy = True  # the view asks canFetchMore during the reset; the first page is ours to fetch
+        self._busy = True  # no page of the old list may be fetched meanwhile
+        folder, tag = self.filter
+        try:
+            page = await self._store.list_conversations(limit=PAGE_SIZE, folder=folder, tag=tag)
+        except BaseException:
+            if generation == self._generation:
+                self._busy = False
+            raise
+        if generation != self._generation:
+            return
         self.beginResetModel()
-        self._items = []
-        self._cursor = None
-        self._more = True
+        self._items = list(page.items)
+        self._cursor = page.next_cursor
+        self._more = page.next_cursor is not None
+        self._busy = False
         self.endResetModel()
-        await self._fetch_page()
+        self.pages_loaded += 1
         self.reloaded.emit()
 
     async def _fetch_page(self) -> None:
@@ -256,7 +272,6 @@ class Sidebar(QWidget):
         layout.addWidget(self.filter_box)
         layout.addWidget(self.list, 1)
         self._filter_task: asyncio.Task[None] | None = None
-        self._reload_task: asyncio.Task[None] | None = None
         self.model.reloaded.connect(self._refresh_filters)
         self.filter_box.activated.connect(self._filter_chosen)
 
@@ -333,7 +348,7 @@ class Sidebar(QWidget):
         index = self.filter_box.findData(_filter_key((folder, tag)))
         if index >= 0:
             self.filter_box.setCurrentIndex(index)
-        self._reload_task = asyncio.ensure_future(self.model.reload())
+        Operation(self.filter_box, self.model.reload).run()
 
     def _filter_chosen(self, index: int) -> None:
         folder, tag = _filter_value(str(self.filter_box.itemData(index) or ""))
@@ -411,7 +426,7 @@ class Sidebar(QWidget):
 
     async def aclose(self) -> None:
         self._search_timer.stop()
-        pending = [t for t in (self._search_task, self._filter_task, self._reload_task) if t is not None]
+        pending = [t for t in (self._search_task, self._filter_task) if t is not None]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

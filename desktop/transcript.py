@@ -1,10 +1,11 @@
 """The conversation on screen: a :class:`MessageWidget` per message in a scrolling :class:`TranscriptView`.
 
 Streaming stays calm: tokens go into the streamed message's :class:`~desktop.markdown_view.StreamSplitter`;
-a timer renders at most every ~50 ms. Closed pieces are rendered once and appended to the end of ONE
-document per message (only the new blocks are laid out); only the open tail is rendered again, in a second
-small view. When the reply ends its tail joins the document: no full re-render, so a long reply costs time
-linear in its length. The view follows the end unless the user scrolled up.
+a timer renders at most every ~50 ms. Closed pieces are rendered once and appended (QTextCursor.insertHtml)
+to the end of a shared document, a new one every 32 pieces so each append and paint stays small; only the
+open tail is rendered again, in a small view of its own. When the reply ends its tail joins the last
+document: no full re-render, so a long reply costs time linear in its length. The view follows the end
+unless the user scrolled up.
 
 A long conversation is shown lazily: only the newest :data:`PAGE` messages get widgets; older ones are
 materialised a page at a time when the user scrolls to the top (or asks for them), so memory stays bounded.
@@ -36,6 +37,7 @@ from desktop.markdown_view import MarkdownRenderer, Rendered, SafeBrowser, Strea
 RENDER_INTERVAL_MS = 50
 PAGE = 40  # messages materialised at once (newest first); older ones come a page at a time
 PIECES_PER_FLUSH = 8  # closed pieces rendered per timer tick: a burst of text cannot stall one frame
+PIECES_PER_VIEW = 32  # closed pieces per document: Qt's cost to append and paint grows with its size
 
 
 def tr(text: str) -> str:
@@ -110,6 +112,7 @@ class MessageWidget(QFrame):
         self._splitter: StreamSplitter | None = None
         self._pending: list[str] = []  # closed pieces not rendered yet (rendered on the next flush)
         self._closed_html: list[str] = []  # HTML of the rendered closed pieces (cached whole at the end)
+        self._in_view = 0  # closed pieces in the newest closed-pieces view
         self._dirty = False
         self.renders = 0  # how many times the streamed tail was rendered (for tests and benchmarks)
         self.rendered_chars = 0  # characters parsed while streaming: stays linear in the reply's length
@@ -288,13 +291,18 @@ class MessageWidget(QFrame):
         self._code_blocks.clear()
         self._pending.clear()
         self._closed_html.clear()
+        self._in_view = 0
 
-    def _new_piece(self) -> SafeBrowser:
+    def _new_piece(self, before: SafeBrowser | None = None) -> SafeBrowser:
         piece = SafeBrowser(self._body)
         piece.setAccessibleName(tr("Message text"))
         piece.copy_requested.connect(self._copy_code)
-        self._body_layout.addWidget(piece)
-        self._pieces.append(piece)
+        if before is None:
+            self._body_layout.addWidget(piece)
+            self._pieces.append(piece)
+        else:
+            self._body_layout.insertWidget(self._body_layout.indexOf(before), piece)
+            self._pieces.insert(self._pieces.index(before), piece)
         return piece
 
     def _show_whole(self, text: str) -> None:
@@ -319,14 +327,18 @@ class MessageWidget(QFrame):
         self._dirty = True
 
     def _render_closed(self, limit: int | None) -> None:
-        # Each closed piece is parsed once and appended to the one document of this message.
+        # Each closed piece is parsed once and appended to the newest of this message's few documents.
         count = len(self._pending) if limit is None else min(limit, len(self._pending))
         for piece_text in self._pending[:count]:
             rendered = self._cache.renderer.render(piece_text, first_code_index=len(self._code_blocks))
             self.rendered_chars += len(piece_text)
             self._code_blocks += rendered.code_blocks
             self._closed_html.append(rendered.html)
-            self._pieces[0].append_markdown_html(rendered.html)
+            if self._in_view >= PIECES_PER_VIEW and self._tail is not None:
+                self._new_piece(before=self._tail)  # a fresh document keeps each append small
+                self._in_view = 0
+            self._pieces[-2 if self._tail is not None else -1].append_markdown_html(rendered.html)
+            self._in_view += 1
         del self._pending[:count]
 
     def append_reasoning(self, text: str) -> None:

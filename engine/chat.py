@@ -278,10 +278,13 @@ class ChatEngine:
         turn._task = task
         try:
             reply = await asyncio.shield(rows)
-        except BaseException:
+        except BaseException as exc:
+            # No row, no turn: the request already on its way is cancelled (the server sees it go).
             task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise HistoryWriteFailed(str(exc)) from exc
             raise
         turn.reply_id = reply.id
         self._turns[conversation.id] = turn

@@ -138,7 +138,8 @@ def test_a_message_sent_while_starting_is_queued_then_answered(qtbot, app_paths)
         queued = window.transcript.messages()[0]
         assert queued.stats_label.text() == "queued until the server is ready"
         assert queued.edit_button.isHidden()  # not stored yet: nothing to edit
-        assert window.server_status.progress.isVisible()
+        # The supervisor's first progress event may still be on its way under load.
+        qtbot.waitUntil(window.server_status.progress.isVisible, timeout=10000)
         assert re.match(r"\d+:\d\d", window.server_status.time_label.text())
         SHOTS.mkdir(exist_ok=True)
         qtbot.wait(200)  # let the layout settle before the picture

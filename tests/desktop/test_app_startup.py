@@ -22,7 +22,16 @@ from engine.store_async import AsyncHistoryStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("engine.chat", "engine.settings", "engine.supervisor", "engine.profiles", "httpx", "haystack")
+HEAVY = (
+    "engine.chat",
+    "engine.settings",
+    "engine.supervisor",
+    "engine.profiles",
+    "engine.transfer",
+    "pydantic",
+    "httpx",
+    "haystack",
+)
 
 
 def loaded_after(code: str) -> list[str]:
@@ -43,6 +52,31 @@ def loaded_after(code: str) -> list[str]:
 
 def test_the_window_module_loads_none_of_the_heavy_engine() -> None:
     assert loaded_after("import desktop.main_window") == []
+
+
+def test_the_window_is_shown_with_its_history_before_any_heavy_module(tmp_path: Path) -> None:
+    code = f"""
+import asyncio
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+from desktop.main_window import MainWindow
+from engine.paths import AppPaths
+from engine.store_async import AsyncHistoryStore
+
+app = QApplication([])
+
+async def main():
+    paths = AppPaths.under(Path({str(tmp_path)!r})).ensure()
+    store = await AsyncHistoryStore.open(paths.history_db)
+    window = MainWindow(store=store, paths=paths)
+    window.show()
+    await window.restore()
+    await window.shutdown()
+    await store.close()
+
+asyncio.run(main())
+"""
+    assert loaded_after(code) == []
 
 
 def test_opening_the_window_from_the_command_line_skips_the_subcommand_modules() -> None:

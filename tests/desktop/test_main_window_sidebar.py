@@ -79,7 +79,10 @@ def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths, mo
         assert model.data(model.index(0, 0)).startswith("📌")
         monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Pinned and renamed", True))
         window.rename_conversation(5)
-        qtbot.waitUntil(lambda: model.conversations()[0].title == "Pinned and renamed", timeout=5000)
+        qtbot.waitUntil(
+            lambda: model.rowCount() > 0 and model.conversations()[0].title == "Pinned and renamed",
+            timeout=5000,
+        )
         # Folder and tags show beside the title.
         run(qtbot, store.update_conversation(5, folder="Work", tags=["draft", "gpu"]))
         run(qtbot, model.reload())

@@ -9,7 +9,14 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication, QTextDocument
 
 from desktop.markdown_view import MarkdownRenderer, SafeBrowser, StreamSplitter
-from desktop.transcript import MessageData, MessageWidget, RenderCache, TranscriptView, format_stats
+from desktop.transcript import (
+    PIECES_PER_VIEW,
+    MessageData,
+    MessageWidget,
+    RenderCache,
+    TranscriptView,
+    format_stats,
+)
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]
 
@@ -117,8 +124,9 @@ def test_streaming_cost_grows_linearly_with_the_reply(qtbot) -> None:  # type: i
     assert len(widget.code_blocks) == 40
     widget.finish(MessageData(id=7, role="assistant", text=widget.data.text, completion_tokens=10))
     assert not widget.streaming
-    assert len(widget._pieces) == 1
-    assert widget._pieces[0].toPlainText().count("print('block')") == 40
+    # No view per block: closed pieces share a few documents (32 each), the last one took the tail.
+    assert 1 < len(widget._pieces) <= 400 // PIECES_PER_VIEW + 1
+    assert "".join(p.toPlainText() for p in widget._pieces).count("print('block')") == 40
 
 
 def test_transcript_renders_tail_on_a_timer_and_follows_the_end(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -196,7 +204,7 @@ def test_a_dark_palette_re_renders_code_in_dark_colours(qtbot) -> None:  # type:
     assert "#272822" not in light
 
 
-def test_a_streamed_reply_is_one_document_and_is_not_rendered_again_at_the_end(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_a_streamed_reply_fills_a_few_documents_and_is_not_rendered_again_at_the_end(qtbot) -> None:  # type: ignore[no-untyped-def]
     cache = RenderCache(MarkdownRenderer())
     widget = MessageWidget(MessageData(id=9, role="assistant", state="streaming"), cache)
     qtbot.addWidget(widget)
@@ -205,25 +213,27 @@ def test_a_streamed_reply_is_one_document_and_is_not_rendered_again_at_the_end(q
     for token in re.findall(r"\s*\S+|\s+$", text):
         widget.append(token)
         widget.flush()
-    # One view holds every closed piece (no widget per block) and one more the open tail.
-    assert len(widget._pieces) == 2
+    # 89 closed pieces in documents of 32 (no widget per block), and one more view for the open tail.
+    assert PIECES_PER_VIEW == 32
+    assert len(widget._pieces) == 4
+    closed = "".join(p.toPlainText() for p in widget._pieces[:-1])
     # The last fence may still be followed by more of its block: it stays in the open tail.
-    assert widget._pieces[0].toPlainText().count("x = ") == 29
-    assert "x = 29" in widget._pieces[1].toPlainText()
-    assert "last open" in widget._pieces[1].toPlainText()
+    assert closed.count("x = ") == 29
+    assert "x = 29" in widget._pieces[-1].toPlainText()
+    assert "last open" in widget._pieces[-1].toPlainText()
     open_tail = widget._splitter.tail  # type: ignore[union-attr]
     assert open_tail == "```python\nx = 29\n```\n\nlast open line"
     chars_before = widget.rendered_chars
     widget.finish(MessageData(id=9, role="assistant", text=text, completion_tokens=99))
     # Only the open tail was parsed at the end, not the whole reply.
     assert widget.rendered_chars - chars_before == len(open_tail)
-    assert len(widget._pieces) == 1
-    shown = widget._pieces[0].toPlainText()
+    assert len(widget._pieces) == 3  # the tail joined the last document
+    shown = "\n".join(p.toPlainText() for p in widget._pieces)
     assert shown.count("x = ") == 30
     assert shown.rstrip().endswith("last open line")
     assert "Para 0 text." in shown.splitlines()  # paragraphs stay their own lines, not merged
     assert widget.code_blocks[29] == "x = 29\n"
-    widget._pieces[0].anchorClicked.emit(QUrl("desk-copy:29"))
+    widget._pieces[2].anchorClicked.emit(QUrl("desk-copy:29"))
     assert QGuiApplication.clipboard().text() == "x = 29\n"
     # The assembled reply is cached: opening the conversation again parses nothing.
     assert cache.get(text).code_blocks == widget.code_blocks

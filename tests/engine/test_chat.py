@@ -351,3 +351,32 @@ async def test_a_reply_that_cannot_be_saved_still_ends_the_turn_with_words(store
     assert isinstance(events[-1].error, HistoryWriteFailed)
     assert "could not be saved" in str(events[-1].error)
     assert len([e for e in events if e.kind == "token"]) == 30  # the tokens still reached the listeners
+
+
+async def test_a_reply_row_that_cannot_be_written_refuses_the_turn_and_keeps_the_question(
+    store: AsyncHistoryStore,
+) -> None:
+    from engine.chat_errors import HistoryWriteFailed
+
+    with running_standin("--reply", "Fine.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        # The reply's row is written while the request is already on its way; make that write fail.
+        await store.call(
+            lambda s: s._conn.execute(
+                "CREATE TEMP TRIGGER no_replies BEFORE INSERT ON messages WHEN NEW.role = 'assistant' "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        )
+        with pytest.raises(HistoryWriteFailed, match="disk is full"):
+            await engine.send(conv.id, "How are you")
+        assert engine.running_turn(conv.id) is None
+        tree = await store.load(conv.id)
+        assert [(m.role, m.text) for m in tree.messages] == [("user", "How are you")]  # committed first
+        await store.call(lambda s: s._conn.execute("DROP TRIGGER no_replies"))
+        turn = await engine.send(conv.id, "Now?")
+        events = await _collect(turn)
+        await engine.shutdown()
+    assert events[0].kind == "started"
+    assert events[-1].kind == "finished"
+    assert (await turn.wait()).text == "Fine."
