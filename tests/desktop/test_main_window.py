@@ -9,14 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from desktop.main_window import MainWindow
-from engine.chat import ChatEngine
-from engine.paths import AppPaths
-from engine.settings import SettingsStore
-from engine.store_async import AsyncHistoryStore
-from tests.support.qasync_loop import qloop, run  # noqa: F401
+from tests.support.main_window import close_window, open_window, replies
+from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin
 
 pytestmark = [
@@ -25,6 +22,7 @@ pytestmark = [
     pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
+SHOT_SIZE = (1000, 700)
 
 REPLY = """Here is a function:
 
@@ -38,24 +36,6 @@ def greet(name):
 | Python | gradually |
 
 Done."""
-
-
-def make_window(qtbot, app_paths: AppPaths, server: Standin) -> MainWindow:  # type: ignore[no-untyped-def]
-    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-    chat = ChatEngine(store, server.endpoint)
-    settings = SettingsStore.open(app_paths.settings_file)
-    ui_state = QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(store=store, chat=chat, settings=settings, ui_state=ui_state)
-    qtbot.addWidget(window)
-    window.resize(1000, 700)
-    window.show()
-    run(qtbot, window.restore())
-    return window
-
-
-def close_window(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    run(qtbot, window.shutdown())
-    run(qtbot, window.store.close())
 
 
 @pytest.fixture
@@ -76,10 +56,6 @@ def type_and_send(qtbot, window: MainWindow, text: str) -> None:  # type: ignore
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
 
 
-def replies(window: MainWindow) -> list:  # type: ignore[type-arg]
-    return [w for w in window.transcript.messages() if w.data.role == "assistant"]
-
-
 def save_shot(qtbot, window: MainWindow, name: str) -> None:  # type: ignore[no-untyped-def]
     qtbot.wait(300)  # let pending layout requests settle before the picture
     SHOTS.mkdir(exist_ok=True)
@@ -87,7 +63,7 @@ def save_shot(qtbot, window: MainWindow, name: str) -> None:  # type: ignore[no-
 
 
 def test_send_and_see_the_streamed_reply(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = make_window(qtbot, app_paths, fast_server)
+    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
     try:
         # Shift+Enter is a new line, Enter sends.
         window.composer.editor.setFocus()
@@ -116,7 +92,7 @@ def test_send_and_see_the_streamed_reply(qtbot, app_paths, fast_server) -> None:
 
 
 def test_stop_mid_stream_with_esc(qtbot, app_paths, slow_server) -> None:  # type: ignore[no-untyped-def]
-    window = make_window(qtbot, app_paths, slow_server)
+    window = open_window(qtbot, app_paths, slow_server.endpoint, size=SHOT_SIZE)
     try:
         type_and_send(qtbot, window, "Count for me")
         qtbot.waitUntil(
@@ -134,7 +110,7 @@ def test_stop_mid_stream_with_esc(qtbot, app_paths, slow_server) -> None:  # typ
 
 
 def test_regenerate_then_switch_branches(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = make_window(qtbot, app_paths, fast_server)
+    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
     try:
         type_and_send(qtbot, window, "Hello")
         qtbot.waitUntil(
@@ -165,7 +141,7 @@ def test_regenerate_then_switch_branches(qtbot, app_paths, fast_server) -> None:
 
 
 def test_edit_a_message_and_resend(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = make_window(qtbot, app_paths, fast_server)
+    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
     try:
         for text in ("Hello", "Helo again"):
             type_and_send(qtbot, window, text)
@@ -242,7 +218,7 @@ def test_edit_a_message_and_resend(qtbot, app_paths, fast_server) -> None:  # ty
 
 
 def test_search_and_jump_to_the_hit(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = make_window(qtbot, app_paths, fast_server)
+    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
     try:
         for text in ("Tell me about pelicans", "Tell me about marmots"):
             qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
@@ -273,7 +249,7 @@ def test_search_and_jump_to_the_hit(qtbot, app_paths, fast_server) -> None:  # t
 
 
 def test_keyboard_only_new_chat_search_and_preferences(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = make_window(qtbot, app_paths, fast_server)
+    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
     try:
         type_and_send(qtbot, window, "First chat")
         qtbot.waitUntil(
@@ -296,7 +272,7 @@ def test_keyboard_only_new_chat_search_and_preferences(qtbot, app_paths, fast_se
 
 def test_reasoning_is_shown_collapsed_above_the_answer(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
     with running_standin("--reasoning", "First think about geography.", "--reply", "Paris.") as server:
-        window = make_window(qtbot, app_paths, server)
+        window = open_window(qtbot, app_paths, server.endpoint, size=SHOT_SIZE)
         try:
             type_and_send(qtbot, window, "Capital of France?")
             qtbot.waitUntil(

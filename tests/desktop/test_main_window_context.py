@@ -8,16 +8,12 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from desktop.context_watch import DEBOUNCE_MS
-from desktop.main_window import MainWindow
-from desktop.transcript import MessageWidget
-from engine.chat import ChatEngine
 from engine.paths import AppPaths
-from engine.settings import SettingsStore
-from engine.store_async import AsyncHistoryStore
-from tests.support.qasync_loop import qloop, run  # noqa: F401
+from tests.support.main_window import close_window, open_window, replies
+from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import running_standin
 
 pytestmark = [
@@ -33,29 +29,15 @@ def words(n: int, tag: str) -> str:
     return " ".join(f"{tag}{i}" for i in range(n))
 
 
-def replies(window: MainWindow) -> list[MessageWidget]:
-    return [w for w in window.transcript.messages() if w.data.role == "assistant"]
-
-
 def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_turn(
     qtbot, app_paths: AppPaths
 ) -> None:  # type: ignore[no-untyped-def]
     with running_standin("--reply", "Ok.") as server:
         endpoint = dataclasses.replace(server.endpoint(), max_model_len=LIMIT)
-        store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-        ui_state = QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(
-            store=store,
-            chat=ChatEngine(store, lambda: endpoint),
-            settings=SettingsStore.open(app_paths.settings_file),
-            ui_state=ui_state,
-        )
-        qtbot.addWidget(window)
-        window.show()
-        watch = window.context_watch
-        assert watch is not None
+        window = open_window(qtbot, app_paths, lambda: endpoint)
         try:
-            run(qtbot, window.restore())
+            watch = window.context_watch
+            assert watch is not None
             qtbot.waitUntil(lambda: watch.usage is not None, timeout=5000)
             before = watch.counts
             # Typing a word a key at a time asks the server once, after the pause.
@@ -100,5 +82,4 @@ def test_meter_counts_the_draft_and_a_too_long_message_goes_without_the_oldest_t
             assert window.transcript.messages()[-2].data.text == draft
             assert window.composer.editor.toPlainText() == ""
         finally:
-            run(qtbot, window.shutdown())
-            run(qtbot, store.close())
+            close_window(qtbot, window)

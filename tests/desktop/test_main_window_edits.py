@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from desktop.main_window import MainWindow
-from engine.chat import ChatEngine
 from engine.paths import AppPaths
-from engine.settings import SettingsStore
 from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from tests.support.main_window import close_window, open_window
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
 SHOTS = Path(__file__).resolve().parents[2] / "shots"
@@ -22,26 +20,6 @@ pytestmark = [
     pytest.mark.usefixtures("qloop"),
     pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
-
-
-def open_window(qtbot, app_paths: AppPaths) -> MainWindow:  # type: ignore[no-untyped-def]
-    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-    ui_state = QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(
-        store=store,
-        chat=ChatEngine(store, lambda: None),
-        settings=SettingsStore.open(app_paths.settings_file),
-        ui_state=ui_state,
-    )
-    qtbot.addWidget(window)
-    window.show()
-    run(qtbot, window.restore())
-    return window
-
-
-def close(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    run(qtbot, window.shutdown())
-    run(qtbot, window.store.close())
 
 
 def texts(window: MainWindow) -> list[str]:
@@ -77,7 +55,7 @@ def test_delete_a_message_and_its_replies_then_undo(qtbot, app_paths: AppPaths) 
         qtbot.waitUntil(lambda: len(texts(window)) == 4, timeout=5000)
         assert texts(window)[2:] == ["And in winter?", "The mountains."]
     finally:
-        close(qtbot, window)
+        close_window(qtbot, window)
 
 
 def test_sidebar_filters_by_folder_and_tag(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
@@ -117,4 +95,4 @@ def test_sidebar_filters_by_folder_and_tag(qtbot, app_paths: AppPaths) -> None: 
         box.activated.emit(0)
         qtbot.waitUntil(lambda: len(titles()) == 4, timeout=5000)
     finally:
-        close(qtbot, window)
+        close_window(qtbot, window)

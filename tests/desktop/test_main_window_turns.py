@@ -4,16 +4,12 @@ user's message above them edited; the stand-in server process fails for real (vL
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
-from desktop.main_window import MainWindow
-from desktop.transcript import MessageWidget
-from engine.chat import ChatEngine
 from engine.endpoint import Endpoint
 from engine.paths import AppPaths
-from engine.settings import SettingsStore
-from engine.store_async import AsyncHistoryStore
-from tests.support.qasync_loop import qloop, run  # noqa: F401
+from tests.support.main_window import close_window, open_window, replies
+from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import running_standin
 
 pytestmark = [
@@ -23,28 +19,14 @@ pytestmark = [
 ]
 
 
-def replies(window: MainWindow) -> list[MessageWidget]:
-    return [w for w in window.transcript.messages() if w.data.role == "assistant"]
-
-
 def test_a_failed_reply_is_retried_from_its_own_button(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
     with (
         running_standin("--reply-tokens", "50", "--engine-error-after", "5") as failing,
         running_standin("--reply", "Second try worked.") as working,
     ):
         server: list[Endpoint] = [failing.endpoint()]
-        store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-        ui_state = QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(
-            store=store,
-            chat=ChatEngine(store, lambda: server[0]),
-            settings=SettingsStore.open(app_paths.settings_file),
-            ui_state=ui_state,
-        )
-        qtbot.addWidget(window)
-        window.show()
+        window = open_window(qtbot, app_paths, lambda: server[0])
         try:
-            run(qtbot, window.restore())
             window.composer.editor.setPlainText("Tell me something")
             qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(
@@ -69,5 +51,4 @@ def test_a_failed_reply_is_retried_from_its_own_button(qtbot, app_paths: AppPath
             qtbot.waitUntil(lambda: again.branch_label.text() == "2/2", timeout=5000)
             assert again.regenerate_button.text() == "Regenerate"
         finally:
-            run(qtbot, window.shutdown())
-            run(qtbot, store.close())
+            close_window(qtbot, window)

@@ -19,6 +19,7 @@ from engine.loglines import Phase
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
+from tests.support.chat_stream import stream_chat_lines
 from tests.support.standin.launch import StandinRuntime
 
 pytestmark = pytest.mark.asyncio
@@ -138,18 +139,8 @@ async def test_stop_while_a_stream_is_open(app_paths: AppPaths) -> None:
     members = sup.processes()
     got: list[str] = []
 
-    async def stream() -> None:
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": True}
-        async with (
-            httpx.AsyncClient(trust_env=False, timeout=30) as client,
-            client.stream(
-                "POST", f"{endpoint.base_url}/chat/completions", json=body, headers=endpoint.auth_headers()
-            ) as resp,
-        ):
-            async for line in resp.aiter_lines():
-                got.append(line)
-
-    reader = asyncio.create_task(stream())
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": True}
+    reader = asyncio.create_task(stream_chat_lines(endpoint, body, got, http_timeout_s=30))
     await until(lambda: len(got) >= 5)
     began = time.monotonic()
     await sup.stop()

@@ -28,6 +28,7 @@ from engine.procs import session_members
 from engine.profiles import builtin_profile
 from engine.runtime import VllmRuntime
 from engine.supervisor import ServerState, StartProgress, Supervisor
+from tests.support.chat_stream import stream_chat_lines
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -85,18 +86,8 @@ async def test_launch_chat_stop_cycles_leave_nothing(
     pids = [p.pid for p in sup.processes()]
     chunks: list[str] = []
 
-    async def stream() -> None:
-        body = {"model": endpoint.model, "messages": QUESTION, "stream": True, "max_tokens": 2000}
-        async with (
-            httpx.AsyncClient(trust_env=False, timeout=60) as client,
-            client.stream(
-                "POST", f"{endpoint.base_url}/chat/completions", json=body, headers=endpoint.auth_headers()
-            ) as resp,
-        ):
-            async for line in resp.aiter_lines():
-                chunks.append(line)
-
-    reader = asyncio.create_task(stream())
+    body = {"model": endpoint.model, "messages": QUESTION, "stream": True, "max_tokens": 2000}
+    reader = asyncio.create_task(stream_chat_lines(endpoint, body, chunks, http_timeout_s=60))
     for _ in range(3000):
         if len(chunks) >= 3 or reader.done():
             break
