@@ -44,7 +44,7 @@ from desktop.operations import Operation
 from desktop.sidebar import Sidebar
 from desktop.status_bar import ServerLogDialog, ServerStatusBar
 from desktop.transcript import TranscriptView
-from desktop.turns import TurnsMixin, message_data
+from desktop.turns import PieceBuffer, TurnsMixin, message_data
 from engine.errors import Fix
 from engine.paths import AppPaths
 from engine.search import SearchHit
@@ -113,6 +113,7 @@ class MainWindow(TurnsMixin, QMainWindow):
             "undo_delete_message": self.undo_delete_message
         }
         self.bridge = EventBridge(self)
+        self.pieces = PieceBuffer(self._show_pieces, parent=self)  # streamed text, one batch per frame
         self.log_dialog: ServerLogDialog | None = None
         self.server_link: ServerLink | None = None
         self.context_watch: ContextWatch | None = None  # the live context meter, once the engine is there
@@ -329,6 +330,7 @@ class MainWindow(TurnsMixin, QMainWindow):
         changed = self.conversation_id != tree.conversation.id
         self.conversation_id = tree.conversation.id
         shown = [message_data(tree, m) for m in tree.branch() if m.role in ("user", "assistant")]
+        self.pieces.flush()  # to the messages they belong to, before those are replaced
         self.transcript.show_messages(shown)
         title = tree.conversation.title or tr("New chat")
         self.setWindowTitle(f"{title} — vLLM Desk")
@@ -354,6 +356,7 @@ class MainWindow(TurnsMixin, QMainWindow):
 
     def new_chat(self) -> None:
         """An empty transcript; the conversation is created when the first message is sent."""
+        self.pieces.flush()
         self.conversation_id = None
         self.tree = None
         self.transcript.show_messages([])

@@ -288,13 +288,16 @@ class ChatEngine:
             raise
         turn.reply_id = reply.id
         self._turns[conversation.id] = turn
+        turn._released.set()
         return turn
 
     async def _announce(self, turn: Turn, rows: asyncio.Future[StoredMessage]) -> None:
-        """Before a turn's first event: wait until its reply's row is committed, then say it started."""
+        """Before a turn's first event: wait until its reply's row is committed and ``send`` has returned the
+        turn (callers show the reply before its first event), then say it started."""
         if turn._announced:
             return
         turn.reply_id = (await rows).id
+        await turn._released.wait()
         turn._announced = True
         self._emit(turn, TurnEvent("started", turn.conversation_id, turn.reply_id))
 

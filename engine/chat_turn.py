@@ -41,6 +41,8 @@ class Turn:
         self._task: asyncio.Task[StoredMessage] | None = None
         self._stop_requested = False
         self._announced = False  # "started" emitted (the reply's row exists)
+        # Set when send() hands the turn to its caller: no event comes before the caller can subscribe.
+        self._released = asyncio.Event()
         self.stop_requested_at: float | None = None
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,3 +29,27 @@ class Endpoint:
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    @classmethod
+    def from_models_entry(
+        cls,
+        root: str,
+        entry: Mapping[str, object],
+        *,
+        api_key: str | None,
+        kind: Literal["local", "remote"],
+        profile_name: str,
+    ) -> Endpoint:
+        """The endpoint for one entry of a server's ``/v1/models`` answer, served under ``root``.
+
+        vLLM adds ``max_model_len`` to each entry; other servers leave it out (or put something else there).
+        """
+        max_len = entry.get("max_model_len")
+        return cls(
+            base_url=f"{root}/v1",
+            model=str(entry["id"]),
+            api_key=api_key,
+            max_model_len=max_len if isinstance(max_len, int) else None,
+            kind=kind,
+            profile_name=profile_name,
+        )

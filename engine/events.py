@@ -20,16 +20,20 @@ class Event(Generic[T]):
 
     def __init__(self, name: str = "event") -> None:
         self._name = name
-        self._subscribers: list[Callable[[T], object]] = []
+        # A tuple, replaced on (dis)connect: emit (once per streamed token) iterates it without a copy, and a
+        # subscriber that disconnects during an emit does not disturb it.
+        self._subscribers: tuple[Callable[[T], object], ...] = ()
 
     def connect(self, callback: Callable[[T], object]) -> Callable[[], None]:
         """Subscribe; returns a function that unsubscribes."""
-        self._subscribers.append(callback)
+        self._subscribers = (*self._subscribers, callback)
         return lambda: self.disconnect(callback)
 
     def disconnect(self, callback: Callable[[T], object]) -> None:
         if callback in self._subscribers:
-            self._subscribers.remove(callback)
+            subscribers = list(self._subscribers)
+            subscribers.remove(callback)
+            self._subscribers = tuple(subscribers)
 
     @property
     def has_subscribers(self) -> bool:
@@ -37,7 +41,7 @@ class Event(Generic[T]):
 
     def emit(self, value: T) -> None:
         # A broken subscriber must not break the emitter (a GUI slot failing must not kill the supervisor).
-        for callback in list(self._subscribers):
+        for callback in self._subscribers:
             try:
                 callback(value)
             except Exception:

@@ -62,12 +62,4 @@ def endpoint_from(
     if entry is None:
         served = [m.get("id") for m in entries]
         raise ValueError(f"{served_model!r} is not among the served models {served}")
-    max_len = entry.get("max_model_len")
-    return Endpoint(
-        base_url=f"{root}/v1",
-        model=served_model,
-        api_key=api_key,
-        max_model_len=max_len if isinstance(max_len, int) else None,
-        kind="local",
-        profile_name=profile_name,
-    )
+    return Endpoint.from_models_entry(root, entry, api_key=api_key, kind="local", profile_name=profile_name)

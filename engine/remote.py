@@ -113,15 +113,7 @@ async def check_remote(
     if chosen not in served:
         raise RemoteModelMissing(root, chosen, served)
     entry = entries[served.index(chosen)]
-    max_len = entry.get("max_model_len")
-    endpoint = Endpoint(
-        base_url=f"{root}/v1",
-        model=chosen,
-        api_key=api_key,
-        max_model_len=max_len if isinstance(max_len, int) else None,
-        kind="remote",
-        profile_name=name,
-    )
+    endpoint = Endpoint.from_models_entry(root, entry, api_key=api_key, kind="remote", profile_name=name)
     return RemoteInfo(endpoint, version, served, health.status_code == 200)
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.procs import is_alive
+
 pytest_plugins = ["tests.support.vllm_fixtures"]
 
 
@@ -80,7 +82,7 @@ def no_leaked_processes() -> Iterator[None]:
     deadline = time.monotonic() + 10
     leaked: list[psutil.Process] = []
     while time.monotonic() < deadline:
-        leaked = [p for p in me.children(recursive=True) if p.pid not in before and _alive(p)]
+        leaked = [p for p in me.children(recursive=True) if p.pid not in before and is_alive(p)]
         if not leaked:
             return
         time.sleep(0.1)
@@ -89,13 +91,6 @@ def no_leaked_processes() -> Iterator[None]:
         with contextlib.suppress(psutil.Error):
             p.kill()
     pytest.fail(f"test left child processes running: {names}")
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _describe(proc: psutil.Process) -> str:

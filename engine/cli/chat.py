@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -203,14 +204,7 @@ async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncEx
     print(f"Starting {profile.name} …", file=sys.stderr, flush=True)
     endpoint: Endpoint = await supervisor.start(profile)
     if args.model:
-        endpoint = Endpoint(
-            base_url=endpoint.base_url,
-            model=args.model,
-            api_key=endpoint.api_key,
-            max_model_len=endpoint.max_model_len,
-            kind=endpoint.kind,
-            profile_name=endpoint.profile_name,
-        )
+        endpoint = dataclasses.replace(endpoint, model=args.model)
     return endpoint
 
 

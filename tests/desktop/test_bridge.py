@@ -42,3 +42,16 @@ def test_close_drops_every_subscription(qtbot) -> None:  # type: ignore[no-untyp
     qtbot.wait(50)
     assert received == ["before"]
     assert not event.has_subscribers
+
+
+def test_events_emitted_in_the_gui_thread_run_the_slot_at_once(qtbot) -> None:  # type: ignore[no-untyped-def]
+    # The chat engine emits one event per token on the qasync loop (the GUI thread): no signal, no queue.
+    event: Event[int] = Event("tokens")
+    bridge = EventBridge()
+    received: list[int] = []
+    bridge.connect_event(event, received.append)
+    for i in range(3):
+        event.emit(i)
+        assert received[-1] == i  # before any event processing
+    assert received == [0, 1, 2]
+    bridge.close()

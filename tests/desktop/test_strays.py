@@ -16,6 +16,7 @@ from desktop import errors
 from desktop.strays import StraysDialog, find_strays, format_age, format_memory, offer_stray_cleanup
 from engine.diagnosis import ProcessesLeft
 from engine.procs import StrayProcess
+from tests.support.procs import is_alive
 from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import Standin, start_standin
 
@@ -25,13 +26,6 @@ pytestmark = [
     pytest.mark.usefixtures("qloop"),
     pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
 ]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @pytest.fixture
@@ -82,7 +76,7 @@ def test_strays_are_listed_and_stopped(qtbot, crashed) -> None:  # type: ignore[
     with qtbot.waitSignal(dialog.stopped, timeout=15_000) as stopped:
         qtbot.mouseClick(dialog.stop_button, Qt.MouseButton.LeftButton)
     assert stopped.args == [[pid]]
-    assert not _alive(pid)
+    assert not is_alive(pid)
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)
 
 
@@ -91,7 +85,7 @@ def test_leave_them_keeps_the_processes(qtbot, crashed) -> None:  # type: ignore
     [dialog] = offer(qtbot, only(pid))
     qtbot.mouseClick(dialog.leave_button, Qt.MouseButton.LeftButton)
     assert not dialog.isVisible()
-    assert _alive(pid)
+    assert is_alive(pid)
 
 
 def test_a_running_server_is_no_stray_and_nothing_is_shown(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ and a damaged file reported in words with the history untouched."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from desktop import errors
 from desktop.transfer_actions import ExportChoice, ExportDialog, TransferActions
 from engine.paths import AppPaths
 from engine.store_async import AsyncHistoryStore
+from tests.support.database import database_rows
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]
@@ -52,14 +52,6 @@ def _drag_enter(window: QMainWindow, mime: QMimeData) -> QDragEnterEvent:
         return QDragEnterEvent(QPointF(window.rect().center()), *args)
     except TypeError:
         return QDragEnterEvent(window.rect().center(), *args)
-
-
-def _rows(db: Path) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def test_dialog_suggests_a_path_per_format(qtbot: Any, tmp_path: Path) -> None:
@@ -151,7 +143,7 @@ def test_a_damaged_file_is_reported_and_changes_nothing(
 ) -> None:
     actions = _actions(window)
     run(qtbot, actions.import_paths([CHATGPT]))
-    before = _rows(app_paths.history_db)
+    before = database_rows(app_paths.history_db)
     broken = tmp_path / "broken.json"
     broken.write_bytes(CHATGPT.read_bytes()[:-100])
     with qtbot.waitSignal(errors.reporter().problem, timeout=20000) as shown:
@@ -161,7 +153,7 @@ def test_a_damaged_file_is_reported_and_changes_nothing(
     assert problem.message.startswith("broken.json: the file is not valid JSON")
     assert problem.fix is not None
     assert problem.fix.action == "choose_import_file"
-    assert _rows(app_paths.history_db) == before
+    assert database_rows(app_paths.history_db) == before
 
 
 def test_a_big_batch_shows_progress_up_to_the_last_conversation(

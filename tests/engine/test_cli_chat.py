@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.store import HistoryStore
+from engine.store_models import ConversationTree
 from tests.support.standin.launch import REPO_ROOT, running_standin
 
 
@@ -27,6 +28,15 @@ def _cli(
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
+
+
+def _saved(home: Path) -> ConversationTree:
+    """The (first) conversation as the command saved it, read back from the history under ``home``."""
+    store = HistoryStore(home / "data" / "history.sqlite3")
+    try:
+        return store.load(1)
+    finally:
+        store.close()
 
 
 def test_chat_streams_saves_and_continues_a_conversation(tmp_path: Path) -> None:
@@ -61,11 +71,7 @@ def test_chat_streams_saves_and_continues_a_conversation(tmp_path: Path) -> None
         == "The capital of France is Paris."
     )
     assert events[-1]["numbers"]["completion_tokens"] == 6
-    store = HistoryStore(home / "data" / "history.sqlite3")
-    try:
-        tree = store.load(1)
-    finally:
-        store.close()
+    tree = _saved(home)
     assert tree.conversation.system_prompt == "Be terse."  # --system replaced it
     assert [m.role for m in tree.branch()] == ["user", "assistant", "user", "assistant"]
     assert tree.branch()[1].reasoning == "Thinking it over."
@@ -74,31 +80,11 @@ def test_chat_streams_saves_and_continues_a_conversation(tmp_path: Path) -> None
 def test_api_key_from_an_environment_variable(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin(api_key="s3cret") as server:
-        missing = _cli(
-            home,
-            "chat",
-            "--base-url",
-            server.base_url,
-            "--model",
-            "standin",
-            "--api-key-env",
-            "DESK_KEY",
-            "hi",
-        )
+        ask = ("chat", "--base-url", server.base_url, "--model", "standin", "--api-key-env", "DESK_KEY", "hi")
+        missing = _cli(home, *ask)
         assert missing.returncode == 1
         assert "DESK_KEY is empty or not set" in missing.stderr
-        wrong = _cli(
-            home,
-            "chat",
-            "--base-url",
-            server.base_url,
-            "--model",
-            "standin",
-            "--api-key-env",
-            "DESK_KEY",
-            "hi",
-            env={"DESK_KEY": "nope"},
-        )
+        wrong = _cli(home, *ask, env={"DESK_KEY": "nope"})
         assert wrong.returncode == 1
         assert "refused the API key" in wrong.stderr
         right = _cli(
@@ -121,11 +107,7 @@ def test_unreachable_server_exits_1_with_words_and_keeps_the_message(tmp_path: P
     result = _cli(home, "chat", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "Hello?")
     assert result.returncode == 1
     assert "Nothing answers at http://127.0.0.1:9/v1" in result.stderr
-    store = HistoryStore(home / "data" / "history.sqlite3")
-    try:
-        shown = store.load(1).branch()
-    finally:
-        store.close()
+    shown = _saved(home).branch()
     assert [(m.text, m.state) for m in shown] == [("Hello?", "complete"), ("", "failed")]
 
 
@@ -156,11 +138,7 @@ def test_ctrl_c_stops_the_reply_and_saves_it_as_stopped(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "stopped" in err
-    store = HistoryStore(home / "data" / "history.sqlite3")
-    try:
-        reply = store.load(1).branch()[-1]
-    finally:
-        store.close()
+    reply = _saved(home).branch()[-1]
     assert reply.state == "stopped"
     assert (got + out).strip().startswith(reply.text.strip()[:30])
     assert 5 <= len(reply.text.split()) < 5000
@@ -193,11 +171,7 @@ def test_chat_answers_through_the_builtin_model(
     )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
-    store = HistoryStore(home / "data" / "history.sqlite3")
-    try:
-        reply = store.load(1).branch()[-1]
-    finally:
-        store.close()
+    reply = _saved(home).branch()[-1]
     assert reply.state == "complete"
     assert "Paris" in reply.text
     assert reply.numbers.completion_tokens is not None

@@ -20,6 +20,7 @@ from engine.procs import StrayProcess
 from engine.profiles import ServerProfile
 from engine.settings import Settings, SettingsStore
 from engine.supervisor import Supervisor
+from tests.support.procs import is_alive
 from tests.support.standin.launch import Standin, StandinRuntime, start_standin
 
 
@@ -77,7 +78,7 @@ async def test_json_events_ready_then_sigint_stops_everything(
     assert await task == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["state"] for e in events if e["event"] == "state"][-2:] == ["stopping", "stopped"]
-    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in members)
+    assert not any(is_alive(p) for p in members)
 
 
 @pytest.mark.asyncio
@@ -109,7 +110,7 @@ async def test_sigterm_during_the_start_cancels_it(
     leader = psutil.Process(sup.pid)
     os.kill(os.getpid(), signal.SIGTERM)
     assert await task == 0
-    assert not leader.is_running() or leader.status() == psutil.STATUS_ZOMBIE
+    assert not is_alive(leader)
     assert "Server stopped." in capsys.readouterr().out
 
 
@@ -154,7 +155,7 @@ async def test_strays_are_listed_and_stopped_with_stop_strays(
         assert process["command"].startswith("VLLM::EngineCore")
         assert process["rss_bytes"] > 0
         stopped = [e["pids"] for e in events if e["event"] == "strays_stopped"]
-        alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        alive = is_alive(pid)
         if stop:
             assert stopped == [[pid]]
             assert not alive

@@ -110,16 +110,22 @@ def test_no_chat_template_gives_vllms_400() -> None:
     assert "default chat template is no longer allowed" in resp.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("kind", logs.FAILURE_KINDS)
-def test_fail_with_prints_the_error_and_exits_1(kind: str) -> None:
-    done = subprocess.run(
-        standin_command("serve", "org/model", "--port", "0", "--fail-with", kind),
+def run_to_exit(*options: str) -> subprocess.CompletedProcess[str]:
+    """Run the stand-in in the foreground (for the ways it exits by itself) and capture what it prints."""
+    return subprocess.run(
+        standin_command(*options),
         cwd=REPO_ROOT,
         env=standin_env(),
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
+
+
+@pytest.mark.parametrize("kind", logs.FAILURE_KINDS)
+def test_fail_with_prints_the_error_and_exits_1(kind: str) -> None:
+    done = run_to_exit("serve", "org/model", "--port", "0", "--fail-with", kind)
     assert done.returncode == 1
     expected = logs.failure_lines(kind, "org/model", 2048)
     assert all(line in done.stderr for line in expected if "pid=" not in line)
@@ -131,14 +137,7 @@ def test_taken_port_prints_address_in_use() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        done = subprocess.run(
-            standin_command("serve", "m", "--port", str(port)),
-            cwd=REPO_ROOT,
-            env=standin_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        done = run_to_exit("serve", "m", "--port", str(port))
     assert done.returncode == 1
     assert "OSError: [Errno 98] Address already in use" in done.stderr
 

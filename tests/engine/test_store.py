@@ -23,13 +23,6 @@ from engine.store_models import (
 from engine.store_schema import SCHEMA_VERSION, HistoryTooNew
 
 
-@pytest.fixture
-def store(app_paths):  # type: ignore[no-untyped-def]
-    s = HistoryStore(app_paths.history_db)
-    yield s
-    s.close()
-
-
 def _turn(store: HistoryStore, cid: int, parent: int | None, question: str, answer: str) -> tuple[int, int]:
     user = store.add_message(cid, parent, "user", question)
     reply = store.add_message(cid, user.id, "assistant", answer, model="m")

@@ -16,13 +16,7 @@ import pytest
 from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 from engine.store_models import Conversation, ConversationTree, InvalidTree, StoredMessage
-
-
-@pytest.fixture
-def store(app_paths):  # type: ignore[no-untyped-def]
-    s = HistoryStore(app_paths.history_db)
-    yield s
-    s.close()
+from tests.support.database import database_rows
 
 
 def _tree(uid: str, title: str = "Imported", turns: int = 2) -> ConversationTree:
@@ -44,14 +38,6 @@ def _tree(uid: str, title: str = "Imported", turns: int = 2) -> ConversationTree
         id=0, uid=uid, title=title, created_at=1_700_000_000.0, updated_at=1_700_000_100.0
     )
     return ConversationTree(conversation, tuple(messages))
-
-
-def _dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def _history_with_one_live_and_one_binned(store: HistoryStore) -> tuple[int, int]:
@@ -92,7 +78,7 @@ def test_a_restored_conversation_is_not_purged_at_close(app_paths) -> None:  # t
 
 def test_a_batch_whose_last_tree_fails_in_sqlite_changes_no_row(store: HistoryStore) -> None:
     _, binned = _history_with_one_live_and_one_binned(store)
-    before = _dump(store.path)
+    before = database_rows(store.path)
     # A real SQLite failure on the last insert: a (connection-local) trigger aborts that one title.
     store._conn.execute(
         "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.conversations WHEN new.title = 'poison'"
@@ -101,7 +87,7 @@ def test_a_batch_whose_last_tree_fails_in_sqlite_changes_no_row(store: HistorySt
     batch = [_tree("first"), _tree("binned"), _tree("second"), _tree("last", title="poison")]
     with pytest.raises(sqlite3.IntegrityError, match="poisoned row"):
         store.import_trees(batch)
-    assert _dump(store.path) == before
+    assert database_rows(store.path) == before
     assert store.known_uids(["first", "second", "binned"]) == {"binned": True}
     # The store is still usable, and the bin keeps its conversation until it is purged.
     store._conn.execute("DROP TRIGGER temp.poison")
@@ -111,12 +97,12 @@ def test_a_batch_whose_last_tree_fails_in_sqlite_changes_no_row(store: HistorySt
 
 def test_a_broken_tree_anywhere_in_the_batch_is_refused_before_any_write(store: HistoryStore) -> None:
     store.import_tree(_tree("live"))
-    before = _dump(store.path)
+    before = database_rows(store.path)
     orphan = StoredMessage(id=5, conversation_id=0, parent_id=99, role="user", text="lost")
     broken = ConversationTree(_tree("broken").conversation, (orphan,))
     with pytest.raises(InvalidTree, match="missing"):
         store.import_trees([_tree("ok"), broken])
-    assert _dump(store.path) == before
+    assert database_rows(store.path) == before
 
 
 CHILD = """
@@ -141,7 +127,7 @@ def test_a_process_killed_midway_through_a_batch_leaves_the_history_as_it_was(
     store: HistoryStore,
 ) -> None:
     _history_with_one_live_and_one_binned(store)
-    before = _dump(store.path)
+    before = database_rows(store.path)
     root = Path(__file__).resolve().parents[2]
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(store.path), str(root)],
@@ -151,7 +137,7 @@ def test_a_process_killed_midway_through_a_batch_leaves_the_history_as_it_was(
         check=False,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
-    assert _dump(store.path) == before
+    assert database_rows(store.path) == before
     assert store.known_uids(f"batch-{i}" for i in range(5)) == {}
     assert store.integrity_check() == "ok"
 

@@ -12,13 +12,6 @@ from engine.store import HistoryStore
 from engine.store_schema import MIGRATIONS, SCHEMA_VERSION
 
 
-@pytest.fixture
-def store(app_paths):  # type: ignore[no-untyped-def]
-    s = HistoryStore(app_paths.history_db)
-    yield s
-    s.close()
-
-
 def test_a_common_term_is_answered_newest_first_with_correct_snippets(
     store: HistoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,7 @@ from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
 from tests.support.chat_stream import stream_chat_lines
+from tests.support.procs import is_alive
 from tests.support.standin.launch import StandinRuntime
 
 pytestmark = pytest.mark.asyncio
@@ -45,14 +46,6 @@ async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
             break
         await asyncio.sleep(0.02)
     pytest.fail(f"condition not met within {within} s")
-
-
-def alive(proc: psutil.Process) -> bool:
-    """Running and not a zombie (an orphan's zombie may wait for a PID 1 that does not reap)."""
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 class Recorder:
@@ -92,7 +85,7 @@ async def test_start_ready_chat_with_the_key_stop(app_paths: AppPaths) -> None:
     await sup.stop()
     assert rec.names == ["preparing", "starting", "ready", "stopping", "stopped"]
     assert sup.endpoint is None
-    assert not alive(leader)
+    assert not is_alive(leader)
     phases = [p.phase for p in rec.progress]
     assert phases[0] is Phase.RUNTIME_CHECK
     assert Phase.LOADING_WEIGHTS in phases
@@ -130,7 +123,7 @@ async def test_a_server_that_ignores_sigterm_is_killed_after_the_grace(app_paths
     await sup.stop()
     assert sup.last_stop is not None
     assert sup.last_stop.escalated
-    assert not any(alive(p) for p in members)
+    assert not any(is_alive(p) for p in members)
 
 
 async def test_stop_while_a_stream_is_open(app_paths: AppPaths) -> None:
@@ -147,7 +140,7 @@ async def test_stop_while_a_stream_is_open(app_paths: AppPaths) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         await reader
     assert time.monotonic() - began < 10
-    assert not any(alive(p) for p in members)
+    assert not any(is_alive(p) for p in members)
 
 
 async def test_sigkill_of_the_leader_cleans_up_the_rest(app_paths: AppPaths) -> None:
@@ -162,7 +155,7 @@ async def test_sigkill_of_the_leader_cleans_up_the_rest(app_paths: AppPaths) -> 
     assert sup.state is ServerState.FAILED
     assert isinstance(sup.problem, ServerDied)
     assert "SIGKILL" in str(sup.problem)
-    assert not alive(child)
+    assert not is_alive(child)
     assert rec.names[-2:] == ["ready", "failed"]
 
 
@@ -176,7 +169,7 @@ async def test_an_engine_process_dying_is_noticed(app_paths: AppPaths) -> None:
     await until(lambda: sup.state is ServerState.FAILED)
     assert isinstance(sup.problem, ServerDied)
     assert "engine process" in str(sup.problem)
-    assert not alive(leader)
+    assert not is_alive(leader)
 
 
 async def test_taken_port_is_diagnosed(app_paths: AppPaths) -> None:
@@ -235,7 +228,7 @@ async def test_cancelling_a_start_stops_the_launch(app_paths: AppPaths) -> None:
         await task
     assert rec.names[-1] == "stopped"
     assert pid is not None
-    assert not alive(psutil.Process(pid)) if psutil.pid_exists(pid) else True
+    assert not is_alive(pid)
 
 
 async def test_stop_during_the_start_cancels_it(app_paths: AppPaths) -> None:

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from engine.diagnosis import PortInUse, ServerDied
@@ -29,6 +28,7 @@ from engine.profiles import builtin_profile
 from engine.runtime import VllmRuntime
 from engine.supervisor import ServerState, StartProgress, Supervisor
 from tests.support.chat_stream import stream_chat_lines
+from tests.support.procs import is_alive
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -36,14 +36,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def alive(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
+    return [pid for pid in pids if is_alive(pid)]
 
 
 async def ask(endpoint: Endpoint, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import zipfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.paths import AppPaths
 from engine.store import HistoryStore
 from engine.store_models import ReplyNumbers
 from engine.transfer import history_adapter
@@ -24,24 +21,9 @@ from engine.transfer.importer import ImportLimits, import_conversations, import_
 from engine.transfer.json_format import dumps, to_dict
 from engine.transfer.model import ExportedConversation
 from tests.engine.transfer_trees import conversations, sample_conversation
+from tests.support.database import database_rows
 
 CHATGPT = Path(__file__).parent / "fixtures" / "chatgpt_conversations.json"
-
-
-@pytest.fixture
-def store(app_paths: AppPaths) -> Iterator[HistoryStore]:
-    history = HistoryStore(app_paths.history_db)
-    yield history
-    history.close()
-
-
-def _rows(db: Path) -> list[str]:
-    """Every row of every table (FTS shadow tables included), read through a separate connection."""
-    conn = sqlite3.connect(db)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def _comparable(conv: ExportedConversation) -> ExportedConversation:
@@ -167,11 +149,11 @@ def test_generated_trees_survive_the_store(conv: ExportedConversation, tmp_path:
 def test_importing_the_same_file_twice_adds_nothing_the_second_time(store: HistoryStore) -> None:
     first = import_path(store, CHATGPT)
     assert len(first.imported) == 2
-    rows = _rows(store.path)
+    rows = database_rows(store.path)
     second = import_path(store, CHATGPT)
     assert second.imported == []
     assert sorted(second.already_present) == sorted(first.imported)
-    assert _rows(store.path) == rows
+    assert database_rows(store.path) == rows
     assert second.sentence() == "Imported 0 conversations; 2 were already in the history."
 
 
@@ -270,7 +252,7 @@ def _hostile_files(draw: st.DrawFn) -> bytes:
 def test_hostile_files_leave_the_history_unchanged(store: HistoryStore, tmp_path: Path) -> None:
     _chat_in(store)
     import_path(store, CHATGPT)
-    before = _rows(store.path)
+    before = database_rows(store.path)
     assert any("Sorting dicts" in line for line in before)
     target = tmp_path / "hostile.json"
 
@@ -282,7 +264,7 @@ def test_hostile_files_leave_the_history_unchanged(store: HistoryStore, tmp_path
             import_path(store, target)
         assert "hostile.json" in str(caught.value)
         assert "Nothing was imported" in str(caught.value)
-        assert _rows(store.path) == before
+        assert database_rows(store.path) == before
 
     attempt()
 
@@ -290,10 +272,10 @@ def test_hostile_files_leave_the_history_unchanged(store: HistoryStore, tmp_path
 def test_oversized_files_are_refused_before_reading(store: HistoryStore, tmp_path: Path) -> None:
     big = tmp_path / "big.json"
     big.write_text(dumps(sample_conversation()), encoding="utf-8")
-    before = _rows(store.path)
+    before = database_rows(store.path)
     with pytest.raises(ImportRejected, match=r"more than the limit of 0 MiB"):
         import_path(store, big, limits=ImportLimits(max_bytes=100))
-    assert _rows(store.path) == before
+    assert database_rows(store.path) == before
 
 
 def test_zip_bombs_are_refused(store: HistoryStore, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from engine.endpoint import Endpoint
 
 
 async def stream_chat_lines(
-    endpoint: Endpoint, body: dict[str, Any], into: list[str], *, timeout: float
+    endpoint: Endpoint, body: dict[str, Any], into: list[str], *, http_timeout_s: float
 ) -> None:
     """POST ``body`` to the endpoint's ``/chat/completions`` and append each line to ``into`` as it arrives.
 
