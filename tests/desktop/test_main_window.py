@@ -39,8 +39,9 @@ Done."""
 
 
 @pytest.fixture
-def fast_server() -> Iterator[Standin]:
-    with running_standin("--reply", REPLY, "--tokens-per-second", "400") as server:
+def paced_server() -> Iterator[Standin]:
+    # Paced so that a reply lasts about a second: long enough to see it stream, short enough to wait for.
+    with running_standin("--reply", REPLY, "--tokens-per-second", "40") as server:
         yield server
 
 
@@ -62,8 +63,8 @@ def save_shot(qtbot, window: MainWindow, name: str) -> None:  # type: ignore[no-
     assert window.grab().save(str(SHOTS / name))
 
 
-def test_send_and_see_the_streamed_reply(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
+def test_send_and_see_the_streamed_reply(qtbot, app_paths, paced_server) -> None:  # type: ignore[no-untyped-def]
+    window = open_window(qtbot, app_paths, paced_server.endpoint, size=SHOT_SIZE)
     try:
         # Shift+Enter is a new line, Enter sends.
         window.composer.editor.setFocus()
@@ -74,9 +75,10 @@ def test_send_and_see_the_streamed_reply(qtbot, app_paths, fast_server) -> None:
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda: len(replies(window)) == 1, timeout=10000)
         assert window.composer.editor.toPlainText() == ""
+        # Send became Stop before the first token (the reply takes ~1 s at this server's pace).
+        assert window.composer.stop_button.isVisible()
         reply = replies(window)[0]
         qtbot.waitUntil(lambda: reply.streaming and reply.renders >= 1, timeout=10000)
-        assert window.composer.stop_button.isVisible()
         qtbot.waitUntil(lambda: not reply.streaming and reply.data.state == "complete", timeout=20000)
         assert not window.composer.stop_button.isVisible()
         assert reply.data.text == REPLY
@@ -109,8 +111,8 @@ def test_stop_mid_stream_with_esc(qtbot, app_paths, slow_server) -> None:  # typ
         close_window(qtbot, window)
 
 
-def test_regenerate_then_switch_branches(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
+def test_regenerate_then_switch_branches(qtbot, app_paths, paced_server) -> None:  # type: ignore[no-untyped-def]
+    window = open_window(qtbot, app_paths, paced_server.endpoint, size=SHOT_SIZE)
     try:
         type_and_send(qtbot, window, "Hello")
         qtbot.waitUntil(
@@ -140,8 +142,8 @@ def test_regenerate_then_switch_branches(qtbot, app_paths, fast_server) -> None:
         close_window(qtbot, window)
 
 
-def test_edit_a_message_and_resend(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
+def test_edit_a_message_and_resend(qtbot, app_paths, paced_server) -> None:  # type: ignore[no-untyped-def]
+    window = open_window(qtbot, app_paths, paced_server.endpoint, size=SHOT_SIZE)
     try:
         for text in ("Hello", "Helo again"):
             type_and_send(qtbot, window, text)
@@ -217,8 +219,8 @@ def test_edit_a_message_and_resend(qtbot, app_paths, fast_server) -> None:  # ty
         close_window(qtbot, window)
 
 
-def test_search_and_jump_to_the_hit(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
+def test_search_and_jump_to_the_hit(qtbot, app_paths, paced_server) -> None:  # type: ignore[no-untyped-def]
+    window = open_window(qtbot, app_paths, paced_server.endpoint, size=SHOT_SIZE)
     try:
         for text in ("Tell me about pelicans", "Tell me about marmots"):
             qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
@@ -248,8 +250,8 @@ def test_search_and_jump_to_the_hit(qtbot, app_paths, fast_server) -> None:  # t
         close_window(qtbot, window)
 
 
-def test_keyboard_only_new_chat_search_and_preferences(qtbot, app_paths, fast_server) -> None:  # type: ignore[no-untyped-def]
-    window = open_window(qtbot, app_paths, fast_server.endpoint, size=SHOT_SIZE)
+def test_keyboard_only_new_chat_search_and_preferences(qtbot, app_paths, paced_server) -> None:  # type: ignore[no-untyped-def]
+    window = open_window(qtbot, app_paths, paced_server.endpoint, size=SHOT_SIZE)
     try:
         type_and_send(qtbot, window, "First chat")
         qtbot.waitUntil(

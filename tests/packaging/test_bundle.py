@@ -110,7 +110,8 @@ def test_desktop_entry_from_the_bundle_points_at_it(bundle: Path, bare_env: dict
 def gui_env(bare_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     env = dict(bare_env)
     # No server at start (it would install vLLM). VLLM_DESK_BENCH_STARTUP=stay makes the app print a line once
-    # the window is shown and once the last conversation is painted (desktop/app.py), and keep running.
+    # the window is shown, once the last conversation is painted and once the engine is attached
+    # (desktop/app.py), and keep running.
     env["VLLM_DESK_GENERAL__START_SERVER_WITH_APP"] = "false"
     env["VLLM_DESK_HOME"] = str(tmp_path / "desk")
     return env
@@ -122,7 +123,8 @@ def test_window_opens_offscreen_and_quits_cleanly(bundle: Path, gui_env: dict[st
     marks = [
         line.split()[1] for line in result.stdout.splitlines() if line.startswith("VLLM_DESK_BENCH_STARTUP")
     ]
-    assert marks == ["shown", "painted"], result.stdout + result.stderr
+    # Shown, then the last conversation painted, then the engine attached (the bundle's engine modules load).
+    assert marks == ["shown", "painted", "ready"], result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
 
 
