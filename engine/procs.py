@@ -101,12 +101,24 @@ def _label(proc: psutil.Process) -> tuple[str, str]:
     return proc.name(), " ".join(cmd)
 
 
+def _may_be_orphaned(sid: int, pid: int, own_sid: int) -> bool:
+    """Whether session ``sid`` may be one whose server is gone.
+
+    Session 0 means its leader lives outside our PID namespace (containers, CI sandboxes): unknown, so never
+    ours to stop. Our own session is alive because we are. Otherwise the leader must be gone.
+    """
+    if sid in (0, own_sid):
+        return False
+    return sid == pid or not psutil.pid_exists(sid)
+
+
 def find_strays() -> list[StrayProcess]:
     """``VLLM::`` processes of this user left by an earlier crash: their session's leader is dead.
 
     A live server of someone else's (leader running) is not a stray and is not listed.
     """
     uid = os.getuid()
+    own_sid = os.getsid(0)
     now = time.time()
     strays: list[StrayProcess] = []
     for proc in psutil.process_iter():
@@ -117,7 +129,7 @@ def find_strays() -> list[StrayProcess]:
             if not (name.startswith(STRAY_PREFIX) or cmdline.startswith(STRAY_PREFIX)):
                 continue
             sid = os.getsid(proc.pid)
-            if sid != proc.pid and psutil.pid_exists(sid):
+            if not _may_be_orphaned(sid, proc.pid, own_sid):
                 continue
             rss = int(proc.memory_info().rss)
             strays.append(StrayProcess(proc.pid, name, cmdline, now - proc.create_time(), sid, rss))
@@ -129,7 +141,8 @@ def find_strays() -> list[StrayProcess]:
 async def clean_up_strays(strays: list[StrayProcess], grace: float = 3.0) -> list[int]:
     """Stop the given strays and the rest of their sessions; returns the pids that could not be stopped."""
     left: list[int] = []
-    for sid in sorted({s.sid for s in strays}):
+    # Signalling group 0 or our own would hit this very process: such sessions are never cleaned as a whole.
+    for sid in sorted({s.sid for s in strays} - {0, os.getsid(0)}):
         outcome = await stop_session(sid, grace)
         left.extend(outcome.left)
     # A stray in a session whose other members are not ours is signalled on its own as well.

@@ -96,3 +96,46 @@ def test_processes_outside_a_new_session_are_never_strays() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+# An "app" whose session leader has already exited (as under CI runners and in some terminals): it starts a
+# vLLM-named child in that same session and reports whether find_strays() would call the child a stray.
+ORPHANED_SESSION_APP = (
+    "import json, subprocess, sys, time\n"
+    "from engine.procs import find_strays\n"
+    "import psutil\n"
+    "worker = subprocess.Popen(\n"
+    "    ['VLLM::Worker', '-c', 'import time; time.sleep(30)'], executable=sys.executable\n"
+    ")\n"
+    "while psutil.Process(worker.pid).cmdline()[:1] != ['VLLM::Worker']: time.sleep(0.02)\n"
+    "listed = worker.pid in {s.pid for s in find_strays()}\n"
+    "worker.kill(); worker.wait()\n"
+    "open(sys.argv[1], 'w').write(json.dumps({'listed': listed}))\n"
+)
+LEADER_THAT_LEAVES = (
+    "import subprocess, sys\n"
+    "subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]])\n"  # not waited for: the leader exits
+)
+
+
+def test_children_in_our_own_session_are_never_strays_even_when_its_leader_is_gone(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    leader = subprocess.Popen(
+        [sys.executable, "-c", LEADER_THAT_LEAVES, ORPHANED_SESSION_APP, str(report)],
+        start_new_session=True,
+        cwd=Path(__file__).parents[2],
+    )
+    leader.wait(10)
+    _wait_for(report.exists, within=30)
+    _wait_for(lambda: report.read_text().endswith("}"))
+    assert report.read_text() == '{"listed": false}'
+
+
+def test_session_zero_is_never_taken_for_an_orphaned_server() -> None:
+    from engine.procs import _may_be_orphaned
+
+    # Session 0: the leader is outside our PID namespace (a container's runner), so never ours to stop.
+    assert not _may_be_orphaned(0, 4321, own_sid=77)
+    assert not _may_be_orphaned(77, 4321, own_sid=77)  # our own session is alive: we are running
+    assert _may_be_orphaned(999_999_999, 4321, own_sid=77)  # a leader that no longer exists
+    assert _may_be_orphaned(os.getpid(), os.getpid(), own_sid=77)  # its own leader: the pre-existing rule
