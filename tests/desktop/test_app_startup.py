@@ -4,9 +4,6 @@ modules (pydantic settings, httpx, Haystack) are loaded; what needs them waits u
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +16,9 @@ from engine.paths import AppPaths
 from engine.settings import SettingsStore
 from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
+from tests.support.fresh_window import run_offscreen, window_script
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[2]
 HEAVY = (
     "engine.chat",
     "engine.settings",
@@ -37,16 +34,7 @@ HEAVY = (
 def loaded_after(code: str) -> list[str]:
     """The heavy modules a fresh interpreter has loaded after running ``code``."""
     probe = f"import json, sys\n{code}\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded: list[str] = json.loads(run_offscreen(probe)[-1])
     return loaded
 
 
@@ -55,27 +43,7 @@ def test_the_window_module_loads_none_of_the_heavy_engine() -> None:
 
 
 def test_the_window_is_shown_with_its_history_before_any_heavy_module(tmp_path: Path) -> None:
-    code = f"""
-import asyncio
-from pathlib import Path
-from PySide6.QtWidgets import QApplication
-from desktop.main_window import MainWindow
-from engine.paths import AppPaths
-from engine.store_async import AsyncHistoryStore
-
-app = QApplication([])
-
-async def main():
-    paths = AppPaths.under(Path({str(tmp_path)!r})).ensure()
-    store = await AsyncHistoryStore.open(paths.history_db)
-    window = MainWindow(store=store, paths=paths)
-    window.show()
-    await window.restore()
-    await window.shutdown()
-    await store.close()
-
-asyncio.run(main())
-"""
+    code = window_script(tmp_path, "pass")
     assert loaded_after(code) == []
 
 
@@ -83,14 +51,11 @@ def test_opening_the_window_from_the_command_line_skips_the_subcommand_modules()
     code = "from engine.cli import main\nmain([], gui=lambda args: 0)"
     assert loaded_after(code) == []
     # A subcommand still gets its module (and its help lists every command).
-    listed = subprocess.run(
-        [sys.executable, "-m", "desktop.main", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    entry = (
+        "import runpy, sys; sys.argv = ['vllm-desk', '--help']; "
+        "runpy.run_module('desktop.main', run_name='__main__')"
+    )
+    listed = "\n".join(run_offscreen(entry))
     assert "doctor" in listed
     assert "export" in listed
 
