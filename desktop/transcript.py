@@ -9,6 +9,8 @@ unless the user scrolled up.
 
 A long conversation is shown lazily: only the newest :data:`PAGE` messages get widgets; older ones are
 materialised a page at a time when the user scrolls to the top (or asks for them), so memory stays bounded.
+A search hit far up shows a page around the hit instead; the later messages then come a page at a time
+when the user scrolls down, and a new message brings the newest page back.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QFrame,
@@ -476,13 +478,20 @@ class TranscriptView(QScrollArea):
         self.older_button.setFlat(True)
         self.older_button.clicked.connect(lambda: self.load_older())
         self.older_button.hide()
+        self.newer_button = QPushButton(self._inner)
+        self.newer_button.setObjectName("newerMessages")
+        self.newer_button.setFlat(True)
+        self.newer_button.clicked.connect(lambda: self.load_newer())
+        self.newer_button.hide()
         self._layout.addWidget(self.older_button)
         self._layout.addWidget(self._placeholder)
+        self._layout.addWidget(self.newer_button)
         self._layout.addStretch(1)
         self.setWidget(self._inner)
         self._widgets: dict[int | str, MessageWidget] = {}
         self._order: list[int | str] = []
         self._older: list[MessageData] = []  # not materialised yet, oldest first
+        self._newer: list[MessageData] = []  # below a window around a search hit, oldest first
         self._keep_from_bottom: int | None = None  # scroll distance from the end to restore after a page
         self._follow = True
         bar = self.verticalScrollBar()
@@ -503,6 +512,11 @@ class TranscriptView(QScrollArea):
     def older_count(self) -> int:
         """How many older messages have no widget yet (shown when the user scrolls up to them)."""
         return len(self._older)
+
+    @property
+    def newer_count(self) -> int:
+        """How many later messages have no widget yet (after a jump to a search hit far up)."""
+        return len(self._newer)
 
     def message(self, message_id: int | str) -> MessageWidget | None:
         return self._widgets.get(message_id)
@@ -525,12 +539,24 @@ class TranscriptView(QScrollArea):
         self._order.clear()
         self._follow = True
         self._keep_from_bottom = None
+        self._newer = []
         # Only the newest page gets widgets: a 2,000-message conversation costs what 40 messages cost.
         self._older = list(messages[:-PAGE]) if len(messages) > PAGE else []
         for data in messages[len(self._older) :]:
             self.add_message(data)
-        self._update_older_button()
+        self._update_paging_buttons()
         self._placeholder.setVisible(not messages)
+
+    def _all_data(self) -> list[MessageData]:
+        return [*self._older, *(self._widgets[i].data for i in self._order), *self._newer]
+
+    def _show_window(self, messages: Sequence[MessageData], first: int) -> None:
+        """Widgets for ``messages[first:first + PAGE]`` only; those above and below wait for scrolling."""
+        self.show_messages(messages[: first + PAGE])
+        if len(messages) > first + PAGE:
+            self._newer = list(messages[first + PAGE :])
+            self._follow = False
+            self._update_paging_buttons()
 
     def _make_widget(self, data: MessageData) -> MessageWidget:
         widget = MessageWidget(data, self.cache, self._inner)
@@ -540,8 +566,10 @@ class TranscriptView(QScrollArea):
         return widget
 
     def add_message(self, data: MessageData) -> MessageWidget:
+        if self._newer:  # a new message at the end: back from a search hit to the newest page
+            self.show_messages(self._all_data())
         widget = self._make_widget(data)
-        self._layout.insertWidget(self._layout.count() - 1, widget)
+        self._layout.insertWidget(self._layout.indexOf(self.newer_button), widget)
         self._order.append(data.id)
         self._placeholder.hide()
         return widget
@@ -559,19 +587,36 @@ class TranscriptView(QScrollArea):
         for offset, data in enumerate(page):
             self._layout.insertWidget(first + offset, self._make_widget(data))
         self._order[0:0] = [data.id for data in page]
-        self._update_older_button()
+        self._update_paging_buttons()
         return len(page)
 
-    def _update_older_button(self) -> None:
+    def load_newer(self, count: int = PAGE) -> int:
+        """Give widgets to up to ``count`` more later messages (below the shown ones)."""
+        page = self._newer[:count] if count > 0 else []
+        if not page:
+            return 0
+        del self._newer[: len(page)]
+        at = self._layout.indexOf(self.newer_button)
+        for offset, data in enumerate(page):
+            self._layout.insertWidget(at + offset, self._make_widget(data))
+        self._order.extend(data.id for data in page)
+        self._update_paging_buttons()
+        return len(page)
+
+    def _update_paging_buttons(self) -> None:
         self.older_button.setVisible(bool(self._older))
         self.older_button.setText(tr("Show {n} earlier messages").format(n=len(self._older)))
+        self.newer_button.setVisible(bool(self._newer))
+        self.newer_button.setText(tr("Show {n} later messages").format(n=len(self._newer)))
 
     def update_message(self, data: MessageData) -> None:
         widget = self._widgets.get(data.id)
-        older = next((i for i, d in enumerate(self._older) if d.id == data.id), None)
-        if older is not None:
-            self._older[older] = data  # shown when it is materialised
-        elif widget is None:
+        for waiting in (self._older, self._newer):
+            index = next((i for i, d in enumerate(waiting) if d.id == data.id), None)
+            if index is not None:
+                waiting[index] = data  # shown when it is materialised
+                return
+        if widget is None:
             self.add_message(data)
         elif widget.streaming:
             widget.finish(data)
@@ -586,7 +631,16 @@ class TranscriptView(QScrollArea):
             widget.deleteLater()
         else:
             self._older = [d for d in self._older if d.id != message_id]
-            self._update_older_button()
+            self._newer = [d for d in self._newer if d.id != message_id]
+            self._update_paging_buttons()
+
+    def truncate_from(self, message_id: int | str) -> None:
+        """Remove a message and every one after it (an edit or regenerate starts a new branch there)."""
+        if message_id in self._order:
+            for later in self._order[self._order.index(message_id) :]:
+                self.remove_message(later)
+            self._newer = []
+            self._update_paging_buttons()
 
     # --- streaming -----------------------------------------------------------------------------------
 
@@ -621,9 +675,12 @@ class TranscriptView(QScrollArea):
 
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
-        self._follow = value >= bar.maximum() - 8
+        at_end = value >= bar.maximum() - 8
+        self._follow = at_end and not self._newer
         if value == 0 and self._older and bar.maximum() > 0 and self._keep_from_bottom is None:
             QTimer.singleShot(0, self.load_older)  # the user reached the top: the next page
+        elif at_end and self._newer and value > 0:
+            QTimer.singleShot(0, self.load_newer)  # the bottom of a window around a hit: the next page
 
     def _on_range(self, _minimum: int, maximum: int) -> None:
         bar = self.verticalScrollBar()
@@ -637,14 +694,23 @@ class TranscriptView(QScrollArea):
     def scroll_to(self, message_id: int | str, needle: str = "") -> bool:
         """Show a message (a search hit): scroll to it and select ``needle`` in it."""
         older = next((i for i, d in enumerate(self._older) if d.id == message_id), None)
-        if older is not None:
+        streaming = any(w.streaming for w in self._widgets.values())
+        if older is not None and len(self._older) - older > PAGE and not streaming:
+            # Far up: a page around the hit, not widgets for everything down to it (seconds for ~2,000).
+            self._show_window(self._all_data(), max(0, older - PAGE // 2))
+        elif older is not None:
             self.load_older(len(self._older) - older)  # materialise down to the hit
             self._keep_from_bottom = None
         widget = self._widgets.get(message_id)
         if widget is None:
             return False
         self._follow = False
-        self._inner.adjustSize()
+        # A widget added to a shown layout is shown (and placed) only on the next turn of the event loop:
+        # place the new ones now, or there is nothing to scroll to yet.
+        for placed in self._widgets.values():
+            placed.show()
+        self._layout.activate()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
         self.ensureWidgetVisible(widget, 0, 40)
         if needle:
             widget.highlight(needle)

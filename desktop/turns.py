@@ -276,7 +276,7 @@ class TurnsMixin:
         old = self.transcript.message(reply_id)
         count = old.data.branch_count if old else 1
         turn = await self.chat.regenerate(reply_id)
-        self._truncate_from(reply_id)
+        self.transcript.truncate_from(reply_id)
         self._begin_reply(turn, branch_index=count, branch_count=count + 1)
 
     def edit_and_resend(self, message_id: int, text: str) -> None:
@@ -286,7 +286,7 @@ class TurnsMixin:
         old = self.transcript.message(message_id)
         count = old.data.branch_count if old else 1
         turn = await self.chat.edit_and_resend(message_id, text)
-        self._truncate_from(message_id)
+        self.transcript.truncate_from(message_id)
         self.transcript.add_message(
             MessageData(
                 id=turn.user_message_id or -1,
@@ -297,12 +297,6 @@ class TurnsMixin:
             )
         )
         self._begin_reply(turn)
-
-    def _truncate_from(self, message_id: int | str) -> None:
-        ids = [w.data.id for w in self.transcript.messages()]
-        if message_id in ids:
-            for later in ids[ids.index(message_id) :]:
-                self.transcript.remove_message(later)
 
     def switch_branch(self, message_id: int, step: int) -> None:
         Operation(None, lambda: self._switch(message_id, step)).run()

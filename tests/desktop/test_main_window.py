@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from desktop.main_window import MainWindow
 from tests.support.main_window import close_window, open_window, replies
@@ -290,3 +290,35 @@ def test_reasoning_is_shown_collapsed_above_the_answer(qtbot, app_paths) -> None
             assert reply.reasoning_view.toPlainText() == "First think about geography."
         finally:
             close_window(qtbot, window)
+
+
+def test_a_search_hit_deep_in_a_long_conversation_opens_at_once_on_the_hit(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
+    from engine.store import HistoryStore
+
+    store = HistoryStore(app_paths.history_db)
+    try:
+        conversation = store.create_conversation(title="A very long chat")
+        parent = None
+        for i in range(1200):
+            text = "Tell me about zeppelins" if i == 100 else f"Message {i} about nothing in particular"
+            parent = store.add_message(
+                conversation.id, parent, "user" if i % 2 == 0 else "assistant", text
+            ).id
+    finally:
+        store.close()
+    window = open_window(qtbot, app_paths, size=SHOT_SIZE)
+    try:
+        qtbot.waitUntil(lambda: bool(window.transcript.messages()), timeout=5000)
+        qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+        qtbot.keyClicks(window.sidebar.search_box, "zeppelins")
+        qtbot.waitUntil(lambda: window.sidebar.results.rowCount() == 1, timeout=5000)
+        qtbot.keyClick(window.sidebar.search_box, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: window.transcript.newer_count > 0, timeout=5000)
+        # A page around the hit, not widgets for the 1,100 messages below it; the hit is on screen, marked.
+        assert len(window.transcript.messages()) <= 40
+        hit = next(w for w in window.transcript.messages() if "zeppelins" in w.data.text)
+        top = hit.mapTo(window.transcript.viewport(), QPoint(0, 0)).y()
+        assert 0 <= top < window.transcript.viewport().height()
+        assert hit._pieces[0].textCursor().selectedText().lower() == "zeppelins"
+    finally:
+        close_window(qtbot, window)

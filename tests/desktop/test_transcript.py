@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QPoint, QUrl
 from PySide6.QtGui import QGuiApplication, QTextDocument
 
 from desktop.markdown_view import MarkdownRenderer, SafeBrowser, StreamSplitter
@@ -254,6 +254,14 @@ def test_a_burst_of_closed_pieces_is_rendered_a_few_per_tick(qtbot) -> None:  # 
     assert widget._pieces[1].toPlainText().split() == ["paragraph", "19", "tail"]
 
 
+def _on_screen(view: TranscriptView, message_id: int) -> bool:
+    """Whether the message's top is inside the visible part of the transcript, right now."""
+    widget = view.message(message_id)
+    assert widget is not None
+    top = widget.mapTo(view.viewport(), QPoint(0, 0)).y()
+    return 0 <= top < view.viewport().height()
+
+
 def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> None:  # type: ignore[no-untyped-def]
     view = TranscriptView(MarkdownRenderer())
     qtbot.addWidget(view)
@@ -280,16 +288,22 @@ def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> Non
     view.remove_message(11)
     assert view.older_count == 219
     assert view.message(10) is None
-    # A search hit far up materialises the messages down to it and selects the word.
+    # A search hit within a page of the shown ones materialises the messages down to it and selects the word.
+    assert view.scroll_to(190, "message")
+    assert _on_screen(view, 190)
+    assert view.older_count == 189  # 0..189 less the removed 11
+    assert view.newer_count == 0
+    assert view.message(190)._pieces[0].textCursor().selectedText() == "message"  # type: ignore[union-attr]
+    # One far up gets a page around it (see below); the edited text is what is shown.
     assert view.scroll_to(10, "changed")
+    assert _on_screen(view, 10)
     assert view.message(10).data.text == "changed"  # type: ignore[union-attr]
     assert view.message(11) is None
-    assert view.older_count == 10
-    assert view.message(10)._pieces[0].textCursor().selectedText() == "changed"  # type: ignore[union-attr]
-    view.older_button.click()
     assert view.older_count == 0
+    assert view.message(10)._pieces[0].textCursor().selectedText() == "changed"  # type: ignore[union-attr]
+    view.newer_button.click()
     assert not view.older_button.isVisible()
-    assert len(view.messages()) == 299
+    assert len(view.messages()) == 80
 
 
 def test_pieces_appended_one_by_one_read_like_the_whole_reply_rendered_at_once(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -307,3 +321,59 @@ def test_pieces_appended_one_by_one_read_like_the_whole_reply_rendered_at_once(q
     # Same blocks and lines: no paragraph merged into the one before it, no list swallowing what follows.
     assert stepwise.toPlainText().rstrip() == whole.toPlainText().rstrip()
     assert stepwise.document().blockCount() == whole.document().blockCount()
+
+
+def test_a_search_hit_far_up_gets_a_page_around_it_and_the_later_ones_come_on_scrolling(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer())
+    qtbot.addWidget(view)
+    view.resize(500, 400)
+    view.show()
+    messages = [
+        MessageData(id=i, role="user" if i % 2 else "assistant", text=f"message {i}\n\n" * 3)
+        for i in range(2000)
+    ]
+    view.show_messages(messages)
+    assert view.scroll_to(100, "message")
+    assert _on_screen(view, 100)
+    # Widgets only for a page around the hit, not for the 1,900 messages below it.
+    shown = [w.data.id for w in view.messages()]
+    assert shown == list(range(80, 120))
+    assert (view.older_count, view.newer_count) == (80, 1880)
+    assert view.newer_button.isVisible()
+    assert not view.following  # a stream or a resize must not yank the view away from the hit
+    # An edit of a message below the window is kept for when it is shown.
+    view.update_message(MessageData(id=500, role="user", text="edited later"))
+    view.remove_message(501)
+    assert view.newer_count == 1879
+    # Scrolling to the bottom of the window brings the next page below.
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=3000)
+    bar.setValue(bar.maximum())
+    qtbot.waitUntil(lambda: view.newer_count == 1839, timeout=3000)
+    assert [w.data.id for w in view.messages()][-1] == 159
+    assert view.load_newer(400) == 400
+    assert view.message(500).data.text == "edited later"  # type: ignore[union-attr]
+    assert view.message(501) is None
+    # A new message at the end goes back to the newest page, with the new one last.
+    view.add_message(MessageData(id=5000, role="user", text="new question"))
+    assert view.newer_count == 0
+    assert not view.newer_button.isVisible()
+    ids = [w.data.id for w in view.messages()]
+    assert ids[-2:] == [1999, 5000]
+    assert len(ids) == 41
+    assert view.older_count == 1999 - 40  # 2,000 less the one removed, less the newest page
+
+
+def test_editing_inside_a_window_drops_everything_after_it_shown_or_not(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer())
+    qtbot.addWidget(view)
+    view.show()
+    messages = [MessageData(id=i, role="user" if i % 2 else "assistant", text=f"m {i}") for i in range(300)]
+    view.show_messages(messages)
+    assert view.scroll_to(51)
+    assert view.newer_count > 0
+    view.truncate_from(61)
+    assert [w.data.id for w in view.messages()][-1] == 60
+    assert view.newer_count == 0
+    view.add_message(MessageData(id=9000, role="user", text="edited"))
+    assert [w.data.id for w in view.messages()][-2:] == [60, 9000]
