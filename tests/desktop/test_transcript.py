@@ -262,16 +262,23 @@ def _on_screen(view: TranscriptView, message_id: int) -> bool:
     return 0 <= top < view.viewport().height()
 
 
-def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> None:  # type: ignore[no-untyped-def]
+def _long_conversation(qtbot, count: int) -> TranscriptView:  # type: ignore[no-untyped-def]
+    """A shown transcript of ``count`` messages (ids 0 .. count-1), three short paragraphs each."""
     view = TranscriptView(MarkdownRenderer())
     qtbot.addWidget(view)
     view.resize(500, 400)
     view.show()
-    messages = [
-        MessageData(id=i, role="user" if i % 2 else "assistant", text=f"message {i}\n\n" * 3)
-        for i in range(300)
-    ]
-    view.show_messages(messages)
+    view.show_messages(
+        [
+            MessageData(id=i, role="user" if i % 2 else "assistant", text=f"message {i}\n\n" * 3)
+            for i in range(count)
+        ]
+    )
+    return view
+
+
+def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = _long_conversation(qtbot, 300)
     assert [w.data.id for w in view.messages()] == list(range(260, 300))
     assert view.older_count == 260
     assert view.message(5) is None
@@ -324,15 +331,7 @@ def test_pieces_appended_one_by_one_read_like_the_whole_reply_rendered_at_once(q
 
 
 def test_a_search_hit_far_up_gets_a_page_around_it_and_the_later_ones_come_on_scrolling(qtbot) -> None:  # type: ignore[no-untyped-def]
-    view = TranscriptView(MarkdownRenderer())
-    qtbot.addWidget(view)
-    view.resize(500, 400)
-    view.show()
-    messages = [
-        MessageData(id=i, role="user" if i % 2 else "assistant", text=f"message {i}\n\n" * 3)
-        for i in range(2000)
-    ]
-    view.show_messages(messages)
+    view = _long_conversation(qtbot, 2000)
     assert view.scroll_to(100, "message")
     assert _on_screen(view, 100)
     # Widgets only for a page around the hit, not for the 1,900 messages below it.
