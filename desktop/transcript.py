@@ -501,6 +501,12 @@ class TranscriptView(QScrollArea):
         self._timer.setSingleShot(True)
         self._timer.setInterval(RENDER_INTERVAL_MS)
         self._timer.timeout.connect(self._flush)
+        # One page per visit to an edge, however many scroll events asked for it.
+        self._edge_timer = QTimer(self)
+        self._edge_timer.setSingleShot(True)
+        self._edge_timer.setInterval(0)
+        self._edge_timer.timeout.connect(self._page_in_at_edge)
+        self._paged_newer = False  # a page went in below; cleared when the range has grown
 
     # --- content -------------------------------------------------------------------------------------
 
@@ -596,6 +602,7 @@ class TranscriptView(QScrollArea):
         if not page:
             return 0
         del self._newer[: len(page)]
+        self._paged_newer = self.isVisible()  # a hidden view gets no range change to clear it
         at = self._layout.indexOf(self.newer_button)
         for offset, data in enumerate(page):
             self._layout.insertWidget(at + offset, self._make_widget(data))
@@ -675,15 +682,26 @@ class TranscriptView(QScrollArea):
 
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
-        at_end = value >= bar.maximum() - 8
-        self._follow = at_end and not self._newer
-        if value == 0 and self._older and bar.maximum() > 0 and self._keep_from_bottom is None:
-            QTimer.singleShot(0, self.load_older)  # the user reached the top: the next page
-        elif at_end and self._newer and value > 0:
-            QTimer.singleShot(0, self.load_newer)  # the bottom of a window around a hit: the next page
+        self._follow = value >= bar.maximum() - 8 and not self._newer
+        if (value == 0 and self._older) or (value >= bar.maximum() - 8 and self._newer):
+            self._edge_timer.start()
+
+    def _page_in_at_edge(self) -> None:
+        """The user reached the top (or the bottom of a window around a hit): the next page there.
+
+        Checked again when it runs: a jump to another hit may have come in between.
+        """
+        bar = self.verticalScrollBar()
+        if bar.maximum() <= 0 or self._keep_from_bottom is not None or self._paged_newer:
+            return  # a page went in and the range has not caught up yet
+        if bar.value() == 0 and self._older:
+            self.load_older()
+        elif bar.value() >= bar.maximum() - 8 and self._newer:
+            self.load_newer()
 
     def _on_range(self, _minimum: int, maximum: int) -> None:
         bar = self.verticalScrollBar()
+        self._paged_newer = False
         if self._keep_from_bottom is not None:
             # Older messages went in above: keep what the user looked at in place.
             bar.setValue(max(0, maximum - self._keep_from_bottom))
@@ -691,16 +709,26 @@ class TranscriptView(QScrollArea):
         elif self._follow:
             bar.setValue(maximum)
 
+    def _materialise(self, message_id: int | str) -> None:
+        """Give a widget to a message waiting above or below the shown ones."""
+        older = next((i for i, d in enumerate(self._older) if d.id == message_id), None)
+        newer = next((i for i, d in enumerate(self._newer) if d.id == message_id), None)
+        streaming = any(w.streaming for w in self._widgets.values())
+        if older is not None and (len(self._older) - older <= PAGE or streaming):
+            self.load_older(len(self._older) - older)  # near: materialise down to it
+            self._keep_from_bottom = None
+        elif newer is not None and newer < PAGE:
+            self.load_newer(newer + 1)
+        elif older is not None or newer is not None:
+            # Far away: a page around it, not widgets for everything in between (seconds for ~2,000).
+            everything = self._all_data()
+            at = next(i for i, d in enumerate(everything) if d.id == message_id)
+            self._show_window(everything, max(0, at - PAGE // 2))
+
     def scroll_to(self, message_id: int | str, needle: str = "") -> bool:
         """Show a message (a search hit): scroll to it and select ``needle`` in it."""
-        older = next((i for i, d in enumerate(self._older) if d.id == message_id), None)
-        streaming = any(w.streaming for w in self._widgets.values())
-        if older is not None and len(self._older) - older > PAGE and not streaming:
-            # Far up: a page around the hit, not widgets for everything down to it (seconds for ~2,000).
-            self._show_window(self._all_data(), max(0, older - PAGE // 2))
-        elif older is not None:
-            self.load_older(len(self._older) - older)  # materialise down to the hit
-            self._keep_from_bottom = None
+        if message_id not in self._widgets:
+            self._materialise(message_id)
         widget = self._widgets.get(message_id)
         if widget is None:
             return False

@@ -344,11 +344,23 @@ def test_a_search_hit_far_up_gets_a_page_around_it_and_the_later_ones_come_on_sc
     view.update_message(MessageData(id=500, role="user", text="edited later"))
     view.remove_message(501)
     assert view.newer_count == 1879
-    # Scrolling to the bottom of the window brings the next page below.
+    # Another hit further down: near ones page in, far ones get a window of their own.
+    assert view.scroll_to(125)
+    assert view.newer_count == 1873  # 120..125 paged in
+    assert view.scroll_to(1500)
+    assert _on_screen(view, 1500)
+    assert view.messages()[0].data.id == 1480
+    assert view.scroll_to(100)
+    assert view.messages()[0].data.id == 80
+    assert view.newer_count == 1879
+    # Scrolling to the bottom of the window brings the next page below (one page, however many
+    # scroll events asked for it before the layout caught up).
     bar = view.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=3000)
     bar.setValue(bar.maximum())
     qtbot.waitUntil(lambda: view.newer_count == 1839, timeout=3000)
+    qtbot.wait(200)
+    assert view.newer_count == 1839
     assert [w.data.id for w in view.messages()][-1] == 159
     assert view.load_newer(400) == 400
     assert view.message(500).data.text == "edited later"  # type: ignore[union-attr]
