@@ -6,6 +6,9 @@ PIP := $(VENV)/bin/pip
 .PHONY: run test test-quick lint bench bench-quick bundle clean
 
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
+	  echo "$(PYTHON) cannot make virtual environments: install python3-venv (sudo apt install python3-venv)" >&2; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev,bench]'

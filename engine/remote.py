@@ -1,6 +1,7 @@
 """Remote endpoints: an existing OpenAI-compatible server (a team's vLLM on Ray, another workstation).
 
-:func:`check_remote` asks ``/health`` (or ``/v1/models`` where there is none) and ``/version`` and returns an
+:func:`check_remote` asks ``/health`` (a 5xx there means the server is up but broken; a server without it is
+judged by ``/v1/models``) and ``/version`` and returns an
 :class:`~engine.endpoint.Endpoint` that everything downstream treats like a local one. The key comes from the
 keychain (``profile:<name>`` or ``endpoint:<name>``), never from a file.
 """
@@ -88,6 +89,11 @@ async def check_remote(
             models_resp = await http.get(f"{root}/v1/models", headers=headers)
         except httpx.HTTPError as exc:
             raise RemoteUnreachable(root, str(exc) or type(exc).__name__) from exc
+        if health.status_code >= 500:
+            # vLLM answers 503 once its engine has died: the server is up but cannot answer anything.
+            raise RemoteUnreachable(
+                root, f"it reports itself unhealthy: /health answered HTTP {health.status_code}"
+            )
         if models_resp.status_code == 401:
             raise RemoteKeyRefused(root)
         if models_resp.status_code != 200:

@@ -53,6 +53,7 @@ from engine.procs import (
 )
 from engine.profiles import ServerProfile, build_serve_args, launch_api_key, model_argument
 from engine.readiness import free_port, poll_ready
+from engine.remote import connect_profile
 from engine.runtime import VllmRuntime, locate_runtime
 from engine.secrets import HF_TOKEN, SecretStore
 from engine.server_events import LogLine, ServerState, ServeRuntime, StartProgress, StateChange
@@ -137,6 +138,9 @@ class Supervisor:
         self._start_times = StartTimes(paths.state)
         self.problem: DeskError | None = None
         self.last_stop: StopOutcome | None = None
+        # The start() in progress before anything runs (runtime check, model preparation, a remote check):
+        # a stop() then cancels it, as it stops a process that is loading.
+        self._preparing: tuple[asyncio.Task[Any], asyncio.Event] | None = None
 
     # -- public state -----------------------------------------------------------------------------
     @property
@@ -174,9 +178,10 @@ class Supervisor:
     async def start(self, profile: ServerProfile) -> Endpoint:
         """Launch ``profile`` and return its endpoint once ready; raise a :class:`ServerProblem` otherwise.
 
-        A server already running is stopped first. Cancelling the call stops the launch.
+        A server already running (or starting) is stopped first; a ``remote`` profile is checked and
+        connected to instead of launched. Cancelling the call stops the launch.
         """
-        if self._launch is not None:
+        if self._launch is not None or self._preparing is not None:
             await self.stop()
         self._profile_name = profile.name
         self.problem = None
@@ -186,12 +191,29 @@ class Supervisor:
         self.progress.emit(
             StartProgress(Phase.RUNTIME_CHECK, PHASE_LABELS[Phase.RUNTIME_CHECK], 0.0, expected)
         )
+        task = asyncio.current_task()
+        assert task is not None
+        left_preparing = asyncio.Event()
+        self._preparing = (task, left_preparing)
         try:
+            if profile.kind == "remote":
+                endpoint = (await connect_profile(profile, self._secrets)).endpoint
+                self._became_ready(endpoint, began, expected)
+                return endpoint
             argv, env, port, key = await self._prepare(profile, began, expected)
             launch = self._spawn(profile, argv, env, port, key, began)
+        except asyncio.CancelledError as cancelled:
+            if self._state is ServerState.STOPPING:  # stop() while preparing: not a failure
+                task.uncancel()  # that cancellation was ours, and it ends here
+                raise StartCancelled() from cancelled
+            self._set_state(ServerState.STOPPED)
+            raise
         except DeskError as problem:
             self._fail(problem)
             raise
+        finally:
+            self._preparing = None
+            left_preparing.set()
         self._set_state(ServerState.STARTING)
         try:
             endpoint = await self._await_ready(launch)
@@ -205,18 +227,26 @@ class Supervisor:
             await self._stop_launch(launch)
             self._fail(problem)
             raise
+        await asyncio.to_thread(self._start_times.record, profile.name, time.monotonic() - began)
+        self._became_ready(endpoint, began, expected)
+        return endpoint
+
+    def _became_ready(self, endpoint: Endpoint, began: float, expected: float | None) -> None:
         elapsed = time.monotonic() - began
-        await asyncio.to_thread(self._start_times.record, profile.name, elapsed)
         self._endpoint = endpoint
         self.progress.emit(StartProgress(Phase.READY, PHASE_LABELS[Phase.READY], elapsed, expected, 1.0))
         self._set_state(ServerState.READY)
         self._metrics.set_endpoint(endpoint)
-        return endpoint
 
     async def stop(self) -> None:
         """SIGTERM to the server's session, the grace period, SIGKILL; nothing of it is left afterwards."""
         launch = self._launch
         if launch is None:
+            if self._preparing is not None and self._preparing[0] is not asyncio.current_task():
+                task, left_preparing = self._preparing
+                self._set_state(ServerState.STOPPING)
+                task.cancel()  # its start() raises StartCancelled to its own caller
+                await left_preparing.wait()
             if self._state is not ServerState.STOPPED:
                 self._set_state(ServerState.STOPPED)
             return

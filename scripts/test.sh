@@ -34,5 +34,8 @@ sys.exit(1 if importlib.util.find_spec("PySide6") else 0)
 PY
 .venv-engine/bin/pytest -q tests/engine -m "not vllm and not gui" -p no:cacheprovider
 
+step "vLLM runtime and built-in model for the tests (minutes on a fresh machine, cached after)"
+.venv/bin/python -m tests.support.vllm_fixtures
+
 step "Full suite (real vLLM included)"
 .venv/bin/pytest -q tests

@@ -10,7 +10,8 @@ os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 os.environ["VLLM_NO_USAGE_STATS"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("PYTHON_KEYRING_BACKEND", "tests.support.memory_keyring.MemoryKeyring")
+# Forced, not defaulted: an outer environment must never put the user's real keychain under the tests.
+os.environ["PYTHON_KEYRING_BACKEND"] = "tests.support.memory_keyring.MemoryKeyring"
 
 import contextlib
 import time
@@ -63,6 +64,9 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(var, str(path))
     monkeypatch.delenv("VLLM_DESK_HOME", raising=False)
     monkeypatch.delenv("VLLM_DESK_VLLM", raising=False)
+    # The model catalog scans the Hugging Face cache: never the user's real one.
+    monkeypatch.setenv("HF_HOME", str(home / "huggingface"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "huggingface" / "hub"))
     return home
 
 

@@ -21,6 +21,15 @@ def test_default_follows_xdg(isolated_dirs: Path) -> None:
     assert paths.logs == paths.state / "logs"
 
 
+def test_the_hugging_face_cache_and_keychain_of_the_user_are_never_used(isolated_dirs: Path) -> None:
+    import keyring
+
+    from engine.catalog import hf_cache_dir
+
+    assert hf_cache_dir().is_relative_to(isolated_dirs)
+    assert type(keyring.get_keyring()).__name__ == "MemoryKeyring"
+
+
 def test_env_moves_everything_under_one_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "desk"))
     paths = AppPaths.resolve()

@@ -54,3 +54,31 @@ async def test_a_remote_profile_uses_its_key_from_the_keychain() -> None:
         info = await connect_profile(remote, store)
     assert info.endpoint.api_key == "ray-key"
     assert info.endpoint.profile_name == "cluster"
+
+
+def _server(health_status: int):  # type: ignore[no-untyped-def]
+    """An OpenAI-compatible server answering /health with ``health_status`` (an httpx transport: the far
+    end of a remote endpoint is not ours)."""
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/health":
+            return httpx.Response(health_status)
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 4096}]})
+        return httpx.Response(404)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+async def test_a_server_that_reports_itself_unhealthy_is_not_connected_to() -> None:
+    async with _server(503) as client:
+        with pytest.raises(RemoteUnreachable, match="unhealthy: /health answered HTTP 503"):
+            await check_remote("http://team:8000/v1", None, client=client)
+
+
+async def test_a_server_without_health_is_judged_by_its_models() -> None:
+    async with _server(404) as client:
+        info = await check_remote("http://team:8000/v1", None, client=client)
+    assert info.endpoint.model == "m"
+    assert not info.has_health

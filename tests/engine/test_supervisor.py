@@ -277,3 +277,96 @@ async def test_log_ring_buffer_is_bounded(app_paths: AppPaths) -> None:
     assert len(tail) == 5
     full = next(app_paths.logs.glob("*.log")).read_text().splitlines()
     assert len(full) > 20
+
+
+async def test_a_remote_profile_is_connected_to_not_launched(app_paths: AppPaths) -> None:
+    from engine.secrets import SecretStore, profile_key
+    from tests.support.standin.launch import running_standin
+
+    secrets = SecretStore()
+    secrets.set(profile_key("team"), "team-key")
+    sup = Supervisor(app_paths, StandinRuntime([]), secrets=secrets)
+    rec = Recorder(sup)
+    with running_standin(model="team/llm", api_key="team-key") as srv:
+        remote = ServerProfile(name="team", kind="remote", base_url=srv.base_url)
+        endpoint = await sup.start(remote)
+        assert endpoint.kind == "remote"
+        assert endpoint.api_key == "team-key"
+        assert sup.endpoint == endpoint
+        assert sup.pid is None  # nothing of ours runs
+        assert sup.processes() == []
+        await sup.stop()
+    assert rec.names == ["preparing", "ready", "stopped"]  # nothing to stop: only the endpoint is dropped
+    assert sup.endpoint is None
+
+
+class _SlowSecrets:
+    """A keychain that takes until ``release`` to answer: a start that is still preparing."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.asked = threading.Event()
+
+    def get(self, name: str) -> str | None:
+        self.asked.set()
+        self.release.wait(10)
+        return None
+
+
+async def test_stop_while_preparing_cancels_the_start_and_nothing_is_launched(app_paths: AppPaths) -> None:
+    secrets = _SlowSecrets()
+    sup = Supervisor(app_paths, StandinRuntime([]), secrets=secrets)  # type: ignore[arg-type]
+    rec = Recorder(sup)
+    task = asyncio.create_task(sup.start(profile()))
+    try:
+        await until(secrets.asked.is_set)
+        assert sup.state is ServerState.PREPARING
+        await sup.stop()
+        with pytest.raises(StartCancelled):
+            await task
+    finally:
+        secrets.release.set()
+    await asyncio.sleep(0.3)  # had the start gone on, its process would exist by now
+    assert sup.state is ServerState.STOPPED
+    assert sup.pid is None
+    assert rec.names == ["preparing", "stopping", "stopped"]
+    assert sup.problem is None
+
+
+async def test_a_second_start_while_the_first_prepares_replaces_it(app_paths: AppPaths) -> None:
+    secrets = _SlowSecrets()
+    sup = Supervisor(app_paths, StandinRuntime([]), secrets=secrets)  # type: ignore[arg-type]
+    first = asyncio.create_task(sup.start(profile(served_name="first")))
+    await until(secrets.asked.is_set)
+    secrets.release.set()  # the second start's own keychain lookup answers at once
+    endpoint = await sup.start(profile(served_name="second"))
+    with pytest.raises(StartCancelled):
+        await first
+    assert endpoint.model == "second"
+    assert len({p.pid for p in sup.processes()}) >= 1
+    await sup.shutdown()
+    assert sup.processes() == []
+
+
+async def test_twenty_start_stop_cycles_leave_nothing_behind(app_paths: AppPaths) -> None:
+    # Each launch forks a VLLM::EngineCore-like child, as vLLM does; every stop must take the whole tree.
+    sup = supervisor(app_paths, "--fork-child")
+    seen: set[int] = set()
+    for _ in range(20):
+        await sup.start(profile())
+        members = sup.processes()
+        assert len(members) == 2
+        seen.update(p.pid for p in members)
+        await sup.stop()
+        assert sup.processes() == []
+    assert len(seen) == 40
+    left = []
+    for pid in seen:
+        try:
+            if is_alive(psutil.Process(pid)):
+                left.append(pid)
+        except psutil.NoSuchProcess:
+            continue  # gone, as it should be
+    assert left == []

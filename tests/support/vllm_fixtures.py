@@ -12,11 +12,29 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def test_cache_dir() -> Path:
+def cache_dir() -> Path:
     path = Path(os.environ.get("VLLM_DESK_TEST_CACHE", Path.home() / ".cache" / "vllm-desk-tests"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def test_cache_dir() -> Path:
+    return cache_dir()
+
+
+def prepare_cache() -> None:
+    """Build (or check) the runtime and the built-in model ahead of the suite: ``python -m
+    tests.support.vllm_fixtures``. On a fresh machine this takes minutes, which no single test should pay."""
+    from engine.builtin_model import prepare_builtin_model
+    from engine.paths import AppPaths
+    from engine.runtime import RuntimeInstaller
+
+    paths = AppPaths.under(cache_dir() / "home").ensure()
+    runtime = RuntimeInstaller(paths, gpu=False).install(_print_progress("runtime"))
+    print(f"runtime ready: {runtime.root}", flush=True)
+    model = prepare_builtin_model(paths, runtime, _print_progress("model"))
+    print(f"built-in model ready: {model}", flush=True)
 
 
 def _print_progress(label: str):  # type: ignore[no-untyped-def]
@@ -41,7 +59,8 @@ def vllm_runtime(vllm_paths):  # type: ignore[no-untyped-def]
     """A ready managed VllmRuntime, installed by the app's own RuntimeInstaller (under its file lock)."""
     from engine.runtime import RuntimeInstaller
 
-    return RuntimeInstaller(vllm_paths).install(_print_progress("runtime"))
+    # The CPU build, always: these tests serve on the CPU, and a GPU machine would otherwise get GPU vLLM.
+    return RuntimeInstaller(vllm_paths, gpu=False).install(_print_progress("runtime"))
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +95,7 @@ def vllm_server(vllm_paths, vllm_runtime, builtin_model_dir):  # type: ignore[no
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+if __name__ == "__main__":
+    prepare_cache()
