@@ -26,20 +26,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if prebuilt:
         return Path(prebuilt).absolute()
     out = tmp_path_factory.mktemp("bundle")
+    # The documented build command itself (make bundle), with this environment's Python.
     build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "PyInstaller",
-            "--noconfirm",
-            "--log-level",
-            "WARN",
-            "--distpath",
-            str(out / "dist"),
-            "--workpath",
-            str(out / "work"),
-            "packaging/vllm-desk.spec",
-        ],
+        ["bash", "packaging/build.sh", str(out / "dist"), str(out / "work")],
+        env={**os.environ, "VENV": str(Path(sys.executable).parents[1])},
         cwd=REPO,
         capture_output=True,
         text=True,
