@@ -102,9 +102,15 @@ def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
     The shared TLS context makes a client in ~0.1 ms instead of loading the CA bundle again. A local server's
     connections are not kept alive: a loopback connect costs well under a millisecond, and an idle socket
     would outlive an engine that is dropped without :meth:`GeneratorPool.aclose`; a remote server's are
-    kept (a TLS handshake costs tens of milliseconds).
+    kept (a TLS handshake costs tens of milliseconds). ``trust_env`` follows
+    :attr:`~engine.endpoint.Endpoint.uses_env_proxy`: a proxy from the environment never sees a local server
+    or its key (the ``openai`` client uses this httpx client as it is, so this covers completions too).
     """
-    kwargs: dict[str, Any] = {"verify": tls_context(), "follow_redirects": True}
+    kwargs: dict[str, Any] = {
+        "verify": tls_context(),
+        "follow_redirects": True,
+        "trust_env": endpoint.uses_env_proxy,
+    }
     if endpoint.kind == "local":
         kwargs["limits"] = httpx.Limits(max_keepalive_connections=0)
     return kwargs

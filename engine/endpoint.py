@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlparse
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = (urlparse(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def uses_env_proxy(url: str, kind: Literal["local", "remote"]) -> bool:
+    """Whether an HTTP client of the server at ``url`` may use the environment's proxy (``HTTP_PROXY``, ...).
+
+    The one place this is decided; it is httpx's ``trust_env``. A server the app launched, or any on this
+    machine, is never reached through a proxy: the proxy cannot reach this machine's loopback, and it would
+    see the API key. A remote server keeps honouring it (a team server may only be reachable through one).
+    """
+    return kind == "remote" and not is_loopback(url)
 
 
 @dataclass(frozen=True)
@@ -26,6 +49,11 @@ class Endpoint:
     def root_url(self) -> str:
         url = self.base_url.rstrip("/")
         return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    @property
+    def uses_env_proxy(self) -> bool:
+        """See :func:`uses_env_proxy`: httpx's ``trust_env`` for this endpoint's clients."""
+        return uses_env_proxy(self.base_url, self.kind)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

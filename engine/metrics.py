@@ -53,11 +53,16 @@ def parse_metrics(text: str) -> MetricsSample:
     )
 
 
+def metrics_client(endpoint: Endpoint) -> httpx.AsyncClient:
+    """A client for ``endpoint``'s ``/metrics`` (a local server's bypasses the environment's proxy)."""
+    return httpx.AsyncClient(timeout=5, trust_env=endpoint.uses_env_proxy)
+
+
 async def fetch_metrics(endpoint: Endpoint, client: httpx.AsyncClient | None = None) -> MetricsSample:
-    """One reading of ``endpoint``'s ``/metrics``."""
+    """One reading of ``endpoint``'s ``/metrics``; a given ``client`` must fit (:func:`metrics_client`)."""
     url = f"{endpoint.root_url}/metrics"
     if client is None:
-        async with httpx.AsyncClient(timeout=5) as own:
+        async with metrics_client(endpoint) as own:
             resp = await own.get(url, headers=endpoint.auth_headers())
     else:
         resp = await client.get(url, headers=endpoint.auth_headers())
@@ -120,10 +125,17 @@ class MetricsPoller:
             self._task = None
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=5) as client:
-            while self._endpoint is not None:
+        # One client per proxy choice, kept across polls: the endpoint may change (local to remote) meanwhile.
+        async with contextlib.AsyncExitStack() as clients:
+            by_proxy: dict[bool, httpx.AsyncClient] = {}
+            while (endpoint := self._endpoint) is not None:
+                client = by_proxy.get(endpoint.uses_env_proxy)
+                if client is None:
+                    client = by_proxy[endpoint.uses_env_proxy] = await clients.enter_async_context(
+                        metrics_client(endpoint)
+                    )
                 try:
-                    sample = await fetch_metrics(self._endpoint, client)
+                    sample = await fetch_metrics(endpoint, client)
                 except (httpx.HTTPError, ValueError) as exc:
                     log.debug("metrics poll failed: %s", exc)
                 else:

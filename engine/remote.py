@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from engine.endpoint import Endpoint
+from engine.endpoint import Endpoint, uses_env_proxy
 from engine.errors import DeskError, Fix
 from engine.profiles import ServerProfile
 from engine.secrets import SecretStore, profile_key
@@ -82,7 +82,8 @@ async def check_remote(
     root = _root(base_url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     own = client is None
-    http = client or httpx.AsyncClient(timeout=timeout_s)
+    # A "remote" at a loopback address (an SSH tunnel) must not go through the environment's proxy either.
+    http = client or httpx.AsyncClient(timeout=timeout_s, trust_env=uses_env_proxy(root, "remote"))
     try:
         try:
             health = await http.get(f"{root}/health")

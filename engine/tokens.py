@@ -93,30 +93,36 @@ def most_tokens(messages: Messages) -> int:
 class ContextMeter:
     """Counts tokens against the model's context; remembers which servers have no ``/tokenize``.
 
-    Its HTTP client is made on first use and kept; :meth:`aclose` releases it (the meter stays usable).
+    Its HTTP client (one with the environment's proxy, one without: see
+    :attr:`~engine.endpoint.Endpoint.uses_env_proxy`) is made on first use and kept; :meth:`aclose` releases
+    them (the meter stays usable).
     """
 
     def __init__(self, *, timeout: float = 5.0) -> None:
         self.timeout = timeout
         self._no_tokenize: set[str] = set()
         self._limits: dict[tuple[str, str], int | None] = {}
-        self._client: httpx.AsyncClient | None = None
+        # Keyed by Endpoint.uses_env_proxy: a local server's requests bypass the environment's proxy.
+        self._clients: dict[bool, httpx.AsyncClient] = {}
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None or self._client.is_closed:
+    def _http(self, endpoint: Endpoint) -> httpx.AsyncClient:
+        trust_env = endpoint.uses_env_proxy
+        client = self._clients.get(trust_env)
+        if client is None or client.is_closed:
             # No idle connections kept: the meter asks rarely, and a socket left open would outlive a meter
             # that is dropped without aclose().
-            self._client = httpx.AsyncClient(
+            client = self._clients[trust_env] = httpx.AsyncClient(
                 timeout=self.timeout,
                 verify=tls_context(),
                 limits=httpx.Limits(max_keepalive_connections=0),
+                trust_env=trust_env,
             )
-        return self._client
+        return client
 
     async def aclose(self) -> None:
-        """Close the kept HTTP client and its connections."""
-        client, self._client = self._client, None
-        if client is not None:
+        """Close the kept HTTP clients and their connections."""
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
             await client.aclose()
 
     async def max_model_len(self, endpoint: Endpoint) -> int | None:
@@ -126,7 +132,7 @@ class ContextMeter:
         if key not in self._limits:
             limit: int | None = None
             try:
-                response = await self._http().get(
+                response = await self._http(endpoint).get(
                     f"{endpoint.base_url}/models", headers=endpoint.auth_headers()
                 )
                 if response.status_code == 200:
@@ -148,7 +154,7 @@ class ContextMeter:
                 "add_generation_prompt": True,
             }
             try:
-                response = await self._http().post(
+                response = await self._http(endpoint).post(
                     f"{root}/tokenize", json=body, headers=endpoint.auth_headers()
                 )
                 if response.status_code == 200:

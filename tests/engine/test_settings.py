@@ -4,6 +4,7 @@ environment overrides, and secrets never reaching the disk."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,16 @@ from engine.builtin_model import BUILTIN_MODEL
 from engine.generation import GenerationSettings
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
-from engine.secrets import SecretStore, profile_key
+from engine.secrets import HF_TOKEN, SecretStore, profile_key
 from engine.settings import (
     SCHEMA_VERSION,
     Settings,
     SettingsNotSaved,
     SettingsStore,
 )
+from engine.supervisor import Supervisor
+from tests.support.memory_keyring import MemoryKeyring
+from tests.support.standin.launch import StandinRuntime, running_standin
 
 
 def _store(app_paths: AppPaths) -> SettingsStore:
@@ -211,19 +215,74 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
         store.update(Settings(general={"autostart": True}))
 
 
-def test_secrets_never_reach_the_disk(app_paths: AppPaths) -> None:
+REMOTE_KEY = "sk-never-on-disk-1234"
+HF_SECRET = "hf_never_on_disk_5678"
+
+
+@pytest.fixture
+def app_keychain() -> Iterator[SecretStore]:
+    """The app's own SecretStore (its service name, the keyring the app gets: the in-memory one in tests);
+    whatever a test puts there is gone afterwards (MemoryKeyring's store is shared by the class)."""
     secrets = SecretStore()
+    assert isinstance(secrets.backend, MemoryKeyring)
+    before = dict(MemoryKeyring._store)
+    yield secrets
+    MemoryKeyring._store.clear()
+    MemoryKeyring._store.update(before)
+
+
+def _every_file(root: Path) -> dict[Path, bytes]:
+    return {f: f.read_bytes() for f in root.rglob("*") if f.is_file()}
+
+
+@pytest.mark.asyncio
+async def test_secrets_never_reach_the_disk(
+    app_paths: AppPaths, app_keychain: SecretStore, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     store = _store(app_paths)
-    new = store.settings.model_copy(deep=True)
-    new.profiles.append(ServerProfile(name="lab", kind="remote", base_url="https://lab.example/v1"))
-    store.update(new)
-    secrets.set(profile_key("lab"), "sk-never-on-disk-1234")
-    secrets.set("hf_token", "hf_never_on_disk_5678")
-    store.update(store.settings.model_copy(update={"model_presets": {"x": "Precise"}}))
-    files = [f for d in app_paths.all_dirs() for f in d.rglob("*") if f.is_file()]
-    assert app_paths.settings_file in files
-    for file in files:
-        data = file.read_bytes()
-        assert b"sk-never-on-disk-1234" not in data, file
-        assert b"hf_never_on_disk_5678" not in data, file
-    assert secrets.get("profile:lab") == "sk-never-on-disk-1234"
+    with running_standin(api_key=REMOTE_KEY) as team:
+        # What Preferences' Apply does: the keys into the keychain, then the profiles into the settings.
+        app_keychain.set(profile_key("lab"), REMOTE_KEY)
+        app_keychain.set(HF_TOKEN, HF_SECRET)
+        new = store.settings.model_copy(deep=True)
+        new.profiles += [
+            ServerProfile(name="lab", kind="remote", base_url=team.base_url),
+            ServerProfile(name="fixed", source="hf_repo", model="org/model", key_mode="fixed"),
+        ]
+        new.general.default_profile = "lab"
+        store.update(new)
+
+        # The app, started again, reads the profiles from the file and uses them: the remote one with its
+        # key from the keychain; the local one with a fixed key, made and kept in the keychain at its launch
+        # (which also writes the launch's log and start time under the app's folders).
+        saved = _store(app_paths).settings
+        lab, fixed = saved.profile("lab"), saved.profile("fixed")
+        assert lab is not None
+        assert fixed is not None
+        supervisor = Supervisor(app_paths, StandinRuntime([]))
+        try:
+            assert (await supervisor.start(lab)).api_key == REMOTE_KEY
+            local = await supervisor.start(fixed)
+        finally:
+            await supervisor.stop()
+        fixed_key = app_keychain.get(profile_key("fixed"))
+        assert fixed_key
+        assert local.api_key == fixed_key
+        store.update(store.settings.model_copy(update={"model_presets": {"x": "Precise"}}))
+
+    written = _every_file(isolated_dirs)  # the app's folders (under it) and every XDG folder
+    # The scan reads what the app wrote: the settings with the profiles, the launch's log.
+    settings_text = written[app_paths.settings_file].decode()
+    assert team.base_url in settings_text
+    assert "org/model" in settings_text
+    assert any(f.suffix == ".log" and f.is_relative_to(app_paths.logs) for f in written)
+    secrets = {"the remote key": REMOTE_KEY, "the HF token": HF_SECRET, "the fixed launch key": fixed_key}
+    leaks = [
+        (str(f), what)
+        for f, data in written.items()
+        for what, text in secrets.items()
+        if text.encode() in data
+    ]
+    assert leaks == []
+    assert app_keychain.get(profile_key("lab")) == REMOTE_KEY

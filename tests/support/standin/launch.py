@@ -159,7 +159,7 @@ def start_standin(
     server = Standin(proc=proc, port=port_box[0], model=model, api_key=api_key, lines=lines, reader=reader)
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{server.root_url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{server.root_url}/health", timeout=1, trust_env=False).status_code == 200:
                 return server
         except httpx.TransportError:
             pass
