@@ -1,7 +1,9 @@
 """Start the tray launcher at login: the XDG autostart ``.desktop`` file (``~/.config/autostart``).
 
 The preferences switch calls :func:`set_autostart`; the file runs ``vllm-desk --tray`` so that logging in
-shows only the tray launcher (or, where no tray exists, the window).
+shows only the tray launcher (or, where no tray exists, the window). An app running on a data folder of its
+own (``--data-dir DIR`` or ``VLLM_DESK_HOME``) writes ``vllm-desk --data-dir DIR --tray``: the login session
+has neither the option nor, usually, the variable.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import platformdirs
 
 from engine.assets import DESKTOP_FILE_NAME
 from engine.desktop_entry import DesktopEntryNotWritable, launcher_command, render_desktop_file
+from engine.paths import AppPaths
 
 
 def autostart_file(config_home: Path | None = None) -> Path:
@@ -28,10 +31,26 @@ def is_autostart_enabled(config_home: Path | None = None) -> bool:
     return "Hidden=true" not in lines and "X-GNOME-Autostart-enabled=false" not in lines
 
 
-def enable_autostart(config_home: Path | None = None, command: str | None = None) -> Path:
-    """Write the autostart file; returns its path."""
+def data_dir_args(paths: AppPaths | None = None) -> list[str]:
+    """``["--data-dir", DIR]`` that makes a fresh start use ``paths``; empty for the default folders.
+
+    ``paths`` defaults to what this process resolves without ``--data-dir`` (so ``VLLM_DESK_HOME`` counts).
+    """
+    paths = paths or AppPaths.resolve()
+    if paths == AppPaths.default():
+        return []
+    root = paths.data.parent
+    if AppPaths.under(root) != paths:
+        raise ValueError(f"{paths} is neither the default folders nor one --data-dir folder")
+    return ["--data-dir", str(root)]
+
+
+def enable_autostart(
+    config_home: Path | None = None, command: str | None = None, paths: AppPaths | None = None
+) -> Path:
+    """Write the autostart file for the app using ``paths`` (see :func:`data_dir_args`); returns its path."""
     path = autostart_file(config_home)
-    text = render_desktop_file(command or launcher_command(), autostart=True)
+    text = render_desktop_file(command or launcher_command(), autostart=True, args=data_dir_args(paths))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -54,9 +73,14 @@ def disable_autostart(config_home: Path | None = None) -> bool:
     return True
 
 
-def set_autostart(enabled: bool, config_home: Path | None = None, command: str | None = None) -> None:
-    """Make the autostart file match the preference."""
+def set_autostart(
+    enabled: bool,
+    config_home: Path | None = None,
+    command: str | None = None,
+    paths: AppPaths | None = None,
+) -> None:
+    """Make the autostart file match the preference (``paths``: the data folders the app runs with)."""
     if enabled:
-        enable_autostart(config_home, command)
+        enable_autostart(config_home, command, paths)
     else:
         disable_autostart(config_home)

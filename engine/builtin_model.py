@@ -4,6 +4,10 @@ vLLM cannot serve that GGUF on the CPU, so it is converted once, with the runtim
 torch and transformers), into a Hugging Face folder under ``paths.models``. The conversion happens in a
 hidden temporary folder that is renamed into place only after it was verified and its manifest written, so
 a half-finished conversion is never mistaken for a finished one.
+
+The converter also needs ``gguf`` and ``accelerate``. The managed runtime gets them installed; any other
+runtime (the user's own venv, a ``vllm`` on PATH) is never written into: they go to a private folder under
+``paths.models`` that is put on the conversion's PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from filelock import FileLock, Timeout
 
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.paths import AppPaths
-from engine.runtime import Progress, ProgressCallback, VllmRuntime, run_pip
+from engine.runtime import Progress, ProgressCallback, VllmRuntime, child_environ, run_pip
 
 MANIFEST_NAME = "vllm-desk-model.json"
 # What vLLM needs from the folder; the tokenizer may be saved as either file.
@@ -85,6 +89,8 @@ tokenizer.save_pretrained(out)
 print("converted", flush=True)
 """
 
+CONVERTER_PACKAGES = ("gguf", "accelerate")
+CONVERTER_DEPS_FOLDER = ".converter-deps"
 _MODULES_CHECK = (
     "import importlib.util as u, sys; sys.exit(0 if u.find_spec('gguf') and u.find_spec('accelerate') else 1)"
 )
@@ -114,6 +120,11 @@ class BuiltinModelUnavailable(DeskError):
 def builtin_model_path(paths: AppPaths, model: BuiltinModelInfo = BUILTIN_MODEL) -> Path:
     """Where the converted folder lives (whether or not it exists yet)."""
     return paths.models / model.folder_name
+
+
+def converter_deps_path(paths: AppPaths) -> Path:
+    """The private folder for the converter's extra packages when the runtime is not the app's own."""
+    return paths.models / CONVERTER_DEPS_FOLDER
 
 
 def builtin_model_state(paths: AppPaths, model: BuiltinModelInfo = BUILTIN_MODEL) -> ModelState:
@@ -261,15 +272,10 @@ def _convert(
     gguf = gguf_dir / model.gguf_member
     shutil.rmtree(download)
 
-    if subprocess.run([str(runtime.python), "-c", _MODULES_CHECK], check=False).returncode != 0:
-        emit(Progress("dependencies", "Installing gguf and accelerate into the vLLM runtime", 0.35))
-        code, out = run_pip(runtime.python, ["install", "gguf", "accelerate"])
-        if code != 0:
-            _fail(paths, "installing gguf and accelerate into the vLLM runtime failed", out)
+    env = _converter_env(paths, runtime, work, emit)
 
     emit(Progress("convert", "Converting the model for vLLM (about 20 seconds)", 0.5))
     result = work / "out"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
     try:
         done = subprocess.run(
             [str(runtime.python), "-c", _CONVERT_CODE, str(gguf.parent), gguf.name, str(result)],
@@ -297,6 +303,55 @@ def _convert(
     }
     (result / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _has_converter_modules(runtime: VllmRuntime, env: dict[str, str]) -> bool:
+    check = [str(runtime.python), "-c", _MODULES_CHECK]
+    return subprocess.run(check, env=env, capture_output=True, check=False).returncode == 0
+
+
+def _with_pythonpath(env: dict[str, str], folder: Path) -> dict[str, str]:
+    existing = env.get("PYTHONPATH")
+    return env | {"PYTHONPATH": f"{folder}{os.pathsep}{existing}" if existing else str(folder)}
+
+
+def _converter_env(
+    paths: AppPaths, runtime: VllmRuntime, work: Path, emit: ProgressCallback
+) -> dict[str, str]:
+    """The conversion's environment, after making ``gguf`` and ``accelerate`` importable in it."""
+    env = child_environ() | {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    if _has_converter_modules(runtime, env):
+        return env
+    if runtime.source == "managed":
+        emit(Progress("dependencies", "Installing gguf and accelerate into the vLLM runtime", 0.35))
+        code, out = run_pip(runtime.python, ["install", *CONVERTER_PACKAGES])
+        if code != 0:
+            _fail(paths, "installing gguf and accelerate into the vLLM runtime failed", out)
+        return env
+    deps = converter_deps_path(paths)
+    private = _with_pythonpath(env, deps)
+    if _has_converter_modules(runtime, private):
+        return private
+    emit(Progress("dependencies", f"Installing gguf and accelerate into {deps}", 0.35))
+    # --no-deps: a --target install ignores what the runtime has and would pull in a second torch; what
+    # the two need besides (torch, numpy, pyyaml, psutil, safetensors, huggingface-hub, requests, tqdm,
+    # packaging) every vLLM has.
+    # Installed beside the work and renamed into place, so a killed pip leaves no half folder in use.
+    staging = work / "converter-deps"
+    code, out = run_pip(
+        runtime.python, ["install", "--no-deps", "--target", str(staging), *CONVERTER_PACKAGES]
+    )
+    if code != 0:
+        _fail(paths, f"installing gguf and accelerate into {deps} failed", out)
+    shutil.rmtree(deps, ignore_errors=True)  # an older, incomplete one (the check above failed)
+    os.replace(staging, deps)
+    if not _has_converter_modules(runtime, private):
+        _fail(paths, f"gguf and accelerate were installed into {deps} but cannot be imported from it", out)
+    return private
 
 
 def _fail(paths: AppPaths, what: str, output: str) -> NoReturn:

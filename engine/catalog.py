@@ -165,14 +165,15 @@ class ModelEntry:
         return str(self.path) if self.path is not None else self.name
 
     def profile_fields(self) -> dict[str, str]:
-        """The ``ServerProfile`` fields that select this model (``source`` and ``model``)."""
+        """The ``ServerProfile`` fields that select this model: ``source``, ``model`` and ``revision`` (the
+        cached snapshot chosen; empty otherwise, so choosing another model clears an earlier one's)."""
         if self.source == "builtin":
-            return {"source": "builtin", "model": ""}
+            return {"source": "builtin", "model": "", "revision": ""}
         if self.source == "hf_cache":
-            return {"source": "hf_cache", "model": self.name}
+            return {"source": "hf_cache", "model": self.name, "revision": self.revision or ""}
         if self.source == "repo":
-            return {"source": "hf_repo", "model": self.name}
-        return {"source": "folder", "model": str(self.path)}
+            return {"source": "hf_repo", "model": self.name, "revision": ""}
+        return {"source": "folder", "model": str(self.path), "revision": ""}
 
     @property
     def source_label(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,23 +93,30 @@ def launcher_command() -> str:
     raise LauncherNotFound()
 
 
+def escape_string(value: str) -> str:
+    """A value as the Desktop Entry spec writes strings: backslash, line breaks and tabs as escapes."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+
+
 def quote_exec_arg(arg: str) -> str:
     """Quote one ``Exec`` argument the way the Desktop Entry spec asks (and escape it for the file)."""
     arg = arg.replace("%", "%%")
     if not _RESERVED.intersection(arg):
         return arg
     inner = "".join("\\" + ch if ch in '"`$\\' else ch for ch in arg)
-    # The value itself is a string in the file, where a backslash is written twice.
-    return '"' + inner.replace("\\", "\\\\") + '"'
+    return '"' + escape_string(inner) + '"'
 
 
-def render_desktop_file(command: str, *, autostart: bool = False) -> str:
+def render_desktop_file(command: str, *, autostart: bool = False, args: Sequence[str] = ()) -> str:
     """The shipped ``.desktop`` template with ``Exec``/``TryExec`` pointing at ``command``.
 
-    ``autostart=True`` gives the login-autostart variant: starts with ``--tray``, no actions.
+    ``autostart=True`` gives the login-autostart variant: starts with ``--tray``, no actions. ``args``
+    (e.g. ``["--data-dir", DIR]``) follow the command in every ``Exec``, quoted as the spec asks.
     """
     template = (resources_dir() / DESKTOP_FILE_NAME).read_text(encoding="utf-8")
-    exe = quote_exec_arg(command)
+    exe = " ".join(quote_exec_arg(part) for part in (command, *args))
+    # TryExec is a plain path, not Exec syntax: GLib hides an entry whose TryExec is quoted (no such file).
+    try_exec = escape_string(command)
     out: list[str] = []
     group = ""
     for line in template.splitlines():
@@ -124,7 +132,7 @@ def render_desktop_file(command: str, *, autostart: bool = False) -> str:
                 rest = "--tray"
             line = f"Exec={exe} {rest}".rstrip()
         elif sep and key == "TryExec":
-            line = f"TryExec={exe}"
+            line = f"TryExec={try_exec}"
         elif sep and key == "Actions" and autostart:
             continue
         out.append(line)

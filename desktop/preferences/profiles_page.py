@@ -4,6 +4,7 @@ remote endpoints with their key (kept in the keychain) and a "Test connection" b
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.operations import Operation
-from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, ModelForm, tr
+from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, ModelForm, bold_label, tr
 from engine.errors import DeskError
 from engine.profiles import ServerProfile
 from engine.remote import RemoteInfo, check_remote
@@ -30,6 +31,7 @@ FIELDS = (
     "base_url",
     "source",
     "model",
+    "revision",
     "served_name",
     "host",
     "port",
@@ -61,6 +63,8 @@ HELP = {
     "source": "builtin: the small model that ships with the app; folder; hf_cache / hf_repo: a Hugging "
     "Face repo id (hf_repo may download it).",
     "model": "A model folder, or a repo id such as Qwen/Qwen3-0.6B. Pick one on the Models page.",
+    "revision": "hf_cache / hf_repo: the commit, branch or tag to run (set when you pick a cached "
+    "snapshot); empty: main.",
     "served_name": "The model name clients send; empty: from the model (remote: the first one served).",
     "host": "Address to listen on. 127.0.0.1 keeps the server on this computer; 0.0.0.0 opens it to all.",
     "port": "0–65535; 0 picks a free port at each start.",
@@ -101,6 +105,8 @@ LABELS = {
 class ProfilesPage(QWidget):
     """Edits ``profiles`` (and the start-with-app choice) of the draft; keys go to ``pending_secrets``."""
 
+    # The draft's profiles changed: one added, removed, renamed or edited (the Models page's fit depends on
+    # the profile's options, so every valid edit counts).
     profiles_changed = Signal()
 
     def __init__(
@@ -121,6 +127,7 @@ class ProfilesPage(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("profile_list")
         self.list.setMaximumWidth(160)
+        self.list.setAccessibleName(tr("Server profiles"))
         left.addWidget(self.list, 1)
         self.new_button = QPushButton(tr("New"))
         self.duplicate_button = QPushButton(tr("Duplicate"))
@@ -153,7 +160,9 @@ class ProfilesPage(QWidget):
         self.test_result.setObjectName("test_result")
         self.test_result.setWordWrap(True)
         key_layout.addWidget(self.test_result)
-        self.key_label = QLabel("<b>" + tr("API key") + "</b>")
+        self.key_label = bold_label(tr("API key"))
+        self.key_label.setBuddy(self.key_edit)
+        self.key_edit.setAccessibleName(tr("API key"))
         self.form.add_row("api_key", self.key_label, key_box)
         self._key_box = key_box
         scroll = QScrollArea()
@@ -197,7 +206,7 @@ class ProfilesPage(QWidget):
         if self.form.errors:
             field, message = next(iter(self.form.errors.items()))
             name = self.current.name if self.current else ""
-            return tr("Profile “{0}”: {1}: {2}").format(name, LABELS.get(field, field), message)
+            return tr("Profile “{0}”: {1}: {2}").format(name, self.form.label_text(field), message)
         return ""
 
     def reload(self, select: int | None = None) -> None:
@@ -254,11 +263,7 @@ class ProfilesPage(QWidget):
         if profile is None:
             return
         self.form.load(profile.model_dump())
-        self.start_with_app.blockSignals(True)
-        self.start_with_app.setChecked(
-            self.draft.general.start_server_with_app and self.draft.default_profile() == profile
-        )
-        self.start_with_app.blockSignals(False)
+        self._show_start_with_app()
         pending = self.pending_secrets.get(profile_key(profile.name))
         self.key_edit.setText(pending or "")
         stored = self.secrets.get(profile_key(profile.name)) if pending is None else None
@@ -269,6 +274,21 @@ class ProfilesPage(QWidget):
         )
         self.test_result.clear()
         self._show_rows(profile)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # The Appearance page may have changed the start-with-app choice meanwhile.
+        self._show_start_with_app()
+        super().showEvent(event)
+
+    def _show_start_with_app(self) -> None:
+        profile = self.current
+        self.start_with_app.blockSignals(True)
+        self.start_with_app.setChecked(
+            profile is not None
+            and self.draft.general.start_server_with_app
+            and self.draft.default_profile() == profile
+        )
+        self.start_with_app.blockSignals(False)
 
     # --- editing -------------------------------------------------------------------------------------------
 
@@ -289,8 +309,9 @@ class ProfilesPage(QWidget):
         item = self.list.item(self._current)
         if item is not None and item.text() != value.name:
             item.setText(value.name)
-            self.profiles_changed.emit()
         self._show_rows(value)
+        if value != profile:
+            self.profiles_changed.emit()
 
     def _renamed(self, old: str, new: str) -> None:
         original = next((o for o, cur in self.renames.items() if cur == old), old)

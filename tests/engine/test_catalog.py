@@ -150,9 +150,9 @@ def test_app_catalog_lists_builtin_first_even_before_it_is_prepared(
     ]
     assert "first start" in entries[0].problem
     assert [e.profile_fields() for e in entries] == [
-        {"source": "builtin", "model": ""},
-        {"source": "hf_cache", "model": "org/cached"},
-        {"source": "hf_repo", "model": "org/new"},
+        {"source": "builtin", "model": "", "revision": ""},
+        {"source": "hf_cache", "model": "org/cached", "revision": "0123456789abcdef0123456789abcdef01234567"},
+        {"source": "hf_repo", "model": "org/new", "revision": ""},
     ]
 
 

@@ -110,7 +110,7 @@ def test_install_puts_everything_under_xdg_data_home(isolated_dirs: Path) -> Non
         assert png_size(png) == (size, size)
     values = desktop_values(files.desktop_file.read_text())
     assert values["Exec"] == '"/opt/vllm desk/vllm-desk"'
-    assert values["TryExec"] == '"/opt/vllm desk/vllm-desk"'
+    assert values["TryExec"] == "/opt/vllm desk/vllm-desk"  # a path, not Exec syntax
     assert not list(home.rglob("*.tmp"))
 
     removed = uninstall_desktop_entry()

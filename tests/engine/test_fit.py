@@ -147,3 +147,42 @@ def test_auto_context_is_shortened_by_vllm_not_refused() -> None:
     assert est.verdict == "tight"
     assert est.fix is None
     assert "about 17456 tokens" in est.message
+
+
+# A 1B float32 checkpoint as read from disk: 4 bytes per weight in the safetensors files.
+FLOAT32_1B = ModelInfo(
+    architecture="LlamaForCausalLM",
+    max_context=2048,
+    dtype="float32",
+    num_layers=16,
+    hidden_size=2048,
+    num_attention_heads=32,
+    num_kv_heads=8,
+    head_dim=64,
+    vocab_size=32000,
+    intermediate_size=8192,
+    weight_bytes=4_000_000_000,
+    param_count=1_000_000_000,
+)
+
+
+def test_float32_checkpoint_is_served_in_16_bit_with_auto() -> None:
+    assert weight_bytes(FLOAT32_1B) == 2_000_000_000
+    assert weight_bytes(FLOAT32_1B, dtype="auto") == 2_000_000_000
+    assert weight_bytes(FLOAT32_1B, dtype="bfloat16") == 2_000_000_000
+    # Asked for explicitly, float32 is what vLLM loads: the files' size is exact.
+    assert weight_bytes(FLOAT32_1B, dtype="float32") == 4_000_000_000
+
+
+def test_float32_checkpoint_that_fits_in_16_bit_is_not_refused() -> None:
+    # 5 GiB × 0.92 = 4.6 GiB: 2 GB of weights + 1 GiB overhead + 64 MiB of KV cache fit; 4 GB would not.
+    est = estimate_fit(FLOAT32_1B, [gpu(5, 5)], max_model_len=2048)
+    assert est.weights_bytes == 2_000_000_000
+    assert est.verdict == "fits"
+    explicit = estimate_fit(FLOAT32_1B, [gpu(5, 5)], max_model_len=2048, dtype="float32")
+    assert explicit.verdict == "wont_fit"
+
+
+def test_quantized_checkpoint_keeps_its_packed_size_under_auto() -> None:
+    packed = ModelInfo(**{**FLOAT32_1B.__dict__, "quantization": "gptq 4-bit", "weight_bytes": 600_000_000})
+    assert weight_bytes(packed) == 600_000_000

@@ -167,3 +167,16 @@ def test_launch_keys_random_or_fixed_in_the_keychain() -> None:
     key = launch_api_key(fixed, store)
     assert store.get(profile_key("scripts")) == key
     assert launch_api_key(fixed, store) == key
+
+
+def test_a_cached_snapshot_is_served_at_its_revision() -> None:
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    profile = ServerProfile(name="p", source="hf_cache", model="org/m", revision=rev)
+    args = build_serve_args(profile, "org/m", 8000)
+    assert args[args.index("--revision") + 1] == rev
+    assert args[args.index("--tokenizer-revision") + 1] == rev
+    # A folder is one snapshot already: a leftover revision is not passed.
+    folder = profile.model_copy(update={"source": "folder", "model": "/models/m"})
+    assert "--revision" not in build_serve_args(folder, "/models/m", 8000)
+    with pytest.raises(ValueError, match="--revision cannot be given in the extra arguments"):
+        ServerProfile(name="p", extra_args="--revision main")
