@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import time
 from collections import deque
@@ -54,7 +53,7 @@ from engine.procs import (
 from engine.profiles import ServerProfile, build_serve_args, launch_api_key, model_argument
 from engine.readiness import free_port, poll_ready
 from engine.remote import connect_profile
-from engine.runtime import VllmRuntime, locate_runtime
+from engine.runtime import VllmRuntime, child_environ, locate_runtime
 from engine.secrets import HF_TOKEN, SecretStore
 from engine.server_events import LogLine, ServerState, ServeRuntime, StartProgress, StateChange
 from engine.start_times import StartTimes
@@ -325,7 +324,7 @@ class Supervisor:
         port = profile.port or free_port(profile.host)
         key = launch_api_key(profile, self._secrets)
         argv = runtime.serve_command(build_serve_args(profile, model, port, cpu=runtime.is_cpu))
-        env = dict(os.environ)
+        env = child_environ()  # from a frozen bundle: the user's library path, not the bundle's
         env.update(runtime.env(offline=not profile.needs_network, kv_cache_gib=profile.cpu_kv_cache_gib))
         env["VLLM_API_KEY"] = key  # never on the command line, where `ps` shows it
         # Gated repos need the user's Hugging Face token; like the key, only ever in the environment.

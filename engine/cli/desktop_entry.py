@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.autostart import autostart_file, set_autostart
 from engine.desktop_entry import install_desktop_entry, uninstall_desktop_entry
+from engine.paths import AppPaths
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         files = install_desktop_entry(command=args.exec_command)
         report["installed"] = [str(p) for p in files.all()]
     if args.autostart is not None:
-        set_autostart(args.autostart == "on", command=args.exec_command)
+        paths = AppPaths.resolve(args.data_dir)  # a custom data folder starts with the app at login too
+        set_autostart(args.autostart == "on", command=args.exec_command, paths=paths)
         report["autostart"] = {"enabled": args.autostart == "on", "file": str(autostart_file())}
     if args.json:
         print(json.dumps(report, indent=2))

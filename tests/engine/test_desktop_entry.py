@@ -198,3 +198,17 @@ def test_shipped_and_installed_files_validate(isolated_dirs: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Validation was successful" in run.stdout
+
+
+def test_cli_autostart_with_a_data_dir_starts_on_that_folder(isolated_dirs: Path) -> None:
+    from engine.autostart import autostart_file
+
+    home = isolated_dirs / "my desk"
+    assert (
+        cli_main(
+            ["--data-dir", str(home), "install-desktop-entry", "--exec", "vllm-desk", "--autostart", "on"]
+        )
+        == 0
+    )
+    exec_line = next(line for line in autostart_file().read_text().splitlines() if line.startswith("Exec="))
+    assert exec_line == f'Exec=vllm-desk --data-dir "{home}" --tray'
