@@ -3,16 +3,21 @@
 :class:`ConversationListModel` asks the store for one page at a time (Qt's ``canFetchMore``/``fetchMore``), so
 10,000 conversations open as fast as 50. Searching swaps in :class:`SearchResultsModel` (FTS hits with
 snippets); choosing a hit emits :attr:`Sidebar.hit_chosen` so the window opens it scrolled to the hit.
+
+Several conversations can be selected (Ctrl/Shift-click): the context menu's "Move to folder…", "Tags…" and
+the extra actions (Export…) work on the selection; a plain click still opens the conversation clicked.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
     QCoreApplication,
+    QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
     QPoint,
@@ -20,10 +25,11 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QInputDialog,
     QLineEdit,
     QListView,
     QMenu,
@@ -34,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from desktop import errors
 from desktop.operations import Operation
+from engine.errors import DeskError
 from engine.search import SearchHit
 from engine.store import HistoryStore, PageCursor
 from engine.store_async import AsyncHistoryStore
@@ -43,6 +50,8 @@ PAGE_SIZE = 100
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 HIT_ROLE = Qt.ItemDataRole.UserRole + 2
 _Index = QModelIndex | QPersistentModelIndex
+MAX_FOLDER_LENGTH = 80
+MAX_TAG_LENGTH = 40
 
 
 def tr(text: str) -> str:
@@ -62,6 +71,56 @@ def _filter_value(key: str) -> tuple[str | None, str | None]:
 
 def conversation_title(conversation: Conversation) -> str:
     return conversation.title or tr("New chat")
+
+
+class NameRejected(DeskError):
+    """A folder or tag name typed in the sidebar's dialogs that cannot be used."""
+
+    title = "That name cannot be used"
+
+
+def parse_folder(text: str) -> str:
+    """The folder name typed by the user ("" means: in no folder)."""
+    name = text.strip()
+    if len(name) > MAX_FOLDER_LENGTH:
+        raise NameRejected(
+            tr("A folder name can be at most {n} characters long; this one has {m}.").format(
+                n=MAX_FOLDER_LENGTH, m=len(name)
+            )
+        )
+    return name
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags typed as "work, gpu" or "#work, #gpu": each without "#", blanks dropped, each once, in order."""
+    tags: list[str] = []
+    for part in text.split(","):
+        tag = part.strip().lstrip("#").strip()
+        if not tag:
+            continue
+        if any(c.isspace() for c in tag):
+            # The list shows tags as "#a #b": a space would read as two tags.
+            raise NameRejected(
+                tr(
+                    'A tag cannot contain spaces: "{tag}". Separate tags with commas, or join words with "-".'
+                ).format(tag=tag)
+            )
+        if len(tag) > MAX_TAG_LENGTH:
+            raise NameRejected(
+                tr('A tag can be at most {n} characters long: "{tag}" has {m}.').format(
+                    n=MAX_TAG_LENGTH, tag=tag, m=len(tag)
+                )
+            )
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def retag(own: Sequence[str], shared: Sequence[str], chosen: Sequence[str]) -> list[str]:
+    """One conversation's tags after the Tags… dialog: the tags every selected conversation had (``shared``,
+    shown in the dialog) become ``chosen``; the tags only some of them have are kept."""
+    removed = set(shared) - set(chosen)
+    return [t for t in own if t not in removed] + [t for t in chosen if t not in own]
 
 
 class ConversationListModel(QAbstractListModel):
@@ -254,7 +313,8 @@ class Sidebar(QWidget):
         self.list.setAccessibleName(tr("Conversations"))
         self.list.setModel(self.model)
         self.list.setUniformItemSizes(True)  # constant-time layout however many rows are fetched
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Ctrl/Shift-click select several (export, move to a folder, tag them together).
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.setWordWrap(False)
@@ -282,11 +342,14 @@ class Sidebar(QWidget):
         self._search_task: asyncio.Task[None] | None = None
         self.search_box.textChanged.connect(self._search_changed)
         self.search_box.returnPressed.connect(self._choose_first_hit)
-        self.list.activated.connect(self._activated)
-        self.list.clicked.connect(self._activated)
+        self.list.activated.connect(self._activated_unless_selecting)
+        self.list.clicked.connect(self._clicked)
         self.list.customContextMenuRequested.connect(self._context_menu)
         self.new_button.clicked.connect(self.new_chat_requested)
-        self.extra_actions: list[QAction] = []  # added by other modules (export, ...) to the context menu
+        # Added by other modules (export, ...) to the context menu; data() = the list of conversation ids.
+        self.extra_actions: list[QAction] = []
+        self.folders: list[str] = []  # in use, as last loaded for the filter (the folder dialog offers them)
+        self.name_dialog: QInputDialog | None = None  # the folder/tags dialog open now (tests, focus)
 
     # --- list ----------------------------------------------------------------------------------------
 
@@ -295,14 +358,58 @@ class Sidebar(QWidget):
         return self.list.model() is self.results
 
     def select_conversation(self, conversation_id: int) -> None:
+        """Show the opened conversation selected (alone, unless the user has selected it with others)."""
         row = self.model.row_of(conversation_id)
-        if row >= 0 and not self.searching:
-            self.list.setCurrentIndex(self.model.index(row, 0))
+        if row < 0 or self.searching:
+            return
+        index = self.model.index(row, 0)
+        selection = self.list.selectionModel()
+        if not selection.isSelected(index):
+            # Explicit flags: the view's own setCurrentIndex would toggle if Ctrl was held last.
+            flag = QItemSelectionModel.SelectionFlag
+            selection.setCurrentIndex(index, flag.ClearAndSelect | flag.Rows)
 
     def current_conversation_id(self) -> int | None:
         index = self.list.currentIndex()
         value = index.data(ID_ROLE) if index.isValid() else None
         return int(value) if value is not None else None
+
+    def selected_conversation_ids(self) -> list[int]:
+        """The selected conversations, in list order (a search hit counts for its conversation, once)."""
+        rows = sorted(self.list.selectionModel().selectedRows(), key=lambda index: index.row())
+        ids: list[int] = []
+        for index in rows:
+            value = index.data(ID_ROLE)
+            if value is not None and int(value) not in ids:
+                ids.append(int(value))
+        return ids
+
+    def select_conversations(self, ids: Sequence[int]) -> None:
+        """Select these conversations (those listed); the first becomes the current one."""
+        if self.searching:
+            return
+        selection = self.list.selectionModel()
+        selection.clearSelection()
+        rows = [r for r in (self.model.row_of(i) for i in ids) if r >= 0]
+        if not rows:
+            return
+        flag = QItemSelectionModel.SelectionFlag
+        selection.setCurrentIndex(self.model.index(rows[0], 0), flag.NoUpdate)
+        for row in rows:
+            selection.select(self.model.index(row, 0), flag.Select)
+
+    def _clicked(self, index: QModelIndex) -> None:
+        # A plain click opens the conversation; Ctrl/Shift-clicks only change the selection (after them the
+        # clicked row is either not selected or one of several).
+        if [i.row() for i in self.list.selectionModel().selectedRows()] == [index.row()]:
+            self._activated(index)
+
+    def _activated_unless_selecting(self, index: QModelIndex) -> None:
+        # A double-click (or, in some desktops, a single click) activates; with Ctrl/Shift held it only
+        # changes the selection.
+        held = QGuiApplication.keyboardModifiers()
+        if not held & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier):
+            self._activated(index)
 
     def _activated(self, index: QModelIndex) -> None:
         if not index.isValid():
@@ -322,21 +429,117 @@ class Sidebar(QWidget):
         menu.exec(self.list.viewport().mapToGlobal(pos))
         menu.deleteLater()
 
+    def targets_of(self, conversation_id: int) -> list[int]:
+        """What a menu opened on ``conversation_id`` acts on: the selection if it holds that conversation,
+        else that conversation alone."""
+        selected = self.selected_conversation_ids()
+        return selected if conversation_id in selected else [conversation_id]
+
     def context_menu_for(self, conversation_id: int) -> QMenu:
-        """The per-conversation menu (also reachable with the keyboard via the window's menu bar)."""
+        """The per-conversation menu (also reachable with the keyboard via the window's menu bar).
+
+        Rename, pin and delete act on ``conversation_id``; folder, tags and the extra actions on
+        :meth:`targets_of` it.
+        """
         row = self.model.row_of(conversation_id)
         pinned = row >= 0 and self.model.conversations()[row].pinned
+        targets = self.targets_of(conversation_id)
         menu = QMenu(self)
         menu.addAction(tr("Rename…"), lambda: self.rename_requested.emit(conversation_id))
         menu.addAction(
             tr("Unpin") if pinned else tr("Pin"), lambda: self.pin_requested.emit(conversation_id, not pinned)
         )
+        menu.addAction(tr("Move to folder…"), lambda: self.ask_folder(targets))
+        menu.addAction(tr("Tags…"), lambda: self.ask_tags(targets))
         for action in self.extra_actions:
-            action.setData(conversation_id)
+            action.setData(targets)
             menu.addAction(action)
         menu.addSeparator()
         menu.addAction(tr("Delete"), lambda: self.delete_requested.emit(conversation_id))
         return menu
+
+    # --- folders and tags -----------------------------------------------------------------------------
+
+    def _listed(self, ids: Sequence[int]) -> list[Conversation]:
+        by_id = {c.id: c for c in self.model.conversations()}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def ask_folder(self, ids: Sequence[int]) -> None:
+        """Ask which folder ``ids`` go to (one in use or a new name; empty: none), then move them."""
+        chosen = self._listed(ids)
+        if not chosen:
+            return
+        current = {c.folder for c in chosen}
+        dialog = self._name_dialog(
+            tr("Move to folder"),
+            tr("Folder for {n} conversations (empty: none):").format(n=len(chosen))
+            if len(chosen) > 1
+            else tr("Folder (empty: none):"),
+        )
+        dialog.setComboBoxItems(["", *self.folders])
+        dialog.setComboBoxEditable(True)
+        dialog.setTextValue(current.pop() if len(current) == 1 else "")
+        targets = [c.id for c in chosen]
+        dialog.accepted.connect(lambda: self._run_move(targets, dialog.textValue()))
+        dialog.open()
+
+    def ask_tags(self, ids: Sequence[int]) -> None:
+        """Ask for the tags of ``ids`` (comma-separated; the ones they all share are shown), then set them."""
+        chosen = self._listed(ids)
+        if not chosen:
+            return
+        shared = [t for t in chosen[0].tags if all(t in c.tags for c in chosen[1:])]
+        dialog = self._name_dialog(
+            tr("Tags"),
+            tr("Tags of {n} conversations, separated by commas:").format(n=len(chosen))
+            if len(chosen) > 1
+            else tr("Tags, separated by commas:"),
+        )
+        dialog.setTextValue(", ".join(shared))
+        owned = {c.id: list(c.tags) for c in chosen}
+        dialog.accepted.connect(lambda: self._run_retag(owned, shared, dialog.textValue()))
+        dialog.open()
+
+    def _name_dialog(self, title: str, label: str) -> QInputDialog:
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(title)
+        dialog.setLabelText(label)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.finished.connect(lambda _result: self._forget_dialog(dialog))
+        # open(), not exec(): a nested event loop inside the qasync loop would re-enter running tasks.
+        self.name_dialog = dialog
+        return dialog
+
+    def _forget_dialog(self, dialog: QInputDialog) -> None:
+        if self.name_dialog is dialog:
+            self.name_dialog = None
+
+    def _run_move(self, ids: list[int], text: str) -> None:
+        Operation(self.list, lambda: self.move_to_folder(ids, parse_folder(text))).run()
+
+    def _run_retag(self, owned: dict[int, list[str]], shared: list[str], text: str) -> None:
+        async def apply() -> None:
+            chosen = parse_tags(text)  # inside the operation: a bad name reaches the error renderer
+            await self.set_tags({i: retag(own, shared, chosen) for i, own in owned.items()})
+
+        Operation(self.list, apply).run()
+
+    async def move_to_folder(self, ids: Sequence[int], folder: str) -> None:
+        """Put ``ids`` in ``folder`` ("": in none), then show the list with them still selected."""
+        for conversation_id in ids:
+            await self._store.update_conversation(conversation_id, folder=folder)
+        await self._reload_keeping_selection(ids)
+
+    async def set_tags(self, tags: dict[int, list[str]]) -> None:
+        """Give each conversation its tags, then show the list with them still selected."""
+        for conversation_id, own in tags.items():
+            await self._store.update_conversation(conversation_id, tags=own)
+        await self._reload_keeping_selection(list(tags))
+
+    async def _reload_keeping_selection(self, ids: Sequence[int]) -> None:
+        # A reload resets the model, which clears the selection the user just acted on.
+        await self.model.reload()
+        self.select_conversations(ids)
 
     # --- folder/tag filter ----------------------------------------------------------------------------
 
@@ -366,6 +569,7 @@ class Sidebar(QWidget):
         except Exception as exc:  # noqa: BLE001 - shown by the one renderer; the list stays usable
             errors.report(exc)
             return
+        self.folders = folders
         choices: list[tuple[str, tuple[str | None, str | None]]] = [(tr("All chats"), (None, None))]
         choices += [(tr("Folder: {name}").format(name=f), (f, None)) for f in folders]
         choices += [(f"#{t}", (None, t)) for t in tags]

@@ -1,14 +1,19 @@
 """Export… and Import… in the window: dialogs, a progress bar for big batches, and drag-and-drop import.
 
-Wiring (main window)::
+Wiring (main window; the Export action takes the sidebar's selection, else the shown conversation)::
 
-    self.transfer = TransferActions(self, self.store, selected_ids=lambda: [self.conversation_id])
+    self.transfer = TransferActions(
+        self,
+        self.store,
+        selected_ids=lambda: self.sidebar.selected_conversation_ids() or [self.conversation_id],
+    )
     self.file_menu.addAction(self.transfer.import_action)
-    self.file_menu.addAction(self.transfer.export_action)        # the shown/selected conversation(s)
+    self.file_menu.addAction(self.transfer.export_action)        # the selected (else the shown) conversations
     self.file_menu.addAction(self.transfer.export_all_action)
-    self.transfer.install_drop_target(self)                      # a file dropped on the window is imported
+    # A file dropped on the window, the composer or the transcript is imported (not pasted as text).
+    self.transfer.install_drop_target(self, self.composer.editor, self.transcript)
     self.transfer.imported.connect(lambda summary: reload_the_sidebar())
-    self.sidebar.extra_actions.append(self.transfer.context_export_action)  # data() = the conversation id
+    self.sidebar.extra_actions.append(self.transfer.context_export_action)  # data() = the conversation ids
 
 The engine does the work (``engine.transfer``): reading and parsing off the UI thread, database writes on
 the store's own thread, PDF drawn by Qt on the UI thread. Failures go to the one error renderer.
@@ -25,6 +30,7 @@ from typing import cast
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -182,9 +188,12 @@ class TransferActions(QObject):
             self._ask_export(list(ids))
 
     def _export_from_context(self) -> None:
-        conversation_id = self.context_export_action.data()
-        if isinstance(conversation_id, int):
-            self.export_conversations([conversation_id])
+        # The menu sets the ids it acts on (the sidebar: its selection), or one id.
+        data = self.context_export_action.data()
+        ids = [data] if isinstance(data, int) else data if isinstance(data, list) else []
+        ids = [i for i in ids if isinstance(i, int)]
+        if ids:
+            self.export_conversations(ids)
 
     def _ask_export(self, ids: list[int]) -> None:
         if not ids:
@@ -277,10 +286,21 @@ class TransferActions(QObject):
         self._status(summary.sentence())
         self.imported.emit(summary)
 
-    def install_drop_target(self, widget: QWidget) -> None:
-        """Accept .json/.zip files dropped on ``widget`` (call it for the window and the transcript)."""
-        widget.setAcceptDrops(True)
-        widget.installEventFilter(self._drop_filter)
+    def install_drop_target(self, *widgets: QWidget) -> None:
+        """Import .json/.zip files dropped on ``widgets`` (the window, the composer's editor, the transcript).
+
+        A text editor would otherwise take the file's URL as text. Other drops (text, other files) are left
+        to the widget.
+        """
+        for widget in widgets:
+            targets = [widget]
+            if isinstance(widget, QAbstractScrollArea):
+                # Drag events go to a scroll area's viewport, and reach the area's handlers without passing
+                # an event filter installed on the area itself.
+                targets.append(widget.viewport())
+            for target in targets:
+                target.setAcceptDrops(True)
+                target.installEventFilter(self._drop_filter)
 
     # --- progress ------------------------------------------------------------------------------------
 

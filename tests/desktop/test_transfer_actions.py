@@ -127,6 +127,18 @@ def test_context_menu_export_asks_for_that_conversation(
     assert "British Shorthair" in (tmp_path / "conversation.html").read_text(encoding="utf-8")
 
 
+def test_context_menu_export_of_several_ids_asks_for_all_of_them(qtbot: Any, window: QMainWindow) -> None:
+    # The sidebar sets the list of the selected conversations as the action's data.
+    actions = _actions(window)
+    summary = run(qtbot, actions.import_paths([CHATGPT]))
+    actions.context_export_action.setData(list(summary.imported))
+    actions.context_export_action.trigger()
+    qtbot.waitUntil(lambda: actions.dialog is not None and actions.dialog.isVisible(), timeout=10000)
+    assert actions.dialog is not None
+    assert actions.dialog.count == 2
+    actions.dialog.reject()
+
+
 def test_export_to_pdf_and_json_from_the_window(qtbot: Any, window: QMainWindow, tmp_path: Path) -> None:
     actions = _actions(window)
     summary = run(qtbot, actions.import_paths([CHATGPT]))
