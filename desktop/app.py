@@ -213,8 +213,17 @@ def _wire_tray(parts: AppParts, app: QApplication) -> None:
 
     window, settings = parts.window, parts.settings
     actions = LauncherActions(parts.supervisor, settings)
-    # No fallback without a tray: the window's banner and status bar already show every state change.
-    notifier = Notifier(enabled=lambda: bool(settings.settings.general.notifications))
+
+    def notify_in_window(title: str, message: str) -> None:
+        # No tray (offscreen, many Wayland/GNOME desktops): the status bar says it, and the taskbar entry
+        # asks for attention when the window is behind others.
+        window.server_status.show_notice(title, message)
+        if not window.isActiveWindow():
+            QApplication.alert(window)
+
+    notifier = Notifier(
+        enabled=lambda: bool(settings.settings.general.notifications), fallback=notify_in_window
+    )
     tray = TrayLauncher(actions, parts.supervisor, settings, notifier)
     actions.open_window_requested.connect(lambda: bring_to_front(window))
 

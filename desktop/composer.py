@@ -58,6 +58,7 @@ class Composer(QWidget):
 
     send_requested = Signal(str)
     stop_requested = Signal()
+    busy_changed = Signal(bool)  # a reply started (True) or ended (False) in the shown conversation
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,9 +124,12 @@ class Composer(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         """While a reply is being written, Send becomes Stop."""
+        changed = busy != self._busy
         self._busy = busy
         self.send_button.setVisible(not busy)
         self.stop_button.setVisible(busy)
+        if changed:
+            self.busy_changed.emit(busy)
 
     def set_ready(self, ready: bool) -> None:
         """Send waits for the app to finish starting (a fraction of a second); typing does not."""

@@ -19,11 +19,11 @@ The window holds no business logic: every user action is one awaited engine call
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QCoreApplication, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QInputDialog,
@@ -63,6 +63,41 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LAST_CONVERSATION_KEY = "window/last_conversation"
 THEME_KEY = "window/theme"  # the last theme setting, to colour the window before the settings are loaded
+
+# Fixes that are done in the Preferences: action -> (page, field to put the cursor in).
+_PREFERENCES_FIXES: dict[str, tuple[str, str | None]] = {
+    "edit_profile": ("profiles", None),
+    "raise_gpu_memory_utilization": ("profiles", "gpu_memory_utilization"),
+    "edit_endpoint": ("profiles", "base_url"),
+    "edit_api_key": ("profiles", "api_key"),
+    "set_api_key": ("profiles", "api_key"),
+    "set_hf_token": ("models", "hf_token"),
+    "choose_model": ("models", None),
+    "choose_quantized_model": ("models", None),
+    "choose_model_folder": ("models", None),
+    "edit_repo_id": ("models", "repo_id"),
+    "edit_generation_settings": ("generation", None),
+}
+# Fixes that change or restart the local server (the server link handles them when there is a supervisor).
+_SERVER_FIXES = (
+    "set_option",
+    "lower_gpu_memory_utilization",
+    "pick_free_port",
+    "retry",
+    "restart_server",
+    "start_server",
+    "prepare_model",
+)
+# Fixes done outside the app (a command to run, a reinstall): the command is copied for the user.
+_COMMAND_FIXES = (
+    "install_runtime",
+    "update_app",
+    "reinstall",
+    "install_desktop",
+    "pass_exec",
+    "edit_command",
+    "check_permissions",
+)
 
 
 def tr(text: str) -> str:
@@ -109,9 +144,9 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.conversation_id: int | None = None
         self.tree: ConversationTree | None = None
         self.queued: list[str] = []  # messages written while the server was starting
-        self.fix_handlers: dict[str, Callable[[Fix], object]] = {
-            "undo_delete_message": self.undo_delete_message
-        }
+        self.fix_handlers: dict[str, Callable[[Fix], object]] = self._builtin_fixes()
+        self.find_strays: Callable[[], Awaitable[list[Any]]] | None = None  # default: desktop.strays'
+        self.strays_dialog: Any = None  # the list of leftover vLLM processes, when one was shown
         self.bridge = EventBridge(self)
         self.pieces = PieceBuffer(self._show_pieces, parent=self)  # streamed text, one batch per frame
         self.log_dialog: ServerLogDialog | None = None
@@ -154,8 +189,8 @@ class MainWindow(TurnsMixin, QMainWindow):
             action.setEnabled(False)
         # Until the engine is attached: what needs it waits (Send, regenerate, preferences); the history
         # (sqlite only) can already be browsed.
-        self._engine_actions = (self.preferences_action, self.regenerate_action, self.stop_action)
-        for action in self._engine_actions:
+        self._engine_actions = (self.preferences_action, self.regenerate_action)
+        for action in (*self._engine_actions, self.stop_action):
             action.setEnabled(False)
         self.composer.set_ready(False)
         self.setTabOrder(self.sidebar.search_box, self.sidebar.list)
@@ -194,6 +229,7 @@ class MainWindow(TurnsMixin, QMainWindow):
             action.setEnabled(supervisor is not None)
         for action in self._engine_actions:
             action.setEnabled(True)
+        self.stop_action.setEnabled(self.composer.busy)
         from desktop.context_watch import ContextWatch
 
         self.context_watch = ContextWatch(self.composer, chat, self)
@@ -235,7 +271,9 @@ class MainWindow(TurnsMixin, QMainWindow):
             self.edit_menu, tr("&Preferences…"), self.open_preferences, "Ctrl+,"
         )
         self.chat_menu = bar.addMenu(tr("&Conversation"))
-        self.stop_action = self._action(self.chat_menu, tr("S&top reply"), self.stop_reply)
+        # Esc anywhere in the window, but only while a reply runs (the action is disabled otherwise), so Esc
+        # keeps its meaning in dialogs (own windows) and in text fields that claim it (see eventFilter).
+        self.stop_action = self._action(self.chat_menu, tr("S&top reply"), self.stop_reply, Qt.Key.Key_Escape)
         self.regenerate_action = self._action(
             self.chat_menu, tr("&Regenerate last reply"), self.regenerate_last, "Ctrl+R"
         )
@@ -261,7 +299,12 @@ class MainWindow(TurnsMixin, QMainWindow):
         # Export…/Import… (desktop/transfer_actions.py): menu entries, the sidebar's menu, drag-and-drop.
         from desktop.transfer_actions import TransferActions
 
-        self.transfer = TransferActions(self, self.store, selected_ids=lambda: [self.conversation_id])
+        self.transfer = TransferActions(
+            self,
+            self.store,
+            # The sidebar's selection (Ctrl/Shift-click), else the conversation on screen.
+            selected_ids=lambda: self.sidebar.selected_conversation_ids() or [self.conversation_id],
+        )
         first = self.file_menu.actions()[1]  # after "New chat"
         for action in (
             self.transfer.import_action,
@@ -269,13 +312,16 @@ class MainWindow(TurnsMixin, QMainWindow):
             self.transfer.export_all_action,
         ):
             self.file_menu.insertAction(first, action)
-        self.transfer.install_drop_target(self)
+        # The composer would take a dropped file's path as text: it and the transcript import files too.
+        self.transfer.install_drop_target(self, self.composer.editor, self.transcript)
         self.transfer.imported.connect(lambda _summary: Operation(None, self.sidebar.model.reload).run())
         self.sidebar.extra_actions.append(self.transfer.context_export_action)
 
     def _connect(self) -> None:
         self.composer.send_requested.connect(self.send_message)
         self.composer.stop_requested.connect(self.stop_reply)
+        self.composer.busy_changed.connect(self._busy_changed)
+        self.sidebar.search_box.installEventFilter(self)
         self.sidebar.conversation_chosen.connect(self.open_conversation)
         self.sidebar.hit_chosen.connect(self.open_hit)
         self.sidebar.new_chat_requested.connect(self.new_chat)
@@ -429,19 +475,132 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.banner.show_problem(problem)
 
     def apply_fix(self, fix: Fix) -> None:
-        """Run a problem's one-click fix (handlers registered in :attr:`fix_handlers`)."""
-        if fix.action == "undo_delete":
-            conversation_id = int(fix.params["conversation_id"])
-            Operation(None, lambda: self._undo_delete(conversation_id)).run()
-        elif fix.action == "open_preferences":
-            self.open_preferences()
-        elif fix.action == "retry_turn":
-            self.regenerate_last()
-        elif fix.action in self.fix_handlers:
-            self.fix_handlers[fix.action](fix)
-        else:
+        """Run a problem's one-click fix: the handler registered in :attr:`fix_handlers` for its action."""
+        handler = self.fix_handlers.get(fix.action)
+        if handler is None:
+            # A fix the engine learned after this window: say in words what to do.
             log.warning("no handler for fix %s", fix.action)
             self.composer.set_notice(fix.hint or fix.label)
+            return
+        handler(fix)
+
+    def _builtin_fixes(self) -> dict[str, Callable[[Fix], object]]:
+        """What each fix the engine can offer does here. The server link (when there is a supervisor)
+        replaces the server ones with "change the profile and start again"."""
+        fixes: dict[str, Callable[[Fix], object]] = {
+            "undo_delete": lambda fix: self.undo_delete(int(fix.params["conversation_id"])),
+            "undo_delete_message": self.undo_delete_message,
+            "open_preferences": lambda _fix: self.open_preferences(),
+            "retry_turn": lambda _fix: self.regenerate_last(),
+            "set_mode_completion": self.use_completion_mode,
+            "use_completion_mode": self.use_completion_mode,
+            "show_log": lambda _fix: self.show_server_log(),
+            "show_processes": lambda _fix: self.show_leftover_processes(),
+            "choose_data_dir": self.open_data_folder,
+            "drop_oldest_turns": self.send_dropping_oldest,
+            "choose_import_file": lambda _fix: self._transfer().choose_import(),
+            "choose_export_path": lambda _fix: self._transfer().export_conversations(
+                None if self.conversation_id is None else [self.conversation_id]
+            ),
+        }
+        for action in _PREFERENCES_FIXES:
+            fixes[action] = self._preferences_fix
+        fixes["remember_for_session"] = lambda _fix: self._remember_keys_for_session()
+        for action in _SERVER_FIXES:
+            fixes[action] = self._server_fix
+        for action in _COMMAND_FIXES:
+            fixes[action] = self.copy_fix_command
+        return fixes
+
+    def _preferences_fix(self, fix: Fix) -> None:
+        page, field = _PREFERENCES_FIXES[fix.action]
+        self.open_preferences_at(page, field)
+
+    def _server_fix(self, fix: Fix) -> None:
+        if self.server_link is not None:  # restart (the link's own fixes come here only if it lacks one)
+            self.server_link.start()
+            return
+        # A server someone else runs: nothing to start here; its address and key are in the profiles.
+        field = next(iter(fix.params), None) if fix.params else None
+        self.open_preferences_at("profiles", field)
+
+    def use_completion_mode(self, _fix: Fix) -> None:
+        """The model has no chat template: the open conversation continues text instead, starting now."""
+        conversation_id = self.conversation_id
+        if conversation_id is None or not self.engine_ready:
+            self.composer.set_notice(tr("Open the conversation to switch, then use the fix again."))
+            return
+        Operation(self.composer.send_button, lambda: self._use_completion_mode(conversation_id)).run()
+
+    async def _use_completion_mode(self, conversation_id: int) -> None:
+        from engine.generation import GenerationSettings  # pydantic: not before the first paint
+
+        conversation = await self.store.conversation(conversation_id)
+        settings = GenerationSettings.parse(conversation.settings).updated(mode="completion")
+        await self.store.update_conversation(conversation_id, settings=settings.to_json_dict())
+        if self.tree is not None and self.conversation_id == conversation_id:
+            self.tree = await self.store.load(conversation_id)
+        self.composer.set_notice(tr("Completion mode: the model continues the text of this conversation."))
+        self.regenerate_last()
+
+    def open_preferences_at(self, page: str, field: str | None = None) -> Any:
+        """Preferences on ``page`` (see ``PAGE_NAMES`` in desktop/preferences/dialog.py), the cursor in
+        ``field``; on the server profiles page, the profile in use is selected first."""
+        dialog = self.open_preferences()
+        if dialog is None:
+            return None
+        if page == "profiles" and self.server_link is not None:
+            name = self.server_link.chosen_profile().name
+            if dialog.draft.profile(name) is not None:
+                dialog.profiles_page.select(name)
+        dialog.show_page(page, field)
+        return dialog
+
+    def _remember_keys_for_session(self) -> None:
+        dialog = self.open_preferences_at("profiles", "api_key")
+        if dialog is not None:
+            dialog.session_only.setVisible(True)
+            dialog.session_only.setChecked(True)
+
+    def open_data_folder(self, fix: Fix) -> None:
+        """Show the data folder in the file manager (to free space or move a file aside) with what to do."""
+        folder = self.paths.data if self.paths is not None else self.store.path.parent
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.composer.set_notice(tr("Data folder: {0}. {1}").format(folder, fix.hint))
+
+    def copy_fix_command(self, fix: Fix) -> None:
+        """Fixes done outside the app (reinstall, a command line): the command goes to the clipboard."""
+        command = fix.hint.split("Run:", 1)[1].strip() if "Run:" in fix.hint else fix.hint
+        if not command:
+            self.composer.set_notice(fix.label)
+            return
+        QGuiApplication.clipboard().setText(command)
+        self.composer.set_notice(tr("Copied to the clipboard: {0}").format(command))
+
+    def show_leftover_processes(self) -> None:
+        """List vLLM processes still running (with "Stop them"), or say there are none."""
+        from desktop import strays
+
+        find = self.find_strays or strays.find_strays
+
+        async def look() -> list[Any]:
+            found = await find()
+            self.composer.set_notice("" if found else tr("No vLLM processes are left running."))
+            return found
+
+        def shown(dialog: Any) -> None:
+            self.strays_dialog = dialog
+
+        self.strays_dialog = None
+        strays.offer_stray_cleanup(self, look, shown=shown)
+
+    def _transfer(self) -> Any:
+        if self.transfer is None:
+            self._wire_transfer()
+        return self.transfer
+
+    def undo_delete(self, conversation_id: int) -> None:
+        Operation(None, lambda: self._undo_delete(conversation_id)).run()
 
     async def _undo_delete(self, conversation_id: int) -> None:
         await self.store.undo_delete(conversation_id)
@@ -458,13 +617,30 @@ class MainWindow(TurnsMixin, QMainWindow):
         self.log_dialog.show()
         self.log_dialog.raise_()
 
-    def open_preferences(self) -> None:
+    def open_preferences(self) -> Any:
+        """Open (or raise) the Preferences; returns the dialog (``None`` if this build has none)."""
         try:
             from desktop.preferences import open_preferences
         except ImportError:
             self.composer.set_notice(tr("Preferences are not available in this build."))
-            return
-        open_preferences(self)
+            return None
+        return open_preferences(self)
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.stop_action.setEnabled(busy and self.engine_ready)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Esc in a search box with text belongs to the box, not to the window's "Stop reply".
+        if (
+            watched is self.sidebar.search_box
+            and event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+            and self.sidebar.search_box.text()
+        ):
+            event.accept()
+            return True
+        return super().eventFilter(watched, event)
 
     def _on_settings_changed(self, settings: Any) -> None:
         self._apply_settings(settings)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from desktop import theme
 
 LOG_LINES_KEPT = 5000
+NOTICE_MS = 10000  # how long a notification stays in the status bar when there is no tray to show it
 
 
 def tr(text: str) -> str:
@@ -118,6 +119,10 @@ class ServerStatusBar(QStatusBar):
         if waiting:
             parts.append(tr("{n} waiting").format(n=waiting))
         self.metrics_label.setText(" · ".join(parts))
+
+    def show_notice(self, title: str, message: str) -> None:
+        """A notification in the status bar (where there is no system tray): "title: message" for a while."""
+        self.showMessage(f"{title}: {message}" if message else title, NOTICE_MS)
 
     def _tick(self) -> None:
         if self._started_at is None:

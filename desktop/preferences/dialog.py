@@ -35,6 +35,9 @@ from engine.profiles import ServerProfile
 from engine.secrets import KeychainUnavailable, SecretStore, profile_key
 from engine.settings import SettingsStore
 
+# Pages by name, for whoever opens the dialog at one of them (the main window's one-click fixes).
+PAGE_NAMES = ("models", "profiles", "generation", "appearance")
+
 
 class PreferencesDialog(QDialog):
     """Preferences over a :class:`SettingsStore`.
@@ -75,8 +78,9 @@ class PreferencesDialog(QDialog):
             self.pending_secrets,
         )
         self.profiles_page = ProfilesPage(self.draft, self.secrets, self.pending_secrets)
-        served = [p.served_model_name for p in self.draft.profiles]
-        self.generation_page = GenerationPage(self.draft, served)
+        # The Generation page keeps this list: it is refilled in place when the profiles' models change.
+        self._served = self._served_models()
+        self.generation_page = GenerationPage(self.draft, self._served)
         self.appearance_page = AppearancePage(self.draft, store.overridden_keys)
         self.pages: dict[str, QWidget] = {
             tr("Models"): self.models_page,
@@ -84,9 +88,12 @@ class PreferencesDialog(QDialog):
             tr("Generation"): self.generation_page,
             tr("Appearance and behaviour"): self.appearance_page,
         }
+        self.page_by_name: dict[str, QWidget] = dict(zip(PAGE_NAMES, self.pages.values(), strict=True))
+        self.focused_field: QWidget | None = None  # the field show_page() put the cursor in
 
         self.nav = QListWidget()
         self.nav.setObjectName("pages")
+        self.nav.setAccessibleName(tr("Preferences pages"))
         self.nav.setFixedWidth(185)
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.stack = QStackedWidget()
@@ -94,6 +101,7 @@ class PreferencesDialog(QDialog):
             self.nav.addItem(title)
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._page_shown)
         self.nav.setCurrentRow(0)
 
         self.problem = QLabel()
@@ -134,6 +142,7 @@ class PreferencesDialog(QDialog):
         self.restart_button.clicked.connect(self._restart)
         self.models_page.model_chosen.connect(self._model_chosen)
         self.profiles_page.profiles_changed.connect(self.models_page.reload_profiles)
+        self.profiles_page.profiles_changed.connect(self.refresh_models)
         self.profiles_page.form.edited.connect(self._recheck)
         self.generation_page.form.edited.connect(self._recheck)
 
@@ -143,8 +152,34 @@ class PreferencesDialog(QDialog):
         assert button is not None
         return button
 
-    def show_page(self, title: str) -> None:
-        self.nav.setCurrentRow(list(self.pages).index(title))
+    def show_page(self, name: str, field: str | None = None) -> QWidget | None:
+        """Show the page ``name`` (one of :data:`PAGE_NAMES`, or its title) and put the cursor in ``field``
+        (e.g. "gpu_memory_utilization", "api_key", "hf_token") when that page shows it. Returns the field."""
+        page = self.page_by_name.get(name) or self.pages.get(name)
+        if page is None:
+            raise ValueError(f"Preferences has no page called “{name}”; pages: {', '.join(PAGE_NAMES)}.")
+        self.nav.setCurrentRow(self.stack.indexOf(page))
+        self.focused_field = None
+        if field:
+            widget = page.findChild(QWidget, f"field_{field}") or page.findChild(QWidget, field)
+            if widget is not None:
+                widget.setFocus()
+                self.focused_field = widget
+        return self.focused_field
+
+    def refresh_models(self) -> None:
+        """Offer the profiles' current models on the Generation page (a model chosen meanwhile included)."""
+        served = self._served_models()
+        if served != self._served:
+            self._served = served
+            self.generation_page.set_models(served)
+
+    def _served_models(self) -> list[str]:
+        return [p.served_model_name for p in self.draft.profiles]
+
+    def _page_shown(self, row: int) -> None:
+        if self.stack.widget(row) is self.generation_page:
+            self.refresh_models()
 
     def apply(self) -> bool:
         """Save the draft and the keys; ``False`` (with the reason shown) if something is invalid."""
@@ -213,3 +248,4 @@ class PreferencesDialog(QDialog):
     def _model_chosen(self, profile_name: str) -> None:
         self.profiles_page.reload()
         self.profiles_page.select(profile_name)
+        self.refresh_models()

@@ -53,7 +53,7 @@ class GenerationPage(QWidget):
     def __init__(self, draft: Settings, models: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.draft = draft
-        self._models = models
+        self._models = list(models)
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.preset = QComboBox()
@@ -96,6 +96,11 @@ class GenerationPage(QWidget):
             label = self.form.label_text(field)
             return tr("Preset “{0}”: {1}: {2}").format(self.preset.currentText(), label, message)
         return ""
+
+    def set_models(self, models: list[str]) -> None:
+        """Offer ``models`` (the profiles' served names) for per-model presets."""
+        self._models = list(models)
+        self.reload()
 
     def reload(self) -> None:
         current = self.preset.currentText()

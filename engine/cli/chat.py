@@ -1,4 +1,7 @@
-"""``vllm-desk chat [--profile NAME | --base-url URL [--model NAME] [--api-key-env VAR]] "message"``.
+"""``vllm-desk chat [--profile NAME | --base-url URL [--model NAME]] [--mode chat|completion] "message"``.
+
+``--mode completion`` continues plain text (a base model without a chat template); it is kept in the
+conversation's settings, like the window's fix "Use completion mode".
 
 Streams the reply to stdout (reasoning, if any, to stderr) and saves the turn in the history. Without
 ``--base-url`` the supervisor starts the profile's (default: the built-in model's) server and stops it after
@@ -16,18 +19,15 @@ import signal
 import sys
 from contextlib import AsyncExitStack
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import httpx
 
 from engine.chat import ChatEngine, TurnEvent
-from engine.endpoint import Endpoint
+from engine.endpoint import Endpoint, is_loopback, uses_env_proxy
 from engine.errors import DeskError, Fix
 from engine.generation import GenerationSettings, preset
 from engine.paths import AppPaths
 from engine.store_async import AsyncHistoryStore
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 class ChatArgumentProblem(DeskError):
@@ -54,6 +54,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--preset", metavar="NAME", help="generation preset for a new conversation")
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="longest reply in tokens")
+    parser.add_argument(
+        "--mode",
+        choices=("chat", "completion"),
+        help="chat (default) or completion: the model continues plain text (base models without a chat "
+        "template); kept in the conversation's settings",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
     parser.add_argument("message", help="what to say")
     parser.set_defaults(func=run)
@@ -76,13 +82,12 @@ async def remote_endpoint(base_url: str, model: str | None, api_key: str | None)
     url = base_url.rstrip("/")
     if not url.endswith("/v1"):
         url += "/v1"
-    host = urlparse(url).hostname or ""
-    kind: Literal["local", "remote"] = "local" if host in LOCAL_HOSTS else "remote"
+    kind: Literal["local", "remote"] = "local" if is_loopback(url) else "remote"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     max_len: int | None = None
     if model is None:
         try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
+            async with httpx.AsyncClient(timeout=10.0, trust_env=uses_env_proxy(url, kind)) as client:
                 response = await client.get(f"{url}/models", headers=headers)
             response.raise_for_status()
             listed = response.json().get("data", [])
@@ -99,13 +104,15 @@ async def remote_endpoint(base_url: str, model: str | None, api_key: str | None)
     return Endpoint(base_url=url, model=model, api_key=api_key, max_model_len=max_len, kind=kind)
 
 
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation settings given on the command line (``None``: not given)."""
+    given = {"temperature": args.temperature, "max_tokens": args.max_tokens, "mode": args.mode}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def _settings(args: argparse.Namespace) -> GenerationSettings:
     settings = preset(args.preset).settings if args.preset else GenerationSettings()
-    changes: dict[str, Any] = {}
-    if args.temperature is not None:
-        changes["temperature"] = args.temperature
-    if args.max_tokens is not None:
-        changes["max_tokens"] = args.max_tokens
+    changes = _changes(args)
     return settings.updated(**changes) if changes else settings
 
 
@@ -171,9 +178,10 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             conversation_id = (
                 await engine.new_conversation(system_prompt=args.system or "", settings=settings)
             ).id
-        if args.conversation is not None and (args.temperature is not None or args.max_tokens is not None):
+        if args.conversation is not None and _changes(args):
             current = GenerationSettings.parse((await store.conversation(conversation_id)).settings)
-            merged = current.updated(**_settings(args).to_json_dict())
+            # Only what was given on the command line; to_json_dict() would drop mode="chat" (a default).
+            merged = current.updated(**_changes(args))
             await store.update_conversation(conversation_id, settings=merged.to_json_dict())
         if args.conversation is not None and args.system is not None:
             await store.update_conversation(conversation_id, system_prompt=args.system)

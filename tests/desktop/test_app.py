@@ -159,3 +159,28 @@ def test_a_message_sent_while_starting_is_queued_then_answered(qtbot, app_paths)
         qtbot.waitUntil(lambda: "KV cache" in window.server_status.metrics_label.text(), timeout=10000)
     finally:
         close_app(qtbot, parts)
+
+
+def test_without_a_tray_ready_and_failed_are_told_in_the_status_bar(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    assert not QSystemTrayIcon.isSystemTrayAvailable()  # offscreen: no tray host, as on many desktops
+    configure(app_paths, start_with_app=True)
+    runtime = StandinRuntime([])
+    parts = start_app(qtbot, app_paths, runtime)
+    try:
+        window = parts.window
+        posted: list[Any] = []
+        parts.tray.notifier.posted.connect(posted.append)
+        qtbot.waitUntil(lambda: "Model ready" in window.server_status.currentMessage(), timeout=20000)
+        assert "is ready to chat" in window.server_status.currentMessage()
+        # The server fails on its next start: that is told the same way, with the reason.
+        runtime.options[:] = ["--fail-with", "kv-cache-too-small"]
+        window.start_action.trigger()
+        qtbot.waitUntil(
+            lambda: "Model failed to start" in window.server_status.currentMessage(), timeout=20000
+        )
+        assert "KV cache" in window.server_status.currentMessage()
+        assert [note.channel for note in posted] == ["fallback", "fallback"]
+    finally:
+        close_app(qtbot, parts)

@@ -170,6 +170,23 @@ def test_context_menu_export_takes_the_selection_or_the_row_clicked(
     assert "question about beta" in bodies[1]
 
 
+def test_file_export_takes_the_sidebar_selection(qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
+    actions = transfer(window)
+    click(qtbot, window, BETA)
+    click(qtbot, window, ALPHA, Qt.KeyboardModifier.ControlModifier)
+    actions.export_action.trigger()
+    qtbot.waitUntil(lambda: actions.dialog is not None and actions.dialog.isVisible(), timeout=10000)
+    dialog = actions.dialog
+    assert dialog is not None
+    assert dialog.count == 2
+    with qtbot.waitSignal(actions.exported, timeout=20000) as exported:
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    texts = sorted(p.read_text(encoding="utf-8") for p in exported.args[0].files)
+    assert len(texts) == 2
+    assert "question about alpha" in texts[0]
+    assert "question about beta" in texts[1]
+
+
 def test_move_to_folder_and_tag_the_selection_then_filter_by_them(qtbot: Any, window: MainWindow) -> None:
     sidebar = window.sidebar
     assert sidebar.filter_box.isHidden()  # nothing is in a folder or tagged yet
@@ -284,10 +301,7 @@ def _drop(target: QWidget, at: QPointF, mime: QMimeData) -> QDropEvent:
 def test_a_conversation_file_dropped_on_the_composer_is_imported_not_pasted(
     qtbot: Any, window: MainWindow, tmp_path: Path
 ) -> None:
-    actions = transfer(window)
-    # What the window will call (see the report): the composer's editor and the transcript take drops too.
-    actions.install_drop_target(window.composer.editor, window.transcript)
-
+    actions = transfer(window)  # the window made the composer's editor and the transcript drop targets
     target, at = _under(window, window.composer.editor)
     assert target is window.composer.editor.viewport()
     with qtbot.waitSignal(actions.imported, timeout=20000) as imported:
