@@ -212,7 +212,7 @@ def _wire_tray(parts: AppParts, app: QApplication) -> None:
     from desktop.tray import LauncherActions, TrayLauncher
 
     window, settings = parts.window, parts.settings
-    actions = LauncherActions(parts.supervisor, settings)
+    actions = LauncherActions(parts.supervisor, settings, server=window.server_link)
 
     def notify_in_window(title: str, message: str) -> None:
         # No tray (offscreen, many Wayland/GNOME desktops): the status bar says it, and the taskbar entry
@@ -224,7 +224,7 @@ def _wire_tray(parts: AppParts, app: QApplication) -> None:
     notifier = Notifier(
         enabled=lambda: bool(settings.settings.general.notifications), fallback=notify_in_window
     )
-    tray = TrayLauncher(actions, parts.supervisor, settings, notifier)
+    tray = TrayLauncher(actions, parts.supervisor, settings, notifier, paths=window.paths)
     actions.open_window_requested.connect(lambda: bring_to_front(window))
 
     def new_chat() -> None:

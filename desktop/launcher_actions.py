@@ -2,15 +2,17 @@
 
 :class:`LauncherActions` holds the ``QAction``s (server profiles with the active one checked, "Stop server",
 recent conversations, "New chat", "Open vLLM Desk", "Preferences…", "Quit") and fills any ``QMenu`` with them
-(:meth:`LauncherActions.fill_menu`). Every server call runs as an :class:`~desktop.operations.Operation`, so
-a failed start reaches the one error renderer.
+(:meth:`LauncherActions.fill_menu`). Starts and switches go to the window's
+:class:`~desktop.server_link.ServerLink` (``server``), the one place every start goes through (runtime
+install, messages queued meanwhile, errors to the one renderer); other server calls run as an
+:class:`~desktop.operations.Operation`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -42,13 +44,15 @@ class SupervisorLike(Protocol):
     @property
     def state(self) -> Any: ...
 
-    async def start(self, profile: Any) -> Any: ...
-
-    async def stop(self) -> None: ...
-
-    async def switch(self, profile: Any) -> Any: ...
-
     async def shutdown(self) -> None: ...
+
+
+class ServerControl(Protocol):
+    """Where the launcher's starts and stops go: ``desktop.server_link.ServerLink``."""
+
+    def start(self, profile: Any = None) -> asyncio.Task[None]: ...
+
+    def stop(self) -> asyncio.Task[None]: ...
 
 
 class SettingsLike(Protocol):
@@ -112,10 +116,18 @@ class LauncherActions(QObject):
     profile_requested = Signal(str)
 
     def __init__(
-        self, supervisor: SupervisorLike | None, settings: SettingsLike, parent: QObject | None = None
+        self,
+        supervisor: SupervisorLike | None,
+        settings: SettingsLike,
+        parent: QObject | None = None,
+        *,
+        server: ServerControl | None = None,
     ) -> None:
+        """``supervisor``: whose state the actions show and whose servers Quit stops. ``server``: where
+        starts and stops go (the window's server link); without it no profile can be started from here."""
         super().__init__(parent)
         self.supervisor = supervisor
+        self.server = server
         self.settings = settings
         self.active_profile = ""
         self.profile_group = QActionGroup(self)
@@ -123,7 +135,6 @@ class LauncherActions(QObject):
         self.profile_actions: list[QAction] = []
         self.recent: list[RecentConversation] = []
         self.recent_actions: list[QAction] = []
-        self._profile_task: asyncio.Task[None] | None = None
         self._store: Any = None
         self._recent_task: asyncio.Task[None] | None = None
         self._recent_menus: list[QMenu] = []
@@ -194,46 +205,28 @@ class LauncherActions(QObject):
 
     def _sync_enabled(self) -> None:
         kind = state_kind(getattr(self.supervisor, "state", None)) if self.supervisor else "stopped"
-        self.stop_action.setEnabled(self.supervisor is not None and kind in ("starting", "ready"))
+        self.stop_action.setEnabled(self.server is not None and kind in ("starting", "ready"))
         for action in self.profile_actions:
-            action.setEnabled(self.supervisor is not None)
+            action.setEnabled(self.server is not None)
 
     def _profile_chosen(self, name: str, _checked: bool = False) -> None:
         self.choose_profile(name)
 
     def choose_profile(self, name: str) -> asyncio.Task[None] | None:
-        """Start the profile ``name``, or switch to it from the one running; returns the operation's task."""
+        """Start the profile ``name``, or switch to it from the one running; returns the start's task."""
         profile = next((p for p in self.profiles() if p.name == name), None)
-        if profile is None or self.supervisor is None:
+        if profile is None or self.server is None:
             return None
-        supervisor = self.supervisor
-        kind = state_kind(supervisor.state)
+        kind = state_kind(getattr(self.supervisor, "state", None)) if self.supervisor else "stopped"
         if name == self.active_profile and kind in ("starting", "ready"):
             self.set_active_profile(name)  # clicking the checked one keeps it checked
             return None
         self.set_active_profile(name)
         self.profile_requested.emit(name)
-        prior = self._profile_task
-        call: Callable[[], Awaitable[Any]]
-        if kind in ("starting", "ready"):
-            call = partial(supervisor.switch, profile)
-        else:
-            call = partial(supervisor.start, profile)
-
-        async def after_prior() -> Any:
-            if prior is not None and not prior.done():
-                # A start still in flight: cancelling it stops that launch; wait until it has.
-                prior.cancel()
-                await asyncio.wait([prior])
-            return await call()
-
-        self._profile_task = Operation(None, after_prior).run()
-        return self._profile_task
+        return self.server.start(profile)  # it stops (or cancels the start of) the one before
 
     def stop_server(self) -> asyncio.Task[None] | None:
-        if self.supervisor is None:
-            return None
-        return Operation(None, self.supervisor.stop).run()
+        return self.server.stop() if self.server is not None else None
 
     # --- recent conversations ------------------------------------------------------------------------
 

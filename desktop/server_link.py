@@ -1,10 +1,16 @@
 """The window's side of the supervisor: its events onto the status bar, the first-run panel, the log and the
 problem banner; starting the chosen profile (installing the runtime first on a fresh machine); one-click
 fixes.
+
+Every start and switch goes through :meth:`ServerLink.start`, wherever the user asked for it (the Server
+menu, Preferences' "Restart server now", the tray or the Models menu, a fix): one place that installs the
+runtime for local profiles (not for remote ones), runs in the background without disabling the window, and
+tells the window when a start ends without a server, so that the messages written meanwhile are not lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -13,7 +19,9 @@ from PySide6.QtCore import QCoreApplication, QObject
 
 from desktop import errors
 from desktop.operations import Operation
+from engine.diagnosis import StartCancelled
 from engine.errors import Fix
+from engine.loglines import Phase
 from engine.profiles import ServerProfile, builtin_profile
 from engine.runtime import Progress
 from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
@@ -63,8 +71,10 @@ class ServerLink(QObject):
         self.supervisor = supervisor
         self.first_run = first_run
         self.ensure_runtime = ensure_runtime
-        self.profile: ServerProfile | None = None
-        self.starting = False  # from start() until the server is ready or failed
+        # The profile started last, from wherever; only its name counts while the settings hold it.
+        self.active: ServerProfile | None = None
+        self._task: asyncio.Task[None] | None = None  # the start in flight
+        self._failure: BaseException | None = None  # why the start in flight failed
         status = window.server_status
         bridge = window.bridge
         bridge.connect_event(supervisor.state_changed, self._on_state)
@@ -77,36 +87,87 @@ class ServerLink(QObject):
         for action in (*_RESTART_FIXES, "install_runtime"):
             window.fix_handlers[action] = self.apply_fix
         window.fix_handlers["show_log"] = lambda _fix: window.show_server_log()
+        # Messages that wait for the server come back on screen with their conversation.
+        window.conversation_shown.connect(window.show_queued)
 
     # --- starting ------------------------------------------------------------------------------------
 
-    def chosen_profile(self) -> ServerProfile:
-        settings = self.window.settings.settings
-        return self.profile or settings.default_profile() or builtin_profile()
+    @property
+    def starting(self) -> bool:
+        """A start is under way: the runtime check or install before the supervisor, or the supervisor's
+        own preparing and loading (whoever asked for it)."""
+        in_flight = self._task is not None and not self._task.done()
+        return in_flight or self.supervisor.state in (ServerState.PREPARING, ServerState.STARTING)
 
-    def start(self, profile: ServerProfile | None = None) -> None:
-        """Start ``profile`` (default: the chosen one) in the background; problems go to the banner."""
+    def chosen_profile(self) -> ServerProfile:
+        """The profile to (re)start: the one started last as the settings hold it now (Preferences may have
+        changed it since), else the default one."""
+        settings = self.window.settings.settings
+        if self.active is not None:
+            return settings.profile(self.active.name) or self.active
+        return settings.default_profile() or builtin_profile()
+
+    def start(self, profile: ServerProfile | None = None) -> asyncio.Task[None]:
+        """Start ``profile`` (default: the chosen one) in the background, stopping what runs or starts;
+        problems go to the banner. Returns the start's task."""
         chosen = profile or self.chosen_profile()
-        self.profile = chosen
-        self.starting = True
-        Operation(None, lambda: self._start(chosen)).failure(self._start_failed).run()
+        self.active = chosen
+        prior = self._task
+        self._failure = None
+        task = Operation(None, lambda: self._start(chosen, prior)).failure(self._start_failed).run()
+        self._task = task
+        task.add_done_callback(self._start_ended)
+        return task
 
     def _start_failed(self, exc: BaseException) -> None:
-        self.starting = False
+        if asyncio.current_task() is self._task:  # not a start that a newer one replaced
+            self._failure = exc
         self.first_run.finish()
+        if isinstance(exc, StartCancelled):  # the user stopped it: nothing to report
+            return
         if self.supervisor.state is not ServerState.FAILED:  # the supervisor did not report it already
             self.window.server_status.set_state("failed", tr("Failed to start"))
             errors.report(exc)
 
-    async def _start(self, profile: ServerProfile) -> None:
-        self.window.server_status.set_server(profile.name, profile.served_model_name)
-        self.window.server_status.set_state("starting", tr("Checking the vLLM runtime…"))
-        if self.ensure_runtime is not None:
-            await self.ensure_runtime(self._on_runtime_progress)
+    def _start_ended(self, task: asyncio.Task[None]) -> None:
+        if task is not self._task:
+            return  # a newer start replaced it and carries on with what waits for the server
+        self._task = None
+        if self.supervisor.state is ServerState.READY:
+            return  # the ready state already sent what was queued
+        self.first_run.finish()
+        if task.cancelled() or isinstance(self._failure, StartCancelled):
+            self.window.return_queued(tr("The server was stopped before it was ready"))
+        else:
+            self.window.return_queued(tr("The server did not start"))
+
+    async def _start(self, profile: ServerProfile, prior: asyncio.Task[None] | None) -> None:
+        if prior is not None and not prior.done():
+            # A start still in flight: cancelling it stops that launch; wait until it has.
+            prior.cancel()
+            await asyncio.wait([prior])
+        status = self.window.server_status
+        if profile.kind == "remote":  # the supervisor checks and connects; no local vLLM is needed
+            status.set_server(profile.name, profile.served_name or profile.base_url)
+            status.set_state("starting", tr("Connecting to {url}…").format(url=profile.base_url))
+        else:
+            status.set_server(profile.name, profile.served_model_name)
+            status.set_state("starting", tr("Checking the vLLM runtime…"))
+            if self.ensure_runtime is not None:
+                await self.ensure_runtime(self._on_runtime_progress)
         await self.supervisor.start(profile)
 
-    def stop(self) -> None:
-        Operation(None, self.supervisor.stop).run()
+    def stop(self) -> asyncio.Task[None]:
+        """Stop the server, or the start in flight (also while the runtime is being installed)."""
+        task = self._task
+
+        async def stop() -> None:
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+            await self.supervisor.stop()
+
+        return Operation(None, stop).run()
 
     def apply_fix(self, fix: Fix) -> None:
         profile = self.chosen_profile()
@@ -148,13 +209,11 @@ class ServerLink(QObject):
         status = self.window.server_status
         status.set_state(kind, self._state_words(state))
         if state is ServerState.READY:
-            self.starting = False
             self.first_run.finish()
             if change.endpoint is not None:
                 status.set_server(change.profile_name, change.endpoint.model)
             self.window.server_became_ready()
         elif state is ServerState.FAILED:
-            self.starting = False
             self.first_run.finish()
             if change.problem is not None:
                 status.set_state("failed", f"{self._state_words(state)}: {change.problem.title}")
@@ -162,6 +221,10 @@ class ServerLink(QObject):
 
     def _on_progress(self, progress: StartProgress) -> None:
         status = self.window.server_status
+        if progress.phase is Phase.RUNTIME_CHECK and self.active is not None and self.active.kind == "remote":
+            # No vLLM runtime or model here to check: the supervisor is asking the remote server.
+            status.set_state("starting", tr("Connecting to {url}…").format(url=self.active.base_url))
+            return
         status.set_state("starting", progress.label)
         status.set_progress(progress.fraction, progress.expected_s)
         if progress.label.startswith("Preparing the built-in model"):

@@ -45,6 +45,7 @@ from desktop.notifications import Level, Notifier, one_line
 from engine import APP_NAME, assets
 from engine.autostart import set_autostart
 from engine.errors import DeskError
+from engine.paths import AppPaths
 
 # LauncherActions is re-exported: the app makes both from here.
 __all__ = ["LauncherActions", "TrayLauncher", "format_uptime", "state_kind"]
@@ -76,9 +77,11 @@ class TrayLauncher(QObject):
         notifier: Notifier,
         *,
         tray_available: bool | None = None,
+        paths: AppPaths | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.paths = paths  # the data folders the app runs with: autostart starts on the same ones
         self.actions = actions
         self.supervisor = supervisor
         self.settings = settings
@@ -213,7 +216,7 @@ class TrayLauncher(QObject):
             return
         self._autostart = wanted
         try:
-            set_autostart(wanted)
+            set_autostart(wanted, paths=self.paths)
         except DeskError as problem:
             errors.report(problem)
 

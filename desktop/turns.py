@@ -1,6 +1,10 @@
 """Turns in the window: send (or queue while the server starts), stop, regenerate, edit and resend, switch
 branches, and the streamed events of the engine's turns onto the transcript.
 
+A message written while the server starts waits as a :class:`QueuedMessage` tied to the conversation it was
+written in (or to the new chat it was written in), and goes there once the server is ready, whatever the
+window shows by then; a start that ends without a server puts the text back into the message box.
+
 A mixin of :class:`desktop.main_window.MainWindow` (its methods use the window's widgets and engine objects);
 kept apart so that each module holds one idea.
 """
@@ -8,9 +12,12 @@ kept apart so that each module holds one idea.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
@@ -19,6 +26,7 @@ from desktop import errors
 from desktop.errors import Problem
 from desktop.operations import Operation
 from desktop.transcript import MessageData
+from engine.chat_errors import NoServer
 from engine.errors import Fix
 from engine.store import HistoryStore
 from engine.store_models import ConversationTree, StoredMessage
@@ -67,6 +75,24 @@ def freeze_long_lived() -> None:
     ~300 ms mid-stream, the longest stall of a 20k-token reply). O(1); the few cycles that happen to be
     garbage at this moment are kept (tens of objects)."""
     gc.freeze()
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message written while the server was starting, and where it goes once the server is ready."""
+
+    text: str
+    conversation_id: int | None  # None: a new conversation
+    new_chat: int  # which new chat it was written in (0 for an existing conversation): each gets its own
+    placeholder: str  # its id in the transcript while it waits
+
+    @property
+    def destination(self) -> tuple[int | None, int]:
+        return (self.conversation_id, self.new_chat)
+
+
+_placeholder_ids = itertools.count(1)
+_new_chat_ids = itertools.count(1)
 
 
 # How long streamed text may wait before the transcript gets it: about one frame, so a fast stream costs the
@@ -145,11 +171,12 @@ class TurnsMixin:
     settings: SettingsStore
     conversation_id: int | None
     tree: ConversationTree | None
-    queued: list[str]
     engine_ready: bool
     server_link: ServerLink | None
     turn_finished: Any  # Signal(object)
     pieces: PieceBuffer
+    # Messages waiting for the server, oldest first; replaced, never changed in place (the shared default).
+    pending: tuple[QueuedMessage, ...] = ()
 
     if TYPE_CHECKING:
 
@@ -167,12 +194,8 @@ class TurnsMixin:
         return self.engine_ready and self.chat.endpoint_provider() is not None
 
     def server_starting(self) -> bool:
-        return (
-            self.engine_ready
-            and self.server_link is not None
-            and self.server_link.starting
-            and not self.server_ready()
-        )
+        link = self.server_link
+        return self.engine_ready and link is not None and link.starting and not self.server_ready()
 
     def server_became_ready(self) -> None:
         """Called by the server link: send what was queued, refresh the context meter."""
@@ -181,17 +204,12 @@ class TurnsMixin:
 
     def send_message(self, text: str) -> None:
         if self.server_starting():
-            self.queued.append(text)
-            self.transcript.add_message(
-                MessageData(id=f"queued-{len(self.queued)}", role="user", text=text, state="queued")
-            )
-            self.composer.set_notice(
-                tr("The server is starting; your message will be sent when it is ready.")
-            )
+            self._queue(text)
             return
         self.composer.set_notice("")
         freeze_long_lived()  # before the send's own work, which may already trigger a full collection
-        Operation(self.composer.send_button, lambda: self._send(text)).failure(
+        target = self.conversation_id
+        Operation(self.composer.send_button, lambda: self._send(text, target)).failure(
             lambda exc: self._send_failed(text, exc)
         ).run()
 
@@ -204,9 +222,10 @@ class TurnsMixin:
             self.composer.set_notice(fix.hint or tr("Start a new conversation, or shorten the message."))
             return
         self.composer.editor.clear()
-        Operation(self.composer.send_button, lambda: self._send(text, drop_oldest_turns=turns)).failure(
-            lambda exc: self._send_failed(text, exc)
-        ).run()
+        target = self.conversation_id
+        Operation(
+            self.composer.send_button, lambda: self._send(text, target, drop_oldest_turns=turns)
+        ).failure(lambda exc: self._send_failed(text, exc)).run()
 
     def _send_failed(self, text: str, exc: BaseException) -> None:
         # Nothing is lost: the text goes back into the editor.
@@ -214,20 +233,117 @@ class TurnsMixin:
             self.composer.editor.setPlainText(text)
         errors.report(exc)
 
-    async def _send(self, text: str, drop_oldest_turns: int = 0) -> None:
-        if self.conversation_id is None:
+    async def _send(
+        self,
+        text: str,
+        target: int | None,
+        *,
+        drop_oldest_turns: int = 0,
+        on_screen: bool | None = None,
+    ) -> None:
+        """Send ``text`` into conversation ``target`` (``None``: a new one, made with the model's preset).
+
+        The window shows the turn if it still shows ``target``; a new conversation is shown if
+        ``on_screen`` (default: if the window still shows a new chat).
+        """
+        endpoint = self.chat.endpoint_provider()
+        if endpoint is None:
+            raise NoServer()  # before anything is stored: a refused send leaves no empty conversation
+        created = target is None
+        if target is None:
             # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
-            endpoint = self.chat.endpoint_provider()
-            preset = self.settings.settings.preset_for(endpoint.model) if endpoint else None
+            preset = self.settings.settings.preset_for(endpoint.model)
             conversation = await self.chat.new_conversation(settings=preset)
-            self.conversation_id = conversation.id
-        turn = await self.chat.send(self.conversation_id, text, drop_oldest_turns=drop_oldest_turns)
-        # Before the turn's first event runs: show the user's message and an empty reply to stream into.
-        self.composer.set_busy(True)
-        self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
-        self._begin_reply(turn)
+            target = conversation.id
+            shown = self.conversation_id is None if on_screen is None else on_screen
+            if shown:
+                self.conversation_id = target
+        try:
+            turn = await self.chat.send(target, text, drop_oldest_turns=drop_oldest_turns)
+        except Exception:
+            if created:  # refused (too long, ...): the empty conversation goes again
+                if self.conversation_id == target:
+                    self.conversation_id = None
+                await self.store.delete_conversation(target)
+            raise
+        if self.conversation_id == target:
+            # Before the turn's first event runs: show the user's message and an empty reply to stream into.
+            self.composer.set_busy(True)
+            self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
+            self._begin_reply(turn)
         await self.sidebar.model.reload()
-        self.sidebar.select_conversation(turn.conversation_id)
+        if self.conversation_id == target:
+            self.sidebar.select_conversation(turn.conversation_id)
+
+    # --- messages written while the server starts ----------------------------------------------------
+
+    def _placeholders_shown(self) -> set[str]:
+        return {str(w.data.id) for w in self.transcript.messages() if str(w.data.id).startswith("queued-")}
+
+    def _queue(self, text: str) -> None:
+        target = self.conversation_id
+        new_chat = 0
+        if target is None:
+            # The same new chat as a message queued before if that one is still on screen; else another.
+            shown = self._placeholders_shown()
+            earlier = [q for q in self.pending if q.conversation_id is None and q.placeholder in shown]
+            new_chat = earlier[-1].new_chat if earlier else next(_new_chat_ids)
+        item = QueuedMessage(text, target, new_chat, f"queued-{next(_placeholder_ids)}")
+        self.pending = (*self.pending, item)
+        self._show_placeholder(item)
+
+    def _show_placeholder(self, item: QueuedMessage) -> None:
+        self.transcript.add_message(
+            MessageData(id=item.placeholder, role="user", text=item.text, state="queued")
+        )
+        self.composer.set_notice(tr("The server is starting; your message will be sent when it is ready."))
+
+    def show_queued(self, conversation_id: int) -> None:
+        """Show again the messages that wait to go into ``conversation_id`` (it was shown anew)."""
+        shown = self._placeholders_shown()
+        for item in self.pending:
+            if item.conversation_id == conversation_id and item.placeholder not in shown:
+                self._show_placeholder(item)
+
+    def _take_placeholders(self, items: list[QueuedMessage]) -> bool:
+        """Remove the placeholders of ``items`` from the transcript; whether any was there."""
+        shown = self._placeholders_shown()
+        ids = [q.placeholder for q in items if q.placeholder in shown]
+        for placeholder in ids:
+            self.transcript.remove_message(placeholder)
+        return bool(ids)
+
+    def flush_queue(self) -> None:
+        """Send what was written while the server was starting into the conversations it was written in
+        (called when the server is ready)."""
+        if not self.pending:
+            return
+        groups: dict[tuple[int | None, int], list[QueuedMessage]] = {}
+        for item in self.pending:
+            groups.setdefault(item.destination, []).append(item)
+        self.pending = ()
+        self.composer.set_notice("")
+        for (target, _new_chat), items in groups.items():
+            text = "\n\n".join(q.text for q in items)
+            on_screen = self._take_placeholders(items)
+            send = partial(self._send, text, target, on_screen=on_screen)
+            Operation(None, send).failure(partial(self._send_failed, text)).run()
+
+    def return_queued(self, reason: str) -> None:
+        """The start ended without a server (``reason`` says how): what waited goes back into the message
+        box, ahead of any draft there, and the notice says so."""
+        if not self.pending:
+            return
+        items, self.pending = list(self.pending), ()
+        self._take_placeholders(items)
+        texts = [q.text for q in items]
+        draft = self.composer.editor.toPlainText()
+        if draft.strip():
+            texts.append(draft)
+        self.composer.editor.setPlainText("\n\n".join(texts))
+        self.composer.set_notice(
+            tr("{reason}: your message was not sent; it is back in the message box.").format(reason=reason)
+        )
 
     def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
         freeze_long_lived()
@@ -243,20 +359,6 @@ class TurnsMixin:
                 branch_count=branch_count,
             )
         )
-
-    def flush_queue(self) -> None:
-        """Send what was written while the server was starting (called when it is ready)."""
-        if not self.queued:
-            return
-        text = "\n\n".join(self.queued)
-        self.queued.clear()
-        for widget in self.transcript.messages():
-            if str(widget.data.id).startswith("queued-"):
-                self.transcript.remove_message(widget.data.id)
-        self.composer.set_notice("")
-        Operation(self.composer.send_button, lambda: self._send(text)).failure(
-            lambda exc: self._send_failed(text, exc)
-        ).run()
 
     def stop_reply(self) -> None:
         if self.engine_ready and self.conversation_id is not None:

@@ -187,9 +187,10 @@ class Supervisor:
         began = time.monotonic()
         self._set_state(ServerState.PREPARING)
         expected = self._start_times.expected(profile.name)
-        self.progress.emit(
-            StartProgress(Phase.RUNTIME_CHECK, PHASE_LABELS[Phase.RUNTIME_CHECK], 0.0, expected)
-        )
+        if profile.kind == "local":  # a remote server has no runtime or model of ours to check
+            self.progress.emit(
+                StartProgress(Phase.RUNTIME_CHECK, PHASE_LABELS[Phase.RUNTIME_CHECK], 0.0, expected)
+            )
         task = asyncio.current_task()
         assert task is not None
         left_preparing = asyncio.Event()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from desktop.operations import Operation
 from desktop.preferences.dialog import PreferencesDialog
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
@@ -13,29 +12,29 @@ __all__ = ["PreferencesDialog", "open_preferences"]
 
 
 def open_preferences(window: Any) -> PreferencesDialog:
-    """Open the dialog over ``window``'s engine objects (``settings``, and ``supervisor`` when it has one).
+    """Open the dialog over ``window``'s engine objects (``settings``, and ``server_link`` when it has one).
 
-    With a supervisor, changing the profile that runs offers "Restart server now" (``supervisor.switch``).
+    With a server link, changing the profile that runs offers "Restart server now", which starts it through
+    the link like every other start (in the background: the window stays usable while the model loads).
     """
     existing = getattr(window, "preferences_dialog", None)
     if isinstance(existing, PreferencesDialog) and existing.isVisible():
         existing.raise_()
         return existing
-    supervisor = getattr(window, "supervisor", None)
+    link: Any = getattr(window, "server_link", None)  # desktop.server_link.ServerLink: where starts go
 
     def running_profile() -> str | None:
-        endpoint = getattr(supervisor, "endpoint", None)
+        endpoint = link.supervisor.endpoint
         return getattr(endpoint, "profile_name", None) or None
 
     def restart(profile: ServerProfile) -> None:
-        assert supervisor is not None
-        Operation(window, lambda: supervisor.switch(profile)).run()
+        link.start(profile)
 
     dialog = PreferencesDialog(
         window.settings,
         paths=getattr(window, "paths", None) or AppPaths.resolve(),
-        running_profile=running_profile if supervisor is not None else None,
-        restart_server=restart if supervisor is not None else None,
+        running_profile=running_profile if link is not None else None,
+        restart_server=restart if link is not None else None,
         parent=window,
     )
     window.preferences_dialog = dialog

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from keyring.backends import fail
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit, QPlainTextEdit, QWidget
+from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit, QPlainTextEdit
 
 from desktop.preferences import PreferencesDialog, open_preferences
 from desktop.preferences.form import ModelForm
@@ -392,39 +392,61 @@ def test_test_connection_against_the_real_vllm(qtbot, app_paths: AppPaths, vllm_
 
 
 @pytest.mark.usefixtures("qloop")
-def test_restart_server_now_relaunches_the_running_profile(
+def test_restart_server_now_relaunches_the_running_profile_and_the_window_stays_usable(
     qtbot, app_paths: AppPaths, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """Through ``open_preferences(window)`` with a real Supervisor launching the stand-in process."""
+    """Through ``open_preferences(window)`` on a real window, whose server link starts the stand-in process
+    with a real Supervisor: the restart loads the model in the background, the window stays usable."""
+    from PySide6.QtCore import QSettings
+
+    from desktop.main_window import MainWindow
+    from engine.chat import ChatEngine
+    from engine.store_async import AsyncHistoryStore
+    from engine.supervisor import ServerState
+
     model = tmp_path / "tiny-model"
     model.mkdir()
     (model / "config.json").write_text(json.dumps(SMOLLM2_CONFIG))
     store = SettingsStore.open(app_paths.settings_file)
     profile = ServerProfile(name="Tiny", source="folder", model=str(model), max_model_len=2048)
     store.update(store.settings.model_copy(update={"profiles": [profile]}))
-    supervisor = Supervisor(app_paths, StandinRuntime(), grace_s=2)
-    window = QWidget()
+    supervisor = Supervisor(app_paths, StandinRuntime(["--startup-delay", "1"]), grace_s=2)
+    history = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    window = MainWindow(
+        store=history,
+        chat=ChatEngine(history, lambda: supervisor.endpoint),
+        settings=store,
+        supervisor=supervisor,
+        paths=app_paths,
+        ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
+    )
     qtbot.addWidget(window)
-    window.settings = store  # type: ignore[attr-defined]
-    window.supervisor = supervisor  # type: ignore[attr-defined]
+    window.show()
     try:
-        first = run(qtbot, supervisor.start(profile))
-        assert first.max_model_len == 2048
+        window.start_action.trigger()
+        qtbot.waitUntil(lambda: supervisor.endpoint is not None, timeout=30_000)
+        assert supervisor.endpoint is not None
+        assert supervisor.endpoint.max_model_len == 2048
         dialog = open_preferences(window)
         assert dialog.isVisible()
         set_text(qtbot, dialog.profiles_page.form, "max_model_len", "1024")
         qtbot.mouseClick(dialog.apply_button, Qt.MouseButton.LeftButton)
         assert dialog.restart_bar.isVisible()
         qtbot.mouseClick(dialog.restart_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: supervisor.state is ServerState.STARTING, timeout=10_000)
+        assert window.isEnabled()  # the model loads for a while (minutes, for a real one)
+        assert window.composer.send_button.isEnabled()
+        assert window.server_starting()  # so a message written now waits for it
         qtbot.waitUntil(
             lambda: supervisor.endpoint is not None and supervisor.endpoint.max_model_len == 1024,
             timeout=30_000,
         )
-        qtbot.waitUntil(window.isEnabled)
         assert supervisor.endpoint is not None
         assert supervisor.endpoint.profile_name == "Tiny"
     finally:
+        run(qtbot, window.shutdown())
         run(qtbot, supervisor.shutdown(), timeout=30)
+        run(qtbot, history.close())
 
 
 def test_hf_token_goes_to_the_keychain_only(

@@ -1,27 +1,36 @@
 """The tray launcher, exercised through its menu and actions (this platform has no tray): looks per state,
-tooltip, notifications, switching profiles over the real supervisor and the stand-in process, Quit, and the
-no-tray fallback in the window's menu."""
+tooltip, notifications, switching profiles through the window's server link over the real supervisor and
+the stand-in process (runtime install and queued messages included), Quit, and the no-tray fallback in the
+window's menu."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 import pytest
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QIcon, QImage, QPainter
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
+from desktop.main_window import MainWindow
 from desktop.notifications import Notification, Notifier
+from desktop.server_link import RuntimeEnsurer
 from desktop.tray import LauncherActions, TrayLauncher, format_uptime, state_kind
 from engine import assets
+from engine.chat import ChatEngine
 from engine.diagnosis import PortInUse
 from engine.endpoint import Endpoint
 from engine.metrics import MetricsSample
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
+from engine.runtime import Progress
 from engine.settings import SettingsStore
+from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 from engine.supervisor import ServerState, StateChange, Supervisor
 from tests.support.qasync_loop import qloop, run  # noqa: F401
@@ -47,7 +56,13 @@ def settings(app_paths: AppPaths) -> SettingsStore:
 class Launcher:
     """A launcher wired like the app does it, recording what it tells the user."""
 
-    def __init__(self, supervisor: Supervisor | None, settings: SettingsStore, tray_available: bool = False):
+    def __init__(
+        self,
+        supervisor: Supervisor | None,
+        settings: SettingsStore,
+        tray_available: bool = False,
+        window: MainWindow | None = None,
+    ):
         self.posted: list[Notification] = []
         self.status: list[str] = []
         self.notifier = Notifier(
@@ -55,7 +70,8 @@ class Launcher:
             fallback=lambda title, message: self.status.append(f"{title}: {message}"),
         )
         self.notifier.posted.connect(self.posted.append)
-        self.actions = LauncherActions(supervisor, settings)
+        # Starts go through the window's server link, as in the app.
+        self.actions = LauncherActions(supervisor, settings, server=window.server_link if window else None)
         self.tray = TrayLauncher(
             self.actions, supervisor, settings, self.notifier, tray_available=tray_available
         )
@@ -266,6 +282,32 @@ def server_pids(sup: Supervisor) -> set[int]:
     return {p.pid for p in sup.processes()}
 
 
+@contextmanager
+def window_over(
+    qtbot: QtBot,
+    app_paths: AppPaths,
+    sup: Supervisor,
+    settings: SettingsStore,
+    ensure_runtime: RuntimeEnsurer | None = None,
+) -> Iterator[MainWindow]:
+    """The window the app makes over ``sup`` (with its server link); closed with its store afterwards."""
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    window = MainWindow(
+        store=store,
+        chat=ChatEngine(store, lambda: sup.endpoint),
+        settings=settings,
+        supervisor=sup,
+        ensure_runtime=ensure_runtime,
+        ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
+    )
+    qtbot.addWidget(window)
+    try:
+        yield window
+    finally:
+        run(qtbot, window.shutdown())
+        run(qtbot, store.close())
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("qloop")
 def test_switching_profiles_stops_one_server_and_starts_the_other_then_quit(
@@ -274,70 +316,125 @@ def test_switching_profiles_stops_one_server_and_starts_the_other_then_quit(
     settings: SettingsStore,
 ) -> None:
     sup = Supervisor(app_paths, StandinRuntime([]), metrics_interval_s=0.1)
-    made = Launcher(sup, settings)
-    try:
-        states: list[str] = []
-        sup.state_changed.connect(lambda c: states.append(c.state.value))
-        alpha = next(a for a in made.actions.profile_actions if a.text() == "Alpha")
-        beta = next(a for a in made.actions.profile_actions if a.text() == "Beta")
+    with window_over(qtbot, app_paths, sup, settings) as window:
+        made = Launcher(sup, settings, window=window)
+        try:
+            switch_then_quit(qtbot, sup, made)
+        finally:
+            if sup.state is not ServerState.STOPPED:
+                run(qtbot, sup.shutdown())
+            made.close()
 
-        alpha.trigger()
-        qtbot.waitUntil(lambda: sup.state is ServerState.READY, timeout=30000)
-        assert alpha.isChecked()
-        assert not beta.isChecked()
-        assert made.actions.stop_action.isEnabled()
-        assert made.tray.kind == "ready"
-        assert "Model: alpha (Alpha)" in made.tray.icon.toolTip()
-        qtbot.waitUntil(lambda: "KV cache: 0% used" in made.tray.icon.toolTip(), timeout=10000)
-        first = server_pids(sup)
-        assert first
 
-        states.clear()
-        beta.trigger()
-        qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "beta", timeout=30000)
-        assert states == ["stopping", "stopped", "preparing", "starting", "ready"]
-        assert beta.isChecked()
-        assert not alpha.isChecked()
-        assert sup.endpoint is not None
-        assert sup.endpoint.model == "beta"
-        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in first)
-        assert "Model: beta (Beta)" in made.tray.icon.toolTip()
-        assert [n.message for n in made.posted if n.title == "Model ready"] == [
-            "alpha is ready to chat.",
-            "beta is ready to chat.",
-        ]
-        save_menu_shot(made.tray.menu, "tray-menu.png")
+def switch_then_quit(qtbot: QtBot, sup: Supervisor, made: Launcher) -> None:
+    states: list[str] = []
+    sup.state_changed.connect(lambda c: states.append(c.state.value))
+    alpha = next(a for a in made.actions.profile_actions if a.text() == "Alpha")
+    beta = next(a for a in made.actions.profile_actions if a.text() == "Beta")
 
-        quitted: list[bool] = []
-        made.actions.quit_requested.connect(lambda: quitted.append(True))
-        second = server_pids(sup)
-        made.actions.quit_action.trigger()
-        qtbot.waitUntil(lambda: quitted == [True], timeout=30000)
-        assert sup.state is ServerState.STOPPED
-        assert sup.processes() == []
-        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in second)
-    finally:
-        if sup.state is not ServerState.STOPPED:
-            run(qtbot, sup.shutdown())
-        made.close()
+    alpha.trigger()
+    qtbot.waitUntil(lambda: sup.state is ServerState.READY, timeout=30000)
+    assert alpha.isChecked()
+    assert not beta.isChecked()
+    assert made.actions.stop_action.isEnabled()
+    assert made.tray.kind == "ready"
+    assert "Model: alpha (Alpha)" in made.tray.icon.toolTip()
+    qtbot.waitUntil(lambda: "KV cache: 0% used" in made.tray.icon.toolTip(), timeout=10000)
+    first = server_pids(sup)
+    assert first
+
+    states.clear()
+    beta.trigger()
+    qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "beta", timeout=30000)
+    assert states == ["stopping", "stopped", "preparing", "starting", "ready"]
+    assert beta.isChecked()
+    assert not alpha.isChecked()
+    assert sup.endpoint is not None
+    assert sup.endpoint.model == "beta"
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in first)
+    assert "Model: beta (Beta)" in made.tray.icon.toolTip()
+    assert [n.message for n in made.posted if n.title == "Model ready"] == [
+        "alpha is ready to chat.",
+        "beta is ready to chat.",
+    ]
+    save_menu_shot(made.tray.menu, "tray-menu.png")
+
+    quitted: list[bool] = []
+    made.actions.quit_requested.connect(lambda: quitted.append(True))
+    second = server_pids(sup)
+    made.actions.quit_action.trigger()
+    qtbot.waitUntil(lambda: quitted == [True], timeout=30000)
+    assert sup.state is ServerState.STOPPED
+    assert sup.processes() == []
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in second)
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("qloop")
 def test_stop_server_from_the_menu(qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore) -> None:
     sup = Supervisor(app_paths, StandinRuntime([]))
-    made = Launcher(sup, settings)
-    try:
-        run(qtbot, made.actions.choose_profile("Beta"))
-        assert made.tray.kind == "ready"
-        made.actions.stop_action.trigger()
-        qtbot.waitUntil(lambda: sup.state is ServerState.STOPPED, timeout=30000)
-        assert made.tray.kind == "stopped"
-        assert not made.actions.stop_action.isEnabled()
-        assert sup.processes() == []
-    finally:
-        run(qtbot, sup.shutdown())
-        made.close()
+    with window_over(qtbot, app_paths, sup, settings) as window:
+        made = Launcher(sup, settings, window=window)
+        try:
+            run(qtbot, made.actions.choose_profile("Beta"))
+            assert made.tray.kind == "ready"
+            made.actions.stop_action.trigger()
+            qtbot.waitUntil(lambda: sup.state is ServerState.STOPPED, timeout=30000)
+            assert made.tray.kind == "stopped"
+            assert not made.actions.stop_action.isEnabled()
+            assert sup.processes() == []
+        finally:
+            run(qtbot, sup.shutdown())
+            made.close()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("qloop")
+@pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+def test_a_start_from_the_tray_installs_the_runtime_and_queues_what_is_written_meanwhile(
+    qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore
+) -> None:
+    gate = asyncio.Event()
+    installs: list[str] = []
+
+    async def install(progress: Callable[[Progress], object]) -> None:  # a fresh machine: no vLLM yet
+        installs.append("install")
+        progress(Progress("install", "Installing packages (this takes a while)", 0.4))
+        await gate.wait()
+        progress(Progress("done", "vLLM runtime ready", 1.0))
+
+    sup = Supervisor(app_paths, StandinRuntime(["--reply", "Here I am."]))
+    with window_over(qtbot, app_paths, sup, settings, install) as window:
+        made = Launcher(sup, settings, window=window)
+        try:
+            window.show()
+            next(a for a in made.actions.profile_actions if a.text() == "Alpha").trigger()
+            qtbot.waitUntil(lambda: installs == ["install"])
+            panel = window.first_run
+            qtbot.waitUntil(lambda: panel.isVisible() and panel.bar.value() == 400)
+            assert "Installing the vLLM runtime" in window.server_status.state_label.text()
+            assert window.isEnabled()
+            assert window.server_starting()  # before the supervisor has even begun
+            window.composer.editor.setPlainText("Are you up?")
+            qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+            assert [w.data.state for w in window.transcript.messages()] == ["queued"]
+            gate.set()
+            qtbot.waitUntil(lambda: sup.state is ServerState.READY, timeout=30000)
+            assert made.tray.kind == "ready"
+            qtbot.waitUntil(
+                lambda: [w.data.text for w in window.transcript.messages()] == ["Are you up?", "Here I am."],
+                timeout=10000,
+            )
+            qtbot.waitUntil(lambda: window.chat.running_turn(window.conversation_id or 0) is None)
+            history = HistoryStore(app_paths.history_db)
+            try:
+                [only] = history.list_conversations(limit=10).items
+                assert [m.text for m in history.load(only.id).branch()] == ["Are you up?", "Here I am."]
+            finally:
+                history.close(purge=False)
+        finally:
+            run(qtbot, sup.shutdown())
+            made.close()
 
 
 def save_menu_shot(menu: QMenu, name: str) -> None:
@@ -417,32 +514,37 @@ def test_switching_between_two_real_vllm_profiles_from_the_menu(
     store = SettingsStore.open(app_paths.settings_file)
     store.update(store.settings.model_copy(update={"profiles": [first, second]}))
     sup = Supervisor(vllm_paths, vllm_runtime, ready_timeout_s=900)  # type: ignore[arg-type]
-    made = Launcher(sup, store)
-    try:
-        made.actions.profile_actions[0].trigger()
-        qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "small", timeout=600_000)
-        assert made.tray.kind == "ready"
-        first_pids = server_pids(sup)
-        assert len(first_pids) >= 2  # the API server and VLLM::EngineCore at least
+    with window_over(qtbot, app_paths, sup, store) as window:
+        made = Launcher(sup, store, window=window)
+        try:
+            switch_real_profiles_then_quit(qtbot, sup, made)
+        finally:
+            if sup.state is not ServerState.STOPPED:
+                run(qtbot, sup.shutdown(), timeout=120)
+            made.close()
 
-        made.actions.profile_actions[1].trigger()
-        qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "small-2", timeout=600_000)
-        assert made.actions.profile_actions[1].isChecked()
-        assert sup.endpoint.max_model_len == 1024
-        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in first_pids)
-        assert "Model: small-2 (Small, second)" in made.tray.icon.toolTip()
 
-        quitted: list[bool] = []
-        made.actions.quit_requested.connect(lambda: quitted.append(True))
-        second_pids = server_pids(sup)
-        made.actions.quit_action.trigger()
-        qtbot.waitUntil(lambda: quitted == [True], timeout=120_000)
-        assert sup.processes() == []
-        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in second_pids)
-    finally:
-        if sup.state is not ServerState.STOPPED:
-            run(qtbot, sup.shutdown(), timeout=120)
-        made.close()
+def switch_real_profiles_then_quit(qtbot: QtBot, sup: Supervisor, made: Launcher) -> None:
+    made.actions.profile_actions[0].trigger()
+    qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "small", timeout=600_000)
+    assert made.tray.kind == "ready"
+    first_pids = server_pids(sup)
+    assert len(first_pids) >= 2  # the API server and VLLM::EngineCore at least
+
+    made.actions.profile_actions[1].trigger()
+    qtbot.waitUntil(lambda: sup.endpoint is not None and sup.endpoint.model == "small-2", timeout=600_000)
+    assert made.actions.profile_actions[1].isChecked()
+    assert sup.endpoint.max_model_len == 1024
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in first_pids)
+    assert "Model: small-2 (Small, second)" in made.tray.icon.toolTip()
+
+    quitted: list[bool] = []
+    made.actions.quit_requested.connect(lambda: quitted.append(True))
+    second_pids = server_pids(sup)
+    made.actions.quit_action.trigger()
+    qtbot.waitUntil(lambda: quitted == [True], timeout=120_000)
+    assert sup.processes() == []
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in second_pids)
 
 
 # --- wired into the app as desktop/app.py does it -----------------------------------------------------
@@ -521,5 +623,23 @@ def test_the_new_chat_action_starts_on_an_empty_conversation(
         assert parts.window.conversation_id is None  # not the restored last conversation
         assert parts.window.windowTitle().startswith("New chat")
         assert parts.window.sidebar.model.rowCount() == 1  # the earlier chat is still listed
+    finally:
+        run(qtbot, parts.close(), timeout=30)
+
+
+@pytest.mark.usefixtures("qloop")
+@pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+def test_the_models_menu_starts_through_the_window_server_link(
+    qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore
+) -> None:
+    parts = build_app(qtbot, app_paths, tray_only=False)
+    try:
+        window = parts.window
+        beta = next(a for a in window.launcher_menu.actions() if a.text() == "Beta")
+        assert beta.isEnabled()
+        beta.trigger()
+        assert window.server_starting()  # the link has it: a message written now waits for the server
+        qtbot.waitUntil(lambda: parts.supervisor.state is ServerState.READY, timeout=30000)
+        assert window.server_link.chosen_profile().name == "Beta"  # what Server > Start restarts
     finally:
         run(qtbot, parts.close(), timeout=30)

@@ -297,6 +297,7 @@ async def test_a_remote_profile_is_connected_to_not_launched(app_paths: AppPaths
         assert sup.processes() == []
         await sup.stop()
     assert rec.names == ["preparing", "ready", "stopped"]  # nothing to stop: only the endpoint is dropped
+    assert [p.phase for p in rec.progress] == [Phase.READY]  # no runtime or model of ours was checked
     assert sup.endpoint is None
 
 
