@@ -1,5 +1,8 @@
 """A long Markdown reply with headings, lists, tables and code blocks, exactly N stand-in tokens long.
 
+Every tenth section (the third, the thirteenth, ...) also holds a long code block and a long tight list:
+the blocks that streaming must not parse again on every flush.
+
 The stand-in streams one token per whitespace-attached word (``\\s*\\S+``), so the reply is cut to N such
 tokens; a cut may leave the last code block open, as a stopped reply would.
 """
@@ -36,7 +39,17 @@ def handler_{i}(items: list[int]) -> int:
 | step | {i} |
 | tokens | {i * 37 % 1000} |
 
-"""
+{long_blocks(i) if i % 10 == 3 else ""}"""
+
+
+def long_blocks(i: int, lines: int = 150, items: int = 60) -> str:
+    """A code block of ``lines`` lines and a tight list of ``items`` items (about 1,900 tokens)."""
+    code = "".join(f"    total += weights[{k}] * step_{i}(x, {k % 9})  # term {k}\n" for k in range(lines))
+    listed = "".join(f"- check `seq_{k}`: **{k % 5}** retries, then *drop*\n" for k in range(items))
+    return (
+        f"```python\ndef long_step_{i}(x: float, weights: list[float]) -> float:\n    total = 0.0\n{code}"
+        f"    return total\n```\n\nWhat to check after step {i}:\n{listed}\n"
+    )
 
 
 def tokens(text: str) -> list[str]:

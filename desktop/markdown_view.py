@@ -4,7 +4,8 @@ Model output is untrusted. Raw HTML in it is escaped (``html: False``), images b
 is ever fetched), and :class:`SafeBrowser` refuses every resource load and opens links only when clicked.
 
 Streaming: :class:`StreamSplitter` finds where the text can be cut into blocks that are already closed, so a
-long reply is parsed piece by piece (each closed piece once) and only the open tail is parsed again.
+long reply is parsed piece by piece (each closed piece once) and only the open tail is parsed again. Tight
+lists are cut between their items; an open code block or table is reported, so the view can grow it.
 """
 
 from __future__ import annotations
@@ -24,12 +25,26 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QTextBlockFormat, QTextCharFormat, QTextCursor
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QTextBlock,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextLength,
+    QTextTable,
+)
 from PySide6.QtWidgets import QSizePolicy, QTextBrowser, QWidget
 
 COPY_SCHEME = "desk-copy"  # href of a code block's copy link: desk-copy:<index>
-MONO = "'DejaVu Sans Mono', 'Noto Sans Mono', monospace"
+MONO_FAMILIES = ("DejaVu Sans Mono", "Noto Sans Mono", "monospace")
+MONO = ", ".join(f"'{name}'" if " " in name else name for name in MONO_FAMILIES)
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_ITEM = re.compile(r"^(?:([-*+])|\d{1,9}([.)]))(?:[ \t]|$)")
+_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")  # a thematic break, not a list item
+_DELIMITER = re.compile(r"^\|[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
+_TABLE_CHECK = MarkdownIt("commonmark").enable("table")
 
 
 @dataclass
@@ -46,7 +61,7 @@ class MarkdownRenderer:
     def __init__(self, *, dark: bool = False) -> None:
         self.dark = dark
         self._formatter = HtmlFormatter(nowrap=True, noclasses=True, style="monokai" if dark else "friendly")
-        self._code_bg = "#272822" if dark else "#f3f3f3"
+        self.code_background = "#272822" if dark else "#f3f3f3"
         self._md = (
             MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
             .enable(["table", "strikethrough"])
@@ -80,8 +95,9 @@ class MarkdownRenderer:
         env["code"].append(code)
         body = self._highlight(code, lang) if env["highlight"] else html.escape(code)
         label = html.escape(lang) + " · " if lang else ""
+        background = self.code_background
         return (
-            f'<table width="100%" cellspacing="0" cellpadding="6" style="background-color:{self._code_bg};">'
+            f'<table width="100%" cellspacing="0" cellpadding="6" style="background-color:{background};">'
             f'<tr><td><pre style="font-family:{MONO};">{body}</pre></td></tr></table>'
             f'<p style="margin-top:2px;"><small>{label}<a href="{COPY_SCHEME}:{index}">Copy code</a>'
             "</small></p>\n"
@@ -121,12 +137,24 @@ def _unbound(rule: Callable[..., str]) -> Callable[..., str]:
     return call
 
 
+class ListItems(str):
+    """A closed piece that goes on with the list the piece before it ended with (the next items of a tight
+    list): shown as part of that list, not as a list of its own."""
+
+    __slots__ = ()
+
+
 class StreamSplitter:
     """Cuts growing Markdown into closed pieces and an open tail.
 
-    A cut is made before a line that starts at column 0 and follows a blank line or a closed code fence (or
-    opens a fence), outside any fence: what lies before such a line cannot change meaning when more text
-    arrives. Each character is scanned once, so the total cost is linear in the length of the reply.
+    A cut is made, outside any fence, before a line at column 0 that follows a blank line or a closed code
+    fence, opens a fence, or starts the next item of a list (same marker: a tight list is cut between its
+    items, the later pieces are :class:`ListItems`); and right after a fence that opened at the cut closes.
+    What lies before such a cut cannot change meaning when more text arrives. Each character is scanned
+    once, so the total cost is linear in the length of the reply.
+
+    The open tail may be one long block: :meth:`open_code` and :meth:`open_table` say so, so a view can add
+    to it piece by piece instead of parsing all of it again.
     """
 
     def __init__(self) -> None:
@@ -134,19 +162,45 @@ class StreamSplitter:
         self._scan = 0  # start of the first line not yet scanned
         self._cut = 0  # end of the text already handed out as closed pieces
         self._fence: str | None = None  # the opening fence marker while inside a fence
+        self._fence_info: str | None = None  # its info string, while the fence is the whole open tail
         self._boundary = False  # the previous line ended a block
+        self._item: str | None = None  # marker of the list item the previous lines belong to
+        self._previous = (0, "")  # start and text of the previous line (a table's header)
+        self._rows: list[int] = []  # while the tail is a table: where its body starts, then each row's end
+        self._tail_continues = False  # the tail starts with the next items of a tight list
 
     @property
     def text(self) -> str:
         return self._text
 
     @property
+    def cut(self) -> int:
+        """Where the open tail starts in :attr:`text`."""
+        return self._cut
+
+    @property
     def tail(self) -> str:
         return self._text[self._cut :]
 
     @property
+    def tail_continues_list(self) -> bool:
+        """Whether the tail, once closed, is :class:`ListItems` (the next items of the list before it)."""
+        return self._tail_continues
+
+    @property
     def in_fence(self) -> bool:
         return self._fence is not None
+
+    def open_code(self) -> tuple[str, int] | None:
+        """``(info string, where the code starts in text)`` while the tail is one code fence, still open."""
+        if self._fence_info is None:
+            return None
+        return self._fence_info, self._text.index("\n", self._cut) + 1
+
+    def open_table(self) -> list[int] | None:
+        """While the tail is one table: where its body starts in :attr:`text`, then where each complete row
+        ends (the header and delimiter lines come before the first offset)."""
+        return self._rows or None
 
     def feed(self, chunk: str) -> list[str]:
         """Add streamed text; return the pieces that became closed (usually none or one)."""
@@ -161,26 +215,101 @@ class StreamSplitter:
             piece = self._scan_line(start, line)
             if piece:
                 closed.append(piece)
+            self._previous = (start, line)
+
+    def _take(self, until: int) -> str:
+        piece = self._text[self._cut : until]
+        if self._tail_continues:
+            piece = ListItems(piece)
+            self._tail_continues = False
+        self._cut = until
+        self._rows = []
+        return piece
 
     def _scan_line(self, start: int, line: str) -> str:
-        piece = ""
         fence = _FENCE.match(line)
         if self._fence is not None:
             closes = fence and fence.group(1)[0] == self._fence[0] and len(fence.group(1)) >= len(self._fence)
             if closes and not line.strip().strip(self._fence[0]):
                 self._fence = None
                 self._boundary = True
-            return piece
-        starts_block = bool(line) and not line[0].isspace()
-        if starts_block and start > self._cut and (self._boundary or fence):
-            piece = self._text[self._cut : start]
-            self._cut = start
+                if self._fence_info is not None:  # the whole block is known now: it is closed
+                    self._fence_info = None
+                    return self._take(self._scan)
+            return ""
+        column0 = bool(line) and not line[0].isspace()
+        item = _item_marker(line) if column0 else None
+        if item and not (self._boundary or start == self._cut or item == self._item or _interrupts(line)):
+            item = None  # a lazy line of the paragraph above, not an item
+        if self._rows and not (column0 and line.startswith("|")):
+            self._rows = []  # no longer a plain row: the tail is parsed whole until the next cut
+        piece = ""
+        next_item = bool(item) and item == self._item
+        cuts = self._boundary or fence or next_item
+        # A cut needs a block before it (blank lines after a closed fence wait for the next block).
+        if column0 and start > self._cut and cuts and self._text[self._cut : start].strip():
+            piece = self._take(start)
+            self._tail_continues = next_item and not self._boundary
+        elif self._rows:
+            self._rows.append(self._scan)
+        elif column0 and self._starts_table(line):
+            self._rows = [self._scan]
         if fence:
             self._fence = fence.group(1)
-            self._boundary = False
-        else:
-            self._boundary = not line.strip()
+            self._fence_info = line[len(fence.group(0)) :].strip() if start == self._cut and column0 else None
+        if column0:
+            self._item = item
+        self._boundary = not line.strip()
         return piece
+
+    def _starts_table(self, line: str) -> bool:
+        # ``line`` is a delimiter row under a header that opens the tail (both start with "|", as models write
+        # them); markdown-it decides, on these two lines alone, whether they open a table. A header that does
+        # not open the tail may be a lazy line of a list item or quote: that tail is parsed whole.
+        start, header = self._previous
+        if start != self._cut or not header.startswith("|") or not _DELIMITER.match(line):
+            return False
+        tokens = _TABLE_CHECK.parse(f"{header}\n{line}\n")
+        return bool(tokens) and tokens[0].type == "table_open"
+
+
+def _item_marker(line: str) -> str | None:
+    """The marker of a list item starting ``line`` ("-", "*", "+", "." or ")"), or None."""
+    match = _ITEM.match(line)
+    if match is None or _BREAK.match(line):
+        return None
+    return match.group(1) or match.group(2)
+
+
+def _interrupts(line: str) -> bool:
+    """Whether a list item line may interrupt a paragraph: not empty, and if numbered, numbered 1."""
+    match = _ITEM.match(line)
+    if match is None or not line[match.end() :].strip():
+        return False
+    return match.group(1) is not None or int(line[: match.start(2)]) == 1
+
+
+def _join_lists(before: QTextBlock, first: QTextBlock) -> None:
+    """Close the gap between the list that ends at ``before`` and the list that starts at ``first``, one
+    list split in two pieces (``before`` may sit in a nested list of the previous item).
+
+    They stay two lists to Qt: the second one is numbered on by its own start, and moving its items into
+    the first (QTextList.add) would make Qt lay out the whole list again for every piece.
+    """
+    new = first.textList() if first.isValid() else None
+    if new is None:
+        return
+    indent = new.format().indent()
+    block = before
+    # Back over the previous item's nested lists (only that item: it is one closed piece).
+    while block.isValid() and block.textList() is not None and block.textList().format().indent() != indent:
+        block = block.previous()
+    if not block.isValid() or block.textList() is None:
+        return
+    for changed, side in ((block, "bottom"), (before, "bottom"), (first, "top")):
+        block_format = changed.blockFormat()
+        (block_format.setBottomMargin if side == "bottom" else block_format.setTopMargin)(0)
+        QTextCursor(changed).setBlockFormat(block_format)
 
 
 class SafeBrowser(QTextBrowser):
@@ -206,6 +335,7 @@ class SafeBrowser(QTextBrowser):
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
         self.opened_links: list[str] = []  # what was handed to the system browser (for the log and tests)
         self.link_opener: Callable[[QUrl], object] = QDesktopServices.openUrl
+        self._code_format = QTextCharFormat()
 
     def loadResource(self, kind: int, name: QUrl | str) -> Any:
         # Refuse every resource: the HTML comes from us, but its URLs come from the model.
@@ -215,10 +345,61 @@ class SafeBrowser(QTextBrowser):
     def set_markdown_html(self, body: str) -> None:
         self.setHtml(body)
 
-    def append_markdown_html(self, body: str) -> None:
-        """Add a closed piece at the end as its own blocks; only the new blocks are parsed and laid out."""
+    def start_code(self, background: str) -> None:
+        """Show a code block that is still being written, as plain lines added by :meth:`append_code`.
+
+        Its lines are blocks of the document's own flow (not a table cell, as in a rendered block): Qt lays
+        out only what was added, where a cell would be laid out whole again on every change.
+        """
+        self.clear()
+        block = QTextBlockFormat()
+        block.setBackground(QColor(background))
+        block.setNonBreakableLines(True)
+        block.setLeftMargin(6)
+        QTextCursor(self.document()).setBlockFormat(block)
+        self._code_format = QTextCharFormat()
+        self._code_format.setFontFamilies(list(MONO_FAMILIES))
+        self._code_format.setFontFixedPitch(True)
+
+    def append_code(self, text: str) -> None:
+        """Add text at the end of the code started by :meth:`start_code` (new lines inherit its look)."""
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text, self._code_format)
+
+    def set_last_table_widths(self, shares: Sequence[float]) -> None:
+        """Give the document's last table the full width, its columns these shares of it (percent): the
+        groups of rows of a table still being written are tables of their own, and so they line up."""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        table = cursor.currentTable()
+        if table is None and cursor.movePosition(QTextCursor.MoveOperation.PreviousBlock):
+            table = cursor.currentTable()
+        if not isinstance(table, QTextTable) or table.columns() != len(shares):
+            return
+        percent = QTextLength.Type.PercentageLength
+        table_format = table.format()
+        table_format.setWidth(QTextLength(percent, 100))
+        table_format.setColumnWidthConstraints([QTextLength(percent, share) for share in shares])
+        table.setFormat(table_format)
+
+    def close_gap(self, *, above: bool) -> None:
+        """No space above the first block (``above``) or below the last one: a list goes on from this view
+        into the next (its items join this list once they are closed)."""
+        block = self.document().begin() if above else self.document().lastBlock()
+        block_format = block.blockFormat()
+        (block_format.setTopMargin if above else block_format.setBottomMargin)(0)
+        QTextCursor(block).setBlockFormat(block_format)
+
+    def append_markdown_html(self, body: str, *, continues_list: bool = False) -> None:
+        """Add a closed piece at the end as its own blocks; only the new blocks are parsed and laid out.
+
+        ``continues_list``: the piece starts with the next items of the list the document ends with
+        (:class:`ListItems`); they follow it without a gap, numbered on, as in one rendered list.
+        """
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        last = self.document().lastBlock()
         added = -1
         # insertHtml merges its first paragraph into the block at the cursor: give it a fresh one, outside
         # any list (after a table this leaves the same blank line a whole render has).
@@ -232,6 +413,8 @@ class SafeBrowser(QTextBrowser):
             if block.length() == 1 and block.next().isValid():
                 cursor.setPosition(added)
                 cursor.deletePreviousChar()
+        if continues_list:
+            _join_lists(last, last.next())
 
     def _on_anchor(self, url: QUrl) -> None:
         if url.scheme() == COPY_SCHEME:

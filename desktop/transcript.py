@@ -3,9 +3,11 @@
 Streaming stays calm: tokens go into the streamed message's :class:`~desktop.markdown_view.StreamSplitter`;
 a timer renders at most every ~50 ms. Closed pieces are rendered once and appended (QTextCursor.insertHtml)
 to the end of a shared document, a new one every 32 pieces so each append and paint stays small; only the
-open tail is rendered again, in a small view of its own. When the reply ends its tail joins the last
-document: no full re-render, so a long reply costs time linear in its length. The view follows the end
-unless the user scrolled up.
+open tail is rendered again, in a small view of its own. A long open block is not rendered whole on each
+flush either: an open code block gets only its new text, plain (highlighted once, when it closes), and an
+open table renders its rows a few at a time. When the reply ends its tail joins the last document: no
+full re-render, so a long reply costs time linear in its length. The view follows the end unless the user
+scrolled up.
 
 A long conversation is shown lazily: only the newest :data:`PAGE` messages get widgets; older ones are
 materialised a page at a time when the user scrolls to the top (or asks for them), so memory stays bounded.
@@ -15,6 +17,7 @@ when the user scrolls down, and a new message brings the newest page back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,12 +37,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.markdown_view import MarkdownRenderer, Rendered, SafeBrowser, StreamSplitter
+from desktop.markdown_view import ListItems, MarkdownRenderer, Rendered, SafeBrowser, StreamSplitter
 
 RENDER_INTERVAL_MS = 50
 PAGE = 40  # messages materialised at once (newest first); older ones come a page at a time
 PIECES_PER_FLUSH = 8  # closed pieces rendered per timer tick: a burst of text cannot stall one frame
 PIECES_PER_VIEW = 32  # closed pieces per document: Qt's cost to append and paint grows with its size
+TABLE_ROWS_PER_PIECE = 4  # rows of a table still being written that are rendered (once) together
+_FENCE_START = re.compile(r" {0,3}[`~]*$")  # a partial line that may become a code block's closing fence
+_TABLE_HEAD = re.compile(r"<thead>.*?</thead>\s*", re.DOTALL)
+
+
+def _row_context(head: str) -> str:
+    """The shortest header that parses rows like ``head`` does: as many empty cells, the same delimiter row
+    (it holds the alignment). Rows after the first group are rendered under it, and its header dropped."""
+    delimiter = head.rstrip("\n").rsplit("\n", 1)[-1]
+    columns = delimiter.strip().strip("|").count("|") + 1
+    return "|" + " |" * columns + "\n" + delimiter + "\n"
+
+
+def _column_shares(table: str) -> list[float]:
+    """Percent of the width for each column of a Markdown table: in step with its longest cell."""
+    lines = table.splitlines()
+    cells = [line.strip().strip("|").split("|") for line in lines[:1] + lines[2:]]
+    longest = [max(3, *(len(row[c].strip()) for row in cells if c < len(row))) for c in range(len(cells[0]))]
+    return [100 * length / sum(longest) for length in longest]
 
 
 def tr(text: str) -> str:
@@ -115,6 +137,12 @@ class MessageWidget(QFrame):
         self._pending: list[str] = []  # closed pieces not rendered yet (rendered on the next flush)
         self._closed_html: list[str] = []  # HTML of the rendered closed pieces (cached whole at the end)
         self._in_view = 0  # closed pieces in the newest closed-pieces view
+        # A long open block (code, table) is shown piece by piece, not parsed whole on every flush: where it
+        # starts in the streamed text (-1: none), and how far it is shown (code: text; table: rows).
+        self._open_at = -1
+        self._open_shown = 0
+        self._open_widths: list[float] = []  # an open table's column shares, once its first rows are in
+        self._frozen: SafeBrowser | None = None  # an open table's rows so far, above the re-rendered rest
         self._dirty = False
         self.renders = 0  # how many times the streamed tail was rendered (for tests and benchmarks)
         self.rendered_chars = 0  # characters parsed while streaming: stays linear in the reply's length
@@ -271,12 +299,15 @@ class MessageWidget(QFrame):
         self.stats_label.setText(stats)
 
     def _set_reasoning(self, text: str) -> None:
+        self._update_reasoning_button(text)
+        if text and self._reasoning_view is not None and not self._reasoning_view.isHidden():
+            self.reasoning_view.setPlainText(text)
+
+    def _update_reasoning_button(self, text: str) -> None:
         self.reasoning_button.setVisible(bool(text))
         self.reasoning_button.setText(
             tr("▾ Reasoning") if self.reasoning_button.isChecked() else tr("▸ Reasoning")
         )
-        if text and self._reasoning_view is not None and self._reasoning_view.isVisible():
-            self.reasoning_view.setPlainText(text)
 
     def _toggle_reasoning(self, shown: bool) -> None:
         self.reasoning_view.setVisible(shown)
@@ -290,6 +321,8 @@ class MessageWidget(QFrame):
             self._body_layout.removeWidget(piece)
         self._pieces.clear()
         self._tail = None
+        self._drop_frozen()
+        self._open_at = -1
         self._code_blocks.clear()
         self._pending.clear()
         self._closed_html.clear()
@@ -336,35 +369,125 @@ class MessageWidget(QFrame):
             self.rendered_chars += len(piece_text)
             self._code_blocks += rendered.code_blocks
             self._closed_html.append(rendered.html)
-            if self._in_view >= PIECES_PER_VIEW and self._tail is not None:
-                self._new_piece(before=self._tail)  # a fresh document keeps each append small
+            # A fresh document keeps each append small; a list goes on in its own document (Qt appends to a
+            # list at no extra cost, and a list cut between documents would show a gap).
+            continues = isinstance(piece_text, ListItems)
+            if self._in_view >= PIECES_PER_VIEW and self._tail is not None and not continues:
+                self._new_piece(before=self._tail)
                 self._in_view = 0
-            self._pieces[-2 if self._tail is not None else -1].append_markdown_html(rendered.html)
+            view = self._pieces[-2 if self._tail is not None else -1]
+            view.append_markdown_html(rendered.html, continues_list=continues)
             self._in_view += 1
         del self._pending[:count]
 
     def append_reasoning(self, text: str) -> None:
         self.data.reasoning += text
-        self._set_reasoning(self.data.reasoning)
+        self._update_reasoning_button(self.data.reasoning)
+        view = self._reasoning_view
+        if view is not None and not view.isHidden():
+            # Only the new text: setting all of it on every batch made a long reasoning quadratic.
+            cursor = QTextCursor(view.document())
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(text)
 
     def flush(self) -> bool:
         """Render what arrived (called by the transcript's timer, at most every ~50 ms): a few closed pieces
         and the open tail. Returns whether closed pieces are still waiting (then call again soon)."""
         if self._splitter is None or not self._dirty or self._tail is None:
             return False
+        if self._pending:
+            self._drop_frozen()  # the open table it showed is closed now: it is among these pieces
         self._render_closed(PIECES_PER_FLUSH)
         if self._pending:
             return True  # the tail comes after them; show it once they are in
         self._dirty = False
-        tail = self._splitter.tail
+        self._render_tail(self._splitter, self._tail)
+        self.renders += 1
+        return False
+
+    def _render_tail(self, splitter: StreamSplitter, view: SafeBrowser) -> None:
+        code = splitter.open_code()
+        if code is not None:
+            self._show_open_code(splitter, view, code[1])
+            return
+        rows = splitter.open_table()
+        if rows is not None:
+            self._show_open_table(splitter, view, rows)
+            return
+        self._open_at = -1
+        self._drop_frozen()
+        tail = splitter.tail
         # The tail's code is highlighted only once its fence closes (then it is a closed piece).
         rendered = self._cache.renderer.render(
-            tail, first_code_index=len(self._code_blocks), highlight_code=not self._splitter.in_fence
+            tail, first_code_index=len(self._code_blocks), highlight_code=not splitter.in_fence
         )
-        self._tail.set_markdown_html(rendered.html)
-        self.renders += 1
+        view.set_markdown_html(rendered.html)
+        if splitter.tail_continues_list:
+            view.close_gap(above=True)
+            self._pieces[-2].close_gap(above=False)  # its list goes on in the tail
         self.rendered_chars += len(tail)
-        return False
+
+    def _show_open_code(self, splitter: StreamSplitter, view: SafeBrowser, code_start: int) -> None:
+        # Only the text that came since the last flush is added, unparsed; the block is highlighted once,
+        # when its fence closes and it becomes a closed piece.
+        if self._open_at != splitter.cut:
+            self._drop_frozen()
+            self._open_at, self._open_shown = splitter.cut, code_start
+            view.start_code(self._cache.renderer.code_background)
+        text = splitter.text
+        newline = text.rfind("\n", self._open_shown)
+        line = newline + 1 if newline >= 0 else self._open_shown
+        end = line if _FENCE_START.match(text, line) else len(text)
+        if end > self._open_shown:
+            view.append_code(text[self._open_shown : end])
+            self.rendered_chars += end - self._open_shown
+            self._open_shown = end
+
+    def _show_open_table(self, splitter: StreamSplitter, view: SafeBrowser, rows: list[int]) -> None:
+        # Full groups of rows are rendered once (under the table's header) and appended above; only the rest
+        # is rendered again on each flush. The whole table is rendered once more when it is closed.
+        frozen = self._frozen
+        if self._open_at != splitter.cut or frozen is None:
+            self._drop_frozen()
+            frozen = self._frozen = self._new_view(view)
+            self._open_at, self._open_shown = splitter.cut, 0
+            self._open_widths = []
+        text = splitter.text
+        head = text[splitter.cut : rows[0]]
+        if self._open_shown:
+            head = _row_context(head)
+        while len(rows) - 1 - self._open_shown >= TABLE_ROWS_PER_PIECE:
+            first, last = rows[self._open_shown], rows[self._open_shown + TABLE_ROWS_PER_PIECE]
+            if not self._open_widths:  # fixed by the header and the first rows, so that the groups line up
+                self._open_widths = _column_shares(head + text[first:last])
+            frozen.append_markdown_html(self._render_rows(head, text[first:last], self._open_shown > 0))
+            frozen.set_last_table_widths(self._open_widths)
+            self._open_shown += TABLE_ROWS_PER_PIECE
+            head = _row_context(text[splitter.cut : rows[0]])
+        rest = text[rows[self._open_shown] :]
+        headless = self._open_shown > 0
+        # Without rows a headless table would be an empty frame.
+        shown = self._render_rows(head, rest, headless) if rest.strip() or not headless else ""
+        view.set_markdown_html(shown)
+        if self._open_widths:
+            view.set_last_table_widths(self._open_widths)
+
+    def _render_rows(self, head: str, rows: str, headless: bool) -> str:
+        html = self._cache.renderer.render(head + rows, first_code_index=len(self._code_blocks)).html
+        self.rendered_chars += len(head) + len(rows)
+        return _TABLE_HEAD.sub("", html, count=1) if headless else html
+
+    def _new_view(self, before: SafeBrowser) -> SafeBrowser:
+        view = SafeBrowser(self._body)
+        view.setAccessibleName(tr("Message text"))
+        self._body_layout.insertWidget(self._body_layout.indexOf(before), view)
+        return view
+
+    def _drop_frozen(self) -> None:
+        if self._frozen is not None:
+            self._body_layout.removeWidget(self._frozen)
+            self._frozen.deleteLater()
+            self._frozen = None
 
     def finish(self, data: MessageData) -> None:
         """The reply ended (done, stopped or failed): its tail joins the document, shown with its stats."""
@@ -375,12 +498,15 @@ class MessageWidget(QFrame):
             self.update_data(data)  # the stored text differs from what streamed: show the stored one
             return
         if splitter.tail:
-            self._pending.append(splitter.tail)
+            tail = splitter.tail
+            self._pending.append(ListItems(tail) if splitter.tail_continues_list else tail)
         self._render_closed(None)  # no full re-render: only what was still open is parsed
         self._pieces.remove(tail_view)
         self._body_layout.removeWidget(tail_view)
         tail_view.deleteLater()
         self._tail = None
+        self._drop_frozen()
+        self._open_at = -1
         self._cache.put(data.text, Rendered("".join(self._closed_html), list(self._code_blocks)))
         self._closed_html.clear()
         self._show_meta(data)

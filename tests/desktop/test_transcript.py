@@ -6,11 +6,12 @@ import re
 
 import pytest
 from PySide6.QtCore import QPoint, QUrl
-from PySide6.QtGui import QGuiApplication, QTextDocument
+from PySide6.QtGui import QGuiApplication, QTextDocument, QTextTable
 
-from desktop.markdown_view import MarkdownRenderer, SafeBrowser, StreamSplitter
+from desktop.markdown_view import ListItems, MarkdownRenderer, SafeBrowser, StreamSplitter
 from desktop.transcript import (
     PIECES_PER_VIEW,
+    TABLE_ROWS_PER_PIECE,
     MessageData,
     MessageWidget,
     RenderCache,
@@ -213,27 +214,27 @@ def test_a_streamed_reply_fills_a_few_documents_and_is_not_rendered_again_at_the
     for token in re.findall(r"\s*\S+|\s+$", text):
         widget.append(token)
         widget.flush()
-    # 89 closed pieces in documents of 32 (no widget per block), and one more view for the open tail.
+    # 120 closed pieces (paragraph, two list items, code block each) in documents of 32 (no widget per
+    # block), and one more view for the open tail.
     assert PIECES_PER_VIEW == 32
-    assert len(widget._pieces) == 4
+    assert len(widget._pieces) == 5
     closed = "".join(p.toPlainText() for p in widget._pieces[:-1])
-    # The last fence may still be followed by more of its block: it stays in the open tail.
-    assert closed.count("x = ") == 29
-    assert "x = 29" in widget._pieces[-1].toPlainText()
+    # A code block is closed as soon as its fence closes: nothing after it can change it.
+    assert closed.count("x = ") == 30
     assert "last open" in widget._pieces[-1].toPlainText()
     open_tail = widget._splitter.tail  # type: ignore[union-attr]
-    assert open_tail == "```python\nx = 29\n```\n\nlast open line"
+    assert open_tail == "\nlast open line"
     chars_before = widget.rendered_chars
     widget.finish(MessageData(id=9, role="assistant", text=text, completion_tokens=99))
     # Only the open tail was parsed at the end, not the whole reply.
     assert widget.rendered_chars - chars_before == len(open_tail)
-    assert len(widget._pieces) == 3  # the tail joined the last document
+    assert len(widget._pieces) == 4  # the tail joined the last document
     shown = "\n".join(p.toPlainText() for p in widget._pieces)
     assert shown.count("x = ") == 30
     assert shown.rstrip().endswith("last open line")
     assert "Para 0 text." in shown.splitlines()  # paragraphs stay their own lines, not merged
     assert widget.code_blocks[29] == "x = 29\n"
-    widget._pieces[2].anchorClicked.emit(QUrl("desk-copy:29"))
+    widget._pieces[3].anchorClicked.emit(QUrl("desk-copy:29"))
     assert QGuiApplication.clipboard().text() == "x = 29\n"
     # The assembled reply is cached: opening the conversation again parses nothing.
     assert cache.get(text).code_blocks == widget.code_blocks
@@ -316,18 +317,38 @@ def test_a_long_conversation_gets_widgets_only_for_its_newest_page(qtbot) -> Non
 def test_pieces_appended_one_by_one_read_like_the_whole_reply_rendered_at_once(qtbot) -> None:  # type: ignore[no-untyped-def]
     renderer = MarkdownRenderer()
     text = SAMPLE + "\n1. first\n2. second\n\n> a quote\n\n| x |\n|---|\n| 9 |\n\n## After the table\n\nend\n"
+    # Tight lists are cut between their items; a long code block right after its closing fence.
+    text += "Steps:\n- one\n- two **bold**\n  more\n  - nested a\n  - nested b\n- three\n\n"
+    text += "1. first\n2. second\n3. third\n```\ncode\n```\nlast words\n"
     splitter = StreamSplitter()
     pieces = [*splitter.feed(text), splitter.tail]
-    assert len(pieces) > 8
+    assert len(pieces) > 14
+    assert sum(isinstance(p, ListItems) for p in pieces) == 6
     whole, stepwise = SafeBrowser(), SafeBrowser()
     qtbot.addWidget(whole)
     qtbot.addWidget(stepwise)
     whole.set_markdown_html(renderer.render(text).html)
     for piece in pieces:
-        stepwise.append_markdown_html(renderer.render(piece).html)
+        html = renderer.render(piece).html
+        stepwise.append_markdown_html(html, continues_list=isinstance(piece, ListItems))
     # Same blocks and lines: no paragraph merged into the one before it, no list swallowing what follows.
     assert stepwise.toPlainText().rstrip() == whole.toPlainText().rstrip()
     assert stepwise.document().blockCount() == whole.document().blockCount()
+    # A list cut between its items is one list again: numbered on, no gap between its items.
+    assert _list_blocks(stepwise) == _list_blocks(whole)
+
+
+def _list_blocks(view: SafeBrowser) -> list[tuple[str, str, float, float]]:
+    """Each list item: text, its number ("3.", empty for a bullet), space above and below."""
+    items = []
+    block = view.document().begin()
+    while block.isValid():
+        listed = block.textList()
+        if listed is not None:
+            fmt = block.blockFormat()
+            items.append((block.text(), listed.itemText(block), fmt.topMargin(), fmt.bottomMargin()))
+        block = block.next()
+    return items
 
 
 def test_a_search_hit_far_up_gets_a_page_around_it_and_the_later_ones_come_on_scrolling(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -388,3 +409,180 @@ def test_editing_inside_a_window_drops_everything_after_it_shown_or_not(qtbot) -
     assert view.newer_count == 0
     view.add_message(MessageData(id=9000, role="user", text="edited"))
     assert [w.data.id for w in view.messages()][-2:] == [60, 9000]
+
+
+def _code_block(lines: int) -> str:
+    body = "".join(f"    total += compute(item_{i}, factor={i % 7})  # step {i}\n" for i in range(lines))
+    code = f"def run(items):\n    total = 0\n{body}    return total\n"
+    return f"Here is the code:\n\n```python\n{code}```\n\nDone.\n"
+
+
+def _tight_list(items: int) -> str:
+    return "Things to check:\n" + "".join(f"- item {i}: check **value** of `x{i}`\n" for i in range(items))
+
+
+def _table(rows: int) -> str:
+    body = "".join(f"| row {i} | {i * 37 % 1000} | **ok** |\n" for i in range(rows))
+    return f"The results:\n\n| name | value | state |\n|---|---:|---|\n{body}\nThat is all.\n"
+
+
+def _stream(qtbot, text: str) -> MessageWidget:  # type: ignore[no-untyped-def]
+    """Stream ``text`` token by token into a fresh reply, flushing every few tokens as the timer would."""
+    widget = MessageWidget(
+        MessageData(id=11, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    for i, token in enumerate(re.findall(r"\s*\S+|\s+$", text)):
+        widget.append(token)
+        if i % 4 == 3:
+            widget.flush()
+    widget.flush()
+    return widget
+
+
+# Work per character of reply: open code is only added to (plus its one render when closed); the open item
+# of a list is rendered again on each flush; an open table's newest rows too, under a short header.
+@pytest.mark.parametrize(
+    ("make", "size", "bound"),
+    [(_code_block, 1000, 3), (_tight_list, 800, 5), (_table, 300, 10)],
+    ids=["code", "list", "table"],
+)
+def test_a_long_code_block_list_or_table_streams_in_linear_work(qtbot, make, size: int, bound: int) -> None:  # type: ignore[no-untyped-def]
+    work = []
+    for n in (size // 2, size):
+        text = make(n)
+        widget = _stream(qtbot, text)
+        assert widget.renders > n  # flushed all along, not once at the end
+        # Each character is handed to the renderer (or added to the open code) a few times at most, not
+        # once per flush: before, a 1,000-line code block cost ~100 characters per character of reply.
+        assert widget.rendered_chars < bound * len(text)
+        work.append(widget.rendered_chars / len(text))
+        whole = widget.data.text
+        widget.finish(MessageData(id=11, role="assistant", text=whole, completion_tokens=n))
+        shown = "\n".join(p.toPlainText() for p in widget._pieces)
+        reference = SafeBrowser()
+        qtbot.addWidget(reference)
+        reference.set_markdown_html(MarkdownRenderer().render(whole).html)
+        assert shown.split() == reference.toPlainText().split()
+    # Twice the length costs about twice the work: the work per character does not grow with the length.
+    assert work[1] < 1.2 * work[0]
+
+
+def test_an_open_code_block_grows_by_its_new_text_and_is_highlighted_once_closed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    widget = MessageWidget(
+        MessageData(id=12, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    widget.resize(560, 400)
+    widget.show()
+    widget.append("Intro.\n\n```python\n")
+    widget.flush()
+    tail = widget._pieces[-1]
+    for i in range(30):
+        widget.append(f"value_{i} = {i} * 2\n")
+        chars = widget.rendered_chars
+        widget.flush()
+        # Only the new line was added to the view: nothing before it was parsed or set again.
+        assert widget.rendered_chars - chars == len(f"value_{i} = {i} * 2\n")
+    widget.append("``")
+    widget.flush()
+    # What may become the closing fence is held back: no stray backticks in the code.
+    assert "`" not in tail.toPlainText()
+    assert tail.toPlainText().splitlines()[-1] == "value_29 = 29 * 2"
+    assert " color:" not in tail.toHtml()  # plain while open: not highlighted on every flush
+    widget.append("`\nAfter.")
+    widget.flush()
+    # Closed: rendered once, highlighted, in the closed document; the tail shows what came after.
+    closed = widget._pieces[0]
+    assert "value_29 = 29 * 2" in closed.toPlainText()
+    assert "Copy code" in closed.toPlainText()
+    assert widget.code_blocks == ["".join(f"value_{i} = {i} * 2\n" for i in range(30))]
+    assert " color:" in closed.toHtml()
+    assert tail.toPlainText().strip() == "After."
+
+
+def test_splitter_cuts_tight_lists_between_items_and_closes_code_at_its_fence() -> None:
+    text = (
+        "Steps:\n- one\n- two\n  more\n  - nested\n- three\n* other list\n* * *\n1. first\n2) new list\n\n"
+        "```py\nx = 1\n```\n\n\n| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\nlazy row\n"
+    )
+    splitter = StreamSplitter()
+    pieces: list[str] = []
+    for ch in text:
+        pieces += splitter.feed(ch)
+        if splitter.tail.startswith("```py\nx") and splitter.in_fence:
+            assert splitter.open_code() == ("py", text.index("x = 1"))
+    assert "".join(pieces) + splitter.tail == text
+    assert pieces == [
+        "Steps:\n- one\n",
+        "- two\n  more\n  - nested\n",  # a nested list stays with its item
+        "- three\n* other list\n* * *\n1. first\n2) new list\n\n",  # other markers, a rule: no cut
+        "```py\nx = 1\n```\n",  # closed with its fence, not when the next block starts
+    ]
+    assert splitter.tail == "\n\n| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\nlazy row\n"
+    # Pieces that go on with the list before them say so (they join it when shown).
+    assert [isinstance(p, ListItems) for p in pieces] == [False, True, True, False]
+    assert splitter.open_code() is None
+    # Lines that only look like items continue the paragraph above (a numbered item interrupts one only
+    # when numbered 1): no cut between them.
+    for lazy in ("Para\n2. two\n3. three\n", "- a\n10) ten\n10) ten\n", "Para\n-\n-\n"):
+        assert StreamSplitter().feed(lazy + "\nnext\n") == [lazy + "\n"]
+
+
+def test_splitter_tells_where_the_rows_of_an_open_table_end() -> None:
+    splitter = StreamSplitter()
+    head = "| a | b |\n|:--|--:|\n"
+    splitter.feed("Intro\n\n" + head + "| 1 | 2 |\n| 3 |")
+    assert splitter.tail.startswith("| a |")
+    body = len("Intro\n\n" + head)
+    assert splitter.open_table() == [body, body + len("| 1 | 2 |\n")]
+    splitter.feed(" 4 |\n")
+    assert splitter.open_table() == [body, body + 10, body + 20]
+    # A line that is not a plain row (a lazy line, a header under a paragraph) is parsed with the whole tail.
+    splitter.feed("lazy\n")
+    assert splitter.open_table() is None
+    other = StreamSplitter()
+    other.feed("para\n" + head + "| 1 | 2 |\n")
+    assert other.open_table() is None
+    assert other.feed("\nnext\n") == ["para\n" + head + "| 1 | 2 |\n\n"]
+
+
+def test_an_open_table_is_shown_in_groups_of_rows_that_line_up(qtbot) -> None:  # type: ignore[no-untyped-def]
+    widget = _stream(qtbot, _table(42)[: -len("\nThat is all.\n")])
+    frozen = widget._frozen
+    assert frozen is not None
+    tables = [f for f in frozen.document().rootFrame().childFrames() if isinstance(f, QTextTable)]
+    assert len(tables) == 42 // TABLE_ROWS_PER_PIECE  # the rows after the last full group: re-rendered
+    widths = {tuple(c.rawValue() for c in t.format().columnWidthConstraints()) for t in tables}
+    assert len(widths) == 1
+    assert len(next(iter(widths))) == 3
+    assert "name" in frozen.toPlainText().split()[:3]  # the header once, at the top
+    assert frozen.toPlainText().count("name") == 1
+    widget.append("\n\nThat is all.\n")
+    widget.flush()
+    assert widget._frozen is None  # closed: the whole table rendered once, in the closed document
+    assert widget._pieces[0].toPlainText().count("row ") == 42
+
+
+def test_expanded_reasoning_gets_only_the_new_text(qtbot) -> None:  # type: ignore[no-untyped-def]
+    widget = MessageWidget(
+        MessageData(id=13, role="assistant", state="streaming", reasoning="Let"),
+        RenderCache(MarkdownRenderer()),
+    )
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.reasoning_button.click()
+    view = widget.reasoning_view
+    set_chars: list[int] = []
+    original = view.setPlainText
+    view.setPlainText = lambda text: (set_chars.append(len(text)), original(text))  # type: ignore[method-assign]
+    words = [f" thought{i}" for i in range(2000)]
+    for word in words:
+        widget.append_reasoning(word)
+    # Before, all of it was set again on each batch: 2,000 batches cost ~20 million characters.
+    assert sum(set_chars) == 0
+    assert view.toPlainText() == "Let" + "".join(words)
+    widget.reasoning_button.click()
+    widget.append_reasoning(" hidden")
+    widget.reasoning_button.click()  # shown again: all of it, once
+    assert view.toPlainText().endswith("thought1999 hidden")
