@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from desktop import errors
 from desktop.main_window import MainWindow
 from desktop.server_link import RuntimeEnsurer
-from engine.chat import ChatEngine
 from engine.errors import DeskError, Fix
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
@@ -24,8 +23,8 @@ from engine.runtime import Progress
 from engine.secrets import SecretStore, profile_key
 from engine.settings import SettingsStore
 from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
 from engine.supervisor import ServerState, Supervisor
+from tests.support.main_window import supervised_window
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime, running_standin
@@ -84,25 +83,12 @@ def linked_window(
     settings: SettingsStore,
     ensure_runtime: RuntimeEnsurer | None = None,
 ) -> Iterator[MainWindow]:
-    """A window over ``supervisor`` as the app makes it (so with its server link), shown and restored."""
-    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-    window = MainWindow(
-        store=store,
-        chat=ChatEngine(store, lambda: supervisor.endpoint),
-        settings=settings,
-        supervisor=supervisor,
-        ensure_runtime=ensure_runtime,
-        ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
-    )
-    qtbot.addWidget(window)
-    window.show()
+    """A window over ``supervisor`` as the app makes it, shown and restored; the server stopped after."""
     try:
-        run(qtbot, window.restore())
-        yield window
+        with supervised_window(qtbot, app_paths, supervisor, settings, ensure_runtime) as window:
+            yield window
     finally:
-        run(qtbot, window.shutdown())
         run(qtbot, supervisor.shutdown(), timeout=30)
-        run(qtbot, store.close())
 
 
 def wait_ready(qtbot: QtBot, supervisor: Supervisor, **expected: object) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon, QImage, QPainter
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
@@ -22,7 +22,6 @@ from desktop.notifications import Notification, Notifier
 from desktop.server_link import RuntimeEnsurer
 from desktop.tray import LauncherActions, TrayLauncher, format_uptime, state_kind
 from engine import assets
-from engine.chat import ChatEngine
 from engine.diagnosis import PortInUse
 from engine.endpoint import Endpoint
 from engine.metrics import MetricsSample
@@ -33,6 +32,7 @@ from engine.settings import SettingsStore
 from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 from engine.supervisor import ServerState, StateChange, Supervisor
+from tests.support.main_window import supervised_window
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime
 
@@ -290,22 +290,9 @@ def window_over(
     settings: SettingsStore,
     ensure_runtime: RuntimeEnsurer | None = None,
 ) -> Iterator[MainWindow]:
-    """The window the app makes over ``sup`` (with its server link); closed with its store afterwards."""
-    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-    window = MainWindow(
-        store=store,
-        chat=ChatEngine(store, lambda: sup.endpoint),
-        settings=settings,
-        supervisor=sup,
-        ensure_runtime=ensure_runtime,
-        ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
-    )
-    qtbot.addWidget(window)
-    try:
+    """The window the app makes over ``sup`` (with its server link), not shown yet."""
+    with supervised_window(qtbot, app_paths, sup, settings, ensure_runtime, shown=False) as window:
         yield window
-    finally:
-        run(qtbot, window.shutdown())
-        run(qtbot, store.close())
 
 
 @pytest.mark.slow

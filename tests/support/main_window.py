@@ -4,7 +4,9 @@ test's ``app_paths``. Tests that need a supervisor or a shared store build their
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings
 
@@ -15,6 +17,10 @@ from engine.paths import AppPaths
 from engine.settings import SettingsStore
 from engine.store_async import AsyncHistoryStore
 from tests.support.qasync_loop import run
+
+if TYPE_CHECKING:
+    from desktop.server_link import RuntimeEnsurer
+    from engine.supervisor import Supervisor
 
 
 def open_window(
@@ -54,3 +60,35 @@ def close_window(qtbot: Any, window: MainWindow) -> None:
 def replies(window: MainWindow) -> list[MessageWidget]:
     """The assistant messages in the transcript, top to bottom."""
     return [w for w in window.transcript.messages() if w.data.role == "assistant"]
+
+
+@contextmanager
+def supervised_window(
+    qtbot: Any,
+    app_paths: AppPaths,
+    supervisor: Supervisor,
+    settings: SettingsStore,
+    ensure_runtime: RuntimeEnsurer | None = None,
+    *,
+    shown: bool = True,
+) -> Iterator[MainWindow]:
+    """The window the app makes over ``supervisor`` (so with its server link), shown and restored unless
+    ``shown`` is false; closed with its store afterwards (the supervisor stays the caller's)."""
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    window = MainWindow(
+        store=store,
+        chat=ChatEngine(store, lambda: supervisor.endpoint),
+        settings=settings,
+        supervisor=supervisor,
+        ensure_runtime=ensure_runtime,
+        ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
+    )
+    qtbot.addWidget(window)
+    try:
+        if shown:
+            window.show()
+            run(qtbot, window.restore())
+        yield window
+    finally:
+        run(qtbot, window.shutdown())
+        run(qtbot, store.close())
