@@ -264,6 +264,21 @@ async def test_a_turn_that_will_not_fit_is_refused_before_storing_and_dropping_t
     assert len(tree.messages) == before + 2  # dropped from the request, never from the history
 
 
+async def test_the_servers_own_refusal_of_a_long_request_is_a_context_problem(
+    store: AsyncHistoryStore,
+) -> None:
+    # Without the app's own check (or when its count was off), vLLM answers 400 in its own words.
+    with running_standin("--max-model-len", "40", "--reply", "ok") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        turn = await engine.send(conv.id, "word " * 60, check_context=False)
+        await _collect(turn)
+        reply = await turn.wait()
+    assert reply.state == "failed"
+    assert reply.error is not None
+    assert reply.error == "The conversation no longer fits in the model's context."  # ContextTooLong's words
+
+
 async def test_edit_and_resend_adds_a_sibling_user_message(store: AsyncHistoryStore) -> None:
     with running_standin("--reply", "Sure.") as server:
         engine = ChatEngine(store, server.endpoint)

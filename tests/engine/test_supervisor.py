@@ -14,13 +14,23 @@ import httpx
 import psutil
 import pytest
 
-from engine.diagnosis import KvCacheTooSmall, NoNetwork, PortInUse, ServerDied, StartCancelled, StartTimedOut
+from engine.diagnosis import (
+    KvCacheTooSmall,
+    NoNetwork,
+    PortInUse,
+    ServerDied,
+    StartCancelled,
+    StartTimedOut,
+    diagnose,
+)
+from engine.errors import DeskError
 from engine.loglines import Phase
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
 from tests.support.chat_stream import stream_chat_lines
 from tests.support.procs import is_alive
+from tests.support.standin import logs
 from tests.support.standin.launch import StandinRuntime
 
 pytestmark = pytest.mark.asyncio
@@ -371,3 +381,17 @@ async def test_twenty_start_stop_cycles_leave_nothing_behind(app_paths: AppPaths
         except psutil.NoSuchProcess:
             continue  # gone, as it should be
     assert left == []
+
+
+@pytest.mark.parametrize("kind", logs.FAILURE_KINDS)
+async def test_every_known_failure_is_diagnosed_through_the_process(app_paths: AppPaths, kind: str) -> None:
+    # The same words read from a real process's stderr by the supervisor as by diagnose() directly
+    # (tests/engine/test_diagnosis.py checks which problem each one is).
+    sup = supervisor(app_paths, "--fail-with", kind)
+    with pytest.raises(DeskError) as caught:
+        await sup.start(profile(max_model_len=4096))
+    expected = diagnose(logs.failure_lines(kind, MODEL, 4096), exit_code=1)
+    assert type(caught.value) is type(expected)
+    assert caught.value.fix == expected.fix
+    assert sup.state is ServerState.FAILED
+    assert sup.processes() == []

@@ -242,3 +242,13 @@ NO_CHAT_TEMPLATE = (
 
 # vLLM's message in the stream's error event when EngineCore dies mid-reply (seen on the CPU build).
 ENGINE_DEAD_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."
+
+
+def context_too_long(max_model_len: int, prompt_tokens: int, max_tokens: object) -> str:
+    """vLLM's 400 answer to a request longer than the model's context (its own wording)."""
+    completion = max_tokens if isinstance(max_tokens, int) else 0
+    return (
+        f"This model's maximum context length is {max_model_len} tokens. However, you requested "
+        f"{prompt_tokens + completion} tokens ({prompt_tokens} in the messages, {completion} in the "
+        "completion). Please reduce the length of the messages or completion."
+    )

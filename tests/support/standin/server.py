@@ -166,6 +166,12 @@ class Handler(BaseHTTPRequestHandler):
             prompt = str(body.get("prompt", ""))
         prompt_tokens = len(tokens_of(prompt))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        wanted = prompt_tokens + (limit if isinstance(limit, int) else 0)
+        if wanted > self.server.max_model_len:  # vLLM refuses such a request before it starts
+            self._error(
+                400, logs.context_too_long(self.server.max_model_len, prompt_tokens, limit), "BadRequestError"
+            )
+            return
         reply = self.server.reply_tokens()
         finish = "stop"
         if isinstance(limit, int) and limit < len(reply):
