@@ -33,6 +33,8 @@ from PySide6.QtGui import (
     QTextCharFormat,
     QTextCursor,
     QTextLength,
+    QTextList,
+    QTextListFormat,
     QTextTable,
 )
 from PySide6.QtWidgets import QSizePolicy, QTextBrowser, QWidget
@@ -45,6 +47,13 @@ _ITEM = re.compile(r"^(?:([-*+])|\d{1,9}([.)]))(?:[ \t]|$)")
 _BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")  # a thematic break, not a list item
 _DELIMITER = re.compile(r"^\|[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 _TABLE_CHECK = MarkdownIt("commonmark").enable("table")
+_NUMBERED = {
+    QTextListFormat.Style.ListDecimal,
+    QTextListFormat.Style.ListLowerAlpha,
+    QTextListFormat.Style.ListUpperAlpha,
+    QTextListFormat.Style.ListLowerRoman,
+    QTextListFormat.Style.ListUpperRoman,
+}
 
 
 @dataclass
@@ -149,7 +158,8 @@ class StreamSplitter:
 
     A cut is made, outside any fence, before a line at column 0 that follows a blank line or a closed code
     fence, opens a fence, or starts the next item of a list (same marker: a tight list is cut between its
-    items, the later pieces are :class:`ListItems`); and right after a fence that opened at the cut closes.
+    items, the later pieces are :class:`ListItems`); and right after a fence that opened the tail closes.
+    Blank lines after such a fence stay in the tail, before its first block (:attr:`block_start`).
     What lies before such a cut cannot change meaning when more text arrives. Each character is scanned
     once, so the total cost is linear in the length of the reply.
 
@@ -161,8 +171,9 @@ class StreamSplitter:
         self._text = ""
         self._scan = 0  # start of the first line not yet scanned
         self._cut = 0  # end of the text already handed out as closed pieces
+        self._block = 0  # where the tail's first block starts (after the blank lines it may begin with)
         self._fence: str | None = None  # the opening fence marker while inside a fence
-        self._fence_info: str | None = None  # its info string, while the fence is the whole open tail
+        self._code_at: int | None = None  # where its code starts, while the fence is the whole open tail
         self._boundary = False  # the previous line ended a block
         self._item: str | None = None  # marker of the list item the previous lines belong to
         self._previous = (0, "")  # start and text of the previous line (a table's header)
@@ -183,6 +194,12 @@ class StreamSplitter:
         return self._text[self._cut :]
 
     @property
+    def block_start(self) -> int:
+        """Where the tail's first block starts in :attr:`text`: after the blank lines it may begin with (a
+        cut right after a closed fence leaves them in the tail)."""
+        return self._block
+
+    @property
     def tail_continues_list(self) -> bool:
         """Whether the tail, once closed, is :class:`ListItems` (the next items of the list before it)."""
         return self._tail_continues
@@ -191,11 +208,9 @@ class StreamSplitter:
     def in_fence(self) -> bool:
         return self._fence is not None
 
-    def open_code(self) -> tuple[str, int] | None:
-        """``(info string, where the code starts in text)`` while the tail is one code fence, still open."""
-        if self._fence_info is None:
-            return None
-        return self._fence_info, self._text.index("\n", self._cut) + 1
+    def open_code(self) -> int | None:
+        """Where the code starts in :attr:`text`, while the tail is one code fence, still open."""
+        return self._code_at
 
     def open_table(self) -> list[int] | None:
         """While the tail is one table: where its body starts in :attr:`text`, then where each complete row
@@ -222,7 +237,7 @@ class StreamSplitter:
         if self._tail_continues:
             piece = ListItems(piece)
             self._tail_continues = False
-        self._cut = until
+        self._cut = self._block = until
         self._rows = []
         return piece
 
@@ -233,21 +248,22 @@ class StreamSplitter:
             if closes and not line.strip().strip(self._fence[0]):
                 self._fence = None
                 self._boundary = True
-                if self._fence_info is not None:  # the whole block is known now: it is closed
-                    self._fence_info = None
+                if self._code_at is not None:  # the whole block is known now: it is closed
+                    self._code_at = None
                     return self._take(self._scan)
             return ""
         column0 = bool(line) and not line[0].isspace()
         item = _item_marker(line) if column0 else None
-        if item and not (self._boundary or start == self._cut or item == self._item or _interrupts(line)):
+        opens = start == self._block  # the line starts the tail's first block: only blank lines before it
+        if item and not (self._boundary or opens or item == self._item or _interrupts(line)):
             item = None  # a lazy line of the paragraph above, not an item
         if self._rows and not (column0 and line.startswith("|")):
             self._rows = []  # no longer a plain row: the tail is parsed whole until the next cut
         piece = ""
         next_item = bool(item) and item == self._item
         cuts = self._boundary or fence or next_item
-        # A cut needs a block before it (blank lines after a closed fence wait for the next block).
-        if column0 and start > self._cut and cuts and self._text[self._cut : start].strip():
+        # A cut needs a block before it (blank lines after a closed fence stay in the tail, before its block).
+        if column0 and cuts and not opens:
             piece = self._take(start)
             self._tail_continues = next_item and not self._boundary
         elif self._rows:
@@ -256,10 +272,12 @@ class StreamSplitter:
             self._rows = [self._scan]
         if fence:
             self._fence = fence.group(1)
-            self._fence_info = line[len(fence.group(0)) :].strip() if start == self._cut and column0 else None
+            self._code_at = self._scan if (opens or piece) and column0 else None
         if column0:
             self._item = item
         self._boundary = not line.strip()
+        if opens and self._boundary:
+            self._block = self._scan
         return piece
 
     def _starts_table(self, line: str) -> bool:
@@ -267,7 +285,7 @@ class StreamSplitter:
         # them); markdown-it decides, on these two lines alone, whether they open a table. A header that does
         # not open the tail may be a lazy line of a list item or quote: that tail is parsed whole.
         start, header = self._previous
-        if start != self._cut or not header.startswith("|") or not _DELIMITER.match(line):
+        if start != self._block or not header.startswith("|") or not _DELIMITER.match(line):
             return False
         tokens = _TABLE_CHECK.parse(f"{header}\n{line}\n")
         return bool(tokens) and tokens[0].type == "table_open"
@@ -294,7 +312,8 @@ def _join_lists(before: QTextBlock, first: QTextBlock) -> None:
     list split in two pieces (``before`` may sit in a nested list of the previous item).
 
     They stay two lists to Qt: the second one is numbered on by its own start, and moving its items into
-    the first (QTextList.add) would make Qt lay out the whole list again for every piece.
+    the first (QTextList.add) would make Qt lay out the whole list again for every piece. The two may be
+    in different documents (a list that goes on in the open tail).
     """
     new = first.textList() if first.isValid() else None
     if new is None:
@@ -310,6 +329,16 @@ def _join_lists(before: QTextBlock, first: QTextBlock) -> None:
         block_format = changed.blockFormat()
         (block_format.setBottomMargin if side == "bottom" else block_format.setTopMargin)(0)
         QTextCursor(changed).setBlockFormat(block_format)
+    _number_on(block.textList(), new)
+
+
+def _number_on(previous: QTextList, new: QTextList) -> None:
+    """Number ``new`` on from ``previous``: a whole render counts items up whatever their numbers say
+    ("1. a" then "1. b" is 1., 2.), and each piece's own start is the number its first item says."""
+    if previous.format().style() in _NUMBERED and new.format().style() in _NUMBERED:
+        list_format = new.format()
+        list_format.setStart(previous.format().start() + previous.count())
+        new.setFormat(list_format)
 
 
 class SafeBrowser(QTextBrowser):
@@ -383,13 +412,10 @@ class SafeBrowser(QTextBrowser):
         table_format.setColumnWidthConstraints([QTextLength(percent, share) for share in shares])
         table.setFormat(table_format)
 
-    def close_gap(self, *, above: bool) -> None:
-        """No space above the first block (``above``) or below the last one: a list goes on from this view
-        into the next (its items join this list once they are closed)."""
-        block = self.document().begin() if above else self.document().lastBlock()
-        block_format = block.blockFormat()
-        (block_format.setTopMargin if above else block_format.setBottomMargin)(0)
-        QTextCursor(block).setBlockFormat(block_format)
+    def continue_list(self, previous: SafeBrowser) -> None:
+        """This view starts with the next items of the list ``previous`` ends with (its open tail): no gap
+        between them, numbered on (they join that list once they are closed)."""
+        _join_lists(previous.document().lastBlock(), self.document().begin())
 
     def append_markdown_html(self, body: str, *, continues_list: bool = False) -> None:
         """Add a closed piece at the end as its own blocks; only the new blocks are parsed and laid out.

@@ -136,11 +136,15 @@ class MessageWidget(QFrame):
         self._splitter: StreamSplitter | None = None
         self._pending: list[str] = []  # closed pieces not rendered yet (rendered on the next flush)
         self._closed_html: list[str] = []  # HTML of the rendered closed pieces (cached whole at the end)
+        # A list cut between its items is joined in the view, not in the HTML: such a reply is not cached.
+        self._stitched = False
+        self._stream_renderer: MarkdownRenderer | None = None  # the palette the reply streamed in
         self._in_view = 0  # closed pieces in the newest closed-pieces view
         # A long open block (code, table) is shown piece by piece, not parsed whole on every flush: where it
-        # starts in the streamed text (-1: none), and how far it is shown (code: text; table: rows).
+        # starts in the streamed text (-1: none), and how far it is shown.
         self._open_at = -1
-        self._open_shown = 0
+        self._code_shown = 0  # open code: where the text not shown yet starts
+        self._rows_shown = 0  # open table: how many of its rows are frozen above the re-rendered rest
         self._open_widths: list[float] = []  # an open table's column shares, once its first rows are in
         self._frozen: SafeBrowser | None = None  # an open table's rows so far, above the re-rendered rest
         self._dirty = False
@@ -249,6 +253,7 @@ class MessageWidget(QFrame):
         self._show_meta(data)
         if data.state == "streaming":
             self._splitter = StreamSplitter()
+            self._stream_renderer = self._cache.renderer
             self._clear_body()
             self._new_piece()  # the closed pieces, appended
             self._tail = self._new_piece()  # the open tail, re-rendered
@@ -311,9 +316,7 @@ class MessageWidget(QFrame):
 
     def _toggle_reasoning(self, shown: bool) -> None:
         self.reasoning_view.setVisible(shown)
-        if shown:
-            self.reasoning_view.setPlainText(self.data.reasoning)
-        self._set_reasoning(self.data.reasoning)
+        self._set_reasoning(self.data.reasoning)  # sets the text, once, when it is shown
 
     def _clear_body(self) -> None:
         for piece in self._pieces:
@@ -326,6 +329,7 @@ class MessageWidget(QFrame):
         self._code_blocks.clear()
         self._pending.clear()
         self._closed_html.clear()
+        self._stitched = False
         self._in_view = 0
 
     def _new_piece(self, before: SafeBrowser | None = None) -> SafeBrowser:
@@ -372,6 +376,7 @@ class MessageWidget(QFrame):
             # A fresh document keeps each append small; a list goes on in its own document (Qt appends to a
             # list at no extra cost, and a list cut between documents would show a gap).
             continues = isinstance(piece_text, ListItems)
+            self._stitched = self._stitched or continues
             if self._in_view >= PIECES_PER_VIEW and self._tail is not None and not continues:
                 self._new_piece(before=self._tail)
                 self._in_view = 0
@@ -408,7 +413,7 @@ class MessageWidget(QFrame):
     def _render_tail(self, splitter: StreamSplitter, view: SafeBrowser) -> None:
         code = splitter.open_code()
         if code is not None:
-            self._show_open_code(splitter, view, code[1])
+            self._show_open_code(splitter, view, code)
             return
         rows = splitter.open_table()
         if rows is not None:
@@ -423,8 +428,7 @@ class MessageWidget(QFrame):
         )
         view.set_markdown_html(rendered.html)
         if splitter.tail_continues_list:
-            view.close_gap(above=True)
-            self._pieces[-2].close_gap(above=False)  # its list goes on in the tail
+            view.continue_list(self._pieces[-2])
         self.rendered_chars += len(tail)
 
     def _show_open_code(self, splitter: StreamSplitter, view: SafeBrowser, code_start: int) -> None:
@@ -432,16 +436,16 @@ class MessageWidget(QFrame):
         # when its fence closes and it becomes a closed piece.
         if self._open_at != splitter.cut:
             self._drop_frozen()
-            self._open_at, self._open_shown = splitter.cut, code_start
+            self._open_at, self._code_shown = splitter.cut, code_start
             view.start_code(self._cache.renderer.code_background)
         text = splitter.text
-        newline = text.rfind("\n", self._open_shown)
-        line = newline + 1 if newline >= 0 else self._open_shown
+        newline = text.rfind("\n", self._code_shown)
+        line = newline + 1 if newline >= 0 else self._code_shown
         end = line if _FENCE_START.match(text, line) else len(text)
-        if end > self._open_shown:
-            view.append_code(text[self._open_shown : end])
-            self.rendered_chars += end - self._open_shown
-            self._open_shown = end
+        if end > self._code_shown:
+            view.append_code(text[self._code_shown : end])
+            self.rendered_chars += end - self._code_shown
+            self._code_shown = end
 
     def _show_open_table(self, splitter: StreamSplitter, view: SafeBrowser, rows: list[int]) -> None:
         # Full groups of rows are rendered once (under the table's header) and appended above; only the rest
@@ -450,22 +454,22 @@ class MessageWidget(QFrame):
         if self._open_at != splitter.cut or frozen is None:
             self._drop_frozen()
             frozen = self._frozen = self._new_view(view)
-            self._open_at, self._open_shown = splitter.cut, 0
+            self._open_at, self._rows_shown = splitter.cut, 0
             self._open_widths = []
         text = splitter.text
-        head = text[splitter.cut : rows[0]]
-        if self._open_shown:
-            head = _row_context(head)
-        while len(rows) - 1 - self._open_shown >= TABLE_ROWS_PER_PIECE:
-            first, last = rows[self._open_shown], rows[self._open_shown + TABLE_ROWS_PER_PIECE]
+        header = text[splitter.block_start : rows[0]]
+        context = _row_context(header)
+        head = context if self._rows_shown else header
+        while len(rows) - 1 - self._rows_shown >= TABLE_ROWS_PER_PIECE:
+            first, last = rows[self._rows_shown], rows[self._rows_shown + TABLE_ROWS_PER_PIECE]
             if not self._open_widths:  # fixed by the header and the first rows, so that the groups line up
                 self._open_widths = _column_shares(head + text[first:last])
-            frozen.append_markdown_html(self._render_rows(head, text[first:last], self._open_shown > 0))
+            frozen.append_markdown_html(self._render_rows(head, text[first:last], self._rows_shown > 0))
             frozen.set_last_table_widths(self._open_widths)
-            self._open_shown += TABLE_ROWS_PER_PIECE
-            head = _row_context(text[splitter.cut : rows[0]])
-        rest = text[rows[self._open_shown] :]
-        headless = self._open_shown > 0
+            self._rows_shown += TABLE_ROWS_PER_PIECE
+            head = context
+        rest = text[rows[self._rows_shown] :]
+        headless = self._rows_shown > 0
         # Without rows a headless table would be an empty frame.
         shown = self._render_rows(head, rest, headless) if rest.strip() or not headless else ""
         view.set_markdown_html(shown)
@@ -494,11 +498,18 @@ class MessageWidget(QFrame):
         splitter, tail_view = self._splitter, self._tail
         self._splitter = None
         self._dirty = False
-        if splitter is None or tail_view is None or data.text != splitter.text:
-            self.update_data(data)  # the stored text differs from what streamed: show the stored one
+        # The stored text differs from what streamed, or the palette changed while it streamed (its pieces
+        # have both): show it whole, rendered with the current palette.
+        if (
+            splitter is None
+            or tail_view is None
+            or data.text != splitter.text
+            or self._stream_renderer is not self._cache.renderer
+        ):
+            self.update_data(data)
             return
-        if splitter.tail:
-            tail = splitter.tail
+        tail = splitter.tail
+        if tail.strip():  # blank lines after a closed block would only add an empty line at the end
             self._pending.append(ListItems(tail) if splitter.tail_continues_list else tail)
         self._render_closed(None)  # no full re-render: only what was still open is parsed
         self._pieces.remove(tail_view)
@@ -507,8 +518,12 @@ class MessageWidget(QFrame):
         self._tail = None
         self._drop_frozen()
         self._open_at = -1
-        self._cache.put(data.text, Rendered("".join(self._closed_html), list(self._code_blocks)))
+        # Pieces of one list are separate lists in their HTML (joined only in the view): the next show of
+        # such a reply renders it whole instead.
+        if not self._stitched:
+            self._cache.put(data.text, Rendered("".join(self._closed_html), list(self._code_blocks)))
         self._closed_html.clear()
+        self._stitched = False
         self._show_meta(data)
 
     # --- actions -------------------------------------------------------------------------------------

@@ -417,6 +417,20 @@ def _code_block(lines: int) -> str:
     return f"Here is the code:\n\n```python\n{code}```\n\nDone.\n"
 
 
+def _code_after_code(lines: int) -> str:
+    # A closed block, a blank line, then the long one: the cut after the first fence leaves the blank line
+    # in the tail, and the long block must still be known as open code (it was parsed whole on every flush).
+    return "```bash\nls -l\n```\n\n" + _code_block(lines)[len("Here is the code:\n\n") :]
+
+
+def _code_after_a_newline(lines: int) -> str:
+    return "\n" + _code_block(lines)[len("Here is the code:\n\n") :]
+
+
+def _table_after_code(rows: int) -> str:
+    return "```bash\nls -l\n```\n\n" + _table(rows)[len("The results:\n\n") :]
+
+
 def _tight_list(items: int) -> str:
     return "Things to check:\n" + "".join(f"- item {i}: check **value** of `x{i}`\n" for i in range(items))
 
@@ -444,8 +458,15 @@ def _stream(qtbot, text: str) -> MessageWidget:  # type: ignore[no-untyped-def]
 # of a list is rendered again on each flush; an open table's newest rows too, under a short header.
 @pytest.mark.parametrize(
     ("make", "size", "bound"),
-    [(_code_block, 1000, 3), (_tight_list, 800, 5), (_table, 300, 10)],
-    ids=["code", "list", "table"],
+    [
+        (_code_block, 1000, 3),
+        (_code_after_code, 1000, 3),
+        (_code_after_a_newline, 1000, 3),
+        (_tight_list, 800, 5),
+        (_table, 300, 10),
+        (_table_after_code, 300, 10),
+    ],
+    ids=["code", "code-after-code", "code-after-newline", "list", "table", "table-after-code"],
 )
 def test_a_long_code_block_list_or_table_streams_in_linear_work(qtbot, make, size: int, bound: int) -> None:  # type: ignore[no-untyped-def]
     work = []
@@ -511,7 +532,7 @@ def test_splitter_cuts_tight_lists_between_items_and_closes_code_at_its_fence() 
     for ch in text:
         pieces += splitter.feed(ch)
         if splitter.tail.startswith("```py\nx") and splitter.in_fence:
-            assert splitter.open_code() == ("py", text.index("x = 1"))
+            assert splitter.open_code() == text.index("x = 1")
     assert "".join(pieces) + splitter.tail == text
     assert pieces == [
         "Steps:\n- one\n",
@@ -547,8 +568,10 @@ def test_splitter_tells_where_the_rows_of_an_open_table_end() -> None:
     assert other.feed("\nnext\n") == ["para\n" + head + "| 1 | 2 |\n\n"]
 
 
-def test_an_open_table_is_shown_in_groups_of_rows_that_line_up(qtbot) -> None:  # type: ignore[no-untyped-def]
-    widget = _stream(qtbot, _table(42)[: -len("\nThat is all.\n")])
+# After a closed code block the table's tail starts with the blank line before it: the header still counts.
+@pytest.mark.parametrize("make", [_table, _table_after_code], ids=["after-text", "after-code"])
+def test_an_open_table_is_shown_in_groups_of_rows_that_line_up(qtbot, make) -> None:  # type: ignore[no-untyped-def]
+    widget = _stream(qtbot, make(42)[: -len("\nThat is all.\n")])
     frozen = widget._frozen
     assert frozen is not None
     tables = [f for f in frozen.document().rootFrame().childFrames() if isinstance(f, QTextTable)]
@@ -556,6 +579,7 @@ def test_an_open_table_is_shown_in_groups_of_rows_that_line_up(qtbot) -> None:  
     widths = {tuple(c.rawValue() for c in t.format().columnWidthConstraints()) for t in tables}
     assert len(widths) == 1
     assert len(next(iter(widths))) == 3
+    assert sum(next(iter(widths))) == pytest.approx(100)  # shares of the width, from the header's columns
     assert "name" in frozen.toPlainText().split()[:3]  # the header once, at the top
     assert frozen.toPlainText().count("name") == 1
     widget.append("\n\nThat is all.\n")
@@ -586,3 +610,101 @@ def test_expanded_reasoning_gets_only_the_new_text(qtbot) -> None:  # type: igno
     widget.append_reasoning(" hidden")
     widget.reasoning_button.click()  # shown again: all of it, once
     assert view.toPlainText().endswith("thought1999 hidden")
+
+
+def test_blank_lines_after_a_closed_fence_do_not_hide_the_open_block_after_them() -> None:
+    splitter = StreamSplitter()
+    assert splitter.feed("```bash\nls\n```\n") == ["```bash\nls\n```\n"]
+    splitter.feed("\n\n```python\nx = 1\n")
+    # The blank lines stay in the tail (nothing is lost), but the block after them is the open code.
+    assert splitter.tail == "\n\n```python\nx = 1\n"
+    assert splitter.open_code() == len("```bash\nls\n```\n\n\n```python\n")
+    assert splitter.feed("```\n") == ["\n\n```python\nx = 1\n```\n"]
+    table = StreamSplitter()
+    table.feed("\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert table.block_start == 1
+    assert table.open_table() == [len("\n| a | b |\n|---|---|\n"), len("\n| a | b |\n|---|---|\n| 1 | 2 |\n")]
+    # A line after the blank ones that is not a block of its own still does not cut them off alone.
+    assert StreamSplitter().feed("\n\npara\nmore\n\nnext\n") == ["\n\npara\nmore\n\n"]
+
+
+def _items(view: SafeBrowser) -> list[tuple[str, str, float, float]]:
+    # The last item of a whole render keeps a trailing space; the streamed one does not.
+    return [(text.strip(), number, top, bottom) for text, number, top, bottom in _list_blocks(view)]
+
+
+def test_a_list_streamed_in_pieces_is_numbered_and_cached_like_the_whole_list(qtbot) -> None:  # type: ignore[no-untyped-def]
+    renderer = MarkdownRenderer()
+    view = TranscriptView(renderer)
+    qtbot.addWidget(view)
+    text = "Steps:\n1. a\n1. b\n1. c\n\nSkip:\n1. x\n3. y\n7. z"
+    view.add_message(MessageData(id=1, role="assistant", state="streaming"))
+    view.append_token(1, text)
+    widget = view.message(1)
+    assert widget is not None
+    widget.flush()
+    # The open items are numbered on from the closed ones above them, as in the whole list, with no gap.
+    tail = _items(widget._pieces[-1])
+    assert [(item, number) for item, number, _top, _bottom in tail] == [("y", "2."), ("z", "3.")]
+    assert tail[0][2] == 0
+    view.update_message(MessageData(id=1, role="assistant", text=text))
+    whole = SafeBrowser()
+    qtbot.addWidget(whole)
+    whole.set_markdown_html(renderer.render(text).html)
+    numbers = [(item, number) for item, number, _top, _bottom in _items(whole)]
+    assert numbers == [("a", "1."), ("b", "2."), ("c", "3."), ("x", "1."), ("y", "2."), ("z", "3.")]
+    assert _items(widget._pieces[0]) == _items(whole)
+    # The pieces' HTML is separate lists (joined only in the view): it is not what a new show gets.
+    assert view.cache.get(text).html == renderer.render(text).html
+    view.show_messages([MessageData(id=1, role="assistant", text=text)])
+    assert _items(view.message(1)._pieces[0]) == _items(whole)  # type: ignore[union-attr]
+
+
+def test_a_palette_change_while_streaming_caches_and_shows_only_the_new_colours(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer(dark=False))
+    qtbot.addWidget(view)
+    text = "```python\nx = 1\n```\n\nMiddle.\n\n```python\ny = 2\n```\n"
+    view.add_message(MessageData(id=1, role="assistant", state="streaming"))
+    view.append_token(1, text[:30])
+    view.message(1).flush()  # type: ignore[union-attr]
+    view.set_renderer(MarkdownRenderer(dark=True))
+    view.append_token(1, text[30:])
+    view.message(1).flush()  # type: ignore[union-attr]
+    view.update_message(MessageData(id=1, role="assistant", text=text))
+    shown = "".join(p.toHtml() for p in view.message(1)._pieces)  # type: ignore[union-attr]
+    assert "#272822" in shown
+    assert "#f3f3f3" not in shown
+    assert view.cache.get(text).html == MarkdownRenderer(dark=True).render(text).html
+    assert view.message(1).code_blocks == ["x = 1\n", "y = 2\n"]  # type: ignore[union-attr]
+
+
+def test_showing_the_reasoning_sets_its_text_once(qtbot) -> None:  # type: ignore[no-untyped-def]
+    widget = MessageWidget(
+        MessageData(id=14, role="assistant", reasoning="Long thoughts " * 100),
+        RenderCache(MarkdownRenderer()),
+    )
+    qtbot.addWidget(widget)
+    widget.show()
+    view = widget.reasoning_view
+    set_chars: list[int] = []
+    original = view.setPlainText
+    view.setPlainText = lambda text: (set_chars.append(len(text)), original(text))  # type: ignore[method-assign]
+    widget.reasoning_button.click()
+    assert set_chars == [len("Long thoughts " * 100)]
+    assert view.isVisible()
+
+
+def test_a_reply_that_ends_in_blank_lines_after_a_code_block_gets_no_empty_line_at_the_end(qtbot) -> None:  # type: ignore[no-untyped-def]
+    text = "Para.\n\n```py\nx = 1\n```\n\n"
+    widget = MessageWidget(
+        MessageData(id=15, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    widget.append(text)
+    widget.flush()
+    widget.finish(MessageData(id=15, role="assistant", text=text))
+    whole = SafeBrowser()
+    qtbot.addWidget(whole)
+    whole.set_markdown_html(MarkdownRenderer().render(text).html)
+    assert len(widget._pieces) == 1
+    assert widget._pieces[0].document().blockCount() == whole.document().blockCount()
