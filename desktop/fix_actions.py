@@ -46,16 +46,11 @@ _PREFERENCES_FIXES: dict[str, tuple[str, str | None]] = {
     "edit_repo_id": ("models", "repo_id"),
     "edit_generation_settings": ("generation", None),
 }
-# Fixes that change or restart the local server (the server link handles them when there is a supervisor).
-_SERVER_FIXES = (
-    "set_option",
-    "lower_gpu_memory_utilization",
-    "pick_free_port",
-    "retry",
-    "restart_server",
-    "start_server",
-    "prepare_model",
-)
+# Fixes that change the local server's profile and start again, and those that only start it again; the
+# server link handles both when there is a supervisor (these are its lists too).
+PROFILE_FIXES = ("set_option", "lower_gpu_memory_utilization", "pick_free_port")
+RESTART_FIXES = ("retry", "restart_server", "start_server", "prepare_model")
+_SERVER_FIXES = (*PROFILE_FIXES, *RESTART_FIXES)
 # Fixes done outside the app (a command to run, a reinstall): the command is copied for the user.
 _COMMAND_FIXES = (
     "install_runtime",
@@ -149,9 +144,11 @@ class FixesMixin:
         field = next(iter(fix.params), None) if fix.params else None
         self.open_preferences_at("profiles", field)
 
-    def use_completion_mode(self, _fix: Fix) -> None:
-        """The model has no chat template: the open conversation continues text instead, starting now."""
-        conversation_id = self.conversation_id
+    def use_completion_mode(self, fix: Fix) -> None:
+        """The model has no chat template: the conversation whose reply failed (``conversation_id`` in the
+        fix's params; else the open one) continues text instead, starting now."""
+        named = fix.params.get("conversation_id")
+        conversation_id = named if isinstance(named, int) else self.conversation_id
         if conversation_id is None or not self.engine_ready:
             self.composer.set_notice(tr("Open the conversation to switch, then use the fix again."))
             return
@@ -165,6 +162,13 @@ class FixesMixin:
         await self.store.update_conversation(conversation_id, settings=settings.to_json_dict())
         if self.tree is not None and self.conversation_id == conversation_id:
             self.tree = await self.store.load(conversation_id)
+        if self.conversation_id != conversation_id:
+            # The user has opened another conversation meanwhile: its replies are not touched.
+            title = conversation.title or tr("New chat")
+            self.composer.set_notice(
+                tr("Completion mode is on for “{0}”; open it and regenerate its last reply.").format(title)
+            )
+            return
         self.composer.set_notice(tr("Completion mode: the model continues the text of this conversation."))
         self.regenerate_last()
 

@@ -50,6 +50,9 @@ class SupervisorLike(Protocol):
 class ServerControl(Protocol):
     """Where the launcher's starts and stops go: ``desktop.server_link.ServerLink``."""
 
+    @property
+    def starting(self) -> bool: ...
+
     def start(self, profile: Any = None) -> asyncio.Task[None]: ...
 
     def stop(self) -> asyncio.Task[None]: ...
@@ -203,9 +206,15 @@ class LauncherActions(QObject):
         for action in self.profile_actions:
             action.setChecked(action.data() == name)
 
-    def _sync_enabled(self) -> None:
+    def _server_up(self) -> bool:
+        """A server runs or starts; also while the runtime installs (the supervisor is still stopped then)."""
+        if self.server is None:
+            return False
         kind = state_kind(getattr(self.supervisor, "state", None)) if self.supervisor else "stopped"
-        self.stop_action.setEnabled(self.server is not None and kind in ("starting", "ready"))
+        return self.server.starting or kind in ("starting", "ready")
+
+    def _sync_enabled(self) -> None:
+        self.stop_action.setEnabled(self._server_up())
         for action in self.profile_actions:
             action.setEnabled(self.server is not None)
 
@@ -217,13 +226,15 @@ class LauncherActions(QObject):
         profile = next((p for p in self.profiles() if p.name == name), None)
         if profile is None or self.server is None:
             return None
-        kind = state_kind(getattr(self.supervisor, "state", None)) if self.supervisor else "stopped"
-        if name == self.active_profile and kind in ("starting", "ready"):
+        if name == self.active_profile and self._server_up():
             self.set_active_profile(name)  # clicking the checked one keeps it checked
             return None
         self.set_active_profile(name)
         self.profile_requested.emit(name)
-        return self.server.start(profile)  # it stops (or cancels the start of) the one before
+        task = self.server.start(profile)  # it stops (or cancels the start of) the one before
+        self._sync_enabled()  # Stop works at once, also during the runtime install
+        task.add_done_callback(lambda _task: self._sync_enabled() if isValid(self.stop_action) else None)
+        return task
 
     def stop_server(self) -> asyncio.Task[None] | None:
         return self.server.stop() if self.server is not None else None

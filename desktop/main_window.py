@@ -200,7 +200,6 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.context_watch = ContextWatch(self.composer, chat, self)
         if self.transfer is None:
             self._wire_transfer()  # here, not before the first paint: it loads pydantic and the formats
-        self.fix_handlers["drop_oldest_turns"] = self.send_dropping_oldest
         self.engine_ready = True
         self.composer.set_ready(True)
         self._apply_settings(settings.settings)
@@ -279,7 +278,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             self.file_menu.insertAction(first, action)
         # The composer would take a dropped file's path as text: it and the transcript import files too.
         self.transfer.install_drop_target(self, self.composer.editor, self.transcript)
-        self.transfer.imported.connect(lambda _summary: Operation(None, self.sidebar.model.reload).run())
+        self.transfer.imported.connect(lambda _summary: Operation(None, self.sidebar.reload).run())
         self.sidebar.extra_actions.append(self.transfer.context_export_action)
 
     def _connect(self) -> None:
@@ -369,6 +368,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         """An empty transcript; the conversation is created when the first message is sent."""
         self.pieces.flush()
         self.conversation_id = None
+        self.shown_new_chat = 0  # another new chat: what was written in the last one stays there
         self.tree = None
         self.transcript.show_messages([])
         self.setWindowTitle(tr("New chat") + " — vLLM Desk")
@@ -405,7 +405,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         await self.store.delete_conversation(conversation_id)
         if self.conversation_id == conversation_id:
             self.new_chat()
-        await self.sidebar.model.reload()
+        await self.sidebar.reload()
         self.show_problem(
             Problem(
                 tr("Conversation deleted"),
@@ -415,7 +415,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         )
 
     async def _after_list_change(self, conversation_id: int | None) -> None:
-        await self.sidebar.model.reload()
+        await self.sidebar.reload()
         if conversation_id is not None:
             self.sidebar.select_conversation(conversation_id)
             if conversation_id == self.conversation_id:
@@ -449,7 +449,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
 
     async def _undo_delete(self, conversation_id: int) -> None:
         await self.store.undo_delete(conversation_id)
-        await self.sidebar.model.reload()
+        await self.sidebar.reload()
         await self._show_conversation(conversation_id)
 
     # --- server --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ tells the window when a start ends without a server, so that the messages writte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QCoreApplication, QObject
 
 from desktop import errors
+from desktop.fix_actions import PROFILE_FIXES, RESTART_FIXES
 from desktop.operations import Operation
 from engine.diagnosis import StartCancelled
 from engine.errors import Fix
@@ -34,13 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RuntimeEnsurer = Callable[[Callable[[Progress], object]], Awaitable[object]]
 
-# Fixes that change one option of the profile and start again: action -> how to change it.
-_PROFILE_FIXES: dict[str, Callable[[Fix], dict[str, Any]]] = {
-    "set_option": lambda fix: dict(fix.params),
-    "lower_gpu_memory_utilization": lambda fix: dict(fix.params),
-    "pick_free_port": lambda fix: {"port": 0},
-}
-_RESTART_FIXES = ("retry", "restart_server", "start_server")
+# A server problem's fix carries the name of the profile that failed under this key, so that the fix
+# changes that profile even if another one was started since.
+PROFILE_PARAM = "failed_profile"
 
 
 def tr(text: str) -> str:
@@ -49,10 +47,20 @@ def tr(text: str) -> str:
 
 def profile_with_fix(profile: ServerProfile, fix: Fix) -> ServerProfile | None:
     """The profile with ``fix`` applied, or ``None`` if the fix does not change the profile."""
-    change = _PROFILE_FIXES.get(fix.action)
-    if change is None:
+    if fix.action not in PROFILE_FIXES:
         return None
-    return ServerProfile.model_validate({**profile.model_dump(), **change(fix)})
+    change: dict[str, Any] = {"port": 0} if fix.action == "pick_free_port" else dict(fix.params)
+    for where in (PROFILE_PARAM, "conversation_id"):  # which profile or chat it is for, not an option
+        change.pop(where, None)
+    return ServerProfile.model_validate({**profile.model_dump(), **change})
+
+
+def with_profile_name(problem: BaseException, name: str) -> BaseException:
+    """``problem`` with its fix (if any) marked as one for the profile ``name``."""
+    fix = getattr(problem, "fix", None)
+    if isinstance(fix, Fix) and name:
+        problem.fix = dataclasses.replace(fix, params={**fix.params, PROFILE_PARAM: name})  # type: ignore[attr-defined]
+    return problem
 
 
 class ServerLink(QObject):
@@ -73,7 +81,8 @@ class ServerLink(QObject):
         self.ensure_runtime = ensure_runtime
         # The profile started last, from wherever; only its name counts while the settings hold it.
         self.active: ServerProfile | None = None
-        self._task: asyncio.Task[None] | None = None  # the start in flight
+        self._task: asyncio.Task[None] | None = None  # the start (or stop) in flight
+        self._stop_task: asyncio.Task[None] | None = None  # the stop in flight, which a start waits for
         self._failure: BaseException | None = None  # why the start in flight failed
         status = window.server_status
         bridge = window.bridge
@@ -82,11 +91,8 @@ class ServerLink(QObject):
         bridge.connect_event(supervisor.log_line, self._on_log_line)
         bridge.connect_event(supervisor.metrics, self._on_metrics)
         status.set_state(str(supervisor.state), self._state_words(supervisor.state))
-        for action in _PROFILE_FIXES:
+        for action in (*PROFILE_FIXES, *RESTART_FIXES, "install_runtime"):
             window.fix_handlers[action] = self.apply_fix
-        for action in (*_RESTART_FIXES, "install_runtime"):
-            window.fix_handlers[action] = self.apply_fix
-        window.fix_handlers["show_log"] = lambda _fix: window.show_server_log()
         # Messages that wait for the server come back on screen with their conversation.
         window.conversation_shown.connect(window.show_queued)
 
@@ -96,7 +102,8 @@ class ServerLink(QObject):
     def starting(self) -> bool:
         """A start is under way: the runtime check or install before the supervisor, or the supervisor's
         own preparing and loading (whoever asked for it)."""
-        in_flight = self._task is not None and not self._task.done()
+        task = self._task
+        in_flight = task is not None and not task.done() and task is not self._stop_task
         return in_flight or self.supervisor.state in (ServerState.PREPARING, ServerState.STARTING)
 
     def chosen_profile(self) -> ServerProfile:
@@ -113,13 +120,20 @@ class ServerLink(QObject):
         chosen = profile or self.chosen_profile()
         self.active = chosen
         prior = self._task
+        return self._track(
+            Operation(None, lambda: self._start(chosen, prior))
+            .failure(lambda exc: self._start_failed(exc, chosen.name))
+            .run()
+        )
+
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        # Starts and stops run one after the other: each waits for the one before (see _start, stop).
         self._failure = None
-        task = Operation(None, lambda: self._start(chosen, prior)).failure(self._start_failed).run()
         self._task = task
         task.add_done_callback(self._start_ended)
         return task
 
-    def _start_failed(self, exc: BaseException) -> None:
+    def _start_failed(self, exc: BaseException, name: str) -> None:
         if asyncio.current_task() is self._task:  # not a start that a newer one replaced
             self._failure = exc
         self.first_run.finish()
@@ -127,7 +141,7 @@ class ServerLink(QObject):
             return
         if self.supervisor.state is not ServerState.FAILED:  # the supervisor did not report it already
             self.window.server_status.set_state("failed", tr("Failed to start"))
-            errors.report(exc)
+            errors.report(with_profile_name(exc, name))
 
     def _start_ended(self, task: asyncio.Task[None]) -> None:
         if task is not self._task:
@@ -136,15 +150,16 @@ class ServerLink(QObject):
         if self.supervisor.state is ServerState.READY:
             return  # the ready state already sent what was queued
         self.first_run.finish()
-        if task.cancelled() or isinstance(self._failure, StartCancelled):
+        if task is self._stop_task or task.cancelled() or isinstance(self._failure, StartCancelled):
             self.window.return_queued(tr("The server was stopped before it was ready"))
         else:
             self.window.return_queued(tr("The server did not start"))
 
     async def _start(self, profile: ServerProfile, prior: asyncio.Task[None] | None) -> None:
         if prior is not None and not prior.done():
-            # A start still in flight: cancelling it stops that launch; wait until it has.
-            prior.cancel()
+            # A start still in flight: cancelling it stops that launch; a stop is let finish. Wait for it.
+            if prior is not self._stop_task:
+                prior.cancel()
             await asyncio.wait([prior])
         status = self.window.server_status
         if profile.kind == "remote":  # the supervisor checks and connects; no local vLLM is needed
@@ -159,23 +174,41 @@ class ServerLink(QObject):
 
     def stop(self) -> asyncio.Task[None]:
         """Stop the server, or the start in flight (also while the runtime is being installed)."""
-        task = self._task
+        prior = self._task
 
         async def stop() -> None:
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.wait([task])
+            if prior is not None and not prior.done():
+                if prior is not self._stop_task:  # a start: cancelled; a stop already under way: awaited
+                    prior.cancel()
+                await asyncio.wait([prior])
             await self.supervisor.stop()
 
-        return Operation(None, stop).run()
+        task = Operation(None, stop).run()
+        self._stop_task = task
+        return self._track(task)
+
+    def failed_profile(self, fix: Fix) -> ServerProfile:
+        """The profile a server problem's ``fix`` is for: the one that failed, as the settings hold it now
+        (else the chosen one, for a fix that names none)."""
+        name = fix.params.get(PROFILE_PARAM)
+        if not isinstance(name, str) or not name:
+            return self.chosen_profile()
+        if self.active is not None and self.active.name == name:
+            return self.chosen_profile()
+        builtin = builtin_profile()
+        return (
+            self.window.settings.settings.profile(name)
+            or (builtin if builtin.name == name else None)
+            or self.chosen_profile()
+        )
 
     def apply_fix(self, fix: Fix) -> None:
-        profile = self.chosen_profile()
+        profile = self.failed_profile(fix)
         changed = profile_with_fix(profile, fix)
         if changed is not None:
             self._save_profile(changed)
             self.start(changed)
-        elif fix.action in (*_RESTART_FIXES, "install_runtime"):
+        elif fix.action in (*RESTART_FIXES, "install_runtime"):
             self.start(profile)
 
     def _save_profile(self, profile: ServerProfile) -> None:
@@ -217,7 +250,7 @@ class ServerLink(QObject):
             self.first_run.finish()
             if change.problem is not None:
                 status.set_state("failed", f"{self._state_words(state)}: {change.problem.title}")
-                errors.report(change.problem)
+                errors.report(with_profile_name(change.problem, change.profile_name))
 
     def _on_progress(self, progress: StartProgress) -> None:
         status = self.window.server_status

@@ -528,18 +528,20 @@ class Sidebar(QWidget):
         """Put ``ids`` in ``folder`` ("": in none), then show the list with them still selected."""
         for conversation_id in ids:
             await self._store.update_conversation(conversation_id, folder=folder)
-        await self._reload_keeping_selection(ids)
+        await self.reload(ids)
 
     async def set_tags(self, tags: dict[int, list[str]]) -> None:
         """Give each conversation its tags, then show the list with them still selected."""
         for conversation_id, own in tags.items():
             await self._store.update_conversation(conversation_id, tags=own)
-        await self._reload_keeping_selection(list(tags))
+        await self.reload(list(tags))
 
-    async def _reload_keeping_selection(self, ids: Sequence[int]) -> None:
-        # A reload resets the model, which clears the selection the user just acted on.
+    async def reload(self, ids: Sequence[int] | None = None) -> None:
+        """Load the list again, with ``ids`` (default: the conversations selected now) still selected."""
+        # A reload resets the model, which clears the selection (the user's Ctrl/Shift-clicks too).
+        keep = self.selected_conversation_ids() if ids is None and not self.searching else list(ids or ())
         await self.model.reload()
-        self.select_conversations(ids)
+        self.select_conversations(keep)
 
     # --- folder/tag filter ----------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@ branches, and the streamed events of the engine's turns onto the transcript.
 
 A message written while the server starts waits as a :class:`QueuedMessage` tied to the conversation it was
 written in (or to the new chat it was written in), and goes there once the server is ready, whatever the
-window shows by then; a start that ends without a server puts the text back into the message box.
+window shows by then. A message that cannot go (the start ended without a server, or its send failed) comes
+back into the message box of its conversation, ahead of any draft, if that conversation is on screen; else it
+stays queued with its conversation (shown there again, sent at the next start), so nothing is lost.
 
 A mixin of :class:`desktop.main_window.MainWindow` (its methods use the window's widgets and engine objects);
 kept apart so that each module holds one idea.
@@ -15,8 +17,8 @@ import gc
 import itertools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +86,7 @@ class QueuedMessage:
     text: str
     conversation_id: int | None  # None: a new conversation
     new_chat: int  # which new chat it was written in (0 for an existing conversation): each gets its own
-    placeholder: str  # its id in the transcript while it waits
+    placeholder: str = ""  # its id in the transcript while it waits ("": a message sent at once)
 
     @property
     def destination(self) -> tuple[int | None, int]:
@@ -177,6 +179,9 @@ class TurnsMixin:
     pieces: PieceBuffer
     # Messages waiting for the server, oldest first; replaced, never changed in place (the shared default).
     pending: tuple[QueuedMessage, ...] = ()
+    # Which new chat the window shows (see QueuedMessage.new_chat); 0: none numbered yet. new_chat() resets
+    # it, so a message of an earlier new chat never lands in a later one.
+    shown_new_chat: int = 0
 
     if TYPE_CHECKING:
 
@@ -208,10 +213,10 @@ class TurnsMixin:
             return
         self.composer.set_notice("")
         freeze_long_lived()  # before the send's own work, which may already trigger a full collection
-        target = self.conversation_id
-        Operation(self.composer.send_button, lambda: self._send(text, target)).failure(
-            lambda exc: self._send_failed(text, exc)
-        ).run()
+        item = self._here(text)
+        Operation(
+            self.composer.send_button, lambda: self._send(text, item.conversation_id, item.new_chat)
+        ).failure(lambda exc: self._send_failed([item], exc)).run()
 
     def send_dropping_oldest(self, fix: Fix) -> None:
         """The fix of "too long for the context": send the draft (put back in the editor when it was
@@ -222,29 +227,41 @@ class TurnsMixin:
             self.composer.set_notice(fix.hint or tr("Start a new conversation, or shorten the message."))
             return
         self.composer.editor.clear()
-        target = self.conversation_id
+        item = self._here(text)
         Operation(
-            self.composer.send_button, lambda: self._send(text, target, drop_oldest_turns=turns)
-        ).failure(lambda exc: self._send_failed(text, exc)).run()
+            self.composer.send_button,
+            lambda: self._send(text, item.conversation_id, item.new_chat, drop_oldest_turns=turns),
+        ).failure(lambda exc: self._send_failed([item], exc)).run()
 
-    def _send_failed(self, text: str, exc: BaseException) -> None:
-        # Nothing is lost: the text goes back into the editor.
-        if not self.composer.editor.toPlainText().strip():
-            self.composer.editor.setPlainText(text)
+    def _here(self, text: str, placeholder: str = "") -> QueuedMessage:
+        """``text`` addressed to what the window shows: its conversation, or its new chat (numbered now)."""
+        if self.conversation_id is not None:
+            return QueuedMessage(text, self.conversation_id, 0, placeholder)
+        if not self.shown_new_chat:
+            self.shown_new_chat = next(_new_chat_ids)
+        return QueuedMessage(text, None, self.shown_new_chat, placeholder)
+
+    def _on_screen(self, item: QueuedMessage) -> bool:
+        if item.conversation_id is not None:
+            return item.conversation_id == self.conversation_id
+        return self.conversation_id is None and item.new_chat == self.shown_new_chat
+
+    def _send_failed(self, items: Sequence[QueuedMessage], exc: BaseException) -> None:
         errors.report(exc)
+        self.give_back(items, tr("Sending failed"))
 
     async def _send(
         self,
         text: str,
         target: int | None,
+        new_chat: int = 0,
         *,
         drop_oldest_turns: int = 0,
-        on_screen: bool | None = None,
     ) -> None:
         """Send ``text`` into conversation ``target`` (``None``: a new one, made with the model's preset).
 
-        The window shows the turn if it still shows ``target``; a new conversation is shown if
-        ``on_screen`` (default: if the window still shows a new chat).
+        The window shows the turn if it still shows ``target``; a new conversation is shown if the window
+        still shows the new chat ``new_chat`` it was written in once the conversation exists.
         """
         endpoint = self.chat.endpoint_provider()
         if endpoint is None:
@@ -255,8 +272,8 @@ class TurnsMixin:
             preset = self.settings.settings.preset_for(endpoint.model)
             conversation = await self.chat.new_conversation(settings=preset)
             target = conversation.id
-            shown = self.conversation_id is None if on_screen is None else on_screen
-            if shown:
+            # Checked after the await: the user may have opened another conversation or chat meanwhile.
+            if self.conversation_id is None and new_chat and new_chat == self.shown_new_chat:
                 self.conversation_id = target
         try:
             turn = await self.chat.send(target, text, drop_oldest_turns=drop_oldest_turns)
@@ -271,7 +288,7 @@ class TurnsMixin:
             self.composer.set_busy(True)
             self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
             self._begin_reply(turn)
-        await self.sidebar.model.reload()
+        await self.sidebar.reload()
         if self.conversation_id == target:
             self.sidebar.select_conversation(turn.conversation_id)
 
@@ -281,14 +298,7 @@ class TurnsMixin:
         return {str(w.data.id) for w in self.transcript.messages() if str(w.data.id).startswith("queued-")}
 
     def _queue(self, text: str) -> None:
-        target = self.conversation_id
-        new_chat = 0
-        if target is None:
-            # The same new chat as a message queued before if that one is still on screen; else another.
-            shown = self._placeholders_shown()
-            earlier = [q for q in self.pending if q.conversation_id is None and q.placeholder in shown]
-            new_chat = earlier[-1].new_chat if earlier else next(_new_chat_ids)
-        item = QueuedMessage(text, target, new_chat, f"queued-{next(_placeholder_ids)}")
+        item = self._here(text, f"queued-{next(_placeholder_ids)}")
         self.pending = (*self.pending, item)
         self._show_placeholder(item)
 
@@ -305,13 +315,11 @@ class TurnsMixin:
             if item.conversation_id == conversation_id and item.placeholder not in shown:
                 self._show_placeholder(item)
 
-    def _take_placeholders(self, items: list[QueuedMessage]) -> bool:
-        """Remove the placeholders of ``items`` from the transcript; whether any was there."""
-        shown = self._placeholders_shown()
-        ids = [q.placeholder for q in items if q.placeholder in shown]
-        for placeholder in ids:
-            self.transcript.remove_message(placeholder)
-        return bool(ids)
+    def _take_placeholders(self, items: Sequence[QueuedMessage]) -> None:
+        """Remove the placeholders of ``items`` from the transcript, also those paged out (no widget)."""
+        for item in items:
+            if item.placeholder:
+                self.transcript.remove_message(item.placeholder)
 
     def flush_queue(self) -> None:
         """Send what was written while the server was starting into the conversations it was written in
@@ -323,27 +331,55 @@ class TurnsMixin:
             groups.setdefault(item.destination, []).append(item)
         self.pending = ()
         self.composer.set_notice("")
-        for (target, _new_chat), items in groups.items():
+        for (target, new_chat), items in groups.items():
             text = "\n\n".join(q.text for q in items)
-            on_screen = self._take_placeholders(items)
-            send = partial(self._send, text, target, on_screen=on_screen)
-            Operation(None, send).failure(partial(self._send_failed, text)).run()
+            self._take_placeholders(items)
+            send = partial(self._send, text, target, new_chat)
+            # One message for the group, so a failure gives it back once, as it was sent.
+            joined = [QueuedMessage(text, target, new_chat, items[0].placeholder)]
+            Operation(None, send).failure(partial(self._send_failed, joined)).run()
 
     def return_queued(self, reason: str) -> None:
-        """The start ended without a server (``reason`` says how): what waited goes back into the message
-        box, ahead of any draft there, and the notice says so."""
-        if not self.pending:
-            return
-        items, self.pending = list(self.pending), ()
-        self._take_placeholders(items)
-        texts = [q.text for q in items]
-        draft = self.composer.editor.toPlainText()
-        if draft.strip():
-            texts.append(draft)
-        self.composer.editor.setPlainText("\n\n".join(texts))
-        self.composer.set_notice(
-            tr("{reason}: your message was not sent; it is back in the message box.").format(reason=reason)
-        )
+        """The start ended without a server (``reason`` says how): see :meth:`give_back`."""
+        if self.pending:
+            items, self.pending = self.pending, ()
+            self.give_back(items, reason)
+
+    def give_back(self, items: Sequence[QueuedMessage], reason: str) -> None:
+        """Messages that were not sent (``reason`` says why): those of the conversation on screen go back
+        into its message box, ahead of any draft there; the others stay queued with their conversation
+        (shown there again, sent at the next start). The notice says which happened."""
+        here = [q for q in items if self._on_screen(q)]
+        elsewhere = [q for q in items if not self._on_screen(q)]
+        self._take_placeholders(here)
+        notices = []
+        if here:
+            texts = [q.text for q in here]
+            draft = self.composer.editor.toPlainText()
+            if draft.strip():
+                texts.append(draft)
+            self.composer.editor.setPlainText("\n\n".join(texts))
+            notices.append(
+                tr("{reason}: your message was not sent; it is back in the message box.").format(
+                    reason=reason
+                )
+            )
+        if elsewhere:
+            # Queued again under a placeholder, so that show_queued shows them with their conversation.
+            self.pending = (
+                *self.pending,
+                *(
+                    q if q.placeholder else replace(q, placeholder=f"queued-{next(_placeholder_ids)}")
+                    for q in elsewhere
+                ),
+            )
+            notices.append(
+                tr(
+                    "{reason}: {count} message(s) written in other chats were not sent; they wait with their "
+                    "chat and go when the server is next ready."
+                ).format(reason=reason, count=len(elsewhere))
+            )
+        self.composer.set_notice(" ".join(notices))
 
     def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
         freeze_long_lived()
@@ -473,6 +509,11 @@ class TurnsMixin:
         if event.conversation_id != self.conversation_id:
             return
         if event.kind == "error" and event.error is not None:
+            fix = getattr(event.error, "fix", None)
+            if isinstance(fix, Fix) and "conversation_id" not in fix.params:
+                # The fix acts on this conversation, even once the user has opened another one.
+                params = {**fix.params, "conversation_id": event.conversation_id}
+                event.error.fix = replace(fix, params=params)
             errors.report(event.error)
         elif event.kind == "finished":
             self.composer.set_busy(False)
@@ -499,5 +540,5 @@ class TurnsMixin:
                     widget._update_footer()
         self._update_context(tree)
         self.turn_finished.emit(event)
-        await self.sidebar.model.reload()
+        await self.sidebar.reload()
         self.sidebar.select_conversation(event.conversation_id)

@@ -100,7 +100,9 @@ class GenerationPage(QWidget):
     def set_models(self, models: list[str]) -> None:
         """Offer ``models`` (the profiles' served names) for per-model presets."""
         self._models = list(models)
-        self.reload()
+        # Only the model lists: a full reload would reload the preset form and drop an invalid value the
+        # user is still typing, with its error.
+        self._reload_models()
 
     def reload(self) -> None:
         current = self.preset.currentText()
@@ -111,6 +113,9 @@ class GenerationPage(QWidget):
         index = self.preset.findText(current)
         self.preset.setCurrentIndex(index if index >= 0 else 0)
         self._show_preset(self.preset.currentText())
+        self._reload_models()
+
+    def _reload_models(self) -> None:
         model = self.model_choice.currentText()
         self.model_choice.blockSignals(True)
         self.model_choice.clear()

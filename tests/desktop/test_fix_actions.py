@@ -432,3 +432,39 @@ def test_with_a_supervisor_the_server_fixes_start_the_chosen_profile(qtbot, app_
         assert not hasattr(window, "preferences_dialog")  # started, not sent to the profile's settings
     finally:
         close_app(qtbot, parts)
+
+
+def test_completion_mode_is_for_the_conversation_that_failed(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    history = HistoryStore(app_paths.history_db)
+    other = history.create_conversation(title="Other").id
+    history.add_message(other, None, "user", "a question")
+    history.close()
+    with running_standin("--no-chat-template", "--reply", "there was a dragon.") as base_model:
+        window = open_window(qtbot, app_paths, base_model.endpoint)
+        try:
+            window.new_chat()
+            window.composer.editor.setPlainText("Once upon a time")
+            qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+            banner = window.banner
+            qtbot.waitUntil(lambda: banner.isVisible() and banner.problem is not None, timeout=20000)
+            failed = window.conversation_id
+            assert failed is not None
+            assert failed != other
+            qtbot.waitUntil(lambda: window.chat.running_turn(failed) is None, timeout=10000)
+            window.open_conversation(other)  # the user moves on before clicking the fix
+            qtbot.waitUntil(lambda: window.conversation_id == other)
+            qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
+            qtbot.wait(1000)  # the fix's work (and any regenerate it would start) is done by then
+            assert run(qtbot, window.store.conversation(failed)).settings.get("mode") == "completion"
+            assert "Completion mode is on" in window.composer.notice.text()
+            assert run(qtbot, window.store.conversation(other)).settings.get("mode") != "completion"
+            # Nothing was regenerated in the conversation on screen, nor in the one that failed.
+            assert [w.data.text for w in window.transcript.messages()] == ["a question"]
+            history = HistoryStore(app_paths.history_db)
+            try:
+                assert len(history.load(failed).messages) == 2
+                assert len(history.load(other).messages) == 1
+            finally:
+                history.close(purge=False)
+        finally:
+            close_window(qtbot, window)

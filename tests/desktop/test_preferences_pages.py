@@ -263,3 +263,23 @@ def test_use_this_model_keeps_the_chosen_cached_revision(qtbot, app_paths: AppPa
     assert page.add_repo("org/new")
     page.use_button.click()
     assert dialog.draft.profiles[0].revision == ""
+
+
+# --- task I: a refill of the model list keeps an invalid Generation edit ----------------------------------
+
+
+def test_new_models_keep_an_invalid_generation_edit_and_its_error(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    dialog = make_dialog(qtbot, app_paths)
+    dialog.show_page("Generation")
+    page = dialog.generation_page
+    type_into(qtbot, page.form, "temperature", "5")
+    error = page.form.rows["temperature"].error
+    assert "less than or equal to 2" in error.text()
+    page.set_models(["a-model-added-meanwhile"])  # what the dialog does when the profiles change
+    editor = page.form.rows["temperature"].editor
+    assert isinstance(editor, QLineEdit)
+    assert editor.text() == "5"  # the value the user is still fixing
+    assert "less than or equal to 2" in error.text()
+    assert "temperature" in page.form.errors
+    assert page.model_choice.findText("a-model-added-meanwhile") >= 0
+    assert not dialog.apply()

@@ -371,3 +371,198 @@ def test_a_remote_profile_chats_without_a_local_runtime(
                 assert "Lab" in window.server_status.server_label.text()
             finally:
                 actions.close()
+
+
+# --- task I: stop then start, fixes for the profile that failed, queued messages given back ----------
+
+
+def test_a_stop_right_before_a_start_ends_ready_on_the_new_profile(qtbot: QtBot, app_paths: AppPaths) -> None:
+    alpha, beta = standin_profile("Alpha", "alpha"), standin_profile("Beta", "beta")
+    settings = with_profiles(app_paths, alpha, beta)
+    sup = Supervisor(app_paths, StandinRuntime([]))
+    with linked_window(qtbot, app_paths, sup, settings) as window:
+        link = window.server_link
+        assert link is not None
+        run(qtbot, link.start(alpha), timeout=30)
+        wait_ready(qtbot, sup, model="alpha")
+        calls: list[str] = []  # the order in which the supervisor is asked
+        sup_start, sup_stop = sup.start, sup.stop
+
+        async def logged_start(profile: ServerProfile) -> None:
+            calls.append(f"start {profile.name}")
+            await sup_start(profile)
+
+        async def logged_stop() -> None:
+            calls.append("stop")
+            await sup_stop()
+            calls.append("stopped")
+
+        sup.start, sup.stop = logged_start, logged_stop  # type: ignore[method-assign]
+        stop = link.stop()
+        start = link.start(beta)
+        assert link.starting  # the start counts from the moment it is asked for, stop or not
+        run(qtbot, asyncio.wait([stop, start]), timeout=30)
+        wait_ready(qtbot, sup, model="beta")
+        qtbot.wait(300)  # nothing left over stops it afterwards
+        assert sup.state is ServerState.READY
+        assert sup.endpoint is not None
+        assert sup.endpoint.model == "beta"
+        assert not link.starting
+        assert calls == ["stop", "stopped", "start Beta"]  # the start waited for the stop
+
+
+def test_a_fix_changes_the_profile_that_failed_not_the_one_started_since(
+    qtbot: QtBot, app_paths: AppPaths
+) -> None:
+    alpha, beta = standin_profile("Alpha", "alpha"), standin_profile("Beta", "beta")
+    settings = with_profiles(app_paths, alpha, beta)
+    runtime = StandinRuntime(["--fail-with", "kv-cache-too-small"])
+    sup = Supervisor(app_paths, runtime)
+    with linked_window(qtbot, app_paths, sup, settings) as window:
+        link = window.server_link
+        assert link is not None
+        before = len(errors.reporter().reported)
+        link.start(alpha)
+        qtbot.waitUntil(lambda: len(errors.reporter().reported) > before, timeout=30_000)
+        fix = errors.reporter().reported[-1].fix
+        assert fix is not None
+        assert fix.action == "set_option"
+        # Every server fix goes through the link (one list for the window and the link).
+        for action in ("set_option", "pick_free_port", "restart_server", "prepare_model"):
+            assert window.fix_handlers[action] == link.apply_fix, action
+        runtime.options[:] = []
+        link.start(beta)  # the user moves on to another profile before clicking the fix
+        wait_ready(qtbot, sup, model="beta")
+        window.apply_fix(fix)
+        wait_ready(qtbot, sup, model="alpha")
+        changed = {k: v for k, v in fix.params.items() if k in ServerProfile.model_fields}
+        saved_alpha, saved_beta = settings.settings.profile("Alpha"), settings.settings.profile("Beta")
+        assert saved_alpha is not None
+        assert saved_beta is not None
+        assert changed
+        assert {k: getattr(saved_alpha, k) for k in changed} == changed
+        assert saved_beta == beta  # untouched
+
+
+def test_a_failed_start_gives_back_only_the_messages_of_the_chat_on_screen(
+    qtbot: QtBot, app_paths: AppPaths
+) -> None:
+    history = HistoryStore(app_paths.history_db)
+    first = history.create_conversation(title="First").id
+    second = history.create_conversation(title="Second").id
+    history.close()
+    settings = with_profiles(app_paths, standin_profile())
+    sup = Supervisor(app_paths, StandinRuntime(["--reply", "Later answer."]))
+    install = HeldInstall(InstallFailed("The package index cannot be reached."))
+    with linked_window(qtbot, app_paths, sup, settings, install) as window:
+        window.open_conversation(first)
+        qtbot.waitUntil(lambda: window.conversation_id == first)
+        window.start_action.trigger()
+        qtbot.waitUntil(lambda: install.calls == 1)
+        send(qtbot, window, "for the first chat")
+        window.open_conversation(second)
+        qtbot.waitUntil(lambda: window.conversation_id == second)
+        send(qtbot, window, "for the second chat")
+        window.composer.editor.setPlainText("a draft")
+        install.gate.set()
+        qtbot.waitUntil(lambda: not window.server_starting())
+        qtbot.waitUntil(lambda: window.composer.editor.toPlainText() != "a draft")
+        # Only the second chat's message, which Send would post there; the first's stays with the first.
+        assert window.composer.editor.toPlainText() == "for the second chat\n\na draft"
+        notice = window.composer.notice.text()
+        assert "back in the message box" in notice
+        assert "1 message(s) written in other chats were not sent" in notice
+        assert [w.data.state for w in window.transcript.messages()] == []
+        assert [(q.conversation_id, q.text) for q in window.pending] == [(first, "for the first chat")]
+        window.open_conversation(first)
+        qtbot.waitUntil(lambda: window.conversation_id == first)
+        assert [(w.data.text, w.data.state) for w in window.transcript.messages()] == [
+            ("for the first chat", "queued")
+        ]
+        # The next start sends it where it was written.
+        install.problem = None
+        window.start_action.trigger()
+        wait_ready(qtbot, sup)
+        qtbot.waitUntil(
+            lambda: window.chat.running_turn(first) is None and not window.pending, timeout=10_000
+        )
+        qtbot.waitUntil(lambda: conversations(app_paths)["First"][-1:] == ["Later answer."], timeout=10_000)
+        assert conversations(app_paths) == {
+            "First": ["for the first chat", "Later answer."],
+            "Second": [],
+        }
+
+
+def test_a_queued_message_whose_send_fails_goes_ahead_of_the_draft(qtbot: QtBot, app_paths: AppPaths) -> None:
+    settings = with_profiles(app_paths, standin_profile(max_model_len=64))
+    sup = Supervisor(app_paths, StandinRuntime([]))
+    install = HeldInstall()
+    with linked_window(qtbot, app_paths, sup, settings, install) as window:
+        window.start_action.trigger()
+        qtbot.waitUntil(lambda: install.calls == 1)
+        long_text = "far too long for this model " * 40
+        send(qtbot, window, long_text)
+        window.composer.editor.setPlainText("a draft")  # typed while waiting
+        before = len(errors.reporter().reported)
+        install.gate.set()
+        wait_ready(qtbot, sup)
+        qtbot.waitUntil(lambda: len(errors.reporter().reported) > before, timeout=10_000)
+        qtbot.waitUntil(lambda: window.composer.editor.toPlainText() != "a draft")
+        assert window.composer.editor.toPlainText() == f"{long_text}\n\na draft"  # nothing lost
+        assert [w.data.state for w in window.transcript.messages()] == []  # no placeholder left
+        assert window.pending == ()
+
+
+def test_a_queued_new_chat_does_not_take_over_the_chat_opened_meanwhile(
+    qtbot: QtBot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = with_profiles(app_paths, standin_profile())
+    sup = Supervisor(app_paths, StandinRuntime(["--reply", "Answer."]))
+    install = HeldInstall()
+    with linked_window(qtbot, app_paths, sup, settings, install) as window:
+        window.start_action.trigger()
+        qtbot.waitUntil(lambda: install.calls == 1)
+        send(qtbot, window, "written in the first new chat")
+        flush = window.flush_queue
+
+        def flush_then_new_chat() -> None:
+            flush()
+            window.new_action.trigger()  # Ctrl+N just as the server became ready
+
+        monkeypatch.setattr(window, "flush_queue", flush_then_new_chat)
+        install.gate.set()
+        wait_ready(qtbot, sup)
+        qtbot.waitUntil(
+            lambda: "written in the first new chat" in str(conversations(app_paths)), timeout=10_000
+        )
+        qtbot.wait(300)
+        assert window.conversation_id is None  # the second new chat stays on screen, empty
+        assert window.transcript.messages() == []
+
+
+def test_no_queued_bubble_is_left_among_the_messages_paged_out(qtbot: QtBot, app_paths: AppPaths) -> None:
+    history = HistoryStore(app_paths.history_db)
+    long = history.create_conversation(title="Long").id
+    parent = None
+    for i in range(120):  # far more than a page: the first message is shown by a page of its own
+        parent = history.add_message(long, parent, "user" if i % 2 == 0 else "assistant", f"message {i}").id
+    first_message = history.load(long).branch()[0].id
+    history.close()
+    settings = with_profiles(app_paths, standin_profile())
+    sup = Supervisor(app_paths, StandinRuntime([]))
+    install = HeldInstall(InstallFailed("The package index cannot be reached."))
+    with linked_window(qtbot, app_paths, sup, settings, install) as window:
+        window.open_conversation(long)
+        qtbot.waitUntil(lambda: window.conversation_id == long)
+        window.start_action.trigger()
+        qtbot.waitUntil(lambda: install.calls == 1)
+        send(qtbot, window, "waiting")
+        window.transcript.scroll_to(first_message, "message 0")  # the newest messages lose their widgets
+        assert window.transcript.message(window.pending[0].placeholder) is None
+        window.return_queued("The server was stopped before it was ready")  # as a stop does
+        assert window.composer.editor.toPlainText() == "waiting"
+        while window.transcript.load_newer():  # the user scrolls back down
+            pass
+        shown = window.transcript.messages()
+        assert [w.data.text for w in shown[-2:]] == ["message 118", "message 119"]  # the placeholder went too
+        assert "queued" not in [w.data.state for w in shown]

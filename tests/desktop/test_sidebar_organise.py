@@ -332,3 +332,26 @@ def test_a_conversation_file_dropped_on_the_composer_is_imported_not_pasted(
     target, at = _under(window, window.composer.editor)
     _drop(target, at, words)
     assert window.composer.editor.toPlainText() == "dropped words"
+
+
+# --- task I: the window's list reloads keep the selection ---------------------------------------------
+
+
+def test_the_window_s_list_reloads_keep_the_selection(qtbot: Any, window: MainWindow) -> None:
+    sidebar = window.sidebar
+    click(qtbot, window, BETA)
+    qtbot.waitUntil(lambda: window.conversation_id == BETA, timeout=5000)
+    click(qtbot, window, ALPHA, Qt.KeyboardModifier.ControlModifier)
+    assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
+    # Renaming one of the selected (the list reloads, then shows it selected): both stay selected.
+    run(qtbot, window._rename(ALPHA, "Alpha renamed"))
+    assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
+    # Deleting another conversation reloads the list too.
+    run(qtbot, window._delete(GAMMA))
+    assert sidebar.model.row_of(GAMMA) == -1
+    assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
+    # Its Undo, the same.
+    run(qtbot, window._undo_delete(GAMMA))
+    assert sidebar.model.row_of(GAMMA) >= 0
+    assert window.conversation_id == GAMMA
+    assert sidebar.selected_conversation_ids() == [GAMMA]  # opening Gamma selects it alone

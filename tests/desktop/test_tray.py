@@ -630,3 +630,36 @@ def test_the_models_menu_starts_through_the_window_server_link(
         assert window.server_link.chosen_profile().name == "Beta"  # what Server > Start restarts
     finally:
         run(qtbot, parts.close(), timeout=30)
+
+
+@pytest.mark.usefixtures("qloop")
+def test_while_the_runtime_installs_the_tray_knows_a_server_starts(
+    qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore
+) -> None:
+    gate = asyncio.Event()
+    installs: list[str] = []
+
+    async def install(progress: Callable[[Progress], object]) -> None:
+        installs.append("install")
+        await gate.wait()
+
+    sup = Supervisor(app_paths, StandinRuntime([]))
+    with window_over(qtbot, app_paths, sup, settings, install) as window:
+        made = Launcher(sup, settings, window=window)
+        try:
+            alpha = next(a for a in made.actions.profile_actions if a.text() == "Alpha")
+            assert not made.actions.stop_action.isEnabled()
+            alpha.trigger()
+            qtbot.waitUntil(lambda: installs == ["install"])
+            assert sup.state is ServerState.STOPPED  # the supervisor has not begun yet
+            assert made.actions.stop_action.isEnabled()  # but the start can be stopped
+            alpha.trigger()  # the checked one again: the start in flight carries on
+            qtbot.wait(100)
+            assert installs == ["install"]
+            assert alpha.isChecked()
+            made.actions.stop_action.trigger()
+            qtbot.waitUntil(lambda: not window.server_starting())
+            qtbot.waitUntil(lambda: not made.actions.stop_action.isEnabled())
+        finally:
+            run(qtbot, sup.shutdown())
+            made.close()
