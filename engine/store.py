@@ -236,8 +236,10 @@ class HistoryStore:
         items = [conversation_from_row(r) for r in rows[:limit]]
         cursor = None
         if len(rows) > limit:
-            last = items[-1]
-            cursor = PageCursor(last.pinned, last.updated_at, last.id)
+            # The row's own stored value, not the one read (a damaged time reads clamped): the next page must
+            # start exactly after this row in the database's order.
+            last = rows[limit - 1]
+            cursor = PageCursor(bool(last[5]), last[4], int(last[0]))
         return ConversationPage(items, cursor)
 
     def folders_and_tags(self) -> tuple[list[str], list[str]]:

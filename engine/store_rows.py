@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from engine.store_models import (
+    MESSAGE_STATES,
     Conversation,
     ConversationTree,
     InvalidTree,
+    MessageState,
     ReplyNumbers,
+    Role,
     StoredMessage,
     chat_message_dict,
 )
+from engine.store_times import clamp_seconds
 
 CONV_COLS = (
     "id, uid, title, created_at, updated_at, pinned, folder, tags, settings, system_prompt, current_leaf_id,"
@@ -28,39 +33,75 @@ MSG_COLS = (
 )
 
 
+# Reading is forgiving, field by field: one damaged row (a time out of range, JSON that does not parse, a
+# wrong type written by hand or by an older version) reads with a neutral value instead of raising, so it
+# can never make the rest of the history unreadable. Writing stays strict.
+
+
+def _json(value: Any, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError, RecursionError):
+        return kind()
+    return parsed if isinstance(parsed, kind) else kind()
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def conversation_from_row(row: Sequence[Any]) -> Conversation:
     return Conversation(
         id=int(row[0]),
         uid=str(row[1]),
         title=str(row[2]),
-        created_at=float(row[3]),
-        updated_at=float(row[4]),
+        created_at=clamp_seconds(row[3]),
+        updated_at=clamp_seconds(row[4]),
         pinned=bool(row[5]),
         folder=str(row[6]),
-        tags=tuple(json.loads(row[7])),
-        settings=json.loads(row[8]),
+        tags=tuple(str(t) for t in _json(row[7], list)),
+        settings=_json(row[8], dict),
         system_prompt=str(row[9]),
-        current_leaf_id=None if row[10] is None else int(row[10]),
-        deleted_at=None if row[11] is None else float(row[11]),
+        current_leaf_id=_int(row[10]),
+        deleted_at=None if row[11] is None else clamp_seconds(row[11]),
     )
 
 
 def message_from_row(row: Sequence[Any]) -> StoredMessage:
+    role: Role = row[3] if row[3] in ("system", "user", "assistant", "tool") else "user"
+    state: MessageState = row[6] if row[6] in MESSAGE_STATES else "interrupted"
     return StoredMessage(
         id=int(row[0]),
         conversation_id=int(row[1]),
-        parent_id=None if row[2] is None else int(row[2]),
-        role=row[3],
+        parent_id=_int(row[2]),
+        role=role,
         text=str(row[4]),
         reasoning=str(row[5]),
-        state=row[6],
+        state=state,
         model=str(row[7]),
         finish_reason=str(row[8]),
-        numbers=ReplyNumbers(row[9], row[10], row[11], row[12], row[13]),
+        numbers=ReplyNumbers(
+            _int(row[9]), _int(row[10]), _number(row[11]), _number(row[12]), _number(row[13])
+        ),
         error=str(row[14]),
-        created_at=float(row[15]),
-        updated_at=float(row[16]),
-        content=json.loads(row[17]),
+        created_at=clamp_seconds(row[15]),
+        updated_at=clamp_seconds(row[16]),
+        content=_json(row[17], dict),
     )
 
 
@@ -99,8 +140,8 @@ def insert_tree(conn: sqlite3.Connection, tree: ConversationTree, ordered: Seque
         (
             conv.uid,
             conv.title,
-            conv.created_at,
-            conv.updated_at,
+            clamp_seconds(conv.created_at),
+            clamp_seconds(conv.updated_at),
             int(conv.pinned),
             conv.folder,
             json.dumps(list(conv.tags)),
@@ -135,8 +176,8 @@ def insert_tree(conn: sqlite3.Connection, tree: ConversationTree, ordered: Seque
                 n.tokens_per_s,
                 n.wall_s,
                 m.error,
-                m.created_at or conv.created_at,
-                m.updated_at or m.created_at or conv.updated_at,
+                clamp_seconds(m.created_at or conv.created_at),
+                clamp_seconds(m.updated_at or m.created_at or conv.updated_at),
             ),
         )
         new_ids[m.id] = int(cur.lastrowid or 0)

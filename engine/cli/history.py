@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from typing import Any
 
 from engine.paths import AppPaths
 from engine.store import HistoryStore, PageCursor
 from engine.store_models import Conversation, StoredMessage
+from engine.store_times import local_text
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +38,7 @@ def _open(args: argparse.Namespace) -> HistoryStore:
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    return local_text(ts)
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.store_times import EARLIEST, RANGE_TEXT, check_instant
 from engine.transfer.errors import ImportRejected
 from engine.transfer.json_format import MAX_ID, MAX_MESSAGES, MAX_SHORT, MAX_TEXT
 from engine.transfer.model import ExportedConversation, ExportedMessage, MessageState, validate
@@ -39,7 +40,7 @@ def _conversation(raw: object, where: str) -> ExportedConversation:
     if len(mapping) > MAX_MESSAGES:
         raise ImportRejected(f"the conversation has more than {MAX_MESSAGES:,} nodes", f"{where}.mapping")
     conv_id = _ident(conv.get("conversation_id") or conv.get("id"), f"{where}.id")
-    created = _time(conv.get("create_time"), f"{where}.create_time") or datetime.fromtimestamp(0, UTC)
+    created = _time(conv.get("create_time"), f"{where}.create_time") or EARLIEST
     updated = _time(conv.get("update_time"), f"{where}.update_time") or created
     nodes: dict[str, tuple[str | None, list[str], dict[str, Any] | None]] = {}
     for key, node_raw in mapping.items():
@@ -250,6 +251,6 @@ def _time(value: object, where: str) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ImportRejected("a time must be a number of seconds since 1970", where)
     try:
-        return datetime.fromtimestamp(value, UTC)
+        return check_instant(datetime.fromtimestamp(value, UTC))
     except (OverflowError, OSError, ValueError):
-        raise ImportRejected(f"the time {value!r} is out of range", where) from None
+        raise ImportRejected(f"the time {value!r} is out of range ({RANGE_TEXT})", where) from None

@@ -6,9 +6,10 @@ conversation's ``uid`` is the stable identity that makes an import idempotent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from engine.store_models import Conversation, ConversationTree, ReplyNumbers, StoredMessage
+from engine.store_times import instant
 from engine.transfer.model import ExportedConversation, ExportedMessage
 
 _NUMBER_FIELDS = ("prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "wall_s")
@@ -106,4 +107,5 @@ def _numbers(m: ExportedMessage) -> ReplyNumbers:
 
 
 def _instant(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+    # Never raises: a time out of range in an old database exports as the nearest valid one.
+    return instant(seconds)

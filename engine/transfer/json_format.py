@@ -18,6 +18,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from engine import APP_NAME, __version__
+from engine.store_times import RANGE_TEXT, check_instant
 from engine.transfer.errors import ImportRejected
 from engine.transfer.model import ExportedConversation, ExportedMessage, MessageState, Role, validate
 
@@ -41,9 +42,11 @@ def _iso_8601(value: object) -> datetime:
         # ValueError, not TypeError: pydantic reports only the former as a validation error.
         raise ValueError("a time must be ISO 8601 text such as 2026-11-26T12:00:00+00:00")  # noqa: TRY004
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value[:40]!r} is not an ISO 8601 time") from None
+    # Out of range, it would import and then break every listing and export of the history.
+    return check_instant(parsed)
 
 
 Instant = Annotated[datetime, BeforeValidator(_iso_8601)]
@@ -279,9 +282,9 @@ def _v1_time(value: object, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ImportRejected("a time must be a number of seconds since 1970", where)
     try:
-        return datetime.fromtimestamp(value, UTC).isoformat()
+        return check_instant(datetime.fromtimestamp(value, UTC)).isoformat()
     except (OverflowError, OSError, ValueError):
-        raise ImportRejected(f"the time {value!r} is out of range", where) from None
+        raise ImportRejected(f"the time {value!r} is out of range ({RANGE_TEXT})", where) from None
 
 
 MIGRATIONS: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {1: _v1_to_v2}
