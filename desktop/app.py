@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +22,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import APP_ID, APP_NAME, __version__, assets
+from engine.chat_imports import CHAT_MODULES, IMPORTS, ImportGate
 from engine.errors import DeskError
 
 log = logging.getLogger(__name__)
@@ -176,7 +175,7 @@ async def build(
 
 async def _make_engine(paths: Any, store: Any, runtime: Any) -> tuple[Any, Any, Any]:
     """Settings, supervisor and chat engine; their modules (pydantic, httpx, ...) imported on a thread."""
-    await asyncio.to_thread(_import_engine_modules)
+    await IMPORTS.ready(*_ENGINE_MODULES)  # the one import thread: never beside a second importer
     from engine.chat import ChatEngine
     from engine.settings import SettingsStore
     from engine.supervisor import Supervisor
@@ -199,11 +198,6 @@ _ENGINE_MODULES = (
     "desktop.tray",
     "desktop.transfer_actions",
 )
-
-
-def _import_engine_modules() -> None:
-    for name in _ENGINE_MODULES:
-        importlib.import_module(name)
 
 
 def _wire_tray(parts: AppParts, app: QApplication) -> None:
@@ -273,9 +267,10 @@ async def _after_show(parts: AppParts, *, new_chat: bool = False) -> None:
     warm_on_first_edit(window.composer.editor)
 
 
-def warm_on_first_edit(editor: Any) -> None:
-    """Import Haystack (~60 MB, ~0.7 s) when the user starts writing, off the GUI thread: an idle window
-    never pays for it, and the import overlaps the typing so the first message does not wait for it."""
+def warm_on_first_edit(editor: Any, imports: ImportGate | None = None) -> None:
+    """Import Haystack (~60 MB, ~0.7 s) when the user starts writing, on the process's one import thread
+    (``engine.chat_imports``): an idle window never pays for it, the import overlaps the typing, and a
+    message sent at once waits for this same import instead of starting a second one."""
     started = False
 
     def start() -> None:
@@ -284,26 +279,18 @@ def warm_on_first_edit(editor: Any) -> None:
             return
         started = True
         editor.textChanged.disconnect(start)
-        # A daemon thread, not the loop's executor: quitting must not wait for (or destroy) it mid-import.
-        threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
+        (imports or IMPORTS).submit(*CHAT_MODULES)  # a failure is reported by the send that needs it
 
     editor.textChanged.connect(start)
     if editor.toPlainText():
         start()
 
 
-def _warm_imports() -> None:
-    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-    try:
-        from haystack.components.generators.chat import OpenAIChatGenerator  # noqa: F401
-    except ImportError:
-        log.exception("Haystack could not be imported; the first message will report it")
-
-
 def run_app(args: argparse.Namespace) -> int:
     """Open the window (or only the tray with ``--tray``) and run until the user quits."""
     import qasync
 
+    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # before anything imports Haystack
     app = make_qapplication()
     app.setQuitOnLastWindowClosed(False)  # quitting goes through the launcher, which stops servers first
     loop = qasync.QEventLoop(app)

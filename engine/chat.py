@@ -25,14 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from engine.chat_errors import ChatError, ContextTooLong, HistoryWriteFailed, NoServer, from_openai_error
+from engine.chat_errors import (
+    ChatError,
+    ChatUnavailable,
+    ContextTooLong,
+    HistoryWriteFailed,
+    NoServer,
+    from_openai_error,
+)
+from engine.chat_imports import CHAT_MODULES, IMPORTS, ImportGate
 from engine.chat_request import ChatTimeouts, completion_prompt, request_messages, to_chat_message
 from engine.chat_turn import Turn, TurnEvent, TurnEventKind, TurnState
 from engine.chat_usage import ReplyProgress, reply_numbers
@@ -80,8 +87,10 @@ class ChatEngine:
         *,
         timeouts: ChatTimeouts | None = None,
         meter: ContextMeter | None = None,
+        imports: ImportGate | None = None,
     ) -> None:
         self.store = store
+        self.imports = imports or IMPORTS  # Haystack is imported through the process's one import thread
         self.endpoint_provider = endpoint_provider
         self.timeouts = timeouts or ChatTimeouts()
         self.meter = meter or ContextMeter()
@@ -93,18 +102,26 @@ class ChatEngine:
     # -- starting turns ----------------------------------------------------------------------------------
 
     async def warm_up(self) -> None:
-        """Import Haystack (~0.7 s) on a thread and build the current endpoint's client, so the first turn
-        starts at once."""
-        await asyncio.to_thread(importlib.import_module, "engine.chat_generator")
+        """Import Haystack (~0.7 s) on the import thread and build the current endpoint's client, so the first
+        turn starts at once (raises :class:`ChatUnavailable` when Haystack cannot be imported)."""
+        await self._libraries()
         await asyncio.to_thread(tls_context)  # loads the CA bundle (~70 ms) off the loop
         endpoint = self.endpoint_provider()
         if endpoint is not None:
             async with self._generators().lease(endpoint):
                 pass
 
+    async def _libraries(self) -> None:
+        # Never imported on this thread: a second thread importing Haystack at the same time deadlocks
+        # (engine.chat_imports). A failed import is retried by the next turn.
+        try:
+            await self.imports.ready(*CHAT_MODULES)
+        except Exception as exc:
+            raise ChatUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
     @property
     def generators(self) -> GeneratorPool:
-        """The kept generators, one per endpoint (imports Haystack on first use)."""
+        """The kept generators, one per endpoint (after :meth:`warm_up`: Haystack must be imported)."""
         return self._generators()
 
     def _generators(self) -> GeneratorPool:
@@ -329,6 +346,7 @@ class ChatEngine:
         state: MessageState = "complete"
         error: ChatError | None = None
         try:
+            await self._libraries()
             if settings.mode == "completion":
                 await self._complete(turn, endpoint, settings, messages, progress, rows)
             else:

@@ -118,6 +118,17 @@ class RequestRejected(ChatError):
         self.status = status
 
 
+class ChatUnavailable(ChatError):
+    title = "The chat library could not be loaded"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"The chat library (Haystack) could not be loaded, so nothing was sent: {reason}. "
+            "Send again to retry; if it keeps failing, reinstall vLLM Desk.",
+            fix=_RETRY,
+        )
+
+
 class ConnectionLost(ChatError):
     title = "The connection to the server was lost"
 

@@ -14,7 +14,7 @@ await asyncio.sleep(0.2)
 print("idle", "haystack" in sys.modules)
 window.composer.editor.insertPlainText("H")
 window.composer.editor.insertPlainText("i")
-warmers = [t for t in threading.enumerate() if t.name == "warm-imports"]
+warmers = [t for t in threading.enumerate() if t.name == "lazy-imports"]
 print("threads", len(warmers))
 for thread in warmers:
     thread.join(60)
