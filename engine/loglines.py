@@ -21,6 +21,7 @@ class Phase(StrEnum):
     COMPILING = "compiling"
     CAPTURING_GRAPHS = "capturing_graphs"
     ALLOCATING_KV_CACHE = "allocating_kv_cache"
+    ANSWER_CHECK = "answer_check"
     READY = "ready"
 
 
@@ -32,6 +33,7 @@ PHASE_LABELS = {
     Phase.COMPILING: "Compiling the model",
     Phase.CAPTURING_GRAPHS: "Capturing graphs",
     Phase.ALLOCATING_KV_CACHE: "Allocating the KV cache",
+    Phase.ANSWER_CHECK: "Checking the model's answers (first start on this machine)",
     Phase.READY: "Ready",
 }
 

@@ -159,12 +159,19 @@ class ServerProfile(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+# What "auto" means on the CPU build. vLLM's CPU bfloat16 path answered "What is the capital of France?" with
+# "L'Étoile, la Marseillaise, ..." on an Intel Xeon with AMX (right on an AMD EPYC); float32 gave the same
+# greedy answer as transformers on both. Its price on this machine kind: docs/benchmarks.md ("CPU dtype").
+CPU_DEFAULT_DTYPE = "float32"
+
+
 def builtin_profile() -> ServerProfile:
     """The profile used when the user has none: the built-in model, tuned for a CPU start."""
     return ServerProfile(
         name="Built-in model",
         source="builtin",
-        dtype="bfloat16",
+        # "auto": float32 on the CPU build (see CPU_DEFAULT_DTYPE), the model's own on a GPU.
+        dtype="auto",
         max_model_len=BUILTIN_MODEL.max_model_len,
     )
 
@@ -197,6 +204,8 @@ def build_serve_args(profile: ServerProfile, model_path: str, port: int, *, cpu:
         args += ["--revision", profile.revision, "--tokenizer-revision", profile.revision]
     if profile.dtype != "auto":
         args += ["--dtype", profile.dtype]
+    elif cpu:
+        args += ["--dtype", CPU_DEFAULT_DTYPE]
     if profile.max_model_len is not None:
         args += ["--max-model-len", str(profile.max_model_len)]
     if profile.gpu_memory_utilization is not None:

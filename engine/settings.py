@@ -36,7 +36,7 @@ from engine.settings_repair import SettingsProblem, parse_leniently, repair
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ENV_PREFIX = "VLLM_DESK_"
 # The preset the built-in (tiny) model starts with: at the server's default temperature 1.0 it rambles.
 BUILTIN_PRESET = "Small model"
@@ -140,8 +140,22 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    # Schema 2 wrote the built-in profile with dtype "bfloat16", which answers wrongly on some CPUs; the
+    # app's default is now "auto" (float32 on the CPU build). A dtype the user set on another profile stays.
+    for profile in data.get("profiles") or []:
+        if (
+            isinstance(profile, dict)
+            and profile.get("source", "builtin") == "builtin"
+            and profile.get("kind", "local") == "local"
+            and profile.get("dtype") == "bfloat16"
+        ):
+            profile["dtype"] = "auto"
+    return data
+
+
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:

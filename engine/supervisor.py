@@ -23,9 +23,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
-from engine.builtin_model import ModelState, builtin_model_state, prepare_builtin_model_async
+from engine.builtin_model import (
+    ModelState,
+    builtin_model_state,
+    builtin_reference,
+    prepare_builtin_model_async,
+)
 from engine.diagnosis import (
     ProcessesLeft,
     ServerDied,
@@ -38,6 +44,14 @@ from engine.diagnosis import (
 from engine.endpoint import Endpoint
 from engine.errors import DeskError
 from engine.events import Event
+from engine.golden import (
+    BuiltinModelAnswersWrong,
+    GoldenRecords,
+    ask_golden,
+    machine_fingerprint,
+    record_key,
+    runtime_identity,
+)
 from engine.loglines import PHASE_LABELS, Phase, parse_line
 from engine.metrics import MetricsPoller, MetricsSample
 from engine.paths import AppPaths
@@ -217,6 +231,7 @@ class Supervisor:
         self._set_state(ServerState.STARTING)
         try:
             endpoint = await self._await_ready(launch)
+            await self._check_answers(profile, endpoint, argv, began, expected)
         except asyncio.CancelledError:
             await self._stop_launch(launch)
             self._set_state(ServerState.STOPPED)
@@ -447,6 +462,46 @@ class Supervisor:
             code = launch.exited.result()
             raise diagnose(launch.texts(), exit_code=code, port=launch.port)
         raise StartTimedOut(self.ready_timeout_s, details="\n".join(launch.texts()[-60:]))
+
+    async def _check_answers(
+        self,
+        profile: ServerProfile,
+        endpoint: Endpoint,
+        argv: list[str],
+        began: float,
+        expected: float | None,
+    ) -> None:
+        """The built-in model's golden check (engine/golden.py), once per runtime, machine and dtype."""
+        if profile.source != "builtin" or profile.kind != "local":
+            return
+        reference = await asyncio.to_thread(builtin_reference, self.paths)
+        runtime = await self._runtime_for()
+        if reference is None:
+            return
+        dtype = argv[argv.index("--dtype") + 1] if "--dtype" in argv else "auto"
+        runtime_id = runtime_identity(runtime)
+        machine = await asyncio.to_thread(machine_fingerprint)
+        key = record_key(runtime_id, machine, dtype, reference.model_id)
+        records = GoldenRecords(self.paths.state)
+        known = await asyncio.to_thread(records.get, key)
+        if known is not None and known.passed:
+            return
+        label = PHASE_LABELS[Phase.ANSWER_CHECK]
+        self.progress.emit(StartProgress(Phase.ANSWER_CHECK, label, time.monotonic() - began, expected))
+        try:
+            result = await ask_golden(
+                endpoint,
+                reference.prompt,
+                reference.answer,
+                reference.keyword,
+                dtype=dtype,
+                runtime=runtime_id,
+            )
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ServerFailed(f"the model did not answer its check question ({exc})", None) from exc
+        await asyncio.to_thread(records.put, key, result)
+        if not result.passed:
+            raise BuiltinModelAnswersWrong(result, cpu=runtime.is_cpu)
 
     async def _stop_launch(self, launch: _Launch) -> StopOutcome:
         launch.stopping = True

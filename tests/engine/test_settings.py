@@ -93,6 +93,21 @@ def test_migrates_schema_1(app_paths: AppPaths) -> None:
     assert not _backups(app_paths.settings_file)
 
 
+def test_migrates_schema_2_builtin_bfloat16_to_auto_and_keeps_other_dtypes(app_paths: AppPaths) -> None:
+    app_paths.settings_file.write_text(
+        "schema_version = 2\n"
+        '[[profiles]]\nname = "Built-in model"\nsource = "builtin"\ndtype = "bfloat16"\n'
+        '[[profiles]]\nname = "Mine"\nsource = "folder"\nmodel = "/m"\ndtype = "bfloat16"\n'
+    )
+    store = _store(app_paths)
+    assert store.take_problems() is None
+    assert store.settings.profile("Built-in model").dtype == "auto"
+    assert store.settings.profile("Mine").dtype == "bfloat16"  # the user's own choice
+    on_disk = tomllib.loads(app_paths.settings_file.read_text())
+    assert on_disk["schema_version"] == SCHEMA_VERSION == 3
+    assert [p["dtype"] for p in on_disk["profiles"]] == ["auto", "bfloat16"]
+
+
 def test_file_without_version_counts_as_schema_1(app_paths: AppPaths) -> None:
     app_paths.settings_file.write_text("[generation]\ntop_k = 40\n")
     assert _store(app_paths).settings.presets["Default"].top_k == 40

@@ -1,21 +1,63 @@
 """Session-scoped fixtures around the real vLLM on the CPU (runtime, built-in model, one shared server).
 
-The runtime and the model are built by the app's own code into $VLLM_DESK_TEST_CACHE (default
-~/.cache/vllm-desk-tests) so that later runs on the same machine reuse them; a fresh machine builds them.
+The runtime and the model are built by the app's own code into $VLLM_DESK_TEST_CACHE/key-<what built
+them> (default cache: ~/.cache/vllm-desk-tests) so that later runs on the same machine reuse them, and a
+change to the pins, the launcher or the model recipe builds them anew, as a fresh machine would.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
     path = Path(os.environ.get("VLLM_DESK_TEST_CACHE", Path.home() / ".cache" / "vllm-desk-tests"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_key() -> str:
+    """What built the cached runtime and model: the pinned versions, the packages asked for, the launcher,
+    the model recipe (converter code, source wheel, golden prompt) and the Python. A change to any of them
+    gives a new key, so a cache can never hide what a fresh machine would build."""
+    from engine.builtin_model import CONVERTER_PACKAGES, recipe_id
+    from engine.runtime import CPU_PACKAGE, IOMP_PACKAGE, LAUNCHER_CODE, pins_digest, runtime_pins
+
+    pins = runtime_pins("cpu")
+    assert pins is not None  # the CPU build always ships its pins
+    parts = {
+        "pins": pins_digest(pins),
+        "packages": [CPU_PACKAGE, IOMP_PACKAGE, *CONVERTER_PACKAGES],
+        "launcher": hashlib.sha256(LAUNCHER_CODE.encode()).hexdigest(),
+        "recipe": recipe_id(),
+        "python": list(sys.version_info[:2]),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cache_dir() -> Path:
+    """This key's folder in the test cache (older keys' folders are removed by :func:`prepare_cache`)."""
+    path = cache_root() / f"key-{cache_key()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def prune_other_keys() -> list[Path]:
+    """Remove what other keys (or the unkeyed layout before keys) left: gigabytes each."""
+    current = cache_dir()
+    removed = []
+    for stale in cache_root().iterdir():
+        if stale != current and stale.is_dir() and (stale.name.startswith("key-") or stale.name == "home"):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +72,9 @@ def prepare_cache() -> None:
     from engine.paths import AppPaths
     from engine.runtime import RuntimeInstaller
 
+    for stale in prune_other_keys():
+        print(f"removed a test cache built by other pins or recipe: {stale}", flush=True)
+    print(f"test cache: {cache_dir()}", flush=True)
     paths = AppPaths.under(cache_dir() / "home").ensure()
     runtime = RuntimeInstaller(paths, gpu=False).install(_print_progress("runtime"))
     print(f"runtime ready: {runtime.root}", flush=True)
