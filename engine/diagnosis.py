@@ -271,6 +271,10 @@ def describe_exit(code: int | None) -> str:
 
 _Rule = tuple[re.Pattern[str], Callable[[re.Match[str], str], ServerProblem]]
 _NUM = r"([\d.]+)"
+_OOM_RULE: _Rule = (
+    re.compile(r"Failed to load model - not enough GPU memory|CUDA out of memory|CUDA error: out of memory"),
+    lambda m, d: WeightsDoNotFit(details=d),
+)
 _RULES: list[_Rule] = [
     (
         re.compile(r"\[Errno 98\].*(?:address already in use|Address already in use)", re.IGNORECASE),
@@ -297,15 +301,15 @@ _RULES: list[_Rule] = [
     ),
     (
         re.compile(
-            r"Free memory on device \(" + _NUM + "/" + _NUM + r" GiB\) on startup is less than desired GPU "
-            r"memory utilization \(" + _NUM
+            # vLLM >= 0.32 names the device ("on device cuda:0 ("); with weights held by another process it
+            # compares with "the engine's budget after excluding external process's weights".
+            r"Free memory on device (?:\S+ )?\(" + _NUM + "/" + _NUM + r" GiB\) on startup is less than "
+            r"(?:desired GPU memory utilization|the engine's budget after excluding external process's "
+            r"weights) \(" + _NUM
         ),
         lambda m, d: GpuMemoryBusy(float(m[1]), float(m[2]), float(m[3]), details=d),
     ),
-    (
-        re.compile(r"Failed to load model - not enough GPU memory|CUDA out of memory"),
-        lambda m, d: WeightsDoNotFit(details=d),
-    ),
+    _OOM_RULE,
     (
         re.compile(r"Invalid repository ID or local directory specified: '([^']*)'"),
         lambda m, d: ModelNotFound(m[1], details=d),
@@ -333,6 +337,15 @@ _EXCEPTION_LINE = re.compile(r"^(?:\(\w+ pid=\d+\) )?[\w.]*(?:Error|Exception|In
 _NOT_ROOT = ("Engine core initialization failed", "See root cause above")
 
 
+def _ordered_rules() -> list[_Rule]:
+    """The rules, most specific first: the GPU ones (engine/diagnosis_gpu.py) go before the memory rule,
+    because a CUDA out-of-memory after the weights loaded is not "the weights do not fit"."""
+    from engine.diagnosis_gpu import GPU_RULES, NCCL_RULES
+
+    at = _RULES.index(_OOM_RULE)
+    return [*_RULES[:at], *GPU_RULES, *_RULES[at:], *NCCL_RULES]
+
+
 def _derived_limit(text: str) -> int | None:
     numbers = re.findall(r"=(\d+)(?:\.0)?\b", text)
     return int(numbers[0]) if numbers else None
@@ -354,7 +367,11 @@ def diagnose(
     """The most specific problem the log shows; :class:`ServerFailed` quoting the root cause otherwise."""
     details = "\n".join(lines[-tail:])
     text = "\n".join(lines)
-    for pattern, make in _RULES:
+    from engine.diagnosis_gpu import out_of_memory
+
+    for pattern, make in _ordered_rules():
+        if pattern is _OOM_RULE[0] and (after_load := out_of_memory(text, details)) is not None:
+            return after_load
         if match := pattern.search(text):
             problem = make(match, details)
             if isinstance(problem, PortInUse):

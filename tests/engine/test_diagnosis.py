@@ -82,9 +82,9 @@ def test_max_model_len_above_the_derived_limit() -> None:
 
 def test_free_gpu_memory_below_utilization() -> None:
     text = (
-        "ValueError: Free memory on device (10.5/79.19 GiB) on startup is less than desired GPU memory "
-        "utilization (0.92, 72.85 GiB). Decrease GPU memory utilization or reduce GPU memory used by other "
-        "processes."
+        "ValueError: Free memory on device cuda:0 (10.5/79.19 GiB) on startup is less than desired GPU "
+        "memory utilization (0.92, 72.85 GiB). Decrease GPU memory utilization or reduce GPU memory used by "
+        "other processes."
     )
     problem = diagnose(lines(text))
     assert isinstance(problem, GpuMemoryBusy)

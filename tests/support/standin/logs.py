@@ -142,14 +142,18 @@ def failure_lines(kind: str, model: str, max_model_len: int) -> list[str]:
                 "(3.00 GiB KV cache is needed, which is larger than the available KV cache memory "
                 "(1.00 GiB). "
                 "Based on the available memory, the estimated maximum model length is 10912. Try increasing "
-                "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."
+                "`gpu_memory_utilization` (which also controls CPU memory on the CPU backend) or decreasing "
+                "`max_model_len` when initializing the engine. See "
+                "https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
             ]
         )
     if kind == "no-cache-memory":
         return _engine_failure(
             [
                 "ValueError: No available memory for the cache blocks. Try increasing "
-                "`gpu_memory_utilization` when initializing the engine."
+                "`gpu_memory_utilization` when initializing the engine (this flag also controls CPU memory "
+                "reservation on the CPU backend, despite its name). See "
+                "https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
             ]
         )
     if kind == "max-model-len-too-long":
@@ -167,7 +171,7 @@ def failure_lines(kind: str, model: str, max_model_len: int) -> list[str]:
     if kind == "free-memory-below-utilization":
         return _engine_failure(
             [
-                "ValueError: Free memory on device (10.5/79.19 GiB) on startup is less than desired "
+                "ValueError: Free memory on device cuda:0 (10.5/79.19 GiB) on startup is less than desired "
                 "GPU memory "
                 "utilization (0.92, 72.85 GiB). Decrease GPU memory utilization or reduce GPU memory used by "
                 "other processes."
@@ -176,16 +180,18 @@ def failure_lines(kind: str, model: str, max_model_len: int) -> list[str]:
     if kind == "weights-do-not-fit":
         return _engine_failure(
             [
+                # vLLM 0.32 logs its advice with the original error, then re-raises torch's error.
+                core(
+                    "Failed to load model - not enough GPU memory. Try lowering --gpu-memory-utilization "
+                    "to free memory for weights, increasing --tensor-parallel-size, or using --quantization. "
+                    "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more tips. "
+                    "(original error: CUDA out of memory. Tried to allocate 1.96 GiB. GPU 0 has a total "
+                    "capacity of 23.55 GiB of which 1.03 GiB is free.)",
+                    "gpu_model_runner.py:5147",
+                    "ERROR",
+                ),
                 "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.96 GiB. GPU 0 has a total "
                 "capacity of 23.55 GiB of which 1.03 GiB is free.",
-                "",
-                "The above exception was the direct cause of the following exception:",
-                "",
-                "ValueError: Failed to load model - not enough GPU memory. Try lowering "
-                "--gpu-memory-utilization to free memory for weights, increasing --tensor-parallel-size, or "
-                "using --quantization. See "
-                "https://docs.vllm.ai/en/latest/configuration/conserving_memory.html "
-                "for more tips.",
             ]
         )
     if kind == "invalid-repo":
