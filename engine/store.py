@@ -14,6 +14,7 @@ a store is opened, streaming rows whose writer is gone become ``interrupted``.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -50,6 +51,8 @@ from engine.store_rows import (
 )
 from engine.store_schema import migrate
 
+log = logging.getLogger(__name__)
+
 # Soft-deleted conversations left behind by a crash are purged at the next open after this long.
 _STALE_DELETE_S = 24 * 3600
 
@@ -69,12 +72,38 @@ class HistoryUnreadable(DeskError):
         self.path = path
 
 
+class HistoryBusy(DeskError, sqlite3.OperationalError):
+    """Another process held the history's write lock for longer than this one would wait.
+
+    Also an ``sqlite3.OperationalError``, so callers that guard writes against database errors catch it."""
+
+    title = "The chat history is busy"
+
+    def __init__(self, path: Path, waited_s: float) -> None:
+        super().__init__(
+            f"Another vLLM Desk process kept the chat history at {path} busy for {waited_s:.0f} s "
+            "(a large import?); nothing was changed.",
+            fix=Fix(
+                action="retry",
+                label="Try again",
+                hint="Wait until the other process (an import?) is done, then try again.",
+            ),
+        )
+        self.path = path
+
+
+# How long a write waits for another process's write (e.g. an import's batch) before giving up, and how
+# many messages an import writes per transaction (each batch holds the write lock well under a second).
+BUSY_WAIT_S = 60.0
+IMPORT_BATCH_MESSAGES = 2000
+
+
 @dataclass(frozen=True)
 class PageCursor:
     """Where the next page of the conversation list starts (keyset pagination)."""
 
     pinned: bool
-    updated_at: float
+    updated_at: Any  # the row's stored value, whatever it is (see list_conversations)
     id: int
 
 
@@ -111,8 +140,14 @@ def _writer_alive(identity: str) -> bool:
 class HistoryStore:
     """The history database, used from one thread. Open with ``HistoryStore(path)``; ``close()`` when done."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, busy_wait_s: float = BUSY_WAIT_S, on_wait: Callable[[], None] | None = None
+    ) -> None:
+        """``busy_wait_s``: how long a write waits while another process writes; ``on_wait`` is called
+        once per write that has to wait (the CLI says what it waits for)."""
         self.path = Path(path)
+        self.busy_wait_s = busy_wait_s
+        self.on_wait = on_wait
         self._writer = _writer_identity()
         self._deleted_here: set[int] = set()
         # delete_message's hidden conversations -> (where the messages came from, the leaf shown then)
@@ -120,7 +155,8 @@ class HistoryStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN ourselves, so a transaction is exactly what we say.
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            # A short busy timeout per attempt; _begin() retries up to busy_wait_s and says it waits.
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=1.0)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -132,33 +168,60 @@ class HistoryStore:
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     def close(self, *, purge: bool = True) -> None:
-        """Mark this process's unfinished replies interrupted, purge what was deleted here, close."""
-        with self._tx():
-            self._conn.execute(
-                "UPDATE messages SET state='interrupted', updated_at=? WHERE state='streaming' AND writer=?",
-                (time.time(), self._writer),
-            )
-            if purge and self._deleted_here:
-                ids = sorted(self._deleted_here)
-                marks = ",".join("?" * len(ids))
+        """Mark this process's unfinished replies interrupted, purge what was deleted here, close.
+
+        Takes the write lock only when there is something to write: a read-only command never waits for (or
+        blocks) another process's writes."""
+        streaming = self._conn.execute(
+            "SELECT 1 FROM messages WHERE state='streaming' AND writer=? LIMIT 1", (self._writer,)
+        ).fetchone()
+        if streaming is not None or (purge and self._deleted_here):
+            with self._tx():
                 self._conn.execute(
-                    f"DELETE FROM conversations WHERE deleted_at IS NOT NULL AND id IN ({marks})", ids
+                    "UPDATE messages SET state='interrupted', updated_at=?"
+                    " WHERE state='streaming' AND writer=?",
+                    (time.time(), self._writer),
                 )
+                if purge and self._deleted_here:
+                    ids = sorted(self._deleted_here)
+                    marks = ",".join("?" * len(ids))
+                    self._conn.execute(
+                        f"DELETE FROM conversations WHERE deleted_at IS NOT NULL AND id IN ({marks})", ids
+                    )
         self._conn.close()
 
     def recover(self) -> int:
-        """Streaming replies whose writer process is gone become ``interrupted``; returns how many."""
+        """Streaming replies whose writer process is gone become ``interrupted``, and what a dead import
+        staged or a crash left in the bin is purged; returns how many replies were marked.
+
+        Looks first and takes the write lock only when something is to be done, so opening the history to
+        read never waits for another process's import."""
         rows = self._conn.execute("SELECT id, writer FROM messages WHERE state='streaming'").fetchall()
         dead = [int(r[0]) for r in rows if not _writer_alive(str(r[1]))]
+        stages = self._conn.execute(
+            "SELECT DISTINCT staged_by FROM conversations WHERE staged_by != ''"
+        ).fetchall()
+        dead_stages = [str(r[0]) for r in stages if not _writer_alive(str(r[0]).partition("|")[0])]
+        stale_before = time.time() - _STALE_DELETE_S
+        stale = self._conn.execute(
+            "SELECT 1 FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < ? AND staged_by = ''"
+            " LIMIT 1",
+            (stale_before,),
+        ).fetchone()
+        if not dead and not dead_stages and stale is None:
+            return 0
         with self._tx():
             for message_id in dead:
                 self._conn.execute(
                     "UPDATE messages SET state='interrupted', updated_at=? WHERE id=?",
                     (time.time(), message_id),
                 )
+            for stage in dead_stages:
+                self._conn.execute("DELETE FROM conversations WHERE staged_by=?", (stage,))
             self._conn.execute(
-                "DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < ?",
-                (time.time() - _STALE_DELETE_S,),
+                "DELETE FROM conversations"
+                " WHERE deleted_at IS NOT NULL AND deleted_at < ? AND staged_by = ''",
+                (stale_before,),
             )
         return len(dead)
 
@@ -167,8 +230,27 @@ class HistoryStore:
 
     def _tx(self) -> sqlite3.Connection:
         # "with self._tx():" = BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error).
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         return self._conn
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting up to ``busy_wait_s`` for another process's write (calling ``on_wait``
+        once); then :class:`HistoryBusy` rather than a bare "database is locked"."""
+        started = time.monotonic()
+        told = False
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= self.busy_wait_s:
+                    raise HistoryBusy(self.path, waited) from exc
+                if not told and self.on_wait is not None:
+                    told = True
+                    self.on_wait()
 
     # -- conversations -----------------------------------------------------------------------------------
 
@@ -512,7 +594,9 @@ class HistoryStore:
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(
-                f"SELECT uid, deleted_at IS NOT NULL FROM conversations WHERE uid IN ({marks})", chunk
+                f"SELECT uid, deleted_at IS NOT NULL FROM conversations WHERE uid IN ({marks})"
+                " AND staged_by = ''",
+                chunk,
             ).fetchall()
             found.update({str(uid): bool(deleted) for uid, deleted in rows})
         return found
@@ -522,35 +606,81 @@ class HistoryStore:
         return self.import_trees([tree])[0].conversation_id
 
     def import_trees(
-        self, trees: Sequence[ConversationTree], progress: Callable[[int, int], None] | None = None
+        self,
+        trees: Sequence[ConversationTree],
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        batch_messages: int = IMPORT_BATCH_MESSAGES,
     ) -> list[ImportedTree]:
-        """Insert a batch of conversations in ONE transaction: all of them, or — on any error, or if the
-        process dies midway — none, leaving the history exactly as it was.
+        """Add a batch of conversations: all of them, or — on any error, or if the process dies midway —
+        none, leaving the history exactly as it was.
+
+        Written in short transactions of about ``batch_messages`` messages, hidden (staged) until the last
+        one shows them all at once, so another process can read and write (a chat) between the batches and
+        never sees half an import. A failed import deletes what it staged; one whose process died is purged
+        by the next :meth:`recover`.
 
         Idempotent by ``tree.conversation.uid``: a conversation already present is not written again (one in
         the bin is brought back). Message ids in a tree only link parents; children may come in any order.
         Every tree is checked (:class:`InvalidTree`) before anything is written. ``progress(done, total)`` is
-        called after each tree, inside the transaction.
+        called for each tree once its batch is written.
         """
         ordered = [parents_first(tree.messages) for tree in trees]
+        stage = f"{self._writer}|{uuid.uuid4().hex}"
         results: list[ImportedTree] = []
         restored: list[int] = []
-        with self._tx():
-            for number, (tree, messages) in enumerate(zip(trees, ordered, strict=True), 1):
-                found = self._conn.execute(
-                    "SELECT id, deleted_at IS NOT NULL FROM conversations WHERE uid=?",
-                    (tree.conversation.uid,),
-                ).fetchone()
-                if found is None:
-                    results.append(ImportedTree(insert_tree(self._conn, tree, messages), "imported"))
-                elif found[1]:
-                    self._conn.execute("UPDATE conversations SET deleted_at=NULL WHERE id=?", (found[0],))
-                    restored.append(int(found[0]))
-                    results.append(ImportedTree(int(found[0]), "restored"))
-                else:
-                    results.append(ImportedTree(int(found[0]), "present"))
-                if progress is not None:
-                    progress(number, len(trees))
+        pending = list(zip(trees, ordered, strict=True))
+        done = 0
+        try:
+            while done < len(pending):
+                written, first = 0, done
+                with self._tx():
+                    while done < len(pending) and (written == 0 or written < batch_messages):
+                        tree, messages = pending[done]
+                        results.append(self._stage_tree(tree, messages, stage, restored))
+                        written += len(messages) + 1
+                        done += 1
+                # Between batches, with the write lock released.
+                for number in range(first + 1, done + 1):
+                    if progress is not None:
+                        progress(number, len(trees))
+            with self._tx():
+                self._conn.execute(
+                    "UPDATE conversations SET deleted_at=NULL, staged_by='' WHERE staged_by=?", (stage,)
+                )
+                for conversation_id in restored:
+                    self._conn.execute(
+                        "UPDATE conversations SET deleted_at=NULL WHERE id=?", (conversation_id,)
+                    )
+        except BaseException:
+            self._drop_stage(stage)
+            raise
         # Only once committed: a rolled-back restore must still be purged at close.
         self._deleted_here.difference_update(restored)
         return results
+
+    def _stage_tree(
+        self, tree: ConversationTree, messages: Sequence[StoredMessage], stage: str, restored: list[int]
+    ) -> ImportedTree:
+        found = self._conn.execute(
+            "SELECT id, deleted_at IS NOT NULL, staged_by FROM conversations WHERE uid=?",
+            (tree.conversation.uid,),
+        ).fetchone()
+        if found is None:
+            return ImportedTree(insert_tree(self._conn, tree, messages, staged_by=stage), "imported")
+        if found[2] == stage:  # the same conversation twice in this import
+            return ImportedTree(int(found[0]), "present")
+        if found[1] and not found[2]:
+            restored.append(int(found[0]))
+            return ImportedTree(int(found[0]), "restored")
+        return ImportedTree(int(found[0]), "present")
+
+    def _drop_stage(self, stage: str) -> None:
+        # Best effort: if even this fails (disk gone), recover() purges the stage once this process is gone.
+        if self._conn.in_transaction:
+            self._conn.rollback()
+        try:
+            with self._tx():
+                self._conn.execute("DELETE FROM conversations WHERE staged_by=?", (stage,))
+        except sqlite3.Error:
+            log.warning("could not remove a failed import's staged rows", exc_info=True)

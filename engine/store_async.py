@@ -31,11 +31,13 @@ class AsyncHistoryStore:
         self._store = store
 
     @classmethod
-    async def open(cls, path: Path) -> AsyncHistoryStore:
+    async def open(cls, path: Path, **options: Any) -> AsyncHistoryStore:
+        """Open on the store's thread; ``options`` go to :class:`HistoryStore` (``busy_wait_s``,
+        ``on_wait``)."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
         loop = asyncio.get_running_loop()
         try:
-            store = await loop.run_in_executor(executor, HistoryStore, path)
+            store = await loop.run_in_executor(executor, lambda: HistoryStore(path, **options))
         except BaseException:
             executor.shutdown(wait=False)
             raise

@@ -7,6 +7,7 @@ import heapq
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,13 +131,16 @@ def parents_first(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
     return ordered
 
 
-def insert_tree(conn: sqlite3.Connection, tree: ConversationTree, ordered: Sequence[StoredMessage]) -> int:
+def insert_tree(
+    conn: sqlite3.Connection, tree: ConversationTree, ordered: Sequence[StoredMessage], *, staged_by: str = ""
+) -> int:
     """Insert ``tree`` (messages already in :func:`parents_first` order) as a new conversation; returns
-    its id. Runs in the caller's transaction."""
+    its id. Runs in the caller's transaction. ``staged_by``: insert it hidden (in the bin) as part of that
+    import's stage, shown when the import completes."""
     conv = tree.conversation
     cur = conn.execute(
         "INSERT INTO conversations (uid, title, created_at, updated_at, pinned, folder, tags,"
-        " settings, system_prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " settings, system_prompt, staged_by, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             conv.uid,
             conv.title,
@@ -147,6 +151,8 @@ def insert_tree(conn: sqlite3.Connection, tree: ConversationTree, ordered: Seque
             json.dumps(list(conv.tags)),
             json.dumps(conv.settings),
             conv.system_prompt,
+            staged_by,
+            time.time() if staged_by else None,
         ),
     )
     new_conv = int(cur.lastrowid or 0)

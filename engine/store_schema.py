@@ -138,7 +138,15 @@ _V2 = [
     "INSERT INTO conversations_fts (conversations_fts) VALUES ('rebuild')",
 ]
 
-MIGRATIONS: tuple[list[str], ...] = (_V1, _V2)
+# V3: imports are staged (written hidden in short batches, shown at once when complete), so a large import
+# never holds the write lock for long; ``staged_by`` names the import ("pid:start|id") so the rows of one
+# whose process died are purged at the next open.
+_V3 = [
+    "ALTER TABLE conversations ADD COLUMN staged_by TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX conversations_staged ON conversations (staged_by) WHERE staged_by != ''",
+]
+
+MIGRATIONS: tuple[list[str], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

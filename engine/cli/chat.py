@@ -23,6 +23,7 @@ from typing import Any, Literal
 import httpx
 
 from engine.chat import ChatEngine, TurnEvent
+from engine.cli.history import say_waiting
 from engine.endpoint import Endpoint, is_loopback, uses_env_proxy
 from engine.errors import DeskError, Fix
 from engine.generation import GenerationSettings, preset
@@ -168,7 +169,7 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             endpoint = await remote_endpoint(args.base_url, args.model, _api_key(args))
         else:
             endpoint = await _start_local(args, paths, stack)
-        store = await AsyncHistoryStore.open(paths.history_db)
+        store = await AsyncHistoryStore.open(paths.history_db, on_wait=say_waiting)
         stack.push_async_callback(store.close)
         engine = ChatEngine(store, lambda: endpoint)
         if args.conversation is not None:

@@ -34,7 +34,17 @@ def register(subparsers: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> HistoryStore:
-    return HistoryStore(AppPaths.resolve(args.data_dir).ensure().history_db)
+    return open_history(args)
+
+
+def say_waiting() -> None:
+    """What a command prints when another process (an import) is writing the history."""
+    print("Waiting for another vLLM Desk process to finish writing the history…", file=sys.stderr, flush=True)
+
+
+def open_history(args: argparse.Namespace) -> HistoryStore:
+    """The history of ``--data-dir`` for a command: waits for another process's write, saying so."""
+    return HistoryStore(AppPaths.resolve(args.data_dir).ensure().history_db, on_wait=say_waiting)
 
 
 def _when(ts: float) -> str:

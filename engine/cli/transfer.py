@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from engine.paths import AppPaths
+from engine.cli.history import open_history
 from engine.store import HistoryStore
 from engine.transfer.exporter import EXPORT_FORMATS, ExportFormat, PdfRenderer, export_from_store
 from engine.transfer.importer import IMPORT_FORMATS, ImportFormat, ImportLimits, import_path
@@ -98,4 +98,4 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def _open_store(args: argparse.Namespace) -> HistoryStore:
-    return HistoryStore(AppPaths.resolve(args.data_dir).ensure().history_db)
+    return open_history(args)

@@ -57,7 +57,7 @@ def test_a_version_1_history_gains_prefix_indexes_and_keeps_its_messages(tmp_pat
     try:
         sql = store._conn.execute("SELECT sql FROM sqlite_master WHERE name = 'messages_fts'").fetchone()[0]
         assert "prefix='1 2 3 4'" in sql
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert [h.snippet for h in store.search("koln li")] == ["the [Köln] [lighthouse]"]
         assert [h.snippet for h in store.search("ol")] == ["[Old]"]
         assert store.integrity_check() == "ok"
