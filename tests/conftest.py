@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 # Before any Qt import: without a display Qt aborts the process.
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -14,6 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["PYTHON_KEYRING_BACKEND"] = "tests.support.memory_keyring.MemoryKeyring"
 
 import contextlib
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,11 +80,16 @@ def app_paths(isolated_dirs: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_processes() -> Iterator[None]:
-    """Fail a test that leaves a child process behind (session-scoped servers started earlier are exempt)."""
+def no_leaked_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a child process behind (session-scoped servers started earlier are exempt),
+    and end what it left — whole process groups, as vLLM's helpers live in the server's group — before
+    the next test starts, so a failure is reported by the test that caused it and by no other."""
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     yield
+    if request.node.get_closest_marker("vllm"):
+        # A real-server test that dropped a supervisor or a log file: collected here, reported here.
+        gc.collect()
     deadline = time.monotonic() + 10
     leaked: list[psutil.Process] = []
     while time.monotonic() < deadline:
@@ -91,10 +98,20 @@ def no_leaked_processes() -> Iterator[None]:
             return
         time.sleep(0.1)
     names = ", ".join(f"{p.pid} {_describe(p)}" for p in leaked)
-    for p in leaked:
+    _kill_with_their_groups(leaked)
+    pytest.fail(f"test left child processes running: {names}")
+
+
+def _kill_with_their_groups(procs: list[psutil.Process]) -> None:
+    ours = os.getpgrp()
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            group = os.getpgid(p.pid)
+            if group != ours:
+                os.killpg(group, signal.SIGKILL)
         with contextlib.suppress(psutil.Error):
             p.kill()
-    pytest.fail(f"test left child processes running: {names}")
+    psutil.wait_procs(procs, timeout=10)
 
 
 def _describe(proc: psutil.Process) -> str:

@@ -24,7 +24,7 @@ from engine.endpoint import Endpoint
 from engine.loglines import Phase
 from engine.paths import AppPaths
 from engine.procs import session_members
-from engine.profiles import builtin_profile
+from engine.profiles import ServerProfile, builtin_profile
 from engine.runtime import VllmRuntime
 from engine.supervisor import ServerState, StartProgress, Supervisor
 from tests.support.chat_stream import stream_chat_lines
@@ -58,7 +58,14 @@ async def test_launch_chat_stop_cycles_leave_nothing(
     progress: list[StartProgress] = []
     sup.progress.connect(progress.append)
     profile = builtin_profile()
+    try:
+        await _three_cycles(sup, profile, progress)
+    finally:
+        # Pass or fail, nothing of this test's servers outlives it (nor its open log file).
+        await sup.shutdown()
 
+
+async def _three_cycles(sup: Supervisor, profile: ServerProfile, progress: list[StartProgress]) -> None:
     # 1. start → ready → chat with the key → stop
     endpoint = await sup.start(profile)
     pids = [p.pid for p in sup.processes()]
@@ -108,7 +115,6 @@ async def test_launch_chat_stop_cycles_leave_nothing(
     assert isinstance(sup.problem, ServerDied)
     assert alive(pids) == []
     assert session_members(leader) == []
-    await sup.shutdown()
 
 
 @pytest.mark.asyncio
@@ -120,8 +126,11 @@ async def test_taken_port_gives_the_port_in_use_diagnosis(
         sock.listen()
         port = sock.getsockname()[1]
         sup = Supervisor(vllm_paths, vllm_runtime, ready_timeout_s=900)
-        with pytest.raises(PortInUse) as caught:
-            await sup.start(builtin_profile().model_copy(update={"port": port}))
+        try:
+            with pytest.raises(PortInUse) as caught:
+                await sup.start(builtin_profile().model_copy(update={"port": port}))
+        finally:
+            await sup.shutdown()
     assert caught.value.port == port
     assert "Address already in use" in caught.value.details
     assert sup.processes() == []
