@@ -10,7 +10,6 @@ from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -18,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from desktop.labels import WrappingLabel
 
 
 def tr(text: str) -> str:
@@ -85,7 +86,7 @@ class Composer(QWidget):
         self.meter.setRange(0, 1)
         self.meter.setValue(0)
         self.meter.setFormat(tr("context: ?"))
-        self.notice = QLabel(self)
+        self.notice = WrappingLabel(self)
         self.notice.setObjectName("composerNotice")
         self.notice.setAccessibleName(tr("Composer notice"))
         self.notice.hide()

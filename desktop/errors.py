@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 from desktop import theme
+from desktop.labels import WrappingLabel
 from engine.errors import DeskError, Fix
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,8 @@ class ErrorBanner(QFrame):
         self.setAccessibleName(tr("Problem"))
         self._title = QLabel(self)
         self._title.setObjectName("errorTitle")
-        self._text = QLabel(self)
-        self._text.setWordWrap(True)
-        self._text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._title.setWordWrap(True)  # two lines in a narrow window rather than a wider one
+        self._text = WrappingLabel(self)
         self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fix_button = QPushButton(self)
         self.fix_button.setAccessibleName(tr("Fix the problem"))

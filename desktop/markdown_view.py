@@ -107,7 +107,7 @@ class MarkdownRenderer:
         background = self.code_background
         return (
             f'<table width="100%" cellspacing="0" cellpadding="6" style="background-color:{background};">'
-            f'<tr><td><pre style="font-family:{MONO};">{body}</pre></td></tr></table>'
+            f'<tr><td><pre style="font-family:{MONO}; white-space:pre-wrap;">{body}</pre></td></tr></table>'
             f'<p style="margin-top:2px;"><small>{label}<a href="{COPY_SCHEME}:{index}">Copy code</a>'
             "</small></p>\n"
         )
@@ -383,7 +383,7 @@ class SafeBrowser(QTextBrowser):
         self.clear()
         block = QTextBlockFormat()
         block.setBackground(QColor(background))
-        block.setNonBreakableLines(True)
+        block.setNonBreakableLines(False)  # long lines wrap, as in the finished block (pre-wrap)
         block.setLeftMargin(6)
         QTextCursor(self.document()).setBlockFormat(block)
         self._code_format = QTextCharFormat()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
+from desktop.labels import ElidedLabel
 
 LOG_LINES_KEPT = 5000
 NOTICE_MS = 10000  # how long a notification stays in the status bar when there is no tray to show it
@@ -44,9 +45,10 @@ class ServerStatusBar(QStatusBar):
         super().__init__(parent)
         self.setObjectName("serverStatus")
         self.setSizeGripEnabled(False)
-        self.server_label = QLabel(self)
+        # Long profile names, model paths and failure words are cut short, never widen the window.
+        self.server_label = ElidedLabel(parent=self, mode=Qt.TextElideMode.ElideMiddle)
         self.server_label.setAccessibleName(tr("Server profile and model"))
-        self.state_label = QLabel(self)
+        self.state_label = ElidedLabel(parent=self)
         self.state_label.setObjectName("serverState")
         self.state_label.setAccessibleName(tr("Server state"))
         self.progress = QProgressBar(self)

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.labels import ElidedLabel, WrappingLabel
 from desktop.markdown_view import ListItems, MarkdownRenderer, Rendered, SafeBrowser, StreamSplitter
 
 RENDER_INTERVAL_MS = 50
@@ -154,8 +155,11 @@ class MessageWidget(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAccessibleName(tr("Your message") if data.role == "user" else tr("Reply"))
 
-        self._role = QLabel(self)
+        self._role = ElidedLabel(parent=self, mode=Qt.TextElideMode.ElideMiddle)  # a model path can be long
         self._role.setObjectName("messageRole")
+        role_font = self._role.font()
+        role_font.setBold(True)
+        self._role.setFont(role_font)
         self.reasoning_button = QToolButton(self)
         self.reasoning_button.setCheckable(True)
         self.reasoning_button.setAutoRaise(True)
@@ -173,7 +177,8 @@ class MessageWidget(QFrame):
         self.editor: QPlainTextEdit | None = None  # the inline editor while editing
         self.save_edit_button: QPushButton | None = None
 
-        self.stats_label = QLabel(self)
+        # A failure's words wrap beside the actions instead of making the message wider than the view.
+        self.stats_label = WrappingLabel(self)
         self.stats_label.setObjectName("messageStats")
         self.stats_label.setAccessibleName(tr("Reply statistics"))
         footer = QHBoxLayout()
@@ -268,7 +273,7 @@ class MessageWidget(QFrame):
         self.data = data
         user = data.role == "user"
         who = tr("You") if user else (data.model or tr("Assistant"))
-        self._role.setText(f"<b>{who}</b>")
+        self._role.setText(who)
         self._update_footer()
         self._set_reasoning(data.reasoning)
 
