@@ -26,6 +26,7 @@ BENCHMARKS: tuple[Bench, ...] = (
     Bench("cold_start", "bench.cold_start", "Cold start"),
     Bench("memory", "bench.memory", "Memory"),
     Bench("lifecycle", "bench.lifecycle", "Server lifecycle"),
+    Bench("cpu_dtype", "bench.cpu_dtype", "CPU dtype: float32 against bfloat16"),
 )
 
 

@@ -38,10 +38,11 @@ def standin_launcher() -> Any:
 
 
 def vllm_paths() -> Any:
+    """The test suite's cache folder for the current pins and model recipe (tests/support/vllm_fixtures)."""
     from engine.paths import AppPaths
+    from tests.support.vllm_fixtures import cache_dir
 
-    cache = Path(os.environ.get("VLLM_DESK_TEST_CACHE", Path.home() / ".cache" / "vllm-desk-tests"))
-    return AppPaths.under(cache / "home").ensure()
+    return AppPaths.under(cache_dir() / "home").ensure()
 
 
 def prepare_real_vllm(ctx: BenchContext) -> tuple[Any, Path]:
@@ -80,17 +81,21 @@ class RealServer:
 
 
 @contextmanager
-def real_vllm(ctx: BenchContext, log_path: Path) -> Iterator[RealServer]:
-    """``vllm serve`` of the built-in model on a free port (own session); stopped with its whole group."""
+def real_vllm(ctx: BenchContext, log_path: Path, dtype: str | None = None) -> Iterator[RealServer]:
+    """``vllm serve`` of the built-in model on a free port (own session); stopped with its whole group.
+
+    ``dtype``: the app's CPU choice (float32) unless another is asked for (the CPU-dtype benchmark)."""
     from engine.builtin_model import BUILTIN_MODEL
     from engine.endpoint import Endpoint
+    from engine.profiles import CPU_DEFAULT_DTYPE
 
     runtime, model = prepare_real_vllm(ctx)
     port = free_port()
     key = secrets.token_hex(16)
     args = [
         str(model), "--served-model-name", BUILTIN_MODEL.served_name, "--host", "127.0.0.1",
-        "--port", str(port), "--max-model-len", "2048", "--dtype", "bfloat16", "--enforce-eager",
+        "--port", str(port), "--max-model-len", "2048",
+        "--dtype", dtype or CPU_DEFAULT_DTYPE, "--enforce-eager",
     ]  # fmt: skip
     env = {**os.environ, **runtime.env(), "VLLM_API_KEY": key}
     ctx.say(f"starting the real vLLM on port {port} (log: {log_path})")

@@ -47,6 +47,7 @@ from engine.events import Event
 from engine.golden import (
     BuiltinModelAnswersWrong,
     GoldenRecords,
+    GoldenResult,
     ask_golden,
     machine_fingerprint,
     record_key,
@@ -151,6 +152,9 @@ class Supervisor:
         self._start_times = StartTimes(paths.state)
         self.problem: DeskError | None = None
         self.last_stop: StopOutcome | None = None
+        # The built-in model's golden check: its last verdict, and whether a recorded pass is asked again.
+        self.last_answer_check: GoldenResult | None = None
+        self.recheck_answers = False
         # The start() in progress before anything runs (runtime check, model preparation, a remote check):
         # a stop() then cancels it, as it stops a process that is loading.
         self._preparing: tuple[asyncio.Task[Any], asyncio.Event] | None = None
@@ -484,7 +488,8 @@ class Supervisor:
         key = record_key(runtime_id, machine, dtype, reference.model_id)
         records = GoldenRecords(self.paths.state)
         known = await asyncio.to_thread(records.get, key)
-        if known is not None and known.passed:
+        if known is not None and known.passed and not self.recheck_answers:
+            self.last_answer_check = known
             return
         label = PHASE_LABELS[Phase.ANSWER_CHECK]
         self.progress.emit(StartProgress(Phase.ANSWER_CHECK, label, time.monotonic() - began, expected))
@@ -500,6 +505,7 @@ class Supervisor:
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise ServerFailed(f"the model did not answer its check question ({exc})", None) from exc
         await asyncio.to_thread(records.put, key, result)
+        self.last_answer_check = result
         if not result.passed:
             raise BuiltinModelAnswersWrong(result, cpu=runtime.is_cpu)
 

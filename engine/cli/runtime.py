@@ -1,4 +1,4 @@
-"""``vllm-desk runtime install|status`` and ``vllm-desk model prepare|status``.
+"""``vllm-desk runtime install|status`` and ``vllm-desk model prepare|check|status``.
 
 The GUI calls the same engine functions; here progress is printed one line per step.
 """
@@ -6,14 +6,19 @@ The GUI calls the same engine functions; here progress is printed one line per s
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import sys
 from typing import Any
 
 from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state, prepare_builtin_model
 from engine.errors import DeskError
+from engine.golden import GoldenResult
 from engine.paths import AppPaths
+from engine.profiles import ServerProfile
 from engine.runtime import INSTALL_COMMAND, Progress, RuntimeInstaller, ensure_runtime, locate_runtime
+from engine.supervisor import Supervisor
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +48,12 @@ def register(subparsers: Any) -> None:
         "the managed runtime is installed first when there is none)",
     )
     prepare.set_defaults(func=run_prepare)
+    check = msub.add_parser(
+        "check",
+        help="start the built-in model and ask it the golden question again (the first start does it once)",
+    )
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(func=run_model_check)
     mstatus = msub.add_parser("status", help="show whether the built-in model is ready")
     mstatus.add_argument("--json", action="store_true", help="print JSON")
     mstatus.set_defaults(func=run_model_status)
@@ -92,6 +103,47 @@ def run_prepare(args: argparse.Namespace) -> int:
     folder = prepare_builtin_model(paths, runtime, print_progress)
     print(f"{BUILTIN_MODEL.display_name} is ready at {folder}")
     return 0
+
+
+async def check_builtin_answers(supervisor: Supervisor, profile: ServerProfile) -> GoldenResult:
+    """Start ``profile`` (the built-in model) with the golden check asked again, stop it, return the verdict.
+
+    A wrong answer raises :class:`engine.golden.BuiltinModelAnswersWrong` (the server is stopped then too).
+    """
+    supervisor.recheck_answers = True
+    try:
+        await supervisor.start(profile)
+    finally:
+        await supervisor.shutdown()
+    result = supervisor.last_answer_check
+    if result is None:
+        raise DeskError("The built-in model was started but its answers were not checked.")
+    return result
+
+
+def run_model_check(args: argparse.Namespace) -> int:
+    from engine.profiles import builtin_profile
+    from engine.settings import SettingsStore
+
+    paths = AppPaths.resolve(args.data_dir).ensure()
+    try:
+        stored = SettingsStore.open(paths.settings_file).settings.profiles
+    except DeskError:
+        stored = []
+    # The user's built-in profile (its dtype, KV cache) when there is one: that is what the app serves.
+    profile = next((p for p in stored if p.kind == "local" and p.source == "builtin"), builtin_profile())
+    supervisor = Supervisor(paths, runtime_path=configured_vllm(args, paths))
+    if not args.json:
+        supervisor.progress.connect(lambda p: print(f"      {p.label}", flush=True))
+    result = asyncio.run(check_builtin_answers(supervisor, profile))
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(result), "passed": result.passed}, indent=2))
+    else:
+        print(f"{BUILTIN_MODEL.display_name} {result.describe()}")
+        print(f"  asked:    {result.prompt!r}")
+        print(f"  answered: {result.answer!r}")
+        print(f"  expected: {result.reference!r}")
+    return 0 if result.passed else 1
 
 
 def run_model_status(args: argparse.Namespace) -> int:

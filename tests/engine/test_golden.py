@@ -209,6 +209,26 @@ async def test_other_profiles_are_not_checked(app_paths: AppPaths) -> None:
         await sup.shutdown()
 
 
+@pytest.mark.asyncio
+async def test_model_check_asks_again_after_a_recorded_pass_and_stops_the_server(app_paths: AppPaths) -> None:
+    from engine.cli.runtime import check_builtin_answers
+
+    _fake_builtin_model(app_paths)
+    first = await check_builtin_answers(
+        Supervisor(app_paths, StandinRuntime(["--reply", REFERENCE])), builtin_profile()
+    )
+    assert first.verdict == "match"
+    other_words = Supervisor(app_paths, StandinRuntime(["--reply", "Paris is the capital of France."]))
+    second = await check_builtin_answers(other_words, builtin_profile())
+    assert second.verdict == "close"  # asked again although a pass was recorded
+    assert other_words.processes() == []
+    assert [r.verdict for r in GoldenRecords(app_paths.state).all()] == ["close"]  # same key, newest verdict
+    wrong = Supervisor(app_paths, StandinRuntime(["--reply", WRONG]))
+    with pytest.raises(BuiltinModelAnswersWrong):
+        await check_builtin_answers(wrong, builtin_profile())
+    assert wrong.processes() == []
+
+
 # --- the real thing -------------------------------------------------------------------------------
 
 
