@@ -826,6 +826,15 @@ class TranscriptView(QScrollArea):
     def following(self) -> bool:
         return self._follow
 
+    def follow(self) -> None:
+        """Go to the end and stay there as it grows: the user sent something and wants to see it, however
+        far up they had scrolled or jumped (a search hit)."""
+        if self._newer:
+            self.show_messages(self._all_data())
+        self._follow = True
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
         self._follow = value >= bar.maximum() - 8 and not self._newer

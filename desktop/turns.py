@@ -286,6 +286,7 @@ class TurnsMixin:
         if self.conversation_id == target:
             # Before the turn's first event runs: show the user's message and an empty reply to stream into.
             self.composer.set_busy(True)
+            self.transcript.follow()  # the new message and its reply are shown, wherever the view was
             self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
             self._begin_reply(turn)
         await self.sidebar.reload()
@@ -303,6 +304,7 @@ class TurnsMixin:
         self._show_placeholder(item)
 
     def _show_placeholder(self, item: QueuedMessage) -> None:
+        self.transcript.follow()
         self.transcript.add_message(
             MessageData(id=item.placeholder, role="user", text=item.text, state="queued")
         )
@@ -384,6 +386,7 @@ class TurnsMixin:
     def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
         freeze_long_lived()
         self.composer.set_busy(True)
+        self.transcript.follow()  # also a regenerated or edited turn: its new reply is watched
         model = self.chat.endpoint_provider()
         self.transcript.add_message(
             MessageData(
