@@ -86,7 +86,7 @@ class FixesMixin:
 
         def show_server_log(self) -> None: ...
 
-        def undo_delete(self, conversation_id: int) -> None: ...
+        def undo_delete(self, *ids: int) -> None: ...
 
         def undo_delete_message(self, fix: Fix) -> None: ...
 
@@ -108,7 +108,7 @@ class FixesMixin:
         """What each fix the engine can offer does here. The server link (when there is a supervisor)
         replaces the server ones with "change the profile and start again"."""
         fixes: dict[str, Callable[[Fix], object]] = {
-            "undo_delete": lambda fix: self.undo_delete(int(fix.params["conversation_id"])),
+            "undo_delete": lambda fix: self.undo_delete(*_deleted_ids(fix)),
             "undo_delete_message": self.undo_delete_message,
             "open_preferences": lambda _fix: self.open_preferences(),
             "retry_turn": lambda _fix: self.regenerate_last(),
@@ -223,3 +223,11 @@ class FixesMixin:
         self.strays_dialog = None
         assert isinstance(self, QWidget)  # the window: the dialog's parent
         strays.offer_stray_cleanup(self, look, shown=shown)
+
+
+def _deleted_ids(fix: Fix) -> list[int]:
+    """The conversations an "Undo" of a delete brings back (one, in fixes made before several could go)."""
+    ids = fix.params.get("conversation_ids")
+    if isinstance(ids, list):
+        return [int(i) for i in ids]
+    return [int(fix.params["conversation_id"])]

@@ -19,7 +19,7 @@ The window holds no business logic: every user action is one awaited engine call
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, Signal
@@ -291,7 +291,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.sidebar.new_chat_requested.connect(self.new_chat)
         self.sidebar.rename_requested.connect(self.rename_conversation)
         self.sidebar.pin_requested.connect(self.pin_conversation)
-        self.sidebar.delete_requested.connect(self.delete_conversation)
+        self.sidebar.delete_requested.connect(self.delete_conversations)
         self.transcript.action.connect(self._message_action)
         self.transcript.edited.connect(self.edit_and_resend)
         self.banner.fix_requested.connect(self.apply_fix)
@@ -397,20 +397,31 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         await self._after_list_change(conversation_id)
 
     def delete_conversation(self, conversation_id: int) -> None:
-        Operation(None, lambda: self._delete(conversation_id)).run()
+        self.delete_conversations([conversation_id])
 
-    async def _delete(self, conversation_id: int) -> None:
-        if self.engine_ready:
-            self.chat.stop(conversation_id)
-        await self.store.delete_conversation(conversation_id)
-        if self.conversation_id == conversation_id:
+    def delete_conversations(self, ids: Sequence[int]) -> None:
+        """Delete these conversations (the selection, or one); the banner's Undo brings them back."""
+        Operation(None, lambda: self._delete(*ids)).run()
+
+    async def _delete(self, *ids: int) -> None:
+        for conversation_id in ids:
+            if self.engine_ready:
+                self.chat.stop(conversation_id)
+            await self.store.delete_conversation(conversation_id)
+        if self.conversation_id in ids:
             self.new_chat()
         await self.sidebar.reload()
+        if len(ids) == 1:
+            title = tr("Conversation deleted")
+            text = tr("It is gone when vLLM Desk quits; until then you can bring it back.")
+        else:
+            title = tr("{n} conversations deleted").format(n=len(ids))
+            text = tr("They are gone when vLLM Desk quits; until then you can bring them back.")
         self.show_problem(
             Problem(
-                tr("Conversation deleted"),
-                tr("It is gone when vLLM Desk quits; until then you can bring it back."),
-                Fix(action="undo_delete", label=tr("Undo"), params={"conversation_id": conversation_id}),
+                title,
+                text,
+                Fix(action="undo_delete", label=tr("Undo"), params={"conversation_ids": list(ids)}),
             )
         )
 
@@ -444,13 +455,16 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             self._wire_transfer()
         return self.transfer
 
-    def undo_delete(self, conversation_id: int) -> None:
-        Operation(None, lambda: self._undo_delete(conversation_id)).run()
+    def undo_delete(self, *ids: int) -> None:
+        Operation(None, lambda: self._undo_delete(*ids)).run()
 
-    async def _undo_delete(self, conversation_id: int) -> None:
-        await self.store.undo_delete(conversation_id)
+    async def _undo_delete(self, *ids: int) -> None:
+        for conversation_id in ids:
+            await self.store.undo_delete(conversation_id)
         await self.sidebar.reload()
-        await self._show_conversation(conversation_id)
+        await self._show_conversation(ids[0])
+        if len(ids) > 1:
+            self.sidebar.select_conversations(ids)
 
     # --- server --------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -293,7 +293,7 @@ class Sidebar(QWidget):
     new_chat_requested = Signal()
     rename_requested = Signal(int)
     pin_requested = Signal(int, bool)
-    delete_requested = Signal(int)
+    delete_requested = Signal(list)  # the conversation ids to delete
 
     def __init__(self, store: AsyncHistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -345,6 +345,10 @@ class Sidebar(QWidget):
         self.list.activated.connect(self._activated_unless_selecting)
         self.list.clicked.connect(self._clicked)
         self.list.customContextMenuRequested.connect(self._context_menu)
+        # The Delete key deletes what is selected in the list (Undo in the banner brings it back).
+        delete_key = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
+        delete_key.setContext(Qt.ShortcutContext.WidgetShortcut)
+        delete_key.activated.connect(self._delete_selected)
         self.new_button.clicked.connect(self.new_chat_requested)
         # Added by other modules (export, ...) to the context menu; data() = the list of conversation ids.
         self.extra_actions: list[QAction] = []
@@ -438,7 +442,7 @@ class Sidebar(QWidget):
     def context_menu_for(self, conversation_id: int) -> QMenu:
         """The per-conversation menu (also reachable with the keyboard via the window's menu bar).
 
-        Rename, pin and delete act on ``conversation_id``; folder, tags and the extra actions on
+        Rename and pin act on ``conversation_id``; folder, tags, delete and the extra actions on
         :meth:`targets_of` it.
         """
         row = self.model.row_of(conversation_id)
@@ -455,8 +459,14 @@ class Sidebar(QWidget):
             action.setData(targets)
             menu.addAction(action)
         menu.addSeparator()
-        menu.addAction(tr("Delete"), lambda: self.delete_requested.emit(conversation_id))
+        label = tr("Delete") if len(targets) == 1 else tr("Delete {n} conversations").format(n=len(targets))
+        menu.addAction(label, lambda: self.delete_requested.emit(targets))
         return menu
+
+    def _delete_selected(self) -> None:
+        ids = self.selected_conversation_ids()
+        if ids:
+            self.delete_requested.emit(ids)
 
     # --- folders and tags -----------------------------------------------------------------------------
 
