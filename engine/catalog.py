@@ -96,9 +96,16 @@ class ModelInfo:
     vocab_size: int | None = None
     intermediate_size: int | None = None
     tie_word_embeddings: bool = False
-    # From safetensors headers when present: exact weight bytes and parameter count.
+    # From safetensors headers when present: exact weight bytes and parameter count (a packed 4-bit
+    # checkpoint counts its int32 elements, so ``param_count`` is then below the model's true count), and
+    # the parameters of the embeddings and the output head, which quantization usually leaves in 16 bit.
     weight_bytes: int | None = None
     param_count: int | None = None
+    embedding_params: int | None = None
+    # A quantized checkpoint's method, bits per weight and group size (config.json quantization_config).
+    quant_method: str | None = None
+    quant_bits: int | None = None
+    quant_group_size: int | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ModelInfo:
@@ -117,10 +124,9 @@ class ModelInfo:
         if head_dim is None and heads and hidden:
             head_dim = int(hidden) // int(heads)
         quant = config.get("quantization_config")
-        quantization = None
+        quantization = method = bits = group = None
         if isinstance(quant, dict):
-            method = str(quant.get("quant_method", "unknown"))
-            bits = quant.get("bits") or quant.get("w_bit")
+            method, bits, group = _quant_scheme(quant)
             quantization = f"{method} {bits}-bit" if bits else method
         architectures = config.get("architectures")
         return cls(
@@ -137,7 +143,39 @@ class ModelInfo:
             vocab_size=_int(first("vocab_size")),
             intermediate_size=_int(first("intermediate_size", "n_inner", "ffn_dim")),
             tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            quant_method=method,
+            quant_bits=bits,
+            quant_group_size=group,
         )
+
+
+def _quant_scheme(quant: dict[str, Any]) -> tuple[str, int | None, int | None]:
+    """(method, bits per weight, group size) of a ``quantization_config``; ``None`` where it says nothing.
+
+    AWQ/GPTQ say ``bits``/``w_bit`` and ``group_size``/``q_group_size``; compressed-tensors keeps them per
+    config group (``config_groups.*.weights.num_bits``); fp8 checkpoints are 8-bit; bitsandbytes says
+    ``load_in_4bit``; ModelOpt names an algorithm (FP8, NVFP4).
+    """
+    method = str(quant.get("quant_method", "unknown")).lower()
+    bits = _int(quant.get("bits") or quant.get("w_bit") or quant.get("weight_bits"))
+    group = _int(quant.get("group_size") or quant.get("q_group_size"))
+    groups = quant.get("config_groups")
+    if bits is None and isinstance(groups, dict):
+        for value in groups.values():
+            weights = value.get("weights") if isinstance(value, dict) else None
+            if isinstance(weights, dict):
+                bits = _int(weights.get("num_bits"))
+                group = _int(weights.get("group_size")) if group is None else group
+                break
+    if bits is None:
+        algo = str(quant.get("quant_algo", "")).upper()
+        if method in ("fp8", "fbgemm_fp8") or "FP8" in algo:
+            bits = 8
+        elif method in ("mxfp4", "gpt_oss_mxfp4") or "FP4" in algo:
+            bits = 4
+        elif method == "bitsandbytes":
+            bits = 4 if quant.get("load_in_4bit") else 8
+    return method, bits, group if group and group > 0 else None
 
 
 def _int(value: Any) -> int | None:
@@ -185,8 +223,25 @@ class ModelEntry:
         }[self.source]
 
 
+# Tensor names of input embeddings and output heads (Llama/Qwen/Mistral, GPT-2, BLOOM, GPT-NeoX).
+_EMBEDDING_NAMES = (
+    "embed_tokens.weight",
+    "lm_head.weight",
+    "wte.weight",
+    "word_embeddings.weight",
+    "embed_out.weight",
+)
+
+
 def read_safetensors_totals(folder: Path) -> tuple[int, int] | None:
-    """(parameter count, weight bytes) from the headers of ``*.safetensors`` in ``folder``; ``None`` if none.
+    """(parameter count, weight bytes) from the ``*.safetensors`` headers in ``folder``; ``None`` if none."""
+    summary = read_safetensors_summary(folder)
+    return None if summary is None else summary[:2]
+
+
+def read_safetensors_summary(folder: Path) -> tuple[int, int, int] | None:
+    """(parameter count, weight bytes, embedding + output head parameters) from the headers of
+    ``*.safetensors`` in ``folder``; ``None`` if none.
 
     The format starts with a little-endian u64 header length and a JSON header of tensor shapes and byte
     ranges, so reading a few KB per file is enough (no weights are loaded).
@@ -196,6 +251,7 @@ def read_safetensors_totals(folder: Path) -> tuple[int, int] | None:
         return None
     params = 0
     nbytes = 0
+    embeddings = 0
     for file in files:
         with file.open("rb") as handle:
             raw = handle.read(8)
@@ -211,10 +267,13 @@ def read_safetensors_totals(folder: Path) -> tuple[int, int] | None:
         for name, tensor in header.items():
             if name == "__metadata__" or not isinstance(tensor, dict):
                 continue
-            params += math.prod(tensor.get("shape", []))
+            count = math.prod(tensor.get("shape", []))
+            params += count
+            if name.endswith(_EMBEDDING_NAMES):
+                embeddings += count
             start, end = tensor.get("data_offsets", (0, 0))
             nbytes += int(end) - int(start)
-    return params, nbytes
+    return params, nbytes, embeddings
 
 
 def _folder_size(folder: Path) -> int:
@@ -235,11 +294,13 @@ def read_model_info(folder: Path) -> ModelInfo:
     if not isinstance(config, dict):
         raise NotAModelFolder(folder, "its config.json is not a JSON object")
     info = ModelInfo.from_config(config)
-    totals = read_safetensors_totals(folder)
-    if totals is None:
+    summary = read_safetensors_summary(folder)
+    if summary is None:
         return info
-    params, nbytes = totals
-    return ModelInfo(**{**info.__dict__, "param_count": params, "weight_bytes": nbytes})
+    params, nbytes, embeddings = summary
+    return ModelInfo(
+        **{**info.__dict__, "param_count": params, "weight_bytes": nbytes, "embedding_params": embeddings}
+    )
 
 
 def inspect_folder(folder: Path, *, source: Source = "folder", name: str | None = None) -> ModelEntry:

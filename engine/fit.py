@@ -1,15 +1,19 @@
-"""Will it fit? An estimate of a model's GPU memory (weights + KV cache) against the GPUs present.
+"""Will it fit? An estimate of a model's GPU memory against the GPUs present, in vLLM's own accounting.
 
-vLLM takes ``total × gpu_memory_utilization`` of each GPU; from that it loads the weights (split by the
-tensor-parallel size), keeps some for activations, and gives the rest to the KV cache, which must hold at
-least one sequence of ``max_model_len`` tokens. This module does the same arithmetic ahead of the launch so
-the panel can say "fits / tight / won't fit" and which setting would make it fit.
+vLLM (0.32, ``vllm/v1/worker/gpu_worker.py`` and ``utils.py``) first checks that the memory free once its
+worker holds a CUDA context is at least ``total × gpu_memory_utilization`` (``total`` as CUDA counts it,
+which is NVML's minus what the driver reserves). From that budget it takes the weights (split by the
+tensor-parallel size), the peak of a profiling forward pass (``max_num_batched_tokens`` tokens, then the
+sampler over ``max_num_seqs`` sequences), memory outside PyTorch that grew meanwhile (cuBLAS, NCCL) and,
+unless ``enforce_eager``, its estimate of CUDA-graph memory; the rest is KV cache, which must hold at least
+one sequence of ``max_model_len`` tokens. This module does the same arithmetic before the launch, so the
+panel can say "fits / tight / won't fit" and which setting would make it fit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -20,15 +24,71 @@ from engine.profiles import ServerProfile
 
 Verdict = Literal["fits", "tight", "wont_fit", "cpu", "unknown"]
 GIB = 2**30
-# Activations, CUDA context and sampler buffers vLLM keeps outside weights and KV cache (per GPU). A round
-# figure from vLLM's profiling of small and mid-size models; the verdict's "tight" band absorbs the error.
-OVERHEAD_BYTES = 1 * GIB
+MIB = 2**20
+# What a vLLM worker's CUDA context (with cuBLAS workspaces) takes before vLLM measures free memory: the
+# card must have this much free beyond the budget. scripts/gpu-check.py measures it on a real card.
+CONTEXT_BYTES = 512 * MIB
+# Memory outside PyTorch that grows while vLLM profiles (cuBLAS/cuDNN handles); NCCL adds buffers with
+# tensor parallelism.
+NON_TORCH_BYTES = 256 * MIB
+NCCL_BYTES = 256 * MIB
+# vLLM's serve defaults on cards below 70 GiB (``EngineArgs._set_default_max_num_seqs_and_batched_tokens``);
+# 8192 tokens and 1024 sequences on 70 GiB and larger cards (except A100).
+DEFAULT_BATCHED_TOKENS = 2048
+DEFAULT_MAX_NUM_SEQS = 256
+LARGE_CARD_BYTES = 70 * GIB
+# CUDA graphs: a pool for the largest captured batch plus per-graph buffers; vLLM's own estimate is of this
+# size for 1-70B models (its log: "Estimated CUDA graph memory: 0.3-0.9 GiB").
+GRAPH_BASE_BYTES = 256 * MIB
+GRAPH_PER_LAYER_BYTES = 4 * MIB
 # Above this share of the budget the model starts, but with room for few concurrent full-length sequences.
 TIGHT_SHARE = 0.85
+# The suggested max_model_len keeps this share of what the arithmetic says fits: the activation and graph
+# terms are estimates, and a suggestion that fails a second time is worse than one a little short.
+SUGGESTION_MARGIN = 0.9
 # vLLM's KV cache block size: a max_model_len we suggest is a multiple of it.
 BLOCK_TOKENS = 16
-# Bytes per weight of quantization methods chosen at launch (``--quantization``) or found in config.json.
-QUANT_BYTES: dict[str, float] = {"fp8": 1, "awq": 0.5, "gptq": 0.5, "bitsandbytes": 0.5, "int8": 1}
+# Bits per weight of ``--quantization`` methods vLLM applies at load time to a 16-bit checkpoint (the
+# embeddings and the output head stay in 16 bit). Methods that need a quantized checkpoint take the
+# checkpoint's own numbers instead.
+ONLINE_BITS: dict[str, int] = {
+    "fp8": 8,
+    "fp8_per_tensor": 8,
+    "fp8_per_block": 8,
+    "fp8_per_channel": 8,
+    "mxfp8": 8,
+    "modelopt_mxfp8": 8,
+    "int8": 8,
+    "int8_per_channel_weight_only": 8,
+    "experts_int8": 8,
+    "bitsandbytes": 4,
+    "nvfp4_per_token": 4,
+}
+# Methods that only read an already quantized checkpoint (``--quantization awq_marlin`` on an AWQ model).
+CHECKPOINT_METHODS = (
+    "awq",
+    "auto_awq",
+    "awq_marlin",
+    "gptq",
+    "auto_gptq",
+    "gptq_marlin",
+    "compressed-tensors",
+    "moe_wna16",
+    "modelopt",
+    "modelopt_fp4",
+    "mxfp4",
+    "gpt_oss_mxfp4",
+    "fbgemm_fp8",
+    "quark",
+    "humming",
+    "gguf",
+    "deepseek_v4_fp8",
+    "modelopt_mixed",
+    "fp_quant",
+    "inc",
+)
+# Methods whose size depends on a configuration of their own: the estimate says it cannot tell.
+UNSIZED_METHODS = ("online", "torchao")
 
 
 def estimate_params(info: ModelInfo) -> int | None:
@@ -42,14 +102,22 @@ def estimate_params(info: ModelInfo) -> int | None:
     )
     if any(v is None for v in needed):
         return None
-    vocab, hidden, layers, heads, inter = (int(v) for v in needed if v is not None)
+    _vocab, hidden, layers, heads, inter = (int(v) for v in needed if v is not None)
     head_dim = info.head_dim or hidden // heads
     kv_heads = info.num_kv_heads or heads
     attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim  # q, o + k, v
     mlp = 3 * hidden * inter  # gate, up, down
     per_layer = attention + mlp + 2 * hidden  # two norms
-    embeddings = vocab * hidden * (1 if info.tie_word_embeddings else 2)
-    return embeddings + layers * per_layer + hidden  # + final norm
+    return _embedding_params(info) + layers * per_layer + hidden  # + final norm
+
+
+def _embedding_params(info: ModelInfo) -> int:
+    """Input embeddings and output head (one matrix when tied); the headers' count when read."""
+    if info.embedding_params:
+        return info.embedding_params
+    if info.vocab_size is None or info.hidden_size is None:
+        return 0
+    return info.vocab_size * info.hidden_size * (1 if info.tie_word_embeddings else 2)
 
 
 def dtype_bytes(dtype: str | None, info: ModelInfo) -> float:
@@ -65,30 +133,107 @@ def _served_as_stored(dtype: str | None, info: ModelInfo) -> bool:
     """Whether vLLM keeps the checkpoint's own dtype (so the safetensors size is the served size)."""
     if dtype and dtype != "auto":
         return dtype == info.dtype
-    # "auto" serves a float32 checkpoint in 16-bit; a quantized one's headers already hold packed sizes.
-    return info.dtype != "float32" or info.quantization is not None
+    return info.dtype != "float32"
+
+
+def _method(quantization: str | None) -> str | None:
+    return quantization.strip().lower() if quantization and quantization.strip() else None
 
 
 def weight_bytes(info: ModelInfo, *, dtype: str | None = None, quantization: str | None = None) -> int | None:
-    """Memory of the weights as served; exact from safetensors headers when the dtype is unchanged."""
-    params = info.param_count or estimate_params(info)
-    if quantization and quantization in QUANT_BYTES and params:
-        return int(params * QUANT_BYTES[quantization])
+    """Memory of the weights as served; ``None`` when it cannot be known (an unknown quantization method).
+
+    A quantized checkpoint is served as stored: its safetensors size is exact (packed int32 ``qweight``
+    elements, scales and zero points, 16-bit embeddings), else bits per weight from its config plus a
+    scale per group. Online quantization of a 16-bit checkpoint converts the linear layers only.
+    """
+    if info.quant_method is not None or info.quantization is not None:
+        if info.weight_bytes is not None:
+            return info.weight_bytes
+        return _packed_from_config(info)
+    method = _method(quantization)
+    half = dtype_bytes(dtype, info)
+    if method is not None:
+        bits = ONLINE_BITS.get(method)
+        params = info.param_count or estimate_params(info)
+        if bits is None or params is None:
+            return None
+        embeddings = _embedding_params(info)
+        return int((params - embeddings) * bits / 8 + embeddings * half)
     if info.weight_bytes is not None and _served_as_stored(dtype, info):
         return info.weight_bytes
-    if params is None:
+    params = info.param_count or estimate_params(info)
+    return None if params is None else int(params * half)
+
+
+def _packed_from_config(info: ModelInfo) -> int | None:
+    params = estimate_params(info)
+    if params is None or info.quant_bits is None:
         return None
-    return int(params * dtype_bytes(dtype, info))
+    embeddings = _embedding_params(info)
+    bits = info.quant_bits
+    # A 16-bit scale (and, under 8 bits, a packed zero point) per group of weights; per output channel
+    # when there are no groups.
+    group = info.quant_group_size or info.hidden_size or 128
+    per_weight = bits / 8 + (2 + (bits / 8 if bits < 8 else 0)) / group
+    return int((params - embeddings) * per_weight + embeddings * 2)
+
+
+def kv_heads_per_gpu(info: ModelInfo, tensor_parallel_size: int = 1) -> int | None:
+    """KV heads each GPU holds: split over tensor parallelism, replicated when there are fewer than GPUs."""
+    if info.num_kv_heads is None:
+        return None
+    return max(1, math.ceil(info.num_kv_heads / max(1, tensor_parallel_size)))
 
 
 def kv_bytes_per_token(
-    info: ModelInfo, *, dtype: str | None = None, kv_cache_dtype: str | None = None
+    info: ModelInfo,
+    *,
+    dtype: str | None = None,
+    kv_cache_dtype: str | None = None,
+    tensor_parallel_size: int = 1,
 ) -> int | None:
-    """Keys and values of every layer for one token: layers × kv heads × head dim × 2 × bytes."""
-    if info.num_layers is None or info.num_kv_heads is None or info.head_dim is None:
+    """Keys and values of every layer for one token on one GPU: layers × kv heads × head dim × 2 × bytes.
+
+    The same as vLLM's ``FullAttentionSpec.page_size_bytes / block_size``.
+    """
+    heads = kv_heads_per_gpu(info, tensor_parallel_size)
+    if info.num_layers is None or heads is None or info.head_dim is None:
         return None
     per = 1.0 if kv_cache_dtype and kv_cache_dtype.startswith("fp8") else dtype_bytes(dtype, info)
-    return int(info.num_layers * info.num_kv_heads * info.head_dim * 2 * per)
+    return int(info.num_layers * heads * info.head_dim * 2 * per)
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """How vLLM will run: batch limits and whether CUDA graphs are captured."""
+
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    enforce_eager: bool = False
+    tensor_parallel_size: int = 1
+
+
+def activation_bytes(info: ModelInfo, gpu: GpuInfo, shape: RunShape, element_bytes: float = 2) -> int:
+    """Peak of vLLM's profiling run on one GPU: the largest layer's activations for the batched tokens
+    (gate and up projections of the MLP, a few hidden-size buffers) and the sampler's float32 logits and
+    probabilities over the vocabulary for every sequence."""
+    large = gpu.cuda_total_bytes >= LARGE_CARD_BYTES
+    tokens = shape.max_num_batched_tokens or (8192 if large else DEFAULT_BATCHED_TOKENS)
+    seqs = shape.max_num_seqs or (1024 if large else DEFAULT_MAX_NUM_SEQS)
+    tp = max(1, shape.tensor_parallel_size)
+    hidden = info.hidden_size or 0
+    inter = info.intermediate_size or 4 * hidden
+    per_token = (2 * inter / tp + 4 * hidden) * element_bytes
+    sampler = seqs * (info.vocab_size or 0) * 4 * 2
+    return int(tokens * per_token + sampler)
+
+
+def graph_bytes(info: ModelInfo, shape: RunShape) -> int:
+    """vLLM's CUDA-graph memory estimate (nothing with ``enforce_eager``)."""
+    if shape.enforce_eager:
+        return 0
+    return GRAPH_BASE_BYTES + GRAPH_PER_LAYER_BYTES * (info.num_layers or 0)
 
 
 @dataclass(frozen=True)
@@ -103,6 +248,8 @@ class FitEstimate:
     budget_per_gpu: int | None = None
     max_len_that_fits: int | None = None
     fix: Fix | None = None
+    # What vLLM sets aside besides weights and KV cache, per GPU: activations, CUDA graphs, non-torch.
+    overhead_per_gpu: int | None = None
 
 
 def _gib(n: float) -> str:
@@ -110,6 +257,12 @@ def _gib(n: float) -> str:
         if n >= size / 10:
             return f"{n / size:.1f} {unit}"
     return f"{n:.0f} bytes"
+
+
+def usable_free(gpu: GpuInfo, own_pids: Collection[int] = ()) -> int:
+    """What a new vLLM worker would find free: NVML's free memory, plus what our own server (``own_pids``)
+    holds and gives back when it is restarted with the new settings, minus the worker's CUDA context."""
+    return gpu.free_bytes + gpu.held_by(own_pids) - CONTEXT_BYTES
 
 
 def estimate_fit(
@@ -122,10 +275,19 @@ def estimate_fit(
     quantization: str | None = None,
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.92,
+    max_num_seqs: int | None = None,
+    max_num_batched_tokens: int | None = None,
+    enforce_eager: bool = False,
+    own_pids: Collection[int] = (),
 ) -> FitEstimate:
-    """Estimate whether ``info`` served with these options fits on ``gpus`` (empty: the CPU build)."""
+    """Estimate whether ``info`` served with these options fits on ``gpus`` (empty: the CPU build).
+
+    ``gpus`` are the ones the server will see, in CUDA's order (:func:`engine.hardware.visible_gpus`);
+    ``own_pids`` are the processes of our own running server, whose memory counts as free.
+    """
+    tp = max(1, tensor_parallel_size)
     weights = weight_bytes(info, dtype=dtype, quantization=quantization)
-    per_token = kv_bytes_per_token(info, dtype=dtype, kv_cache_dtype=kv_cache_dtype)
+    per_token = kv_bytes_per_token(info, dtype=dtype, kv_cache_dtype=kv_cache_dtype, tensor_parallel_size=tp)
     tokens = max_model_len or info.max_context
     kv = per_token * tokens if per_token is not None and tokens else None
     if not gpus:
@@ -133,11 +295,18 @@ def estimate_fit(
         return FitEstimate(
             "cpu", f"No NVIDIA GPU found: the CPU build of vLLM will be used{sizes}.", weights, kv
         )
+    method = _method(quantization)
+    if weights is None and method and method not in ONLINE_BITS and method not in CHECKPOINT_METHODS:
+        return FitEstimate("unknown", f"The quantization method “{method}” is unknown to this estimate.")
+    if weights is None and method in CHECKPOINT_METHODS and info.quant_method is None:
+        return FitEstimate(
+            "unknown",
+            f"“{method}” needs a checkpoint quantized with it, and this model's config.json has none.",
+        )
     if weights is None or kv is None or per_token is None or tokens is None:
         return FitEstimate(
             "unknown", "The model's config.json lacks the sizes needed for an estimate.", weights, kv
         )
-    tp = max(1, tensor_parallel_size)
     if tp > len(gpus):
         return FitEstimate(
             "wont_fit",
@@ -146,16 +315,17 @@ def estimate_fit(
             kv,
             fix=Fix("set_option", f"Use {len(gpus)} GPU(s)", params={"tensor_parallel_size": len(gpus)}),
         )
-    used = sorted(gpus, key=lambda g: g.free_bytes)[:tp]  # the tightest ones decide
-    smallest = min(used, key=lambda g: g.total_bytes * gpu_memory_utilization)
-    budget = int(smallest.total_bytes * gpu_memory_utilization)
-    low_free = min(used, key=lambda g: g.free_bytes)
-    if low_free.free_bytes < budget:
-        util = math.floor(low_free.free_bytes / low_free.total_bytes * 100) / 100
+    used = list(gpus[:tp])  # vLLM takes the first visible devices
+    smallest = min(used, key=lambda g: g.cuda_total_bytes)
+    budget = int(smallest.cuda_total_bytes * gpu_memory_utilization)
+    low_free = min(used, key=lambda g: usable_free(g, own_pids) - g.cuda_total_bytes * gpu_memory_utilization)
+    free = usable_free(low_free, own_pids)
+    if free < low_free.cuda_total_bytes * gpu_memory_utilization:
+        util = max(0.0, math.floor(free / low_free.cuda_total_bytes * 100) / 100)
         return FitEstimate(
             "wont_fit",
-            f"GPU {low_free.index} has only {_gib(low_free.free_bytes)} free, less than the "
-            f"{_gib(budget)} that gpu_memory_utilization {gpu_memory_utilization} asks for.",
+            f"GPU {low_free.index} has only {_gib(max(0, free))} free for vLLM (after its CUDA context), "
+            f"less than the {_gib(budget)} that gpu_memory_utilization {gpu_memory_utilization} asks for.",
             weights,
             kv,
             budget_per_gpu=budget,
@@ -163,22 +333,40 @@ def estimate_fit(
                 "set_option", f"Use gpu_memory_utilization {util}", params={"gpu_memory_utilization": util}
             ),
         )
-    fixed = weights // tp + OVERHEAD_BYTES
-    need = fixed + kv // tp
+    shape = RunShape(max_num_seqs, max_num_batched_tokens, enforce_eager, tp)
+    return _verdict(info, weights, per_token, tokens, budget, smallest, shape, len(gpus))
+
+
+def _overhead(info: ModelInfo, gpu: GpuInfo, shape: RunShape) -> int:
+    nccl = NCCL_BYTES if shape.tensor_parallel_size > 1 else 0
+    return activation_bytes(info, gpu, shape) + graph_bytes(info, shape) + NON_TORCH_BYTES + nccl
+
+
+def _verdict(
+    info: ModelInfo,
+    weights: int,
+    per_token: int,
+    tokens: int,
+    budget: int,
+    gpu: GpuInfo,
+    shape: RunShape,
+    gpu_count: int,
+) -> FitEstimate:
+    tp = shape.tensor_parallel_size
+    overhead = _overhead(info, gpu, shape)
+    fixed = weights // tp + overhead
+    kv = per_token * tokens
+    need = fixed + kv
     room = budget - fixed
-    max_len = (room * tp // per_token) // BLOCK_TOKENS * BLOCK_TOKENS if room > 0 else 0
+    max_len = int(room / per_token * SUGGESTION_MARGIN) // BLOCK_TOKENS * BLOCK_TOKENS if room > 0 else 0
     numbers = f"needs about {_gib(need)} per GPU of {_gib(budget)} available"
+    total_kv = kv * tp
+    result = FitEstimate("fits", "", weights, total_kv, need, budget, max_len, None, overhead)
     if need <= budget * TIGHT_SHARE:
-        return FitEstimate("fits", f"Fits: {numbers}.", weights, kv, need, budget, max_len)
+        return replace(result, message=f"Fits: {numbers}.")
     if need <= budget:
-        return FitEstimate(
-            "tight",
-            f"Tight: {numbers}; few long conversations fit at once.",
-            weights,
-            kv,
-            need,
-            budget,
-            max_len,
+        return replace(
+            result, verdict="tight", message=f"Tight: {numbers}; few long conversations fit at once."
         )
     if max_len >= BLOCK_TOKENS:
         fix = Fix(
@@ -188,28 +376,28 @@ def estimate_fit(
             params={"max_model_len": max_len},
         )
         message = f"Won't fit: {numbers}. A context of {max_len} tokens would fit."
-        return FitEstimate("wont_fit", message, weights, kv, need, budget, max_len, fix)
+        return replace(result, verdict="wont_fit", message=message, fix=fix)
     # The weights alone do not fit: more GPUs, or fewer bytes per weight.
     for more in (2, 4, 8):
-        if tp < more <= len(gpus) and weights // more + OVERHEAD_BYTES + kv // more <= budget:
-            fix = Fix("set_option", f"Use {more} GPUs", params={"tensor_parallel_size": more})
-            return FitEstimate(
-                "wont_fit", f"Won't fit on {tp} GPU(s): {numbers}.", weights, kv, need, budget, 0, fix
-            )
+        wider = replace(shape, tensor_parallel_size=more)
+        if tp < more <= gpu_count:
+            wider_kv = kv_bytes_per_token(info, tensor_parallel_size=more) or per_token
+            if weights // more + _overhead(info, gpu, wider) + wider_kv * tokens <= budget:
+                fix = Fix("set_option", f"Use {more} GPUs", params={"tensor_parallel_size": more})
+                return replace(
+                    result, verdict="wont_fit", message=f"Won't fit on {tp} GPU(s): {numbers}.", fix=fix
+                )
     fix = Fix(
         "choose_model",
         "Choose a quantized model",
         hint="Pick a 4-bit (AWQ/GPTQ) or FP8 version of this model, or a smaller model.",
     )
-    return FitEstimate(
-        "wont_fit",
-        f"Won't fit: the weights alone exceed the GPU ({numbers}).",
-        weights,
-        kv,
-        need,
-        budget,
-        0,
-        fix,
+    return replace(
+        result,
+        verdict="wont_fit",
+        message=f"Won't fit: the weights alone exceed the GPU ({numbers}).",
+        max_len_that_fits=0,
+        fix=fix,
     )
 
 
@@ -217,8 +405,14 @@ def estimate_fit(
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
 
 
-def estimate_for_profile(profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo]) -> FitEstimate:
-    """:func:`estimate_fit` with a server profile's options (its unset ones take vLLM's defaults)."""
+def estimate_for_profile(
+    profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo], *, own_pids: Collection[int] = ()
+) -> FitEstimate:
+    """:func:`estimate_fit` with a server profile's options (its unset ones take vLLM's defaults).
+
+    ``own_pids``: the processes of our own server while it runs, so that memory it holds counts as free
+    (it is restarted with the new settings) instead of making every model "won't fit".
+    """
     length = profile.max_model_len
     estimate = estimate_fit(
         info,
@@ -230,6 +424,9 @@ def estimate_for_profile(profile: ServerProfile, info: ModelInfo, gpus: Sequence
         quantization=profile.quantization or None,
         tensor_parallel_size=profile.tensor_parallel_size,
         gpu_memory_utilization=profile.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
+        max_num_seqs=profile.max_num_seqs,
+        enforce_eager=bool(profile.enforce_eager),
+        own_pids=own_pids,
     )
     fits_shorter = estimate.fix is not None and "max_model_len" in estimate.fix.params
     if length == "auto" and fits_shorter and estimate.max_len_that_fits:

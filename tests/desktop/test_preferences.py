@@ -117,10 +117,10 @@ def test_pick_a_model_from_the_hf_cache(qtbot, app_paths: AppPaths, hf_cache: Pa
 
 
 def test_fit_verdict_on_a_gpu(qtbot, app_paths: AppPaths, hf_cache: Path) -> None:  # type: ignore[no-untyped-def]
-    gpus = [GpuInfo(0, "RTX Test", 8 * GIB, int(7.8 * GIB))]
+    gpus = [GpuInfo(0, "RTX Test", 8 * GIB, int(7.9 * GIB))]
     dialog = make_dialog(qtbot, app_paths, gpus=gpus)
     page = dialog.models_page
-    assert "GPU 0 RTX Test: 7.8 GiB free of 8.0 GiB" in page.gpu_label.text()
+    assert "GPU 0 RTX Test: 7.9 GiB free of 8.0 GiB" in page.gpu_label.text()
     page.select("HuggingFaceTB/SmolLM2-360M-Instruct")
     assert page.fit.text().startswith("Will it fit? Fits:")
 

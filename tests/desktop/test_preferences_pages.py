@@ -133,7 +133,7 @@ def test_the_profiles_page_shows_the_appearance_pages_start_choice(qtbot, app_pa
 def test_fit_verdict_follows_profile_edits(  # type: ignore[no-untyped-def]
     qtbot, app_paths: AppPaths, hf_cache: Path, field: str, value: str, changed: str
 ) -> None:
-    gpus = [GpuInfo(0, "RTX Test", 8 * GIB, int(7.8 * GIB))]
+    gpus = [GpuInfo(0, "RTX Test", 8 * GIB, int(7.9 * GIB))]
     dialog = make_dialog(qtbot, app_paths, gpus)
     models, form = dialog.models_page, dialog.profiles_page.form
     models.select(MODEL)

@@ -78,11 +78,12 @@ def printed_by(line: str, path: Path) -> bool:
 
 def find_site_packages(package: str) -> Path | None:
     """The ``site-packages`` of a runtime that has ``package``: ``$VLLM_SOURCE_SITE_PACKAGES``, else the test
-    cache's managed runtime (tests/support/vllm_fixtures.py puts it there)."""
+    cache's managed runtime for today's pins (tests/support/vllm_fixtures.py builds it there)."""
+    from tests.support.vllm_fixtures import cache_dir
+
     explicit = os.environ.get("VLLM_SOURCE_SITE_PACKAGES")
     roots = [Path(explicit)] if explicit else []
-    cache_root = Path(os.environ.get("VLLM_DESK_TEST_CACHE", Path.home() / ".cache" / "vllm-desk-tests"))
-    roots += sorted((cache_root / "home").glob("data/runtime/lib/python3*/site-packages"))
+    roots += sorted(cache_dir().glob("home/data/runtime/lib/python3*/site-packages"))
     for root in roots:
         if (root / package).is_dir():
             return root
