@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -21,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+import platformdirs
 import psutil
+
+from engine import APP_ID
 
 STRAY_PREFIX = "VLLM::"
 
@@ -86,7 +90,9 @@ async def stop_session(sid: int, grace: float = 5.0, reap: psutil.Popen | None =
 
 @dataclass(frozen=True)
 class StrayProcess:
-    """A ``VLLM::`` process whose server is gone (its session leader no longer runs); ``rss_bytes``: RAM."""
+    """A process of a vLLM server nobody runs any more: a ``VLLM::`` engine whose session leader is gone, or
+    a server (leader and its session) that an app which has since exited launched. ``rss_bytes``: RAM;
+    ``gpu_bytes``: GPU memory it holds, as NVML reports it (0: none, or unknown)."""
 
     pid: int
     name: str
@@ -94,6 +100,110 @@ class StrayProcess:
     age_s: float
     sid: int
     rss_bytes: int = 0
+    gpu_bytes: int = 0
+
+
+# -- our own leaders: recorded at launch, so a server whose app crashed is still known as ours ----------
+
+
+def leaders_dir() -> Path:
+    """Where launched servers are recorded: the user's state folder, whatever data folder an app instance
+    used, because a GPU is held machine-wide."""
+    return Path(platformdirs.user_state_dir(APP_ID)) / "servers"
+
+
+def _start_time(pid: int) -> float | None:
+    with contextlib.suppress(psutil.Error):
+        return float(psutil.Process(pid).create_time())
+    return None
+
+
+def record_leader(pid: int, argv: Sequence[str], folder: Path | None = None) -> Path | None:
+    """Write down that this app (pid + start time) launched server leader ``pid``; ``None`` if it cannot.
+
+    Start times make the record immune to pid reuse: a record only names a process whose start time
+    matches.
+    """
+    started = _start_time(pid)
+    if started is None:
+        return None
+    record = {
+        "pid": pid,
+        "start_time": started,
+        "owner_pid": os.getpid(),
+        "owner_start_time": _start_time(os.getpid()),
+        "argv": list(argv[:4]),
+    }
+    path = (folder or leaders_dir()) / f"{pid}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record), encoding="utf-8")
+    except OSError:
+        return None  # a read-only state folder costs only the crash cleanup, never the launch
+    return path
+
+
+def forget_leader(pid: int, folder: Path | None = None) -> None:
+    with contextlib.suppress(OSError):
+        ((folder or leaders_dir()) / f"{pid}.json").unlink()
+
+
+def _same_process(pid: object, start_time: object) -> bool:
+    if not isinstance(pid, int) or not isinstance(start_time, int | float):
+        return False
+    now = _start_time(pid)
+    return now is not None and abs(now - start_time) < 0.5
+
+
+def orphaned_leaders(folder: Path | None = None) -> list[int]:
+    """Recorded server leaders still running whose app is gone; stale records are removed on the way."""
+    found = []
+    for path in sorted((folder or leaders_dir()).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        if not isinstance(record, dict) or not _same_process(record.get("pid"), record.get("start_time")):
+            with contextlib.suppress(OSError):
+                path.unlink()  # the server is gone (or the pid is someone else's now)
+            continue
+        if not _same_process(record.get("owner_pid"), record.get("owner_start_time")):
+            found.append(int(record["pid"]))
+    return found
+
+
+def gpu_memory_by_pid() -> dict[int, int]:
+    """Bytes each process holds on the NVIDIA GPUs (summed over cards); empty without NVML."""
+    from engine.hardware import gpu_status
+
+    held: dict[int, int] = {}
+    for gpu in gpu_status().gpus:
+        for process in gpu.processes:
+            held[process.pid] = held.get(process.pid, 0) + (process.used_bytes or 0)
+    return held
+
+
+@dataclass(frozen=True)
+class GpuHolder:
+    """A process NVML lists with a CUDA context: who holds GPU memory (``user`` empty: not ours to see)."""
+
+    pid: int
+    name: str
+    user: str
+    gpu_bytes: int
+
+
+def gpu_holders() -> list[GpuHolder]:
+    """Every process holding memory on the NVIDIA GPUs, by name, largest first (what "GPU busy" means)."""
+    holders = []
+    for pid, used in gpu_memory_by_pid().items():
+        name, user = "?", ""
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            name = proc.name()
+            user = proc.username()
+        holders.append(GpuHolder(pid, name, user, used))
+    return sorted(holders, key=lambda h: -h.gpu_bytes)
 
 
 def _label(proc: psutil.Process) -> tuple[str, str]:
@@ -112,13 +222,18 @@ def _may_be_orphaned(sid: int, pid: int, own_sid: int) -> bool:
     return sid == pid or not psutil.pid_exists(sid)
 
 
-def find_strays() -> list[StrayProcess]:
-    """``VLLM::`` processes of this user left by an earlier crash: their session's leader is dead.
+def find_strays(leaders: Path | None = None) -> list[StrayProcess]:
+    """Processes of this user's vLLM servers that nobody runs any more.
 
-    A live server of someone else's (leader running) is not a stray and is not listed.
+    Two kinds: ``VLLM::`` engine processes whose session leader is dead, and whole servers (the API server,
+    which carries no ``VLLM::`` title, and its session) recorded by an app instance that has exited
+    (``leaders``: the records' folder, :func:`leaders_dir` by default). A live server of someone else's, or
+    of a running app, is not listed.
     """
     uid = os.getuid()
     own_sid = os.getsid(0)
+    abandoned = set(orphaned_leaders(leaders)) - {own_sid}
+    on_gpu = gpu_memory_by_pid()
     now = time.time()
     strays: list[StrayProcess] = []
     for proc in psutil.process_iter():
@@ -126,13 +241,13 @@ def find_strays() -> list[StrayProcess]:
             if proc.uids().real != uid:
                 continue
             name, cmdline = _label(proc)
-            if not (name.startswith(STRAY_PREFIX) or cmdline.startswith(STRAY_PREFIX)):
-                continue
             sid = os.getsid(proc.pid)
-            if not _may_be_orphaned(sid, proc.pid, own_sid):
+            engine = name.startswith(STRAY_PREFIX) or cmdline.startswith(STRAY_PREFIX)
+            if not (sid in abandoned or (engine and _may_be_orphaned(sid, proc.pid, own_sid))):
                 continue
             rss = int(proc.memory_info().rss)
-            strays.append(StrayProcess(proc.pid, name, cmdline, now - proc.create_time(), sid, rss))
+            age = now - proc.create_time()
+            strays.append(StrayProcess(proc.pid, name, cmdline, age, sid, rss, on_gpu.get(proc.pid, 0)))
         except (OSError, psutil.Error):
             continue
     return strays
@@ -202,6 +317,8 @@ class SessionProcess:
         except OSError:
             self._log.close()
             raise
+        # Our own leader, written down so that a later app instance knows it if this one crashes.
+        self._record = record_leader(self.popen.pid, argv)
         self._readers = [
             threading.Thread(target=self._read, args=(name, pipe), daemon=True, name=f"server-{name}")
             for name, pipe in (("stdout", self.popen.stdout), ("stderr", self.popen.stderr))
@@ -250,6 +367,8 @@ class SessionProcess:
     async def stop(self, grace: float) -> StopOutcome:
         """Stop the whole session (see :func:`stop_session`), then finish reading and close the log."""
         outcome = await stop_session(self.sid, grace, reap=self.popen)
+        if self._record is not None and not outcome.left:
+            forget_leader(self.sid, self._record.parent)
         for reader in self._readers:  # the pipes close once every holder is gone
             await asyncio.to_thread(reader.join, 2.0)
         with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -139,3 +141,101 @@ def test_session_zero_is_never_taken_for_an_orphaned_server() -> None:
     assert not _may_be_orphaned(77, 4321, own_sid=77)  # our own session is alive: we are running
     assert _may_be_orphaned(999_999_999, 4321, own_sid=77)  # a leader that no longer exists
     assert _may_be_orphaned(os.getpid(), os.getpid(), own_sid=77)  # its own leader: the pre-existing rule
+
+
+# An app that launches a server through SessionProcess (which records the leader) and then waits to be
+# killed: its server keeps running with a live leader, which no "VLLM::" rule would call a stray.
+APP_THAT_LAUNCHES = (
+    "import asyncio, os, sys, time\n"
+    "from pathlib import Path\n"
+    "from engine.procs import SessionProcess\n"
+    "from tests.support.standin.launch import standin_command\n"
+    "async def main():\n"
+    "    cmd = standin_command('serve', 'standin', '--port', '0', '--fork-child')\n"
+    "    server = SessionProcess(cmd, dict(os.environ), Path.cwd(), Path(sys.argv[1]), lambda line: None,\n"
+    "                            time.monotonic())\n"
+    "    Path(sys.argv[2]).write_text(str(server.sid))\n"
+    "    await asyncio.sleep(120)\n"
+    "asyncio.run(main())\n"
+)
+
+
+@pytest.mark.asyncio
+async def test_a_server_whose_app_crashed_is_found_whole_and_stopped(tmp_path: Path) -> None:
+    from engine.procs import leaders_dir
+
+    pid_file = tmp_path / "server.pid"
+    app = psutil.Popen(
+        [sys.executable, "-c", APP_THAT_LAUNCHES, str(tmp_path / "server.log"), str(pid_file)],
+        cwd=Path(__file__).parents[2],
+    )
+    leader = 0
+    try:
+        _wait_for(lambda: pid_file.exists() and pid_file.read_text().isdigit(), within=30)
+        leader = int(pid_file.read_text())
+        _wait_for(lambda: any(p.name().startswith("VLLM::") for p in session_members(leader)), within=30)
+        assert (leaders_dir() / f"{leader}.json").is_file()
+        # The app runs: its server is its own business.
+        assert not {s.pid for s in find_strays()} & {p.pid for p in session_members(leader)}
+        app.kill()  # the app crashes; the server (leader included) keeps running
+        app.wait(10)
+        assert psutil.pid_exists(leader)
+        ours = [s for s in find_strays() if s.sid == leader]
+        assert {s.pid for s in ours} == {p.pid for p in session_members(leader)}
+        assert leader in {s.pid for s in ours}  # the API server itself, which has no VLLM:: title
+        assert await clean_up_strays(ours) == []
+        assert session_members(leader) == []
+        find_strays()  # a record whose server is gone is removed on the next look
+        assert not (leaders_dir() / f"{leader}.json").exists()
+    finally:
+        with contextlib.suppress(psutil.Error):
+            app.kill()
+        app.wait(10)
+        if leader and psutil.pid_exists(leader):
+            await stop_session(leader, grace=1)
+
+
+def test_a_record_of_a_reused_pid_names_nothing(tmp_path: Path) -> None:
+    from engine.procs import orphaned_leaders, record_leader
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        path = record_leader(sleeper.pid, ["vllm", "serve"], tmp_path)
+        assert path is not None
+        data = json.loads(path.read_text())
+        # Recorded by an app that is gone: listed. The same pid started at another time: someone else's.
+        path.write_text(json.dumps({**data, "owner_pid": 999_999_999}))
+        assert orphaned_leaders(tmp_path) == [sleeper.pid]
+        path.write_text(json.dumps({**data, "owner_pid": 999_999_999, "start_time": data["start_time"] - 60}))
+        assert orphaned_leaders(tmp_path) == []
+        assert not path.exists()
+        # Recorded by this (running) process: not orphaned.
+        record_leader(sleeper.pid, ["vllm", "serve"], tmp_path)
+        assert orphaned_leaders(tmp_path) == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_gpu_memory_holders_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.hardware
+    from engine.hardware import GpuInfo, GpuProcess, GpuStatus
+    from engine.procs import gpu_holders
+
+    status = GpuStatus(
+        (
+            GpuInfo(0, "RTX", 24 * 2**30, 2 * 2**30, processes=(GpuProcess(os.getpid(), 3 * 2**30),)),
+            GpuInfo(
+                1,
+                "RTX",
+                24 * 2**30,
+                2 * 2**30,
+                processes=(GpuProcess(os.getpid(), 1 * 2**30), GpuProcess(999_999_999, 5 * 2**30)),
+            ),
+        )
+    )
+    monkeypatch.setattr(engine.hardware, "gpu_status", lambda: status)  # NVML: the boundary
+    holders = gpu_holders()
+    assert [(h.pid, h.gpu_bytes) for h in holders] == [(999_999_999, 5 * 2**30), (os.getpid(), 4 * 2**30)]
+    assert holders[0].name == "?"  # gone, or another user's: NVML still says what it holds
+    assert holders[1].name == psutil.Process().name()
