@@ -18,14 +18,20 @@ from engine.transfer.errors import ExportFailed
 _app: QGuiApplication | None = None
 
 
-def write_pdf(html: str, out: Path) -> None:
-    """Render ``html`` (``render_html(..., for_print=True)``) to an A4 PDF at ``out``."""
+def print_document(html: str) -> QTextDocument:
+    """The document :func:`write_pdf` lays out on pages (also to look at it, e.g. in tests)."""
     _ensure_app()
     document = QTextDocument()
     document.setDefaultFont(QFont("DejaVu Sans", 10))
     # No remote or local resource may load while laying out untrusted text (the HTML has none, by design).
     document.setMetaInformation(QTextDocument.MetaInformation.DocumentUrl, "")
     document.setHtml(html)
+    return document
+
+
+def write_pdf(html: str, out: Path) -> None:
+    """Render ``html`` (``render_html(..., for_print=True)``) to an A4 PDF at ``out``."""
+    document = print_document(html)
     writer = QPdfWriter(str(out))
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter)

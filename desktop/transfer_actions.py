@@ -48,7 +48,13 @@ from desktop.operations import Operation
 from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 from engine.transfer import history_adapter
-from engine.transfer.exporter import ExportFormat, ExportSummary, all_conversation_ids, write_conversations
+from engine.transfer.exporter import (
+    ExportFormat,
+    ExportSummary,
+    all_conversation_ids,
+    file_name,
+    write_conversations,
+)
 from engine.transfer.importer import ImportSummary, import_conversations, read_conversations
 from engine.transfer.model import ExportedConversation
 
@@ -199,7 +205,17 @@ class TransferActions(QObject):
         if not ids:
             self._status(tr("There are no conversations to export."))
             return
-        name = "conversation" if len(ids) == 1 else "vllm-desk-export"
+        if len(ids) == 1:
+            # Named after the chat (date and title), as the files of a folder export are.
+            Operation(None, lambda: self.store.export_tree(ids[0])).success(
+                lambda tree: self._open_dialog(
+                    ids, Path(file_name(history_adapter.from_tree(tree), "md")).stem
+                )
+            ).run()
+        else:
+            self._open_dialog(ids, "vllm-desk-export")
+
+    def _open_dialog(self, ids: list[int], name: str) -> None:
         dialog = ExportDialog(len(ids), self.export_dir / name, self.window)
         # open(), not exec(): a nested event loop inside the qasync loop would re-enter running tasks.
         dialog.accepted.connect(lambda: self._run_export(ids, dialog.choice()))

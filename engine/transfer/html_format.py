@@ -32,6 +32,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-acti
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
+PRINT_CODE_BACKGROUND = "#f6f8fa"
 
 _PAGE_CSS = """
 :root { color-scheme: light dark; --fg: #1d1f23; --bg: #ffffff; --muted: #5f6670; --line: #d9dde3;
@@ -69,8 +70,7 @@ table { border-collapse: collapse; } th, td { border: 1px solid var(--line); pad
 _PRINT_CSS = """
 body { font-family: "DejaVu Sans", sans-serif; font-size: 10pt; color: #1d1f23; }
 h1 { font-size: 16pt; } h2, h3 { font-size: 11pt; color: #5f6670; }
-pre { white-space: pre-wrap; background-color: #f6f8fa; font-family: "DejaVu Sans Mono", monospace;
-  font-size: 8.5pt; }
+pre { white-space: pre-wrap; font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt; }
 code { font-family: "DejaVu Sans Mono", monospace; }
 .numbers, .meta, footer { color: #5f6670; font-size: 8pt; }
 .reasoning { color: #5f6670; }
@@ -107,11 +107,12 @@ def render_html(
         _header(conv, for_print),
         "</header>",
     ]
-    if conv.system_prompt:
+    system = meta.system_prompt(conv)
+    if system:
         parts += [
             '<section class="system">',
             "<h2>System prompt</h2>",
-            md.render(conv.system_prompt),
+            md.render(system),
             "</section>",
         ]
     parts.append("<main>")
@@ -189,7 +190,14 @@ def _markdown(for_print: bool) -> MarkdownIt:
             lexer = get_lexer_by_name(language) if language else TextLexer()
         except ClassNotFound:
             lexer = TextLexer()
-        label = f'<span class="lang">{_e(language)}</span>' if language and not for_print else ""
+        if for_print:
+            # One shaded cell around the block: Qt shades a <pre>'s background line by line, in stripes.
+            return (
+                f'<table class="code" width="100%" cellspacing="0" cellpadding="6">'
+                f'<tr><td bgcolor="{PRINT_CODE_BACKGROUND}">{highlight(token.content, lexer, formatter)}'
+                "</td></tr></table>"
+            )
+        label = f'<span class="lang">{_e(language)}</span>' if language else ""
         return label + highlight(token.content, lexer, formatter)
 
     def image(

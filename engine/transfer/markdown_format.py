@@ -18,8 +18,9 @@ def render_markdown(
     lines = [f"# {_one_line(conv.title) or 'Untitled conversation'}", ""]
     lines += [f"- **{label}:** {value}" for label, value in _header(conv, exported_at)]
     lines.append("")
-    if conv.system_prompt:
-        lines += ["## System prompt", "", _closed(conv.system_prompt), ""]
+    system = meta.system_prompt(conv)
+    if system:
+        lines += ["## System prompt", "", _closed(system), ""]
     if all_branches:
         forks = conv.forks()
         for number, (branch, shared, with_branch) in enumerate(forks, 1):

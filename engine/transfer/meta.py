@@ -38,6 +38,15 @@ def models(conv: ExportedConversation) -> list[str]:
     return list(seen)
 
 
+def system_prompt(conv: ExportedConversation) -> str:
+    """The system prompt the conversation was answered with: its own, else its generation settings' one (a
+    preset's), the same choice the chat makes for every request."""
+    if conv.system_prompt:
+        return conv.system_prompt
+    value = conv.settings.get("system_prompt")
+    return value if isinstance(value, str) else ""
+
+
 def header_rows(conv: ExportedConversation) -> list[tuple[str, str]]:
     """The metadata every format shows under the title, as (label, value) pairs."""
     rows = []

@@ -233,7 +233,7 @@ def check_import(qtbot, window: MainWindow, fix: Fix, monkeypatch: pytest.Monkey
 def check_export(qtbot, window: MainWindow, fix: Fix) -> None:  # type: ignore[no-untyped-def]
     send(qtbot, window, "Export me")
     window.apply_fix(fix)
-    assert window.transfer.dialog.isVisible()
+    qtbot.waitUntil(lambda: window.transfer.dialog is not None and window.transfer.dialog.isVisible())
     window.transfer.dialog.reject()
 
 

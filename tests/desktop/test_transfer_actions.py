@@ -17,6 +17,8 @@ from desktop import errors
 from desktop.transfer_actions import ExportChoice, ExportDialog, TransferActions
 from engine.paths import AppPaths
 from engine.store_async import AsyncHistoryStore
+from engine.transfer import history_adapter
+from engine.transfer.exporter import file_name
 from tests.support.database import database_rows
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
@@ -121,10 +123,14 @@ def test_context_menu_export_asks_for_that_conversation(
     assert dialog is not None
     assert dialog.count == 1
     dialog.format_box.setCurrentIndex(dialog.format_box.findData("html"))
-    assert dialog.path_edit.text() == str(tmp_path / "conversation.html")
+    # Named after the chat, as in a folder export: "2023-…-<title>.html".
+    tree = run(qtbot, actions.store.export_tree(summary.imported[1]))
+    named = file_name(history_adapter.from_tree(tree), "html")
+    assert dialog.path_edit.text() == str(tmp_path / named)
+    assert named != "conversation.html"
     with qtbot.waitSignal(actions.exported, timeout=20000):
         dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
-    assert "British Shorthair" in (tmp_path / "conversation.html").read_text(encoding="utf-8")
+    assert "British Shorthair" in (tmp_path / named).read_text(encoding="utf-8")
 
 
 def test_context_menu_export_of_several_ids_asks_for_all_of_them(qtbot: Any, window: QMainWindow) -> None:
