@@ -24,6 +24,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# Flags that select different kernels (and so different speeds and, for vLLM's bfloat16, answers).
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in KERNEL_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def describe() -> dict[str, Any]:
     versions: dict[str, str] = {}
     for name in PACKAGES:
@@ -37,6 +53,7 @@ def describe() -> dict[str, Any]:
         os_name = platform.platform()
     return {
         "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "logical_cpus": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "os": os_name,

@@ -116,11 +116,17 @@ def markdown(payload: dict[str, Any], plot_prefix: str = "bench/") -> str:
         "",
         "## Machine",
         "",
-        f"- CPU: {machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, no GPU",
+        f"- CPU: {machine.get('cpu', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, no GPU; "
+        f"kernel-selecting flags: {' '.join(machine.get('cpu_flags', [])) or 'none recorded'}",
         f"- Memory: {machine.get('memory_gib', '?')} GiB; {machine.get('os', '?')} "
         f"(kernel {machine.get('kernel', '?')}); Python {machine.get('python', '?')}",
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in machine.get("packages", {}).items()),
-        f"- Load average when the run started: {machine.get('load_average_at_start', '?')}",
+        f"- Load average when the run started: {machine.get('load_average_at_start', '?')}"
+        + (
+            " — **not a quiet machine**: figures that need a quiet machine are suspect"
+            if (machine.get("load_average_at_start") or [0])[0] > 0.5 * (machine.get("logical_cpus") or 1)
+            else ""
+        ),
         "",
         "**Noise caveat:** this machine is shared (other engineers' test suites and vLLM servers run "
         "beside the benchmark), so absolute times wobble; the ratios against a baseline taken in the same "

@@ -4,13 +4,16 @@ Each run is a child process (:mod:`bench.ui_probe`) so its CPU time is its own. 
 chat engine and history store. Baseline: re-render the whole message on every token (``QTextBrowser.setHtml``
 of the full Markdown, same renderer). The baseline is quadratic, so its runs stop after a time cap; its stall
 figures are then lower bounds and its 20k CPU time is extrapolated from a quadratic fit of its own
-cumulative CPU curve (said so in the table).
+cumulative CPU curve (said so in the table). The window's long run is repeated (spread shown; the worst run
+is held against the goal) and repeated again with a second process keeping one core busy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 from bench.context import BenchContext
@@ -21,6 +24,26 @@ from bench.stats import percentile
 
 RATE = 2000
 LONG, SHORT = 20_000, 2_000
+# Goals of issue 16: two frames at 60 Hz for the longest stall, half a frame for the p99 lateness.
+STALL_GOAL_MS, P99_GOAL_MS = 33, 8
+BUSY_HOG = "import os, time\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
+
+
+@contextlib.contextmanager
+def one_core_busy(ctx: BenchContext) -> Iterator[None]:
+    """A second process keeping CPU 0 busy (what a compile or a browser tab does to a desktop)."""
+    hog = subprocess.Popen([ctx.python, "-c", BUSY_HOG])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def spread(values: list[float]) -> str:
+    """min–median–max of repeated runs, for a label."""
+    ordered = sorted(values)
+    return f"{ordered[0]:.1f}–{ordered[len(ordered) // 2]:.1f}–{ordered[-1]:.1f}"
 
 
 def probe(ctx: BenchContext, mode: str, server: Any, cap: float, tag: str) -> dict[str, Any]:
@@ -71,10 +94,22 @@ def run(ctx: BenchContext) -> BenchResult:
     long_text, short_text = reply(LONG), reply(SHORT)
     naive_cap = 20.0 if ctx.quick else 60.0
     runs: dict[str, dict[str, Any]] = {}
+    repeats = 2 if ctx.quick else 3
+    quiet: list[dict[str, Any]] = []
+    busy: list[dict[str, Any]] = []
     for n, text in ((LONG, long_text), (SHORT, short_text)):
         with running_standin("--tokens-per-second", str(RATE), "--reply", text, api_key="bench") as server:
             ctx.say(f"window: {n:,}-token Markdown reply at {RATE:,} tok/s")
             runs[f"app{n}"] = probe(ctx, "window", server, 600, f"app{n}")
+            if n == LONG:
+                quiet.append(runs[f"app{n}"])
+                for i in range(1, repeats):
+                    ctx.say(f"window again ({i + 1}/{repeats}), for the spread")
+                    quiet.append(probe(ctx, "window", server, 600, f"app{n}-{i}"))
+                for i in range(repeats):
+                    ctx.say(f"window with one core kept busy by another process ({i + 1}/{repeats})")
+                    with one_core_busy(ctx):
+                        busy.append(probe(ctx, "window", server, 600, f"app{n}-busy{i}"))
             ctx.say(f"naive baseline: {n:,}-token reply (stopped after {naive_cap:.0f} s)")
             runs[f"naive{n}"] = probe(ctx, "naive", server, naive_cap, f"naive{n}")
     app, app2, naive, naive2 = (
@@ -88,30 +123,60 @@ def run(ctx: BenchContext) -> BenchResult:
             f"the window stored {app['tokens']} / {app2['tokens']} tokens, not {LONG} / {SHORT}"
         )
     capped = bool(naive["capped"])
+    stalls = [max(r["late_ms"]) for r in quiet]
+    p99s = [percentile(r["late_ms"], 99) for r in quiet]
+    busy_stalls = [max(r["late_ms"]) for r in busy]
+    busy_p99s = [percentile(r["late_ms"], 99) for r in busy]
+    # The worst run counts against the goal: a goal met only on a good run is not met.
     result.add(
         Metric(
             "stall_max_ms",
-            f"longest event-loop stall, {LONG:,} tokens",
-            max(app["late_ms"]),
+            f"longest event-loop stall, {LONG:,} tokens, worst of {len(stalls)} runs "
+            f"(min–median–max {spread(stalls)})",
+            max(stalls),
             "ms",
             max(naive["late_ms"]),
             "naive re-render per token",
-            Goal("<=", 50),
+            Goal("<=", STALL_GOAL_MS),
             baseline_at_least=capped,
         )
     )
     result.add(
         Metric(
             "lateness_p99_ms",
-            "timer lateness p99",
-            percentile(app["late_ms"], 99),
+            f"timer lateness p99, worst of {len(p99s)} runs (min–median–max {spread(p99s)})",
+            max(p99s),
             "ms",
             percentile(naive["late_ms"], 99),
             "naive re-render per token",
-            Goal("<=", 16),
+            Goal("<=", P99_GOAL_MS),
             baseline_at_least=capped,
         )
     )
+    result.add(
+        Metric(
+            "stall_max_busy_ms",
+            f"longest stall with one core busy, worst of {len(busy_stalls)} (min–median–max "
+            f"{spread(busy_stalls)})",
+            max(busy_stalls),
+            "ms",
+            max(stalls),
+            "same, quiet machine",
+            Goal("<=", STALL_GOAL_MS),
+        )
+    )
+    result.add(
+        Metric(
+            "lateness_p99_busy_ms",
+            f"timer lateness p99 with one core busy (min–median–max {spread(busy_p99s)})",
+            max(busy_p99s),
+            "ms",
+            max(p99s),
+            "same, quiet machine",
+        )
+    )
+    if max(busy_stalls) > STALL_GOAL_MS >= max(stalls):
+        result.notes.append("The stall goal holds only on a quiet machine: with one core busy it is missed.")
     naive_cpu_long = naive["cpu_s"] if not capped else _extrapolate(naive["checkpoints"], LONG)
     naive_cpu_short = naive2["cpu_s"] if not naive2["capped"] else _extrapolate(naive2["checkpoints"], SHORT)
     result.add(

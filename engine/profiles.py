@@ -190,10 +190,32 @@ def model_argument(profile: ServerProfile, paths: AppPaths) -> str:
     return profile.model
 
 
-def build_serve_args(profile: ServerProfile, model_path: str, port: int, *, cpu: bool = False) -> list[str]:
+# The endpoints the app itself polls (readiness, live metrics, the context meter): left out of the access
+# log, which they would otherwise flood with a line or two a second, hiding vLLM's own lines.
+APP_PROBE_ENDPOINTS = ("/health", "/metrics", "/tokenize", "/ping", "/load")
+# The vLLM that first had --disable-access-log-for-endpoints among the versions we run (0.32 has it).
+QUIET_PROBES_SINCE = (0, 32)
+
+
+def quiet_probes_supported(version: str) -> bool:
+    """Whether a vLLM of ``version`` (e.g. ``0.32.0``, ``0.33.1+cu130``) knows the option (an unknown
+    option would stop an older vLLM from starting)."""
+    numbers = []
+    for part in version.split("+")[0].split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        if not digits:
+            return False
+        numbers.append(int(digits))
+    return tuple(numbers) >= QUIET_PROBES_SINCE
+
+
+def build_serve_args(
+    profile: ServerProfile, model_path: str, port: int, *, cpu: bool = False, quiet_probes: bool = False
+) -> list[str]:
     """The arguments after ``vllm serve`` for ``profile`` (never the API key: that goes in the environment).
 
-    ``cpu`` says the runtime is the CPU build, where ``enforce_eager`` defaults to on.
+    ``cpu`` says the runtime is the CPU build, where ``enforce_eager`` defaults to on; ``quiet_probes`` keeps
+    the app's own polling out of the access log (see :func:`quiet_probes_supported`).
     """
     if profile.kind != "local":
         raise ProfileInvalid(profile.name, "it describes a remote server, which the app does not launch")
@@ -237,7 +259,10 @@ def build_serve_args(profile: ServerProfile, model_path: str, port: int, *, cpu:
         args += ["--download-dir", str(Path(profile.download_dir).expanduser())]
     if profile.seed is not None:
         args += ["--seed", str(profile.seed)]
-    return args + split_extra_args(profile.extra_args)
+    extra = split_extra_args(profile.extra_args)
+    if quiet_probes and not any(a.startswith("--disable-access-log-for-endpoints") for a in extra):
+        args += ["--disable-access-log-for-endpoints", ",".join(APP_PROBE_ENDPOINTS)]
+    return args + extra
 
 
 def launch_api_key(profile: ServerProfile, store: SecretStore | None = None) -> str:

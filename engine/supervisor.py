@@ -65,7 +65,13 @@ from engine.procs import (
     find_strays,
     session_members,
 )
-from engine.profiles import ServerProfile, build_serve_args, launch_api_key, model_argument
+from engine.profiles import (
+    ServerProfile,
+    build_serve_args,
+    launch_api_key,
+    model_argument,
+    quiet_probes_supported,
+)
 from engine.readiness import free_port, poll_ready
 from engine.remote import connect_profile
 from engine.runtime import VllmRuntime, child_environ, locate_runtime
@@ -343,7 +349,10 @@ class Supervisor:
         model = model_argument(profile, self.paths)
         port = profile.port or free_port(profile.host)
         key = launch_api_key(profile, self._secrets)
-        argv = runtime.serve_command(build_serve_args(profile, model, port, cpu=runtime.is_cpu))
+        quiet = quiet_probes_supported(str(getattr(runtime, "version", "")))
+        argv = runtime.serve_command(
+            build_serve_args(profile, model, port, cpu=runtime.is_cpu, quiet_probes=quiet)
+        )
         env = child_environ()  # from a frozen bundle: the user's library path, not the bundle's
         env.update(runtime.env(offline=not profile.needs_network, kv_cache_gib=profile.cpu_kv_cache_gib))
         env["VLLM_API_KEY"] = key  # never on the command line, where `ps` shows it

@@ -17,6 +17,7 @@ from engine.profiles import (
     builtin_profile,
     launch_api_key,
     model_argument,
+    quiet_probes_supported,
     split_extra_args,
 )
 from engine.secrets import SecretStore, profile_key
@@ -52,6 +53,32 @@ def test_auto_dtype_is_float32_on_the_cpu_build_and_the_models_own_on_a_gpu() ->
     chosen = ServerProfile(name="p", dtype="bfloat16")
     cpu_chosen = build_serve_args(chosen, "/m", 8000, cpu=True)
     assert cpu_chosen[cpu_chosen.index("--dtype") + 1] == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        ("0.32.0", True),
+        ("0.33.1+cu130", True),
+        ("1.0.0", True),
+        ("0.31.9", False),
+        ("0.10.1", False),
+        ("", False),
+    ],
+)
+def test_quiet_probes_only_for_a_vllm_that_knows_the_option(version: str, supported: bool) -> None:
+    assert quiet_probes_supported(version) is supported
+
+
+def test_quiet_probes_keep_the_apps_polling_out_of_the_access_log_unless_the_user_set_it() -> None:
+    args = build_serve_args(ServerProfile(name="p"), "/m", 8000, quiet_probes=True)
+    assert args[-2:] == ["--disable-access-log-for-endpoints", "/health,/metrics,/tokenize,/ping,/load"]
+    assert "--disable-access-log-for-endpoints" not in args_for()
+    own = ServerProfile(name="p", extra_args="--disable-access-log-for-endpoints /health")
+    assert build_serve_args(own, "/m", 8000, quiet_probes=True)[-2:] == [
+        "--disable-access-log-for-endpoints",
+        "/health",
+    ]
 
 
 @pytest.mark.parametrize(
