@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -39,12 +39,13 @@ class Problem:
     fix: Fix | None = None
     details: str = ""
     unexpected: bool = False
+    error: BaseException | None = field(default=None, compare=False, repr=False)  # what was raised
 
 
 def describe(exc: BaseException) -> Problem:
     """Turn any exception into a :class:`Problem` (a DeskError speaks for itself; the rest is a bug)."""
     if isinstance(exc, DeskError):
-        return Problem(exc.title, exc.message, exc.fix, exc.details)
+        return Problem(exc.title, exc.message, exc.fix, exc.details, error=exc)
     return Problem(
         tr("Something unexpected went wrong"),
         tr(
@@ -53,6 +54,7 @@ def describe(exc: BaseException) -> Problem:
         None,
         f"{type(exc).__name__}: {exc}",
         unexpected=True,
+        error=exc,
     )
 
 

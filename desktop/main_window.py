@@ -473,6 +473,17 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             self.log_dialog = ServerLogDialog(self)
             if self.supervisor is not None:
                 self.log_dialog.set_lines([line.text for line in self.supervisor.log_tail()])
+        profile = self.server_link.chosen_profile() if self.server_link is not None else None
+        if profile is not None and profile.kind == "remote":
+            note = tr(
+                "“{name}” is a server at {url}: vLLM Desk did not start it, so its log is kept on that "
+                "machine, not here."
+            ).format(name=profile.name, url=profile.base_url)
+            if self.log_dialog.view.toPlainText():
+                note += " " + tr("The lines below are from the last server vLLM Desk started here.")
+            self.log_dialog.set_note(note)
+        else:
+            self.log_dialog.set_note("")
         self.log_dialog.show()
         self.log_dialog.raise_()
 

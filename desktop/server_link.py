@@ -21,11 +21,12 @@ from PySide6.QtCore import QCoreApplication, QObject
 from desktop import errors
 from desktop.fix_actions import PROFILE_FIXES, RESTART_FIXES
 from desktop.operations import Operation
-from engine.diagnosis import StartCancelled
+from engine.chat_errors import NoServer, ServerUnreachable
+from engine.diagnosis import ServerProblem, StartCancelled
 from engine.errors import Fix
 from engine.loglines import Phase
 from engine.profiles import ServerProfile, builtin_profile
-from engine.runtime import Progress
+from engine.runtime import Progress, RuntimeBroken, RuntimeInstallFailed, RuntimeMissing
 from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
 
 if TYPE_CHECKING:
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RuntimeEnsurer = Callable[[Callable[[Progress], object]], Awaitable[object]]
+
+# Problems that a server becoming ready answers (shown by a start that failed, or a send with no server).
+SERVER_PROBLEMS = (
+    ServerProblem,
+    NoServer,
+    ServerUnreachable,
+    RuntimeMissing,
+    RuntimeBroken,
+    RuntimeInstallFailed,
+)
 
 # A server problem's fix carries the name of the profile that failed under this key, so that the fix
 # changes that profile even if another one was started since.
@@ -155,6 +166,14 @@ class ServerLink(QObject):
         else:
             self.window.return_queued(tr("The server did not start"))
 
+    def clear_stale_problems(self) -> None:
+        """A server is ready: the banner of an earlier failed start (or of a send that found no server) and
+        the note that messages were not sent are history; any other problem stays."""
+        problem = self.window.banner.problem
+        if problem is not None and isinstance(problem.error, SERVER_PROBLEMS):
+            self.window.banner.dismiss()
+        self.window.clear_given_back_notice()
+
     async def _start(self, profile: ServerProfile, prior: asyncio.Task[None] | None) -> None:
         if prior is not None and not prior.done():
             # A start still in flight: cancelling it stops that launch; a stop is let finish. Wait for it.
@@ -243,6 +262,7 @@ class ServerLink(QObject):
         status.set_state(kind, self._state_words(state))
         if state is ServerState.READY:
             self.first_run.finish()
+            self.clear_stale_problems()
             if change.endpoint is not None:
                 status.set_server(change.profile_name, change.endpoint.model)
             self.window.server_became_ready()

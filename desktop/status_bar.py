@@ -149,13 +149,23 @@ class ServerLogDialog(QDialog):
         self.view.setMaximumBlockCount(LOG_LINES_KEPT)
         self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        # Why the log is empty when it must be (a remote server keeps its log on its own machine).
+        self.note = QLabel(self)
+        self.note.setObjectName("logNote")
+        self.note.setWordWrap(True)
+        self.note.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
         layout.addWidget(self.view)
         layout.addWidget(buttons)
         self.resize(900, 500)
         self.setWindowModality(Qt.WindowModality.NonModal)
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
 
     def set_lines(self, lines: list[str]) -> None:
         self.view.setPlainText("\n".join(lines[-LOG_LINES_KEPT:]))

@@ -179,6 +179,7 @@ class TurnsMixin:
     pieces: PieceBuffer
     # Messages waiting for the server, oldest first; replaced, never changed in place (the shared default).
     pending: tuple[QueuedMessage, ...] = ()
+    given_back_notice = ""  # the composer's notice about messages that were not sent, while shown
     # Which new chat the window shows (see QueuedMessage.new_chat); 0: none numbered yet. new_chat() resets
     # it, so a message of an earlier new chat never lands in a later one.
     shown_new_chat: int = 0
@@ -381,7 +382,14 @@ class TurnsMixin:
                     "chat and go when the server is next ready."
                 ).format(reason=reason, count=len(elsewhere))
             )
-        self.composer.set_notice(" ".join(notices))
+        self.given_back_notice = " ".join(notices)
+        self.composer.set_notice(self.given_back_notice)
+
+    def clear_given_back_notice(self) -> None:
+        """A server is ready: the notice that messages were not sent (because there was none) is history."""
+        if self.given_back_notice and self.composer.notice.text() == self.given_back_notice:
+            self.composer.set_notice("")
+        self.given_back_notice = ""
 
     def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
         freeze_long_lived()

@@ -174,6 +174,8 @@ class ModelForm(QWidget):
         self._fixed: dict[str, Any] = {}
         self._loading = False
         self.last_valid: BaseModel | None = None
+        # Checks beyond the model's own (e.g. that a folder exists): field -> problem, for a valid model.
+        self.checks: list[Callable[[BaseModel], dict[str, str]]] = []
         # One column (label, field, explanation, error): a plain box layout keeps word-wrapped explanations
         # at their real height inside a scroll area, where a form layout's rows overlapped.
         self.box = layout = QVBoxLayout(self)
@@ -256,7 +258,10 @@ class ModelForm(QWidget):
                 first = next(iter(self.rows.values()))
                 first.show_error("; ".join(general))
             return None
-        return result
+        problems = {field: message for check in self.checks for field, message in check(result).items()}
+        for field, message in problems.items():
+            (self.rows.get(field) or next(iter(self.rows.values()))).show_error(message)
+        return None if problems else result
 
     @property
     def errors(self) -> dict[str, str]:

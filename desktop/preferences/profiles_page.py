@@ -3,6 +3,8 @@ remote endpoints with their key (kept in the keychain) and a "Test connection" b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
@@ -140,6 +142,7 @@ class ProfilesPage(QWidget):
         self.start_with_app = QCheckBox(tr("Start this profile's server with the app"))
         right.addWidget(self.start_with_app)
         self.form = ModelForm(ServerProfile, FIELDS, HELP, LABELS)
+        self.form.checks.append(model_folder_problem)
         key_box = QWidget()
         key_layout = QVBoxLayout(key_box)
         key_layout.setContentsMargins(0, 0, 0, 0)
@@ -384,3 +387,15 @@ def describe_remote(info: RemoteInfo) -> str:
     return tr("Connected: {0}, {1}; models: {2}; chats use {3}").format(
         health, version, ", ".join(info.models) or tr("none"), using
     )
+
+
+def model_folder_problem(value: object) -> dict[str, str]:
+    """A local profile that serves a folder needs the folder to be there (vLLM would fail on start)."""
+    if not isinstance(value, ServerProfile) or value.kind != "local" or value.source != "folder":
+        return {}
+    folder = Path(value.model).expanduser()
+    if folder.is_dir():
+        return {}
+    if folder.exists():
+        return {"model": tr("{0} is a file, not a model folder").format(folder)}
+    return {"model": tr("there is no folder {0}").format(folder)}
