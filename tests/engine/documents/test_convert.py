@@ -18,7 +18,8 @@ def convert(path: Path):  # type: ignore[no-untyped-def]
 def test_pdf_pages_are_kept_including_an_empty_one(tmp_path: Path) -> None:
     pdf = write_pdf(tmp_path / "report.pdf", [["Revenue grew (a lot)."], [], ["Costs fell on page three."]])
     converted = convert(pdf)
-    assert converted.paged and converted.pages == 3
+    assert converted.paged
+    assert converted.pages == 3
     pages = converted.text.split("\f")
     assert "Revenue grew (a lot)." in pages[0]
     assert pages[1].strip() == ""
@@ -33,7 +34,7 @@ def test_encrypted_pdf_says_so(tmp_path: Path) -> None:
 
 def test_pdf_without_a_text_layer_says_so_and_does_not_pretend_to_ocr(tmp_path: Path) -> None:
     pdf = write_pdf(tmp_path / "scan.pdf", [[], []])
-    with pytest.raises(FileRejected, match="no text layer.*no OCR"):
+    with pytest.raises(FileRejected, match=r"no text layer.*no OCR"):
         convert(pdf)
 
 
@@ -52,7 +53,13 @@ def test_damaged_pdf_says_so(tmp_path: Path, data: bytes) -> None:
 def test_docx_headings_become_a_section_path(tmp_path: Path) -> None:
     docx = write_docx(
         tmp_path / "manual.docx",
-        [("Title", "Manual"), ("", "Intro text."), ("Heading 1", "Install"), ("Heading 2", "Linux"), ("", "apt")],
+        [
+            ("Title", "Manual"),
+            ("", "Intro text."),
+            ("Heading 1", "Install"),
+            ("Heading 2", "Linux"),
+            ("", "apt"),
+        ],
     )
     converted = convert(docx)
     assert converted.structured
@@ -76,15 +83,19 @@ def test_html_keeps_headings_and_drops_scripts_and_styles() -> None:
     assert "# Guide" in text.splitlines()
     assert "## More details" in text.splitlines()
     assert "Hello world & friends." in text
-    assert "alert" not in text and "color" not in text and "T\n" not in text
-    assert "one" in text and "two" in text
+    assert "alert" not in text
+    assert "color" not in text
+    assert "T\n" not in text
+    assert "one" in text
+    assert "two" in text
 
 
 def test_markdown_is_kept_as_written(tmp_path: Path) -> None:
     path = tmp_path / "notes.md"
     path.write_text("# Notes\n\nSome *text*.\r\n", encoding="utf-8")
     converted = convert(path)
-    assert converted.structured and converted.text == "# Notes\n\nSome *text*.\n"
+    assert converted.structured
+    assert converted.text == "# Notes\n\nSome *text*.\n"
 
 
 def test_text_encodings_utf8_bom_utf16_and_windows_1252(tmp_path: Path) -> None:

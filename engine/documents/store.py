@@ -1,0 +1,716 @@
+"""The document store: one SQLite file with FTS5 for keywords and the vectors beside each passage.
+
+Chosen by measurement (docs/documents.md): at 100,000 passages, keyword search through FTS5 (bm25) and an
+exact vector search over a float32 matrix held in memory beat ``qdrant-haystack``'s local mode and
+``sqlite-vec``, with no new dependency and one file to back up. The matrix of a collection is read from the
+database on first search and read again when the database changed (``PRAGMA data_version`` sees other
+processes' commits too).
+
+It speaks Haystack's ``DocumentStore`` protocol (``count_documents``, ``filter_documents``,
+``write_documents``, ``delete_documents``, ``to_dict``/``from_dict``) so stock Haystack components can use
+it; the indexer writes through :meth:`DocumentStore.replace_file`, one transaction per file, so a file's
+passages appear all or none.
+
+Collections: a named set of files and folders ("roots"). Files carry their content hash, so a re-scan only
+re-indexes what changed; a failed file keeps its reason (and no passages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import DeskError, Fix
+from engine.paths import AppPaths
+
+SCHEMA_VERSION = 1
+
+
+def documents_db(paths: AppPaths) -> Path:
+    """Where the document index lives."""
+    return paths.data / "documents.sqlite3"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    embedder TEXT NOT NULL DEFAULT '',
+    dims INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roots(
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    PRIMARY KEY(collection_id, path)
+);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    kind TEXT NOT NULL DEFAULT '',
+    pages INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    indexed_at TEXT NOT NULL,
+    UNIQUE(collection_id, path)
+);
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL UNIQUE,
+    ordinal INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    page INTEGER,
+    section TEXT NOT NULL DEFAULT '',
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    embedding BLOB
+);
+CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    content, section, content='chunks', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, content, section) VALUES (new.id, new.content, new.section);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, content, section)
+    VALUES ('delete', old.id, old.content, old.section);
+END;
+"""
+
+_INSERT_CHUNK = """INSERT INTO chunks(
+    file_id, doc_id, ordinal, content, page, section, start, "end", embedding
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+# Words too common to find anything by; the vector side still sees them.
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "does",
+        "do",
+        "did",
+        "can",
+    ]
+)
+
+
+class DocumentsUnavailable(DeskError):
+    title = "The document index cannot be used"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            fix=Fix(
+                action="choose_data_dir", label="Choose another folder", hint="Start with --data-dir DIR."
+            ),
+        )
+
+
+class CollectionNotFound(DeskError):
+    title = "No such collection"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"There is no document collection named “{name}”.",
+            fix=Fix(action="list_collections", label="Show collections", hint="See: vllm-desk docs list"),
+        )
+        self.name = name
+
+
+class EmbedderMismatch(DeskError):
+    title = "The collection was indexed with another embedding model"
+
+    def __init__(self, collection: str, indexed_with: str, now: str) -> None:
+        super().__init__(
+            f"The collection “{collection}” was indexed with the embedding model {indexed_with}, not {now}; "
+            "its passages cannot be compared with this model's.",
+            fix=Fix(
+                action="reindex_collection",
+                label="Re-index the collection",
+                hint=f"Remove and add it again: vllm-desk docs remove --collection {collection} ...",
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    embedder: str
+    dims: int
+    created_at: str
+    roots: tuple[str, ...]
+    files: int
+    failed: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    collection: str
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    kind: str
+    pages: int
+    state: str  # "indexed" | "failed"
+    error: str
+    chunks: int
+    indexed_at: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One chunk to write: its text, where it sits in the file, and its vector (or None)."""
+
+    ordinal: int
+    content: str
+    start: int
+    end: int
+    page: int | None
+    section: str
+    embedding: Sequence[float] | np.ndarray | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def keyword_query(text: str) -> str:
+    """An FTS5 query matching any of the words of ``text`` (quoted, so no word is taken as an operator)."""
+    words = [w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS]
+    if not words:
+        words = re.findall(r"\w+", text.lower())
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+
+
+class DocumentStore:
+    """The document index in one SQLite file; thread-safe (one connection behind a lock).
+
+    Also a Haystack ``DocumentStore``: documents are passages whose ``meta`` holds ``collection``, ``file``,
+    ``page``, ``section``, ``start``, ``end`` and ``ordinal``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=10.0, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise DocumentsUnavailable(
+                    f"{self.path} was written by a newer vLLM Desk (schema {version})."
+                )
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise DocumentsUnavailable(
+                f"The document index at {self.path} cannot be opened ({exc})."
+            ) from exc
+        except OSError as exc:
+            raise DocumentsUnavailable(
+                f"The document index at {self.path} cannot be created ({exc})."
+            ) from exc
+        # collection id -> (data_version, row ids, matrix); rebuilt when the database changed
+        self._vectors: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._writes = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- collections --------------------------------------------------------------------------------
+    def ensure_collection(self, name: str) -> int:
+        name = name.strip()
+        if not name:
+            raise ValueError("a collection needs a name")
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO collections(name, created_at) VALUES (?, ?)", (name, _now())
+            )
+            return int(self._conn.execute("SELECT id FROM collections WHERE name=?", (name,)).fetchone()[0])
+
+    def _collection_id(self, name: str) -> int:
+        row = self._conn.execute("SELECT id FROM collections WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise CollectionNotFound(name)
+        return int(row[0])
+
+    def has_collection(self, name: str) -> bool:
+        with self._lock:
+            return (
+                self._conn.execute("SELECT 1 FROM collections WHERE name=?", (name,)).fetchone() is not None
+            )
+
+    def collections(self) -> list[CollectionInfo]:
+        with self._lock:
+            rows = self._conn.execute(
+                """SELECT c.id, c.name, c.embedder, c.dims, c.created_at,
+                    (SELECT count(*) FROM files f WHERE f.collection_id=c.id AND f.state='indexed'),
+                    (SELECT count(*) FROM files f WHERE f.collection_id=c.id AND f.state='failed'),
+                    (SELECT count(*) FROM chunks k JOIN files f ON k.file_id=f.id WHERE f.collection_id=c.id)
+                FROM collections c ORDER BY c.name"""
+            ).fetchall()
+            out = []
+            for cid, name, embedder, dims, created, files, failed, chunks in rows:
+                roots = tuple(
+                    r[0]
+                    for r in self._conn.execute(
+                        "SELECT path FROM roots WHERE collection_id=? ORDER BY path", (cid,)
+                    )
+                )
+                out.append(CollectionInfo(name, embedder, dims, created, roots, files, failed, chunks))
+            return out
+
+    def collection(self, name: str) -> CollectionInfo:
+        for info in self.collections():
+            if info.name == name:
+                return info
+        raise CollectionNotFound(name)
+
+    def delete_collection(self, name: str) -> None:
+        with self._lock, self._tx():
+            cid = self._collection_id(name)
+            self._conn.execute(
+                "DELETE FROM chunks WHERE file_id IN (SELECT id FROM files WHERE collection_id=?)", (cid,)
+            )
+            self._conn.execute("DELETE FROM files WHERE collection_id=?", (cid,))
+            self._conn.execute("DELETE FROM collections WHERE id=?", (cid,))
+
+    def add_root(self, collection: str, path: Path) -> None:
+        with self._lock:
+            cid = self.ensure_collection(collection)
+            self._conn.execute("INSERT OR IGNORE INTO roots VALUES (?, ?)", (cid, str(path)))
+
+    def remove_root(self, collection: str, path: Path) -> None:
+        with self._lock:
+            cid = self._collection_id(collection)
+            self._conn.execute("DELETE FROM roots WHERE collection_id=? AND path=?", (cid, str(path)))
+
+    def bind_embedder(self, collection: str, embedder: str, dims: int) -> None:
+        """Record which embedding model a collection's vectors come from; another one is refused."""
+        with self._lock:
+            cid = self.ensure_collection(collection)
+            row = self._conn.execute("SELECT embedder, dims FROM collections WHERE id=?", (cid,)).fetchone()
+            if row[0] and (row[0], row[1]) != (embedder, dims):
+                has_chunks = self._conn.execute(
+                    "SELECT 1 FROM chunks k JOIN files f ON k.file_id=f.id WHERE f.collection_id=? LIMIT 1",
+                    (cid,),
+                ).fetchone()
+                if has_chunks:
+                    raise EmbedderMismatch(collection, row[0], embedder)
+            self._conn.execute("UPDATE collections SET embedder=?, dims=? WHERE id=?", (embedder, dims, cid))
+
+    # -- files ---------------------------------------------------------------------------------------
+    def files(self, collection: str) -> list[FileRecord]:
+        with self._lock:
+            cid = self._collection_id(collection)
+            rows = self._conn.execute(
+                """SELECT f.path, f.sha256, f.size, f.mtime, f.kind, f.pages, f.state, f.error,
+                    (SELECT count(*) FROM chunks k WHERE k.file_id=f.id), f.indexed_at
+                FROM files f WHERE f.collection_id=? ORDER BY f.path""",
+                (cid,),
+            ).fetchall()
+        return [FileRecord(collection, *row) for row in rows]
+
+    def file(self, collection: str, path: str) -> FileRecord | None:
+        with self._lock:
+            cid = self._collection_id(collection)
+            row = self._conn.execute(
+                """SELECT f.path, f.sha256, f.size, f.mtime, f.kind, f.pages, f.state, f.error,
+                    (SELECT count(*) FROM chunks k WHERE k.file_id=f.id), f.indexed_at
+                FROM files f WHERE f.collection_id=? AND f.path=?""",
+                (cid, path),
+            ).fetchone()
+        return FileRecord(collection, *row) if row else None
+
+    def replace_file(
+        self,
+        collection: str,
+        path: str,
+        *,
+        sha256: str,
+        size: int,
+        mtime: float,
+        kind: str,
+        pages: int,
+        passages: Sequence[Passage],
+    ) -> None:
+        """Put a file's passages in place of its old ones, in one transaction: all or none."""
+        with self._lock, self._tx():
+            cid = self._collection_id(collection)
+            file_id = self._upsert_file(cid, path, sha256, size, mtime, kind, pages, "indexed", "")
+            self._conn.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+            self._conn.executemany(
+                _INSERT_CHUNK,
+                (
+                    (
+                        file_id,
+                        _doc_id(collection, path, sha256, p.ordinal),
+                        p.ordinal,
+                        p.content,
+                        p.page,
+                        p.section,
+                        p.start,
+                        p.end,
+                        _blob(p.embedding),
+                    )
+                    for p in passages
+                ),
+            )
+
+    def record_failure(
+        self, collection: str, path: str, *, sha256: str, size: int, mtime: float, reason: str
+    ) -> None:
+        """Remember why a file could not be indexed; any passages it had before leave the index."""
+        with self._lock, self._tx():
+            cid = self._collection_id(collection)
+            file_id = self._upsert_file(cid, path, sha256, size, mtime, "", 0, "failed", reason)
+            self._conn.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+
+    def remove_file(self, collection: str, path: str) -> bool:
+        with self._lock, self._tx():
+            cid = self._collection_id(collection)
+            row = self._conn.execute(
+                "SELECT id FROM files WHERE collection_id=? AND path=?", (cid, path)
+            ).fetchone()
+            if row is None:
+                return False
+            self._conn.execute("DELETE FROM chunks WHERE file_id=?", (row[0],))
+            self._conn.execute("DELETE FROM files WHERE id=?", (row[0],))
+            return True
+
+    def _upsert_file(
+        self,
+        cid: int,
+        path: str,
+        sha: str,
+        size: int,
+        mtime: float,
+        kind: str,
+        pages: int,
+        state: str,
+        error: str,
+    ) -> int:
+        self._conn.execute(
+            """INSERT INTO files(
+                collection_id, path, sha256, size, mtime, kind, pages, state, error, indexed_at
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(collection_id, path) DO UPDATE SET sha256=excluded.sha256, size=excluded.size,
+                mtime=excluded.mtime, kind=excluded.kind, pages=excluded.pages, state=excluded.state,
+                error=excluded.error, indexed_at=excluded.indexed_at""",
+            (cid, path, sha, size, mtime, kind, pages, state, error, _now()),
+        )
+        row = self._conn.execute(
+            "SELECT id FROM files WHERE collection_id=? AND path=?", (cid, path)
+        ).fetchone()
+        return int(row[0])
+
+    # -- search --------------------------------------------------------------------------------------
+    def keyword_search(self, query: str, collections: Sequence[str], top_k: int = 10) -> list[Any]:
+        """Haystack Documents ranked by bm25 (``score``: higher is better)."""
+        match = keyword_query(query)
+        if not match or not collections:
+            return []
+        with self._lock:
+            ids = [self._collection_id(c) for c in collections]
+            marks = ",".join("?" * len(ids))
+            rows = self._conn.execute(
+                f"""SELECT k.id, -bm25(chunks_fts) AS score FROM chunks_fts
+                JOIN chunks k ON k.id = chunks_fts.rowid JOIN files f ON f.id = k.file_id
+                WHERE chunks_fts MATCH ? AND f.collection_id IN ({marks})
+                ORDER BY bm25(chunks_fts) LIMIT ?""",
+                (match, *ids, top_k),
+            ).fetchall()
+            return self._documents([r[0] for r in rows], [float(r[1]) for r in rows])
+
+    def vector_search(
+        self, embedding: Sequence[float] | np.ndarray, collections: Sequence[str], top_k: int = 10
+    ) -> list[Any]:
+        """Haystack Documents ranked by cosine similarity (``score``), exact (no approximate index)."""
+        if not collections:
+            return []
+        query = np.asarray(embedding, dtype=np.float32)
+        norm = float(np.linalg.norm(query))
+        if norm == 0.0:
+            return []
+        query = query / norm
+        with self._lock:
+            found_ids: list[np.ndarray] = []
+            found_scores: list[np.ndarray] = []
+            for name in collections:
+                ids, matrix = self._matrix(self._collection_id(name))
+                if not len(ids):
+                    continue
+                if matrix.shape[1] != query.shape[0]:
+                    raise EmbedderMismatch(name, f"a {matrix.shape[1]}-dimension model", f"{query.shape[0]}")
+                scores = matrix @ query
+                k = min(top_k, len(scores))
+                top = np.argpartition(-scores, k - 1)[:k]
+                found_ids.append(ids[top])
+                found_scores.append(scores[top])
+            if not found_ids:
+                return []
+            all_ids = np.concatenate(found_ids)
+            all_scores = np.concatenate(found_scores)
+            order = np.argsort(-all_scores)[:top_k]
+            return self._documents([int(i) for i in all_ids[order]], [float(s) for s in all_scores[order]])
+
+    def _matrix(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
+        version = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._writes)
+        key = hash(version)
+        cached = self._vectors.get(cid)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        rows = self._conn.execute(
+            """SELECT k.id, k.embedding FROM chunks k JOIN files f ON f.id=k.file_id
+            WHERE f.collection_id=? AND k.embedding IS NOT NULL ORDER BY k.id""",
+            (cid,),
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if rows:
+            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        else:
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        self._vectors[cid] = (key, ids, matrix)
+        return ids, matrix
+
+    def _documents(self, row_ids: list[int], scores: list[float]) -> list[Any]:
+        from haystack import Document
+
+        if not row_ids:
+            return []
+        marks = ",".join("?" * len(row_ids))
+        rows = {
+            r[0]: r
+            for r in self._conn.execute(
+                f"""SELECT k.id, k.doc_id, k.content, k.page, k.section, k.start, k."end", k.ordinal,
+                    f.path, c.name, f.kind FROM chunks k JOIN files f ON f.id=k.file_id
+                    JOIN collections c ON c.id=f.collection_id WHERE k.id IN ({marks})""",
+                row_ids,
+            )
+        }
+        out = []
+        for rid, score in zip(row_ids, scores, strict=True):
+            r = rows[rid]
+            meta = {
+                "collection": r[9],
+                "file": r[8],
+                "kind": r[10],
+                "page": r[3],
+                "section": r[4],
+                "start": r[5],
+                "end": r[6],
+                "ordinal": r[7],
+            }
+            out.append(Document(id=r[1], content=r[2], meta=meta, score=score))
+        return out
+
+    def passage_context(self, doc_id: str, chars: int = 400) -> tuple[str, str, str] | None:
+        """The passage with up to ``chars`` characters of its neighbours before and after (for "show in
+        context"): (before, passage, after), from the stored passages of the same file."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT file_id, ordinal, content FROM chunks WHERE doc_id=?", (doc_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            near = dict(
+                self._conn.execute(
+                    "SELECT ordinal, content FROM chunks WHERE file_id=? AND ordinal IN (?, ?)",
+                    (row[0], row[1] - 1, row[1] + 1),
+                ).fetchall()
+            )
+        return near.get(row[1] - 1, "")[-chars:], row[2], near.get(row[1] + 1, "")[:chars]
+
+    # -- Haystack DocumentStore protocol --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": f"{type(self).__module__}.{type(self).__name__}",
+            "init_parameters": {"path": str(self.path)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DocumentStore:
+        return cls(Path(data["init_parameters"]["path"]))
+
+    def count_documents(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Any]:
+        """Passages matching ``filters`` (only ``meta.collection`` / ``meta.file`` equality, combined with
+        AND, are understood; anything else raises ``ValueError``)."""
+        where, params = _filter_sql(filters)
+        with self._lock:
+            ids = [
+                r[0]
+                for r in self._conn.execute(
+                    f"""SELECT k.id FROM chunks k JOIN files f ON f.id=k.file_id
+                JOIN collections c ON c.id=f.collection_id WHERE {where} ORDER BY k.id""",
+                    params,
+                )
+            ]
+            return self._documents(ids, [0.0] * len(ids))
+
+    def write_documents(self, documents: list[Any], policy: Any = None) -> int:
+        """Write Haystack Documents whose ``meta`` has ``collection`` and ``file``; a document id that
+        exists already is overwritten (policy OVERWRITE) or skipped (SKIP); FAIL/NONE raise on a duplicate."""
+        from haystack.document_stores.errors import DuplicateDocumentError
+        from haystack.document_stores.types import DuplicatePolicy
+
+        policy = policy or DuplicatePolicy.NONE
+        written = 0
+        with self._lock, self._tx():
+            for doc in documents:
+                exists = self._conn.execute("SELECT 1 FROM chunks WHERE doc_id=?", (doc.id,)).fetchone()
+                if exists:
+                    if policy == DuplicatePolicy.SKIP:
+                        continue
+                    if policy != DuplicatePolicy.OVERWRITE:
+                        raise DuplicateDocumentError(f"document {doc.id} exists already")
+                    self._conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc.id,))
+                meta = doc.meta
+                cid = self.ensure_collection(str(meta["collection"]))
+                path = str(meta["file"])
+                row = self._conn.execute(
+                    "SELECT id FROM files WHERE collection_id=? AND path=?", (cid, path)
+                ).fetchone()
+                file_id = (
+                    int(row[0]) if row else self._upsert_file(cid, path, "", 0, 0.0, "", 0, "indexed", "")
+                )
+                content = doc.content or ""
+                self._conn.execute(
+                    _INSERT_CHUNK,
+                    (
+                        file_id,
+                        doc.id,
+                        int(meta.get("ordinal", 0)),
+                        content,
+                        meta.get("page"),
+                        str(meta.get("section", "")),
+                        int(meta.get("start", 0)),
+                        int(meta.get("end", len(content))),
+                        _blob(doc.embedding),
+                    ),
+                )
+                written += 1
+        return written
+
+    def delete_documents(self, document_ids: list[str]) -> None:
+        with self._lock, self._tx():
+            self._conn.executemany("DELETE FROM chunks WHERE doc_id=?", ((i,) for i in document_ids))
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _tx(self) -> _Transaction:
+        return _Transaction(self)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error); nested uses join the outer one."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+        self.outer = False
+
+    def __enter__(self) -> None:
+        conn = self.store._conn
+        self.outer = not conn.in_transaction
+        if self.outer:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.outer:
+            return
+        conn = self.store._conn
+        if exc_type is None:
+            conn.execute("COMMIT")
+        else:
+            conn.execute("ROLLBACK")
+        self.store._writes += 1
+
+
+def _blob(embedding: Sequence[float] | np.ndarray | None) -> bytes | None:
+    if embedding is None:
+        return None
+    vec = np.asarray(embedding, dtype=np.float32)
+    norm = float(np.linalg.norm(vec))
+    # Stored normalised: a search is then one matrix product.
+    return (vec / norm if norm else vec).tobytes()
+
+
+def _doc_id(collection: str, path: str, sha256: str, ordinal: int) -> str:
+    return hashlib.sha256(f"{collection}\0{path}\0{sha256}\0{ordinal}".encode()).hexdigest()[:32]
+
+
+def _filter_sql(filters: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    if not filters:
+        return "1", []
+    conditions = filters.get("conditions") if "conditions" in filters else [filters]
+    if "conditions" in filters and filters.get("operator") != "AND":
+        raise ValueError("only AND filters are supported")
+    columns = {"meta.collection": "c.name", "meta.file": "f.path"}
+    parts, params = [], []
+    for cond in conditions or []:
+        if cond.get("field") not in columns or cond.get("operator") != "==":
+            raise ValueError(f"unsupported filter: {cond}")
+        parts.append(f"{columns[cond['field']]} = ?")
+        params.append(cond["value"])
+    return " AND ".join(parts) or "1", params
