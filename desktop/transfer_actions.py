@@ -79,7 +79,7 @@ class ExportChoice:
 
 
 class ExportDialog(QDialog):
-    """Format, branches, and where to write. Several conversations go to a folder, or a zip if chosen."""
+    """Format, branches, and where to write. Several conversations go to one JSON file, a folder, or a zip."""
 
     def __init__(self, count: int, suggested: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -127,7 +127,8 @@ class ExportDialog(QDialog):
         fmt = str(self.format_box.currentData())
         self.branches_box.setEnabled(fmt != "json")  # JSON always holds every branch
         path = Path(self.path_edit.text())
-        if self.count == 1:
+        if self.count == 1 or (fmt == "json" and not self.zip_box.isChecked()):
+            # JSON holds several conversations in one file (a backup, like ChatGPT's conversations.json).
             self.path_edit.setText(str(path.with_suffix(f".{fmt}")))
         elif self.zip_box.isChecked():
             self.path_edit.setText(str(path.with_suffix(".zip")))
@@ -136,7 +137,8 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         current = self.path_edit.text()
-        if self.count > 1 and not self.zip_box.isChecked():
+        one_file = self.zip_box.isChecked() or self.format_box.currentData() == "json"
+        if self.count > 1 and not one_file:
             chosen = QFileDialog.getExistingDirectory(self, tr("Export to folder"), current)
         else:
             chosen, _ = QFileDialog.getSaveFileName(self, tr("Export to"), current)

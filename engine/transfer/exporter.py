@@ -1,4 +1,4 @@
-"""Writing conversations to files: one conversation to a file, several to a folder or a zip.
+"""Writing conversations to files: one conversation to a file, several to a folder, a zip or (JSON) one file.
 
 JSON, Markdown and HTML are rendered here; PDF is drawn by a renderer the desktop package provides
 (Qt's PDF writer), passed in as ``pdf`` so that the engine never imports Qt.
@@ -11,7 +11,7 @@ import re
 import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from engine.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.errors import ExportFailed, PdfUnavailable
 from engine.transfer.html_format import render_html
-from engine.transfer.json_format import dumps
+from engine.transfer.json_format import dumps, write_many
 from engine.transfer.markdown_format import render_markdown
 from engine.transfer.model import ExportedConversation
 
@@ -81,9 +81,13 @@ def write_conversations(
     if fmt == "pdf" and pdf is None:
         raise PdfUnavailable()
     suffix = target.suffix.lower().lstrip(".")
+    if len(conversations) > 1 and suffix == "json" and fmt == "json" and not target.is_dir():
+        return _write_many_json(conversations, target, progress)
     if len(conversations) > 1 and suffix in EXPORT_FORMATS and not target.is_dir():
         raise ExportFailed(
-            target, f"several conversations go to a folder or a .zip file, not to one .{suffix} file"
+            target,
+            f"several conversations go to a folder or a .zip file, not to one .{suffix} file "
+            "(only JSON holds many conversations in one file)",
         )
     summary = ExportSummary(target=target)
     names = _unique_names(conversations, fmt)
@@ -108,6 +112,25 @@ def write_conversations(
     except OSError as exc:
         raise ExportFailed(Path(exc.filename or target), exc.strerror or str(exc)) from exc
     return summary
+
+
+def _write_many_json(
+    conversations: Sequence[ExportedConversation], target: Path, progress: Progress | None
+) -> ExportSummary:
+    """Every conversation in one JSON document (``vllm-desk.conversations``), written atomically."""
+
+    def counted() -> Iterator[ExportedConversation]:
+        for number, conv in enumerate(conversations, 1):
+            yield conv
+            _tick(progress, number, len(conversations))
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _atomic(target) as tmp, tmp.open("w", encoding="utf-8") as out:
+            write_many(counted(), out)
+    except OSError as exc:
+        raise ExportFailed(Path(exc.filename or target), exc.strerror or str(exc)) from exc
+    return ExportSummary(files=[target] * len(conversations), target=target)
 
 
 def export_from_store(

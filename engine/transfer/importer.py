@@ -20,7 +20,7 @@ from engine.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.chatgpt_import import looks_like_chatgpt, parse_chatgpt
 from engine.transfer.errors import ImportRejected
-from engine.transfer.json_format import from_dict, is_ours
+from engine.transfer.json_format import from_dict, from_many, is_many, is_ours
 from engine.transfer.model import ExportedConversation
 
 ImportFormat = Literal["auto", "vllm-desk", "chatgpt"]
@@ -107,6 +107,8 @@ def parse_bytes(raw: bytes, fmt: ImportFormat = "auto", where: str = "$") -> lis
         raise ImportRejected(message, f"line {place}" if place else "") from None
     if fmt == "chatgpt" or (fmt == "auto" and looks_like_chatgpt(data)):
         return _unique(parse_chatgpt(data, where))
+    if is_many(data) and fmt in ("auto", "vllm-desk"):
+        return _unique(from_many(data, where))
     if fmt == "vllm-desk" or is_ours(data):
         return [from_dict(data, where)]
     raise ImportRejected(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -24,6 +24,10 @@ from engine.transfer.model import ExportedConversation, ExportedMessage, Message
 
 FORMAT = "vllm-desk.conversation"
 VERSION = 2
+# Many conversations in one file (a whole-history backup): each entry is what a single file's
+# "conversation" holds, in the same VERSION.
+MANY_FORMAT = "vllm-desk.conversations"
+MANY_VERSION = 1
 
 # Limits that keep a hostile file from exhausting memory or the database; generous for real chats.
 MAX_TEXT = 4_000_000
@@ -130,6 +134,66 @@ def to_dict(conv: ExportedConversation, *, exported_at: datetime | None = None) 
             ],
         },
     }
+
+
+def write_many(
+    conversations: Iterable[ExportedConversation], out: TextIO, *, exported_at: datetime | None = None
+) -> int:
+    """Write one JSON document holding every conversation (streamed: one conversation in memory at a time);
+    returns how many were written. :func:`from_many` reads it back losslessly."""
+    when = exported_at or datetime.now(UTC)
+    head = {
+        "format": MANY_FORMAT,
+        "version": MANY_VERSION,
+        "conversation_version": VERSION,
+        "exported_by": f"{APP_NAME} {__version__}",
+        "exported_at": _instant(when),
+    }
+    out.write(json.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "conversations": [')
+    count = 0
+    for conv in conversations:
+        entry = to_dict(conv, exported_at=when)["conversation"]
+        out.write(("," if count else "") + "\n    ")
+        out.write(json.dumps(entry, ensure_ascii=False, allow_nan=False))
+        count += 1
+    out.write("\n  ]\n}\n")
+    return count
+
+
+def is_many(data: object) -> bool:
+    return isinstance(data, dict) and data.get("format") == MANY_FORMAT
+
+
+def from_many(data: object, where: str = "$") -> list[ExportedConversation]:
+    """Validate a many-conversations file: each entry as strictly as a single file, errors at their place."""
+    if not is_many(data):
+        raise ImportRejected(f"this is not a {APP_NAME} conversations file", where)
+    assert isinstance(data, dict)
+    version = data.get("version")
+    if type(version) is not int or version < 1:
+        raise ImportRejected(
+            "the file's version is missing or not a positive whole number", f"{where}.version"
+        )
+    if version > MANY_VERSION:
+        raise ImportRejected(
+            f"the file was made by a newer {APP_NAME} (format version {version}; this one reads up to "
+            f"{MANY_VERSION})",
+            f"{where}.version",
+        )
+    inner = data.get("conversation_version", VERSION)
+    entries = data.get("conversations")
+    if not isinstance(entries, list):
+        raise ImportRejected("the file has no list of conversations", f"{where}.conversations")
+    if type(inner) is not int:
+        raise ImportRejected("conversation_version is not a whole number", f"{where}.conversation_version")
+    out = []
+    for number, entry in enumerate(entries):
+        place = f"{where}.conversations[{number}]"
+        single = {"format": FORMAT, "version": inner, "conversation": entry}
+        if inner == 1 and isinstance(entry, dict):  # version 1 files kept the conversation at the top
+            single = {"format": FORMAT, **entry, "version": 1}
+        out.append(from_dict(single, place))
+    return out
 
 
 def dumps(conv: ExportedConversation, *, exported_at: datetime | None = None) -> str:

@@ -19,6 +19,7 @@ from engine.paths import AppPaths
 from engine.store_async import AsyncHistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.exporter import file_name
+from engine.transfer.importer import read_conversations
 from tests.support.database import database_rows
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
@@ -72,6 +73,30 @@ def test_dialog_suggests_a_path_per_format(qtbot: Any, tmp_path: Path) -> None:
     many.zip_box.setChecked(True)
     many.branches_box.setChecked(True)
     assert many.choice() == ExportChoice("md", tmp_path / "export.zip", True)
+    # JSON: every conversation in one file, as a backup is expected to be.
+    many.zip_box.setChecked(False)
+    many.format_box.setCurrentIndex(many.format_box.findData("json"))
+    assert many.choice() == ExportChoice("json", tmp_path / "export.json", False)
+
+
+def test_export_everything_as_one_json_file_through_the_dialog(
+    qtbot: Any, window: QMainWindow, tmp_path: Path
+) -> None:
+    actions = _actions(window)
+    run(qtbot, actions.import_paths([CHATGPT]))
+    actions.export_all_action.trigger()
+    qtbot.waitUntil(lambda: actions.dialog is not None and actions.dialog.isVisible(), timeout=10000)
+    dialog = actions.dialog
+    assert dialog is not None
+    dialog.format_box.setCurrentIndex(dialog.format_box.findData("json"))
+    assert dialog.path_edit.text() == str(tmp_path / "vllm-desk-export.json")
+    with qtbot.waitSignal(actions.exported, timeout=20000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    data = json.loads((tmp_path / "vllm-desk-export.json").read_text(encoding="utf-8"))
+    assert data["format"] == "vllm-desk.conversations"
+    assert sorted(c["title"] for c in data["conversations"]) == sorted(
+        c.title for c in read_conversations(CHATGPT)
+    )
 
 
 def test_drop_a_chatgpt_export_then_export_everything(

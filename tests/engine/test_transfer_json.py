@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from typing import Any
@@ -9,11 +10,21 @@ from typing import Any
 import pydantic_core
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import __version__
 from engine.transfer.errors import ImportRejected
 from engine.transfer.importer import parse_bytes
-from engine.transfer.json_format import FORMAT, VERSION, dumps, from_dict, to_dict
+from engine.transfer.json_format import (
+    FORMAT,
+    MANY_FORMAT,
+    VERSION,
+    dumps,
+    from_dict,
+    from_many,
+    to_dict,
+    write_many,
+)
 from engine.transfer.model import ExportedConversation, ExportedMessage
 from tests.engine.transfer_trees import EXPORTED_AT, T0, conversations, sample_conversation
 
@@ -26,6 +37,33 @@ def _load(text: str) -> ExportedConversation:
 @given(conversations())
 def test_import_of_export_gives_back_the_same_conversation(conv: ExportedConversation) -> None:
     assert _load(dumps(conv)) == conv
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(conversations(), max_size=4))
+def test_many_conversations_in_one_file_round_trip(convs: list[ExportedConversation]) -> None:
+    out = io.StringIO()
+    assert write_many(convs, out, exported_at=EXPORTED_AT) == len(convs)
+    data = pydantic_core.from_json(out.getvalue())
+    assert data["format"] == MANY_FORMAT
+    assert data["exported_at"] == "2026-11-26T12:00:00+00:00"
+    assert from_many(data) == convs
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"version": 99}, "newer vLLM Desk"),
+        ({"conversations": {}}, "no list of conversations"),
+        ({"conversation_version": "2"}, "not a whole number"),
+    ],
+)
+def test_a_damaged_many_file_says_what_is_wrong(change: dict[str, object], error: str) -> None:
+    out = io.StringIO()
+    write_many([sample_conversation()], out)
+    data = {**json.loads(out.getvalue()), **change}
+    with pytest.raises(ImportRejected, match=error):
+        from_many(data)
 
 
 def test_the_file_names_format_version_and_app_version() -> None:

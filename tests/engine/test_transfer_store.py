@@ -16,7 +16,7 @@ from engine.store import HistoryStore
 from engine.store_models import ReplyNumbers
 from engine.transfer import history_adapter
 from engine.transfer.errors import ImportRejected
-from engine.transfer.exporter import export_from_store
+from engine.transfer.exporter import all_conversation_ids, export_from_store
 from engine.transfer.importer import ImportLimits, import_conversations, import_path, read_conversations
 from engine.transfer.json_format import dumps, to_dict
 from engine.transfer.model import ExportedConversation
@@ -309,6 +309,54 @@ def test_export_everything_to_a_folder_and_a_zip_and_import_it_back(
         assert len(import_path(fresh, tmp_path / "all").imported) == 3
         again = import_path(fresh, json_zip)
         assert (again.imported, len(again.already_present)) == ([], 3)
+    finally:
+        fresh.close()
+
+
+def test_everything_in_one_json_file_and_back_losslessly(store: HistoryStore, tmp_path: Path) -> None:
+    _chat_in(store)
+    import_path(store, CHATGPT)
+    ticks: list[tuple[int, int]] = []
+    out = tmp_path / "backup" / "all.json"
+    summary = export_from_store(store, None, out, "json", progress=lambda d, t: ticks.append((d, t)))
+    assert summary.sentence() == f"Exported 3 conversations to {out}."
+    assert ticks == [(1, 3), (2, 3), (3, 3)]
+    assert [p.name for p in out.parent.iterdir()] == ["all.json"]  # one file, no temporary left
+    data = json.loads(out.read_text())
+    assert data["format"] == "vllm-desk.conversations"
+    assert len(data["conversations"]) == 3
+
+    fresh = HistoryStore(tmp_path / "fresh.sqlite3")
+    try:
+        assert len(import_path(fresh, out).imported) == 3
+        originals = {
+            c.id: c
+            for c in (history_adapter.from_tree(store.export_tree(i)) for i in all_conversation_ids(store))
+        }
+        copies = [history_adapter.from_tree(fresh.export_tree(i)) for i in all_conversation_ids(fresh)]
+        assert sorted(c.id for c in copies) == sorted(originals)
+        for copy in copies:
+            assert _comparable(copy) == _comparable(originals[copy.id])
+        again = import_path(fresh, out)
+        assert (again.imported, len(again.already_present)) == ([], 3)
+    finally:
+        fresh.close()
+
+
+def test_one_bad_entry_in_a_many_conversations_file_rejects_it_with_its_place(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    _chat_in(store)
+    import_path(store, CHATGPT)
+    export_from_store(store, None, tmp_path / "all.json", "json")
+    data = json.loads((tmp_path / "all.json").read_text())
+    data["conversations"][2]["messages"][0]["role"] = "wizard"
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    fresh = HistoryStore(tmp_path / "fresh.sqlite3")
+    try:
+        with pytest.raises(ImportRejected, match=r"conversations\[2\]"):
+            import_path(fresh, tmp_path / "bad.json")
+        assert all_conversation_ids(fresh) == []  # all or nothing
     finally:
         fresh.close()
 
