@@ -13,13 +13,16 @@ panel can say "fits / tight / won't fit" and which setting would make it fit.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from engine.catalog import DTYPE_BYTES, ModelInfo
+from engine.builtin_model import builtin_model_path
+from engine.catalog import DTYPE_BYTES, ModelInfo, NotAModelFolder, read_model_info
 from engine.errors import Fix
-from engine.hardware import GpuInfo
+from engine.hardware import GpuInfo, detect_gpus, visible_gpus
+from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 
 Verdict = Literal["fits", "tight", "wont_fit", "cpu", "unknown"]
@@ -414,6 +417,7 @@ def estimate_for_profile(
     (it is restarted with the new settings) instead of making every model "won't fit".
     """
     length = profile.max_model_len
+    gpus, order_warning = visible_gpus(gpus, launch_environment(profile))
     estimate = estimate_fit(
         info,
         gpus,
@@ -431,11 +435,61 @@ def estimate_for_profile(
     fits_shorter = estimate.fix is not None and "max_model_len" in estimate.fix.params
     if length == "auto" and fits_shorter and estimate.max_len_that_fits:
         # With "auto" vLLM itself shortens the context to what fits: that is not a failure.
-        return replace(
+        estimate = replace(
             estimate,
             verdict="tight",
             message=f"Fits with a shorter context: vLLM will choose about {estimate.max_len_that_fits} "
             f"tokens instead of the model's {info.max_context}.",
             fix=None,
         )
+    if order_warning and estimate.verdict not in ("cpu", "unknown"):
+        estimate = replace(estimate, message=f"{estimate.message} {order_warning}")
     return estimate
+
+
+def launch_environment(profile: ServerProfile) -> dict[str, str]:
+    """The CUDA settings a launch of ``profile`` sees: the app's own environment (inherited), then the
+    profile's."""
+    inherited = {k: v for k, v in os.environ.items() if k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
+    return {**inherited, **profile.env}
+
+
+# The built-in model's memory share on a GPU: what it needs, with this much to spare for the estimate's
+# error, instead of vLLM's 0.92 (which a compositor and a browser on the same card already prevent).
+BUILTIN_SHARE_MARGIN = 1.5
+MIN_SHARE = 0.05
+
+
+def sized_share(profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo]) -> float | None:
+    """A ``gpu_memory_utilization`` just large enough for ``info`` served by ``profile`` (``None``: no GPU
+    or unknown sizes); never above vLLM's default."""
+    visible, _ = visible_gpus(gpus, launch_environment(profile))
+    tp = max(1, profile.tensor_parallel_size)
+    used = visible[:tp]
+    weights = weight_bytes(info, dtype=profile.dtype, quantization=profile.quantization or None)
+    per_token = kv_bytes_per_token(
+        info, dtype=profile.dtype, kv_cache_dtype=profile.kv_cache_dtype, tensor_parallel_size=tp
+    )
+    length = profile.max_model_len if isinstance(profile.max_model_len, int) else info.max_context
+    if len(used) < tp or weights is None or per_token is None or not length:
+        return None
+    smallest = min(used, key=lambda g: g.cuda_total_bytes)
+    shape = RunShape(profile.max_num_seqs, None, bool(profile.enforce_eager), tp)
+    need = weights // tp + _overhead(info, smallest, shape) + per_token * length
+    share = math.ceil(need * BUILTIN_SHARE_MARGIN / smallest.cuda_total_bytes * 100) / 100
+    return min(DEFAULT_GPU_MEMORY_UTILIZATION, max(MIN_SHARE, share))
+
+
+def builtin_gpu_profile(
+    profile: ServerProfile, paths: AppPaths, gpus: Sequence[GpuInfo] | None = None
+) -> ServerProfile:
+    """The built-in model's profile for a GPU launch: a memory share sized to the model when the profile sets
+    none. Other profiles, and a built-in one with its own share, are returned as they are."""
+    if profile.source != "builtin" or profile.kind != "local" or profile.gpu_memory_utilization is not None:
+        return profile
+    try:
+        info = read_model_info(builtin_model_path(paths))
+    except NotAModelFolder:
+        return profile
+    share = sized_share(profile, info, detect_gpus() if gpus is None else gpus)
+    return profile if share is None else profile.model_copy(update={"gpu_memory_utilization": share})

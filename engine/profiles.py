@@ -8,6 +8,7 @@ fields: a launch gets a fresh random key, or the profile's fixed key from the ke
 
 from __future__ import annotations
 
+import re
 import secrets as random_secrets
 import shlex
 from pathlib import Path
@@ -41,6 +42,16 @@ MANAGED_OPTIONS: dict[str, str] = {
     "--tokenizer-revision": "the tokenizer follows the profile's revision",
 }
 _ALIASES = {"-tp": "--tensor-parallel-size", "-pp": "--pipeline-parallel-size"}
+# A profile's environment: names as a shell writes them; those the app sets itself are refused (secrets
+# never go in the settings file).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MANAGED_ENV: dict[str, str] = {
+    "VLLM_API_KEY": "the key comes from the key mode (random, or fixed in the keychain)",
+    "HF_TOKEN": "save the Hugging Face token on the Models page (it goes to the keychain)",
+    "HUGGING_FACE_HUB_TOKEN": "save the Hugging Face token on the Models page (it goes to the keychain)",
+    "VLLM_CPU_KVCACHE_SPACE": "set the profile's CPU KV cache size",
+    "PYTHONUNBUFFERED": "the app needs vLLM's lines as they happen",
+}
 
 
 class ProfileInvalid(DeskError):
@@ -109,6 +120,11 @@ class ServerProfile(BaseModel):
     extra_args: str = Field(default="", description="More vllm serve options, split like a shell.")
     key_mode: KeyMode = "random"
     cpu_kv_cache_gib: float = Field(default=1.0, gt=0, description="CPU build only: VLLM_CPU_KVCACHE_SPACE.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables for vllm serve (CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER, "
+        "NCCL_P2P_DISABLE, ...).",
+    )
 
     @field_validator("max_model_len")
     @classmethod
@@ -121,6 +137,18 @@ class ServerProfile(BaseModel):
     @classmethod
     def _valid_extra_args(cls, value: str) -> str:
         split_extra_args(value)
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _valid_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not ENV_NAME.fullmatch(name):
+                raise ValueError(f"“{name}” is not an environment variable name (letters, digits and _)")
+            if name in MANAGED_ENV:
+                raise ValueError(f"{name} cannot be set in the profile: {MANAGED_ENV[name]}")
+            if "\0" in text:
+                raise ValueError(f"the value of {name} contains a NUL character")
         return value
 
     @field_validator("base_url")

@@ -44,6 +44,7 @@ from engine.diagnosis import (
 from engine.endpoint import Endpoint
 from engine.errors import DeskError
 from engine.events import Event
+from engine.fit import builtin_gpu_profile
 from engine.golden import (
     BuiltinModelAnswersWrong,
     GoldenRecords,
@@ -78,6 +79,7 @@ from engine.runtime import VllmRuntime, child_environ, locate_runtime
 from engine.secrets import HF_TOKEN, SecretStore
 from engine.server_events import LogLine, ServerState, ServeRuntime, StartProgress, StateChange
 from engine.start_times import StartTimes
+from engine.watchdog import Silence, StartWatch
 
 __all__ = [
     "LogLine",
@@ -107,6 +109,7 @@ class _Launch:
     finished: bool = False
     engine_pids: set[int] = field(default_factory=set)
     monitor: asyncio.Task[None] | None = None
+    watch: StartWatch | None = None
 
     @property
     def sid(self) -> int:
@@ -347,6 +350,8 @@ class Supervisor:
 
             await prepare_builtin_model_async(self.paths, runtime, relay)
         model = model_argument(profile, self.paths)
+        if getattr(runtime, "is_gpu", False):  # the built-in model: a memory share sized to it
+            profile = await asyncio.to_thread(builtin_gpu_profile, profile, self.paths)
         port = profile.port or free_port(profile.host)
         key = launch_api_key(profile, self._secrets)
         quiet = quiet_probes_supported(str(getattr(runtime, "version", "")))
@@ -355,6 +360,7 @@ class Supervisor:
         )
         env = child_environ()  # from a frozen bundle: the user's library path, not the bundle's
         env.update(runtime.env(offline=not profile.needs_network, kv_cache_gib=profile.cpu_kv_cache_gib))
+        env.update(profile.env)  # CUDA_VISIBLE_DEVICES, NCCL_P2P_DISABLE, ... (never the key: set below)
         env["VLLM_API_KEY"] = key  # never on the command line, where `ps` shows it
         # Gated repos need the user's Hugging Face token; like the key, only ever in the environment.
         hf_token = await asyncio.to_thread((self._secrets or SecretStore()).get, HF_TOKEN)
@@ -371,6 +377,9 @@ class Supervisor:
         log_path = self.paths.logs / f"{slug}-{datetime.now():%Y%m%d-%H%M%S-%f}.log"
         loop = asyncio.get_running_loop()
         launch = _Launch(profile, port, key, deque(maxlen=self.log_buffer_lines), loop.create_future())
+        launch.watch = StartWatch(
+            timeout_s=self.ready_timeout_s, tensor_parallel_size=profile.tensor_parallel_size
+        )
         try:
             launch.process = SessionProcess(
                 argv, env, self.paths.state, log_path, lambda line: self._on_line(launch, line), began
@@ -384,6 +393,8 @@ class Supervisor:
 
     def _on_line(self, launch: _Launch, line: LogLine) -> None:
         launch.lines.append(line)
+        if launch.watch is not None:
+            launch.watch.heard(line.text)
         if launch is self._launch:
             self.log_line.emit(line)
         if launch is not self._launch or self._state is not ServerState.STARTING:
@@ -459,10 +470,19 @@ class Supervisor:
             )
         )
         waiters: set[asyncio.Future[Any]] = {ready, launch.exited}
+        watch = launch.watch
         try:
-            done, _ = await asyncio.wait(
-                waiters, timeout=self.ready_timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
+            while True:  # the watch leaves downloads out of the time limit and reports long silences
+                wait_s = (
+                    min(max(0.0, watch.remaining_s()), watch.silence_s / 4, 5.0)
+                    if watch
+                    else self.ready_timeout_s
+                )
+                done, _ = await asyncio.wait(waiters, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+                if done or watch is None or watch.timed_out():
+                    break
+                if (quiet := watch.silence()) is not None:
+                    self._report_silence(launch, quiet)
         finally:
             if not ready.done():
                 ready.cancel()
@@ -475,6 +495,16 @@ class Supervisor:
             code = launch.exited.result()
             raise diagnose(launch.texts(), exit_code=code, port=launch.port)
         raise StartTimedOut(self.ready_timeout_s, details="\n".join(launch.texts()[-60:]))
+
+    def _report_silence(self, launch: _Launch, quiet: Silence) -> None:
+        """A start that has printed nothing for a while: said in the progress label, with a hint."""
+        log.warning("start of %s: %s", launch.profile.name, quiet.message)
+        phase = quiet.phase or Phase.STARTING
+        elapsed = time.monotonic() - launch.process.started if launch.process else 0.0
+        expected = self._start_times.expected(launch.profile.name)
+        self.progress.emit(
+            StartProgress(phase, f"{PHASE_LABELS[phase]} — {quiet.message}", elapsed, expected)
+        )
 
     async def _check_answers(
         self,

@@ -49,11 +49,12 @@ class StartWatch:
         self,
         *,
         timeout_s: float,
-        silence_s: float = SILENCE_S,
+        silence_s: float | None = None,
         tensor_parallel_size: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.timeout_s, self.silence_s = timeout_s, silence_s
+        self.timeout_s = timeout_s
+        self.silence_s = SILENCE_S if silence_s is None else silence_s  # read at each start
         self.tensor_parallel_size = tensor_parallel_size
         self._clock = clock
         self.started = self._last = clock()

@@ -7,6 +7,7 @@ config.json and checkpoint sizes and from vLLM 0.32's accounting (engine/fit.py'
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -472,3 +473,38 @@ def test_vllm_takes_the_first_visible_gpus(tp: int) -> None:
     assert est.verdict == "wont_fit"
     assert est.fix is not None
     assert "gpu_memory_utilization" in est.fix.params
+
+
+def test_builtin_model_on_a_gpu_asks_for_a_share_sized_to_it(app_paths) -> None:  # type: ignore[no-untyped-def]
+    from engine.builtin_model import builtin_model_path
+    from engine.fit import builtin_gpu_profile, sized_share
+    from engine.profiles import builtin_profile
+    from tests.support.hf_cache import safetensors_bytes
+
+    folder = builtin_model_path(app_paths)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(SMOLLM2_CONFIG), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(
+        safetensors_bytes({"lm_head.weight": ("BF16", [1000, 576], 2)})
+    )
+    info = read_model_info(folder)
+    profile = builtin_profile()
+    # A desktop's 8 GiB card with 1.5 GiB taken by the compositor and a browser: vLLM's 0.92 would ask for
+    # 7.36 GiB and fail. The model needs weights + overhead + 2048 tokens of KV cache, ×1.5, of 8 GiB.
+    desk = gpu(8, 6.5)
+    share = sized_share(profile, info, [desk])
+    assert share is not None
+    need = estimate_fit(info, [desk], max_model_len=2048, gpu_memory_utilization=0.5).need_per_gpu
+    assert need is not None
+    assert share == math.ceil(need * 1.5 / (8 * GIB) * 100) / 100
+    assert share < 0.25
+    sized = builtin_gpu_profile(profile, app_paths, [desk])
+    assert sized.gpu_memory_utilization == share
+    assert estimate_for_profile(sized, info, [desk]).verdict == "fits"
+    assert estimate_for_profile(profile, info, [desk]).verdict == "wont_fit"
+    # The user's own share, other models and machines without a GPU are left alone.
+    own = profile.model_copy(update={"gpu_memory_utilization": 0.5})
+    assert builtin_gpu_profile(own, app_paths, [desk]) == own
+    other = ServerProfile(name="x", source="hf_repo", model="org/m")
+    assert builtin_gpu_profile(other, app_paths, [desk]) == other
+    assert builtin_gpu_profile(profile, app_paths, []) == profile
