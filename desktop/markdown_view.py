@@ -32,6 +32,8 @@ from PySide6.QtGui import (
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
+    QTextDocument,
+    QTextDocumentFragment,
     QTextLength,
     QTextList,
     QTextListFormat,
@@ -427,18 +429,24 @@ class SafeBrowser(QTextBrowser):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         last = self.document().lastBlock()
         added = -1
-        # insertHtml merges its first paragraph into the block at the cursor: give it a fresh one, outside
+        # Inserted HTML merges its first paragraph into the block at the cursor: give it a fresh one, outside
         # any list (after a table this leaves the same blank line a whole render has).
         if not self.document().isEmpty():
             cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
             added = cursor.position()
-        cursor.insertHtml(body.strip())
+        piece = QTextDocument()
+        piece.setHtml(body.strip())
+        cursor.insertFragment(QTextDocumentFragment(piece))
         if added >= 0:
             block = self.document().findBlock(added)
-            # A piece that starts with a list or table opens its own block: drop the one we made.
             if block.length() == 1 and block.next().isValid():
+                # A piece that starts with a list or table opens its own block: drop the one we made.
                 cursor.setPosition(added)
                 cursor.deletePreviousChar()
+            else:
+                # The merge kept our empty block's format: give the piece's first block its own (a
+                # paragraph's or heading's margins, a quote's indent), as the finished message shows it.
+                QTextCursor(block).mergeBlockFormat(piece.begin().blockFormat())
         if continues_list:
             _join_lists(last, last.next())
 
