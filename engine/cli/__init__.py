@@ -22,6 +22,7 @@ from engine.errors import DeskError
 COMMAND_MODULES: tuple[str, ...] = (
     "chat",
     "desktop_entry",
+    "docs",
     "doctor",
     "history",
     "runtime",

@@ -72,6 +72,9 @@ def split_text(
     """
     chunks: list[Chunk] = []
     for segment in _segments(text, paged=paged, structured=structured):
+        body = text[segment.start : segment.end].strip()
+        if structured and "\n" not in body and _HEADING.fullmatch(body):
+            continue  # a heading with nothing under it but subsections: its name is in their path
         for start, end in _pack(text, segment.start, segment.end, max_chars, max_tokens):
             chunks.append(Chunk(len(chunks), text[start:end], start, end, segment.page, segment.headings))
     return chunks

@@ -64,3 +64,10 @@ def test_a_heading_stays_with_the_long_paragraph_it_introduces() -> None:
 
 def test_blank_text_gives_no_chunks() -> None:
     assert split_text("  \n\n \f \n", paged=True) == []
+
+
+def test_a_heading_with_only_subsections_under_it_is_no_passage_of_its_own() -> None:
+    text = "# Garden\n\n## Tomatoes\n\nFull sun.\n"
+    [chunk] = split_text(text, structured=True)
+    assert chunk.content == "## Tomatoes\n\nFull sun."
+    assert chunk.headings == ("Garden", "Tomatoes")

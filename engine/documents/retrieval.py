@@ -1,0 +1,268 @@
+"""Finding passages for a question: a Haystack pipeline of keyword and vector search joined by reciprocal
+rank fusion, and fitting the best passages into a prompt's token budget.
+
+The pipeline (``mode="hybrid"``)::
+
+    question ─┬─> text embedder ─> EmbeddingRetriever ─┐
+              └────────────────────> KeywordRetriever ──┴─> DocumentJoiner(reciprocal_rank_fusion) ─> passages
+
+``mode="keyword"`` and ``mode="vector"`` run one side alone (the benchmark compares the three).
+Blocking; :meth:`Retriever.search_async` runs it in a thread.
+"""
+
+# No `from __future__ import annotations`: Haystack reads the components' socket types at run time.
+
+import asyncio
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.documents.embedder import Embedder, EmbeddingFailed
+from engine.documents.store import DocumentStore, EmbedderMismatch
+
+Mode = Literal["hybrid", "keyword", "vector"]
+# How many candidates each side hands to the fusion: more than asked, so a passage ranked well by one side
+# and moderately by the other can still win.
+CANDIDATES = 20
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One passage found: where it is (file, page, section, character span) and how it ranked."""
+
+    rank: int
+    score: float
+    collection: str
+    file: str
+    page: int | None
+    section: str
+    start: int
+    end: int
+    content: str
+    doc_id: str
+
+    @property
+    def place(self) -> str:
+        """ "report.pdf, page 3" / "guide.md, Install > Linux": how a citation names where the passage is."""
+        where = [Path(self.file).name]
+        if self.page is not None:
+            where.append(f"page {self.page}")
+        if self.section:
+            where.append(self.section)
+        return ", ".join(where)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "collection": self.collection,
+            "file": self.file,
+            "page": self.page,
+            "section": self.section,
+            "start": self.start,
+            "end": self.end,
+            "passage": self.content,
+        }
+
+
+def _components() -> tuple[Any, Any, Any]:
+    """The two retriever components over our store (defined on first use: Haystack imports slowly)."""
+    from haystack import Document, component
+
+    @component
+    class KeywordRetriever:
+        """FTS5 bm25 search over the collections' passages."""
+
+        def __init__(self, store: DocumentStore, collections: Sequence[str], top_k: int = CANDIDATES) -> None:
+            self.store = store
+            self.collections = list(collections)
+            self.top_k = top_k
+
+        @component.output_types(documents=list[Document])
+        def run(self, query: str) -> dict[str, list[Document]]:
+            return {"documents": self.store.keyword_search(query, self.collections, self.top_k)}
+
+    @component
+    class EmbeddingRetriever:
+        """Exact cosine search over the collections' passage vectors."""
+
+        def __init__(self, store: DocumentStore, collections: Sequence[str], top_k: int = CANDIDATES) -> None:
+            self.store = store
+            self.collections = list(collections)
+            self.top_k = top_k
+
+        @component.output_types(documents=list[Document])
+        def run(self, query_embedding: list[float]) -> dict[str, list[Document]]:
+            return {"documents": self.store.vector_search(query_embedding, self.collections, self.top_k)}
+
+    @component
+    class QueryEmbedder:
+        """The question's vector from the shared :class:`Embedder` (Haystack lets a component instance
+        belong to one pipeline only; this wrapper is made per pipeline, the HTTP client is not)."""
+
+        def __init__(self, embedder: Embedder) -> None:
+            self.embedder = embedder
+
+        @component.output_types(embedding=list[float])
+        def run(self, text: str) -> dict[str, list[float]]:
+            return {"embedding": self.embedder.embed_query(text)}
+
+    return KeywordRetriever, EmbeddingRetriever, QueryEmbedder
+
+
+def build_pipeline(
+    store: DocumentStore,
+    embedder: Embedder | None,
+    collections: Sequence[str],
+    *,
+    mode: Mode = "hybrid",
+    top_k: int = 5,
+    candidates: int = CANDIDATES,
+) -> Any:
+    """The retrieval pipeline; its input is ``{"query": ...}`` (see :func:`run_pipeline`)."""
+    from haystack import Pipeline
+    from haystack.components.joiners import DocumentJoiner
+
+    keyword_cls, embedding_cls, query_cls = _components()
+    pipe = Pipeline()
+    if mode in ("hybrid", "keyword"):
+        pipe.add_component("keyword", keyword_cls(store, collections, candidates))
+    if mode in ("hybrid", "vector"):
+        if embedder is None:
+            raise ValueError(f"mode {mode!r} needs an embedder")
+        pipe.add_component("embed", query_cls(embedder))
+        pipe.add_component("vector", embedding_cls(store, collections, candidates))
+        pipe.connect("embed.embedding", "vector.query_embedding")
+    pipe.add_component("join", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
+    if mode in ("hybrid", "keyword"):
+        pipe.connect("keyword.documents", "join.documents")
+    if mode in ("hybrid", "vector"):
+        pipe.connect("vector.documents", "join.documents")
+    return pipe
+
+
+class Retriever:
+    """Searches collections of a :class:`DocumentStore`; pipelines are built once per (collections, mode)."""
+
+    def __init__(self, store: DocumentStore, embedder: Embedder | None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self._pipes: dict[tuple[tuple[str, ...], Mode, int], Any] = {}
+
+    def search(
+        self, query: str, collections: Sequence[str], *, top_k: int = 5, mode: Mode = "hybrid"
+    ) -> list[Hit]:
+        if self.embedder is None and mode == "hybrid":
+            mode = "keyword"
+        for name in collections:
+            info = self.store.collection(name)  # raises CollectionNotFound
+            embedder = self.embedder
+            if (
+                mode != "keyword"
+                and embedder
+                and info.embedder
+                and info.chunks
+                and info.embedder != embedder.name
+            ):
+                raise EmbedderMismatch(name, info.embedder, embedder.name)
+        key = (tuple(collections), mode, top_k)
+        pipe = self._pipes.get(key)
+        if pipe is None:
+            pipe = self._pipes[key] = build_pipeline(
+                self.store, self.embedder, collections, mode=mode, top_k=top_k
+            )
+        inputs: dict[str, Any] = {}
+        if mode in ("hybrid", "keyword"):
+            inputs["keyword"] = {"query": query}
+        if mode in ("hybrid", "vector"):
+            inputs["embed"] = {"text": query}
+        try:
+            result = pipe.run(inputs)
+        except Exception as exc:
+            failed = _embedding_failure(exc)
+            if failed is not None:
+                raise failed from exc
+            raise
+        documents = result["join"]["documents"]
+        return [_hit(rank, doc) for rank, doc in enumerate(documents, start=1)]
+
+    async def search_async(
+        self, query: str, collections: Sequence[str], *, top_k: int = 5, mode: Mode = "hybrid"
+    ) -> list[Hit]:
+        return await asyncio.to_thread(self.search, query, collections, top_k=top_k, mode=mode)
+
+
+def _embedding_failure(exc: BaseException) -> EmbeddingFailed | None:
+    # Haystack wraps a component's failure in PipelineRuntimeError; ours is its cause.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, EmbeddingFailed):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _hit(rank: int, doc: Any) -> Hit:
+    meta = doc.meta
+    return Hit(
+        rank=rank,
+        score=float(doc.score or 0.0),
+        collection=str(meta.get("collection", "")),
+        file=str(meta.get("file", "")),
+        page=meta.get("page"),
+        section=str(meta.get("section", "")),
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        content=doc.content or "",
+        doc_id=doc.id,
+    )
+
+
+# -- into the prompt ---------------------------------------------------------------------------------
+SOURCES_INTRO = (
+    "Answer the question using the numbered sources below. Cite the sources you use as [1], [2]. "
+    "If the sources do not contain the answer, say so."
+)
+
+
+def source_text(number: int, hit: Hit) -> str:
+    return f"[{number}] {hit.place}\n{hit.content.strip()}"
+
+
+def estimate_tokens(text: str) -> int:
+    """A pessimistic count for budgeting when no tokenizer is at hand: 3 characters a token."""
+    return math.ceil(len(text) / 3) + 4
+
+
+def fit_passages(
+    hits: Sequence[Hit], budget_tokens: int, count: Callable[[str], int] = estimate_tokens
+) -> list[Hit]:
+    """The best-ranked passages whose text (as :func:`context_block` writes it) fits ``budget_tokens``.
+
+    A passage that does not fit is left out and smaller, lower-ranked ones may still fit: a model with a
+    small context gets fewer passages, never an overflow.
+    """
+    chosen: list[Hit] = []
+    used = count(SOURCES_INTRO)
+    if used > budget_tokens:
+        return []
+    for hit in hits:
+        cost = count(source_text(len(chosen) + 1, hit)) + 1
+        if used + cost <= budget_tokens:
+            chosen.append(hit)
+            used += cost
+    return chosen
+
+
+def context_block(hits: Sequence[Hit]) -> str:
+    """The text put before the question: the instruction and the numbered sources."""
+    if not hits:
+        return ""
+    return "\n\n".join([SOURCES_INTRO, *(source_text(i, h) for i, h in enumerate(hits, start=1))])
+
+
+def passage_budget(max_model_len: int, prompt_tokens: int, reply_tokens: int) -> int:
+    """Tokens left for passages: the context less the conversation's prompt and the reply's room."""
+    return max(0, max_model_len - prompt_tokens - reply_tokens)

@@ -1,0 +1,137 @@
+"""``vllm-desk docs``: add, rescan, list, remove and search from the command line, against a real document
+store and an embedding server (a small /v1/embeddings stand-in; the real vLLM is in test_documents_vllm)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from tests.engine.documents.files import write_encrypted_pdf, write_pdf
+from tests.support.embeddings_server import EmbeddingsServer, running_embeddings_server
+
+
+@pytest.fixture
+def server() -> Iterator[EmbeddingsServer]:
+    with running_embeddings_server() as running:
+        yield running
+
+
+def docs(tmp_path: Path, server: EmbeddingsServer | None, *args: str) -> int:
+    extra = ["--embedder-url", server.base_url] if server is not None else []
+    return main(["--data-dir", str(tmp_path / "home"), "docs", *args, *extra])
+
+
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "papers"
+    root.mkdir()
+    write_pdf(root / "volcano.pdf", [["Volcanoes erupt when magma rises."], ["Lava cools into basalt rock."]])
+    (root / "garden.md").write_text("# Garden\n\n## Tomatoes\n\nTomatoes need full sun and regular water.\n")
+    return root
+
+
+def test_add_then_list_and_search_with_json(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder(tmp_path)
+    assert docs(tmp_path, server, "add", str(root), "--collection", "science") == 0
+    out = capsys.readouterr()
+    assert "science: 2 added, 0 updated, 0 unchanged, 0 removed, 0 failed" in out.out
+    assert "[1/2]" in out.err
+    assert "[2/2]" in out.err
+    assert server.requests  # the passages went through /v1/embeddings
+
+    assert main(["--data-dir", str(tmp_path / "home"), "docs", "list", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["name"] == "science"
+    assert (listed["files"], listed["failed"], listed["passages"]) == (2, 0, 3)
+    assert listed["embedder"] == "bow-embedder"
+    assert listed["roots"] == [str(root)]
+
+    assert docs(tmp_path, server, "search", "what rock does lava become", "--json", "--top", "2") == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["file"] == str(root / "volcano.pdf")
+    assert hits[0]["page"] == 2
+    assert hits[0]["passage"] == "Lava cools into basalt rock."
+    assert set(hits[0]) >= {"file", "page", "section", "score", "passage"}
+
+    assert docs(tmp_path, server, "search", "tomatoes sun", "--collection", "science") == 0
+    text = capsys.readouterr().out
+    assert f"[1] {root / 'garden.md'} — Garden > Tomatoes" in text
+    assert "    Tomatoes need full sun and regular water." in text
+
+
+def test_add_exits_non_zero_and_lists_each_failed_file_while_the_rest_is_indexed(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder(tmp_path)
+    write_encrypted_pdf(root / "locked.pdf", [["secret"]])
+    (root / "junk.txt").write_bytes(os.urandom(3000) + b"\x00")
+    assert docs(tmp_path, server, "add", str(root)) == 1
+    out = capsys.readouterr().out
+    assert "default: 2 added" in out
+    assert "2 failed" in out
+    assert f"  {root / 'locked.pdf'}: the PDF is encrypted (password-protected)" in out
+    assert f"  {root / 'junk.txt'}: the file is binary data, not text" in out
+
+    assert main(["--data-dir", str(tmp_path / "home"), "docs", "list", "--files"]) == 0
+    listing = capsys.readouterr().out
+    assert "default: 2 files, 3 passages, 2 failed" in listing
+    assert f"{root / 'locked.pdf'} (0 passages; failed: the PDF is encrypted" in listing
+
+
+def test_rescan_indexes_changes_and_remove_takes_files_or_the_collection_away(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder(tmp_path)
+    assert docs(tmp_path, server, "add", str(root)) == 0
+    capsys.readouterr()
+    (root / "garden.md").write_text("# Garden\n\nRoses need pruning.\n")
+    assert docs(tmp_path, server, "rescan", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["updated"] == [str(root / "garden.md")]
+    assert report["unchanged"] == 1
+
+    home = ["--data-dir", str(tmp_path / "home")]
+    assert main([*home, "docs", "remove", "default", str(root / "garden.md")]) == 0
+    assert "Removed 1 files from default." in capsys.readouterr().out
+    assert docs(tmp_path, None, "search", "roses", "--mode", "keyword") == 0
+    assert capsys.readouterr().out.strip() == "Nothing found."
+    assert main([*home, "docs", "remove", "default"]) == 0
+    assert main([*home, "docs", "list"]) == 0
+    assert "No collections yet" in capsys.readouterr().out
+
+
+def test_keyword_search_needs_no_embedding_server(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder(tmp_path)
+    assert docs(tmp_path, server, "add", str(root)) == 0
+    capsys.readouterr()
+    before = len(server.requests)
+    assert docs(tmp_path, None, "search", "basalt", "--mode", "keyword", "--json") == 0
+    [hit] = json.loads(capsys.readouterr().out)
+    assert hit["passage"] == "Lava cools into basalt rock."
+    assert len(server.requests) == before
+
+
+def test_an_embedding_server_failing_fails_the_files_with_its_reason(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder(tmp_path)
+    server.fail_with = 500
+    assert docs(tmp_path, server, "add", str(root)) == 1
+    out = capsys.readouterr().out
+    assert out.count("the embedding model failed") == 2
+    server.fail_with = None
+    assert docs(tmp_path, server, "rescan") == 0  # the failed files are tried again
+
+
+def test_unknown_collection_is_an_error_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert docs(tmp_path, None, "search", "x", "--collection", "nope", "--mode", "keyword") == 1
+    assert "There is no document collection named “nope”." in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path / "home"), "docs", "rescan", "--collection", "nope"]) == 1
