@@ -201,6 +201,9 @@ def builtin_profile() -> ServerProfile:
         # "auto": float32 on the CPU build (see CPU_DEFAULT_DTYPE), the model's own on a GPU.
         dtype="auto",
         max_model_len=BUILTIN_MODEL.max_model_len,
+        # SmolLM2's chat template does not describe tools, so it calls one only when the tool choice forces
+        # it (vLLM then constrains the output); without a parser vLLM refuses a forced choice (HTTP 400).
+        tool_call_parser="hermes",
     )
 
 

@@ -129,6 +129,14 @@ def test_host_port_and_served_name() -> None:
     assert builtin_profile().served_model_name == BUILTIN_MODEL.served_name
 
 
+def test_the_builtin_profile_keeps_tool_calling_on_so_a_forced_tool_choice_works() -> None:
+    # Without a parser vLLM refuses tool_choice required/named with HTTP 400.
+    args = build_serve_args(builtin_profile(), "/m", 8000, cpu=True)
+    at = args.index("--tool-call-parser")
+    assert args[at - 1] == "--enable-auto-tool-choice"
+    assert args[at + 1] == "hermes"
+
+
 def test_api_key_is_never_in_argv() -> None:
     args = args_for(key_mode="fixed", extra_args="--seed 1")
     assert not any("key" in a for a in args)
