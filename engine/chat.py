@@ -28,8 +28,8 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
 
 from engine.chat_errors import (
     ChatError,
@@ -37,6 +37,8 @@ from engine.chat_errors import (
     ContextTooLong,
     HistoryWriteFailed,
     NoServer,
+    ReplyIncomplete,
+    ReplyStalled,
     from_openai_error,
 )
 from engine.chat_imports import CHAT_MODULES, IMPORTS, ImportGate
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from engine.chat_generator import GeneratorPool
 
 log = logging.getLogger(__name__)
+_STALL_GRACE_S = 0.5
 CHECKPOINT_EVERY_S = 0.1  # half the 250 ms promise: the write itself can lag on a busy machine
 
 EndpointProvider = Callable[[], Endpoint | None]
@@ -348,9 +351,10 @@ class ChatEngine:
         try:
             await self._libraries()
             if settings.mode == "completion":
-                await self._complete(turn, endpoint, settings, messages, progress, rows)
+                work = self._complete(turn, endpoint, settings, messages, progress, rows)
             else:
-                await self._chat(turn, endpoint, settings, messages, progress, rows)
+                work = self._chat(turn, endpoint, settings, messages, progress, rows)
+            await self._stream_reply(work, progress)
         except asyncio.CancelledError:
             if not turn._stop_requested:
                 # Cancelled by someone else (e.g. the loop shutting down): record, then keep cancelling.
@@ -369,6 +373,39 @@ class ChatEngine:
             flusher.cancel()
             raise HistoryWriteFailed(str(rows.exception()))
         return await self._finish(turn, progress, started, state, error, flusher)
+
+    async def _stream_reply(self, work: Coroutine[Any, Any, None], progress: ReplyProgress) -> None:
+        """Run the request to its end, which must be the server saying the reply is finished
+        (``finish_reason``); a stream that simply ends was cut off (:class:`ReplyIncomplete`).
+
+        Abandoned with :class:`ReplyStalled` when no text has arrived for ``timeouts.read`` seconds: the
+        client's own read timeout does not see this when keep-alives or empty chunks keep the connection
+        busy while the reply makes no progress."""
+        limit = self.timeouts.read
+        begun = time.monotonic()
+        request = asyncio.ensure_future(work)
+        try:
+            while True:
+                last = max(t for t in (begun, progress.sent_at, progress.last_content_at) if t is not None)
+                # A little past the client's own read timeout, which (when it can fire) ends the
+                # request more cleanly than a cancellation racing it.
+                remaining = last + limit + _STALL_GRACE_S - time.monotonic()
+                if remaining <= 0:
+                    request.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await request
+                    raise ReplyStalled(limit)
+                done, _ = await asyncio.wait({request}, timeout=remaining)
+                if done:
+                    request.result()
+                    break
+        except asyncio.CancelledError:
+            request.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await request
+            raise
+        if not progress.finish_reason:
+            raise ReplyIncomplete(streamed=progress.chunks > 0)
 
     async def _finish(
         self,
@@ -451,8 +488,10 @@ class ChatEngine:
                     progress.dirty = True
 
     def _on_piece(self, turn: Turn, progress: ReplyProgress, kind: TurnEventKind, piece: str) -> None:
+        now = time.monotonic()
         if progress.first_token_at is None:
-            progress.first_token_at = time.monotonic()
+            progress.first_token_at = now
+        progress.last_content_at = now
         (progress.text if kind == "token" else progress.reasoning).append(piece)
         progress.dirty = True
         self._emit(turn, TurnEvent(kind, turn.conversation_id, turn.reply_id, text=piece))
@@ -469,6 +508,7 @@ class ChatEngine:
         from haystack.dataclasses import ChatMessage, StreamingChunk
 
         async def on_chunk(chunk: StreamingChunk) -> None:
+            progress.chunks += 1
             await self._announce(turn, rows)
             if chunk.reasoning is not None and chunk.reasoning.reasoning_text:
                 self._on_piece(turn, progress, "reasoning", chunk.reasoning.reasoning_text)
@@ -514,6 +554,7 @@ class ChatEngine:
             async for delta in stream_completion(
                 client, model=endpoint.model, prompt=completion_prompt(messages), generation_kwargs=kwargs
             ):
+                progress.chunks += 1
                 await self._announce(turn, rows)
                 if delta.text:
                     self._on_piece(turn, progress, "token", delta.text)

@@ -158,10 +158,46 @@ class ReplyStalled(ChatError):
 
     def __init__(self, seconds: float) -> None:
         super().__init__(
-            f"The server sent nothing for {seconds:g} s; the reply was abandoned and what arrived is kept.",
+            f"The server sent no reply text for {seconds:g} s; the reply was abandoned and what arrived is "
+            "kept.",
             fix=_RETRY,
         )
         self.seconds = seconds
+
+
+class ReplyIncomplete(ChatError):
+    """The stream ended without the server saying the reply was finished (no ``finish_reason``)."""
+
+    title = "The reply was cut off"
+
+    def __init__(self, streamed: bool = True) -> None:
+        if streamed:
+            text = (
+                "The server ended the reply without saying it was finished (the connection closed early); "
+                "what arrived is kept."
+            )
+        else:
+            text = (
+                "The server's answer was not a streamed reply (it may not be an OpenAI-compatible server, or "
+                "a proxy changed the answer); nothing of a reply arrived."
+            )
+        super().__init__(text, fix=_RETRY)
+        self.streamed = streamed
+
+
+class ServerFailed(ChatError):
+    """An HTTP 5xx that is not the model engine dying: the server's own words are the message."""
+
+    title = "The server failed"
+
+    def __init__(self, status: int, server_message: str) -> None:
+        said = f": {server_message}" if server_message else ""
+        super().__init__(
+            f"The server could not answer (HTTP {status}){said}",
+            fix=_RETRY,
+            details=server_message,
+        )
+        self.status = status
 
 
 class HistoryWriteFailed(ChatError):
@@ -180,6 +216,9 @@ class HistoryWriteFailed(ChatError):
 
 _CONTEXT_WORDS = re.compile(r"maximum context length|input tokens|context length|too long", re.IGNORECASE)
 _TEMPLATE_WORDS = re.compile(r"chat template", re.IGNORECASE)
+_ENGINE_WORDS = re.compile(r"EngineCore|engine (?:core|loop|is dead|died)|EngineDeadError", re.IGNORECASE)
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+_MAX_SERVER_MESSAGE = 500
 
 
 def from_openai_error(
@@ -188,12 +227,15 @@ def from_openai_error(
     """Translate an ``openai`` exception; ``started`` says whether any token had arrived."""
     import openai
 
-    message = _server_message(exc)
+    base_url = redact_url(base_url)
+    message = redact_url(_server_message(exc))
     if isinstance(exc, openai.APITimeoutError):
         return ReplyStalled(read_timeout) if started else ServerUnreachable(base_url, "timed out")
     if isinstance(exc, openai.APIConnectionError):
         return (
-            ConnectionLost(str(exc.__cause__ or exc)) if started else ServerUnreachable(base_url, "refused")
+            ConnectionLost(redact_url(str(exc.__cause__ or exc)))
+            if started
+            else ServerUnreachable(base_url, "refused")
         )
     if isinstance(exc, openai.NotFoundError):
         return ModelNotFound(model, message)
@@ -205,20 +247,44 @@ def from_openai_error(
         if exc.status_code == 400 and _CONTEXT_WORDS.search(message):
             return ContextTooLong(message)
         if exc.status_code >= 500:
-            return EngineDied(message)
+            # vLLM's words when its engine is gone; any other 5xx keeps the server's own message.
+            if _ENGINE_WORDS.search(message):
+                return EngineDied(message)
+            return ServerFailed(exc.status_code, message)
         return RequestRejected(exc.status_code, message)
     if isinstance(exc, openai.APIError):
         # A mid-stream error event, e.g. vLLM's "EngineCore encountered an issue".
         return EngineDied(message)
-    return ConnectionLost(f"{type(exc).__name__}: {exc}")
+    return ConnectionLost(redact_url(f"{type(exc).__name__}: {exc}"))
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with credentials in URLs (``http://user:pass@host``) replaced by ``***``, so they never reach
+    the history's error text or the screen."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
 def _server_message(exc: BaseException) -> str:
+    """The server's own explanation: the JSON error's message, or an HTML error page as its text, short."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
+            return _shorten(str(inner["message"]))
         if isinstance(body.get("message"), str):
-            return str(body["message"])
-    return str(getattr(exc, "message", "") or exc)
+            return _shorten(str(body["message"]))
+        if isinstance(inner, str):
+            return _shorten(inner)
+    if isinstance(body, str) and body.strip():
+        return _shorten(body)
+    return _shorten(str(getattr(exc, "message", "") or exc))
+
+
+def _shorten(text: str) -> str:
+    if "<" in text and ">" in text:
+        text = _TAGS.sub(" ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_SERVER_MESSAGE else text[: _MAX_SERVER_MESSAGE - 1] + "…"

@@ -15,7 +15,10 @@ from engine.tokens import drop_oldest
 @dataclass(frozen=True)
 class ChatTimeouts:
     """Client timeouts: ``connect`` for local servers (``remote_connect`` for remote ones), ``read`` between
-    two pieces of a reply (a long prompt on a CPU can take a while before the first token)."""
+    two pieces of a reply (a long prompt on a CPU can take a while before the first token).
+
+    ``read`` is also the stall limit: a reply whose server sends no text for that long is abandoned even
+    when the connection stays busy with keep-alives or empty chunks."""
 
     connect: float = 1.0
     remote_connect: float = 10.0

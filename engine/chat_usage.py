@@ -18,6 +18,8 @@ class ReplyProgress:
     dirty: bool = False
     sent_at: float | None = None  # the request left (after lazy imports and client setup)
     first_token_at: float | None = None
+    last_content_at: float | None = None  # the last piece of text (keep-alives and empty chunks do not count)
+    chunks: int = 0  # stream chunks received, empty ones included
     finish_reason: str = ""
     model: str = ""
     usage: dict[str, Any] | None = None

@@ -40,4 +40,11 @@ Stand-in options:
 ``--no-chat-template``      chat requests fail with vLLM's HTTP 400 about the default chat template
 ``--ignore-sigterm``        ignore SIGTERM (to test the SIGKILL after the grace period)
 ``--version-string V``      what ``/version`` reports (default 0.32.0)
+``--fault KIND``            a hostile server for chat/completion requests; KIND is one of
+                            http-500 (500 with a JSON body), html-error (502 with an nginx HTML page),
+                            close-stream (the stream ends cleanly without finish_reason or [DONE]),
+                            drop-connection (the socket closes mid-chunk), keepalive (": keep-alive" comments
+                            forever, no more text), malformed-sse (a data line that is not JSON),
+                            json-not-stream (stream=true answered with one JSON body)
+``--fault-after N``         reply tokens streamed before the fault (default 2)
 """

@@ -22,6 +22,23 @@ WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "
 DEFAULT_REPLY = "The capital of France is Paris."
 
 
+# Hostile-server modes (--fault): what a broken proxy, a crashed worker or a non-vLLM server sends.
+FAULTS = (
+    "http-500",  # HTTP 500 with a JSON error body naming the cause
+    "html-error",  # HTTP 502 with an HTML page (a reverse proxy in front of a dead server)
+    "close-stream",  # a few tokens, then the stream ends cleanly: no finish_reason, no [DONE]
+    "drop-connection",  # a few tokens, then the socket is closed in the middle of the chunked body
+    "keepalive",  # a few tokens, then SSE comments (": keep-alive") every 0.2 s and never more text
+    "malformed-sse",  # a few tokens, then a data line that is not JSON
+    "json-not-stream",  # a streamed request answered with one whole JSON body (stream=true ignored)
+)
+SERVER_500_MESSAGE = "Internal failure in the stand-in: tokenizer worker crashed (fault injection)"
+HTML_ERROR_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+    "</center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
 def tokens_of(text: str) -> list[str]:
     """Whitespace-attached words: joined back they give the text exactly."""
     return re.findall(r"\s*\S+|\s+$", text)
@@ -66,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-chat-template", action="store_true")
     p.add_argument("--ignore-sigterm", action="store_true")
     p.add_argument("--version-string", default="0.32.0")
+    p.add_argument("--fault", choices=FAULTS, help="a hostile server: answer chat/completion requests badly")
+    p.add_argument("--fault-after", type=int, default=2, help="reply tokens sent before the fault")
     args, _unknown = p.parse_known_args(argv)
     return args
 
@@ -172,6 +191,13 @@ class Handler(BaseHTTPRequestHandler):
                 400, logs.context_too_long(self.server.max_model_len, prompt_tokens, limit), "BadRequestError"
             )
             return
+        fault = self.server.opts.fault
+        if fault == "http-500":
+            self._error(500, SERVER_500_MESSAGE, "InternalServerError")
+            return
+        if fault == "html-error":
+            self._text(502, HTML_ERROR_PAGE, "text/html")
+            return
         reply = self.server.reply_tokens()
         finish = "stop"
         if isinstance(limit, int) and limit < len(reply):
@@ -181,7 +207,7 @@ class Handler(BaseHTTPRequestHandler):
             self.server.stats.running += 1
             self.server.stats.prompt_tokens += prompt_tokens
         try:
-            if body.get("stream"):
+            if body.get("stream") and fault != "json-not-stream":
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._stream(chat, reasoning, reply, finish, prompt_tokens, usage)
             else:
@@ -251,6 +277,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.pace_and_faults(self.server.next_token())
                 send([choice({self.server.opts.reasoning_field: tok})])
             for i, tok in enumerate(reply):
+                if self.server.opts.fault is not None and i >= self.server.opts.fault_after:
+                    self._fault(self.server.opts.fault)
+                    return
                 error_after = self.server.opts.engine_error_after
                 if error_after is not None and i >= error_after:
                     # What vLLM streams when EngineCore dies mid-reply: an error event, then the end.
@@ -280,6 +309,28 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             logs.out(logs.api("Client disconnected, aborting request", "serving_chat.py:1106"))
+
+    def _fault(self, fault: str) -> None:
+        """The rest of a streamed reply, as a broken server sends it."""
+        if fault == "close-stream":
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+        elif fault == "drop-connection":
+            self.wfile.write(b'40\r\ndata: {"partial')
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+        elif fault == "keepalive":
+            end = time.monotonic() + 300  # bounded: a failed test cannot leave it forever
+            while time.monotonic() < end:
+                self._chunk(": keep-alive\n\n")
+                time.sleep(0.2)
+        elif fault == "malformed-sse":
+            self._chunk("data: {this is not json\n\n")
+            self._chunk("data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
 
 
 class StandinServer(ThreadingHTTPServer):
