@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 import zipfile
@@ -174,12 +175,40 @@ def _payload(
         return out.read_bytes()
 
 
+def check_target(target: Path) -> None:
+    """Refuse a target that exists and is not a regular file: the export would replace a symbolic link
+    (not write where it points), a FIFO (or hang on it) or a device node (as root, ``/dev/full``)."""
+    try:
+        found = os.lstat(target)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ExportFailed(target, exc.strerror or str(exc)) from exc
+    if stat.S_ISREG(found.st_mode):
+        return
+    kind = _KINDS.get(stat.S_IFMT(found.st_mode), "special file")
+    raise ExportFailed(target, f"it is a {kind}, not a regular file; nothing was written")
+
+
+_KINDS = {
+    stat.S_IFLNK: "symbolic link",
+    stat.S_IFIFO: "named pipe (FIFO)",
+    stat.S_IFCHR: "device",
+    stat.S_IFBLK: "device",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFDIR: "folder",
+}
+
+
 class _atomic:
-    """Write to a temporary sibling, then rename: a failed export never leaves half a file behind."""
+    """Write to a temporary sibling, then rename: a failed export never leaves half a file behind, and only
+    a new path or a regular file is ever replaced (:func:`check_target`, before writing and again before the
+    rename)."""
 
     def __init__(self, target: Path) -> None:
+        check_target(target)
         self.target = target
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name[:100]}.", dir=target.parent)
         os.close(fd)
         self.tmp = Path(name)
 
@@ -188,6 +217,11 @@ class _atomic:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
+            try:
+                check_target(self.target)
+            except ExportFailed:
+                self.tmp.unlink(missing_ok=True)
+                raise
             self.tmp.chmod(0o644)
             os.replace(self.tmp, self.target)
         else:
