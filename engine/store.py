@@ -469,10 +469,13 @@ class HistoryStore:
         state: MessageState = "complete",
         model: str = "",
         meta: dict[str, Any] | None = None,
+        content: dict[str, Any] | None = None,
     ) -> StoredMessage:
         """Append a message under ``parent_id`` (committed when this returns) and show its branch.
 
         ``state='streaming'`` starts a reply that :meth:`checkpoint` and :meth:`finish` complete.
+        ``content``: the whole ``ChatMessage.to_dict()`` when it holds more than text (tool calls, a tool's
+        result); ``text`` is then what search and listings see.
         """
         if state not in MESSAGE_STATES:
             raise InvalidTree(f"unknown message state {state!r}")
@@ -480,7 +483,9 @@ class HistoryStore:
         if parent_id is not None and self.message(parent_id).conversation_id != conversation_id:
             raise InvalidTree(f"message {parent_id} belongs to another conversation")
         now = time.time()
-        content = json.dumps(chat_message_dict(role, text, reasoning, meta))
+        content_json = json.dumps(
+            content if content is not None else chat_message_dict(role, text, reasoning, meta)
+        )
         with self._tx():
             cur = self._conn.execute(
                 "INSERT INTO messages (conversation_id, parent_id, role, text, content, reasoning, state,"
@@ -490,7 +495,7 @@ class HistoryStore:
                     parent_id,
                     role,
                     text,
-                    content,
+                    content_json,
                     reasoning,
                     state,
                     model,
