@@ -16,6 +16,8 @@ import contextlib
 import copy
 import logging
 import os
+import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +39,8 @@ from engine.settings_repair import SettingsProblem, parse_leniently, repair
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
+# A settings file is a few KiB; a larger one is damaged (or not ours) and not worth parsing.
+MAX_FILE_BYTES = 1 << 20
 ENV_PREFIX = "VLLM_DESK_"
 # The preset the built-in (tiny) model starts with: at the server's default temperature 1.0 it rambles.
 BUILTIN_PRESET = "Small model"
@@ -258,14 +262,8 @@ class SettingsStore:
         self._problems = []
         self.backup = None
         data: dict[str, Any] = {}
-        if self.path.exists():
-            try:
-                text = self.path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                text = ""
-                self._problems.append(
-                    SettingsProblem("settings", "", f"unreadable ({exc}); all defaults used")
-                )
+        text, replaceable = self._read()
+        if text is not None:
             data, parse_problems = parse_leniently(text)
             self._problems += parse_problems
         version = data.get("schema_version", 1)
@@ -287,12 +285,55 @@ class SettingsStore:
         stored, repair_problems = repair(migrate(data), Settings)
         self._problems += repair_problems
         self._stored = stored
-        if self._problems and self.path.exists():
+        if self._problems and replaceable:
             self.backup = self._back_up()
-        if self.path.exists() and (self._problems or migrated):
-            self._write(stored)
+        if replaceable and (self._problems or migrated):
+            try:
+                self._write(stored)
+            except SettingsNotSaved as exc:
+                # Loading never fails: the app starts with these settings and says the file was not fixed.
+                self._problems.append(SettingsProblem("settings", "", f"not repaired on disk: {exc}"))
         self._problems += self._apply_overrides()
         return self._effective
+
+    def _read(self) -> tuple[str | None, bool]:
+        """The file's text (``None``: none to use) and whether the file may be replaced by a repaired one.
+
+        Never raises and never blocks: only a regular file of at most :data:`MAX_FILE_BYTES` is read (a FIFO
+        would wait forever, a directory or device is not ours to replace); anything else is a problem noted
+        and defaults are used."""
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None, False
+        except OSError as exc:
+            self._problems.append(SettingsProblem("settings", "", f"unreadable ({exc}); all defaults used"))
+            return None, False
+        if not stat.S_ISREG(found.st_mode):
+            kind = "a folder" if stat.S_ISDIR(found.st_mode) else "not a regular file"
+            self._problems.append(
+                SettingsProblem(
+                    "settings", "", f"{self.path} is {kind}; all defaults used, it was left alone"
+                )
+            )
+            return None, False
+        if found.st_size > MAX_FILE_BYTES:
+            self._problems.append(
+                SettingsProblem(
+                    "settings",
+                    "",
+                    f"the file is {found.st_size / 2**20:,.1f} MiB, far larger than settings can be; "
+                    "all defaults used",
+                )
+            )
+            return "", True
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read(MAX_FILE_BYTES + 1).decode("utf-8"), True
+        except (OSError, UnicodeDecodeError) as exc:
+            self._problems.append(SettingsProblem("settings", "", f"unreadable ({exc}); all defaults used"))
+            # Not UTF-8: backed up and replaced. Not readable at all (permissions): left alone.
+            return None, isinstance(exc, UnicodeDecodeError)
 
     def take_problems(self) -> SettingsRepaired | None:
         """The load problems as one report, returned once (the GUI shows it once)."""
@@ -346,14 +387,23 @@ class SettingsStore:
         self._effective = Settings.model_validate(data)
         return problems
 
-    def _back_up(self) -> Path:
+    def _back_up(self) -> Path | None:
+        """Keep the damaged file beside the new one (a hard link: no copy of a large file); ``None`` when
+        that is not possible (the problem is noted, the app starts anyway)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         backup = self.path.with_name(f"{self.path.name}.broken-{stamp}")
         n = 1
         while backup.exists():
             n += 1
             backup = self.path.with_name(f"{self.path.name}.broken-{stamp}-{n}")
-        backup.write_bytes(self.path.read_bytes())
+        try:
+            os.link(self.path, backup)
+        except OSError:
+            try:
+                shutil.copyfile(self.path, backup)
+            except OSError as exc:
+                self._problems.append(SettingsProblem("settings", "", f"no backup could be made ({exc})"))
+                return None
         return backup
 
     def _write(self, settings: Settings) -> None:
