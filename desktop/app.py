@@ -61,6 +61,7 @@ class AppParts:
     settings: Any
     tray: Any = None
     actions: Any = None
+    dashboards: Any = None
     instance: Any = None
     undo_hook: Any = None
     shown_at: float = 0.0
@@ -77,6 +78,8 @@ class AppParts:
             self.tray.close()
         if self.actions is not None:
             self.actions.close()
+        if self.dashboards is not None:
+            self.dashboards.close()
         if self.instance is not None:
             self.instance.close()
         if self.undo_hook is not None:
@@ -201,6 +204,7 @@ _ENGINE_MODULES = (
 
 
 def _wire_tray(parts: AppParts, app: QApplication) -> None:
+    from desktop.dashboard import DashboardOpener
     from desktop.notifications import Notifier
     from desktop.single_instance import bring_to_front
     from desktop.tray import LauncherActions, TrayLauncher
@@ -231,13 +235,16 @@ def _wire_tray(parts: AppParts, app: QApplication) -> None:
 
     actions.new_chat_requested.connect(new_chat)
     actions.preferences_requested.connect(window.open_preferences)
+    dashboards = DashboardOpener(parts.supervisor)
+    actions.dashboard_requested.connect(dashboards.open)
+    window.server_menu.addAction(actions.dashboard_action)
     actions.conversation_requested.connect(open_conversation)
     actions.quit_requested.connect(app.quit)
     window.hide_on_close = tray.hide_on_close
     window.quit_requested.connect(actions.quit)
     if not tray.available:
         actions.fill_menu(window.launcher_menu, include_open=False)  # the tray's actions, from the window
-    parts.tray, parts.actions = tray, actions
+    parts.tray, parts.actions, parts.dashboards = tray, actions, dashboards
 
 
 def _handover(window: Any, argv: list[str], bring_to_front: Any) -> None:

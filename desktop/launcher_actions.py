@@ -112,6 +112,7 @@ class LauncherActions(QObject):
     new_chat_requested = Signal()
     open_window_requested = Signal()
     preferences_requested = Signal()
+    dashboard_requested = Signal()
     conversation_requested = Signal(int)
     # Emitted once every server the app started has been stopped: the app may now exit.
     quit_requested = Signal()
@@ -146,6 +147,10 @@ class LauncherActions(QObject):
         self.new_chat_action = self._make(tr("New chat"), self.new_chat_requested.emit)
         self.open_action = self._make(tr("Open vLLM Desk"), self.open_window_requested.emit)
         self.preferences_action = self._make(tr("Preferences…"), self.preferences_requested.emit)
+        self.dashboard_action = self._make(tr("Server dashboard…"), self.dashboard_requested.emit)
+        self.dashboard_action.setToolTip(
+            tr("Live charts of the server: tokens/s, time to first token, KV cache")
+        )
         self.quit_action = self._make(tr("Quit"), self.quit)
         self.quit_action.setToolTip(tr("Stop every server vLLM Desk started and exit"))
         self._menus: list[tuple[QMenu, bool]] = []
@@ -319,8 +324,9 @@ class LauncherActions(QObject):
         self._recent_menus.append(recent)
         menu.addAction(self.new_chat_action)
         menu.addSeparator()
-        if include_open:
+        if include_open:  # the tray's menu; the window has the dashboard in its Server menu
             menu.addAction(self.open_action)
+            menu.addAction(self.dashboard_action)
         menu.addAction(self.preferences_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)

@@ -30,6 +30,9 @@ class MetricsSample:
     prompt_tokens: int
     generation_tokens: int
     at: float  # time.monotonic() of the reading
+    # Time to first token: the histogram's running sum (seconds) and count of requests.
+    ttft_sum_s: float = 0.0
+    ttft_count: int = 0
 
 
 def parse_metrics(text: str) -> MetricsSample:
@@ -50,6 +53,8 @@ def parse_metrics(text: str) -> MetricsSample:
         prompt_tokens=int(get("vllm:prompt_tokens_total", "vllm:prompt_tokens")),
         generation_tokens=int(get("vllm:generation_tokens_total", "vllm:generation_tokens")),
         at=time.monotonic(),
+        ttft_sum_s=get("vllm:time_to_first_token_seconds_sum"),
+        ttft_count=int(get("vllm:time_to_first_token_seconds_count")),
     )
 
 

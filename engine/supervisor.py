@@ -164,6 +164,9 @@ class Supervisor:
         # The built-in model's golden check: its last verdict, and whether a recorded pass is asked again.
         self.last_answer_check: GoldenResult | None = None
         self.recheck_answers = False
+        # The current (or last) start's phases as they happened, for a timeline.
+        self.start_phases: list[StartProgress] = []
+        self.progress.connect(self._remember_phase)
         # The start() in progress before anything runs (runtime check, model preparation, a remote check):
         # a stop() then cancels it, as it stops a process that is loading.
         self._preparing: tuple[asyncio.Task[Any], asyncio.Event] | None = None
@@ -211,6 +214,7 @@ class Supervisor:
             await self.stop()
         self._profile_name = profile.name
         self.problem = None
+        self.start_phases = []
         began = time.monotonic()
         self._set_state(ServerState.PREPARING)
         expected = self._start_times.expected(profile.name)
@@ -315,6 +319,11 @@ class Supervisor:
         return await clean_up_strays(strays)
 
     # -- internals --------------------------------------------------------------------------------
+    def _remember_phase(self, progress: StartProgress) -> None:
+        # A new phase (or the first), not every progress tick within one: a timeline has one row a phase.
+        if not self.start_phases or self.start_phases[-1].phase is not progress.phase:
+            self.start_phases.append(progress)
+
     def _set_state(self, state: ServerState) -> None:
         previous, self._state = self._state, state
         if state is not ServerState.READY:

@@ -186,6 +186,7 @@ def test_menu_holds_every_launcher_action(launcher: Launcher) -> None:
         "New chat",
         "---",
         "Open vLLM Desk",
+        "Server dashboard…",
         "Preferences…",
         "---",
         "Quit",
@@ -194,11 +195,12 @@ def test_menu_holds_every_launcher_action(launcher: Launcher) -> None:
     requested: list[str] = []
     launcher.actions.new_chat_requested.connect(lambda: requested.append("new"))
     launcher.actions.open_window_requested.connect(lambda: requested.append("open"))
+    launcher.actions.dashboard_requested.connect(lambda: requested.append("dashboard"))
     launcher.actions.preferences_requested.connect(lambda: requested.append("prefs"))
-    for text in ("New chat", "Open vLLM Desk", "Preferences…"):
+    for text in ("New chat", "Open vLLM Desk", "Server dashboard…", "Preferences…"):
         next(a for a in menu.actions() if a.text() == text).trigger()
     launcher.tray.icon.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
-    assert requested == ["new", "open", "prefs", "open"]
+    assert requested == ["new", "open", "dashboard", "prefs", "open"]
 
 
 def test_profiles_in_the_menu_follow_the_settings(launcher: Launcher, settings: SettingsStore) -> None:

@@ -29,6 +29,7 @@ vllm:generation_tokens_total{engine="0",model_name="m"} 456.0
 # TYPE vllm:time_to_first_token_seconds histogram
 vllm:time_to_first_token_seconds_bucket{engine="0",le="0.001",model_name="m"} 0.0
 vllm:time_to_first_token_seconds_count{engine="0",model_name="m"} 4.0
+vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 0.5
 """
 
 
@@ -37,6 +38,7 @@ def test_parse_vllm_metrics() -> None:
     assert (sample.running, sample.waiting) == (3, 2)
     assert sample.kv_cache_usage == 0.25
     assert (sample.prompt_tokens, sample.generation_tokens) == (120, 456)
+    assert (sample.ttft_count, sample.ttft_sum_s) == (4, 0.5)
 
 
 def test_older_gauge_name_and_two_engines_sum() -> None:
