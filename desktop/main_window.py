@@ -36,10 +36,12 @@ from PySide6.QtWidgets import (
 
 from desktop import errors, operations, theme
 from desktop.bridge import EventBridge
+from desktop.chat_settings import ChatSettingsPanel
 from desktop.composer import Composer
 from desktop.errors import ErrorBanner, Problem
 from desktop.first_run import FirstRunPanel
 from desktop.fix_actions import FixesMixin
+from desktop.focus_order import move_focus
 from desktop.markdown_view import MarkdownRenderer
 from desktop.operations import Operation
 from desktop.sidebar import Sidebar
@@ -140,6 +142,11 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.sidebar)
         self.splitter.addWidget(right)
+        self.chat_settings = ChatSettingsPanel(store, self)  # this chat's system prompt and temperature
+        self.chat_settings.hide()
+        self.chat_settings.saved.connect(self._chat_settings_saved)
+        self.splitter.addWidget(self.chat_settings)
+        self.splitter.setCollapsible(2, True)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([260, 740])
         self.setCentralWidget(self.splitter)
@@ -158,9 +165,6 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         for action in (*self._engine_actions, self.stop_action):
             action.setEnabled(False)
         self.composer.set_ready(False)
-        self.setTabOrder(self.sidebar.search_box, self.sidebar.list)
-        self.setTabOrder(self.sidebar.list, self.transcript)
-        self.setTabOrder(self.transcript, self.composer.editor)
         if chat is not None and settings is not None:
             self.attach(chat=chat, settings=settings, supervisor=supervisor, ensure_runtime=ensure_runtime)
 
@@ -245,6 +249,14 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.rename_action = self._action(self.chat_menu, tr("Re&name…"), self._rename_current, "F2")
         self.pin_action = self._action(self.chat_menu, tr("&Pin / unpin"), self._pin_current, "Ctrl+P")
         self.delete_action = self._action(self.chat_menu, tr("&Delete conversation"), self._delete_current)
+        self.chat_menu.addSeparator()
+        self.chat_settings_action = self._action(
+            self.chat_menu,
+            tr("Chat &settings (system prompt, temperature)"),
+            self.toggle_chat_settings,
+            "Ctrl+Shift+S",
+        )
+        self.chat_settings_action.setCheckable(True)
         self.server_menu = bar.addMenu(tr("&Server"))
         self.start_action = QAction(tr("&Start / restart server"), self)
         self.stop_server_action = QAction(tr("S&top server"), self)
@@ -349,6 +361,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         if changed:
             self.composer.set_notice("")
         self._update_context(tree)
+        self.chat_settings.show_conversation(tree)
 
     def _update_context(self, tree: ConversationTree | None) -> None:
         """Tokens the conversation used at its last reply (the server's own count) of the model's maximum."""
@@ -375,8 +388,40 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.composer.set_busy(False)
         self.composer.set_notice("")
         self._update_context(None)
+        self._show_new_chat_settings()
         self.sidebar.list.clearSelection()
         self.composer.editor.setFocus()
+
+    # --- this chat's settings (the side panel) ----------------------------------------------------------
+
+    def toggle_chat_settings(self) -> None:
+        shown = not self.chat_settings.isVisible()
+        self.chat_settings.setVisible(shown)
+        self.chat_settings_action.setChecked(shown)
+        sizes = self.splitter.sizes()
+        if shown and sizes[2] < self.chat_settings.minimumWidth():
+            # Room for the panel, taken from the conversation (the sidebar keeps its width).
+            width = max(self.chat_settings.minimumWidth(), min(300, sizes[1] // 3))
+            self.splitter.setSizes([sizes[0], max(sizes[1] - width, 0), width])
+        if shown:
+            if self.tree is None:
+                self._show_new_chat_settings()
+            self.chat_settings.system_edit.setFocus()
+
+    def _show_new_chat_settings(self) -> None:
+        endpoint = self.chat.endpoint_provider() if self.engine_ready else None
+        preset = self.settings.settings.preset_for(endpoint.model) if endpoint is not None else None
+        self.chat_settings.show_new_chat(preset)
+
+    def _chat_settings_saved(self, conversation_id: int) -> None:
+        if conversation_id == self.conversation_id:
+            Operation(None, lambda: self._reload_tree(conversation_id)).run()
+
+    async def _reload_tree(self, conversation_id: int) -> None:
+        tree = await self.store.load(conversation_id)
+        if conversation_id == self.conversation_id:
+            self.tree = tree
+            self._update_context(tree)
 
     def rename_conversation(self, conversation_id: int) -> None:
         row = self.sidebar.model.row_of(conversation_id)
@@ -498,6 +543,10 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
 
     def _busy_changed(self, busy: bool) -> None:
         self.stop_action.setEnabled(busy and self.engine_ready)
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        # Tab and Shift+Tab follow desktop.focus_order (messages are added later than Qt's own chain).
+        return move_focus(self, next) or super().focusNextPrevChild(next)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         # Esc in a search box with text belongs to the box, not to the window's "Stop reply".

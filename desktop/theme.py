@@ -63,9 +63,13 @@ def style_sheet(palette: QPalette, dark: bool) -> str:
 QFrame#userMessage {{ background: {user_bg}; border: 1px solid {border}; border-radius: 8px; }}
 QFrame#assistantMessage {{ background: {reply_bg}; border: 1px solid {border}; border-radius: 8px; }}
 QFrame#userMessage QTextBrowser, QFrame#assistantMessage QTextBrowser {{ background: transparent; }}
-QWidget#transcriptInner {{ background: {base}; }}
+QWidget#transcriptInner {{ background: {base.name()}; }}
 QLabel#messageStats, QLabel#placeholder, QLabel#composerNotice {{ color: {muted}; }}
 QFrame#firstRun {{ border: 1px solid {border}; border-radius: 6px; }}
+QFrame#userMessage QToolButton:focus, QFrame#assistantMessage QToolButton:focus {{
+  border: 2px solid {accent.name()}; border-radius: 4px; }}
+QScrollArea#transcript {{ border: 2px solid transparent; }}
+QScrollArea#transcript:focus {{ border: 2px solid {accent.name()}; }}
 """
 
 

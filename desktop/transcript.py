@@ -220,6 +220,17 @@ class MessageWidget(QFrame):
         button.clicked.connect(lambda: self.action.emit(action, self.data.id))
         return button
 
+    def action_buttons(self) -> list[QToolButton]:
+        """The message's buttons in the order they are shown (for Tab)."""
+        return [
+            self.prev_button,
+            self.next_button,
+            self.copy_button,
+            self.edit_button,
+            self.regenerate_button,
+            self.delete_button,
+        ]
+
     def context_menu(self) -> QMenu:
         """The message's actions as a menu (right click outside the text; the text keeps its own)."""
         menu = QMenu(self)

@@ -34,6 +34,7 @@ from engine.store import HistoryStore
 from engine.store_models import ConversationTree, StoredMessage
 
 if TYPE_CHECKING:
+    from desktop.chat_settings import ChatSettingsPanel
     from desktop.composer import Composer
     from desktop.server_link import ServerLink
     from desktop.sidebar import Sidebar
@@ -177,6 +178,7 @@ class TurnsMixin:
     server_link: ServerLink | None
     turn_finished: Any  # Signal(object)
     pieces: PieceBuffer
+    chat_settings: ChatSettingsPanel
     # Messages waiting for the server, oldest first; replaced, never changed in place (the shared default).
     pending: tuple[QueuedMessage, ...] = ()
     given_back_notice = ""  # the composer's notice about messages that were not sent, while shown
@@ -271,6 +273,8 @@ class TurnsMixin:
         if target is None:
             # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
             preset = self.settings.settings.preset_for(endpoint.model)
+            # What the user set in the chat settings panel for this new chat, if anything.
+            preset = self.chat_settings.for_new_chat(preset)
             conversation = await self.chat.new_conversation(settings=preset)
             target = conversation.id
             # Checked after the await: the user may have opened another conversation or chat meanwhile.
