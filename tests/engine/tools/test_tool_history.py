@@ -1,4 +1,4 @@
-"""Tool calls and results are stored as Haystack ChatMessages (ToolCall / ToolCallResult) and read back whole."""
+"""Tool calls and results are stored as Haystack ChatMessages (ToolCall / ToolCallResult), read back whole."""
 
 from __future__ import annotations
 
@@ -31,4 +31,5 @@ def test_a_tool_call_and_its_result_survive_a_reopen_as_chat_messages(tmp_path: 
     assert back_result.tool_call_result is not None
     assert back_result.tool_call_result.result == "2026-12-06T03:00:00+00:00"
     assert back_result.tool_call_result.origin == call
-    assert branch[2].id == t.id and branch[2].text == "2026-12-06T03:00:00+00:00"
+    assert branch[2].id == t.id
+    assert branch[2].text == "2026-12-06T03:00:00+00:00"

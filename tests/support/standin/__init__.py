@@ -47,4 +47,8 @@ Stand-in options:
                             forever, no more text), malformed-sse (a data line that is not JSON),
                             json-not-stream (stream=true answered with one JSON body)
 ``--fault-after N``         reply tokens streamed before the fault (default 2)
+``--tool-calls MODE``       requests that offer tools are answered with streamed tool calls until a tool
+                            result comes back; MODE: well-formed, malformed, string-args, parallel, unknown,
+                            loop (see :mod:`tests.support.standin.tool_calls`); ``--tool-name``,
+                            ``--tool-arguments JSON`` choose the call
 """

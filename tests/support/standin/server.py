@@ -16,7 +16,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support.standin import logs
+from tests.support.standin import logs, tool_calls
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
 DEFAULT_REPLY = "The capital of France is Paris."
@@ -85,6 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--version-string", default="0.32.0")
     p.add_argument("--fault", choices=FAULTS, help="a hostile server: answer chat/completion requests badly")
     p.add_argument("--fault-after", type=int, default=2, help="reply tokens sent before the fault")
+    p.add_argument("--tool-calls", choices=tool_calls.MODES, help="answer requests with tools with calls")
+    p.add_argument("--tool-name", default=None, help="the tool called (default: the forced or first one)")
+    p.add_argument("--tool-arguments", default="{}", help="the JSON arguments of the calls")
     args, _unknown = p.parse_known_args(argv)
     return args
 
@@ -207,7 +210,9 @@ class Handler(BaseHTTPRequestHandler):
             self.server.stats.running += 1
             self.server.stats.prompt_tokens += prompt_tokens
         try:
-            if body.get("stream") and fault != "json-not-stream":
+            if chat and body.get("stream") and tool_calls.wanted(self.server.opts.tool_calls, body):
+                self._stream_tool_calls(body)
+            elif body.get("stream") and fault != "json-not-stream":
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._stream(chat, reasoning, reply, finish, prompt_tokens, usage)
             else:
@@ -309,6 +314,30 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             logs.out(logs.api("Client disconnected, aborting request", "serving_chat.py:1106"))
+
+    def _stream_tool_calls(self, body: dict[str, Any]) -> None:
+        opts = self.server.opts
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        head = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.server.served,
+        }
+        steps = [
+            {"role": "assistant", "content": ""},
+            *tool_calls.deltas(opts.tool_calls, body, opts.tool_name, opts.tool_arguments),
+        ]
+        for i, delta in enumerate(steps):
+            fin = "tool_calls" if i == len(steps) - 1 else None
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}
+            self._chunk(f"data: {json.dumps({**head, 'choices': [choice]})}\n\n")
+        self._chunk("data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _fault(self, fault: str) -> None:
         """The rest of a streamed reply, as a broken server sends it."""

@@ -1,0 +1,297 @@
+"""The tool turn loop: the model asks for tools, the user approves each call, results go back, the answer
+streams.
+
+Why our own loop over Haystack's ``OpenAIChatGenerator`` (with ``tools=``) rather than an ``Agent``:
+
+- **approval per call, awaited**: each call waits for the user's decision (a card in the window, a prompt on
+  the terminal) on the asyncio loop, and a denied call becomes a tool result the model reads;
+- **every message saved as it happens**: the assistant's tool calls and each tool's result are handed to the
+  caller (``on_message``) before the next step, so a crash mid-turn keeps what already ran;
+- **malformed calls are kept, not dropped**: Haystack's streaming conversion skips a tool call whose arguments
+  are not JSON (with a log warning), and keeps arguments that parse to a string (SmolLM2 on real vLLM returns
+  ``"lookup_coder_code"``) as they are; we gather the streamed call deltas ourselves and answer such a call
+  with a clear error result, which the model and the user both see;
+- it reuses the app's warmed generator (:class:`engine.chat_generator.ReasoningChatGenerator`, reasoning
+  kept) and its streaming callback unchanged.
+
+Tool choice ``auto`` / ``required`` / ``none`` / a tool's name applies to the first round; later rounds are
+``auto`` (a forced choice repeated every round would loop to the cap). After ``max_rounds`` rounds with tool
+calls, one last request goes without tools, so the turn always ends with the model's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import jsonschema
+
+from engine.errors import DeskError
+from engine.tools.approval import ApprovalPolicy, CallRequest, Decision, denied_result
+
+if TYPE_CHECKING:
+    from haystack.dataclasses import ChatMessage, StreamingChunk, ToolCall
+    from haystack.tools.tool import Tool
+
+CHOICES = ("auto", "required", "none")
+BUILTIN_SERVER = "built-in"
+
+
+class ToolChoiceInvalid(DeskError):
+    title = "This tool choice cannot be used"
+
+    def __init__(self, choice: str, names: Sequence[str]) -> None:
+        known = ", ".join(names) or "none are enabled"
+        super().__init__(
+            f"The tool choice “{choice}” is neither auto, required, none nor an enabled tool "
+            f"(tools: {known})."
+        )
+
+
+@dataclass(frozen=True)
+class LoopLimits:
+    """Caps of one turn: tool rounds, seconds per call, characters of a result that reach the model."""
+
+    max_rounds: int = 5
+    call_timeout_s: float = 60.0
+    max_result_chars: int = 16_000
+
+
+@dataclass(frozen=True)
+class LoopEvent:
+    """Something to show: streamed ``token``/``reasoning`` text, a ``call`` asked for, its ``decision``, its
+    ``result`` (``error`` when it failed), or a ``notice`` (the round cap)."""
+
+    kind: Literal["token", "reasoning", "call", "decision", "result", "notice"]
+    text: str = ""
+    call: CallRequest | None = None
+    decision: Decision | None = None
+    error: bool = False
+
+
+@dataclass
+class LoopOutcome:
+    messages: list[ChatMessage] = field(default_factory=list)  # everything added, in order
+    rounds: int = 0
+    capped: bool = False
+
+    @property
+    def reply(self) -> ChatMessage | None:
+        return self.messages[-1] if self.messages else None
+
+
+OnEvent = Callable[[LoopEvent], None]
+OnMessage = Callable[["ChatMessage"], Awaitable[None]]
+
+
+def tool_choice_value(choice: str, names: Sequence[str]) -> str | dict[str, Any]:
+    """The OpenAI ``tool_choice`` for auto / required / none or one tool's name."""
+    if choice in CHOICES:
+        return choice
+    if choice in names:
+        return {"type": "function", "function": {"name": choice}}
+    raise ToolChoiceInvalid(choice, names)
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with a notice saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return (
+        text[:limit] + f"\n[Truncated: the tool returned {len(text):,} characters; only the first {limit:,} "
+        "are shown.]"
+    )
+
+
+def result_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass
+class _PendingCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+def parse_arguments(raw: str) -> tuple[dict[str, Any] | None, str]:
+    """Arguments as a dict, or ``None`` and the reason they cannot be used."""
+    if not raw.strip():
+        return {}, ""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+    if not isinstance(value, dict):
+        return None, f"the arguments must be a JSON object, not {type(value).__name__} {raw[:80]}"
+    return value, ""
+
+
+class ToolLoop:
+    """One turn with tools. ``servers`` names the MCP server of each tool (absent: built-in)."""
+
+    def __init__(
+        self,
+        generator: Any,
+        tools: Sequence[Tool],
+        *,
+        approval: ApprovalPolicy,
+        choice: str = "auto",
+        limits: LoopLimits | None = None,
+        servers: Mapping[str, str] | None = None,
+        on_event: OnEvent | None = None,
+        on_message: OnMessage | None = None,
+    ) -> None:
+        self.generator = generator
+        self.tools = {tool.name: tool for tool in tools}
+        self.approval = approval
+        self.choice = choice
+        self.limits = limits or LoopLimits()
+        self.servers = dict(servers or {})
+        self._on_event = on_event
+        self._on_message = on_message
+        tool_choice_value(choice, list(self.tools))  # refuse a bad choice before anything is sent
+
+    def _emit(self, event: LoopEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+    async def _keep(self, outcome: LoopOutcome, message: ChatMessage) -> None:
+        outcome.messages.append(message)
+        if self._on_message is not None:
+            await self._on_message(message)
+
+    async def run(
+        self, messages: Sequence[ChatMessage], *, generation_kwargs: Mapping[str, Any] | None = None
+    ) -> LoopOutcome:
+        """Run rounds until the model answers without tools (or the cap); returns every message added."""
+        outcome = LoopOutcome()
+        history = list(messages)
+        while True:
+            use_tools = bool(self.tools) and self.choice != "none" and outcome.rounds < self.limits.max_rounds
+            choice = self.choice if outcome.rounds == 0 else "auto"
+            reply = await self._ask_model(history, generation_kwargs, choice if use_tools else None)
+            await self._keep(outcome, reply)
+            history.append(reply)
+            if not reply.tool_calls:
+                return outcome
+            outcome.rounds += 1
+            for call in reply.tool_calls:
+                result = await self._run_call(call)
+                await self._keep(outcome, result)
+                history.append(result)
+            if outcome.rounds >= self.limits.max_rounds:
+                outcome.capped = True
+                self._emit(
+                    LoopEvent(
+                        "notice",
+                        f"The model asked for tools {outcome.rounds} rounds in a row, the most one turn "
+                        "allows; it now answers without tools.",
+                    )
+                )
+
+    async def _ask_model(
+        self, history: list[ChatMessage], generation_kwargs: Mapping[str, Any] | None, choice: str | None
+    ) -> ChatMessage:
+        from haystack.dataclasses import ChatMessage, ToolCall
+
+        pending: dict[int, _PendingCall] = {}
+
+        async def on_chunk(chunk: StreamingChunk) -> None:
+            if chunk.reasoning is not None and chunk.reasoning.reasoning_text:
+                self._emit(LoopEvent("reasoning", chunk.reasoning.reasoning_text))
+            if chunk.content:
+                self._emit(LoopEvent("token", chunk.content))
+            for delta in chunk.tool_calls or ():
+                slot = pending.setdefault(delta.index, _PendingCall())
+                slot.id = slot.id or (delta.id or "")
+                slot.name += delta.tool_name or ""
+                slot.arguments += delta.arguments or ""
+
+        kwargs = dict(generation_kwargs or {})
+        run_kwargs: dict[str, Any] = {}
+        if choice is not None:
+            kwargs["tool_choice"] = tool_choice_value(choice, list(self.tools))
+            run_kwargs["tools"] = list(self.tools.values())
+        result = await self.generator.run_async(
+            history, streaming_callback=on_chunk, generation_kwargs=kwargs, **run_kwargs
+        )
+        reply: ChatMessage = result["replies"][0]
+        if not pending:
+            for index, known in enumerate(reply.tool_calls):
+                pending[index] = _PendingCall(known.id or "", known.tool_name, json.dumps(known.arguments))
+        calls: list[ToolCall] = []
+        for index in sorted(pending):
+            slot = pending[index]
+            arguments, problem = parse_arguments(slot.arguments)
+            extra = None if not problem else {"raw_arguments": slot.arguments, "problem": problem}
+            call_id = slot.id or f"call-{uuid.uuid4().hex[:12]}"
+            calls.append(ToolCall(tool_name=slot.name, arguments=arguments or {}, id=call_id, extra=extra))
+        return ChatMessage.from_assistant(
+            text=reply.text or None,
+            tool_calls=calls or None,
+            reasoning=reply.reasoning,
+            meta=dict(reply.meta),
+        )
+
+    async def _run_call(self, call: ToolCall) -> ChatMessage:
+        from haystack.dataclasses import ChatMessage
+
+        request = CallRequest(
+            call_id=call.id or "",
+            tool=call.tool_name,
+            server=self.servers.get(call.tool_name, BUILTIN_SERVER),
+            arguments=dict(call.arguments),
+        )
+        self._emit(LoopEvent("call", call=request))
+        text, error = await self._result_of(call, request)
+        self._emit(LoopEvent("result", text, call=request, error=error))
+        return ChatMessage.from_tool(text, origin=call, error=error)
+
+    async def _result_of(self, call: ToolCall, request: CallRequest) -> tuple[str, bool]:
+        """The result text the model gets, and whether it is an error. Nothing runs before approval."""
+        problem = (call.extra or {}).get("problem")
+        if problem:
+            return (
+                f"The call of {call.tool_name} was not run: {problem}. Call it again with a JSON object.",
+                True,
+            )
+        tool = self.tools.get(call.tool_name)
+        if tool is None:
+            names = ", ".join(self.tools) or "none"
+            return f"There is no tool named “{call.tool_name}”; the tools are: {names}.", True
+        try:
+            jsonschema.validate(dict(call.arguments), tool.parameters)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "the arguments"
+            return f"The call of {tool.name} was not run: {where}: {exc.message}.", True
+        except jsonschema.SchemaError:
+            pass  # a server's broken schema is not the model's fault: let the tool judge the arguments
+        decision = await self.approval.decide(request)
+        self._emit(LoopEvent("decision", call=request, decision=decision))
+        if decision == "deny":
+            return denied_result(request), True
+        timeout = self.limits.call_timeout_s
+        try:
+            value = await asyncio.wait_for(tool.invoke_async(**call.arguments), timeout)
+        except TimeoutError:
+            return f"The tool {tool.name} did not answer within {timeout:g} s and was given up.", True
+        except Exception as exc:  # noqa: BLE001 - a tool's failure is a result the model and user see
+            return f"The tool {tool.name} failed: {_reason(exc)}", True
+        return truncate(result_text(value), self.limits.max_result_chars), False
+
+
+def _reason(exc: BaseException) -> str:
+    # Haystack wraps the tool's own error as "Failed to invoke Tool `x` with parameters {...}. Error: <why>".
+    text = str(exc) or type(exc).__name__
+    marker = ". Error: "
+    return text.split(marker, 1)[1] if marker in text else text

@@ -1,0 +1,252 @@
+"""The tool turn loop against the stand-in process streaming well-formed, malformed, parallel and unknown
+tool calls."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from haystack.dataclasses import ChatMessage
+from haystack.tools import Tool
+
+from engine.chat_generator import GeneratorPool
+from engine.chat_request import ChatTimeouts
+from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
+from engine.tools.loop import LoopEvent, LoopLimits, ToolChoiceInvalid, ToolLoop, truncate
+from tests.support.standin.launch import Standin, running_standin
+
+ADD = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+}
+
+
+def _add(a: int, b: int) -> str:
+    return str(a + b)
+
+
+def add_tool(function=_add) -> Tool:  # type: ignore[no-untyped-def]
+    return Tool(name="add", description="Add two numbers.", parameters=ADD, function=function)
+
+
+@asynccontextmanager
+async def generator_for(server: Standin) -> AsyncIterator[object]:
+    pool = GeneratorPool(ChatTimeouts().for_endpoint)
+    try:
+        async with pool.lease(server.endpoint()) as generator:
+            yield generator
+    finally:
+        await pool.aclose()
+
+
+@pytest.fixture
+def well_formed() -> Iterator[Standin]:
+    with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"a": 2, "b": 3}') as server:
+        yield server
+
+
+class Recorder:
+    def __init__(self, decision: Decision = "allow_once") -> None:
+        self.decision = decision
+        self.asked: list[CallRequest] = []
+        self.events: list[LoopEvent] = []
+        self.saved: list[ChatMessage] = []
+
+    async def ask(self, request: CallRequest) -> Decision:
+        self.asked.append(request)
+        return self.decision
+
+    def policy(self) -> ApprovalPolicy:
+        return ApprovalPolicy(self.ask)
+
+    async def save(self, message: ChatMessage) -> None:
+        self.saved.append(message)
+
+
+async def run_loop(server: Standin, tools: list[Tool], rec: Recorder, **options: object) -> list[ChatMessage]:
+    rec.saved.clear()
+    async with generator_for(server) as generator:
+        loop = ToolLoop(
+            generator,
+            tools,
+            approval=options.pop("approval", rec.policy()),  # type: ignore[arg-type]
+            on_event=rec.events.append,
+            on_message=rec.save,
+            **options,  # type: ignore[arg-type]
+        )
+        outcome = await loop.run([ChatMessage.from_user("What is 2 + 3?")])
+    assert outcome.messages == rec.saved  # every message was handed over for saving as it came
+    return outcome.messages
+
+
+@pytest.mark.asyncio
+async def test_an_approved_call_runs_and_its_result_goes_back_to_the_model(well_formed: Standin) -> None:
+    rec = Recorder("allow_once")
+    messages = await run_loop(well_formed, [add_tool()], rec)
+    assert [m.role.value for m in messages] == ["assistant", "tool", "assistant"]
+    call = messages[0].tool_calls[0]
+    assert call.tool_name == "add"
+    assert call.arguments == {"a": 2, "b": 3}
+    assert call.id
+    assert call.id.startswith("chatcmpl-tool-")
+    result = messages[1].tool_call_result
+    assert result is not None
+    assert result.result == "5"
+    assert result.error is False
+    assert result.origin == call
+    assert messages[2].text == "The capital of France is Paris."
+    assert [r.tool for r in rec.asked] == ["add"]
+    assert rec.asked[0].arguments == {"a": 2, "b": 3}
+    assert rec.asked[0].server == "built-in"
+    kinds = [e.kind for e in rec.events]
+    assert kinds.index("call") < kinds.index("decision") < kinds.index("result") < kinds.index("token")
+
+
+@pytest.mark.asyncio
+async def test_a_denied_call_never_runs_and_the_model_is_told(well_formed: Standin) -> None:
+    ran: list[int] = []
+
+    def spy(a: int, b: int) -> str:
+        ran.append(a)
+        return "x"
+
+    rec = Recorder("deny")
+    messages = await run_loop(well_formed, [add_tool(spy)], rec)
+    assert ran == []
+    result = messages[1].tool_call_result
+    assert result is not None
+    assert result.error is True
+    assert "denied" in str(result.result)
+    assert "not run" in str(result.result)
+
+
+@pytest.mark.asyncio
+async def test_nothing_is_approved_by_default(well_formed: Standin) -> None:
+    ran: list[int] = []
+    rec = Recorder()
+    messages = await run_loop(
+        well_formed, [add_tool(lambda a, b: ran.append(a) or "x")], rec, approval=ApprovalPolicy()
+    )
+    assert ran == []
+    assert "denied" in str(messages[1].tool_call_result.result)  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_always_allow_asks_once_per_tool() -> None:
+    with running_standin("--tool-calls", "parallel", "--tool-arguments", '{"a": 1, "b": 1}') as server:
+        rec = Recorder("allow_always")
+        messages = await run_loop(server, [add_tool()], rec)
+    assert len(rec.asked) == 1  # the second of the two parallel calls was allowed by "always"
+    results = [m.tool_call_result for m in messages if m.tool_call_result is not None]
+    assert [r.result for r in results] == ["2", "2"]
+    ids = [r.origin.id for r in results]
+    assert len(set(ids)) == 2  # each result answers its own call
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("malformed", "not valid JSON"),
+        ("string-args", "must be a JSON object, not str"),
+        ("unknown", "There is no tool named “no_such_tool”; the tools are: add"),
+    ],
+)
+async def test_bad_calls_become_error_results_without_asking_or_running(mode: str, expected: str) -> None:
+    ran: list[int] = []
+    with running_standin("--tool-calls", mode) as server:
+        rec = Recorder("allow_once")
+        messages = await run_loop(server, [add_tool(lambda a, b: ran.append(a) or "x")], rec)
+    assert ran == []
+    assert rec.asked == []
+    result = messages[1].tool_call_result
+    assert result is not None
+    assert result.error is True
+    assert expected in str(result.result)
+    # The malformed call is kept (not dropped as Haystack's streaming conversion would), with what was sent.
+    if mode != "unknown":
+        assert messages[0].tool_calls[0].extra is not None
+        assert messages[0].tool_calls[0].extra["raw_arguments"]
+    assert messages[-1].text == "The capital of France is Paris."  # the conversation goes on
+
+
+@pytest.mark.asyncio
+async def test_arguments_that_do_not_match_the_schema_are_refused() -> None:
+    with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"a": "two"}') as server:
+        rec = Recorder("allow_once")
+        messages = await run_loop(server, [add_tool()], rec)
+    text = str(messages[1].tool_call_result.result)  # type: ignore[union-attr]
+    assert "'b' is a required property" in text or "is not of type 'integer'" in text
+    assert rec.asked == []
+
+
+@pytest.mark.asyncio
+async def test_a_tool_that_raises_hangs_or_floods_gives_a_clear_result(well_formed: Standin) -> None:
+    def boom(a: int, b: int) -> str:
+        raise ValueError("the disk is on fire")
+
+    release = threading.Event()
+
+    def hang(a: int, b: int) -> str:
+        release.wait(30)
+        return "late"
+
+    rec = Recorder()
+    raised = await run_loop(well_formed, [add_tool(boom)], rec)
+    assert "failed: the disk is on fire" in str(raised[1].tool_call_result.result)  # type: ignore[union-attr]
+    try:
+        hung = await run_loop(well_formed, [add_tool(hang)], rec, limits=LoopLimits(call_timeout_s=0.5))
+    finally:
+        release.set()
+    assert "did not answer within 0.5 s" in str(hung[1].tool_call_result.result)  # type: ignore[union-attr]
+    flood = await run_loop(
+        well_formed, [add_tool(lambda a, b: "y" * 3_000_000)], rec, limits=LoopLimits(max_result_chars=1000)
+    )
+    text = str(flood[1].tool_call_result.result)  # type: ignore[union-attr]
+    assert len(text) < 1200
+    assert "Truncated: the tool returned 3,000,000 characters" in text
+
+
+@pytest.mark.asyncio
+async def test_a_model_that_keeps_calling_tools_is_stopped_at_the_cap() -> None:
+    with running_standin("--tool-calls", "loop", "--tool-arguments", '{"a": 1, "b": 2}') as server:
+        rec = Recorder("allow_always")
+        messages = await run_loop(server, [add_tool()], rec, limits=LoopLimits(max_rounds=3))
+    assert sum(1 for m in messages if m.tool_call_result is not None) == 3
+    assert messages[-1].text == "The capital of France is Paris."  # the last request went without tools
+    assert any(e.kind == "notice" and "3 rounds" in e.text for e in rec.events)
+
+
+@pytest.mark.asyncio
+async def test_tool_choice_none_sends_no_tools_and_a_named_choice_must_be_a_tool(
+    well_formed: Standin,
+) -> None:
+    rec = Recorder()
+    messages = await run_loop(well_formed, [add_tool()], rec, choice="none")
+    assert [m.role.value for m in messages] == ["assistant"]
+    assert not messages[0].tool_calls
+    with pytest.raises(ToolChoiceInvalid, match="nope"):
+        ToolLoop(object(), [add_tool()], approval=ApprovalPolicy(), choice="nope")
+
+
+def test_truncate_keeps_short_text_whole() -> None:
+    assert truncate("abc", 3) == "abc"
+    assert truncate("abcd", 3).startswith("abc\n[Truncated: the tool returned 4 characters")
+
+
+def test_the_stand_in_streams_parallel_calls_as_vllm_does() -> None:
+    from tests.support.standin.tool_calls import deltas
+
+    body = {"tools": [{"type": "function", "function": {"name": "add"}}]}
+    steps = deltas("parallel", body, None, json.dumps({"a": 1}))
+    indexes = [s["tool_calls"][0]["index"] for s in steps]
+    assert indexes[0] == 0
+    assert indexes[-1] == 1
+    joined = "".join(
+        s["tool_calls"][0]["function"].get("arguments", "") for s in steps if s["tool_calls"][0]["index"] == 1
+    )
+    assert json.loads(joined) == {"a": 1}
