@@ -27,6 +27,7 @@ BENCHMARKS: tuple[Bench, ...] = (
     Bench("memory", "bench.memory", "Memory"),
     Bench("lifecycle", "bench.lifecycle", "Server lifecycle"),
     Bench("cpu_dtype", "bench.cpu_dtype", "CPU dtype: float32 against bfloat16"),
+    Bench("documents", "bench.documents", "Documents: ingest, query latency, recall"),
 )
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from tests.support.procs import is_alive
 
-pytest_plugins = ["tests.support.vllm_fixtures"]
+pytest_plugins = ["tests.support.vllm_fixtures", "tests.support.embedder_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -130,7 +130,7 @@ def embedder_profile(
         dtype="float32",
         max_model_len=model.max_model_len,
         extra_args="--runner pooling",
-        cpu_kv_cache_gib=0.5,
+        cpu_kv_cache_gib=1.0,  # vLLM reads VLLM_CPU_KVCACHE_SPACE as a whole number of GiB
     )
 
 
