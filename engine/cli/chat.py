@@ -12,22 +12,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import sys
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
 from engine.chat import ChatEngine, TurnEvent
-from engine.cli.history import say_waiting
+from engine.chat_errors import redact_url
+from engine.cli.history import printable, say_waiting
 from engine.endpoint import Endpoint, is_loopback, uses_env_proxy
 from engine.errors import DeskError, Fix
 from engine.generation import GenerationSettings, preset
 from engine.paths import AppPaths
+from engine.store import HistoryStore
 from engine.store_async import AsyncHistoryStore
 
 
@@ -62,7 +66,12 @@ def register(subparsers: Any) -> None:
         "template); kept in the conversation's settings",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
-    parser.add_argument("message", help="what to say")
+    parser.add_argument(
+        "message",
+        nargs="?",
+        help="what to say; '-' (or nothing, with input piped in) reads it from standard input",
+    )
+    parser.add_argument("--file", metavar="PATH", help="read the message from this file (for long prompts)")
     parser.set_defaults(func=run)
 
 
@@ -94,11 +103,11 @@ async def remote_endpoint(base_url: str, model: str | None, api_key: str | None)
             listed = response.json().get("data", [])
         except (httpx.HTTPError, ValueError) as exc:
             raise ChatArgumentProblem(
-                f"Could not ask {url} which models it serves ({exc}).",
+                redact_url(f"Could not ask {url} which models it serves ({exc})."),
                 "Check the URL (and --api-key-env), or name the model with --model.",
             ) from exc
         if not listed:
-            raise ChatArgumentProblem(f"{url} serves no models.", "Name the model with --model.")
+            raise ChatArgumentProblem(f"{redact_url(url)} serves no models.", "Name the model with --model.")
         model = str(listed[0]["id"])
         raw_len = listed[0].get("max_model_len")
         max_len = raw_len if isinstance(raw_len, int) else None
@@ -137,14 +146,14 @@ class _Printer:
             print(json.dumps(data), flush=True)
             return
         if event.kind == "reasoning":
-            sys.stderr.write(event.text)
+            sys.stderr.write(printable(event.text))
             sys.stderr.flush()
             self.in_reasoning = True
         elif event.kind == "token":
             if self.in_reasoning:
                 sys.stderr.write("\n")
                 self.in_reasoning = False
-            sys.stdout.write(event.text)
+            sys.stdout.write(printable(event.text))
             sys.stdout.flush()
         elif event.kind == "finished":
             sys.stdout.write("\n")
@@ -163,7 +172,37 @@ class _Printer:
                     print(f"fix: {event.error.fix.hint}", file=sys.stderr)
 
 
+def read_message(args: argparse.Namespace) -> str:
+    """The message: the argument, ``--file``, or standard input (``-``, or no argument with input piped)."""
+    if args.file is not None:
+        if args.message is not None:
+            raise ChatArgumentProblem("Give the message or --file, not both.", "Drop one of them.")
+        try:
+            return Path(args.file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ChatArgumentProblem(
+                f"The message file {args.file} cannot be read ({exc}).", "Name a readable UTF-8 text file."
+            ) from exc
+    if args.message == "-" or (args.message is None and not sys.stdin.isatty()):
+        return sys.stdin.read()
+    if args.message is None:
+        raise ChatArgumentProblem(
+            "There is no message to send.", 'Add it to the command, use --file PATH, or pipe it in with "-".'
+        )
+    return str(args.message)
+
+
+async def _drop_if_empty(store: AsyncHistoryStore, conversation_id: int) -> None:
+    with contextlib.suppress(Exception):
+        tree = await store.load(conversation_id)
+        if not tree.messages:
+            await store.call(HistoryStore.delete_conversation, conversation_id)
+
+
 async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
+    message = read_message(args)
+    if not message.strip():
+        raise ChatArgumentProblem("The message is empty.", "Say something.")
     async with AsyncExitStack() as stack:
         if args.base_url:
             endpoint = await remote_endpoint(args.base_url, args.model, _api_key(args))
@@ -186,7 +225,14 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             await store.update_conversation(conversation_id, settings=merged.to_json_dict())
         if args.conversation is not None and args.system is not None:
             await store.update_conversation(conversation_id, system_prompt=args.system)
-        turn = await engine.send(conversation_id, args.message)
+        try:
+            turn = await engine.send(conversation_id, message)
+        except BaseException:
+            # Refused before anything was stored (too long, no server...): a conversation made for this
+            # message is not left behind empty.
+            if args.conversation is None:
+                await _drop_if_empty(store, conversation_id)
+            raise
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, turn.stop)
         stack.callback(loop.remove_signal_handler, signal.SIGINT)

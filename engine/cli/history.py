@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -47,6 +48,20 @@ def open_history(args: argparse.Namespace) -> HistoryStore:
     return HistoryStore(AppPaths.resolve(args.data_dir).ensure().history_db, on_wait=say_waiting)
 
 
+# C0 controls but newline and tab, DEL, and C1 controls: printed raw, ESC sequences can retitle the
+# terminal, move the cursor or set the clipboard (OSC 52). They are shown escaped instead.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, lines: bool = True) -> str:
+    """``text`` safe for a terminal: control characters as ``\\x1b``-style escapes (``lines=False``: newlines
+    and tabs too, for one-line fields such as titles)."""
+    escaped = _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if not lines:
+        escaped = escaped.replace("\n", "\\n").replace("\t", "\\t")
+    return escaped
+
+
 def _when(ts: float) -> str:
     return local_text(ts)
 
@@ -72,9 +87,10 @@ def run_list(args: argparse.Namespace) -> int:
         print("No conversations yet.", file=sys.stderr)
     for c in items:
         pin = "*" if c.pinned else " "
-        extra = f"  [{c.folder}]" if c.folder else ""
-        extra += "".join(f" #{t}" for t in c.tags)
-        print(f"{c.id:>6} {pin} {_when(c.updated_at)}  {c.title or '(untitled)'}{extra}")
+        extra = f"  [{printable(c.folder, lines=False)}]" if c.folder else ""
+        extra += "".join(f" #{printable(t, lines=False)}" for t in c.tags)
+        title = printable(c.title, lines=False) or "(untitled)"
+        print(f"{c.id:>6} {pin} {_when(c.updated_at)}  {title}{extra}")
     return 0
 
 
@@ -88,11 +104,12 @@ def run_search(args: argparse.Namespace) -> int:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
     if not hits:
-        print(f"Nothing matches {args.query!r}.", file=sys.stderr)
+        print(f"Nothing matches {printable(args.query, lines=False)!r}.", file=sys.stderr)
         return 1
     for h in hits:
         where = f"{h.conversation_id}" + (f"#{h.message_id}" if h.message_id is not None else "")
-        print(f"{where:>12}  {h.title}\n              {h.snippet}")
+        title, snippet = printable(h.title, lines=False), printable(h.snippet, lines=False)
+        print(f"{where:>12}  {title}\n              {snippet}")
     return 0
 
 
@@ -128,14 +145,15 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     conv = tree.conversation
-    print(f"# {conv.title or '(untitled)'}  (conversation {conv.id}, {_when(conv.created_at)})")
+    title = printable(conv.title, lines=False) or "(untitled)"
+    print(f"# {title}  (conversation {conv.id}, {_when(conv.created_at)})")
     if conv.system_prompt:
-        print(f"\n[system] {conv.system_prompt}")
+        print(f"\n[system] {printable(conv.system_prompt)}")
     for m in tree.branch():
         siblings = tree.siblings(m.id)
         alt = f" ({siblings.index(m.id) + 1}/{len(siblings)})" if len(siblings) > 1 else ""
         state = "" if m.state == "complete" else f" [{m.state}]"
-        print(f"\n[{m.role}{alt}{state}] {m.text}")
+        print(f"\n[{m.role}{alt}{state}] {printable(m.text)}")
         if m.error:
-            print(f"  ! {m.error}")
+            print(f"  ! {printable(m.error)}")
     return 0

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,7 +37,9 @@ def register(subparsers: Any) -> None:
     which.add_argument(
         "--model", metavar="M", help="a model folder or a Hugging Face repo id (default: the built-in model)"
     )
-    parser.add_argument("--port", type=int, metavar="N", help="port to listen on (default: a free one)")
+    parser.add_argument(
+        "--port", type=port_number, metavar="N", help="port to listen on (default: a free one)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event on stdout")
     parser.add_argument("--log", action="store_true", help="also print vLLM's own log lines on stderr")
     parser.add_argument(
@@ -48,8 +51,42 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def port_number(text: str) -> int:
+    """``--port``: a whole number from 1 to 65535 (argparse turns the ValueError into a usage error)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1 to 65535)")
+    return port
+
+
+class ServeArgumentProblem(DeskError):
+    title = "The serve command cannot be run as given"
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    model = getattr(args, "model", None)
+    if model and model.startswith("-"):
+        raise ServeArgumentProblem(
+            f"{model!r} is not a model: it looks like an option. "
+            "Name a model folder or a Hugging Face repo id."
+        )
+    if model and model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+        raise ServeArgumentProblem(
+            f"There is no model folder at {model} (a path is never taken for a Hugging Face repo id)."
+        )
+    port = getattr(args, "port", None)
+    if port is not None and port < 1024 and hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise ServeArgumentProblem(
+            f"Port {port} is reserved for the system (below 1024); choose --port 1024 or higher."
+        )
+
+
 def choose_profile(args: argparse.Namespace, store: SettingsStore) -> ServerProfile:
     """The profile named by ``--profile``, one made from ``--model``, else the default or built-in one."""
+    _check_arguments(args)
     settings = store.settings
     if args.profile:
         found = settings.profile(args.profile)
@@ -212,4 +249,10 @@ def run(args: argparse.Namespace) -> int:
         paths, runtime_path=str(runtime_path) if runtime_path else None, grace_s=args.grace
     )
     printer = _Printer(args.json, args.log)
-    return asyncio.run(serve(profile, supervisor, printer, stop_strays=args.stop_strays))
+    try:
+        return asyncio.run(serve(profile, supervisor, printer, stop_strays=args.stop_strays))
+    except PermissionError as exc:
+        report_problem(
+            ServeArgumentProblem(f"The server could not be started: {exc.strerror or exc}."), printer
+        )
+        return 1

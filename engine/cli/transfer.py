@@ -79,6 +79,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    if not args.path.strip():
+        print(
+            "error: name a file, zip or folder to import (an empty name is not the current folder)",
+            file=sys.stderr,
+        )
+        return 2
     store = _open_store(args)
     try:
         summary = import_path(

@@ -8,11 +8,12 @@ carries a stable identity (its uid, or ``chatgpt:<id>``) and the store skips the
 from __future__ import annotations
 
 import io
+import stat
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import pydantic_core
 
@@ -62,6 +63,8 @@ def read_conversations(
     Raises :class:`ImportRejected` naming the file and the place in it.
     """
     limits = limits or ImportLimits()
+    if not str(path).strip():
+        raise ImportRejected("no file was named")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".zip") and p.is_file())
         if not files:
@@ -73,7 +76,11 @@ def read_conversations(
             out += read_conversations(file, fmt, limits)
         return _unique(out)
     try:
-        size = path.stat().st_size
+        found = path.stat()
+        # Only a regular file: a FIFO would wait forever, /dev/zero would never end.
+        if not stat.S_ISREG(found.st_mode):
+            raise ImportRejected("it is not a regular file (a pipe, device or socket)").at(path)
+        size = found.st_size
         if size > limits.max_bytes:
             raise ImportRejected(_too_big(size, limits)).at(path)
         with path.open("rb") as handle:
@@ -131,16 +138,29 @@ def _read_zip(raw: bytes, fmt: ImportFormat, limits: ImportLimits) -> list[Expor
             raise ImportRejected("the zip file holds no .json files")
         if len(members) > limits.max_files:
             raise ImportRejected(f"the zip file holds more than {limits.max_files:,} files")
-        # The sizes in the directory can lie (zip bombs): count what is actually inflated.
+        # Sizes are checked before anything is inflated: the directory's sizes (and a ratio no real export
+        # reaches: a zip bomb) first; then, as those can lie, what is actually inflated, in bounded pieces.
+        declared = sum(info.file_size for info in members)
+        if declared > limits.max_bytes:
+            raise ImportRejected(
+                f"the zip's contents are {declared / 2**20:,.1f} MiB, more than the limit of "
+                f"{limits.max_bytes // 2**20} MiB"
+            )
+        for info in members:
+            if info.file_size > _MAX_RATIO * max(info.compress_size, 1) + 2**20:
+                raise ImportRejected(
+                    "the zip's contents inflate far more than any conversation file does (a zip bomb?)",
+                    info.filename,
+                )
         budget = limits.max_bytes
         out: list[ExportedConversation] = []
         for info in members:
             try:
                 with archive.open(info) as member:
-                    data = member.read(budget + 1)
+                    data = _read_at_most(member, min(budget, info.file_size))
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise ImportRejected(f"the zip file is damaged ({exc})", info.filename) from None
-            if len(data) > budget:
+            if len(data) > min(budget, info.file_size):
                 raise ImportRejected(
                     f"the zip's contents are larger than the limit of {limits.max_bytes // 2**20} MiB",
                     info.filename,
@@ -148,6 +168,22 @@ def _read_zip(raw: bytes, fmt: ImportFormat, limits: ImportLimits) -> list[Expor
             budget -= len(data)
             out += parse_bytes(data, fmt, where=f"{info.filename}: $")
         return out
+
+
+_MAX_RATIO = 200  # JSON compresses about 5-20 times; far beyond that is a zip bomb
+
+
+def _read_at_most(member: IO[bytes], limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes, read in pieces so a lying member never inflates far past the limit."""
+    pieces: list[bytes] = []
+    got = 0
+    while got <= limit:
+        piece = member.read(min(1 << 20, limit + 1 - got))
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces)
 
 
 def import_conversations(
