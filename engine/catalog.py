@@ -14,16 +14,16 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from huggingface_hub import constants as hf_constants
-from huggingface_hub import scan_cache_dir
-from huggingface_hub.errors import CacheNotFound, HFValidationError
-from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
-
-from engine.builtin_model import BUILTIN_MODEL, ModelState, builtin_model_path, builtin_model_state
 from engine.errors import DeskError, Fix
-from engine.paths import AppPaths
+
+if TYPE_CHECKING:
+    from engine.paths import AppPaths
+
+# huggingface_hub and the app's paths are imported where used: reading a model folder (ModelInfo,
+# read_model_info) needs nothing beyond the standard library, so scripts/gpu-check.py runs where only
+# PyTorch and nvidia-ml-py are installed.
 
 log = logging.getLogger(__name__)
 
@@ -318,11 +318,16 @@ def hf_cache_dir() -> Path:
         return Path(os.environ["HF_HUB_CACHE"])
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]) / "hub"
+    from huggingface_hub import constants as hf_constants
+
     return Path(hf_constants.HF_HUB_CACHE)
 
 
 def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelEntry]:
     """Models in the Hugging Face cache (``HF_HUB_CACHE`` by default), one entry per snapshot."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
     try:
         cache = scan_cache_dir(cache_dir or hf_cache_dir())
     except CacheNotFound:
@@ -357,6 +362,9 @@ def parse_repo_id(text: str) -> str:
     repo_id = text.strip()
     if "/" not in repo_id:
         raise InvalidRepoId(text, "it needs the owner, a slash and the name")
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
+
     try:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
@@ -396,6 +404,8 @@ def app_catalog(
     paths: AppPaths, folders: list[Path] | tuple[Path, ...] = (), repo_ids: list[str] | tuple[str, ...] = ()
 ) -> list[ModelEntry]:
     """The catalog as the app shows it: the built-in model (ready or not yet prepared) first."""
+    from engine.builtin_model import BUILTIN_MODEL, ModelState, builtin_model_path, builtin_model_state
+
     entries = build_catalog(folders=folders, repo_ids=repo_ids)
     folder = builtin_model_path(paths)
     name = BUILTIN_MODEL.display_name

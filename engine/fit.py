@@ -16,14 +16,15 @@ import math
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from engine.builtin_model import builtin_model_path
 from engine.catalog import DTYPE_BYTES, ModelInfo, NotAModelFolder, read_model_info
 from engine.errors import Fix
 from engine.hardware import GpuInfo, detect_gpus, visible_gpus
-from engine.paths import AppPaths
-from engine.profiles import ServerProfile
+
+if TYPE_CHECKING:  # the estimate itself needs only the standard library (scripts/gpu-check.py)
+    from engine.paths import AppPaths
+    from engine.profiles import ServerProfile
 
 Verdict = Literal["fits", "tight", "wont_fit", "cpu", "unknown"]
 GIB = 2**30
@@ -485,6 +486,8 @@ def builtin_gpu_profile(
 ) -> ServerProfile:
     """The built-in model's profile for a GPU launch: a memory share sized to the model when the profile sets
     none. Other profiles, and a built-in one with its own share, are returned as they are."""
+    from engine.builtin_model import builtin_model_path
+
     if profile.source != "builtin" or profile.kind != "local" or profile.gpu_memory_utilization is not None:
         return profile
     try:
