@@ -44,8 +44,9 @@ from desktop.fix_actions import FixesMixin
 from desktop.focus_order import move_focus
 from desktop.markdown_view import MarkdownRenderer
 from desktop.operations import Operation
+from desktop.server_log import ServerLogDialog
 from desktop.sidebar import Sidebar
-from desktop.status_bar import ServerLogDialog, ServerStatusBar
+from desktop.status_bar import ServerStatusBar
 from desktop.transcript import TranscriptView
 from desktop.turns import PieceBuffer, TurnsMixin, message_data
 from engine.errors import Fix
@@ -515,7 +516,8 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
 
     def show_server_log(self) -> None:
         if self.log_dialog is None:
-            self.log_dialog = ServerLogDialog(self)
+            supervisor = self.supervisor
+            self.log_dialog = ServerLogDialog(self, lambda: supervisor.log_path if supervisor else None)
             if self.supervisor is not None:
                 self.log_dialog.set_lines([line.text for line in self.supervisor.log_tail()])
         profile = self.server_link.chosen_profile() if self.server_link is not None else None

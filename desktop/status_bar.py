@@ -9,23 +9,17 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer
-from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
     QLabel,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QStatusBar,
-    QVBoxLayout,
     QWidget,
 )
 
 from desktop import theme
 from desktop.labels import ElidedLabel
 
-LOG_LINES_KEPT = 5000
 NOTICE_MS = 10000  # how long a notification stays in the status bar when there is no tray to show it
 
 
@@ -134,42 +128,3 @@ class ServerStatusBar(QStatusBar):
         if self._expected_s:
             text += " / ~" + format_duration(self._expected_s)
         self.time_label.setText(text)
-
-
-class ServerLogDialog(QDialog):
-    """The live server log (what ``vllm serve`` prints), newest at the bottom."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(tr("Server log"))
-        self.setAccessibleName(tr("Server log"))
-        self.view = QPlainTextEdit(self)
-        self.view.setReadOnly(True)
-        self.view.setAccessibleName(tr("Server log lines"))
-        self.view.setMaximumBlockCount(LOG_LINES_KEPT)
-        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        # Why the log is empty when it must be (a remote server keeps its log on its own machine).
-        self.note = QLabel(self)
-        self.note.setObjectName("logNote")
-        self.note.setWordWrap(True)
-        self.note.hide()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
-        buttons.rejected.connect(self.close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.note)
-        layout.addWidget(self.view)
-        layout.addWidget(buttons)
-        self.resize(900, 500)
-        self.setWindowModality(Qt.WindowModality.NonModal)
-
-    def set_note(self, text: str) -> None:
-        self.note.setText(text)
-        self.note.setVisible(bool(text))
-
-    def set_lines(self, lines: list[str]) -> None:
-        self.view.setPlainText("\n".join(lines[-LOG_LINES_KEPT:]))
-        self.view.moveCursor(self.view.textCursor().MoveOperation.End)
-
-    def append_line(self, line: str) -> None:
-        self.view.appendPlainText(line)
