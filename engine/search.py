@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 
 # Title hits count a bit more than a word somewhere in a long chat (bm25 is negative: lower is better).
@@ -60,11 +61,59 @@ def search(
     """
     query = fts_query(text)
     if not query:
-        return []
+        symbols = symbol_terms(text)
+        return _symbol_hits(conn, symbols, limit, mark) if symbols else []
     hits = _message_hits(conn, query, limit, mark) + _title_hits(conn, query, limit, mark)
     # Stable: newest-first message hits keep their order among themselves.
     hits.sort(key=lambda hit: hit.rank)
     return hits[:limit]
+
+
+def symbol_terms(text: str) -> list[str]:
+    """The runs of symbols (emoji such as 🎉, ©, ♥) in ``text``: the full-text index does not keep them
+    (its tokenizer treats them as separators), so a query of only symbols is answered by a scan."""
+    runs: list[str] = []
+    for piece in text.split():
+        run = "".join(ch for ch in piece if unicodedata.category(ch) in _SYMBOL_CATEGORIES)
+        if run:
+            runs.append(run)
+    return runs
+
+
+_SYMBOL_CATEGORIES = frozenset({"So", "Sk", "Sm", "Sc"})
+_SNIPPET_CHARS = 40
+
+
+def _symbol_hits(
+    conn: sqlite3.Connection, symbols: list[str], limit: int, mark: tuple[str, str]
+) -> list[SearchHit]:
+    # Every message is read (no index can help): newest first, stopping at ``limit``.
+    where = " AND ".join("instr(m.text, ?) > 0" for _ in symbols)
+    rows = conn.execute(
+        f"""SELECT m.conversation_id, m.id, c.title, m.text FROM messages m
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE c.deleted_at IS NULL AND {where} ORDER BY m.id DESC LIMIT ?""",
+        (*symbols, limit),
+    ).fetchall()
+    title_where = " AND ".join("instr(title, ?) > 0" for _ in symbols)
+    titles = conn.execute(
+        f"SELECT id, title FROM conversations WHERE deleted_at IS NULL AND {title_where}"
+        " ORDER BY updated_at DESC LIMIT ?",
+        (*symbols, limit),
+    ).fetchall()
+    hits = [SearchHit(int(r[0]), None, str(r[1]), _marked(str(r[1]), symbols[0], mark), 0.0) for r in titles]
+    hits += [
+        SearchHit(int(r[0]), int(r[1]), str(r[2]), _marked(str(r[3]), symbols[0], mark), 0.0) for r in rows
+    ]
+    return hits[:limit]
+
+
+def _marked(text: str, term: str, mark: tuple[str, str]) -> str:
+    at = text.find(term)
+    start, end = max(0, at - _SNIPPET_CHARS), at + len(term) + _SNIPPET_CHARS
+    before = ("…" if start else "") + text[start:at]
+    after = text[at + len(term) : end] + ("…" if end < len(text) else "")
+    return f"{before}{mark[0]}{term}{mark[1]}{after}"
 
 
 # Above this many matching messages a query counts as common (see search()); below it, ranking and

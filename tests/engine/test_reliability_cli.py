@@ -173,3 +173,20 @@ def test_an_empty_zip_member_list_is_refused(tmp_path: Path) -> None:
         archive.writestr("readme.txt", "no json here")
     with pytest.raises(ImportRejected, match=r"no \.json"):
         read_conversations(empty)
+
+
+def test_an_emoji_is_found_in_the_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "d"
+    store = HistoryStore(AppPaths.under(home).ensure().history_db)
+    conv = store.create_conversation(title="Launch 🚀")
+    store.add_message(conv.id, None, "user", "We shipped it! 🎉 Time to celebrate")
+    store.add_message(conv.id, None, "user", "no emoji here")
+    hits = store.search("🎉")
+    assert [(h.conversation_id, h.snippet) for h in hits] == [
+        (conv.id, "We shipped it! [🎉] Time to celebrate")
+    ]
+    assert [h.message_id for h in store.search("🚀")] == [None]
+    assert store.search("🦄") == []
+    store.close()
+    assert main(["--data-dir", str(home), "search", "🎉"]) == 0
+    assert "[🎉]" in capsys.readouterr().out
