@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import signal
+import sqlite3
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -72,6 +73,12 @@ def register(subparsers: Any) -> None:
         help="what to say; '-' (or nothing, with input piped in) reads it from standard input",
     )
     parser.add_argument("--file", metavar="PATH", help="read the message from this file (for long prompts)")
+    parser.add_argument(
+        "--docs",
+        action="append",
+        metavar="COLLECTION",
+        help="answer from this document collection (repeatable; see vllm-desk docs); prints the sources",
+    )
     parser.set_defaults(func=run)
 
 
@@ -203,6 +210,7 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
     message = read_message(args)
     if not message.strip():
         raise ChatArgumentProblem("The message is empty.", "Say something.")
+    hits = await _passages(args, paths, message) if args.docs else []
     async with AsyncExitStack() as stack:
         if args.base_url:
             endpoint = await remote_endpoint(args.base_url, args.model, _api_key(args))
@@ -211,22 +219,29 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
         store = await AsyncHistoryStore.open(paths.history_db, on_wait=say_waiting)
         stack.push_async_callback(store.close)
         engine = ChatEngine(store, lambda: endpoint)
+        system = args.system
+        if args.docs:
+            system, hits = _grounded(args, endpoint, message, hits)
         if args.conversation is not None:
             conversation_id = (await store.conversation(args.conversation)).id
         else:
             settings = _settings(args)
             conversation_id = (
-                await engine.new_conversation(system_prompt=args.system or "", settings=settings)
+                await engine.new_conversation(system_prompt=system or "", settings=settings)
             ).id
         if args.conversation is not None and _changes(args):
             current = GenerationSettings.parse((await store.conversation(conversation_id)).settings)
             # Only what was given on the command line; to_json_dict() would drop mode="chat" (a default).
             merged = current.updated(**_changes(args))
             await store.update_conversation(conversation_id, settings=merged.to_json_dict())
-        if args.conversation is not None and args.system is not None:
-            await store.update_conversation(conversation_id, system_prompt=args.system)
+        if args.conversation is not None and system is not None:
+            await store.update_conversation(conversation_id, system_prompt=system)
         try:
             turn = await engine.send(conversation_id, message)
+        except sqlite3.Error:
+            # The history could not take the message (busy beyond waiting, disk full): say it was not sent.
+            print("Your message was not sent; run the command again.", file=sys.stderr)
+            raise
         except BaseException:
             # Refused before anything was stored (too long, no server...): a conversation made for this
             # message is not left behind empty.
@@ -240,6 +255,8 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
         async for event in turn:
             printer.event(event)
         reply = await turn.wait()
+        if args.docs:
+            _print_sources(hits, args.json)
         return 0 if reply.state in ("complete", "stopped") else 1
     # AsyncExitStack may swallow an exception in principle; ours never do.
     raise AssertionError("unreachable")
@@ -261,6 +278,43 @@ async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncEx
     if args.model:
         endpoint = dataclasses.replace(endpoint, model=args.model)
     return endpoint
+
+
+async def _passages(args: argparse.Namespace, paths: AppPaths, message: str) -> list[Any]:
+    # Before the chat model starts: the embedding server runs for the search only (documents/answer.py).
+    from engine.documents.answer import find_passages
+    from engine.settings import SettingsStore
+
+    runtime_path = SettingsStore.open(paths.settings_file).settings.general.vllm_path
+    print("Searching the documents …", file=sys.stderr, flush=True)
+    return await find_passages(
+        paths, args.docs, message, runtime_path=str(runtime_path) if runtime_path else None
+    )
+
+
+def _grounded(
+    args: argparse.Namespace, endpoint: Endpoint, message: str, hits: list[Any]
+) -> tuple[str, list[Any]]:
+    from engine.documents.answer import grounded_system_prompt
+
+    return grounded_system_prompt(
+        args.system or "",
+        hits,
+        max_model_len=endpoint.max_model_len,
+        question=message,
+        reply_tokens=args.max_tokens,
+    )
+
+
+def _print_sources(hits: list[Any], as_json: bool) -> None:
+    from engine.documents.answer import sources_json, sources_lines
+
+    if as_json:
+        print(sources_json(hits), flush=True)
+    elif hits:
+        print("\nSources:\n" + "\n".join(sources_lines(hits)), flush=True)
+    else:
+        print("\n(No passage of the documents fitted or matched; the answer is the model's own.)", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -160,3 +160,34 @@ def test_a_killed_import_is_purged_at_the_next_open(tmp_path: Path) -> None:
     assert reopened._conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 0
     assert reopened.import_trees([_tree("kept")])[0].outcome == "imported"
     reopened.close()
+
+
+@pytest.mark.asyncio
+async def test_a_chat_message_waits_for_another_processs_write_and_is_kept(home: Path) -> None:
+    from engine.chat import ChatEngine
+    from engine.store_async import AsyncHistoryStore
+    from tests.support.standin.launch import running_standin
+
+    db = AppPaths.under(home).history_db
+    store = await AsyncHistoryStore.open(db)
+    conv = await store.create_conversation(title="chat")
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's import batch, for 1.5 s
+    releaser = threading.Timer(1.5, other.commit)
+    releaser.start()
+    try:
+        with running_standin("--reply", "Still here.") as server:
+            engine = ChatEngine(store, server.endpoint)
+            turn = await engine.send(conv.id, "please keep this message")
+            reply = await turn.wait()
+            await engine.shutdown()
+    finally:
+        releaser.join()
+        other.close()
+    tree = await store.load(conv.id)
+    await store.close()
+    assert [(m.role, m.text) for m in tree.branch()] == [
+        ("user", "please keep this message"),
+        ("assistant", "Still here."),
+    ]
+    assert reply.state == "complete"
