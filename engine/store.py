@@ -160,7 +160,10 @@ class HistoryStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            # A migration takes the write lock once; it may wait as long as any write does.
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_wait_s * 1000)}")
             migrate(self._conn)
+            self._conn.execute("PRAGMA busy_timeout = 1000")
         except (sqlite3.DatabaseError, OSError) as exc:
             raise HistoryUnreadable(self.path, str(exc)) from exc
         self.recover()

@@ -222,7 +222,11 @@ class _atomic:
             except ExportFailed:
                 self.tmp.unlink(missing_ok=True)
                 raise
-            self.tmp.chmod(0o644)
+            try:  # a replaced file keeps its permissions
+                mode = stat.S_IMODE(os.stat(self.target).st_mode)
+            except FileNotFoundError:
+                mode = 0o644
+            self.tmp.chmod(mode)
             os.replace(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)

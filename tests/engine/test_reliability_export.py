@@ -107,3 +107,11 @@ def test_an_export_only_ever_writes_a_regular_file_at_the_target(
         assert stat.S_ISREG(os.lstat(written).st_mode)
         assert written == target or written.parent == target
     assert bystander.read_text() == "keep"
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "private.json"
+    target.write_text("old")
+    target.chmod(0o600)
+    write_conversations([sample_conversation()], target, "json")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

@@ -191,3 +191,23 @@ async def test_a_chat_message_waits_for_another_processs_write_and_is_kept(home:
         ("assistant", "Still here."),
     ]
     assert reply.state == "complete"
+
+
+def test_a_migration_waits_for_another_processs_write(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    HistoryStore(db).close()
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("DROP INDEX conversations_staged")
+    conn.execute("ALTER TABLE conversations DROP COLUMN staged_by")
+    conn.execute("PRAGMA user_version = 2")  # a history written by the previous version
+    conn.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(1.5, conn.commit)
+    releaser.start()
+    try:
+        store = HistoryStore(db)
+    finally:
+        releaser.join()
+        conn.close()
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store.import_trees([_tree("after")])[0].outcome == "imported"
+    store.close()
