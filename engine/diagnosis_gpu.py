@@ -151,6 +151,17 @@ class MemoryProfilingUpset(ServerProblem):
         )
 
 
+def name_gpu_holders(problem: ServerProblem) -> ServerProblem:
+    """A "GPU memory busy" problem naming the processes that hold the memory (NVML); others unchanged."""
+    from engine.diagnosis import GpuMemoryBusy
+    from engine.procs import describe_gpu_holders
+
+    if isinstance(problem, GpuMemoryBusy) and (holders := describe_gpu_holders()):
+        problem.message = f"{problem.message} {holders}"
+        problem.args = (problem.message,)
+    return problem
+
+
 _NUM = r"([\d.]+)"
 MakeProblem = Callable[[re.Match[str], str], ServerProblem]
 # Share vLLM uses when the profile sets none; the one printed in "non-default args" wins.

@@ -410,13 +410,22 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.92
 
 
 def estimate_for_profile(
-    profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo], *, own_pids: Collection[int] = ()
+    profile: ServerProfile,
+    info: ModelInfo,
+    gpus: Sequence[GpuInfo],
+    *,
+    own_pids: Collection[int] | None = None,
 ) -> FitEstimate:
     """:func:`estimate_fit` with a server profile's options (its unset ones take vLLM's defaults).
 
     ``own_pids``: the processes of our own server while it runs, so that memory it holds counts as free
-    (it is restarted with the new settings) instead of making every model "won't fit".
+    (it is restarted with the new settings) instead of making every model "won't fit"; by default the
+    servers this process launched (:func:`engine.procs.own_server_pids`).
     """
+    if own_pids is None:
+        from engine.procs import own_server_pids
+
+        own_pids = own_server_pids()
     length = profile.max_model_len
     gpus, order_warning = visible_gpus(gpus, launch_environment(profile))
     estimate = estimate_fit(

@@ -172,6 +172,24 @@ def orphaned_leaders(folder: Path | None = None) -> list[int]:
     return found
 
 
+def own_server_pids(folder: Path | None = None) -> set[int]:
+    """Every process of the servers this process launched and still runs (leaders and their sessions):
+    the memory they hold on a GPU comes back when the server is restarted with other settings."""
+    pids: set[int] = set()
+    me, my_start = os.getpid(), _start_time(os.getpid())
+    for path in (folder or leaders_dir()).glob("*.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or record.get("owner_pid") != me:
+            continue
+        if not _same_process(me, my_start) or not _same_process(record.get("pid"), record.get("start_time")):
+            continue
+        pids |= {p.pid for p in session_members(int(record["pid"]))}
+    return pids
+
+
 def gpu_memory_by_pid() -> dict[int, int]:
     """Bytes each process holds on the NVIDIA GPUs (summed over cards); empty without NVML."""
     from engine.hardware import gpu_status
@@ -191,6 +209,17 @@ class GpuHolder:
     name: str
     user: str
     gpu_bytes: int
+
+
+def describe_gpu_holders(limit: int = 4) -> str:
+    """ "Holding GPU memory: firefox (pid 812, 1.2 GiB), ..." for a "GPU busy" message; "" when NVML says
+    nothing."""
+    holders = gpu_holders()
+    if not holders:
+        return ""
+    named = [f"{h.name} (pid {h.pid}, {h.gpu_bytes / 2**30:.1f} GiB)" for h in holders[:limit]]
+    more = f" and {len(holders) - limit} more" if len(holders) > limit else ""
+    return f"Holding GPU memory now: {', '.join(named)}{more}."
 
 
 def gpu_holders() -> list[GpuHolder]:

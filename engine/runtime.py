@@ -733,14 +733,25 @@ class RuntimeInstaller:
 
     def _install(self, emit: ProgressCallback) -> VllmRuntime:
         gpu = self._gpu if self._gpu is not None else has_nvidia_gpu()
-        package = self._package or (GPU_PACKAGE if gpu else CPU_PACKAGE)
         # Before anything is removed or written.
         base = self._base_python or find_base_python(GPU_PYTHON_MAX if gpu else PYTHON_MAX)
         if gpu and self._preflight:
             emit(Progress("check", "Checking the GPU, its driver, Python and build tools", 0.0))
-            problem = gpu_preflight(gpu_status(), base, self.paths.data).problem()
-            if problem is not None:
+            report = gpu_preflight(gpu_status(), base, self.paths.data)
+            blocked = any(c.blocking for c in report.failed)
+            if blocked and self._gpu is None:
+                # Chosen for the user, not by them: the build that runs here, with the reason said.
+                reasons = " ".join(c.message for c in report.failed)
+                emit(
+                    Progress(
+                        "check", f"The GPU build cannot run here: {reasons} Installing the CPU build.", 0.0
+                    )
+                )
+                gpu = False
+                base = self._base_python or find_base_python()
+            elif (problem := report.problem()) is not None:
                 raise problem
+        package = self._package or (GPU_PACKAGE if gpu else CPU_PACKAGE)
         self._check_space(gpu)
         if self.root.exists():
             emit(Progress("clean", f"Removing an unfinished runtime at {self.root}", 0.0))

@@ -41,6 +41,7 @@ from engine.diagnosis import (
     describe_exit,
     diagnose,
 )
+from engine.diagnosis_gpu import name_gpu_holders
 from engine.endpoint import Endpoint
 from engine.errors import DeskError
 from engine.events import Event
@@ -502,7 +503,7 @@ class Supervisor:
         if launch.exited.done():
             await asyncio.sleep(0.2)  # let the reader threads hand over the last lines
             code = launch.exited.result()
-            raise diagnose(launch.texts(), exit_code=code, port=launch.port)
+            raise name_gpu_holders(diagnose(launch.texts(), exit_code=code, port=launch.port))
         raise StartTimedOut(self.ready_timeout_s, details="\n".join(launch.texts()[-60:]))
 
     def _report_silence(self, launch: _Launch, quiet: Silence) -> None:

@@ -508,3 +508,23 @@ def test_builtin_model_on_a_gpu_asks_for_a_share_sized_to_it(app_paths) -> None:
     other = ServerProfile(name="x", source="hf_repo", model="org/m")
     assert builtin_gpu_profile(other, app_paths, [desk]) == other
     assert builtin_gpu_profile(profile, app_paths, []) == profile
+
+
+def test_by_default_the_servers_this_app_launched_count_as_free() -> None:
+    import subprocess
+    import sys
+
+    from engine.procs import forget_leader, record_leader
+
+    # A "server" this process launched (recorded as ours) holding 20 GiB of a 24 GiB card.
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        busy = GpuInfo(0, "RTX 4090", 24 * GIB, 3 * GIB, processes=(GpuProcess(server.pid, 20 * GIB),))
+        profile = ServerProfile(name="7b", source="hf_repo", model="org/m", max_model_len=4096)
+        assert estimate_for_profile(profile, LLAMA2_7B, [busy]).verdict == "wont_fit"
+        assert record_leader(server.pid, ["vllm", "serve"]) is not None
+        assert estimate_for_profile(profile, LLAMA2_7B, [busy]).verdict in ("fits", "tight")
+        forget_leader(server.pid)
+    finally:
+        server.kill()
+        server.wait()

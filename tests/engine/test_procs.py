@@ -239,3 +239,49 @@ def test_gpu_memory_holders_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [(h.pid, h.gpu_bytes) for h in holders] == [(999_999_999, 5 * 2**30), (os.getpid(), 4 * 2**30)]
     assert holders[0].name == "?"  # gone, or another user's: NVML still says what it holds
     assert holders[1].name == psutil.Process().name()
+
+
+@pytest.mark.asyncio
+async def test_own_server_pids_are_the_sessions_this_process_launched(tmp_path: Path) -> None:
+    import asyncio
+
+    from engine.procs import SessionProcess, own_server_pids
+    from tests.support.standin.launch import standin_command, standin_env
+
+    assert own_server_pids() == set()
+    server = SessionProcess(
+        standin_command("serve", "standin", "--port", "0", "--fork-child"),
+        standin_env(),
+        Path(__file__).parents[2],
+        tmp_path / "server.log",
+        lambda line: None,
+        time.monotonic(),
+    )
+    try:
+        for _ in range(500):
+            if len(session_members(server.sid)) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert own_server_pids() == {p.pid for p in session_members(server.sid)}
+        assert server.sid in own_server_pids()
+    finally:
+        await server.stop(grace=2)
+    assert own_server_pids() == set()
+
+
+def test_a_busy_gpu_names_who_holds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.hardware
+    from engine.diagnosis import GpuMemoryBusy, diagnose
+    from engine.diagnosis_gpu import name_gpu_holders
+    from engine.hardware import GpuInfo, GpuProcess, GpuStatus
+    from tests.engine.gpu_failure_logs import FREE_MEMORY, log
+
+    status = GpuStatus(
+        (GpuInfo(0, "RTX", 24 * 2**30, 2 * 2**30, processes=(GpuProcess(os.getpid(), 3 * 2**30),)),)
+    )
+    monkeypatch.setattr(engine.hardware, "gpu_status", lambda: status)  # NVML: the boundary
+    problem = name_gpu_holders(diagnose(log(FREE_MEMORY)))
+    assert isinstance(problem, GpuMemoryBusy)
+    assert f"Holding GPU memory now: {psutil.Process().name()} (pid {os.getpid()}, 3.0 GiB)." in str(problem)
+    other = diagnose(["OSError: [Errno 98] Address already in use"])
+    assert str(name_gpu_holders(other)) == str(other)

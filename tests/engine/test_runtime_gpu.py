@@ -125,3 +125,24 @@ def test_the_gpu_build_is_pinned() -> None:
 def test_the_runtime_python_for_the_gpu_build_is_within_its_range() -> None:
     python = find_base_python(GPU_PYTHON_MAX)
     assert python.exists()
+
+
+@pytest.mark.slow
+def test_in_auto_mode_a_gpu_the_build_cannot_use_gets_the_cpu_build(
+    app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.hardware
+    from tests.engine.test_hardware import DetailedNvml
+
+    # NVML (the boundary) reports an H100 whose driver runs CUDA 12.8 only.
+    nvml = DetailedNvml([("NVIDIA H100", 80 * 2**30, 79 * 2**30)], {})
+    monkeypatch.setattr(engine.hardware, "_load_nvml", lambda: nvml)
+    seen: list[str] = []
+    installer = RuntimeInstaller(app_paths, package="vllm-desk-no-such-package-4f2a9c")
+    with pytest.raises(RuntimeInstallFailed):  # pip cannot find the package: the CPU path was taken
+        installer.install(lambda p: seen.append(p.message))
+    said = " ".join(seen)
+    assert "The GPU build cannot run here" in said
+    assert "CUDA up to 12.8" in said
+    assert "Installing the CPU build" in said
+    assert "3.4 GB" in said  # the CPU build's words, not the GPU's
