@@ -139,3 +139,33 @@ def test_the_cli_exits_non_zero_for_a_cut_off_reply(tmp_path: Path) -> None:
     assert "alpha beta gamma" in done.stdout
     assert "failed" in done.stderr
     assert "without saying it was finished" in done.stderr
+
+
+@pytest.mark.asyncio
+async def test_a_cut_off_completion_is_not_complete_either(store: AsyncHistoryStore) -> None:
+    from engine.generation import GenerationSettings
+
+    with running_standin("--reply-tokens", "20", "--fault", "close-stream", "--fault-after", "4") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation(settings=GenerationSettings(mode="completion"))
+        turn = await engine.send(conv.id, "Once upon a time")
+        events = [event async for event in turn]
+        await engine.shutdown()
+    reply = await store.message(turn.reply_id)
+    assert reply.state == "failed"
+    assert reply.text == "alpha beta gamma delta"
+    assert isinstance(events[-1].error, ReplyIncomplete)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://alice:pw@host:8000/v1", "http://***@host:8000/v1"),
+        ("see https://tok@example.com and http://x:y@h", "see https://***@example.com and http://***@h"),
+        ("http://host/v1?email=a@b.c", "http://host/v1?email=a@b.c"),
+    ],
+)
+def test_urls_lose_their_credentials(text: str, shown: str) -> None:
+    from engine.chat_errors import redact_url
+
+    assert redact_url(text) == shown
