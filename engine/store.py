@@ -80,14 +80,10 @@ class HistoryBusy(DeskError, sqlite3.OperationalError):
     title = "The chat history is busy"
 
     def __init__(self, path: Path, waited_s: float) -> None:
+        # No one-click fix: the remedy is waiting for the other process, said in the sentence itself.
         super().__init__(
             f"Another vLLM Desk process kept the chat history at {path} busy for {waited_s:.0f} s "
-            "(a large import?); nothing was changed.",
-            fix=Fix(
-                action="retry",
-                label="Try again",
-                hint="Wait until the other process (an import?) is done, then try again.",
-            ),
+            "(a large import?); nothing was changed. Try again when it is done."
         )
         self.path = path
 
