@@ -1,0 +1,233 @@
+"""MCP servers the user added: ``tools.toml`` in the config folder, secrets in the keychain.
+
+A file of its own rather than a section of ``settings.toml``: the servers are added and removed from the CLI
+while the window may be running, and a separate small file (written atomically under its own lock) keeps
+that away from the settings loader; it has its own ``schema_version``.
+
+Secret values never reach the file: an environment variable whose name looks secret (``*KEY*``,
+``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ...) or that was given as secret, and every HTTP header, is kept
+in the keychain as ``mcp:<server>:env:<NAME>`` / ``mcp:<server>:header:<NAME>``; the file lists only the
+names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import tomli_w
+from filelock import FileLock
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import DeskError
+from engine.profiles import ENV_NAME
+from engine.secrets import SecretStore
+
+SCHEMA_VERSION = 1
+SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|AUTH|CREDENTIAL|COOKIE", re.IGNORECASE)
+STDIO_WARNING = (
+    "A stdio MCP server is a program that runs on this machine with your permissions: add only servers you "
+    "trust."
+)
+
+
+class ToolsConfigInvalid(DeskError):
+    title = "The tools settings cannot be read"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} cannot be used: {reason}")
+
+
+class ServerNotFound(DeskError):
+    title = "No such MCP server"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"There is no MCP server named “{name}” (vllm-desk tools list shows them).")
+
+
+def env_key(server: str, name: str) -> str:
+    return f"mcp:{server}:env:{name}"
+
+
+def header_key(server: str, name: str) -> str:
+    return f"mcp:{server}:header:{name}"
+
+
+def looks_secret(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+class McpServer(BaseModel):
+    """One MCP server: a command run over stdio, or a streamable HTTP URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    transport: Literal["stdio", "http"]
+    command: str = ""
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, description="Plain values (not secret).")
+    secret_env: list[str] = Field(default_factory=list, description="Names whose values are in the keychain.")
+    url: str = ""
+    secret_headers: list[str] = Field(
+        default_factory=list, description="Header names; values in the keychain."
+    )
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not SERVER_NAME.fullmatch(value):
+            raise ValueError("a server name is letters, digits, '_', '.' or '-' (at most 64)")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _valid_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not ENV_NAME.fullmatch(name):
+                raise ValueError(f"“{name}” is not an environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> McpServer:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("a stdio server needs a command")
+        if self.transport == "http" and not re.match(r"https?://", self.url):
+            raise ValueError("an HTTP server needs a URL starting with http:// or https://")
+        return self
+
+    def describe(self) -> str:
+        if self.transport == "http":
+            return self.url
+        return " ".join([self.command, *self.args])
+
+
+class ToolsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    servers: list[McpServer] = Field(default_factory=list)
+
+    def server(self, name: str) -> McpServer:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise ServerNotFound(name)
+
+
+def tools_file(config_dir: Path) -> Path:
+    return config_dir / "tools.toml"
+
+
+def load_tools_config(path: Path) -> ToolsConfig:
+    """The file's servers (none when it does not exist); :class:`ToolsConfigInvalid` when it is damaged."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ToolsConfig()
+    except OSError as exc:
+        raise ToolsConfigInvalid(path, str(exc)) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+        return ToolsConfig.model_validate(data)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ToolsConfigInvalid(path, f"it is not valid TOML ({exc})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ToolsConfigInvalid(path, f"{where}: {first['msg']}") from exc
+
+
+def save_tools_config(path: Path, config: ToolsConfig) -> None:
+    """Write atomically (a temp file renamed over the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = tomli_w.dumps(config.model_dump(mode="json"))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tools-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ToolsSettings:
+    """Add and remove MCP servers: the file and the keychain together (under the file's lock)."""
+
+    def __init__(self, config_dir: Path, secrets: SecretStore | None = None) -> None:
+        self.path = tools_file(config_dir)
+        self.secrets = secrets or SecretStore()
+        self._lock = FileLock(str(self.path) + ".lock")
+
+    def load(self) -> ToolsConfig:
+        return load_tools_config(self.path)
+
+    def add(
+        self,
+        server: McpServer,
+        *,
+        secret_env: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> McpServer:
+        """Add (or replace) ``server``; ``secret_env`` and ``headers`` values go to the keychain first, so
+        a keychain that does not work (:class:`engine.secrets.KeychainUnavailable`) leaves the file as it
+        was."""
+        for name, value in (secret_env or {}).items():
+            self.secrets.set(env_key(server.name, name), value)
+        for name, value in (headers or {}).items():
+            self.secrets.set(header_key(server.name, name), value)
+        server = server.model_copy(
+            update={
+                "secret_env": sorted({*server.secret_env, *(secret_env or {})}),
+                "secret_headers": sorted({*server.secret_headers, *(headers or {})}),
+            }
+        )
+        with self._lock:
+            config = self.load()
+            replaced = [s for s in config.servers if s.name == server.name]
+            others = [s for s in config.servers if s.name != server.name]
+            save_tools_config(self.path, config.model_copy(update={"servers": [*others, server]}))
+        for old in replaced:  # a replaced server's secrets that the new one does not name are forgotten
+            for env_name in set(old.secret_env) - set(server.secret_env):
+                self.secrets.delete(env_key(server.name, env_name))
+            for header in set(old.secret_headers) - set(server.secret_headers):
+                self.secrets.delete(header_key(server.name, header))
+        return server
+
+    def remove(self, name: str) -> McpServer:
+        with self._lock:
+            config = self.load()
+            server = config.server(name)
+            kept = [s for s in config.servers if s.name != name]
+            save_tools_config(self.path, config.model_copy(update={"servers": kept}))
+        for env_name in server.secret_env:
+            self.secrets.delete(env_key(name, env_name))
+        for header in server.secret_headers:
+            self.secrets.delete(header_key(name, header))
+        return server
+
+    def resolved_env(self, server: McpServer) -> dict[str, str]:
+        """The server's environment with the keychain's values (a missing secret is left out)."""
+        env = dict(server.env)
+        for name in server.secret_env:
+            value = self.secrets.get(env_key(server.name, name))
+            if value is not None:
+                env[name] = value
+        return env
+
+    def resolved_headers(self, server: McpServer) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name in server.secret_headers:
+            value = self.secrets.get(header_key(server.name, name))
+            if value is not None:
+                headers[name] = value
+        return headers

@@ -1,0 +1,81 @@
+"""A real MCP server for the tests, written with the ``mcp`` SDK: stdio or streamable HTTP (loopback only).
+
+``python mcp_server.py stdio`` or ``python mcp_server.py http PORT``; ``python mcp_server.py garbage`` answers
+every line with text that is not JSON-RPC (a broken server).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("desk-test")
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two whole numbers."""
+    return a + b
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Say the text back."""
+    return text
+
+
+@server.tool()
+def env_value(name: str) -> str:
+    """The value of an environment variable of the server process ('' when unset)."""
+    return os.environ.get(name, "")
+
+
+@server.tool()
+def process() -> str:
+    """The server's pid and process group as 'pid pgid'."""
+    return f"{os.getpid()} {os.getpgid(0)}"
+
+
+@server.tool()
+def boom() -> str:
+    """Always fails."""
+    raise RuntimeError("the boom tool failed on purpose")
+
+
+@server.tool()
+def crash() -> str:
+    """Ends the server process in the middle of the call."""
+    os._exit(3)
+
+
+@server.tool()
+def nap(seconds: float) -> str:
+    """Sleep, then answer."""
+    time.sleep(seconds)
+    return "awake"
+
+
+@server.tool()
+def big(size: int) -> str:
+    """A text of ``size`` characters."""
+    return "x" * size
+
+
+def main() -> None:
+    mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if mode == "garbage":
+        for _line in sys.stdin:
+            sys.stdout.write("this is not JSON-RPC\n")
+            sys.stdout.flush()
+        return
+    if mode == "http":
+        server.run(transport="streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+        return
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

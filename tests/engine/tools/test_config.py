@@ -1,0 +1,80 @@
+"""tools.toml: MCP servers added and removed, secrets only in the keychain, a damaged file said in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from engine.secrets import KeychainUnavailable, SecretStore
+from engine.tools.config import (
+    McpServer,
+    ServerNotFound,
+    ToolsConfigInvalid,
+    ToolsSettings,
+    env_key,
+    header_key,
+    looks_secret,
+)
+
+
+def test_servers_are_added_replaced_and_removed_with_their_secrets(tmp_path: Path) -> None:
+    settings = ToolsSettings(tmp_path, SecretStore())
+    server = McpServer(
+        name="files", transport="stdio", command="mcp-files", args=["--root", "/tmp"], env={"A": "1"}
+    )
+    settings.add(server, secret_env={"FILES_TOKEN": "t0ken"})
+    settings.add(
+        McpServer(name="web", transport="http", url="https://example.test/mcp"), headers={"X-Key": "h"}
+    )
+    text = settings.path.read_text()
+    assert "t0ken" not in text
+    assert '"h"' not in text
+    loaded = settings.load()
+    assert [s.name for s in loaded.servers] == ["files", "web"]
+    files = loaded.server("files")
+    assert files.secret_env == ["FILES_TOKEN"]
+    assert settings.resolved_env(files) == {"A": "1", "FILES_TOKEN": "t0ken"}
+    assert settings.resolved_headers(loaded.server("web")) == {"X-Key": "h"}
+    settings.add(server.model_copy(update={"args": []}), secret_env={"FILES_TOKEN": "new"})  # replaced
+    assert len(settings.load().servers) == 2
+    assert SecretStore().get(env_key("files", "FILES_TOKEN")) == "new"
+    settings.remove("files")
+    assert SecretStore().get(env_key("files", "FILES_TOKEN")) is None
+    settings.remove("web")
+    assert SecretStore().get(header_key("web", "X-Key")) is None
+    with pytest.raises(ServerNotFound, match="nope"):
+        settings.remove("nope")
+
+
+def test_a_keychain_that_does_not_work_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    settings = ToolsSettings(tmp_path, SecretStore(backend=FailKeyring()))
+    with pytest.raises(KeychainUnavailable):
+        settings.add(McpServer(name="x", transport="stdio", command="c"), secret_env={"API_KEY": "k"})
+    assert not settings.path.exists()
+
+
+def test_bad_servers_and_damaged_files_are_refused_in_words(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="needs a command"):
+        McpServer(name="x", transport="stdio")
+    with pytest.raises(ValidationError, match="http:// or https://"):
+        McpServer(name="x", transport="http", url="ftp://x")
+    with pytest.raises(ValidationError, match="server name"):
+        McpServer(name="a b", transport="stdio", command="c")
+    path = tmp_path / "tools.toml"
+    path.write_text("servers = [ {")
+    with pytest.raises(ToolsConfigInvalid, match="not valid TOML"):
+        ToolsSettings(tmp_path).load()
+    path.write_text('[[servers]]\nname = "x"\ntransport = "carrier-pigeon"\n')
+    with pytest.raises(ToolsConfigInvalid, match=r"servers\.0\.transport"):
+        ToolsSettings(tmp_path).load()
+
+
+def test_secret_looking_names() -> None:
+    assert looks_secret("OPENAI_API_KEY")
+    assert looks_secret("GITHUB_TOKEN")
+    assert looks_secret("DB_PASSWORD")
+    assert not looks_secret("WORKSPACE_PATH")

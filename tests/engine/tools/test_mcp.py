@@ -1,0 +1,190 @@
+"""MCP servers through MCPToolset: a real server process written with the mcp SDK, over stdio and over
+streamable HTTP on the loopback, with secrets from the keychain, failures in words and no orphans."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from engine.readiness import free_port
+from engine.secrets import SecretStore
+from engine.tools.approval import ApprovalPolicy
+from engine.tools.config import McpServer, ToolsSettings, env_key
+from engine.tools.loop import LoopLimits, ToolLoop
+from engine.tools.mcp import McpManager, mcp_text
+from tests.engine.tools.test_loop import Recorder, generator_for
+from tests.support.standin.launch import running_standin
+
+SERVER = str(Path(__file__).with_name("mcp_server.py"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> ToolsSettings:
+    return ToolsSettings(tmp_path / "config", SecretStore())
+
+
+def stdio(name: str = "desk", *args: str) -> McpServer:
+    return McpServer(
+        name=name, transport="stdio", command=sys.executable, args=[SERVER, *(args or ("stdio",))]
+    )
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, SERVER, "http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1, trust_env=False)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.asyncio
+async def test_a_stdio_server_runs_in_its_own_group_gets_its_secret_and_leaves_no_orphan(
+    settings: ToolsSettings, app_paths
+) -> None:  # type: ignore[no-untyped-def]
+    settings.add(stdio(), secret_env={"DESK_API_KEY": "s3cret"})
+    assert "s3cret" not in settings.path.read_text()  # only the name is in the file
+    assert SecretStore().get(env_key("desk", "DESK_API_KEY")) == "s3cret"
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=10)
+    try:
+        state = await manager.start("desk")
+        assert state.status == "ready", state.reason
+        assert {"add", "echo", "env_value", "process"} <= set(state.tools)
+        assert state.describe() == f"ready with {len(state.tools)} tool(s)"
+        tools, owners = manager.tools(["desk"])
+        by_name = {t.name: t for t in tools}
+        assert owners["add"] == "desk"
+        assert await by_name["add"].invoke_async(a=2, b=40) == "42"
+        assert await by_name["env_value"].invoke_async(name="DESK_API_KEY") == "s3cret"
+        pid, pgid = (int(x) for x in (await by_name["process"].invoke_async()).split())
+        assert pid == pgid  # the leader of its own process group
+        assert pgid != os.getpgid(0)
+        assert manager.connections["desk"].pgid == pgid
+    finally:
+        await manager.aclose()
+    assert not _alive(pid)
+
+
+@pytest.mark.asyncio
+async def test_a_streamable_http_server_on_the_loopback(settings: ToolsSettings, http_server: str) -> None:
+    settings.add(McpServer(name="web", transport="http", url=http_server), headers={"X-Desk-Key": "k"})
+    manager = McpManager(settings, connect_timeout_s=20, call_timeout_s=10)
+    try:
+        state = await manager.start("web")
+        assert state.status == "ready", state.reason
+        tools, _owners = manager.tools(["web"])
+        echo = next(t for t in tools if t.name == "echo")
+        assert await echo.invoke_async(text="über <b>") == "über <b>"
+    finally:
+        await manager.aclose()
+
+
+@pytest.mark.asyncio
+async def test_an_mcp_tool_in_a_turn_with_approval(settings: ToolsSettings, app_paths) -> None:  # type: ignore[no-untyped-def]
+    settings.add(stdio())
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=10)
+    try:
+        await manager.start("desk")
+        tools, owners = manager.tools(["desk"])
+        rec = Recorder("allow_once")
+        with running_standin(
+            "--tool-calls", "well-formed", "--tool-name", "add", "--tool-arguments", '{"a": 20, "b": 22}'
+        ) as server:
+            async with generator_for(server) as generator:
+                loop = ToolLoop(generator, tools, approval=rec.policy(), servers=owners, on_message=rec.save)
+                from haystack.dataclasses import ChatMessage
+
+                outcome = await loop.run([ChatMessage.from_user("20 + 22?")])
+        assert rec.asked[0].server == "desk"
+        assert rec.asked[0].tool == "add"
+        result = outcome.messages[1].tool_call_result
+        assert result is not None
+        assert result.result == "42"
+    finally:
+        await manager.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_tool_that_fails_crashes_or_hangs_on_the_server(settings: ToolsSettings, app_paths) -> None:  # type: ignore[no-untyped-def]
+    settings.add(stdio())
+    # The server prints a failed tool's traceback with rich, which takes a while on a busy machine.
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=6)
+    try:
+        await manager.start("desk")
+        tools, _owners = manager.tools(["desk"])
+        by_name = {t.name: t for t in tools}
+        with pytest.raises(Exception, match="Error executing tool boom"):
+            await by_name["boom"].invoke_async()
+        with pytest.raises(Exception, match="timed out"):
+            await by_name["nap"].invoke_async(seconds=20)
+        loop = ToolLoop(
+            object(), tools, approval=ApprovalPolicy.allow_all(), limits=LoopLimits(call_timeout_s=10)
+        )
+        from haystack.dataclasses import ToolCall
+
+        text, error = await loop._result_of(
+            ToolCall(tool_name="crash", arguments={}, id="c1"),
+            __import__("engine.tools.approval", fromlist=["CallRequest"]).CallRequest("c1", "crash", "desk"),
+        )
+        assert error is True
+        assert text.startswith("The tool crash failed")
+    finally:
+        await manager.aclose()
+
+
+@pytest.mark.asyncio
+async def test_servers_that_cannot_start_say_why(settings: ToolsSettings, app_paths) -> None:  # type: ignore[no-untyped-def]
+    settings.add(McpServer(name="missing", transport="stdio", command="/nonexistent/mcp-server"))
+    settings.add(stdio("garbage", "garbage"))
+    settings.add(McpServer(name="nobody", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp"))
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=5, call_timeout_s=5)
+    try:
+        missing = await manager.start("missing")
+        assert missing.status == "failed"
+        assert "/nonexistent/mcp-server" in missing.reason
+        garbage = await manager.start("garbage")
+        assert garbage.status == "failed"
+        assert "no MCP handshake within 5 s" in garbage.reason
+        nobody = await manager.start("nobody")
+        assert nobody.status == "failed"
+        assert "127.0.0.1" in nobody.reason
+        assert manager.tools(["missing", "garbage", "nobody"]) == ([], {})
+    finally:
+        await manager.aclose()
+
+
+def test_mcp_results_reach_the_model_as_text() -> None:
+    raw = '{"content":[{"type":"text","text":"a"},{"type":"image","data":"..."}],"isError":false}'
+    assert mcp_text(raw) == "a\n[image content left out]"
+    assert mcp_text('{"content":[],"structuredContent":{"n":1}}') == '{"n": 1}'
+    assert mcp_text("plain") == "plain"
