@@ -107,6 +107,19 @@ def truncate(text: str, limit: int) -> str:
     )
 
 
+def tool_output_text(tool: Tool, value: Any) -> str:
+    """A tool's output as the model reads it, through the tool's ``outputs_to_string`` (``source`` and
+    ``handler``, as Haystack's ToolInvoker applies them; a ``PipelineTool`` returns its pipeline's dict)."""
+    config = tool.outputs_to_string or {}
+    source = config.get("source")
+    if isinstance(source, str) and isinstance(value, dict):
+        value = value.get(source)
+    handler = config.get("handler")
+    if callable(handler):
+        value = handler(value)
+    return result_text(value)
+
+
 def result_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -287,7 +300,11 @@ class ToolLoop:
             return f"The tool {tool.name} did not answer within {timeout:g} s and was given up.", True
         except Exception as exc:  # noqa: BLE001 - a tool's failure is a result the model and user see
             return f"The tool {tool.name} failed: {_reason(exc)}", True
-        return truncate(result_text(value), self.limits.max_result_chars), False
+        try:
+            text = tool_output_text(tool, value)
+        except Exception as exc:  # noqa: BLE001 - a handler's failure is the tool's failure
+            return f"The tool {tool.name} failed: {_reason(exc)}", True
+        return truncate(text, self.limits.max_result_chars), False
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,153 @@
+"""The built-in tools: the current date and time, search my chat history, search my documents.
+
+All three only read. History search goes through the history store's full-text index
+(:meth:`engine.store_async.AsyncHistoryStore.search`); document search is the document collections' retrieval
+pipeline (:func:`engine.documents.retrieval.build_pipeline`) wrapped as a Haystack ``PipelineTool``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from haystack.tools.tool import Tool
+
+    from engine.documents.embedder import Embedder
+    from engine.documents.retrieval import Mode
+    from engine.documents.store import DocumentStore
+    from engine.store_async import AsyncHistoryStore
+
+CURRENT_TIME = "current_time"
+SEARCH_HISTORY = "search_history"
+SEARCH_DOCUMENTS = "search_documents"
+BUILTIN_NAMES = (CURRENT_TIME, SEARCH_HISTORY, SEARCH_DOCUMENTS)
+DESCRIPTIONS = {
+    CURRENT_TIME: "The current date, time and weekday (in a time zone, or this computer's).",
+    SEARCH_HISTORY: "Search the user's earlier chat conversations for words; returns matching snippets.",
+    SEARCH_DOCUMENTS: "Search the user's document collections; returns passages with the file and page.",
+}
+
+
+def now_text(timezone: str = "", *, now: dt.datetime | None = None) -> str:
+    """``2026-12-06 03:04:05 +0100 (Sunday), time zone Europe/Paris``; raises ``ValueError`` for an unknown
+    zone."""
+    moment = now or dt.datetime.now(dt.UTC)
+    if timezone:
+        try:
+            zone: dt.tzinfo | None = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"“{timezone}” is not a time zone (use a name such as Europe/Paris or UTC)"
+            ) from None
+        local = moment.astimezone(zone)
+        name = timezone
+    else:
+        local = moment.astimezone()
+        name = local.tzname() or "local"
+    return f"{local:%Y-%m-%d %H:%M:%S %z} ({local:%A}), time zone {name}"
+
+
+def current_time_tool() -> Tool:
+    from haystack.tools.tool import Tool
+
+    parameters = {
+        "type": "object",
+        "properties": {
+            "timezone": {
+                "type": "string",
+                "description": "An IANA time zone such as Europe/Paris; leave out for this computer's.",
+            }
+        },
+        "additionalProperties": False,
+    }
+
+    def current_time(timezone: str = "") -> str:
+        return now_text(timezone)
+
+    return Tool(
+        name=CURRENT_TIME,
+        description=DESCRIPTIONS[CURRENT_TIME],
+        parameters=parameters,
+        function=current_time,
+    )
+
+
+def history_search_tool(history: AsyncHistoryStore, *, max_hits: int = 8) -> Tool:
+    from haystack.tools.tool import Tool
+
+    parameters = {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "description": "Words to look for."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": max_hits, "description": "How many hits."},
+        },
+        "required": ["query"],
+        "additionalProperties": False,
+    }
+
+    async def search_history(query: str, limit: int = 5) -> str:
+        hits = await history.search(query, limit=max(1, min(limit, max_hits)), mark=("«", "»"))
+        if not hits:
+            return f"No conversation mentions “{query}”."
+        lines = []
+        for hit in hits:
+            where = f"conversation {hit.conversation_id} “{hit.title}”"
+            lines.append(f"- {where}: {hit.snippet}" if hit.message_id is not None else f"- {where} (title)")
+        return "\n".join(lines)
+
+    return Tool(
+        name=SEARCH_HISTORY,
+        description=DESCRIPTIONS[SEARCH_HISTORY],
+        parameters=parameters,
+        async_function=search_history,
+    )
+
+
+def format_passages(documents: Sequence[Any]) -> str:
+    """Passages as the model reads them: numbered, each with where it is."""
+    from engine.documents.retrieval import Hit, source_text
+
+    if not documents:
+        return "No passage of the documents matches."
+    parts = []
+    for number, doc in enumerate(documents, start=1):
+        meta = doc.meta
+        hit = Hit(
+            rank=number,
+            score=float(doc.score or 0.0),
+            collection=str(meta.get("collection", "")),
+            file=str(meta.get("file", "")),
+            page=meta.get("page"),
+            section=str(meta.get("section", "")),
+            start=int(meta.get("start", 0)),
+            end=int(meta.get("end", 0)),
+            content=doc.content or "",
+            doc_id=doc.id,
+        )
+        parts.append(source_text(number, hit))
+    return "\n\n".join(parts)
+
+
+def documents_search_tool(
+    store: DocumentStore, collections: Sequence[str], *, embedder: Embedder | None = None, top_k: int = 5
+) -> Tool:
+    """The collections' retrieval pipeline as a ``PipelineTool`` (keyword search without an embedder,
+    hybrid with one)."""
+    from haystack.tools import PipelineTool
+
+    from engine.documents.retrieval import build_pipeline
+
+    mode: Mode = "hybrid" if embedder is not None else "keyword"
+    pipeline = build_pipeline(store, embedder, collections, mode=mode, top_k=top_k)
+    targets = ["keyword.query", *(["embed.text"] if embedder is not None else [])]
+    return PipelineTool(
+        pipeline,
+        name=SEARCH_DOCUMENTS,
+        description=DESCRIPTIONS[SEARCH_DOCUMENTS] + " Collections: " + ", ".join(collections) + ".",
+        input_mapping={"query": targets},
+        output_mapping={"join.documents": "documents"},
+        outputs_to_string={"source": "documents", "handler": format_passages},
+    )
