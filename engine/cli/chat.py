@@ -219,23 +219,22 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
         store = await AsyncHistoryStore.open(paths.history_db, on_wait=say_waiting)
         stack.push_async_callback(store.close)
         engine = ChatEngine(store, lambda: endpoint)
-        system = args.system
         if args.docs:
-            system, hits = _grounded(args, endpoint, message, hits)
+            message, hits = _grounded(args, endpoint, message, hits)
         if args.conversation is not None:
             conversation_id = (await store.conversation(args.conversation)).id
         else:
             settings = _settings(args)
             conversation_id = (
-                await engine.new_conversation(system_prompt=system or "", settings=settings)
+                await engine.new_conversation(system_prompt=args.system or "", settings=settings)
             ).id
         if args.conversation is not None and _changes(args):
             current = GenerationSettings.parse((await store.conversation(conversation_id)).settings)
             # Only what was given on the command line; to_json_dict() would drop mode="chat" (a default).
             merged = current.updated(**_changes(args))
             await store.update_conversation(conversation_id, settings=merged.to_json_dict())
-        if args.conversation is not None and system is not None:
-            await store.update_conversation(conversation_id, system_prompt=system)
+        if args.conversation is not None and args.system is not None:
+            await store.update_conversation(conversation_id, system_prompt=args.system)
         try:
             turn = await engine.send(conversation_id, message)
         except sqlite3.Error:
@@ -295,13 +294,13 @@ async def _passages(args: argparse.Namespace, paths: AppPaths, message: str) -> 
 def _grounded(
     args: argparse.Namespace, endpoint: Endpoint, message: str, hits: list[Any]
 ) -> tuple[str, list[Any]]:
-    from engine.documents.answer import grounded_system_prompt
+    from engine.documents.answer import grounded_message
 
-    return grounded_system_prompt(
-        args.system or "",
+    return grounded_message(
+        message,
         hits,
+        system=args.system or "",
         max_model_len=endpoint.max_model_len,
-        question=message,
         reply_tokens=args.max_tokens,
     )
 

@@ -1,0 +1,93 @@
+"""Answering from documents: find the passages for a question, put what fits into the prompt, name them.
+
+Used by ``vllm-desk chat --docs NAME``: :func:`find_passages` starts the embedding server for the search and
+stops it before the chat model starts (two servers never share a small machine's memory for this);
+:func:`grounded_message` puts the best passages that fit the chat model's context before the question
+(numbered, so the reply can cite [1], [2]; the message is stored as sent, so the history keeps what the
+answer was given); :func:`sources_lines` is how they are shown under the answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from engine.documents.retrieval import (
+    Hit,
+    Retriever,
+    context_block,
+    estimate_tokens,
+    fit_passages,
+    passage_budget,
+)
+from engine.documents.store import DocumentStore, documents_db
+from engine.paths import AppPaths
+
+CANDIDATES = 8
+# Room kept for the reply when the request sets no max_tokens, and for the chat template's own tokens.
+DEFAULT_REPLY_TOKENS = 512
+TEMPLATE_TOKENS = 64
+
+
+async def find_passages(
+    paths: AppPaths,
+    collections: Sequence[str],
+    question: str,
+    *,
+    runtime_path: str | None = None,
+    top_k: int = CANDIDATES,
+) -> list[Hit]:
+    """The best passages of ``collections`` for ``question`` (hybrid search), with the built-in embedding
+    model started for the search and stopped after it."""
+    from engine.documents.service import EmbedderService
+
+    store = DocumentStore(documents_db(paths))
+    try:
+        for name in collections:
+            store.collection(name)  # CollectionNotFound before any server starts
+        service = EmbedderService(paths, runtime_path=runtime_path)
+        try:
+            embedder = await service.start()
+            return await Retriever(store, embedder).search_async(question, list(collections), top_k=top_k)
+        finally:
+            await service.shutdown()
+    finally:
+        store.close()
+
+
+def grounded_message(
+    question: str, hits: Sequence[Hit], *, system: str, max_model_len: int | None, reply_tokens: int | None
+) -> tuple[str, list[Hit]]:
+    """The message to send: the instruction and the numbered sources that fit, then the question; and those
+    sources (best first). Without any that fit, the question alone.
+
+    The sources go in the user's message, not the system prompt: the built-in 135M model answered "Who is the
+    keeper of the Kelvar lighthouse?" from its passage only that way (measured; with the same text as a
+    system prompt it made a keeper up). The budget is the model's context less the question, the system
+    prompt, the template and the reply's room, counted pessimistically: a 2,048-token model gets fewer
+    passages, never an overflow.
+    """
+    used = estimate_tokens(system) + estimate_tokens(question) + TEMPLATE_TOKENS
+    budget = passage_budget(max_model_len or 2048, used, reply_tokens or DEFAULT_REPLY_TOKENS)
+    chosen = fit_passages(hits, budget)
+    if not chosen:
+        return question, []
+    return f"{context_block(chosen)}\n\nQuestion: {question}", chosen
+
+
+def sources_lines(hits: Sequence[Hit], *, excerpt_chars: int = 300) -> list[str]:
+    """``[1] /path/report.pdf, page 3 — Results`` and the quoted passage (cut at ``excerpt_chars``)."""
+    lines = []
+    for number, hit in enumerate(hits, start=1):
+        where = hit.file + (f", page {hit.page}" if hit.page is not None else "")
+        where += f" — {hit.section}" if hit.section else ""
+        lines.append(f"[{number}] {where}")
+        text = " ".join(hit.content.split())
+        lines.append(f"    “{text[:excerpt_chars]}{'…' if len(text) > excerpt_chars else ''}”")
+    return lines
+
+
+def sources_json(hits: Sequence[Hit]) -> str:
+    items: list[dict[str, Any]] = [{"number": n, **h.to_json()} for n, h in enumerate(hits, start=1)]
+    return json.dumps({"event": "sources", "sources": items})
