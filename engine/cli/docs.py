@@ -74,7 +74,14 @@ def register(subparsers: Any) -> None:
 
 
 def _embedder_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--embedder-url", metavar="URL", help="an OpenAI-compatible /v1/embeddings server")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--embedder-profile",
+        metavar="NAME",
+        help="a saved server profile serving an embedding model (local, with --runner pooling in its extra "
+        "arguments, or remote); default: the built-in all-MiniLM-L6-v2",
+    )
+    where.add_argument("--embedder-url", metavar="URL", help="an OpenAI-compatible /v1/embeddings server")
     parser.add_argument("--embedder-model", metavar="NAME", help="model name on --embedder-url")
     parser.add_argument("--embedder-key-env", metavar="VAR", help="environment variable holding its API key")
 
@@ -95,10 +102,18 @@ async def _embedder(args: argparse.Namespace, stack: AsyncExitStack) -> Embedder
     from engine.settings import SettingsStore
 
     paths = AppPaths.resolve(args.data_dir).ensure()
-    runtime_path = SettingsStore.open(paths.settings_file).settings.general.vllm_path
+    settings = SettingsStore.open(paths.settings_file)
+    runtime_path = settings.settings.general.vllm_path
+    profile = None
+    if args.embedder_profile:
+        from engine.cli.serve import choose_profile
+
+        chosen = argparse.Namespace(profile=args.embedder_profile, model=None, port=None)
+        profile = choose_profile(chosen, settings)
     service = EmbedderService(
         paths,
         runtime_path=str(runtime_path) if runtime_path else None,
+        profile=profile,
         progress=lambda p: print(f"{p.message} …", file=sys.stderr, flush=True),
     )
     stack.push_async_callback(service.shutdown)

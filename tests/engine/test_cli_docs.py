@@ -135,3 +135,24 @@ def test_unknown_collection_is_an_error_in_words(tmp_path: Path, capsys: pytest.
     assert docs(tmp_path, None, "search", "x", "--collection", "nope", "--mode", "keyword") == 1
     assert "There is no document collection named “nope”." in capsys.readouterr().err
     assert main(["--data-dir", str(tmp_path / "home"), "docs", "rescan", "--collection", "nope"]) == 1
+
+
+def test_a_saved_remote_profile_can_serve_the_embeddings(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.paths import AppPaths
+    from engine.profiles import ServerProfile
+    from engine.settings import SettingsStore
+
+    paths = AppPaths.under(tmp_path / "home").ensure()
+    settings = SettingsStore.open(paths.settings_file)
+    remote = ServerProfile(name="team embeddings", kind="remote", base_url=server.base_url)
+    current = settings.settings
+    settings.update(current.model_copy(update={"profiles": [*current.profiles, remote]}))
+    root = folder(tmp_path)
+    home = ["--data-dir", str(tmp_path / "home"), "docs"]
+    assert main([*home, "add", str(root), "--embedder-profile", "team embeddings"]) == 0
+    assert "default: 2 added" in capsys.readouterr().out
+    assert server.requests
+    assert main([*home, "add", str(root), "--embedder-profile", "nope"]) == 1
+    assert "there is no such profile" in capsys.readouterr().err
