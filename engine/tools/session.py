@@ -1,0 +1,171 @@
+"""A chat turn with tools, saved in the history as it goes.
+
+The user's message is committed first; then every message of the turn — the assistant's tool calls, each
+tool's result, the final answer — is stored the moment the loop hands it over (``content`` is the whole
+``ChatMessage.to_dict()``, with ``ToolCall`` / ``ToolCallResult``), each under the one before, so the branch
+reads in order, survives a restart, and regenerate or edit make siblings as for any turn. A turn that fails
+(the server goes away, say) keeps what already ran and ends with a ``failed`` reply saying why.
+
+The plain-text chat (:mod:`engine.chat`) skips tool messages and empty replies when it builds a request, so a
+conversation that used tools can go on without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from engine.chat_errors import ChatError, from_openai_error
+from engine.endpoint import Endpoint
+from engine.generation import GenerationSettings
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
+from engine.store_models import Conversation, StoredMessage
+from engine.titles import title_from_text
+from engine.tools.approval import ApprovalPolicy
+from engine.tools.loop import LoopLimits, OnEvent, ToolLoop, tool_choice_value
+
+if TYPE_CHECKING:
+    from haystack.dataclasses import ChatMessage
+    from haystack.tools.tool import Tool
+
+
+@dataclass
+class ToolTurn:
+    """What a turn stored: the user's message, every message after it, and whether the round cap hit."""
+
+    user: StoredMessage
+    stored: list[StoredMessage] = field(default_factory=list)
+    capped: bool = False
+    error: ChatError | None = None
+
+    @property
+    def reply(self) -> StoredMessage | None:
+        return self.stored[-1] if self.stored else None
+
+
+def branch_messages(conversation: Conversation, branch: Sequence[StoredMessage]) -> list[ChatMessage]:
+    """The branch as Haystack messages, system prompt first; tool calls and results whole, replies that
+    produced nothing left out."""
+    from haystack.dataclasses import ChatMessage
+
+    settings = GenerationSettings.parse(conversation.settings)
+    system = conversation.system_prompt or settings.system_prompt
+    out: list[ChatMessage] = [ChatMessage.from_system(system)] if system else []
+    for message in branch:
+        if message.role == "user":
+            out.append(ChatMessage.from_user(message.text))
+        elif message.role == "assistant":
+            full = message.to_chat_message()
+            if full.tool_calls:
+                out.append(full)
+            elif message.text:
+                out.append(ChatMessage.from_assistant(message.text))
+        elif message.role == "tool" and _answers(out):
+            out.append(message.to_chat_message())
+    return out
+
+
+def _answers(out: list[Any]) -> bool:
+    # A tool result belongs after its call (parallel calls: several results follow one assistant message).
+    for previous in reversed(out):
+        if previous.tool_calls:
+            return True
+        if previous.tool_call_result is None:
+            return False
+    return False
+
+
+def stored_text(message: ChatMessage) -> str:
+    """What search and listings see of a message: its text, or a tool's result."""
+    if message.tool_call_result is not None:
+        return str(message.tool_call_result.result)
+    return message.text or ""
+
+
+async def run_tool_turn(
+    store: AsyncHistoryStore,
+    generator: Any,
+    endpoint: Endpoint,
+    conversation_id: int,
+    text: str,
+    *,
+    tools: Sequence[Tool],
+    approval: ApprovalPolicy,
+    choice: str = "auto",
+    servers: Mapping[str, str] | None = None,
+    limits: LoopLimits | None = None,
+    on_event: OnEvent | None = None,
+    parent_id: int | None = None,
+) -> ToolTurn:
+    """Add ``text`` under ``parent_id`` (default: the shown leaf) and answer it with tools."""
+    tree = await store.load(conversation_id)
+    conversation = tree.conversation
+    parent = tree.shown_leaf() if parent_id is None else parent_id
+    branch = tree.branch(parent) if parent is not None else []
+    tool_choice_value(
+        choice, [tool.name for tool in tools]
+    )  # a bad choice is refused before anything is stored
+    user = await store.call(HistoryStore.add_message, conversation_id, parent, "user", text)
+    if not conversation.title:
+        await store.update_conversation(conversation_id, title=title_from_text(text))
+    turn = ToolTurn(user)
+
+    async def save(message: ChatMessage) -> None:
+        last = turn.stored[-1].id if turn.stored else user.id
+        meta = message.meta or {}
+        stored = await store.call(
+            HistoryStore.add_message,
+            conversation_id,
+            last,
+            message.role.value,
+            stored_text(message),
+            model=str(meta.get("model") or endpoint.model),
+            content=message.to_dict(),
+        )
+        turn.stored.append(stored)
+
+    loop = ToolLoop(
+        generator,
+        tools,
+        approval=approval,
+        choice=choice,
+        limits=limits,
+        servers=servers,
+        on_event=on_event,
+        on_message=save,
+    )
+    settings = GenerationSettings.parse(conversation.settings)
+    try:
+        outcome = await loop.run(
+            branch_messages(conversation, [*branch, user]), generation_kwargs=settings.to_generation_kwargs()
+        )
+    except ChatError as exc:
+        turn.error = exc
+    except Exception as exc:  # noqa: BLE001 - a failed turn is stored with its reason, like any reply
+        turn.error = from_openai_error(
+            exc,
+            base_url=endpoint.base_url,
+            model=endpoint.model,
+            read_timeout=120.0,
+            started=bool(turn.stored),
+        )
+    else:
+        turn.capped = outcome.capped
+        return turn
+    last = turn.stored[-1].id if turn.stored else user.id
+    failed = await store.call(
+        HistoryStore.add_message,
+        conversation_id,
+        last,
+        "assistant",
+        "",
+        state="failed",
+        model=endpoint.model,
+    )
+    failed = await store.call(
+        HistoryStore.finish, failed.id, state="failed", text="", model=endpoint.model, error=str(turn.error)
+    )
+    turn.stored.append(failed)
+    return turn

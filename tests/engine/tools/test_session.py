@@ -1,0 +1,129 @@
+"""A turn with tools is saved in the history message by message, reads back whole and goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from haystack.dataclasses import ChatMessage, ToolCall
+
+from engine.endpoint import Endpoint
+from engine.readiness import free_port
+from engine.store import HistoryStore
+from engine.store_async import AsyncHistoryStore
+from engine.tools.approval import ApprovalPolicy
+from engine.tools.loop import ToolChoiceInvalid
+from engine.tools.session import branch_messages, run_tool_turn
+from tests.engine.tools.test_loop import add_tool, generator_for
+from tests.support.standin.launch import running_standin
+
+
+@pytest.mark.asyncio
+async def test_every_message_of_a_tool_turn_is_stored_and_the_next_turn_sees_them(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite3"
+    store = await AsyncHistoryStore.open(db)
+    try:
+        conv = await store.create_conversation(title="")
+        with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"a": 2, "b": 3}') as server:
+            async with generator_for(server) as generator:
+                turn = await run_tool_turn(
+                    store,
+                    generator,
+                    server.endpoint(),
+                    conv.id,
+                    "What is 2 + 3?",
+                    tools=[add_tool()],
+                    approval=ApprovalPolicy.allow_all(),
+                )
+                assert turn.error is None
+                second = await run_tool_turn(
+                    store,
+                    generator,
+                    server.endpoint(),
+                    conv.id,
+                    "And again?",
+                    tools=[add_tool()],
+                    approval=ApprovalPolicy.allow_all(),
+                    choice="none",
+                )
+        assert second.error is None
+        tree = await store.load(conv.id)
+        assert tree.conversation.title == "What is 2 + 3?"
+    finally:
+        await store.close()
+    reopened = HistoryStore(db)
+    branch = reopened.load(conv.id).branch()
+    reopened.close()
+    assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+    call = branch[1].to_chat_message().tool_calls[0]
+    assert call.tool_name == "add"
+    assert call.arguments == {"a": 2, "b": 3}
+    result = branch[2].to_chat_message().tool_call_result
+    assert result.result == "5"
+    assert result.origin == call
+    assert branch[2].text == "5"  # what search and listings see
+    assert [p.parent_id for p in branch[1:]] == [m.id for m in branch[:-1]]  # one chain, in order
+    # The next request carries the tool call and its result whole.
+    sent = branch_messages(reopened_conversation(db, conv.id), branch)
+    assert [m.role.value for m in sent] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+    assert sent[1].tool_calls == [call]
+
+
+def reopened_conversation(db: Path, conversation_id: int):  # type: ignore[no-untyped-def]
+    store = HistoryStore(db)
+    try:
+        return store.conversation(conversation_id)
+    finally:
+        store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_turn_whose_server_is_gone_keeps_the_message_and_says_why(tmp_path: Path) -> None:
+    store = await AsyncHistoryStore.open(tmp_path / "history.sqlite3")
+    try:
+        conv = await store.create_conversation(title="t")
+        gone = Endpoint(
+            base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key="k", max_model_len=2048
+        )
+        from engine.chat_generator import GeneratorPool
+        from engine.chat_request import ChatTimeouts
+
+        pool = GeneratorPool(ChatTimeouts().for_endpoint)
+        try:
+            async with pool.lease(gone) as generator:
+                turn = await run_tool_turn(
+                    store, generator, gone, conv.id, "hi", tools=[add_tool()], approval=ApprovalPolicy()
+                )
+        finally:
+            await pool.aclose()
+        assert turn.error is not None
+        assert turn.reply is not None
+        assert turn.reply.state == "failed"
+        assert turn.reply.error == str(turn.error)
+        assert [m.role for m in (await store.load(conv.id)).branch()] == ["user", "assistant"]
+        with pytest.raises(ToolChoiceInvalid):
+            await run_tool_turn(
+                store,
+                object(),
+                gone,
+                conv.id,
+                "x",
+                tools=[add_tool()],
+                approval=ApprovalPolicy(),
+                choice="nope",
+            )
+        assert len((await store.load(conv.id)).messages) == 2  # a bad choice stored nothing
+    finally:
+        await store.close()
+
+
+def test_an_orphan_tool_result_is_not_sent() -> None:
+    from engine.store_models import Conversation, StoredMessage
+
+    conv = Conversation(id=1, uid="u", title="t", created_at=0, updated_at=0)
+    orphan = ChatMessage.from_tool("x", origin=ToolCall("t", {}))
+    branch = [
+        StoredMessage(1, 1, None, "user", "hi"),
+        StoredMessage(2, 1, 1, "tool", "x", content=orphan.to_dict()),
+    ]
+    assert [m.role.value for m in branch_messages(conv, branch)] == ["user"]
