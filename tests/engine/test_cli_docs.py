@@ -156,3 +156,45 @@ def test_a_saved_remote_profile_can_serve_the_embeddings(
     assert server.requests
     assert main([*home, "add", str(root), "--embedder-profile", "nope"]) == 1
     assert "there is no such profile" in capsys.readouterr().err
+
+
+def test_a_killed_docs_add_leaves_whole_files_only_and_rescan_finishes(
+    tmp_path: Path, server: EmbeddingsServer
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from engine.documents.chunks import split_text
+    from engine.documents.store import DocumentStore
+
+    root = tmp_path / "many"
+    root.mkdir()
+    expected = {}
+    for i in range(30):
+        text = "\n\n".join(f"file {i} paragraph {j} " + "word " * 120 for j in range(12))
+        (root / f"{i:02d}.md").write_text(text)
+        expected[str(root / f"{i:02d}.md")] = len(split_text(text, structured=True))
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--data-dir", str(home), "docs", "add", str(root),
+         "--embedder-url", server.base_url],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("[4/30]"):
+            proc.send_signal(signal.SIGKILL)  # a crash: no cleanup of any kind
+            break
+    proc.wait(30)
+    proc.stderr.close()
+    store = DocumentStore(home / "data" / "documents.sqlite3")
+    try:
+        records = store.files("default")
+        assert 3 <= len(records) < 30
+        for record in records:
+            assert record.chunks == expected[record.path]  # every file there is whole
+        assert main(["--data-dir", str(home), "docs", "rescan", "--embedder-url", server.base_url]) == 0
+        assert {r.path: r.chunks for r in store.files("default")} == expected
+    finally:
+        store.close()
