@@ -143,7 +143,7 @@ def _read_zip(raw: bytes, fmt: ImportFormat, limits: ImportLimits) -> list[Expor
         declared = sum(info.file_size for info in members)
         if declared > limits.max_bytes:
             raise ImportRejected(
-                f"the zip's contents are {declared / 2**20:,.1f} MiB, more than the limit of "
+                f"the zip's contents ({declared / 2**20:,.1f} MiB) are larger than the limit of "
                 f"{limits.max_bytes // 2**20} MiB"
             )
         for info in members:
