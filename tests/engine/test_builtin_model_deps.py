@@ -18,7 +18,7 @@ from engine.builtin_model import (
     prepare_builtin_model,
 )
 from engine.paths import AppPaths
-from engine.runtime import Source, VllmRuntime
+from engine.runtime import Source, VllmRuntime, runtime_pins
 
 # A runtime's Python that does each step the way its real counterpart would, on files, and logs every call
 # with the PYTHONPATH it was given. "Importable" means: a package folder in its own site folder or on
@@ -68,7 +68,8 @@ if step == "check":
 for name in ("gguf", "accelerate"):
     if not importable(name):
         sys.exit(f"ModuleNotFoundError: No module named '{name}'")
-out = Path(args[-1])
+# -c CODE gguf-folder gguf-name OUT golden-prompt max-tokens
+out = Path(args[4])
 out.mkdir(parents=True)
 for name, text in {
     "config.json": '{"model_type": "llama"}',
@@ -83,6 +84,8 @@ with (out / "model.safetensors").open("wb") as fh:
     fh.write(len(header).to_bytes(8, "little"))
     fh.write(header)
     fh.truncate(8 + len(header) + size)
+# The reference answer the real converter computes with transformers in float32.
+print("REFERENCE " + json.dumps({"answer": "The capital of France is Paris.", "transformers": "fake"}))
 print("converted")
 """
 
@@ -175,7 +178,9 @@ def test_a_runtime_that_has_the_modules_gets_no_install_and_no_private_path(
 def test_the_managed_runtime_still_gets_them_installed_into_itself(app_paths: AppPaths) -> None:
     managed = FakeRuntime(app_paths.runtime, source="managed")
     prepare_builtin_model(app_paths, managed.runtime)
-    assert managed.installs() == [["gguf", "accelerate", "--progress-bar", "off", "--no-input"]]
+    # Within the runtime's pins: the converter's versions are the tested ones too.
+    pins = str(runtime_pins("cpu"))
+    assert managed.installs() == [["-c", pins, "gguf", "accelerate", "--progress-bar", "off", "--no-input"]]
     assert (managed.site / "accelerate" / "__init__.py").is_file()
     assert not converter_deps_path(app_paths).exists()
 
