@@ -84,6 +84,15 @@ def _check_arguments(args: argparse.Namespace) -> None:
         )
 
 
+def open_settings(path: Path) -> SettingsStore:
+    """The settings for a command; what a damaged file made the app replace is said once, on stderr."""
+    store = SettingsStore.open(path)
+    report = store.take_problems()
+    if report is not None:
+        print(f"warning: {report}", file=sys.stderr, flush=True)
+    return store
+
+
 def choose_profile(args: argparse.Namespace, store: SettingsStore) -> ServerProfile:
     """The profile named by ``--profile``, one made from ``--model``, else the default or built-in one."""
     _check_arguments(args)
@@ -242,7 +251,7 @@ def report_problem(problem: DeskError, printer: _Printer) -> None:
 
 def run(args: argparse.Namespace) -> int:
     paths = AppPaths.resolve(args.data_dir).ensure()
-    store = SettingsStore.open(paths.settings_file)
+    store = open_settings(paths.settings_file)
     profile = choose_profile(args, store)
     runtime_path = store.settings.general.vllm_path
     supervisor = Supervisor(

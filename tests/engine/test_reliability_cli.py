@@ -190,3 +190,13 @@ def test_an_emoji_is_found_in_the_history(tmp_path: Path, capsys: pytest.Capture
     store.close()
     assert main(["--data-dir", str(home), "search", "🎉"]) == 0
     assert "[🎉]" in capsys.readouterr().out
+
+
+def test_serve_says_which_settings_it_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings_file = AppPaths.under(tmp_path).ensure().settings_file
+    settings_file.write_text("x = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    # The start is refused by a later check, after the settings were read.
+    assert main(["--data-dir", str(tmp_path), "serve", "--model=--bad"]) == 1
+    err = capsys.readouterr().err
+    assert "warning: vLLM Desk started with default values" in err
+    assert "nested too deeply" in err
