@@ -103,3 +103,58 @@ def test_docs_add_starts_the_embedder_and_stops_it_after(
     )
     assert found.returncode == 0, found.stderr
     assert "The meeting moved to Thursday afternoon." in found.stdout
+
+
+@pytest.mark.slow
+def test_chat_with_docs_answers_from_a_passage_and_prints_its_source(
+    tmp_path: Path,
+    vllm_paths,  # type: ignore[no-untyped-def]
+    builtin_model_dir,  # type: ignore[no-untyped-def]
+    builtin_embedder_dir,  # type: ignore[no-untyped-def]
+    vllm_embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    from engine.store import HistoryStore
+
+    home = tmp_path / "desk"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "runtime").symlink_to(vllm_paths.runtime)
+    (home / "data" / "models").symlink_to(vllm_paths.models)
+    docs = tmp_path / "lighthouse"
+    docs.mkdir()
+    (docs / "keeper.md").write_text(
+        "# Kelvar lighthouse\n\nThe keeper of the Kelvar lighthouse is named Orla Brennick.\n\n"
+        "# Harbour\n\nFishing boats leave the harbour at dawn.\n"
+    )
+    write_pdf(docs / "tides.pdf", [["Tide tables for the northern coast."], ["High tide is at noon."]])
+    cli = [sys.executable, "-m", "engine.cli", "--data-dir", str(home)]
+    env = {**os.environ, "EMBEDDER_KEY": vllm_embedder.api_key or ""}
+    shared = ["--embedder-url", vllm_embedder.base_url, "--embedder-key-env", "EMBEDDER_KEY"]
+    added = subprocess.run(
+        [*cli, "docs", "add", str(docs), "--collection", "coast", *shared],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    # chat starts the embedding model for the search, stops it, then starts the chat model.
+    answered = subprocess.run(
+        [*cli, "chat", "--docs", "coast", "--temperature", "0", "--max-tokens", "40",
+         "Who is the keeper of the Kelvar lighthouse?"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert answered.returncode == 0, answered.stderr
+    assert "Searching the documents" in answered.stderr
+    answer, _, sources = answered.stdout.partition("\nSources:\n")
+    assert "Brennick" in answer
+    assert f"[1] {docs / 'keeper.md'} — Kelvar lighthouse" in sources
+    assert "The keeper of the Kelvar lighthouse is named Orla Brennick." in sources
+    store = HistoryStore(home / "data" / "history.sqlite3")
+    try:
+        tree = store.load(1)
+    finally:
+        store.close()
+    # The message is stored as sent: the passages the answer was given stay with the turn.
+    question, reply = tree.messages[-2], tree.messages[-1]
+    assert question.role == "user"
+    assert "[1] keeper.md, Kelvar lighthouse\n" in question.text
+    assert question.text.endswith("Question: Who is the keeper of the Kelvar lighthouse?")
+    assert reply.state == "complete"
+    assert "Brennick" in reply.text
