@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "history",
     "runtime",
     "serve",
+    "tools",
     "transfer",
 )
 

@@ -6,6 +6,8 @@ conversation's settings, like the window's fix "Use completion mode".
 Streams the reply to stdout (reasoning, if any, to stderr) and saves the turn in the history. Without
 ``--base-url`` the supervisor starts the profile's (default: the built-in model's) server and stops it after
 the reply. Ctrl-C stops the reply; what arrived is saved as stopped. A failed reply exits 1 (it is saved too).
+
+``--tools NAME[,NAME...]`` lets the model call tools (each call approved first); see :mod:`engine.cli.tools`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import httpx
 
 from engine.chat import ChatEngine, TurnEvent
 from engine.chat_errors import redact_url
+from engine.cli import tools as tools_cli
 from engine.cli.history import printable, say_waiting
 from engine.endpoint import Endpoint, is_loopback, uses_env_proxy
 from engine.errors import DeskError, Fix
@@ -79,6 +82,7 @@ def register(subparsers: Any) -> None:
         metavar="COLLECTION",
         help="answer from this document collection (repeatable; see vllm-desk docs); prints the sources",
     )
+    tools_cli.add_chat_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -210,6 +214,7 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
     message = read_message(args)
     if not message.strip():
         raise ChatArgumentProblem("The message is empty.", "Say something.")
+    tools_cli.check_chat_options(args)
     hits = await _passages(args, paths, message) if args.docs else []
     async with AsyncExitStack() as stack:
         if args.base_url:
@@ -235,6 +240,10 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             await store.update_conversation(conversation_id, settings=merged.to_json_dict())
         if args.conversation is not None and args.system is not None:
             await store.update_conversation(conversation_id, system_prompt=args.system)
+        if args.tools:
+            return await tools_cli.chat_with_tools(
+                args, paths, stack, store, endpoint, conversation_id, message
+            )
         try:
             turn = await engine.send(conversation_id, message)
         except sqlite3.Error:

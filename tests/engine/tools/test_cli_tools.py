@@ -1,0 +1,139 @@
+"""`vllm-desk tools list | add-mcp | remove` and `vllm-desk chat --tools` (a real process against the
+stand-in, with the test MCP server over stdio)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.secrets import SecretStore
+from engine.tools.config import env_key
+from tests.support.standin.launch import REPO_ROOT, running_standin
+
+SERVER = str(Path(__file__).with_name("mcp_server.py"))
+
+
+def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--data-dir", str(home), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        input=stdin if stdin is not None else "",
+        timeout=180,
+    )
+
+
+def test_add_list_check_and_remove_an_mcp_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "desk")
+    argv = ["--data-dir", home, "tools", "add-mcp", "desk", "--env", "PLAIN=1", "--env", "MY_TOKEN=t0k"]
+    assert main([*argv, "--", sys.executable, SERVER, "stdio"]) == 0
+    out = capsys.readouterr()
+    assert "runs on this machine" in out.err  # the stdio warning
+    assert "MY_TOKEN in the keychain" in out.out
+    text = (tmp_path / "desk" / "config" / "tools.toml").read_text()
+    assert "PLAIN" in text
+    assert "t0k" not in text
+    assert SecretStore().get(env_key("desk", "MY_TOKEN")) == "t0k"
+    assert main(["--data-dir", home, "tools", "list", "--json", "--check"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in listed["builtin"]] == ["current_time", "search_history", "search_documents"]
+    (server,) = listed["servers"]
+    assert server["name"] == "desk"
+    assert server["state"] == "ready"
+    assert "add" in server["tools"]
+    assert server["keychain"] == ["MY_TOKEN"]
+    assert main(["--data-dir", home, "tools", "list"]) == 0
+    assert "desk" in capsys.readouterr().out
+    assert main(["--data-dir", home, "tools", "remove", "desk"]) == 0
+    assert SecretStore().get(env_key("desk", "MY_TOKEN")) is None
+    assert main(["--data-dir", home, "tools", "remove", "desk"]) == 1
+    assert "no MCP server named “desk”" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["x"], "either a command (after --) or --url"),
+        (["x", "--url", "http://127.0.0.1:9/mcp", "--", "cmd"], "either a command"),
+        (["x", "--header", "A=b", "--", "cmd"], "--header is for HTTP servers"),
+        (["x", "--url", "ftp://nowhere"], "http:// or https://"),
+        (["x", "--env", "NOVALUE", "--", "cmd"], "is not KEY=VALUE"),
+    ],
+)
+def test_add_mcp_refuses_what_cannot_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    assert main(["--data-dir", str(tmp_path), "tools", "add-mcp", *args]) == 1
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "config" / "tools.toml").exists()
+
+
+def test_chat_with_an_mcp_tool_and_a_builtin_tool_saved_and_shown(tmp_path: Path) -> None:
+    home = tmp_path / "desk"
+    added = _cli(home, "tools", "add-mcp", "desk", "--", sys.executable, SERVER, "stdio")
+    assert added.returncode == 0, added.stderr
+    options = ("--tool-calls", "well-formed", "--tool-arguments", '{"a": 20, "b": 22}')
+    with running_standin(*options) as server:
+        done = _cli(
+            home,
+            "chat",
+            "--base-url",
+            server.root_url,
+            "--tools",
+            "desk,current_time",
+            "--tool-choice",
+            "add",
+            "--approve",
+            "all",
+            "What is 20 + 22?",
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "The capital of France is Paris."
+    assert '→ add (desk) {"a": 20, "b": 22}' in done.stderr
+    assert "← 42" in done.stderr
+    shown = _cli(home, "show", "1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    messages = json.loads(shown.stdout)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    call = messages[1]["content"]["content"][0]["tool_call"]
+    assert call["tool_name"] == "add"
+    assert call["arguments"] == {"a": 20, "b": 22}
+    result = messages[2]["content"]["content"][0]["tool_call_result"]
+    assert result["result"] == "42"
+    assert result["origin"]["id"] == call["id"]
+    assert result["error"] is False
+
+
+def test_ask_refuses_without_a_terminal_and_deny_tells_the_model(tmp_path: Path) -> None:
+    home = tmp_path / "desk"
+    with running_standin("--tool-calls", "well-formed") as server:
+        asked = _cli(home, "chat", "--base-url", server.root_url, "--tools", "current_time", "Time?")
+        assert asked.returncode == 1
+        assert "there is no terminal to ask on" in asked.stderr
+        assert not (home / "data" / "history.sqlite3").exists()  # refused before anything was stored
+        denied = _cli(
+            home,
+            "chat",
+            "--base-url",
+            server.root_url,
+            "--tools",
+            "current_time",
+            "--approve",
+            "deny",
+            "Time?",
+        )
+    assert denied.returncode == 0, denied.stderr
+    assert "✗ The user denied this call of the tool current_time" in denied.stderr
+    unknown = _cli(
+        home, "chat", "--base-url", "http://127.0.0.1:9", "--tools", "nope", "--approve", "all", "x"
+    )
+    assert unknown.returncode == 1
+    assert "No built-in tool or MCP server is named nope" in unknown.stderr
