@@ -72,6 +72,32 @@ class HistoryUnreadable(DeskError):
         self.path = path
 
 
+class HistoryDamaged(DeskError, sqlite3.DatabaseError):
+    """A part of the history file cannot be read (``database disk image is malformed``)."""
+
+    title = "Part of the chat history is damaged"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"Part of the chat history at {path} cannot be read ({reason}).",
+            fix=Fix(
+                action="choose_data_dir",
+                label="Choose another folder",
+                hint="Export what can still be read (vllm-desk export --all -o backup.zip), then move the "
+                "damaged file aside; `sqlite3 FILE .recover` can often rescue more.",
+            ),
+        )
+        self.path = path
+
+
+def damaged(path: Path, exc: sqlite3.DatabaseError) -> sqlite3.DatabaseError:
+    """``exc`` in words when it means the file is damaged (lock waits and our own problems pass as
+    they are)."""
+    if isinstance(exc, DeskError) or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
+        return exc
+    return HistoryDamaged(path, str(exc))
+
+
 class HistoryBusy(DeskError, sqlite3.OperationalError):
     """Another process held the history's write lock for longer than this one would wait.
 
@@ -160,9 +186,12 @@ class HistoryStore:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_wait_s * 1000)}")
             migrate(self._conn)
             self._conn.execute("PRAGMA busy_timeout = 1000")
+            self.recover()
+        except HistoryBusy:
+            self._conn.close()
+            raise
         except (sqlite3.DatabaseError, OSError) as exc:
             raise HistoryUnreadable(self.path, str(exc)) from exc
-        self.recover()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -486,29 +515,92 @@ class HistoryStore:
             content if content is not None else chat_message_dict(role, text, reasoning, meta)
         )
         with self._tx():
-            cur = self._conn.execute(
-                "INSERT INTO messages (conversation_id, parent_id, role, text, content, reasoning, state,"
-                " model, writer, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    conversation_id,
-                    parent_id,
-                    role,
-                    text,
-                    content_json,
-                    reasoning,
-                    state,
-                    model,
-                    self._writer,
-                    now,
-                    now,
-                ),
-            )
-            message_id = int(cur.lastrowid or 0)
-            self._conn.execute(
-                "UPDATE conversations SET current_leaf_id=?, updated_at=? WHERE id=?",
-                (message_id, now, conversation_id),
+            message_id = self._insert_message(
+                conversation_id, parent_id, role, text, content_json, reasoning, state, model, now
             )
         return self.message(message_id)
+
+    def add_turn(
+        self,
+        conversation_id: int,
+        parent_id: int | None,
+        user_text: str | None,
+        *,
+        model: str = "",
+        title: str = "",
+    ) -> StoredMessage:
+        """A turn's start in ONE commit: the user's message (unless ``user_text`` is None: a regenerate)
+        under ``parent_id``, the streaming reply's row under it, and the title when ``title``; returns the
+        reply (its ``parent_id`` is the user's message). One fsync instead of two on the way to a reply."""
+        self.conversation(conversation_id)
+        if parent_id is not None and self.message(parent_id).conversation_id != conversation_id:
+            raise InvalidTree(f"message {parent_id} belongs to another conversation")
+        now = time.time()
+        failed: sqlite3.Error | None = None
+        with self._tx():
+            parent = parent_id
+            if user_text is not None:
+                content = json.dumps(chat_message_dict("user", user_text, "", None))
+                parent = self._insert_message(
+                    conversation_id, parent, "user", user_text, content, "", "complete", "", now
+                )
+            # The question is kept even when the reply's row cannot be written (the caller says so).
+            self._conn.execute("SAVEPOINT reply_row")
+            try:
+                content = json.dumps(chat_message_dict("assistant", "", "", None))
+                # A microsecond later: the reply sorts after its question by time as well as by id.
+                reply_id = self._insert_message(
+                    conversation_id, parent, "assistant", "", content, "", "streaming", model, now + 1e-6
+                )
+                if title:
+                    self._conn.execute(
+                        "UPDATE conversations SET title=? WHERE id=?", (title, conversation_id)
+                    )
+                self._conn.execute("RELEASE reply_row")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK TO reply_row")
+                self._conn.execute("RELEASE reply_row")
+                failed = exc
+        if failed is not None:
+            raise failed
+        return self.message(reply_id)
+
+    def _insert_message(
+        self,
+        conversation_id: int,
+        parent_id: int | None,
+        role: Role,
+        text: str,
+        content_json: str,
+        reasoning: str,
+        state: MessageState,
+        model: str,
+        now: float,
+    ) -> int:
+        """INSERT one message and show its branch; the caller holds the transaction."""
+        cur = self._conn.execute(
+            "INSERT INTO messages (conversation_id, parent_id, role, text, content, reasoning, state,"
+            " model, writer, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                conversation_id,
+                parent_id,
+                role,
+                text,
+                content_json,
+                reasoning,
+                state,
+                model,
+                self._writer,
+                now,
+                now,
+            ),
+        )
+        message_id = int(cur.lastrowid or 0)
+        self._conn.execute(
+            "UPDATE conversations SET current_leaf_id=?, updated_at=? WHERE id=?",
+            (message_id, now, conversation_id),
+        )
+        return message_id
 
     def checkpoint(self, message_id: int, text: str, reasoning: str = "") -> None:
         """Save a streaming reply's text so far (the chat engine calls this at least every 250 ms)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
+import sqlite3
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from engine.paths import AppPaths
-from engine.store import HistoryStore, PageCursor
+from engine.store import HistoryStore, PageCursor, damaged
 from engine.store_models import Conversation, StoredMessage
 from engine.store_times import local_text
 
@@ -66,6 +69,21 @@ def _when(ts: float) -> str:
     return local_text(ts)
 
 
+def history_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command over the history: a damaged file is reported in words (:class:`HistoryDamaged`)."""
+
+    @functools.wraps(run)
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except sqlite3.DatabaseError as exc:
+            path = AppPaths.resolve(args.data_dir).history_db
+            raise damaged(path, exc) from exc
+
+    return guarded
+
+
+@history_errors
 def run_list(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
@@ -94,6 +112,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@history_errors
 def run_search(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
@@ -130,6 +149,7 @@ def _message_dict(m: StoredMessage) -> dict[str, Any]:
     }
 
 
+@history_errors
 def run_show(args: argparse.Namespace) -> int:
     store = _open(args)
     try:

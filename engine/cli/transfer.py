@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from engine.cli.history import open_history
+from engine.cli.history import history_errors, open_history
 from engine.store import HistoryStore
 from engine.transfer.exporter import EXPORT_FORMATS, ExportFormat, PdfRenderer, export_from_store
 from engine.transfer.importer import IMPORT_FORMATS, ImportFormat, ImportLimits, import_path
@@ -47,6 +47,7 @@ def register(subparsers: Any) -> None:
     imp.set_defaults(func=run_import)
 
 
+@history_errors
 def run_export(args: argparse.Namespace) -> int:
     target = Path(args.output).expanduser()
     if args.all == bool(args.ids):
@@ -75,9 +76,10 @@ def run_export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(summary.sentence())
-    return 0
+    return 1 if summary.unreadable else 0
 
 
+@history_errors
 def run_import(args: argparse.Namespace) -> int:
     if not args.path.strip():
         print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import stat
 import tempfile
 import unicodedata
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from engine.errors import DeskError
 from engine.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.errors import ExportFailed, PdfUnavailable
@@ -37,10 +39,16 @@ Progress = Callable[[int, int], None]
 class ExportSummary:
     files: list[Path] = field(default_factory=list)
     target: Path | None = None
+    # Conversations a damaged history file would not give back (the rest are exported all the same).
+    unreadable: list[int] = field(default_factory=list)
 
     def sentence(self) -> str:
         n = len(self.files)
-        return f"Exported {n} conversation{'s' if n != 1 else ''} to {self.target}."
+        text = f"Exported {n} conversation{'s' if n != 1 else ''} to {self.target}."
+        if self.unreadable:
+            ids = " ".join(str(i) for i in self.unreadable[:20]) + (" …" if len(self.unreadable) > 20 else "")
+            text += f" {len(self.unreadable)} could not be read from the damaged history file: {ids}."
+        return text
 
 
 def render_text(
@@ -146,10 +154,21 @@ def export_from_store(
 ) -> ExportSummary:
     """Export the given conversations, or the whole history when ``conversation_ids`` is None."""
     ids = list(conversation_ids) if conversation_ids is not None else all_conversation_ids(store)
-    conversations = [history_adapter.from_tree(store.export_tree(i)) for i in ids]
-    return write_conversations(
+    conversations: list[ExportedConversation] = []
+    unreadable: list[int] = []
+    for conversation_id in ids:
+        try:
+            conversations.append(history_adapter.from_tree(store.export_tree(conversation_id)))
+        except sqlite3.DatabaseError as exc:
+            # A damaged page of the file loses that conversation, not the backup of all the others.
+            if isinstance(exc, DeskError) or (conversation_ids is not None and len(ids) == 1):
+                raise
+            unreadable.append(conversation_id)
+    summary = write_conversations(
         conversations, target, fmt, all_branches=all_branches, pdf=pdf, progress=progress
     )
+    summary.unreadable = unreadable
+    return summary
 
 
 def all_conversation_ids(store: HistoryStore) -> list[int]:
