@@ -265,7 +265,9 @@ class ProfilesPage(QWidget):
         profile = self.current
         if profile is None:
             return
-        self.form.load(profile.model_dump())
+        values = profile.model_dump()
+        # Fields without a row (the environment) are kept as they are, not reset by an edit.
+        self.form.load(values, fixed={k: v for k, v in values.items() if k not in self.form.rows})
         self._show_start_with_app()
         pending = self.pending_secrets.get(profile_key(profile.name))
         self.key_edit.setText(pending or "")
