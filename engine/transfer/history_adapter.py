@@ -6,7 +6,9 @@ conversation's ``uid`` is the stable identity that makes an import idempotent.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from engine.store_models import Conversation, ConversationTree, ReplyNumbers, StoredMessage
 from engine.store_times import instant
@@ -48,7 +50,37 @@ def _exported_message(m: StoredMessage) -> ExportedMessage:
         finish_reason=m.finish_reason or None,
         error=m.error or None,
         numbers={k: v for k, v in numbers.items() if v is not None},
+        tool_calls=tuple(part["tool_call"] for part in _parts(m, "tool_call")),
+        tool_result=next(iter(_parts(m, "tool_call_result")), {}).get("tool_call_result"),
     )
+
+
+def _parts(m: StoredMessage, kind: str) -> list[dict[str, Any]]:
+    """The message's content parts of one kind (``tool_call``, ``tool_call_result``) that are well formed."""
+    parts = m.content.get("content") if isinstance(m.content, dict) else None
+    out = []
+    for part in parts if isinstance(parts, list) else []:
+        if isinstance(part, dict) and isinstance(part.get(kind), dict):
+            if kind == "tool_call_result" and not isinstance(part[kind].get("result"), str):
+                part = {kind: {**part[kind], "result": json.dumps(part[kind].get("result"), default=str)}}
+            out.append(part)
+    return out
+
+
+def _content(m: ExportedMessage) -> dict[str, Any]:
+    """``ChatMessage.to_dict()`` of a message with tool calls or a tool's result (``{}``: plain text, which
+    the store builds itself)."""
+    if not m.tool_calls and m.tool_result is None:
+        return {}
+    parts: list[dict[str, Any]] = []
+    if m.reasoning:
+        parts.append({"reasoning": {"reasoning_text": m.reasoning, "extra": {}}})
+    if m.text and m.tool_result is None:
+        parts.append({"text": m.text})
+    parts += [{"tool_call": dict(call)} for call in m.tool_calls]
+    if m.tool_result is not None:
+        parts.append({"tool_call_result": dict(m.tool_result)})
+    return {"role": m.role, "meta": {}, "name": None, "content": parts}
 
 
 def to_tree(conv: ExportedConversation) -> ConversationTree:
@@ -69,6 +101,7 @@ def to_tree(conv: ExportedConversation) -> ConversationTree:
             error=m.error or "",
             created_at=m.created.timestamp(),
             updated_at=m.created.timestamp(),
+            content=_content(m),
         )
         for m in conv.messages
     )

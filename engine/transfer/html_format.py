@@ -158,7 +158,7 @@ def _message(md: MarkdownIt, message: ExportedMessage, tag: str) -> str:
             md.render(message.reasoning),
             "</details>",
         ]
-    out.append(md.render(message.text))
+    out.append(md.render(meta.body_markdown(message)))
     numbers = meta.numbers_line(message)
     if numbers:
         out.append(f'<p class="numbers">{_e(numbers)}</p>')

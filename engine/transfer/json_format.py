@@ -61,6 +61,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
+class _ToolCall(_Strict):
+    tool_name: Short
+    arguments: dict[Short, pydantic.JsonValue] = Field(default_factory=dict)
+    id: Short | None = None
+    extra: dict[Short, pydantic.JsonValue] | None = None
+
+
+class _ToolResult(_Strict):
+    result: Text
+    origin: _ToolCall
+    error: bool = False
+
+
 class _Message(_Strict):
     id: Ident
     parent_id: Ident | None = None
@@ -73,6 +86,8 @@ class _Message(_Strict):
     finish_reason: Short | None = None
     error: Text | None = None
     numbers: dict[Short, int | float] = Field(default_factory=dict, max_length=100)
+    tool_calls: list[_ToolCall] = Field(default_factory=list, max_length=1000)
+    tool_result: _ToolResult | None = None
 
 
 class _Conversation(_Strict):
@@ -129,11 +144,22 @@ def to_dict(conv: ExportedConversation, *, exported_at: datetime | None = None) 
                     "error": m.error,
                     "numbers": dict(m.numbers),
                     "created": _instant(m.created),
+                    **_tool_fields(m),
                 }
                 for m in conv.messages
             ],
         },
     }
+
+
+def _tool_fields(m: ExportedMessage) -> dict[str, Any]:
+    # Only on messages that have them, so files without tools read as before.
+    out: dict[str, Any] = {}
+    if m.tool_calls:
+        out["tool_calls"] = [dict(call) for call in m.tool_calls]
+    if m.tool_result is not None:
+        out["tool_result"] = dict(m.tool_result)
+    return out
 
 
 def write_many(
@@ -281,6 +307,8 @@ def _to_model(c: _Conversation) -> ExportedConversation:
                 finish_reason=m.finish_reason,
                 error=m.error,
                 numbers=m.numbers,
+                tool_calls=tuple(call.model_dump() for call in m.tool_calls),
+                tool_result=m.tool_result.model_dump() if m.tool_result is not None else None,
             )
             for m in c.messages
         ),

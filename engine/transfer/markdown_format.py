@@ -56,7 +56,7 @@ def _message(message: ExportedMessage, level: int) -> list[str]:
             "</details>",
             "",
         ]
-    out += [_closed(message.text), ""]
+    out += [_closed(meta.body_markdown(message)), ""]
     numbers = meta.numbers_line(message)
     if numbers:
         out += [f"*{numbers}*", ""]

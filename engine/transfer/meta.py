@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from engine import APP_NAME, __version__
 from engine.transfer.model import ExportedConversation, ExportedMessage
@@ -96,6 +97,40 @@ def message_heading(message: ExportedMessage) -> str:
     if message.state != "complete":
         parts.append(message.state)
     return " · ".join(parts)
+
+
+def body_markdown(message: ExportedMessage) -> str:
+    """The message's body as Markdown: its text, each tool call (name and JSON arguments) and a tool's result.
+
+    Tool output is untrusted: it goes in a fenced code block (never rendered as Markdown or HTML), with a
+    fence longer than any run of backticks inside it."""
+    result = message.tool_result
+    if result is not None:
+        found = result.get("origin")
+        origin: dict[str, Any] = found if isinstance(found, dict) else {}
+        name = _code_name(str(origin.get("tool_name", "tool")))
+        label = f"Result of {name}" + (" (error)" if result.get("error") else "")
+        return f"**{label}**\n\n" + fenced(str(result.get("result", "")))
+    parts = [message.text] if message.text else []
+    for call in message.tool_calls:
+        arguments = json.dumps(call.get("arguments", {}), ensure_ascii=False, indent=2)
+        parts.append(
+            f"**Tool call:** {_code_name(str(call.get('tool_name', '')))}\n\n" + fenced(arguments, "json")
+        )
+    return "\n\n".join(parts)
+
+
+def fenced(text: str, language: str = "text") -> str:
+    longest, run = 0, 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text.rstrip(chr(10))}\n{fence}"
+
+
+def _code_name(name: str) -> str:
+    return "`" + name.replace("`", "'") + "`"
 
 
 def shared_note(count: int, with_branch: int) -> str:

@@ -40,6 +40,11 @@ class ExportedMessage:
     error: str | None = None  # why a failed reply failed, as the user was told
     # Measured numbers of a reply: prompt_tokens, completion_tokens, ttft_s, tokens_per_s, wall_s, ...
     numbers: Mapping[str, int | float] = field(default_factory=dict)
+    # Haystack's shapes: ToolCall.to_dict() of each call an assistant message makes ({"tool_name",
+    # "arguments", "id", "extra"}), and a tool message's ToolCallResult.to_dict() ({"result", "origin",
+    # "error"}).
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    tool_result: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

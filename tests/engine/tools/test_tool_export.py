@@ -1,0 +1,85 @@
+"""Tool calls and results in the files: lossless in JSON (through a store and back), readable and inert in
+Markdown and HTML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from haystack.dataclasses import ChatMessage, ToolCall
+
+from engine.store import HistoryStore
+from engine.transfer.history_adapter import from_tree, to_tree
+from engine.transfer.html_format import render_html
+from engine.transfer.json_format import from_dict, to_dict
+from engine.transfer.markdown_format import render_markdown
+
+HOSTILE = "<script>alert(1)</script> ``` [click](javascript:alert(1))"
+
+
+def _tool_conversation(db: Path) -> int:
+    store = HistoryStore(db)
+    conv = store.create_conversation(title="tools")
+    user = store.add_message(conv.id, None, "user", "2 + 3, and fetch the page")
+    calls = [
+        ToolCall(tool_name="add", arguments={"a": 2, "b": 3}, id="call-1"),
+        ToolCall(
+            tool_name="fetch", arguments={}, id="call-2", extra={"raw_arguments": '{"url": ', "problem": "x"}
+        ),
+    ]
+    asked = ChatMessage.from_assistant(text="Let me compute.", tool_calls=calls)
+    a = store.add_message(conv.id, user.id, "assistant", "Let me compute.", content=asked.to_dict())
+    first = ChatMessage.from_tool("5", origin=calls[0])
+    t1 = store.add_message(conv.id, a.id, "tool", "5", content=first.to_dict())
+    second = ChatMessage.from_tool(HOSTILE, origin=calls[1], error=True)
+    t2 = store.add_message(conv.id, t1.id, "tool", HOSTILE, content=second.to_dict())
+    store.add_message(conv.id, t2.id, "assistant", "It is 5.")
+    store.close()
+    return conv.id
+
+
+def test_json_export_and_import_keep_every_tool_call_and_result(tmp_path: Path) -> None:
+    db = tmp_path / "a.sqlite3"
+    cid = _tool_conversation(db)
+    store = HistoryStore(db)
+    exported = from_tree(store.export_tree(cid))
+    store.close()
+    data = json.loads(json.dumps(to_dict(exported)))
+    messages = data["conversation"]["messages"]
+    assert messages[1]["tool_calls"][0] == {
+        "tool_name": "add",
+        "arguments": {"a": 2, "b": 3},
+        "id": "call-1",
+        "extra": None,
+    }
+    assert messages[3]["tool_result"]["error"] is True
+    assert "tool_calls" not in messages[0]  # plain messages are written as before
+    again = from_dict(data)
+    assert again == exported  # lossless
+    target = HistoryStore(tmp_path / "b.sqlite3")
+    new_id = target.import_tree(to_tree(again))
+    branch = target.load(new_id).branch()
+    target.close()
+    original = HistoryStore(db)
+    before = original.load(cid).branch()
+    original.close()
+    assert [m.to_chat_message() for m in branch] == [m.to_chat_message() for m in before]
+    assert branch[1].to_chat_message().tool_calls[1].extra == {"raw_arguments": '{"url": ', "problem": "x"}
+
+
+def test_markdown_and_html_show_tool_calls_and_keep_tool_output_inert(tmp_path: Path) -> None:
+    db = tmp_path / "a.sqlite3"
+    cid = _tool_conversation(db)
+    store = HistoryStore(db)
+    exported = from_tree(store.export_tree(cid))
+    store.close()
+    md = render_markdown(exported)
+    assert "**Tool call:** `add`" in md
+    assert '"a": 2' in md
+    assert "**Result of `add`**" in md
+    assert "**Result of `fetch` (error)**" in md
+    assert "````text\n" + HOSTILE + "\n````" in md  # a fence longer than the output's own backticks
+    page = render_html(exported)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="javascript:' not in page
