@@ -107,6 +107,23 @@ class NcclFailed(ServerProblem):
         )
 
 
+class KernelsUnavailable(ServerProblem):
+    title = "GPU kernels could not be downloaded"
+
+    def __init__(self, *, details: str = "") -> None:
+        super().__init__(
+            "FlashInfer needs precompiled kernels for this card (compute capability 9.0 and newer) and could "
+            "not download them: the network is off or blocked.",
+            fix=Fix(
+                "retry",
+                "Try again with the network on",
+                "Start again with the network on (FlashInfer downloads them once), or fetch them ahead with "
+                "the runtime's `vllm download-kernels`.",
+            ),
+            details=details,
+        )
+
+
 class OutOfMemoryAfterLoad(ServerProblem):
     title = "GPU memory ran out after the model loaded"
 
@@ -220,6 +237,15 @@ GPU_RULES: list[tuple[re.Pattern[str], MakeProblem]] = [
         lambda m, d: CompilerMissing("Python.h (the Python development headers)", details=d),
     ),
     (re.compile(r"Error in memory profiling\."), lambda m, d: MemoryProfilingUpset(details=d)),
+    (
+        # FlashInfer's cubin loader: its download retries (from its default NVIDIA artifact store), or the
+        # refusal when FLASHINFER_NO_DOWNLOAD is set and flashinfer-cubin lacks the file.
+        re.compile(
+            r"Downloading https://\S*kernelinferencelibrary\S*: attempt \d+ failed|"
+            r"FLASHINFER_NO_DOWNLOAD is set . refusing to download"
+        ),
+        lambda m, d: KernelsUnavailable(details=d),
+    ),
 ]
 NCCL_RULES: list[tuple[re.Pattern[str], MakeProblem]] = [
     (

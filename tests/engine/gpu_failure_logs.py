@@ -117,6 +117,20 @@ DRIVER_TOO_OLD = Sourced(
     "PyTorch version that has been compiled with your version of the CUDA driver.",
     origin="PyTorch c10/cuda/CUDAFunctions.cpp",
 )
+FLASHINFER_OFFLINE = Sourced(
+    "2026-12-06 02:31:40,112 - WARNING - flashinfer.jit: Downloading https://edge.urm.nvidia.com/artifactory/"
+    "sw-kernelinferencelibrary-public-generic-local/4c9e1a/batched_gemm-0d28130-2fa9e7a/"
+    "Bmm_Bfloat16_E4m3E4m3_Fp32_t128x8x512u2_s6_et64x8_m64x8x32_cga1x1x1_16dp256b_TN_transOut_schedS_sm100a_cubin"
+    ".cubin: attempt 1 failed: HTTPSConnectionPool(host='edge.urm.nvidia.com', port=443): Max retries "
+    "exceeded with url: (Caused by NameResolutionError(\"Failed to resolve 'edge.urm.nvidia.com'\"))",
+    origin="FlashInfer 0.7.0.post1 flashinfer/jit/cubin_loader.py (FlashInfer is not in the CPU runtime)",
+)
+FLASHINFER_NO_DOWNLOAD = Sourced(
+    "RuntimeError: Artifact not found locally: 4c9e1a/fmha/trtllm-gen/fmha.cubin (looked at "
+    "/home/u/.cache/flashinfer/cubins/4c9e1a/fmha/trtllm-gen/fmha.cubin). FLASHINFER_NO_DOWNLOAD is set — "
+    "refusing to download. This means flashinfer-cubin is missing this file.",
+    origin="FlashInfer 0.7.0.post1 flashinfer/jit/cubin_loader.py (FlashInfer is not in the CPU runtime)",
+)
 DRIVER_INSUFFICIENT = Sourced(
     "RuntimeError: CUDA error: CUDA driver version is insufficient for CUDA runtime version",
     origin="the CUDA runtime's cudaErrorInsufficientDriver text",

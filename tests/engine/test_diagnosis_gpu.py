@@ -11,6 +11,7 @@ from engine.diagnosis_gpu import (
     CompilerMissing,
     GpuDriverTooOld,
     GpuNotSupported,
+    KernelsUnavailable,
     MemoryProfilingUpset,
     NcclFailed,
     OutOfMemoryAfterLoad,
@@ -33,6 +34,8 @@ from tests.engine import gpu_failure_logs as f
         (f.NO_KERNEL, GpuNotSupported),
         (f.DRIVER_TOO_OLD, GpuDriverTooOld),
         (f.DRIVER_INSUFFICIENT, GpuDriverTooOld),
+        (f.FLASHINFER_OFFLINE, KernelsUnavailable),
+        (f.FLASHINFER_NO_DOWNLOAD, KernelsUnavailable),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else None,
 )
