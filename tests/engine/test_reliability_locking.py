@@ -211,3 +211,56 @@ def test_a_migration_waits_for_another_processs_write(tmp_path: Path) -> None:
     assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 3
     assert store.import_trees([_tree("after")])[0].outcome == "imported"
     store.close()
+
+
+IMPORTER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+from engine.store import HistoryStore
+from tests.engine.test_reliability_locking import _tree
+
+store = HistoryStore(Path(sys.argv[1]))
+store.import_trees([_tree(f"big-{i}", 6) for i in range(int(sys.argv[3]))])
+store.close()
+print("imported")
+"""
+
+
+def test_another_process_chats_while_a_large_import_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "history.db"
+    store = HistoryStore(db, busy_wait_s=5)
+    conv = store.create_conversation(title="mine")
+    root = Path(__file__).resolve().parents[2]
+    importer = subprocess.Popen(
+        [sys.executable, "-c", IMPORTER, str(db), str(root), "10000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            store._conn.execute("SELECT COUNT(*) FROM conversations WHERE staged_by != ''").fetchone()[0] == 0
+        ):
+            assert time.monotonic() < deadline, importer.stderr.read() if importer.poll() is not None else ""
+            time.sleep(0.02)
+        written = [store.add_message(conv.id, None, "user", f"message {i}").id for i in range(5)]
+        staged = store._conn.execute("SELECT COUNT(*) FROM conversations WHERE staged_by != ''").fetchone()[0]
+        assert 0 < staged < 10_000  # written between the import's batches, not after all of it
+        titles = [c.title for c in store.list_conversations().items]
+        assert importer.poll() is None  # all of that happened while the import was still running
+        assert titles == ["mine"]  # nothing half-imported shows
+        out, err = importer.communicate(timeout=120)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+            importer.wait()
+    assert importer.returncode == 0, err
+    assert out.strip() == "imported"
+    assert [store.message(i).text for i in written] == [f"message {i}" for i in range(5)]
+    assert len(store.list_conversations(limit=20_000).items) == 10_001
+    store.close()
