@@ -250,7 +250,7 @@ class ToolLoop:
             call_id = slot.id or f"call-{uuid.uuid4().hex[:12]}"
             calls.append(ToolCall(tool_name=slot.name, arguments=arguments or {}, id=call_id, extra=extra))
         return ChatMessage.from_assistant(
-            text=reply.text or None,
+            text=reply.text or "",  # "" not None: templates that join content as text (SmolLM2) need it
             tool_calls=calls or None,
             reasoning=reply.reasoning,
             meta=dict(reply.meta),

@@ -137,3 +137,41 @@ def test_ask_refuses_without_a_terminal_and_deny_tells_the_model(tmp_path: Path)
     )
     assert unknown.returncode == 1
     assert "No built-in tool or MCP server is named nope" in unknown.stderr
+
+
+def test_ask_prompts_on_a_terminal_and_runs_the_call_once_allowed(tmp_path: Path) -> None:
+    import pty
+    import select
+    import time
+
+    home = tmp_path / "desk"
+    with running_standin("--tool-calls", "well-formed") as server:
+        master, slave = pty.openpty()
+        cli = [sys.executable, "-m", "engine.cli", "--data-dir", str(home), "chat"]
+        question = ["--tools", "current_time", "--tool-choice", "current_time", "What time is it?"]
+        proc = subprocess.Popen(
+            [*cli, "--base-url", server.root_url, *question],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            cwd=REPO_ROOT,
+            text=True,
+        )
+        os.close(slave)
+        seen = ""
+        try:
+            deadline = time.monotonic() + 120
+            while "[o]nce / [a]lways this tool / [d]eny" not in seen and time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 1)
+                if ready:
+                    seen += os.read(master, 4096).decode(errors="replace")
+            assert "Run current_time (built-in) with {}?" in seen
+            os.write(master, b"o\n")
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+    assert proc.returncode == 0
+    assert out.strip() == "The capital of France is Paris."
