@@ -409,21 +409,23 @@ class SettingsStore:
     def _write(self, settings: Settings) -> None:
         """Temp file + fsync + rename, so a crash leaves the old file or the new one, never half."""
         text = tomli_w.dumps(settings.to_toml_dict())
+        # A settings file linked from elsewhere (a dotfiles folder) is written where it lives; the link stays.
+        target = Path(os.path.realpath(self.path))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.path) + ".lock", timeout=10):
-                fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=self.path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target.parent)
                 try:
                     with os.fdopen(fd, "w", encoding="utf-8") as handle:
                         handle.write(text)
                         handle.flush()
                         os.fsync(handle.fileno())
-                    os.replace(tmp, self.path)
+                    os.replace(tmp, target)
                 except BaseException:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)
                     raise
-                dir_fd = os.open(self.path.parent, os.O_RDONLY)
+                dir_fd = os.open(target.parent, os.O_RDONLY)
                 try:
                     os.fsync(dir_fd)
                 finally:

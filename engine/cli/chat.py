@@ -178,7 +178,8 @@ class _Printer:
                 facts.append(f"{n.tokens_per_s:.1f} tok/s")
             print(f"({', '.join(facts)})", file=sys.stderr, flush=True)
             if event.error is not None:
-                print(f"error: {event.error}", file=sys.stderr)
+                # The server's own words are part of some errors: never raw to the terminal.
+                print(f"error: {printable(str(event.error))}", file=sys.stderr)
                 if event.error.fix is not None and event.error.fix.hint:
                     print(f"fix: {event.error.fix.hint}", file=sys.stderr)
 

@@ -200,3 +200,15 @@ def test_serve_says_which_settings_it_replaced(tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert "warning: vLLM Desk started with default values" in err
     assert "nested too deeply" in err
+
+
+def test_a_servers_words_in_an_error_are_printed_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.chat import TurnEvent
+    from engine.chat_errors import ServerFailed
+    from engine.cli.chat import _Printer
+
+    error = ServerFailed(500, f"boom{ESCAPES}")
+    _Printer(as_json=False).event(TurnEvent("finished", 1, 2, state="failed", error=error))
+    err = capsys.readouterr().err
+    assert "boom\\x1b]0;PWNED" in err
+    assert "\x1b" not in err

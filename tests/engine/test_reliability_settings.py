@@ -156,3 +156,19 @@ def test_any_bytes_load(tmp_path_factory: pytest.TempPathFactory, raw: bytes) ->
     path = tmp_path_factory.mktemp("settings") / "settings.toml"
     path.write_bytes(raw)
     assert isinstance(SettingsStore.open(path).settings, Settings)
+
+
+def test_a_linked_settings_file_is_repaired_where_it_lives(tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "vllm-desk.toml"
+    real.write_text("[appearance]\nfont_size = 'huge'\ntheme = 'dark'\n")
+    link = tmp_path / "config" / "settings.toml"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    store, report = _open(link)
+    assert "font_size" in report
+    assert store.settings.appearance.theme == "dark"
+    assert link.is_symlink()  # the link is kept, the file it names is repaired
+    assert "huge" not in real.read_text()
+    assert "dark" in real.read_text()
