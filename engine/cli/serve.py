@@ -23,6 +23,7 @@ from engine.paths import AppPaths
 from engine.profiles import ProfileInvalid, ServerProfile, builtin_profile
 from engine.settings import SettingsStore
 from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
+from engine.tools.parsers import suggest_parser
 
 
 def register(subparsers: Any) -> None:
@@ -105,10 +106,19 @@ def choose_profile(args: argparse.Namespace, store: SettingsStore) -> ServerProf
         profile = found
     elif args.model and args.model != "builtin":
         folder = Path(args.model).expanduser()
+        # Tool calling on, with the parser of the model's family (none known: off).
+        parser = suggest_parser(args.model)
         if folder.is_dir():
-            profile = ServerProfile(name=f"serve {args.model}", source="folder", model=str(folder.absolute()))
+            profile = ServerProfile(
+                name=f"serve {args.model}",
+                source="folder",
+                model=str(folder.absolute()),
+                tool_call_parser=parser,
+            )
         else:
-            profile = ServerProfile(name=f"serve {args.model}", source="hf_repo", model=args.model)
+            profile = ServerProfile(
+                name=f"serve {args.model}", source="hf_repo", model=args.model, tool_call_parser=parser
+            )
     else:
         profile = builtin_profile()
     if args.port is not None:

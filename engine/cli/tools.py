@@ -27,6 +27,7 @@ from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.builtin import BUILTIN_NAMES, DESCRIPTIONS, SEARCH_DOCUMENTS
 from engine.tools.config import STDIO_WARNING, McpServer, ToolsSettings, looks_secret
 from engine.tools.loop import LoopEvent
+from engine.tools.parsers import FORCED_ONLY_WARNING
 
 if TYPE_CHECKING:
     from haystack.tools.tool import Tool
@@ -376,6 +377,19 @@ def _documents_tool(paths: AppPaths, stack: AsyncExitStack) -> Tool:
     return documents_search_tool(store, collections)
 
 
+def _template_warning(endpoint: Endpoint, paths: AppPaths, choice: str) -> str:
+    """The built-in model's template does not describe tools: say so before a turn that does not force one."""
+    from engine.builtin_model import BUILTIN_MODEL, builtin_model_path
+    from engine.tools.parsers import ToolSupport, choice_warning, tool_support
+
+    if endpoint.model != BUILTIN_MODEL.served_name:
+        return ""
+    support = tool_support(endpoint.model, model_dir=builtin_model_path(paths))
+    if support.template_has_tools is None:  # not prepared here (a server elsewhere): its template is known
+        support = ToolSupport(support.parser, False, FORCED_ONLY_WARNING)
+    return choice_warning(support, choice)
+
+
 async def chat_with_tools(
     args: argparse.Namespace,
     paths: AppPaths,
@@ -393,6 +407,9 @@ async def chat_with_tools(
 
     approval = _approval(args.approve)
     tools, owners = await _tools_for(tool_names(args), paths, stack, store)
+    warning = _template_warning(endpoint, paths, args.tool_choice)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     pool = GeneratorPool(ChatTimeouts().for_endpoint)
     stack.push_async_callback(pool.aclose)
     async with pool.lease(endpoint) as generator:

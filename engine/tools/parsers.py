@@ -90,6 +90,12 @@ NO_PARSER_WARNING = (
 )
 
 
+def choice_warning(support: ToolSupport, choice: str) -> str:
+    """What to say before a turn with tools: the model will not see them and the choice does not force a
+    call (``""``: nothing to say)."""
+    return support.warning if support.template_has_tools is False and choice == "auto" else ""
+
+
 def tool_support(model: str, *, model_dir: Path | None = None, architecture: str = "") -> ToolSupport:
     """The parser for ``model`` and whether its template (read from ``model_dir``) describes tools."""
     parser = suggest_parser(model, architecture)

@@ -36,6 +36,9 @@ def test_choose_profile(app_paths: AppPaths, tmp_path: os.PathLike[str]) -> None
     assert choose_profile(args(profile="big"), store).model == "org/big"
     assert choose_profile(args(profile="big", port=9100), store).port == 9100
     assert choose_profile(args(model="org/other"), store).source == "hf_repo"
+    # Tool calling is on for a model family whose parser is known (issue 19), off otherwise.
+    assert choose_profile(args(model="Qwen/Qwen2.5-7B-Instruct"), store).tool_call_parser == "hermes"
+    assert choose_profile(args(model="org/other"), store).tool_call_parser == ""
     folder = app_paths.models / "mine"
     folder.mkdir()
     chosen = choose_profile(args(model=str(folder)), store)

@@ -175,3 +175,18 @@ def test_ask_prompts_on_a_terminal_and_runs_the_call_once_allowed(tmp_path: Path
             os.close(master)
     assert proc.returncode == 0
     assert out.strip() == "The capital of France is Paris."
+
+
+def test_the_builtin_model_with_tool_choice_auto_gets_a_clear_warning(tmp_path: Path) -> None:
+    from engine.builtin_model import BUILTIN_MODEL
+
+    home = tmp_path / "desk"
+    tools = ("--tools", "current_time", "--approve", "all")
+    with running_standin(model=BUILTIN_MODEL.served_name) as server:
+        auto = _cli(home, "chat", "--base-url", server.root_url, *tools, "Hi")
+        forced = _cli(home, "chat", "--base-url", server.root_url, *tools, "--tool-choice", "required", "Hi")
+    assert auto.returncode == 0, auto.stderr
+    assert "warning: This model's chat template does not describe tools" in auto.stderr
+    assert "only when the tool choice forces it" in auto.stderr
+    assert forced.returncode == 0, forced.stderr
+    assert "warning:" not in forced.stderr

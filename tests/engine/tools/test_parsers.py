@@ -69,3 +69,15 @@ def test_a_template_in_tokenizer_config_is_read_and_an_unknown_family_says_so(tm
     assert tool_support("Qwen/Qwen2.5-7B-Instruct", model_dir=tmp_path).warning == ""
     assert tool_support("my-own-model", model_dir=tmp_path).warning == NO_PARSER_WARNING
     assert read_chat_template(tmp_path / "missing") == ""
+
+
+def test_the_warning_is_for_a_choice_that_does_not_force_a_call(tmp_path: Path) -> None:
+    from engine.tools.parsers import choice_warning
+
+    (tmp_path / "chat_template.jinja").write_text(SMOLLM2)
+    support = tool_support("smollm2-135m-instruct", model_dir=tmp_path)
+    assert choice_warning(support, "auto") == FORCED_ONLY_WARNING
+    assert choice_warning(support, "required") == ""
+    assert choice_warning(support, "lookup_code") == ""
+    (tmp_path / "chat_template.jinja").write_text(QWEN_LIKE)
+    assert choice_warning(tool_support("Qwen/Qwen3-0.6B", model_dir=tmp_path), "auto") == ""
