@@ -10,6 +10,7 @@ local server's key).
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,25 @@ class Embedder:
         self.dims = len(out[0].embedding)
         return out
 
+    def embed_texts(self, texts: list[str]) -> list[list[float]]:
+        """Vectors for ``texts`` (blocking). A text over the model's input limit (all-MiniLM-L6-v2 reads 256
+        word pieces) is embedded from its beginning, as sentence-transformers truncates it: the batch is
+        halved until the long one is alone, which is then shortened until the server takes it."""
+        from haystack import Document
+
+        try:
+            done = self.embed_documents([Document(id=str(i), content=t) for i, t in enumerate(texts)])
+            return [list(d.embedding) for d in done]
+        except EmbeddingFailed as exc:
+            if not any(words in exc.reason for words in _TOO_LONG):
+                raise
+            if len(texts) > 1:
+                half = len(texts) // 2
+                return self.embed_texts(texts[:half]) + self.embed_texts(texts[half:])
+            if len(texts[0]) <= _SHORTEST:
+                raise
+            return self.embed_texts([texts[0][: len(texts[0]) * 3 // 4]])
+
     def embed_query(self, text: str) -> list[float]:
         self.warm_up()
         try:
@@ -77,6 +97,11 @@ class Embedder:
 
     async def embed_query_async(self, text: str) -> list[float]:
         return await asyncio.to_thread(self.embed_query, text)
+
+
+# vLLM's words for an input over --max-model-len: "This model's maximum context length is 256 tokens. ..."
+_TOO_LONG = ("maximum context length", "input tokens, which exceeds")
+_SHORTEST = 64
 
 
 def _reason(exc: Exception) -> str:
@@ -101,6 +126,8 @@ def endpoint_embedder(
         "max_retries": 0 if endpoint.kind == "local" else 2,
         "http_client_kwargs": client_kwargs(endpoint),
     }
+    # It logs every failed batch with a traceback; we report failures ourselves, in words.
+    logging.getLogger("haystack.components.embedders.openai_document_embedder").setLevel(logging.CRITICAL)
     document = OpenAIDocumentEmbedder(
         **common, batch_size=batch_size, progress_bar=False, raise_on_failure=True
     )

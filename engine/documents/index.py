@@ -290,17 +290,12 @@ class Indexer:
         return data, st
 
     def _embed(self, collection: str, path: Path, chunks: list[Chunk]) -> list[list[float]]:
-        from haystack import Document
-
         vectors: list[list[float]] = []
         for i in range(0, len(chunks), self.embed_batch):
             self._check_cancel()
-            batch = [
-                Document(id=f"{i + n}", content=_embedding_text(path, c))
-                for n, c in enumerate(chunks[i : i + self.embed_batch])
-            ]
+            batch = [_embedding_text(path, c) for c in chunks[i : i + self.embed_batch]]
             try:
-                vectors += [list(d.embedding) for d in self.embedder.embed_documents(batch)]
+                vectors += self.embedder.embed_texts(batch)
             except EmbeddingFailed as exc:
                 raise FileRejected(path, f"the embedding model failed: {exc.reason}") from exc
         return vectors

@@ -198,3 +198,23 @@ def test_a_killed_docs_add_leaves_whole_files_only_and_rescan_finishes(
         assert {r.path: r.chunks for r in store.files("default")} == expected
     finally:
         store.close()
+
+
+def test_a_passage_over_the_models_input_limit_is_embedded_from_its_beginning(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "text"
+    root.mkdir()
+    (root / "short.md").write_text("A short note about tomatoes.\n")
+    (root / "long.md").write_text(" ".join(["tomato"] * 100) + "\n")  # one passage of 100 words
+    server.max_words = 40  # like vLLM refusing more than --max-model-len tokens
+    assert docs(tmp_path, server, "add", str(root), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["failed"] == []
+    assert report["passages"] == 2
+    refused = [batch for batch in server.requests if any(len(t.split()) > 40 for t in batch)]
+    assert refused  # the long passage was refused first ...
+    taken = [batch[0] for batch in server.requests if batch[0].startswith("tomato")][-1]
+    assert 20 < len(taken.split()) <= 40  # ... then embedded from its beginning
+    assert main(["--data-dir", str(tmp_path / "home"), "docs", "search", "tomato", "--mode", "keyword"]) == 0
+    assert "tomato tomato" in capsys.readouterr().out  # the whole passage is stored and found

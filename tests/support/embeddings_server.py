@@ -33,6 +33,8 @@ class EmbeddingsServer:
     model: str
     requests: list[list[str]] = field(default_factory=list)
     fail_with: int | None = None
+    # Refuse inputs of more words than this, with vLLM's words for an input over --max-model-len.
+    max_words: int | None = None
 
 
 @contextmanager
@@ -68,6 +70,14 @@ def running_embeddings_server(model: str = "bow-embedder") -> Iterator[Embedding
                 self._send(
                     state.fail_with, {"error": {"message": "the test said so", "type": "server_error"}}
                 )
+                return
+            if state.max_words is not None and any(len(t.split()) > state.max_words for t in inputs):
+                message = (
+                    f"This model's maximum context length is {state.max_words} tokens. However, your prompt "
+                    f"contains at least {state.max_words + 1} input tokens, which exceeds this limit even "
+                    "without any output tokens. Please reduce the length of the input prompt."
+                )
+                self._send(400, {"error": {"message": message, "type": "BadRequestError", "code": 400}})
                 return
             data = [
                 {"object": "embedding", "index": i, "embedding": bag_of_words(t)}
