@@ -216,12 +216,16 @@ class ServerFailed(ServerProblem):
 class StartTimedOut(ServerProblem):
     title = "The server took too long to start"
 
-    def __init__(self, seconds: float, *, details: str = "") -> None:
+    def __init__(self, seconds: float, *, details: str = "", hint: str = "") -> None:
+        # Downloading does not count against the limit (engine/watchdog.py); ``hint``: what the last
+        # silence probably was (an NCCL hang, kernels being built).
         super().__init__(
-            f"vLLM was not ready after {seconds:.0f} seconds, so the start was abandoned.",
-            fix=Fix("show_log", "Show the log", "See the server log; a first download can take long."),
+            f"vLLM was not ready after {seconds:.0f} seconds (downloads not counted), so the start was "
+            f"abandoned.{' ' + hint if hint else ''}",
+            fix=Fix("show_log", "Show the log", "See the server log for its last lines."),
             details=details,
         )
+        self.hint = hint
 
 
 class StartCancelled(ServerProblem):

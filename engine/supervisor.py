@@ -504,7 +504,8 @@ class Supervisor:
             await asyncio.sleep(0.2)  # let the reader threads hand over the last lines
             code = launch.exited.result()
             raise name_gpu_holders(diagnose(launch.texts(), exit_code=code, port=launch.port))
-        raise StartTimedOut(self.ready_timeout_s, details="\n".join(launch.texts()[-60:]))
+        hint = watch.last_silence.hint if watch is not None and watch.last_silence is not None else ""
+        raise StartTimedOut(self.ready_timeout_s, details="\n".join(launch.texts()[-60:]), hint=hint)
 
     def _report_silence(self, launch: _Launch, quiet: Silence) -> None:
         """A start that has printed nothing for a while: said in the progress label, with a hint."""

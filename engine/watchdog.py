@@ -63,6 +63,7 @@ class StartWatch:
         self._downloading_s = 0.0
         self._recent: list[str] = []
         self._reported = False
+        self.last_silence: Silence | None = None  # the latest reported, for a timeout's message
 
     def heard(self, text: str) -> None:
         now = self._clock()
@@ -101,7 +102,8 @@ class StartWatch:
         if quiet < self.silence_s or self._reported:
             return None
         self._reported = True
-        return Silence(quiet, self._phase, self._hint())
+        self.last_silence = Silence(quiet, self._phase, self._hint())
+        return self.last_silence
 
     def _hint(self) -> str:
         recent = "\n".join(self._recent)

@@ -85,3 +85,21 @@ async def test_a_silent_start_with_tensor_parallelism_is_reported_with_the_nccl_
     quiet = [p for p in progress if "printed nothing" in p.label]
     assert len(quiet) == 1  # once per silence, not every poll
     assert "NCCL_P2P_DISABLE=1" in quiet[0].label
+
+
+async def test_a_start_that_times_out_in_silence_says_what_it_was_probably_doing(
+    app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.watchdog, "SILENCE_S", 0.5)
+    prelude = (
+        "import time\n"
+        "print('(Worker_TP0 pid=9) INFO 12-06 02:31:07 [pynccl.py:111] vLLM is using nccl==2.27.5',\n"
+        "      flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    sup = Supervisor(app_paths, ScriptedRuntime(prelude=prelude), ready_timeout_s=2.0)
+    with pytest.raises(StartTimedOut) as caught:
+        await sup.start(profile(tensor_parallel_size=2))
+    assert "downloads not counted" in str(caught.value)
+    assert "NCCL_P2P_DISABLE=1" in str(caught.value)
+    assert sup.processes() == []
