@@ -320,6 +320,17 @@ def estimate_fit(
             fix=Fix("set_option", f"Use {len(gpus)} GPU(s)", params={"tensor_parallel_size": len(gpus)}),
         )
     used = list(gpus[:tp])  # vLLM takes the first visible devices
+    old = [g for g in used if g.compute_capability is not None and g.compute_capability < (8, 0)]
+    if dtype == "bfloat16" and old:
+        # vLLM refuses bfloat16 below compute capability 8.0 ("auto" falls back to float16 by itself).
+        return FitEstimate(
+            "wont_fit",
+            f"{old[0].name} cannot compute in bfloat16 (compute capability "
+            f"{'.'.join(map(str, old[0].compute_capability or ()))}; 8.0 is needed).",
+            weights,
+            kv,
+            fix=Fix("set_option", "Use float16", params={"dtype": "float16"}),
+        )
     smallest = min(used, key=lambda g: g.cuda_total_bytes)
     budget = int(smallest.cuda_total_bytes * gpu_memory_utilization)
     low_free = min(used, key=lambda g: usable_free(g, own_pids) - g.cuda_total_bytes * gpu_memory_utilization)

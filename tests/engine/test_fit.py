@@ -528,3 +528,16 @@ def test_by_default_the_servers_this_app_launched_count_as_free() -> None:
     finally:
         server.kill()
         server.wait()
+
+
+def test_bfloat16_on_a_card_below_8_0_is_refused_with_float16_offered() -> None:
+    t4 = GpuInfo(0, "Tesla T4", 15 * GIB, 15 * GIB, compute_capability=(7, 5))
+    est = estimate_fit(FLOAT32_1B, [t4], max_model_len=1024, dtype="bfloat16", gpu_memory_utilization=0.9)
+    assert est.verdict == "wont_fit"
+    assert "Tesla T4 cannot compute in bfloat16 (compute capability 7.5" in est.message
+    assert est.fix is not None
+    assert est.fix.params == {"dtype": "float16"}
+    # "auto" (vLLM falls back by itself) and float16 are judged on memory alone.
+    assert (
+        estimate_fit(FLOAT32_1B, [t4], max_model_len=1024, gpu_memory_utilization=0.9).verdict != "wont_fit"
+    )
