@@ -66,10 +66,12 @@ def write_pdf(path: Path, pages: list[list[str]]) -> Path:
 
 
 def write_encrypted_pdf(path: Path, pages: list[list[str]], password: str = "secret") -> Path:
+    """Encrypted with ``password`` to open it; with ``password=""`` only an owner password (it opens freely
+    but is still encrypted, as many "protected" PDFs are)."""
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(pages))))
-    writer.encrypt(user_password=password, owner_password=password + "-owner", algorithm="RC4-128")
+    writer.encrypt(user_password=password, owner_password="owner-secret", algorithm="RC4-128")
     with path.open("wb") as fh:
         writer.write(fh)
     return path

@@ -32,6 +32,14 @@ def test_encrypted_pdf_says_so(tmp_path: Path) -> None:
         convert(pdf)
 
 
+def test_pdf_with_only_an_owner_password_is_read(tmp_path: Path) -> None:
+    pdf = write_encrypted_pdf(tmp_path / "protected.pdf", [["open to read"], ["page two"]], password="")
+    converted = convert(pdf)
+    assert converted.pages == 2
+    assert "open to read" in converted.text.split("\f")[0]
+    assert "page two" in converted.text.split("\f")[1]
+
+
 def test_pdf_without_a_text_layer_says_so_and_does_not_pretend_to_ocr(tmp_path: Path) -> None:
     pdf = write_pdf(tmp_path / "scan.pdf", [[], []])
     with pytest.raises(FileRejected, match=r"no text layer.*no OCR"):
