@@ -272,6 +272,9 @@ async def _search(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         collections = args.collection or [c.name for c in store.collections()]
+        if not collections:
+            print("No collections yet. Add one: vllm-desk docs add PATH... [--collection NAME]")
+            return 0
         for name in collections:
             store.collection(name)  # CollectionNotFound before starting anything
         async with AsyncExitStack() as stack:

@@ -131,6 +131,14 @@ def test_an_embedding_server_failing_fails_the_files_with_its_reason(
     assert docs(tmp_path, server, "rescan") == 0  # the failed files are tried again
 
 
+def test_search_without_any_collection_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No --embedder-url and no vLLM here: hybrid search would have to start one, and must not.
+    assert docs(tmp_path, None, "search", "anything") == 0
+    assert "No collections yet" in capsys.readouterr().out
+
+
 def test_unknown_collection_is_an_error_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert docs(tmp_path, None, "search", "x", "--collection", "nope", "--mode", "keyword") == 1
     assert "There is no document collection named “nope”." in capsys.readouterr().err
