@@ -143,7 +143,7 @@ def parse_arguments(raw: str) -> tuple[dict[str, Any] | None, str]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        return None, f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+        return None, f"the arguments are not valid JSON ({exc.msg}, character {exc.pos})"
     if not isinstance(value, dict):
         return None, f"the arguments must be a JSON object, not {type(value).__name__} {raw[:80]}"
     return value, ""
@@ -246,6 +246,8 @@ class ToolLoop:
         for index in sorted(pending):
             slot = pending[index]
             arguments, problem = parse_arguments(slot.arguments)
+            if problem and reply.meta.get("finish_reason") == "length":
+                problem = "the reply reached its token limit before the arguments were complete"
             extra = None if not problem else {"raw_arguments": slot.arguments, "problem": problem}
             call_id = slot.id or f"call-{uuid.uuid4().hex[:12]}"
             calls.append(ToolCall(tool_name=slot.name, arguments=arguments or {}, id=call_id, extra=extra))

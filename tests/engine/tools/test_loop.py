@@ -154,6 +154,7 @@ async def test_always_allow_asks_once_per_tool() -> None:
         ("malformed", "not valid JSON"),
         ("string-args", "must be a JSON object, not str"),
         ("unknown", "There is no tool named “no_such_tool”; the tools are: add"),
+        ("truncated", "the reply reached its token limit before the arguments were complete"),
     ],
 )
 async def test_bad_calls_become_error_results_without_asking_or_running(mode: str, expected: str) -> None:

@@ -54,7 +54,7 @@ async def test_a_forced_named_tool_call_with_the_builtin_model(vllm_server, stor
     tool = Tool(
         name="lookup_code", description="Look up a person's code.", parameters=LOOKUP, function=lookup_code
     )
-    settings = GenerationSettings(temperature=0.0, max_tokens=48)
+    settings = GenerationSettings(temperature=0.0, max_tokens=96)
     conv = await store.create_conversation(title="", settings=settings.to_json_dict())
     pool = GeneratorPool(ChatTimeouts().for_endpoint)
     try:

@@ -332,7 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             *tool_calls.deltas(opts.tool_calls, body, opts.tool_name, opts.tool_arguments),
         ]
         for i, delta in enumerate(steps):
-            fin = "tool_calls" if i == len(steps) - 1 else None
+            fin = tool_calls.finish_reason(opts.tool_calls) if i == len(steps) - 1 else None
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}
             self._chunk(f"data: {json.dumps({**head, 'choices': [choice]})}\n\n")
         self._chunk("data: [DONE]\n\n")

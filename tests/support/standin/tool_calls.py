@@ -10,6 +10,7 @@ it. Modes:
 ``parallel``     two calls of the same tool in one reply (indexes 0 and 1)
 ``unknown``      one call of a tool that was not offered (``no_such_tool``)
 ``loop``         calls again after every result (a model that never stops calling tools)
+``truncated``    one call cut off by the token limit (``{"a": 1``, finish_reason ``length``)
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ import json
 import uuid
 from typing import Any
 
-MODES = ("well-formed", "malformed", "string-args", "parallel", "unknown", "loop")
+MODES = ("well-formed", "malformed", "string-args", "parallel", "unknown", "loop", "truncated")
+
+
+def finish_reason(mode: str) -> str:
+    return "length" if mode == "truncated" else "tool_calls"
 
 
 def wanted(mode: str | None, body: dict[str, Any]) -> bool:
@@ -42,7 +47,11 @@ def _tool_name(body: dict[str, Any], chosen: str | None) -> str:
 def deltas(mode: str, body: dict[str, Any], name: str | None, arguments: str) -> list[dict[str, Any]]:
     """The ``delta`` of each chunk, in order (the caller adds ``finish_reason: tool_calls`` at the end)."""
     tool = "no_such_tool" if mode == "unknown" else _tool_name(body, name)
-    raw = {"malformed": '{"a": 1,', "string-args": json.dumps("lookup_coder_code")}.get(mode, arguments)
+    raw = {
+        "malformed": '{"a": 1,',
+        "string-args": json.dumps("lookup_coder_code"),
+        "truncated": '{"a": 1',
+    }.get(mode, arguments)
     out: list[dict[str, Any]] = []
     for index in range(2 if mode == "parallel" else 1):
         head = {
