@@ -188,3 +188,52 @@ def test_mcp_results_reach_the_model_as_text() -> None:
     assert mcp_text(raw) == "a\n[image content left out]"
     assert mcp_text('{"content":[],"structuredContent":{"n":1}}') == '{"n": 1}'
     assert mcp_text("plain") == "plain"
+
+
+KEEPER = """
+import asyncio, sys, time
+from pathlib import Path
+from engine.tools.config import McpServer, ToolsSettings
+from engine.tools.mcp import McpManager
+
+async def main():
+    settings = ToolsSettings(Path(sys.argv[1]))
+    server = McpServer(name="desk", transport="stdio", command=sys.executable, args=[sys.argv[2], "stdio"])
+    settings.add(server)
+    manager = McpManager(settings, logs=Path(sys.argv[1]))
+    state = await manager.start("desk")
+    print(state.status, manager.connections["desk"].pgid, flush=True)
+    await asyncio.sleep(300)
+
+asyncio.run(main())
+"""
+
+
+def test_a_stdio_server_goes_when_the_app_is_killed(tmp_path: Path) -> None:
+    import signal
+
+    app = subprocess.Popen(
+        [sys.executable, "-c", KEEPER, str(tmp_path), SERVER],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[3],
+        start_new_session=True,
+    )
+    try:
+        assert app.stdout is not None
+        status, pgid = app.stdout.readline().split()
+        assert status == "ready"
+        assert _alive(int(pgid))
+        os.killpg(app.pid, signal.SIGKILL)  # the app dies at once: no cleanup of its own runs
+        app.wait(10)
+        deadline = time.monotonic() + 20
+        while _alive(int(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Its stdin closed, the server ends by itself (the MCP stdio transport's rule): no orphan.
+        assert not _alive(int(pgid))
+    finally:
+        if app.poll() is None:
+            os.killpg(app.pid, signal.SIGKILL)
+            app.wait(10)
+        if app.stdout is not None:
+            app.stdout.close()
