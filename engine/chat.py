@@ -179,9 +179,7 @@ class ChatEngine:
             await self._check_fits(endpoint, conversation, branch, text, drop_oldest_turns)
         title = "" if conversation.title else title_from_text(text)
         with self._starting(conversation.id):
-            # Committed (fsynced) before any request leaves.
-            user = await self.store.call(HistoryStore.add_message, conversation.id, parent, "user", text)
-            return await self._start(endpoint, conversation, [*branch, user], drop_oldest_turns, title)
+            return await self._start(endpoint, conversation, branch, drop_oldest_turns, title, user_text=text)
 
     async def regenerate(self, reply_id: int, *, drop_oldest_turns: int = 0) -> Turn:
         """A new reply beside ``reply_id`` (the old one stays as an alternative); also how a failed turn
@@ -280,16 +278,22 @@ class ChatEngine:
         branch: list[StoredMessage],
         drop_oldest_turns: int,
         title: str = "",
+        *,
+        user_text: str | None = None,
     ) -> Turn:
-        # Called while the conversation is reserved (``_starting``).
+        # Called while the conversation is reserved (``_starting``). ``user_text``: a new user message that
+        # ends ``branch`` (send, edit); None when the branch already ends with one (regenerate).
         settings = GenerationSettings.parse(conversation.settings)
         parent = branch[-1].id if branch else None
-        messages = request_messages(conversation, branch, settings, drop_oldest_turns)
-        # The reply's row (and the title) is written while the request is already on its way: a commit costs
-        # milliseconds (an fsync), and nothing of the reply is announced or saved before the row exists
-        # (``_announce``). ``send`` still returns only once the row is committed.
+        messages = request_messages(conversation, branch, settings, drop_oldest_turns, user_text)
+        # The rows (the user's message, the reply's, the title) are written in one commit while the request
+        # is already on its way: a commit costs milliseconds (an fsync). Nothing of the reply is announced or
+        # saved before that commit (``_announce``), so the user's message is durable before any reply shows,
+        # and ``send`` returns only once it is committed; if it fails, the request is cancelled.
         rows = asyncio.ensure_future(
-            self.store.call(_add_reply_row, conversation.id, parent, title, endpoint.model)
+            self.store.call(
+                HistoryStore.add_turn, conversation.id, parent, user_text, model=endpoint.model, title=title
+            )
         )
         turn = Turn(conversation.id, parent, 0)
         task = asyncio.get_running_loop().create_task(
@@ -306,7 +310,7 @@ class ChatEngine:
             if isinstance(exc, sqlite3.Error | OSError):
                 raise HistoryWriteFailed(str(exc)) from exc
             raise
-        turn.reply_id = reply.id
+        turn.reply_id, turn.user_message_id = reply.id, reply.parent_id
         self._turns[conversation.id] = turn
         turn._released.set()
         return turn
@@ -562,16 +566,6 @@ class ChatEngine:
                     progress.finish_reason = delta.finish_reason
                 if delta.usage:
                     progress.usage = delta.usage
-
-
-def _add_reply_row(
-    store: HistoryStore, conversation_id: int, parent: int | None, title: str, model: str
-) -> StoredMessage:
-    """On the writer thread, in one trip: the streaming reply's row, and the title when ``title``."""
-    reply = store.add_message(conversation_id, parent, "assistant", "", state="streaming", model=model)
-    if title:
-        store.update_conversation(conversation_id, title=title)
-    return reply
 
 
 def _translate(

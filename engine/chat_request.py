@@ -46,12 +46,14 @@ def request_messages(
     branch: list[StoredMessage],
     settings: GenerationSettings,
     drop_oldest_turns: int = 0,
+    new_user_text: str | None = None,
 ) -> list[tuple[str, str]]:
     """(role, text) pairs for the request: system prompt first, then the branch, minus the oldest turns
     (the newest user message always stays).
 
     Replies that produced no text (failed before the first token) are left out; a stopped or interrupted
-    reply is sent as far as it got, which is what the user saw.
+    reply is sent as far as it got, which is what the user saw. ``new_user_text``: a user message that ends
+    the branch but is not stored yet (its commit runs beside the request).
     """
     turns: list[tuple[str, str]] = []
     for message in branch:
@@ -59,6 +61,8 @@ def request_messages(
             continue
         if message.role in ("user", "assistant"):
             turns.append((message.role, message.text))
+    if new_user_text is not None:
+        turns.append(("user", new_user_text))
     system = conversation.system_prompt or settings.system_prompt
     return drop_oldest(([("system", system)] if system else []) + turns, drop_oldest_turns)
 

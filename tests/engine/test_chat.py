@@ -395,3 +395,51 @@ async def test_a_reply_row_that_cannot_be_written_refuses_the_turn_and_keeps_the
     assert events[0].kind == "started"
     assert events[-1].kind == "finished"
     assert (await turn.wait()).text == "Fine."
+
+
+async def test_the_request_leaves_before_the_rows_are_committed_and_nothing_shows_before_them(
+    store: AsyncHistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    import httpx
+
+    from engine.store import HistoryStore
+
+    with running_standin("--reply-tokens", "20", "--tokens-per-second", "40") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        seen: list[TurnEvent] = []
+        engine.turn_events.connect(seen.append)
+        gate = threading.Event()
+        real_add_turn = HistoryStore.add_turn
+
+        def slow_commit(self: HistoryStore, *args: object, **kwargs: object) -> object:
+            gate.wait(30)  # a commit that takes long (a slow disk's fsync): the real one, late
+            return real_add_turn(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(HistoryStore, "add_turn", slow_commit)
+        sending = asyncio.ensure_future(engine.send(conv.id, "Tell me"))
+        async with httpx.AsyncClient(trust_env=False) as client:
+            for _ in range(500):
+                metrics = (await client.get(f"{server.root_url}/metrics")).text
+                if 'vllm:num_requests_running{engine="0",model_name="standin"} 1.0' in metrics:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the request did not reach the server while the history's writer was busy")
+        assert not sending.done()  # send() waits for the commit...
+        assert seen == []  # ...and nothing of the reply is shown before it
+        gate.set()
+        turn = await sending
+        events = await _collect(turn)
+        await engine.shutdown()
+    assert events[0].kind == "started"
+    assert events[-1].state == "complete"
+    tree = await store.load(conv.id)
+    user, reply = tree.branch(turn.reply_id)
+    assert (user.role, user.text, user.id) == ("user", "Tell me", turn.user_message_id)
+    assert (reply.role, reply.parent_id, reply.state) == ("assistant", user.id, "complete")
+    assert tree.conversation.title == "Tell me"
+    assert await store.call(HistoryStore.message, user.id) == user
