@@ -103,7 +103,7 @@ def test_chat_with_an_mcp_tool_and_a_builtin_tool_saved_and_shown(tmp_path: Path
     assert shown.returncode == 0, shown.stderr
     messages = json.loads(shown.stdout)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
-    call = messages[1]["content"]["content"][0]["tool_call"]
+    (call,) = [part["tool_call"] for part in messages[1]["content"]["content"] if "tool_call" in part]
     assert call["tool_name"] == "add"
     assert call["arguments"] == {"a": 20, "b": 22}
     result = messages[2]["content"]["content"][0]["tool_call_result"]
