@@ -211,9 +211,30 @@ class McpConnection:
                 return self.state
             self._note_group(me, before)
         self._toolset = toolset
-        self.tools = [_text_tool(tool) for tool in toolset]
+        self.tools = [self._text_tool(tool) for tool in toolset]
         self.state = ServerState(self.server.name, "ready", tuple(t.name for t in self.tools))
         return self.state
+
+    def _text_tool(self, tool: Tool) -> Tool:
+        """The same tool, answering with the text of the MCP result; a call that fails because the server
+        process is gone marks the server failed."""
+        from haystack.tools.tool import Tool
+
+        original: Callable[..., Any] = tool.invoke
+
+        def call(**kwargs: Any) -> str:
+            try:
+                return mcp_text(original(**kwargs))
+            except Exception:
+                if self.pgid is not None and not _group_alive(self.pgid):
+                    reason = "the server stopped during a call of " + tool.name
+                    tail = _log_tail(self.log_path) if self.log_path is not None else ""
+                    self.state = ServerState(
+                        self.server.name, "failed", reason=f"{reason}; {tail}" if tail else reason
+                    )
+                raise
+
+        return Tool(name=tool.name, description=tool.description, parameters=tool.parameters, function=call)
 
     def _note_group(self, me: psutil.Process, before: set[int]) -> None:
         if self.server.transport != "stdio":
@@ -273,18 +294,6 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except OSError:
         return None
-
-
-def _text_tool(tool: Tool) -> Tool:
-    """The same tool, answering with the text of the MCP result."""
-    from haystack.tools.tool import Tool
-
-    original: Callable[..., Any] = tool.invoke
-
-    def call(**kwargs: Any) -> str:
-        return mcp_text(original(**kwargs))
-
-    return Tool(name=tool.name, description=tool.description, parameters=tool.parameters, function=call)
 
 
 class McpManager:

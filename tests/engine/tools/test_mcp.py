@@ -158,6 +158,10 @@ async def test_a_tool_that_fails_crashes_or_hangs_on_the_server(settings: ToolsS
         )
         assert error is True
         assert text.startswith("The tool crash failed")
+        crashed = manager.connections["desk"].state
+        assert crashed.status == "failed"
+        assert crashed.reason.startswith("the server stopped during a call of crash")
+        assert manager.tools(["desk"]) == ([], {})  # its tools are no longer offered
     finally:
         await manager.aclose()
 
