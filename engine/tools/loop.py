@@ -169,7 +169,7 @@ class ToolLoop:
         self.limits = limits or LoopLimits()
         self.servers = dict(servers or {})
         self._on_event = on_event
-        self._on_message = on_message
+        self.on_message = on_message
         tool_choice_value(choice, list(self.tools))  # refuse a bad choice before anything is sent
 
     def _emit(self, event: LoopEvent) -> None:
@@ -178,8 +178,8 @@ class ToolLoop:
 
     async def _keep(self, outcome: LoopOutcome, message: ChatMessage) -> None:
         outcome.messages.append(message)
-        if self._on_message is not None:
-            await self._on_message(message)
+        if self.on_message is not None:
+            await self.on_message(message)
 
     async def run(
         self, messages: Sequence[ChatMessage], *, generation_kwargs: Mapping[str, Any] | None = None

@@ -104,12 +104,50 @@ async def run_tool_turn(
     conversation = tree.conversation
     parent = tree.shown_leaf() if parent_id is None else parent_id
     branch = tree.branch(parent) if parent is not None else []
-    tool_choice_value(
-        choice, [tool.name for tool in tools]
-    )  # a bad choice is refused before anything is stored
+    tool_choice_value(choice, [tool.name for tool in tools])  # refused before anything is stored
     user = await store.call(HistoryStore.add_message, conversation_id, parent, "user", text)
     if not conversation.title:
         await store.update_conversation(conversation_id, title=title_from_text(text))
+    loop = ToolLoop(
+        generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
+    )
+    return await _answer(store, loop, endpoint, conversation, [*branch, user])
+
+
+async def rerun_tool_turn(
+    store: AsyncHistoryStore,
+    generator: Any,
+    endpoint: Endpoint,
+    user_message_id: int,
+    *,
+    tools: Sequence[Tool],
+    approval: ApprovalPolicy,
+    choice: str = "auto",
+    servers: Mapping[str, str] | None = None,
+    limits: LoopLimits | None = None,
+    on_event: OnEvent | None = None,
+) -> ToolTurn:
+    """Answer the user's message again, with tools (regenerate): the new answer and its tool messages are a
+    sibling branch of the old ones, which stay."""
+    user = await store.message(user_message_id)
+    if user.role != "user":
+        raise ChatError("Only an answer to a message can be made again; pick the message it answers.")
+    tree = await store.load(user.conversation_id)
+    loop = ToolLoop(
+        generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
+    )
+    return await _answer(store, loop, endpoint, tree.conversation, tree.branch(user.id))
+
+
+async def _answer(
+    store: AsyncHistoryStore,
+    loop: ToolLoop,
+    endpoint: Endpoint,
+    conversation: Conversation,
+    branch: list[StoredMessage],
+) -> ToolTurn:
+    """Run the loop on ``branch`` (ending with the user's message), storing each message under the last."""
+    user = branch[-1]
     turn = ToolTurn(user)
 
     async def save(message: ChatMessage) -> None:
@@ -117,7 +155,7 @@ async def run_tool_turn(
         meta = message.meta or {}
         stored = await store.call(
             HistoryStore.add_message,
-            conversation_id,
+            conversation.id,
             last,
             message.role.value,
             stored_text(message),
@@ -126,20 +164,11 @@ async def run_tool_turn(
         )
         turn.stored.append(stored)
 
-    loop = ToolLoop(
-        generator,
-        tools,
-        approval=approval,
-        choice=choice,
-        limits=limits,
-        servers=servers,
-        on_event=on_event,
-        on_message=save,
-    )
+    loop.on_message = save
     settings = GenerationSettings.parse(conversation.settings)
     try:
         outcome = await loop.run(
-            branch_messages(conversation, [*branch, user]), generation_kwargs=settings.to_generation_kwargs()
+            branch_messages(conversation, branch), generation_kwargs=settings.to_generation_kwargs()
         )
     except ChatError as exc:
         turn.error = exc
@@ -156,13 +185,7 @@ async def run_tool_turn(
         return turn
     last = turn.stored[-1].id if turn.stored else user.id
     failed = await store.call(
-        HistoryStore.add_message,
-        conversation_id,
-        last,
-        "assistant",
-        "",
-        state="failed",
-        model=endpoint.model,
+        HistoryStore.add_message, conversation.id, last, "assistant", "", state="failed", model=endpoint.model
     )
     failed = await store.call(
         HistoryStore.finish, failed.id, state="failed", text="", model=endpoint.model, error=str(turn.error)

@@ -127,3 +127,39 @@ def test_an_orphan_tool_result_is_not_sent() -> None:
         StoredMessage(2, 1, 1, "tool", "x", content=orphan.to_dict()),
     ]
     assert [m.role.value for m in branch_messages(conv, branch)] == ["user"]
+
+
+@pytest.mark.asyncio
+async def test_regenerate_with_tools_makes_a_sibling_branch_and_keeps_the_old_one(tmp_path: Path) -> None:
+    from engine.tools.session import rerun_tool_turn
+
+    store = await AsyncHistoryStore.open(tmp_path / "history.sqlite3")
+    try:
+        conv = await store.create_conversation(title="t")
+        with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"a": 1, "b": 1}') as server:
+            async with generator_for(server) as generator:
+                first = await run_tool_turn(
+                    store,
+                    generator,
+                    server.endpoint(),
+                    conv.id,
+                    "1 + 1?",
+                    tools=[add_tool()],
+                    approval=ApprovalPolicy.allow_all(),
+                )
+                again = await rerun_tool_turn(
+                    store,
+                    generator,
+                    server.endpoint(),
+                    first.user.id,
+                    tools=[add_tool()],
+                    approval=ApprovalPolicy.allow_all(),
+                )
+        tree = await store.load(conv.id)
+    finally:
+        await store.close()
+    old_call, new_call = first.stored[0], again.stored[0]
+    assert tree.siblings(new_call.id) == [old_call.id, new_call.id]  # ‹ 2/2 ›, the old answer kept
+    shown = tree.branch()
+    assert [m.id for m in shown] == [first.user.id, *(m.id for m in again.stored)]
+    assert [m.role for m in shown] == ["user", "assistant", "tool", "assistant"]
