@@ -325,6 +325,14 @@ class DocumentStore:
                 return info
         raise CollectionNotFound(name)
 
+    def embedder_of(self, name: str) -> str:
+        """The embedding model a collection's vectors come from ("" before any); cheap, for every search."""
+        with self._lock:
+            row = self._conn.execute("SELECT embedder FROM collections WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise CollectionNotFound(name)
+        return str(row[0])
+
     def delete_collection(self, name: str) -> None:
         with self._lock, self._tx():
             cid = self._collection_id(name)
@@ -466,25 +474,57 @@ class DocumentStore:
     # -- search --------------------------------------------------------------------------------------
     def keyword_search(self, query: str, collections: Sequence[str], top_k: int = 10) -> list[Any]:
         """Haystack Documents ranked by bm25 (``score``: higher is better)."""
-        match = keyword_query(query)
-        if not match or not collections:
-            return []
-        with self._lock:
-            ids = [self._collection_id(c) for c in collections]
-            marks = ",".join("?" * len(ids))
-            rows = self._conn.execute(
-                f"""SELECT k.id, -bm25(chunks_fts) AS score FROM chunks_fts
-                JOIN chunks k ON k.id = chunks_fts.rowid JOIN files f ON f.id = k.file_id
-                WHERE chunks_fts MATCH ? AND f.collection_id IN ({marks})
-                ORDER BY bm25(chunks_fts) LIMIT ?""",
-                (match, *ids, top_k),
-            ).fetchall()
-            return self._documents([r[0] for r in rows], [float(r[1]) for r in rows])
+        return self.documents_for(self.keyword_rows(query, collections, top_k))
 
     def vector_search(
         self, embedding: Sequence[float] | np.ndarray, collections: Sequence[str], top_k: int = 10
     ) -> list[Any]:
         """Haystack Documents ranked by cosine similarity (``score``), exact (no approximate index)."""
+        return self.documents_for(self.vector_rows(embedding, collections, top_k))
+
+    def keyword_rows(
+        self, query: str, collections: Sequence[str], top_k: int = 10
+    ) -> list[tuple[int, float]]:
+        """(passage row id, bm25 score) best first: what a search needs before the passages are read."""
+        match = keyword_query(query)
+        if not match or not collections:
+            return []
+        with self._lock:
+            ids = [self._collection_id(c) for c in collections]
+            every = self._conn.execute("SELECT count(*) FROM collections").fetchone()[0] == len(set(ids))
+            # FTS5 ranks fastest alone (ORDER BY rank over the index); the collection filter is applied to
+            # an over-fetched best part, and only when that leaves too few is the filtered query run.
+            fetch = top_k if every else top_k * 10
+            rows = self._conn.execute(
+                "SELECT rowid, -rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
+                (match, fetch),
+            ).fetchall()
+            if not every and rows:
+                marks = ",".join("?" * len(ids))
+                inside = {
+                    r[0]
+                    for r in self._conn.execute(
+                        f"""SELECT k.id FROM chunks k JOIN files f ON f.id = k.file_id
+                        WHERE k.id IN ({",".join("?" * len(rows))}) AND f.collection_id IN ({marks})""",
+                        (*(r[0] for r in rows), *ids),
+                    )
+                }
+                kept = [r for r in rows if r[0] in inside][:top_k]
+                if len(kept) < top_k and len(rows) == fetch:
+                    kept = self._conn.execute(
+                        f"""SELECT k.id, -bm25(chunks_fts) FROM chunks_fts
+                        JOIN chunks k ON k.id = chunks_fts.rowid JOIN files f ON f.id = k.file_id
+                        WHERE chunks_fts MATCH ? AND f.collection_id IN ({marks})
+                        ORDER BY bm25(chunks_fts) LIMIT ?""",
+                        (match, *ids, top_k),
+                    ).fetchall()
+                rows = kept
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def vector_rows(
+        self, embedding: Sequence[float] | np.ndarray, collections: Sequence[str], top_k: int = 10
+    ) -> list[tuple[int, float]]:
+        """(passage row id, cosine similarity) best first, exact over every vector of ``collections``."""
         if not collections:
             return []
         query = np.asarray(embedding, dtype=np.float32)
@@ -506,12 +546,17 @@ class DocumentStore:
                 top = np.argpartition(-scores, k - 1)[:k]
                 found_ids.append(ids[top])
                 found_scores.append(scores[top])
-            if not found_ids:
-                return []
-            all_ids = np.concatenate(found_ids)
-            all_scores = np.concatenate(found_scores)
-            order = np.argsort(-all_scores)[:top_k]
-            return self._documents([int(i) for i in all_ids[order]], [float(s) for s in all_scores[order]])
+        if not found_ids:
+            return []
+        all_ids = np.concatenate(found_ids)
+        all_scores = np.concatenate(found_scores)
+        order = np.argsort(-all_scores)[:top_k]
+        return [(int(i), float(v)) for i, v in zip(all_ids[order], all_scores[order], strict=True)]
+
+    def documents_for(self, rows: Sequence[tuple[int, float]]) -> list[Any]:
+        """Haystack Documents (content and ``meta``) for (row id, score) pairs, in their order."""
+        with self._lock:
+            return self._documents([r[0] for r in rows], [r[1] for r in rows])
 
     def _matrix(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
         version = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._writes)

@@ -186,3 +186,15 @@ def test_a_store_from_a_newer_app_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(DocumentsUnavailable, match="newer"):
         DocumentStore(path)
+
+
+def test_keyword_search_in_one_collection_finds_its_weak_match_under_anothers_strong_ones(
+    doc_store: DocumentStore,
+) -> None:
+    put(doc_store, "loud", "/l.txt", ["dog dog dog"] * 120)
+    put(doc_store, "quiet", "/q.txt", ["a long passage about many things and once a dog among them"])
+    [hit] = doc_store.keyword_search("dog", ["quiet"], top_k=5)
+    assert hit.meta["collection"] == "quiet"
+    assert len(doc_store.keyword_search("dog", ["loud"], top_k=5)) == 5
+    both = doc_store.keyword_search("dog", ["loud", "quiet"], top_k=200)
+    assert len(both) == 121
