@@ -11,6 +11,7 @@ the answer that follows them, and custom instructions become the system prompt.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +61,7 @@ def _conversation(raw: object, where: str) -> ExportedConversation:
     _refuse_cycles(nodes, f"{where}.mapping")
 
     kept: list[ExportedMessage] = []
+    calls: dict[str, dict[str, Any]] = {}  # node id of a kept tool call -> its ToolCall dict
     kept_for: dict[str, str | None] = {}  # node id -> nearest kept ancestor-or-self
     system_prompt = ""
     # The parent links are the truth; `children` only gives the order of siblings.
@@ -82,8 +84,13 @@ def _conversation(raw: object, where: str) -> ExportedConversation:
             role, text, thoughts, instructions = _content(message, place)
             if instructions:
                 system_prompt = instructions
+            call_to = _tool_recipient(message, role)
             if thoughts:
                 reasoning = f"{reasoning}\n\n{thoughts}" if reasoning else thoughts
+            elif role is not None and (call_to or role == "tool"):
+                # A tool call or a tool's output: kept as such; pending reasoning waits for the answer.
+                kept.append(_tool_message(key, kept_parent, role, text, when, message, place, call_to, calls))
+                here = key
             elif role is not None:
                 kept.append(_message(key, kept_parent, role, text, when, reasoning, message, place))
                 here, reasoning = key, None
@@ -129,8 +136,11 @@ def _content(message: dict[str, Any], where: str) -> tuple[str | None, str, str,
         texts = [t.get("content", "") for t in thoughts if isinstance(t, dict)]
         return None, "", _text("\n\n".join(t for t in texts if isinstance(t, str)), where, MAX_TEXT), ""
     recipient = message.get("recipient", "all")
-    if role == "tool" or hidden or recipient not in (None, "all"):
+    if hidden:
         return None, "", "", ""
+    if (role == "tool" or recipient not in (None, "all")) and kind in ("code", "execution_output"):
+        # A call of ChatGPT's tools (code for "python", ...) or what the tool gave back.
+        return role, _text(content.get("text", ""), f"{where}.content.text", MAX_TEXT), "", ""
     if kind in ("text", "multimodal_text"):
         parts = content.get("parts", [])
         if not isinstance(parts, list):
@@ -148,6 +158,50 @@ def _content(message: dict[str, Any], where: str) -> tuple[str | None, str, str,
     if not text.strip() and role == "assistant":
         return None, "", "", ""
     return role, text, "", ""
+
+
+def _tool_recipient(message: dict[str, Any] | None, role: str | None) -> str | None:
+    """The tool an assistant message is addressed to (``python``, ``browser``, ...), else ``None``."""
+    recipient = message.get("recipient") if message is not None else None
+    if role == "assistant" and isinstance(recipient, str) and recipient not in ("", "all"):
+        return recipient
+    return None
+
+
+def _tool_message(
+    key: str,
+    parent: str | None,
+    role: str,
+    text: str,
+    when: datetime,
+    message: dict[str, Any],
+    where: str,
+    call_to: str | None,
+    calls: dict[str, dict[str, Any]],
+) -> ExportedMessage:
+    """A tool call (an assistant message addressed to a tool) or a tool's output, in Haystack's shapes: the
+    call's input is kept as its ``input`` argument; a result answers the call it follows."""
+    base = _message(key, parent, "assistant", text, when, None, message, where)
+    if call_to is not None:
+        call = {"tool_name": _text(call_to, f"{where}.recipient", MAX_SHORT), "arguments": {"input": text}}
+        calls[key] = {**call, "id": key, "extra": None}
+        return replace(base, text="", tool_calls=(calls[key],))
+    author = _meta_author(message)
+    origin = calls.get(parent or "") or {
+        "tool_name": author or "tool",
+        "arguments": {},
+        "id": None,
+        "extra": None,
+    }
+    return replace(
+        base, role="tool", model=None, tool_result={"result": text, "origin": origin, "error": False}
+    )
+
+
+def _meta_author(message: dict[str, Any]) -> str:
+    author = message.get("author")
+    name = author.get("name") if isinstance(author, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _meta(message: dict[str, Any]) -> dict[str, Any]:

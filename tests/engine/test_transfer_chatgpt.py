@@ -28,21 +28,23 @@ def test_every_branch_and_the_current_one_are_kept() -> None:
     assert first.source_id == "chatgpt:6667a1b2-0000-4000-8000-00000000000a"
     assert first.title == "Sorting dicts in Python"
     branches = [[m.id for m in b] for b in first.branches()]
-    assert branches == [["u1-edit", "a2-final"], ["u1", "a1"], ["u1-edit", "a2-first"]]
+    assert branches == [["u1-edit", "call", "tool-out", "a2-final"], ["u1", "a1"], ["u1-edit", "a2-first"]]
     assert first.shown_leaf == "a2-final"
-    assert [m.id for m in first.shown_branch()] == ["u1-edit", "a2-final"]
+    assert [m.id for m in first.shown_branch()] == ["u1-edit", "call", "tool-out", "a2-final"]
 
 
-def test_hidden_system_tool_and_recap_nodes_are_skipped_and_children_reattached() -> None:
+def test_hidden_system_and_recap_nodes_are_skipped_and_children_reattached() -> None:
     first, _ = parse_chatgpt(_raw())
     ids = {m.id for m in first.messages}
-    assert ids == {"u1", "a1", "u1-edit", "a2-first", "a2-final"}
+    assert ids == {"u1", "a1", "u1-edit", "a2-first", "call", "tool-out", "a2-final"}
     by_id = first.by_id()
     # The root, system and custom-instruction nodes are gone: the two user messages are roots now.
     assert by_id["u1"].parent_id is None
     assert by_id["u1-edit"].parent_id is None
-    # thoughts -> recap -> tool call -> tool output were skipped: the answer hangs under the user message.
-    assert by_id["a2-final"].parent_id == "u1-edit"
+    # thoughts -> recap were skipped: the tool call hangs under the user message, the answer under its output,
+    # and the thoughts go with the answer.
+    assert by_id["call"].parent_id == "u1-edit"
+    assert by_id["a2-final"].parent_id == "tool-out"
     assert by_id["a2-final"].reasoning == "The user wants descending order; sorted() has reverse=True."
     assert first.system_prompt == "I am a backend developer.\n\nAnswer briefly, with code."
 
@@ -71,9 +73,26 @@ def test_detected_automatically() -> None:
     assert [c.title for c in conversations] == ["Sorting dicts in Python", "A photo of my cat"]
 
 
+def test_tool_calls_and_their_output_are_kept_as_tool_messages() -> None:
+    first, _ = parse_chatgpt(_raw())
+    by_id = first.by_id()
+    code = "sorted([{'age': 3}, {'age': 5}], key=lambda d: d['age'], reverse=True)"
+    call = {"tool_name": "python", "arguments": {"input": code}, "id": "call", "extra": None}
+    assert by_id["call"].role == "assistant"
+    assert by_id["call"].tool_calls == (call,)
+    assert by_id["call"].text == ""
+    assert by_id["tool-out"].role == "tool"
+    assert by_id["tool-out"].text == "[{'age': 5}, {'age': 3}]"
+    assert by_id["tool-out"].tool_result == {
+        "result": "[{'age': 5}, {'age': 3}]",
+        "origin": call,
+        "error": False,
+    }
+
+
 def test_current_node_that_is_hidden_maps_to_its_nearest_shown_ancestor() -> None:
     data = _raw()
-    data[0]["current_node"] = "tool-out"
+    data[0]["current_node"] = "recap"
     first, _ = parse_chatgpt(data)
     assert first.shown_leaf == "u1-edit"
 

@@ -163,9 +163,11 @@ def test_chatgpt_branches_land_in_the_store(store: HistoryStore) -> None:
     assert tree.conversation.uid == "chatgpt:6667a1b2-0000-4000-8000-00000000000a"
     assert [m.text for m in tree.branch()] == [
         "How do I sort a list of dicts by a key, newest first?",
+        "",  # the python tool call and its output (issue 19: kept as tool messages)
+        "[{'age': 5}, {'age': 3}]",
         '```python\nsorted(items, key=lambda d: d["age"], reverse=True)\n```',
     ]
-    assert len(tree.messages) == 5
+    assert len(tree.messages) == 7
     roots = tree.children(None)
     assert len(roots) == 2
     assert tree.conversation.system_prompt.startswith("I am a backend developer.")

@@ -83,3 +83,20 @@ def test_markdown_and_html_show_tool_calls_and_keep_tool_output_inert(tmp_path: 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'href="javascript:' not in page
+
+
+def test_a_chatgpt_conversation_with_a_tool_call_imports_as_chat_messages(tmp_path: Path) -> None:
+    from engine.transfer.chatgpt_import import parse_chatgpt
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "chatgpt_conversations.json"
+    first, _ = parse_chatgpt(json.loads(fixture.read_text(encoding="utf-8")))
+    store = HistoryStore(tmp_path / "h.sqlite3")
+    try:
+        branch = store.load(store.import_tree(to_tree(first))).branch()
+    finally:
+        store.close()
+    messages = [m.to_chat_message() for m in branch]
+    assert [m.role.value for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[1].tool_calls[0].tool_name == "python"
+    assert messages[2].tool_call_result.result == "[{'age': 5}, {'age': 3}]"
+    assert messages[2].tool_call_result.origin == messages[1].tool_calls[0]
