@@ -13,9 +13,17 @@ from engine import APP_ID, __version__
 from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state, builtin_reference
 from engine.errors import DeskError
 from engine.golden import GoldenRecords, machine_fingerprint, runtime_identity
+from engine.gpu_preflight import gpu_preflight
 from engine.hardware import GpuStatus, gpu_status
 from engine.paths import AppPaths
-from engine.runtime import INSTALL_COMMAND, locate_runtime, pins_digest, read_manifest, runtime_pins
+from engine.runtime import (
+    INSTALL_COMMAND,
+    find_base_python,
+    locate_runtime,
+    pins_digest,
+    read_manifest,
+    runtime_pins,
+)
 
 _PROBE_SERVICE = f"{APP_ID}-doctor-probe"
 
@@ -31,6 +39,7 @@ class DoctorReport:
     keyring: dict[str, Any]
     dirs: dict[str, str]
     builtin_model: dict[str, Any]
+    gpu_build: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -47,6 +56,7 @@ class DoctorReport:
             "keyring": self.keyring,
             "dirs": self.dirs,
             "builtin_model": self.builtin_model,
+            "gpu_build": self.gpu_build,
             "problems": self.problems,
         }
 
@@ -101,6 +111,22 @@ def check_gpus(status: GpuStatus | None = None) -> dict[str, Any]:
     }
 
 
+def check_gpu_build(paths: AppPaths, status: GpuStatus) -> dict[str, Any]:
+    """Whether vLLM's GPU build could be installed here (engine.gpu_preflight), when there is a GPU at all."""
+    if not status.gpus:
+        return {"checked": False, "reason": status.reason or "no NVIDIA GPU"}
+    try:
+        python = find_base_python()
+    except DeskError as problem:
+        return {"checked": False, "reason": str(problem)}
+    report = gpu_preflight(status, python, paths.data)
+    return {
+        "checked": True,
+        "ok": report.ok,
+        "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in report.checks],
+    }
+
+
 def check_keyring() -> dict[str, Any]:
     """The keyring backend and whether it really stores a secret (a set/get/delete of a probe entry)."""
     import keyring
@@ -126,11 +152,12 @@ def run_doctor(paths: AppPaths, settings_path: str | os.PathLike[str] | None = N
     runtime = check_runtime(paths, settings_path)
     model_state = builtin_model_state(paths)
     answers = check_answers(paths, runtime)
+    gpus = gpu_status()
     report = DoctorReport(
         app_version=__version__,
         python={"version": platform.python_version(), "executable": sys.executable},
         runtime=runtime,
-        gpus=check_gpus(),
+        gpus=check_gpus(gpus),
         keyring=check_keyring(),
         dirs={
             "config": str(paths.config),
@@ -148,7 +175,11 @@ def run_doctor(paths: AppPaths, settings_path: str | os.PathLike[str] | None = N
             "path": str(builtin_model_path(paths)),
             "answer_check": answers,
         },
+        gpu_build=check_gpu_build(paths, gpus),
     )
+    if report.gpu_build.get("checked") and not report.gpu_build["ok"]:
+        failed = [c["message"] for c in report.gpu_build["checks"] if not c["ok"]]
+        report.problems.append("vLLM's GPU build cannot run here yet: " + " ".join(failed))
     for check in answers["checks"]:
         if check["current_runtime"] and not check["passed"]:
             report.problems.append(
@@ -219,6 +250,10 @@ def format_report(report: DoctorReport) -> str:
         words = {"match": "answers like the reference", "close": "answers correctly in other words"}
         said = words.get(c["verdict"], f"WRONG: {c['answer']!r}")
         lines.append(f"Answers   {c['dtype']} on {c['runtime']}: {said} ({c['checked_at']})")
+    gpu_build = report.gpu_build
+    if gpu_build.get("checked"):
+        lines.append(f"GPU build {'can be installed' if gpu_build['ok'] else 'cannot be installed yet'}")
+        lines.extend(f"  {'ok ' if c['ok'] else 'NO '} {c['message']}" for c in gpu_build["checks"])
     lines.append("Folders")
     lines.extend(f"  {key:8} {value}" for key, value in report.dirs.items())
     if report.problems:

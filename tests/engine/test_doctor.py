@@ -53,6 +53,7 @@ def test_json_shape_without_runtime_exits_nonzero_with_the_fix(
         "keyring",
         "dirs",
         "builtin_model",
+        "gpu_build",
         "problems",
     }
     assert report["ok"] is False
@@ -139,6 +140,29 @@ def test_the_golden_checks_of_this_machine_are_reported_and_a_wrong_one_is_a_pro
     # No runtime here, so neither check is of the current runtime: history, not a problem.
     assert not any("answered wrongly" in p for p in report.problems)
     assert "Keyring   tests.support.memory_keyring.MemoryKeyring: can store secrets" in text
+
+
+def test_the_gpu_builds_install_check_is_reported_where_there_is_a_gpu(app_paths: AppPaths) -> None:
+    from engine.doctor import check_gpu_build
+    from engine.hardware import GpuInfo, GpuStatus
+
+    assert check_gpu_build(app_paths, GpuStatus((), "no NVIDIA driver or GPU")) == {
+        "checked": False,
+        "reason": "no NVIDIA driver or GPU",
+    }
+    old_driver = GpuStatus(
+        (GpuInfo(0, "NVIDIA GeForce RTX 3090", 24 * 2**30, 23 * 2**30, compute_capability=(8, 6)),),
+        "",
+        "550.54.14",
+        12040,
+    )
+    found = check_gpu_build(app_paths, old_driver)
+    assert found["checked"] is True
+    assert found["ok"] is False
+    driver = next(c for c in found["checks"] if c["name"] == "driver")
+    assert driver["ok"] is False
+    assert "12.4" in driver["message"]
+    assert [c["name"] for c in found["checks"]] == ["driver", "gpu", "python", "compiler", "headers", "disk"]
 
 
 def test_keyring_that_cannot_store_is_reported(failing_keyring: None) -> None:
