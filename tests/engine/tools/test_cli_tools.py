@@ -190,3 +190,32 @@ def test_the_builtin_model_with_tool_choice_auto_gets_a_clear_warning(tmp_path: 
     assert "only when the tool choice forces it" in auto.stderr
     assert forced.returncode == 0, forced.stderr
     assert "warning:" not in forced.stderr
+
+
+def test_chat_with_tools_as_json_events(tmp_path: Path) -> None:
+    home = tmp_path / "desk"
+    with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"timezone": "UTC"}') as server:
+        done = _cli(
+            home,
+            "chat",
+            "--base-url",
+            server.root_url,
+            "--json",
+            "--tools",
+            "current_time",
+            "--approve",
+            "all",
+            "Time?",
+        )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[:3] == ["tool_call", "tool_decision", "tool_result"]
+    assert events[0]["tool"] == "current_time"
+    assert events[0]["arguments"] == {"timezone": "UTC"}
+    assert events[1]["decision"] == "allow_once"
+    assert "time zone UTC" in events[2]["text"]
+    assert events[2]["error"] is False
+    assert "token" in kinds
+    assert events[-1]["event"] == "finished"
+    assert events[-1]["state"] == "complete"
