@@ -239,6 +239,9 @@ ENGLISH = [
 ]
 EXPORTS = ["salted cod", "copper wire", "woven wool", "pine timber", "olive oil", "glass beads", "tea leaves"]
 CLIMATES = ["foggy and cold", "hot and dry", "rainy all year", "windy in spring", "snowy in winter"]
+RIVERS = ["Amber", "Silver", "Grey", "Swift", "Willow", "Stone"]
+DISHES = ["smoked eel", "barley soup", "plum dumplings", "herring pie", "mushroom stew"]
+PEOPLE = ["Ada Moreau", "Tomas Vey", "Ilse Grun", "Pavel Odin", "Nora Lind", "Elias Berg"]
 
 
 def places(n: int, seed: int = 5) -> list[dict[str, str]]:
@@ -256,17 +259,28 @@ def places(n: int, seed: int = 5) -> list[dict[str, str]]:
                 "export": rnd.choice(EXPORTS),
                 "population": f"{rnd.randint(1, 90)},{rnd.randint(100, 999)}",
                 "climate": rnd.choice(CLIMATES),
+                "year": str(rnd.randint(1100, 1850)),
+                "mayor": rnd.choice(PEOPLE),
+                "river": rnd.choice(RIVERS),
+                "dish": rnd.choice(DISHES),
             }
         )
     return out
 
 
 def passages_for(place: dict[str, str]) -> dict[str, str]:
+    """Eight facts about a place, each worded so that its question (below) shares no word with it but the
+    place's name: keyword search finds the place, only meaning finds the fact."""
     n = place["name"]
     return {
         "export": f"The harbour town of {n} ships {place['export']} to merchants overseas every season.",
         "population": f"According to the last census, {n} has {place['population']} inhabitants.",
         "climate": f"Visitors to {n} find the weather {place['climate']}.",
+        "founded": f"{n} was founded in {place['year']} by fishermen from the south.",
+        "mayor": f"The current mayor of {n} is {place['mayor']}.",
+        "festival": f"Every autumn, {n} holds a lantern festival on the main square.",
+        "river": f"The {place['river']} river flows through the centre of {n}.",
+        "dish": f"Cooks in {n} are proud of their {place['dish']}, served with rye bread.",
     }
 
 
@@ -274,24 +288,29 @@ QUESTIONS = {
     "export": "Which goods are sold abroad by {n}?",
     "population": "How many people live in {n}?",
     "climate": "What is it usually like outside in {n}?",
+    "founded": "When did the settlement of {n} begin?",
+    "mayor": "Who leads the local council in {n}?",
+    "festival": "What celebration takes place each year in {n}?",
+    "river": "Which stream of water crosses {n}?",
+    "dish": "What food is {n} famous for?",
 }
 
 
 def write_recall_corpus(folder: Path, n_places: int) -> list[tuple[str, str]]:
-    """Markdown files (one per 10 places, a section per place); returns (question, expected passage)."""
+    """A PDF per place, a fact a page (passages never cross pages), in shuffled order; returns
+    (question, expected passage), one question per place on a random fact."""
+    from tests.engine.documents.files import write_pdf
+
     folder.mkdir(parents=True, exist_ok=True)
-    items = places(n_places)
     rnd = random.Random(9)
     questions = []
-    for i in range(0, len(items), 10):
-        lines = [f"# Gazetteer part {i // 10 + 1}\n"]
-        for place in items[i : i + 10]:
-            texts = passages_for(place)
-            lines.append(f"## {place['name']}\n")
-            lines += [texts[k] + "\n" for k in ("export", "population", "climate")]
-            topic = rnd.choice(list(QUESTIONS))
-            questions.append((QUESTIONS[topic].format(n=place["name"]), texts[topic]))
-        (folder / f"gazetteer-{i // 10:03d}.md").write_text("\n".join(lines))
+    for i, place in enumerate(places(n_places)):
+        texts = passages_for(place)
+        topics = list(texts)
+        rnd.shuffle(topics)
+        write_pdf(folder / f"place-{i:03d}.pdf", [[texts[t]] for t in topics])
+        topic = rnd.choice(topics)
+        questions.append((QUESTIONS[topic].format(n=place["name"]), texts[topic]))
     return questions
 
 
