@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from engine.documents.builtin_embedder import (
     BUILTIN_EMBEDDER,
@@ -26,6 +27,9 @@ from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 from engine.runtime import Progress, VllmRuntime, locate_runtime
 from engine.server_events import ServeRuntime
+
+if TYPE_CHECKING:
+    from engine.supervisor import Supervisor
 
 
 class EmbedderService:
@@ -45,7 +49,7 @@ class EmbedderService:
         self._runtime_path = runtime_path
         self.profile = profile
         self._progress = progress or (lambda _p: None)
-        self._supervisor: object | None = None
+        self._supervisor: Supervisor | None = None
         self.endpoint: Endpoint | None = None
 
     async def start(self) -> Embedder:
@@ -76,9 +80,7 @@ class EmbedderService:
         await asyncio.to_thread(prepare_builtin_embedder, self.paths, runtime.python, relay)
 
     async def shutdown(self) -> None:
-        from engine.supervisor import Supervisor
-
-        if isinstance(self._supervisor, Supervisor):
+        if self._supervisor is not None:
             await self._supervisor.shutdown()
         self._supervisor = None
         self.endpoint = None
