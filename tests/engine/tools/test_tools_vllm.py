@@ -22,7 +22,7 @@ from engine.store_async import AsyncHistoryStore
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.session import run_tool_turn
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.asyncio]
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 LOOKUP = {
     "type": "object",
@@ -38,6 +38,7 @@ async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[
     await s.close()
 
 
+@pytest.mark.asyncio
 async def test_a_forced_named_tool_call_with_the_builtin_model(vllm_server, store: AsyncHistoryStore) -> None:  # type: ignore[no-untyped-def]
     ran: list[dict[str, object]] = []
 
@@ -102,3 +103,60 @@ async def test_a_forced_named_tool_call_with_the_builtin_model(vllm_server, stor
         assert [m.id for m in reread.load(conv.id).branch()] == [m.id for m in branch]
     finally:
         reread.close()
+
+
+def test_the_command_line_with_an_mcp_tool_against_the_builtin_model(vllm_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    server_script = str(Path(__file__).with_name("mcp_server.py"))
+    home = tmp_path / "desk"
+    env = {**os.environ, "DESK_TEST_KEY": vllm_server.api_key or ""}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "engine.cli", "--data-dir", str(home), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            input="",
+            timeout=600,
+            cwd=Path(__file__).parents[3],
+        )
+
+    assert cli("tools", "add-mcp", "desk", "--", sys.executable, server_script, "stdio").returncode == 0
+    base = (
+        "chat",
+        "--base-url",
+        vllm_server.base_url,
+        "--api-key-env",
+        "DESK_TEST_KEY",
+        "--max-tokens",
+        "64",
+    )
+    done = cli(
+        *base,
+        "--tools",
+        "desk,current_time",
+        "--tool-choice",
+        "process",
+        "--approve",
+        "all",
+        "Which process?",
+    )
+    print("\n" + done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert "→ process (desk)" in done.stderr  # the forced MCP tool was called
+    shown = json.loads(cli("show", "1", "--json").stdout)["messages"]
+    assert [m["role"] for m in shown][:3] == ["user", "assistant", "tool"]
+    result = shown[2]["content"]["content"][0]["tool_call_result"]
+    if result["error"]:
+        assert "was not run" in result["result"]  # malformed arguments, said as such
+    else:
+        pid, pgid = (int(x) for x in result["result"].split())
+        assert pid == pgid  # the stdio server ran in its own process group
+    assert shown[-1]["role"] == "assistant"
+    assert shown[-1]["state"] == "complete"
