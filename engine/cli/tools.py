@@ -304,6 +304,8 @@ def _print_event(event: LoopEvent, as_json: bool) -> None:
             data.update(
                 tool=call.tool, server=call.server, call_id=call.call_id, arguments=dict(call.arguments)
             )
+            if call.raw_arguments:
+                data["raw_arguments"] = call.raw_arguments
         if event.text:
             data["text"] = event.text
         if event.decision:
@@ -318,7 +320,7 @@ def _print_event(event: LoopEvent, as_json: bool) -> None:
     elif event.kind == "reasoning":
         sys.stderr.write(printable(event.text))
     elif event.kind == "call" and call is not None:
-        arguments = json.dumps(dict(call.arguments), ensure_ascii=False)
+        arguments = call.raw_arguments or json.dumps(dict(call.arguments), ensure_ascii=False)
         print(
             f"\n→ {call.tool} ({call.server}) {printable(arguments, lines=False)}",
             file=sys.stderr,

@@ -23,6 +23,7 @@ class CallRequest:
     tool: str
     server: str  # "built-in" or the MCP server's name
     arguments: Mapping[str, Any] = field(default_factory=dict)
+    raw_arguments: str = ""  # what the model sent when it was not a JSON object (the call is not run)
 
     @property
     def key(self) -> str:

@@ -264,6 +264,7 @@ class ToolLoop:
             tool=call.tool_name,
             server=self.servers.get(call.tool_name, BUILTIN_SERVER),
             arguments=dict(call.arguments),
+            raw_arguments=str((call.extra or {}).get("raw_arguments", "")),
         )
         self._emit(LoopEvent("call", call=request))
         text, error = await self._result_of(call, request)

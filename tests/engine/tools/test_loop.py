@@ -164,6 +164,9 @@ async def test_bad_calls_become_error_results_without_asking_or_running(mode: st
         messages = await run_loop(server, [add_tool(lambda a, b: ran.append(a) or "x")], rec)
     assert ran == []
     assert rec.asked == []
+    shown = next(e.call for e in rec.events if e.kind == "call")
+    assert shown is not None
+    assert shown.raw_arguments == (messages[0].tool_calls[0].extra or {}).get("raw_arguments", "")
     result = messages[1].tool_call_result
     assert result is not None
     assert result.error is True
