@@ -10,6 +10,7 @@ from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -80,12 +81,17 @@ class Composer(QWidget):
         self.meter = QProgressBar(self)
         self.meter.setObjectName("contextMeter")
         self.meter.setAccessibleName(tr("Context used"))
-        self.meter.setTextVisible(True)
-        self.meter.setMaximumWidth(180)
-        self.meter.setMaximumHeight(22)
+        # A slim bar with its numbers in a label beside it: text drawn on (or by) the bar overlapped it or
+        # wrapped, depending on the style.
+        self.meter.setTextVisible(False)
+        self.meter.setFixedWidth(120)
+        self.meter.setMaximumHeight(10)
+        self.meter_label = QLabel(self)
+        self.meter_label.setObjectName("contextMeterText")
+        self.meter_label.setAccessibleName(tr("Context used, in tokens"))
         self.meter.setRange(0, 1)
         self.meter.setValue(0)
-        self.meter.setFormat(tr("context: ?"))
+        self._set_meter_text(tr("context: ?"))
         self.notice = WrappingLabel(self)
         self.notice.setObjectName("composerNotice")
         self.notice.setAccessibleName(tr("Composer notice"))
@@ -101,7 +107,8 @@ class Composer(QWidget):
         info = QHBoxLayout()
         info.addWidget(self.notice, 1)
         info.addStretch(0)
-        info.addWidget(self.meter)
+        info.addWidget(self.meter, 0, Qt.AlignmentFlag.AlignVCenter)
+        info.addWidget(self.meter_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 4, 12, 8)
         layout.addLayout(row)
@@ -153,16 +160,21 @@ class Composer(QWidget):
             palette.setColor(QPalette.ColorRole.Highlight, QColor("#c62828"))
         self.meter.setPalette(palette)
         self.meter.setToolTip(tr("More than the model's context") if over else "")
+        self.meter_label.setToolTip(self.meter.toolTip())
         if not maximum:
             self.meter.setRange(0, 1)
             self.meter.setValue(0)
             text = tr("context: {a}{n} tokens").format(a=approx, n=used) if used else tr("context: ?")
-            self.meter.setFormat(text)
+            self._set_meter_text(text)
             return
         value = min(used or 0, maximum)
         self.meter.setRange(0, maximum)
         self.meter.setValue(value)
-        self.meter.setFormat(tr("{a}{used:,} / {max:,} tokens").format(a=approx, used=used or 0, max=maximum))
+        self._set_meter_text(tr("{a}{used:,} / {max:,} tokens").format(a=approx, used=used or 0, max=maximum))
+
+    def _set_meter_text(self, text: str) -> None:
+        self.meter.setFormat(text)  # also the bar's accessible text
+        self.meter_label.setText(text)
 
     def _send(self) -> None:
         if self._busy or not self._ready:

@@ -26,7 +26,6 @@ from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSetti
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QInputDialog,
     QMainWindow,
     QMenu,
     QSplitter,
@@ -66,6 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LAST_CONVERSATION_KEY = "window/last_conversation"
+COPIED_NOTICE_MS = 2500
 THEME_KEY = "window/theme"  # the last theme setting, to colour the window before the settings are loaded
 
 
@@ -305,6 +305,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.sidebar.rename_requested.connect(self.rename_conversation)
         self.sidebar.pin_requested.connect(self.pin_conversation)
         self.sidebar.delete_requested.connect(self.delete_conversations)
+        self.transcript.copied.connect(lambda words: self.server_status.showMessage(words, COPIED_NOTICE_MS))
         self.transcript.action.connect(self._message_action)
         self.transcript.edited.connect(self.edit_and_resend)
         self.banner.fix_requested.connect(self.apply_fix)
@@ -427,9 +428,16 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
     def rename_conversation(self, conversation_id: int) -> None:
         row = self.sidebar.model.row_of(conversation_id)
         current = self.sidebar.model.conversations()[row].title if row >= 0 else ""
-        title, ok = QInputDialog.getText(self, tr("Rename"), tr("New name:"), text=current)
-        if ok and title.strip():
-            Operation(None, lambda: self._rename(conversation_id, title.strip())).run()
+        dialog = self.sidebar._name_dialog(tr("Rename"), tr("New name:"))
+        dialog.setTextValue(current)
+
+        def rename() -> None:
+            title = dialog.textValue().strip()
+            if title:
+                Operation(None, lambda: self._rename(conversation_id, title)).run()
+
+        dialog.accepted.connect(rename)
+        dialog.open()  # not exec(): a nested event loop inside the qasync loop would re-enter running tasks
 
     async def _rename(self, conversation_id: int, title: str) -> None:
         await self.store.update_conversation(conversation_id, title=title)

@@ -11,6 +11,7 @@ the extra actions (Export…) work on the selection; a plain click still opens t
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,17 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPalette,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -71,6 +82,43 @@ def _filter_value(key: str) -> tuple[str | None, str | None]:
 
 def conversation_title(conversation: Conversation) -> str:
     return conversation.title or tr("New chat")
+
+
+_pin_icon: QIcon | None = None
+
+
+def pin_icon() -> QIcon:
+    """The pinned marker, drawn (an emoji shows as a box where no emoji font is installed)."""
+    global _pin_icon
+    if _pin_icon is None:
+        pixmap = QPixmap(16, 16)
+        pixmap.fill(QColor(0, 0, 0, 0))
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        colour = QGuiApplication.palette().color(QPalette.ColorRole.Highlight)
+        painter.setPen(colour.darker(130))
+        painter.setBrush(colour)
+        painter.drawEllipse(4, 1, 8, 8)  # the head
+        painter.drawLine(8, 9, 8, 15)  # the needle
+        painter.end()
+        _pin_icon = QIcon(pixmap)
+    return _pin_icon
+
+
+_MARKUP = (
+    (re.compile(r"(\*\*|__|~~|`+)"), ""),  # bold, strike-through, code
+    (re.compile(r"(?<![\w*])[*_](?=\S)(.+?)(?<=\S)[*_](?![\w*])"), r"\1"),  # emphasis
+    (re.compile(r"(?m)^\s{0,3}(#{1,6}|>|[-+*]|\d+[.)])\s+"), ""),  # heading, quote, list marks
+    (re.compile(r"!?\(https?://[^)\s]*\)"), ""),  # a link's target after its text
+)
+
+
+def plain_snippet(snippet: str) -> str:
+    """A search snippet as words: the match marks and Markdown's markup taken out."""
+    text = snippet.replace("[", "").replace("]", "")
+    for pattern, replacement in _MARKUP:
+        text = pattern.sub(replacement, text)
+    return " ".join(text.split())
 
 
 class NameRejected(DeskError):
@@ -151,9 +199,9 @@ class ConversationListModel(QAbstractListModel):
         item = self._items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             labels = " ".join(([f"[{item.folder}]"] if item.folder else []) + [f"#{t}" for t in item.tags])
-            return (
-                ("📌 " if item.pinned else "") + conversation_title(item) + (f"  {labels}" if labels else "")
-            )
+            return conversation_title(item) + (f"  {labels}" if labels else "")
+        if role == Qt.ItemDataRole.DecorationRole:
+            return pin_icon() if item.pinned else None
         if role == Qt.ItemDataRole.ToolTipRole:
             tags = ", ".join(item.tags)
             return conversation_title(item) + (f"\n{tags}" if tags else "")
@@ -271,8 +319,7 @@ class SearchResultsModel(QAbstractListModel):
         if not index.isValid() or index.row() >= len(self.hits):
             return None
         hit = self.hits[index.row()]
-        snippet = hit.snippet.replace("[", "").replace("]", "")
-        where = tr("(in the title)") if hit.message_id is None else snippet
+        where = tr("(in the title)") if hit.message_id is None else plain_snippet(hit.snippet)
         text = f"{hit.title or tr('New chat')}\n    {where}"
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return text
@@ -511,9 +558,8 @@ class Sidebar(QWidget):
         dialog.open()
 
     def _name_dialog(self, title: str, label: str) -> QInputDialog:
-        dialog = QInputDialog(self)
-        dialog.setWindowTitle(title)
-        dialog.setLabelText(label)
+        """A name dialog of the sidebar's (``name_dialog`` while it is open); the caller opens it."""
+        dialog = name_dialog(self, title, label)
         dialog.finished.connect(dialog.deleteLater)
         dialog.finished.connect(lambda _result: self._forget_dialog(dialog))
         # open(), not exec(): a nested event loop inside the qasync loop would re-enter running tasks.
@@ -647,3 +693,14 @@ class Sidebar(QWidget):
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.model.aclose()
+
+
+def name_dialog(parent: QWidget, title: str, label: str) -> QInputDialog:
+    """A dialog asking for a name (rename, folder, tags), wide enough for a long one."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setLabelText(label)
+    width = max(420, dialog.fontMetrics().horizontalAdvance(label) + 60)
+    dialog.setMinimumWidth(width)
+    dialog.resize(width, dialog.sizeHint().height())
+    return dialog

@@ -59,6 +59,7 @@ def style_sheet(palette: QPalette, dark: bool) -> str:
     reply_bg = _mix(base, window, 0.5)
     border = _mix(base, text, 0.18)
     muted = _mix(text, base, 0.45)
+    reasoning_bg = _mix(base, window, 0.8)  # expanded reasoning: set apart from the answer
     return f"""
 QFrame#userMessage {{ background: {user_bg}; border: 1px solid {border}; border-radius: 8px; }}
 QFrame#assistantMessage {{ background: {reply_bg}; border: 1px solid {border}; border-radius: 8px; }}
@@ -68,6 +69,8 @@ QLabel#messageStats, QLabel#placeholder, QLabel#composerNotice {{ color: {muted}
 QFrame#firstRun {{ border: 1px solid {border}; border-radius: 6px; }}
 QFrame#userMessage QToolButton:focus, QFrame#assistantMessage QToolButton:focus {{
   border: 2px solid {accent.name()}; border-radius: 4px; }}
+QFrame#assistantMessage QTextBrowser#reasoning {{ color: {muted}; background: {reasoning_bg}; border: none;
+  border-left: 3px solid {border}; padding-left: 6px; font-style: italic; }}
 QScrollArea#transcript {{ border: 2px solid transparent; }}
 QScrollArea#transcript:focus {{ border: 2px solid {accent.name()}; }}
 """

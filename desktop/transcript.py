@@ -41,6 +41,7 @@ from desktop.labels import ElidedLabel, WrappingLabel
 from desktop.markdown_view import ListItems, MarkdownRenderer, Rendered, SafeBrowser, StreamSplitter
 
 RENDER_INTERVAL_MS = 50
+COPIED_MS = 1500  # how long a Copy button says "Copied"
 PAGE = 40  # messages materialised at once (newest first); older ones come a page at a time
 PIECES_PER_FLUSH = 8  # closed pieces rendered per timer tick: a burst of text cannot stall one frame
 PIECES_PER_VIEW = 32  # closed pieces per document: Qt's cost to append and paint grows with its size
@@ -128,6 +129,7 @@ class MessageWidget(QFrame):
 
     action = Signal(str, object)  # (action name, message id): copy, edit, regenerate, delete, prev, next
     edited = Signal(object, str)  # (message id, new text): "Save & send" of the inline editor
+    copied = Signal(str)  # what went to the clipboard, in words ("Code copied", "Message copied")
 
     def __init__(self, data: MessageData, cache: RenderCache, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -547,9 +549,14 @@ class MessageWidget(QFrame):
     def _copy_code(self, index: int) -> None:
         if 0 <= index < len(self._code_blocks):
             QGuiApplication.clipboard().setText(self._code_blocks[index])
+            self.copied.emit(tr("Code copied to the clipboard"))
 
     def copy_text(self) -> None:
         QGuiApplication.clipboard().setText(self.data.text)
+        # The button says it for a moment, the window's status bar too.
+        self.copy_button.setText(tr("Copied"))
+        QTimer.singleShot(COPIED_MS, self, lambda: self.copy_button.setText(tr("Copy")))
+        self.copied.emit(tr("Message copied to the clipboard"))
 
     def highlight(self, needle: str) -> bool:
         """Select the first occurrence of ``needle`` (a search hit) in this message."""
@@ -611,6 +618,7 @@ class TranscriptView(QScrollArea):
 
     action = Signal(str, object)  # re-emitted from the messages
     edited = Signal(object, str)
+    copied = Signal(str)
 
     def __init__(self, renderer: MarkdownRenderer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -724,6 +732,7 @@ class TranscriptView(QScrollArea):
     def _make_widget(self, data: MessageData) -> MessageWidget:
         widget = MessageWidget(data, self.cache, self._inner)
         widget.action.connect(self.action)
+        widget.copied.connect(self.copied)
         widget.edited.connect(self.edited)
         self._widgets[data.id] = widget
         return widget

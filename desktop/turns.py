@@ -188,6 +188,8 @@ class TurnsMixin:
 
     if TYPE_CHECKING:
 
+        def setWindowTitle(self, title: str) -> None: ...
+
         def _update_context(self, tree: ConversationTree | None) -> None: ...
 
         async def _show_conversation(self, conversation_id: int) -> None: ...
@@ -297,6 +299,11 @@ class TurnsMixin:
         await self.sidebar.reload()
         if self.conversation_id == target:
             self.sidebar.select_conversation(turn.conversation_id)
+            # The first message named the chat (saved with the reply's row): the title bar says so too.
+            row = self.sidebar.model.row_of(target)
+            if row >= 0:
+                title = self.sidebar.model.conversations()[row].title or tr("New chat")
+                self.setWindowTitle(f"{title} — vLLM Desk")
 
     # --- messages written while the server starts ----------------------------------------------------
 

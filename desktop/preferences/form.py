@@ -6,6 +6,7 @@ validated with the model on every change and each error is shown under its field
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -249,6 +250,10 @@ class ModelForm(QWidget):
             for err in exc.errors():
                 field = str(err["loc"][0]) if err["loc"] else ""
                 message = err["msg"].removeprefix("Value error, ")
+                if field not in self.rows:
+                    # A check of the whole profile ("a remote profile needs a base_url"): shown under the
+                    # field it names, in the words of that field's label.
+                    field, message = self._named_field(message)
                 if field in self.rows:
                     row = self.rows[field]
                     row.show_error((row.error.text() + "; " if row.error.text() else "") + message)
@@ -262,6 +267,21 @@ class ModelForm(QWidget):
         for field, message in problems.items():
             (self.rows.get(field) or next(iter(self.rows.values()))).show_error(message)
         return None if problems else result
+
+    def _named_field(self, message: str) -> tuple[str, str]:
+        """The row a whole-model message is about (the field key it names first) and the message with the
+        key in the label's words; ``("", message)`` if it names none."""
+        found = [
+            (match.start(), name)
+            for name in self.rows
+            if (match := re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message)) is not None
+        ]
+        if not found:
+            return "", message
+        _, name = min(found)
+        label = self.label_text(name).replace("&", "")
+        words = label if label.isupper() else label.lower()
+        return name, re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", words, message)
 
     @property
     def errors(self) -> dict[str, str]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtCore import QSettings, Qt
 
 from desktop.main_window import MainWindow
 from desktop.sidebar import PAGE_SIZE
@@ -43,7 +42,7 @@ def fill(path) -> None:  # type: ignore[no-untyped-def]
     store.close()
 
 
-def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
     fill(app_paths.history_db)
     store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
     window = MainWindow(
@@ -76,9 +75,13 @@ def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths, mo
 
         assert model.rowCount() > 0, (errors.reporter().reported, model._generation, model._busy, model._more)
         assert model.conversations()[0].title == "Conversation 5"
-        assert model.data(model.index(0, 0)).startswith("📌")
-        monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Pinned and renamed", True))
+        assert not model.data(model.index(0, 0), Qt.ItemDataRole.DecorationRole).isNull()  # the pin
         window.rename_conversation(5)
+        dialog = window.sidebar.name_dialog
+        assert dialog is not None
+        assert dialog.width() >= 420
+        dialog.setTextValue("Pinned and renamed")
+        dialog.accept()
         qtbot.waitUntil(
             lambda: model.rowCount() > 0 and model.conversations()[0].title == "Pinned and renamed",
             timeout=5000,
@@ -86,7 +89,7 @@ def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths, mo
         # Folder and tags show beside the title.
         run(qtbot, store.update_conversation(5, folder="Work", tags=["draft", "gpu"]))
         run(qtbot, model.reload())
-        assert model.data(model.index(0, 0)) == "📌 Pinned and renamed  [Work] #draft #gpu"
+        assert model.data(model.index(0, 0)) == "Pinned and renamed  [Work] #draft #gpu"
     finally:
         run(qtbot, window.shutdown())
         run(qtbot, store.close())
