@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 from desktop import theme
@@ -24,6 +25,7 @@ from desktop.labels import WrappingLabel
 from engine.errors import DeskError, Fix
 
 log = logging.getLogger(__name__)
+TITLE_SHARE = 4  # a banner title takes at most a quarter of the banner's width, then wraps
 
 
 def tr(text: str) -> str:
@@ -169,6 +171,7 @@ class ErrorBanner(QFrame):
         layout.addWidget(self.close_button)
         self._fix: Fix | None = None
         self.problem: Problem | None = None
+        self._title_wide = 0  # the title's width on one line
         self.hide()
 
     @property
@@ -179,6 +182,11 @@ class ErrorBanner(QFrame):
         self.problem = problem
         self._fix = problem.fix
         self._title.setText(f"<b>{problem.title}</b>")
+        # On one line where there is room (a wrapped label asks for little width); two in a narrow window.
+        bold = self._title.font()
+        bold.setBold(True)
+        self._title_wide = QFontMetrics(bold).horizontalAdvance(problem.title) + 8
+        self._fit_title()
         self._text.setText(problem.message)
         self._text.setToolTip(problem.details[-2000:] if problem.details else "")
         self.fix_button.setVisible(problem.fix is not None)
@@ -186,6 +194,13 @@ class ErrorBanner(QFrame):
             self.fix_button.setText(problem.fix.label)
             self.fix_button.setToolTip(problem.fix.hint)
         self.show()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        self._title.setMinimumWidth(min(self._title_wide, max(80, self.width() // TITLE_SHARE)))
 
     def dismiss(self) -> None:
         self.problem = None
