@@ -60,6 +60,19 @@ def _literal_choices(annotation: Any) -> list[str] | None:
     return None
 
 
+def parse_mapping(text: str) -> dict[str, str]:
+    """``NAME=value`` lines as a dict; blank lines and ``#`` comments are skipped, and a line without ``=``
+    becomes a name with an empty value, which the model's own check then names as not a valid name."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.partition("=")
+        out[name.strip()] = value.strip()
+    return out
+
+
 class FieldRow:
     """The widget of one field and how to read and write it."""
 
@@ -68,9 +81,17 @@ class FieldRow:
         members = _args(annotation)
         self.nullable = type(None) in members
         self.is_tuple = any(typing.get_origin(a) in (tuple, list) for a in members)
+        self.is_mapping = any(typing.get_origin(a) is dict for a in members)
         choices = _literal_choices(annotation)
         self.editor: QWidget
-        if members in ((bool,),):
+        if self.is_mapping:
+            # NAME=value, one a line (an environment); pydantic checks the names.
+            self.kind = "mapping"
+            edit = QPlainTextEdit()
+            edit.setFixedHeight(70)
+            edit.setPlaceholderText(tr("none (one NAME=value a line)"))
+            self.editor = edit
+        elif members in ((bool,),):
             self.kind = "bool"
             self.editor = QCheckBox()
         elif set(members) == {bool, type(None)}:
@@ -124,6 +145,8 @@ class FieldRow:
                 return {0: None, 1: True, 2: False}[editor.currentIndex()]
             return editor.currentText()
         if isinstance(editor, QPlainTextEdit):
+            if self.kind == "mapping":
+                return parse_mapping(editor.toPlainText())
             return editor.toPlainText()
         assert isinstance(editor, QLineEdit)
         text = editor.text().strip()
@@ -143,7 +166,10 @@ class FieldRow:
             else:
                 editor.setCurrentIndex(max(0, editor.findText(str(value))))
         elif isinstance(editor, QPlainTextEdit):
-            editor.setPlainText(str(value or ""))
+            if self.kind == "mapping":
+                editor.setPlainText("\n".join(f"{k}={v}" for k, v in dict(value or {}).items()))
+            else:
+                editor.setPlainText(str(value or ""))
         elif isinstance(editor, QLineEdit):
             if self.is_tuple:
                 editor.setText(" | ".join(value or ()))

@@ -56,6 +56,7 @@ FIELDS = (
     "cpu_kv_cache_gib",
     "key_mode",
     "extra_args",
+    "env",
 )
 REMOTE_FIELDS = {"name", "kind", "base_url", "served_name"}
 HELP = {
@@ -89,6 +90,8 @@ HELP = {
     "cpu_kv_cache_gib": "CPU build only: GiB of memory for the KV cache (above 0).",
     "key_mode": "random: a new key at each start. fixed: one key kept in the keychain, for other clients.",
     "extra_args": "Advanced: more vllm serve options, e.g. --max-num-batched-tokens 4096.",
+    "env": "Advanced: environment variables for vllm serve, one NAME=value a line, e.g. "
+    "CUDA_VISIBLE_DEVICES=1 or NCCL_P2P_DISABLE=1.",
 }
 LABELS = {
     "base_url": "URL",
@@ -101,6 +104,7 @@ LABELS = {
     "max_num_seqs": "Max sequences",
     "cpu_kv_cache_gib": "CPU KV cache (GiB)",
     "extra_args": "Extra arguments",
+    "env": "Environment",
 }
 
 
@@ -266,7 +270,7 @@ class ProfilesPage(QWidget):
         if profile is None:
             return
         values = profile.model_dump()
-        # Fields without a row (the environment) are kept as they are, not reset by an edit.
+        # Fields without a row are kept as they are, not reset by an edit.
         self.form.load(values, fixed={k: v for k, v in values.items() if k not in self.form.rows})
         self._show_start_with_app()
         pending = self.pending_secrets.get(profile_key(profile.name))

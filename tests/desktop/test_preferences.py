@@ -153,6 +153,29 @@ def test_add_folder_and_repo_id_with_reasons(qtbot, app_paths: AppPaths, tmp_pat
     assert models.repo_ids == ["Qwen/Qwen3-0.6B"]
 
 
+def test_a_profiles_environment_is_edited_one_variable_a_line(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    dialog = make_dialog(qtbot, app_paths)
+    dialog.show_page("Server profiles")
+    form = dialog.profiles_page.form
+    assert form.rows["env"].editor.isVisible()
+    assert form.rows["env"].value() == {}
+    set_text(qtbot, form, "env", "VLLM_API_KEY=sk-123")
+    assert "VLLM_API_KEY cannot be set in the profile" in form.rows["env"].error.text()
+    set_text(qtbot, form, "env", "not a name")
+    assert "is not an environment variable name" in form.rows["env"].error.text()
+    assert not dialog.apply()
+    set_text(qtbot, form, "env", "CUDA_VISIBLE_DEVICES=1\n# the second card\n\nNCCL_P2P_DISABLE = 1\n")
+    assert form.errors == {}
+    assert dialog.apply()
+    saved = SettingsStore.open(app_paths.settings_file).settings.profiles[0]
+    assert saved.env == {"CUDA_VISIBLE_DEVICES": "1", "NCCL_P2P_DISABLE": "1"}
+    # Shown back as written, one a line; a remote profile has no environment row.
+    dialog.profiles_page.reload(0)
+    assert form.rows["env"].editor.toPlainText() == "CUDA_VISIBLE_DEVICES=1\nNCCL_P2P_DISABLE=1"
+    choose(form, "kind", "remote")
+    assert not form.rows["env"].editor.isVisible()
+
+
 def test_invalid_values_are_rejected_with_the_reason(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
     dialog = make_dialog(qtbot, app_paths)
     dialog.show_page("Server profiles")
