@@ -48,6 +48,7 @@ from desktop.sidebar import Sidebar
 from desktop.status_bar import ServerStatusBar
 from desktop.transcript import TranscriptView
 from desktop.turns import PieceBuffer, TurnsMixin, message_data
+from engine.chat_imports import IMPORTS
 from engine.errors import Fix
 from engine.paths import AppPaths
 from engine.search import SearchHit
@@ -66,6 +67,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LAST_CONVERSATION_KEY = "window/last_conversation"
 COPIED_NOTICE_MS = 2500
+PREFERENCES_MODULES = (
+    "desktop.preferences",
+    "huggingface_hub.constants",
+    "huggingface_hub.errors",
+    "huggingface_hub.utils",
+    "huggingface_hub.utils._cache_manager",
+)
 THEME_KEY = "window/theme"  # the last theme setting, to colour the window before the settings are loaded
 
 
@@ -545,6 +553,9 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
     def open_preferences(self) -> Any:
         """Open (or raise) the Preferences; returns the dialog (``None`` if this build has none)."""
         try:
+            # Imported on the process's one import thread (engine.chat_imports), never beside it: with what
+            # its models page imports where used (engine.catalog: huggingface_hub's cache scan and checks).
+            IMPORTS.submit(*PREFERENCES_MODULES).result()
             from desktop.preferences import open_preferences
         except ImportError:
             self.composer.set_notice(tr("Preferences are not available in this build."))

@@ -29,7 +29,8 @@ pytestmark = [
 ]
 
 # In a fresh interpreter (Haystack not imported yet): record which thread imports each module of the chat's
-# libraries, type two letters, send 5 ms later, wait for the reply.
+# libraries (and huggingface_hub, which Preferences need), type two letters, open Preferences, send 5 ms later,
+# wait for the reply.
 FIRST_MESSAGE = """
 import importlib.abc, os
 from engine.chat import ChatEngine
@@ -42,7 +43,7 @@ importers = {}
 
 class Recorder(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("haystack", "openai"):
+        if name.split(".")[0] in ("haystack", "openai", "huggingface_hub"):
             importers.setdefault(threading.current_thread().name, set()).add(name)
         return None
 
@@ -53,6 +54,7 @@ print("haystack before typing", "haystack" in sys.modules)
 warm_on_first_edit(window.composer.editor)
 window.composer.editor.insertPlainText("H")
 window.composer.editor.insertPlainText("i")
+preferences = window.open_preferences()  # its models page needs huggingface_hub: also from the one thread
 await asyncio.sleep(0.005)
 window.composer.send_button.click()
 for _ in range(1200):
@@ -60,6 +62,7 @@ for _ in range(1200):
     shown = replies(window)
     if shown and shown[0].data.state not in ("streaming", "queued"):
         break
+preferences.reject()
 reply = replies(window)[0]
 print("reply", reply.data.state, reply.data.text, "|", reply.stats_label.text())
 print("importing threads", sorted(importers))
