@@ -143,11 +143,16 @@ def documents_search_tool(
     mode: Mode = "hybrid" if embedder is not None else "keyword"
     pipeline = build_pipeline(store, embedder, collections, mode=mode, top_k=top_k)
     targets = ["keyword.query", *(["embed.text"] if embedder is not None else [])]
+
+    def passages(found: Sequence[Any]) -> str:
+        # The pipeline hands on bare ids and scores (as Retriever.search does); the passages are read here.
+        return format_passages(store.documents_for([(int(d.id), float(d.score or 0.0)) for d in found]))
+
     return PipelineTool(
         pipeline,
         name=SEARCH_DOCUMENTS,
         description=DESCRIPTIONS[SEARCH_DOCUMENTS] + " Collections: " + ", ".join(collections) + ".",
         input_mapping={"query": targets},
         output_mapping={"join.documents": "documents"},
-        outputs_to_string={"source": "documents", "handler": format_passages},
+        outputs_to_string={"source": "documents", "handler": passages},
     )

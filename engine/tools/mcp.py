@@ -226,7 +226,7 @@ class McpConnection:
             try:
                 return mcp_text(original(**kwargs))
             except Exception:
-                if self.pgid is not None and not _group_alive(self.pgid):
+                if self.pgid is not None and _gone_soon(self.pgid):
                     reason = "the server stopped during a call of " + tool.name
                     tail = _log_tail(self.log_path) if self.log_path is not None else ""
                     self.state = ServerState(
@@ -283,9 +283,22 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # A leader that exited but was not reaped yet is a zombie: not alive for our purpose.
-    with contextlib.suppress(psutil.Error):
-        members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
-        return any(p.status() != psutil.STATUS_ZOMBIE for p in members)
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if _pgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            continue  # gone while we looked
+    return False
+
+
+def _gone_soon(pgid: int, wait_s: float = 1.0) -> bool:
+    """Whether the group ends within ``wait_s`` (a server that failed a call may be exiting right now)."""
+    deadline = time.monotonic() + wait_s
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 
