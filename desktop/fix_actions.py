@@ -60,6 +60,11 @@ _COMMAND_FIXES = (
     "pass_exec",
     "edit_command",
     "check_permissions",
+    # Documents and their embedding server have no window yet: their fixes are commands.
+    "list_collections",
+    "open_server_log",
+    "prepare_embedder",
+    "reindex_collection",
 )
 
 

@@ -87,7 +87,7 @@ class EmbedderUnavailable(DeskError):
             fix=Fix(
                 action="prepare_embedder",
                 label="Try again",
-                hint="Check the network connection to PyPI, then run: vllm-desk docs add again",
+                hint="Check the network connection to PyPI, then try again. Run: vllm-desk docs rescan",
             ),
             details=details,
         )

@@ -26,7 +26,11 @@ class EmbeddingFailed(DeskError):
     def __init__(self, model: str, reason: str) -> None:
         super().__init__(
             f"The embedding model {model} could not embed the text ({reason}).",
-            fix=Fix(action="open_server_log", label="Show the server log", hint="See: vllm-desk serve --log"),
+            fix=Fix(
+                action="open_server_log",
+                label="Where is its log?",
+                hint="Its log is in the logs folder that doctor names. Run: vllm-desk doctor",
+            ),
         )
         self.reason = reason
 

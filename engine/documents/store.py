@@ -163,7 +163,7 @@ class CollectionNotFound(DeskError):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"There is no document collection named “{name}”.",
-            fix=Fix(action="list_collections", label="Show collections", hint="See: vllm-desk docs list"),
+            fix=Fix(action="list_collections", label="Show collections", hint="Run: vllm-desk docs list"),
         )
         self.name = name
 
@@ -178,7 +178,7 @@ class EmbedderMismatch(DeskError):
             fix=Fix(
                 action="reindex_collection",
                 label="Re-index the collection",
-                hint=f"Remove and add it again: vllm-desk docs remove --collection {collection} ...",
+                hint=f"Remove it, then add its files again. Run: vllm-desk docs remove {collection}",
             ),
         )
 

@@ -277,6 +277,10 @@ EFFECTS: dict[str, Callable[..., None]] = {
     "pass_exec": check_command,
     "edit_command": check_command,
     "check_permissions": check_command,
+    "list_collections": check_command,
+    "open_server_log": check_command,
+    "prepare_embedder": check_command,
+    "reindex_collection": check_command,
 }
 
 
