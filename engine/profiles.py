@@ -133,6 +133,14 @@ class ServerProfile(BaseModel):
             raise ValueError("must be a positive number of tokens or 'auto'")
         return value
 
+    @field_validator("cpu_kv_cache_gib")
+    @classmethod
+    def _whole_gib(cls, value: float) -> float:
+        # vLLM reads VLLM_CPU_KVCACHE_SPACE with int(): "0.5" would stop the server at its start.
+        if value != int(value):
+            raise ValueError("must be a whole number of GiB (vLLM's CPU build takes no fractions)")
+        return value
+
     @field_validator("extra_args")
     @classmethod
     def _valid_extra_args(cls, value: str) -> str:

@@ -87,7 +87,7 @@ HELP = {
     "trust_remote_code": "Run Python code shipped with the model. Only for models you trust.",
     "download_dir": "Where vLLM downloads weights; empty: the Hugging Face cache.",
     "seed": "Random seed of the server (a whole number).",
-    "cpu_kv_cache_gib": "CPU build only: GiB of memory for the KV cache (above 0).",
+    "cpu_kv_cache_gib": "CPU build only: whole GiB of memory for the KV cache (1 or more).",
     "key_mode": "random: a new key at each start. fixed: one key kept in the keychain, for other clients.",
     "extra_args": "Advanced: more vllm serve options, e.g. --max-num-batched-tokens 4096.",
     "env": "Advanced: environment variables for vllm serve, one NAME=value a line, e.g. "

@@ -55,6 +55,12 @@ def test_auto_dtype_is_float32_on_the_cpu_build_and_the_models_own_on_a_gpu() ->
     assert cpu_chosen[cpu_chosen.index("--dtype") + 1] == "bfloat16"
 
 
+def test_the_cpu_kv_cache_is_whole_gib_as_vllm_reads_it() -> None:
+    assert ServerProfile(name="p", cpu_kv_cache_gib=4).cpu_kv_cache_gib == 4
+    with pytest.raises(ValidationError, match="whole number of GiB"):
+        ServerProfile(name="p", cpu_kv_cache_gib=0.5)
+
+
 @pytest.mark.parametrize(
     ("version", "supported"),
     [
