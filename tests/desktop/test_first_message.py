@@ -29,8 +29,8 @@ pytestmark = [
 ]
 
 # In a fresh interpreter (Haystack not imported yet): record which thread imports each module of the chat's
-# libraries (and huggingface_hub, which Preferences need), type two letters, open Preferences, send 5 ms later,
-# wait for the reply.
+# libraries (and huggingface_hub, which Preferences need), type two letters, open Preferences, send 5 ms
+# later, wait for the reply.
 FIRST_MESSAGE = """
 import importlib.abc, os
 from engine.chat import ChatEngine
