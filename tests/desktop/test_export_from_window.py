@@ -21,7 +21,7 @@ from engine.paths import AppPaths
 from engine.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.html_format import PRINT_CODE_BACKGROUND, render_html
-from tests.support.main_window import close_window, open_window
+from tests.support.main_window import fixture_window, open_window
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
 pytestmark = [
@@ -35,7 +35,9 @@ REPLY = f"Arr, here:\n\n```python\n{CODE}\n```\n\nThat be all."
 
 
 @pytest.fixture
-def window(qtbot: Any, app_paths: AppPaths, tmp_path: Path) -> Iterator[MainWindow]:
+def window(
+    request: pytest.FixtureRequest, qtbot: Any, app_paths: AppPaths, tmp_path: Path
+) -> Iterator[MainWindow]:
     store = HistoryStore(app_paths.history_db)
     # As the window makes a new chat: the model's preset (with its system prompt) in the settings.
     conversation = store.create_conversation(
@@ -46,8 +48,8 @@ def window(qtbot: Any, app_paths: AppPaths, tmp_path: Path) -> Iterator[MainWind
     store.close()
     win = open_window(qtbot, app_paths)
     win.transfer.export_dir = tmp_path
-    yield win
-    close_window(qtbot, win)
+    with fixture_window(request, qtbot, win):
+        yield win
 
 
 def export(qtbot: Any, window: MainWindow, fmt: str) -> Path:

@@ -19,7 +19,7 @@ from engine.chat_request import request_messages
 from engine.generation import GenerationSettings
 from engine.paths import AppPaths
 from engine.store import HistoryStore
-from tests.support.main_window import close_window, open_window, replies
+from tests.support.main_window import fixture_window, open_window, replies
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin
 
@@ -37,7 +37,9 @@ def server() -> Iterator[Standin]:
 
 
 @pytest.fixture
-def window(qtbot: Any, app_paths: AppPaths, server: Standin) -> Iterator[MainWindow]:
+def window(
+    request: pytest.FixtureRequest, qtbot: Any, app_paths: AppPaths, server: Standin
+) -> Iterator[MainWindow]:
     store = HistoryStore(app_paths.history_db)
     conversation = store.create_conversation(title="Chat", settings={"top_p": 0.9})
     user = store.add_message(conversation.id, None, "user", "Hello")
@@ -48,8 +50,8 @@ def window(qtbot: Any, app_paths: AppPaths, server: Standin) -> Iterator[MainWin
     win = open_window(qtbot, app_paths, server.endpoint, size=(1100, 700))
     qtbot.waitUntil(lambda: len(win.transcript.messages()) == 2, timeout=5000)
     win.activateWindow()
-    yield win
-    close_window(qtbot, win)
+    with fixture_window(request, qtbot, win):
+        yield win
 
 
 def name(widget: QWidget | None) -> str:

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from desktop.main_window import MainWindow
 from engine.paths import AppPaths
 from engine.store import HistoryStore
-from tests.support.main_window import close_window, open_window
+from tests.support.main_window import fixture_window, open_window
 from tests.support.qasync_loop import qloop  # noqa: F401 - a fixture
 
 pytestmark = [
@@ -24,15 +24,15 @@ ALPHA, BETA, GAMMA = 1, 2, 3  # created in this order: the list shows Gamma, Bet
 
 
 @pytest.fixture
-def window(qtbot: Any, app_paths: AppPaths) -> Iterator[MainWindow]:
+def window(request: pytest.FixtureRequest, qtbot: Any, app_paths: AppPaths) -> Iterator[MainWindow]:
     store = HistoryStore(app_paths.history_db)
     for title in ("Alpha", "Beta", "Gamma"):
         conversation = store.create_conversation(title=title)
         store.add_message(conversation.id, None, "user", f"question about {title.lower()}")
     store.close()
     win = open_window(qtbot, app_paths)
-    yield win
-    close_window(qtbot, win)
+    with fixture_window(request, qtbot, win):
+        yield win
 
 
 def click(qtbot: Any, window: MainWindow, conversation_id: int, modifier: Any = None) -> None:

@@ -19,7 +19,7 @@ from desktop.main_window import MainWindow
 from desktop.markdown_view import SafeBrowser
 from engine.paths import AppPaths
 from engine.store import HistoryStore
-from tests.support.main_window import close_window, open_window, replies
+from tests.support.main_window import fixture_window, open_window, replies
 from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin
 
@@ -38,7 +38,9 @@ def server() -> Iterator[Standin]:
 
 
 @pytest.fixture
-def window(qtbot: Any, app_paths: AppPaths, server: Standin) -> Iterator[MainWindow]:
+def window(
+    request: pytest.FixtureRequest, qtbot: Any, app_paths: AppPaths, server: Standin
+) -> Iterator[MainWindow]:
     store = HistoryStore(app_paths.history_db)
     pinned = store.create_conversation(title="Pinned one")
     store.update_conversation(pinned.id, pinned=True)
@@ -46,8 +48,8 @@ def window(qtbot: Any, app_paths: AppPaths, server: Standin) -> Iterator[MainWin
     store.add_message(fish.id, None, "user", "Do **pelicans** eat `fish` and _crabs_?")
     store.close()
     win = open_window(qtbot, app_paths, server.endpoint, size=(1100, 720))
-    yield win
-    close_window(qtbot, win)
+    with fixture_window(request, qtbot, win):
+        yield win
 
 
 def send(qtbot: Any, window: MainWindow, text: str) -> None:

@@ -57,6 +57,24 @@ def close_window(qtbot: Any, window: MainWindow) -> None:
     run(qtbot, window.store.close())
 
 
+@contextmanager
+def fixture_window(request: Any, qtbot: Any, window: MainWindow) -> Iterator[MainWindow]:
+    """For a fixture that yields ``window``: closes it in the fixture's teardown, before it is deleted.
+
+    pytest-qt closes and deletes the widgets it was given *before* fixtures are torn down, so a fixture's
+    ``close_window`` could run while the window is being deleted under it (flaky "already deleted" errors).
+    """
+    request.node.qt_widgets = [
+        (ref, func) for ref, func in getattr(request.node, "qt_widgets", []) if ref() is not window
+    ]
+    try:
+        yield window
+    finally:
+        close_window(qtbot, window)
+        window.close()
+        window.deleteLater()
+
+
 def replies(window: MainWindow) -> list[MessageWidget]:
     """The assistant messages in the transcript, top to bottom."""
     return [w for w in window.transcript.messages() if w.data.role == "assistant"]
