@@ -98,6 +98,7 @@ def test_a_pdf_code_block_is_shaded_as_one_block(qtbot: Any, window: MainWindow)
     tree = run(qtbot, window.store.export_tree(window.conversation_id))
     document = print_document(render_html(history_adapter.from_tree(tree), for_print=True))
     document.setTextWidth(600)
+    assert SYSTEM in document.toPlainText()  # what the PDF writer lays out has the system prompt
     size = document.size().toSize()
     image = QImage(size, QImage.Format.Format_RGB32)
     image.fill(QColor("white"))
