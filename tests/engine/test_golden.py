@@ -178,13 +178,18 @@ async def test_first_start_asks_the_golden_question_once_per_runtime_machine_and
 async def test_a_wrong_answer_stops_the_server_and_says_why_with_the_fix(app_paths: AppPaths) -> None:
     _fake_builtin_model(app_paths)
     sup = Supervisor(app_paths, StandinRuntime(["--reply", WRONG]))
+    # Children from before (the suite's shared real server, when it runs) are not this test's.
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     try:
         with pytest.raises(BuiltinModelAnswersWrong) as caught:
             await sup.start(builtin_profile().model_copy(update={"dtype": "bfloat16"}))
         assert sup.state is ServerState.FAILED
         assert sup.problem is caught.value
         assert sup.processes() == []
-        assert not [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+        left = [
+            p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+        ]
+        assert left == []
         assert caught.value.fix is not None
         assert caught.value.fix.params == {"dtype": "float32"}
         assert caught.value.result.answer.startswith("L'Étoile")

@@ -73,8 +73,13 @@ async def _three_cycles(sup: Supervisor, profile: ServerProfile, progress: list[
     answer = await ask(endpoint)
     assert "Paris" in answer.json()["choices"][0]["message"]["content"]
     assert endpoint.max_model_len == profile.max_model_len
-    # The access log keeps the chat request but not the app's own /health and /metrics polling.
-    texts = [line.text for line in sup.log_tail()]
+    # The access log keeps the chat request but not the app's own /health and /metrics polling. (Its line
+    # is read from the server's output by a thread: give it a moment.)
+    for _ in range(100):
+        texts = [line.text for line in sup.log_tail()]
+        if any("POST /v1/chat/completions" in t for t in texts):
+            break
+        await asyncio.sleep(0.05)
     assert any("POST /v1/chat/completions" in t for t in texts), texts[-20:]
     assert not any('"GET /health' in t or '"GET /metrics' in t for t in texts)
     await sup.stop()
