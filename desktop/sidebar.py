@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
@@ -50,6 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import errors
+from desktop.date_groups import DateGroupDelegate, date_group
 from desktop.operations import Operation
 from engine.errors import DeskError
 from engine.search import SearchHit
@@ -60,6 +62,7 @@ from engine.store_models import Conversation
 PAGE_SIZE = 100
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 HIT_ROLE = Qt.ItemDataRole.UserRole + 2
+GROUP_ROLE = Qt.ItemDataRole.UserRole + 3  # the date heading the row belongs under (desktop/date_groups.py)
 _Index = QModelIndex | QPersistentModelIndex
 MAX_FOLDER_LENGTH = 80
 MAX_TAG_LENGTH = 40
@@ -209,6 +212,8 @@ class ConversationListModel(QAbstractListModel):
             return conversation_title(item) + (tr(", pinned") if item.pinned else "")
         if role == ID_ROLE:
             return item.id
+        if role == GROUP_ROLE:
+            return date_group(datetime.fromtimestamp(item.updated_at), datetime.now(), pinned=item.pinned)
         return None
 
     def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008 - Qt's API
@@ -359,7 +364,11 @@ class Sidebar(QWidget):
         self.list.setObjectName("conversationList")
         self.list.setAccessibleName(tr("Conversations"))
         self.list.setModel(self.model)
-        self.list.setUniformItemSizes(True)  # constant-time layout however many rows are fetched
+        # Rows that start a date group are taller (their heading is drawn above them), so sizes are not
+        # uniform; batched layout keeps a long fetched list from being laid out in one go.
+        self.list.setItemDelegate(DateGroupDelegate(GROUP_ROLE, self.list))
+        self.list.setLayoutMode(QListView.LayoutMode.Batched)
+        self.list.setBatchSize(200)
         # Ctrl/Shift-click select several (export, move to a folder, tag them together).
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
