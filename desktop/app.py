@@ -77,6 +77,7 @@ class AppParts:
         if self.tray is not None:
             self.tray.close()
         if self.actions is not None:
+            self.window.model_picker.close_picker()
             self.actions.close()
         if self.dashboards is not None:
             self.dashboards.close()
@@ -244,6 +245,7 @@ def _wire_tray(parts: AppParts, app: QApplication) -> None:
     window.quit_requested.connect(actions.quit)
     if not tray.available:
         actions.fill_menu(window.launcher_menu, include_open=False)  # the tray's actions, from the window
+    window.model_picker.bind(actions)
     parts.tray, parts.actions, parts.dashboards = tray, actions, dashboards
 
 

@@ -1,7 +1,7 @@
 """Where Tab goes in the main window: from the message box to Send (and Stop), the problem banner's buttons,
-the conversation and each message's actions (top to bottom), then the sidebar and the server log button;
-Shift+Tab goes back. Only widgets a user sees and can use are stops; message text is not one (it shows no
-focus; its words are selected with the mouse, and Copy copies them)."""
+the model picker, the conversation and each message's actions (top to bottom), then the sidebar and the
+server log button; Shift+Tab goes back. Only widgets a user sees and can use are stops; message text is not
+one (it shows no focus; its words are selected with the mouse, and Copy copies them)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def focus_stops(window: MainWindow) -> list[QWidget]:
     """The window's Tab stops now, in order."""
     composer, banner, sidebar = window.composer, window.banner, window.sidebar
     chain: list[QWidget] = [composer.editor, composer.send_button, composer.stop_button]
-    chain += [banner.fix_button, banner.close_button, window.transcript]
+    chain += [banner.fix_button, banner.close_button, window.model_picker.combo, window.transcript]
     for message in window.transcript.messages():
         chain += message.action_buttons()
     chain += [sidebar.new_button, sidebar.search_box, sidebar.filter_box, sidebar.list]

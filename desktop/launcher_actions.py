@@ -89,6 +89,19 @@ def state_kind(state: Any) -> str:
     return _LOOKS.get(state_name(state), "stopped")
 
 
+def state_words(state: Any) -> str:
+    """A supervisor state (or state change) in words, as the status bar and the model picker say it."""
+    words = {
+        "stopped": tr("Server stopped"),
+        "preparing": tr("Preparing…"),
+        "starting": tr("Starting…"),
+        "ready": tr("Ready"),
+        "stopping": tr("Stopping…"),
+        "failed": tr("Failed to start"),
+    }
+    return words.get(state_name(state), words["stopped"])
+
+
 def format_uptime(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
@@ -118,6 +131,8 @@ class LauncherActions(QObject):
     quit_requested = Signal()
     # The profile the user asked for (name), before the server call runs.
     profile_requested = Signal(str)
+    # The list of profiles or the active one changed (the model picker follows it).
+    profiles_changed = Signal()
 
     def __init__(
         self,
@@ -184,6 +199,7 @@ class LauncherActions(QObject):
             action.triggered.connect(partial(self._profile_chosen, profile.name))
             self.profile_group.addAction(action)
             self.profile_actions.append(action)
+        self.profiles_changed.emit()
         self._sync_enabled()
         self._recent_menus = []
         for menu, include_open in self._menus:
@@ -207,9 +223,12 @@ class LauncherActions(QObject):
             submenu.setEnabled(bool(self.recent_actions))
 
     def set_active_profile(self, name: str) -> None:
+        changed = name != self.active_profile
         self.active_profile = name
         for action in self.profile_actions:
             action.setChecked(action.data() == name)
+        if changed:
+            self.profiles_changed.emit()
 
     def _server_up(self) -> bool:
         """A server runs or starts; also while the runtime installs (the supervisor is still stopped then)."""

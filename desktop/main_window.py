@@ -42,6 +42,7 @@ from desktop.first_run import FirstRunPanel
 from desktop.fix_actions import FixesMixin
 from desktop.focus_order import move_focus
 from desktop.markdown_view import MarkdownRenderer
+from desktop.model_picker import ModelPicker
 from desktop.operations import Operation
 from desktop.server_log import ServerLogDialog
 from desktop.sidebar import Sidebar
@@ -140,10 +141,13 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.first_run = FirstRunPanel(self)
         self.top_area.addWidget(self.first_run)
 
+        # The model and its state above the chat; filled by the app with the launcher's profiles.
+        self.model_picker = ModelPicker(self)
         right = QWidget(self)
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
+        column.addWidget(self.model_picker)
         column.addLayout(self.top_area)
         column.addWidget(self.transcript, 1)
         column.addWidget(self.banner)

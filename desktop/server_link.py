@@ -20,6 +20,7 @@ from PySide6.QtCore import QCoreApplication, QObject
 
 from desktop import errors
 from desktop.fix_actions import PROFILE_FIXES, RESTART_FIXES
+from desktop.launcher_actions import state_words
 from desktop.operations import Operation
 from engine.chat_errors import NoServer, ServerUnreachable
 from engine.diagnosis import ServerProblem, StartCancelled
@@ -246,14 +247,7 @@ class ServerLink(QObject):
 
     @staticmethod
     def _state_words(state: ServerState) -> str:
-        return {
-            ServerState.STOPPED: tr("Server stopped"),
-            ServerState.PREPARING: tr("Preparing…"),
-            ServerState.STARTING: tr("Starting…"),
-            ServerState.READY: tr("Ready"),
-            ServerState.STOPPING: tr("Stopping…"),
-            ServerState.FAILED: tr("Failed to start"),
-        }[state]
+        return state_words(state)
 
     def _on_state(self, change: StateChange) -> None:
         state = change.state
