@@ -118,6 +118,10 @@ class HistoryBusy(DeskError, sqlite3.OperationalError):
 # many messages an import writes per transaction (each batch holds the write lock well under a second).
 BUSY_WAIT_S = 60.0
 IMPORT_BATCH_MESSAGES = 2000
+# Between two batches of an import, the write lock is left free this long: another process waiting for it
+# (a chat) retries every 100 ms at most (SQLite's busy handler), so a shorter gap would starve it until the
+# whole import is done.
+IMPORT_BATCH_PAUSE_S = 0.12
 
 
 @dataclass(frozen=True)
@@ -740,6 +744,8 @@ class HistoryStore:
                 for number in range(first + 1, done + 1):
                     if progress is not None:
                         progress(number, len(trees))
+                if done < len(pending):
+                    time.sleep(IMPORT_BATCH_PAUSE_S)  # a waiting writer's turn (see the constant)
             with self._tx():
                 self._conn.execute(
                     "UPDATE conversations SET deleted_at=NULL, staged_by='' WHERE staged_by=?", (stage,)

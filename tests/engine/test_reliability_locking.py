@@ -241,24 +241,31 @@ def test_another_process_chats_while_a_large_import_runs(tmp_path: Path) -> None
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while (
-            store._conn.execute("SELECT COUNT(*) FROM conversations WHERE staged_by != ''").fetchone()[0] == 0
-        ):
-            assert time.monotonic() < deadline, importer.stderr.read() if importer.poll() is not None else ""
-            time.sleep(0.02)
-        written = [store.add_message(conv.id, None, "user", f"message {i}").id for i in range(5)]
-        staged = store._conn.execute("SELECT COUNT(*) FROM conversations WHERE staged_by != ''").fetchone()[0]
-        assert 0 < staged < 10_000  # written between the import's batches, not after all of it
-        titles = [c.title for c in store.list_conversations().items]
-        assert importer.poll() is None  # all of that happened while the import was still running
-        assert titles == ["mine"]  # nothing half-imported shows
-        out, err = importer.communicate(timeout=120)
-    finally:
-        if importer.poll() is None:
-            importer.kill()
-            importer.wait()
+    with importer:  # its pipes are closed whatever happens (no unclosed file for a later test to find)
+        try:
+            deadline = time.monotonic() + 60
+            while (
+                store._conn.execute("SELECT COUNT(*) FROM conversations WHERE staged_by != ''").fetchone()[0]
+                == 0
+            ):
+                assert time.monotonic() < deadline, (
+                    importer.stderr.read() if importer.poll() is not None else ""
+                )
+                time.sleep(0.02)
+            # One write as soon as the import has begun: it slips in between two of the import's batches.
+            written = [store.add_message(conv.id, None, "user", "message 0").id]
+            staged = store._conn.execute(
+                "SELECT COUNT(*) FROM conversations WHERE staged_by != ''"
+            ).fetchone()[0]
+            titles = [c.title for c in store.list_conversations().items]
+            assert 0 < staged < 10_000  # written between the import's batches, not after all of it
+            assert titles == ["mine"]  # nothing half-imported shows
+            written += [store.add_message(conv.id, None, "user", f"message {i}").id for i in range(1, 5)]
+            out, err = importer.communicate(timeout=120)
+        finally:
+            if importer.poll() is None:
+                importer.kill()
+                importer.wait()
     assert importer.returncode == 0, err
     assert out.strip() == "imported"
     assert [store.message(i).text for i in written] == [f"message {i}" for i in range(5)]
