@@ -11,8 +11,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -79,10 +79,23 @@ def _check_arguments(args: argparse.Namespace) -> None:
             f"There is no model folder at {model} (a path is never taken for a Hugging Face repo id)."
         )
     port = getattr(args, "port", None)
-    if port is not None and port < 1024 and hasattr(os, "geteuid") and os.geteuid() != 0:
+    if port is not None and 0 < port < 1024 and not _may_listen_on(port):
         raise ServeArgumentProblem(
             f"Port {port} is reserved for the system (below 1024); choose --port 1024 or higher."
         )
+
+
+def _may_listen_on(port: int) -> bool:
+    """Whether this process may bind ``port`` at all (root, CAP_NET_BIND_SERVICE or the system's
+    ``ip_unprivileged_port_start`` decide; a port merely in use is said later, by the start itself)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except PermissionError:
+            return False
+        except OSError:
+            return True  # in use, or the like: not a question of permission
+    return True
 
 
 def open_settings(path: Path) -> SettingsStore:

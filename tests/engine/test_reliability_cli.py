@@ -21,6 +21,7 @@ from engine.transfer.importer import read_conversations
 from engine.transfer.json_format import dumps
 from tests.engine.transfer_trees import sample_conversation
 from tests.support.standin.launch import REPO_ROOT, running_standin
+from tests.support.unprivileged import unprivileged
 
 
 def _within(seconds: float, work: object) -> object:
@@ -101,10 +102,14 @@ def test_serve_refuses_a_port_out_of_range(port: str, capsys: pytest.CaptureFixt
     assert "port" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may use ports below 1024")
-def test_serve_explains_a_privileged_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--data-dir", str(tmp_path), "serve", "--port", "22"]) == 1
-    assert "below 1024" in capsys.readouterr().err
+def test_serve_explains_a_privileged_port(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "engine.cli", "--data-dir", str(tmp_path), "serve", "--port", "22"]
+    done = subprocess.run(
+        unprivileged(argv), capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert "below 1024" in done.stderr
+    assert "PermissionError" not in done.stderr
 
 
 def test_serve_refuses_an_option_as_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,10 @@ hangs, and one bad field never deletes a whole profile.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.settings import Settings, SettingsStore
+from tests.support.standin.launch import REPO_ROOT
+from tests.support.unprivileged import unprivileged
 
 
 def _open(path: Path) -> tuple[SettingsStore, str]:
@@ -44,14 +49,30 @@ def test_a_folder_at_the_settings_path_gives_defaults_and_is_left_alone(tmp_path
     assert (path / "inside").read_text() == "mine"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+UNREADABLE_CHECK = """
+import json, sys
+from pathlib import Path
+from engine.settings import Settings, SettingsStore
+store = SettingsStore.open(Path(sys.argv[1]))
+report = store.take_problems()
+print(json.dumps({"defaults": store.settings == Settings(), "report": str(report) if report else ""}))
+"""
+
+
 def test_an_unreadable_file_gives_defaults(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
-    path.write_text("[general]\nsend_key = 'enter'\n")
+    path.write_text("[general]\nsend_key = 'ctrl+enter'\n")
     path.chmod(0)
-    store, report = _open(path)
-    assert store.settings == Settings()
-    assert "unreadable" in report
+    argv = [sys.executable, "-c", UNREADABLE_CHECK, str(path)]
+    done = subprocess.run(
+        unprivileged(argv), capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["defaults"] is True
+    assert "unreadable" in result["report"]
+    path.chmod(0o600)
+    assert path.read_text() == "[general]\nsend_key = 'ctrl+enter'\n"  # left alone
 
 
 def test_a_fifo_at_the_settings_path_does_not_hang(tmp_path: Path) -> None:
