@@ -18,12 +18,12 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
 from filelock import FileLock, Timeout
 
+from engine.builtin_model import ModelState
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.events import on_loop
 from engine.paths import AppPaths
@@ -73,12 +73,6 @@ REQUIRED_FILES = (
 )
 
 
-class EmbedderState(StrEnum):
-    READY = "ready"
-    MISSING = "missing"
-    INCOMPLETE = "incomplete"
-
-
 class EmbedderUnavailable(DeskError):
     title = "The built-in embedding model could not be prepared"
 
@@ -98,22 +92,22 @@ def builtin_embedder_path(paths: AppPaths, model: EmbeddingModelInfo = BUILTIN_E
     return paths.models / model.folder_name
 
 
-def builtin_embedder_state(paths: AppPaths, model: EmbeddingModelInfo = BUILTIN_EMBEDDER) -> EmbedderState:
+def builtin_embedder_state(paths: AppPaths, model: EmbeddingModelInfo = BUILTIN_EMBEDDER) -> ModelState:
     """READY only with a manifest naming this model's weights hash and every listed file at its size."""
     folder = builtin_embedder_path(paths, model)
     if not folder.exists():
-        return EmbedderState.MISSING
+        return ModelState.MISSING
     try:
         manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
         files: dict[str, int] = manifest["files"]
         if manifest.get("weights_sha256") != model.weights_sha256:
-            return EmbedderState.INCOMPLETE
+            return ModelState.INCOMPLETE
         for name, size in files.items():
             if (folder / name).stat().st_size != size:
-                return EmbedderState.INCOMPLETE
+                return ModelState.INCOMPLETE
     except (OSError, ValueError, KeyError, TypeError):
-        return EmbedderState.INCOMPLETE
-    return EmbedderState.READY
+        return ModelState.INCOMPLETE
+    return ModelState.READY
 
 
 def embedder_profile(
@@ -200,7 +194,7 @@ def prepare_builtin_embedder(
         lock.acquire()
     try:
         final = builtin_embedder_path(paths, model)
-        if builtin_embedder_state(paths, model) is EmbedderState.READY:
+        if builtin_embedder_state(paths, model) is ModelState.READY:
             emit(Progress("done", f"{model.display_name} is ready", 1.0))
             return final
         if shutil.disk_usage(paths.models).free < NEEDED_BYTES:

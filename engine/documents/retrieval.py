@@ -189,7 +189,7 @@ class Retriever:
         # passages themselves are read for the winners only.
         joined = result["join"]["documents"]
         documents = self.store.documents_for([(int(d.id), float(d.score or 0.0)) for d in joined])
-        return [_hit(rank, doc) for rank, doc in enumerate(documents, start=1)]
+        return [hit_from_document(rank, doc) for rank, doc in enumerate(documents, start=1)]
 
     async def search_async(
         self, query: str, collections: Sequence[str], *, top_k: int = 5, mode: Mode = "hybrid"
@@ -207,7 +207,8 @@ def _embedding_failure(exc: BaseException) -> EmbeddingFailed | None:
     return None
 
 
-def _hit(rank: int, doc: Any) -> Hit:
+def hit_from_document(rank: int, doc: Any) -> Hit:
+    """A retrieved Haystack ``Document`` (with our passage metadata) as a :class:`Hit` at ``rank``."""
     meta = doc.meta
     return Hit(
         rank=rank,

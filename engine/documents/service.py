@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from engine.builtin_model import ModelState
 from engine.documents.builtin_embedder import (
     BUILTIN_EMBEDDER,
-    EmbedderState,
     builtin_embedder_path,
     builtin_embedder_state,
     embedder_profile,
@@ -66,7 +66,7 @@ class EmbedderService:
         return endpoint_embedder(self.endpoint)
 
     async def _prepare_builtin(self) -> None:
-        if builtin_embedder_state(self.paths) is EmbedderState.READY:
+        if builtin_embedder_state(self.paths) is ModelState.READY:
             return
         runtime = self._runtime
         if not isinstance(runtime, VllmRuntime):

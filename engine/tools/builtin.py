@@ -108,27 +108,13 @@ def history_search_tool(history: AsyncHistoryStore, *, max_hits: int = 8) -> Too
 
 def format_passages(documents: Sequence[Any]) -> str:
     """Passages as the model reads them: numbered, each with where it is."""
-    from engine.documents.retrieval import Hit, source_text
+    from engine.documents.retrieval import hit_from_document, source_text
 
     if not documents:
         return "No passage of the documents matches."
-    parts = []
-    for number, doc in enumerate(documents, start=1):
-        meta = doc.meta
-        hit = Hit(
-            rank=number,
-            score=float(doc.score or 0.0),
-            collection=str(meta.get("collection", "")),
-            file=str(meta.get("file", "")),
-            page=meta.get("page"),
-            section=str(meta.get("section", "")),
-            start=int(meta.get("start", 0)),
-            end=int(meta.get("end", 0)),
-            content=doc.content or "",
-            doc_id=doc.id,
-        )
-        parts.append(source_text(number, hit))
-    return "\n\n".join(parts)
+    return "\n\n".join(
+        source_text(number, hit_from_document(number, doc)) for number, doc in enumerate(documents, start=1)
+    )
 
 
 def documents_search_tool(

