@@ -51,7 +51,7 @@ def _ttft_s(client: httpx.Client, server: object) -> float:
 
 
 def _measure(ctx: BenchContext, dtype: str, repeats: int) -> dict[str, object]:
-    from engine.builtin_model import BUILTIN_MODEL
+    from engine.models.builtin import BUILTIN_MODEL
 
     with real_vllm(ctx, ctx.work_dir / f"vllm-{dtype}.log", dtype=dtype) as server:
         ctx.say(f"{dtype}: ready after {server.ready_at - server.launched_at:.1f} s")

@@ -1,6 +1,7 @@
 """History at scale: the sidebar's first page, opening a 2,000-message conversation and FTS search.
 
-App: ``engine.store.HistoryStore`` over the generated history (our schema: keyset listing index, FTS5).
+App: ``engine.history.store.HistoryStore`` over the generated history (our schema: keyset listing index,
+FTS5).
 Baseline: the same rows in a plain SQLite file without our indexes, queried the obvious way (ORDER BY over
 the table, ``LIKE '%word%'`` for search). Both files are copied to the scratch folder first (the store writes
 on open) so both are equally warm in the page cache.
@@ -64,9 +65,9 @@ def _baseline_search(conn: sqlite3.Connection, text: str) -> int:
 
 def run(ctx: BenchContext) -> BenchResult:
     try:
-        from engine.store import HistoryStore
+        from engine.history.store import HistoryStore
     except ImportError as exc:
-        raise SubjectMissing(f"engine/store.py (HistoryStore) cannot be imported: {exc}") from exc
+        raise SubjectMissing(f"engine/history/store.py (HistoryStore) cannot be imported: {exc}") from exc
     result = BenchResult("history", "History at scale")
     t0 = time.perf_counter()
     data = for_context(ctx.cache_dir, ctx.scale)

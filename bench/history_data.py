@@ -97,7 +97,7 @@ def dataset(
     cache_dir: Path, conversations: int, messages: int, big: int = 2000, n_queries: int = 60
 ) -> HistoryDataset:
     """The dataset of that size, generated into ``cache_dir`` unless already there."""
-    from engine.store_schema import SCHEMA_VERSION
+    from engine.history.schema import SCHEMA_VERSION
 
     stem = f"history-{conversations}c-{messages}m-{big}b-s{SCHEMA_VERSION}-g{GENERATOR_VERSION}"
     app_db = cache_dir / f"{stem}.sqlite3"
@@ -122,7 +122,7 @@ def _rows(
     conversations: int, messages: int, big: int, rng: random.Random, vocab: list[str]
 ) -> Iterator[tuple[tuple[object, ...], list[tuple[object, ...]]]]:
     """(conversation row, its message rows) in our schema's column order, oldest conversation first."""
-    from engine.store_models import chat_message_dict
+    from engine.history.records import chat_message_dict
 
     weights = [1.0 / (rank + 1) for rank in range(len(vocab))]
     cum: list[float] = []
@@ -164,7 +164,7 @@ def _generate(
     big: int,
     n_queries: int,
 ) -> None:
-    from engine.store_schema import migrate
+    from engine.history.schema import migrate
 
     t0 = time.perf_counter()
     app_db.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Server lifecycle: launch → ready by phase, /health 200 → the app noticing, stop → last process gone.
 
-App: ``engine.supervisor.Supervisor`` launching the real vLLM on the CPU (built-in model), its ``progress``
+App: ``engine.server.supervisor.Supervisor`` launching the real vLLM on the CPU (built-in model), its
+``progress``
 events giving the phases. A separate thread polls ``/health`` every 5 ms to see when the server really
 answers; the delay to the supervisor's ``ready`` state is how late the app notices. Stop: ``await stop()``
 until every process of the launch's session is gone. Stop with an open stream uses the stand-in (a stream
@@ -69,8 +70,8 @@ def _gone_after(procs: list[psutil.Process], start: float) -> float:
 
 async def _supervised_real(ctx: BenchContext, runtime: Any) -> dict[str, Any]:
     from engine.paths import AppPaths
-    from engine.profiles import ServerProfile
-    from engine.supervisor import ServerState, Supervisor
+    from engine.server.profiles import ServerProfile
+    from engine.server.supervisor import ServerState, Supervisor
 
     models_home = vllm_paths()
     # The built-in model from the shared cache; logs and state of this launch in the scratch folder.
@@ -118,8 +119,8 @@ def _raw_real(ctx: BenchContext) -> dict[str, Any]:
 
 async def _standin_stop(ctx: BenchContext, open_stream: bool) -> float:
     from engine.paths import AppPaths
-    from engine.profiles import ServerProfile
-    from engine.supervisor import Supervisor
+    from engine.server.profiles import ServerProfile
+    from engine.server.supervisor import Supervisor
     from tests.support.standin.launch import StandinRuntime
 
     paths = AppPaths.under(ctx.work_dir / f"standin-stop-{open_stream}").ensure()
@@ -158,9 +159,9 @@ async def _standin_stop(ctx: BenchContext, open_stream: bool) -> float:
 
 def run(ctx: BenchContext) -> BenchResult:
     try:
-        import engine.supervisor  # noqa: F401
+        import engine.server.supervisor  # noqa: F401
     except ImportError as exc:
-        raise SubjectMissing(f"engine/supervisor.py cannot be imported: {exc}") from exc
+        raise SubjectMissing(f"engine/server/supervisor.py cannot be imported: {exc}") from exc
     result = BenchResult("lifecycle", "Server lifecycle")
     ctx.say("stand-in: stop with and without an open stream")
     with_stream = asyncio.run(_standin_stop(ctx, open_stream=True))

@@ -48,10 +48,12 @@ def vllm_paths() -> Any:
 def prepare_real_vllm(ctx: BenchContext) -> tuple[Any, Path]:
     """(runtime, model folder) for the real vLLM; installs them when missing, except in quick mode."""
     try:
-        from engine.builtin_model import ModelState, builtin_model_state, prepare_builtin_model
-        from engine.runtime import RuntimeInstaller
+        from engine.models.builtin import ModelState, builtin_model_state, prepare_builtin_model
+        from engine.runtime.install import RuntimeInstaller
     except ImportError as exc:
-        raise SubjectMissing(f"engine/runtime.py or engine/builtin_model.py is missing: {exc}") from exc
+        raise SubjectMissing(
+            f"engine/runtime/install.py or engine/models/builtin.py is missing: {exc}"
+        ) from exc
     paths = vllm_paths()
     installer = RuntimeInstaller(paths)
     if ctx.quick and not (installer.is_complete() and builtin_model_state(paths) == ModelState.READY):
@@ -85,9 +87,9 @@ def real_vllm(ctx: BenchContext, log_path: Path, dtype: str | None = None) -> It
     """``vllm serve`` of the built-in model on a free port (own session); stopped with its whole group.
 
     ``dtype``: the app's CPU choice (float32) unless another is asked for (the CPU-dtype benchmark)."""
-    from engine.builtin_model import BUILTIN_MODEL
     from engine.endpoint import Endpoint
-    from engine.profiles import CPU_DEFAULT_DTYPE
+    from engine.models.builtin import BUILTIN_MODEL
+    from engine.server.profiles import CPU_DEFAULT_DTYPE
 
     runtime, model = prepare_real_vllm(ctx)
     port = free_port()

@@ -1,6 +1,7 @@
 """Streaming overhead: time to first token and tokens delivered, app chat engine vs a raw httpx stream.
 
-App: ``engine.chat.ChatEngine`` over ``AsyncHistoryStore`` (Haystack ``OpenAIChatGenerator`` path, the reply
+App: ``engine.chat.engine.ChatEngine`` over ``AsyncHistoryStore`` (Haystack ``OpenAIChatGenerator`` path, the
+reply
 saved as it streams, the context check included) — from ``send()`` to the first ``token`` event.
 Baseline: one persistent ``httpx.AsyncClient`` reading the SSE stream of the same request — the physical
 limit of the server and the socket. Requests alternate (raw, app, app, raw, ...) so both see the same noise;
@@ -82,11 +83,13 @@ class AppClient:
 
     async def __aenter__(self) -> AppClient:
         try:
-            from engine.chat import ChatEngine
-            from engine.generation import GenerationSettings
-            from engine.store_async import AsyncHistoryStore
+            from engine.chat.engine import ChatEngine
+            from engine.chat.generation import GenerationSettings
+            from engine.history.async_store import AsyncHistoryStore
         except ImportError as exc:
-            raise SubjectMissing(f"engine/chat.py or engine/store.py cannot be imported: {exc}") from exc
+            raise SubjectMissing(
+                f"engine/chat/engine.py or engine/history/store.py cannot be imported: {exc}"
+            ) from exc
         self.settings = GenerationSettings(temperature=0, max_tokens=self.max_tokens)
         self.store = await AsyncHistoryStore.open(self.db)
         self.engine = ChatEngine(self.store, lambda: self.endpoint)

@@ -103,9 +103,9 @@ def _renderer() -> Any:
 async def _window(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter) -> dict[str, Any]:
     try:
         from desktop.main_window import MainWindow
-        from engine.chat import ChatEngine
-        from engine.settings import SettingsStore
-        from engine.store_async import AsyncHistoryStore
+        from engine.chat.engine import ChatEngine
+        from engine.history.async_store import AsyncHistoryStore
+        from engine.settings.store import SettingsStore
     except ImportError as exc:
         print(f"missing: the main window or an engine module cannot be imported: {exc}", file=sys.stderr)
         sys.exit(MISSING_EXIT)
@@ -123,7 +123,7 @@ async def _window(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter)
 
     window.turn_finished.connect(finished)
     # The app imports Haystack once, after the window is shown; that one-time import is not the stream's cost.
-    import engine.chat_generator  # noqa: F401
+    import engine.chat.generator  # noqa: F401
 
     await asyncio.sleep(0.3)  # let the first paint settle before measuring
     meter.start()

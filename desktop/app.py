@@ -22,7 +22,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import APP_ID, APP_NAME, __version__, assets
-from engine.chat_imports import CHAT_MODULES, IMPORTS, ImportGate
+from engine.chat.warm_imports import CHAT_MODULES, IMPORTS, ImportGate
 from engine.errors import DeskError
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,8 @@ async def build(
 
     from desktop import errors, theme
     from desktop.main_window import MainWindow
+    from engine.history.async_store import AsyncHistoryStore
     from engine.paths import AppPaths
-    from engine.store_async import AsyncHistoryStore
 
     paths = AppPaths.resolve(args.data_dir).ensure()
     instance = None
@@ -159,7 +159,7 @@ async def build(
     vllm_path = str(settings.settings.general.vllm_path) if settings.settings.general.vllm_path else None
 
     async def ensure(progress: Any) -> object:
-        from engine.runtime import ensure_runtime_async
+        from engine.runtime.install import ensure_runtime_async
 
         return await ensure_runtime_async(paths, vllm_path, progress)
 
@@ -180,9 +180,9 @@ async def build(
 async def _make_engine(paths: Any, store: Any, runtime: Any) -> tuple[Any, Any, Any]:
     """Settings, supervisor and chat engine; their modules (pydantic, httpx, ...) imported on a thread."""
     await IMPORTS.ready(*_ENGINE_MODULES)  # the one import thread: never beside a second importer
-    from engine.chat import ChatEngine
-    from engine.settings import SettingsStore
-    from engine.supervisor import Supervisor
+    from engine.chat.engine import ChatEngine
+    from engine.server.supervisor import Supervisor
+    from engine.settings.store import SettingsStore
 
     settings = SettingsStore.open(paths.settings_file)
     general = settings.settings.general
@@ -194,10 +194,10 @@ async def _make_engine(paths: Any, store: Any, runtime: Any) -> tuple[Any, Any, 
 
 
 _ENGINE_MODULES = (
-    "engine.settings",
-    "engine.supervisor",
-    "engine.chat",
-    "engine.runtime",
+    "engine.settings.store",
+    "engine.server.supervisor",
+    "engine.chat.engine",
+    "engine.runtime.install",
     "desktop.server_link",
     "desktop.tray",
     "desktop.transfer_actions",
@@ -278,7 +278,7 @@ async def _after_show(parts: AppParts, *, new_chat: bool = False) -> None:
 
 def warm_on_first_edit(editor: Any, imports: ImportGate | None = None) -> None:
     """Import Haystack (~60 MB, ~0.7 s) when the user starts writing, on the process's one import thread
-    (``engine.chat_imports``): an idle window never pays for it, the import overlaps the typing, and a
+    (``engine.chat.warm_imports``): an idle window never pays for it, the import overlaps the typing, and a
     message sent at once waits for this same import instead of starting a second one."""
     started = False
 

@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.operations import Operation
-from engine.store_async import AsyncHistoryStore
-from engine.store_models import ConversationTree
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.records import ConversationTree
 
 if TYPE_CHECKING:  # imported by the engine (pydantic) on the import thread, not with the window
-    from engine.generation import GenerationSettings
+    from engine.chat.generation import GenerationSettings
 
 DEFAULT_TEMPERATURE = -0.1  # the spin box's lowest value, shown as "model default" (no temperature sent)
 

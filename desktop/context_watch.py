@@ -1,5 +1,6 @@
 """The composer's context meter, live: the shown conversation plus the draft, counted by the engine's
-:class:`engine.tokens.ContextMeter` (the server's ``/tokenize`` where it has one, an estimate otherwise) a
+:class:`engine.chat.tokens.ContextMeter` (the server's ``/tokenize`` where it has one, an estimate otherwise)
+a
 moment after the user stops typing, as "used / max_model_len"; a warning while the draft will not fit.
 
 The counting and the request's shape are the engine's (``ChatEngine.meter``, ``request_messages``); this
@@ -16,9 +17,9 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
 if TYPE_CHECKING:
     from desktop.composer import Composer
-    from engine.chat import ChatEngine
-    from engine.store_models import ConversationTree
-    from engine.tokens import ContextUsage
+    from engine.chat.engine import ChatEngine
+    from engine.chat.tokens import ContextUsage
+    from engine.history.records import ConversationTree
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 300  # typing pauses shorter than this do not ask the server
@@ -59,8 +60,8 @@ class ContextWatch(QObject):
         self._task = asyncio.ensure_future(self._count())
 
     async def _count(self) -> None:
-        from engine.chat_request import request_messages
-        from engine.generation import GenerationSettings
+        from engine.chat.generation import GenerationSettings
+        from engine.chat.request import request_messages
 
         endpoint = self.chat.endpoint_provider()
         if endpoint is None:

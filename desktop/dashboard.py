@@ -3,7 +3,7 @@
 Charts are pyqtgraph (made for live Qt plots; imported when the dashboard is first opened, so the app's cold
 start does not pay for it). The dashboard listens to the supervisor only while it is visible: hidden, it
 unsubscribes, and the supervisor stops polling ``/metrics`` when nobody listens; the process table's timer
-stops too. The series come from :class:`engine.metrics_history.MetricsHistory` (Qt-free).
+stops too. The series come from :class:`engine.server.metrics_history.MetricsHistory` (Qt-free).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.metrics import MetricsSample
-from engine.metrics_history import MetricsHistory
-from engine.supervisor import Supervisor
+from engine.server.metrics import MetricsSample
+from engine.server.metrics_history import MetricsHistory
+from engine.server.supervisor import Supervisor
 
 PROCESS_REFRESH_MS = 2000
 SHOWN_S = 5 * 60  # the charts show the last five minutes (the history keeps ten)

@@ -21,9 +21,9 @@ from engine.errors import Fix
 if TYPE_CHECKING:
     from desktop.composer import Composer
     from desktop.server_link import ServerLink
+    from engine.history.async_store import AsyncHistoryStore
+    from engine.history.records import ConversationTree
     from engine.paths import AppPaths
-    from engine.store_async import AsyncHistoryStore
-    from engine.store_models import ConversationTree
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class FixesMixin:
         Operation(self.composer.send_button, lambda: self._use_completion_mode(conversation_id)).run()
 
     async def _use_completion_mode(self, conversation_id: int) -> None:
-        from engine.generation import GenerationSettings  # pydantic: not before the first paint
+        from engine.chat.generation import GenerationSettings  # pydantic: not before the first paint
 
         conversation = await self.store.conversation(conversation_id)
         settings = GenerationSettings.parse(conversation.settings).updated(mode="completion")

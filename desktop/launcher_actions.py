@@ -36,7 +36,7 @@ def tr(text: str) -> str:
 
 
 class SupervisorLike(Protocol):
-    """What the launcher needs of ``engine.supervisor.Supervisor``."""
+    """What the launcher needs of ``engine.server.supervisor.Supervisor``."""
 
     state_changed: Event[Any]
     metrics: Event[Any]
@@ -59,7 +59,7 @@ class ServerControl(Protocol):
 
 
 class SettingsLike(Protocol):
-    """What the launcher needs of ``engine.settings.SettingsStore``."""
+    """What the launcher needs of ``engine.settings.store.SettingsStore``."""
 
     changed: Event[Any]
 
@@ -67,7 +67,7 @@ class SettingsLike(Protocol):
     def settings(self) -> Any: ...
 
 
-# The supervisor's states (engine.supervisor.ServerState values) -> the tray icon's four looks.
+# The supervisor's states (engine.server.supervisor.ServerState values) -> the tray icon's four looks.
 _LOOKS = {
     "stopped": "stopped",
     "preparing": "starting",
@@ -273,7 +273,8 @@ class LauncherActions(QObject):
             self._rebuild_recent()
 
     async def load_recent(self, store: Any) -> None:
-        """Refresh the recent list from ``engine.store_async.AsyncHistoryStore`` (again when a menu opens)."""
+        """Refresh the recent list from ``engine.history.async_store.AsyncHistoryStore`` (again when a menu
+        opens)."""
         self._store = store
         page = await store.list_conversations(limit=RECENT_LIMIT)
         self.set_recent_conversations(page.items)

@@ -49,21 +49,21 @@ from desktop.sidebar import Sidebar
 from desktop.status_bar import ServerStatusBar
 from desktop.transcript import TranscriptView
 from desktop.turns import PieceBuffer, TurnsMixin, message_data
-from engine.chat_imports import IMPORTS
+from engine.chat.warm_imports import IMPORTS
 from engine.errors import Fix
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.records import ConversationTree
+from engine.history.search import SearchHit
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.search import SearchHit
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
-from engine.store_models import ConversationTree
 
 if TYPE_CHECKING:
     # Heavy (pydantic, httpx, Haystack's types): imported at run time only by whoever makes these objects,
     # after the window is on screen (see desktop/app.py).
     from desktop.context_watch import ContextWatch
     from desktop.server_link import RuntimeEnsurer, ServerLink
-    from engine.chat import ChatEngine
-    from engine.settings import SettingsStore
+    from engine.chat.engine import ChatEngine
+    from engine.settings.store import SettingsStore
 
 log = logging.getLogger(__name__)
 LAST_CONVERSATION_KEY = "window/last_conversation"
@@ -557,8 +557,10 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
     def open_preferences(self) -> Any:
         """Open (or raise) the Preferences; returns the dialog (``None`` if this build has none)."""
         try:
-            # Imported on the process's one import thread (engine.chat_imports), never beside it: with what
-            # its models page imports where used (engine.catalog: huggingface_hub's cache scan and checks).
+            # Imported on the process's one import thread (engine.chat.warm_imports), never beside it: with
+            # what
+            # its models page imports where used (engine.models.catalog: huggingface_hub's cache scan and
+            # checks).
             IMPORTS.submit(*PREFERENCES_MODULES).result()
             from desktop.preferences import open_preferences
         except ImportError:

@@ -22,18 +22,18 @@ from desktop import errors
 from desktop.fix_actions import PROFILE_FIXES, RESTART_FIXES
 from desktop.launcher_actions import state_words
 from desktop.operations import Operation
-from engine.chat_errors import NoServer, ServerUnreachable
-from engine.diagnosis import ServerProblem, StartCancelled
+from engine.chat.errors import NoServer, ServerUnreachable
+from engine.diagnosis.problems import ServerProblem, StartCancelled
 from engine.errors import Fix
-from engine.loglines import Phase
-from engine.profiles import ServerProfile, builtin_profile
-from engine.runtime import Progress, RuntimeBroken, RuntimeInstallFailed, RuntimeMissing
-from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
+from engine.runtime.install import Progress, RuntimeBroken, RuntimeInstallFailed, RuntimeMissing
+from engine.server.log_phases import Phase
+from engine.server.profiles import ServerProfile, builtin_profile
+from engine.server.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
 
 if TYPE_CHECKING:
     from desktop.first_run import FirstRunPanel
     from desktop.main_window import MainWindow
-    from engine.metrics import MetricsSample
+    from engine.server.metrics import MetricsSample
 
 log = logging.getLogger(__name__)
 RuntimeEnsurer = Callable[[Callable[[Progress], object]], Awaitable[object]]

@@ -54,10 +54,10 @@ from desktop import errors
 from desktop.date_groups import DateGroupDelegate, date_group
 from desktop.operations import Operation
 from engine.errors import DeskError
-from engine.search import SearchHit
-from engine.store import HistoryStore, PageCursor
-from engine.store_async import AsyncHistoryStore
-from engine.store_models import Conversation
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.records import Conversation
+from engine.history.search import SearchHit
+from engine.history.store import HistoryStore, PageCursor
 
 PAGE_SIZE = 100
 ID_ROLE = Qt.ItemDataRole.UserRole + 1

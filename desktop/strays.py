@@ -3,7 +3,8 @@
 A killed app can leave vLLM's engine processes running (re-parented, holding gigabytes). After the window is
 shown, :func:`offer_stray_cleanup` looks for them off the GUI thread; if there are any, a non-modal
 :class:`StraysDialog` lists them (pid, command, age, memory) with "Stop them" and "Leave them". Stopping goes
-through the engine (:func:`engine.procs.clean_up_strays`) in an :class:`~desktop.operations.Operation`, so a
+through the engine (:func:`engine.server.processes.clean_up_strays`) in an
+:class:`~desktop.operations.Operation`, so a
 failure reaches the one error renderer. Wiring (``desktop/app.py``, after the window is shown)::
 
     offer_stray_cleanup(window)
@@ -27,9 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.operations import Operation
-from engine import procs
-from engine.diagnosis import ProcessesLeft
-from engine.procs import StrayProcess
+from engine.diagnosis.problems import ProcessesLeft
+from engine.server import processes as procs
+from engine.server.processes import StrayProcess
 
 FindStrays = Callable[[], Awaitable[list[StrayProcess]]]
 StopStrays = Callable[[list[StrayProcess]], Awaitable[list[int]]]

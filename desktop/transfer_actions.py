@@ -45,8 +45,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.operations import Operation
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.exporter import (
     ExportFormat,

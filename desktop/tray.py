@@ -43,8 +43,8 @@ from desktop.launcher_actions import (
 )
 from desktop.notifications import Level, Notifier, one_line
 from engine import APP_NAME, assets
-from engine.autostart import set_autostart
 from engine.errors import DeskError
+from engine.integration.autostart import set_autostart
 from engine.paths import AppPaths
 
 # LauncherActions is re-exported: the app makes both from here.

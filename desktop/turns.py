@@ -28,10 +28,10 @@ from desktop import errors
 from desktop.errors import Problem
 from desktop.operations import Operation
 from desktop.transcript import MessageData
-from engine.chat_errors import NoServer
+from engine.chat.errors import NoServer
 from engine.errors import Fix
-from engine.store import HistoryStore
-from engine.store_models import ConversationTree, StoredMessage
+from engine.history.records import ConversationTree, StoredMessage
+from engine.history.store import HistoryStore
 
 if TYPE_CHECKING:
     from desktop.chat_settings import ChatSettingsPanel
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from desktop.server_link import ServerLink
     from desktop.sidebar import Sidebar
     from desktop.transcript import TranscriptView
-    from engine.chat import ChatEngine, Turn, TurnEvent
-    from engine.settings import SettingsStore
-    from engine.store_async import AsyncHistoryStore
+    from engine.chat.engine import ChatEngine, Turn, TurnEvent
+    from engine.history.async_store import AsyncHistoryStore
+    from engine.settings.store import SettingsStore
 
 log = logging.getLogger(__name__)
 

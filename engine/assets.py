@@ -16,7 +16,7 @@ from engine.errors import DeskError, Fix
 APP_ICON_NAME = "vllm-desk"
 DESKTOP_FILE_NAME = "vllm-desk.desktop"
 METAINFO_FILE_NAME = "io.github.vllm_desk.VllmDesk.metainfo.xml"
-# The server states the tray has an icon for (engine/supervisor.py's state names).
+# The server states the tray has an icon for (engine/server/supervisor.py's state names).
 TRAY_STATES = ("stopped", "starting", "ready", "failed")
 
 _ENGINE_DIR = Path(__file__).resolve().parent

@@ -2,7 +2,8 @@
 """Compare vLLM Desk's GPU detection and fit estimates with what a real card and PyTorch report.
 
 Run on a machine with an NVIDIA GPU, PyTorch (CUDA build) and nvidia-ml-py; vLLM and a network are not
-needed (nor the app's other dependencies: engine.hardware, engine.fit and engine.gpu_preflight use only the
+needed (nor the app's other dependencies: engine.hardware, engine.server.fit and engine.runtime.gpu_preflight
+use only the
 standard library). From the repository root:
 
     python scripts/gpu-check.py [--json OUT.json] [--utilization 0.9] [--no-alloc]
@@ -10,7 +11,7 @@ standard library). From the repository root:
 It reports, for each check, what the app believes and what the card says:
 
 1. NVML as the app reads it (engine.hardware): names, compute capability, total/free/reserved memory, the
-   driver's CUDA version, processes holding memory; and the pre-install check (engine.gpu_preflight).
+   driver's CUDA version, processes holding memory; and the pre-install check (engine.runtime.gpu_preflight).
 2. PyTorch: its CUDA version, each device's capability and ``mem_get_info`` total; whether the app's
    "CUDA total" (NVML total minus reserved) matches; the memory a CUDA context with cuBLAS takes (the fit's
    ``CONTEXT_BYTES``); PyTorch's device order against ``visible_gpus`` (CUDA_VISIBLE_DEVICES and
@@ -35,8 +36,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.catalog import ModelInfo
-from engine.fit import (
+from engine.hardware import GpuInfo, gpu_status, visible_gpus
+from engine.models.catalog import ModelInfo
+from engine.runtime.gpu_preflight import gpu_preflight
+from engine.server.fit import (
     CONTEXT_BYTES,
     GIB,
     RunShape,
@@ -45,8 +48,6 @@ from engine.fit import (
     graph_bytes,
     kv_bytes_per_token,
 )
-from engine.gpu_preflight import gpu_preflight
-from engine.hardware import GpuInfo, gpu_status, visible_gpus
 
 MIB = 2**20
 # Published config.json numbers (and checkpoint sizes) of the three models the fit tests work out by hand.
@@ -138,7 +139,7 @@ def nvml_section(report: Report) -> list[GpuInfo]:
     }
     data_dir = Path.home()
     preflight = gpu_preflight(status, Path(sys.executable), data_dir)
-    report.say("== Pre-install check (engine.gpu_preflight) for this Python")
+    report.say("== Pre-install check (engine.runtime.gpu_preflight) for this Python")
     for check in preflight.checks:
         report.say(f"  [{'ok  ' if check.ok else 'FAIL'}] {check.name}: {check.message}")
     report.sections["preflight"] = [asdict(c) for c in preflight.checks]

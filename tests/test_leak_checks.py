@@ -13,8 +13,8 @@ import psutil
 INNER = """
 import pytest
 
-from engine.profiles import ServerProfile
-from engine.supervisor import Supervisor
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import Supervisor
 from tests.support.standin.launch import StandinRuntime
 
 LEFT = []

@@ -6,7 +6,7 @@ from typing import Any
 
 from desktop.preferences.dialog import PreferencesDialog
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
+from engine.server.profiles import ServerProfile
 
 __all__ = ["PreferencesDialog", "open_preferences"]
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.preferences.form import HELP_STYLE, tr
-from engine.settings import Settings
+from engine.settings.store import Settings
 
 THEMES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
 SEND_KEYS = (("enter", "Enter sends, Shift+Enter starts a new line"), ("ctrl+enter", "Ctrl+Enter sends"))

@@ -31,9 +31,9 @@ from desktop.preferences.profiles_page import ProfilesPage
 from engine.errors import DeskError
 from engine.hardware import GpuInfo, detect_gpus
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
 from engine.secrets import KeychainUnavailable, SecretStore, profile_key
-from engine.settings import SettingsStore
+from engine.server.profiles import ServerProfile
+from engine.settings.store import SettingsStore
 
 # Pages by name, for whoever opens the dialog at one of them (the main window's one-click fixes).
 PAGE_NAMES = ("models", "profiles", "generation", "appearance")

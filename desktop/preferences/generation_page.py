@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.preferences.form import ModelForm, tr
-from engine.generation import GenerationSettings
-from engine.settings import Settings, default_model_presets, default_presets
+from engine.chat.generation import GenerationSettings
+from engine.settings.store import Settings, default_model_presets, default_presets
 
 FIELDS = (
     "temperature",

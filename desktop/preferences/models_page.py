@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, tr
-from engine.catalog import (
+from engine.hardware import GpuInfo
+from engine.models.catalog import (
     InvalidRepoId,
     ModelEntry,
     NotAModelFolder,
@@ -29,11 +30,10 @@ from engine.catalog import (
     inspect_folder,
     parse_repo_id,
 )
-from engine.fit import FitEstimate, estimate_for_profile
-from engine.hardware import GpuInfo
 from engine.paths import AppPaths
 from engine.secrets import HF_TOKEN, SecretStore
-from engine.settings import Settings
+from engine.server.fit import FitEstimate, estimate_for_profile
+from engine.settings.store import Settings
 
 COLUMNS = ("Model", "Source", "Size", "Architecture", "Context", "Quantization")
 VERDICT_STYLE = {"fits": "color: #1e8449;", "tight": "color: #b9770e;", "wont_fit": ERROR_STYLE}

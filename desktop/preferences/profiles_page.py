@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (
 from desktop.operations import Operation
 from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, ModelForm, bold_label, tr
 from engine.errors import DeskError
-from engine.profiles import ServerProfile
-from engine.remote import RemoteInfo, check_remote
 from engine.secrets import SecretStore, profile_key
-from engine.settings import Settings
+from engine.server.profiles import ServerProfile
+from engine.server.remote import RemoteInfo, check_remote
+from engine.settings.store import Settings
 
 FIELDS = (
     "name",

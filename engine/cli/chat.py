@@ -27,16 +27,16 @@ from typing import Any, Literal
 
 import httpx
 
-from engine.chat import ChatEngine, TurnEvent
-from engine.chat_errors import redact_url
+from engine.chat.engine import ChatEngine, TurnEvent
+from engine.chat.errors import redact_url
+from engine.chat.generation import GenerationSettings, preset
 from engine.cli import tools as tools_cli
 from engine.cli.history import printable, say_waiting
 from engine.endpoint import Endpoint, is_loopback, uses_env_proxy
 from engine.errors import DeskError, Fix
-from engine.generation import GenerationSettings, preset
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
 
 
 class ChatArgumentProblem(DeskError):
@@ -274,8 +274,8 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
 async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncExitStack) -> Endpoint:
     # The supervisor owns the server for the length of this command and stops it afterwards.
     from engine.cli.serve import choose_profile
-    from engine.settings import SettingsStore
-    from engine.supervisor import Supervisor
+    from engine.server.supervisor import Supervisor
+    from engine.settings.store import SettingsStore
 
     settings = SettingsStore.open(paths.settings_file)
     profile = choose_profile(argparse.Namespace(profile=args.profile, model=None, port=None), settings)
@@ -292,7 +292,7 @@ async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncEx
 async def _passages(args: argparse.Namespace, paths: AppPaths, message: str) -> list[Any]:
     # Before the chat model starts: the embedding server runs for the search only (documents/answer.py).
     from engine.documents.answer import find_passages
-    from engine.settings import SettingsStore
+    from engine.settings.store import SettingsStore
 
     runtime_path = SettingsStore.open(paths.settings_file).settings.general.vllm_path
     print("Searching the documents …", file=sys.stderr, flush=True)

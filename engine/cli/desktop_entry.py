@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from engine.autostart import autostart_file, set_autostart
-from engine.desktop_entry import install_desktop_entry, uninstall_desktop_entry
+from engine.integration.autostart import autostart_file, set_autostart
+from engine.integration.desktop_entry import install_desktop_entry, uninstall_desktop_entry
 from engine.paths import AppPaths
 
 

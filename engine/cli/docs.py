@@ -99,7 +99,7 @@ async def _embedder(args: argparse.Namespace, stack: AsyncExitStack) -> Embedder
         endpoint = await remote_endpoint(args.embedder_url, args.embedder_model, key)
         return endpoint_embedder(endpoint)
     from engine.documents.service import EmbedderService
-    from engine.settings import SettingsStore
+    from engine.settings.store import SettingsStore
 
     paths = AppPaths.resolve(args.data_dir).ensure()
     settings = SettingsStore.open(paths.settings_file)

@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from engine.cli.runtime import configured_vllm
-from engine.doctor import format_report, run_doctor
 from engine.paths import AppPaths
+from engine.server.doctor import format_report, run_doctor
 
 
 def register(subparsers: Any) -> None:

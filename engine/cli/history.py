@@ -11,10 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from engine.history.records import Conversation, StoredMessage
+from engine.history.store import HistoryStore, PageCursor, damaged
+from engine.history.times import local_text
 from engine.paths import AppPaths
-from engine.store import HistoryStore, PageCursor, damaged
-from engine.store_models import Conversation, StoredMessage
-from engine.store_times import local_text
 
 
 def register(subparsers: Any) -> None:

@@ -12,13 +12,18 @@ import json
 import sys
 from typing import Any
 
-from engine.builtin_model import BUILTIN_MODEL, builtin_model_path, builtin_model_state, prepare_builtin_model
 from engine.errors import DeskError
-from engine.golden import GoldenResult
+from engine.models.builtin import (
+    BUILTIN_MODEL,
+    builtin_model_path,
+    builtin_model_state,
+    prepare_builtin_model,
+)
+from engine.models.golden import GoldenResult
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
-from engine.runtime import INSTALL_COMMAND, Progress, RuntimeInstaller, ensure_runtime, locate_runtime
-from engine.supervisor import Supervisor
+from engine.runtime.install import INSTALL_COMMAND, Progress, RuntimeInstaller, ensure_runtime, locate_runtime
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import Supervisor
 
 
 def register(subparsers: Any) -> None:
@@ -63,7 +68,7 @@ def configured_vllm(args: argparse.Namespace, paths: AppPaths) -> str | None:
     """``--vllm`` if given, else the settings' ``general.vllm_path`` (the same search the window does)."""
     if getattr(args, "vllm", None):
         return str(args.vllm)
-    from engine.settings import SettingsStore
+    from engine.settings.store import SettingsStore
 
     try:
         chosen = SettingsStore.open(paths.settings_file).settings.general.vllm_path
@@ -108,7 +113,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 async def check_builtin_answers(supervisor: Supervisor, profile: ServerProfile) -> GoldenResult:
     """Start ``profile`` (the built-in model) with the golden check asked again, stop it, return the verdict.
 
-    A wrong answer raises :class:`engine.golden.BuiltinModelAnswersWrong` (the server is stopped then too).
+    A wrong answer raises :class:`engine.models.golden.BuiltinModelAnswersWrong` (the server is stopped then
+    too).
     """
     supervisor.recheck_answers = True
     try:
@@ -122,8 +128,8 @@ async def check_builtin_answers(supervisor: Supervisor, profile: ServerProfile) 
 
 
 def run_model_check(args: argparse.Namespace) -> int:
-    from engine.profiles import builtin_profile
-    from engine.settings import SettingsStore
+    from engine.server.profiles import builtin_profile
+    from engine.settings.store import SettingsStore
 
     paths = AppPaths.resolve(args.data_dir).ensure()
     try:

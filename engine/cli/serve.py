@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.diagnosis import ProcessesLeft
+from engine.diagnosis.problems import ProcessesLeft
 from engine.errors import DeskError
 from engine.paths import AppPaths
-from engine.profiles import ProfileInvalid, ServerProfile, builtin_profile
-from engine.settings import SettingsStore
-from engine.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
+from engine.server.profiles import ProfileInvalid, ServerProfile, builtin_profile
+from engine.server.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
+from engine.settings.store import SettingsStore
 from engine.tools.parsers import suggest_parser
 
 

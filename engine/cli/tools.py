@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from haystack.tools.tool import Tool
 
     from engine.endpoint import Endpoint
-    from engine.store_async import AsyncHistoryStore
+    from engine.history.async_store import AsyncHistoryStore
 
 
 class ToolsArgumentProblem(DeskError):
@@ -381,7 +381,7 @@ def _documents_tool(paths: AppPaths, stack: AsyncExitStack) -> Tool:
 
 def _template_warning(endpoint: Endpoint, paths: AppPaths, choice: str) -> str:
     """The built-in model's template does not describe tools: say so before a turn that does not force one."""
-    from engine.builtin_model import BUILTIN_MODEL, builtin_model_path
+    from engine.models.builtin import BUILTIN_MODEL, builtin_model_path
     from engine.tools.parsers import ToolSupport, choice_warning, tool_support
 
     if endpoint.model != BUILTIN_MODEL.served_name:
@@ -403,8 +403,8 @@ async def chat_with_tools(
 ) -> int:
     """One turn of ``vllm-desk chat --tools``: the tools' calls approved as ``--approve`` says, every message
     saved; exits 1 when the reply failed."""
-    from engine.chat_generator import GeneratorPool
-    from engine.chat_request import ChatTimeouts
+    from engine.chat.generator import GeneratorPool
+    from engine.chat.request import ChatTimeouts
     from engine.tools.session import run_tool_turn
 
     approval = _approval(args.approve)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from engine.cli.history import history_errors, open_history
-from engine.store import HistoryStore
+from engine.history.store import HistoryStore
 from engine.transfer.exporter import EXPORT_FORMATS, ExportFormat, PdfRenderer, export_from_store
 from engine.transfer.importer import IMPORT_FORMATS, ImportFormat, ImportLimits, import_path
 

@@ -23,12 +23,12 @@ from typing import NoReturn
 
 from filelock import FileLock, Timeout
 
-from engine.builtin_model import ModelState
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.events import on_loop
+from engine.models.builtin import ModelState
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
-from engine.runtime import Progress, ProgressCallback, download_wheel
+from engine.runtime.install import Progress, ProgressCallback, download_wheel
+from engine.server.profiles import ServerProfile
 
 MANIFEST_NAME = "vllm-desk-embedder.json"
 NEEDED_BYTES = 400 * 2**20  # the wheel (84 MB) and the folder (92 MB) side by side, with room to spare

@@ -120,7 +120,7 @@ def endpoint_embedder(
     from haystack.components.embedders import OpenAIDocumentEmbedder, OpenAITextEmbedder
     from haystack.utils import Secret
 
-    from engine.chat_generator import client_kwargs
+    from engine.chat.generator import client_kwargs
 
     common: dict[str, Any] = {
         "api_key": Secret.from_token(endpoint.api_key or "none"),

@@ -1,4 +1,5 @@
-"""The embedding server beside the chat model: a second :class:`~engine.supervisor.Supervisor` of its own.
+"""The embedding server beside the chat model: a second :class:`~engine.server.supervisor.Supervisor` of its
+own.
 
 :class:`EmbedderService` starts the built-in embedding model (prepared on first use, like the built-in
 chat model) or any local profile (a Hugging Face embedding model served with ``--runner pooling``), or
@@ -13,7 +14,6 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from engine.builtin_model import ModelState
 from engine.documents.builtin_embedder import (
     BUILTIN_EMBEDDER,
     builtin_embedder_path,
@@ -24,13 +24,14 @@ from engine.documents.builtin_embedder import (
 from engine.documents.embedder import Embedder, endpoint_embedder
 from engine.endpoint import Endpoint
 from engine.events import on_loop
+from engine.models.builtin import ModelState
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
-from engine.runtime import Progress, VllmRuntime, locate_runtime
-from engine.server_events import ServeRuntime
+from engine.runtime.install import Progress, VllmRuntime, locate_runtime
+from engine.server.events import ServeRuntime
+from engine.server.profiles import ServerProfile
 
 if TYPE_CHECKING:
-    from engine.supervisor import Supervisor
+    from engine.server.supervisor import Supervisor
 
 
 class EmbedderService:
@@ -55,7 +56,7 @@ class EmbedderService:
 
     async def start(self) -> Embedder:
         """Start (or connect to) the embedding server and return an embedder on it."""
-        from engine.supervisor import Supervisor
+        from engine.server.supervisor import Supervisor
 
         profile = self.profile or embedder_profile(self.paths)
         if profile.kind == "local" and profile.model == str(builtin_embedder_path(self.paths)):

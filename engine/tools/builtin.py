@@ -1,7 +1,8 @@
 """The built-in tools: the current date and time, search my chat history, search my documents.
 
 All three only read. History search goes through the history store's full-text index
-(:meth:`engine.store_async.AsyncHistoryStore.search`); document search is the document collections' retrieval
+(:meth:`engine.history.async_store.AsyncHistoryStore.search`); document search is the document collections'
+retrieval
 pipeline (:func:`engine.documents.retrieval.build_pipeline`) wrapped as a Haystack ``PipelineTool``.
 """
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from engine.documents.embedder import Embedder
     from engine.documents.retrieval import Mode
     from engine.documents.store import DocumentStore
-    from engine.store_async import AsyncHistoryStore
+    from engine.history.async_store import AsyncHistoryStore
 
 CURRENT_TIME = "current_time"
 SEARCH_HISTORY = "search_history"

@@ -24,8 +24,8 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import DeskError
-from engine.profiles import ENV_NAME
 from engine.secrets import SecretStore
+from engine.server.profiles import ENV_NAME
 
 SCHEMA_VERSION = 1
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

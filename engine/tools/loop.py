@@ -11,7 +11,7 @@ Why our own loop over Haystack's ``OpenAIChatGenerator`` (with ``tools=``) rathe
   are not JSON (with a log warning), and keeps arguments that parse to a string (SmolLM2 on real vLLM returns
   ``"lookup_coder_code"``) as they are; we gather the streamed call deltas ourselves and answer such a call
   with a clear error result, which the model and the user both see;
-- it reuses the app's warmed generator (:class:`engine.chat_generator.ReasoningChatGenerator`, reasoning
+- it reuses the app's warmed generator (:class:`engine.chat.generator.ReasoningChatGenerator`, reasoning
   kept) and its streaming callback unchanged.
 
 Tool choice ``auto`` / ``required`` / ``none`` / a tool's name applies to the first round; later rounds are

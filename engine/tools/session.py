@@ -6,7 +6,8 @@ tool's result, the final answer — is stored the moment the loop hands it over 
 reads in order, survives a restart, and regenerate or edit make siblings as for any turn. A turn that fails
 (the server goes away, say) keeps what already ran and ends with a ``failed`` reply saying why.
 
-The plain-text chat (:mod:`engine.chat`) skips tool messages and empty replies when it builds a request, so a
+The plain-text chat (:mod:`engine.chat.engine`) skips tool messages and empty replies when it builds a
+request, so a
 conversation that used tools can go on without them.
 """
 
@@ -16,13 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.chat_errors import ChatError, from_openai_error
+from engine.chat.errors import ChatError, from_openai_error
+from engine.chat.generation import GenerationSettings
+from engine.chat.titles import title_from_text
 from engine.endpoint import Endpoint
-from engine.generation import GenerationSettings
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
-from engine.store_models import Conversation, StoredMessage
-from engine.titles import title_from_text
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.records import Conversation, StoredMessage
+from engine.history.store import HistoryStore
 from engine.tools.approval import ApprovalPolicy
 from engine.tools.loop import LoopLimits, OnEvent, ToolLoop, tool_choice_value
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.store_times import EARLIEST, RANGE_TEXT, check_instant
+from engine.history.times import EARLIEST, RANGE_TEXT, check_instant
 from engine.transfer.errors import ImportRejected
 from engine.transfer.json_format import MAX_ID, MAX_MESSAGES, MAX_SHORT, MAX_TEXT
 from engine.transfer.model import ExportedConversation, ExportedMessage, MessageState, validate

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.errors import DeskError
-from engine.store import HistoryStore
+from engine.history.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.errors import ExportFailed, PdfUnavailable
 from engine.transfer.html_format import render_html

@@ -1,4 +1,4 @@
-"""Between the history store's rows (``engine.store_models``) and the export model, both ways.
+"""Between the history store's rows (``engine.history.records``) and the export model, both ways.
 
 The store numbers messages with integers; files carry them as strings and import renumbers them. The
 conversation's ``uid`` is the stable identity that makes an import idempotent.
@@ -10,8 +10,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from engine.store_models import Conversation, ConversationTree, ReplyNumbers, StoredMessage
-from engine.store_times import instant
+from engine.history.records import Conversation, ConversationTree, ReplyNumbers, StoredMessage
+from engine.history.times import instant
 from engine.transfer.model import ExportedConversation, ExportedMessage
 
 _NUMBER_FIELDS = ("prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "wall_s")

@@ -17,7 +17,7 @@ from typing import IO, Literal
 
 import pydantic_core
 
-from engine.store import HistoryStore
+from engine.history.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.chatgpt_import import looks_like_chatgpt, parse_chatgpt
 from engine.transfer.errors import ImportRejected

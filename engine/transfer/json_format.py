@@ -18,7 +18,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from engine import APP_NAME, __version__
-from engine.store_times import RANGE_TEXT, check_instant
+from engine.history.times import RANGE_TEXT, check_instant
 from engine.transfer.errors import ImportRejected
 from engine.transfer.model import ExportedConversation, ExportedMessage, MessageState, Role, validate
 

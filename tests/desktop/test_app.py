@@ -14,10 +14,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from desktop.app import AppParts, build
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
-from engine.settings import SettingsStore
-from engine.store import HistoryStore
+from engine.server.profiles import ServerProfile
+from engine.settings.store import SettingsStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime
 

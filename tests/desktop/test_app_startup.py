@@ -11,19 +11,19 @@ from PySide6.QtCore import QSettings
 
 from desktop import theme
 from desktop.main_window import MainWindow
-from engine.chat import ChatEngine
+from engine.chat.engine import ChatEngine
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.settings import SettingsStore
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from engine.settings.store import SettingsStore
 from tests.support.fresh_window import run_offscreen, window_script
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
 HEAVY = (
-    "engine.chat",
-    "engine.settings",
-    "engine.supervisor",
-    "engine.profiles",
+    "engine.chat.engine",
+    "engine.settings.store",
+    "engine.server.supervisor",
+    "engine.server.profiles",
     "engine.transfer",
     "pydantic",
     "httpx",

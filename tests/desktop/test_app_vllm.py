@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from desktop.app import build
-from engine.builtin_model import builtin_model_path
+from engine.models.builtin import builtin_model_path
 from engine.paths import AppPaths
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 

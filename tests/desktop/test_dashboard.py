@@ -11,8 +11,8 @@ import pytest
 
 from desktop.dashboard import ServerDashboard
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
-from engine.supervisor import ServerState, Supervisor
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import ServerState, Supervisor
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 from tests.support.standin.launch import StandinRuntime
 

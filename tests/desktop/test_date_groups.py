@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QStyleOptionViewItem
 from desktop.date_groups import date_group
 from desktop.main_window import MainWindow
 from desktop.sidebar import GROUP_ROLE
-from engine.chat import ChatEngine
+from engine.chat.engine import ChatEngine
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.settings import SettingsStore
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from engine.settings.store import SettingsStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
 NOW = datetime(2026, 12, 6, 9, 30)

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from desktop.export_pdf import print_document
 from desktop.main_window import MainWindow
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.html_format import PRINT_CODE_BACKGROUND, render_html
 from tests.support.main_window import fixture_window, open_window

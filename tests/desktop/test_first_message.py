@@ -13,11 +13,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from desktop.app import warm_on_first_edit
-from engine.chat import ChatEngine
-from engine.chat_imports import CHAT_MODULES, ImportGate
+from engine.chat.engine import ChatEngine
+from engine.chat.warm_imports import CHAT_MODULES, ImportGate
+from engine.history.async_store import AsyncHistoryStore
 from engine.paths import AppPaths
-from engine.settings import SettingsStore
-from engine.store_async import AsyncHistoryStore
+from engine.settings.store import SettingsStore
 from tests.support.fresh_window import run_offscreen, window_script
 from tests.support.main_window import close_window, replies
 from tests.support.qasync_loop import qloop, run  # noqa: F401
@@ -33,9 +33,9 @@ pytestmark = [
 # later, wait for the reply.
 FIRST_MESSAGE = """
 import importlib.abc, os
-from engine.chat import ChatEngine
+from engine.chat.engine import ChatEngine
 from engine.endpoint import Endpoint
-from engine.settings import SettingsStore
+from engine.settings.store import SettingsStore
 from desktop.app import warm_on_first_edit
 from tests.support.main_window import replies
 

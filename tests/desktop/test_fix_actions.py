@@ -17,11 +17,11 @@ from PySide6.QtWidgets import QWidget
 
 import desktop.transfer_actions
 from desktop.main_window import MainWindow
+from engine.chat.generation import GenerationSettings
 from engine.errors import Fix
-from engine.generation import GenerationSettings
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.procs import StrayProcess
-from engine.store import HistoryStore
+from engine.server.processes import StrayProcess
 from tests.support.main_window import close_window, open_window, replies
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin
@@ -385,9 +385,9 @@ def test_esc_stops_the_reply_with_focus_in_the_transcript(qtbot, app_paths: AppP
 
 def test_generation_page_lists_a_model_chosen_meanwhile(qtbot, app_paths: AppPaths, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from desktop.preferences.dialog import PreferencesDialog
-    from engine.profiles import ServerProfile
     from engine.secrets import SecretStore
-    from engine.settings import SettingsStore
+    from engine.server.profiles import ServerProfile
+    from engine.settings.store import SettingsStore
     from tests.support.memory_keyring import MemoryKeyring
 
     store = SettingsStore.open(app_paths.settings_file)

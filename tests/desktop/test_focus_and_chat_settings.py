@@ -15,10 +15,10 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
 from desktop.main_window import MainWindow
 from desktop.markdown_view import SafeBrowser
-from engine.chat_request import request_messages
-from engine.generation import GenerationSettings
+from engine.chat.generation import GenerationSettings
+from engine.chat.request import request_messages
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 from tests.support.main_window import fixture_window, open_window, replies
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin

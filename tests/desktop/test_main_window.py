@@ -293,7 +293,7 @@ def test_reasoning_is_shown_collapsed_above_the_answer(qtbot, app_paths) -> None
 
 
 def test_a_search_hit_deep_in_a_long_conversation_opens_at_once_on_the_hit(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
-    from engine.store import HistoryStore
+    from engine.history.store import HistoryStore
 
     store = HistoryStore(app_paths.history_db)
     try:

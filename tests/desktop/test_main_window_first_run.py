@@ -14,12 +14,12 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from desktop.main_window import MainWindow
-from engine.chat import ChatEngine
-from engine.profiles import ServerProfile
-from engine.runtime import Progress
-from engine.settings import SettingsStore
-from engine.store_async import AsyncHistoryStore
-from engine.supervisor import Supervisor
+from engine.chat.engine import ChatEngine
+from engine.history.async_store import AsyncHistoryStore
+from engine.runtime.install import Progress
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import Supervisor
+from engine.settings.store import SettingsStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime
 

@@ -10,10 +10,10 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from desktop.main_window import MainWindow
-from engine.chat import ChatEngine
-from engine.settings import SettingsStore
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from engine.chat.engine import ChatEngine
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
+from engine.settings.store import SettingsStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
 pytestmark = [

@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.app import build
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
-from engine.settings import SettingsStore
-from engine.supervisor import ServerState
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import ServerState
+from engine.settings.store import SettingsStore
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 from tests.support.standin.launch import StandinRuntime
 

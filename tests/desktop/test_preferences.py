@@ -17,10 +17,10 @@ from desktop.preferences import PreferencesDialog, open_preferences
 from desktop.preferences.form import ModelForm
 from engine.hardware import GpuInfo
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
 from engine.secrets import SecretStore
-from engine.settings import SettingsStore
-from engine.supervisor import Supervisor
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import Supervisor
+from engine.settings.store import SettingsStore
 from tests.support.hf_cache import SMOLLM2_CONFIG, add_cached_model, safetensors_bytes
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.qasync_loop import qloop, run  # noqa: F401
@@ -424,9 +424,9 @@ def test_restart_server_now_relaunches_the_running_profile_and_the_window_stays_
     from PySide6.QtCore import QSettings
 
     from desktop.main_window import MainWindow
-    from engine.chat import ChatEngine
-    from engine.store_async import AsyncHistoryStore
-    from engine.supervisor import ServerState
+    from engine.chat.engine import ChatEngine
+    from engine.history.async_store import AsyncHistoryStore
+    from engine.server.supervisor import ServerState
 
     model = tmp_path / "tiny-model"
     model.mkdir()

@@ -25,11 +25,11 @@ from desktop.preferences.form import ModelForm
 from desktop.preferences.generation_page import HELP as GENERATION_HELP
 from desktop.preferences.profiles_page import HELP as PROFILE_HELP
 from desktop.preferences.profiles_page import LABELS as PROFILE_LABELS
-from engine.fit import estimate_for_profile
 from engine.hardware import GpuInfo
 from engine.paths import AppPaths
 from engine.secrets import SecretStore
-from engine.settings import SettingsStore
+from engine.server.fit import estimate_for_profile
+from engine.settings.store import SettingsStore
 from tests.support.hf_cache import SMOLLM2_CONFIG, add_cached_model, safetensors_bytes
 from tests.support.memory_keyring import MemoryKeyring
 

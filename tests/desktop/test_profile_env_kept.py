@@ -6,9 +6,9 @@ import pytest
 
 from desktop.preferences import PreferencesDialog
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
 from engine.secrets import SecretStore
-from engine.settings import SettingsStore
+from engine.server.profiles import ServerProfile
+from engine.settings.store import SettingsStore
 from tests.support.memory_keyring import MemoryKeyring
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]

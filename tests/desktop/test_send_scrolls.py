@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from desktop.main_window import MainWindow
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 from tests.support.main_window import close_window, open_window, replies
 from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import running_standin

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop.main_window import MainWindow
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 from tests.support.main_window import fixture_window, open_window
 from tests.support.qasync_loop import qloop  # noqa: F401 - a fixture
 

@@ -19,9 +19,9 @@ from desktop import errors
 from desktop.main_window import MainWindow
 from desktop.sidebar import NameRejected, parse_folder, parse_tags, retag
 from desktop.transfer_actions import ExportChoice, TransferActions
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
 from tests.support.main_window import close_window, open_window
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from desktop.main_window import MainWindow
 from desktop.markdown_view import SafeBrowser
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 from tests.support.main_window import fixture_window, open_window, replies
 from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import Standin, running_standin

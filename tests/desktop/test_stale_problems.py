@@ -14,12 +14,12 @@ from pytestqt.qtbot import QtBot
 
 from desktop.main_window import MainWindow
 from desktop.preferences.dialog import PreferencesDialog
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
 from engine.secrets import SecretStore
-from engine.settings import SettingsStore
-from engine.store import HistoryStore
-from engine.supervisor import ServerState, Supervisor
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import ServerState, Supervisor
+from engine.settings.store import SettingsStore
 from tests.support.main_window import supervised_window
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.qasync_loop import qloop, run  # noqa: F401

@@ -14,8 +14,8 @@ from PySide6.QtCore import Qt
 
 from desktop import errors
 from desktop.strays import StraysDialog, find_strays, format_age, format_memory, offer_stray_cleanup
-from engine.diagnosis import ProcessesLeft
-from engine.procs import StrayProcess
+from engine.diagnosis.problems import ProcessesLeft
+from engine.server.processes import StrayProcess
 from tests.support.procs import is_alive
 from tests.support.qasync_loop import qloop  # noqa: F401
 from tests.support.standin.launch import Standin, start_standin

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QDialogButtonBox, QMainWindow
 
 from desktop import errors
 from desktop.transfer_actions import ExportChoice, ExportDialog, TransferActions
+from engine.history.async_store import AsyncHistoryStore
 from engine.paths import AppPaths
-from engine.store_async import AsyncHistoryStore
 from engine.transfer import history_adapter
 from engine.transfer.exporter import file_name
 from engine.transfer.importer import read_conversations

@@ -22,16 +22,16 @@ from desktop.notifications import Notification, Notifier
 from desktop.server_link import RuntimeEnsurer
 from desktop.tray import LauncherActions, TrayLauncher, format_uptime, state_kind
 from engine import assets
-from engine.diagnosis import PortInUse
+from engine.diagnosis.problems import PortInUse
 from engine.endpoint import Endpoint
-from engine.metrics import MetricsSample
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
-from engine.runtime import Progress
-from engine.settings import SettingsStore
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
-from engine.supervisor import ServerState, StateChange, Supervisor
+from engine.runtime.install import Progress
+from engine.server.metrics import MetricsSample
+from engine.server.profiles import ServerProfile
+from engine.server.supervisor import ServerState, StateChange, Supervisor
+from engine.settings.store import SettingsStore
 from tests.support.main_window import supervised_window
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import StandinRuntime
@@ -493,7 +493,7 @@ def test_switching_between_two_real_vllm_profiles_from_the_menu(
     vllm_paths: AppPaths,
     vllm_runtime: object,
 ) -> None:
-    from engine.profiles import builtin_profile
+    from engine.server.profiles import builtin_profile
 
     base = builtin_profile()
     first = base.model_copy(update={"name": "Small", "served_name": "small"})
@@ -601,7 +601,7 @@ def test_closing_or_file_quit_without_a_tray_quits_even_when_close_to_tray_is_ch
 def test_the_new_chat_action_starts_on_an_empty_conversation(
     qtbot: QtBot, app_paths: AppPaths, settings: SettingsStore
 ) -> None:
-    from engine.store import HistoryStore
+    from engine.history.store import HistoryStore
 
     history = HistoryStore(app_paths.history_db)
     history.add_message(history.create_conversation(title="Earlier").id, None, "user", "an earlier question")

@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop.main_window import MainWindow
 from desktop.markdown_view import SafeBrowser
-from engine.diagnosis import ServerFailed
+from engine.diagnosis.problems import ServerFailed
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 from tests.support.main_window import close_window, open_window, replies
 from tests.support.qasync_loop import qloop  # noqa: F401
 

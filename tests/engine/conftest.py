@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def test_default_follows_xdg(isolated_dirs: Path) -> None:
 def test_the_hugging_face_cache_and_keychain_of_the_user_are_never_used(isolated_dirs: Path) -> None:
     import keyring
 
-    from engine.catalog import hf_cache_dir
+    from engine.models.catalog import hf_cache_dir
 
     assert hf_cache_dir().is_relative_to(isolated_dirs)
     assert type(keyring.get_keyring()).__name__ == "MemoryKeyring"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryStore
 from engine.transfer.errors import ImportRejected
 from engine.transfer.importer import import_conversations, parse_bytes
 from engine.transfer.json_format import dumps

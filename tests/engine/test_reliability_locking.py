@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from engine.history.records import Conversation, ConversationTree, StoredMessage
+from engine.history.store import HistoryBusy, HistoryStore
 from engine.paths import AppPaths
-from engine.store import HistoryBusy, HistoryStore
-from engine.store_models import Conversation, ConversationTree, StoredMessage
 
 
 def _tree(uid: str, n_messages: int = 3) -> ConversationTree:
@@ -164,8 +164,8 @@ def test_a_killed_import_is_purged_at_the_next_open(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_a_chat_message_waits_for_another_processs_write_and_is_kept(home: Path) -> None:
-    from engine.chat import ChatEngine
-    from engine.store_async import AsyncHistoryStore
+    from engine.chat.engine import ChatEngine
+    from engine.history.async_store import AsyncHistoryStore
     from tests.support.standin.launch import running_standin
 
     db = AppPaths.under(home).history_db
@@ -217,7 +217,7 @@ IMPORTER = """
 import sys
 sys.path.insert(0, sys.argv[2])
 from pathlib import Path
-from engine.store import HistoryStore
+from engine.history.store import HistoryStore
 from tests.engine.test_reliability_locking import _tree
 
 store = HistoryStore(Path(sys.argv[1]))

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from engine.chat import ChatEngine, ChatTimeouts, Turn, TurnEvent
-from engine.chat_errors import ConnectionLost, ReplyIncomplete, ReplyStalled, RequestRejected, ServerFailed
-from engine.store_async import AsyncHistoryStore
-from engine.store_models import StoredMessage
+from engine.chat.engine import ChatEngine, ChatTimeouts, Turn, TurnEvent
+from engine.chat.errors import ConnectionLost, ReplyIncomplete, ReplyStalled, RequestRejected, ServerFailed
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.records import StoredMessage
 from tests.support.standin.launch import REPO_ROOT, running_standin
 from tests.support.standin.server import SERVER_500_MESSAGE, WORDS
 
@@ -143,7 +143,7 @@ def test_the_cli_exits_non_zero_for_a_cut_off_reply(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_a_cut_off_completion_is_not_complete_either(store: AsyncHistoryStore) -> None:
-    from engine.generation import GenerationSettings
+    from engine.chat.generation import GenerationSettings
 
     with running_standin("--reply-tokens", "20", "--fault", "close-stream", "--fault-after", "4") as server:
         engine = ChatEngine(store, server.endpoint)
@@ -166,6 +166,6 @@ async def test_a_cut_off_completion_is_not_complete_either(store: AsyncHistorySt
     ],
 )
 def test_urls_lose_their_credentials(text: str, shown: str) -> None:
-    from engine.chat_errors import redact_url
+    from engine.chat.errors import redact_url
 
     assert redact_url(text) == shown

@@ -158,7 +158,7 @@ def test_bundle_holds_the_modules_imported_by_name(bundle: Path) -> None:
     for name in (
         "engine.cli.desktop_entry",
         "engine.cli.doctor",
-        "engine.chat_generator",
+        "engine.chat.generator",
         "haystack.components.generators.chat.openai",
         "desktop.tray",
         "desktop.single_instance",

@@ -22,7 +22,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 from desktop.main_window import MainWindow
 from engine.paths import AppPaths
-from engine.store_async import AsyncHistoryStore
+from engine.history.async_store import AsyncHistoryStore
 {imports}
 
 app = QApplication([])

@@ -12,15 +12,15 @@ from PySide6.QtCore import QSettings
 
 from desktop.main_window import MainWindow
 from desktop.transcript import MessageWidget
-from engine.chat import ChatEngine, EndpointProvider
+from engine.chat.engine import ChatEngine, EndpointProvider
+from engine.history.async_store import AsyncHistoryStore
 from engine.paths import AppPaths
-from engine.settings import SettingsStore
-from engine.store_async import AsyncHistoryStore
+from engine.settings.store import SettingsStore
 from tests.support.qasync_loop import run
 
 if TYPE_CHECKING:
     from desktop.server_link import RuntimeEnsurer
-    from engine.supervisor import Supervisor
+    from engine.server.supervisor import Supervisor
 
 
 def open_window(

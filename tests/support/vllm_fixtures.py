@@ -27,8 +27,8 @@ def cache_key() -> str:
     """What built the cached runtime and model: the pinned versions, the packages asked for, the launcher,
     the model recipe (converter code, source wheel, golden prompt) and the Python. A change to any of them
     gives a new key, so a cache can never hide what a fresh machine would build."""
-    from engine.builtin_model import CONVERTER_PACKAGES, recipe_id
-    from engine.runtime import CPU_PACKAGE, IOMP_PACKAGE, LAUNCHER_CODE, pins_digest, runtime_pins
+    from engine.models.builtin import CONVERTER_PACKAGES, recipe_id
+    from engine.runtime.install import CPU_PACKAGE, IOMP_PACKAGE, LAUNCHER_CODE, pins_digest, runtime_pins
 
     pins = runtime_pins("cpu")
     assert pins is not None  # the CPU build always ships its pins
@@ -68,9 +68,9 @@ def test_cache_dir() -> Path:
 def prepare_cache() -> None:
     """Build (or check) the runtime and the built-in model ahead of the suite: ``python -m
     tests.support.vllm_fixtures``. On a fresh machine this takes minutes, which no single test should pay."""
-    from engine.builtin_model import prepare_builtin_model
+    from engine.models.builtin import prepare_builtin_model
     from engine.paths import AppPaths
-    from engine.runtime import RuntimeInstaller
+    from engine.runtime.install import RuntimeInstaller
 
     for stale in prune_other_keys():
         print(f"removed a test cache built by other pins or recipe: {stale}", flush=True)
@@ -102,7 +102,7 @@ def vllm_paths(test_cache_dir: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def vllm_runtime(vllm_paths):  # type: ignore[no-untyped-def]
     """A ready managed VllmRuntime, installed by the app's own RuntimeInstaller (under its file lock)."""
-    from engine.runtime import RuntimeInstaller
+    from engine.runtime.install import RuntimeInstaller
 
     # The CPU build, always: these tests serve on the CPU, and a GPU machine would otherwise get GPU vLLM.
     return RuntimeInstaller(vllm_paths, gpu=False).install(_print_progress("runtime"))
@@ -111,7 +111,7 @@ def vllm_runtime(vllm_paths):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def builtin_model_dir(vllm_paths, vllm_runtime) -> Path:  # type: ignore[no-untyped-def]
     """The built-in model converted by the app's own code (under its file lock)."""
-    from engine.builtin_model import prepare_builtin_model
+    from engine.models.builtin import prepare_builtin_model
 
     return prepare_builtin_model(vllm_paths, vllm_runtime, _print_progress("model"))
 
@@ -125,8 +125,8 @@ def vllm_server(vllm_paths, vllm_runtime, builtin_model_dir):  # type: ignore[no
     import asyncio
     import threading
 
-    from engine.profiles import builtin_profile
-    from engine.supervisor import Supervisor
+    from engine.server.profiles import builtin_profile
+    from engine.server.supervisor import Supervisor
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="vllm-server-loop", daemon=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.builtin_model import ModelState
 from engine.documents.builtin_embedder import (
     BUILTIN_EMBEDDER,
     MANIFEST_NAME,
@@ -22,8 +21,9 @@ from engine.documents.builtin_embedder import (
     embedder_profile,
     prepare_builtin_embedder,
 )
+from engine.models.builtin import ModelState
 from engine.paths import AppPaths
-from engine.profiles import build_serve_args, model_argument
+from engine.server.profiles import build_serve_args, model_argument
 
 WEIGHTS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + b"w" * 1000
 

@@ -113,7 +113,7 @@ def test_chat_with_docs_answers_from_a_passage_and_prints_its_source(
     builtin_embedder_dir,  # type: ignore[no-untyped-def]
     vllm_embedder,  # type: ignore[no-untyped-def]
 ) -> None:
-    from engine.store import HistoryStore
+    from engine.history.store import HistoryStore
 
     home = tmp_path / "desk"
     (home / "data").mkdir(parents=True)

@@ -7,7 +7,7 @@ import pytest
 
 from engine.documents.service import EmbedderService
 from engine.paths import AppPaths
-from engine.profiles import ServerProfile
+from engine.server.profiles import ServerProfile
 from tests.support.embeddings_server import running_embeddings_server
 
 

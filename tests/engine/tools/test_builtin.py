@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.documents.store import DocumentStore, Passage
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.tools.builtin import (
     current_time_tool,
     documents_search_tool,

@@ -178,7 +178,7 @@ def test_ask_prompts_on_a_terminal_and_runs_the_call_once_allowed(tmp_path: Path
 
 
 def test_the_builtin_model_with_tool_choice_auto_gets_a_clear_warning(tmp_path: Path) -> None:
-    from engine.builtin_model import BUILTIN_MODEL
+    from engine.models.builtin import BUILTIN_MODEL
 
     home = tmp_path / "desk"
     tools = ("--tools", "current_time", "--approve", "all")

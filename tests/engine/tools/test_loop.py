@@ -12,8 +12,8 @@ import pytest
 from haystack.dataclasses import ChatMessage
 from haystack.tools import Tool
 
-from engine.chat_generator import GeneratorPool
-from engine.chat_request import ChatTimeouts
+from engine.chat.generator import GeneratorPool
+from engine.chat.request import ChatTimeouts
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.loop import LoopEvent, LoopLimits, ToolChoiceInvalid, ToolLoop, truncate
 from tests.support.standin.launch import Standin, running_standin

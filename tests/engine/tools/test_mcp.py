@@ -14,8 +14,8 @@ import httpx
 import psutil
 import pytest
 
-from engine.readiness import free_port
 from engine.secrets import SecretStore
+from engine.server.readiness import free_port
 from engine.tools.approval import ApprovalPolicy
 from engine.tools.config import McpServer, ToolsSettings, env_key
 from engine.tools.loop import LoopLimits, ToolLoop

@@ -8,9 +8,9 @@ import pytest
 from haystack.dataclasses import ChatMessage, ToolCall
 
 from engine.endpoint import Endpoint
-from engine.readiness import free_port
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
+from engine.server.readiness import free_port
 from engine.tools.approval import ApprovalPolicy
 from engine.tools.loop import ToolChoiceInvalid
 from engine.tools.session import branch_messages, run_tool_turn
@@ -85,8 +85,8 @@ async def test_a_turn_whose_server_is_gone_keeps_the_message_and_says_why(tmp_pa
         gone = Endpoint(
             base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key="k", max_model_len=2048
         )
-        from engine.chat_generator import GeneratorPool
-        from engine.chat_request import ChatTimeouts
+        from engine.chat.generator import GeneratorPool
+        from engine.chat.request import ChatTimeouts
 
         pool = GeneratorPool(ChatTimeouts().for_endpoint)
         try:
@@ -118,7 +118,7 @@ async def test_a_turn_whose_server_is_gone_keeps_the_message_and_says_why(tmp_pa
 
 
 def test_an_orphan_tool_result_is_not_sent() -> None:
-    from engine.store_models import Conversation, StoredMessage
+    from engine.history.records import Conversation, StoredMessage
 
     conv = Conversation(id=1, uid="u", title="t", created_at=0, updated_at=0)
     orphan = ChatMessage.from_tool("x", origin=ToolCall("t", {}))

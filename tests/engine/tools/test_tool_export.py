@@ -8,7 +8,7 @@ from pathlib import Path
 
 from haystack.dataclasses import ChatMessage, ToolCall
 
-from engine.store import HistoryStore
+from engine.history.store import HistoryStore
 from engine.transfer.history_adapter import from_tree, to_tree
 from engine.transfer.html_format import render_html
 from engine.transfer.json_format import from_dict, to_dict

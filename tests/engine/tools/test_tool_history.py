@@ -6,7 +6,7 @@ from pathlib import Path
 
 from haystack.dataclasses import ChatMessage, ToolCall
 
-from engine.store import HistoryStore
+from engine.history.store import HistoryStore
 
 
 def test_a_tool_call_and_its_result_survive_a_reopen_as_chat_messages(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ import pytest
 import pytest_asyncio
 from haystack.tools import Tool
 
-from engine.chat_generator import GeneratorPool
-from engine.chat_request import ChatTimeouts
-from engine.generation import GenerationSettings
-from engine.store import HistoryStore
-from engine.store_async import AsyncHistoryStore
+from engine.chat.generation import GenerationSettings
+from engine.chat.generator import GeneratorPool
+from engine.chat.request import ChatTimeouts
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.store import HistoryStore
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.session import run_tool_turn
 

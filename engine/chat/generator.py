@@ -1,0 +1,222 @@
+"""Haystack's ``OpenAIChatGenerator`` taught to keep vLLM's reasoning; streamed completions for base models.
+
+Imported lazily by :mod:`engine.chat.engine` (Haystack takes ~0.7 s to import).
+
+vLLM with ``--reasoning-parser`` streams the model's thinking as ``delta.reasoning`` (older servers:
+``delta.reasoning_content``). The stock generator converts each raw chunk with
+``_convert_chat_completion_chunk_to_streaming_chunk``, which reads only ``delta.content``, so the reasoning is
+dropped. :class:`ReasoningChatGenerator` overrides the one method that walks the raw stream: it converts each
+chunk with Haystack's own function and, when the raw delta carries reasoning, emits it as a
+``StreamingChunk(reasoning=ReasoningContent(...))`` — Haystack's own shape, which its
+``_convert_streaming_chunks_to_chat_message`` already gathers into ``ChatMessage.reasoning``. Everything else
+(request building, clients, cancellation that shields ``close()``) stays Haystack's.
+
+:class:`GeneratorPool` keeps one warmed generator (its ``AsyncOpenAI`` client and connections) per endpoint,
+so a turn does not pay for building clients (40–110 ms each here); per-turn settings travel in
+``run_async(generation_kwargs=...)``.
+
+Haystack 3.x removed ``OpenAIGenerator`` (the ``/v1/completions`` component of Haystack 2), so
+:func:`stream_completion` talks to ``/v1/completions`` with the same ``openai`` client Haystack uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from haystack.components.generators.chat.openai import (
+    OpenAIChatGenerator,
+    _convert_chat_completion_chunk_to_streaming_chunk,
+)
+from haystack.components.generators.utils import _convert_streaming_chunks_to_chat_message
+from haystack.dataclasses import ChatMessage, ComponentInfo, ReasoningContent, StreamingChunk
+from haystack.dataclasses.streaming_chunk import StreamingCallbackT, _invoke_streaming_callback
+from haystack.utils import Secret
+from openai import AsyncOpenAI
+
+from engine.chat.tokens import tls_context
+from engine.endpoint import Endpoint
+
+REASONING_FIELDS = ("reasoning", "reasoning_content")
+
+
+def raw_reasoning(chunk: Any) -> str:
+    """The reasoning text in a raw ``ChatCompletionChunk`` (vLLM's extra delta fields), or ``""``."""
+    if not getattr(chunk, "choices", None):
+        return ""
+    delta = chunk.choices[0].delta
+    if delta is None:
+        return ""
+    extra = delta.model_extra or {}
+    for name in REASONING_FIELDS:
+        value = extra.get(name) or getattr(delta, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+class ReasoningChatGenerator(OpenAIChatGenerator):
+    """``OpenAIChatGenerator`` whose streamed chunks and replies keep vLLM's reasoning."""
+
+    async def _handle_async_stream_response(
+        self, chat_completion: Any, callback: StreamingCallbackT
+    ) -> list[ChatMessage]:
+        component_info = ComponentInfo.from_component(self)
+        chunks: list[StreamingChunk] = []
+        try:
+            async for raw in chat_completion:
+                converted = _convert_chat_completion_chunk_to_streaming_chunk(
+                    chunk=raw, previous_chunks=chunks, component_info=component_info
+                )
+                reasoning = raw_reasoning(raw)
+                if reasoning:
+                    # A StreamingChunk holds one kind of content: reasoning first, then any answer text.
+                    thought = StreamingChunk(
+                        content="",
+                        meta=converted.meta,
+                        component_info=component_info,
+                        index=0,
+                        reasoning=ReasoningContent(reasoning_text=reasoning),
+                    )
+                    chunks.append(thought)
+                    await _invoke_streaming_callback(callback, thought)
+                    if not converted.content and not converted.finish_reason:
+                        continue
+                    converted = dataclasses.replace(converted, start=False)
+                chunks.append(converted)
+                await _invoke_streaming_callback(callback, converted)
+        except asyncio.CancelledError:
+            # As Haystack does: close the stream (the server sees the disconnect) even while cancelled.
+            await asyncio.shield(chat_completion.close())
+            raise
+        return [_convert_streaming_chunks_to_chat_message(chunks=chunks)]
+
+
+def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
+    """httpx settings for an endpoint's client.
+
+    The shared TLS context makes a client in ~0.1 ms instead of loading the CA bundle again. A local server's
+    connections are not kept alive: a loopback connect costs well under a millisecond, and an idle socket
+    would outlive an engine that is dropped without :meth:`GeneratorPool.aclose`; a remote server's are
+    kept (a TLS handshake costs tens of milliseconds). ``trust_env`` follows
+    :attr:`~engine.endpoint.Endpoint.uses_env_proxy`: a proxy from the environment never sees a local server
+    or its key (the ``openai`` client uses this httpx client as it is, so this covers completions too).
+    """
+    kwargs: dict[str, Any] = {
+        "verify": tls_context(),
+        "follow_redirects": True,
+        "trust_env": endpoint.uses_env_proxy,
+    }
+    if endpoint.kind == "local":
+        kwargs["limits"] = httpx.Limits(max_keepalive_connections=0)
+    return kwargs
+
+
+EndpointKey = tuple[str, str, str, str]  # base URL, API key, model, kind (local/remote: its timeouts)
+
+
+@dataclasses.dataclass
+class _Pooled:
+    generator: ReasoningChatGenerator
+    users: int = 0
+
+
+class GeneratorPool:
+    """One warmed :class:`ReasoningChatGenerator` per endpoint, reused by every turn.
+
+    :meth:`lease` hands out the current endpoint's generator (built and warmed on first use). When the
+    endpoint changes, the old generator is closed as soon as no running turn uses it; :meth:`aclose` closes
+    them all (the pool stays usable and builds anew).
+    """
+
+    def __init__(self, timeout_for: Callable[[Endpoint], Any]) -> None:
+        self._timeout_for = timeout_for
+        self._pooled: dict[EndpointKey, _Pooled] = {}
+        self._current: EndpointKey | None = None
+
+    @staticmethod
+    def key(endpoint: Endpoint) -> EndpointKey:
+        return (endpoint.base_url, endpoint.api_key or "", endpoint.model, endpoint.kind)
+
+    async def _get(self, endpoint: Endpoint) -> _Pooled:
+        key = self.key(endpoint)
+        self._current = key
+        pooled = self._pooled.get(key)
+        if pooled is None:
+            generator = ReasoningChatGenerator(
+                api_key=Secret.from_token(endpoint.api_key or "none"),
+                model=endpoint.model,
+                api_base_url=endpoint.base_url,
+                # An openai.Timeout (connect and read apart); Haystack passes it on though it is typed float.
+                timeout=self._timeout_for(endpoint),
+                max_retries=0,
+                http_client_kwargs=client_kwargs(endpoint),
+            )
+            pooled = self._pooled[key] = _Pooled(generator)
+            await generator.warm_up_async()
+        await self._retire_unused()
+        return pooled
+
+    @contextlib.asynccontextmanager
+    async def lease(self, endpoint: Endpoint) -> AsyncIterator[ReasoningChatGenerator]:
+        """The endpoint's warmed generator, for the length of one turn."""
+        pooled = await self._get(endpoint)
+        pooled.users += 1
+        try:
+            yield pooled.generator
+        finally:
+            pooled.users -= 1
+            # Shielded: a stopped turn still releases an old endpoint's connections.
+            await asyncio.shield(self._retire_unused())
+
+    @contextlib.asynccontextmanager
+    async def lease_client(self, endpoint: Endpoint) -> AsyncIterator[AsyncOpenAI]:
+        """The endpoint's ``AsyncOpenAI`` client (for ``/v1/completions``), shared with its generator."""
+        async with self.lease(endpoint) as generator:
+            assert generator.async_client is not None  # built by warm_up_async in _get
+            yield generator.async_client
+
+    async def _retire_unused(self) -> None:
+        stale = [k for k, p in self._pooled.items() if k != self._current and p.users == 0]
+        for key in stale:
+            await self._pooled.pop(key).generator.close_async()
+
+    async def aclose(self) -> None:
+        """Close every generator's client and connections."""
+        pooled, self._pooled, self._current = self._pooled, {}, None
+        for entry in pooled.values():
+            await entry.generator.close_async()
+
+    def __len__(self) -> int:
+        return len(self._pooled)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionDelta:
+    """One piece of a streamed ``/v1/completions`` answer."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    model: str = ""
+
+
+async def stream_completion(
+    client: AsyncOpenAI, *, model: str, prompt: str, generation_kwargs: dict[str, Any]
+) -> AsyncIterator[CompletionDelta]:
+    """Stream a plain completion (base models without a chat template); the stream closes on cancel."""
+    stream = await client.completions.create(model=model, prompt=prompt, stream=True, **generation_kwargs)
+    try:
+        async for raw in stream:
+            usage = raw.usage.model_dump() if raw.usage is not None else None
+            if not raw.choices:
+                yield CompletionDelta(usage=usage, model=raw.model)
+                continue
+            choice = raw.choices[0]
+            yield CompletionDelta(choice.text or "", choice.finish_reason, usage, raw.model)
+    finally:
+        await asyncio.shield(stream.close())

@@ -1,0 +1,79 @@
+"""What a chat turn sends: the client timeouts, the (role, text) messages of a branch, and the plain-text
+prompt for base models (completion mode)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.chat.generation import GenerationSettings
+from engine.chat.tokens import drop_oldest
+from engine.endpoint import Endpoint
+from engine.history.records import Conversation, StoredMessage
+
+
+@dataclass(frozen=True)
+class ChatTimeouts:
+    """Client timeouts: ``connect`` for local servers (``remote_connect`` for remote ones), ``read`` between
+    two pieces of a reply (a long prompt on a CPU can take a while before the first token).
+
+    ``read`` is also the stall limit: a reply whose server sends no text for that long is abandoned even
+    when the connection stays busy with keep-alives or empty chunks."""
+
+    connect: float = 1.0
+    remote_connect: float = 10.0
+    read: float = 120.0
+    write: float = 30.0
+
+    def for_endpoint(self, endpoint: Endpoint) -> Any:
+        """An ``openai.Timeout`` (the OpenAI client's own httpx) for this endpoint."""
+        import openai
+
+        connect = self.connect if endpoint.kind == "local" else self.remote_connect
+        return openai.Timeout(self.read, connect=connect, write=self.write, pool=connect)
+
+
+def to_chat_message(chat_message: Any, role: str, text: str) -> Any:
+    if role == "system":
+        return chat_message.from_system(text)
+    if role == "assistant":
+        return chat_message.from_assistant(text)
+    return chat_message.from_user(text)
+
+
+def request_messages(
+    conversation: Conversation,
+    branch: list[StoredMessage],
+    settings: GenerationSettings,
+    drop_oldest_turns: int = 0,
+    new_user_text: str | None = None,
+) -> list[tuple[str, str]]:
+    """(role, text) pairs for the request: system prompt first, then the branch, minus the oldest turns
+    (the newest user message always stays).
+
+    Replies that produced no text (failed before the first token) are left out; a stopped or interrupted
+    reply is sent as far as it got, which is what the user saw. ``new_user_text``: a user message that ends
+    the branch but is not stored yet (its commit runs beside the request).
+    """
+    turns: list[tuple[str, str]] = []
+    for message in branch:
+        if message.role == "assistant" and not message.text:
+            continue
+        if message.role in ("user", "assistant"):
+            turns.append((message.role, message.text))
+    if new_user_text is not None:
+        turns.append(("user", new_user_text))
+    system = conversation.system_prompt or settings.system_prompt
+    return drop_oldest(([("system", system)] if system else []) + turns, drop_oldest_turns)
+
+
+def completion_prompt(messages: list[tuple[str, str]]) -> str:
+    """A plain-text transcript for base models: the system text, then ``User:``/``Assistant:`` lines."""
+    lines: list[str] = []
+    for role, text in messages:
+        if role == "system":
+            lines.append(text.strip())
+        else:
+            lines.append(f"{'User' if role == 'user' else 'Assistant'}: {text.strip()}")
+    lines.append("Assistant:")
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""A running chat turn and the events it emits, in order (see :class:`engine.chat.engine.ChatEngine`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.chat.errors import ChatError
+from engine.history.records import ReplyNumbers, StoredMessage
+
+TurnState = Literal["complete", "stopped", "failed", "interrupted"]
+TurnEventKind = Literal["started", "token", "reasoning", "usage", "finished", "error"]
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    """One thing that happened in a turn, in order. ``text`` is the new piece for token/reasoning events."""
+
+    kind: TurnEventKind
+    conversation_id: int
+    reply_id: int
+    text: str = ""
+    state: TurnState | None = None
+    numbers: ReplyNumbers | None = None
+    error: ChatError | None = None
+    reply: StoredMessage | None = None  # the stored reply, on "finished"
+
+
+class Turn:
+    """A running turn: iterate it for its events, :meth:`stop` it, or ``await turn.wait()`` for the reply."""
+
+    def __init__(self, conversation_id: int, user_message_id: int | None, reply_id: int) -> None:
+        self.conversation_id = conversation_id
+        self.user_message_id = user_message_id
+        self.reply_id = reply_id  # set by the engine once the reply's row is committed
+        # Unbounded: a token is never dropped, however slow the reader.
+        self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
+        self._task: asyncio.Task[StoredMessage] | None = None
+        self._stop_requested = False
+        self._announced = False  # "started" emitted (the reply's row exists)
+        # Set when send() hands the turn to its caller: no event comes before the caller can subscribe.
+        self._released = asyncio.Event()
+        self.stop_requested_at: float | None = None
+
+    def stop(self) -> None:
+        """Cancel the turn; the partial reply is kept and marked ``stopped``."""
+        if self._task is not None and not self._task.done():
+            self._stop_requested = True
+            self.stop_requested_at = time.monotonic()
+            self._task.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    async def wait(self) -> StoredMessage:
+        """The stored reply once the turn has ended (whatever its state)."""
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    async def events(self) -> AsyncIterator[TurnEvent]:
+        """Every event of the turn in order, ending with ``finished``."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if event.kind == "finished":
+                return
+
+    def __aiter__(self) -> AsyncIterator[TurnEvent]:
+        return self.events()

@@ -1,0 +1,103 @@
+"""The history store for asyncio callers: :class:`engine.history.store.HistoryStore` on one dedicated thread.
+
+One thread (not ``asyncio.to_thread``'s pool) because it keeps writes in the order they were issued — a
+reply's 250 ms checkpoints can never overtake each other — and the UI loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.history.records import Conversation, ConversationTree, StoredMessage
+from engine.history.search import SearchHit
+from engine.history.store import ConversationPage, HistoryStore, ImportedTree
+
+T = TypeVar("T")
+
+
+class AsyncHistoryStore:
+    """:class:`HistoryStore` on its own thread, for asyncio callers (the GUI, the chat engine).
+
+    ``await AsyncHistoryStore.open(path)``; every method of :class:`HistoryStore` is available through
+    :meth:`call` (``await store.call(HistoryStore.rename, 3, "New title")``) and the common ones directly.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor, store: HistoryStore) -> None:
+        self._executor = executor
+        self._store = store
+
+    @classmethod
+    async def open(cls, path: Path, **options: Any) -> AsyncHistoryStore:
+        """Open on the store's thread; ``options`` go to :class:`HistoryStore` (``busy_wait_s``,
+        ``on_wait``)."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            store = await loop.run_in_executor(executor, lambda: HistoryStore(path, **options))
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, store)
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``method(store, *args, **kwargs)`` on the store's thread, in submission order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: method(self._store, *args, **kwargs))
+
+    async def close(self) -> None:
+        await self.call(HistoryStore.close)
+        self._executor.shutdown(wait=True)
+
+    async def create_conversation(self, **kwargs: Any) -> Conversation:
+        return await self.call(HistoryStore.create_conversation, **kwargs)
+
+    async def conversation(self, conversation_id: int) -> Conversation:
+        return await self.call(HistoryStore.conversation, conversation_id)
+
+    async def list_conversations(self, **kwargs: Any) -> ConversationPage:
+        return await self.call(HistoryStore.list_conversations, **kwargs)
+
+    async def update_conversation(self, conversation_id: int, **kwargs: Any) -> Conversation:
+        return await self.call(HistoryStore.update_conversation, conversation_id, **kwargs)
+
+    async def delete_conversation(self, conversation_id: int) -> None:
+        await self.call(HistoryStore.delete_conversation, conversation_id)
+
+    async def undo_delete(self, conversation_id: int) -> Conversation:
+        return await self.call(HistoryStore.undo_delete, conversation_id)
+
+    async def load(self, conversation_id: int) -> ConversationTree:
+        return await self.call(HistoryStore.load, conversation_id)
+
+    async def message(self, message_id: int) -> StoredMessage:
+        return await self.call(HistoryStore.message, message_id)
+
+    async def switch_branch(self, sibling_id: int) -> int:
+        return await self.call(HistoryStore.switch_branch, sibling_id)
+
+    async def search(self, text: str, **kwargs: Any) -> list[SearchHit]:
+        return await self.call(HistoryStore.search, text, **kwargs)
+
+    async def export_tree(self, conversation_id: int) -> ConversationTree:
+        return await self.call(HistoryStore.export_tree, conversation_id)
+
+    async def import_tree(self, tree: ConversationTree) -> int:
+        return await self.call(HistoryStore.import_tree, tree)
+
+    async def import_trees(
+        self, trees: Sequence[ConversationTree], progress: Callable[[int, int], None] | None = None
+    ) -> list[ImportedTree]:
+        """The batch in one transaction (see :meth:`HistoryStore.import_trees`); ``progress`` runs on the
+        store's thread."""
+        return await self.call(HistoryStore.import_trees, list(trees), progress)
+
+    async def known_uids(self, uids: Iterable[str]) -> dict[str, bool]:
+        return await self.call(HistoryStore.known_uids, list(uids))
