@@ -2,7 +2,8 @@
 
 ``python -m bench.ui_probe MODE --base-url URL --model M --api-key K --tokens N --out FILE [--cap S]``
 
-MODE ``window``: the app's ``desktop.main_window.MainWindow`` (with ``ChatEngine`` and ``AsyncHistoryStore``,
+MODE ``window``: the app's ``desktop.window.main_window.MainWindow`` (with ``ChatEngine`` and
+``AsyncHistoryStore``,
 as ``desktop.app`` wires them) sends a message and receives the reply. MODE ``naive``: the baseline, a
 ``QTextBrowser`` whose whole Markdown is rendered again and set with ``setHtml`` on every token (same
 renderer, same stream). A 5 ms precise ``QTimer`` records how late each of its ticks is: the longest gap is
@@ -95,14 +96,14 @@ class StallSampler:
 
 
 def _renderer() -> Any:
-    from desktop.markdown_view import MarkdownRenderer
+    from desktop.widgets.markdown_view import MarkdownRenderer
 
     return MarkdownRenderer()
 
 
 async def _window(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter) -> dict[str, Any]:
     try:
-        from desktop.main_window import MainWindow
+        from desktop.window.main_window import MainWindow
         from engine.chat.engine import ChatEngine
         from engine.history.async_store import AsyncHistoryStore
         from engine.settings.store import SettingsStore

@@ -119,7 +119,7 @@ async def build(
     from PySide6.QtWidgets import QSystemTrayIcon
 
     from desktop import errors, theme
-    from desktop.main_window import MainWindow
+    from desktop.window.main_window import MainWindow
     from engine.history.async_store import AsyncHistoryStore
     from engine.paths import AppPaths
 
@@ -198,17 +198,17 @@ _ENGINE_MODULES = (
     "engine.server.supervisor",
     "engine.chat.engine",
     "engine.runtime.install",
-    "desktop.server_link",
-    "desktop.tray",
-    "desktop.transfer_actions",
+    "desktop.window.server_link",
+    "desktop.launcher.tray",
+    "desktop.window.transfer_actions",
 )
 
 
 def _wire_tray(parts: AppParts, app: QApplication) -> None:
-    from desktop.dashboard import DashboardOpener
+    from desktop.dialogs.dashboard import DashboardOpener
+    from desktop.launcher.tray import LauncherActions, TrayLauncher
     from desktop.notifications import Notifier
     from desktop.single_instance import bring_to_front
-    from desktop.tray import LauncherActions, TrayLauncher
 
     window, settings = parts.window, parts.settings
     actions = LauncherActions(parts.supervisor, settings, server=window.server_link)
@@ -266,7 +266,7 @@ async def _after_show(parts: AppParts, *, new_chat: bool = False) -> None:
     if new_chat:
         window.new_chat()
     _bench_mark("ready", QCoreApplication.instance())  # the engine attached too; =1 quits here
-    from desktop.strays import offer_stray_cleanup
+    from desktop.window.strays import offer_stray_cleanup
 
     offer_stray_cleanup(window)  # vLLM processes a crashed run left: found off the GUI thread, offered
     if parts.actions is not None:

@@ -21,7 +21,7 @@ def open_preferences(window: Any) -> PreferencesDialog:
     if isinstance(existing, PreferencesDialog) and existing.isVisible():
         existing.raise_()
         return existing
-    link: Any = getattr(window, "server_link", None)  # desktop.server_link.ServerLink: where starts go
+    link: Any = getattr(window, "server_link", None)  # desktop.window.server_link.ServerLink: where starts go
 
     def running_profile() -> str | None:
         endpoint = link.supervisor.endpoint

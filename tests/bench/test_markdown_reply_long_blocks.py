@@ -11,7 +11,7 @@ pytestmark = pytest.mark.gui  # the splitter lives in the desktop shell (importe
 
 
 def test_the_reply_holds_a_long_code_block_and_a_long_tight_list() -> None:
-    from desktop.markdown_view import ListItems, StreamSplitter
+    from desktop.widgets.markdown_view import ListItems, StreamSplitter
 
     text = reply(4000)
     assert len(tokens(text)) == 4000

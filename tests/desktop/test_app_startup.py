@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from desktop import theme
-from desktop.main_window import MainWindow
+from desktop.window.main_window import MainWindow
 from engine.chat.engine import ChatEngine
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
@@ -39,7 +39,7 @@ def loaded_after(code: str) -> list[str]:
 
 
 def test_the_window_module_loads_none_of_the_heavy_engine() -> None:
-    assert loaded_after("import desktop.main_window") == []
+    assert loaded_after("import desktop.window.main_window") == []
 
 
 def test_the_window_is_shown_with_its_history_before_any_heavy_module(tmp_path: Path) -> None:

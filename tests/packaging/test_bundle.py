@@ -160,7 +160,7 @@ def test_bundle_holds_the_modules_imported_by_name(bundle: Path) -> None:
         "engine.cli.doctor",
         "engine.chat.generator",
         "haystack.components.generators.chat.openai",
-        "desktop.tray",
+        "desktop.launcher.tray",
         "desktop.single_instance",
         "qasync",
     ):

@@ -20,7 +20,7 @@ def window_script(data_dir: Path, body: str, imports: str = "") -> str:
 import asyncio, sys, threading
 from pathlib import Path
 from PySide6.QtWidgets import QApplication
-from desktop.main_window import MainWindow
+from desktop.window.main_window import MainWindow
 from engine.paths import AppPaths
 from engine.history.async_store import AsyncHistoryStore
 {imports}

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings
 
-from desktop.main_window import MainWindow
-from desktop.transcript import MessageWidget
+from desktop.widgets.transcript import MessageWidget
+from desktop.window.main_window import MainWindow
 from engine.chat.engine import ChatEngine, EndpointProvider
 from engine.history.async_store import AsyncHistoryStore
 from engine.paths import AppPaths
@@ -19,7 +19,7 @@ from engine.settings.store import SettingsStore
 from tests.support.qasync_loop import run
 
 if TYPE_CHECKING:
-    from desktop.server_link import RuntimeEnsurer
+    from desktop.window.server_link import RuntimeEnsurer
     from engine.server.supervisor import Supervisor
 
 

@@ -1,0 +1,674 @@
+"""The main window: sidebar, transcript, composer and the server's status, thin over the engine.
+
+Construct it with engine objects (dependency injection; ``desktop.app.run_app`` is the one place that makes
+them for the app, tests and benchmarks make their own)::
+
+    store = await AsyncHistoryStore.open(paths.history_db)
+    chat = ChatEngine(store, lambda: supervisor.endpoint)      # or lambda: Endpoint(...) for a fixed server
+    window = MainWindow(store=store, chat=chat, settings=SettingsStore.open(paths.settings_file),
+                        supervisor=supervisor)                  # supervisor=None: no local server to manage
+    window.show()
+    await window.restore()                                      # reopens the last conversation
+    ...
+    await window.shutdown()                                     # stops turns, closes subscriptions
+
+The window holds no business logic: every user action is one awaited engine call run as an
+:class:`~desktop.operations.Operation`, and engine events arrive through :class:`~desktop.bridge.EventBridge`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QMainWindow,
+    QMenu,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import errors, operations, theme
+from desktop.bridge import EventBridge
+from desktop.dialogs.server_log import ServerLogDialog
+from desktop.errors import ErrorBanner, Problem
+from desktop.operations import Operation
+from desktop.widgets.chat_settings import ChatSettingsPanel
+from desktop.widgets.composer import Composer
+from desktop.widgets.markdown_view import MarkdownRenderer
+from desktop.widgets.model_picker import ModelPicker
+from desktop.widgets.sidebar import Sidebar
+from desktop.widgets.status_bar import ServerStatusBar
+from desktop.widgets.transcript import TranscriptView
+from desktop.window.first_run import FirstRunPanel
+from desktop.window.fix_actions import FixesMixin
+from desktop.window.focus_order import move_focus
+from desktop.window.turns import PieceBuffer, TurnsMixin, message_data
+from engine.chat.warm_imports import IMPORTS
+from engine.errors import Fix
+from engine.history.async_store import AsyncHistoryStore
+from engine.history.records import ConversationTree
+from engine.history.search import SearchHit
+from engine.history.store import HistoryStore
+from engine.paths import AppPaths
+
+if TYPE_CHECKING:
+    # Heavy (pydantic, httpx, Haystack's types): imported at run time only by whoever makes these objects,
+    # after the window is on screen (see desktop/app.py).
+    from desktop.window.context_watch import ContextWatch
+    from desktop.window.server_link import RuntimeEnsurer, ServerLink
+    from engine.chat.engine import ChatEngine
+    from engine.settings.store import SettingsStore
+
+log = logging.getLogger(__name__)
+LAST_CONVERSATION_KEY = "window/last_conversation"
+COPIED_NOTICE_MS = 2500
+PREFERENCES_MODULES = (
+    "desktop.preferences",
+    "huggingface_hub.constants",
+    "huggingface_hub.errors",
+    "huggingface_hub.utils",
+    "huggingface_hub.utils._cache_manager",
+)
+THEME_KEY = "window/theme"  # the last theme setting, to colour the window before the settings are loaded
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("MainWindow", text)
+
+
+class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
+    """The chat window. See the module docstring for how to construct it."""
+
+    conversation_shown = Signal(int)  # after a conversation is on screen (tests, benchmarks)
+    turn_finished = Signal(object)  # TurnEvent "finished" of the shown conversation
+    quit_requested = Signal()  # the window was closed and should not just hide: the app quits
+
+    def __init__(
+        self,
+        *,
+        store: AsyncHistoryStore,
+        chat: ChatEngine | None = None,
+        settings: SettingsStore | None = None,
+        supervisor: Any = None,
+        ui_state: QSettings | None = None,
+        ensure_runtime: RuntimeEnsurer | None = None,
+        paths: AppPaths | None = None,
+        dark: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.supervisor = supervisor
+        self.paths = paths
+        self.engine_ready = False  # chat and settings attached (see attach())
+        # Set by the app when a tray exists: asked on close whether to hide instead of quitting.
+        self.hide_on_close: Callable[[], bool] = lambda: False
+        # Window geometry, last conversation and theme only (QSettings gives strings back; fine for these).
+        config = paths.config if paths is not None else settings.path.parent if settings is not None else None
+        if ui_state is None:
+            if config is None:
+                raise ValueError("MainWindow needs paths, settings or ui_state")
+            ui_state = QSettings(str(config / "window.ini"), QSettings.Format.IniFormat, self)
+        self.ui_state = ui_state
+        self.setWindowTitle("vLLM Desk")
+        self.setObjectName("mainWindow")
+        self.setAccessibleName(tr("vLLM Desk"))
+        self.conversation_id: int | None = None
+        self.tree: ConversationTree | None = None
+        self.fix_handlers: dict[str, Callable[[Fix], object]] = self._builtin_fixes()
+        self.find_strays: Callable[[], Awaitable[list[Any]]] | None = None  # default: desktop.window.strays'
+        self.strays_dialog: Any = None  # the list of leftover vLLM processes, when one was shown
+        self.bridge = EventBridge(self)
+        self.pieces = PieceBuffer(self._show_pieces, parent=self)  # streamed text, one batch per frame
+        self.log_dialog: ServerLogDialog | None = None
+        self.server_link: ServerLink | None = None
+        self.context_watch: ContextWatch | None = None  # the live context meter, once the engine is there
+
+        self.sidebar = Sidebar(store, self)
+        self.transcript = TranscriptView(MarkdownRenderer(dark=dark), self)
+        self.composer = Composer(self)
+        self.banner = ErrorBanner(self)
+        self.server_status = ServerStatusBar(self)
+        self.setStatusBar(self.server_status)
+        self.top_area = QVBoxLayout()  # first-run progress and other panels go above the transcript
+        self.top_area.setContentsMargins(8, 8, 8, 0)
+        self.first_run = FirstRunPanel(self)
+        self.top_area.addWidget(self.first_run)
+
+        # The model and its state above the chat; filled by the app with the launcher's profiles.
+        self.model_picker = ModelPicker(self)
+        right = QWidget(self)
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.model_picker)
+        column.addLayout(self.top_area)
+        column.addWidget(self.transcript, 1)
+        column.addWidget(self.banner)
+        column.addWidget(self.composer)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(right)
+        self.chat_settings = ChatSettingsPanel(store, self)  # this chat's system prompt and temperature
+        self.chat_settings.hide()
+        self.chat_settings.saved.connect(self._chat_settings_saved)
+        self.splitter.addWidget(self.chat_settings)
+        self.splitter.setCollapsible(2, True)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 740])
+        self.setCentralWidget(self.splitter)
+        self.resize(1100, 760)
+
+        self._build_menus()
+        self._connect()
+        self.transfer: Any = None  # Export…/Import…, wired in attach() (after the window is shown)
+        self.apply_theme(dark)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
+        for action in (self.start_action, self.stop_server_action):
+            action.setEnabled(False)
+        # Until the engine is attached: what needs it waits (Send, regenerate, preferences); the history
+        # (sqlite only) can already be browsed.
+        self._engine_actions = (self.preferences_action, self.regenerate_action)
+        for action in (*self._engine_actions, self.stop_action):
+            action.setEnabled(False)
+        self.composer.set_ready(False)
+        if chat is not None and settings is not None:
+            self.attach(chat=chat, settings=settings, supervisor=supervisor, ensure_runtime=ensure_runtime)
+
+    def attach(
+        self,
+        *,
+        chat: ChatEngine,
+        settings: SettingsStore,
+        supervisor: Any = None,
+        ensure_runtime: RuntimeEnsurer | None = None,
+    ) -> None:
+        """Hand the window its engine objects (the app does it right after the window is shown: they import
+        pydantic, httpx and more, which would delay the first paint)."""
+        from desktop.window.server_link import ServerLink
+
+        self.chat = chat
+        self.settings = settings
+        self.supervisor = supervisor
+        self.bridge.connect_event(chat.turn_events, self._on_turn_event)
+        self.bridge.connect_event(settings.changed, self._on_settings_changed)
+        if supervisor is not None:
+            self.server_link = ServerLink(self, supervisor, self.first_run, ensure_runtime=ensure_runtime)
+            self.start_action.triggered.connect(lambda _checked=False: self._link().start())
+            self.stop_server_action.triggered.connect(lambda _checked=False: self._link().stop())
+        else:
+            endpoint = chat.endpoint_provider()
+            if endpoint is not None:  # a server someone else runs: nothing to start, only to use
+                self.server_status.set_server(endpoint.profile_name, endpoint.model)
+                self.server_status.set_state("ready", tr("Connected"))
+        for action in (self.start_action, self.stop_server_action):
+            action.setEnabled(supervisor is not None)
+        for action in self._engine_actions:
+            action.setEnabled(True)
+        self.stop_action.setEnabled(self.composer.busy)
+        from desktop.window.context_watch import ContextWatch
+
+        self.context_watch = ContextWatch(self.composer, chat, self)
+        if self.transfer is None:
+            self._wire_transfer()  # here, not before the first paint: it loads pydantic and the formats
+        self.engine_ready = True
+        self.composer.set_ready(True)
+        self._apply_settings(settings.settings)
+        if self.tree is not None:
+            self.composer.set_busy(chat.running_turn(self.tree.conversation.id) is not None)
+        self._update_context(self.tree)
+
+    # --- construction --------------------------------------------------------------------------------
+
+    def _action(self, menu: QMenu, text: str, slot: Callable[[], object], shortcut: Any = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu(tr("&File"))
+        self.new_action = self._action(
+            self.file_menu, tr("&New chat"), self.new_chat, QKeySequence.StandardKey.New
+        )
+        self.file_menu.addSeparator()
+        self.quit_action = self._action(
+            self.file_menu, tr("&Quit"), self.quit_app, QKeySequence.StandardKey.Quit
+        )
+        self.edit_menu = bar.addMenu(tr("&Edit"))
+        self.find_action = self._action(
+            self.edit_menu, tr("&Search chats"), self.sidebar.focus_search, QKeySequence.StandardKey.Find
+        )
+        self.preferences_action = self._action(
+            self.edit_menu, tr("&Preferences…"), self.open_preferences, "Ctrl+,"
+        )
+        self.chat_menu = bar.addMenu(tr("&Conversation"))
+        # Esc anywhere in the window, but only while a reply runs (the action is disabled otherwise), so Esc
+        # keeps its meaning in dialogs (own windows) and in text fields that claim it (see eventFilter).
+        self.stop_action = self._action(self.chat_menu, tr("S&top reply"), self.stop_reply, Qt.Key.Key_Escape)
+        self.regenerate_action = self._action(
+            self.chat_menu, tr("&Regenerate last reply"), self.regenerate_last, "Ctrl+R"
+        )
+        self.chat_menu.addSeparator()
+        self.rename_action = self._action(self.chat_menu, tr("Re&name…"), self._rename_current, "F2")
+        self.pin_action = self._action(self.chat_menu, tr("&Pin / unpin"), self._pin_current, "Ctrl+P")
+        self.delete_action = self._action(self.chat_menu, tr("&Delete conversation"), self._delete_current)
+        self.chat_menu.addSeparator()
+        self.chat_settings_action = self._action(
+            self.chat_menu,
+            tr("Chat &settings (system prompt, temperature)"),
+            self.toggle_chat_settings,
+            "Ctrl+Shift+S",
+        )
+        self.chat_settings_action.setCheckable(True)
+        self.server_menu = bar.addMenu(tr("&Server"))
+        self.start_action = QAction(tr("&Start / restart server"), self)
+        self.stop_server_action = QAction(tr("S&top server"), self)
+        self.server_menu.addAction(self.start_action)
+        self.server_menu.addAction(self.stop_server_action)
+        self.server_menu.addSeparator()
+        self.log_action = self._action(
+            self.server_menu, tr("Show server &log"), self.show_server_log, "Ctrl+L"
+        )
+        # Filled by the app with the tray launcher's actions (profiles, recent chats) when there is no tray.
+        self.launcher_menu = bar.addMenu(tr("&Models"))
+        self.help_menu = bar.addMenu(tr("&Help"))
+        self.about_action = self._action(self.help_menu, tr("&About vLLM Desk"), self.show_about)
+
+    def _wire_transfer(self) -> None:
+        # Export…/Import… (desktop/window/transfer_actions.py): menu entries, the sidebar's menu,
+        # drag-and-drop.
+        from desktop.window.transfer_actions import TransferActions
+
+        self.transfer = TransferActions(
+            self,
+            self.store,
+            # The sidebar's selection (Ctrl/Shift-click), else the conversation on screen.
+            selected_ids=lambda: self.sidebar.selected_conversation_ids() or [self.conversation_id],
+        )
+        first = self.file_menu.actions()[1]  # after "New chat"
+        for action in (
+            self.transfer.import_action,
+            self.transfer.export_action,
+            self.transfer.export_all_action,
+        ):
+            self.file_menu.insertAction(first, action)
+        # The composer would take a dropped file's path as text: it and the transcript import files too.
+        self.transfer.install_drop_target(self, self.composer.editor, self.transcript)
+        self.transfer.imported.connect(lambda _summary: Operation(None, self.sidebar.reload).run())
+        self.sidebar.extra_actions.append(self.transfer.context_export_action)
+
+    def _connect(self) -> None:
+        self.composer.send_requested.connect(self.send_message)
+        self.composer.stop_requested.connect(self.stop_reply)
+        self.composer.busy_changed.connect(self._busy_changed)
+        self.sidebar.search_box.installEventFilter(self)
+        self.sidebar.conversation_chosen.connect(self.open_conversation)
+        self.sidebar.hit_chosen.connect(self.open_hit)
+        self.sidebar.new_chat_requested.connect(self.new_chat)
+        self.sidebar.rename_requested.connect(self.rename_conversation)
+        self.sidebar.pin_requested.connect(self.pin_conversation)
+        self.sidebar.delete_requested.connect(self.delete_conversations)
+        self.transcript.copied.connect(lambda words: self.server_status.showMessage(words, COPIED_NOTICE_MS))
+        self.transcript.action.connect(self._message_action)
+        self.transcript.edited.connect(self.edit_and_resend)
+        self.banner.fix_requested.connect(self.apply_fix)
+        errors.reporter().problem.connect(self.show_problem)
+        self.server_status.log_button.clicked.connect(self.show_server_log)
+
+    # --- conversations -------------------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Fill the sidebar and reopen the conversation that was open last time."""
+        await self.sidebar.model.reload()
+        last = self.ui_state.value(LAST_CONVERSATION_KEY)
+        ids = {c.id for c in self.sidebar.model.conversations()}
+        if last is not None and str(last).isdigit() and int(str(last)) in ids:
+            await self._show_conversation(int(str(last)))
+        elif ids:
+            await self._show_conversation(self.sidebar.model.conversations()[0].id)
+
+    def open_conversation(self, conversation_id: int) -> None:
+        Operation(None, lambda: self._show_conversation(conversation_id)).run()
+
+    def open_hit(self, hit: SearchHit) -> None:
+        Operation(None, lambda: self._show_hit(hit)).run()
+
+    async def _show_hit(self, hit: SearchHit) -> None:
+        if hit.message_id is not None:
+            tree = await self.store.load(hit.conversation_id)
+            if hit.message_id not in {m.id for m in tree.branch()}:
+                # The hit is on another branch: show that branch.
+                leaf = tree.latest_leaf(hit.message_id)
+                if leaf is not None:
+                    await self.store.call(HistoryStore.set_current_leaf, hit.conversation_id, leaf)
+        await self._show_conversation(hit.conversation_id)
+        if hit.message_id is not None:
+            self.transcript.scroll_to(hit.message_id, _first_marked(hit.snippet))
+
+    async def _show_conversation(self, conversation_id: int) -> None:
+        tree = await self.store.load(conversation_id)
+        self._show_tree(tree)
+        self.ui_state.setValue(LAST_CONVERSATION_KEY, conversation_id)
+        self.sidebar.select_conversation(conversation_id)
+        self.conversation_shown.emit(conversation_id)
+
+    def _show_tree(self, tree: ConversationTree) -> None:
+        self.tree = tree
+        changed = self.conversation_id != tree.conversation.id
+        self.conversation_id = tree.conversation.id
+        shown = [message_data(tree, m) for m in tree.branch() if m.role in ("user", "assistant")]
+        self.pieces.flush()  # to the messages they belong to, before those are replaced
+        self.transcript.show_messages(shown)
+        title = tree.conversation.title or tr("New chat")
+        self.setWindowTitle(f"{title} — vLLM Desk")
+        running = self.chat.running_turn(tree.conversation.id) if self.engine_ready else None
+        self.composer.set_busy(running is not None)
+        if changed:
+            self.composer.set_notice("")
+        self._update_context(tree)
+        self.chat_settings.show_conversation(tree)
+
+    def _update_context(self, tree: ConversationTree | None) -> None:
+        """Tokens the conversation used at its last reply (the server's own count) of the model's maximum."""
+        branch = tree.branch() if tree is not None else []
+        used = None if branch else 0
+        for message in reversed(branch):
+            n = message.numbers
+            if n.prompt_tokens is not None:
+                used = n.prompt_tokens + (n.completion_tokens or 0)
+                break
+        endpoint = self.chat.endpoint_provider() if self.engine_ready else None
+        self.composer.set_context(used, endpoint.max_model_len if endpoint else None)
+        if self.context_watch is not None:  # then the live count (with the draft) replaces it
+            self.context_watch.set_tree(tree)
+
+    def new_chat(self) -> None:
+        """An empty transcript; the conversation is created when the first message is sent."""
+        self.pieces.flush()
+        self.conversation_id = None
+        self.shown_new_chat = 0  # another new chat: what was written in the last one stays there
+        self.tree = None
+        self.transcript.show_messages([])
+        self.setWindowTitle(tr("New chat") + " — vLLM Desk")
+        self.composer.set_busy(False)
+        self.composer.set_notice("")
+        self._update_context(None)
+        self._show_new_chat_settings()
+        self.sidebar.list.clearSelection()
+        self.composer.editor.setFocus()
+
+    # --- this chat's settings (the side panel) ----------------------------------------------------------
+
+    def toggle_chat_settings(self) -> None:
+        shown = not self.chat_settings.isVisible()
+        self.chat_settings.setVisible(shown)
+        self.chat_settings_action.setChecked(shown)
+        sizes = self.splitter.sizes()
+        if shown and sizes[2] < self.chat_settings.minimumWidth():
+            # Room for the panel, taken from the conversation (the sidebar keeps its width).
+            width = max(self.chat_settings.minimumWidth(), min(300, sizes[1] // 3))
+            self.splitter.setSizes([sizes[0], max(sizes[1] - width, 0), width])
+        if shown:
+            if self.tree is None:
+                self._show_new_chat_settings()
+            self.chat_settings.system_edit.setFocus()
+
+    def _show_new_chat_settings(self) -> None:
+        endpoint = self.chat.endpoint_provider() if self.engine_ready else None
+        preset = self.settings.settings.preset_for(endpoint.model) if endpoint is not None else None
+        self.chat_settings.show_new_chat(preset)
+
+    def _chat_settings_saved(self, conversation_id: int) -> None:
+        if conversation_id == self.conversation_id:
+            Operation(None, lambda: self._reload_tree(conversation_id)).run()
+
+    async def _reload_tree(self, conversation_id: int) -> None:
+        tree = await self.store.load(conversation_id)
+        if conversation_id == self.conversation_id:
+            self.tree = tree
+            self._update_context(tree)
+
+    def rename_conversation(self, conversation_id: int) -> None:
+        row = self.sidebar.model.row_of(conversation_id)
+        current = self.sidebar.model.conversations()[row].title if row >= 0 else ""
+        dialog = self.sidebar._name_dialog(tr("Rename"), tr("New name:"))
+        dialog.setTextValue(current)
+
+        def rename() -> None:
+            title = dialog.textValue().strip()
+            if title:
+                Operation(None, lambda: self._rename(conversation_id, title)).run()
+
+        dialog.accepted.connect(rename)
+        dialog.open()  # not exec(): a nested event loop inside the qasync loop would re-enter running tasks
+
+    async def _rename(self, conversation_id: int, title: str) -> None:
+        await self.store.update_conversation(conversation_id, title=title)
+        await self._after_list_change(conversation_id)
+
+    def pin_conversation(self, conversation_id: int, pinned: bool) -> None:
+        Operation(None, lambda: self._pin(conversation_id, pinned)).run()
+
+    async def _pin(self, conversation_id: int, pinned: bool) -> None:
+        await self.store.update_conversation(conversation_id, pinned=pinned)
+        await self._after_list_change(conversation_id)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        self.delete_conversations([conversation_id])
+
+    def delete_conversations(self, ids: Sequence[int]) -> None:
+        """Delete these conversations (the selection, or one); the banner's Undo brings them back."""
+        Operation(None, lambda: self._delete(*ids)).run()
+
+    async def _delete(self, *ids: int) -> None:
+        for conversation_id in ids:
+            if self.engine_ready:
+                self.chat.stop(conversation_id)
+            await self.store.delete_conversation(conversation_id)
+        if self.conversation_id in ids:
+            self.new_chat()
+        await self.sidebar.reload()
+        if len(ids) == 1:
+            title = tr("Conversation deleted")
+            text = tr("It is gone when vLLM Desk quits; until then you can bring it back.")
+        else:
+            title = tr("{n} conversations deleted").format(n=len(ids))
+            text = tr("They are gone when vLLM Desk quits; until then you can bring them back.")
+        self.show_problem(
+            Problem(
+                title,
+                text,
+                Fix(action="undo_delete", label=tr("Undo"), params={"conversation_ids": list(ids)}),
+            )
+        )
+
+    async def _after_list_change(self, conversation_id: int | None) -> None:
+        await self.sidebar.reload()
+        if conversation_id is not None:
+            self.sidebar.select_conversation(conversation_id)
+            if conversation_id == self.conversation_id:
+                tree = await self.store.load(conversation_id)
+                self.setWindowTitle(f"{tree.conversation.title or tr('New chat')} — vLLM Desk")
+
+    def _rename_current(self) -> None:
+        if self.conversation_id is not None:
+            self.rename_conversation(self.conversation_id)
+
+    def _pin_current(self) -> None:
+        if self.conversation_id is not None and self.tree is not None:
+            self.pin_conversation(self.conversation_id, not self.tree.conversation.pinned)
+
+    def _delete_current(self) -> None:
+        if self.conversation_id is not None:
+            self.delete_conversation(self.conversation_id)
+
+    # --- problems and fixes --------------------------------------------------------------------------
+
+    def show_problem(self, problem: Problem) -> None:
+        self.banner.show_problem(problem)
+
+    def _transfer(self) -> Any:
+        if self.transfer is None:
+            self._wire_transfer()
+        return self.transfer
+
+    def undo_delete(self, *ids: int) -> None:
+        Operation(None, lambda: self._undo_delete(*ids)).run()
+
+    async def _undo_delete(self, *ids: int) -> None:
+        for conversation_id in ids:
+            await self.store.undo_delete(conversation_id)
+        await self.sidebar.reload()
+        await self._show_conversation(ids[0])
+        if len(ids) > 1:
+            self.sidebar.select_conversations(ids)
+
+    # --- server --------------------------------------------------------------------------------------
+
+    def show_server_log(self) -> None:
+        if self.log_dialog is None:
+            supervisor = self.supervisor
+            self.log_dialog = ServerLogDialog(self, lambda: supervisor.log_path if supervisor else None)
+            if self.supervisor is not None:
+                self.log_dialog.set_lines([line.text for line in self.supervisor.log_tail()])
+        profile = self.server_link.chosen_profile() if self.server_link is not None else None
+        if profile is not None and profile.kind == "remote":
+            note = tr(
+                "“{name}” is a server at {url}: vLLM Desk did not start it, so its log is kept on that "
+                "machine, not here."
+            ).format(name=profile.name, url=profile.base_url)
+            if self.log_dialog.view.toPlainText():
+                note += " " + tr("The lines below are from the last server vLLM Desk started here.")
+            self.log_dialog.set_note(note)
+        else:
+            self.log_dialog.set_note("")
+        self.log_dialog.show()
+        self.log_dialog.raise_()
+
+    def open_preferences(self) -> Any:
+        """Open (or raise) the Preferences; returns the dialog (``None`` if this build has none)."""
+        try:
+            # Imported on the process's one import thread (engine.chat.warm_imports), never beside it: with
+            # what
+            # its models page imports where used (engine.models.catalog: huggingface_hub's cache scan and
+            # checks).
+            IMPORTS.submit(*PREFERENCES_MODULES).result()
+            from desktop.preferences import open_preferences
+        except ImportError:
+            self.composer.set_notice(tr("Preferences are not available in this build."))
+            return None
+        return open_preferences(self)
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.stop_action.setEnabled(busy and self.engine_ready)
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        # Tab and Shift+Tab follow desktop.window.focus_order (messages are added later than Qt's own chain).
+        return move_focus(self, next) or super().focusNextPrevChild(next)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Esc in a search box with text belongs to the box, not to the window's "Stop reply".
+        if (
+            watched is self.sidebar.search_box
+            and event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+            and self.sidebar.search_box.text()
+        ):
+            event.accept()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _on_settings_changed(self, settings: Any) -> None:
+        self._apply_settings(settings)
+
+    def _apply_settings(self, settings: Any) -> None:
+        """The settings the window shows, applied live (at attach and whenever the Preferences save)."""
+        self.composer.set_send_key(settings.general.send_key)
+        appearance = settings.appearance
+        self.ui_state.setValue(THEME_KEY, appearance.theme)
+        app = QApplication.instance()
+        dark = theme.apply(app, appearance.theme) if isinstance(app, QApplication) else False
+        self.apply_theme(dark)
+        self.apply_font_size(appearance.font_size)
+
+    def apply_font_size(self, points: int) -> None:
+        """The chat's text size (transcript and editor; menus and lists keep the desktop's)."""
+        for widget in (self.transcript, self.composer.editor):
+            font = widget.font()
+            if font.pointSize() != points:
+                font.setPointSize(points)
+                widget.setFont(font)
+
+    def saved_theme(self) -> str:
+        """The theme setting of the last run ("system" the first time), known before the settings load."""
+        value = str(self.ui_state.value(THEME_KEY, "system"))
+        return value if value in ("system", "light", "dark") else "system"
+
+    def apply_theme(self, dark: bool) -> None:
+        """Colours from the palette; code colours and message backgrounds follow light/dark."""
+        self.setStyleSheet(theme.style_sheet(self.palette(), dark))
+        if dark != self.transcript.cache.renderer.dark:
+            self.transcript.set_renderer(MarkdownRenderer(dark=dark))
+
+    def _on_scheme_changed(self, _scheme: object) -> None:
+        chosen = self.settings.settings.appearance.theme if self.engine_ready else self.saved_theme()
+        self.apply_theme(theme.is_dark(chosen))
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def save_geometry(self) -> None:
+        self.ui_state.setValue("window/geometry", self.saveGeometry())
+
+    def restore_geometry(self) -> None:
+        value = self.ui_state.value("window/geometry")
+        if isinstance(value, QByteArray | bytes):
+            self.restoreGeometry(QByteArray(value))
+
+    def show_about(self) -> None:
+        from desktop.dialogs.about import show_about
+
+        show_about(self)
+
+    def quit_app(self) -> None:
+        """File > Quit always quits, even when closing the window would hide it to the tray."""
+        self.save_geometry()
+        self.quit_requested.emit()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_geometry()
+        if self.hide_on_close():
+            event.ignore()
+            self.hide()
+            return
+        super().closeEvent(event)
+        self.quit_requested.emit()
+
+    async def shutdown(self) -> None:
+        """Stop turns in flight (their partial replies are saved) and drop every subscription."""
+        if self.context_watch is not None:
+            await self.context_watch.aclose()
+        if self.engine_ready:
+            await self.chat.shutdown()
+        await operations.cancel_all()
+        await self.sidebar.aclose()
+        self.bridge.close()
+        try:
+            errors.reporter().problem.disconnect(self.show_problem)
+        except (RuntimeError, TypeError):
+            log.debug("reporter already disconnected")
+
+
+def _first_marked(snippet: str) -> str:
+    start, end = snippet.find("["), snippet.find("]")
+    return snippet[start + 1 : end] if 0 <= start < end else ""

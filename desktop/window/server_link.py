@@ -1,0 +1,293 @@
+"""The window's side of the supervisor: its events onto the status bar, the first-run panel, the log and the
+problem banner; starting the chosen profile (installing the runtime first on a fresh machine); one-click
+fixes.
+
+Every start and switch goes through :meth:`ServerLink.start`, wherever the user asked for it (the Server
+menu, Preferences' "Restart server now", the tray or the Models menu, a fix): one place that installs the
+runtime for local profiles (not for remote ones), runs in the background without disabling the window, and
+tells the window when a start ends without a server, so that the messages written meanwhile are not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication, QObject
+
+from desktop import errors
+from desktop.launcher.launcher_actions import state_words
+from desktop.operations import Operation
+from desktop.window.fix_actions import PROFILE_FIXES, RESTART_FIXES
+from engine.chat.errors import NoServer, ServerUnreachable
+from engine.diagnosis.problems import ServerProblem, StartCancelled
+from engine.errors import Fix
+from engine.runtime.install import Progress, RuntimeBroken, RuntimeInstallFailed, RuntimeMissing
+from engine.server.log_phases import Phase
+from engine.server.profiles import ServerProfile, builtin_profile
+from engine.server.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
+
+if TYPE_CHECKING:
+    from desktop.window.first_run import FirstRunPanel
+    from desktop.window.main_window import MainWindow
+    from engine.server.metrics import MetricsSample
+
+log = logging.getLogger(__name__)
+RuntimeEnsurer = Callable[[Callable[[Progress], object]], Awaitable[object]]
+
+# Problems that a server becoming ready answers (shown by a start that failed, or a send with no server).
+SERVER_PROBLEMS = (
+    ServerProblem,
+    NoServer,
+    ServerUnreachable,
+    RuntimeMissing,
+    RuntimeBroken,
+    RuntimeInstallFailed,
+)
+
+# A server problem's fix carries the name of the profile that failed under this key, so that the fix
+# changes that profile even if another one was started since.
+PROFILE_PARAM = "failed_profile"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("server", text)
+
+
+def profile_with_fix(profile: ServerProfile, fix: Fix) -> ServerProfile | None:
+    """The profile with ``fix`` applied, or ``None`` if the fix does not change the profile."""
+    if fix.action not in PROFILE_FIXES:
+        return None
+    change: dict[str, Any] = {"port": 0} if fix.action == "pick_free_port" else dict(fix.params)
+    for where in (PROFILE_PARAM, "conversation_id"):  # which profile or chat it is for, not an option
+        change.pop(where, None)
+    return ServerProfile.model_validate({**profile.model_dump(), **change})
+
+
+def with_profile_name(problem: BaseException, name: str) -> BaseException:
+    """``problem`` with its fix (if any) marked as one for the profile ``name``."""
+    fix = getattr(problem, "fix", None)
+    if isinstance(fix, Fix) and name:
+        problem.fix = dataclasses.replace(fix, params={**fix.params, PROFILE_PARAM: name})  # type: ignore[attr-defined]
+    return problem
+
+
+class ServerLink(QObject):
+    """Connects one supervisor to one window. ``ensure_runtime`` installs vLLM if needed (first start)."""
+
+    def __init__(
+        self,
+        window: MainWindow,
+        supervisor: Supervisor,
+        first_run: FirstRunPanel,
+        *,
+        ensure_runtime: RuntimeEnsurer | None = None,
+    ) -> None:
+        super().__init__(window)
+        self.window = window
+        self.supervisor = supervisor
+        self.first_run = first_run
+        self.ensure_runtime = ensure_runtime
+        # The profile started last, from wherever; only its name counts while the settings hold it.
+        self.active: ServerProfile | None = None
+        self._task: asyncio.Task[None] | None = None  # the start (or stop) in flight
+        self._stop_task: asyncio.Task[None] | None = None  # the stop in flight, which a start waits for
+        self._failure: BaseException | None = None  # why the start in flight failed
+        status = window.server_status
+        bridge = window.bridge
+        bridge.connect_event(supervisor.state_changed, self._on_state)
+        bridge.connect_event(supervisor.progress, self._on_progress)
+        bridge.connect_event(supervisor.log_line, self._on_log_line)
+        bridge.connect_event(supervisor.metrics, self._on_metrics)
+        status.set_state(str(supervisor.state), self._state_words(supervisor.state))
+        for action in (*PROFILE_FIXES, *RESTART_FIXES, "install_runtime"):
+            window.fix_handlers[action] = self.apply_fix
+        # Messages that wait for the server come back on screen with their conversation.
+        window.conversation_shown.connect(window.show_queued)
+
+    # --- starting ------------------------------------------------------------------------------------
+
+    @property
+    def starting(self) -> bool:
+        """A start is under way: the runtime check or install before the supervisor, or the supervisor's
+        own preparing and loading (whoever asked for it)."""
+        task = self._task
+        in_flight = task is not None and not task.done() and task is not self._stop_task
+        return in_flight or self.supervisor.state in (ServerState.PREPARING, ServerState.STARTING)
+
+    def chosen_profile(self) -> ServerProfile:
+        """The profile to (re)start: the one started last as the settings hold it now (Preferences may have
+        changed it since), else the default one."""
+        settings = self.window.settings.settings
+        if self.active is not None:
+            return settings.profile(self.active.name) or self.active
+        return settings.default_profile() or builtin_profile()
+
+    def start(self, profile: ServerProfile | None = None) -> asyncio.Task[None]:
+        """Start ``profile`` (default: the chosen one) in the background, stopping what runs or starts;
+        problems go to the banner. Returns the start's task."""
+        chosen = profile or self.chosen_profile()
+        self.active = chosen
+        prior = self._task
+        return self._track(
+            Operation(None, lambda: self._start(chosen, prior))
+            .failure(lambda exc: self._start_failed(exc, chosen.name))
+            .run()
+        )
+
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        # Starts and stops run one after the other: each waits for the one before (see _start, stop).
+        self._failure = None
+        self._task = task
+        task.add_done_callback(self._start_ended)
+        return task
+
+    def _start_failed(self, exc: BaseException, name: str) -> None:
+        if asyncio.current_task() is self._task:  # not a start that a newer one replaced
+            self._failure = exc
+        self.first_run.finish()
+        if isinstance(exc, StartCancelled):  # the user stopped it: nothing to report
+            return
+        if self.supervisor.state is not ServerState.FAILED:  # the supervisor did not report it already
+            self.window.server_status.set_state("failed", tr("Failed to start"))
+            errors.report(with_profile_name(exc, name))
+
+    def _start_ended(self, task: asyncio.Task[None]) -> None:
+        if task is not self._task:
+            return  # a newer start replaced it and carries on with what waits for the server
+        self._task = None
+        if self.supervisor.state is ServerState.READY:
+            return  # the ready state already sent what was queued
+        self.first_run.finish()
+        if task is self._stop_task or task.cancelled() or isinstance(self._failure, StartCancelled):
+            self.window.return_queued(tr("The server was stopped before it was ready"))
+        else:
+            self.window.return_queued(tr("The server did not start"))
+
+    def clear_stale_problems(self) -> None:
+        """A server is ready: the banner of an earlier failed start (or of a send that found no server) and
+        the note that messages were not sent are history; any other problem stays."""
+        problem = self.window.banner.problem
+        if problem is not None and isinstance(problem.error, SERVER_PROBLEMS):
+            self.window.banner.dismiss()
+        self.window.clear_given_back_notice()
+
+    async def _start(self, profile: ServerProfile, prior: asyncio.Task[None] | None) -> None:
+        if prior is not None and not prior.done():
+            # A start still in flight: cancelling it stops that launch; a stop is let finish. Wait for it.
+            if prior is not self._stop_task:
+                prior.cancel()
+            await asyncio.wait([prior])
+        status = self.window.server_status
+        if profile.kind == "remote":  # the supervisor checks and connects; no local vLLM is needed
+            status.set_server(profile.name, profile.served_name or profile.base_url)
+            status.set_state("starting", tr("Connecting to {url}…").format(url=profile.base_url))
+        else:
+            status.set_server(profile.name, profile.served_model_name)
+            status.set_state("starting", tr("Checking the vLLM runtime…"))
+            if self.ensure_runtime is not None:
+                await self.ensure_runtime(self._on_runtime_progress)
+        await self.supervisor.start(profile)
+
+    def stop(self) -> asyncio.Task[None]:
+        """Stop the server, or the start in flight (also while the runtime is being installed)."""
+        prior = self._task
+
+        async def stop() -> None:
+            if prior is not None and not prior.done():
+                if prior is not self._stop_task:  # a start: cancelled; a stop already under way: awaited
+                    prior.cancel()
+                await asyncio.wait([prior])
+            await self.supervisor.stop()
+
+        task = Operation(None, stop).run()
+        self._stop_task = task
+        return self._track(task)
+
+    def failed_profile(self, fix: Fix) -> ServerProfile:
+        """The profile a server problem's ``fix`` is for: the one that failed, as the settings hold it now
+        (else the chosen one, for a fix that names none)."""
+        name = fix.params.get(PROFILE_PARAM)
+        if not isinstance(name, str) or not name:
+            return self.chosen_profile()
+        if self.active is not None and self.active.name == name:
+            return self.chosen_profile()
+        builtin = builtin_profile()
+        return (
+            self.window.settings.settings.profile(name)
+            or (builtin if builtin.name == name else None)
+            or self.chosen_profile()
+        )
+
+    def apply_fix(self, fix: Fix) -> None:
+        profile = self.failed_profile(fix)
+        changed = profile_with_fix(profile, fix)
+        if changed is not None:
+            self._save_profile(changed)
+            self.start(changed)
+        elif fix.action in (*RESTART_FIXES, "install_runtime"):
+            self.start(profile)
+
+    def _save_profile(self, profile: ServerProfile) -> None:
+        # Remember the fix in the settings when the profile is one of the user's.
+        store = self.window.settings
+        current = store.settings
+        if current.profile(profile.name) is None:
+            return
+        profiles = [profile if p.name == profile.name else p for p in current.profiles]
+        try:
+            store.update(current.model_copy(update={"profiles": profiles}))
+        except Exception as exc:  # noqa: BLE001 - any failure to save is shown, the fix still runs
+            errors.report(exc)
+
+    # --- events --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _state_words(state: ServerState) -> str:
+        return state_words(state)
+
+    def _on_state(self, change: StateChange) -> None:
+        state = change.state
+        kind = "starting" if state in (ServerState.PREPARING, ServerState.STARTING) else str(state)
+        status = self.window.server_status
+        status.set_state(kind, self._state_words(state))
+        if state is ServerState.READY:
+            self.first_run.finish()
+            self.clear_stale_problems()
+            if change.endpoint is not None:
+                status.set_server(change.profile_name, change.endpoint.model)
+            self.window.server_became_ready()
+        elif state is ServerState.FAILED:
+            self.first_run.finish()
+            if change.problem is not None:
+                status.set_state("failed", f"{self._state_words(state)}: {change.problem.title}")
+                errors.report(with_profile_name(change.problem, change.profile_name))
+
+    def _on_progress(self, progress: StartProgress) -> None:
+        status = self.window.server_status
+        if progress.phase is Phase.RUNTIME_CHECK and self.active is not None and self.active.kind == "remote":
+            # No vLLM runtime or model here to check: the supervisor is asking the remote server.
+            status.set_state("starting", tr("Connecting to {url}…").format(url=self.active.base_url))
+            return
+        status.set_state("starting", progress.label)
+        status.set_progress(progress.fraction, progress.expected_s)
+        if progress.label.startswith("Preparing the built-in model"):
+            message = progress.label.split(":", 1)[-1].strip()
+            self.first_run.show_step("model", message, progress.fraction)
+
+    def _on_runtime_progress(self, progress: Progress) -> None:
+        if progress.phase != "done":
+            self.first_run.show_step("runtime", progress.message, progress.fraction)
+        self.window.server_status.set_state("starting", tr("Installing the vLLM runtime…"))
+        self.window.server_status.set_progress(progress.fraction)
+
+    def _on_log_line(self, line: LogLine) -> None:
+        dialog = self.window.log_dialog
+        if dialog is not None:
+            dialog.append_line(line.text)
+
+    def _on_metrics(self, sample: MetricsSample) -> None:
+        self.window.server_status.set_metrics(sample.kv_cache_usage, sample.running, sample.waiting)
