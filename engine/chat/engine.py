@@ -42,7 +42,13 @@ from engine.chat.errors import (
     from_openai_error,
 )
 from engine.chat.generation import GenerationSettings
-from engine.chat.request import ChatTimeouts, completion_prompt, request_messages, to_chat_message
+from engine.chat.request import (
+    Augment,
+    ChatTimeouts,
+    completion_prompt,
+    request_messages,
+    to_chat_message,
+)
 from engine.chat.titles import title_from_text
 from engine.chat.tokens import ContextMeter, tls_context
 from engine.chat.turn import Turn, TurnEvent, TurnEventKind, TurnState
@@ -97,6 +103,8 @@ class ChatEngine:
         self.endpoint_provider = endpoint_provider
         self.timeouts = timeouts or ChatTimeouts()
         self.meter = meter or ContextMeter()
+        # Set by a layer above (engine.documents.grounding): may add to a turn's request and reply meta.
+        self.augment: Augment | None = None
         self.turn_events: Event[TurnEvent] = Event("turn_events")
         self._turns: dict[int, Turn] = {}
         self._pool: GeneratorPool | None = None
@@ -286,6 +294,9 @@ class ChatEngine:
         settings = GenerationSettings.parse(conversation.settings)
         parent = branch[-1].id if branch else None
         messages = request_messages(conversation, branch, settings, drop_oldest_turns, user_text)
+        augmented = await self.augment(endpoint, settings, messages) if self.augment is not None else None
+        if augmented is not None:
+            messages = augmented.messages
         # The rows (the user's message, the reply's, the title) are written in one commit while the request
         # is already on its way: a commit costs milliseconds (an fsync). Nothing of the reply is announced or
         # saved before that commit (``_announce``), so the user's message is durable before any reply shows,
@@ -296,6 +307,8 @@ class ChatEngine:
             )
         )
         turn = Turn(conversation.id, parent, 0)
+        if augmented is not None:
+            turn.reply_meta = dict(augmented.reply_meta)
         task = asyncio.get_running_loop().create_task(
             self._run(turn, endpoint, settings, messages, rows), name=f"chat-turn-{conversation.id}"
         )
@@ -475,6 +488,7 @@ class ChatEngine:
                 "model": progress.model,
                 "finish_reason": progress.finish_reason or None,
                 "usage": progress.usage,
+                **turn.reply_meta,
             },
         )
 

@@ -48,6 +48,9 @@ class GenerationSettings(BaseModel):
     top_k: int | None = Field(default=None, ge=-1)
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
+    # Document collections attached to the conversation (engine.documents.grounding puts their passages
+    # into the request); never sent to the server as a setting.
+    documents: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, data: dict[str, Any] | None) -> GenerationSettings:

@@ -3,7 +3,8 @@ prompt for base models (completion mode)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.chat.generation import GenerationSettings
@@ -31,6 +32,20 @@ class ChatTimeouts:
 
         connect = self.connect if endpoint.kind == "local" else self.remote_connect
         return openai.Timeout(self.read, connect=connect, write=self.write, pool=connect)
+
+
+@dataclass(frozen=True)
+class RequestAugment:
+    """What a layer above the chat engine adds to one turn: the ``messages`` to send instead (e.g. the
+    question with documents' passages before it; what is stored stays the user's own text) and what goes
+    into the reply's stored ``meta`` (e.g. ``sources``)."""
+
+    messages: list[tuple[str, str]]
+    reply_meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ``ChatEngine.augment``: (endpoint, settings, messages) -> a RequestAugment, or None to send them as is.
+Augment = Callable[[Endpoint, GenerationSettings, list[tuple[str, str]]], Awaitable[RequestAugment | None]]
 
 
 def to_chat_message(chat_message: Any, role: str, text: str) -> Any:

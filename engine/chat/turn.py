@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from engine.chat.errors import ChatError
 from engine.history.records import ReplyNumbers, StoredMessage
@@ -44,6 +44,7 @@ class Turn:
         # Set when send() hands the turn to its caller: no event comes before the caller can subscribe.
         self._released = asyncio.Event()
         self.stop_requested_at: float | None = None
+        self.reply_meta: dict[str, Any] = {}  # added to the reply's stored meta (ChatEngine.augment)
 
     def stop(self) -> None:
         """Cancel the turn; the partial reply is kept and marked ``stopped``."""
