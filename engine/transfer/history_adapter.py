@@ -52,7 +52,14 @@ def _exported_message(m: StoredMessage) -> ExportedMessage:
         numbers={k: v for k, v in numbers.items() if v is not None},
         tool_calls=tuple(part["tool_call"] for part in _parts(m, "tool_call")),
         tool_result=next(iter(_parts(m, "tool_call_result")), {}).get("tool_call_result"),
+        sources=_sources(m),
     )
+
+
+def _sources(m: StoredMessage) -> tuple[dict[str, Any], ...]:
+    meta = m.content.get("meta") if isinstance(m.content, dict) else None
+    found = meta.get("sources") if isinstance(meta, dict) else None
+    return tuple(s for s in found if isinstance(s, dict)) if isinstance(found, list) else ()
 
 
 def _parts(m: StoredMessage, kind: str) -> list[dict[str, Any]]:
@@ -70,8 +77,9 @@ def _parts(m: StoredMessage, kind: str) -> list[dict[str, Any]]:
 def _content(m: ExportedMessage) -> dict[str, Any]:
     """``ChatMessage.to_dict()`` of a message with tool calls or a tool's result (``{}``: plain text, which
     the store builds itself)."""
-    if not m.tool_calls and m.tool_result is None:
+    if not m.tool_calls and m.tool_result is None and not m.sources:
         return {}
+    meta: dict[str, Any] = {"sources": [dict(s) for s in m.sources]} if m.sources else {}
     parts: list[dict[str, Any]] = []
     if m.reasoning:
         parts.append({"reasoning": {"reasoning_text": m.reasoning, "extra": {}}})
@@ -80,7 +88,7 @@ def _content(m: ExportedMessage) -> dict[str, Any]:
     parts += [{"tool_call": dict(call)} for call in m.tool_calls]
     if m.tool_result is not None:
         parts.append({"tool_call_result": dict(m.tool_result)})
-    return {"role": m.role, "meta": {}, "name": None, "content": parts}
+    return {"role": m.role, "meta": meta, "name": None, "content": parts}
 
 
 def to_tree(conv: ExportedConversation) -> ConversationTree:

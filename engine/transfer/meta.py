@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 from engine import APP_NAME, __version__
@@ -117,7 +120,36 @@ def body_markdown(message: ExportedMessage) -> str:
         parts.append(
             f"**Tool call:** {_code_name(str(call.get('tool_name', '')))}\n\n" + fenced(arguments, "json")
         )
+    if message.sources:
+        parts.append(sources_markdown(message.sources))
     return "\n\n".join(parts)
+
+
+SOURCE_EXCERPT = 600
+
+
+def sources_markdown(sources: Sequence[Mapping[str, Any]]) -> str:
+    """A reply's sources: number, file, page/section, and the quoted passage (escaped: a file's text is
+    quoted, never rendered as Markdown)."""
+    lines = ["**Sources**", ""]
+    for source in sources:
+        file = str(source.get("file", ""))
+        where = [_code_name(PurePath(file).name)]
+        if source.get("page") is not None:
+            where.append(f"page {source['page']}")
+        if source.get("section"):
+            where.append(_escape(str(source["section"])))
+        passage = " ".join(str(source.get("passage", "")).split())
+        if len(passage) > SOURCE_EXCERPT:
+            passage = passage[:SOURCE_EXCERPT] + "…"
+        lines.append(f"[{source.get('number', '?')}] {', '.join(where)} — {_escape(file)}  ")
+        lines.append(f"> {_escape(passage)}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]()<>#+!|~])", r"\\\1", text)
 
 
 def fenced(text: str, language: str = "text") -> str:

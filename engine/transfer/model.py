@@ -45,6 +45,9 @@ class ExportedMessage:
     # "error"}).
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     tool_result: Mapping[str, Any] | None = None
+    # The documents' passages a reply was given, as stored in its meta (engine.documents.grounding):
+    # {"number", "file", "page", "section", "start", "end", "passage", "collection", "score", "rank", ...}.
+    sources: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
