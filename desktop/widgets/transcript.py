@@ -19,7 +19,7 @@ when the user scrolls down, and a new message brings the newest page back.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
@@ -213,6 +213,11 @@ class MessageWidget(QFrame):
         # Exactly as tall as the content: spare room in the transcript goes below the last message.
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.update_data(data)
+
+    def add_attachment(self, widget: QWidget) -> None:
+        """Show ``widget`` (a tool-call card) in the message, above its text, in the order added."""
+        widget.setParent(self)
+        self._layout.insertWidget(self._layout.indexOf(self._body), widget)
 
     def _tool(self, text: str, name: str, action: str) -> QToolButton:
         button = QToolButton(self)
@@ -655,6 +660,8 @@ class TranscriptView(QScrollArea):
         self._layout.addStretch(1)
         self.setWidget(self._inner)
         self._widgets: dict[int | str, MessageWidget] = {}
+        # Called with each new message widget (after it has its data): adds parts such as tool-call cards.
+        self.widget_hooks: list[Callable[[MessageWidget], None]] = []
         self._order: list[int | str] = []
         self._older: list[MessageData] = []  # not materialised yet, oldest first
         self._newer: list[MessageData] = []  # below a window around a search hit, oldest first
@@ -736,6 +743,8 @@ class TranscriptView(QScrollArea):
         widget.copied.connect(self.copied)
         widget.edited.connect(self.edited)
         self._widgets[data.id] = widget
+        for hook in self.widget_hooks:  # e.g. the tool-call cards (desktop.window.tool_turns)
+            hook(widget)
         return widget
 
     def add_message(self, data: MessageData) -> MessageWidget:
