@@ -51,6 +51,10 @@ class GenerationSettings(BaseModel):
     # Document collections attached to the conversation (engine.documents.grounding puts their passages
     # into the request); never sent to the server as a setting.
     documents: tuple[str, ...] = ()
+    # Tools the conversation lets the model call (built-in tool names and MCP server names) and the tool
+    # choice (auto / required / none / a tool's name), for engine.tools.session; not sent as sampling.
+    tools: tuple[str, ...] = ()
+    tool_choice: str = "auto"
 
     @classmethod
     def parse(cls, data: dict[str, Any] | None) -> GenerationSettings:
