@@ -171,7 +171,7 @@ class MemoryProfilingUpset(ServerProblem):
 def name_gpu_holders(problem: ServerProblem) -> ServerProblem:
     """A "GPU memory busy" problem naming the processes that hold the memory (NVML); others unchanged."""
     from engine.diagnosis.problems import GpuMemoryBusy
-    from engine.server.processes import describe_gpu_holders
+    from engine.hardware import describe_gpu_holders
 
     if isinstance(problem, GpuMemoryBusy) and (holders := describe_gpu_holders()):
         problem.message = f"{problem.message} {holders}"

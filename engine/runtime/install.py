@@ -28,7 +28,8 @@ from typing import Any, Literal, NoReturn
 from filelock import FileLock, Timeout
 
 from engine.assets import ResourcesMissing, resources_dir
-from engine.diagnosis.problems import ServerFailed, diagnose
+from engine.diagnosis.problems import ServerFailed
+from engine.diagnosis.rules import diagnose
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.events import on_loop
 from engine.hardware import gpu_status, has_nvidia_gpu

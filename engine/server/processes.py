@@ -26,6 +26,7 @@ import platformdirs
 import psutil
 
 from engine import APP_ID
+from engine.hardware import gpu_memory_by_pid
 
 STRAY_PREFIX = "VLLM::"
 
@@ -188,51 +189,6 @@ def own_server_pids(folder: Path | None = None) -> set[int]:
             continue
         pids |= {p.pid for p in session_members(int(record["pid"]))}
     return pids
-
-
-def gpu_memory_by_pid() -> dict[int, int]:
-    """Bytes each process holds on the NVIDIA GPUs (summed over cards); empty without NVML."""
-    from engine.hardware import gpu_status
-
-    held: dict[int, int] = {}
-    for gpu in gpu_status().gpus:
-        for process in gpu.processes:
-            held[process.pid] = held.get(process.pid, 0) + (process.used_bytes or 0)
-    return held
-
-
-@dataclass(frozen=True)
-class GpuHolder:
-    """A process NVML lists with a CUDA context: who holds GPU memory (``user`` empty: not ours to see)."""
-
-    pid: int
-    name: str
-    user: str
-    gpu_bytes: int
-
-
-def describe_gpu_holders(limit: int = 4) -> str:
-    """ "Holding GPU memory: firefox (pid 812, 1.2 GiB), ..." for a "GPU busy" message; "" when NVML says
-    nothing."""
-    holders = gpu_holders()
-    if not holders:
-        return ""
-    named = [f"{h.name} (pid {h.pid}, {h.gpu_bytes / 2**30:.1f} GiB)" for h in holders[:limit]]
-    more = f" and {len(holders) - limit} more" if len(holders) > limit else ""
-    return f"Holding GPU memory now: {', '.join(named)}{more}."
-
-
-def gpu_holders() -> list[GpuHolder]:
-    """Every process holding memory on the NVIDIA GPUs, by name, largest first (what "GPU busy" means)."""
-    holders = []
-    for pid, used in gpu_memory_by_pid().items():
-        name, user = "?", ""
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            name = proc.name()
-            user = proc.username()
-        holders.append(GpuHolder(pid, name, user, used))
-    return sorted(holders, key=lambda h: -h.gpu_bytes)
 
 
 def _label(proc: psutil.Process) -> tuple[str, str]:

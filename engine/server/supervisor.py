@@ -36,8 +36,8 @@ from engine.diagnosis.problems import (
     StartCancelled,
     StartTimedOut,
     describe_exit,
-    diagnose,
 )
+from engine.diagnosis.rules import diagnose
 from engine.endpoint import Endpoint
 from engine.errors import DeskError
 from engine.events import Event

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from types import SimpleNamespace
 from typing import Any
 
+import psutil
 import pytest
 
 from engine.hardware import GpuInfo, GpuProcess, detect_gpus, gpu_status, has_nvidia_gpu, visible_gpus
@@ -169,3 +171,26 @@ def test_mixed_cards_without_pci_order_are_warned_about() -> None:
     _, warning = visible_gpus(mixed, {})
     assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in warning
     assert visible_gpus(mixed, {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}) == (mixed, "")
+
+
+def test_gpu_memory_holders_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.hardware
+    from engine.hardware import GpuInfo, GpuProcess, GpuStatus, gpu_holders
+
+    status = GpuStatus(
+        (
+            GpuInfo(0, "RTX", 24 * 2**30, 2 * 2**30, processes=(GpuProcess(os.getpid(), 3 * 2**30),)),
+            GpuInfo(
+                1,
+                "RTX",
+                24 * 2**30,
+                2 * 2**30,
+                processes=(GpuProcess(os.getpid(), 1 * 2**30), GpuProcess(999_999_999, 5 * 2**30)),
+            ),
+        )
+    )
+    monkeypatch.setattr(engine.hardware, "gpu_status", lambda: status)  # NVML: the boundary
+    holders = gpu_holders()
+    assert [(h.pid, h.gpu_bytes) for h in holders] == [(999_999_999, 5 * 2**30), (os.getpid(), 4 * 2**30)]
+    assert holders[0].name == "?"  # gone, or another user's: NVML still says what it holds
+    assert holders[1].name == psutil.Process().name()

@@ -15,7 +15,8 @@ from engine.diagnosis.gpu import (
     NcclFailed,
     OutOfMemoryAfterLoad,
 )
-from engine.diagnosis.problems import GpuMemoryBusy, ServerFailed, ServerProblem, WeightsDoNotFit, diagnose
+from engine.diagnosis.problems import GpuMemoryBusy, ServerFailed, ServerProblem, WeightsDoNotFit
+from engine.diagnosis.rules import diagnose
 from tests.engine import gpu_failure_logs as f
 
 

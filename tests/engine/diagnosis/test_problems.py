@@ -20,10 +20,8 @@ from engine.diagnosis.problems import (
     UnsupportedArchitecture,
     WeightsDoNotFit,
     describe_exit,
-    diagnose,
-    diagnose_response,
-    root_cause_lines,
 )
+from engine.diagnosis.rules import diagnose, diagnose_response, root_cause_lines
 from tests.support.standin import logs
 
 ENGINE_FAILED = "RuntimeError: Engine core initialization failed. See root cause above."

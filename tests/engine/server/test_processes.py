@@ -217,30 +217,6 @@ def test_a_record_of_a_reused_pid_names_nothing(tmp_path: Path) -> None:
         sleeper.wait()
 
 
-def test_gpu_memory_holders_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.hardware
-    from engine.hardware import GpuInfo, GpuProcess, GpuStatus
-    from engine.server.processes import gpu_holders
-
-    status = GpuStatus(
-        (
-            GpuInfo(0, "RTX", 24 * 2**30, 2 * 2**30, processes=(GpuProcess(os.getpid(), 3 * 2**30),)),
-            GpuInfo(
-                1,
-                "RTX",
-                24 * 2**30,
-                2 * 2**30,
-                processes=(GpuProcess(os.getpid(), 1 * 2**30), GpuProcess(999_999_999, 5 * 2**30)),
-            ),
-        )
-    )
-    monkeypatch.setattr(engine.hardware, "gpu_status", lambda: status)  # NVML: the boundary
-    holders = gpu_holders()
-    assert [(h.pid, h.gpu_bytes) for h in holders] == [(999_999_999, 5 * 2**30), (os.getpid(), 4 * 2**30)]
-    assert holders[0].name == "?"  # gone, or another user's: NVML still says what it holds
-    assert holders[1].name == psutil.Process().name()
-
-
 @pytest.mark.asyncio
 async def test_own_server_pids_are_the_sessions_this_process_launched(tmp_path: Path) -> None:
     import asyncio
@@ -272,7 +248,8 @@ async def test_own_server_pids_are_the_sessions_this_process_launched(tmp_path: 
 def test_a_busy_gpu_names_who_holds_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import engine.hardware
     from engine.diagnosis.gpu import name_gpu_holders
-    from engine.diagnosis.problems import GpuMemoryBusy, diagnose
+    from engine.diagnosis.problems import GpuMemoryBusy
+    from engine.diagnosis.rules import diagnose
     from engine.hardware import GpuInfo, GpuProcess, GpuStatus
     from tests.engine.gpu_failure_logs import FREE_MEMORY, log
 

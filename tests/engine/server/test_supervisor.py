@@ -21,8 +21,8 @@ from engine.diagnosis.problems import (
     ServerDied,
     StartCancelled,
     StartTimedOut,
-    diagnose,
 )
+from engine.diagnosis.rules import diagnose
 from engine.errors import DeskError
 from engine.paths import AppPaths
 from engine.server.log_phases import Phase
