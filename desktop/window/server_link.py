@@ -25,7 +25,8 @@ from desktop.window.fix_actions import PROFILE_FIXES, RESTART_FIXES
 from engine.chat.errors import NoServer, ServerUnreachable
 from engine.diagnosis.problems import ServerProblem, StartCancelled
 from engine.errors import Fix
-from engine.runtime.install import Progress, RuntimeBroken, RuntimeInstallFailed, RuntimeMissing
+from engine.runtime.install import Progress, RuntimeInstallFailed
+from engine.runtime.locate import RuntimeBroken, RuntimeMissing
 from engine.server.log_phases import Phase
 from engine.server.profiles import ServerProfile, builtin_profile
 from engine.server.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor

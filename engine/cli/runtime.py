@@ -21,7 +21,8 @@ from engine.models.builtin import (
 )
 from engine.models.golden import GoldenResult
 from engine.paths import AppPaths
-from engine.runtime.install import INSTALL_COMMAND, Progress, RuntimeInstaller, ensure_runtime, locate_runtime
+from engine.runtime.install import Progress, RuntimeInstaller, ensure_runtime
+from engine.runtime.locate import INSTALL_COMMAND, locate_runtime
 from engine.server.profiles import ServerProfile
 from engine.server.supervisor import Supervisor
 

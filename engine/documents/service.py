@@ -26,7 +26,8 @@ from engine.endpoint import Endpoint
 from engine.events import on_loop
 from engine.models.builtin import ModelState
 from engine.paths import AppPaths
-from engine.runtime.install import Progress, VllmRuntime, locate_runtime
+from engine.runtime.install import Progress
+from engine.runtime.locate import VllmRuntime, locate_runtime
 from engine.server.events import ServeRuntime
 from engine.server.profiles import ServerProfile
 

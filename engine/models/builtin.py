@@ -32,16 +32,9 @@ from filelock import FileLock, Timeout
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.events import on_loop
 from engine.paths import AppPaths
-from engine.runtime.install import (
-    Progress,
-    ProgressCallback,
-    VllmRuntime,
-    child_environ,
-    download_wheel,
-    pin_args,
-    run_pip,
-    runtime_pins,
-)
+from engine.runtime.install import Progress, ProgressCallback, download_wheel, run_pip
+from engine.runtime.locate import VllmRuntime, child_environ
+from engine.runtime.pins import pin_args, runtime_pins
 
 MANIFEST_NAME = "vllm-desk-model.json"
 # What vLLM needs from the folder; the tokenizer may be saved as either file.

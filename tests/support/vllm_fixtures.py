@@ -28,7 +28,9 @@ def cache_key() -> str:
     the model recipe (converter code, source wheel, golden prompt) and the Python. A change to any of them
     gives a new key, so a cache can never hide what a fresh machine would build."""
     from engine.models.builtin import CONVERTER_PACKAGES, recipe_id
-    from engine.runtime.install import CPU_PACKAGE, IOMP_PACKAGE, LAUNCHER_CODE, pins_digest, runtime_pins
+    from engine.runtime.install import CPU_PACKAGE, IOMP_PACKAGE
+    from engine.runtime.locate import LAUNCHER_CODE
+    from engine.runtime.pins import pins_digest, runtime_pins
 
     pins = runtime_pins("cpu")
     assert pins is not None  # the CPU build always ships its pins

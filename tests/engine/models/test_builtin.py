@@ -24,7 +24,8 @@ from engine.models.builtin import (
     verify_model_folder,
 )
 from engine.paths import AppPaths
-from engine.runtime.install import Progress, VllmRuntime
+from engine.runtime.install import Progress
+from engine.runtime.locate import VllmRuntime
 
 
 def _write_safetensors(path: Path, data_bytes: int, *, truncate_by: int = 0) -> None:

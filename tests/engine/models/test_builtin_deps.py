@@ -18,7 +18,8 @@ from engine.models.builtin import (
     prepare_builtin_model,
 )
 from engine.paths import AppPaths
-from engine.runtime.install import Source, VllmRuntime, runtime_pins
+from engine.runtime.locate import Source, VllmRuntime
+from engine.runtime.pins import runtime_pins
 
 # A runtime's Python that does each step the way its real counterpart would, on files, and logs every call
 # with the PYTHONPATH it was given. "Importable" means: a package folder in its own site folder or on

@@ -30,7 +30,7 @@ from engine.models.golden import (
     runtime_identity,
 )
 from engine.paths import AppPaths
-from engine.runtime.install import VllmRuntime
+from engine.runtime.locate import VllmRuntime
 from engine.server.log_phases import Phase
 from engine.server.profiles import builtin_profile
 from engine.server.supervisor import ServerState, StartProgress, Supervisor

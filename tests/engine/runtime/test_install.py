@@ -19,28 +19,27 @@ from engine.runtime.install import (
     CPU_PACKAGE,
     CPU_UNWANTED,
     IOMP_PACKAGE,
+    InstallCancelled,
+    PipProgress,
+    Progress,
+    RuntimeInstaller,
+    RuntimeInstallFailed,
+    ensure_runtime,
+    ensure_runtime_async,
+    run_pip,
+)
+from engine.runtime.locate import (
     LAUNCHER_CODE,
     LAUNCHER_NAME,
     RUNTIME_ENV,
-    InstallCancelled,
-    PinsMissing,
-    PipProgress,
-    Progress,
     RuntimeBroken,
-    RuntimeInstaller,
-    RuntimeInstallFailed,
     RuntimeMissing,
     VllmRuntime,
     cpu_bind_list,
-    ensure_runtime,
-    ensure_runtime_async,
     locate_runtime,
     managed_runtime,
-    pin_args,
-    pins_digest,
-    run_pip,
-    runtime_pins,
 )
+from engine.runtime.pins import PinsMissing, pin_args, pins_digest, runtime_pins
 from tests.support.fake_runtime import make_fake_runtime
 
 
@@ -420,7 +419,7 @@ def test_the_cpu_pins_hold_what_decides_the_answers_and_match_the_package_asked_
 def test_a_missing_cpu_pins_file_is_an_error_never_an_unpinned_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("engine.runtime.install.resources_dir", lambda: tmp_path)
+    monkeypatch.setattr("engine.runtime.pins.resources_dir", lambda: tmp_path)
     with pytest.raises(PinsMissing, match="tested package versions"):
         runtime_pins("cpu")
     assert runtime_pins("gpu") is None  # the GPU build uses pins where they ship

@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from engine.paths import AppPaths
-from engine.runtime.install import (
-    NoUsablePython,
-    Progress,
-    RuntimeInstaller,
-    RuntimeInstallFailed,
-    child_environ,
-    find_base_python,
-    probe_python,
-)
+from engine.runtime.install import Progress, RuntimeInstaller, RuntimeInstallFailed
+from engine.runtime.locate import child_environ, probe_python
+from engine.runtime.python import NoUsablePython, find_base_python
 from tests.support.fake_runtime import make_fake_runtime
 
 

@@ -17,13 +17,12 @@ from engine.runtime.install import (
     GPU_PACKAGE,
     RuntimeInstaller,
     RuntimeInstallFailed,
-    VllmRuntime,
     cuda_smoke_test,
     download_kernels,
-    find_base_python,
-    runtime_at,
-    runtime_pins,
 )
+from engine.runtime.locate import VllmRuntime, runtime_at
+from engine.runtime.pins import runtime_pins
+from engine.runtime.python import find_base_python
 from tests.engine import gpu_failure_logs as logs
 from tests.support.fake_runtime import make_fake_runtime
 

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from engine.models.builtin import BUILTIN_MODEL
-from engine.runtime.install import VllmRuntime
+from engine.runtime.locate import VllmRuntime
 from engine.server.profiles import CPU_DEFAULT_DTYPE
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

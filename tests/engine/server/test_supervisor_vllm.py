@@ -22,7 +22,7 @@ import pytest
 from engine.diagnosis.problems import PortInUse, ServerDied
 from engine.endpoint import Endpoint
 from engine.paths import AppPaths
-from engine.runtime.install import VllmRuntime
+from engine.runtime.locate import VllmRuntime
 from engine.server.log_phases import Phase
 from engine.server.processes import session_members
 from engine.server.profiles import ServerProfile, builtin_profile

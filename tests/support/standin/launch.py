@@ -9,7 +9,7 @@ Use from tests, benchmarks and other engineers' fixtures::
         server.endpoint()  # an engine.endpoint.Endpoint for chat clients
 
 :class:`StandinRuntime` makes the engine's supervisor launch the stand-in instead of vLLM (same
-``serve_command``/``env`` shape as ``engine.runtime.install.VllmRuntime``).
+``serve_command``/``env`` shape as ``engine.runtime.locate.VllmRuntime``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def standin_env(api_key: str | None = None, extra: dict[str, str] | None = None)
 
 @dataclass
 class StandinRuntime:
-    """Looks like ``engine.runtime.install.VllmRuntime`` to the supervisor, but launches the stand-in.
+    """Looks like ``engine.runtime.locate.VllmRuntime`` to the supervisor, but launches the stand-in.
 
     ``options`` are stand-in options put before vLLM's arguments (e.g. ``["--fail-with", "no-network"]``).
     """
