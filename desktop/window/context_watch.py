@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 if TYPE_CHECKING:
     from desktop.widgets.composer import Composer
@@ -32,6 +33,8 @@ def tr(text: str) -> str:
 class ContextWatch(QObject):
     """Re-counts the context ``DEBOUNCE_MS`` after the draft or the conversation changes."""
 
+    tree_shown = Signal(object)  # the conversation shown (or grown), or None: a new chat
+
     def __init__(self, composer: Composer, chat: ChatEngine, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.composer = composer
@@ -39,6 +42,8 @@ class ContextWatch(QObject):
         self.tree: ConversationTree | None = None
         self.usage: ContextUsage | None = None  # the last count shown
         self.counts = 0  # how many counts ran (tests: the debounce asks once per pause)
+        # What the draft is sent as (documents' passages before it: desktop.window.documents_controller).
+        self.draft_hook: Callable[[ConversationTree | None, str], Awaitable[str]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -49,6 +54,7 @@ class ContextWatch(QObject):
     def set_tree(self, tree: ConversationTree | None) -> None:
         """The conversation shown changed (or grew): count again."""
         self.tree = tree
+        self.tree_shown.emit(tree)
         self._timer.start()
 
     def refresh(self) -> None:
@@ -70,6 +76,8 @@ class ContextWatch(QObject):
         draft = self.composer.editor.toPlainText().strip()
         settings = GenerationSettings.parse(tree.conversation.settings if tree is not None else {})
         history = request_messages(tree.conversation, tree.branch(), settings) if tree is not None else []
+        if self.draft_hook is not None and draft:
+            draft = await self.draft_hook(tree, draft)
         self.counts += 1
         usage = await self.chat.meter.measure(endpoint, history, draft, reserve=settings.max_tokens or 0)
         self.usage = usage

@@ -217,6 +217,11 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.context_watch = ContextWatch(self.composer, chat, self)
         if self.transfer is None:
             self._wire_transfer()  # here, not before the first paint: it loads pydantic and the formats
+        if self.paths is not None and getattr(self, "documents", None) is None:
+            # The Documents panel, drops, attached collections, sources (desktop/window/documents_controller).
+            from desktop.window.documents_controller import install_documents
+
+            self.documents = install_documents(self)
         self.engine_ready = True
         self.composer.set_ready(True)
         self._apply_settings(settings.settings)
@@ -660,6 +665,8 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             await self.context_watch.aclose()
         if self.engine_ready:
             await self.chat.shutdown()
+        if getattr(self, "documents", None) is not None:
+            await self.documents.shutdown()
         await operations.cancel_all()
         await self.sidebar.aclose()
         self.bridge.close()
