@@ -217,11 +217,11 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.context_watch = ContextWatch(self.composer, chat, self)
         if self.transfer is None:
             self._wire_transfer()  # here, not before the first paint: it loads pydantic and the formats
-        if self.paths is not None and getattr(self, "documents", None) is None:
-            # The Documents panel, drops, attached collections, sources (desktop/window/documents_controller).
-            from desktop.window.documents_controller import install_documents
-
-            self.documents = install_documents(self)
+        if self.paths is not None and not hasattr(self, "documents"):
+            # The Documents panel, drops, attached collections, sources (desktop/window/documents_controller),
+            # once its modules (numpy, the index) are imported off the GUI thread.
+            self.documents: Any = None
+            Operation(None, self._install_documents).run()
         self.engine_ready = True
         self.composer.set_ready(True)
         self._apply_settings(settings.settings)
@@ -658,6 +658,12 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             return
         super().closeEvent(event)
         self.quit_requested.emit()
+
+    async def _install_documents(self) -> None:
+        await IMPORTS.ready("desktop.window.documents_controller")
+        from desktop.window.documents_controller import install_documents
+
+        self.documents = install_documents(self)
 
     async def shutdown(self) -> None:
         """Stop turns in flight (their partial replies are saved) and drop every subscription."""
