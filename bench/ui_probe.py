@@ -52,6 +52,11 @@ class LatenessMeter:
         self.timer.stop()
         self._tick()
 
+    @property
+    def last_tick(self) -> float:
+        """When the timer last fired (``perf_counter``); 0 before the start."""
+        return self._last
+
     def _tick(self) -> None:
         now = time.perf_counter()
         self.late_ms.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
@@ -85,9 +90,10 @@ class StallSampler:
         import traceback
 
         while not self._stop.wait(0.01):
-            last = self.meter._last
+            last = self.meter.last_tick
             if last and (time.perf_counter() - last) * 1000 > self.overdue_ms:
-                frame = sys._current_frames().get(self._main)
+                # The documented way to read another thread's stack.
+                frame = sys._current_frames().get(self._main)  # noqa: SLF001
                 if frame is not None:
                     stack = traceback.extract_stack(frame)[-6:]
                     self.samples[

@@ -144,19 +144,8 @@ class _Printer:
 
     def event(self, event: TurnEvent) -> None:
         if self.as_json:
-            data: dict[str, Any] = {"event": event.kind, "conversation_id": event.conversation_id}
-            data["reply_id"] = event.reply_id
-            if event.text:
-                data["text"] = event.text
-            if event.state:
-                data["state"] = event.state
-            if event.error is not None:
-                data["error"] = event.error.to_dict()
-            if event.numbers is not None and event.kind == "finished":
-                data["numbers"] = vars(event.numbers)
-            print(json.dumps(data), flush=True)
-            return
-        if event.kind == "reasoning":
+            print(json.dumps(_event_dict(event)), flush=True)
+        elif event.kind == "reasoning":
             sys.stderr.write(printable(event.text))
             sys.stderr.flush()
             self.in_reasoning = True
@@ -168,20 +157,40 @@ class _Printer:
             sys.stdout.flush()
         elif event.kind == "finished":
             sys.stdout.write("\n")
-            n = event.numbers
-            facts = [f"conversation {event.conversation_id}", f"reply {event.reply_id}"]
-            if event.state != "complete":
-                facts.append(str(event.state))
-            if n is not None and n.completion_tokens is not None:
-                facts.append(f"{n.completion_tokens} tokens")
-            if n is not None and n.tokens_per_s:
-                facts.append(f"{n.tokens_per_s:.1f} tok/s")
-            print(f"({', '.join(facts)})", file=sys.stderr, flush=True)
+            print(f"({', '.join(_reply_facts(event))})", file=sys.stderr, flush=True)
             if event.error is not None:
                 # The server's own words are part of some errors: never raw to the terminal.
                 print(f"error: {printable(str(event.error))}", file=sys.stderr)
                 if event.error.fix is not None and event.error.fix.hint:
                     print(f"fix: {event.error.fix.hint}", file=sys.stderr)
+
+
+def _event_dict(event: TurnEvent) -> dict[str, Any]:
+    """One line of ``chat --json``: the event with what it carries."""
+    data: dict[str, Any] = {"event": event.kind, "conversation_id": event.conversation_id}
+    data["reply_id"] = event.reply_id
+    if event.text:
+        data["text"] = event.text
+    if event.state:
+        data["state"] = event.state
+    if event.error is not None:
+        data["error"] = event.error.to_dict()
+    if event.numbers is not None and event.kind == "finished":
+        data["numbers"] = vars(event.numbers)
+    return data
+
+
+def _reply_facts(event: TurnEvent) -> list[str]:
+    """What the closing line says of a finished reply: ids, a state other than complete, tokens, speed."""
+    n = event.numbers
+    facts = [f"conversation {event.conversation_id}", f"reply {event.reply_id}"]
+    if event.state != "complete":
+        facts.append(str(event.state))
+    if n is not None and n.completion_tokens is not None:
+        facts.append(f"{n.completion_tokens} tokens")
+    if n is not None and n.tokens_per_s:
+        facts.append(f"{n.tokens_per_s:.1f} tok/s")
+    return facts
 
 
 def read_message(args: argparse.Namespace) -> str:
@@ -211,6 +220,22 @@ async def _drop_if_empty(store: AsyncHistoryStore, conversation_id: int) -> None
             await store.call(HistoryStore.delete_conversation, conversation_id)
 
 
+async def _conversation_for(args: argparse.Namespace, engine: ChatEngine, store: AsyncHistoryStore) -> int:
+    """The conversation to send to: ``--conversation`` (with the options given now applied) or a new one."""
+    if args.conversation is None:
+        settings = _settings(args)
+        return (await engine.new_conversation(system_prompt=args.system or "", settings=settings)).id
+    conversation_id = (await store.conversation(args.conversation)).id
+    if _changes(args):
+        current = GenerationSettings.parse((await store.conversation(conversation_id)).settings)
+        # Only what was given on the command line; to_json_dict() would drop mode="chat" (a default).
+        merged = current.updated(**_changes(args))
+        await store.update_conversation(conversation_id, settings=merged.to_json_dict())
+    if args.system is not None:
+        await store.update_conversation(conversation_id, system_prompt=args.system)
+    return conversation_id
+
+
 async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
     message = read_message(args)
     if not message.strip():
@@ -227,20 +252,7 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
         engine = ChatEngine(store, lambda: endpoint)
         if args.docs:
             message, hits = _grounded(args, endpoint, message, hits)
-        if args.conversation is not None:
-            conversation_id = (await store.conversation(args.conversation)).id
-        else:
-            settings = _settings(args)
-            conversation_id = (
-                await engine.new_conversation(system_prompt=args.system or "", settings=settings)
-            ).id
-        if args.conversation is not None and _changes(args):
-            current = GenerationSettings.parse((await store.conversation(conversation_id)).settings)
-            # Only what was given on the command line; to_json_dict() would drop mode="chat" (a default).
-            merged = current.updated(**_changes(args))
-            await store.update_conversation(conversation_id, settings=merged.to_json_dict())
-        if args.conversation is not None and args.system is not None:
-            await store.update_conversation(conversation_id, system_prompt=args.system)
+        conversation_id = await _conversation_for(args, engine, store)
         if args.tools:
             return await tools_cli.chat_with_tools(
                 args, paths, stack, store, endpoint, conversation_id, message

@@ -17,11 +17,12 @@ re-indexes what changed; a failed file keeps its reason (and no passages).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -704,32 +705,22 @@ class DocumentStore:
             self._conn.executemany("DELETE FROM chunks WHERE doc_id=?", ((i,) for i in document_ids))
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _tx(self) -> _Transaction:
-        return _Transaction(self)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error); nested uses join the outer one."""
-
-    def __init__(self, store: DocumentStore) -> None:
-        self.store = store
-        self.outer = False
-
-    def __enter__(self) -> None:
-        conn = self.store._conn
-        self.outer = not conn.in_transaction
-        if self.outer:
-            conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self.outer:
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error); nested uses join the outer one."""
+        conn = self._conn
+        if conn.in_transaction:
+            yield
             return
-        conn = self.store._conn
-        if exc_type is None:
-            conn.execute("COMMIT")
-        else:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
             conn.execute("ROLLBACK")
-        self.store._writes += 1
+            self._writes += 1
+            raise
+        conn.execute("COMMIT")
+        self._writes += 1
 
 
 def _blob(embedding: Sequence[float] | np.ndarray | None) -> bytes | None:

@@ -263,45 +263,55 @@ def build_serve_args(
     if profile.revision and profile.source in ("hf_repo", "hf_cache"):
         # The tokenizer comes from the same repo, so it must come from the same snapshot.
         args += ["--revision", profile.revision, "--tokenizer-revision", profile.revision]
-    if profile.dtype != "auto":
-        args += ["--dtype", profile.dtype]
-    elif cpu:
-        args += ["--dtype", CPU_DEFAULT_DTYPE]
-    if profile.max_model_len is not None:
-        args += ["--max-model-len", str(profile.max_model_len)]
-    if profile.gpu_memory_utilization is not None:
-        args += ["--gpu-memory-utilization", f"{profile.gpu_memory_utilization:g}"]
-    if profile.tensor_parallel_size != 1:
-        args += ["--tensor-parallel-size", str(profile.tensor_parallel_size)]
-    if profile.pipeline_parallel_size != 1:
-        args += ["--pipeline-parallel-size", str(profile.pipeline_parallel_size)]
-    if profile.quantization:
-        args += ["--quantization", profile.quantization]
-    if profile.kv_cache_dtype:
-        args += ["--kv-cache-dtype", profile.kv_cache_dtype]
-    if profile.max_num_seqs is not None:
-        args += ["--max-num-seqs", str(profile.max_num_seqs)]
-    if profile.enforce_eager if profile.enforce_eager is not None else cpu:
-        args.append("--enforce-eager")
-    if profile.enable_prefix_caching is not None:
-        prefix = "--enable-prefix-caching" if profile.enable_prefix_caching else "--no-enable-prefix-caching"
-        args.append(prefix)
-    if profile.chat_template:
-        args += ["--chat-template", profile.chat_template]
-    if profile.reasoning_parser:
-        args += ["--reasoning-parser", profile.reasoning_parser]
-    if profile.tool_call_parser:
-        args += ["--enable-auto-tool-choice", "--tool-call-parser", profile.tool_call_parser]
-    if profile.trust_remote_code:
-        args.append("--trust-remote-code")
-    if profile.download_dir:
-        args += ["--download-dir", str(Path(profile.download_dir).expanduser())]
-    if profile.seed is not None:
-        args += ["--seed", str(profile.seed)]
+    args += _option_args(profile, cpu)
     extra = split_extra_args(profile.extra_args)
     if quiet_probes and not any(a.startswith("--disable-access-log-for-endpoints") for a in extra):
         args += ["--disable-access-log-for-endpoints", ",".join(APP_PROBE_ENDPOINTS)]
     return args + extra
+
+
+def _valued(flag: str, value: object) -> list[str]:
+    """``[flag, value]``, or nothing when the profile leaves the option to vLLM (None or empty)."""
+    return [] if value is None or value == "" else [flag, str(value)]
+
+
+def _switch(flag: str, on: bool | None) -> list[str]:
+    return [flag] if on else []
+
+
+def _option_args(profile: ServerProfile, cpu: bool) -> list[str]:
+    """The ``vllm serve`` options the profile sets, always in this order (what tests and logs expect)."""
+    dtype = profile.dtype if profile.dtype != "auto" else (CPU_DEFAULT_DTYPE if cpu else None)
+    share = profile.gpu_memory_utilization
+    eager = profile.enforce_eager if profile.enforce_eager is not None else cpu
+    prefix = profile.enable_prefix_caching
+    parser = profile.tool_call_parser
+    download = profile.download_dir
+    parts = [
+        _valued("--dtype", dtype),
+        _valued("--max-model-len", profile.max_model_len),
+        _valued("--gpu-memory-utilization", None if share is None else f"{share:g}"),
+        _valued(
+            "--tensor-parallel-size",
+            profile.tensor_parallel_size if profile.tensor_parallel_size != 1 else None,
+        ),
+        _valued(
+            "--pipeline-parallel-size",
+            profile.pipeline_parallel_size if profile.pipeline_parallel_size != 1 else None,
+        ),
+        _valued("--quantization", profile.quantization),
+        _valued("--kv-cache-dtype", profile.kv_cache_dtype),
+        _valued("--max-num-seqs", profile.max_num_seqs),
+        _switch("--enforce-eager", eager),
+        [] if prefix is None else ["--enable-prefix-caching" if prefix else "--no-enable-prefix-caching"],
+        _valued("--chat-template", profile.chat_template),
+        _valued("--reasoning-parser", profile.reasoning_parser),
+        ["--enable-auto-tool-choice", "--tool-call-parser", parser] if parser else [],
+        _switch("--trust-remote-code", profile.trust_remote_code),
+        _valued("--download-dir", str(Path(download).expanduser()) if download else None),
+        _valued("--seed", profile.seed),
+    ]
+    return [arg for part in parts for arg in part]
 
 
 def launch_api_key(profile: ServerProfile, store: SecretStore | None = None) -> str:

@@ -35,15 +35,12 @@ def parse_chatgpt(data: object, where: str = "$") -> list[ExportedConversation]:
     return [_conversation(item, f"{where}[{i}]") for i, item in enumerate(data)]
 
 
-def _conversation(raw: object, where: str) -> ExportedConversation:
-    conv = _obj(raw, where)
-    mapping = _obj(conv.get("mapping"), f"{where}.mapping")
-    if len(mapping) > MAX_MESSAGES:
-        raise ImportRejected(f"the conversation has more than {MAX_MESSAGES:,} nodes", f"{where}.mapping")
-    conv_id = _ident(conv.get("conversation_id") or conv.get("id"), f"{where}.id")
-    created = _time(conv.get("create_time"), f"{where}.create_time") or EARLIEST
-    updated = _time(conv.get("update_time"), f"{where}.update_time") or created
-    nodes: dict[str, tuple[str | None, list[str], dict[str, Any] | None]] = {}
+_Node = tuple[str | None, list[str], dict[str, Any] | None]  # parent, children, message
+
+
+def _nodes(mapping: dict[str, Any], where: str) -> dict[str, _Node]:
+    """The mapping's nodes, each checked: an id, a parent that exists, children as ids, a message object."""
+    nodes: dict[str, _Node] = {}
     for key, node_raw in mapping.items():
         place = f"{where}.mapping[{key!r}]"
         node = _obj(node_raw, place)
@@ -58,6 +55,18 @@ def _conversation(raw: object, where: str) -> ExportedConversation:
             raise ImportRejected("children must be a list of node ids", f"{place}.children")
         message = node.get("message")
         nodes[key] = (parent, children, None if message is None else _obj(message, f"{place}.message"))
+    return nodes
+
+
+def _conversation(raw: object, where: str) -> ExportedConversation:
+    conv = _obj(raw, where)
+    mapping = _obj(conv.get("mapping"), f"{where}.mapping")
+    if len(mapping) > MAX_MESSAGES:
+        raise ImportRejected(f"the conversation has more than {MAX_MESSAGES:,} nodes", f"{where}.mapping")
+    conv_id = _ident(conv.get("conversation_id") or conv.get("id"), f"{where}.id")
+    created = _time(conv.get("create_time"), f"{where}.create_time") or EARLIEST
+    updated = _time(conv.get("update_time"), f"{where}.update_time") or created
+    nodes = _nodes(mapping, where)
     _refuse_cycles(nodes, f"{where}.mapping")
 
     kept: list[ExportedMessage] = []
