@@ -72,6 +72,9 @@ class AppParts:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.window.shutdown()
+        tool_turns = getattr(self.window, "tool_turns", None)
+        if tool_turns is not None:  # the MCP servers the chats started: none is left behind
+            await tool_turns.aclose()
         await self.supervisor.shutdown()
         await self.store.close()
         if self.tray is not None:

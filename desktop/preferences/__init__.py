@@ -35,8 +35,16 @@ def open_preferences(window: Any) -> PreferencesDialog:
         paths=getattr(window, "paths", None) or AppPaths.resolve(),
         running_profile=running_profile if link is not None else None,
         restart_server=restart if link is not None else None,
+        tools_manager=_tools_manager(window),
         parent=window,
     )
     window.preferences_dialog = dialog
     dialog.show()
     return dialog
+
+
+def _tools_manager(window: Any) -> Any:
+    """The window's MCP servers (desktop.window.tool_turns), so the Tools page shows the ones chats use."""
+    tool_turns = getattr(window, "tool_turns", None)
+    config_dir = getattr(tool_turns, "config_dir", None)
+    return tool_turns.manager if tool_turns is not None and config_dir is not None else None

@@ -7,6 +7,7 @@ Cancel throws the draft away, so it leaves everything as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -28,6 +29,7 @@ from desktop.preferences.form import ERROR_STYLE, tr
 from desktop.preferences.generation_page import GenerationPage
 from desktop.preferences.models_page import ModelsPage
 from desktop.preferences.profiles_page import ProfilesPage
+from desktop.preferences.tools_page import ToolsPage
 from engine.errors import DeskError
 from engine.hardware import GpuInfo, detect_gpus
 from engine.paths import AppPaths
@@ -36,7 +38,7 @@ from engine.server.profiles import ServerProfile
 from engine.settings.store import SettingsStore
 
 # Pages by name, for whoever opens the dialog at one of them (the main window's one-click fixes).
-PAGE_NAMES = ("models", "profiles", "generation", "appearance")
+PAGE_NAMES = ("models", "profiles", "generation", "appearance", "tools")
 
 
 class PreferencesDialog(QDialog):
@@ -57,6 +59,7 @@ class PreferencesDialog(QDialog):
         gpus: list[GpuInfo] | None = None,
         running_profile: Callable[[], str | None] | None = None,
         restart_server: Callable[[ServerProfile], object] | None = None,
+        tools_manager: Any = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -82,11 +85,15 @@ class PreferencesDialog(QDialog):
         self._served = self._served_models()
         self.generation_page = GenerationPage(self.draft, self._served)
         self.appearance_page = AppearancePage(self.draft, store.overridden_keys)
+        # MCP servers (saved at once, in tools.toml; ``tools_manager``: the window's running servers).
+        self.tools_page = ToolsPage(paths, self.secrets, tools_manager)
+        self.finished.connect(lambda _result: self.tools_page.close_servers())
         self.pages: dict[str, QWidget] = {
             tr("Models"): self.models_page,
             tr("Server profiles"): self.profiles_page,
             tr("Generation"): self.generation_page,
             tr("Appearance and behaviour"): self.appearance_page,
+            tr("Tools"): self.tools_page,
         }
         self.page_by_name: dict[str, QWidget] = dict(zip(PAGE_NAMES, self.pages.values(), strict=True))
         self.focused_field: QWidget | None = None  # the field show_page() put the cursor in

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.operations import Operation
+from desktop.widgets.tool_settings import ToolSettingsBox
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.records import ConversationTree
 
@@ -81,6 +82,9 @@ class ChatSettingsPanel(QFrame):
         layout.addWidget(system_label)
         layout.addWidget(self.system_edit, 1)
         layout.addLayout(row)
+        self.tools = ToolSettingsBox(self)  # this chat's tools and tool choice (widgets/tool_settings.py)
+        self.tools.edited.connect(self._edited)
+        layout.addWidget(self.tools)
         layout.addWidget(self.note)
         layout.addWidget(self.apply_button)
         self.system_edit.textChanged.connect(self._edited)
@@ -113,6 +117,7 @@ class ChatSettingsPanel(QFrame):
             temperature = settings.get("temperature")
             number = float(temperature) if isinstance(temperature, int | float) else DEFAULT_TEMPERATURE
             self.temperature.setValue(number)
+            self.tools.load(settings)
         finally:
             self._loading = False
         self.changed = False
@@ -135,7 +140,7 @@ class ChatSettingsPanel(QFrame):
         if self.conversation_id is not None or not self.changed:
             return preset
         system_prompt, temperature = self.values()
-        return preset.updated(system_prompt=system_prompt, temperature=temperature)
+        return preset.updated(system_prompt=system_prompt, temperature=temperature, **self.tools.values())
 
     def apply(self) -> None:
         conversation_id = self.conversation_id
@@ -144,6 +149,13 @@ class ChatSettingsPanel(QFrame):
         system_prompt, temperature = self.values()
         # The stored settings with these two changed (the spin box keeps the temperature in range).
         settings = {k: v for k, v in self._settings.items() if k not in ("system_prompt", "temperature")}
+        tools = self.tools.values()
+        settings.pop("tools", None)
+        settings.pop("tool_choice", None)
+        if tools["tools"]:
+            settings["tools"] = list(tools["tools"])
+        if tools["tool_choice"] != "auto":
+            settings["tool_choice"] = tools["tool_choice"]
         if system_prompt:
             settings["system_prompt"] = system_prompt
         if temperature is not None:

@@ -1,0 +1,352 @@
+"""Tools: the MCP servers conversations may use (stdio programs and streamable HTTP servers), their state and
+tools, and the built-in tools.
+
+Servers are saved at once, outside the settings' draft (``tools.toml``, as ``vllm-desk tools add-mcp``
+does): secret environment values and every HTTP header go to the keychain
+(:class:`engine.tools.config.ToolsSettings`), never to the file. Adding a stdio server warns that it runs
+a program on this machine and asks the user to say they trust it. "Check" starts a server (the window's
+MCP servers when the page has them) and shows its state: starting, ready with N tools (listed), or failed
+with the reason.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.operations import Operation
+from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, tr
+from engine.errors import DeskError
+from engine.paths import AppPaths
+from engine.secrets import SecretStore
+from engine.tools.builtin import BUILTIN_NAMES, DESCRIPTIONS
+from engine.tools.config import STDIO_WARNING, McpServer, ToolsSettings, looks_secret
+
+if TYPE_CHECKING:
+    from engine.tools.mcp import McpManager, ServerState
+
+NAME_ROLE = Qt.ItemDataRole.UserRole
+
+
+def parse_pairs(text: str, separator: str) -> dict[str, str]:
+    """``KEY=VALUE`` (or ``Name: value``) lines as a dict; raises ``ValueError`` naming a bad line."""
+    pairs: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, found, value = line.partition(separator)
+        if not found or not key.strip():
+            raise ValueError(tr("line {n} is not NAME{sep}VALUE").format(n=number, sep=separator))
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _plain(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    return label
+
+
+class ToolsPage(QWidget):
+    """The Tools page. ``manager``: the window's MCP servers (else the page starts its own for "Check", and
+    :meth:`aclose` stops them)."""
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        secrets: SecretStore,
+        manager: McpManager | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = ToolsSettings(paths.config, secrets)
+        self._logs = paths.logs
+        self._manager = manager
+        self._own_manager = manager is None
+        self._unsubscribe: Any = None
+        if manager is not None:
+            self._unsubscribe = manager.state_changed.connect(lambda _state: self.refresh())
+
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
+        builtin = QGroupBox(tr("Built-in tools"))
+        builtin_layout = QVBoxLayout(builtin)
+        for name in BUILTIN_NAMES:
+            builtin_layout.addWidget(_plain(f"{name} — {DESCRIPTIONS[name]}"))
+        layout.addWidget(builtin)
+
+        servers = QGroupBox(tr("MCP servers"))
+        servers_layout = QVBoxLayout(servers)
+        note = _plain(
+            tr("Saved at once. A conversation uses a server once it is ticked in its chat settings (Tools).")
+        )
+        note.setStyleSheet(HELP_STYLE)
+        servers_layout.addWidget(note)
+        self.server_list = QListWidget()
+        self.server_list.setObjectName("mcp_servers")
+        self.server_list.setAccessibleName(tr("MCP servers"))
+        self.server_list.currentItemChanged.connect(lambda _now, _before: self._show_selected())
+        servers_layout.addWidget(self.server_list)
+        self.server_detail = _plain()
+        self.server_detail.setObjectName("mcp_server_detail")
+        servers_layout.addWidget(self.server_detail)
+        row = QHBoxLayout()
+        self.check_button = QPushButton(tr("Check (start it)"))
+        self.remove_button = QPushButton(tr("Remove"))
+        self.check_button.clicked.connect(self._check)
+        self.remove_button.clicked.connect(self._remove)
+        row.addWidget(self.check_button)
+        row.addWidget(self.remove_button)
+        row.addStretch(1)
+        servers_layout.addLayout(row)
+        layout.addWidget(servers)
+
+        add = QGroupBox(tr("Add an MCP server"))
+        form = QFormLayout(add)
+        self.name_edit = QLineEdit()
+        self.name_edit.setObjectName("mcp_name")
+        self.transport = QComboBox()
+        self.transport.setObjectName("mcp_transport")
+        self.transport.addItem(tr("A program on this machine (stdio)"), "stdio")
+        self.transport.addItem(tr("A streamable HTTP server (URL)"), "http")
+        self.command_edit = QLineEdit()
+        self.command_edit.setObjectName("mcp_command")
+        self.command_edit.setPlaceholderText("npx")
+        self.args_edit = QLineEdit()
+        self.args_edit.setObjectName("mcp_args")
+        self.args_edit.setPlaceholderText("-y @modelcontextprotocol/server-filesystem /home/me/notes")
+        self.env_edit = QPlainTextEdit()
+        self.env_edit.setObjectName("mcp_env")
+        self.env_edit.setPlaceholderText("NAME=value (one per line)")
+        self.env_edit.setFixedHeight(60)
+        self.secret_env_edit = QPlainTextEdit()
+        self.secret_env_edit.setObjectName("mcp_secret_env")
+        self.secret_env_edit.setPlaceholderText("API_TOKEN=… (kept in the keychain)")
+        self.secret_env_edit.setFixedHeight(60)
+        self.url_edit = QLineEdit()
+        self.url_edit.setObjectName("mcp_url")
+        self.url_edit.setPlaceholderText("http://127.0.0.1:8765/mcp")
+        self.headers_edit = QPlainTextEdit()
+        self.headers_edit.setObjectName("mcp_headers")
+        self.headers_edit.setPlaceholderText("Authorization: Bearer … (kept in the keychain)")
+        self.headers_edit.setFixedHeight(60)
+        self.warning = _plain(STDIO_WARNING)
+        self.warning.setObjectName("mcp_stdio_warning")
+        self.warning.setStyleSheet(ERROR_STYLE)
+        self.trust = QCheckBox(tr("I trust this program"))
+        self.trust.setObjectName("mcp_trust")
+        self.add_button = QPushButton(tr("Add server"))
+        self.add_button.setObjectName("mcp_add")
+        self.add_problem = _plain()
+        self.add_problem.setObjectName("mcp_add_problem")
+        self.add_problem.setStyleSheet(ERROR_STYLE)
+        self.add_problem.hide()
+        form.addRow(tr("Name"), self.name_edit)
+        form.addRow(tr("Kind"), self.transport)
+        self._stdio_rows = [
+            (tr("Command"), self.command_edit),
+            (tr("Arguments"), self.args_edit),
+            (tr("Environment"), self.env_edit),
+            (tr("Secret environment"), self.secret_env_edit),
+        ]
+        self._http_rows = [(tr("URL"), self.url_edit), (tr("Headers"), self.headers_edit)]
+        for label, widget in (*self._stdio_rows, *self._http_rows):
+            form.addRow(label, widget)
+        form.addRow(self.warning)
+        form.addRow(self.trust)
+        form.addRow(self.add_problem)
+        form.addRow(self.add_button)
+        self._form = form
+        layout.addWidget(add)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        self.transport.currentIndexChanged.connect(lambda _i: self._transport_changed())
+        self.trust.toggled.connect(lambda _on: self._transport_changed())
+        self.add_button.clicked.connect(self.add_server)
+        self._transport_changed()
+        self.refresh()
+
+    # --- the list -------------------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> McpManager:
+        if self._manager is None:
+            from engine.tools.mcp import McpManager
+
+            self._manager = McpManager(self.settings, logs=self._logs)
+            self._unsubscribe = self._manager.state_changed.connect(lambda _state: self.refresh())
+        return self._manager
+
+    def states(self) -> dict[str, ServerState]:
+        if self._manager is None:
+            return {}
+        try:
+            return {state.name: state for state in self._manager.states()}
+        except DeskError:
+            return {}
+
+    def refresh(self) -> None:
+        """The servers of tools.toml with their state (kept selected)."""
+        selected = self.selected()
+        self.server_list.clear()
+        try:
+            servers = self.settings.load().servers
+        except DeskError as exc:
+            self.server_detail.setText(str(exc))
+            return
+        states = self.states()
+        for server in servers:
+            state = states.get(server.name)
+            words = state.describe() if state is not None else tr("not started")
+            item = QListWidgetItem(f"{server.name} — {server.transport}: {server.describe()} — {words}")
+            item.setData(NAME_ROLE, server.name)
+            self.server_list.addItem(item)
+            if server.name == selected:
+                self.server_list.setCurrentItem(item)
+        if self.server_list.currentItem() is None and self.server_list.count():
+            self.server_list.setCurrentRow(0)
+        self._show_selected()
+
+    def selected(self) -> str | None:
+        item = self.server_list.currentItem()
+        return str(item.data(NAME_ROLE)) if item is not None else None
+
+    def _show_selected(self) -> None:
+        name = self.selected()
+        self.check_button.setEnabled(name is not None)
+        self.remove_button.setEnabled(name is not None)
+        if name is None:
+            self.server_detail.setText(tr("No MCP server yet."))
+            return
+        state = self.states().get(name)
+        if state is None:
+            self.server_detail.setText(tr("{name}: not started (Check starts it).").format(name=name))
+        elif state.status == "ready":
+            tools = ", ".join(state.tools) or tr("none")
+            words = tr("{name}: ready with {n} tool(s): {tools}")
+            self.server_detail.setText(words.format(name=name, n=len(state.tools), tools=tools))
+        else:
+            self.server_detail.setText(f"{name}: {state.describe()}")
+
+    def _check(self) -> None:
+        name = self.selected()
+        if name is not None:
+            self.server_detail.setText(tr("{name}: starting…").format(name=name))
+            Operation(self.check_button, lambda: self.manager.start(name)).success(
+                lambda _state: self.refresh()
+            ).run()
+
+    def _remove(self) -> None:
+        name = self.selected()
+        if name is None:
+            return
+
+        async def remove() -> None:
+            if self._manager is not None:
+                await self._manager.stop(name)
+            self.settings.remove(name)
+
+        Operation(self.remove_button, remove).success(lambda _r: self.refresh()).run()
+
+    # --- adding ---------------------------------------------------------------------------------------
+
+    def _transport_changed(self) -> None:
+        stdio = self.transport.currentData() == "stdio"
+        for rows, shown in ((self._stdio_rows, stdio), (self._http_rows, not stdio)):
+            for _label, widget in rows:
+                self._form.setRowVisible(widget, shown)
+        self.warning.setVisible(stdio)
+        self.trust.setVisible(stdio)
+        self.add_button.setEnabled(not stdio or self.trust.isChecked())
+
+    def add_server(self) -> McpServer | None:
+        """Save the form as a server (secrets to the keychain); ``None``, the reason shown, if it cannot."""
+        try:
+            server, secret_env, headers = self._server_from_form()
+            saved = self.settings.add(server, secret_env=secret_env, headers=headers)
+        except (ValueError, DeskError) as exc:
+            self._add_problem(str(exc))
+            return None
+        self.add_problem.hide()
+        for edit in (self.name_edit, self.command_edit, self.args_edit, self.url_edit):
+            edit.clear()
+        for box in (self.env_edit, self.secret_env_edit, self.headers_edit):
+            box.clear()
+        self.trust.setChecked(False)
+        self.refresh()
+        return saved
+
+    def _server_from_form(self) -> tuple[McpServer, dict[str, str], dict[str, str]]:
+        from pydantic import ValidationError
+
+        transport = str(self.transport.currentData())
+        name = self.name_edit.text().strip()
+        if transport == "stdio" and not self.trust.isChecked():
+            raise ValueError(tr("Tick “I trust this program” first: ") + STDIO_WARNING)
+        try:
+            args = shlex.split(self.args_edit.text())
+        except ValueError as exc:
+            raise ValueError(tr("The arguments cannot be read: {why}").format(why=exc)) from exc
+        env = parse_pairs(self.env_edit.toPlainText(), "=") if transport == "stdio" else {}
+        secret_env = parse_pairs(self.secret_env_edit.toPlainText(), "=") if transport == "stdio" else {}
+        for key in [k for k in env if looks_secret(k)]:  # a token typed in the plain box still goes safe
+            secret_env[key] = env.pop(key)
+        headers = parse_pairs(self.headers_edit.toPlainText(), ":") if transport == "http" else {}
+        try:
+            server = McpServer(
+                name=name,
+                transport=transport,  # type: ignore[arg-type]
+                command=self.command_edit.text().strip() if transport == "stdio" else "",
+                args=args if transport == "stdio" else [],
+                env=env,
+                url=self.url_edit.text().strip() if transport == "http" else "",
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(str(first.get("msg", exc)).removeprefix("Value error, ")) from exc
+        return server, secret_env, headers
+
+    def _add_problem(self, text: str) -> None:
+        self.add_problem.setText(tr("Not added: ") + text)
+        self.add_problem.show()
+
+    def close_servers(self) -> None:
+        """The dialog closed: stop the servers the page started itself (in the background)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._own_manager and self._manager is not None and self._manager.connections:
+            Operation(None, self.aclose).run()
+
+    async def aclose(self) -> None:
+        """Stop what the page started itself (the window's servers stay with the window)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._own_manager and self._manager is not None:
+            await self._manager.aclose()

@@ -1,0 +1,622 @@
+"""Tool turns in the window: a conversation with tools enabled answers through
+:func:`engine.tools.session.run_tool_turn`, each call asked about on a card in the transcript.
+
+The conversation's settings name its tools (built-in tool names and MCP server names) and its tool choice
+(:class:`engine.chat.generation.GenerationSettings` ``tools`` / ``tool_choice``). A send there starts the
+MCP servers it names (:class:`engine.tools.mcp.McpManager`, one for the window, closed with it), shows the
+user's message and a streamed reply, and a :class:`~desktop.widgets.tool_card.ToolCard` for every call the
+model makes; the turn waits on the card until the user allows or denies (nothing is approved by default;
+"always" lasts for this conversation until the app quits). Stop cancels the turn; a call left without a
+result then gets one saying the turn was stopped, so the conversation stays valid for the next request.
+Regenerate answers the same message again with tools (:func:`engine.tools.session.rerun_tool_turn`).
+
+Stored turns are folded for the transcript (:meth:`ToolTurns.transcript_data`): the assistant's tool-call
+messages and the tool results become cards of one reply whose id is the turn's first reply (its siblings
+are the turn's versions), showing the turn's final answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+from shiboken6 import isValid
+
+from desktop import errors
+from desktop.widgets.tool_card import CallView, ToolCard
+from desktop.widgets.transcript import MessageData, MessageWidget
+
+if TYPE_CHECKING:
+    from desktop.widgets.composer import Composer
+    from desktop.widgets.sidebar import Sidebar
+    from desktop.widgets.tool_settings import ToolSettingsBox
+    from desktop.widgets.transcript import TranscriptView
+    from engine.chat.engine import ChatEngine
+    from engine.history.async_store import AsyncHistoryStore
+    from engine.history.records import ConversationTree, StoredMessage
+    from engine.paths import AppPaths
+    from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
+    from engine.tools.loop import LoopEvent
+    from engine.tools.mcp import McpManager
+    from engine.tools.parsers import ToolSupport
+
+log = logging.getLogger(__name__)
+BUILTIN_SERVER = "built-in"
+STOPPED_RESULT = "The user stopped the turn before this call ran; it was not run."
+_live_ids = itertools.count(1)
+
+ToData = Callable[["ConversationTree", "StoredMessage"], MessageData]
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("ToolTurns", text)
+
+
+# --- the stored turn, folded ------------------------------------------------------------------------------
+
+
+def _calls_of(message: StoredMessage) -> list[dict[str, Any]]:
+    content = message.content or {}
+    return [part["tool_call"] for part in content.get("content") or () if "tool_call" in part]
+
+
+def _result_of(message: StoredMessage) -> dict[str, Any] | None:
+    content = message.content or {}
+    for part in content.get("content") or ():
+        if "tool_call_result" in part:
+            return dict(part["tool_call_result"])
+    return None
+
+
+def server_of(tool: str, owners: dict[str, str] | None = None) -> str:
+    from engine.tools.builtin import BUILTIN_NAMES
+
+    if tool in BUILTIN_NAMES:
+        return BUILTIN_SERVER
+    return (owners or {}).get(tool, tr("MCP server"))
+
+
+def call_view(call: dict[str, Any], owners: dict[str, str] | None = None) -> CallView:
+    extra = call.get("extra") or {}
+    return CallView(
+        call_id=str(call.get("id") or ""),
+        tool=str(call.get("tool_name") or ""),
+        server=server_of(str(call.get("tool_name") or ""), owners),
+        arguments=dict(call.get("arguments") or {}),
+        raw_arguments=str(extra.get("raw_arguments") or ""),
+    )
+
+
+def fold_branch(
+    tree: ConversationTree,
+    branch: Sequence[StoredMessage],
+    to_data: ToData,
+    owners: dict[str, str] | None = None,
+) -> list[MessageData]:
+    """The transcript's messages of ``branch``: a turn's tool-call replies and tool results become cards of
+    one reply (the turn's first reply's id, the final answer's text and state)."""
+    shown: list[MessageData] = []
+    head: MessageData | None = None  # the reply that gathers the current turn's cards
+    cards: dict[str, CallView] = {}
+    for message in branch:
+        if message.role == "tool":
+            result = _result_of(message)
+            if head is None or result is None:
+                continue
+            origin = result.get("origin") or {}
+            view = cards.get(str(origin.get("id") or ""))
+            if view is not None:
+                view.result = str(result.get("result", ""))
+                view.error = bool(result.get("error"))
+                if view.error and view.result.startswith("The user denied"):
+                    view.decision = "deny"
+                elif not view.error:
+                    view.decision = "allowed"  # a call runs only once allowed
+            continue
+        if message.role != "assistant":
+            head = None
+            if message.role == "user":
+                shown.append(to_data(tree, message))
+            continue
+        calls = _calls_of(message)
+        if head is None:
+            head = to_data(tree, message)
+            head.extra = {**head.extra, "tool_calls": []}
+            shown.append(head)
+            if not calls:
+                head.extra.pop("tool_calls")
+        else:
+            final = to_data(tree, message)
+            text = "\n\n".join(t for t in (head.text, final.text) if t)
+            head.text, head.state, head.error = text, final.state, final.error
+            head.completion_tokens, head.tokens_per_s = final.completion_tokens, final.tokens_per_s
+            head.reasoning = "\n\n".join(t for t in (head.reasoning, final.reasoning) if t)
+        for call in calls:
+            view = call_view(call, owners)
+            cards[view.call_id] = view
+            tool_calls = head.extra.setdefault("tool_calls", [])
+            assert isinstance(tool_calls, list)
+            tool_calls.append(view)
+        if not calls:
+            head = None  # the turn's answer: the next reply starts a new turn
+    return shown
+
+
+# --- a turn running now -------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveTurn:
+    """What a running tool turn shows: its user message (``None``: regenerate), the streamed text, the
+    cards, and where it hangs in the stored branch (``anchor``: the last stored message shown before it)."""
+
+    conversation_id: int
+    anchor: int | None
+    user_text: str | None
+    model: str
+    key: str = field(default_factory=lambda: f"tool-turn-{next(_live_ids)}")
+    text: str = ""
+    reasoning: str = ""
+    calls: list[CallView] = field(default_factory=list)
+    waiting: dict[str, asyncio.Future[Decision]] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def reply_key(self) -> str:
+        return self.key + "-reply"
+
+    def data(self) -> list[MessageData]:
+        shown = []
+        if self.user_text is not None:
+            shown.append(MessageData(id=self.key + "-user", role="user", text=self.user_text))
+        shown.append(
+            MessageData(
+                id=self.reply_key,
+                role="assistant",
+                text=self.text,
+                reasoning=self.reasoning,
+                model=self.model,
+                state="streaming",
+                extra={"tool_calls": self.calls},
+            )
+        )
+        return shown
+
+    def call(self, call_id: str) -> CallView | None:
+        return next((c for c in self.calls if c.call_id == call_id), None)
+
+
+class ToolTurns(QObject):
+    """The window's tool turns; see the module docstring. ``chat`` is set when the engine is attached."""
+
+    finished = Signal(int)  # a tool turn of this conversation ended (its messages are stored and shown)
+
+    def __init__(
+        self,
+        store: AsyncHistoryStore,
+        transcript: TranscriptView,
+        composer: Composer,
+        sidebar: Sidebar,
+        *,
+        config_dir: Path | None,
+        paths: AppPaths | None,
+        shown: Callable[[], int | None],
+        show: Callable[[int], Awaitable[None]],
+        settings_box: ToolSettingsBox | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.transcript = transcript
+        self.composer = composer
+        self.sidebar = sidebar
+        self.config_dir = config_dir
+        self.paths = paths
+        self._shown = shown
+        self._show = show
+        self.chat: ChatEngine | None = None
+        self._manager: McpManager | None = None
+        self._policies: dict[int, ApprovalPolicy] = {}
+        self._live: dict[int, LiveTurn] = {}
+        self._cards: dict[str, ToolCard] = {}
+        self._owners: dict[str, str] = {}  # tool name -> MCP server, as last handed out
+        self._documents: Any = None  # the document store of the search_documents tool, once opened
+        self._closing = False
+        transcript.widget_hooks.append(self.decorate)
+        if settings_box is not None:
+            settings_box.available = self.available
+            settings_box.support = self.support
+
+    # --- the parts ----------------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> McpManager:
+        """The window's MCP servers (started when a conversation uses them, stopped by :meth:`aclose`)."""
+        if self._manager is None:
+            from engine.tools.config import ToolsSettings
+            from engine.tools.mcp import McpManager
+
+            if self.config_dir is None:
+                raise RuntimeError("no config folder for tools.toml")
+            logs = self.paths.logs if self.paths is not None else None
+            self._manager = McpManager(ToolsSettings(self.config_dir), logs=logs)
+        return self._manager
+
+    def available(self) -> list[tuple[str, str]]:
+        """What a conversation may enable: the built-in tools, and the MCP servers once the engine is there
+        (reading tools.toml loads pydantic, which waits until after the first paint)."""
+        from engine.tools.builtin import BUILTIN_NAMES, DESCRIPTIONS
+
+        offered = [(name, DESCRIPTIONS[name]) for name in BUILTIN_NAMES]
+        if self.chat is None or self.config_dir is None:
+            return offered
+        try:
+            servers = self.manager.settings.load().servers
+        except Exception as exc:  # noqa: BLE001 - a damaged tools.toml: the built-in tools are still there
+            log.warning("tools.toml: %s", exc)
+            return offered
+        return offered + [(s.name, tr("MCP server: {what}").format(what=s.describe())) for s in servers]
+
+    def running(self, conversation_id: int | None) -> bool:
+        return conversation_id in self._live
+
+    def support(self) -> ToolSupport | None:
+        """What the current model can do with tools (``None``: no server)."""
+        from engine.models.builtin import BUILTIN_MODEL, builtin_model_path
+        from engine.tools.parsers import FORCED_ONLY_WARNING, ToolSupport, tool_support
+
+        endpoint = self.chat.endpoint_provider() if self.chat is not None else None
+        if endpoint is None:
+            return None
+        if endpoint.model != BUILTIN_MODEL.served_name:
+            return tool_support(endpoint.model)
+        model_dir = builtin_model_path(self.paths) if self.paths is not None else None
+        support = tool_support(endpoint.model, model_dir=model_dir)
+        if support.template_has_tools is None:  # SmolLM2's template (known) does not describe tools
+            support = ToolSupport(support.parser, False, FORCED_ONLY_WARNING)
+        return support
+
+    async def _settings(self, conversation_id: int) -> Any:
+        from engine.chat.generation import GenerationSettings
+
+        conversation = await self.store.conversation(conversation_id)
+        return GenerationSettings.parse(conversation.settings)
+
+    async def _tools(self, names: Sequence[str]) -> tuple[list[Any], dict[str, str]]:
+        """The tools these names give (built-in ones, and the MCP servers' — started now when needed)."""
+        from engine.tools.builtin import (
+            CURRENT_TIME,
+            SEARCH_DOCUMENTS,
+            SEARCH_HISTORY,
+            current_time_tool,
+            history_search_tool,
+        )
+
+        tools: list[Any] = []
+        if CURRENT_TIME in names:
+            tools.append(current_time_tool())
+        if SEARCH_HISTORY in names:
+            tools.append(history_search_tool(self.store))
+        if SEARCH_DOCUMENTS in names:
+            tool = self._documents_tool()
+            if tool is not None:
+                tools.append(tool)
+        builtin = {CURRENT_TIME, SEARCH_HISTORY, SEARCH_DOCUMENTS}
+        servers = [n for n in names if n not in builtin]
+        owners: dict[str, str] = {}
+        if servers and self.config_dir is not None:
+            known = {s.name for s in self.manager.settings.load().servers}
+            failed = []
+            for name in servers:
+                if name not in known:
+                    failed.append(tr("{name}: no such MCP server any more").format(name=name))
+                    continue
+                state = await self.manager.start(name)
+                if state.status != "ready":
+                    failed.append(f"{name}: {state.describe()}")
+            if failed:
+                self.composer.set_notice(
+                    tr("Some tools are not available for this reply — {what}").format(what="; ".join(failed))
+                )
+            mcp_tools, owners = self.manager.tools(servers)
+            tools.extend(mcp_tools)
+        self._owners.update(owners)
+        return tools, owners
+
+    def _documents_tool(self) -> Any:
+        if self.paths is None:
+            return None
+        from engine.documents.store import DocumentStore, documents_db
+        from engine.tools.builtin import documents_search_tool
+
+        if self._documents is None:
+            self._documents = DocumentStore(documents_db(self.paths))
+        collections = [c.name for c in self._documents.collections()]
+        if not collections:
+            self.composer.set_notice(tr("There are no document collections to search yet."))
+            return None
+        return documents_search_tool(self._documents, collections)
+
+    def _policy(self, conversation_id: int) -> ApprovalPolicy:
+        from engine.tools.approval import ApprovalPolicy
+
+        policy = self._policies.get(conversation_id)
+        if policy is None:
+
+            async def ask(request: CallRequest) -> Decision:
+                return await self._ask(conversation_id, request)
+
+            policy = self._policies[conversation_id] = ApprovalPolicy(ask)
+        return policy
+
+    # --- starting turns -----------------------------------------------------------------------------
+
+    async def send(self, conversation_id: int, text: str) -> bool:
+        """Answer ``text`` with tools if the conversation has tools enabled (``False``: it has none, the
+        plain chat answers). Returns once the turn runs; raises what refuses it before anything is stored."""
+        settings = await self._settings(conversation_id)
+        if not settings.tools:
+            return False
+        tree = await self.store.load(conversation_id)
+        await self._start(conversation_id, tree.shown_leaf(), text, settings, None)
+        return True
+
+    async def regenerate(self, reply_id: int) -> bool:
+        """Answer the message of ``reply_id`` again with tools (``False``: the conversation has none)."""
+        reply = await self.store.message(reply_id)
+        settings = await self._settings(reply.conversation_id)
+        if not settings.tools or reply.parent_id is None:
+            return False
+        self.transcript.truncate_from(reply_id)
+        await self._start(reply.conversation_id, reply.parent_id, None, settings, reply.parent_id)
+        return True
+
+    async def _start(
+        self, conversation_id: int, anchor: int | None, text: str | None, settings: Any, user_id: int | None
+    ) -> None:
+        from engine.chat.errors import ChatError, NoServer
+        from engine.tools.loop import tool_choice_value
+
+        if conversation_id in self._live or (
+            self.chat is not None and self.chat.running_turn(conversation_id) is not None
+        ):
+            raise ChatError("This conversation is still answering; stop it or wait for the reply.")
+        chat = self.chat
+        endpoint = chat.endpoint_provider() if chat is not None else None
+        if chat is None or endpoint is None:
+            raise NoServer()
+        tools, owners = await self._tools(settings.tools)
+        tool_choice_value(settings.tool_choice, [t.name for t in tools])  # refused before anything is stored
+        await chat.warm_up()
+        live = LiveTurn(conversation_id, anchor, text, endpoint.model)
+        self._live[conversation_id] = live
+        if self._shown() == conversation_id:
+            self.composer.set_busy(True)
+            self.transcript.follow()
+            for data in live.data():
+                self.transcript.add_message(data)
+        live.task = asyncio.get_running_loop().create_task(
+            self._run(live, endpoint, tools, owners, settings.tool_choice, user_id),
+            name=f"tool-turn-{conversation_id}",
+        )
+
+    async def _run(
+        self,
+        live: LiveTurn,
+        endpoint: Any,
+        tools: list[Any],
+        owners: dict[str, str],
+        choice: str,
+        user_id: int | None,
+    ) -> None:
+        from engine.tools.session import rerun_tool_turn, run_tool_turn
+
+        assert self.chat is not None
+        cid = live.conversation_id
+        common: dict[str, Any] = {
+            "tools": tools,
+            "approval": self._policy(cid),
+            "choice": choice,
+            "servers": owners,
+            "on_event": lambda event: self._on_event(live, event),
+        }
+        try:
+            async with self.chat.generators.lease(endpoint) as generator:
+                if user_id is None:
+                    assert live.user_text is not None
+                    turn = await run_tool_turn(
+                        self.store, generator, endpoint, cid, live.user_text, parent_id=live.anchor, **common
+                    )
+                else:
+                    turn = await rerun_tool_turn(self.store, generator, endpoint, user_id, **common)
+            if turn.error is not None:
+                errors.report(turn.error)
+        except asyncio.CancelledError:
+            await self._close_unanswered(cid)
+        except Exception as exc:  # noqa: BLE001 - shown like any failed operation; what ran is stored
+            errors.report(exc)
+        finally:
+            for waiting in live.waiting.values():
+                waiting.cancel()
+            self._live.pop(cid, None)
+        if not self._closing:
+            await self._after(cid)
+
+    async def _after(self, conversation_id: int) -> None:
+        if self._shown() == conversation_id:
+            self.composer.set_busy(False)
+            await self._show(conversation_id)
+        await self.sidebar.reload()
+        if self._shown() == conversation_id:
+            self.sidebar.select_conversation(conversation_id)
+        self.finished.emit(conversation_id)
+
+    async def _close_unanswered(self, conversation_id: int) -> None:
+        """A stopped turn: every call of the last tool-call reply gets a result, so the branch stays a valid
+        request (an answered call list) for the next turn."""
+        from haystack.dataclasses import ChatMessage, ToolCall
+
+        from engine.history.store import HistoryStore
+
+        tree = await self.store.load(conversation_id)
+        branch = tree.branch()
+        answered: set[str] = set()
+        for message in reversed(branch):
+            if message.role == "tool":
+                result = _result_of(message) or {}
+                answered.add(str((result.get("origin") or {}).get("id") or ""))
+                continue
+            calls = _calls_of(message) if message.role == "assistant" else []
+            last = branch[-1].id
+            for call in calls:
+                if str(call.get("id") or "") in answered:
+                    continue
+                origin = ToolCall.from_dict(call)
+                stopped = ChatMessage.from_tool(STOPPED_RESULT, origin=origin, error=True)
+                stored = await self.store.call(
+                    HistoryStore.add_message,
+                    conversation_id,
+                    last,
+                    "tool",
+                    STOPPED_RESULT,
+                    content=stopped.to_dict(),
+                )
+                last = stored.id
+            break
+
+    def stop(self, conversation_id: int | None) -> None:
+        live = self._live.get(conversation_id) if conversation_id is not None else None
+        if live is not None and live.task is not None:
+            live.task.cancel()
+
+    async def aclose(self) -> None:
+        """Stop the running tool turns (what ran stays stored) and every MCP server (no orphans)."""
+        self._closing = True
+        tasks = [live.task for live in self._live.values() if live.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._manager is not None:
+            await self._manager.aclose()
+        if self._documents is not None:
+            self._documents.close()
+            self._documents = None
+
+    # --- what the loop reports ----------------------------------------------------------------------
+
+    def _on_event(self, live: LiveTurn, event: LoopEvent) -> None:
+        shown = self._shown() == live.conversation_id
+        if event.kind == "token":
+            live.text += event.text
+            if shown:
+                self.transcript.append_token(live.reply_key, event.text)
+        elif event.kind == "reasoning":
+            live.reasoning += event.text
+            if shown:
+                self.transcript.append_reasoning(live.reply_key, event.text)
+        elif event.kind == "notice":
+            if shown:
+                self.composer.set_notice(event.text)
+        elif event.call is not None:
+            self._on_call_event(live, event, shown)
+
+    def _on_call_event(self, live: LiveTurn, event: LoopEvent, shown: bool) -> None:
+        request = event.call
+        assert request is not None
+        view = live.call(request.call_id)
+        if event.kind == "call" or view is None:
+            view = CallView(
+                call_id=request.call_id,
+                tool=request.tool,
+                server=request.server,
+                arguments=dict(request.arguments),
+                raw_arguments=request.raw_arguments,
+            )
+            live.calls.append(view)
+            widget = self.transcript.message(live.reply_key) if shown else None
+            if widget is not None:
+                self._add_card(widget, view, live)
+        card = self._card(view.call_id)
+        if event.kind == "decision" and event.decision is not None:
+            view.decision, view.asking = event.decision, False
+            if card is not None:
+                card.set_decision(event.decision)
+        elif event.kind == "result":
+            view.result, view.error, view.asking = event.text, event.error, False
+            if card is not None:
+                card.set_result(event.text, event.error)
+
+    async def _ask(self, conversation_id: int, request: CallRequest) -> Decision:
+        live = self._live.get(conversation_id)
+        if live is None:
+            return "deny"
+        view = live.call(request.call_id)
+        if view is not None:
+            view.asking = True
+        card = self._card(request.call_id)
+        if card is not None:
+            card.ask()
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        live.waiting[request.call_id] = future
+        try:
+            return await future
+        finally:
+            live.waiting.pop(request.call_id, None)
+
+    def decide(self, call_id: str, decision: Decision) -> None:
+        """The user's answer on a card (also for tests and keyboard actions)."""
+        for live in self._live.values():
+            future = live.waiting.get(call_id)
+            if future is not None and not future.done():
+                future.set_result(decision)
+                return
+
+    # --- the transcript -----------------------------------------------------------------------------
+
+    def transcript_data(self, tree: ConversationTree, to_data: ToData) -> list[MessageData]:
+        """What the transcript shows of ``tree``: tool turns folded into cards, and a running tool turn (as it
+        stands) after the stored messages it follows."""
+        live = self._live.get(tree.conversation.id)
+        branch = tree.branch()
+        if live is not None:
+            cut = next((i for i, m in enumerate(branch) if m.id == live.anchor), -1)
+            branch = branch[: cut + 1]
+        shown = fold_branch(tree, branch, to_data, self._owners)
+        if live is not None:
+            shown.extend(live.data())
+        return shown
+
+    def decorate(self, widget: MessageWidget) -> None:
+        """The transcript's hook for a new message widget: the cards of its tool calls."""
+        calls = widget.data.extra.get("tool_calls")
+        if not isinstance(calls, list):
+            return
+        live = next((t for t in self._live.values() if t.reply_key == widget.data.id), None)
+        for view in calls:
+            if isinstance(view, CallView):
+                self._add_card(widget, view if live is not None else replace(view, asking=False), live)
+
+    def _add_card(self, widget: MessageWidget, view: CallView, live: LiveTurn | None) -> None:
+        card = ToolCard(view, widget)
+        if live is not None:
+            card.decided.connect(lambda call_id, decision: self.decide(call_id, decision))
+            self._cards[view.call_id] = card
+        widget.add_attachment(card)
+        if view.asking:
+            card.ask()
+
+    def _card(self, call_id: str) -> ToolCard | None:
+        card = self._cards.get(call_id)
+        if card is not None and not isValid(card):
+            del self._cards[call_id]
+            return None
+        return card

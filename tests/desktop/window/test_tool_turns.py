@@ -1,0 +1,179 @@
+"""Tool turns through the window, against the stand-in server streaming real tool calls: the approval card
+(allow once, always allow, deny — the model gets the denial), the tools ticked in the chat settings and kept
+with the conversation, stop, regenerate, and the cards read back after the window is opened again."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from desktop.widgets.tool_card import ToolCard
+from desktop.window.main_window import MainWindow
+from desktop.window.tool_turns import STOPPED_RESULT
+from engine.chat.generation import GenerationSettings
+from engine.history.store import HistoryStore
+from engine.paths import AppPaths
+from engine.tools.approval import CallRequest, denied_result
+from engine.tools.session import branch_messages
+from tests.support.main_window import close_window, open_window, replies
+from tests.support.qasync_loop import qloop  # noqa: F401
+from tests.support.standin.launch import running_standin
+
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.usefixtures("qloop"),
+    pytest.mark.qt_log_ignore("This plugin does not support"),
+]
+TIME_CALL = (
+    *("--tool-calls", "well-formed", "--tool-arguments", '{"timezone": "UTC"}'),
+    *("--reply", "It is noon."),
+)
+
+
+def cards(window: MainWindow) -> list[ToolCard]:
+    return [card for reply in replies(window) for card in reply.findChildren(ToolCard)]
+
+
+def asking(window: MainWindow) -> ToolCard | None:
+    return next((c for c in cards(window) if c.allow_once_button.isVisible()), None)
+
+
+def send(qtbot, window: MainWindow, text: str) -> None:  # type: ignore[no-untyped-def]
+    window.composer.editor.setPlainText(text)
+    qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+
+
+def tick_tool_for_new_chat(window: MainWindow, name: str) -> None:
+    window.new_chat()
+    if not window.chat_settings.isVisible():
+        window.toggle_chat_settings()
+    window.chat_settings.tools.boxes[name].click()
+
+
+def stored_branch(app_paths: AppPaths, conversation_id: int):  # type: ignore[no-untyped-def]
+    store = HistoryStore(app_paths.history_db)
+    try:
+        tree = store.load(conversation_id)
+        return tree.conversation, tree.branch()
+    finally:
+        store.close()
+
+
+def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_back_after_reopening(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    with running_standin(*TIME_CALL) as server:
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            tick_tool_for_new_chat(window, "current_time")
+            send(qtbot, window, "What time is it?")
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            card = asking(window)
+            assert card is not None
+            assert card.title.text() == "Tool call: current_time · built-in"
+            assert '"timezone": "UTC"' in card.arguments.toPlainText()
+            assert window.composer.busy  # nothing ran yet: the turn waits for the user
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
+            reply = replies(window)[-1]
+            assert reply.data.text == "It is noon."
+            [done] = reply.findChildren(ToolCard)
+            assert done.call.result is not None
+            assert "time zone UTC" in done.call.result
+            assert not done.allow_once_button.isVisible()  # stored: read-only
+            assert done.result_button.isVisible()
+            assert done.result_view is None
+            conversation_id = window.conversation_id
+            assert conversation_id is not None
+            settings = GenerationSettings.parse(stored_branch(app_paths, conversation_id)[0].settings)
+            assert settings.tools == ("current_time",)
+
+            # Allow once is once: the next call asks again; "always" then runs it without asking.
+            send(qtbot, window, "And now?")
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            card = asking(window)
+            assert card is not None
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(card.allow_always_button, Qt.MouseButton.LeftButton)
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                send(qtbot, window, "Once more?")  # no card asks: it would wait for a click forever
+            assert replies(window)[-1].data.text == "It is noon."
+            # Regenerate answers the same message again, with the tool (still always allowed).
+            last = replies(window)[-1]
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(last.regenerate_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: replies(window)[-1].branch_label.text() == "2/2", timeout=5000)
+            assert len(replies(window)[-1].findChildren(ToolCard)) == 1
+        finally:
+            close_window(qtbot, window)
+        _, branch = stored_branch(app_paths, conversation_id)
+        assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant"] * 3
+
+        # A restart: the stored calls show as read-only cards under their replies.
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            qtbot.waitUntil(lambda: window.conversation_id == conversation_id, timeout=5000)
+            assert len(replies(window)) == 3
+            assert all(len(r.findChildren(ToolCard)) == 1 for r in replies(window))
+            assert asking(window) is None
+            assert all(c.call.result and "UTC" in c.call.result for c in cards(window))
+            if not window.chat_settings.isVisible():
+                window.toggle_chat_settings()
+            assert window.chat_settings.tools.boxes["current_time"].isChecked()
+        finally:
+            close_window(qtbot, window)
+
+
+def test_a_denied_call_is_not_run_and_the_model_is_told(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    with running_standin(*TIME_CALL) as server:
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            tick_tool_for_new_chat(window, "current_time")
+            send(qtbot, window, "What time is it?")
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            card = asking(window)
+            assert card is not None
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(card.deny_button, Qt.MouseButton.LeftButton)
+            [shown] = cards(window)
+            assert "Denied" in shown.status.text()
+            assert replies(window)[-1].data.text == "It is noon."
+            conversation_id = window.conversation_id
+        finally:
+            close_window(qtbot, window)
+    assert conversation_id is not None
+    conversation, branch = stored_branch(app_paths, conversation_id)
+    assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant"]
+    call = branch[1].to_chat_message().tool_calls[0]
+    told = denied_result(CallRequest(call.id or "", call.tool_name, "built-in"))
+    assert branch[2].text == told
+    # What the model reads next: the denial as the call's result, right after the call.
+    sent = branch_messages(conversation, branch)
+    assert sent[-2].tool_call_result is not None
+    assert sent[-2].tool_call_result.result == told
+
+
+def test_stop_while_a_card_waits_leaves_a_conversation_that_goes_on(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    with running_standin(*TIME_CALL) as server:
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            tick_tool_for_new_chat(window, "current_time")
+            send(qtbot, window, "What time is it?")
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                window.stop_action.trigger()
+            assert not window.composer.busy
+            conversation_id = window.conversation_id
+            assert conversation_id is not None
+            _, branch = stored_branch(app_paths, conversation_id)
+            assert [m.role for m in branch] == ["user", "assistant", "tool"]
+            assert branch[2].text == STOPPED_RESULT
+            # The next message goes out as a valid request (every call has its result) and is answered.
+            window.chat_settings.tools.choice.setCurrentText("none")
+            window.chat_settings.apply()
+            qtbot.waitUntil(lambda: not window.chat_settings.apply_button.isEnabled(), timeout=5000)
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                send(qtbot, window, "Never mind.")
+            assert replies(window)[-1].data.text == "It is noon."
+        finally:
+            close_window(qtbot, window)
