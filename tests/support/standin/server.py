@@ -154,22 +154,35 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"detail": "Not Found"})
 
+    def _tokenize(self, body: dict[str, Any]) -> None:
+        text = body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        toks = tokens_of(str(text))
+        self._json(
+            200,
+            {
+                "count": len(toks),
+                "max_model_len": self.server.max_model_len,
+                "tokens": list(range(len(toks))),
+            },
+        )
+
+    def _answered_by_fault(self, fault: str | None) -> bool:
+        """The request is answered with the error a fault mode asks for (True), or served normally."""
+        if fault == "http-500":
+            self._error(500, SERVER_500_MESSAGE, "InternalServerError")
+            return True
+        if fault == "html-error":
+            self._text(502, HTML_ERROR_PAGE, "text/html")
+            return True
+        return False
+
     def do_POST(self) -> None:
         if not self._authorized():
             return
         path = self.path.split("?")[0]
         body = self._body()
         if path == "/tokenize":
-            text = body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", []))
-            toks = tokens_of(str(text))
-            self._json(
-                200,
-                {
-                    "count": len(toks),
-                    "max_model_len": self.server.max_model_len,
-                    "tokens": list(range(len(toks))),
-                },
-            )
+            self._tokenize(body)
             return
         if path not in ("/v1/chat/completions", "/v1/completions"):
             self._json(404, {"detail": "Not Found"})
@@ -195,11 +208,7 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         fault = self.server.opts.fault
-        if fault == "http-500":
-            self._error(500, SERVER_500_MESSAGE, "InternalServerError")
-            return
-        if fault == "html-error":
-            self._text(502, HTML_ERROR_PAGE, "text/html")
+        if self._answered_by_fault(fault):
             return
         reply = self.server.reply_tokens()
         finish = "stop"
