@@ -4,6 +4,9 @@ with the conversation, stop, regenerate, and the cards read back after the windo
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -14,6 +17,7 @@ from engine.chat.generation import GenerationSettings
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.tools.approval import CallRequest, denied_result
+from engine.tools.config import McpServer, ToolsSettings
 from engine.tools.session import branch_messages
 from tests.support.main_window import close_window, open_window, replies
 from tests.support.qasync_loop import qloop  # noqa: F401
@@ -24,9 +28,12 @@ pytestmark = [
     pytest.mark.usefixtures("qloop"),
     pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
+SHOTS = Path(__file__).resolve().parents[3] / "shots"
+MCP_SERVER = str(Path(__file__).parents[2] / "engine" / "tools" / "mcp_server.py")
+ANSWER = "The current_time tool gave the time in UTC (shown in its result above)."
 TIME_CALL = (
     *("--tool-calls", "well-formed", "--tool-arguments", '{"timezone": "UTC"}'),
-    *("--reply", "It is noon."),
+    *("--reply", ANSWER),
 )
 
 
@@ -76,13 +83,18 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
             reply = replies(window)[-1]
-            assert reply.data.text == "It is noon."
+            assert reply.data.text == ANSWER
             [done] = reply.findChildren(ToolCard)
             assert done.call.result is not None
             assert "time zone UTC" in done.call.result
             assert not done.allow_once_button.isVisible()  # stored: read-only
             assert done.result_button.isVisible()
-            assert done.result_view is None
+            assert done.result_view is None  # collapsed
+            assert done.status.text() == "Allowed"
+            done.result_button.click()
+            qtbot.wait(200)
+            SHOTS.mkdir(exist_ok=True)  # the README's picture of an approved call (docs/images/ keeps a copy)
+            assert window.grab().save(str(SHOTS / "tool-call-approved.png"))
             conversation_id = window.conversation_id
             assert conversation_id is not None
             settings = GenerationSettings.parse(stored_branch(app_paths, conversation_id)[0].settings)
@@ -97,7 +109,7 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
                 qtbot.mouseClick(card.allow_always_button, Qt.MouseButton.LeftButton)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 send(qtbot, window, "Once more?")  # no card asks: it would wait for a click forever
-            assert replies(window)[-1].data.text == "It is noon."
+            assert replies(window)[-1].data.text == ANSWER
             # Regenerate answers the same message again, with the tool (still always allowed).
             last = replies(window)[-1]
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
@@ -137,7 +149,7 @@ def test_a_denied_call_is_not_run_and_the_model_is_told(qtbot, app_paths: AppPat
                 qtbot.mouseClick(card.deny_button, Qt.MouseButton.LeftButton)
             [shown] = cards(window)
             assert "Denied" in shown.status.text()
-            assert replies(window)[-1].data.text == "It is noon."
+            assert replies(window)[-1].data.text == ANSWER
             conversation_id = window.conversation_id
         finally:
             close_window(qtbot, window)
@@ -174,6 +186,30 @@ def test_stop_while_a_card_waits_leaves_a_conversation_that_goes_on(qtbot, app_p
             qtbot.waitUntil(lambda: not window.chat_settings.apply_button.isEnabled(), timeout=5000)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 send(qtbot, window, "Never mind.")
-            assert replies(window)[-1].data.text == "It is noon."
+            assert replies(window)[-1].data.text == ANSWER
         finally:
             close_window(qtbot, window)
+
+
+def test_an_mcp_servers_tools_and_parallel_calls_each_get_a_card(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    ToolsSettings(app_paths.config).add(
+        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
+    )
+    args = ("--tool-calls", "parallel", "--tool-name", "add", "--tool-arguments", '{"a": 2, "b": 3}')
+    with running_standin(*args, "--reply", "Five, twice.") as server:
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            tick_tool_for_new_chat(window, "desk")
+            send(qtbot, window, "Add 2 and 3, twice.")
+            for _ in range(2):  # one card after the other: each call waits for its own decision
+                qtbot.waitUntil(lambda: asking(window) is not None, timeout=30000)
+                card = asking(window)
+                assert card is not None
+                assert card.title.text() == "Tool call: add · desk"
+                qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: not window.composer.busy, timeout=20000)
+            shown = cards(window)
+            assert [c.call.result for c in shown] == ["5", "5"]
+            assert replies(window)[-1].data.text == "Five, twice."
+        finally:
+            close_window(qtbot, window)  # also stops the MCP server (the leak check would see it)

@@ -1,0 +1,112 @@
+"""Stored tool turns as the transcript shows them: a turn's tool-call replies and tool results become
+:class:`~desktop.widgets.tool_card.CallView` cards of one reply (the turn's first reply's id, so its siblings
+are the turn's versions), showing the turn's final answer. Read from the stored ``ChatMessage.to_dict()``
+content without importing Haystack (a conversation is shown before Haystack is loaded)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication
+
+from desktop.widgets.tool_card import CallView
+from desktop.widgets.transcript import MessageData
+
+if TYPE_CHECKING:
+    from engine.history.records import ConversationTree, StoredMessage
+
+BUILTIN_SERVER = "built-in"
+
+ToData = Callable[["ConversationTree", "StoredMessage"], MessageData]
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("ToolTurns", text)
+
+
+def calls_of(message: StoredMessage) -> list[dict[str, Any]]:
+    content = message.content or {}
+    return [part["tool_call"] for part in content.get("content") or () if "tool_call" in part]
+
+
+def result_of(message: StoredMessage) -> dict[str, Any] | None:
+    content = message.content or {}
+    for part in content.get("content") or ():
+        if "tool_call_result" in part:
+            return dict(part["tool_call_result"])
+    return None
+
+
+def server_of(tool: str, owners: dict[str, str] | None = None) -> str:
+    from engine.tools.builtin import BUILTIN_NAMES
+
+    if tool in BUILTIN_NAMES:
+        return BUILTIN_SERVER
+    return (owners or {}).get(tool, tr("MCP server"))
+
+
+def call_view(call: dict[str, Any], owners: dict[str, str] | None = None) -> CallView:
+    extra = call.get("extra") or {}
+    return CallView(
+        call_id=str(call.get("id") or ""),
+        tool=str(call.get("tool_name") or ""),
+        server=server_of(str(call.get("tool_name") or ""), owners),
+        arguments=dict(call.get("arguments") or {}),
+        raw_arguments=str(extra.get("raw_arguments") or ""),
+    )
+
+
+def fold_branch(
+    tree: ConversationTree,
+    branch: Sequence[StoredMessage],
+    to_data: ToData,
+    owners: dict[str, str] | None = None,
+) -> list[MessageData]:
+    """The transcript's messages of ``branch``: a turn's tool-call replies and tool results become cards of
+    one reply (the turn's first reply's id, the final answer's text and state)."""
+    shown: list[MessageData] = []
+    head: MessageData | None = None  # the reply that gathers the current turn's cards
+    cards: dict[str, CallView] = {}
+    for message in branch:
+        if message.role == "tool":
+            result = result_of(message)
+            if head is None or result is None:
+                continue
+            origin = result.get("origin") or {}
+            view = cards.get(str(origin.get("id") or ""))
+            if view is not None:
+                view.result = str(result.get("result", ""))
+                view.error = bool(result.get("error"))
+                if view.error and view.result.startswith("The user denied"):
+                    view.decision = "deny"
+                elif not view.error:
+                    view.decision = "allowed"  # a call runs only once allowed
+            continue
+        if message.role != "assistant":
+            head = None
+            if message.role == "user":
+                shown.append(to_data(tree, message))
+            continue
+        calls = calls_of(message)
+        if head is None:
+            head = to_data(tree, message)
+            head.extra = {**head.extra, "tool_calls": []}
+            shown.append(head)
+            if not calls:
+                head.extra.pop("tool_calls")
+        else:
+            final = to_data(tree, message)
+            text = "\n\n".join(t for t in (head.text, final.text) if t)
+            head.text, head.state, head.error = text, final.state, final.error
+            head.completion_tokens, head.tokens_per_s = final.completion_tokens, final.tokens_per_s
+            head.reasoning = "\n\n".join(t for t in (head.reasoning, final.reasoning) if t)
+        for call in calls:
+            view = call_view(call, owners)
+            cards[view.call_id] = view
+            tool_calls = head.extra.setdefault("tool_calls", [])
+            assert isinstance(tool_calls, list)
+            tool_calls.append(view)
+        if not calls:
+            head = None  # the turn's answer: the next reply starts a new turn
+    return shown
