@@ -343,6 +343,14 @@ def _number_on(previous: QTextList, new: QTextList) -> None:
         new.setFormat(list_format)
 
 
+def html_document(body: str) -> QTextDocument:
+    """Rendered HTML parsed into a document of its own: the costlier half of appending a piece (on the GUI
+    thread, as all QTextDocument work)."""
+    piece = QTextDocument()
+    piece.setHtml(body.strip())
+    return piece
+
+
 class SafeBrowser(QTextBrowser):
     """A read-only rich-text view that never loads a resource and grows to fit its text (no own scrollbar).
 
@@ -427,6 +435,11 @@ class SafeBrowser(QTextBrowser):
         ``continues_list``: the piece starts with the next items of the list the document ends with
         (:class:`ListItems`); they follow it without a gap, numbered on, as in one rendered list.
         """
+        self.append_document(html_document(body), continues_list=continues_list)
+
+    def append_document(self, piece: QTextDocument, *, continues_list: bool = False) -> None:
+        """:meth:`append_markdown_html` of a piece already parsed by :func:`html_document` (a streamed reply
+        parses a long piece in one event-loop turn and inserts it in the next: two short stalls, not one)."""
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         last = self.document().lastBlock()
@@ -436,8 +449,6 @@ class SafeBrowser(QTextBrowser):
         if not self.document().isEmpty():
             cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
             added = cursor.position()
-        piece = QTextDocument()
-        piece.setHtml(body.strip())
         cursor.insertFragment(QTextDocumentFragment(piece))
         if added >= 0:
             block = self.document().findBlock(added)

@@ -19,7 +19,9 @@ when the user scrolls down, and a new message brings the newest page back.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
@@ -39,12 +41,23 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.widgets.labels import ElidedLabel, WrappingLabel
-from desktop.widgets.markdown_view import ListItems, MarkdownRenderer, Rendered, SafeBrowser, StreamSplitter
+from desktop.widgets.markdown_view import (
+    ListItems,
+    MarkdownRenderer,
+    Rendered,
+    SafeBrowser,
+    StreamSplitter,
+    html_document,
+)
+from desktop.widgets.render_worker import PieceRenderer
 
 RENDER_INTERVAL_MS = 50
 COPIED_MS = 1500  # how long a Copy button says "Copied"
 PAGE = 40  # messages materialised at once (newest first); older ones come a page at a time
-PIECES_PER_FLUSH = 8  # closed pieces rendered per timer tick: a burst of text cannot stall one frame
+# Closed pieces are appended per timer tick until this much time went by (at least one): a burst of text
+# cannot stall a frame. They are rendered to HTML beforehand, on the render thread.
+APPEND_BUDGET_S = 0.006
+BACKLOG_INTERVAL_MS = 16  # the next tick, while closed pieces wait (instead of RENDER_INTERVAL_MS)
 PIECES_PER_VIEW = 32  # closed pieces per document: Qt's cost to append and paint grows with its size
 TABLE_ROWS_PER_PIECE = 4  # rows of a table still being written that are rendered (once) together
 _FENCE_START = re.compile(r" {0,3}[`~]*$")  # a partial line that may become a code block's closing fence
@@ -138,7 +151,10 @@ class MessageWidget(QFrame):
         self._cache = cache
         self._code_blocks: list[str] = []
         self._splitter: StreamSplitter | None = None
-        self._pending: list[str] = []  # closed pieces not rendered yet (rendered on the next flush)
+        # Closed pieces not shown yet, each with its HTML being rendered on the render thread.
+        self._pending: list[tuple[str, Future[Rendered]]] = []
+        self._piece_renderer: PieceRenderer | None = None  # this stream's closed pieces, in order
+        self._parsed: QTextDocument | None = None  # the next closed piece's HTML, parsed, to insert next
         self._closed_html: list[str] = []  # HTML of the rendered closed pieces (cached whole at the end)
         # A list cut between its items is joined in the view, not in the HTML: such a reply is not cached.
         self._stitched = False
@@ -281,8 +297,10 @@ class MessageWidget(QFrame):
             self._clear_body()
             self._new_piece()  # the closed pieces, appended
             self._tail = self._new_piece()  # the open tail, re-rendered
+            self._piece_renderer = PieceRenderer(self._cache.renderer)
             if data.text:
                 self.append(data.text)
+                self._render_closed(None)
                 self.flush()
         else:
             self._splitter = None
@@ -352,6 +370,7 @@ class MessageWidget(QFrame):
         self._open_at = -1
         self._code_blocks.clear()
         self._pending.clear()
+        self._parsed = None
         self._closed_html.clear()
         self._stitched = False
         self._in_view = 0
@@ -385,15 +404,39 @@ class MessageWidget(QFrame):
         """Buffer streamed text (cheap: no parsing, no layout); :meth:`flush` renders it."""
         if self._splitter is None:
             return
-        self._pending += self._splitter.feed(text)
+        for piece in self._splitter.feed(text):
+            self._submit(piece)
         self.data.text = self._splitter.text
         self._dirty = True
 
-    def _render_closed(self, limit: int | None) -> None:
-        # Each closed piece is parsed once and appended to the newest of this message's few documents.
-        count = len(self._pending) if limit is None else min(limit, len(self._pending))
-        for piece_text in self._pending[:count]:
-            rendered = self._cache.renderer.render(piece_text, first_code_index=len(self._code_blocks))
+    def _submit(self, piece: str) -> None:
+        # Rendered (parsed, highlighted) on the render thread from now on; shown by a later flush.
+        assert self._piece_renderer is not None  # made when the stream started
+        self._pending.append((piece, self._piece_renderer.submit(piece)))
+
+    def wait_rendered(self, timeout: float = 10.0) -> None:
+        """Block until the render thread has rendered every closed piece handed to it so far (for tests: the
+        next :meth:`flush` then shows them; the end of a reply waits in :meth:`finish` the same way)."""
+        for _piece, future in list(self._pending):
+            future.result(timeout)
+
+    def _render_closed(self, budget_s: float | None) -> None:
+        # Each closed piece is parsed once (on the render thread) and appended here, in order, to the newest
+        # of this message's few documents: pieces already rendered, until ``budget_s`` is spent (at least
+        # one); without a budget (the reply ended) every piece, waiting for those still being rendered.
+        started = time.perf_counter()
+        while self._pending:
+            piece_text, future = self._pending[0]
+            if budget_s is not None and not future.done():
+                return  # the next flush shows it
+            rendered = future.result()
+            if self._parsed is None:
+                # Qt's half, in two steps: parse the HTML (a long code block: ~10 ms), then insert it.
+                self._parsed = html_document(rendered.html)
+                if budget_s is not None and time.perf_counter() - started >= budget_s:
+                    return  # inserted by the next flush
+            document, self._parsed = self._parsed, None
+            del self._pending[0]
             self.rendered_chars += len(piece_text)
             self._code_blocks += rendered.code_blocks
             self._closed_html.append(rendered.html)
@@ -405,9 +448,10 @@ class MessageWidget(QFrame):
                 self._new_piece(before=self._tail)
                 self._in_view = 0
             view = self._pieces[-2 if self._tail is not None else -1]
-            view.append_markdown_html(rendered.html, continues_list=continues)
+            view.append_document(document, continues_list=continues)
             self._in_view += 1
-        del self._pending[:count]
+            if budget_s is not None and time.perf_counter() - started >= budget_s:
+                return
 
     def append_reasoning(self, text: str) -> None:
         self.data.reasoning += text
@@ -426,7 +470,7 @@ class MessageWidget(QFrame):
             return False
         if self._pending:
             self._drop_frozen()  # the open table it showed is closed now: it is among these pieces
-        self._render_closed(PIECES_PER_FLUSH)
+        self._render_closed(APPEND_BUDGET_S)
         if self._pending:
             return True  # the tail comes after them; show it once they are in
         self._dirty = False
@@ -534,7 +578,7 @@ class MessageWidget(QFrame):
             return
         tail = splitter.tail
         if tail.strip():  # blank lines after a closed block would only add an empty line at the end
-            self._pending.append(ListItems(tail) if splitter.tail_continues_list else tail)
+            self._submit(ListItems(tail) if splitter.tail_continues_list else tail)
         self._render_closed(None)  # no full re-render: only what was still open is parsed
         self._pieces.remove(tail_view)
         self._body_layout.removeWidget(tail_view)
@@ -840,15 +884,15 @@ class TranscriptView(QScrollArea):
 
     def _schedule(self) -> None:
         if not self._timer.isActive():
-            self._timer.start()
+            self._timer.start(RENDER_INTERVAL_MS)
 
     def _flush(self) -> None:
         more = False
         for widget in self._widgets.values():
             if widget.streaming:
                 more = widget.flush() or more
-        if more:
-            self._schedule()  # a burst of closed pieces: the rest on the next tick
+        if more:  # a burst of closed pieces: the rest a frame later
+            self._timer.start(BACKLOG_INTERVAL_MS)
 
     # --- scrolling -----------------------------------------------------------------------------------
 

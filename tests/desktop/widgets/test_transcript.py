@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from PySide6.QtCore import QPoint, QUrl
 from PySide6.QtGui import QGuiApplication, QTextDocument, QTextTable
 
+from desktop.widgets import transcript
 from desktop.widgets.markdown_view import ListItems, MarkdownRenderer, SafeBrowser, StreamSplitter
+from desktop.widgets.render_worker import THREAD_NAME
 from desktop.widgets.transcript import (
     PIECES_PER_VIEW,
     TABLE_ROWS_PER_PIECE,
@@ -20,6 +23,16 @@ from desktop.widgets.transcript import (
 )
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]
+
+
+def _flush(widget: MessageWidget | None) -> None:
+    """What the transcript's timer does, once the render thread has rendered what closed so far: every
+    closed piece is shown, then the open tail."""
+    assert widget is not None
+    widget.wait_rendered()
+    while widget.flush():
+        widget.wait_rendered()
+
 
 SAMPLE = """# Title
 
@@ -118,7 +131,7 @@ def test_streaming_cost_grows_linearly_with_the_reply(qtbot) -> None:  # type: i
         for token in re.findall(r"\s*\S+|\s+$", chunk):  # tokens carry their leading space, like a model's
             widget.append(token)
             text += token
-        widget.flush()  # as if the 50 ms timer fired after every paragraph
+        _flush(widget)  # as if the 50 ms timer fired after every paragraph
     assert widget.renders >= 300
     # Every character is parsed about once as a closed piece plus a bounded tail: linear, not quadratic.
     assert widget.rendered_chars < 3 * len(text)
@@ -213,7 +226,7 @@ def test_a_streamed_reply_fills_a_few_documents_and_is_not_rendered_again_at_the
     text += "last open line"
     for token in re.findall(r"\s*\S+|\s+$", text):
         widget.append(token)
-        widget.flush()
+        _flush(widget)
     # 120 closed pieces (paragraph, two list items, code block each) in documents of 32 (no widget per
     # block), and one more view for the open tail.
     assert PIECES_PER_VIEW == 32
@@ -240,19 +253,57 @@ def test_a_streamed_reply_fills_a_few_documents_and_is_not_rendered_again_at_the
     assert cache.get(text).code_blocks == widget.code_blocks
 
 
-def test_a_burst_of_closed_pieces_is_rendered_a_few_per_tick(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_a_burst_of_closed_pieces_is_shown_a_slice_per_tick_in_order(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     widget = MessageWidget(
         MessageData(id=4, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
     )
     qtbot.addWidget(widget)
     widget.append("".join(f"paragraph {i}\n\n" for i in range(20)) + "tail")
-    assert widget.flush() is True  # 8 of 19 closed pieces: more to do
-    assert widget._pieces[0].toPlainText().count("paragraph") == 8
+    widget.wait_rendered()
+    # No time left in a tick: one step per tick (parse a piece's HTML, or insert it), never none, so a
+    # burst cannot stall a frame.
+    monkeypatch.setattr(transcript, "APPEND_BUDGET_S", 0.0)
+    assert widget.flush() is True  # parsed the first of 19 closed pieces: more to do
+    assert widget._pieces[0].toPlainText() == ""
     assert widget.flush() is True
-    assert widget.flush() is False
+    assert widget._pieces[0].toPlainText().split() == ["paragraph", "0"]
+    ticks = 3  # the two above, and the one that shows the last piece and the tail
+    while widget.flush():
+        ticks += 1
+    assert ticks == 2 * 19
     # Paragraph 19 is closed only once the line after it is complete: it is still in the tail.
-    assert widget._pieces[0].toPlainText().count("paragraph") == 19
+    shown = widget._pieces[0].toPlainText().split()
+    assert shown == [word for i in range(19) for word in ("paragraph", str(i))]  # every piece, in order
     assert widget._pieces[1].toPlainText().split() == ["paragraph", "19", "tail"]
+
+
+def test_closed_pieces_are_rendered_off_the_gui_thread_and_shown_as_a_whole_render(qtbot) -> None:  # type: ignore[no-untyped-def]
+    threads: list[str] = []
+
+    class Recording(MarkdownRenderer):
+        def _highlight(self, code: str, lang: str) -> str:
+            threads.append(threading.current_thread().name)
+            return super()._highlight(code, lang)
+
+    renderer = Recording()
+    widget = MessageWidget(MessageData(id=5, role="assistant", state="streaming"), RenderCache(renderer))
+    qtbot.addWidget(widget)
+    text = SAMPLE + "".join(f"\n\n```python\nx = {i}\n```\n\nStep {i}." for i in range(12))
+    tokens = re.findall(r"\s*\S+|\s+$", text)
+    for i, token in enumerate(tokens):
+        widget.append(token)
+        if i % 5 == 0:
+            widget.flush()  # the timer, whether the render thread is done or not
+    # Stopped here: what was still open or not yet rendered is shown too, nothing lost.
+    widget.finish(MessageData(id=5, role="assistant", text=text, state="stopped"))
+    # Every closed code block was highlighted on the render thread (the open tail is shown plain).
+    assert threads == [THREAD_NAME] * 13
+    whole = SafeBrowser()
+    qtbot.addWidget(whole)
+    whole.set_markdown_html(MarkdownRenderer().render(text).html)
+    shown = "\n".join(p.toPlainText() for p in widget._pieces)
+    assert shown.split() == whole.toPlainText().split()
+    assert widget.code_blocks == MarkdownRenderer().render(text).code_blocks  # numbered in order
 
 
 def _on_screen(view: TranscriptView, message_id: int) -> bool:
@@ -449,8 +500,8 @@ def _stream(qtbot, text: str) -> MessageWidget:  # type: ignore[no-untyped-def]
     for i, token in enumerate(re.findall(r"\s*\S+|\s+$", text)):
         widget.append(token)
         if i % 4 == 3:
-            widget.flush()
-    widget.flush()
+            _flush(widget)
+    _flush(widget)
     return widget
 
 
@@ -497,22 +548,22 @@ def test_an_open_code_block_grows_by_its_new_text_and_is_highlighted_once_closed
     widget.resize(560, 400)
     widget.show()
     widget.append("Intro.\n\n```python\n")
-    widget.flush()
+    _flush(widget)
     tail = widget._pieces[-1]
     for i in range(30):
         widget.append(f"value_{i} = {i} * 2\n")
         chars = widget.rendered_chars
-        widget.flush()
+        _flush(widget)
         # Only the new line was added to the view: nothing before it was parsed or set again.
         assert widget.rendered_chars - chars == len(f"value_{i} = {i} * 2\n")
     widget.append("``")
-    widget.flush()
+    _flush(widget)
     # What may become the closing fence is held back: no stray backticks in the code.
     assert "`" not in tail.toPlainText()
     assert tail.toPlainText().splitlines()[-1] == "value_29 = 29 * 2"
     assert " color:" not in tail.toHtml()  # plain while open: not highlighted on every flush
     widget.append("`\nAfter.")
-    widget.flush()
+    _flush(widget)
     # Closed: rendered once, highlighted, in the closed document; the tail shows what came after.
     closed = widget._pieces[0]
     assert "value_29 = 29 * 2" in closed.toPlainText()
@@ -583,7 +634,7 @@ def test_an_open_table_is_shown_in_groups_of_rows_that_line_up(qtbot, make) -> N
     assert "name" in frozen.toPlainText().split()[:3]  # the header once, at the top
     assert frozen.toPlainText().count("name") == 1
     widget.append("\n\nThat is all.\n")
-    widget.flush()
+    _flush(widget)
     assert widget._frozen is None  # closed: the whole table rendered once, in the closed document
     assert widget._pieces[0].toPlainText().count("row ") == 42
 
@@ -642,7 +693,7 @@ def test_a_list_streamed_in_pieces_is_numbered_and_cached_like_the_whole_list(qt
     view.append_token(1, text)
     widget = view.message(1)
     assert widget is not None
-    widget.flush()
+    _flush(widget)
     # The open items are numbered on from the closed ones above them, as in the whole list, with no gap.
     tail = _items(widget._pieces[-1])
     assert [(item, number) for item, number, _top, _bottom in tail] == [("y", "2."), ("z", "3.")]
@@ -666,10 +717,10 @@ def test_a_palette_change_while_streaming_caches_and_shows_only_the_new_colours(
     text = "```python\nx = 1\n```\n\nMiddle.\n\n```python\ny = 2\n```\n"
     view.add_message(MessageData(id=1, role="assistant", state="streaming"))
     view.append_token(1, text[:30])
-    view.message(1).flush()  # type: ignore[union-attr]
+    _flush(view.message(1))
     view.set_renderer(MarkdownRenderer(dark=True))
     view.append_token(1, text[30:])
-    view.message(1).flush()  # type: ignore[union-attr]
+    _flush(view.message(1))
     view.update_message(MessageData(id=1, role="assistant", text=text))
     shown = "".join(p.toHtml() for p in view.message(1)._pieces)  # type: ignore[union-attr]
     assert "#272822" in shown
@@ -701,7 +752,7 @@ def test_a_reply_that_ends_in_blank_lines_after_a_code_block_gets_no_empty_line_
     )
     qtbot.addWidget(widget)
     widget.append(text)
-    widget.flush()
+    _flush(widget)
     widget.finish(MessageData(id=15, role="assistant", text=text))
     whole = SafeBrowser()
     qtbot.addWidget(whole)
