@@ -33,6 +33,15 @@ def tr(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class FixContext:
+    """What a problem's fix is for, kept beside the fix (never written into the engine's exception): the
+    conversation whose turn failed, the server profile whose start failed."""
+
+    conversation_id: int | None = None
+    profile: str = ""
+
+
+@dataclass(frozen=True)
 class Problem:
     """What the user sees: a title, a sentence, maybe a fix, and details for those who want them."""
 
@@ -42,12 +51,16 @@ class Problem:
     details: str = ""
     unexpected: bool = False
     error: BaseException | None = field(default=None, compare=False, repr=False)  # what was raised
+    context: FixContext = FixContext()  # what the fix acts on
 
 
-def describe(exc: BaseException) -> Problem:
-    """Turn any exception into a :class:`Problem` (a DeskError speaks for itself; the rest is a bug)."""
+def describe(exc: BaseException, context: FixContext | None = None) -> Problem:
+    """Turn any exception into a :class:`Problem` (a DeskError speaks for itself; the rest is a bug);
+    ``context`` says what its fix is for."""
     if isinstance(exc, DeskError):
-        return Problem(exc.title, exc.message, exc.fix, exc.details, error=exc)
+        return Problem(
+            exc.title, exc.message, exc.fix, exc.details, error=exc, context=context or FixContext()
+        )
     return Problem(
         tr("Something unexpected went wrong"),
         tr(
@@ -73,8 +86,8 @@ class ErrorReporter(QObject):
         self._seen: set[tuple[str, str]] = set()
         self.reported: list[Problem] = []
 
-    def report(self, exc: BaseException) -> None:
-        problem = describe(exc)
+    def report(self, exc: BaseException, context: FixContext | None = None) -> None:
+        problem = describe(exc, context)
         if problem.unexpected:
             log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
             key = (type(exc).__name__, str(exc))
@@ -98,8 +111,9 @@ def reporter() -> ErrorReporter:
     return _reporter
 
 
-def report(exc: BaseException) -> None:
-    reporter().report(exc)
+def report(exc: BaseException, context: FixContext | None = None) -> None:
+    """Show ``exc``; ``context``: what its fix is for (the conversation, the server profile)."""
+    reporter().report(exc, context)
 
 
 def install_excepthook(target: ErrorReporter | None = None) -> Callable[[], None]:
@@ -143,6 +157,7 @@ class ErrorBanner(QFrame):
     """A calm strip above the composer: the problem in words, its fix as one button, a close button."""
 
     fix_requested = Signal(object)  # Fix
+    fix_chosen = Signal(object, object)  # Fix, FixContext: the same click, with what the fix is for
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -170,6 +185,7 @@ class ErrorBanner(QFrame):
         layout.addWidget(self.fix_button)
         layout.addWidget(self.close_button)
         self._fix: Fix | None = None
+        self._context = FixContext()
         self.problem: Problem | None = None
         self._title_wide = 0  # the title's width on one line
         self.hide()
@@ -178,9 +194,12 @@ class ErrorBanner(QFrame):
     def text(self) -> str:
         return self._text.text()
 
-    def show_problem(self, problem: Problem) -> None:
+    def show_problem(self, problem: Problem | BaseException) -> None:
+        if isinstance(problem, BaseException):  # an engine problem handed over as it was raised
+            problem = describe(problem)
         self.problem = problem
         self._fix = problem.fix
+        self._context = problem.context
         self._title.setText(f"<b>{problem.title}</b>")
         # On one line where there is room (a wrapped label asks for little width); two in a narrow window.
         bold = self._title.font()
@@ -208,7 +227,8 @@ class ErrorBanner(QFrame):
         self.hide()
 
     def _on_fix(self) -> None:
-        fix = self._fix
+        fix, context = self._fix, self._context
         if fix is not None:
             self.dismiss()
             self.fix_requested.emit(fix)
+            self.fix_chosen.emit(fix, context)

@@ -16,6 +16,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -92,6 +93,12 @@ class DocumentsPanel(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setColumnCount(3)
         self.tree.setHeaderLabels([tr("Name"), tr("State"), tr("Passages")])
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.resizeSection(1, 110)
         self.tree.setAccessibleName(tr("Collections and files"))
         self.tree.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
@@ -175,7 +182,6 @@ class DocumentsPanel(QWidget):
             top.setExpanded(info.name in expanded or info.failed > 0)
             if info.name == chosen:
                 top.setSelected(True)
-        self.tree.resizeColumnToContents(0)
         self.empty.setVisible(not collections)
         self._selection_changed()
 

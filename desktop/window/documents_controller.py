@@ -230,6 +230,13 @@ class DocumentsController(QObject):
         self.dock.show()
         self.dock.raise_()
 
+    def attach_from_composer(self) -> None:
+        """The composer's attach button: the panel (its collections, Attach to this chat); with none yet,
+        the Add documents dialog first."""
+        self.show_panel()
+        if not self.doc_store.collections():
+            self.choose_files("")
+
     def choose_files(self, collection: str) -> None:
         found, _ = QFileDialog.getOpenFileNames(self.window, tr("Add documents"), str(Path.home()))
         if found:
@@ -453,7 +460,7 @@ def install_documents(window: Any, *, embedder_factory: EmbedderFactory | None =
     composer = window.composer
     parent_layout = composer.parentWidget().layout()
     parent_layout.insertWidget(parent_layout.indexOf(composer), controller.chips)
-    composer.attach_requested.connect(controller.show_panel)
+    composer.attach_requested.connect(controller.attach_from_composer)
     composer.set_attach_enabled(True)
     controller.install_drop_target(window, composer.editor, window.transcript)
     window.transcript.widget_hooks.append(controller.message_widget_made)

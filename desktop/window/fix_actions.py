@@ -1,31 +1,30 @@
-"""One-click fixes in the window: what each :class:`~engine.errors.Fix` action the engine (or the window)
-can offer does here — switch to completion mode, open the Preferences on the right page and field, restart the
-server, show leftover processes, copy a command to run.
+"""One-click fixes in the window: one table of what each :class:`~engine.errors.Fix` action does here.
 
-A mixin of :class:`desktop.window.main_window.MainWindow`; kept apart so that each module holds one idea.
+:class:`FixRegistry` is that table. Each handler gets the fix *and* its :class:`~desktop.errors.FixContext`
+(the conversation whose turn failed, the profile whose start failed), which travels beside the problem; the
+engine's exceptions are never rewritten to carry it. The controllers register the fixes that are theirs (the
+turn controller "retry", "leave out the oldest turns"; the server link "change the profile and start again");
+:class:`FixActions` does the rest — open the Preferences at the right page and field, copy a command to run,
+show the data folder or leftover processes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QUrl
+from PySide6.QtCore import QCoreApplication, QObject, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from desktop.operations import Operation
+from desktop.errors import FixContext
 from engine.errors import Fix
 
-if TYPE_CHECKING:
-    from desktop.widgets.composer import Composer
-    from desktop.window.server_link import ServerLink
-    from engine.history.async_store import AsyncHistoryStore
-    from engine.history.records import ConversationTree
-    from engine.paths import AppPaths
-
 log = logging.getLogger(__name__)
+
+FixHandler = Callable[[Fix, FixContext], object]
 
 
 def tr(text: str) -> str:
@@ -33,7 +32,7 @@ def tr(text: str) -> str:
 
 
 # Fixes that are done in the Preferences: action -> (page, field to put the cursor in).
-_PREFERENCES_FIXES: dict[str, tuple[str, str | None]] = {
+PREFERENCES_FIXES: dict[str, tuple[str, str | None]] = {
     "edit_profile": ("profiles", None),
     "raise_gpu_memory_utilization": ("profiles", "gpu_memory_utilization"),
     "edit_endpoint": ("profiles", "base_url"),
@@ -47,12 +46,12 @@ _PREFERENCES_FIXES: dict[str, tuple[str, str | None]] = {
     "edit_generation_settings": ("generation", None),
 }
 # Fixes that change the local server's profile and start again, and those that only start it again; the
-# server link handles both when there is a supervisor (these are its lists too).
+# server link handles both when there is a supervisor.
 PROFILE_FIXES = ("set_option", "lower_gpu_memory_utilization", "pick_free_port")
 RESTART_FIXES = ("retry", "restart_server", "start_server", "prepare_model")
-_SERVER_FIXES = (*PROFILE_FIXES, *RESTART_FIXES)
+SERVER_FIXES = (*PROFILE_FIXES, *RESTART_FIXES)
 # Fixes done outside the app (a command to run, a reinstall): the command is copied for the user.
-_COMMAND_FIXES = (
+COMMAND_FIXES = (
     "install_runtime",
     "update_app",
     "reinstall",
@@ -68,114 +67,74 @@ _COMMAND_FIXES = (
 )
 
 
-class FixesMixin:
-    """The one-click fixes of :class:`~desktop.window.main_window.MainWindow`."""
+class FixRegistry:
+    """Fix action -> handler; :meth:`apply` runs a problem's fix with its context."""
 
-    # What the window provides (declared for the type checker).
-    composer: Composer
-    store: AsyncHistoryStore
-    server_link: ServerLink | None
-    conversation_id: int | None
-    tree: ConversationTree | None
-    engine_ready: bool
-    paths: AppPaths | None
-    fix_handlers: dict[str, Callable[[Fix], object]]
-    find_strays: Callable[[], Awaitable[list[Any]]] | None
-    strays_dialog: Any
+    def __init__(self, say: Callable[[str], object]) -> None:
+        self.handlers: dict[str, FixHandler] = {}
+        self._say = say  # a sentence for the user (the composer's notice)
 
-    if TYPE_CHECKING:
+    def register(self, actions: Iterable[str], handler: FixHandler) -> None:
+        """``handler`` does these actions from now on (a later registration replaces an earlier one)."""
+        for action in actions:
+            self.handlers[action] = handler
 
-        def open_preferences(self) -> Any: ...
+    def __contains__(self, action: object) -> bool:
+        return action in self.handlers
 
-        def regenerate_last(self) -> None: ...
-
-        def show_server_log(self) -> None: ...
-
-        def undo_delete(self, *ids: int) -> None: ...
-
-        def undo_delete_message(self, fix: Fix) -> None: ...
-
-        def send_dropping_oldest(self, fix: Fix) -> None: ...
-
-        def _transfer(self) -> Any: ...
-
-    def apply_fix(self, fix: Fix) -> None:
-        """Run a problem's one-click fix: the handler registered in :attr:`fix_handlers` for its action."""
-        handler = self.fix_handlers.get(fix.action)
+    def apply(self, fix: Fix, context: FixContext | None = None) -> None:
+        handler = self.handlers.get(fix.action)
         if handler is None:
             # A fix the engine learned after this window: say in words what to do.
             log.warning("no handler for fix %s", fix.action)
-            self.composer.set_notice(fix.hint or fix.label)
+            self._say(fix.hint or fix.label)
             return
-        handler(fix)
+        handler(fix, context or FixContext())
 
-    def _builtin_fixes(self) -> dict[str, Callable[[Fix], object]]:
-        """What each fix the engine can offer does here. The server link (when there is a supervisor)
-        replaces the server ones with "change the profile and start again"."""
-        fixes: dict[str, Callable[[Fix], object]] = {
-            "undo_delete": lambda fix: self.undo_delete(*_deleted_ids(fix)),
-            "undo_delete_message": self.undo_delete_message,
-            "open_preferences": lambda _fix: self.open_preferences(),
-            "retry_turn": lambda _fix: self.regenerate_last(),
-            "set_mode_completion": self.use_completion_mode,
-            "use_completion_mode": self.use_completion_mode,
-            "show_log": lambda _fix: self.show_server_log(),
-            "show_processes": lambda _fix: self.show_leftover_processes(),
-            "choose_data_dir": self.open_data_folder,
-            "drop_oldest_turns": self.send_dropping_oldest,
-            "choose_import_file": lambda _fix: self._transfer().choose_import(),
-            "choose_export_path": lambda _fix: self._transfer().export_conversations(
-                None if self.conversation_id is None else [self.conversation_id]
-            ),
-        }
-        for action in _PREFERENCES_FIXES:
-            fixes[action] = self._preferences_fix
-        fixes["remember_for_session"] = lambda _fix: self._remember_keys_for_session()
-        for action in _SERVER_FIXES:
-            fixes[action] = self._server_fix
-        for action in _COMMAND_FIXES:
-            fixes[action] = self.copy_fix_command
-        return fixes
 
-    def _preferences_fix(self, fix: Fix) -> None:
-        page, field = _PREFERENCES_FIXES[fix.action]
+class FixActions(QObject):
+    """The fixes that belong to no controller: Preferences, commands, the data folder, leftover processes."""
+
+    def __init__(
+        self,
+        parent: QWidget,
+        *,
+        say: Callable[[str], object],
+        open_preferences: Callable[[], Any],
+        chosen_profile: Callable[[], str | None],
+        data_folder: Callable[[], Path],
+        start_server: Callable[[], object] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.parent_widget = parent  # the strays dialog's parent
+        self.say = say
+        self.open_preferences = open_preferences
+        self.chosen_profile = chosen_profile  # the profile in use (selected on the profiles page), if any
+        self.data_folder = data_folder
+        self.start_server = start_server  # None: a server someone else runs
+        self.find_strays: Callable[[], Awaitable[list[Any]]] | None = None  # default: desktop.window.strays'
+        self.strays_dialog: Any = None  # the list of leftover vLLM processes, when one was shown
+
+    def register(self, registry: FixRegistry) -> None:
+        registry.register(["open_preferences"], lambda _fix, _context: self.open_preferences())
+        registry.register(["show_processes"], lambda _fix, _context: self.show_leftover_processes())
+        registry.register(["choose_data_dir"], lambda fix, _context: self.open_data_folder(fix))
+        registry.register(PREFERENCES_FIXES, lambda fix, _context: self.preferences_fix(fix))
+        registry.register(["remember_for_session"], lambda _fix, _context: self.remember_keys_for_session())
+        registry.register(SERVER_FIXES, lambda fix, _context: self.server_fix(fix))
+        registry.register(COMMAND_FIXES, lambda fix, _context: self.copy_fix_command(fix))
+
+    def preferences_fix(self, fix: Fix) -> None:
+        page, field = PREFERENCES_FIXES[fix.action]
         self.open_preferences_at(page, field)
 
-    def _server_fix(self, fix: Fix) -> None:
-        if self.server_link is not None:  # restart (the link's own fixes come here only if it lacks one)
-            self.server_link.start()
+    def server_fix(self, fix: Fix) -> None:
+        if self.start_server is not None:  # restart (the link registers its own fixes; this is a fallback)
+            self.start_server()
             return
         # A server someone else runs: nothing to start here; its address and key are in the profiles.
         field = next(iter(fix.params), None) if fix.params else None
         self.open_preferences_at("profiles", field)
-
-    def use_completion_mode(self, fix: Fix) -> None:
-        """The model has no chat template: the conversation whose reply failed (``conversation_id`` in the
-        fix's params; else the open one) continues text instead, starting now."""
-        named = fix.params.get("conversation_id")
-        conversation_id = named if isinstance(named, int) else self.conversation_id
-        if conversation_id is None or not self.engine_ready:
-            self.composer.set_notice(tr("Open the conversation to switch, then use the fix again."))
-            return
-        Operation(self.composer.send_button, lambda: self._use_completion_mode(conversation_id)).run()
-
-    async def _use_completion_mode(self, conversation_id: int) -> None:
-        from engine.chat.generation import GenerationSettings  # pydantic: not before the first paint
-
-        conversation = await self.store.conversation(conversation_id)
-        settings = GenerationSettings.parse(conversation.settings).updated(mode="completion")
-        await self.store.update_conversation(conversation_id, settings=settings.to_json_dict())
-        if self.tree is not None and self.conversation_id == conversation_id:
-            self.tree = await self.store.load(conversation_id)
-        if self.conversation_id != conversation_id:
-            # The user has opened another conversation meanwhile: its replies are not touched.
-            title = conversation.title or tr("New chat")
-            self.composer.set_notice(
-                tr("Completion mode is on for “{0}”; open it and regenerate its last reply.").format(title)
-            )
-            return
-        self.composer.set_notice(tr("Completion mode: the model continues the text of this conversation."))
-        self.regenerate_last()
 
     def open_preferences_at(self, page: str, field: str | None = None) -> Any:
         """Preferences on ``page`` (see ``PAGE_NAMES`` in desktop/preferences/dialog.py), the cursor in
@@ -183,14 +142,13 @@ class FixesMixin:
         dialog = self.open_preferences()
         if dialog is None:
             return None
-        if page == "profiles" and self.server_link is not None:
-            name = self.server_link.chosen_profile().name
-            if dialog.draft.profile(name) is not None:
-                dialog.profiles_page.select(name)
+        name = self.chosen_profile() if page == "profiles" else None
+        if name is not None and dialog.draft.profile(name) is not None:
+            dialog.profiles_page.select(name)
         dialog.show_page(page, field)
         return dialog
 
-    def _remember_keys_for_session(self) -> None:
+    def remember_keys_for_session(self) -> None:
         dialog = self.open_preferences_at("profiles", "api_key")
         if dialog is not None:
             dialog.session_only.setVisible(True)
@@ -198,18 +156,18 @@ class FixesMixin:
 
     def open_data_folder(self, fix: Fix) -> None:
         """Show the data folder in the file manager (to free space or move a file aside) with what to do."""
-        folder = self.paths.data if self.paths is not None else self.store.path.parent
+        folder = self.data_folder()
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-        self.composer.set_notice(tr("Data folder: {0}. {1}").format(folder, fix.hint))
+        self.say(tr("Data folder: {0}. {1}").format(folder, fix.hint))
 
     def copy_fix_command(self, fix: Fix) -> None:
         """Fixes done outside the app (reinstall, a command line): the command goes to the clipboard."""
         command = fix.hint.split("Run:", 1)[1].strip() if "Run:" in fix.hint else fix.hint
         if not command:
-            self.composer.set_notice(fix.label)
+            self.say(fix.label)
             return
         QGuiApplication.clipboard().setText(command)
-        self.composer.set_notice(tr("Copied to the clipboard: {0}").format(command))
+        self.say(tr("Copied to the clipboard: {0}").format(command))
 
     def show_leftover_processes(self) -> None:
         """List vLLM processes still running (with "Stop them"), or say there are none."""
@@ -219,20 +177,11 @@ class FixesMixin:
 
         async def look() -> list[Any]:
             found = await find()
-            self.composer.set_notice("" if found else tr("No vLLM processes are left running."))
+            self.say("" if found else tr("No vLLM processes are left running."))
             return found
 
         def shown(dialog: Any) -> None:
             self.strays_dialog = dialog
 
         self.strays_dialog = None
-        assert isinstance(self, QWidget)  # the window: the dialog's parent
-        strays.offer_stray_cleanup(self, look, shown=shown)
-
-
-def _deleted_ids(fix: Fix) -> list[int]:
-    """The conversations an "Undo" of a delete brings back (one, in fixes made before several could go)."""
-    ids = fix.params.get("conversation_ids")
-    if isinstance(ids, list):
-        return [int(i) for i in ids]
-    return [int(fix.params["conversation_id"])]
+        strays.offer_stray_cleanup(self.parent_widget, look, shown=shown)

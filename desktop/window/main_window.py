@@ -14,12 +14,19 @@ them for the app, tests and benchmarks make their own)::
 
 The window holds no business logic: every user action is one awaited engine call run as an
 :class:`~desktop.operations.Operation`, and engine events arrive through :class:`~desktop.bridge.EventBridge`.
+It builds the widgets and hands each controller what it needs (see docs/architecture.md, "Window"):
+:class:`~desktop.window.shown.ShownConversation` (which conversation is on screen),
+:class:`~desktop.window.turns.TurnController` (send, stop, regenerate, edit, the stream),
+:class:`~desktop.window.outbox.Outbox` (messages written while the server starts),
+:class:`~desktop.window.server_link.ServerLink` (the supervisor onto the status bar) and
+:class:`~desktop.window.fix_actions.FixRegistry` (what each one-click fix does). No controller sees the
+window.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, Signal
@@ -36,7 +43,7 @@ from PySide6.QtWidgets import (
 from desktop import errors, operations, theme
 from desktop.bridge import EventBridge
 from desktop.dialogs.server_log import ServerLogDialog
-from desktop.errors import ErrorBanner, Problem
+from desktop.errors import ErrorBanner, FixContext, Problem
 from desktop.operations import Operation
 from desktop.widgets.chat_settings import ChatSettingsPanel
 from desktop.widgets.composer import Composer
@@ -46,9 +53,11 @@ from desktop.widgets.sidebar import Sidebar
 from desktop.widgets.status_bar import ServerStatusBar
 from desktop.widgets.transcript import TranscriptView
 from desktop.window.first_run import FirstRunPanel
-from desktop.window.fix_actions import FixesMixin
+from desktop.window.fix_actions import FixActions, FixRegistry
 from desktop.window.focus_order import move_focus
-from desktop.window.turns import PieceBuffer, TurnsMixin, message_data
+from desktop.window.outbox import Outbox
+from desktop.window.shown import ShownConversation
+from desktop.window.turns import TurnController, message_data
 from engine.chat.warm_imports import IMPORTS
 from engine.errors import Fix
 from engine.history.async_store import AsyncHistoryStore
@@ -66,7 +75,6 @@ if TYPE_CHECKING:
     from engine.settings.store import SettingsStore
 
 log = logging.getLogger(__name__)
-LAST_CONVERSATION_KEY = "window/last_conversation"
 COPIED_NOTICE_MS = 2500
 PREFERENCES_MODULES = (
     "desktop.preferences",
@@ -82,7 +90,7 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("MainWindow", text)
 
 
-class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
+class MainWindow(QMainWindow):
     """The chat window. See the module docstring for how to construct it."""
 
     conversation_shown = Signal(int)  # after a conversation is on screen (tests, benchmarks)
@@ -106,7 +114,6 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.store = store
         self.supervisor = supervisor
         self.paths = paths
-        self.engine_ready = False  # chat and settings attached (see attach())
         # Set by the app when a tray exists: asked on close whether to hide instead of quitting.
         self.hide_on_close: Callable[[], bool] = lambda: False
         # Window geometry, last conversation and theme only (QSettings gives strings back; fine for these).
@@ -119,13 +126,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.setWindowTitle("vLLM Desk")
         self.setObjectName("mainWindow")
         self.setAccessibleName(tr("vLLM Desk"))
-        self.conversation_id: int | None = None
-        self.tree: ConversationTree | None = None
-        self.fix_handlers: dict[str, Callable[[Fix], object]] = self._builtin_fixes()
-        self.find_strays: Callable[[], Awaitable[list[Any]]] | None = None  # default: desktop.window.strays'
-        self.strays_dialog: Any = None  # the list of leftover vLLM processes, when one was shown
         self.bridge = EventBridge(self)
-        self.pieces = PieceBuffer(self._show_pieces, parent=self)  # streamed text, one batch per frame
         self.log_dialog: ServerLogDialog | None = None
         self.server_link: ServerLink | None = None
         self.context_watch: ContextWatch | None = None  # the live context meter, once the engine is there
@@ -165,6 +166,34 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.setCentralWidget(self.splitter)
         self.resize(1100, 760)
 
+        # The controllers, each given what it drives (none of them sees the window).
+        self.shown = ShownConversation(ui_state, self)
+        self.outbox = Outbox(self.shown, self.transcript, self.composer, self)
+        self.turns = TurnController(
+            store=store,
+            shown=self.shown,
+            outbox=self.outbox,
+            transcript=self.transcript,
+            composer=self.composer,
+            chat_settings=self.chat_settings,
+            reshow=self._show_conversation,
+            list_changed=self._conversation_grew,
+            tree_changed=self._update_context,
+            show_problem=self.show_problem,
+            parent=self,
+        )
+        self.fixes = FixRegistry(self.composer.set_notice)
+        self.fix_actions = FixActions(
+            self,
+            say=self.composer.set_notice,
+            open_preferences=self.open_preferences,
+            chosen_profile=lambda: (
+                self.server_link.chosen_profile().name if self.server_link is not None else None
+            ),
+            data_folder=lambda: self.paths.data if self.paths is not None else self.store.path.parent,
+        )
+        self._register_fixes()
+
         self._build_menus()
         self._connect()
         self.transfer: Any = None  # Export…/Import…, wired in attach() (after the window is shown)
@@ -196,12 +225,22 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.chat = chat
         self.settings = settings
         self.supervisor = supervisor
-        self.bridge.connect_event(chat.turn_events, self._on_turn_event)
+        self.bridge.connect_event(chat.turn_events, self.turns.on_turn_event)
         self.bridge.connect_event(settings.changed, self._on_settings_changed)
+        link: ServerLink | None = None
         if supervisor is not None:
-            self.server_link = ServerLink(self, supervisor, self.first_run, ensure_runtime=ensure_runtime)
-            self.start_action.triggered.connect(lambda _checked=False: self._link().start())
-            self.stop_server_action.triggered.connect(lambda _checked=False: self._link().stop())
+            link = ServerLink(
+                supervisor,
+                settings=settings,
+                status=self.server_status,
+                first_run=self.first_run,
+                banner=self.banner,
+                bridge=self.bridge,
+                ensure_runtime=ensure_runtime,
+                parent=self,
+            )
+            self.server_link = link
+            self._wire_link(link)
         else:
             endpoint = chat.endpoint_provider()
             if endpoint is not None:  # a server someone else runs: nothing to start, only to use
@@ -211,6 +250,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             action.setEnabled(supervisor is not None)
         for action in self._engine_actions:
             action.setEnabled(True)
+        self.turns.attach(chat, settings, starting=(lambda: link.starting) if link is not None else None)
         self.stop_action.setEnabled(self.composer.busy)
         from desktop.window.context_watch import ContextWatch
 
@@ -222,12 +262,65 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             # once its modules (numpy, the index) are imported off the GUI thread.
             self.documents: Any = None
             Operation(None, self._install_documents).run()
-        self.engine_ready = True
         self.composer.set_ready(True)
         self._apply_settings(settings.settings)
-        if self.tree is not None:
-            self.composer.set_busy(chat.running_turn(self.tree.conversation.id) is not None)
-        self._update_context(self.tree)
+        tree = self.shown.tree
+        if tree is not None:
+            self.composer.set_busy(chat.running_turn(tree.conversation.id) is not None)
+        self._update_context(tree)
+
+    def _wire_link(self, link: ServerLink) -> None:
+        link.register_fixes(self.fixes)
+        self.fix_actions.start_server = link.start
+        # In this order: the notice about messages not sent goes before the queue is sent.
+        link.ready.connect(self.outbox.clear_given_back_notice)
+        link.ready.connect(self.turns.server_became_ready)
+        link.gave_up.connect(self.outbox.return_queued)
+        link.log_line.connect(self._append_log_line)
+        self.start_action.triggered.connect(lambda _checked=False: link.start())
+        self.stop_server_action.triggered.connect(lambda _checked=False: link.stop())
+
+    def _register_fixes(self) -> None:
+        """What each fix does here (the server link adds the server's own when there is a supervisor)."""
+        self.fix_actions.register(self.fixes)
+        self.turns.register_fixes(self.fixes)
+        self.fixes.register(["undo_delete"], lambda fix, _context: self.undo_delete(*_deleted_ids(fix)))
+        self.fixes.register(["show_log"], lambda _fix, _context: self.show_server_log())
+        self.fixes.register(["choose_import_file"], lambda _fix, _context: self._transfer().choose_import())
+        self.fixes.register(
+            ["choose_export_path"],
+            lambda _fix, _context: self._transfer().export_conversations(
+                None if self.conversation_id is None else [self.conversation_id]
+            ),
+        )
+
+    # --- the public face of the controllers (the app, the tray, tests) ---------------------------------
+
+    @property
+    def conversation_id(self) -> int | None:
+        """The conversation on screen (``None``: a new chat); :attr:`shown` owns it."""
+        return self.shown.conversation_id
+
+    @property
+    def engine_ready(self) -> bool:
+        """Chat and settings are attached (see :meth:`attach`)."""
+        return self.turns.engine_ready
+
+    def server_starting(self) -> bool:
+        return self.turns.server_starting()
+
+    def send_message(self, text: str) -> None:
+        self.turns.send_message(text)
+
+    def stop_reply(self) -> None:
+        self.turns.stop_reply()
+
+    def regenerate_last(self) -> None:
+        self.turns.regenerate_last()
+
+    def apply_fix(self, fix: Fix, context: FixContext | None = None) -> None:
+        """Run a problem's one-click fix (``context``: what it is for; default: what is on screen)."""
+        self.fixes.apply(fix, context)
 
     # --- construction --------------------------------------------------------------------------------
 
@@ -313,8 +406,8 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.sidebar.extra_actions.append(self.transfer.context_export_action)
 
     def _connect(self) -> None:
-        self.composer.send_requested.connect(self.send_message)
-        self.composer.stop_requested.connect(self.stop_reply)
+        self.composer.send_requested.connect(self.turns.send_message)
+        self.composer.stop_requested.connect(self.turns.stop_reply)
         self.composer.busy_changed.connect(self._busy_changed)
         self.sidebar.search_box.installEventFilter(self)
         self.sidebar.conversation_chosen.connect(self.open_conversation)
@@ -324,9 +417,13 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
         self.sidebar.pin_requested.connect(self.pin_conversation)
         self.sidebar.delete_requested.connect(self.delete_conversations)
         self.transcript.copied.connect(lambda words: self.server_status.showMessage(words, COPIED_NOTICE_MS))
-        self.transcript.action.connect(self._message_action)
-        self.transcript.edited.connect(self.edit_and_resend)
-        self.banner.fix_requested.connect(self.apply_fix)
+        self.transcript.action.connect(self.turns.message_action)
+        self.transcript.edited.connect(self.turns.edit_and_resend)
+        self.turns.turn_finished.connect(self.turn_finished)
+        self.banner.fix_chosen.connect(self.fixes.apply)
+        self.shown.changed.connect(self._select_shown)
+        # Messages that wait for the server come back on screen with their conversation.
+        self.conversation_shown.connect(self.outbox.show_queued)
         errors.reporter().problem.connect(self.show_problem)
         self.server_status.log_button.clicked.connect(self.show_server_log)
 
@@ -335,10 +432,10 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
     async def restore(self) -> None:
         """Fill the sidebar and reopen the conversation that was open last time."""
         await self.sidebar.model.reload()
-        last = self.ui_state.value(LAST_CONVERSATION_KEY)
+        last = self.shown.last_conversation()
         ids = {c.id for c in self.sidebar.model.conversations()}
-        if last is not None and str(last).isdigit() and int(str(last)) in ids:
-            await self._show_conversation(int(str(last)))
+        if last is not None and last in ids:
+            await self._show_conversation(last)
         elif ids:
             await self._show_conversation(self.sidebar.model.conversations()[0].id)
 
@@ -363,20 +460,18 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
     async def _show_conversation(self, conversation_id: int) -> None:
         tree = await self.store.load(conversation_id)
         self._show_tree(tree)
-        self.ui_state.setValue(LAST_CONVERSATION_KEY, conversation_id)
         self.sidebar.select_conversation(conversation_id)
         self.conversation_shown.emit(conversation_id)
 
     def _show_tree(self, tree: ConversationTree) -> None:
-        self.tree = tree
-        changed = self.conversation_id != tree.conversation.id
-        self.conversation_id = tree.conversation.id
+        self.turns.pieces.flush()  # to the messages they belong to, before those are replaced
+        changed = self.shown.show_tree(tree)
         shown = [message_data(tree, m) for m in tree.branch() if m.role in ("user", "assistant")]
-        self.pieces.flush()  # to the messages they belong to, before those are replaced
         self.transcript.show_messages(shown)
         title = tree.conversation.title or tr("New chat")
         self.setWindowTitle(f"{title} — vLLM Desk")
-        running = self.chat.running_turn(tree.conversation.id) if self.engine_ready else None
+        chat = self.turns.chat
+        running = chat.running_turn(tree.conversation.id) if chat is not None else None
         self.composer.set_busy(running is not None)
         if changed:
             self.composer.set_notice("")
@@ -399,18 +494,22 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
 
     def new_chat(self) -> None:
         """An empty transcript; the conversation is created when the first message is sent."""
-        self.pieces.flush()
-        self.conversation_id = None
-        self.shown_new_chat = 0  # another new chat: what was written in the last one stays there
-        self.tree = None
+        self.turns.pieces.flush()
+        self.shown.show_new_chat()  # another new chat: what was written in the last one stays there
         self.transcript.show_messages([])
         self.setWindowTitle(tr("New chat") + " — vLLM Desk")
         self.composer.set_busy(False)
         self.composer.set_notice("")
         self._update_context(None)
         self._show_new_chat_settings()
-        self.sidebar.list.clearSelection()
         self.composer.editor.setFocus()
+
+    def _select_shown(self, conversation_id: int | None) -> None:
+        # The sidebar's selection follows what is shown.
+        if conversation_id is None:
+            self.sidebar.list.clearSelection()
+        else:
+            self.sidebar.select_conversation(conversation_id)
 
     # --- this chat's settings (the side panel) ----------------------------------------------------------
 
@@ -424,7 +523,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             width = max(self.chat_settings.minimumWidth(), min(300, sizes[1] // 3))
             self.splitter.setSizes([sizes[0], max(sizes[1] - width, 0), width])
         if shown:
-            if self.tree is None:
+            if self.shown.tree is None:
                 self._show_new_chat_settings()
             self.chat_settings.system_edit.setFocus()
 
@@ -439,8 +538,7 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
 
     async def _reload_tree(self, conversation_id: int) -> None:
         tree = await self.store.load(conversation_id)
-        if conversation_id == self.conversation_id:
-            self.tree = tree
+        if self.shown.update_tree(tree):
             self._update_context(tree)
 
     def rename_conversation(self, conversation_id: int) -> None:
@@ -505,13 +603,24 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
                 tree = await self.store.load(conversation_id)
                 self.setWindowTitle(f"{tree.conversation.title or tr('New chat')} — vLLM Desk")
 
+    async def _conversation_grew(self, conversation_id: int) -> None:
+        # A turn began or ended in it: its place in the list (and, after the first message, its title).
+        await self.sidebar.reload()
+        if self.shown.shows(conversation_id):
+            self.sidebar.select_conversation(conversation_id)
+            row = self.sidebar.model.row_of(conversation_id)
+            if row >= 0:
+                title = self.sidebar.model.conversations()[row].title or tr("New chat")
+                self.setWindowTitle(f"{title} — vLLM Desk")
+
     def _rename_current(self) -> None:
         if self.conversation_id is not None:
             self.rename_conversation(self.conversation_id)
 
     def _pin_current(self) -> None:
-        if self.conversation_id is not None and self.tree is not None:
-            self.pin_conversation(self.conversation_id, not self.tree.conversation.pinned)
+        tree = self.shown.tree
+        if tree is not None:
+            self.pin_conversation(tree.conversation.id, not tree.conversation.pinned)
 
     def _delete_current(self) -> None:
         if self.conversation_id is not None:
@@ -573,6 +682,10 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             self.composer.set_notice(tr("Preferences are not available in this build."))
             return None
         return open_preferences(self)
+
+    def _append_log_line(self, text: str) -> None:
+        if self.log_dialog is not None:
+            self.log_dialog.append_line(text)
 
     def _busy_changed(self, busy: bool) -> None:
         self.stop_action.setEnabled(busy and self.engine_ready)
@@ -680,6 +793,14 @@ class MainWindow(TurnsMixin, FixesMixin, QMainWindow):
             errors.reporter().problem.disconnect(self.show_problem)
         except (RuntimeError, TypeError):
             log.debug("reporter already disconnected")
+
+
+def _deleted_ids(fix: Fix) -> list[int]:
+    """The conversations an "Undo" of a delete brings back (one, in fixes made before several could go)."""
+    ids = fix.params.get("conversation_ids")
+    if isinstance(ids, list):
+        return [int(i) for i in ids]
+    return [int(fix.params["conversation_id"])]
 
 
 def _first_marked(snippet: str) -> str:

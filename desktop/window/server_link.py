@@ -1,27 +1,34 @@
-"""The window's side of the supervisor: its events onto the status bar, the first-run panel, the log and the
-problem banner; starting the chosen profile (installing the runtime first on a fresh machine); one-click
+"""The window's side of the supervisor: its events onto the status bar, the first-run panel and the problem
+banner; starting the chosen profile (installing the runtime first on a fresh machine); the server's one-click
 fixes.
 
 Every start and switch goes through :meth:`ServerLink.start`, wherever the user asked for it (the Server
 menu, Preferences' "Restart server now", the tray or the Models menu, a fix): one place that installs the
 runtime for local profiles (not for remote ones), runs in the background without disabling the window, and
-tells the window when a start ends without a server, so that the messages written meanwhile are not lost.
+says (:attr:`ServerLink.gave_up`) when a start ends without a server, so that the messages written meanwhile
+are not lost.
+
+It gets what it drives (the status bar, the first-run panel, the banner, the settings) and says what
+happened through its signals; it never sees the window.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QCoreApplication, QObject
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from desktop import errors
+from desktop.bridge import EventBridge
+from desktop.errors import ErrorBanner, FixContext
 from desktop.launcher.launcher_actions import state_words
 from desktop.operations import Operation
-from desktop.window.fix_actions import PROFILE_FIXES, RESTART_FIXES
+from desktop.widgets.status_bar import ServerStatusBar
+from desktop.window.first_run import FirstRunPanel
+from desktop.window.fix_actions import PROFILE_FIXES, RESTART_FIXES, FixRegistry
 from engine.chat.errors import NoServer, ServerUnreachable
 from engine.diagnosis.problems import ServerProblem, StartCancelled
 from engine.errors import Fix
@@ -32,9 +39,8 @@ from engine.server.profiles import ServerProfile, builtin_profile
 from engine.server.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
 
 if TYPE_CHECKING:
-    from desktop.window.first_run import FirstRunPanel
-    from desktop.window.main_window import MainWindow
     from engine.server.metrics import MetricsSample
+    from engine.settings.store import SettingsStore
 
 log = logging.getLogger(__name__)
 RuntimeEnsurer = Callable[[Callable[[Progress], object]], Awaitable[object]]
@@ -49,10 +55,6 @@ SERVER_PROBLEMS = (
     RuntimeInstallFailed,
 )
 
-# A server problem's fix carries the name of the profile that failed under this key, so that the fix
-# changes that profile even if another one was started since.
-PROFILE_PARAM = "failed_profile"
-
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("server", text)
@@ -63,51 +65,50 @@ def profile_with_fix(profile: ServerProfile, fix: Fix) -> ServerProfile | None:
     if fix.action not in PROFILE_FIXES:
         return None
     change: dict[str, Any] = {"port": 0} if fix.action == "pick_free_port" else dict(fix.params)
-    for where in (PROFILE_PARAM, "conversation_id"):  # which profile or chat it is for, not an option
-        change.pop(where, None)
     return ServerProfile.model_validate({**profile.model_dump(), **change})
 
 
-def with_profile_name(problem: BaseException, name: str) -> BaseException:
-    """``problem`` with its fix (if any) marked as one for the profile ``name``."""
-    fix = getattr(problem, "fix", None)
-    if isinstance(fix, Fix) and name:
-        problem.fix = dataclasses.replace(fix, params={**fix.params, PROFILE_PARAM: name})  # type: ignore[attr-defined]
-    return problem
-
-
 class ServerLink(QObject):
-    """Connects one supervisor to one window. ``ensure_runtime`` installs vLLM if needed (first start)."""
+    """Connects one supervisor to the window's status bar, first-run panel and banner. ``ensure_runtime``
+    installs vLLM if needed (first start)."""
+
+    ready = Signal()  # the server is ready: what waited for it may go
+    gave_up = Signal(str)  # a start ended without a server; the words say how
+    log_line = Signal(str)  # a line of the server's log
 
     def __init__(
         self,
-        window: MainWindow,
         supervisor: Supervisor,
-        first_run: FirstRunPanel,
         *,
+        settings: SettingsStore,
+        status: ServerStatusBar,
+        first_run: FirstRunPanel,
+        banner: ErrorBanner,
+        bridge: EventBridge,
         ensure_runtime: RuntimeEnsurer | None = None,
+        parent: QObject | None = None,
     ) -> None:
-        super().__init__(window)
-        self.window = window
+        super().__init__(parent)
         self.supervisor = supervisor
+        self.settings = settings
+        self.status = status
         self.first_run = first_run
+        self.banner = banner
         self.ensure_runtime = ensure_runtime
         # The profile started last, from wherever; only its name counts while the settings hold it.
         self.active: ServerProfile | None = None
         self._task: asyncio.Task[None] | None = None  # the start (or stop) in flight
         self._stop_task: asyncio.Task[None] | None = None  # the stop in flight, which a start waits for
         self._failure: BaseException | None = None  # why the start in flight failed
-        status = window.server_status
-        bridge = window.bridge
         bridge.connect_event(supervisor.state_changed, self._on_state)
         bridge.connect_event(supervisor.progress, self._on_progress)
         bridge.connect_event(supervisor.log_line, self._on_log_line)
         bridge.connect_event(supervisor.metrics, self._on_metrics)
         status.set_state(str(supervisor.state), self._state_words(supervisor.state))
-        for action in (*PROFILE_FIXES, *RESTART_FIXES, "install_runtime"):
-            window.fix_handlers[action] = self.apply_fix
-        # Messages that wait for the server come back on screen with their conversation.
-        window.conversation_shown.connect(window.show_queued)
+
+    def register_fixes(self, registry: FixRegistry) -> None:
+        """The server's fixes change the profile that failed and start it again."""
+        registry.register((*PROFILE_FIXES, *RESTART_FIXES, "install_runtime"), self.apply_fix)
 
     # --- starting ------------------------------------------------------------------------------------
 
@@ -122,7 +123,7 @@ class ServerLink(QObject):
     def chosen_profile(self) -> ServerProfile:
         """The profile to (re)start: the one started last as the settings hold it now (Preferences may have
         changed it since), else the default one."""
-        settings = self.window.settings.settings
+        settings = self.settings.settings
         if self.active is not None:
             return settings.profile(self.active.name) or self.active
         return settings.default_profile() or builtin_profile()
@@ -153,8 +154,8 @@ class ServerLink(QObject):
         if isinstance(exc, StartCancelled):  # the user stopped it: nothing to report
             return
         if self.supervisor.state is not ServerState.FAILED:  # the supervisor did not report it already
-            self.window.server_status.set_state("failed", tr("Failed to start"))
-            errors.report(with_profile_name(exc, name))
+            self.status.set_state("failed", tr("Failed to start"))
+            errors.report(exc, FixContext(profile=name))
 
     def _start_ended(self, task: asyncio.Task[None]) -> None:
         if task is not self._task:
@@ -164,17 +165,16 @@ class ServerLink(QObject):
             return  # the ready state already sent what was queued
         self.first_run.finish()
         if task is self._stop_task or task.cancelled() or isinstance(self._failure, StartCancelled):
-            self.window.return_queued(tr("The server was stopped before it was ready"))
+            self.gave_up.emit(tr("The server was stopped before it was ready"))
         else:
-            self.window.return_queued(tr("The server did not start"))
+            self.gave_up.emit(tr("The server did not start"))
 
     def clear_stale_problems(self) -> None:
-        """A server is ready: the banner of an earlier failed start (or of a send that found no server) and
-        the note that messages were not sent are history; any other problem stays."""
-        problem = self.window.banner.problem
+        """A server is ready: the banner of an earlier failed start (or of a send that found no server) is
+        history; any other problem stays."""
+        problem = self.banner.problem
         if problem is not None and isinstance(problem.error, SERVER_PROBLEMS):
-            self.window.banner.dismiss()
-        self.window.clear_given_back_notice()
+            self.banner.dismiss()
 
     async def _start(self, profile: ServerProfile, prior: asyncio.Task[None] | None) -> None:
         if prior is not None and not prior.done():
@@ -182,7 +182,7 @@ class ServerLink(QObject):
             if prior is not self._stop_task:
                 prior.cancel()
             await asyncio.wait([prior])
-        status = self.window.server_status
+        status = self.status
         if profile.kind == "remote":  # the supervisor checks and connects; no local vLLM is needed
             status.set_server(profile.name, profile.served_name or profile.base_url)
             status.set_state("starting", tr("Connecting to {url}…").format(url=profile.base_url))
@@ -208,23 +208,23 @@ class ServerLink(QObject):
         self._stop_task = task
         return self._track(task)
 
-    def failed_profile(self, fix: Fix) -> ServerProfile:
-        """The profile a server problem's ``fix`` is for: the one that failed, as the settings hold it now
-        (else the chosen one, for a fix that names none)."""
-        name = fix.params.get(PROFILE_PARAM)
-        if not isinstance(name, str) or not name:
+    def failed_profile(self, context: FixContext) -> ServerProfile:
+        """The profile a server problem's fix is for: the one that failed (``context.profile``), as the
+        settings hold it now (else the chosen one, for a problem that names none)."""
+        name = context.profile
+        if not name:
             return self.chosen_profile()
         if self.active is not None and self.active.name == name:
             return self.chosen_profile()
         builtin = builtin_profile()
         return (
-            self.window.settings.settings.profile(name)
+            self.settings.settings.profile(name)
             or (builtin if builtin.name == name else None)
             or self.chosen_profile()
         )
 
-    def apply_fix(self, fix: Fix) -> None:
-        profile = self.failed_profile(fix)
+    def apply_fix(self, fix: Fix, context: FixContext) -> None:
+        profile = self.failed_profile(context)
         changed = profile_with_fix(profile, fix)
         if changed is not None:
             self._save_profile(changed)
@@ -234,7 +234,7 @@ class ServerLink(QObject):
 
     def _save_profile(self, profile: ServerProfile) -> None:
         # Remember the fix in the settings when the profile is one of the user's.
-        store = self.window.settings
+        store = self.settings
         current = store.settings
         if current.profile(profile.name) is None:
             return
@@ -253,22 +253,22 @@ class ServerLink(QObject):
     def _on_state(self, change: StateChange) -> None:
         state = change.state
         kind = "starting" if state in (ServerState.PREPARING, ServerState.STARTING) else str(state)
-        status = self.window.server_status
+        status = self.status
         status.set_state(kind, self._state_words(state))
         if state is ServerState.READY:
             self.first_run.finish()
             self.clear_stale_problems()
             if change.endpoint is not None:
                 status.set_server(change.profile_name, change.endpoint.model)
-            self.window.server_became_ready()
+            self.ready.emit()
         elif state is ServerState.FAILED:
             self.first_run.finish()
             if change.problem is not None:
                 status.set_state("failed", f"{self._state_words(state)}: {change.problem.title}")
-                errors.report(with_profile_name(change.problem, change.profile_name))
+                errors.report(change.problem, FixContext(profile=change.profile_name))
 
     def _on_progress(self, progress: StartProgress) -> None:
-        status = self.window.server_status
+        status = self.status
         if progress.phase is Phase.RUNTIME_CHECK and self.active is not None and self.active.kind == "remote":
             # No vLLM runtime or model here to check: the supervisor is asking the remote server.
             status.set_state("starting", tr("Connecting to {url}…").format(url=self.active.base_url))
@@ -282,13 +282,11 @@ class ServerLink(QObject):
     def _on_runtime_progress(self, progress: Progress) -> None:
         if progress.phase != "done":
             self.first_run.show_step("runtime", progress.message, progress.fraction)
-        self.window.server_status.set_state("starting", tr("Installing the vLLM runtime…"))
-        self.window.server_status.set_progress(progress.fraction)
+        self.status.set_state("starting", tr("Installing the vLLM runtime…"))
+        self.status.set_progress(progress.fraction)
 
     def _on_log_line(self, line: LogLine) -> None:
-        dialog = self.window.log_dialog
-        if dialog is not None:
-            dialog.append_line(line.text)
+        self.log_line.emit(line.text)
 
     def _on_metrics(self, sample: MetricsSample) -> None:
-        self.window.server_status.set_metrics(sample.kv_cache_usage, sample.running, sample.waiting)
+        self.status.set_metrics(sample.kv_cache_usage, sample.running, sample.waiting)

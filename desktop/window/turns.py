@@ -1,47 +1,40 @@
-"""Turns in the window: send (or queue while the server starts), stop, regenerate, edit and resend, switch
-branches, and the streamed events of the engine's turns onto the transcript.
+"""The turn controller: send (or queue in the outbox while the server starts), stop, regenerate, edit and
+resend, switch branches, delete a message, and the streamed events of the engine's turns onto the transcript.
 
-A message written while the server starts waits as a :class:`QueuedMessage` tied to the conversation it was
-written in (or to the new chat it was written in), and goes there once the server is ready, whatever the
-window shows by then. A message that cannot go (the start ended without a server, or its send failed) comes
-back into the message box of its conversation, ahead of any draft, if that conversation is on screen; else it
-stays queued with its conversation (shown there again, sent at the next start), so nothing is lost.
-
-A mixin of :class:`desktop.window.main_window.MainWindow` (its methods use the window's widgets and engine
-objects);
-kept apart so that each module holds one idea.
+:class:`TurnController` gets what it drives (the transcript, the composer, the chat settings panel, the
+:class:`~desktop.window.shown.ShownConversation`, the :class:`~desktop.window.outbox.Outbox`) and a few
+callables for what belongs to the window (showing a conversation again, the context meter); it never sees
+the window. Messages written while the server starts wait in the outbox (see desktop/window/outbox.py).
 """
 
 from __future__ import annotations
 
 import gc
-import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
+from PySide6.QtWidgets import QWidget
 
 from desktop import errors
-from desktop.errors import Problem
+from desktop.errors import FixContext, Problem
 from desktop.operations import Operation
-from desktop.widgets.transcript import MessageData
+from desktop.widgets.chat_settings import ChatSettingsPanel
+from desktop.widgets.composer import Composer
+from desktop.widgets.transcript import MessageData, TranscriptView
+from desktop.window.fix_actions import FixRegistry
+from desktop.window.outbox import Outbox, QueuedMessage
+from desktop.window.shown import ShownConversation
 from engine.chat.errors import NoServer
 from engine.errors import Fix
+from engine.history.async_store import AsyncHistoryStore
 from engine.history.records import ConversationTree, StoredMessage
 from engine.history.store import HistoryStore
 
 if TYPE_CHECKING:
-    from desktop.widgets.chat_settings import ChatSettingsPanel
-    from desktop.widgets.composer import Composer
-    from desktop.widgets.sidebar import Sidebar
-    from desktop.widgets.transcript import TranscriptView
-    from desktop.window.server_link import ServerLink
     from engine.chat.engine import ChatEngine, Turn, TurnEvent
-    from engine.history.async_store import AsyncHistoryStore
     from engine.settings.store import SettingsStore
 
 log = logging.getLogger(__name__)
@@ -79,24 +72,6 @@ def freeze_long_lived() -> None:
     ~300 ms mid-stream, the longest stall of a 20k-token reply). O(1); the few cycles that happen to be
     garbage at this moment are kept (tens of objects)."""
     gc.freeze()
-
-
-@dataclass(frozen=True)
-class QueuedMessage:
-    """A message written while the server was starting, and where it goes once the server is ready."""
-
-    text: str
-    conversation_id: int | None  # None: a new conversation
-    new_chat: int  # which new chat it was written in (0 for an existing conversation): each gets its own
-    placeholder: str = ""  # its id in the transcript while it waits ("": a message sent at once)
-
-    @property
-    def destination(self) -> tuple[int | None, int]:
-        return (self.conversation_id, self.new_chat)
-
-
-_placeholder_ids = itertools.count(1)
-_new_chat_ids = itertools.count(1)
 
 
 # How long streamed text may wait before the transcript gets it: about one frame, so a fast stream costs the
@@ -163,65 +138,100 @@ class PieceBuffer(QObject):
         self._sink(run_kind, run_id, "".join(run))
 
 
-class TurnsMixin:
-    """The chat turns of :class:`~desktop.window.main_window.MainWindow`."""
+class TurnController(QObject):
+    """The chat turns of the conversation on screen (and of those sent from it, wherever the user goes)."""
 
-    # What the window provides (declared for the type checker).
-    transcript: TranscriptView
-    composer: Composer
-    sidebar: Sidebar
-    chat: ChatEngine
-    store: AsyncHistoryStore
-    settings: SettingsStore
-    conversation_id: int | None
-    tree: ConversationTree | None
-    engine_ready: bool
-    server_link: ServerLink | None
-    turn_finished: Any  # Signal(object)
-    pieces: PieceBuffer
-    chat_settings: ChatSettingsPanel
-    # Messages waiting for the server, oldest first; replaced, never changed in place (the shared default).
-    pending: tuple[QueuedMessage, ...] = ()
-    given_back_notice = ""  # the composer's notice about messages that were not sent, while shown
-    # Which new chat the window shows (see QueuedMessage.new_chat); 0: none numbered yet. new_chat() resets
-    # it, so a message of an earlier new chat never lands in a later one.
-    shown_new_chat: int = 0
+    turn_finished = Signal(object)  # TurnEvent "finished" of the shown conversation
 
-    if TYPE_CHECKING:
+    def __init__(
+        self,
+        *,
+        store: AsyncHistoryStore,
+        shown: ShownConversation,
+        outbox: Outbox,
+        transcript: TranscriptView,
+        composer: Composer,
+        chat_settings: ChatSettingsPanel,
+        reshow: Callable[[int], Awaitable[None]],
+        list_changed: Callable[[int], Awaitable[None]],
+        tree_changed: Callable[[ConversationTree | None], None],
+        show_problem: Callable[[Problem], None],
+        parent: QObject | None = None,
+    ) -> None:
+        """``reshow(id)``: load and show that conversation again; ``list_changed(id)``: the conversation list
+        changed for ``id`` (its title, its place); ``tree_changed(tree)``: the shown conversation grew (the
+        context meter follows)."""
+        super().__init__(parent)
+        self.store = store
+        self.shown = shown
+        self.outbox = outbox
+        self.transcript = transcript
+        self.composer = composer
+        self.chat_settings = chat_settings
+        self.reshow = reshow
+        self.list_changed = list_changed
+        self.tree_changed = tree_changed
+        self.show_problem = show_problem
+        self.pieces = PieceBuffer(self._show_pieces, parent=self)  # streamed text, one batch per frame
+        self.chat: ChatEngine | None = None
+        self.settings: SettingsStore | None = None
+        self.starting: Callable[[], bool] = lambda: False  # a server start is under way (the server link's)
 
-        def setWindowTitle(self, title: str) -> None: ...
+    def attach(self, chat: ChatEngine, settings: SettingsStore, starting: Callable[[], bool] | None) -> None:
+        """The engine is there (see MainWindow.attach); ``starting``: whether a server start is under way."""
+        self.chat = chat
+        self.settings = settings
+        if starting is not None:
+            self.starting = starting
 
-        def _update_context(self, tree: ConversationTree | None) -> None: ...
+    @property
+    def engine_ready(self) -> bool:
+        return self.chat is not None
 
-        async def _show_conversation(self, conversation_id: int) -> None: ...
+    def _chat(self) -> ChatEngine:
+        if self.chat is None:
+            raise RuntimeError("the chat engine is not attached yet")
+        return self.chat
 
-        def show_problem(self, problem: Problem) -> None: ...
+    def register_fixes(self, registry: FixRegistry) -> None:
+        registry.register(["undo_delete_message"], lambda fix, _context: self.undo_delete_message(fix))
+        registry.register(["retry_turn"], lambda _fix, _context: self.regenerate_last())
+        registry.register(["set_mode_completion", "use_completion_mode"], self.use_completion_mode)
+        registry.register(["drop_oldest_turns"], lambda fix, _context: self.send_dropping_oldest(fix))
 
-    def _link(self) -> ServerLink:
-        assert self.server_link is not None  # the actions are only connected when there is a link
-        return self.server_link
+    # --- the server ------------------------------------------------------------------------------------
 
     def server_ready(self) -> bool:
-        return self.engine_ready and self.chat.endpoint_provider() is not None
+        return self.chat is not None and self.chat.endpoint_provider() is not None
 
     def server_starting(self) -> bool:
-        link = self.server_link
-        return self.engine_ready and link is not None and link.starting and not self.server_ready()
+        return self.chat is not None and self.starting() and not self.server_ready()
 
     def server_became_ready(self) -> None:
-        """Called by the server link: send what was queued, refresh the context meter."""
-        self._update_context(self.tree)
-        self.flush_queue()
+        """The server link says the server is ready: send what was queued, refresh the context meter."""
+        self.tree_changed(self.shown.tree)
+        self.outbox.flush(self.send_item)
+
+    # --- sending ---------------------------------------------------------------------------------------
 
     def send_message(self, text: str) -> None:
         if self.server_starting():
-            self._queue(text)
+            self.outbox.queue(text)
             return
         self.composer.set_notice("")
         freeze_long_lived()  # before the send's own work, which may already trigger a full collection
-        item = self._here(text)
+        self.send_item(self.outbox.here(text), self.composer.send_button)
+
+    def send_item(
+        self, item: QueuedMessage, button: QWidget | None = None, drop_oldest_turns: int = 0
+    ) -> None:
+        """Send ``item`` where it was written (``button`` is disabled meanwhile); if it cannot go, the outbox
+        gives it back."""
         Operation(
-            self.composer.send_button, lambda: self._send(text, item.conversation_id, item.new_chat)
+            button,
+            lambda: self._send(
+                item.text, item.conversation_id, item.new_chat, drop_oldest_turns=drop_oldest_turns
+            ),
         ).failure(lambda exc: self._send_failed([item], exc)).run()
 
     def send_dropping_oldest(self, fix: Fix) -> None:
@@ -233,28 +243,11 @@ class TurnsMixin:
             self.composer.set_notice(fix.hint or tr("Start a new conversation, or shorten the message."))
             return
         self.composer.editor.clear()
-        item = self._here(text)
-        Operation(
-            self.composer.send_button,
-            lambda: self._send(text, item.conversation_id, item.new_chat, drop_oldest_turns=turns),
-        ).failure(lambda exc: self._send_failed([item], exc)).run()
-
-    def _here(self, text: str, placeholder: str = "") -> QueuedMessage:
-        """``text`` addressed to what the window shows: its conversation, or its new chat (numbered now)."""
-        if self.conversation_id is not None:
-            return QueuedMessage(text, self.conversation_id, 0, placeholder)
-        if not self.shown_new_chat:
-            self.shown_new_chat = next(_new_chat_ids)
-        return QueuedMessage(text, None, self.shown_new_chat, placeholder)
-
-    def _on_screen(self, item: QueuedMessage) -> bool:
-        if item.conversation_id is not None:
-            return item.conversation_id == self.conversation_id
-        return self.conversation_id is None and item.new_chat == self.shown_new_chat
+        self.send_item(self.outbox.here(text), self.composer.send_button, drop_oldest_turns=turns)
 
     def _send_failed(self, items: Sequence[QueuedMessage], exc: BaseException) -> None:
         errors.report(exc)
-        self.give_back(items, tr("Sending failed"))
+        self.outbox.give_back(items, tr("Sending failed"))
 
     async def _send(
         self,
@@ -269,145 +262,45 @@ class TurnsMixin:
         The window shows the turn if it still shows ``target``; a new conversation is shown if the window
         still shows the new chat ``new_chat`` it was written in once the conversation exists.
         """
-        endpoint = self.chat.endpoint_provider()
+        chat = self._chat()
+        endpoint = chat.endpoint_provider()
         if endpoint is None:
             raise NoServer()  # before anything is stored: a refused send leaves no empty conversation
         created = target is None
         if target is None:
-            # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
-            preset = self.settings.settings.preset_for(endpoint.model)
-            # What the user set in the chat settings panel for this new chat, if anything.
-            preset = self.chat_settings.for_new_chat(preset)
-            conversation = await self.chat.new_conversation(settings=preset)
-            target = conversation.id
-            # Checked after the await: the user may have opened another conversation or chat meanwhile.
-            if self.conversation_id is None and new_chat and new_chat == self.shown_new_chat:
-                self.conversation_id = target
+            target = await self._new_conversation(chat, endpoint.model, new_chat)
         try:
-            turn = await self.chat.send(target, text, drop_oldest_turns=drop_oldest_turns)
+            turn = await chat.send(target, text, drop_oldest_turns=drop_oldest_turns)
         except Exception:
             if created:  # refused (too long, ...): the empty conversation goes again
-                if self.conversation_id == target:
-                    self.conversation_id = None
+                self.shown.drop(target)
                 await self.store.delete_conversation(target)
             raise
-        if self.conversation_id == target:
+        if self.shown.shows(target):
             # Before the turn's first event runs: show the user's message and an empty reply to stream into.
             self.composer.set_busy(True)
             self.transcript.follow()  # the new message and its reply are shown, wherever the view was
             self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
             self._begin_reply(turn)
-        await self.sidebar.reload()
-        if self.conversation_id == target:
-            self.sidebar.select_conversation(turn.conversation_id)
-            # The first message named the chat (saved with the reply's row): the title bar says so too.
-            row = self.sidebar.model.row_of(target)
-            if row >= 0:
-                title = self.sidebar.model.conversations()[row].title or tr("New chat")
-                self.setWindowTitle(f"{title} — vLLM Desk")
+        await self.list_changed(target)
 
-    # --- messages written while the server starts ----------------------------------------------------
-
-    def _placeholders_shown(self) -> set[str]:
-        return {str(w.data.id) for w in self.transcript.messages() if str(w.data.id).startswith("queued-")}
-
-    def _queue(self, text: str) -> None:
-        item = self._here(text, f"queued-{next(_placeholder_ids)}")
-        self.pending = (*self.pending, item)
-        self._show_placeholder(item)
-
-    def _show_placeholder(self, item: QueuedMessage) -> None:
-        self.transcript.follow()
-        self.transcript.add_message(
-            MessageData(id=item.placeholder, role="user", text=item.text, state="queued")
-        )
-        self.composer.set_notice(tr("The server is starting; your message will be sent when it is ready."))
-
-    def show_queued(self, conversation_id: int) -> None:
-        """Show again the messages that wait to go into ``conversation_id`` (it was shown anew)."""
-        shown = self._placeholders_shown()
-        for item in self.pending:
-            if item.conversation_id == conversation_id and item.placeholder not in shown:
-                self._show_placeholder(item)
-
-    def _take_placeholders(self, items: Sequence[QueuedMessage]) -> None:
-        """Remove the placeholders of ``items`` from the transcript, also those paged out (no widget)."""
-        for item in items:
-            if item.placeholder:
-                self.transcript.remove_message(item.placeholder)
-
-    def flush_queue(self) -> None:
-        """Send what was written while the server was starting into the conversations it was written in
-        (called when the server is ready)."""
-        if not self.pending:
-            return
-        groups: dict[tuple[int | None, int], list[QueuedMessage]] = {}
-        for item in self.pending:
-            groups.setdefault(item.destination, []).append(item)
-        self.pending = ()
-        self.composer.set_notice("")
-        for (target, new_chat), items in groups.items():
-            text = "\n\n".join(q.text for q in items)
-            self._take_placeholders(items)
-            send = partial(self._send, text, target, new_chat)
-            # One message for the group, so a failure gives it back once, as it was sent.
-            joined = [QueuedMessage(text, target, new_chat, items[0].placeholder)]
-            Operation(None, send).failure(partial(self._send_failed, joined)).run()
-
-    def return_queued(self, reason: str) -> None:
-        """The start ended without a server (``reason`` says how): see :meth:`give_back`."""
-        if self.pending:
-            items, self.pending = self.pending, ()
-            self.give_back(items, reason)
-
-    def give_back(self, items: Sequence[QueuedMessage], reason: str) -> None:
-        """Messages that were not sent (``reason`` says why): those of the conversation on screen go back
-        into its message box, ahead of any draft there; the others stay queued with their conversation
-        (shown there again, sent at the next start). The notice says which happened."""
-        here = [q for q in items if self._on_screen(q)]
-        elsewhere = [q for q in items if not self._on_screen(q)]
-        self._take_placeholders(here)
-        notices = []
-        if here:
-            texts = [q.text for q in here]
-            draft = self.composer.editor.toPlainText()
-            if draft.strip():
-                texts.append(draft)
-            self.composer.editor.setPlainText("\n\n".join(texts))
-            notices.append(
-                tr("{reason}: your message was not sent; it is back in the message box.").format(
-                    reason=reason
-                )
-            )
-        if elsewhere:
-            # Queued again under a placeholder, so that show_queued shows them with their conversation.
-            self.pending = (
-                *self.pending,
-                *(
-                    q if q.placeholder else replace(q, placeholder=f"queued-{next(_placeholder_ids)}")
-                    for q in elsewhere
-                ),
-            )
-            notices.append(
-                tr(
-                    "{reason}: {count} message(s) written in other chats were not sent; they wait with their "
-                    "chat and go when the server is next ready."
-                ).format(reason=reason, count=len(elsewhere))
-            )
-        self.given_back_notice = " ".join(notices)
-        self.composer.set_notice(self.given_back_notice)
-
-    def clear_given_back_notice(self) -> None:
-        """A server is ready: the notice that messages were not sent (because there was none) is history."""
-        if self.given_back_notice and self.composer.notice.text() == self.given_back_notice:
-            self.composer.set_notice("")
-        self.given_back_notice = ""
+    async def _new_conversation(self, chat: ChatEngine, model: str, new_chat: int) -> int:
+        # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
+        if self.settings is None:
+            raise RuntimeError("the settings are not attached yet")
+        preset = self.settings.settings.preset_for(model)
+        # What the user set in the chat settings panel for this new chat, if anything.
+        preset = self.chat_settings.for_new_chat(preset)
+        conversation = await chat.new_conversation(settings=preset)
+        # Adopted only if the window still shows that new chat: the user may have moved on meanwhile.
+        self.shown.adopt(conversation.id, new_chat)
+        return conversation.id
 
     def _begin_reply(self, turn: Turn, branch_index: int = 0, branch_count: int = 1) -> None:
         freeze_long_lived()
         self.composer.set_busy(True)
         self.transcript.follow()  # also a regenerated or edited turn: its new reply is watched
-        model = self.chat.endpoint_provider()
+        model = self._chat().endpoint_provider()
         self.transcript.add_message(
             MessageData(
                 id=turn.reply_id,
@@ -419,12 +312,14 @@ class TurnsMixin:
             )
         )
 
+    # --- stop, regenerate, edit, branches ---------------------------------------------------------------
+
     def stop_reply(self) -> None:
-        if self.engine_ready and self.conversation_id is not None:
-            self.chat.stop(self.conversation_id)
+        if self.chat is not None and self.shown.conversation_id is not None:
+            self.chat.stop(self.shown.conversation_id)
 
     def regenerate_last(self) -> None:
-        if not self.engine_ready:
+        if self.chat is None:
             return
         replies = [w for w in self.transcript.messages() if w.data.role == "assistant"]
         if replies and not replies[-1].streaming:
@@ -436,7 +331,7 @@ class TurnsMixin:
     async def _regenerate(self, reply_id: int) -> None:
         old = self.transcript.message(reply_id)
         count = old.data.branch_count if old else 1
-        turn = await self.chat.regenerate(reply_id)
+        turn = await self._chat().regenerate(reply_id)
         self.transcript.truncate_from(reply_id)
         self._begin_reply(turn, branch_index=count, branch_count=count + 1)
 
@@ -446,7 +341,7 @@ class TurnsMixin:
     async def _edit(self, message_id: int, text: str) -> None:
         old = self.transcript.message(message_id)
         count = old.data.branch_count if old else 1
-        turn = await self.chat.edit_and_resend(message_id, text)
+        turn = await self._chat().edit_and_resend(message_id, text)
         self.transcript.truncate_from(message_id)
         self.transcript.add_message(
             MessageData(
@@ -463,30 +358,51 @@ class TurnsMixin:
         Operation(None, lambda: self._switch(message_id, step)).run()
 
     async def _switch(self, message_id: int, step: int) -> None:
-        if self.tree is None or self.conversation_id is None:
+        tree, conversation_id = self.shown.tree, self.shown.conversation_id
+        if tree is None or conversation_id is None:
             return
-        siblings = self.tree.siblings(message_id)
+        siblings = tree.siblings(message_id)
         index = siblings.index(message_id) + step
         if 0 <= index < len(siblings):
             await self.store.switch_branch(siblings[index])
-            await self._show_conversation(self.conversation_id)
+            await self.reshow(conversation_id)
+
+    def message_action(self, name: str, message_id: object) -> None:
+        """A message's button (regenerate, edit, delete, prev/next branch)."""
+        if not isinstance(message_id, int):
+            return
+        if name in ("regenerate", "edit") and self.chat is None:
+            return
+        if name == "regenerate":
+            self.regenerate(message_id)
+        elif name == "edit":
+            widget = self.transcript.message(message_id)
+            if widget is not None:
+                widget.begin_edit()
+        elif name == "delete":
+            self.delete_message(message_id)
+        elif name in ("prev", "next"):
+            self.switch_branch(message_id, -1 if name == "prev" else 1)
+
+    # --- deleting a message ------------------------------------------------------------------------------
 
     def delete_message(self, message_id: int) -> None:
         """Delete a message and the replies under it; the banner offers Undo until the app quits."""
         Operation(None, lambda: self._delete_message(message_id)).run()
 
     async def _delete_message(self, message_id: int) -> None:
-        if self.conversation_id is None:
+        conversation_id = self.shown.conversation_id
+        if conversation_id is None:
             return
-        conversation_id = self.conversation_id
-        if self.engine_ready and self.chat.running_turn(conversation_id) is not None:
-            self.chat.stop(conversation_id)  # its reply may be under the message: it ends saved, then goes
-            turn = self.chat.running_turn(conversation_id)
+        chat = self.chat
+        if chat is not None and chat.running_turn(conversation_id) is not None:
+            chat.stop(conversation_id)  # its reply may be under the message: it ends saved, then goes
+            turn = chat.running_turn(conversation_id)
             if turn is not None:
                 await turn.wait()
         token = await self.store.call(HistoryStore.delete_message, message_id)
-        if self.conversation_id == conversation_id:
-            await self._show_conversation(conversation_id)
+        if self.shown.shows(conversation_id):
+            await self.reshow(conversation_id)
         self.show_problem(
             Problem(
                 tr("Message deleted"),
@@ -504,40 +420,54 @@ class TurnsMixin:
 
     async def _undo_delete_message(self, token: int) -> None:
         conversation_id = await self.store.call(HistoryStore.undo_delete_message, token)
-        await self._show_conversation(conversation_id)
+        await self.reshow(conversation_id)
 
-    def _message_action(self, name: str, message_id: object) -> None:
-        if not isinstance(message_id, int):
-            return
-        if name in ("regenerate", "edit") and not self.engine_ready:
-            return
-        if name == "regenerate":
-            self.regenerate(message_id)
-        elif name == "edit":
-            widget = self.transcript.message(message_id)
-            if widget is not None:
-                widget.begin_edit()
-        elif name == "delete":
-            self.delete_message(message_id)
-        elif name in ("prev", "next"):
-            self.switch_branch(message_id, -1 if name == "prev" else 1)
+    # --- completion mode (a fix) -------------------------------------------------------------------------
 
-    def _on_turn_event(self, event: TurnEvent) -> None:
+    def use_completion_mode(self, fix: Fix, context: FixContext) -> None:
+        """The model has no chat template: the conversation whose reply failed (the fix's context; else the
+        open one) continues text instead, starting now."""
+        conversation_id = context.conversation_id
+        if conversation_id is None:
+            conversation_id = self.shown.conversation_id
+        if conversation_id is None or self.chat is None:
+            self.composer.set_notice(tr("Open the conversation to switch, then use the fix again."))
+            return
+        chosen = conversation_id
+        Operation(self.composer.send_button, lambda: self._use_completion_mode(chosen)).run()
+
+    async def _use_completion_mode(self, conversation_id: int) -> None:
+        from engine.chat.generation import GenerationSettings  # pydantic: not before the first paint
+
+        conversation = await self.store.conversation(conversation_id)
+        settings = GenerationSettings.parse(conversation.settings).updated(mode="completion")
+        await self.store.update_conversation(conversation_id, settings=settings.to_json_dict())
+        if self.shown.tree is not None and self.shown.shows(conversation_id):
+            self.shown.update_tree(await self.store.load(conversation_id))
+        if not self.shown.shows(conversation_id):
+            # The user has opened another conversation meanwhile: its replies are not touched.
+            title = conversation.title or tr("New chat")
+            self.composer.set_notice(
+                tr("Completion mode is on for “{0}”; open it and regenerate its last reply.").format(title)
+            )
+            return
+        self.composer.set_notice(tr("Completion mode: the model continues the text of this conversation."))
+        self.regenerate_last()
+
+    # --- the engine's events -----------------------------------------------------------------------------
+
+    def on_turn_event(self, event: TurnEvent) -> None:
         # Called once per token, in the GUI thread (see desktop.bridge): buffered, nothing else.
         if event.kind in ("token", "reasoning"):
-            if event.conversation_id == self.conversation_id:
+            if event.conversation_id == self.shown.conversation_id:
                 self.pieces.add(event.kind, event.reply_id, event.text)
             return
         self.pieces.flush()  # what streamed comes before the turn's end
-        if event.conversation_id != self.conversation_id:
+        if event.conversation_id != self.shown.conversation_id:
             return
         if event.kind == "error" and event.error is not None:
-            fix = getattr(event.error, "fix", None)
-            if isinstance(fix, Fix) and "conversation_id" not in fix.params:
-                # The fix acts on this conversation, even once the user has opened another one.
-                params = {**fix.params, "conversation_id": event.conversation_id}
-                event.error.fix = replace(fix, params=params)
-            errors.report(event.error)
+            # The fix acts on this conversation, even once the user has opened another one.
+            errors.report(event.error, FixContext(conversation_id=event.conversation_id))
         elif event.kind == "finished":
             self.composer.set_busy(False)
             Operation(None, lambda: self._after_turn(event)).run()
@@ -550,18 +480,17 @@ class TurnsMixin:
 
     async def _after_turn(self, event: TurnEvent) -> None:
         tree = await self.store.load(event.conversation_id)
-        if event.conversation_id != self.conversation_id:
+        if not self.shown.update_tree(tree):
             return
-        self.tree = tree
+        ids = {m.id for m in tree.messages}
         for widget in self.transcript.messages():
-            if isinstance(widget.data.id, int) and widget.data.id in {m.id for m in tree.messages}:
+            if isinstance(widget.data.id, int) and widget.data.id in ids:
                 data = message_data(tree, tree.message(widget.data.id))
                 if widget.data.id == event.reply_id:
                     self.transcript.update_message(data)
                 else:
                     widget.data.branch_index, widget.data.branch_count = data.branch_index, data.branch_count
                     widget._update_footer()
-        self._update_context(tree)
+        self.tree_changed(tree)
         self.turn_finished.emit(event)
-        await self.sidebar.reload()
-        self.sidebar.select_conversation(event.conversation_id)
+        await self.list_changed(event.conversation_id)

@@ -48,7 +48,7 @@ def test_the_app_starts_the_built_in_model_and_a_user_chats(  # type: ignore[no-
         window.composer.editor.setFocus()
         qtbot.keyClicks(window.composer.editor, "What is the capital of France?")
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
-        assert [q.text for q in window.pending] == ["What is the capital of France?"]
+        assert [q.text for q in window.outbox.pending] == ["What is the capital of France?"]
         qtbot.waitUntil(
             lambda: window.server_status.state_label.property("state") in ("ready", "failed"), timeout=300000
         )

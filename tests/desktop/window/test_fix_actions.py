@@ -76,7 +76,11 @@ def shown_window(qtbot, app_paths: AppPaths, server: Standin) -> Iterator[MainWi
     try:
         yield made
     finally:
-        for dialog in (getattr(made, "preferences_dialog", None), made.log_dialog, made.strays_dialog):
+        for dialog in (
+            getattr(made, "preferences_dialog", None),
+            made.log_dialog,
+            made.fix_actions.strays_dialog,
+        ):
             if dialog is not None:
                 dialog.close()
         close_window(qtbot, made)
@@ -185,14 +189,14 @@ def check_show_processes(qtbot, window: MainWindow, fix: Fix) -> None:  # type: 
     async def one() -> list[StrayProcess]:
         return [StrayProcess(pid=4242, name="VLLM::EngineCore", cmdline="VLLM::EngineCore", age_s=60, sid=1)]
 
-    window.find_strays = none
+    window.fix_actions.find_strays = none
     window.apply_fix(fix)
     qtbot.waitUntil(lambda: "No vLLM processes" in window.composer.notice.text(), timeout=5000)
-    window.find_strays = one
+    window.fix_actions.find_strays = one
     window.apply_fix(fix)
-    qtbot.waitUntil(lambda: window.strays_dialog is not None, timeout=5000)
-    assert window.strays_dialog.rows()[0][0] == "4242"
-    window.strays_dialog.close()
+    qtbot.waitUntil(lambda: window.fix_actions.strays_dialog is not None, timeout=5000)
+    assert window.fix_actions.strays_dialog.rows()[0][0] == "4242"
+    window.fix_actions.strays_dialog.close()
 
 
 class UrlCatcher(QObject):
@@ -294,7 +298,7 @@ def test_the_fix_does_what_it_says(qtbot, app_paths, server, action: str, caplog
     fix = OFFERED[action]
     check = EFFECTS[action]
     with shown_window(qtbot, app_paths, server) as window:
-        assert action in window.fix_handlers
+        assert action in window.fixes
         with caplog.at_level(logging.WARNING, logger="desktop.window.main_window"):
             if check is check_import:
                 check_import(qtbot, window, fix, monkeypatch)

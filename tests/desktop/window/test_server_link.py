@@ -15,6 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop import errors
 from desktop.window.main_window import MainWindow
+from desktop.window.outbox import QueuedMessage
 from desktop.window.server_link import RuntimeEnsurer
 from engine.errors import DeskError, Fix
 from engine.history.store import HistoryStore
@@ -240,7 +241,7 @@ def test_a_failed_start_puts_queued_messages_back_into_the_message_box(
         assert window.composer.notice.text().startswith("The server did not start: your message was not sent")
         assert [w.data.state for w in window.transcript.messages()] == []  # no placeholder left
         assert [p.title for p in errors.reporter().reported[before:]] == ["vLLM could not be installed"]
-        assert window.pending == ()
+        assert window.outbox.pending == ()
         assert conversations(app_paths) == {}
 
 
@@ -252,7 +253,7 @@ def test_stopping_a_start_puts_queued_messages_back(qtbot: QtBot, app_paths: App
         window.start_action.trigger()
         qtbot.waitUntil(lambda: sup.state is ServerState.STARTING, timeout=10_000)
         send(qtbot, window, "are you there?")
-        assert window.pending
+        assert window.outbox.pending
         window.stop_server_action.trigger()
         qtbot.waitUntil(lambda: sup.state is ServerState.STOPPED, timeout=30_000)
         qtbot.waitUntil(lambda: window.composer.editor.toPlainText() == "are you there?")
@@ -424,16 +425,17 @@ def test_a_fix_changes_the_profile_that_failed_not_the_one_started_since(
         before = len(errors.reporter().reported)
         link.start(alpha)
         qtbot.waitUntil(lambda: len(errors.reporter().reported) > before, timeout=30_000)
-        fix = errors.reporter().reported[-1].fix
+        problem = errors.reporter().reported[-1]
+        fix = problem.fix
         assert fix is not None
         assert fix.action == "set_option"
         # Every server fix goes through the link (one list for the window and the link).
         for action in ("set_option", "pick_free_port", "restart_server", "prepare_model"):
-            assert window.fix_handlers[action] == link.apply_fix, action
+            assert window.fixes.handlers[action] == link.apply_fix, action
         runtime.options[:] = []
         link.start(beta)  # the user moves on to another profile before clicking the fix
         wait_ready(qtbot, sup, model="beta")
-        window.apply_fix(fix)
+        window.apply_fix(fix, problem.context)  # as the banner's button does
         wait_ready(qtbot, sup, model="alpha")
         changed = {k: v for k, v in fix.params.items() if k in ServerProfile.model_fields}
         saved_alpha, saved_beta = settings.settings.profile("Alpha"), settings.settings.profile("Beta")
@@ -473,7 +475,7 @@ def test_a_failed_start_gives_back_only_the_messages_of_the_chat_on_screen(
         assert "back in the message box" in notice
         assert "1 message(s) written in other chats were not sent" in notice
         assert [w.data.state for w in window.transcript.messages()] == []
-        assert [(q.conversation_id, q.text) for q in window.pending] == [(first, "for the first chat")]
+        assert [(q.conversation_id, q.text) for q in window.outbox.pending] == [(first, "for the first chat")]
         window.open_conversation(first)
         qtbot.waitUntil(lambda: window.conversation_id == first)
         assert [(w.data.text, w.data.state) for w in window.transcript.messages()] == [
@@ -484,7 +486,7 @@ def test_a_failed_start_gives_back_only_the_messages_of_the_chat_on_screen(
         window.start_action.trigger()
         wait_ready(qtbot, sup)
         qtbot.waitUntil(
-            lambda: window.chat.running_turn(first) is None and not window.pending, timeout=10_000
+            lambda: window.chat.running_turn(first) is None and not window.outbox.pending, timeout=10_000
         )
         qtbot.waitUntil(lambda: conversations(app_paths)["First"][-1:] == ["Later answer."], timeout=10_000)
         assert conversations(app_paths) == {
@@ -510,7 +512,7 @@ def test_a_queued_message_whose_send_fails_goes_ahead_of_the_draft(qtbot: QtBot,
         qtbot.waitUntil(lambda: window.composer.editor.toPlainText() != "a draft")
         assert window.composer.editor.toPlainText() == f"{long_text}\n\na draft"  # nothing lost
         assert [w.data.state for w in window.transcript.messages()] == []  # no placeholder left
-        assert window.pending == ()
+        assert window.outbox.pending == ()
 
 
 def test_a_queued_new_chat_does_not_take_over_the_chat_opened_meanwhile(
@@ -523,13 +525,13 @@ def test_a_queued_new_chat_does_not_take_over_the_chat_opened_meanwhile(
         window.start_action.trigger()
         qtbot.waitUntil(lambda: install.calls == 1)
         send(qtbot, window, "written in the first new chat")
-        flush = window.flush_queue
+        flush = window.outbox.flush
 
-        def flush_then_new_chat() -> None:
-            flush()
+        def flush_then_new_chat(send: Callable[[QueuedMessage], object]) -> None:
+            flush(send)
             window.new_action.trigger()  # Ctrl+N just as the server became ready
 
-        monkeypatch.setattr(window, "flush_queue", flush_then_new_chat)
+        monkeypatch.setattr(window.outbox, "flush", flush_then_new_chat)
         install.gate.set()
         wait_ready(qtbot, sup)
         qtbot.waitUntil(
@@ -558,8 +560,8 @@ def test_no_queued_bubble_is_left_among_the_messages_paged_out(qtbot: QtBot, app
         qtbot.waitUntil(lambda: install.calls == 1)
         send(qtbot, window, "waiting")
         window.transcript.scroll_to(first_message, "message 0")  # the newest messages lose their widgets
-        assert window.transcript.message(window.pending[0].placeholder) is None
-        window.return_queued("The server was stopped before it was ready")  # as a stop does
+        assert window.transcript.message(window.outbox.pending[0].placeholder) is None
+        window.outbox.return_queued("The server was stopped before it was ready")  # as a stop does
         assert window.composer.editor.toPlainText() == "waiting"
         while window.transcript.load_newer():  # the user scrolls back down
             pass

@@ -67,6 +67,6 @@ def test_a_fast_long_stream_arrives_whole_in_few_batches(qtbot, app_paths: AppPa
             stored = run(qtbot, window.store.message(int(reply.data.id)))
             assert stored.text == text
             # Thousands of tokens, a handful of hand-overs to the transcript (one per timer tick at most).
-            assert 0 < window.pieces.flushes < 1000
+            assert 0 < window.turns.pieces.flushes < 1000
         finally:
             close_window(qtbot, window)
