@@ -282,13 +282,35 @@ class ToolTurns(QObject):
         settings = await self._settings(reply.conversation_id)
         if not settings.tools or reply.parent_id is None:
             return False
-        self.transcript.truncate_from(reply_id)
-        await self._start(reply.conversation_id, reply.parent_id, None, settings, reply.parent_id)
+        await self._start(
+            reply.conversation_id, reply.parent_id, None, settings, reply.parent_id, replacing=reply_id
+        )
+        return True
+
+    async def edit(self, message_id: int, text: str) -> bool:
+        """Send ``text`` as a new version of the user's message ``message_id``, answered with tools
+        (``False``: the conversation has none, or it is the first message, which the plain chat edits)."""
+        original = await self.store.message(message_id)
+        settings = await self._settings(original.conversation_id)
+        if not settings.tools or original.parent_id is None:
+            return False
+        await self._start(
+            original.conversation_id, original.parent_id, text, settings, None, replacing=message_id
+        )
         return True
 
     async def _start(
-        self, conversation_id: int, anchor: int | None, text: str | None, settings: Any, user_id: int | None
+        self,
+        conversation_id: int,
+        anchor: int | None,
+        text: str | None,
+        settings: Any,
+        user_id: int | None,
+        *,
+        replacing: int | None = None,
     ) -> None:
+        """Show and run a turn under ``anchor`` (``replacing``: the message whose new version it is, taken
+        off the screen with what follows it)."""
         from engine.chat.errors import ChatError, NoServer
         from engine.tools.loop import tool_choice_value
 
@@ -306,6 +328,8 @@ class ToolTurns(QObject):
         live = LiveTurn(conversation_id, anchor, text, endpoint.model)
         self._live[conversation_id] = live
         if self._shown() == conversation_id:
+            if replacing is not None:
+                self.transcript.truncate_from(replacing)
             self.composer.set_busy(True)
             self.transcript.follow()
             for data in live.data():

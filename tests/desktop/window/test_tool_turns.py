@@ -213,3 +213,47 @@ def test_an_mcp_servers_tools_and_parallel_calls_each_get_a_card(qtbot, app_path
             assert replies(window)[-1].data.text == "Five, twice."
         finally:
             close_window(qtbot, window)  # also stops the MCP server (the leak check would see it)
+
+
+def test_a_waiting_card_outlives_a_visit_elsewhere_and_an_edit_is_answered_with_tools(
+    qtbot, app_paths: AppPaths
+) -> None:  # type: ignore[no-untyped-def]
+    with running_standin(*TIME_CALL) as server:
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            tick_tool_for_new_chat(window, "current_time")
+            send(qtbot, window, "What time is it?")
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            conversation_id = window.conversation_id
+            assert conversation_id is not None
+            window.new_chat()  # the turn keeps waiting for its decision meanwhile
+            assert asking(window) is None
+            window.open_conversation(conversation_id)
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=10000)
+            card = asking(window)
+            assert card is not None
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
+            assert replies(window)[-1].data.text == ANSWER
+
+            send(qtbot, window, "And in Paris?")
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                window.tool_turns.decide(asking(window).call.call_id, "deny")  # type: ignore[union-attr]
+            question = [w for w in window.transcript.messages() if w.data.role == "user"][-1]
+            editor = question.begin_edit()
+            editor.setPlainText("And in Tokyo?")
+            assert question.save_edit_button is not None
+            qtbot.mouseClick(question.save_edit_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)  # the new version uses tools
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+            question = [w for w in window.transcript.messages() if w.data.role == "user"][-1]
+            assert question.data.text == "And in Tokyo?"
+            assert question.branch_label.text() == "2/2"
+            assert not cards(window)[-1].call.error
+        finally:
+            close_window(qtbot, window)
+    _, branch = stored_branch(app_paths, conversation_id)
+    assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant"] * 2
+    assert branch[4].text == "And in Tokyo?"
