@@ -14,6 +14,8 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
 
+from engine.tools.builtin import BUILTIN_NAMES
+
 CHOICES = ("auto", "required", "none")
 
 
@@ -78,6 +80,9 @@ class ToolSettingsBox(QGroupBox):
                 box.toggled.connect(lambda _on: self._changed())
                 self._list.addWidget(box)
                 self.boxes[name] = box
+            # The built-in tools can be named at once; an MCP tool's name is typed (known once it runs).
+            self.choice.clear()
+            self.choice.addItems([*CHOICES, *(n for n in BUILTIN_NAMES if n in self.boxes)])
             self.choice.setCurrentText(str(settings.get("tool_choice") or "auto"))
         finally:
             self._loading = False

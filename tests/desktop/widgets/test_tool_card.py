@@ -82,6 +82,8 @@ def test_the_tool_settings_warn_when_the_template_does_not_describe_tools(qtbot)
     assert not box.boxes["current_time"].isChecked()
     assert box.warning.isVisible()
     assert box.warning.text() == FORCED_ONLY_WARNING
+    offered = [box.choice.itemText(i) for i in range(box.choice.count())]
+    assert offered == ["auto", "required", "none", "current_time"]  # a built-in tool can be forced
     with qtbot.waitSignal(box.edited):
         box.choice.setCurrentText("add")  # a named tool forces the call: nothing to warn about
     assert not box.warning.isVisible()
