@@ -311,3 +311,36 @@ def test_a_drop_on_a_collection_adds_to_that_collection(qtbot, app_paths, tmp_pa
         assert "extra.md" in {Path(f.path).name for f in controller.doc_store.files("work")}
     finally:
         close_window(qtbot, window)
+
+
+def test_the_app_window_installs_documents_when_its_engine_arrives(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from desktop.window.main_window import MainWindow
+    from engine.chat.engine import ChatEngine
+    from engine.history.async_store import AsyncHistoryStore
+    from engine.settings.store import SettingsStore
+    from tests.support.qasync_loop import run
+
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    window = MainWindow(
+        store=store,
+        paths=app_paths,
+        ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
+    )
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        run(qtbot, window.restore())
+        assert not hasattr(window, "documents")  # nothing before the engine (the first paint stays light)
+        window.attach(
+            chat=ChatEngine(store, lambda: None), settings=SettingsStore.open(app_paths.settings_file)
+        )
+        qtbot.waitUntil(lambda: window.documents is not None, timeout=20000)
+        controller: DocumentsController = window.documents
+        assert controller.add_action in window.file_menu.actions()
+        assert window.chat.augment == controller.grounder.augment
+        assert (app_paths.data / "documents.sqlite3").exists()
+    finally:
+        close_window(qtbot, window)
+    assert window.chat.augment is None  # shut down with the window
