@@ -24,6 +24,7 @@ from shiboken6 import isValid
 
 from desktop.bridge import EventBridge
 from desktop.operations import Operation
+from desktop.server_states import state_kind
 from engine.events import Event
 
 log = logging.getLogger(__name__)
@@ -65,41 +66,6 @@ class SettingsLike(Protocol):
 
     @property
     def settings(self) -> Any: ...
-
-
-# The supervisor's states (engine.server.supervisor.ServerState values) -> the tray icon's four looks.
-_LOOKS = {
-    "stopped": "stopped",
-    "preparing": "starting",
-    "starting": "starting",
-    "ready": "ready",
-    "stopping": "starting",
-    "failed": "failed",
-}
-
-
-def state_name(state: Any) -> str:
-    """``"ready"`` from a ``ServerState``, a ``StateChange`` or a plain string."""
-    state = getattr(state, "state", state)
-    return str(getattr(state, "value", state) or "stopped").lower()
-
-
-def state_kind(state: Any) -> str:
-    """The tray's look (stopped/starting/ready/failed) for a supervisor state or state change."""
-    return _LOOKS.get(state_name(state), "stopped")
-
-
-def state_words(state: Any) -> str:
-    """A supervisor state (or state change) in words, as the status bar and the model picker say it."""
-    words = {
-        "stopped": tr("Server stopped"),
-        "preparing": tr("Preparing…"),
-        "starting": tr("Starting…"),
-        "ready": tr("Ready"),
-        "stopping": tr("Stopping…"),
-        "failed": tr("Failed to start"),
-    }
-    return words.get(state_name(state), words["stopped"])
 
 
 def format_uptime(seconds: float) -> str:

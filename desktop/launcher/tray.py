@@ -39,10 +39,9 @@ from desktop.launcher.launcher_actions import (
     SettingsLike,
     SupervisorLike,
     format_uptime,
-    state_kind,
-    state_name,
 )
 from desktop.notifications import Level, Notifier, one_line
+from desktop.server_states import look_of, state_kind, state_name
 from engine import APP_NAME, assets
 from engine.errors import DeskError
 from engine.integration.autostart import set_autostart
@@ -52,15 +51,6 @@ from engine.paths import AppPaths
 __all__ = ["LauncherActions", "TrayLauncher", "format_uptime", "state_kind"]
 
 log = logging.getLogger(__name__)
-
-STATE_LABELS = {
-    "stopped": "Stopped",
-    "preparing": "Preparing",
-    "starting": "Starting",
-    "ready": "Ready",
-    "stopping": "Stopping",
-    "failed": "Failed",
-}
 
 
 def tr(text: str) -> str:
@@ -167,7 +157,7 @@ class TrayLauncher(QObject):
         if self.model:
             profile = self.actions.active_profile
             lines.append(tr("Model: {model}").format(model=self.model) + (f" ({profile})" if profile else ""))
-        state = tr(STATE_LABELS.get(self.state, self.state.title()))
+        state = look_of(self.state).short
         if self.ready_since is not None:
             uptime = format_uptime(time.monotonic() - self.ready_since)
             state += " · " + tr("up {uptime}").format(uptime=uptime)

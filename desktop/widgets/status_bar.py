@@ -1,7 +1,7 @@
 """The server, always visible: profile and model, state (phase, progress, elapsed/expected), metrics, log.
 
-The widgets only show what they are told; :class:`~desktop.window.main_window.MainWindow` feeds them from the
-supervisor's events.
+The widgets only show what they are told; :class:`~desktop.window.server_link.ServerLink` feeds them from the
+supervisor's events, in the words of desktop/server_states.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
+from desktop.server_states import look_of
 from desktop.widgets.labels import ElidedLabel
 
 NOTICE_MS = 10000  # how long a notification stays in the status bar when there is no tray to show it
@@ -69,7 +70,8 @@ class ServerStatusBar(QStatusBar):
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick)
-        self.set_state("stopped", tr("Server stopped"))
+        stopped = look_of("stopped")
+        self.set_state(stopped.bar, stopped.words)
 
     def set_server(self, profile: str, model: str) -> None:
         parts = [p for p in (profile, model) if p]

@@ -24,8 +24,8 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 from desktop import errors
 from desktop.bridge import EventBridge
 from desktop.errors import ErrorBanner, FixContext
-from desktop.launcher.launcher_actions import state_words
 from desktop.operations import Operation
+from desktop.server_states import look_of
 from desktop.widgets.status_bar import ServerStatusBar
 from desktop.window.first_run import FirstRunPanel
 from desktop.window.fix_actions import PROFILE_FIXES, RESTART_FIXES, FixRegistry
@@ -104,7 +104,8 @@ class ServerLink(QObject):
         bridge.connect_event(supervisor.progress, self._on_progress)
         bridge.connect_event(supervisor.log_line, self._on_log_line)
         bridge.connect_event(supervisor.metrics, self._on_metrics)
-        status.set_state(str(supervisor.state), self._state_words(supervisor.state))
+        initial = look_of(supervisor.state)
+        status.set_state(initial.bar, initial.words)
 
     def register_fixes(self, registry: FixRegistry) -> None:
         """The server's fixes change the profile that failed and start it again."""
@@ -154,7 +155,8 @@ class ServerLink(QObject):
         if isinstance(exc, StartCancelled):  # the user stopped it: nothing to report
             return
         if self.supervisor.state is not ServerState.FAILED:  # the supervisor did not report it already
-            self.status.set_state("failed", tr("Failed to start"))
+            failed = look_of("failed")
+            self.status.set_state(failed.bar, failed.words)
             errors.report(exc, FixContext(profile=name))
 
     def _start_ended(self, task: asyncio.Task[None]) -> None:
@@ -246,15 +248,11 @@ class ServerLink(QObject):
 
     # --- events --------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _state_words(state: ServerState) -> str:
-        return state_words(state)
-
     def _on_state(self, change: StateChange) -> None:
         state = change.state
-        kind = "starting" if state in (ServerState.PREPARING, ServerState.STARTING) else str(state)
+        look = look_of(state)
         status = self.status
-        status.set_state(kind, self._state_words(state))
+        status.set_state(look.bar, look.words)
         if state is ServerState.READY:
             self.first_run.finish()
             self.clear_stale_problems()
@@ -264,7 +262,7 @@ class ServerLink(QObject):
         elif state is ServerState.FAILED:
             self.first_run.finish()
             if change.problem is not None:
-                status.set_state("failed", f"{self._state_words(state)}: {change.problem.title}")
+                status.set_state(look.bar, f"{look.words}: {change.problem.title}")
                 errors.report(change.problem, FixContext(profile=change.profile_name))
 
     def _on_progress(self, progress: StartProgress) -> None:

@@ -1,0 +1,59 @@
+"""The server's states in words and looks: one table that the status bar, the model picker, the tray and the
+menus all read (none of them keeps its own wording).
+
+A state is an ``engine.server.supervisor.ServerState``, a ``StateChange`` carrying one, or its plain name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("server_states", text)
+
+
+@dataclass(frozen=True)
+class StateLook:
+    """How one state is shown."""
+
+    look: str  # the four looks (stopped/starting/ready/failed): the tray's icon, the picker's colour
+    bar: str  # the status bar's colour kind (stopping keeps its own)
+    words: str  # the status bar's and the model picker's words
+    short: str  # the tray tooltip's word ("Server: Ready")
+
+
+# Untranslated here; tr() is applied when read (a table built at import time would miss the translator).
+_TABLE: dict[str, StateLook] = {
+    "stopped": StateLook("stopped", "stopped", "Server stopped", "Stopped"),
+    "preparing": StateLook("starting", "starting", "Preparing…", "Preparing"),
+    "starting": StateLook("starting", "starting", "Starting…", "Starting"),
+    "ready": StateLook("ready", "ready", "Ready", "Ready"),
+    "stopping": StateLook("starting", "stopping", "Stopping…", "Stopping"),
+    "failed": StateLook("failed", "failed", "Failed to start", "Failed"),
+}
+
+
+def state_name(state: Any) -> str:
+    """``"ready"`` from a ``ServerState``, a ``StateChange`` or a plain string."""
+    state = getattr(state, "state", state)
+    return str(getattr(state, "value", state) or "stopped").lower()
+
+
+def look_of(state: Any) -> StateLook:
+    """The row of ``state`` (an unknown state looks stopped), its words translated."""
+    row = _TABLE.get(state_name(state), _TABLE["stopped"])
+    return StateLook(row.look, row.bar, tr(row.words), tr(row.short))
+
+
+def state_kind(state: Any) -> str:
+    """The look (stopped/starting/ready/failed) of a supervisor state or state change."""
+    return look_of(state).look
+
+
+def state_words(state: Any) -> str:
+    """A supervisor state (or state change) in words, as the status bar and the model picker say it."""
+    return look_of(state).words
