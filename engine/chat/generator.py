@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -38,8 +39,9 @@ from haystack.components.generators.utils import _convert_streaming_chunks_to_ch
 from haystack.dataclasses import ChatMessage, ComponentInfo, ReasoningContent, StreamingChunk
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT, _invoke_streaming_callback
 from haystack.utils import Secret
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionChunk
+from openai import AsyncOpenAI, AsyncStream
+from openai._base_client import make_request_options
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from engine.chat.tokens import tls_context
 from engine.endpoint import Endpoint
@@ -48,6 +50,14 @@ REASONING_FIELDS = ("reasoning", "reasoning_content")
 # The stream gives the event loop a turn after this long of chunks handled back to back: chunks that piled
 # up while the loop was busy (a read takes all of them) are not handled as one long stall.
 SLICE_S = 0.004
+# A streamed chat request with only these parameters and plain text messages is sent as it is (openai's
+# transform would return it unchanged); anything else (tools, images, ...) goes openai's whole way.
+PLAIN_PARAMS = frozenset(
+    {"model", "messages", "n", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+     "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logprobs",
+     "top_logprobs", "user"}
+)  # fmt: skip
+REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
 
 
 def raw_reasoning(chunk: Any) -> str:
@@ -72,6 +82,7 @@ class ReasoningChatGenerator(OpenAIChatGenerator):
         await super().warm_up_async()
         if self.async_client is not None:
             quick_chunks(self.async_client)
+            quick_requests(self.async_client)
 
     async def _handle_async_stream_response(
         self, chat_completion: Any, callback: StreamingCallbackT
@@ -130,6 +141,47 @@ def quick_chunks(client: AsyncOpenAI) -> None:
         return lenient(data=data, cast_to=cast_to, response=response)
 
     client._process_response_data = process  # type: ignore[method-assign]
+
+
+def plain_messages(messages: object) -> bool:
+    """Messages of role and text only (no images, tool calls or tool results)."""
+    return isinstance(messages, list) and all(
+        isinstance(m, dict) and m.keys() <= {"role", "content", "name"} and isinstance(m.get("content"), str)
+        for m in messages
+    )
+
+
+def quick_requests(client: AsyncOpenAI) -> None:
+    """Have ``client`` send a plain streamed chat request without openai's parameter transform.
+
+    The transform walks every message through the union of openai's message types: 0.4 ms for a first
+    message, 3.5 ms for 20 messages and 30 ms for 100 here, all before the request leaves. For role-and-text
+    messages and plain parameters it returns them unchanged, so they are posted as they are, with the same
+    request options (``extra_body``, timeout, auth) ``create`` would use; any other request goes through
+    ``create``.
+    """
+    completions = client.chat.completions
+    create = completions.create
+    security = "security" in inspect.signature(make_request_options).parameters
+
+    async def quick_create(**kwargs: Any) -> Any:
+        params = {k: v for k, v in kwargs.items() if k not in REQUEST_OPTIONS}
+        plain = params.get("stream") is True and params.keys() <= PLAIN_PARAMS
+        if not (plain and plain_messages(params.get("messages"))):
+            return await create(**kwargs)
+        options: dict[str, Any] = {k: kwargs[k] for k in REQUEST_OPTIONS if k in kwargs}
+        if security:
+            options["security"] = {"bearer_auth": True}
+        return await client.post(
+            "/chat/completions",
+            body=params,
+            options=make_request_options(**options),
+            cast_to=ChatCompletion,
+            stream=True,
+            stream_cls=AsyncStream[ChatCompletionChunk],
+        )
+
+    completions.create = quick_create  # type: ignore[method-assign]
 
 
 def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
