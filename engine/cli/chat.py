@@ -250,12 +250,17 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
         store = await AsyncHistoryStore.open(paths.history_db, on_wait=say_waiting)
         stack.push_async_callback(store.close)
         engine = ChatEngine(store, lambda: endpoint)
+        grounded = message
         if args.docs:
-            message, hits = _grounded(args, endpoint, message, hits)
+            grounded, hits = _grounded(args, endpoint, message, hits)
+            if hits:
+                # The history keeps the question as typed; the passages go in the request, their sources
+                # with the reply (as in the window).
+                engine.augment = _with_passages(grounded, hits)
         conversation_id = await _conversation_for(args, engine, store)
         if args.tools:
             return await tools_cli.chat_with_tools(
-                args, paths, stack, store, endpoint, conversation_id, message
+                args, paths, stack, store, endpoint, conversation_id, grounded
             )
         try:
             turn = await engine.send(conversation_id, message)
@@ -325,6 +330,18 @@ def _grounded(
         max_model_len=endpoint.max_model_len,
         reply_tokens=args.max_tokens,
     )
+
+
+def _with_passages(grounded: str, hits: list[Any]) -> Any:
+    """A ``ChatEngine.augment`` that sends ``grounded`` for the newest user message and stores the sources."""
+    from engine.chat.request import RequestAugment
+    from engine.documents.grounding import source_record
+
+    async def augment(_endpoint: Endpoint, _settings: Any, messages: list[tuple[str, str]]) -> RequestAugment:
+        sources = [source_record(n, hit) for n, hit in enumerate(hits, start=1)]
+        return RequestAugment([*messages[:-1], ("user", grounded)], {"sources": sources})
+
+    return augment
 
 
 def _print_sources(hits: list[Any], as_json: bool) -> None:

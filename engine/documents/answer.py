@@ -3,8 +3,8 @@
 Used by ``vllm-desk chat --docs NAME``: :func:`find_passages` starts the embedding server for the search and
 stops it before the chat model starts (two servers never share a small machine's memory for this);
 :func:`grounded_message` puts the best passages that fit the chat model's context before the question
-(numbered, so the reply can cite [1], [2]; the message is stored as sent, so the history keeps what the
-answer was given); :func:`sources_lines` is how they are shown under the answer.
+(numbered, so the reply can cite [1], [2]; it is sent in the request, and the reply is stored with its
+sources: see ``engine.cli.chat``); :func:`sources_lines` is how they are shown under the answer.
 """
 
 from __future__ import annotations

@@ -151,10 +151,13 @@ def test_chat_with_docs_answers_from_a_passage_and_prints_its_source(
         tree = store.load(1)
     finally:
         store.close()
-    # The message is stored as sent: the passages the answer was given stay with the turn.
+    # The question is stored as typed; the passages the answer was given are stored with the reply.
     question, reply = tree.messages[-2], tree.messages[-1]
     assert question.role == "user"
-    assert "[1] keeper.md, Kelvar lighthouse\n" in question.text
-    assert question.text.endswith("Question: Who is the keeper of the Kelvar lighthouse?")
+    assert question.text == "Who is the keeper of the Kelvar lighthouse?"
     assert reply.state == "complete"
     assert "Brennick" in reply.text
+    sources = reply.content["meta"]["sources"]
+    assert sources[0]["number"] == 1
+    assert sources[0]["file"] == str(docs / "keeper.md")
+    assert "Orla Brennick" in sources[0]["passage"]
