@@ -49,6 +49,8 @@ _ITEM = re.compile(r"^(?:([-*+])|\d{1,9}([.)]))(?:[ \t]|$)")
 _BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")  # a thematic break, not a list item
 _DELIMITER = re.compile(r"^\|[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 _TABLE_CHECK = MarkdownIt("commonmark").enable("table")
+# The renderer's block rules (math blocks too): whether a table interrupts the block before it.
+_BLOCK_CHECK = MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, double_inline=True)
 _NUMBERED = {
     QTextListFormat.Style.ListDecimal,
     QTextListFormat.Style.ListLowerAlpha,
@@ -272,6 +274,9 @@ class StreamSplitter:
             self._rows.append(self._scan)
         elif column0 and self._starts_table(line):
             self._rows = [self._scan]
+        elif column0 and (header := self._table_interrupts(line)) is not None:
+            piece = self._take(header)  # what came before the table is closed: the table ended it
+            self._rows = [self._scan]
         if fence:
             self._fence = fence.group(1)
             self._code_at = self._scan if (opens or piece) and column0 else None
@@ -281,6 +286,19 @@ class StreamSplitter:
         if opens and self._boundary:
             self._block = self._scan
         return piece
+
+    def _table_interrupts(self, line: str) -> int | None:
+        """Where the header of a table starts that follows the tail's first block with no blank line before
+        it (``line`` is its delimiter row), if markdown-it parses the tail so far with that table on the top
+        level; None otherwise. Parsed once per such delimiter row, not per flush."""
+        start, header = self._previous
+        if start == self._block or not header.startswith("|") or not _DELIMITER.match(line):
+            return None
+        header_line = self._text.count("\n", self._block, start)
+        for token in _BLOCK_CHECK.parse(self._text[self._block : self._scan]):
+            if token.type == "table_open" and token.level == 0 and token.map and token.map[0] == header_line:
+                return start
+        return None
 
     def _starts_table(self, line: str) -> bool:
         # ``line`` is a delimiter row under a header that opens the tail (both start with "|", as models write

@@ -486,6 +486,11 @@ def _tight_list(items: int) -> str:
     return "Things to check:\n" + "".join(f"- item {i}: check **value** of `x{i}`\n" for i in range(items))
 
 
+def _table_after_a_paragraph(rows: int) -> str:
+    # No blank line between the paragraph and the table's header: the table interrupts the paragraph.
+    return _table(rows).replace("The results:\n\n", "The results:\n")
+
+
 def _table(rows: int) -> str:
     body = "".join(f"| row {i} | {i * 37 % 1000} | **ok** |\n" for i in range(rows))
     return f"The results:\n\n| name | value | state |\n|---|---:|---|\n{body}\nThat is all.\n"
@@ -516,8 +521,17 @@ def _stream(qtbot, text: str) -> MessageWidget:  # type: ignore[no-untyped-def]
         (_tight_list, 800, 5),
         (_table, 300, 10),
         (_table_after_code, 300, 10),
+        (_table_after_a_paragraph, 300, 10),
     ],
-    ids=["code", "code-after-code", "code-after-newline", "list", "table", "table-after-code"],
+    ids=[
+        "code",
+        "code-after-code",
+        "code-after-newline",
+        "list",
+        "table",
+        "table-after-code",
+        "table-after-text",
+    ],
 )
 def test_a_long_code_block_list_or_table_streams_in_linear_work(qtbot, make, size: int, bound: int) -> None:  # type: ignore[no-untyped-def]
     work = []
@@ -610,13 +624,14 @@ def test_splitter_tells_where_the_rows_of_an_open_table_end() -> None:
     assert splitter.open_table() == [body, body + len("| 1 | 2 |\n")]
     splitter.feed(" 4 |\n")
     assert splitter.open_table() == [body, body + 10, body + 20]
-    # A line that is not a plain row (a lazy line, a header under a paragraph) is parsed with the whole tail.
+    # A line that is not a plain row (a lazy line) is parsed with the whole tail.
     splitter.feed("lazy\n")
     assert splitter.open_table() is None
+    # A header right under a paragraph: the table interrupts it, so the paragraph is closed and cut off.
     other = StreamSplitter()
-    other.feed("para\n" + head + "| 1 | 2 |\n")
-    assert other.open_table() is None
-    assert other.feed("\nnext\n") == ["para\n" + head + "| 1 | 2 |\n\n"]
+    assert other.feed("para\n" + head + "| 1 | 2 |\n") == ["para\n"]
+    assert other.open_table() == [len("para\n" + head), len("para\n" + head + "| 1 | 2 |\n")]
+    assert other.feed("\nnext\n") == [head + "| 1 | 2 |\n\n"]
 
 
 # After a closed code block the table's tail starts with the blank line before it: the header still counts.
@@ -677,6 +692,20 @@ def test_blank_lines_after_a_closed_fence_do_not_hide_the_open_block_after_them(
     assert table.open_table() == [len("\n| a | b |\n|---|---|\n"), len("\n| a | b |\n|---|---|\n| 1 | 2 |\n")]
     # A line after the blank ones that is not a block of its own still does not cut them off alone.
     assert StreamSplitter().feed("\n\npara\nmore\n\nnext\n") == ["\n\npara\nmore\n\n"]
+
+
+def test_a_table_right_under_a_paragraph_cuts_the_paragraph_off_once_its_delimiter_row_is_in() -> None:
+    splitter = StreamSplitter()
+    assert splitter.feed("Here are the results:\n| a | b |\n") == []
+    assert splitter.feed("|---|---|\n") == ["Here are the results:\n"]
+    head = "| a | b |\n|---|---|\n"
+    assert splitter.tail == head
+    splitter.feed("| 1 | 2 |\n")
+    assert splitter.open_table() == [len("Here are the results:\n" + head), len(splitter.text)]
+    # Where the lines only look like a table after a list item, markdown-it says so: no cut, parsed whole.
+    listed = StreamSplitter()
+    assert listed.feed("- one\n- two\n| a | b |\n|---|---|\n| 1 | 2 |\n") == ["- one\n"]
+    assert listed.open_table() is None
 
 
 def _items(view: SafeBrowser) -> list[tuple[str, str, float, float]]:
