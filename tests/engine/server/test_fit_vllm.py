@@ -29,7 +29,7 @@ print(json.dumps(out))
 
 
 def _python(site: Path) -> Path:
-    return site.parents[3] / "bin" / "python"
+    return site.parents[2] / "bin" / "python"
 
 
 def test_kv_bytes_per_token_is_vllms_page_size(site_packages: Path) -> None:  # noqa: F811
