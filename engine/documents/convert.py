@@ -5,6 +5,8 @@
   as such: there is no OCR.
 - DOCX: Haystack's ``DOCXToDocument`` (python-docx; tables as Markdown, page breaks as ``\\f``); paragraphs in
   a Heading/Title style are marked ``#`` so sections have names.
+- PPTX and XLSX: :mod:`engine.documents.office` (the standard library's zip and XML; a slide per page, a
+  sheet per ``#`` section with its rows as a Markdown table).
 - HTML: :func:`html_to_markdown` on the standard library's parser (Haystack's ``HTMLToDocument`` needs
   trafilatura and a dozen packages, and its plain-text output drops the headings).
 - Markdown, plain text, CSV and other text files: decoded by :func:`decode_text`, which refuses binary junk.
@@ -28,6 +30,8 @@ MAX_FILE_BYTES = 100 * 2**20
 KINDS: dict[str, str] = {
     ".pdf": "pdf",
     ".docx": "docx",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
     ".md": "markdown",
     ".markdown": "markdown",
     ".html": "html",
@@ -84,6 +88,8 @@ def convert_bytes(path: Path, data: bytes) -> Converted:
         converted = _pdf(path, data)
     elif kind == "docx":
         converted = _docx(path, data)
+    elif kind in ("pptx", "xlsx"):
+        converted = _office(path, data, kind)
     elif kind == "html":
         converted = Converted(html_to_markdown(decode_text(path, data)), kind, structured=True)
     else:
@@ -97,6 +103,17 @@ def convert_bytes(path: Path, data: bytes) -> Converted:
             )
         raise FileRejected(path, "the file holds no text")
     return converted
+
+
+def _office(path: Path, data: bytes, kind: str) -> Converted:
+    from engine.documents.office import OfficeFileError, pptx_text, xlsx_text
+
+    try:
+        if kind == "pptx":
+            return Converted(pptx_text(data), kind, paged=True)
+        return Converted(xlsx_text(data), kind, structured=True)
+    except OfficeFileError as exc:
+        raise FileRejected(path, str(exc)) from exc
 
 
 def _too_big(size: int) -> str:
