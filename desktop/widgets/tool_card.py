@@ -157,7 +157,7 @@ class ToolCard(QFrame):
         """The turn waits for the user: show the three buttons."""
         self.call.asking = True
         self._show_state()
-        self.allow_once_button.setFocus()
+        # No focus grab: a space typed in the message box meanwhile must never press "Allow once".
 
     def set_decision(self, decision: str) -> None:
         self.call.decision = decision
