@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from desktop.widgets.tool_card import ToolCard
 from desktop.window.main_window import MainWindow
@@ -142,9 +143,13 @@ def test_a_denied_call_is_not_run_and_the_model_is_told(qtbot, app_paths: AppPat
         try:
             tick_tool_for_new_chat(window, "current_time")
             send(qtbot, window, "What time is it?")
+            window.activateWindow()
+            window.composer.editor.setFocus()
             qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
             card = asking(window)
             assert card is not None
+            # The card takes no focus: typing on (a space!) goes on in the message box, never "Allow once".
+            assert QApplication.focusWidget() is window.composer.editor
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 qtbot.mouseClick(card.deny_button, Qt.MouseButton.LeftButton)
             [shown] = cards(window)
