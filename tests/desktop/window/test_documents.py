@@ -291,6 +291,18 @@ def test_a_grounded_reply_shows_its_sources_stores_them_and_exports_them(qtbot, 
             assert "**Sources**" in text
             assert "[1] `kelvar.md`, Lighthouses" in text
             assert "Maren Holt" in text
+            # And the PDF (the printed HTML) lists it too.
+            pdf = tmp_path / "chat.pdf"
+            task = asyncio.ensure_future(
+                window.transfer.export_to([conversation_id], ExportChoice("pdf", pdf))
+            )
+            qtbot.waitUntil(task.done, timeout=20000)
+            from pypdf import PdfReader
+
+            printed = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(str(pdf)).pages)
+            assert "Sources" in printed
+            assert "kelvar.md" in printed
+            assert "Maren Holt" in printed
         finally:
             close_window(qtbot, window)
 
