@@ -166,3 +166,23 @@ async def test_collections_attach_and_detach_in_the_conversation_settings(histor
     assert updated["documents"] == ["work", "notes"]
     # Not a request parameter.
     assert "documents" not in GenerationSettings.parse(left.settings).to_generation_kwargs()
+
+
+async def test_a_regenerated_reply_is_grounded_and_stored_with_its_sources_too(
+    history: AsyncHistoryStore, doc_store: DocumentStore, embedder: Embedder, tmp_path: Path
+) -> None:
+    index_files(doc_store, embedder, tmp_path / "docs", {"kelvar.md": f"# Lighthouses\n\n{LIGHTHOUSE}\n"})
+    grounder = Grounder(doc_store, ContextMeter(), lambda: embedder)
+    with running_standin("--reply", "Maren Holt [1].") as server:
+        engine = ChatEngine(history, server.endpoint)
+        engine.augment = grounder.augment
+        conversation = await engine.new_conversation()
+        await attach(history, conversation.id, ["notes"])
+        first = await (await engine.send(conversation.id, "Who keeps the Kelvar lighthouse?")).wait()
+        again = await (await engine.regenerate(first.id)).wait()
+        await engine.shutdown()
+    await grounder.meter.aclose()
+    assert again.id != first.id
+    assert again.parent_id == first.parent_id
+    assert [s["file"] for s in sources_of(again.content["meta"])] == [str(tmp_path / "docs" / "kelvar.md")]
+    assert again.numbers.prompt_tokens == first.numbers.prompt_tokens  # the same passages were sent
