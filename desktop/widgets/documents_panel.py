@@ -84,6 +84,7 @@ class DocumentsPanel(QWidget):
     remove_requested = Signal(str, list)  # collection, file paths ([] = the whole collection)
     attach_requested = Signal(str)
     cancel_requested = Signal()
+    resume_requested = Signal(str)  # a collection whose indexing did not finish
     paths_dropped = Signal(str, list)  # collection ("" = none chosen), [Path]
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -143,6 +144,9 @@ class DocumentsPanel(QWidget):
         progress_row.addWidget(self.cancel_button)
         self.notice = WrappingLabel(self)
         self.notice.setObjectName("documentsNotice")
+        self._resume = ""
+        self.resume_button = QPushButton(tr("Resume"), self)
+        self.resume_button.clicked.connect(lambda: self.resume_requested.emit(self._resume))
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
@@ -152,7 +156,9 @@ class DocumentsPanel(QWidget):
         layout.addWidget(self.progress_label)
         layout.addLayout(progress_row)
         layout.addWidget(self.notice)
+        layout.addWidget(self.resume_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.set_running(False)
+        self.offer_resume(None)
         self._selection_changed()
 
     # --- what is shown -----------------------------------------------------------------------------
@@ -232,6 +238,11 @@ class DocumentsPanel(QWidget):
         if p.files_total:
             self.progress_bar.setRange(0, p.files_total)
             self.progress_bar.setValue(p.files_done)
+
+    def offer_resume(self, collection: str | None) -> None:
+        """Show "Resume" for a collection whose indexing did not finish (None: hide it)."""
+        self._resume = collection or ""
+        self.resume_button.setVisible(collection is not None)
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEFAULT_COLLECTION = "Documents"
 SNIFF_BYTES = 65536
+SHUTDOWN_WAIT_S = 15.0  # for the indexing thread to drop the file it is on
 EmbedderFactory = Callable[[], Awaitable[Embedder]]
 
 
@@ -165,6 +167,7 @@ class DocumentsController(QObject):
         self._service: Any = None
         self.indexer: Indexer | None = None
         self.job: asyncio.Task[None] | None = None
+        self._quitting = False
         self.last_report: IndexReport | None = None
         self.grounder = Grounder(self.doc_store, chat.meter, lambda: self.embedder)
         chat.augment = self.grounder.augment
@@ -192,7 +195,9 @@ class DocumentsController(QObject):
         self.panel_action = self.dock.toggleViewAction()
         self.panel_action.setText(tr("&Documents panel"))
         self.drop_filter = DocumentsDropFilter(self._import, lambda found: self.add(found, None), self)
+        self.panel.resume_requested.connect(self.rescan)
         self.refresh()
+        self._offer_resume()
 
     def shown_tree(self) -> ConversationTree | None:
         """The conversation on screen, loaded (``window.shown.tree``; ``window.tree`` in older windows)."""
@@ -265,14 +270,21 @@ class DocumentsController(QObject):
             self.panel.set_notice(tr("Indexing is already running; wait for it or cancel it."))
             return None
         self.panel.set_notice("")
+        self.panel.offer_resume(None)
         self.panel.set_running(True, tr("Starting the embedding model…"))
 
         async def run() -> None:
+            self._mark_unfinished(name)
             try:
                 embedder = await self.ensure_embedder()
                 self.indexer = Indexer(self.doc_store, embedder, progress=self.panel.show_progress)
                 report = await work(self.indexer)
+                if not self._quitting:  # ended by itself or by Cancel: not when the app quits
+                    self._mark_unfinished(None)
                 self._finished(report)
+            except Exception:
+                self._mark_unfinished(None)
+                raise
             finally:
                 self.indexer = None
                 self.panel.set_running(False)
@@ -280,6 +292,39 @@ class DocumentsController(QObject):
 
         self.job = Operation(None, run).failure(self._failed).run()
         return self.job
+
+    # --- a run the app quit in the middle of ----------------------------------------------------------
+
+    @property
+    def unfinished_marker(self) -> Path:
+        return self.paths.state / "documents-indexing.json"
+
+    def _mark_unfinished(self, collection: str | None) -> None:
+        marker = self.unfinished_marker
+        try:
+            if collection is None:
+                marker.unlink(missing_ok=True)
+            else:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(json.dumps({"collection": collection}), encoding="utf-8")
+        except OSError as exc:
+            log.warning("documents: cannot record the indexing run: %s", exc)
+
+    def unfinished(self) -> str | None:
+        """The collection whose indexing the app quit in the middle of (or crashed during), if any."""
+        try:
+            found = json.loads(self.unfinished_marker.read_text(encoding="utf-8")).get("collection")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return str(found) if found and self.doc_store.has_collection(str(found)) else None
+
+    def _offer_resume(self) -> None:
+        name = self.unfinished()
+        self.panel.offer_resume(name)
+        if name is not None:
+            words = tr("Indexing “{0}” did not finish (the app was closed). Resume indexes what is left.")
+            self.panel.set_notice(words.format(name))
+            self.show_panel()
 
     def _finished(self, report: IndexReport) -> None:
         self.last_report = report
@@ -431,11 +476,18 @@ class DocumentsController(QObject):
                 target.installEventFilter(self.drop_filter)
 
     async def shutdown(self) -> None:
-        if self.indexer is not None:
-            self.indexer.cancel()
-        if self.job is not None and not self.job.done():
-            self.job.cancel()
-            await asyncio.gather(self.job, return_exceptions=True)
+        """Stop a run (the file in progress is dropped whole; the run is left marked unfinished, so the next
+        start offers Resume), the embedder, and the store."""
+        self._quitting = True
+        job = self.job
+        if job is not None and not job.done():
+            if self.indexer is not None:
+                # The indexing thread stops at its next check; the store is closed only after it did.
+                self.indexer.cancel()
+                await asyncio.wait({job}, timeout=SHUTDOWN_WAIT_S)
+            if not job.done():
+                job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
         if self._embedder_start is not None and not self._embedder_start.done():
             self._embedder_start.cancel()
             await asyncio.gather(self._embedder_start, return_exceptions=True)

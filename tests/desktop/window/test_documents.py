@@ -356,3 +356,42 @@ def test_the_app_window_installs_documents_when_its_engine_arrives(qtbot, app_pa
     finally:
         close_window(qtbot, window)
     assert window.chat.augment is None  # shut down with the window
+
+
+def test_a_run_the_app_quit_in_is_offered_for_resuming_at_the_next_start(qtbot, app_paths, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    base = hashing_embedder(32)
+
+    class Slow(Embedder):
+        def embed_documents(self, documents: list[Any]) -> list[Any]:
+            time.sleep(0.3)
+            return super().embed_documents(documents)
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"part{i:02}.md").write_text(f"Part {i} of the report. " * 20, encoding="utf-8")
+    window = _window(qtbot, app_paths, embedder=Slow(base.name, base.document, base.text))
+    controller: DocumentsController = window.documents
+    try:
+        controller.add([folder], "big")
+        qtbot.waitUntil(lambda: "of 12 files" in controller.panel.progress_label.text(), timeout=10000)
+    finally:
+        close_window(qtbot, window)  # the app quits in the middle of the run
+    assert controller.unfinished_marker.exists()
+
+    window = _window(qtbot, app_paths, embedder=base)
+    controller = window.documents
+    try:
+        done = len(controller.doc_store.files("big"))
+        assert done < 12
+        assert controller.panel.resume_button.isVisibleTo(window)
+        assert "“big” did not finish" in controller.panel.notice.text()
+        qtbot.mouseClick(controller.panel.resume_button, Qt.MouseButton.LeftButton)
+        _wait_idle(qtbot, controller)
+        assert len(controller.doc_store.files("big")) == 12
+        assert controller.last_report is not None
+        assert controller.last_report.unchanged == done
+        assert not controller.unfinished_marker.exists()
+        assert not controller.panel.resume_button.isVisibleTo(window)
+    finally:
+        close_window(qtbot, window)
