@@ -216,6 +216,27 @@ class StreamSplitter:
         """Where the code starts in :attr:`text`, while the tail is one code fence, still open."""
         return self._code_at
 
+    def open_paragraph(self) -> int | None:
+        """Where the tail's block starts while it is one paragraph on one line still being written (no line
+        break since it began): a view may show its first sentences once and render only the rest again."""
+        if self._fence is not None or self._scan > self._block or self._tail_continues:
+            return None
+        start = self._text[self._block : self._block + 4]
+        if not start or start[0].isspace() or start[0] in "#>|$" or _FENCE.match(start):
+            return None
+        return None if _item_marker(start) or _BREAK.match(start) else self._block
+
+    def close_before_open_line(self, min_length: int) -> str:
+        """When the line being written (no newline yet) is at least ``min_length`` long, starts at column 0
+        and follows a blank line or a closed fence, what comes before it cannot change any more: cut it off
+        now (the closed piece, or "") instead of when the line ends, so the long line is the tail alone."""
+        start = self._scan
+        if self._fence is not None or not self._boundary or start == self._block:
+            return ""
+        if len(self._text) - start < min_length or self._text[start].isspace():
+            return ""
+        return self._take(start)
+
     def open_table(self) -> list[int] | None:
         """While the tail is one table: where its body starts in :attr:`text`, then where each complete row
         ends (the header and delimiter lines come before the first offset)."""

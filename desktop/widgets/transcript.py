@@ -60,6 +60,10 @@ APPEND_BUDGET_S = 0.006
 BACKLOG_INTERVAL_MS = 16  # the next tick, while closed pieces wait (instead of RENDER_INTERVAL_MS)
 PIECES_PER_VIEW = 32  # closed pieces per document: Qt's cost to append and paint grows with its size
 TABLE_ROWS_PER_PIECE = 4  # rows of a table still being written that are rendered (once) together
+# An open one-line paragraph longer than this has its sentences up to the last ~KEEP characters shown once
+# (frozen above the rest), so each flush renders a bounded rest, not the whole paragraph again.
+PARAGRAPH_FREEZE_CHARS = 600
+PARAGRAPH_KEEP_CHARS = 100
 _FENCE_START = re.compile(r" {0,3}[`~]*$")  # a partial line that may become a code block's closing fence
 _TABLE_HEAD = re.compile(r"<thead>.*?</thead>\s*", re.DOTALL)
 
@@ -70,6 +74,28 @@ def _row_context(head: str) -> str:
     delimiter = head.rstrip("\n").rsplit("\n", 1)[-1]
     columns = delimiter.strip().strip("|").count("|") + 1
     return "|" + " |" * columns + "\n" + delimiter + "\n"
+
+
+def _joins(whole: str, first: str, rest: str) -> bool:
+    """Whether a paragraph's HTML is that of its two parts (split at a space) joined by that space."""
+    head, end = "<p>", "</p>\n"
+    parts = (whole, first, rest)
+    if not all(p.startswith(head) and p.endswith(end) and p.count(head) == 1 for p in parts):
+        return False
+    return whole == first[: -len(end)] + " " + rest[len(head) :]
+
+
+def _set_margins(
+    document: QTextDocument, *, last: bool, top: float | None = None, bottom: float | None = None
+) -> None:
+    """Set the margins of the document's first (or ``last``) block."""
+    block = document.lastBlock() if last else document.begin()
+    block_format = block.blockFormat()
+    if top is not None:
+        block_format.setTopMargin(top)
+    if bottom is not None:
+        block_format.setBottomMargin(bottom)
+    QTextCursor(block).setBlockFormat(block_format)
 
 
 def _column_shares(table: str) -> list[float]:
@@ -167,6 +193,8 @@ class MessageWidget(QFrame):
         self._rows_shown = 0  # open table: how many of its rows are frozen above the re-rendered rest
         self._open_widths: list[float] = []  # an open table's column shares, once its first rows are in
         self._frozen: SafeBrowser | None = None  # an open table's rows so far, above the re-rendered rest
+        self._para_to = -1  # open paragraph: where its text not frozen yet starts (-1: none)
+        self._para_retry = 0  # open paragraph: no cut was safe; try again once the text is this long
         self._dirty = False
         self.renders = 0  # how many times the streamed tail was rendered (for tests and benchmarks)
         self.rendered_chars = 0  # characters parsed while streaming: stays linear in the reply's length
@@ -406,6 +434,9 @@ class MessageWidget(QFrame):
             return
         for piece in self._splitter.feed(text):
             self._submit(piece)
+        # A long paragraph on one line is shown sentence by sentence once it is the tail alone.
+        if piece := self._splitter.close_before_open_line(PARAGRAPH_FREEZE_CHARS):
+            self._submit(piece)
         self.data.text = self._splitter.text
         self._dirty = True
 
@@ -487,6 +518,10 @@ class MessageWidget(QFrame):
         if rows is not None:
             self._show_open_table(splitter, view, rows)
             return
+        paragraph = splitter.open_paragraph()
+        if paragraph is not None and len(splitter.text) - paragraph > PARAGRAPH_FREEZE_CHARS:
+            self._show_open_paragraph(splitter, view, paragraph)
+            return
         self._open_at = -1
         self._drop_frozen()
         tail = splitter.tail
@@ -544,6 +579,40 @@ class MessageWidget(QFrame):
         if self._open_widths:
             view.set_last_table_widths(self._open_widths)
 
+    def _show_open_paragraph(self, splitter: StreamSplitter, view: SafeBrowser, start: int) -> None:
+        # Whole sentences are rendered once into a view above (each a block of its own, no gap between
+        # them: a line break at a sentence's end while it streams); only the rest is rendered again. When the
+        # paragraph closes it is rendered whole, once, like any closed piece.
+        if self._para_to < start or self._frozen is None:
+            self._open_at = -1
+            self._drop_frozen()
+            self._frozen = self._new_view(view)
+            self._para_to, self._para_retry = start, 0
+        text = splitter.text
+        if len(text) - self._para_to > PARAGRAPH_FREEZE_CHARS and len(text) >= self._para_retry:
+            self._freeze_sentences(text, self._frozen)
+        rest = text[self._para_to :]
+        view.set_markdown_html(self._cache.renderer.render(rest).html)
+        self.rendered_chars += len(rest)
+        if not self._frozen.document().isEmpty():
+            _set_margins(view.document(), last=False, top=0)
+
+    def _freeze_sentences(self, text: str, frozen: SafeBrowser) -> None:
+        cut = text.rfind(". ", self._para_to, len(text) - PARAGRAPH_KEEP_CHARS)
+        if cut > self._para_to:
+            renderer = self._cache.renderer
+            parts = (text[self._para_to :], text[self._para_to : cut + 1], text[cut + 2 :])
+            whole, first, rest = (renderer.render(part).html for part in parts)
+            self.rendered_chars += sum(len(part) for part in parts)
+            # Only where the two parts render as the whole does (no emphasis, link or code span across).
+            if _joins(whole, first, rest):
+                had = not frozen.document().isEmpty()
+                frozen.append_markdown_html(first)
+                _set_margins(frozen.document(), last=True, top=0 if had else None, bottom=0)
+                self._para_to = cut + 2
+                return
+        self._para_retry = len(text) + PARAGRAPH_FREEZE_CHARS // 2
+
     def _render_rows(self, head: str, rows: str, headless: bool) -> str:
         html = self._cache.renderer.render(head + rows, first_code_index=len(self._code_blocks)).html
         self.rendered_chars += len(head) + len(rows)
@@ -556,6 +625,7 @@ class MessageWidget(QFrame):
         return view
 
     def _drop_frozen(self) -> None:
+        self._para_to = -1
         if self._frozen is not None:
             self._body_layout.removeWidget(self._frozen)
             self._frozen.deleteLater()

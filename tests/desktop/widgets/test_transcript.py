@@ -486,6 +486,15 @@ def _tight_list(items: int) -> str:
     return "Things to check:\n" + "".join(f"- item {i}: check **value** of `x{i}`\n" for i in range(items))
 
 
+def _long_paragraph(sentences: int) -> str:
+    # One line, as models write a paragraph: sentences with emphasis, code and links in them.
+    line = "".join(
+        f"Sentence {i} has **bold {i}**, `code_{i}` and [a link](https://example.com/{i}) in it. "
+        for i in range(sentences)
+    )
+    return "A paragraph:\n\n" + line.rstrip() + "\n\nAfter it.\n"
+
+
 def _table_after_a_paragraph(rows: int) -> str:
     # No blank line between the paragraph and the table's header: the table interrupts the paragraph.
     return _table(rows).replace("The results:\n\n", "The results:\n")
@@ -522,6 +531,7 @@ def _stream(qtbot, text: str) -> MessageWidget:  # type: ignore[no-untyped-def]
         (_table, 300, 10),
         (_table_after_code, 300, 10),
         (_table_after_a_paragraph, 300, 10),
+        (_long_paragraph, 400, 40),
     ],
     ids=[
         "code",
@@ -531,6 +541,7 @@ def _stream(qtbot, text: str) -> MessageWidget:  # type: ignore[no-untyped-def]
         "table",
         "table-after-code",
         "table-after-text",
+        "paragraph",
     ],
 )
 def test_a_long_code_block_list_or_table_streams_in_linear_work(qtbot, make, size: int, bound: int) -> None:  # type: ignore[no-untyped-def]
