@@ -60,12 +60,18 @@ def _merge(previous: Path, fresh: list[BenchResult]) -> list[dict[str, object]]:
     ]
 
 
+def write_docs(docs: Path, generated: str) -> None:
+    """The generated summary, with the hand-written end of the file as it was (see report.HAND_WRITTEN)."""
+    previous = docs.read_text(encoding="utf-8") if docs.exists() else ""
+    docs.write_text(report.keeping_hand_written(generated, previous), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.docs_only:
         payload = json.loads(args.results.read_text(encoding="utf-8"))
         prefix = os.path.relpath(args.plots, args.docs.parent) + "/"
-        args.docs.write_text(report.markdown(payload, plot_prefix=prefix))
+        write_docs(args.docs, report.markdown(payload, plot_prefix=prefix))
         return 0
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     started = dt.datetime.now(dt.UTC)
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.write_text(json.dumps({**payload, "benchmarks": merged}, indent=2, default=str) + "\n")
     args.docs.parent.mkdir(parents=True, exist_ok=True)
     prefix = os.path.relpath(args.plots, args.docs.parent) + "/"
-    args.docs.write_text(report.markdown({**payload, "benchmarks": merged}, plot_prefix=prefix))
+    write_docs(args.docs, report.markdown({**payload, "benchmarks": merged}, plot_prefix=prefix))
     print(f"\nresults: {args.results}\nsummary: {args.docs}\nplots:   {args.plots}")
     return 0 if all(r.status != "error" for r in results) else 1
 

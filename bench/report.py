@@ -87,6 +87,16 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+HAND_WRITTEN = "<!-- Hand-written from here on: `python -m bench` keeps it when it writes the part above. -->"
+
+
+def keeping_hand_written(generated: str, previous: str) -> str:
+    """``generated`` followed by the hand-written end of the ``previous`` file (from :data:`HAND_WRITTEN` on),
+    if it has one: notes and breakdowns a person wrote survive the next run."""
+    at = previous.find(HAND_WRITTEN)
+    return generated if at < 0 else generated.rstrip("\n") + "\n\n" + previous[at:]
+
+
 def markdown(payload: dict[str, Any], plot_prefix: str = "bench/") -> str:
     """``docs/benchmarks.md`` from a results payload (what :func:`write_json` wrote)."""
     machine = payload.get("machine", {})

@@ -14,6 +14,7 @@ from bench.__main__ import main
 from bench.context import BenchContext
 from bench.markdown_reply import reply, tokens
 from bench.plots import draw
+from bench.report import HAND_WRITTEN
 from bench.result import BenchResult, Goal, Metric, SubjectMissing
 from bench.stats import percentile, summary
 
@@ -105,9 +106,18 @@ def test_quick_history_run_writes_results_docs_and_plots(tmp_path: Path) -> None
     assert pngs == ["history-latency.png", "history-search.png"]
     text = docs.read_text()
     assert "| History at scale | FTS search p95 |" in text
+    # A hand-written end of the file survives the next run; the generated part above it is written anew.
+    docs.write_text(
+        text.replace("| FTS search p95 |", "| edited |") + f"\n{HAND_WRITTEN}\n\n## Notes\n\nKept.\n"
+    )
     assert re.search(r"!\[History at scale\]\(plots/history-latency\.png\)", text)
     # A second run reuses the generated history (same files, not rebuilt).
     cached = sorted((tmp_path / "cache").iterdir())
     stamps = [p.stat().st_mtime_ns for p in cached]
     assert main(argv) == 0
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "cache").iterdir())] == stamps
+    again = docs.read_text()
+    assert "| History at scale | FTS search p95 |" in again
+    assert "| edited |" not in again
+    assert again.endswith(f"{HAND_WRITTEN}\n\n## Notes\n\nKept.\n")
+    assert again.count(HAND_WRITTEN) == 1
