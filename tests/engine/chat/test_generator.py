@@ -12,13 +12,17 @@ from typing import Any, cast
 import httpx
 import openai
 import pytest
+from haystack.components.generators.chat.openai import (
+    OpenAIChatGenerator,
+    _convert_chat_completion_chunk_to_streaming_chunk,
+)
 from haystack.dataclasses import StreamingChunk
 from haystack.utils import Secret
 from openai import AsyncOpenAI
 from openai._models import construct_type
 from openai.types.chat import ChatCompletionChunk
 
-from engine.chat.generator import ReasoningChatGenerator, quick_chunks, quick_requests
+from engine.chat.generator import KeptChunks, ReasoningChatGenerator, quick_chunks, quick_requests
 
 pytestmark = pytest.mark.asyncio
 
@@ -185,3 +189,46 @@ async def test_a_chat_request_reaches_the_server_as_openai_sends_it(request_: di
     assert quick == reference  # body (with extra_body merged in), auth and other headers, what streamed
     assert quick[0]["top_k"] == 20
     assert quick[1]["authorization"] == "Bearer secret"
+
+
+async def test_the_reply_is_built_from_a_few_kept_chunks_as_from_all_of_them() -> None:
+    texts = [f" w{i}" for i in range(1000)]
+    raw = [
+        _chunk({"role": "assistant", "content": ""}),
+        *(_chunk({"content": t}) for t in texts[:500]),
+        _chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "now", "arguments": "{}"},
+                    }
+                ]
+            }
+        ),
+        *(_chunk({"content": t}) for t in texts[500:]),
+        _chunk({"content": ""}, finish_reason="stop"),
+        VLLM_CHUNKS[-1],  # usage
+    ]
+    chunks = [ChatCompletionChunk.model_validate(c) for c in raw]
+    ours = ReasoningChatGenerator(api_key=Secret.from_token("none"), model="m")
+    stock = OpenAIChatGenerator(api_key=Secret.from_token("none"), model="m")
+    seen: list[str] = []
+
+    async def on_chunk(chunk: StreamingChunk) -> None:
+        seen.append(chunk.content)
+
+    [mine] = await ours._handle_async_stream_response(_Backlog(chunks), on_chunk)
+    [reference] = await stock._handle_async_stream_response(cast(Any, _Backlog(chunks)), on_chunk)
+    assert seen[: len(seen) // 2] == seen[len(seen) // 2 :]  # every chunk still reaches the callback
+    assert mine.text == reference.text == "".join(texts)
+    assert mine.tool_calls == reference.tool_calls
+    for key in ("finish_reason", "usage", "model", "index"):
+        assert mine.meta[key] == reference.meta[key]
+    # What is kept until the end: the first chunks, a run of text as one, the tool call, text, the end.
+    kept = KeptChunks()
+    for chunk in chunks:
+        kept.add(_convert_chat_completion_chunk_to_streaming_chunk(chunk, kept.chunks))
+    assert len(kept.joined()) < 10
