@@ -231,7 +231,7 @@ def run(ctx: BenchContext) -> BenchResult:
         stacks = data.get("stall_stacks") or []
         if stacks:
             top = "; ".join(f"{count}× {stack}" for stack, count in stacks[:3])
-            result.notes.append(f"{tag}: where the GUI thread was during stalls (10 ms samples): {top}")
+            result.notes.append(f"{tag}: where the GUI thread was while a tick was over 20 ms late (10 ms samples): {top}")
         if data.get("exit_note"):
             result.notes.append(f"{tag}: {data['exit_note']}")
     result.series["lateness"] = {
