@@ -129,7 +129,8 @@ class ToolTurns(QObject):
         self.paths = paths
         self._shown = shown
         self._show = show
-        self.chat: ChatEngine | None = None
+        self._chat: ChatEngine | None = None
+        self._settings_box = settings_box
         self._manager: McpManager | None = None
         self._policies: dict[int, ApprovalPolicy] = {}
         self._live: dict[int, LiveTurn] = {}
@@ -143,6 +144,17 @@ class ToolTurns(QObject):
             settings_box.support = self.support
 
     # --- the parts ----------------------------------------------------------------------------------
+
+    @property
+    def chat(self) -> ChatEngine | None:
+        return self._chat
+
+    @chat.setter
+    def chat(self, chat: ChatEngine | None) -> None:
+        """The engine is attached: the chat settings offer the MCP servers too (read from tools.toml now)."""
+        self._chat = chat
+        if self._settings_box is not None:
+            self._settings_box.load(self._settings_box.values())
 
     @property
     def manager(self) -> McpManager:

@@ -4,6 +4,7 @@ with the conversation, stop, regenerate, and the cards read back after the windo
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -11,17 +12,24 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from desktop.widgets.composer import Composer
+from desktop.widgets.markdown_view import MarkdownRenderer
+from desktop.widgets.sidebar import Sidebar
 from desktop.widgets.tool_card import ToolCard
+from desktop.widgets.tool_settings import ToolSettingsBox
+from desktop.widgets.transcript import TranscriptView
 from desktop.window.main_window import MainWindow
-from desktop.window.tool_turns import STOPPED_RESULT
+from desktop.window.tool_turns import STOPPED_RESULT, ToolTurns
+from engine.chat.engine import ChatEngine
 from engine.chat.generation import GenerationSettings
+from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.tools.approval import CallRequest, denied_result
 from engine.tools.config import McpServer, ToolsSettings
 from engine.tools.session import branch_messages
 from tests.support.main_window import close_window, open_window, replies
-from tests.support.qasync_loop import qloop  # noqa: F401
+from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import running_standin
 
 pytestmark = [
@@ -262,3 +270,38 @@ def test_a_waiting_card_outlives_a_visit_elsewhere_and_an_edit_is_answered_with_
     _, branch = stored_branch(app_paths, conversation_id)
     assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant"] * 2
     assert branch[4].text == "And in Tokyo?"
+
+
+def test_the_mcp_servers_are_offered_once_the_engine_is_attached(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    ToolsSettings(app_paths.config).add(
+        McpServer(name="notes", transport="http", url="http://127.0.0.1:9/mcp")
+    )
+    box = ToolSettingsBox()
+    qtbot.addWidget(box)
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    transcript = TranscriptView(MarkdownRenderer())
+    composer = Composer()
+    sidebar = Sidebar(store)
+    for widget in (transcript, composer, sidebar):
+        qtbot.addWidget(widget)
+    try:
+        turns = ToolTurns(
+            store,
+            transcript,
+            composer,
+            sidebar,
+            config_dir=app_paths.config,
+            paths=app_paths,
+            shown=lambda: None,
+            show=lambda _id: asyncio.sleep(0),
+            settings_box=box,
+        )
+        box.load({})
+        assert list(box.boxes) == ["current_time", "search_history", "search_documents"]  # tools.toml waits
+        turns.chat = ChatEngine(store, lambda: None)
+        assert "notes" in box.boxes
+        assert "127.0.0.1:9" in box.boxes["notes"].toolTip()
+        run(qtbot, turns.aclose())
+    finally:
+        run(qtbot, sidebar.aclose())
+        run(qtbot, store.close())
