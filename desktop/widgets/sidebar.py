@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import errors
+from desktop.bridge import EventBridge
 from desktop.operations import Operation
 from desktop.widgets.date_groups import DateGroupDelegate, date_group
 from engine.errors import DeskError
@@ -340,7 +341,12 @@ class SearchResultsModel(QAbstractListModel):
 
 
 class Sidebar(QWidget):
-    """Search box, "New chat" and the list. Emits what the user chose; the window does the work."""
+    """Search box, "New chat" and the list. Emits what the user chose; the window does the work.
+
+    The list follows the store: every write that changes it (``AsyncHistoryStore.changed``) reloads it, with
+    the selection kept (else the conversation on screen, :meth:`show_current`, selected). Nobody reloads it
+    by hand; :meth:`settled` waits for the reload under way.
+    """
 
     conversation_chosen = Signal(int)
     hit_chosen = Signal(object)  # SearchHit
@@ -412,12 +418,48 @@ class Sidebar(QWidget):
         self.extra_actions: list[QAction] = []
         self.folders: list[str] = []  # in use, as last loaded for the filter (the folder dialog offers them)
         self.name_dialog: QInputDialog | None = None  # the folder/tags dialog open now (tests, focus)
+        self.current: int | None = None  # the conversation on screen (selected when nothing else is)
+        self._following: asyncio.Task[None] | None = None  # the reload after a change of the store
+        self._stale = False  # the store changed again while that reload ran
+        self._bridge = EventBridge(self)
+        self._bridge.connect_event(store.changed, self._store_changed)
 
     # --- list ----------------------------------------------------------------------------------------
 
     @property
     def searching(self) -> bool:
         return self.list.model() is self.results
+
+    def show_current(self, conversation_id: int | None) -> None:
+        """The window shows ``conversation_id`` (``None``: a new chat): select it, now and after reloads."""
+        self.current = conversation_id
+        if conversation_id is None:
+            self.list.clearSelection()
+        else:
+            self.select_conversation(conversation_id)
+
+    def _store_changed(self, _value: object) -> None:
+        if self._following is not None and not self._following.done():
+            self._stale = True  # one more reload once this one is done, not one per write
+            return
+        self._following = asyncio.ensure_future(self._follow_store())
+
+    async def _follow_store(self) -> None:
+        try:
+            while True:
+                self._stale = False
+                await self.reload()
+                if not self._stale:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - shown by the one renderer; the list stays usable
+            errors.report(exc)
+
+    async def settled(self) -> None:
+        """Wait until the list shows the store's last change (the reload it started is done)."""
+        while self._following is not None and not self._following.done():
+            await asyncio.wait([self._following])
 
     def select_conversation(self, conversation_id: int) -> None:
         """Show the opened conversation selected (alone, unless the user has selected it with others)."""
@@ -595,19 +637,19 @@ class Sidebar(QWidget):
         """Put ``ids`` in ``folder`` ("": in none), then show the list with them still selected."""
         for conversation_id in ids:
             await self._store.update_conversation(conversation_id, folder=folder)
-        await self.reload(ids)
 
     async def set_tags(self, tags: dict[int, list[str]]) -> None:
         """Give each conversation its tags, then show the list with them still selected."""
         for conversation_id, own in tags.items():
             await self._store.update_conversation(conversation_id, tags=own)
-        await self.reload(list(tags))
 
     async def reload(self, ids: Sequence[int] | None = None) -> None:
         """Load the list again, with ``ids`` (default: the conversations selected now) still selected."""
         # A reload resets the model, which clears the selection (the user's Ctrl/Shift-clicks too).
         keep = self.selected_conversation_ids() if ids is None and not self.searching else list(ids or ())
         await self.model.reload()
+        if not keep and self.current is not None:
+            keep = [self.current]
         self.select_conversations(keep)
 
     # --- folder/tag filter ----------------------------------------------------------------------------
@@ -699,7 +741,8 @@ class Sidebar(QWidget):
 
     async def aclose(self) -> None:
         self._search_timer.stop()
-        pending = [t for t in (self._search_task, self._filter_task) if t is not None]
+        self._bridge.close()
+        pending = [t for t in (self._search_task, self._filter_task, self._following) if t is not None]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -177,7 +177,6 @@ class MainWindow(QMainWindow):
             composer=self.composer,
             chat_settings=self.chat_settings,
             reshow=self._show_conversation,
-            list_changed=self._conversation_grew,
             tree_changed=self._update_context,
             show_problem=self.show_problem,
             parent=self,
@@ -402,7 +401,6 @@ class MainWindow(QMainWindow):
             self.file_menu.insertAction(first, action)
         # The composer would take a dropped file's path as text: it and the transcript import files too.
         self.transfer.install_drop_target(self, self.composer.editor, self.transcript)
-        self.transfer.imported.connect(lambda _summary: Operation(None, self.sidebar.reload).run())
         self.sidebar.extra_actions.append(self.transfer.context_export_action)
 
     def _connect(self) -> None:
@@ -421,7 +419,9 @@ class MainWindow(QMainWindow):
         self.transcript.edited.connect(self.turns.edit_and_resend)
         self.turns.turn_finished.connect(self.turn_finished)
         self.banner.fix_chosen.connect(self.fixes.apply)
-        self.shown.changed.connect(self._select_shown)
+        self.shown.changed.connect(self.sidebar.show_current)  # the sidebar's selection follows it
+        # The list follows the store (see Sidebar), the title bar the list (a rename, the first message).
+        self.sidebar.model.reloaded.connect(self._title_from_list)
         # Messages that wait for the server come back on screen with their conversation.
         self.conversation_shown.connect(self.outbox.show_queued)
         errors.reporter().problem.connect(self.show_problem)
@@ -460,7 +460,7 @@ class MainWindow(QMainWindow):
     async def _show_conversation(self, conversation_id: int) -> None:
         tree = await self.store.load(conversation_id)
         self._show_tree(tree)
-        self.sidebar.select_conversation(conversation_id)
+        self.sidebar.show_current(conversation_id)
         self.conversation_shown.emit(conversation_id)
 
     def _show_tree(self, tree: ConversationTree) -> None:
@@ -504,12 +504,11 @@ class MainWindow(QMainWindow):
         self._show_new_chat_settings()
         self.composer.editor.setFocus()
 
-    def _select_shown(self, conversation_id: int | None) -> None:
-        # The sidebar's selection follows what is shown.
-        if conversation_id is None:
-            self.sidebar.list.clearSelection()
-        else:
-            self.sidebar.select_conversation(conversation_id)
+    def _title_from_list(self) -> None:
+        row = self.sidebar.model.row_of(self.conversation_id) if self.conversation_id is not None else -1
+        if row >= 0:
+            title = self.sidebar.model.conversations()[row].title or tr("New chat")
+            self.setWindowTitle(f"{title} — vLLM Desk")
 
     # --- this chat's settings (the side panel) ----------------------------------------------------------
 
@@ -557,14 +556,12 @@ class MainWindow(QMainWindow):
 
     async def _rename(self, conversation_id: int, title: str) -> None:
         await self.store.update_conversation(conversation_id, title=title)
-        await self._after_list_change(conversation_id)
 
     def pin_conversation(self, conversation_id: int, pinned: bool) -> None:
         Operation(None, lambda: self._pin(conversation_id, pinned)).run()
 
     async def _pin(self, conversation_id: int, pinned: bool) -> None:
         await self.store.update_conversation(conversation_id, pinned=pinned)
-        await self._after_list_change(conversation_id)
 
     def delete_conversation(self, conversation_id: int) -> None:
         self.delete_conversations([conversation_id])
@@ -580,7 +577,6 @@ class MainWindow(QMainWindow):
             await self.store.delete_conversation(conversation_id)
         if self.conversation_id in ids:
             self.new_chat()
-        await self.sidebar.reload()
         if len(ids) == 1:
             title = tr("Conversation deleted")
             text = tr("It is gone when vLLM Desk quits; until then you can bring it back.")
@@ -594,24 +590,6 @@ class MainWindow(QMainWindow):
                 Fix(action="undo_delete", label=tr("Undo"), params={"conversation_ids": list(ids)}),
             )
         )
-
-    async def _after_list_change(self, conversation_id: int | None) -> None:
-        await self.sidebar.reload()
-        if conversation_id is not None:
-            self.sidebar.select_conversation(conversation_id)
-            if conversation_id == self.conversation_id:
-                tree = await self.store.load(conversation_id)
-                self.setWindowTitle(f"{tree.conversation.title or tr('New chat')} — vLLM Desk")
-
-    async def _conversation_grew(self, conversation_id: int) -> None:
-        # A turn began or ended in it: its place in the list (and, after the first message, its title).
-        await self.sidebar.reload()
-        if self.shown.shows(conversation_id):
-            self.sidebar.select_conversation(conversation_id)
-            row = self.sidebar.model.row_of(conversation_id)
-            if row >= 0:
-                title = self.sidebar.model.conversations()[row].title or tr("New chat")
-                self.setWindowTitle(f"{title} — vLLM Desk")
 
     def _rename_current(self) -> None:
         if self.conversation_id is not None:
@@ -642,7 +620,7 @@ class MainWindow(QMainWindow):
     async def _undo_delete(self, *ids: int) -> None:
         for conversation_id in ids:
             await self.store.undo_delete(conversation_id)
-        await self.sidebar.reload()
+        await self.sidebar.settled()  # the list shows them again (it follows the store)
         await self._show_conversation(ids[0])
         if len(ids) > 1:
             self.sidebar.select_conversations(ids)

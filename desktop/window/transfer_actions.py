@@ -12,7 +12,6 @@ Wiring (main window; the Export action takes the sidebar's selection, else the s
     self.file_menu.addAction(self.transfer.export_all_action)
     # A file dropped on the window, the composer or the transcript is imported (not pasted as text).
     self.transfer.install_drop_target(self, self.composer.editor, self.transcript)
-    self.transfer.imported.connect(lambda summary: reload_the_sidebar())
     self.sidebar.extra_actions.append(self.transfer.context_export_action)  # data() = the conversation ids
 
 The engine does the work (``engine.transfer``): reading and parsing off the UI thread, database writes on
@@ -296,7 +295,7 @@ class TransferActions(QObject):
             def tick(done: int, _total: int) -> None:
                 self.progressed.emit(done)
 
-            return await self.store.call(_import, conversations, tick)
+            return await self.store.write(_import, conversations, tick)  # the sidebar follows
         finally:
             self._end_progress()
 

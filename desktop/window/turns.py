@@ -153,14 +153,12 @@ class TurnController(QObject):
         composer: Composer,
         chat_settings: ChatSettingsPanel,
         reshow: Callable[[int], Awaitable[None]],
-        list_changed: Callable[[int], Awaitable[None]],
         tree_changed: Callable[[ConversationTree | None], None],
         show_problem: Callable[[Problem], None],
         parent: QObject | None = None,
     ) -> None:
-        """``reshow(id)``: load and show that conversation again; ``list_changed(id)``: the conversation list
-        changed for ``id`` (its title, its place); ``tree_changed(tree)``: the shown conversation grew (the
-        context meter follows)."""
+        """``reshow(id)``: load and show that conversation again; ``tree_changed(tree)``: the shown
+        conversation grew (the context meter follows). The sidebar follows the store by itself."""
         super().__init__(parent)
         self.store = store
         self.shown = shown
@@ -169,7 +167,6 @@ class TurnController(QObject):
         self.composer = composer
         self.chat_settings = chat_settings
         self.reshow = reshow
-        self.list_changed = list_changed
         self.tree_changed = tree_changed
         self.show_problem = show_problem
         self.pieces = PieceBuffer(self._show_pieces, parent=self)  # streamed text, one batch per frame
@@ -282,7 +279,6 @@ class TurnController(QObject):
             self.transcript.follow()  # the new message and its reply are shown, wherever the view was
             self.transcript.add_message(MessageData(id=turn.user_message_id or -1, role="user", text=text))
             self._begin_reply(turn)
-        await self.list_changed(target)
 
     async def _new_conversation(self, chat: ChatEngine, model: str, new_chat: int) -> int:
         # A new conversation starts from the model's preset (the tiny built-in one rambles at 1.0).
@@ -493,4 +489,3 @@ class TurnController(QObject):
                     widget._update_footer()
         self.tree_changed(tree)
         self.turn_finished.emit(event)
-        await self.list_changed(event.conversation_id)

@@ -2,6 +2,10 @@
 
 One thread (not ``asyncio.to_thread``'s pool) because it keeps writes in the order they were issued — a
 reply's 250 ms checkpoints can never overtake each other — and the UI loop never waits on disk.
+
+Writes that change the conversation list fire :attr:`AsyncHistoryStore.changed` once they are done, so a view
+of the list (the sidebar) follows the store instead of every caller reloading it by hand (Anki's
+``CollectionOp`` announces its changes the same way).
 """
 
 from __future__ import annotations
@@ -12,11 +16,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.events import Event
 from engine.history.records import Conversation, ConversationTree, StoredMessage
 from engine.history.search import SearchHit
 from engine.history.store import ConversationPage, HistoryStore, ImportedTree
 
 T = TypeVar("T")
+
+# The writes that change the conversation list: which conversations there are, their titles, pins, folders,
+# tags and order (a turn's start and end move its conversation up). Not a reply's checkpoints.
+LIST_WRITES: frozenset[Callable[..., Any]] = frozenset(
+    {
+        HistoryStore.create_conversation,
+        HistoryStore.update_conversation,
+        HistoryStore.rename,
+        HistoryStore.delete_conversation,
+        HistoryStore.undo_delete,
+        HistoryStore.add_turn,
+        HistoryStore.finish,
+        HistoryStore.import_tree,
+        HistoryStore.import_trees,
+    }
+)
 
 
 class AsyncHistoryStore:
@@ -29,6 +50,8 @@ class AsyncHistoryStore:
     def __init__(self, executor: ThreadPoolExecutor, store: HistoryStore) -> None:
         self._executor = executor
         self._store = store
+        # After a write that changed the conversation list (see LIST_WRITES), on the caller's loop.
+        self.changed: Event[None] = Event("history_changed")
 
     @classmethod
     async def open(cls, path: Path, **options: Any) -> AsyncHistoryStore:
@@ -48,9 +71,21 @@ class AsyncHistoryStore:
         return self._store.path
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``method(store, *args, **kwargs)`` on the store's thread, in submission order."""
+        """Run ``method(store, *args, **kwargs)`` on the store's thread, in submission order; a write of
+        :data:`LIST_WRITES` then fires :attr:`changed`."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: method(self._store, *args, **kwargs))
+        result = await loop.run_in_executor(self._executor, lambda: method(self._store, *args, **kwargs))
+        if method in LIST_WRITES:
+            self.changed.emit(None)
+        return result
+
+    async def write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like :meth:`call`, for a function that changes the conversation list through the store (an
+        importer): :attr:`changed` fires once it is done, also when it failed half-way."""
+        try:
+            return await self.call(function, *args, **kwargs)
+        finally:
+            self.changed.emit(None)
 
     async def close(self) -> None:
         await self.call(HistoryStore.close)

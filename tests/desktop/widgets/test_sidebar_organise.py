@@ -22,7 +22,7 @@ from desktop.window.transfer_actions import ExportChoice, TransferActions
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
-from tests.support.main_window import close_window, open_window
+from tests.support.main_window import fixture_window, open_window
 from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 
 pytestmark = [
@@ -35,7 +35,7 @@ ALPHA, BETA, GAMMA = 1, 2, 3  # created in this order: the list shows Gamma, Bet
 
 
 @pytest.fixture
-def window(qtbot: Any, app_paths: AppPaths, tmp_path: Path) -> Iterator[MainWindow]:
+def window(request: Any, qtbot: Any, app_paths: AppPaths, tmp_path: Path) -> Iterator[MainWindow]:
     store = HistoryStore(app_paths.history_db)
     for title in ("Alpha", "Beta", "Gamma"):
         conversation = store.create_conversation(title=title)
@@ -43,8 +43,8 @@ def window(qtbot: Any, app_paths: AppPaths, tmp_path: Path) -> Iterator[MainWind
     store.close()
     win = open_window(qtbot, app_paths)
     transfer(win).export_dir = tmp_path
-    yield win
-    close_window(qtbot, win)
+    with fixture_window(request, qtbot, win) as shown:  # closed before pytest-qt deletes it
+        yield shown
 
 
 def transfer(window: MainWindow) -> TransferActions:
@@ -345,9 +345,11 @@ def test_the_window_s_list_reloads_keep_the_selection(qtbot: Any, window: MainWi
     assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
     # Renaming one of the selected (the list reloads, then shows it selected): both stay selected.
     run(qtbot, window._rename(ALPHA, "Alpha renamed"))
+    run(qtbot, sidebar.settled())  # the list follows the store
     assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
     # Deleting another conversation reloads the list too.
     run(qtbot, window._delete(GAMMA))
+    run(qtbot, sidebar.settled())  # the list follows the store
     assert sidebar.model.row_of(GAMMA) == -1
     assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
     # Its Undo, the same.

@@ -71,6 +71,7 @@ def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths) ->
         assert len(set(titles)) == len(titles)
         # Pin an old one: it comes first; rename it through the dialog.
         run(qtbot, window._pin(5, True))
+        run(qtbot, window.sidebar.settled())  # the list follows the store
         from desktop import errors
 
         assert model.rowCount() > 0, (errors.reporter().reported, model._generation, model._busy, model._more)
