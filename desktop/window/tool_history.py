@@ -57,6 +57,30 @@ def call_view(call: dict[str, Any], owners: dict[str, str] | None = None) -> Cal
     )
 
 
+def _add_result(cards: dict[str, CallView], message: StoredMessage) -> None:
+    """A stored tool result onto the card of its call (a result without one is left out)."""
+    result = result_of(message)
+    if result is None:
+        return
+    view = cards.get(str((result.get("origin") or {}).get("id") or ""))
+    if view is None:
+        return
+    view.result = str(result.get("result", ""))
+    view.error = bool(result.get("error"))
+    if view.error and view.result.startswith("The user denied"):
+        view.decision = "deny"
+    elif not view.error:
+        view.decision = "allowed"  # a call runs only once allowed
+
+
+def _merge_answer(head: MessageData, final: MessageData) -> None:
+    """The turn's later reply (its answer) shown in the turn's first reply."""
+    head.text = "\n\n".join(t for t in (head.text, final.text) if t)
+    head.state, head.error = final.state, final.error
+    head.completion_tokens, head.tokens_per_s = final.completion_tokens, final.tokens_per_s
+    head.reasoning = "\n\n".join(t for t in (head.reasoning, final.reasoning) if t)
+
+
 def fold_branch(
     tree: ConversationTree,
     branch: Sequence[StoredMessage],
@@ -70,43 +94,23 @@ def fold_branch(
     cards: dict[str, CallView] = {}
     for message in branch:
         if message.role == "tool":
-            result = result_of(message)
-            if head is None or result is None:
-                continue
-            origin = result.get("origin") or {}
-            view = cards.get(str(origin.get("id") or ""))
-            if view is not None:
-                view.result = str(result.get("result", ""))
-                view.error = bool(result.get("error"))
-                if view.error and view.result.startswith("The user denied"):
-                    view.decision = "deny"
-                elif not view.error:
-                    view.decision = "allowed"  # a call runs only once allowed
+            _add_result(cards, message)
             continue
         if message.role != "assistant":
             head = None
             if message.role == "user":
                 shown.append(to_data(tree, message))
             continue
-        calls = calls_of(message)
+        calls = [call_view(call, owners) for call in calls_of(message)]
         if head is None:
             head = to_data(tree, message)
-            head.extra = {**head.extra, "tool_calls": []}
             shown.append(head)
-            if not calls:
-                head.extra.pop("tool_calls")
         else:
-            final = to_data(tree, message)
-            text = "\n\n".join(t for t in (head.text, final.text) if t)
-            head.text, head.state, head.error = text, final.state, final.error
-            head.completion_tokens, head.tokens_per_s = final.completion_tokens, final.tokens_per_s
-            head.reasoning = "\n\n".join(t for t in (head.reasoning, final.reasoning) if t)
-        for call in calls:
-            view = call_view(call, owners)
-            cards[view.call_id] = view
-            tool_calls = head.extra.setdefault("tool_calls", [])
-            assert isinstance(tool_calls, list)
-            tool_calls.append(view)
-        if not calls:
+            _merge_answer(head, to_data(tree, message))
+        if calls:
+            views = head.extra.get("tool_calls")
+            head.extra = {**head.extra, "tool_calls": [*(views if isinstance(views, list) else []), *calls]}
+            cards.update((view.call_id, view) for view in calls)
+        else:
             head = None  # the turn's answer: the next reply starts a new turn
     return shown

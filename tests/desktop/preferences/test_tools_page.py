@@ -30,18 +30,23 @@ SERVER = str(Path(__file__).parents[2] / "engine" / "tools" / "mcp_server.py")
 
 
 @pytest.fixture
-def page(qtbot, app_paths: AppPaths):  # type: ignore[no-untyped-def]
-    MemoryKeyring._store.clear()
-    page = ToolsPage(app_paths, SecretStore(backend=MemoryKeyring()))
+def keys() -> MemoryKeyring:
+    """A keychain of this test's own (the class keeps its store per class)."""
+    fresh: type[MemoryKeyring] = type("TestKeys", (MemoryKeyring,), {"_store": {}})
+    return fresh()
+
+
+@pytest.fixture
+def page(qtbot, app_paths: AppPaths, keys: MemoryKeyring):  # type: ignore[no-untyped-def]
+    page = ToolsPage(app_paths, SecretStore(backend=keys))
     qtbot.addWidget(page)
     page.show()
     yield page
     run(qtbot, page.aclose())
-    MemoryKeyring._store.clear()
 
 
 def test_adding_a_stdio_server_warns_it_runs_code_here_and_keeps_secrets_out_of_the_file(  # type: ignore[no-untyped-def]
-    qtbot, page: ToolsPage, app_paths: AppPaths
+    qtbot, page: ToolsPage, app_paths: AppPaths, keys: MemoryKeyring
 ) -> None:
     labels = [w.text() for w in page.findChildren(QLabel) if w.isVisible()]
     assert any(name in text for text in labels for name in BUILTIN_NAMES)
@@ -63,8 +68,8 @@ def test_adding_a_stdio_server_warns_it_runs_code_here_and_keeps_secrets_out_of_
     saved = tomllib.loads(text)["servers"][0]
     assert saved["env"] == {"PLAIN": "visible"}
     assert sorted(saved["secret_env"]) == ["MY_API_TOKEN", "PASSPHRASE_X"]
-    assert MemoryKeyring._store[(SERVICE, "mcp:desk:env:MY_API_TOKEN")] == "s3cret-env"
-    assert MemoryKeyring._store[(SERVICE, "mcp:desk:env:PASSPHRASE_X")] == "hidden-value"
+    assert keys.get_password(SERVICE, "mcp:desk:env:MY_API_TOKEN") == "s3cret-env"
+    assert keys.get_password(SERVICE, "mcp:desk:env:PASSPHRASE_X") == "hidden-value"
     assert page.server_list.count() == 1
     assert "not started" in page.server_list.item(0).text()
 
@@ -77,7 +82,7 @@ def test_adding_a_stdio_server_warns_it_runs_code_here_and_keeps_secrets_out_of_
 
 
 def test_an_http_server_keeps_its_headers_in_the_keychain_and_a_bad_form_says_why(  # type: ignore[no-untyped-def]
-    qtbot, page: ToolsPage, app_paths: AppPaths
+    qtbot, page: ToolsPage, app_paths: AppPaths, keys: MemoryKeyring
 ) -> None:
     page.transport.setCurrentIndex(page.transport.findData("http"))
     assert not page.warning.isVisible()
@@ -93,10 +98,10 @@ def test_an_http_server_keeps_its_headers_in_the_keychain_and_a_bad_form_says_wh
     page.add_button.click()
     assert not page.add_problem.isVisible()
     assert "abc123" not in tools_file(app_paths.config).read_text(encoding="utf-8")
-    assert MemoryKeyring._store[(SERVICE, "mcp:web:header:Authorization")] == "Bearer abc123"
+    assert keys.get_password(SERVICE, "mcp:web:header:Authorization") == "Bearer abc123"
     page.remove_button.click()
     qtbot.waitUntil(lambda: page.server_list.count() == 0, timeout=5000)
-    assert (SERVICE, "mcp:web:header:Authorization") not in MemoryKeyring._store
+    assert keys.get_password(SERVICE, "mcp:web:header:Authorization") is None
 
 
 def test_a_server_that_cannot_start_shows_failed_with_the_reason(qtbot, page: ToolsPage) -> None:  # type: ignore[no-untyped-def]
