@@ -104,6 +104,7 @@ class ToolsPage(QWidget):
         self.server_list = QListWidget()
         self.server_list.setObjectName("mcp_servers")
         self.server_list.setAccessibleName(tr("MCP servers"))
+        self.server_list.setMaximumHeight(140)
         self.server_list.currentItemChanged.connect(lambda _now, _before: self._show_selected())
         servers_layout.addWidget(self.server_list)
         self.server_detail = _plain()
@@ -223,7 +224,8 @@ class ToolsPage(QWidget):
         for server in servers:
             state = states.get(server.name)
             words = state.describe() if state is not None else tr("not started")
-            item = QListWidgetItem(f"{server.name} — {server.transport}: {server.describe()} — {words}")
+            item = QListWidgetItem(f"{server.name} — {words} — {server.transport}: {server.describe()}")
+            item.setToolTip(f"{server.transport}: {server.describe()}")
             item.setData(NAME_ROLE, server.name)
             self.server_list.addItem(item)
             if server.name == selected:
