@@ -1,14 +1,91 @@
-"""Looks that follow the system: light or dark from the palette, a small style sheet built from its colours.
+"""Looks that follow the system: light or dark, each a designed set of colours (not one inverted), an icon
+set per theme (``resources/icons/{light,dark}``) and one style sheet built from the colours.
 
 The user's ``appearance.theme`` setting can force light or dark; "system" follows the desktop and changes
-with it while the app runs.
+with it while the app runs (:class:`SchemeWatcher`). The window's own palette is set from the chosen colours;
+the application's palette stays the system's, so the system's light or dark can still be read from it.
+
+The chat's text size (the user's setting) is set by the sheet too, on the widgets that show the chat's
+text (:func:`set_chat_font_size`), never with ``setFont``: under a style sheet Qt hands a ``setFont`` on a
+container to its children by the sheet's own rules, so the message box's viewport (its placeholder) kept the
+desktop's size until the next sheet (OK in Preferences) made it grow, and the messages' text never got it.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+
+from engine import assets
+
+
+@dataclass(frozen=True)
+class Colours:
+    """One theme's colours (hex)."""
+
+    chat: str  # the conversation and the composer's surroundings
+    side: str  # the sidebar, menus, status bar
+    surface: str  # fields: the composer, search box, combo boxes
+    raised: str  # hovered rows and buttons
+    border: str
+    text: str
+    muted: str
+    accent: str
+    accent_hover: str
+    on_accent: str
+    selection: str  # the sidebar's current chat
+    bubble: str  # the user's messages
+    bubble_text: str
+    code: str  # a code block's body (MarkdownRenderer.code_background matches it)
+    code_header: str
+    focus: str
+
+
+LIGHT = Colours(
+    chat="#ffffff",
+    side="#f6f6f7",
+    surface="#ffffff",
+    raised="#ececef",
+    border="#e0e0e4",
+    text="#1b1b1f",
+    muted="#6b6b76",
+    accent="#2563eb",
+    accent_hover="#1d4ed8",
+    on_accent="#ffffff",
+    selection="#e3e8f4",
+    bubble="#eef1f6",
+    bubble_text="#1b1b1f",
+    code="#f4f4f6",
+    code_header="#e8e8ec",
+    focus="#2563eb",
+)
+DARK = Colours(
+    chat="#1f1f23",
+    side="#17171a",
+    surface="#2a2a2f",
+    raised="#303036",
+    border="#3a3a41",
+    text="#e8e8ec",
+    muted="#a0a0ab",
+    accent="#3b82f6",
+    accent_hover="#60a5fa",
+    on_accent="#ffffff",
+    selection="#2c3442",
+    bubble="#2e3440",
+    bubble_text="#eceff4",
+    code="#151518",
+    code_header="#26262c",
+    focus="#3b82f6",
+)
+
+
+def colours(dark: bool) -> Colours:
+    return DARK if dark else LIGHT
 
 
 def system_is_dark() -> bool:
@@ -31,7 +108,7 @@ def is_dark(theme: str) -> bool:
 def apply(app: QApplication, theme: str) -> bool:
     """Ask Qt for the colour scheme ("system": follow the desktop); returns whether it is dark.
 
-    The window applies :func:`style_sheet` to itself (and again when the scheme changes).
+    The window applies :func:`style_window` to itself (and again when the scheme changes).
     """
     hints = app.styleHints()
     if theme == "dark":
@@ -43,37 +120,231 @@ def apply(app: QApplication, theme: str) -> bool:
     return is_dark(theme)
 
 
-def _mix(a: QColor, b: QColor, t: float) -> str:
-    r = round(a.red() * (1 - t) + b.red() * t)
-    g = round(a.green() * (1 - t) + b.green() * t)
-    bl = round(a.blue() * (1 - t) + b.blue() * t)
-    return f"#{r:02x}{g:02x}{bl:02x}"
+class SchemeWatcher(QObject):
+    """Says when the system's light or dark may have changed: Qt's colour-scheme hint, or a new application
+    palette (desktops and platforms that report no scheme change the palette only). Several signals of one
+    change come out as one :attr:`changed`."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.changed)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._timer.start)
+        app = QGuiApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ApplicationPaletteChange and watched is QGuiApplication.instance():
+            self._timer.start()
+        return False
 
 
-def style_sheet(palette: QPalette, dark: bool) -> str:
-    base = palette.color(QPalette.ColorRole.Base)
-    window = palette.color(QPalette.ColorRole.Window)
-    text = palette.color(QPalette.ColorRole.Text)
-    accent = palette.color(QPalette.ColorRole.Highlight)
-    user_bg = _mix(base, accent, 0.22 if dark else 0.10)
-    reply_bg = _mix(base, window, 0.5)
-    border = _mix(base, text, 0.18)
-    muted = _mix(text, base, 0.45)
-    reasoning_bg = _mix(base, window, 0.8)  # expanded reasoning: set apart from the answer
-    return f"""
-QFrame#userMessage {{ background: {user_bg}; border: 1px solid {border}; border-radius: 8px; }}
-QFrame#assistantMessage {{ background: {reply_bg}; border: 1px solid {border}; border-radius: 8px; }}
-QFrame#userMessage QTextBrowser, QFrame#assistantMessage QTextBrowser {{ background: transparent; }}
-QWidget#transcriptInner {{ background: {base.name()}; }}
-QLabel#messageStats, QLabel#placeholder, QLabel#composerNotice {{ color: {muted}; }}
-QFrame#firstRun {{ border: 1px solid {border}; border-radius: 6px; }}
-QFrame#userMessage QToolButton:focus, QFrame#assistantMessage QToolButton:focus {{
-  border: 2px solid {accent.name()}; border-radius: 4px; }}
-QFrame#assistantMessage QTextBrowser#reasoning {{ color: {muted}; background: {reasoning_bg}; border: none;
-  border-left: 3px solid {border}; padding-left: 6px; font-style: italic; }}
+def palette(dark: bool) -> QPalette:
+    """The window's palette: what Qt's style paints with where the sheet says nothing."""
+    c = colours(dark)
+    p = QPalette()
+    role = QPalette.ColorRole
+    for r, value in (
+        (role.Window, c.side),
+        (role.WindowText, c.text),
+        (role.Base, c.chat),
+        (role.AlternateBase, c.side),
+        (role.Text, c.text),
+        (role.Button, c.surface),
+        (role.ButtonText, c.text),
+        (role.BrightText, "#ffffff"),
+        (role.Highlight, c.accent),
+        (role.HighlightedText, c.on_accent),
+        (role.ToolTipBase, c.surface),
+        (role.ToolTipText, c.text),
+        (role.PlaceholderText, c.muted),
+        (role.Link, c.accent_hover if dark else c.accent),
+        (role.LinkVisited, c.accent_hover if dark else c.accent),
+        (role.Light, c.raised),
+        (role.Midlight, c.border),
+        (role.Mid, c.border),
+        (role.Dark, c.muted),
+        (role.Shadow, "#000000"),
+    ):
+        p.setColor(r, QColor(value))
+    for r in (role.WindowText, role.Text, role.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, r, QColor(c.muted))
+    return p
+
+
+@cache
+def _icons_dir() -> Path:
+    return assets.resources_dir() / "icons"
+
+
+def icon_path(name: str, dark: bool) -> Path:
+    """The SVG of icon ``name`` for the theme (``resources/icons/{light,dark}/name.svg``)."""
+    return _icons_dir() / ("dark" if dark else "light") / f"{name}.svg"
+
+
+@cache
+def icon(name: str, dark: bool) -> QIcon:
+    path = icon_path(name, dark)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    return QIcon(str(path))
+
+
+# The window's actions (attribute names) and their icons; a name the window does not have is left out.
+ACTION_ICONS = {
+    "new_action": "new-chat",
+    "quit_action": "quit",
+    "find_action": "search",
+    "preferences_action": "settings",
+    "stop_action": "stop-server",
+    "regenerate_action": "regenerate",
+    "rename_action": "rename",
+    "pin_action": "pin",
+    "delete_action": "delete",
+    "chat_settings_action": "chat-settings",
+    "start_action": "start",
+    "stop_server_action": "stop-server",
+    "log_action": "log",
+    "dashboard_action": "dashboard",
+    "about_action": "about",
+}
+
+
+CHAT_POINTS = "chatPoints"  # the window's property: the chat's font size (points), None: the desktop's
+DARK_PROPERTY = "darkTheme"
+
+
+def set_chat_font_size(window: QWidget, points: int) -> None:
+    """The chat's text size (messages and the message box), through the window's sheet."""
+    if window.property(CHAT_POINTS) != points:
+        window.setProperty(CHAT_POINTS, points)
+        window.setStyleSheet(style_sheet(window.palette(), bool(window.property(DARK_PROPERTY)), points))
+
+
+def style_window(window: QWidget, dark: bool) -> None:
+    """Colours, the style sheet and the icons of the window's actions, for light or dark."""
+    window.setProperty(DARK_PROPERTY, dark)
+    window.setPalette(palette(dark))
+    points = window.property(CHAT_POINTS)
+    window.setStyleSheet(style_sheet(window.palette(), dark, points if isinstance(points, int) else None))
+    for attribute, name in ACTION_ICONS.items():
+        action = getattr(window, attribute, None)
+        if action is not None and hasattr(action, "setIcon"):
+            action.setIcon(icon(name, dark))
+    transfer = getattr(window, "transfer", None)
+    for attribute, name in (("import_action", "import"), ("export_action", "export")):
+        action = getattr(transfer, attribute, None) if transfer is not None else None
+        if action is not None:
+            action.setIcon(icon(name, dark))
+    for part in ("sidebar", "composer", "transcript"):
+        widget = getattr(window, part, None)
+        set_icons = getattr(widget, "set_icons", None)
+        if callable(set_icons):
+            set_icons(dark)
+    new_button = getattr(getattr(window, "sidebar", None), "new_button", None)
+    if new_button is not None:
+        new_button.setIcon(icon("new-chat", dark))
+
+
+def style_sheet(_palette: QPalette, dark: bool, chat_points: int | None = None) -> str:
+    c = colours(dark)
+    chat_font = (
+        f"QScrollArea#transcript, QScrollArea#transcript QTextBrowser, QPlainTextEdit#composerEditor "
+        f"{{ font-size: {chat_points}pt; }}"
+        if chat_points
+        else ""
+    )
+    arrow = icon_path("expand", dark).as_posix()
+    return (
+        chat_font
+        + f"""
+QMainWindow#mainWindow {{ background: {c.chat}; }}
+QMainWindow#mainWindow QSplitter::handle {{ background: {c.border}; }}
+QMainWindow#mainWindow QSplitter::handle:horizontal {{ width: 1px; }}
+QWidget#sidebar {{ background: {c.side}; }}
+QWidget#sidebar QPushButton {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border};
+  border-radius: 8px; padding: 7px 12px; text-align: left; }}
+QWidget#sidebar QPushButton:hover {{ background: {c.raised}; }}
+QWidget#sidebar QLineEdit, QWidget#sidebar QComboBox {{ background: {c.surface}; color: {c.text};
+  border: 1px solid {c.border}; border-radius: 8px; padding: 5px 8px; }}
+QWidget#sidebar QLineEdit:focus, QWidget#sidebar QComboBox:focus {{ border: 1px solid {c.focus}; }}
+QWidget#sidebar QListView {{ background: {c.side}; border: none; outline: none; color: {c.text}; }}
+QWidget#sidebar QListView::item {{ padding: 6px 8px; border-radius: 8px; }}
+QWidget#sidebar QListView::item:hover {{ background: {c.raised}; }}
+QWidget#sidebar QListView::item:selected {{ background: {c.selection}; color: {c.text}; }}
+QWidget#sidebar QListView:focus {{ border: 1px solid {c.focus}; border-radius: 8px; }}
+QWidget#modelPicker {{ background: {c.chat}; border-bottom: 1px solid {c.border}; }}
+QWidget#modelPicker QComboBox {{ background: {c.chat}; color: {c.text}; border: 1px solid transparent;
+  border-radius: 8px; padding: 4px 8px; font-weight: 600; }}
+QWidget#modelPicker QComboBox:hover {{ background: {c.raised}; }}
+QWidget#modelPicker QComboBox:focus {{ border: 1px solid {c.focus}; }}
+QWidget#modelPicker QComboBox::drop-down, QWidget#sidebar QComboBox::drop-down {{ border: none;
+  width: 22px; }}
+QWidget#modelPicker QComboBox::down-arrow, QWidget#sidebar QComboBox::down-arrow {{
+  image: url({arrow}); width: 14px; height: 14px; }}
+QComboBox QAbstractItemView {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border};
+  selection-background-color: {c.selection}; selection-color: {c.text}; outline: none; }}
+QScrollArea#transcript, QWidget#transcriptInner {{ background: {c.chat}; }}
 QScrollArea#transcript {{ border: 2px solid transparent; }}
-QScrollArea#transcript:focus {{ border: 2px solid {accent.name()}; }}
+QScrollArea#transcript:focus {{ border: 2px solid {c.focus}; }}
+QFrame#userMessage, QFrame#assistantMessage {{ background: transparent; border: none; }}
+QFrame#userBubble {{ background: {c.bubble}; border: none; border-radius: 16px; }}
+QFrame#userBubble QTextBrowser {{ background: transparent; color: {c.bubble_text}; }}
+QFrame#assistantMessage QTextBrowser {{ background: transparent; color: {c.text}; }}
+QLabel#messageRole {{ color: {c.muted}; font-weight: 600; }}
+QLabel#messageStats, QLabel#placeholder, QLabel#composerNotice, QLabel#branchLabel {{ color: {c.muted}; }}
+QToolButton#messageAction {{ background: transparent; border: 1px solid transparent; border-radius: 6px;
+  padding: 3px; color: {c.muted}; }}
+QToolButton#messageAction:hover {{ background: {c.raised}; }}
+QToolButton#messageAction:focus {{ border: 2px solid {c.focus}; }}
+QToolButton#messageAction:disabled {{ background: transparent; }}
+QToolButton#reasoningToggle {{ color: {c.muted}; border: none; padding: 2px 0; }}
+QFrame#assistantMessage QTextBrowser#reasoning {{ color: {c.muted}; background: {c.side}; border: none;
+  border-left: 3px solid {c.border}; padding-left: 8px; font-style: italic; }}
+QPushButton#olderMessages, QPushButton#newerMessages {{ color: {c.accent}; border: none; }}
+QWidget#composer {{ background: {c.chat}; }}
+QFrame#composerField {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 18px; }}
+QFrame#composerField[focused="true"] {{ border: 1px solid {c.focus}; }}
+QPlainTextEdit#composerEditor {{ background: transparent; color: {c.text}; border: none; }}
+QToolButton#sendButton, QToolButton#stopButton {{ background: {c.accent}; border: none;
+  border-radius: 17px; }}
+QToolButton#sendButton:hover, QToolButton#stopButton:hover {{ background: {c.accent_hover}; }}
+QToolButton#sendButton:disabled {{ background: {c.border}; }}
+QToolButton#sendButton:focus, QToolButton#stopButton:focus {{ border: 2px solid {c.text}; }}
+QToolButton#attachButton {{ background: transparent; border: none; border-radius: 17px; }}
+QToolButton#attachButton:hover {{ background: {c.raised}; }}
+QToolButton#attachButton:focus {{ border: 2px solid {c.focus}; }}
+QProgressBar#contextMeter {{ background: {c.raised}; border: none; border-radius: 3px; }}
+QProgressBar#contextMeter::chunk {{ background: {c.accent}; border-radius: 3px; }}
+QProgressBar#contextMeter[over="true"]::chunk {{ background: #d93025; }}
+QFrame#firstRun {{ background: {c.side}; border: 1px solid {c.border}; border-radius: 12px; }}
+QStatusBar {{ background: {c.side}; color: {c.muted}; border-top: 1px solid {c.border}; }}
+QStatusBar QLabel {{ color: {c.muted}; }}
+QStatusBar QToolButton, QStatusBar QPushButton {{ color: {c.text}; background: transparent; border: none;
+  padding: 2px 8px; border-radius: 6px; }}
+QStatusBar QToolButton:hover, QStatusBar QPushButton:hover {{ background: {c.raised}; }}
+QMenuBar {{ background: {c.side}; color: {c.text}; }}
+QMenuBar::item {{ padding: 4px 10px; background: transparent; border-radius: 6px; }}
+QMenuBar::item:selected {{ background: {c.raised}; }}
+QMenu {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border}; padding: 4px; }}
+QMenu::item {{ padding: 5px 24px 5px 8px; border-radius: 6px; }}
+QMenu::item:selected {{ background: {c.selection}; }}
+QMenu::item:disabled {{ color: {c.muted}; }}
+QMenu::separator {{ height: 1px; background: {c.border}; margin: 4px 6px; }}
+QMenu::icon {{ padding-left: 6px; }}
+QToolTip {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border}; padding: 4px; }}
+QScrollBar:vertical {{ background: transparent; width: 10px; margin: 0; }}
+QScrollBar::handle:vertical {{ background: {c.border}; border-radius: 4px; min-height: 32px; margin: 2px; }}
+QScrollBar::handle:vertical:hover {{ background: {c.muted}; }}
+QScrollBar::add-line:vertical, QScrollBar::sub-line:vertical {{ height: 0; }}
+QScrollBar::add-page:vertical, QScrollBar::sub-page:vertical {{ background: transparent; }}
 """
+    )
 
 
 def _dark_palette(palette: QPalette) -> bool:
@@ -97,5 +368,5 @@ def banner_style(palette: QPalette) -> str:
     dark = _dark_palette(palette)
     background, border = ("#5c2b29", "#ff8a80") if dark else ("#fdecea", "#b3261e")
     return (
-        f"QFrame#errorBanner {{ background: {background}; border: 1px solid {border}; border-radius: 6px; }}"
+        f"QFrame#errorBanner {{ background: {background}; border: 1px solid {border}; border-radius: 8px; }}"
     )

@@ -1,4 +1,5 @@
-"""Where the user writes: the message editor, Send/Stop and the context meter.
+"""Where the user writes: one rounded field with the message editor, an attach button and Send (Stop while a
+reply is written, in the same place), and the context meter below it.
 
 Enter sends and Shift+Enter starts a new line (or Ctrl+Enter sends, per the ``send_key`` setting); Esc stops
 a reply being written.
@@ -6,20 +7,25 @@ a reply being written.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QPalette
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
-    QPushButton,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop import theme
 from desktop.widgets.labels import WrappingLabel
+
+BUTTON = 34  # the round buttons' size (px)
+COLUMN_WIDTH = 860  # as wide as the conversation's column (desktop.widgets.transcript.COLUMN_WIDTH)
 
 
 def tr(text: str) -> str:
@@ -56,26 +62,40 @@ class MessageEdit(QPlainTextEdit):
 
 
 class Composer(QWidget):
-    """The editor with its buttons; emits :attr:`send_requested` with the text and :attr:`stop_requested`."""
+    """The editor with its buttons; emits :attr:`send_requested` with the text and :attr:`stop_requested`.
+
+    :attr:`attach_requested`: the attach button (documents) was pressed. The button is shown only once
+    something handles it (:meth:`set_attach_enabled`): a button that does nothing would be a lie.
+    """
 
     send_requested = Signal(str)
     stop_requested = Signal()
+    attach_requested = Signal()
     busy_changed = Signal(bool)  # a reply started (True) or ended (False) in the shown conversation
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("composer")
-        self.editor = MessageEdit(self)
+        self.field = QFrame(self)  # the one rounded field around the editor and the buttons
+        self.field.setObjectName("composerField")
+        self.editor = MessageEdit(self.field)
         self.editor.setObjectName("composerEditor")
         self.editor.setAccessibleName(tr("Message"))
         self.editor.setPlaceholderText(tr("Write a message…"))
         self.editor.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.editor.setFixedHeight(72)  # about three lines; the transcript gets the rest
-        self.send_button = QPushButton(tr("Send"), self)
-        self.send_button.setAccessibleName(tr("Send message"))
-        self.send_button.setDefault(False)
-        self.stop_button = QPushButton(tr("Stop"), self)
-        self.stop_button.setAccessibleName(tr("Stop the reply"))
+        self.editor.setFixedHeight(52)  # about two lines; the transcript gets the rest
+        self.editor.setFrameShape(QFrame.Shape.NoFrame)
+        self.editor.installEventFilter(self)  # its focus lights the field's border
+        self.attach_button = self._round_button("attachButton", tr("Attach documents"))
+        self.attach_button.setToolTip(tr("Attach documents to this chat"))
+        self.attach_button.clicked.connect(self.attach_requested)
+        self.attach_button.hide()
+        # Send and Stop are one button to the eye: the same place, one shown at a time (each keeps its own
+        # accessible name, so a screen reader says which it is).
+        self.send_button = self._round_button("sendButton", tr("Send message"))
+        self.send_button.setText(tr("Send"))
+        self.stop_button = self._round_button("stopButton", tr("Stop the reply"))
+        self.stop_button.setText(tr("Stop"))
         self.stop_button.setToolTip(tr("Stop the reply (Esc)"))
         self.stop_button.hide()
         self.meter = QProgressBar(self)
@@ -85,7 +105,7 @@ class Composer(QWidget):
         # wrapped, depending on the style.
         self.meter.setTextVisible(False)
         self.meter.setFixedWidth(120)
-        self.meter.setMaximumHeight(10)
+        self.meter.setFixedHeight(6)
         self.meter_label = QLabel(self)
         self.meter_label.setObjectName("contextMeterText")
         self.meter_label.setAccessibleName(tr("Context used, in tokens"))
@@ -97,21 +117,28 @@ class Composer(QWidget):
         self.notice.setAccessibleName(tr("Composer notice"))
         self.notice.hide()
 
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.send_button)
-        buttons.addWidget(self.stop_button)
-        buttons.addStretch(1)
+        # The text on top, the buttons in a row under it: attach on the left, Send/Stop on the right.
+        inside = QVBoxLayout(self.field)
+        inside.setContentsMargins(12, 8, 8, 8)
+        inside.setSpacing(2)
+        inside.addWidget(self.editor)
         row = QHBoxLayout()
-        row.addWidget(self.editor, 1)
-        row.addLayout(buttons)
+        row.setSpacing(6)
+        row.addWidget(self.attach_button)
+        row.addStretch(1)
+        row.addWidget(self.send_button)
+        row.addWidget(self.stop_button)
+        inside.addLayout(row)
         info = QHBoxLayout()
+        info.setContentsMargins(6, 0, 6, 0)
         info.addWidget(self.notice, 1)
         info.addStretch(0)
         info.addWidget(self.meter, 0, Qt.AlignmentFlag.AlignVCenter)
         info.addWidget(self.meter_label)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 4, 12, 8)
-        layout.addLayout(row)
+        layout = self._layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 6, 16, 8)
+        layout.setSpacing(4)
+        layout.addWidget(self.field)
         layout.addLayout(info)
 
         self.editor.submitted.connect(self._send)
@@ -120,6 +147,46 @@ class Composer(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self._busy = False
         self._ready = True
+        self.set_icons(False)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        side = max(16, (event.size().width() - COLUMN_WIDTH) // 2)
+        margins = self._layout.contentsMargins()
+        if margins.left() != side:
+            self._layout.setContentsMargins(side, margins.top(), side, margins.bottom())
+        super().resizeEvent(event)
+
+    def _round_button(self, name: str, accessible: str) -> QToolButton:
+        button = QToolButton(self.field)
+        button.setObjectName(name)
+        button.setAccessibleName(accessible)
+        button.setToolTip(accessible)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        button.setFixedSize(BUTTON, BUTTON)
+        button.setIconSize(QSize(18, 18))
+        button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        button.setCursor(Qt.CursorShape.PointingHandCursor)
+        return button
+
+    def set_icons(self, dark: bool) -> None:
+        """The buttons' icons for the light or dark theme."""
+        for button, name in (
+            (self.attach_button, "attach"),
+            (self.send_button, "send"),
+            (self.stop_button, "stop"),
+        ):
+            button.setIcon(theme.icon(name, dark))
+
+    def set_attach_enabled(self, enabled: bool) -> None:
+        """Show the attach button (something handles :attr:`attach_requested`) or hide it."""
+        self.attach_button.setVisible(enabled)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.editor and event.type() in (QEvent.Type.FocusIn, QEvent.Type.FocusOut):
+            self.field.setProperty("focused", event.type() == QEvent.Type.FocusIn)
+            self.field.style().unpolish(self.field)
+            self.field.style().polish(self.field)
+        return super().eventFilter(watched, event)
 
     @property
     def busy(self) -> bool:
@@ -153,12 +220,11 @@ class Composer(QWidget):
         estimated (the server cannot count), marked when it is over."""
         approx = "" if exact else "~"
         over = bool(maximum) and (used or 0) > (maximum or 0)
-        self.meter.setProperty("over", over)
-        # Over the limit: the bar turns the error colour (a palette change keeps the style's own look).
-        palette = self.palette()
-        if over:
-            palette.setColor(QPalette.ColorRole.Highlight, QColor("#c62828"))
-        self.meter.setPalette(palette)
+        if self.meter.property("over") != over:
+            # Over the limit: the bar turns the error colour (the sheet's [over="true"] rule, polished again).
+            self.meter.setProperty("over", over)
+            self.meter.style().unpolish(self.meter)
+            self.meter.style().polish(self.meter)
         self.meter.setToolTip(tr("More than the model's context") if over else "")
         self.meter_label.setToolTip(self.meter.toolTip())
         if not maximum:

@@ -24,7 +24,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -42,6 +42,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QTextBrowser, QWidget
 
 COPY_SCHEME = "desk-copy"  # href of a code block's copy link: desk-copy:<index>
+COPY_LABEL = "Copy code"
+COPIED_LABEL = "Copied"
 MONO_FAMILIES = ("DejaVu Sans Mono", "Noto Sans Mono", "monospace")
 MONO = ", ".join(f"'{name}'" if " " in name else name for name in MONO_FAMILIES)
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -75,6 +77,8 @@ class MarkdownRenderer:
         self.dark = dark
         self._formatter = HtmlFormatter(nowrap=True, noclasses=True, style="monokai" if dark else "friendly")
         self.code_background = "#272822" if dark else "#f3f3f3"
+        self.code_header = "#34352f" if dark else "#e6e6e9"  # a code block's header: language, Copy code
+        self._header_text = "#b4b4ba" if dark else "#55555e"
         self._md = (
             MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
             .enable(["table", "strikethrough"])
@@ -107,13 +111,18 @@ class MarkdownRenderer:
         index = env["first"] + len(env["code"])
         env["code"].append(code)
         body = self._highlight(code, lang) if env["highlight"] else html.escape(code)
-        label = html.escape(lang) + " · " if lang else ""
-        background = self.code_background
+        label = html.escape(lang) if lang else "code"
+        background, header, ink = self.code_background, self.code_header, self._header_text
+        # A header row (the language; Copy code on the right) over the code, as chat apps show it.
         return (
             f'<table width="100%" cellspacing="0" cellpadding="6" style="background-color:{background};">'
-            f'<tr><td><pre style="font-family:{MONO}; white-space:pre-wrap;">{body}</pre></td></tr></table>'
-            f'<p style="margin-top:2px;"><small>{label}<a href="{COPY_SCHEME}:{index}">Copy code</a>'
-            "</small></p>\n"
+            f'<tr><td style="background-color:{header}; color:{ink};"><small>{label}</small></td>'
+            f'<td align="right" style="background-color:{header};"><small>'
+            f'<a href="{COPY_SCHEME}:{index}" style="color:{ink}; text-decoration:none;">{COPY_LABEL}</a>'
+            "</small></td></tr>"
+            f'<tr><td colspan="2"><pre style="font-family:{MONO}; white-space:pre-wrap;">{body}</pre>'
+            "</td></tr>"
+            "</table>\n"
         )
 
     def _render_table_open(self, *_args: object) -> str:
@@ -501,6 +510,34 @@ class SafeBrowser(QTextBrowser):
                 QTextCursor(block).mergeBlockFormat(piece.begin().blockFormat())
         if continues_list:
             _join_lists(last, last.next())
+
+    def mark_copied(self, index: int, ms: int) -> bool:
+        """Code block ``index``'s "Copy code" says "Copied" for ``ms`` milliseconds; ``False`` if the block
+        is not in this view."""
+        href = f"{COPY_SCHEME}:{index}"
+        if not self._set_link_text(href, COPIED_LABEL):
+            return False
+        QTimer.singleShot(ms, self, lambda: self._set_link_text(href, COPY_LABEL))
+        return True
+
+    def _set_link_text(self, href: str, text: str) -> bool:
+        block = self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                char_format = fragment.charFormat()
+                if char_format.anchorHref() == href:
+                    cursor = QTextCursor(self.document())
+                    cursor.setPosition(fragment.position())
+                    cursor.setPosition(
+                        fragment.position() + fragment.length(), QTextCursor.MoveMode.KeepAnchor
+                    )
+                    cursor.insertText(text, char_format)
+                    return True
+                it += 1
+            block = block.next()
+        return False
 
     def _on_anchor(self, url: QUrl) -> None:
         if url.scheme() == COPY_SCHEME:

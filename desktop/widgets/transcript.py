@@ -10,6 +10,11 @@ open table renders its rows a few at a time. When the reply ends its tail joins 
 full re-render, so a long reply costs time linear in its length. The view follows the end unless the user
 scrolled up.
 
+The look: the user's messages are bubbles on the right, replies are full width and unframed; a message's
+actions (copy, edit, regenerate, versions, delete) are drawn while the pointer is over it or one of them has
+the keyboard focus. They stay in the layout and in Tab's order all the time (only their painting waits), so
+nothing moves when they appear and a keyboard user reaches them as before; no effect or filter per message.
+
 A long conversation is shown lazily: only the newest :data:`PAGE` messages get widgets; older ones are
 materialised a page at a time when the user scrolls to the top (or asks for them), so memory stays bounded.
 A search hit far up shows a page around the hit instead; the later messages then come a page at a time
@@ -24,9 +29,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QTextCursor, QTextDocument
+from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QContextMenuEvent,
+    QEnterEvent,
+    QFocusEvent,
+    QFontMetrics,
+    QGuiApplication,
+    QPaintEvent,
+    QResizeEvent,
+    QTextCursor,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -40,6 +56,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import theme
 from desktop.widgets.labels import ElidedLabel, WrappingLabel
 from desktop.widgets.markdown_view import (
     ListItems,
@@ -53,6 +70,9 @@ from desktop.widgets.render_worker import PieceRenderer
 
 RENDER_INTERVAL_MS = 50
 COPIED_MS = 1500  # how long a Copy button says "Copied"
+COLUMN_WIDTH = 860  # the widest the conversation's column gets (px); the composer follows it
+BUBBLE_SHARE = 0.8  # a user's bubble is at most this share of the transcript's width
+BUBBLE_PADDING = (14, 8)  # inside a bubble, left/right and top/bottom (px)
 PAGE = 40  # messages materialised at once (newest first); older ones come a page at a time
 # Closed pieces are appended per timer tick until this much time went by (at least one): a burst of text
 # cannot stall a frame. They are rendered to HTML beforehand, on the render thread.
@@ -164,8 +184,34 @@ class RenderCache:
             self._items.pop(next(iter(self._items)))
 
 
+class ActionButton(QToolButton):
+    """A message's action: an icon (its words in the tooltip and accessible name). Drawn only while its
+    message is :attr:`~MessageWidget.revealed` (hovered, or an action has the focus)."""
+
+    def __init__(self, message: MessageWidget) -> None:
+        super().__init__(message)
+        self._message = message
+        self.setObjectName("messageAction")
+        self.setAutoRaise(True)
+        self.setIconSize(QSize(16, 16))
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        if self._message.revealed:
+            super().paintEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self._message.update_revealed()
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self._message.update_revealed()
+
+
 class MessageWidget(QFrame):
-    """One message: role, collapsed reasoning, the text, stats and its actions."""
+    """One message: role, collapsed reasoning, the text (a bubble for the user's), stats and its actions."""
 
     action = Signal(str, object)  # (action name, message id): copy, edit, regenerate, delete, prev, next
     edited = Signal(object, str)  # (message id, new text): "Save & send" of the inline editor
@@ -199,7 +245,9 @@ class MessageWidget(QFrame):
         self.renders = 0  # how many times the streamed tail was rendered (for tests and benchmarks)
         self.rendered_chars = 0  # characters parsed while streaming: stays linear in the reply's length
         self.setObjectName("userMessage" if data.role == "user" else "assistantMessage")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self._hovered = False
+        self.revealed = False  # its actions are drawn (see ActionButton)
         self.setAccessibleName(tr("Your message") if data.role == "user" else tr("Reply"))
 
         self._role = ElidedLabel(parent=self, mode=Qt.TextElideMode.ElideMiddle)  # a model path can be long
@@ -208,13 +256,31 @@ class MessageWidget(QFrame):
         role_font.setBold(True)
         self._role.setFont(role_font)
         self.reasoning_button = QToolButton(self)
+        self.reasoning_button.setObjectName("reasoningToggle")
         self.reasoning_button.setCheckable(True)
         self.reasoning_button.setAutoRaise(True)
         self.reasoning_button.setAccessibleName(tr("Show reasoning"))
         self.reasoning_button.toggled.connect(self._toggle_reasoning)
         self._reasoning_view: SafeBrowser | None = None  # made on first use: most messages never show one
 
-        self._body = QWidget(self)
+        # The text: in a bubble on the right for the user's words, full width and unframed for a reply.
+        self._bubble: QFrame | None = None
+        self._natural_width = 0  # the user's text's widest line (px), for the bubble's width
+        if data.role == "user":
+            self._content: QWidget = QWidget(self)
+            row = QHBoxLayout(self._content)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addStretch(1)
+            bubble = self._bubble = QFrame(self._content)
+            bubble.setObjectName("userBubble")
+            bubble.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+            row.addWidget(bubble, 1000)  # all the room up to its maximum width; the stretch takes the rest
+            self._body = QWidget(bubble)
+            inside = QVBoxLayout(bubble)
+            inside.setContentsMargins(*BUBBLE_PADDING, *BUBBLE_PADDING)
+            inside.addWidget(self._body)
+        else:
+            self._body = self._content = QWidget(self)
         self._body_layout = QVBoxLayout(self._body)
         self._body_layout.setContentsMargins(0, 0, 0, 0)
         self._body_layout.setSpacing(0)
@@ -230,13 +296,12 @@ class MessageWidget(QFrame):
         self.stats_label.setAccessibleName(tr("Reply statistics"))
         footer = QHBoxLayout()
         footer.setContentsMargins(0, 0, 0, 0)
+        footer.setSpacing(2)
         self.prev_button = self._tool("‹", tr("Previous version"), "prev")
         self.branch_label = QLabel(self)
+        self.branch_label.setObjectName("branchLabel")
         self.branch_label.setAccessibleName(tr("Version"))
         self.next_button = self._tool("›", tr("Next version"), "next")
-        for w in (self.prev_button, self.branch_label, self.next_button):
-            footer.addWidget(w)
-        footer.addWidget(self.stats_label, 1)
         self.copy_button = self._tool(tr("Copy"), tr("Copy message"), "copy")
         self.copy_button.clicked.connect(self.copy_text)
         self.edit_button = self._tool(tr("Edit"), tr("Edit message and resend"), "edit")
@@ -244,15 +309,25 @@ class MessageWidget(QFrame):
         self.delete_button = self._tool(
             tr("Delete"), tr("Delete this message and the replies under it"), "delete"
         )
-        for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
-            footer.addWidget(w)
+        actions = (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button)
+        versions = (self.prev_button, self.branch_label, self.next_button)
+        if data.role == "user":  # under the bubble, on the right
+            footer.addWidget(self.stats_label, 1)
+            for w in (*versions, *actions):
+                footer.addWidget(w)
+        else:  # under the reply, from the left; its numbers after them
+            for w in (*actions, *versions):
+                footer.addWidget(w)
+            footer.addSpacing(6)
+            footer.addWidget(self.stats_label, 1)
+        self.set_icons(cache.renderer.dark)
 
         layout = self._layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(2)
+        layout.setContentsMargins(4, 6, 4, 2)
+        layout.setSpacing(4)
         layout.addWidget(self._role)
         layout.addWidget(self.reasoning_button)
-        layout.addWidget(self._body)
+        layout.addWidget(self._content)
         layout.addLayout(footer)
         # Exactly as tall as the content: spare room in the transcript goes below the last message.
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
@@ -264,13 +339,62 @@ class MessageWidget(QFrame):
         self._layout.insertWidget(self._layout.indexOf(self._body), widget)
 
     def _tool(self, text: str, name: str, action: str) -> QToolButton:
-        button = QToolButton(self)
+        button = ActionButton(self)
         button.setText(text)
         button.setToolTip(name)
         button.setAccessibleName(name)
-        button.setAutoRaise(True)
         button.clicked.connect(lambda: self.action.emit(action, self.data.id))
         return button
+
+    def set_icons(self, dark: bool) -> None:
+        """The actions' icons for the light or dark theme."""
+        for button, name in (
+            (self.prev_button, "previous"),
+            (self.next_button, "next"),
+            (self.copy_button, "check" if self.copy_button.text() == tr("Copied") else "copy"),
+            (self.edit_button, "edit"),
+            (self.regenerate_button, "regenerate"),
+            (self.delete_button, "delete"),
+        ):
+            button.setIcon(theme.icon(name, dark))
+
+    # --- hover and focus -----------------------------------------------------------------------------
+
+    def update_revealed(self) -> None:
+        """Draw the actions while the pointer is over the message, one of them has the focus, or the reply
+        failed (its Retry is what the user wants next)."""
+        focus = QApplication.focusWidget()
+        revealed = (
+            self._hovered
+            or self.data.state == "error"
+            or (isinstance(focus, ActionButton) and focus.parent() is self)
+        )
+        if revealed != self.revealed:
+            self.revealed = revealed
+            for button in self.action_buttons():
+                button.update()
+
+    def enterEvent(self, event: QEnterEvent) -> None:
+        self._hovered = True
+        self.update_revealed()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:
+        self._hovered = False
+        self.update_revealed()
+        super().leaveEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_bubble()
+
+    def _fit_bubble(self) -> None:
+        # As wide as the text's widest line, at most BUBBLE_SHARE of the width (then the text wraps). A
+        # maximum, not a fixed width: the window can always be made narrower.
+        if self._bubble is None:
+            return
+        natural = self._natural_width + 2 * BUBBLE_PADDING[0] + 12  # the document's margins and cursor
+        self._bubble.setMaximumWidth(max(48, min(natural, int(self.width() * BUBBLE_SHARE))))
 
     def action_buttons(self) -> list[QToolButton]:
         """The message's buttons in the order they are shown (for Tab)."""
@@ -339,6 +463,7 @@ class MessageWidget(QFrame):
         user = data.role == "user"
         who = tr("You") if user else (data.model or tr("Assistant"))
         self._role.setText(who)
+        self._role.setVisible(not user)  # the bubble on the right says whose it is
         self._update_footer()
         self._set_reasoning(data.reasoning)
 
@@ -362,6 +487,7 @@ class MessageWidget(QFrame):
         self.delete_button.setVisible(not queued)
         for w in (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button):
             w.setEnabled(finished)
+        self.update_revealed()
         stats = format_stats(data.completion_tokens, data.tokens_per_s, data.ttft_s)
         if data.state == "stopped":
             stats = " · ".join(s for s in (tr("stopped"), stats) if s)
@@ -405,6 +531,7 @@ class MessageWidget(QFrame):
 
     def _new_piece(self, before: SafeBrowser | None = None) -> SafeBrowser:
         piece = SafeBrowser(self._body)
+        piece.ensurePolished()  # the sheet's chat font now, before the text: laid out once, in its font
         piece.setAccessibleName(tr("Message text"))
         piece.copy_requested.connect(self._copy_code)
         if before is None:
@@ -421,6 +548,11 @@ class MessageWidget(QFrame):
             # What the user typed is shown as typed (no Markdown surprises in their own words).
             piece = self._new_piece()
             piece.setPlainText(text)
+            metrics = QFontMetrics(piece.font())
+            self._natural_width = max(
+                (metrics.horizontalAdvance(line) for line in text.splitlines()), default=0
+            )
+            self._fit_bubble()
             return
         rendered = self._cache.get(text)
         self._code_blocks = list(rendered.code_blocks)
@@ -620,6 +752,7 @@ class MessageWidget(QFrame):
 
     def _new_view(self, before: SafeBrowser) -> SafeBrowser:
         view = SafeBrowser(self._body)
+        view.ensurePolished()
         view.setAccessibleName(tr("Message text"))
         self._body_layout.insertWidget(self._body_layout.indexOf(before), view)
         return view
@@ -669,14 +802,26 @@ class MessageWidget(QFrame):
     def _copy_code(self, index: int) -> None:
         if 0 <= index < len(self._code_blocks):
             QGuiApplication.clipboard().setText(self._code_blocks[index])
+            # The block's header says "Copied" for a moment.
+            for piece in self._pieces:
+                if piece.mark_copied(index, COPIED_MS):
+                    break
             self.copied.emit(tr("Code copied to the clipboard"))
 
     def copy_text(self) -> None:
         QGuiApplication.clipboard().setText(self.data.text)
-        # The button says it for a moment, the window's status bar too.
-        self.copy_button.setText(tr("Copied"))
-        QTimer.singleShot(COPIED_MS, self, lambda: self.copy_button.setText(tr("Copy")))
+        # The button says it for a moment (a check mark, "Copied" to a screen reader), the status bar too.
+        self._set_copied(True)
+        QTimer.singleShot(COPIED_MS, self, lambda: self._set_copied(False))
         self.copied.emit(tr("Message copied to the clipboard"))
+
+    def _set_copied(self, copied: bool) -> None:
+        button = self.copy_button
+        button.setText(tr("Copied") if copied else tr("Copy"))
+        name = tr("Copied") if copied else tr("Copy message")
+        button.setToolTip(name)
+        button.setAccessibleName(name)
+        button.setIcon(theme.icon("check" if copied else "copy", self._cache.renderer.dark))
 
     def highlight(self, needle: str) -> bool:
         """Select the first occurrence of ``needle`` (a search hit) in this message."""
@@ -711,8 +856,8 @@ class MessageWidget(QFrame):
         layout.addLayout(row)
         save.clicked.connect(lambda: self._save_edit(editor.toPlainText()))
         cancel.clicked.connect(self.end_edit)
-        self._body.hide()
-        self._layout.insertWidget(3, box)
+        self._content.hide()
+        self._layout.insertWidget(self._layout.indexOf(self._content) + 1, box)
         self._editor = box
         self.editor = editor
         self.save_edit_button = save
@@ -725,7 +870,7 @@ class MessageWidget(QFrame):
             self._editor = None
             self.editor = None
             self.save_edit_button = None
-        self._body.show()
+        self._content.show()
 
     def _save_edit(self, text: str) -> None:
         if text.strip():
@@ -751,7 +896,7 @@ class TranscriptView(QScrollArea):
         self._inner = QWidget(self)
         self._inner.setObjectName("transcriptInner")
         self._layout = QVBoxLayout(self._inner)
-        self._layout.setContentsMargins(12, 12, 12, 12)
+        self._layout.setContentsMargins(16, 16, 16, 16)
         self._layout.setSpacing(8)
         self._placeholder = QLabel(
             tr("Ask anything. Enter sends, Shift+Enter starts a new line."), self._inner
@@ -795,6 +940,14 @@ class TranscriptView(QScrollArea):
         self._edge_timer.timeout.connect(self._page_in_at_edge)
         self._paged_newer = False  # a page went in below; cleared when the range has grown
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        # One centred column of readable width, as chat apps show it; the margins take the rest.
+        side = max(16, (event.size().width() - COLUMN_WIDTH) // 2)
+        margins = self._layout.contentsMargins()
+        if margins.left() != side:
+            self._layout.setContentsMargins(side, margins.top(), side, margins.bottom())
+        super().resizeEvent(event)
+
     # --- content -------------------------------------------------------------------------------------
 
     def messages(self) -> list[MessageWidget]:
@@ -819,6 +972,7 @@ class TranscriptView(QScrollArea):
         self.cache = RenderCache(renderer)
         for widget in self._widgets.values():
             widget._cache = self.cache
+            widget.set_icons(renderer.dark)
             if not widget.streaming:
                 widget.update_data(widget.data)
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.transfer: Any = None  # Export…/Import…, wired in attach() (after the window is shown)
         self.apply_theme(dark)
-        QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
+        theme.SchemeWatcher(self).changed.connect(lambda: self._on_scheme_changed(None))
         for action in (self.start_action, self.stop_server_action):
             action.setEnabled(False)
         # Until the engine is attached: what needs it waits (Send, regenerate, preferences); the history
@@ -700,11 +700,7 @@ class MainWindow(QMainWindow):
 
     def apply_font_size(self, points: int) -> None:
         """The chat's text size (transcript and editor; menus and lists keep the desktop's)."""
-        for widget in (self.transcript, self.composer.editor):
-            font = widget.font()
-            if font.pointSize() != points:
-                font.setPointSize(points)
-                widget.setFont(font)
+        theme.set_chat_font_size(self, points)
 
     def saved_theme(self) -> str:
         """The theme setting of the last run ("system" the first time), known before the settings load."""
@@ -713,7 +709,7 @@ class MainWindow(QMainWindow):
 
     def apply_theme(self, dark: bool) -> None:
         """Colours from the palette; code colours and message backgrounds follow light/dark."""
-        self.setStyleSheet(theme.style_sheet(self.palette(), dark))
+        theme.style_window(self, dark)
         if dark != self.transcript.cache.renderer.dark:
             self.transcript.set_renderer(MarkdownRenderer(dark=dark))
 

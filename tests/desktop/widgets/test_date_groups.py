@@ -95,6 +95,7 @@ def test_the_sidebar_heads_each_group_once_above_its_first_row(
         assert str(groups[5]).endswith(str(datetime.fromtimestamp(now - 70 * 86400).year))
         option = QStyleOptionViewItem()
         option.initFrom(view)
+        option.widget = view  # sized by the view's own style (the window's sheet pads the rows)
         first, continued = (delegate.sizeHint(option, model.index(r, 0)).height() for r in (3, 4))
         assert first > continued  # room for the heading above the first row of a group
         # Clicking a row still opens that conversation (the heading belongs to the row's rectangle).
