@@ -419,6 +419,8 @@ class SafeBrowser(QTextBrowser):
         self.setHorizontalScrollBarPolicy(self.horizontalScrollBarPolicy().ScrollBarAlwaysOff)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.document().setDocumentMargin(2)
+        # Read-only: no undo steps to record for every appended piece (a long code block's insert cost more).
+        self.document().setUndoRedoEnabled(False)
         self.anchorClicked.connect(self._on_anchor)
         # The height follows the laid-out document (after every change of text or width).
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
