@@ -316,7 +316,7 @@ class ChatEngine:
         task = asyncio.get_running_loop().create_task(
             self._run(turn, endpoint, settings, messages, rows), name=f"chat-turn-{conversation.id}"
         )
-        turn._task = task
+        turn.run_as(task)
         try:
             reply = await asyncio.shield(rows)
         except BaseException as exc:
@@ -329,17 +329,18 @@ class ChatEngine:
             raise
         turn.reply_id, turn.user_message_id = reply.id, reply.parent_id
         self._turns[conversation.id] = turn
-        turn._released.set()
+        turn.release()
         return turn
 
     async def _announce(self, turn: Turn, rows: asyncio.Future[StoredMessage]) -> None:
         """Before a turn's first event: wait until its reply's row is committed and ``send`` has returned the
         turn (callers show the reply before its first event), then say it started."""
-        if turn._announced:
+        if turn.announced:
             return
         turn.reply_id = (await rows).id
-        await turn._released.wait()
-        turn._announced = True
+        await turn.released()
+        if not turn.announce():
+            return  # announced meanwhile (by the other waiter)
         self._emit(turn, TurnEvent("started", turn.conversation_id, turn.reply_id))
 
     async def _row_written(self, turn: Turn, rows: asyncio.Future[StoredMessage]) -> bool:
@@ -350,7 +351,7 @@ class ChatEngine:
         return True
 
     def _emit(self, turn: Turn, event: TurnEvent) -> None:
-        turn._queue.put_nowait(event)
+        turn.put(event)
         self.turn_events.emit(event)
 
     async def _run(
@@ -377,7 +378,7 @@ class ChatEngine:
                 work = self._chat(turn, endpoint, settings, messages, progress, rows)
             await self._stream_reply(work, progress)
         except asyncio.CancelledError:
-            if not turn._stop_requested:
+            if not turn.stop_requested:
                 # Cancelled by someone else (e.g. the loop shutting down): record, then keep cancelling.
                 if await self._row_written(turn, rows):
                     await self._finish(turn, progress, started, "interrupted", None, flusher)

@@ -46,6 +46,41 @@ class Turn:
         self.stop_requested_at: float | None = None
         self.reply_meta: dict[str, Any] = {}  # added to the reply's stored meta (ChatEngine.augment)
 
+    # --- the engine's side (ChatEngine runs the turn through these; callers use the rest) ------------------
+
+    def run_as(self, task: asyncio.Task[StoredMessage]) -> None:
+        """The task that runs this turn (what :meth:`stop` cancels and :meth:`wait` awaits)."""
+        self._task = task
+
+    def release(self) -> None:
+        """``send`` has handed the turn to its caller: its events may flow."""
+        self._released.set()
+
+    async def released(self) -> None:
+        await self._released.wait()
+
+    def announce(self) -> bool:
+        """Mark the turn started; ``False`` if it already was (its "started" event is emitted once)."""
+        if self._announced:
+            return False
+        self._announced = True
+        return True
+
+    @property
+    def announced(self) -> bool:
+        return self._announced
+
+    def put(self, event: TurnEvent) -> None:
+        """Queue ``event`` for the turn's readers (see :meth:`events`)."""
+        self._queue.put_nowait(event)
+
+    @property
+    def stop_requested(self) -> bool:
+        """The user stopped the turn (a cancel from elsewhere, e.g. shutdown, is not a stop)."""
+        return self._stop_requested
+
+    # --- the caller's side ------------------------------------------------------------------------------
+
     def stop(self) -> None:
         """Cancel the turn; the partial reply is kept and marked ``stopped``."""
         if self._task is not None and not self._task.done():
