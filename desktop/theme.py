@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -135,13 +135,9 @@ class SchemeWatcher(QObject):
         self._timer.timeout.connect(self.changed)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._timer.start)
         app = QGuiApplication.instance()
-        if app is not None:
-            app.installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ApplicationPaletteChange and watched is QGuiApplication.instance():
-            self._timer.start()
-        return False
+        # The signal, not an event filter on the application: that would see every event of every widget.
+        if isinstance(app, QGuiApplication):
+            app.paletteChanged.connect(self._timer.start)
 
 
 def palette(dark: bool) -> QPalette:
