@@ -41,11 +41,16 @@ class LatenessMeter:
         self.timer.timeout.connect(self._tick)
         self.late_ms: list[float] = []
         self.at_s: list[float] = []
+        # CPU time the GUI thread itself used between two ticks: a stall of our own making, whatever other
+        # processes do to the wall clock (it leaves out waits: for the GIL, for the kernel to run us).
+        self.cpu_ms: list[float] = []
         self._last = 0.0
+        self._last_cpu = 0.0
         self._start = 0.0
 
     def start(self) -> None:
         self._start = self._last = time.perf_counter()
+        self._last_cpu = time.thread_time()
         self.timer.start()
 
     def stop(self) -> None:
@@ -59,9 +64,11 @@ class LatenessMeter:
 
     def _tick(self) -> None:
         now = time.perf_counter()
+        cpu = time.thread_time()
         self.late_ms.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
+        self.cpu_ms.append((cpu - self._last_cpu) * 1000)
         self.at_s.append(now - self._start)
-        self._last = now
+        self._last, self._last_cpu = now, cpu
 
 
 class StallSampler:
@@ -246,6 +253,7 @@ def main() -> int:
         outcome = loop.run_until_complete(runner(args, endpoint, meter))
     outcome["stall_stacks"] = sampler.stop()
     outcome["late_ms"] = meter.late_ms
+    outcome["cpu_ms"] = meter.cpu_ms
     outcome["at_s"] = meter.at_s
     args.out.write_text(json.dumps(outcome), encoding="utf-8")
     return 0

@@ -175,6 +175,19 @@ def run(ctx: BenchContext) -> BenchResult:
             "same, quiet machine",
         )
     )
+    # The same runs' longest stretch of the GUI thread's own CPU between two ticks: what the app's work costs
+    # in one go, whatever else the machine runs (waits for the GIL or the kernel are not in it).
+    cpu_runs = [max(r["cpu_ms"]) for r in (*quiet, *busy) if r.get("cpu_ms")]
+    if cpu_runs:
+        result.add(
+            Metric(
+                "gui_cpu_max_ms",
+                f"longest GUI-thread CPU between two ticks, worst of {len(cpu_runs)} runs, quiet and busy "
+                f"(min–median–max {spread(cpu_runs)}; not affected by other processes)",
+                max(cpu_runs),
+                "ms",
+            )
+        )
     if max(busy_stalls) > STALL_GOAL_MS >= max(stalls):
         result.notes.append("The stall goal holds only on a quiet machine: with one core busy it is missed.")
     naive_cpu_long = naive["cpu_s"] if not capped else _extrapolate(naive["checkpoints"], LONG)
@@ -231,7 +244,9 @@ def run(ctx: BenchContext) -> BenchResult:
         stacks = data.get("stall_stacks") or []
         if stacks:
             top = "; ".join(f"{count}× {stack}" for stack, count in stacks[:3])
-            result.notes.append(f"{tag}: where the GUI thread was while a tick was over 20 ms late (10 ms samples): {top}")
+            result.notes.append(
+                f"{tag}: where the GUI thread was while a tick was over 20 ms late (10 ms samples): {top}"
+            )
         if data.get("exit_note"):
             result.notes.append(f"{tag}: {data['exit_note']}")
     result.series["lateness"] = {
