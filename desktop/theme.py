@@ -250,7 +250,8 @@ def style_window(window: QWidget, dark: bool) -> None:
 def style_sheet(_palette: QPalette, dark: bool, chat_points: int | None = None) -> str:
     c = colours(dark)
     chat_font = (
-        f"QScrollArea#transcript, QScrollArea#transcript QTextBrowser, QPlainTextEdit#composerEditor "
+        "QScrollArea#transcript, QScrollArea#transcript QTextBrowser, QScrollArea#transcript QPlainTextEdit, "
+        "QPlainTextEdit#composerEditor "
         f"{{ font-size: {chat_points}pt; }}"
         if chat_points
         else ""
@@ -260,6 +261,17 @@ def style_sheet(_palette: QPalette, dark: bool, chat_points: int | None = None) 
         chat_font
         + f"""
 QMainWindow#mainWindow {{ background: {c.chat}; }}
+QSplitter QPlainTextEdit, QSplitter QLineEdit, QSplitter QSpinBox, QSplitter QDoubleSpinBox,
+QSplitter QComboBox {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border};
+  border-radius: 8px; padding: 4px 6px; selection-background-color: {c.accent};
+  selection-color: {c.on_accent}; }}
+QSplitter QPlainTextEdit:focus, QSplitter QLineEdit:focus, QSplitter QSpinBox:focus,
+QSplitter QDoubleSpinBox:focus, QSplitter QComboBox:focus {{ border: 1px solid {c.focus}; }}
+QSplitter QPushButton {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border};
+  border-radius: 8px; padding: 5px 12px; }}
+QSplitter QPushButton:hover {{ background: {c.raised}; }}
+QSplitter QPushButton:focus {{ border: 1px solid {c.focus}; }}
+QSplitter QPushButton:disabled {{ color: {c.muted}; }}
 QMainWindow#mainWindow QSplitter::handle {{ background: {c.border}; }}
 QMainWindow#mainWindow QSplitter::handle:horizontal {{ width: 1px; }}
 QWidget#sidebar {{ background: {c.side}; }}

@@ -228,12 +228,29 @@ def test_the_theme_follows_the_system_palette_and_each_has_its_icons(qtbot: Any,
         assert "#272822" in replies(window)[0].findChildren(SafeBrowser)[0].toHtml()  # dark code colours
         icon_after = window.preferences_action.icon().pixmap(24, 24).toImage()
         assert icon_after != icon_before  # the dark set's light strokes
-        settle(qtbot)
         shoot(window, "dark")
     finally:
         app.setPalette(system)
     qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Base).name() == theme.LIGHT.chat)
     assert not window.transcript.cache.renderer.dark
+
+
+def test_dark_chosen_on_a_light_desktop_darkens_what_is_made_later(qtbot: Any, window: MainWindow) -> None:
+    current = window.settings.settings
+    window.settings.update(
+        current.model_copy(update={"appearance": current.appearance.model_copy(update={"theme": "dark"})})
+    )
+    qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Base).name() == theme.DARK.chat)
+    assert QApplication.palette().color(QPalette.ColorRole.Base).lightness() > 128  # the desktop: light
+    user = window.transcript.messages()[0]
+    editor = user.begin_edit()  # a field made after the theme was applied
+    settle(qtbot)
+    assert editor.viewport().grab().toImage().pixelColor(5, 5).lightness() < 80
+    save = user.save_edit_button
+    assert save is not None
+    assert save.grab().toImage().pixelColor(save.width() // 2, 3).lightness() < 80
+    user.end_edit()
+    QApplication.styleHints().unsetColorScheme()
 
 
 def shoot(window: MainWindow, name: str) -> None:
