@@ -580,7 +580,7 @@ class Sidebar(QWidget):
         if not chosen:
             return
         current = {c.folder for c in chosen}
-        dialog = self._name_dialog(
+        dialog = self.make_name_dialog(
             tr("Move to folder"),
             tr("Folder for {n} conversations (empty: none):").format(n=len(chosen))
             if len(chosen) > 1
@@ -599,7 +599,7 @@ class Sidebar(QWidget):
         if not chosen:
             return
         shared = [t for t in chosen[0].tags if all(t in c.tags for c in chosen[1:])]
-        dialog = self._name_dialog(
+        dialog = self.make_name_dialog(
             tr("Tags"),
             tr("Tags of {n} conversations, separated by commas:").format(n=len(chosen))
             if len(chosen) > 1
@@ -610,7 +610,7 @@ class Sidebar(QWidget):
         dialog.accepted.connect(lambda: self._run_retag(owned, shared, dialog.textValue()))
         dialog.open()
 
-    def _name_dialog(self, title: str, label: str) -> QInputDialog:
+    def make_name_dialog(self, title: str, label: str) -> QInputDialog:
         """A name dialog of the sidebar's (``name_dialog`` while it is open); the caller opens it."""
         dialog = name_dialog(self, title, label)
         dialog.finished.connect(dialog.deleteLater)

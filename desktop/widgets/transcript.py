@@ -467,6 +467,15 @@ class MessageWidget(QFrame):
         self._update_footer()
         self._set_reasoning(data.reasoning)
 
+    def set_branch(self, index: int, count: int) -> None:
+        """Which version of its message this is (after a regenerate or an edit added one)."""
+        self.data.branch_index, self.data.branch_count = index, count
+        self._update_footer()
+
+    def set_cache(self, cache: RenderCache) -> None:
+        """Render with ``cache`` from now on (a new palette)."""
+        self._cache = cache
+
     def _update_footer(self) -> None:
         data = self.data
         user = data.role == "user"
@@ -971,7 +980,7 @@ class TranscriptView(QScrollArea):
         """A new palette: re-render what is shown with the new colours."""
         self.cache = RenderCache(renderer)
         for widget in self._widgets.values():
-            widget._cache = self.cache
+            widget.set_cache(self.cache)
             widget.set_icons(renderer.dark)
             if not widget.streaming:
                 widget.update_data(widget.data)

@@ -57,6 +57,7 @@ from desktop.window.fix_actions import FixActions, FixRegistry
 from desktop.window.focus_order import move_focus
 from desktop.window.outbox import Outbox
 from desktop.window.shown import ShownConversation
+from desktop.window.tool_turns import ToolTurns
 from desktop.window.turns import TurnController, message_data
 from engine.chat.warm_imports import IMPORTS
 from engine.errors import Fix
@@ -160,6 +161,19 @@ class MainWindow(QMainWindow):
         self.chat_settings.hide()
         self.chat_settings.saved.connect(self._chat_settings_saved)
         self.splitter.addWidget(self.chat_settings)
+        # Conversations with tools: approval cards, tool turns (desktop/window/tool_turns.py).
+        self.tool_turns = ToolTurns(
+            store,
+            self.transcript,
+            self.composer,
+            self.sidebar,
+            config_dir=config,
+            paths=paths,
+            shown=lambda: self.conversation_id,
+            show=self._show_conversation,
+            settings_box=self.chat_settings.tools,
+            parent=self,
+        )
         self.splitter.setCollapsible(2, True)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([260, 740])
@@ -181,6 +195,7 @@ class MainWindow(QMainWindow):
             show_problem=self.show_problem,
             parent=self,
         )
+        self.turns.tool_turns = self.tool_turns  # sends and regenerates in chats with tools go there
         self.fixes = FixRegistry(self.composer.set_notice)
         self.fix_actions = FixActions(
             self,
@@ -221,6 +236,7 @@ class MainWindow(QMainWindow):
         pydantic, httpx and more, which would delay the first paint)."""
         from desktop.window.server_link import ServerLink
 
+        self.tool_turns.chat = chat
         self.chat = chat
         self.settings = settings
         self.supervisor = supervisor
@@ -466,13 +482,13 @@ class MainWindow(QMainWindow):
     def _show_tree(self, tree: ConversationTree) -> None:
         self.turns.pieces.flush()  # to the messages they belong to, before those are replaced
         changed = self.shown.show_tree(tree)
-        shown = [message_data(tree, m) for m in tree.branch() if m.role in ("user", "assistant")]
+        shown = self.tool_turns.transcript_data(tree, message_data)  # tool calls folded into cards
         self.transcript.show_messages(shown)
         title = tree.conversation.title or tr("New chat")
         self.setWindowTitle(f"{title} — vLLM Desk")
         chat = self.turns.chat
         running = chat.running_turn(tree.conversation.id) if chat is not None else None
-        self.composer.set_busy(running is not None)
+        self.composer.set_busy(running is not None or self.tool_turns.running(tree.conversation.id))
         if changed:
             self.composer.set_notice("")
         self._update_context(tree)
@@ -543,7 +559,7 @@ class MainWindow(QMainWindow):
     def rename_conversation(self, conversation_id: int) -> None:
         row = self.sidebar.model.row_of(conversation_id)
         current = self.sidebar.model.conversations()[row].title if row >= 0 else ""
-        dialog = self.sidebar._name_dialog(tr("Rename"), tr("New name:"))
+        dialog = self.sidebar.make_name_dialog(tr("Rename"), tr("New name:"))
         dialog.setTextValue(current)
 
         def rename() -> None:
@@ -756,6 +772,7 @@ class MainWindow(QMainWindow):
         """Stop turns in flight (their partial replies are saved) and drop every subscription."""
         if self.context_watch is not None:
             await self.context_watch.aclose()
+        await self.tool_turns.aclose()  # stopped before the chat: a tool turn uses its generator
         if self.engine_ready:
             await self.chat.shutdown()
         if getattr(self, "documents", None) is not None:

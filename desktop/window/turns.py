@@ -34,6 +34,7 @@ from engine.history.records import ConversationTree, StoredMessage
 from engine.history.store import HistoryStore
 
 if TYPE_CHECKING:
+    from desktop.window.tool_turns import ToolTurns
     from engine.chat.engine import ChatEngine, Turn, TurnEvent
     from engine.settings.store import SettingsStore
 
@@ -173,6 +174,8 @@ class TurnController(QObject):
         self.chat: ChatEngine | None = None
         self.settings: SettingsStore | None = None
         self.starting: Callable[[], bool] = lambda: False  # a server start is under way (the server link's)
+        # Conversations with tools enabled answer through desktop/window/tool_turns.py (set by the window).
+        self.tool_turns: ToolTurns | None = None
 
     def attach(self, chat: ChatEngine, settings: SettingsStore, starting: Callable[[], bool] | None) -> None:
         """The engine is there (see MainWindow.attach); ``starting``: whether a server start is under way."""
@@ -267,12 +270,17 @@ class TurnController(QObject):
         if target is None:
             target = await self._new_conversation(chat, endpoint.model, new_chat)
         try:
-            turn = await chat.send(target, text, drop_oldest_turns=drop_oldest_turns)
+            if self.tool_turns is not None and await self.tool_turns.send(target, text):
+                turn = None  # a conversation with tools: its turn runs in desktop/window/tool_turns.py
+            else:
+                turn = await chat.send(target, text, drop_oldest_turns=drop_oldest_turns)
         except Exception:
             if created:  # refused (too long, ...): the empty conversation goes again
                 self.shown.drop(target)
                 await self.store.delete_conversation(target)
             raise
+        if turn is None:
+            return
         if self.shown.shows(target):
             # Before the turn's first event runs: show the user's message and an empty reply to stream into.
             self.composer.set_busy(True)
@@ -313,6 +321,8 @@ class TurnController(QObject):
     def stop_reply(self) -> None:
         if self.chat is not None and self.shown.conversation_id is not None:
             self.chat.stop(self.shown.conversation_id)
+        if self.tool_turns is not None:
+            self.tool_turns.stop(self.shown.conversation_id)
 
     def regenerate_last(self) -> None:
         if self.chat is None:
@@ -325,6 +335,8 @@ class TurnController(QObject):
         Operation(self.composer.send_button, lambda: self._regenerate(reply_id)).run()
 
     async def _regenerate(self, reply_id: int) -> None:
+        if self.tool_turns is not None and await self.tool_turns.regenerate(reply_id):
+            return  # a conversation with tools answers again with them
         old = self.transcript.message(reply_id)
         count = old.data.branch_count if old else 1
         turn = await self._chat().regenerate(reply_id)
@@ -335,6 +347,8 @@ class TurnController(QObject):
         Operation(self.composer.send_button, lambda: self._edit(message_id, text)).run()
 
     async def _edit(self, message_id: int, text: str) -> None:
+        if self.tool_turns is not None and await self.tool_turns.edit(message_id, text):
+            return  # a conversation with tools answers the new version with them
         old = self.transcript.message(message_id)
         count = old.data.branch_count if old else 1
         turn = await self._chat().edit_and_resend(message_id, text)
@@ -485,7 +499,6 @@ class TurnController(QObject):
                 if widget.data.id == event.reply_id:
                     self.transcript.update_message(data)
                 else:
-                    widget.data.branch_index, widget.data.branch_count = data.branch_index, data.branch_count
-                    widget._update_footer()
+                    widget.set_branch(data.branch_index, data.branch_count)
         self.tree_changed(tree)
         self.turn_finished.emit(event)
