@@ -5,16 +5,38 @@ one (it shows no focus; its words are selected with the mouse, and Copy copies t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
 if TYPE_CHECKING:
-    from desktop.window.main_window import MainWindow
+    from desktop.errors import ErrorBanner
+    from desktop.widgets.composer import Composer
+    from desktop.widgets.model_picker import ModelPicker
+    from desktop.widgets.sidebar import Sidebar
+    from desktop.widgets.status_bar import ServerStatusBar
+    from desktop.widgets.transcript import TranscriptView
 
 
-def focus_stops(window: MainWindow) -> list[QWidget]:
+class WindowParts(Protocol):
+    """What the Tab order walks (the main window has these; this module does not import it)."""
+
+    @property
+    def composer(self) -> Composer: ...
+    @property
+    def banner(self) -> ErrorBanner: ...
+    @property
+    def sidebar(self) -> Sidebar: ...
+    @property
+    def model_picker(self) -> ModelPicker: ...
+    @property
+    def transcript(self) -> TranscriptView: ...
+    @property
+    def server_status(self) -> ServerStatusBar: ...
+
+
+def focus_stops(window: WindowParts) -> list[QWidget]:
     """The window's Tab stops now, in order."""
     composer, banner, sidebar = window.composer, window.banner, window.sidebar
     chain: list[QWidget] = [composer.editor, composer.send_button, composer.stop_button]
@@ -26,7 +48,7 @@ def focus_stops(window: MainWindow) -> list[QWidget]:
     return [w for w in chain if w.isVisible() and w.isEnabled() and w.focusPolicy() & Qt.FocusPolicy.TabFocus]
 
 
-def move_focus(window: MainWindow, forward: bool) -> bool:
+def move_focus(window: WindowParts, forward: bool) -> bool:
     """Tab (``forward``) or Shift+Tab from the focused widget; ``False`` if it is not one of the stops (then
     Qt's own order applies, e.g. inside a message being edited)."""
     stops = focus_stops(window)
