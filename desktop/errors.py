@@ -21,7 +21,7 @@ from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 from desktop import theme
-from desktop.widgets.labels import WrappingLabel
+from desktop.labels import WrappingLabel
 from engine.errors import DeskError, Fix
 
 log = logging.getLogger(__name__)

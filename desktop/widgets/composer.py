@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
-from desktop.widgets.labels import WrappingLabel
+from desktop.labels import WrappingLabel
 
 BUTTON = 34  # the round buttons' size (px)
 COLUMN_WIDTH = 860  # as wide as the conversation's column (desktop.widgets.transcript.COLUMN_WIDTH)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.widgets.labels import ElidedLabel, WrappingLabel
+from desktop.labels import ElidedLabel, WrappingLabel
 from engine.documents.index import IndexProgress, IndexReport
 from engine.documents.store import CollectionInfo, FileRecord
 

@@ -14,8 +14,8 @@ from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from desktop.bridge import EventBridge
+from desktop.labels import ElidedLabel
 from desktop.server_states import state_kind, state_words
-from desktop.widgets.labels import ElidedLabel
 
 if TYPE_CHECKING:
     from desktop.launcher.launcher_actions import LauncherActions

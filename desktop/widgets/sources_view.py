@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from desktop.widgets.labels import WrappingLabel
+from desktop.labels import WrappingLabel
 from engine.documents.grounding import source_place
 
 EXCERPT_CHARS = 280

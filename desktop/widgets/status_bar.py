@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
+from desktop.labels import ElidedLabel
 from desktop.server_states import look_of
-from desktop.widgets.labels import ElidedLabel
 
 NOTICE_MS = 10000  # how long a notification stays in the status bar when there is no tray to show it
 

@@ -57,7 +57,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
-from desktop.widgets.labels import ElidedLabel, WrappingLabel
+from desktop.labels import ElidedLabel, WrappingLabel
 from desktop.widgets.markdown_view import (
     ListItems,
     MarkdownRenderer,
