@@ -14,9 +14,14 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from desktop import errors
+from desktop.bridge import EventBridge
+from desktop.errors import ErrorBanner, FixContext
+from desktop.server_states import look_of
+from desktop.widgets.status_bar import ServerStatusBar
+from desktop.window.first_run import FirstRunPanel
 from desktop.window.main_window import MainWindow
 from desktop.window.outbox import QueuedMessage
-from desktop.window.server_link import RuntimeEnsurer
+from desktop.window.server_link import RuntimeEnsurer, ServerLink
 from engine.errors import DeskError, Fix
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
@@ -568,3 +573,60 @@ def test_no_queued_bubble_is_left_among_the_messages_paged_out(qtbot: QtBot, app
         shown = window.transcript.messages()
         assert [w.data.text for w in shown[-2:]] == ["message 118", "message 119"]  # the placeholder went too
         assert "queued" not in [w.data.state for w in shown]
+
+
+# --- The link on its own (no MainWindow): the widgets it drives, the signals it gives -----------------------
+
+
+@contextmanager
+def link_alone(qtbot: QtBot, supervisor: Supervisor, settings: SettingsStore) -> Iterator[ServerLink]:
+    status, first_run, banner = ServerStatusBar(), FirstRunPanel(), ErrorBanner()
+    for widget in (status, first_run, banner):
+        qtbot.addWidget(widget)
+    bridge = EventBridge()
+    link = ServerLink(
+        supervisor, settings=settings, status=status, first_run=first_run, banner=banner, bridge=bridge
+    )
+    try:
+        yield link
+    finally:
+        run(qtbot, supervisor.shutdown(), timeout=30)
+        bridge.close()
+
+
+def test_the_link_alone_says_ready_in_the_table_s_words(qtbot: QtBot, app_paths: AppPaths) -> None:
+    settings = with_profiles(app_paths, standin_profile())
+    sup = Supervisor(app_paths, StandinRuntime(["--reply", "Answer."]))
+    with link_alone(qtbot, sup, settings) as link:
+        assert link.status.state_label.text() == look_of(ServerState.STOPPED).words
+        ready: list[bool] = []
+        lines: list[str] = []
+        link.ready.connect(lambda: ready.append(True))
+        link.log_line.connect(lines.append)  # what the log dialog shows
+        link.start()
+        assert link.starting
+        qtbot.waitUntil(lambda: ready == [True], timeout=30_000)
+        assert link.status.state_label.text() == look_of(ServerState.READY).words
+        assert link.status.state_label.property("state") == "ready"
+        assert lines  # the server's log came through
+        run(qtbot, link.stop())
+        assert link.status.state_label.text() == look_of(ServerState.STOPPED).words
+
+
+def test_the_link_alone_gives_up_and_reports_the_failed_profile_beside_its_problem(
+    qtbot: QtBot, app_paths: AppPaths
+) -> None:
+    settings = with_profiles(app_paths, standin_profile("Alpha", "alpha"))
+    sup = Supervisor(app_paths, StandinRuntime(["--fail-with", "kv-cache-too-small"]))
+    with link_alone(qtbot, sup, settings) as link:
+        reasons: list[str] = []
+        link.gave_up.connect(reasons.append)
+        before = len(errors.reporter().reported)
+        link.start()
+        qtbot.waitUntil(lambda: reasons != [], timeout=30_000)
+        assert reasons == ["The server did not start"]
+        problem = errors.reporter().reported[before]
+        assert problem.context == FixContext(profile="Alpha")
+        assert problem.fix is not None
+        assert "failed_profile" not in problem.fix.params  # the context is not written into the fix
+        assert link.failed_profile(problem.context).name == "Alpha"
