@@ -311,15 +311,11 @@ class MessageWidget(QFrame):
         )
         actions = (self.copy_button, self.edit_button, self.regenerate_button, self.delete_button)
         versions = (self.prev_button, self.branch_label, self.next_button)
-        if data.role == "user":  # under the bubble, on the right
-            footer.addWidget(self.stats_label, 1)
-            for w in (*versions, *actions):
-                footer.addWidget(w)
-        else:  # under the reply, from the left; its numbers after them
-            for w in (*actions, *versions):
-                footer.addWidget(w)
-            footer.addSpacing(6)
-            footer.addWidget(self.stats_label, 1)
+        # The numbers (or a failure's words) on the left, where they stay; the actions on the right, drawn on
+        # hover (before the numbers, the undrawn buttons would leave a gap in front of them).
+        footer.addWidget(self.stats_label, 1)
+        for w in (*versions, *actions):
+            footer.addWidget(w)
         self.set_icons(cache.renderer.dark)
 
         layout = self._layout = QVBoxLayout(self)
