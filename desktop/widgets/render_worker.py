@@ -7,10 +7,10 @@ inserts the finished HTML; the QTextDocument work stays on the GUI thread, as Qt
 
 One daemon thread serves every message, first in first out, so a message's pieces are rendered in order and
 each numbers its code blocks on from the piece before (:class:`PieceRenderer` counts them on that thread).
-The thread starts with the first piece and ends after a few idle seconds. Python's GIL still runs one
-thread at a time, but it switches every few milliseconds: a long highlight on the worker is interleaved
-with the GUI thread's work instead of blocking it, and the worker runs while Qt paints (Qt's C++ releases
-the GIL).
+The thread starts with the first piece and ends after half a minute without work (starting a thread
+mid-stream waits for it to run). Python's GIL still runs one thread at a time, but it switches every few
+milliseconds: a long highlight on the worker is interleaved with the GUI thread's work instead of blocking
+it, and the worker runs while Qt paints (Qt's C++ releases the GIL).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from desktop.widgets.markdown_view import MarkdownRenderer, Rendered
 
-IDLE_EXIT_S = 5.0  # the thread ends after this long without work (a new piece starts it again)
+IDLE_EXIT_S = 30.0  # the thread ends after this long without work (a new piece starts it again)
 THREAD_NAME = "markdown-render"
 
 
