@@ -302,11 +302,8 @@ class StreamSplitter:
             self._tail_continues = next_item and not self._boundary
         elif self._rows:
             self._rows.append(self._scan)
-        elif column0 and self._starts_table(line):
-            self._rows = [self._scan]
-        elif column0 and (header := self._table_interrupts(line)) is not None:
-            piece = self._take(header)  # what came before the table is closed: the table ended it
-            self._rows = [self._scan]
+        elif column0:
+            piece = self._follow_table(line)
         if fence:
             self._fence = fence.group(1)
             self._code_at = self._scan if (opens or piece) and column0 else None
@@ -315,6 +312,20 @@ class StreamSplitter:
         self._boundary = not line.strip()
         if opens and self._boundary:
             self._block = self._scan
+        return piece
+
+    def _follow_table(self, line: str) -> str:
+        """If ``line`` is the delimiter row of a table that starts the tail or interrupts its first block,
+        the table's rows are followed from now on; returns what came before such an interrupting table, cut
+        off (the table ended it), or ""."""
+        if self._starts_table(line):
+            self._rows = [self._scan]
+            return ""
+        header = self._table_interrupts(line)
+        if header is None:
+            return ""
+        piece = self._take(header)
+        self._rows = [self._scan]
         return piece
 
     def _table_interrupts(self, line: str) -> int | None:

@@ -3,6 +3,7 @@ idle and a later call starts it again; a message's pieces number their code bloc
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -15,9 +16,12 @@ from desktop.widgets.render_worker import THREAD_NAME, PieceRenderer, RenderThre
 def test_calls_run_in_order_on_one_thread_that_ends_when_idle_and_starts_again() -> None:
     thread = RenderThread(idle_exit_s=0.05)
     seen: list[tuple[int, str]] = []
-    futures = [
-        thread.submit(lambda i=i: seen.append((i, threading.current_thread().name)) or i) for i in range(50)
-    ]
+
+    def note(i: int) -> int:
+        seen.append((i, threading.current_thread().name))
+        return i
+
+    futures = [thread.submit(functools.partial(note, i)) for i in range(50)]
     assert [f.result(5) for f in futures] == list(range(50))
     assert seen == [(i, THREAD_NAME) for i in range(50)]
     deadline = time.monotonic() + 5
