@@ -18,6 +18,7 @@ It builds the widgets and hands each controller what it needs (see docs/architec
 :class:`~desktop.window.shown.ShownConversation` (which conversation is on screen),
 :class:`~desktop.window.turns.TurnController` (send, stop, regenerate, edit, the stream),
 :class:`~desktop.window.outbox.Outbox` (messages written while the server starts),
+:class:`~desktop.window.conversations.ConversationActions` (rename, pin, delete, undo),
 :class:`~desktop.window.server_link.ServerLink` (the supervisor onto the status bar) and
 :class:`~desktop.window.fix_actions.FixRegistry` (what each one-click fix does). No controller sees the
 window.
@@ -26,7 +27,7 @@ window.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, Signal
@@ -52,6 +53,7 @@ from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.sidebar import Sidebar
 from desktop.widgets.status_bar import ServerStatusBar
 from desktop.widgets.transcript import TranscriptView
+from desktop.window.conversations import ConversationActions
 from desktop.window.first_run import FirstRunPanel
 from desktop.window.fix_actions import FixActions, FixRegistry
 from desktop.window.focus_order import move_focus
@@ -196,6 +198,16 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         self.turns.tool_turns = self.tool_turns  # sends and regenerates in chats with tools go there
+        self.conversations = ConversationActions(
+            store=store,
+            sidebar=self.sidebar,
+            shown=self.shown,
+            stop_turn=self.turns.stop_conversation,
+            new_chat=self.new_chat,
+            show_conversation=self._show_conversation,
+            show_problem=self.show_problem,
+            parent=self,
+        )
         self.fixes = FixRegistry(self.composer.set_notice)
         self.fix_actions = FixActions(
             self,
@@ -299,7 +311,7 @@ class MainWindow(QMainWindow):
         """What each fix does here (the server link adds the server's own when there is a supervisor)."""
         self.fix_actions.register(self.fixes)
         self.turns.register_fixes(self.fixes)
-        self.fixes.register(["undo_delete"], lambda fix, _context: self.undo_delete(*_deleted_ids(fix)))
+        self.conversations.register_fixes(self.fixes)
         self.fixes.register(["show_log"], lambda _fix, _context: self.show_server_log())
         self.fixes.register(["choose_import_file"], lambda _fix, _context: self._transfer().choose_import())
         self.fixes.register(
@@ -372,9 +384,14 @@ class MainWindow(QMainWindow):
             self.chat_menu, tr("&Regenerate last reply"), self.regenerate_last, "Ctrl+R"
         )
         self.chat_menu.addSeparator()
-        self.rename_action = self._action(self.chat_menu, tr("Re&name…"), self._rename_current, "F2")
-        self.pin_action = self._action(self.chat_menu, tr("&Pin / unpin"), self._pin_current, "Ctrl+P")
-        self.delete_action = self._action(self.chat_menu, tr("&Delete conversation"), self._delete_current)
+        conversations = self.conversations
+        self.rename_action = self._action(self.chat_menu, tr("Re&name…"), conversations.rename_current, "F2")
+        self.pin_action = self._action(
+            self.chat_menu, tr("&Pin / unpin"), conversations.pin_current, "Ctrl+P"
+        )
+        self.delete_action = self._action(
+            self.chat_menu, tr("&Delete conversation"), conversations.delete_current
+        )
         self.chat_menu.addSeparator()
         self.chat_settings_action = self._action(
             self.chat_menu,
@@ -427,9 +444,9 @@ class MainWindow(QMainWindow):
         self.sidebar.conversation_chosen.connect(self.open_conversation)
         self.sidebar.hit_chosen.connect(self.open_hit)
         self.sidebar.new_chat_requested.connect(self.new_chat)
-        self.sidebar.rename_requested.connect(self.rename_conversation)
-        self.sidebar.pin_requested.connect(self.pin_conversation)
-        self.sidebar.delete_requested.connect(self.delete_conversations)
+        self.sidebar.rename_requested.connect(self.conversations.rename)
+        self.sidebar.pin_requested.connect(self.conversations.pin)
+        self.sidebar.delete_requested.connect(self.conversations.delete)
         self.transcript.copied.connect(lambda words: self.server_status.showMessage(words, COPIED_NOTICE_MS))
         self.transcript.action.connect(self.turns.message_action)
         self.transcript.edited.connect(self.turns.edit_and_resend)
@@ -556,70 +573,6 @@ class MainWindow(QMainWindow):
         if self.shown.update_tree(tree):
             self._update_context(tree)
 
-    def rename_conversation(self, conversation_id: int) -> None:
-        row = self.sidebar.model.row_of(conversation_id)
-        current = self.sidebar.model.conversations()[row].title if row >= 0 else ""
-        dialog = self.sidebar.make_name_dialog(tr("Rename"), tr("New name:"))
-        dialog.setTextValue(current)
-
-        def rename() -> None:
-            title = dialog.textValue().strip()
-            if title:
-                Operation(None, lambda: self._rename(conversation_id, title)).run()
-
-        dialog.accepted.connect(rename)
-        dialog.open()  # not exec(): a nested event loop inside the qasync loop would re-enter running tasks
-
-    async def _rename(self, conversation_id: int, title: str) -> None:
-        await self.store.update_conversation(conversation_id, title=title)
-
-    def pin_conversation(self, conversation_id: int, pinned: bool) -> None:
-        Operation(None, lambda: self._pin(conversation_id, pinned)).run()
-
-    async def _pin(self, conversation_id: int, pinned: bool) -> None:
-        await self.store.update_conversation(conversation_id, pinned=pinned)
-
-    def delete_conversation(self, conversation_id: int) -> None:
-        self.delete_conversations([conversation_id])
-
-    def delete_conversations(self, ids: Sequence[int]) -> None:
-        """Delete these conversations (the selection, or one); the banner's Undo brings them back."""
-        Operation(None, lambda: self._delete(*ids)).run()
-
-    async def _delete(self, *ids: int) -> None:
-        for conversation_id in ids:
-            if self.engine_ready:
-                self.chat.stop(conversation_id)
-            await self.store.delete_conversation(conversation_id)
-        if self.conversation_id in ids:
-            self.new_chat()
-        if len(ids) == 1:
-            title = tr("Conversation deleted")
-            text = tr("It is gone when vLLM Desk quits; until then you can bring it back.")
-        else:
-            title = tr("{n} conversations deleted").format(n=len(ids))
-            text = tr("They are gone when vLLM Desk quits; until then you can bring them back.")
-        self.show_problem(
-            Problem(
-                title,
-                text,
-                Fix(action="undo_delete", label=tr("Undo"), params={"conversation_ids": list(ids)}),
-            )
-        )
-
-    def _rename_current(self) -> None:
-        if self.conversation_id is not None:
-            self.rename_conversation(self.conversation_id)
-
-    def _pin_current(self) -> None:
-        tree = self.shown.tree
-        if tree is not None:
-            self.pin_conversation(tree.conversation.id, not tree.conversation.pinned)
-
-    def _delete_current(self) -> None:
-        if self.conversation_id is not None:
-            self.delete_conversation(self.conversation_id)
-
     # --- problems and fixes --------------------------------------------------------------------------
 
     def show_problem(self, problem: Problem) -> None:
@@ -629,17 +582,6 @@ class MainWindow(QMainWindow):
         if self.transfer is None:
             self._wire_transfer()
         return self.transfer
-
-    def undo_delete(self, *ids: int) -> None:
-        Operation(None, lambda: self._undo_delete(*ids)).run()
-
-    async def _undo_delete(self, *ids: int) -> None:
-        for conversation_id in ids:
-            await self.store.undo_delete(conversation_id)
-        await self.sidebar.settled()  # the list shows them again (it follows the store)
-        await self._show_conversation(ids[0])
-        if len(ids) > 1:
-            self.sidebar.select_conversations(ids)
 
     # --- server --------------------------------------------------------------------------------------
 
@@ -784,14 +726,6 @@ class MainWindow(QMainWindow):
             errors.reporter().problem.disconnect(self.show_problem)
         except (RuntimeError, TypeError):
             log.debug("reporter already disconnected")
-
-
-def _deleted_ids(fix: Fix) -> list[int]:
-    """The conversations an "Undo" of a delete brings back (one, in fixes made before several could go)."""
-    ids = fix.params.get("conversation_ids")
-    if isinstance(ids, list):
-        return [int(i) for i in ids]
-    return [int(fix.params["conversation_id"])]
 
 
 def _first_marked(snippet: str) -> str:

@@ -324,6 +324,11 @@ class TurnController(QObject):
         if self.tool_turns is not None:
             self.tool_turns.stop(self.shown.conversation_id)
 
+    def stop_conversation(self, conversation_id: int) -> None:
+        """Stop a reply running in ``conversation_id`` (it is being deleted); its partial text is saved."""
+        if self.chat is not None:
+            self.chat.stop(conversation_id)
+
     def regenerate_last(self) -> None:
         if self.chat is None:
             return

@@ -344,16 +344,16 @@ def test_the_window_s_list_reloads_keep_the_selection(qtbot: Any, window: MainWi
     click(qtbot, window, ALPHA, Qt.KeyboardModifier.ControlModifier)
     assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
     # Renaming one of the selected (the list reloads, then shows it selected): both stay selected.
-    run(qtbot, window._rename(ALPHA, "Alpha renamed"))
+    run(qtbot, window.conversations.set_title(ALPHA, "Alpha renamed"))
     run(qtbot, sidebar.settled())  # the list follows the store
     assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
     # Deleting another conversation reloads the list too.
-    run(qtbot, window._delete(GAMMA))
+    run(qtbot, window.conversations.delete_now(GAMMA))
     run(qtbot, sidebar.settled())  # the list follows the store
     assert sidebar.model.row_of(GAMMA) == -1
     assert sidebar.selected_conversation_ids() == [BETA, ALPHA]
     # Its Undo, the same.
-    run(qtbot, window._undo_delete(GAMMA))
+    run(qtbot, window.conversations.bring_back(GAMMA))
     assert sidebar.model.row_of(GAMMA) >= 0
     assert window.conversation_id == GAMMA
     assert sidebar.selected_conversation_ids() == [GAMMA]  # opening Gamma selects it alone

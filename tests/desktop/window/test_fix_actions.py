@@ -123,7 +123,7 @@ def check_undo_delete(qtbot, window: MainWindow, fix: Fix) -> None:  # type: ign
     send(qtbot, window, "Keep me")
     conversation_id = window.conversation_id
     assert conversation_id is not None
-    window.delete_conversation(conversation_id)
+    window.conversations.delete([conversation_id])
     qtbot.waitUntil(lambda: window.sidebar.model.rowCount() == 0, timeout=5000)
     window.apply_fix(Fix("undo_delete", "Undo", params={"conversation_id": conversation_id}))
     qtbot.waitUntil(lambda: window.conversation_id == conversation_id, timeout=5000)

@@ -70,14 +70,14 @@ def test_ten_thousand_conversations_are_listed_page_by_page(qtbot, app_paths) ->
         assert titles[PAGE_SIZE] == f"Conversation {CONVERSATIONS - PAGE_SIZE}"
         assert len(set(titles)) == len(titles)
         # Pin an old one: it comes first; rename it through the dialog.
-        run(qtbot, window._pin(5, True))
+        run(qtbot, window.conversations.set_pinned(5, True))
         run(qtbot, window.sidebar.settled())  # the list follows the store
         from desktop import errors
 
         assert model.rowCount() > 0, (errors.reporter().reported, model._generation, model._busy, model._more)
         assert model.conversations()[0].title == "Conversation 5"
         assert not model.data(model.index(0, 0), Qt.ItemDataRole.DecorationRole).isNull()  # the pin
-        window.rename_conversation(5)
+        window.conversations.rename(5)
         dialog = window.sidebar.name_dialog
         assert dialog is not None
         assert dialog.width() >= 420

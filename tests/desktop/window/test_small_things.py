@@ -90,7 +90,7 @@ def test_the_pin_is_drawn_not_an_emoji(window: MainWindow) -> None:
 def test_rename_folder_and_tags_dialogs_are_wide_enough(qtbot: Any, window: MainWindow) -> None:
     conversation = window.sidebar.model.conversations()[0].id
     for ask in (
-        lambda: window.rename_conversation(conversation),
+        lambda: window.conversations.rename(conversation),
         lambda: window.sidebar.ask_folder([conversation]),
         lambda: window.sidebar.ask_tags([conversation]),
     ):

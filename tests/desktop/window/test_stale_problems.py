@@ -97,7 +97,7 @@ def test_an_unrelated_problem_stays_when_a_server_becomes_ready(qtbot: QtBot, ap
         doomed = history.create_conversation(title="Doomed").id
         history.close()
         with window_over(qtbot, app_paths, sup, settings) as window:
-            window.delete_conversation(doomed)  # a banner about something else than the server
+            window.conversations.delete([doomed])  # a banner about something else than the server
             qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
             window.start_action.trigger()
             qtbot.waitUntil(lambda: sup.state is ServerState.READY, timeout=30_000)
