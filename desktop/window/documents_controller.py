@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, cast
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
-    QAbstractScrollArea,
     QBoxLayout,
     QDialog,
     QDialogButtonBox,
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
 from desktop.operations import Operation
 from desktop.widgets.documents_panel import AttachedChips, DocumentsPanel, dropped_paths, report_words
 from desktop.widgets.sources_view import SourcesView
+from desktop.window.drops import install_drop_filter
 from engine.documents import grounding
 from engine.documents.embedder import Embedder
 from engine.documents.grounding import Grounder, sources_of
@@ -467,13 +467,8 @@ class DocumentsController(QObject):
             transfer.import_files(found)
 
     def install_drop_target(self, *widgets: QWidget) -> None:
-        for widget in widgets:
-            targets = [widget]
-            if isinstance(widget, QAbstractScrollArea):
-                targets.append(widget.viewport())
-            for target in targets:
-                target.setAcceptDrops(True)
-                target.installEventFilter(self.drop_filter)
+        """Route drops on ``widgets`` by content: conversations to Import, other files to the documents."""
+        install_drop_filter(self.drop_filter, *widgets)
 
     async def shutdown(self) -> None:
         """Stop a run (the file in progress is dropped whole; the run is left marked unfinished, so the next

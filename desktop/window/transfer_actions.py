@@ -29,7 +29,6 @@ from typing import cast
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
-    QAbstractScrollArea,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -44,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.operations import Operation
+from desktop.window.drops import install_drop_filter
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.transfer import history_adapter
@@ -304,20 +304,9 @@ class TransferActions(QObject):
         self.imported.emit(summary)
 
     def install_drop_target(self, *widgets: QWidget) -> None:
-        """Import .json/.zip files dropped on ``widgets`` (the window, the composer's editor, the transcript).
-
-        A text editor would otherwise take the file's URL as text. Other drops (text, other files) are left
-        to the widget.
-        """
-        for widget in widgets:
-            targets = [widget]
-            if isinstance(widget, QAbstractScrollArea):
-                # Drag events go to a scroll area's viewport, and reach the area's handlers without passing
-                # an event filter installed on the area itself.
-                targets.append(widget.viewport())
-            for target in targets:
-                target.setAcceptDrops(True)
-                target.installEventFilter(self._drop_filter)
+        """Import .json/.zip files dropped on ``widgets`` (the window, the composer's editor, the transcript);
+        other drops (text, other files) are left to the widget."""
+        install_drop_filter(self._drop_filter, *widgets)
 
     # --- progress ------------------------------------------------------------------------------------
 
