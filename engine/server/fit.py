@@ -12,10 +12,12 @@ panel can say "fits / tight / won't fit" and which setting would make it fit.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from engine.errors import Fix
@@ -426,12 +428,16 @@ def estimate_for_profile(
     gpus: Sequence[GpuInfo],
     *,
     own_pids: Collection[int] | None = None,
+    beside: float | None = None,
 ) -> FitEstimate:
     """:func:`estimate_fit` with a server profile's options (its unset ones take vLLM's defaults).
 
     ``own_pids``: the processes of our own server while it runs, so that memory it holds counts as free
     (it is restarted with the new settings) instead of making every model "won't fit"; by default the
     servers this process launched (:func:`engine.server.processes.own_server_pids`).
+    ``beside``: the memory share of our embedding server for documents, which runs on the first visible GPU
+    next to the chat model (:func:`pooling_share`): its share and its own CUDA context are taken from that
+    card's free memory before the chat model's share is checked.
     """
     if own_pids is None:
         from engine.server.processes import own_server_pids
@@ -439,6 +445,8 @@ def estimate_for_profile(
         own_pids = own_server_pids()
     length = profile.max_model_len
     gpus, order_warning = visible_gpus(gpus, launch_environment(profile))
+    if beside:
+        gpus = reserve_beside(gpus, beside)
     estimate = estimate_fit(
         info,
         gpus,
@@ -463,9 +471,47 @@ def estimate_for_profile(
             f"tokens instead of the model's {info.max_context}.",
             fix=None,
         )
+    if beside and gpus and estimate.verdict not in ("cpu", "unknown"):
+        estimate = _with_embedder(estimate, gpus[0], beside)
     if order_warning and estimate.verdict not in ("cpu", "unknown"):
         estimate = replace(estimate, message=f"{estimate.message} {order_warning}")
     return estimate
+
+
+def beside_bytes(gpu: GpuInfo, share: float) -> int:
+    """What a second server of ours with memory share ``share`` holds on ``gpu``: its budget (vLLM requests
+    ``ceil(total × share)``) and its worker's CUDA context."""
+    return math.ceil(gpu.cuda_total_bytes * share) + CONTEXT_BYTES
+
+
+def reserve_beside(gpus: Sequence[GpuInfo], share: float) -> list[GpuInfo]:
+    """``gpus`` with the first one's free memory lowered by a second server of ours (the embedder, which
+    vLLM puts on the first visible device)."""
+    if not gpus:
+        return []
+    first = gpus[0]
+    return [replace(first, free_bytes=first.free_bytes - beside_bytes(first, share)), *gpus[1:]]
+
+
+def _with_embedder(estimate: FitEstimate, gpu: GpuInfo, share: float) -> FitEstimate:
+    """The chat model's estimate, saying that the embedding model shares the card (and what to do when the
+    two do not fit together)."""
+    held = _gib(beside_bytes(gpu, share))
+    taken = (
+        f"the embedding model for documents takes {share:g} of GPU {gpu.index} ({held} with its CUDA context)"
+    )
+    fix = estimate.fix
+    if fix is not None and "gpu_memory_utilization" in fix.params:
+        util = fix.params["gpu_memory_utilization"]
+        fix = Fix(
+            fix.action,
+            f"Use gpu_memory_utilization {util} for the chat model",
+            hint=f"--gpu-memory-utilization {util}, the chat model's share lowered by the embedder's; or "
+            "choose a remote embedding server (Preferences > Documents), or detach the documents",
+            params=fix.params,
+        )
+        return replace(estimate, message=f"{estimate.message} Beside it {taken}.", fix=fix)
+    return replace(estimate, message=f"{estimate.message} ({taken[0].upper()}{taken[1:]}.)")
 
 
 def launch_environment(profile: ServerProfile) -> dict[str, str]:
@@ -499,6 +545,84 @@ def sized_share(profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo]
     need = weights // tp + _overhead(info, smallest, shape) + per_token * length
     share = math.ceil(need * BUILTIN_SHARE_MARGIN / smallest.cuda_total_bytes * 100) / 100
     return min(DEFAULT_GPU_MEMORY_UTILIZATION, max(MIN_SHARE, share))
+
+
+# vLLM's options that make a server a pooling one (``/v1/embeddings``): ``--runner pooling``, older
+# ``--task embed``.
+POOLING_ARGS = (("--runner", "pooling"), ("--task", "embed"), ("--convert", "embed"))
+
+
+def is_pooling(profile: ServerProfile) -> bool:
+    """Whether ``profile`` serves an embedding model (its extra arguments ask for vLLM's pooling runner)."""
+    import shlex
+
+    try:
+        words = shlex.split(profile.extra_args)
+    except ValueError:
+        return False
+    pairs = {(w.split("=", 1)[0], w.split("=", 1)[1]) for w in words if "=" in w}
+    pairs |= set(itertools.pairwise(words))
+    return any(pair in pairs for pair in POOLING_ARGS)
+
+
+def pooling_need(
+    info: ModelInfo, gpu: GpuInfo, *, dtype: str | None, enforce_eager: bool = True
+) -> int | None:
+    """What an embedding (pooling) server needs of its budget on ``gpu``: the weights, the profiling peak of
+    the default batch (``max_num_batched_tokens`` of activations; a pooler has no sampler, and an
+    encoder-only model such as BERT keeps no KV cache in vLLM v1), memory outside PyTorch, CUDA graphs
+    unless ``enforce_eager``. ``None`` when the config lacks the sizes."""
+    weights = weight_bytes(info, dtype=dtype)
+    if weights is None or info.hidden_size is None:
+        return None
+    element = dtype_bytes(dtype, info)
+    shape = RunShape(enforce_eager=enforce_eager)
+    activations = activation_bytes(replace(info, vocab_size=0), gpu, shape, element)
+    return int(weights + activations + graph_bytes(info, shape) + NON_TORCH_BYTES)
+
+
+def pooling_share(profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo]) -> float | None:
+    """A ``gpu_memory_utilization`` for an embedding server: its need × 1.5 in whole percent of the first
+    visible GPU (``None``: no GPU or unknown sizes). all-MiniLM-L6-v2 asks for 0.03 of a 24 GiB card."""
+    visible, _ = visible_gpus(gpus, launch_environment(profile))
+    if not visible:
+        return None
+    eager = True if profile.enforce_eager is None else profile.enforce_eager
+    need = pooling_need(info, visible[0], dtype=profile.dtype, enforce_eager=eager)
+    if need is None:
+        return None
+    share = math.ceil(need * BUILTIN_SHARE_MARGIN / visible[0].cuda_total_bytes * 100) / 100
+    return min(DEFAULT_GPU_MEMORY_UTILIZATION, share)
+
+
+def embedder_gpu_profile(
+    profile: ServerProfile, gpus: Sequence[GpuInfo] | None = None, info: ModelInfo | None = None
+) -> ServerProfile:
+    """An embedding server's profile for a GPU launch: a memory share sized to the model (not vLLM's 0.92,
+    which leaves nothing for the chat model) and eager mode (CUDA graphs would cost more than the model),
+    where the profile sets neither. ``info``: the model's sizes (default: read from its folder)."""
+    if profile.kind != "local" or not is_pooling(profile) or profile.gpu_memory_utilization is not None:
+        return profile
+    if info is None:
+        if profile.source != "folder":
+            return profile
+        try:
+            info = read_model_info(Path(profile.model).expanduser())
+        except NotAModelFolder:
+            return profile
+    share = pooling_share(profile, info, detect_gpus() if gpus is None else gpus)
+    if share is None:
+        return profile
+    eager = True if profile.enforce_eager is None else profile.enforce_eager
+    return profile.model_copy(update={"gpu_memory_utilization": share, "enforce_eager": eager})
+
+
+def gpu_launch_profile(profile: ServerProfile, paths: AppPaths) -> ServerProfile:
+    """The profile a GPU launch uses: the built-in chat model and embedding servers get shares sized to
+    them (:func:`builtin_gpu_profile`, :func:`embedder_gpu_profile`)."""
+    if is_pooling(profile):
+        return embedder_gpu_profile(profile)
+    return builtin_gpu_profile(profile, paths)
 
 
 def builtin_gpu_profile(

@@ -60,7 +60,7 @@ from engine.paths import AppPaths
 from engine.runtime.locate import VllmRuntime, child_environ, locate_runtime
 from engine.secrets import HF_TOKEN, SecretStore
 from engine.server.events import LogLine, ServerState, ServeRuntime, StartProgress, StateChange
-from engine.server.fit import builtin_gpu_profile
+from engine.server.fit import gpu_launch_profile
 from engine.server.log_phases import PHASE_LABELS, Phase, parse_line
 from engine.server.metrics import MetricsPoller, MetricsSample
 from engine.server.processes import (
@@ -362,8 +362,8 @@ class Supervisor:
 
             await prepare_builtin_model_async(self.paths, runtime, relay)
         model = model_argument(profile, self.paths)
-        if getattr(runtime, "is_gpu", False):  # the built-in model: a memory share sized to it
-            profile = await asyncio.to_thread(builtin_gpu_profile, profile, self.paths)
+        if getattr(runtime, "is_gpu", False):  # built-in model, embedders: a memory share sized to them
+            profile = await asyncio.to_thread(gpu_launch_profile, profile, self.paths)
         port = profile.port or free_port(profile.host)
         key = launch_api_key(profile, self._secrets)
         quiet = quiet_probes_supported(str(getattr(runtime, "version", "")))

@@ -541,3 +541,109 @@ def test_bfloat16_on_a_card_below_8_0_is_refused_with_float16_offered() -> None:
     assert (
         estimate_fit(FLOAT32_1B, [t4], max_model_len=1024, gpu_memory_utilization=0.9).verdict != "wont_fit"
     )
+
+
+# all-MiniLM-L6-v2 (the built-in embedder) as read from its folder: a 6-layer BERT, hidden 384, MLP 1536,
+# 22,713,728 parameters, served in float32 by --runner pooling.
+MINILM = ModelInfo(
+    architecture="BertModel",
+    max_context=512,
+    num_layers=6,
+    hidden_size=384,
+    num_attention_heads=12,
+    num_kv_heads=12,
+    head_dim=32,
+    vocab_size=30522,
+    intermediate_size=1536,
+    param_count=22_713_728,
+)
+
+
+def test_the_embedder_asks_for_a_share_sized_to_it_not_vllms_default(app_paths) -> None:  # type: ignore[no-untyped-def]
+    from engine.documents.builtin_embedder import embedder_model_info, embedder_profile
+    from engine.server.fit import embedder_gpu_profile, is_pooling, pooling_need, pooling_share
+    from engine.server.profiles import build_serve_args
+
+    profile = embedder_profile(app_paths)
+    assert is_pooling(profile)
+    # Before it is prepared, the published sizes stand in for its folder (the same need as read from it).
+    published = embedder_model_info(app_paths, profile)
+    assert published is not None
+    assert pooling_need(published, gpu(24, 24), dtype="float32") == 397_039_104
+    card24 = gpu(24, 24)
+    # Weights 22,713,728 × 4 = 90,854,912; the profiling batch 2048 tokens × (2 × 1536 + 4 × 384) × 4 bytes
+    # = 37,748,736 (a pooler has no sampler, BERT keeps no KV cache); 256 MiB outside PyTorch; no CUDA
+    # graphs in eager mode: 397,039,104 bytes. × 1.5 of 24 GiB = 2.31 % → 0.03.
+    assert pooling_need(MINILM, card24, dtype="float32") == 397_039_104
+    assert pooling_share(profile, MINILM, [card24]) == 0.03
+    sized = embedder_gpu_profile(profile, [card24], MINILM)
+    assert sized.gpu_memory_utilization == 0.03
+    assert sized.enforce_eager is True
+    args = build_serve_args(sized, sized.model, 8001)
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.03"
+    assert "--enforce-eager" in args
+    # An 80 GB card: vLLM's larger batch (8192 tokens: 150,994,944 bytes) → 510,285,312 × 1.5 of 79.6 GiB
+    # = 0.9 % → 0.01.
+    h100 = card(81559, 470, 0)
+    assert pooling_share(profile, MINILM, [h100]) == 0.01
+    # The user's own share, a chat profile, a remote embedder and no GPU are left alone.
+    own = profile.model_copy(update={"gpu_memory_utilization": 0.1})
+    assert embedder_gpu_profile(own, [card24], MINILM) == own
+    chat = ServerProfile(name="x", source="hf_repo", model="org/m")
+    assert not is_pooling(chat)
+    assert embedder_gpu_profile(chat, [card24], MINILM) == chat
+    assert embedder_gpu_profile(profile, [], MINILM) == profile
+    assert is_pooling(chat.model_copy(update={"extra_args": "--runner=pooling"}))
+
+
+def test_the_embedder_reads_its_folder_for_the_gpu_launch(tmp_path: Path, app_paths) -> None:  # type: ignore[no-untyped-def]
+    from engine.server.fit import gpu_launch_profile
+    from tests.support.hf_cache import safetensors_bytes
+
+    folder = tmp_path / "bge"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["BertModel"],
+                "hidden_size": 384,
+                "intermediate_size": 1536,
+                "num_hidden_layers": 6,
+                "num_attention_heads": 12,
+                "vocab_size": 30522,
+                "max_position_embeddings": 512,
+            }
+        ),
+        encoding="utf-8",
+    )
+    (folder / "model.safetensors").write_bytes(safetensors_bytes({"w": ("F32", [22_713_728], 4)}))
+    profile = ServerProfile(name="bge", source="folder", model=str(folder), extra_args="--runner pooling")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("engine.server.fit.detect_gpus", lambda: [gpu(24, 24)])
+        launched = gpu_launch_profile(profile, app_paths)
+    assert launched.gpu_memory_utilization == 0.03
+    assert launched.enforce_eager is True
+
+
+def test_chat_model_and_embedder_must_fit_on_the_card_together() -> None:
+    # A 24 GiB card with 23.5 GiB free. Llama-2-7B at vLLM's default share (0.92: 22.08 GiB) fits alone:
+    # 23.5 − 0.5 (its CUDA context) = 23.0 GiB free.
+    profile = ServerProfile(name="7b", source="hf_repo", model="meta-llama/Llama-2-7b-hf", max_model_len=4096)
+    card24 = gpu(24, 23.5)
+    alone = estimate_for_profile(profile, LLAMA2_7B, [card24], own_pids=())
+    assert alone.verdict in ("fits", "tight")
+    # The embedder beside it takes ceil(0.03 × 24 GiB) = 773,094,114 bytes and its own 512 MiB context:
+    # 23.5 GiB − 1,309,965,026 − 512 MiB = 23,386,096,926 bytes = 0.9075 of the card, less than 0.92.
+    both = estimate_for_profile(profile, LLAMA2_7B, [card24], own_pids=(), beside=0.03)
+    assert both.verdict == "wont_fit"
+    taken = "the embedding model for documents takes 0.03 of GPU 0 (1.2 GiB with its CUDA context)"
+    assert taken in both.message
+    assert both.fix is not None
+    assert both.fix.params == {"gpu_memory_utilization": 0.9}  # the chat share lowered by the embedder's
+    assert "remote embedding server" in (both.fix.hint or "")
+    lowered = profile.model_copy(update={"gpu_memory_utilization": 0.9})
+    together = estimate_for_profile(lowered, LLAMA2_7B, [card24], own_pids=(), beside=0.03)
+    assert together.verdict in ("fits", "tight")
+    assert "(The embedding model for documents takes 0.03 of GPU 0" in together.message
+    # No GPU: nothing to share.
+    assert estimate_for_profile(profile, LLAMA2_7B, [], own_pids=(), beside=0.03).verdict == "cpu"
