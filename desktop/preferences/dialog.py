@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.preferences.appearance_page import AppearancePage
+from desktop.preferences.documents_page import DocumentsPage
 from desktop.preferences.form import ERROR_STYLE, tr
 from desktop.preferences.generation_page import GenerationPage
 from desktop.preferences.models_page import ModelsPage
@@ -38,7 +39,7 @@ from engine.server.profiles import ServerProfile
 from engine.settings.store import SettingsStore
 
 # Pages by name, for whoever opens the dialog at one of them (the main window's one-click fixes).
-PAGE_NAMES = ("models", "profiles", "generation", "appearance", "tools")
+PAGE_NAMES = ("models", "profiles", "generation", "appearance", "tools", "documents")
 
 
 class PreferencesDialog(QDialog):
@@ -73,10 +74,11 @@ class PreferencesDialog(QDialog):
         self._restart_server = restart_server
         self._restart_target: ServerProfile | None = None
 
+        gpus = detect_gpus() if gpus is None else gpus
         self.models_page = ModelsPage(
             self.draft,
             paths,
-            detect_gpus() if gpus is None else gpus,
+            gpus,
             self.secrets,
             self.pending_secrets,
         )
@@ -88,12 +90,15 @@ class PreferencesDialog(QDialog):
         # MCP servers (saved at once, in tools.toml; ``tools_manager``: the window's running servers).
         self.tools_page = ToolsPage(paths, self.secrets, tools_manager)
         self.finished.connect(lambda _result: self.tools_page.close_servers())
+        # Which embedding model documents use (its profiles come from the draft: reloaded when shown).
+        self.documents_page = DocumentsPage(self.draft, paths, gpus)
         self.pages: dict[str, QWidget] = {
             tr("Models"): self.models_page,
             tr("Server profiles"): self.profiles_page,
             tr("Generation"): self.generation_page,
             tr("Appearance and behaviour"): self.appearance_page,
             tr("Tools"): self.tools_page,
+            tr("Documents"): self.documents_page,
         }
         self.page_by_name: dict[str, QWidget] = dict(zip(PAGE_NAMES, self.pages.values(), strict=True))
         self.focused_field: QWidget | None = None  # the field show_page() put the cursor in
@@ -187,6 +192,8 @@ class PreferencesDialog(QDialog):
     def _page_shown(self, row: int) -> None:
         if self.stack.widget(row) is self.generation_page:
             self.refresh_models()
+        elif self.stack.widget(row) is self.documents_page:
+            self.documents_page.reload()
 
     def apply(self) -> bool:
         """Save the draft and the keys; ``False`` (with the reason shown) if something is invalid."""

@@ -32,7 +32,8 @@ from engine.models.catalog import (
 )
 from engine.paths import AppPaths
 from engine.secrets import HF_TOKEN, SecretStore
-from engine.server.fit import FitEstimate, estimate_for_profile
+from engine.server.fit import FitEstimate, estimate_for_profile, is_pooling
+from engine.settings.embedder import documents_in_use, embedder_share
 from engine.settings.store import Settings
 
 COLUMNS = ("Model", "Source", "Size", "Architecture", "Context", "Quantization")
@@ -277,7 +278,11 @@ class ModelsPage(QWidget):
             self.fit.setText(tr("Will it fit? Unknown until vLLM reads the model."))
             self.fit.setStyleSheet(HELP_STYLE)
             return None
-        estimate = estimate_for_profile(profile, entry.info, self.gpus)
+        # While documents are in use, their embedding server shares the first GPU with the chat model.
+        beside = None
+        if not is_pooling(profile) and documents_in_use(self.paths):
+            beside = embedder_share(self.draft, self.paths, self.gpus)
+        estimate = estimate_for_profile(profile, entry.info, self.gpus, beside=beside)
         text = tr("Will it fit? ") + estimate.message
         if estimate.fix is not None:
             text += " " + tr("Suggestion: {0}.").format(estimate.fix.label)

@@ -85,6 +85,7 @@ class DocumentsPanel(QWidget):
     attach_requested = Signal(str)
     cancel_requested = Signal()
     resume_requested = Signal(str)  # a collection whose indexing did not finish
+    reindex_requested = Signal(str)  # a collection indexed with another embedding model
     paths_dropped = Signal(str, list)  # collection ("" = none chosen), [Path]
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -147,6 +148,10 @@ class DocumentsPanel(QWidget):
         self._resume = ""
         self.resume_button = QPushButton(tr("Resume"), self)
         self.resume_button.clicked.connect(lambda: self.resume_requested.emit(self._resume))
+        self._reindex = ""
+        self.reindex_button = QPushButton(tr("Re-index"), self)
+        self.reindex_button.setObjectName("reindexButton")
+        self.reindex_button.clicked.connect(lambda: self.reindex_requested.emit(self._reindex))
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
@@ -157,8 +162,10 @@ class DocumentsPanel(QWidget):
         layout.addLayout(progress_row)
         layout.addWidget(self.notice)
         layout.addWidget(self.resume_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.reindex_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.set_running(False)
         self.offer_resume(None)
+        self.offer_reindex(None)
         self._selection_changed()
 
     # --- what is shown -----------------------------------------------------------------------------
@@ -243,6 +250,12 @@ class DocumentsPanel(QWidget):
         """Show "Resume" for a collection whose indexing did not finish (None: hide it)."""
         self._resume = collection or ""
         self.resume_button.setVisible(collection is not None)
+
+    def offer_reindex(self, collection: str | None) -> None:
+        """Show "Re-index" for a collection whose vectors come from another embedding model (None: hide)."""
+        self._reindex = collection or ""
+        self.reindex_button.setText(tr("Re-index “{0}”").format(collection) if collection else tr("Re-index"))
+        self.reindex_button.setVisible(collection is not None)
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)

@@ -40,10 +40,12 @@ from desktop.widgets.documents_panel import AttachedChips, DocumentsPanel, dropp
 from desktop.widgets.sources_view import SourcesView
 from desktop.window.drops import install_drop_filter
 from engine.documents import grounding
+from engine.documents.builtin_embedder import embedder_profile
 from engine.documents.embedder import Embedder
 from engine.documents.grounding import Grounder, sources_of
 from engine.documents.index import Indexer, IndexReport
-from engine.documents.store import DocumentStore, documents_db
+from engine.documents.store import CollectionInfo, DocumentStore, EmbedderMismatch, documents_db
+from engine.errors import DeskError
 
 if TYPE_CHECKING:
     from desktop.widgets.transcript import MessageWidget
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from engine.history.async_store import AsyncHistoryStore
     from engine.history.records import ConversationTree
     from engine.paths import AppPaths
+    from engine.server.profiles import ServerProfile
 
 log = logging.getLogger(__name__)
 DEFAULT_COLLECTION = "Documents"
@@ -77,6 +80,15 @@ def is_conversation_file(path: Path) -> bool:
     except OSError:
         return False
     return '"vllm-desk.conversation' in head or ('"mapping"' in head and '"create_time"' in head)
+
+
+def mismatch_words(collections: Sequence[str], indexed_with: str, now: str) -> str:
+    """Why some collections cannot be searched by meaning with the embedding model in use, and the fix."""
+    names = ", ".join(f"“{c}”" for c in collections)
+    return tr(
+        "{0} was indexed with the embedding model {1}, not {2} (Preferences > Documents): its vectors "
+        "cannot be compared with {2}'s, so it is searched by keyword only. Re-index it to search by meaning."
+    ).format(names, indexed_with, now or tr("the one chosen now"))
 
 
 class DocumentsDropFilter(QObject):
@@ -162,7 +174,8 @@ class DocumentsController(QObject):
         self.chat = chat
         self.doc_store = DocumentStore(documents_db(paths))
         self.embedder: Embedder | None = None
-        self._embedder_factory = embedder_factory or self._start_builtin_embedder
+        self._embedder_factory = embedder_factory or self._start_chosen_embedder
+        self._service_profile: ServerProfile | None = None  # what the running embedding server serves
         self._embedder_start: asyncio.Task[Embedder] | None = None
         self._service: Any = None
         self.indexer: Indexer | None = None
@@ -196,6 +209,7 @@ class DocumentsController(QObject):
         self.panel_action.setText(tr("&Documents panel"))
         self.drop_filter = DocumentsDropFilter(self._import, lambda found: self.add(found, None), self)
         self.panel.resume_requested.connect(self.rescan)
+        self.panel.reindex_requested.connect(self.reindex)
         self.refresh()
         self._offer_resume()
 
@@ -206,14 +220,55 @@ class DocumentsController(QObject):
 
     # --- the embedder --------------------------------------------------------------------------------
 
-    async def _start_builtin_embedder(self) -> Embedder:
+    def chosen_embedder(self) -> ServerProfile:
+        """The embedding model Preferences > Documents chose (``documents.embedder``; the built-in one in a
+        window without settings)."""
+        from engine.settings.embedder import chosen_embedder
+
+        settings = getattr(getattr(self.window, "settings", None), "settings", None)
+        if settings is None:
+            return embedder_profile(self.paths)
+        return chosen_embedder(settings, self.paths)
+
+    def embedder_name(self) -> str:
+        """The name the collections record for the embedder in use (the running one's, else the chosen
+        profile's; "" while unknown)."""
+        if self.embedder is not None:
+            return self.embedder.name
+        try:
+            return self.chosen_embedder().served_model_name
+        except DeskError:
+            return ""
+
+    async def _start_chosen_embedder(self) -> Embedder:
         from engine.documents.service import EmbedderService
 
-        service = self._service = EmbedderService(self.paths)
+        profile = self.chosen_embedder()
+        service = self._service = EmbedderService(self.paths, profile=profile)
+        self._service_profile = profile
         return await service.start()
 
+    def _embedder_outdated(self) -> bool:
+        """Whether the running embedding server is not the one chosen now (the setting changed)."""
+        if self._service_profile is None:
+            return False
+        try:
+            return self.chosen_embedder() != self._service_profile
+        except DeskError:
+            return False
+
+    async def _stop_embedder(self) -> None:
+        service, self._service = self._service, None
+        self.embedder = None
+        self._service_profile = None
+        if service is not None:
+            await service.shutdown()
+
     async def ensure_embedder(self) -> Embedder:
-        """The embedder, started once (two callers at once share one start)."""
+        """The embedder, started once (two callers at once share one start); a server for an embedding
+        model no longer chosen is stopped and the chosen one started."""
+        if self.embedder is not None and self._embedder_outdated():
+            await self._stop_embedder()
         if self.embedder is not None:
             return self.embedder
         if self._embedder_start is None or self._embedder_start.done():
@@ -230,6 +285,33 @@ class DocumentsController(QObject):
     def refresh(self) -> None:
         listed = [(info, self.doc_store.files(info.name)) for info in self.doc_store.collections()]
         self.panel.show_collections(listed)
+        self.check_embedders([info for info, _files in listed])
+
+    def check_embedders(self, infos: Sequence[CollectionInfo]) -> list[str]:
+        """Say which collections were indexed with another embedding model than the one in use (their
+        vectors cannot be compared: searched by keyword only) and offer to re-index the first."""
+        name = self.embedder_name()
+        other = [i for i in infos if name and i.embedder and i.chunks and i.embedder != name]
+        self.panel.offer_reindex(other[0].name if other else None)
+        if other:
+            words = mismatch_words([i.name for i in other], other[0].embedder, name)
+            current = self.panel.notice.text()
+            if words not in current:
+                self.panel.set_notice(f"{current}\n{words}".strip())
+        return [i.name for i in other]
+
+    def reindex(self, collection: str) -> asyncio.Task[None] | None:
+        """Index every file of ``collection`` again with the embedder in use: its old passages and vectors
+        are dropped first (once the embedder has started), so two models' vectors never mix."""
+        if not collection:
+            return None
+
+        async def again(indexer: Indexer) -> IndexReport:
+            await asyncio.to_thread(self.doc_store.clear_index, collection)
+            return await indexer.rescan_async(collection)
+
+        self.panel.offer_reindex(None)
+        return self._run(collection, again)
 
     def show_panel(self) -> None:
         self.dock.show()
@@ -335,6 +417,10 @@ class DocumentsController(QObject):
         self.panel.set_notice(words)
 
     def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, EmbedderMismatch):
+            self.panel.set_notice(mismatch_words([exc.collection], exc.indexed_with, self.embedder_name()))
+            self.panel.offer_reindex(exc.collection)
+            return
         self.panel.set_notice(tr("Indexing stopped: {0}").format(exc))
         log.warning("documents: indexing failed: %s", exc)
 
@@ -512,6 +598,9 @@ def install_documents(window: Any, *, embedder_factory: EmbedderFactory | None =
     controller.install_drop_target(window, composer.editor, window.transcript)
     window.transcript.widget_hooks.append(controller.message_widget_made)
     window.bridge.connect_event(window.chat.turn_events, controller.turn_event)
+    settings = getattr(window, "settings", None)
+    if settings is not None:  # another embedding model chosen: say which collections need re-indexing
+        window.bridge.connect_event(settings.changed, lambda _s: controller.refresh())
     watch = window.context_watch
     if watch is not None:
         watch.tree_shown.connect(controller.tree_shown)

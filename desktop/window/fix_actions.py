@@ -44,6 +44,7 @@ PREFERENCES_FIXES: dict[str, tuple[str, str | None]] = {
     "choose_model_folder": ("models", None),
     "edit_repo_id": ("models", "repo_id"),
     "edit_generation_settings": ("generation", None),
+    "choose_embedder": ("documents", "embedder"),
 }
 # Fixes that change the local server's profile and start again, and those that only start it again; the
 # server link handles both when there is a supervisor.

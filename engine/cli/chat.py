@@ -309,12 +309,18 @@ async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncEx
 async def _passages(args: argparse.Namespace, paths: AppPaths, message: str) -> list[Any]:
     # Before the chat model starts: the embedding server runs for the search only (documents/answer.py).
     from engine.documents.answer import find_passages
+    from engine.settings.embedder import chosen_embedder
     from engine.settings.store import SettingsStore
 
-    runtime_path = SettingsStore.open(paths.settings_file).settings.general.vllm_path
+    settings = SettingsStore.open(paths.settings_file).settings
+    runtime_path = settings.general.vllm_path
     print("Searching the documents …", file=sys.stderr, flush=True)
     return await find_passages(
-        paths, args.docs, message, runtime_path=str(runtime_path) if runtime_path else None
+        paths,
+        args.docs,
+        message,
+        runtime_path=str(runtime_path) if runtime_path else None,
+        profile=chosen_embedder(settings, paths),  # Preferences > Documents (documents.embedder)
     )
 
 

@@ -30,7 +30,7 @@ DEFAULT_COLLECTION = "default"
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "docs",
-        help="document collections: add, rescan, list, remove, search",
+        help="document collections: add, rescan, reindex, list, remove, search",
         description="Index your files into named collections and search them (hybrid keyword + vector).",
     )
     sub = parser.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
@@ -47,6 +47,17 @@ def register(subparsers: Any) -> None:
     _embedder_options(rescan)
     rescan.add_argument("--json", action="store_true", help="print the report as JSON")
     rescan.set_defaults(func=run_rescan)
+
+    reindex = sub.add_parser(
+        "reindex",
+        help="index every file of a collection again (after changing the embedding model)",
+        description="Forget the collection's passages and vectors and index all its files again with the "
+        "embedding model chosen now: vectors of two models are never mixed.",
+    )
+    reindex.add_argument("collection", metavar="NAME")
+    _embedder_options(reindex)
+    reindex.add_argument("--json", action="store_true", help="print the report as JSON")
+    reindex.set_defaults(func=run_reindex)
 
     listing = sub.add_parser("list", help="the collections (with --files: each file and its state)")
     listing.add_argument("--files", action="store_true", help="also list every file and why one failed")
@@ -79,7 +90,7 @@ def _embedder_options(parser: argparse.ArgumentParser) -> None:
         "--embedder-profile",
         metavar="NAME",
         help="a saved server profile serving an embedding model (local, with --runner pooling in its extra "
-        "arguments, or remote); default: the built-in all-MiniLM-L6-v2",
+        "arguments, or remote); default: documents.embedder in the settings (the built-in all-MiniLM-L6-v2)",
     )
     where.add_argument("--embedder-url", metavar="URL", help="an OpenAI-compatible /v1/embeddings server")
     parser.add_argument("--embedder-model", metavar="NAME", help="model name on --embedder-url")
@@ -104,12 +115,15 @@ async def _embedder(args: argparse.Namespace, stack: AsyncExitStack) -> Embedder
     paths = AppPaths.resolve(args.data_dir).ensure()
     settings = SettingsStore.open(paths.settings_file)
     runtime_path = settings.settings.general.vllm_path
-    profile = None
     if args.embedder_profile:
         from engine.cli.serve import choose_profile
 
         chosen = argparse.Namespace(profile=args.embedder_profile, model=None, port=None)
         profile = choose_profile(chosen, settings)
+    else:  # the one Preferences > Documents chose (documents.embedder): the built-in model by default
+        from engine.settings.embedder import chosen_embedder
+
+        profile = chosen_embedder(settings.settings, paths)
     service = EmbedderService(
         paths,
         runtime_path=str(runtime_path) if runtime_path else None,
@@ -171,13 +185,15 @@ def _print_report(report: IndexReport, as_json: bool) -> int:
     return 1 if report.failed else 0
 
 
-async def _index(args: argparse.Namespace, paths: list[Path] | None) -> int:
+async def _index(args: argparse.Namespace, paths: list[Path] | None, *, again: bool = False) -> int:
     store = _store(args)
     try:
         async with AsyncExitStack() as stack:
             if paths is None:
                 store.collection(args.collection)  # a missing collection is an error before any start
             embedder = await _embedder(args, stack)
+            if again:  # only once the new embedder answers: a failed start leaves the old index usable
+                await asyncio.to_thread(store.clear_index, args.collection)
             indexer = Indexer(store, embedder, progress=_ProgressLine())
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGINT, indexer.cancel)
@@ -198,6 +214,10 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_rescan(args: argparse.Namespace) -> int:
     return asyncio.run(_index(args, None))
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    return asyncio.run(_index(args, None, again=True))
 
 
 def run_list(args: argparse.Namespace) -> int:

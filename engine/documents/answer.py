@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.documents.retrieval import (
     Hit,
@@ -23,6 +23,9 @@ from engine.documents.retrieval import (
 )
 from engine.documents.store import DocumentStore, documents_db
 from engine.paths import AppPaths
+
+if TYPE_CHECKING:
+    from engine.server.profiles import ServerProfile
 
 CANDIDATES = 8
 # Room kept for the reply when the request sets no max_tokens, and for the chat template's own tokens.
@@ -37,16 +40,17 @@ async def find_passages(
     *,
     runtime_path: str | None = None,
     top_k: int = CANDIDATES,
+    profile: ServerProfile | None = None,
 ) -> list[Hit]:
-    """The best passages of ``collections`` for ``question`` (hybrid search), with the built-in embedding
-    model started for the search and stopped after it."""
+    """The best passages of ``collections`` for ``question`` (hybrid search), with the embedding model
+    (``profile``, default the built-in one) started for the search and stopped after it."""
     from engine.documents.service import EmbedderService
 
     store = DocumentStore(documents_db(paths))
     try:
         for name in collections:
             store.collection(name)  # CollectionNotFound before any server starts
-        service = EmbedderService(paths, runtime_path=runtime_path)
+        service = EmbedderService(paths, runtime_path=runtime_path, profile=profile)
         try:
             embedder = await service.start()
             return await Retriever(store, embedder).search_async(question, list(collections), top_k=top_k)

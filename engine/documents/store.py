@@ -179,9 +179,12 @@ class EmbedderMismatch(DeskError):
             fix=Fix(
                 action="reindex_collection",
                 label="Re-index the collection",
-                hint=f"Remove it, then add its files again. Run: vllm-desk docs remove {collection}",
+                hint="Re-index it (the Documents panel offers it), or remove it and add its files again. "
+                f"Run: vllm-desk docs reindex {collection}",
             ),
         )
+        self.collection = collection
+        self.indexed_with = indexed_with
 
 
 @dataclass(frozen=True)
@@ -342,6 +345,18 @@ class DocumentStore:
             )
             self._conn.execute("DELETE FROM files WHERE collection_id=?", (cid,))
             self._conn.execute("DELETE FROM collections WHERE id=?", (cid,))
+
+    def clear_index(self, name: str) -> None:
+        """Forget a collection's files, passages and embedding model, keeping its name and folders: the next
+        rescan indexes every file again (with another embedding model, whose vectors never mix with the
+        old ones)."""
+        with self._lock, self._tx():
+            cid = self._collection_id(name)
+            self._conn.execute(
+                "DELETE FROM chunks WHERE file_id IN (SELECT id FROM files WHERE collection_id=?)", (cid,)
+            )
+            self._conn.execute("DELETE FROM files WHERE collection_id=?", (cid,))
+            self._conn.execute("UPDATE collections SET embedder='', dims=0 WHERE id=?", (cid,))
 
     def add_root(self, collection: str, path: Path) -> None:
         with self._lock:

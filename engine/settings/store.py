@@ -1,6 +1,7 @@
 """The app's settings: a typed model (pydantic) saved as TOML in the config dir.
 
-Sections: ``general``, ``appearance``, ``models`` (folders the user added), ``profiles`` (server profiles,
+Sections: ``general``, ``appearance``, ``models`` (folders the user added), ``documents`` (the embedding
+model), ``profiles`` (server profiles,
 local or remote: the remote ones are the endpoints), ``presets`` (named generation settings) with
 ``model_presets`` (default preset per model).
 The file carries a ``schema_version``; older layouts are migrated on load. A broken file never stops the
@@ -83,6 +84,20 @@ class ModelSettings(_Section):
     repo_ids: list[str] = Field(default_factory=list, description="Hugging Face repo ids the user typed.")
 
 
+BUILTIN_EMBEDDER_CHOICE = "builtin"
+
+
+class DocumentsSettings(_Section):
+    """Chat with your documents: which embedding model indexes and searches them."""
+
+    embedder: str = Field(
+        default=BUILTIN_EMBEDDER_CHOICE,
+        min_length=1,
+        description="“builtin” (all-MiniLM-L6-v2 served by vLLM), or the name of a server profile: a local "
+        "one serving a Hugging Face embedding model with --runner pooling, or a remote /v1/embeddings.",
+    )
+
+
 def default_presets() -> dict[str, GenerationSettings]:
     presets = {p.name: p.settings for p in PRESETS}
     presets[BUILTIN_PRESET] = GenerationSettings(
@@ -104,6 +119,7 @@ class Settings(BaseModel):
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     appearance: AppearanceSettings = Field(default_factory=AppearanceSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    documents: DocumentsSettings = Field(default_factory=DocumentsSettings)
     # Remote endpoints are profiles of kind "remote" (their key: ``profile:<name>`` in the keychain).
     profiles: list[ServerProfile] = Field(default_factory=lambda: [builtin_profile()])
     presets: dict[str, GenerationSettings] = Field(default_factory=default_presets)

@@ -395,3 +395,40 @@ def test_a_run_the_app_quit_in_is_offered_for_resuming_at_the_next_start(qtbot, 
         assert not controller.panel.resume_button.isVisibleTo(window)
     finally:
         close_window(qtbot, window)
+
+
+def test_another_embedding_model_is_said_and_reindexing_replaces_the_vectors(
+    qtbot, app_paths, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from engine.documents.index import Indexer
+    from engine.documents.store import DocumentStore, documents_db
+
+    folder = _files(tmp_path / "docs")
+    # The collection was indexed with another embedding model (64 dimensions, another name) earlier.
+    before = DocumentStore(documents_db(app_paths))
+    Indexer(before, hashing_embedder(64)).add("work", [folder])
+    assert before.collection("work").embedder == "hash-64"
+    before.close()
+    window = _window(qtbot, app_paths)  # the window's embedder now: hash-32
+    controller: DocumentsController = window.documents
+    try:
+        # Adding to it refuses to mix the vectors, says why in words and offers to re-index.
+        (folder / "more.md").write_text("Basalt is a volcanic rock.\n", encoding="utf-8")
+        controller.add([folder], "work")
+        _wait_idle(qtbot, controller)
+        notice = controller.panel.notice.text()
+        assert "“work” was indexed with the embedding model hash-64, not hash-32" in notice
+        assert "searched by keyword only. Re-index it" in notice
+        assert not controller.panel.reindex_button.isHidden()
+        assert controller.panel.reindex_button.text() == "Re-index “work”"
+        assert controller.doc_store.collection("work").embedder == "hash-64"  # nothing was mixed in
+        qtbot.mouseClick(controller.panel.reindex_button, Qt.MouseButton.LeftButton)
+        _wait_idle(qtbot, controller)
+        info = controller.doc_store.collection("work")
+        assert (info.embedder, info.dims) == ("hash-32", 32)
+        assert info.files == 3  # every file again, the new one too
+        assert info.roots == (str(folder),)
+        assert controller.panel.reindex_button.isHidden()
+        assert controller.check_embedders(controller.doc_store.collections()) == []
+    finally:
+        close_window(qtbot, window)

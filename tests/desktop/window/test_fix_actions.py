@@ -266,6 +266,7 @@ EFFECTS: dict[str, Callable[..., None]] = {
     "choose_model_folder": preferences_at("models"),
     "edit_repo_id": preferences_at("models", "repo_id"),
     "edit_generation_settings": preferences_at("generation"),
+    "choose_embedder": preferences_at("documents", "embedder"),
     # No supervisor in this window (a server someone else runs): the server's fixes open its profile.
     "set_option": preferences_at("profiles"),
     "lower_gpu_memory_utilization": preferences_at("profiles"),

@@ -226,3 +226,48 @@ def test_a_passage_over_the_models_input_limit_is_embedded_from_its_beginning(
     assert 20 < len(taken.split()) <= 40  # ... then embedded from its beginning
     assert main(["--data-dir", str(tmp_path / "home"), "docs", "search", "tomato", "--mode", "keyword"]) == 0
     assert "tomato tomato" in capsys.readouterr().out  # the whole passage is stored and found
+
+
+def test_another_embedding_model_is_refused_and_reindex_replaces_the_vectors(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = folder(tmp_path)
+    home = ["--data-dir", str(tmp_path / "home"), "docs"]
+    assert docs(tmp_path, server, "add", str(root), "--collection", "science") == 0
+    capsys.readouterr()
+    with running_embeddings_server("other-embedder") as other:
+        again = ["--embedder-url", other.base_url]
+        (root / "more.md").write_text("Basalt is a volcanic rock.\n", encoding="utf-8")
+        assert main([*home, "add", str(root), "--collection", "science", *again]) == 1
+        err = capsys.readouterr().err
+        assert "was indexed with the embedding model bow-embedder, not other-embedder" in err
+        assert "vllm-desk docs reindex science" in err
+        assert main([*home, "reindex", "science", *again]) == 0
+        assert "science: 3 added" in capsys.readouterr().out
+    assert main([*home, "list", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert (listed["embedder"], listed["files"], listed["roots"]) == ("other-embedder", 3, [str(root)])
+
+
+def test_the_settings_choose_the_embedder_when_no_option_does(
+    tmp_path: Path, server: EmbeddingsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.paths import AppPaths
+    from engine.server.profiles import ServerProfile
+    from engine.settings.store import SettingsStore
+
+    paths = AppPaths.under(tmp_path / "home").ensure()
+    settings = SettingsStore.open(paths.settings_file)
+    remote = ServerProfile(name="team embeddings", kind="remote", base_url=server.base_url)
+    current = settings.settings
+    chosen = current.documents.model_copy(update={"embedder": "team embeddings"})
+    settings.update(current.model_copy(update={"profiles": [*current.profiles, remote], "documents": chosen}))
+    root = folder(tmp_path)
+    assert main(["--data-dir", str(tmp_path / "home"), "docs", "add", str(root)]) == 0
+    assert "default: 2 added" in capsys.readouterr().out
+    assert server.requests  # not the built-in model: no vLLM was started
+    settings.update(
+        settings.settings.model_copy(update={"documents": chosen.model_copy(update={"embedder": "gone"})})
+    )
+    assert main(["--data-dir", str(tmp_path / "home"), "docs", "rescan"]) == 1
+    assert "there is no such profile" in capsys.readouterr().err

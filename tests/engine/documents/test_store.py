@@ -198,3 +198,26 @@ def test_keyword_search_in_one_collection_finds_its_weak_match_under_anothers_st
     assert len(doc_store.keyword_search("dog", ["loud"], top_k=5)) == 5
     both = doc_store.keyword_search("dog", ["loud", "quiet"], top_k=200)
     assert len(both) == 121
+
+
+def test_clear_index_keeps_the_collection_and_its_folders_for_another_model(tmp_path: Path) -> None:
+    from engine.documents.store import DocumentStore, EmbedderMismatch, Passage
+
+    store = DocumentStore(tmp_path / "docs.sqlite3")
+    store.add_root("work", tmp_path / "papers")
+    store.bind_embedder("work", "model-a", 3)
+    passage = Passage(0, "Basalt is a volcanic rock.", 0, 26, None, "", [1.0, 0.0, 0.0])
+    store.replace_file(
+        "work", "/p/a.md", sha256="x", size=26, mtime=1.0, kind="md", pages=0, passages=[passage]
+    )
+    with pytest.raises(EmbedderMismatch) as refused:
+        store.bind_embedder("work", "model-b", 4)
+    assert (refused.value.collection, refused.value.indexed_with) == ("work", "model-a")
+    store.clear_index("work")
+    info = store.collection("work")
+    assert (info.embedder, info.dims, info.files, info.chunks) == ("", 0, 0, 0)
+    assert info.roots == (str(tmp_path / "papers"),)
+    assert store.keyword_search("basalt", ["work"]) == []
+    store.bind_embedder("work", "model-b", 4)  # another model is welcome now
+    assert store.collection("work").embedder == "model-b"
+    store.close()
