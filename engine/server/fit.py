@@ -565,20 +565,46 @@ def is_pooling(profile: ServerProfile) -> bool:
     return any(pair in pairs for pair in POOLING_ARGS)
 
 
+# Encoder-only families (their attention is bidirectional: vLLM v1 keeps no KV cache for them).
+ENCODER_ONLY_TYPES = (
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "distilbert",
+    "electra",
+    "mpnet",
+    "nomic_bert",
+    "modernbert",
+    "deberta",
+    "deberta-v2",
+    "new",  # Alibaba's gte "NewModel"
+)
+
+
 def pooling_need(
-    info: ModelInfo, gpu: GpuInfo, *, dtype: str | None, enforce_eager: bool = True
+    info: ModelInfo,
+    gpu: GpuInfo,
+    *,
+    dtype: str | None,
+    enforce_eager: bool = True,
+    max_model_len: int | None = None,
 ) -> int | None:
     """What an embedding (pooling) server needs of its budget on ``gpu``: the weights, the profiling peak of
-    the default batch (``max_num_batched_tokens`` of activations; a pooler has no sampler, and an
-    encoder-only model such as BERT keeps no KV cache in vLLM v1), memory outside PyTorch, CUDA graphs
-    unless ``enforce_eager``. ``None`` when the config lacks the sizes."""
+    the default batch (``max_num_batched_tokens`` of activations; a pooler has no sampler), memory outside
+    PyTorch, CUDA graphs unless ``enforce_eager``, and a decoder model's KV cache for one sequence of
+    ``max_model_len`` (an encoder-only model such as BERT keeps none in vLLM v1). ``None`` when the config
+    lacks the sizes."""
     weights = weight_bytes(info, dtype=dtype)
     if weights is None or info.hidden_size is None:
         return None
     element = dtype_bytes(dtype, info)
     shape = RunShape(enforce_eager=enforce_eager)
     activations = activation_bytes(replace(info, vocab_size=0), gpu, shape, element)
-    return int(weights + activations + graph_bytes(info, shape) + NON_TORCH_BYTES)
+    kv = 0
+    if (info.model_type or "").lower() not in ENCODER_ONLY_TYPES:
+        per_token = kv_bytes_per_token(info, dtype=dtype) or 0
+        kv = per_token * (max_model_len or info.max_context or 0)
+    return int(weights + activations + graph_bytes(info, shape) + NON_TORCH_BYTES + kv)
 
 
 def pooling_share(profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInfo]) -> float | None:
@@ -588,7 +614,8 @@ def pooling_share(profile: ServerProfile, info: ModelInfo, gpus: Sequence[GpuInf
     if not visible:
         return None
     eager = True if profile.enforce_eager is None else profile.enforce_eager
-    need = pooling_need(info, visible[0], dtype=profile.dtype, enforce_eager=eager)
+    length = profile.max_model_len if isinstance(profile.max_model_len, int) else None
+    need = pooling_need(info, visible[0], dtype=profile.dtype, enforce_eager=eager, max_model_len=length)
     if need is None:
         return None
     share = math.ceil(need * BUILTIN_SHARE_MARGIN / visible[0].cuda_total_bytes * 100) / 100

@@ -547,6 +547,7 @@ def test_bfloat16_on_a_card_below_8_0_is_refused_with_float16_offered() -> None:
 # 22,713,728 parameters, served in float32 by --runner pooling.
 MINILM = ModelInfo(
     architecture="BertModel",
+    model_type="bert",
     max_context=512,
     num_layers=6,
     hidden_size=384,
@@ -606,6 +607,7 @@ def test_the_embedder_reads_its_folder_for_the_gpu_launch(tmp_path: Path, app_pa
         json.dumps(
             {
                 "architectures": ["BertModel"],
+                "model_type": "bert",
                 "hidden_size": 384,
                 "intermediate_size": 1536,
                 "num_hidden_layers": 6,
@@ -647,3 +649,37 @@ def test_chat_model_and_embedder_must_fit_on_the_card_together() -> None:
     assert "(The embedding model for documents takes 0.03 of GPU 0" in together.message
     # No GPU: nothing to share.
     assert estimate_for_profile(profile, LLAMA2_7B, [], own_pids=(), beside=0.03).verdict == "cpu"
+
+
+def test_a_decoder_embedding_model_keeps_a_kv_cache_an_encoder_does_not() -> None:
+    from engine.server.fit import pooling_need
+
+    # Qwen3-Embedding-0.6B: a decoder (28 layers, 8 KV heads of 128) pooled: vLLM gives it a KV cache, which
+    # must hold one sequence of max_model_len: 28 × 8 × 128 × 2 × 2 bytes = 114,688 B per token.
+    qwen3_embedding = ModelInfo(
+        architecture="Qwen3ForCausalLM",
+        model_type="qwen3",
+        max_context=32768,
+        dtype="bfloat16",
+        num_layers=28,
+        hidden_size=1024,
+        num_attention_heads=16,
+        num_kv_heads=8,
+        head_dim=128,
+        vocab_size=151669,
+        intermediate_size=3072,
+        param_count=595_776_512,
+    )
+    card24 = gpu(24, 24)
+    decoder = pooling_need(qwen3_embedding, card24, dtype="auto", max_model_len=8192)
+    as_encoder = pooling_need(
+        ModelInfo(**{**qwen3_embedding.__dict__, "model_type": "bert"}),
+        card24,
+        dtype="auto",
+        max_model_len=8192,
+    )
+    assert decoder is not None
+    assert as_encoder is not None
+    assert decoder - as_encoder == 114_688 * 8192
+    # Weights 595,776,512 × 2 + 2048 × (2 × 3072 + 4 × 1024) × 2 + 256 MiB + the KV cache.
+    assert decoder == 1_191_553_024 + 41_943_040 + 268_435_456 + 939_524_096
