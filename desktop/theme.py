@@ -2,8 +2,11 @@
 set per theme (``resources/icons/{light,dark}``) and one style sheet built from the colours.
 
 The user's ``appearance.theme`` setting can force light or dark; "system" follows the desktop and changes
-with it while the app runs (:class:`SchemeWatcher`). The window's own palette is set from the chosen colours;
-the application's palette stays the system's, so the system's light or dark can still be read from it.
+with it while the app runs (:class:`SchemeWatcher`). The chosen colours are the application's palette
+(:func:`apply_app`), so every window takes them: the dashboard, the server log, Preferences, About, message
+boxes and input dialogs, not only the main window; the desktop's own palette, from before ours replaced it, is
+kept to tell the system's light or dark where Qt reports no colour scheme. An application-level sheet
+(:func:`app_sheet`) styles what the palette alone leaves plain in those windows (the main window has its own).
 
 The chat's text size (the user's setting) is set by the sheet too, on the widgets that show the chat's
 text (:func:`set_chat_font_size`), never with ``setFont``: under a style sheet Qt hands a ``setFont`` on a
@@ -44,6 +47,10 @@ class Colours:
     code: str  # a code block's body (MarkdownRenderer.code_background matches it)
     code_header: str
     focus: str
+    good: str  # a server state that is fine (ready): text on chat/side, WCAG AA (4.5:1) in both themes
+    busy: str  # starting, preparing, stopping
+    bad: str  # failed
+    chart_second: str  # a chart's second series (the accent draws the first)
 
 
 LIGHT = Colours(
@@ -63,6 +70,10 @@ LIGHT = Colours(
     code="#f4f4f6",
     code_header="#e8e8ec",
     focus="#2563eb",
+    good="#1e7b34",
+    busy="#8a5a00",
+    bad="#b3261e",
+    chart_second="#d9480f",
 )
 DARK = Colours(
     chat="#1f1f23",
@@ -81,6 +92,10 @@ DARK = Colours(
     code="#151518",
     code_header="#26262c",
     focus="#3b82f6",
+    good="#81c995",
+    busy="#fdd663",
+    bad="#ff8a80",
+    chart_second="#fb923c",
 )
 
 
@@ -93,7 +108,63 @@ def system_is_dark() -> bool:
     scheme = hints.colorScheme()
     if scheme != Qt.ColorScheme.Unknown:
         return scheme == Qt.ColorScheme.Dark
-    return QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    return _dark_palette(system_palette())
+
+
+@dataclass
+class _Applied:
+    """What :func:`apply_app` set, and the desktop's palette from before it."""
+
+    system: QPalette | None = None
+    ours: QPalette | None = None
+    dark: bool | None = None
+
+
+_applied = _Applied()
+
+
+def system_palette() -> QPalette:
+    """The desktop's palette: the application's, unless it is still the one :func:`apply_app` set."""
+    current = QGuiApplication.palette()
+    if _applied.system is not None and current == _applied.ours:
+        return _applied.system
+    return current
+
+
+def app_is_dark() -> bool:
+    """Whether the application's colours (:func:`apply_app`) are the dark set; before it: the system's."""
+    return _applied.dark if _applied.dark is not None else system_is_dark()
+
+
+def apply_app(dark: bool) -> None:
+    """The theme's palette and :func:`app_sheet` for the whole application (every window and dialog).
+
+    Setting the palette again only when it changes: a new application palette is heard by
+    :class:`SchemeWatcher` (the desktop's may have changed), which applies the theme again.
+    """
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        return
+    current = app.palette()
+    if current != _applied.ours or dark != _applied.dark:
+        if current != _applied.ours:  # not ours: the desktop's (or the first time)
+            _applied.system = QPalette(current)
+        _applied.dark = dark
+        app.setPalette(palette(dark))
+        _applied.ours = QPalette(app.palette())
+    sheet = app_sheet(dark)
+    if app.styleSheet() != sheet:
+        app.setStyleSheet(sheet)
+
+
+def restore_system_look() -> None:
+    """The desktop's own palette and no application sheet again (tests leave the application as found)."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication) and _applied.system is not None:
+        system = _applied.system
+        _applied.system = _applied.ours = _applied.dark = None
+        app.setPalette(system)
+        app.setStyleSheet("")
 
 
 def is_dark(theme: str) -> bool:
@@ -223,7 +294,9 @@ def set_chat_font_size(window: QWidget, points: int) -> None:
 
 
 def style_window(window: QWidget, dark: bool) -> None:
-    """Colours, the style sheet and the icons of the window's actions, for light or dark."""
+    """Colours, the style sheet and the icons of the window's actions, for light or dark (and the same colours
+    for the whole application: :func:`apply_app`)."""
+    apply_app(dark)
     window.setProperty(DARK_PROPERTY, dark)
     window.setPalette(palette(dark))
     points = window.property(CHAT_POINTS)
@@ -359,17 +432,20 @@ def _dark_palette(palette: QPalette) -> bool:
     return palette.color(QPalette.ColorRole.Window).lightness() < 128
 
 
+def state_colour(kind: str, dark: bool) -> str | None:
+    """The colour of a server state's look (``desktop.server_states``: ready, starting, failed, stopped);
+    ``None`` for a kind without one (the text's own colour)."""
+    c = colours(dark)
+    return {"ready": c.good, "starting": c.busy, "failed": c.bad, "stopped": c.muted}.get(kind)
+
+
 def state_style(kind: str, palette: QPalette) -> str:
     """The server state's own style (set on the label itself: property selectors in the window's sheet are
     not re-evaluated reliably when the property changes)."""
-    dark = _dark_palette(palette)
-    colours = {
-        "failed": ("#ff8a80" if dark else "#b3261e") + "; font-weight: bold",
-        "ready": "#81c995" if dark else "#1e7b34",
-        "starting": "#fdd663" if dark else "#8a5a00",
-    }
-    colour = colours.get(kind)
-    return f"color: {colour};" if colour else ""
+    colour = state_colour(kind, _dark_palette(palette))
+    if colour is None:
+        return ""
+    return f"color: {colour};" + (" font-weight: bold;" if kind == "failed" else "")
 
 
 def banner_style(palette: QPalette) -> str:
@@ -378,3 +454,80 @@ def banner_style(palette: QPalette) -> str:
     return (
         f"QFrame#errorBanner {{ background: {background}; border: 1px solid {border}; border-radius: 8px; }}"
     )
+
+
+def app_sheet(dark: bool) -> str:
+    """The application's sheet: dialogs and the dashboard (the main window's own sheet styles the window).
+
+    Only what the palette leaves plain or undesigned: rounded fields and buttons, the lists' frames, headers.
+    Every rule is under a dialog or the dashboard, so the main window's widgets are not touched by it.
+    """
+    c = colours(dark)
+    arrow = icon_path("expand", dark).as_posix()
+    up = icon_path("collapse", dark).as_posix()
+    check = icon_path("check", True).as_posix()  # light strokes, on the accent in both themes
+    tops = ("QDialog", "QWidget#serverDashboard")
+
+    def under(*selectors: str) -> str:
+        return ", ".join(f"{top} {s}" for top in tops for s in selectors)
+
+    fields = under("QLineEdit", "QPlainTextEdit", "QTextEdit", "QComboBox", "QSpinBox", "QDoubleSpinBox")
+    lists = under("QListWidget", "QListView", "QTreeWidget", "QTreeView", "QTableView", "QTableWidget")
+    buttons = under("QPushButton")
+    return f"""
+QDialog, QWidget#serverDashboard {{ background: {c.side}; color: {c.text}; }}
+{fields} {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border}; border-radius: 6px;
+  padding: 4px 6px; selection-background-color: {c.accent}; selection-color: {c.on_accent}; }}
+{
+        under(
+            "QLineEdit:focus",
+            "QPlainTextEdit:focus",
+            "QTextEdit:focus",
+            "QComboBox:focus",
+            "QSpinBox:focus",
+            "QDoubleSpinBox:focus",
+        )
+    } {{ border: 1px solid {c.focus}; }}
+{
+        under(
+            "QSpinBox::up-button",
+            "QDoubleSpinBox::up-button",
+            "QSpinBox::down-button",
+            "QDoubleSpinBox::down-button",
+        )
+    } {{ border: none; width: 18px; }}
+{under("QSpinBox::up-arrow", "QDoubleSpinBox::up-arrow")} {{ image: url({up}); width: 12px; height: 12px; }}
+{under("QSpinBox::down-arrow", "QDoubleSpinBox::down-arrow")} {{ image: url({arrow}); width: 12px;
+  height: 12px; }}
+{under("QLineEdit:disabled", "QComboBox:disabled", "QSpinBox:disabled")} {{ color: {c.muted}; }}
+{under("QComboBox::drop-down")} {{ border: none; width: 22px; }}
+{under("QComboBox::down-arrow")} {{ image: url({arrow}); width: 14px; height: 14px; }}
+{buttons} {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border}; border-radius: 6px;
+  padding: 5px 14px; min-width: 56px; }}
+{under("QPushButton:hover")} {{ background: {c.raised}; }}
+{under("QPushButton:focus")} {{ border: 1px solid {c.focus}; }}
+{under("QDialogButtonBox QPushButton:default")} {{ background: {c.accent}; color: {c.on_accent};
+  border: 1px solid {c.accent}; }}
+{under("QDialogButtonBox QPushButton:default:hover")} {{ background: {c.accent_hover}; }}
+{under("QPushButton:disabled")} {{ color: {c.muted}; background: {c.side}; }}
+{lists} {{ background: {c.chat}; color: {c.text}; border: 1px solid {c.border}; border-radius: 6px;
+  alternate-background-color: {c.side}; selection-background-color: {c.selection}; selection-color: {c.text};
+  outline: none; }}
+{under("QListWidget::item", "QListView::item")} {{ padding: 3px 6px; }}
+QDialog QListWidget#pages {{ background: {c.side}; border: none; }}
+QDialog QListWidget#pages::item:selected {{ background: {c.selection}; color: {c.text}; }}
+{under("QCheckBox::indicator", "QRadioButton::indicator")} {{ width: 14px; height: 14px;
+  background: {c.surface}; border: 1px solid {c.muted}; border-radius: 4px; }}
+{under("QRadioButton::indicator")} {{ border-radius: 8px; }}
+{under("QCheckBox::indicator:checked", "QRadioButton::indicator:checked")} {{ background: {c.accent};
+  border: 1px solid {c.accent}; }}
+{under("QCheckBox::indicator:checked")} {{ image: url({check}); }}
+{under("QCheckBox::indicator:focus", "QRadioButton::indicator:focus")} {{ border: 1px solid {c.focus}; }}
+{under("QHeaderView::section")} {{ background: {c.side}; color: {c.muted}; border: none;
+  border-bottom: 1px solid {c.border}; padding: 4px 6px; }}
+{under("QScrollArea")} {{ background: transparent; border: none; }}
+{under("QProgressBar")} {{ background: {c.raised}; color: {c.text}; border: none; border-radius: 4px;
+  text-align: center; }}
+{under("QProgressBar::chunk")} {{ background: {c.accent}; border-radius: 4px; }}
+QToolTip {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border}; padding: 4px; }}
+"""

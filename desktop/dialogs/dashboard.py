@@ -4,6 +4,9 @@ Charts are pyqtgraph (made for live Qt plots; imported when the dashboard is fir
 start does not pay for it). The dashboard listens to the supervisor only while it is visible: hidden, it
 unsubscribes, and the supervisor stops polling ``/metrics`` when nobody listens; the process table's timer
 stops too. The series come from :class:`engine.server.metrics_history.MetricsHistory` (Qt-free).
+
+The charts take the theme's colours (:func:`desktop.theme.colours`), again whenever the application's palette
+changes (the theme was switched): pyqtgraph draws with its own background and pens, not the palette.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -24,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import theme
 from engine.server.metrics import MetricsSample
 from engine.server.metrics_history import MetricsHistory
 from engine.server.supervisor import Supervisor
@@ -55,6 +59,7 @@ class ServerDashboard(QWidget):
         self._unsubscribe: Callable[[], None] | None = None
         # Kept between refreshes: psutil's CPU share is measured from one call to the next.
         self._known: dict[int, psutil.Process] = {}
+        self.setObjectName("serverDashboard")  # the application's sheet styles it as a dialog
         self.setWindowTitle(tr("Server dashboard — vLLM Desk"))
         self.setAccessibleName(tr("Server dashboard"))
         self.resize(900, 700)
@@ -64,18 +69,12 @@ class ServerDashboard(QWidget):
         charts = QGridLayout()
         self.plots: dict[str, Any] = {}
         self.curves: dict[str, Any] = {}
-        palette = self.palette()
-        text, base = palette.windowText().color(), palette.base().color()
         for number, (name, title, unit) in enumerate(CHARTS):
-            plot = pg.PlotWidget(self, background=base)
-            plot.setTitle(tr(title), color=text)
+            plot = pg.PlotWidget(self)
             plot.setLabel("left", tr(unit))
             plot.setLabel("bottom", tr("seconds ago"))
             for side in ("left", "bottom"):
-                axis = plot.getAxis(side)
-                axis.enableAutoSIPrefix(False)  # "(x0.001)" on a time axis only confuses
-                axis.setTextPen(text)
-                axis.setPen(text)
+                plot.getAxis(side).enableAutoSIPrefix(False)  # "(x0.001)" on a time axis only confuses
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setMouseEnabled(x=False, y=False)
             plot.setXRange(-SHOWN_S, 0, padding=0)
@@ -89,11 +88,13 @@ class ServerDashboard(QWidget):
             self.plots[name] = plot
             if name == "requests":
                 plot.addLegend(offset=(-10, 10))
-                self.curves["running"] = plot.plot(pen=pg.mkPen("#2f80ed", width=2), name=tr("running"))
-                self.curves["waiting"] = plot.plot(pen=pg.mkPen("#eb5757", width=2), name=tr("waiting"))
+                self.curves["running"] = plot.plot(name=tr("running"))
+                self.curves["waiting"] = plot.plot(name=tr("waiting"))
             else:
-                self.curves[name] = plot.plot(pen=pg.mkPen("#2f80ed", width=2), symbol=None)
+                self.curves[name] = plot.plot(symbol=None)
             charts.addWidget(plot, number // 2, number % 2)
+        self.chart_dark: bool | None = None  # the theme the charts are drawn in
+        self.recolour()
 
         self.timeline = QTreeWidget(self)
         self.timeline.setHeaderLabels([tr("Start phase"), tr("At"), tr("Took")])
@@ -121,6 +122,36 @@ class ServerDashboard(QWidget):
         self.process_timer.timeout.connect(self.refresh_processes)
         self._state_unsubscribe = supervisor.state_changed.connect(lambda _change: self.refresh_heading())
         self.refresh_heading()
+
+    # --- the theme's colours --------------------------------------------------------------------------------
+    def recolour(self) -> None:
+        """The charts' background, axes, titles and lines in the application's theme (light or dark)."""
+        import pyqtgraph as pg
+
+        dark = theme.app_is_dark()
+        if dark == self.chart_dark:
+            return
+        self.chart_dark = dark
+        c = theme.colours(dark)
+        for (name, title, _unit), plot in zip(CHARTS, self.plots.values(), strict=True):
+            plot.setBackground(c.chat)
+            plot.setTitle(tr(title), color=c.text)
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                axis.setTextPen(c.muted)
+                axis.setPen(c.border)  # the text pen colours the axis' label too
+            legend = plot.getPlotItem().legend
+            if legend is not None:
+                legend.setLabelTextColor(c.text)
+            if name != "requests":
+                self.curves[name].setPen(pg.mkPen(c.accent, width=2))
+        self.curves["running"].setPen(pg.mkPen(c.accent, width=2))
+        self.curves["waiting"].setPen(pg.mkPen(c.chart_second, width=2))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the application's palette: the theme changed
+            self.recolour()
 
     # --- listening only while shown ----------------------------------------------------------------------
     @property

@@ -106,8 +106,9 @@ class PreferencesDialog(QDialog):
         self.nav = QListWidget()
         self.nav.setObjectName("pages")
         self.nav.setAccessibleName(tr("Preferences pages"))
-        self.nav.setFixedWidth(185)
+        self.nav.setFixedWidth(200)
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.nav.setSpacing(3)  # room around each page's name (a sheet's item padding is not laid out)
         self.stack = QStackedWidget()
         for title, page in self.pages.items():
             self.nav.addItem(title)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
+from desktop import theme
 from desktop.bridge import EventBridge
 from desktop.labels import ElidedLabel
 from desktop.server_states import state_kind, state_words
@@ -78,6 +79,17 @@ class ModelPicker(QWidget):
     def show_state(self, state: Any) -> None:
         self.state.setText(state_words(state))
         self.state.setProperty("state", state_kind(state))
+        self._colour_state()
+
+    def _colour_state(self) -> None:
+        """The state's colour from the theme (good, busy, bad or muted: the server-state table's look)."""
+        kind = self.state.property("state")
+        self.state.setStyleSheet(theme.state_style(kind, self.palette()) if isinstance(kind, str) else "")
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # light or dark changed
+            self._colour_state()
 
     def _chosen(self, index: int) -> None:
         if self.launcher is None or index < 0:

@@ -29,13 +29,9 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QAction,
-    QColor,
     QGuiApplication,
     QIcon,
     QKeySequence,
-    QPainter,
-    QPalette,
-    QPixmap,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -50,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import errors
+from desktop import errors, theme
 from desktop.bridge import EventBridge
 from desktop.operations import Operation
 from desktop.widgets.date_groups import DateGroupDelegate, date_group
@@ -90,25 +86,9 @@ def conversation_title(conversation: Conversation) -> str:
     return conversation.title or tr("New chat")
 
 
-_pin_icon: QIcon | None = None
-
-
-def pin_icon() -> QIcon:
-    """The pinned marker, drawn (an emoji shows as a box where no emoji font is installed)."""
-    global _pin_icon
-    if _pin_icon is None:
-        pixmap = QPixmap(16, 16)
-        pixmap.fill(QColor(0, 0, 0, 0))
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        colour = QGuiApplication.palette().color(QPalette.ColorRole.Highlight)
-        painter.setPen(colour.darker(130))
-        painter.setBrush(colour)
-        painter.drawEllipse(4, 1, 8, 8)  # the head
-        painter.drawLine(8, 9, 8, 15)  # the needle
-        painter.end()
-        _pin_icon = QIcon(pixmap)
-    return _pin_icon
+def pin_icon(dark: bool) -> QIcon:
+    """The pinned marker: Lucide's pin from the theme's icon set (an SVG: crisp at any scale)."""
+    return theme.icon("pin", dark)
 
 
 _MARKUP = (
@@ -193,6 +173,7 @@ class ConversationListModel(QAbstractListModel):
         self._loading: asyncio.Task[None] | None = None
         self.pages_loaded = 0
         self.filter: tuple[str | None, str | None] = (None, None)  # (folder, tag) shown; None: any
+        self.dark = False  # the pin's icon set (light strokes on dark)
 
     # --- Qt model API --------------------------------------------------------------------------------
 
@@ -207,7 +188,7 @@ class ConversationListModel(QAbstractListModel):
             labels = " ".join(([f"[{item.folder}]"] if item.folder else []) + [f"#{t}" for t in item.tags])
             return conversation_title(item) + (f"  {labels}" if labels else "")
         if role == Qt.ItemDataRole.DecorationRole:
-            return pin_icon() if item.pinned else None
+            return pin_icon(self.dark) if item.pinned else None
         if role == Qt.ItemDataRole.ToolTipRole:
             tags = ", ".join(item.tags)
             return conversation_title(item) + (f"\n{tags}" if tags else "")
@@ -701,6 +682,17 @@ class Sidebar(QWidget):
         return tr("Folder: {name}").format(name=folder) if folder else f"#{tag}"
 
     # --- search --------------------------------------------------------------------------------------
+
+    def set_icons(self, dark: bool) -> None:
+        """The pinned marker's icon for the light or dark theme (the window's theme calls it)."""
+        model = self.model
+        if model.dark != dark:
+            model.dark = dark
+            rows = model.rowCount()
+            if rows:
+                model.dataChanged.emit(
+                    model.index(0), model.index(rows - 1), [Qt.ItemDataRole.DecorationRole]
+                )
 
     def focus_search(self) -> None:
         self.search_box.setFocus()

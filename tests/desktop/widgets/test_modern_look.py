@@ -241,7 +241,7 @@ def test_dark_chosen_on_a_light_desktop_darkens_what_is_made_later(qtbot: Any, w
         current.model_copy(update={"appearance": current.appearance.model_copy(update={"theme": "dark"})})
     )
     qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Base).name() == theme.DARK.chat)
-    assert QApplication.palette().color(QPalette.ColorRole.Base).lightness() > 128  # the desktop: light
+    assert not theme.system_is_dark()  # the desktop: light (the application's palette is the theme's now)
     user = window.transcript.messages()[0]
     editor = user.begin_edit()  # a field made after the theme was applied
     settle(qtbot)
