@@ -266,6 +266,16 @@ def test_the_settings_choose_the_embedder_when_no_option_does(
     assert main(["--data-dir", str(tmp_path / "home"), "docs", "add", str(root)]) == 0
     assert "default: 2 added" in capsys.readouterr().out
     assert server.requests  # not the built-in model: no vLLM was started
+    # chat --docs searches with it too, before any chat model starts.
+    import argparse
+    import asyncio
+
+    from engine.cli.chat import _passages
+
+    asked = len(server.requests)
+    hits = asyncio.run(_passages(argparse.Namespace(docs=["default"]), paths, "tomatoes need sun"))
+    assert hits[0].file == str(root / "garden.md")
+    assert len(server.requests) > asked
     settings.update(
         settings.settings.model_copy(update={"documents": chosen.model_copy(update={"embedder": "gone"})})
     )
