@@ -264,6 +264,20 @@ class DocumentsController(QObject):
         if service is not None:
             await service.shutdown()
 
+    def settings_changed(self) -> None:
+        """Another embedding model may have been chosen: the server of the old one stops (not in the middle
+        of an indexing run, which keeps the model it began with), and the panel says which collections
+        need re-indexing."""
+        if self._embedder_outdated() and (self.job is None or self.job.done()):
+
+            async def switch() -> None:
+                await self._stop_embedder()
+                self.refresh()
+
+            Operation(None, switch).run()
+            return
+        self.refresh()
+
     async def ensure_embedder(self) -> Embedder:
         """The embedder, started once (two callers at once share one start); a server for an embedding
         model no longer chosen is stopped and the chosen one started."""
@@ -600,7 +614,7 @@ def install_documents(window: Any, *, embedder_factory: EmbedderFactory | None =
     window.bridge.connect_event(window.chat.turn_events, controller.turn_event)
     settings = getattr(window, "settings", None)
     if settings is not None:  # another embedding model chosen: say which collections need re-indexing
-        window.bridge.connect_event(settings.changed, lambda _s: controller.refresh())
+        window.bridge.connect_event(settings.changed, lambda _s: controller.settings_changed())
     watch = window.context_watch
     if watch is not None:
         watch.tree_shown.connect(controller.tree_shown)

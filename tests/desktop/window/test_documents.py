@@ -432,3 +432,51 @@ def test_another_embedding_model_is_said_and_reindexing_replaces_the_vectors(
         assert controller.check_embedders(controller.doc_store.collections()) == []
     finally:
         close_window(qtbot, window)
+
+
+def test_the_window_uses_the_embedder_preferences_chose_and_switches_when_it_changes(
+    qtbot, app_paths, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from engine.server.profiles import ServerProfile
+    from tests.support.embeddings_server import running_embeddings_server
+
+    folder = _files(tmp_path / "docs")
+    with (
+        running_embeddings_server("bow-embedder") as first,
+        running_embeddings_server("other-embedder") as second,
+    ):
+        window = open_window(qtbot, app_paths)
+        window.paths = app_paths
+        settings = window.settings
+        profiles = [
+            ServerProfile(name="A", kind="remote", base_url=first.base_url, served_name="bow-embedder"),
+            ServerProfile(name="B", kind="remote", base_url=second.base_url, served_name="other-embedder"),
+        ]
+        current = settings.settings
+        chosen = current.documents.model_copy(update={"embedder": "A"})
+        settings.update(
+            current.model_copy(update={"profiles": [*current.profiles, *profiles], "documents": chosen})
+        )
+        window.documents = install_documents(window)  # the embedder the settings name, not a stand-in
+        controller: DocumentsController = window.documents
+        try:
+            controller.add([folder], "work")
+            _wait_idle(qtbot, controller)
+            assert first.requests
+            assert controller.doc_store.collection("work").embedder == "bow-embedder"
+            assert controller.panel.reindex_button.isHidden()
+            # Preferences > Documents picks B: A's server is let go, the panel offers to re-index.
+            settings.update(
+                settings.settings.model_copy(
+                    update={"documents": chosen.model_copy(update={"embedder": "B"})}
+                )
+            )
+            qtbot.waitUntil(lambda: not controller.panel.reindex_button.isHidden(), timeout=5000)
+            assert controller.embedder is None
+            assert "not other-embedder" in controller.panel.notice.text()
+            qtbot.mouseClick(controller.panel.reindex_button, Qt.MouseButton.LeftButton)
+            _wait_idle(qtbot, controller)
+            assert second.requests
+            assert controller.doc_store.collection("work").embedder == "other-embedder"
+        finally:
+            close_window(qtbot, window)
