@@ -138,8 +138,8 @@ class ServerDashboard(QWidget):
             plot.setTitle(tr(title), color=c.text)
             for side in ("left", "bottom"):
                 axis = plot.getAxis(side)
-                axis.setTextPen(c.muted)
-                axis.setPen(c.border)  # the text pen colours the axis' label too
+                axis.setPen(c.border)  # the line and grid; it colours the axis' label too, so first
+                axis.setTextPen(c.muted)  # the ticks' numbers and the label
             legend = plot.getPlotItem().legend
             if legend is not None:
                 legend.setLabelTextColor(c.text)

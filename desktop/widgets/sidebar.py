@@ -23,6 +23,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QPoint,
+    QSize,
     Qt,
     QTimer,
     Signal,
@@ -353,6 +354,7 @@ class Sidebar(QWidget):
         self.list.setObjectName("conversationList")
         self.list.setAccessibleName(tr("Conversations"))
         self.list.setModel(self.model)
+        self.list.setIconSize(QSize(14, 14))  # the pin, no taller than the title's letters
         # Rows that start a date group are taller (their heading is drawn above them), so sizes are not
         # uniform; batched layout keeps a long fetched list from being laid out in one go.
         self.list.setItemDelegate(DateGroupDelegate(GROUP_ROLE, self.list))

@@ -117,6 +117,9 @@ def test_dark_chosen_on_a_light_desktop_darkens_the_dialogs_and_the_dashboard(
     assert dashboard.curves["generation_tok_s"].opts["pen"].color().name() == theme.LIGHT.accent
     assert dashboard.curves["waiting"].opts["pen"].color().name() == theme.LIGHT.chart_second
     assert chart.getAxis("bottom").textPen().color().name() == theme.LIGHT.muted
+    axis = chart.getAxis("bottom")  # its label ("seconds ago") in the text's colour, not the faint line's
+    assert axis.labelStyle["color"] == theme.LIGHT.muted
+    assert theme.LIGHT.muted in axis.label.toHtml()
     for top in (log, prefs, dashboard, about):
         assert lightness(top, top.width() - 3, top.height() // 2) > 200, top
     assert lightness(chart, 5, 5) > 200
