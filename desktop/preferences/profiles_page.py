@@ -25,7 +25,7 @@ from engine.errors import DeskError
 from engine.secrets import SecretStore, profile_key
 from engine.server.profiles import ServerProfile
 from engine.server.remote import RemoteInfo, check_remote
-from engine.settings.store import Settings
+from engine.settings.store import BUILTIN_EMBEDDER_CHOICE, Settings
 
 FIELDS = (
     "name",
@@ -248,6 +248,8 @@ class ProfilesPage(QWidget):
         self.pending_secrets[profile_key(profile.name)] = None
         if self.draft.general.default_profile == profile.name:
             self.draft.general.default_profile = ""
+        if self.draft.documents.embedder == profile.name:
+            self.draft.documents.embedder = BUILTIN_EMBEDDER_CHOICE
         self.reload(select=self._current)
         self.profiles_changed.emit()
 
@@ -330,6 +332,8 @@ class ProfilesPage(QWidget):
             self.pending_secrets[new_key] = self.pending_secrets.pop(old_key)
         if self.draft.general.default_profile == old:
             self.draft.general.default_profile = new
+        if self.draft.documents.embedder == old:  # the documents' embedding model (Documents page)
+            self.draft.documents.embedder = new
 
     def _show_rows(self, profile: ServerProfile) -> None:
         self._show_rows_for(profile.kind, profile.key_mode)

@@ -132,3 +132,22 @@ def test_will_it_fit_counts_the_embedder_while_documents_are_in_use(  # type: ig
     assert "GPU 0 has only 6.3 GiB free for vLLM" in text
     assert "the embedding model for documents takes 0.07 of GPU 0 (1.1 GiB with its CUDA context)" in text
     assert "Suggestion: Use gpu_memory_utilization 0.79 for the chat model." in text
+
+
+def test_the_choice_follows_a_renamed_profile_and_falls_back_when_it_is_deleted(
+    qtbot, app_paths: AppPaths
+) -> None:  # type: ignore[no-untyped-def]
+    dialog, store = make_dialog(qtbot, app_paths, [])
+    dialog.show_page("documents")
+    dialog.documents_page.embedder.setCurrentIndex(1)  # bge
+    profiles = dialog.profiles_page
+    profiles.select("bge")
+    editor = profiles.form.rows["name"].editor
+    editor.selectAll()
+    qtbot.keyClicks(editor, "bge small")
+    assert dialog.draft.documents.embedder == "bge small"
+    assert dialog.apply()
+    assert store.settings.documents.embedder == "bge small"
+    profiles.select("bge small")
+    profiles.delete()
+    assert dialog.draft.documents.embedder == "builtin"
