@@ -459,8 +459,10 @@ def banner_style(palette: QPalette) -> str:
 def app_sheet(dark: bool) -> str:
     """The application's sheet: dialogs and the dashboard (the main window's own sheet styles the window).
 
-    Only what the palette leaves plain or undesigned: rounded fields and buttons, the lists' frames, headers.
-    Every rule is under a dialog or the dashboard, so the main window's widgets are not touched by it.
+    Only what the palette leaves plain or undesigned: rounded fields and buttons, the lists' frames, headers;
+    menus made outside the window (the tray's) look like the window's.
+    Apart from menus and tooltips (drawn as the window's), every rule is under a dialog or the dashboard, so
+    the main window's widgets are not touched by it.
     """
     c = colours(dark)
     arrow = icon_path("expand", dark).as_posix()
@@ -530,4 +532,9 @@ QDialog QListWidget#pages::item:selected {{ background: {c.selection}; color: {c
   text-align: center; }}
 {under("QProgressBar::chunk")} {{ background: {c.accent}; border-radius: 4px; }}
 QToolTip {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border}; padding: 4px; }}
+QMenu {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border}; padding: 4px; }}
+QMenu::item {{ padding: 5px 24px 5px 8px; border-radius: 6px; }}
+QMenu::item:selected {{ background: {c.selection}; }}
+QMenu::item:disabled {{ color: {c.muted}; }}
+QMenu::separator {{ height: 1px; background: {c.border}; margin: 4px 6px; }}
 """

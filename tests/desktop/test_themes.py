@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QPoint, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPalette
-from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMenu, QWidget
 
 from desktop import theme
 from desktop.dialogs.about import show_about
@@ -110,6 +110,12 @@ def test_dark_chosen_on_a_light_desktop_darkens_the_dialogs_and_the_dashboard(
     assert chart.backgroundBrush().color().name() == theme.DARK.chat
     assert lightness(chart, 5, 5) < 60
     assert dashboard.curves["waiting"].opts["pen"].color().name() == theme.DARK.chart_second
+    tray_menu = QMenu()  # a menu outside the window (the tray's) takes the theme too
+    tray_menu.addAction("Start server")
+    tray_menu.popup(QPoint(0, 0))
+    qtbot.waitExposed(tray_menu)
+    assert lightness(tray_menu, 3, tray_menu.height() // 2) < 60
+    tray_menu.close()
 
     # Light chosen later: every open window follows, the charts redrawn in the light colours.
     choose(qtbot, window, "light", theme.LIGHT)
