@@ -370,6 +370,7 @@ class ToolTurns(QObject):
             "choice": choice,
             "servers": owners,
             "on_event": lambda event: self._on_event(live, event),
+            "augment": self.chat.augment,  # attached documents ground tool turns too (documents_controller)
         }
         try:
             async with self.chat.generators.lease(endpoint) as generator:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from haystack.dataclasses import ChatMessage
     from haystack.tools.tool import Tool
 
+    from engine.chat.request import Augment
+
 
 @dataclass
 class ToolTurn:
@@ -99,8 +101,11 @@ async def run_tool_turn(
     limits: LoopLimits | None = None,
     on_event: OnEvent | None = None,
     parent_id: int | None = None,
+    augment: Augment | None = None,
 ) -> ToolTurn:
-    """Add ``text`` under ``parent_id`` (default: the shown leaf) and answer it with tools."""
+    """Add ``text`` under ``parent_id`` (default: the shown leaf) and answer it with tools. ``augment``: the
+    chat engine's (documents' passages before the question, in the request only; sources kept with the
+    answer)."""
     tree = await store.load(conversation_id)
     conversation = tree.conversation
     parent = tree.shown_leaf() if parent_id is None else parent_id
@@ -112,7 +117,7 @@ async def run_tool_turn(
     loop = ToolLoop(
         generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
     )
-    return await _answer(store, loop, endpoint, conversation, [*branch, user])
+    return await _answer(store, loop, endpoint, conversation, [*branch, user], augment)
 
 
 async def rerun_tool_turn(
@@ -127,6 +132,7 @@ async def rerun_tool_turn(
     servers: Mapping[str, str] | None = None,
     limits: LoopLimits | None = None,
     on_event: OnEvent | None = None,
+    augment: Augment | None = None,
 ) -> ToolTurn:
     """Answer the user's message again, with tools (regenerate): the new answer and its tool messages are a
     sibling branch of the old ones, which stay."""
@@ -137,7 +143,7 @@ async def rerun_tool_turn(
     loop = ToolLoop(
         generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
     )
-    return await _answer(store, loop, endpoint, tree.conversation, tree.branch(user.id))
+    return await _answer(store, loop, endpoint, tree.conversation, tree.branch(user.id), augment)
 
 
 async def _answer(
@@ -146,10 +152,13 @@ async def _answer(
     endpoint: Endpoint,
     conversation: Conversation,
     branch: list[StoredMessage],
+    augment: Augment | None = None,
 ) -> ToolTurn:
     """Run the loop on ``branch`` (ending with the user's message), storing each message under the last."""
     user = branch[-1]
     turn = ToolTurn(user)
+    settings = GenerationSettings.parse(conversation.settings)
+    reply_meta: dict[str, Any] = {}  # the grounding's, for the answer (its ``sources``)
 
     async def save(message: ChatMessage) -> None:
         last = turn.stored[-1].id if turn.stored else user.id
@@ -161,16 +170,16 @@ async def _answer(
             message.role.value,
             stored_text(message),
             model=str(meta.get("model") or endpoint.model),
-            content=message.to_dict(),
+            content=_with_meta(message, reply_meta),
         )
         turn.stored.append(stored)
 
     loop.on_message = save
-    settings = GenerationSettings.parse(conversation.settings)
     try:
-        outcome = await loop.run(
-            branch_messages(conversation, branch), generation_kwargs=settings.to_generation_kwargs()
+        messages = await _augmented(
+            augment, endpoint, settings, branch_messages(conversation, branch), reply_meta
         )
+        outcome = await loop.run(messages, generation_kwargs=settings.to_generation_kwargs())
     except ChatError as exc:
         turn.error = exc
     except Exception as exc:  # noqa: BLE001 - a failed turn is stored with its reason, like any reply
@@ -193,3 +202,31 @@ async def _answer(
     )
     turn.stored.append(failed)
     return turn
+
+
+async def _augmented(
+    augment: Augment | None,
+    endpoint: Endpoint,
+    settings: GenerationSettings,
+    messages: list[ChatMessage],
+    reply_meta: dict[str, Any],
+) -> list[ChatMessage]:
+    """The request's messages with the newest question grounded by ``augment`` (``ChatEngine.augment``:
+    the attached documents' passages); what the answer's meta keeps (``sources``) goes into ``reply_meta``."""
+    if augment is None or not messages or messages[-1].role.value != "user":
+        return messages
+    done = await augment(endpoint, settings, [(m.role.value, m.text or "") for m in messages])
+    if done is None:
+        return messages
+    from haystack.dataclasses import ChatMessage
+
+    reply_meta.update(done.reply_meta)
+    return [*messages[:-1], ChatMessage.from_user(done.messages[-1][1])]
+
+
+def _with_meta(message: ChatMessage, reply_meta: dict[str, Any]) -> dict[str, Any]:
+    """``message.to_dict()``, an answer (no tool calls) with the grounding's meta (its ``sources``)."""
+    content: dict[str, Any] = message.to_dict()
+    if reply_meta and message.role.value == "assistant" and not message.tool_calls:
+        content["meta"] = {**(content.get("meta") or {}), **reply_meta}
+    return content
