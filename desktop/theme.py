@@ -298,9 +298,12 @@ def style_window(window: QWidget, dark: bool) -> None:
     for the whole application: :func:`apply_app`)."""
     apply_app(dark)
     window.setProperty(DARK_PROPERTY, dark)
-    window.setPalette(palette(dark))
+    if window.palette() != (colours_now := palette(dark)):
+        window.setPalette(colours_now)
     points = window.property(CHAT_POINTS)
-    window.setStyleSheet(style_sheet(window.palette(), dark, points if isinstance(points, int) else None))
+    sheet = style_sheet(window.palette(), dark, points if isinstance(points, int) else None)
+    if window.styleSheet() != sheet:  # a new sheet polishes every widget again (~10 ms): only on a change
+        window.setStyleSheet(sheet)
     for attribute, name in ACTION_ICONS.items():
         action = getattr(window, attribute, None)
         if action is not None and hasattr(action, "setIcon"):
