@@ -120,8 +120,9 @@ class ReasoningChatGenerator(OpenAIChatGenerator):
                 if last - began >= SLICE_S:
                     await asyncio.sleep(0)
                     began = last = time.perf_counter()
-        except asyncio.CancelledError:
-            # As Haystack does: close the stream (the server sees the disconnect) even while cancelled.
+        except BaseException:
+            # As Haystack does on a cancel, and on any other error too (a callback that raised): close the
+            # stream, so the server sees the disconnect and no open response is left to the garbage collector.
             await asyncio.shield(chat_completion.close())
             raise
         return [_convert_streaming_chunks_to_chat_message(chunks=kept.joined())]
