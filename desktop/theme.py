@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QLayout, QWidget
 
 from engine import assets
 
@@ -541,3 +541,16 @@ QMenu::item:selected {{ background: {c.selection}; }}
 QMenu::item:disabled {{ color: {c.muted}; }}
 QMenu::separator {{ height: 1px; background: {c.border}; margin: 4px 6px; }}
 """
+
+
+COLUMN_WIDTH = 860  # the widest the conversation's column gets (px): the transcript and the composer share it
+COLUMN_MIN_MARGIN = 16
+
+
+def centre_column(layout: QLayout, width: int) -> None:
+    """Side margins that keep ``layout``'s content in one centred column of readable width, as chat apps
+    show a conversation; set only when they change (a new margin lays the widget out again)."""
+    side = max(COLUMN_MIN_MARGIN, (width - COLUMN_WIDTH) // 2)
+    margins = layout.contentsMargins()
+    if margins.left() != side:
+        layout.setContentsMargins(side, margins.top(), side, margins.bottom())

@@ -25,7 +25,6 @@ from desktop import theme
 from desktop.labels import WrappingLabel
 
 BUTTON = 34  # the round buttons' size (px)
-COLUMN_WIDTH = 860  # as wide as the conversation's column (desktop.widgets.transcript.COLUMN_WIDTH)
 
 
 def tr(text: str) -> str:
@@ -150,10 +149,7 @@ class Composer(QWidget):
         self.set_icons(False)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        side = max(16, (event.size().width() - COLUMN_WIDTH) // 2)
-        margins = self._layout.contentsMargins()
-        if margins.left() != side:
-            self._layout.setContentsMargins(side, margins.top(), side, margins.bottom())
+        theme.centre_column(self._layout, event.size().width())  # lined up with the conversation's column
         super().resizeEvent(event)
 
     def _round_button(self, name: str, accessible: str) -> QToolButton:

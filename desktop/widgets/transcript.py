@@ -70,7 +70,6 @@ from desktop.widgets.render_worker import PieceRenderer
 
 RENDER_INTERVAL_MS = 50
 COPIED_MS = 1500  # how long a Copy button says "Copied"
-COLUMN_WIDTH = 860  # the widest the conversation's column gets (px); the composer follows it
 BUBBLE_SHARE = 0.8  # a user's bubble is at most this share of the transcript's width
 BUBBLE_PADDING = (14, 8)  # inside a bubble, left/right and top/bottom (px)
 PAGE = 40  # messages materialised at once (newest first); older ones come a page at a time
@@ -946,11 +945,7 @@ class TranscriptView(QScrollArea):
         self._paged_newer = False  # a page went in below; cleared when the range has grown
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        # One centred column of readable width, as chat apps show it; the margins take the rest.
-        side = max(16, (event.size().width() - COLUMN_WIDTH) // 2)
-        margins = self._layout.contentsMargins()
-        if margins.left() != side:
-            self._layout.setContentsMargins(side, margins.top(), side, margins.bottom())
+        theme.centre_column(self._layout, event.size().width())
         super().resizeEvent(event)
 
     # --- content -------------------------------------------------------------------------------------
