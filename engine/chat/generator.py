@@ -123,7 +123,8 @@ class ReasoningChatGenerator(OpenAIChatGenerator):
         except BaseException:
             # As Haystack does on a cancel, and on any other error too (a callback that raised): close the
             # stream, so the server sees the disconnect and no open response is left to the garbage collector.
-            await asyncio.shield(chat_completion.close())
+            with contextlib.suppress(Exception):  # a broken connection's close must not hide why it broke
+                await asyncio.shield(chat_completion.close())
             raise
         return [_convert_streaming_chunks_to_chat_message(chunks=kept.joined())]
 
