@@ -300,12 +300,12 @@ def warm_on_first_edit(editor: Any, imports: ImportGate | None = None) -> None:
 
 def run_app(args: argparse.Namespace) -> int:
     """Open the window (or only the tray with ``--tray``) and run until the user quits."""
-    import qasync
+    from desktop.event_loop import make_event_loop  # imports qasync: only when the app runs
 
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # before anything imports Haystack
     app = make_qapplication()
     app.setQuitOnLastWindowClosed(False)  # quitting goes through the launcher, which stops servers first
-    loop = qasync.QEventLoop(app)
+    loop = make_event_loop(app)
     asyncio.set_event_loop(loop)
     with loop:
         main = loop.create_task(_main(args, app))
@@ -319,6 +319,7 @@ def run_app(args: argparse.Namespace) -> int:
                 # has told _main to quit; run the loop again so it stops the servers and closes the store.
                 log.info("Qt quit before the app's shutdown ran; finishing the shutdown")
                 continue
+            loop.run_until_complete(loop.shutdown_asyncgens())  # streams dropped mid-reply close cleanly
             return code
     return 1
 

@@ -22,10 +22,21 @@ T = TypeVar("T")
 def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     import qasync
 
+    from desktop.event_loop import install_asyncgen_hooks
+
     threads_before = set(threading.enumerate())
     loop = qasync.QEventLoop(qapp, already_running=True)
+    restore_hooks = install_asyncgen_hooks(loop)
     asyncio.set_event_loop(loop)
     yield loop
+    # Streams the test dropped (a window closed mid-reply) close now, in tasks, as in the app.
+    gc.collect()
+    closing = asyncio.ensure_future(loop.shutdown_asyncgens(), loop=loop)
+    deadline = time.monotonic() + 5
+    while (not closing.done() or _closing_generators(loop)) and time.monotonic() < deadline:
+        qapp.processEvents()
+        time.sleep(0.005)
+    restore_hooks()
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for task in pending:
         task.cancel()
@@ -61,6 +72,15 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     names = [repr(t) for t in pending]
     assert not pending, f"asyncio tasks left pending at teardown: {names}"
     assert not leaked, f"threads left running at teardown: {[t.name for t in leaked]}"
+
+
+def _closing_generators(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    """The loop's tasks still closing a dropped async generator (``aclose()`` from the finalizer hook)."""
+    return [
+        task
+        for task in asyncio.all_tasks(loop)
+        if not task.done() and type(task.get_coro()).__name__ == "async_generator_athrow"
+    ]
 
 
 def run(qtbot: Any, awaitable: Awaitable[T], timeout: float = 20.0) -> T:
