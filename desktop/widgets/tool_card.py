@@ -66,7 +66,7 @@ def shown_result(text: str, limit: int = SHOWN_RESULT_CHARS) -> tuple[str, str]:
 
 
 DECISION_WORDS = {
-    "allowed": "Allowed",  # a stored call that ran (which of the two allows it was is not kept)
+    "allowed": "Allowed",  # a call that ran, stored before the decision was kept with it
     "allow_once": "Allowed once",
     "allow_always": "Always allowed",
     "deny": "Denied: the model was told it was not run",

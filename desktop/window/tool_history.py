@@ -12,6 +12,8 @@ from PySide6.QtCore import QCoreApplication
 
 from desktop.widgets.tool_card import CallView
 from desktop.widgets.transcript import MessageData
+from engine.tools.approval import DECISIONS
+from engine.tools.loop import TOOL_META
 
 if TYPE_CHECKING:
     from engine.history.records import ConversationTree, StoredMessage
@@ -38,6 +40,13 @@ def result_of(message: StoredMessage) -> dict[str, Any] | None:
     return None
 
 
+def tool_meta(message: StoredMessage) -> dict[str, Any]:
+    """What the turn stored of its cards (``engine.tools.loop.TOOL_META``; ``{}`` in turns stored before)."""
+    meta = (message.content or {}).get("meta")
+    found = meta.get(TOOL_META) if isinstance(meta, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
 def server_of(tool: str, owners: dict[str, str] | None = None) -> str:
     from engine.tools.builtin import BUILTIN_NAMES
 
@@ -46,12 +55,18 @@ def server_of(tool: str, owners: dict[str, str] | None = None) -> str:
     return (owners or {}).get(tool, tr("MCP server"))
 
 
-def call_view(call: dict[str, Any], owners: dict[str, str] | None = None) -> CallView:
+def call_view(
+    call: dict[str, Any], owners: dict[str, str] | None = None, servers: dict[str, Any] | None = None
+) -> CallView:
+    """A stored call's card; ``servers``: the stored server of each call id (else guessed from the tool)."""
     extra = call.get("extra") or {}
+    call_id = str(call.get("id") or "")
+    tool = str(call.get("tool_name") or "")
+    stored = (servers or {}).get(call_id)
     return CallView(
-        call_id=str(call.get("id") or ""),
-        tool=str(call.get("tool_name") or ""),
-        server=server_of(str(call.get("tool_name") or ""), owners),
+        call_id=call_id,
+        tool=tool,
+        server=stored if isinstance(stored, str) and stored else server_of(tool, owners),
         arguments=dict(call.get("arguments") or {}),
         raw_arguments=str(extra.get("raw_arguments") or ""),
     )
@@ -67,7 +82,14 @@ def _add_result(cards: dict[str, CallView], message: StoredMessage) -> None:
         return
     view.result = str(result.get("result", ""))
     view.error = bool(result.get("error"))
-    if view.error and view.result.startswith("The user denied"):
+    stored = tool_meta(message)
+    if isinstance(stored.get("server"), str) and stored["server"]:
+        view.server = stored["server"]
+    if stored.get("decision") in DECISIONS:
+        view.decision = stored["decision"]
+    elif stored:
+        view.decision = ""  # refused before the user was asked (bad arguments, unknown tool, stopped)
+    elif view.error and view.result.startswith("The user denied"):  # a turn stored before TOOL_META
         view.decision = "deny"
     elif not view.error:
         view.decision = "allowed"  # a call runs only once allowed
@@ -101,7 +123,11 @@ def fold_branch(
             if message.role == "user":
                 shown.append(to_data(tree, message))
             continue
-        calls = [call_view(call, owners) for call in calls_of(message)]
+        servers = tool_meta(message).get("servers")
+        calls = [
+            call_view(call, owners, servers if isinstance(servers, dict) else None)
+            for call in calls_of(message)
+        ]
         if head is None:
             head = to_data(tree, message)
             shown.append(head)

@@ -32,7 +32,7 @@ from shiboken6 import isValid
 from desktop import errors
 from desktop.widgets.tool_card import CallView, ToolCard
 from desktop.widgets.transcript import MessageData, MessageWidget
-from desktop.window.tool_history import ToData, calls_of, fold_branch, result_of
+from desktop.window.tool_history import ToData, calls_of, fold_branch, result_of, server_of, tool_meta
 
 if TYPE_CHECKING:
     from desktop.widgets.composer import Composer
@@ -409,6 +409,7 @@ class ToolTurns(QObject):
         from haystack.dataclasses import ChatMessage, ToolCall
 
         from engine.history.store import HistoryStore
+        from engine.tools.loop import TOOL_META, result_meta
 
         tree = await self.store.load(conversation_id)
         branch = tree.branch()
@@ -419,12 +420,17 @@ class ToolTurns(QObject):
                 answered.add(str((result.get("origin") or {}).get("id") or ""))
                 continue
             calls = calls_of(message) if message.role == "assistant" else []
+            servers = tool_meta(message).get("servers")
+            servers = servers if isinstance(servers, dict) else {}
             last = branch[-1].id
             for call in calls:
                 if str(call.get("id") or "") in answered:
                     continue
                 origin = ToolCall.from_dict(call)
-                stopped = ChatMessage.from_tool(STOPPED_RESULT, origin=origin, error=True)
+                server = servers.get(origin.id) or server_of(origin.tool_name, self._owners)
+                stopped = ChatMessage.from_tool(
+                    STOPPED_RESULT, origin=origin, error=True, meta={TOOL_META: result_meta(server)}
+                )
                 stored = await self.store.call(
                     HistoryStore.add_message,
                     conversation_id,

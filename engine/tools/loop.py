@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 CHOICES = ("auto", "required", "none")
 BUILTIN_SERVER = "built-in"
+# The stored messages' meta key for what the approval card showed: on an assistant message that called tools
+# ``{"servers": {call id: server}}``, on a tool result ``{"server": ..., "decision": ...}`` (no decision: the
+# call was refused before the user was asked — bad arguments, an unknown tool, a stopped turn).
+TOOL_META = "tool"
 
 
 class ToolChoiceInvalid(DeskError):
@@ -249,12 +253,18 @@ class ToolLoop:
             extra = None if not problem else {"raw_arguments": slot.arguments, "problem": problem}
             call_id = slot.id or f"call-{uuid.uuid4().hex[:12]}"
             calls.append(ToolCall(tool_name=slot.name, arguments=arguments or {}, id=call_id, extra=extra))
+        meta = dict(reply.meta)
+        if calls:
+            meta[TOOL_META] = {"servers": {call.id: self._server(call.tool_name) for call in calls}}
         return ChatMessage.from_assistant(
             text=reply.text or "",  # "" not None: templates that join content as text (SmolLM2) need it
             tool_calls=calls or None,
             reasoning=reply.reasoning,
-            meta=dict(reply.meta),
+            meta=meta,
         )
+
+    def _server(self, tool: str) -> str:
+        return self.servers.get(tool, BUILTIN_SERVER)
 
     async def _run_call(self, call: ToolCall) -> ChatMessage:
         from haystack.dataclasses import ChatMessage
@@ -262,52 +272,65 @@ class ToolLoop:
         request = CallRequest(
             call_id=call.id or "",
             tool=call.tool_name,
-            server=self.servers.get(call.tool_name, BUILTIN_SERVER),
+            server=self._server(call.tool_name),
             arguments=dict(call.arguments),
             raw_arguments=str((call.extra or {}).get("raw_arguments", "")),
         )
         self._emit(LoopEvent("call", call=request))
-        text, error = await self._result_of(call, request)
+        text, error, decision = await self._result_of(call, request)
         self._emit(LoopEvent("result", text, call=request, error=error))
-        return ChatMessage.from_tool(text, origin=call, error=error)
+        return ChatMessage.from_tool(
+            text, origin=call, error=error, meta={TOOL_META: result_meta(request.server, decision)}
+        )
 
-    async def _result_of(self, call: ToolCall, request: CallRequest) -> tuple[str, bool]:
-        """The result text the model gets, and whether it is an error. Nothing runs before approval."""
+    async def _result_of(self, call: ToolCall, request: CallRequest) -> tuple[str, bool, Decision | None]:
+        """The result text the model gets, whether it is an error, and the user's decision (``None``: the call
+        was refused before the user was asked). Nothing runs before approval."""
         problem = (call.extra or {}).get("problem")
         if problem:
             return (
                 f"The call of {call.tool_name} was not run: {problem}. Call it again with a JSON object.",
                 True,
+                None,
             )
         tool = self.tools.get(call.tool_name)
         if tool is None:
             names = ", ".join(self.tools) or "none"
-            return f"There is no tool named “{call.tool_name}”; the tools are: {names}.", True
+            return f"There is no tool named “{call.tool_name}”; the tools are: {names}.", True, None
         import jsonschema  # here: ~90 ms to import, and only a turn with tools needs it
 
         try:
             jsonschema.validate(dict(call.arguments), tool.parameters)
         except jsonschema.ValidationError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "the arguments"
-            return f"The call of {tool.name} was not run: {where}: {exc.message}.", True
+            return f"The call of {tool.name} was not run: {where}: {exc.message}.", True, None
         except jsonschema.SchemaError:
             pass  # a server's broken schema is not the model's fault: let the tool judge the arguments
         decision = await self.approval.decide(request)
         self._emit(LoopEvent("decision", call=request, decision=decision))
         if decision == "deny":
-            return denied_result(request), True
+            return denied_result(request), True, decision
         timeout = self.limits.call_timeout_s
         try:
             value = await asyncio.wait_for(tool.invoke_async(**call.arguments), timeout)
         except TimeoutError:
-            return f"The tool {tool.name} did not answer within {timeout:g} s and was given up.", True
+            return (
+                f"The tool {tool.name} did not answer within {timeout:g} s and was given up.",
+                True,
+                decision,
+            )
         except Exception as exc:  # noqa: BLE001 - a tool's failure is a result the model and user see
-            return f"The tool {tool.name} failed: {_reason(exc)}", True
+            return f"The tool {tool.name} failed: {_reason(exc)}", True, decision
         try:
             text = tool_output_text(tool, value)
         except Exception as exc:  # noqa: BLE001 - a handler's failure is the tool's failure
-            return f"The tool {tool.name} failed: {_reason(exc)}", True
-        return truncate(text, self.limits.max_result_chars), False
+            return f"The tool {tool.name} failed: {_reason(exc)}", True, decision
+        return truncate(text, self.limits.max_result_chars), False, decision
+
+
+def result_meta(server: str, decision: Decision | None = None) -> dict[str, str]:
+    """A tool result's :data:`TOOL_META`: its server, and the user's decision when one was asked for."""
+    return {"server": server, "decision": decision} if decision else {"server": server}
 
 
 def _reason(exc: BaseException) -> str:

@@ -52,8 +52,15 @@ def _exported_message(m: StoredMessage) -> ExportedMessage:
         numbers={k: v for k, v in numbers.items() if v is not None},
         tool_calls=tuple(part["tool_call"] for part in _parts(m, "tool_call")),
         tool_result=next(iter(_parts(m, "tool_call_result")), {}).get("tool_call_result"),
+        tool_meta=_meta(m, "tool", dict) or {},
         sources=_sources(m),
     )
+
+
+def _meta(m: StoredMessage, key: str, kind: type) -> Any:
+    meta = m.content.get("meta") if isinstance(m.content, dict) else None
+    found = meta.get(key) if isinstance(meta, dict) else None
+    return found if isinstance(found, kind) else None
 
 
 def _sources(m: StoredMessage) -> tuple[dict[str, Any], ...]:
@@ -80,6 +87,8 @@ def _content(m: ExportedMessage) -> dict[str, Any]:
     if not m.tool_calls and m.tool_result is None and not m.sources:
         return {}
     meta: dict[str, Any] = {"sources": [dict(s) for s in m.sources]} if m.sources else {}
+    if m.tool_meta:
+        meta["tool"] = dict(m.tool_meta)
     parts: list[dict[str, Any]] = []
     if m.reasoning:
         parts.append({"reasoning": {"reasoning_text": m.reasoning, "extra": {}}})

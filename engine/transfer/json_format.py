@@ -88,6 +88,7 @@ class _Message(_Strict):
     numbers: dict[Short, int | float] = Field(default_factory=dict, max_length=100)
     tool_calls: list[_ToolCall] = Field(default_factory=list, max_length=1000)
     tool_result: _ToolResult | None = None
+    tool_meta: dict[Short, pydantic.JsonValue] = Field(default_factory=dict)
     sources: list[dict[Short, pydantic.JsonValue]] = Field(default_factory=list, max_length=1000)
 
 
@@ -160,6 +161,8 @@ def _tool_fields(m: ExportedMessage) -> dict[str, Any]:
         out["tool_calls"] = [dict(call) for call in m.tool_calls]
     if m.tool_result is not None:
         out["tool_result"] = dict(m.tool_result)
+    if m.tool_meta:
+        out["tool_meta"] = dict(m.tool_meta)
     if m.sources:
         out["sources"] = [dict(source) for source in m.sources]
     return out
@@ -312,6 +315,7 @@ def _to_model(c: _Conversation) -> ExportedConversation:
                 numbers=m.numbers,
                 tool_calls=tuple(call.model_dump() for call in m.tool_calls),
                 tool_result=m.tool_result.model_dump() if m.tool_result is not None else None,
+                tool_meta=m.tool_meta,
                 sources=tuple(m.sources),
             )
             for m in c.messages

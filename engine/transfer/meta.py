@@ -13,6 +13,7 @@ from engine import APP_NAME, __version__
 from engine.transfer.model import ExportedConversation, ExportedMessage
 
 ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+DECISION_NAMES = {"allow_once": "allowed once", "allow_always": "always allowed", "deny": "denied"}
 
 # Order and wording of the numbers a reply carries; unknown keys follow in name order.
 _NUMBERS = (
@@ -113,12 +114,18 @@ def body_markdown(message: ExportedMessage) -> str:
         origin: dict[str, Any] = found if isinstance(found, dict) else {}
         name = _code_name(str(origin.get("tool_name", "tool")))
         label = f"Result of {name}" + (" (error)" if result.get("error") else "")
+        decision = DECISION_NAMES.get(str(message.tool_meta.get("decision")), "")
+        label += f" · {decision}" if decision else ""
         return f"**{label}**\n\n" + fenced(str(result.get("result", "")))
     parts = [message.text] if message.text else []
+    servers = message.tool_meta.get("servers")
     for call in message.tool_calls:
         arguments = json.dumps(call.get("arguments", {}), ensure_ascii=False, indent=2)
+        server = servers.get(call.get("id")) if isinstance(servers, dict) else None
+        where = f" · {_escape(server)}" if isinstance(server, str) and server else ""
         parts.append(
-            f"**Tool call:** {_code_name(str(call.get('tool_name', '')))}\n\n" + fenced(arguments, "json")
+            f"**Tool call:** {_code_name(str(call.get('tool_name', '')))}{where}\n\n"
+            + fenced(arguments, "json")
         )
     if message.sources:
         parts.append(sources_markdown(message.sources))

@@ -45,6 +45,9 @@ class ExportedMessage:
     # "error"}).
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     tool_result: Mapping[str, Any] | None = None
+    # What the app's tool card showed (the message's meta "tool", engine.tools.loop.TOOL_META): on a message
+    # with tool calls {"servers": {call id: server}}, on a tool result {"server", "decision"}.
+    tool_meta: Mapping[str, Any] = field(default_factory=dict)
     # The documents' passages a reply was given, as stored in its meta (engine.documents.grounding):
     # {"number", "file", "page", "section", "start", "end", "passage", "collection", "score", "rank", ...}.
     sources: tuple[Mapping[str, Any], ...] = ()

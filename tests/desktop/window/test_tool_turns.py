@@ -99,7 +99,7 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
             assert not done.allow_once_button.isVisible()  # stored: read-only
             assert done.result_button.isVisible()
             assert done.result_view is None  # collapsed
-            assert done.status.text() == "Allowed"
+            assert done.status.text() == "Allowed once"
             done.result_button.click()
             qtbot.wait(200)
             SHOTS.mkdir(exist_ok=True)  # the README's picture of an approved call (docs/images/ keeps a copy)
@@ -125,6 +125,8 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
                 qtbot.mouseClick(last.regenerate_button, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(lambda: replies(window)[-1].branch_label.text() == "2/2", timeout=5000)
             assert len(replies(window)[-1].findChildren(ToolCard)) == 1
+            before = [(c.title.text(), c.status.text()) for c in cards(window)]
+            assert [status for _, status in before] == ["Allowed once", "Always allowed", "Always allowed"]
         finally:
             close_window(qtbot, window)
         _, branch = stored_branch(app_paths, conversation_id)
@@ -138,6 +140,8 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
             assert all(len(r.findChildren(ToolCard)) == 1 for r in replies(window))
             assert asking(window) is None
             assert all(c.call.result and "UTC" in c.call.result for c in cards(window))
+            # Each card says what it said before: the server, and "once" or "always".
+            assert [(c.title.text(), c.status.text()) for c in cards(window)] == before
             if not window.chat_settings.isVisible():
                 window.toggle_chat_settings()
             assert window.chat_settings.tools.boxes["current_time"].isChecked()
@@ -164,6 +168,13 @@ def test_a_denied_call_is_not_run_and_the_model_is_told(qtbot, app_paths: AppPat
             assert "Denied" in shown.status.text()
             assert replies(window)[-1].data.text == ANSWER
             conversation_id = window.conversation_id
+            denied_status = shown.status.text()
+        finally:
+            close_window(qtbot, window)
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            qtbot.waitUntil(lambda: len(cards(window)) == 1, timeout=5000)
+            assert cards(window)[0].status.text() == denied_status
         finally:
             close_window(qtbot, window)
     assert conversation_id is not None
@@ -226,6 +237,15 @@ def test_an_mcp_servers_tools_and_parallel_calls_each_get_a_card(qtbot, app_path
             assert replies(window)[-1].data.text == "Five, twice."
         finally:
             close_window(qtbot, window)  # also stops the MCP server (the leak check would see it)
+        # A restart: the cards still name the server (the stored turn says it; nothing is started to ask).
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            qtbot.waitUntil(lambda: len(cards(window)) == 2, timeout=5000)
+            assert [(c.title.text(), c.status.text()) for c in cards(window)] == [
+                ("Tool call: add · desk", "Allowed once")
+            ] * 2
+        finally:
+            close_window(qtbot, window)
 
 
 def test_a_waiting_card_outlives_a_visit_elsewhere_and_an_edit_is_answered_with_tools(

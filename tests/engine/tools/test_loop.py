@@ -15,7 +15,7 @@ from haystack.tools import Tool
 from engine.chat.generator import GeneratorPool
 from engine.chat.request import ChatTimeouts
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
-from engine.tools.loop import LoopEvent, LoopLimits, ToolChoiceInvalid, ToolLoop, truncate
+from engine.tools.loop import TOOL_META, LoopEvent, LoopLimits, ToolChoiceInvalid, ToolLoop, truncate
 from tests.support.standin.launch import Standin, running_standin
 
 ADD = {
@@ -148,6 +148,24 @@ async def test_always_allow_asks_once_per_tool() -> None:
 
 
 @pytest.mark.asyncio
+async def test_each_message_keeps_the_server_and_the_users_decision_in_its_meta() -> None:
+    # What the card showed is stored with the messages: the server of each call, and for each result
+    # whether the user allowed it once or always (the second call ran on the first one's "always").
+    with running_standin("--tool-calls", "parallel", "--tool-arguments", '{"a": 1, "b": 1}') as server:
+        rec = Recorder("allow_always")
+        messages = await run_loop(server, [add_tool()], rec, servers={"add": "desk"})
+    first, second = messages[0].tool_calls
+    assert messages[0].meta[TOOL_META] == {"servers": {first.id: "desk", second.id: "desk"}}
+    assert [m.meta[TOOL_META] for m in messages[1:3]] == [{"server": "desk", "decision": "allow_always"}] * 2
+    assert TOOL_META not in messages[-1].meta  # the answer called nothing
+    with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"a": 1, "b": 1}') as server:
+        once = await run_loop(server, [add_tool()], Recorder("allow_once"))
+        denied = await run_loop(server, [add_tool()], Recorder("deny"))
+    assert once[1].meta[TOOL_META] == {"server": "built-in", "decision": "allow_once"}
+    assert denied[1].meta[TOOL_META] == {"server": "built-in", "decision": "deny"}
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
@@ -176,6 +194,7 @@ async def test_bad_calls_become_error_results_without_asking_or_running(mode: st
         assert messages[0].tool_calls[0].extra is not None
         assert messages[0].tool_calls[0].extra["raw_arguments"]
     assert messages[-1].text == "The capital of France is Paris."  # the conversation goes on
+    assert messages[1].meta[TOOL_META] == {"server": "built-in"}  # refused before the user was asked
 
 
 @pytest.mark.asyncio

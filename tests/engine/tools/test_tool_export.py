@@ -9,6 +9,7 @@ from pathlib import Path
 from haystack.dataclasses import ChatMessage, ToolCall
 
 from engine.history.store import HistoryStore
+from engine.tools.loop import TOOL_META, result_meta
 from engine.transfer.history_adapter import from_tree, to_tree
 from engine.transfer.html_format import render_html
 from engine.transfer.json_format import from_dict, to_dict
@@ -27,11 +28,14 @@ def _tool_conversation(db: Path) -> int:
             tool_name="fetch", arguments={}, id="call-2", extra={"raw_arguments": '{"url": ', "problem": "x"}
         ),
     ]
-    asked = ChatMessage.from_assistant(text="Let me compute.", tool_calls=calls)
+    servers = {TOOL_META: {"servers": {"call-1": "desk", "call-2": "built-in"}}}
+    asked = ChatMessage.from_assistant(text="Let me compute.", tool_calls=calls, meta=servers)
     a = store.add_message(conv.id, user.id, "assistant", "Let me compute.", content=asked.to_dict())
-    first = ChatMessage.from_tool("5", origin=calls[0])
+    first = ChatMessage.from_tool("5", origin=calls[0], meta={TOOL_META: result_meta("desk", "allow_always")})
     t1 = store.add_message(conv.id, a.id, "tool", "5", content=first.to_dict())
-    second = ChatMessage.from_tool(HOSTILE, origin=calls[1], error=True)
+    second = ChatMessage.from_tool(
+        HOSTILE, origin=calls[1], error=True, meta={TOOL_META: result_meta("built-in")}
+    )
     t2 = store.add_message(conv.id, t1.id, "tool", HOSTILE, content=second.to_dict())
     store.add_message(conv.id, t2.id, "assistant", "It is 5.")
     store.close()
@@ -53,6 +57,10 @@ def test_json_export_and_import_keep_every_tool_call_and_result(tmp_path: Path) 
         "extra": None,
     }
     assert messages[3]["tool_result"]["error"] is True
+    # What the cards showed: each call's server, and the user's decision on the one that was asked about.
+    assert messages[1]["tool_meta"] == {"servers": {"call-1": "desk", "call-2": "built-in"}}
+    assert messages[2]["tool_meta"] == {"server": "desk", "decision": "allow_always"}
+    assert messages[3]["tool_meta"] == {"server": "built-in"}
     assert "tool_calls" not in messages[0]  # plain messages are written as before
     again = from_dict(data)
     assert again == exported  # lossless
@@ -64,6 +72,7 @@ def test_json_export_and_import_keep_every_tool_call_and_result(tmp_path: Path) 
     before = original.load(cid).branch()
     original.close()
     assert [m.to_chat_message() for m in branch] == [m.to_chat_message() for m in before]
+    assert [m.to_chat_message().meta for m in branch[1:4]] == [m.to_chat_message().meta for m in before[1:4]]
     assert branch[1].to_chat_message().tool_calls[1].extra == {"raw_arguments": '{"url": ', "problem": "x"}
 
 
@@ -74,9 +83,9 @@ def test_markdown_and_html_show_tool_calls_and_keep_tool_output_inert(tmp_path: 
     exported = from_tree(store.export_tree(cid))
     store.close()
     md = render_markdown(exported)
-    assert "**Tool call:** `add`" in md
+    assert "**Tool call:** `add` · desk" in md
     assert '"a": 2' in md
-    assert "**Result of `add`**" in md
+    assert "**Result of `add` · always allowed**" in md
     assert "**Result of `fetch` (error)**" in md
     assert "````text\n" + HOSTILE + "\n````" in md  # a fence longer than the output's own backticks
     page = render_html(exported)
