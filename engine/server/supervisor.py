@@ -61,6 +61,7 @@ from engine.runtime.locate import VllmRuntime, child_environ, locate_runtime
 from engine.secrets import HF_TOKEN, SecretStore
 from engine.server.events import LogLine, ServerState, ServeRuntime, StartProgress, StateChange
 from engine.server.fit import gpu_launch_profile
+from engine.server.gpu_shares import Reservation, reserve_async
 from engine.server.log_phases import PHASE_LABELS, Phase, parse_line
 from engine.server.metrics import MetricsPoller, MetricsSample
 from engine.server.processes import (
@@ -113,6 +114,8 @@ class _Launch:
     engine_pids: set[int] = field(default_factory=set)
     monitor: asyncio.Task[None] | None = None
     watch: StartWatch | None = None
+    # Its share of the GPU, held while it runs (engine.server.gpu_shares); None on the CPU.
+    reservation: Reservation | None = None
 
     @property
     def sid(self) -> int:
@@ -234,8 +237,8 @@ class Supervisor:
                 endpoint = (await connect_profile(profile, self._secrets)).endpoint
                 self._became_ready(endpoint, began, expected)
                 return endpoint
-            argv, env, port, key = await self._prepare(profile, began, expected)
-            launch = self._spawn(profile, argv, env, port, key, began)
+            argv, env, port, key, reservation = await self._prepare(profile, began, expected)
+            launch = self._spawn(profile, argv, env, port, key, began, reservation)
         except asyncio.CancelledError as cancelled:
             if self._state is ServerState.STOPPING:  # stop() while preparing: not a failure
                 task.uncancel()  # that cancellation was ours, and it ends here
@@ -348,7 +351,7 @@ class Supervisor:
 
     async def _prepare(
         self, profile: ServerProfile, began: float, expected: float | None
-    ) -> tuple[list[str], dict[str, str], int, str]:
+    ) -> tuple[list[str], dict[str, str], int, str, Reservation | None]:
         runtime = await self._runtime_for()
         if profile.source == "builtin" and builtin_model_state(self.paths) is not ModelState.READY:
             if not isinstance(runtime, VllmRuntime):
@@ -379,9 +382,34 @@ class Supervisor:
         if hf_token:
             env["HF_TOKEN"] = hf_token
         env["PYTHONUNBUFFERED"] = "1"  # lines as they happen, for progress
-        return argv, env, port, key
+        # Last, with nothing after it that can fail but the spawn: on a GPU its share must fit beside what
+        # the card holds and what our other server (chat model or embedder) is about to take; refused here,
+        # before vLLM spends a minute finding out.
+        reservation = await reserve_async(profile) if getattr(runtime, "is_gpu", False) else None
+        return argv, env, port, key, reservation
 
     def _spawn(
+        self,
+        profile: ServerProfile,
+        argv: list[str],
+        env: dict[str, str],
+        port: int,
+        key: str,
+        began: float,
+        reservation: Reservation | None = None,
+    ) -> _Launch:
+        try:
+            launch = self._spawn_process(profile, argv, env, port, key, began)
+        except BaseException:
+            if reservation is not None:
+                reservation.release()  # never started: its share is free again
+            raise
+        launch.reservation = reservation
+        if reservation is not None:
+            reservation.sid = launch.sid  # from now on NVML shows what it holds
+        return launch
+
+    def _spawn_process(
         self, profile: ServerProfile, argv: list[str], env: dict[str, str], port: int, key: str, began: float
     ) -> _Launch:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
@@ -565,7 +593,11 @@ class Supervisor:
     async def _stop_launch(self, launch: _Launch) -> StopOutcome:
         launch.stopping = True
         assert launch.process is not None
-        outcome = await launch.process.stop(self.grace_s)
+        try:
+            outcome = await launch.process.stop(self.grace_s)
+        finally:
+            if launch.reservation is not None:  # anything left over holds memory NVML shows from now on
+                launch.reservation.release()
         self.last_stop = outcome
         launch.finished = True
         if launch.monitor is not None and launch.monitor is not asyncio.current_task():
