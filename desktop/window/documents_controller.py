@@ -35,6 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import errors
+from desktop.errors import FixContext
 from desktop.operations import Operation
 from desktop.widgets.documents_panel import AttachedChips, DocumentsPanel, dropped_paths, report_words
 from desktop.widgets.sources_view import SourcesView
@@ -431,6 +433,7 @@ class DocumentsController(QObject):
         self.panel.set_notice(words)
 
     def _failed(self, exc: BaseException) -> None:
+        self._report_refusal(exc)
         if isinstance(exc, EmbedderMismatch):
             self.panel.set_notice(mismatch_words([exc.collection], exc.indexed_with, self.embedder_name()))
             self.panel.offer_reindex(exc.collection)
@@ -493,7 +496,19 @@ class DocumentsController(QObject):
         """Start the embedder in the background: until it is there, answers search by keyword only."""
         if self.embedder is None:
             task = asyncio.ensure_future(self.ensure_embedder())
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures: keyword search
+            # Failures: keyword search; a GPU refusal is also shown, with its fix.
+            task.add_done_callback(lambda t: t.cancelled() or self._report_refusal(t.exception()))
+
+    @staticmethod
+    def _report_refusal(exc: BaseException | None) -> bool:
+        """The embedder refused because its GPU share does not fit (beside the chat model) goes to the one
+        error renderer, its fix aimed at the profile it changes (the chat model's)."""
+        from engine.server.gpu_shares import SharesDoNotFit  # only a failure needs it: not at startup
+
+        if not isinstance(exc, SharesDoNotFit):
+            return False
+        errors.report(exc, FixContext(profile=exc.fix_profile))
+        return True
 
     def tree_shown(self, tree: ConversationTree | None) -> None:
         self.chips.set_names(grounding.attached(tree.conversation) if tree is not None else [])
