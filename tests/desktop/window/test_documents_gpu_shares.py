@@ -1,8 +1,9 @@
 """The whole app on a GPU (NVML's reading written here: the boundary): the chat model runs (the stand-in,
 through the real supervisor), and the documents' embedder that does not fit beside it is refused before
 anything is spawned; the refusal is shown in the window's one problem banner, and its fix lowers the chat
-model's share and starts it again. The embedder's runtime is a fake GPU venv that could not serve: only the
-refusal keeps it from being launched."""
+model's share and starts it again; the chat model started beside a running embedder is refused the same way,
+through the server's own failed state. The embedder's runtime is a fake GPU venv that could not serve: only
+the refusal keeps it from being launched."""
 
 from __future__ import annotations
 
@@ -104,4 +105,43 @@ def test_an_embedder_that_does_not_fit_beside_the_chat_model_is_shown_with_its_f
         assert saved.gpu_memory_utilization == 0.88
     finally:
         close_app(qtbot, parts)
+    assert reserved() == []
+
+
+def test_a_chat_model_that_does_not_fit_beside_the_embedder_is_refused_in_the_window(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.server.supervisor import Supervisor
+    from tests.support.qasync_loop import run
+
+    card = GpuInfo(0, "RTX 4090", 24 * GIB, int(23.5 * GIB))
+    monkeypatch.setattr(engine.hardware, "gpu_status", lambda: GpuStatus((card,)))  # NVML: the boundary
+    embedder = Supervisor(app_paths, GpuStandinRuntime())  # the documents' embedder, already starting
+    embedding = ServerProfile(
+        name="embeddings",
+        source="hf_cache",
+        model="org/embed",
+        extra_args="--runner pooling",
+        gpu_memory_utilization=0.03,
+    )
+    run(qtbot, embedder.start(embedding))
+    configure(app_paths, start_with_app=True, gpu_memory_utilization=0.92)
+    parts = start_app(qtbot, app_paths, GpuStandinRuntime([]))
+    try:
+        window = parts.window
+        banner = window.banner
+        qtbot.waitUntil(lambda: banner.isVisible() and banner.problem is not None, timeout=20000)
+        assert isinstance(banner.problem.error, SharesDoNotFit)
+        assert window.server_status.state_label.property("state") == "failed"
+        assert "beside the embedding model for documents “embeddings”" in banner.text
+        assert banner.fix_button.text() == "Use 90% of the GPU for “Stand-in”"
+        qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.server_status.state_label.property("state") == "ready", timeout=20000)
+        assert not banner.isVisible()
+        saved = SettingsStore.open(app_paths.settings_file).settings.profile("Stand-in")
+        assert saved is not None
+        assert saved.gpu_memory_utilization == 0.9
+    finally:
+        close_app(qtbot, parts)
+        run(qtbot, embedder.stop())
     assert reserved() == []
