@@ -17,7 +17,7 @@ class SubjectMissing(Exception):
 class Goal:
     """``value op limit`` must hold, e.g. ``Goal("<=", 50, "ms")``."""
 
-    op: Literal["<=", ">=", "=="]
+    op: Literal["<=", ">=", "==", ">"]
     limit: float
 
     def met(self, value: float) -> bool:
@@ -25,13 +25,15 @@ class Goal:
             return value <= self.limit
         if self.op == ">=":
             return value >= self.limit
+        if self.op == ">":
+            return value > self.limit
         return value == self.limit
 
     def margin(self, value: float) -> float:
         """How far inside (positive) or outside (negative) the goal ``value`` lies, in the metric's unit."""
         if self.op == "<=":
             return self.limit - value
-        if self.op == ">=":
+        if self.op in (">=", ">"):
             return value - self.limit
         return -abs(value - self.limit)
 
