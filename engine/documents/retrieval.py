@@ -4,10 +4,16 @@ rank fusion, and fitting the best passages into a prompt's token budget.
 The pipeline (``mode="hybrid"``)::
 
     question ─┬─> text embedder ─> EmbeddingRetriever ─┐
-              └────────────────────> KeywordRetriever ──┴─> DocumentJoiner(reciprocal_rank_fusion) ─> passages
+              └────────────────────> KeywordRetriever ──┴─> RankFusion (reciprocal rank fusion) ─> passages
 
 ``mode="keyword"`` and ``mode="vector"`` run one side alone (the benchmark compares the three).
 Blocking; :meth:`Retriever.search_async` runs it in a thread.
+
+The retrievers hand the fusion a :class:`Ranking` (row ids and scores as two arrays), not Haystack
+``Document`` objects: Haystack deep-copies every value passed between components, element by element for a
+list, which cost ~10 ms a question at 20 candidates a side (profiled at 100,000 passages). The fusion's
+output is still ``documents`` (bare ids and fused scores) so the pipeline works as a ``PipelineTool``; the
+passages themselves are read for the winners only.
 """
 
 # No `from __future__ import annotations`: Haystack reads the components' socket types at run time.
@@ -26,8 +32,45 @@ from engine.documents.store import DocumentStore, EmbedderMismatch
 
 Mode = Literal["hybrid", "keyword", "vector"]
 # How many candidates each side hands to the fusion: more than asked, so a passage ranked well by one side
-# and moderately by the other can still win.
+# and moderately by the other can still win (docs/documents.md: the recall bench with 10, 20 and 50).
 CANDIDATES = 20
+# Reciprocal rank fusion's constant (Cormack et al. 2009, also Haystack's): a passage at rank r of a side
+# gets 1 / (RRF_K + r); a large k flattens the difference between ranks, so agreement between the sides
+# counts more than either side's order at the top.
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One side's candidates, best first: passage row ids and their scores (higher is better)."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, float]]) -> "Ranking":
+        return cls(
+            np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows)),
+        )
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Ranking], top_k: int, k: int = RRF_K
+) -> list[tuple[int, float]]:
+    """(row id, fused score) best first: each ranking gives a passage at rank r (from 1) 1 / (k + r); the
+    sum is scaled so that a passage first on every side scores 1.0. Ties keep the order of first sight."""
+    if k < 0:
+        raise ValueError(f"the fusion constant k must be 0 or more, not {k}")
+    if not rankings:
+        return []
+    scale = (k + 1) / len(rankings)
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking.ids.tolist(), start=1):
+            fused[row] = fused.get(row, 0.0) + scale / (k + rank)
+    # sorted() is stable: equal scores stay in the order they were first seen.
+    return sorted(fused.items(), key=lambda item: -item[1])[:top_k]
 
 
 @dataclass(frozen=True)
@@ -69,37 +112,37 @@ class Hit:
         }
 
 
-def _components() -> tuple[Any, Any, Any]:
-    """The two retriever components over our store (defined on first use: Haystack imports slowly)."""
+def _components() -> tuple[Any, Any, Any, Any]:
+    """The pipeline's components over our store (defined on first use: Haystack imports slowly)."""
     from haystack import Document, component
+    from haystack.core.component.types import Variadic
 
     @component
     class KeywordRetriever:
-        """FTS5 bm25 search over the collections' passages; documents carry only the row id and score."""
+        """FTS5 bm25 search over the collections' passages."""
 
         def __init__(self, store: DocumentStore, collections: Sequence[str], top_k: int = CANDIDATES) -> None:
             self.store = store
             self.collections = list(collections)
             self.top_k = top_k
 
-        @component.output_types(documents=list[Document])
-        def run(self, query: str) -> dict[str, list[Document]]:
-            rows = self.store.keyword_rows(query, self.collections, self.top_k)
-            return {"documents": [Document(id=str(row), score=score) for row, score in rows]}
+        @component.output_types(ranking=Ranking)
+        def run(self, query: str) -> dict[str, Ranking]:
+            return {"ranking": Ranking.of(self.store.keyword_rows(query, self.collections, self.top_k))}
 
     @component
     class EmbeddingRetriever:
-        """Exact cosine search over the collections' passage vectors; documents carry only id and score."""
+        """Exact cosine search over the collections' passage vectors."""
 
         def __init__(self, store: DocumentStore, collections: Sequence[str], top_k: int = CANDIDATES) -> None:
             self.store = store
             self.collections = list(collections)
             self.top_k = top_k
 
-        @component.output_types(documents=list[Document])
-        def run(self, query_embedding: np.ndarray) -> dict[str, list[Document]]:
+        @component.output_types(ranking=Ranking)
+        def run(self, query_embedding: np.ndarray) -> dict[str, Ranking]:
             rows = self.store.vector_rows(query_embedding, self.collections, self.top_k)
-            return {"documents": [Document(id=str(row), score=score) for row, score in rows]}
+            return {"ranking": Ranking.of(rows)}
 
     @component
     class QueryEmbedder:
@@ -115,7 +158,20 @@ def _components() -> tuple[Any, Any, Any]:
         def run(self, text: str) -> dict[str, np.ndarray]:
             return {"embedding": np.asarray(self.embedder.embed_query(text), dtype=np.float32)}
 
-    return KeywordRetriever, EmbeddingRetriever, QueryEmbedder
+    @component
+    class RankFusion:
+        """Reciprocal rank fusion of the retrievers' rankings; documents carry the row id and fused score."""
+
+        def __init__(self, top_k: int, k: int = RRF_K) -> None:
+            self.top_k = top_k
+            self.k = k
+
+        @component.output_types(documents=list[Document])
+        def run(self, rankings: Variadic[Ranking]) -> dict[str, list[Document]]:
+            fused = reciprocal_rank_fusion(list(rankings), self.top_k, self.k)
+            return {"documents": [Document(id=str(row), score=score) for row, score in fused]}
+
+    return KeywordRetriever, EmbeddingRetriever, QueryEmbedder, RankFusion
 
 
 def build_pipeline(
@@ -126,12 +182,14 @@ def build_pipeline(
     mode: Mode = "hybrid",
     top_k: int = 5,
     candidates: int = CANDIDATES,
+    rrf_k: int = RRF_K,
 ) -> Any:
-    """The retrieval pipeline; its input is ``{"query": ...}`` (see :func:`run_pipeline`)."""
+    """The retrieval pipeline: inputs ``keyword.query`` and ``embed.text`` (the question), output
+    ``join.documents`` (row ids and fused scores, best first; :meth:`DocumentStore.documents_for` reads the
+    passages)."""
     from haystack import Pipeline
-    from haystack.components.joiners import DocumentJoiner
 
-    keyword_cls, embedding_cls, query_cls = _components()
+    keyword_cls, embedding_cls, query_cls, fusion_cls = _components()
     pipe = Pipeline()
     if mode in ("hybrid", "keyword"):
         pipe.add_component("keyword", keyword_cls(store, collections, candidates))
@@ -141,20 +199,33 @@ def build_pipeline(
         pipe.add_component("embed", query_cls(embedder))
         pipe.add_component("vector", embedding_cls(store, collections, candidates))
         pipe.connect("embed.embedding", "vector.query_embedding")
-    pipe.add_component("join", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
+    pipe.add_component("join", fusion_cls(top_k, rrf_k))
     if mode in ("hybrid", "keyword"):
-        pipe.connect("keyword.documents", "join.documents")
+        pipe.connect("keyword.ranking", "join.rankings")
     if mode in ("hybrid", "vector"):
-        pipe.connect("vector.documents", "join.documents")
+        pipe.connect("vector.ranking", "join.rankings")
     return pipe
 
 
 class Retriever:
     """Searches collections of a :class:`DocumentStore`; pipelines are built once per (collections, mode)."""
 
-    def __init__(self, store: DocumentStore, embedder: Embedder | None) -> None:
+    def __init__(
+        self,
+        store: DocumentStore,
+        embedder: Embedder | None,
+        *,
+        candidates: int = CANDIDATES,
+        rrf_k: int = RRF_K,
+    ) -> None:
+        if candidates < 1:
+            raise ValueError(f"each side needs at least one candidate, not {candidates}")
+        if rrf_k < 0:
+            raise ValueError(f"the fusion constant k must be 0 or more, not {rrf_k}")
         self.store = store
         self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
         self._pipes: dict[tuple[tuple[str, ...], Mode, int], Any] = {}
 
     def search(
@@ -171,7 +242,13 @@ class Retriever:
         pipe = self._pipes.get(key)
         if pipe is None:
             pipe = self._pipes[key] = build_pipeline(
-                self.store, self.embedder, collections, mode=mode, top_k=top_k
+                self.store,
+                self.embedder,
+                collections,
+                mode=mode,
+                top_k=top_k,
+                candidates=max(self.candidates, top_k),
+                rrf_k=self.rrf_k,
             )
         inputs: dict[str, Any] = {}
         if mode in ("hybrid", "keyword"):
@@ -185,8 +262,7 @@ class Retriever:
             if failed is not None:
                 raise failed from exc
             raise
-        # The retrievers hand on bare ids (Haystack copies every document between components); the
-        # passages themselves are read for the winners only.
+        # The fusion hands on bare ids; the passages themselves are read for the winners only.
         joined = result["join"]["documents"]
         documents = self.store.documents_for([(int(d.id), float(d.score or 0.0)) for d in joined])
         return [hit_from_document(rank, doc) for rank, doc in enumerate(documents, start=1)]

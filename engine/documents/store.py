@@ -549,24 +549,28 @@ class DocumentStore:
             return []
         query = query / norm
         with self._lock:
-            found_ids: list[np.ndarray] = []
-            found_scores: list[np.ndarray] = []
-            for name in collections:
-                ids, matrix = self._matrix(self._collection_id(name))
-                if not len(ids):
-                    continue
-                if matrix.shape[1] != query.shape[0]:
-                    raise EmbedderMismatch(name, f"a {matrix.shape[1]}-dimension model", f"{query.shape[0]}")
-                scores = matrix @ query
-                k = min(top_k, len(scores))
-                top = np.argpartition(-scores, k - 1)[:k]
-                found_ids.append(ids[top])
-                found_scores.append(scores[top])
+            # Cached arrays are never changed in place (a write makes new ones): the scan needs no lock.
+            matrices = [(name, *self._matrix(self._collection_id(name))) for name in collections]
+        found_ids: list[np.ndarray] = []
+        found_scores: list[np.ndarray] = []
+        for name, ids, matrix in matrices:
+            if not len(ids):
+                continue
+            if matrix.shape[1] != query.shape[0]:
+                raise EmbedderMismatch(name, f"a {matrix.shape[1]}-dimension model", f"{query.shape[0]}")
+            # einsum, not `matrix @ query`: NumPy's own single-threaded loop reads the matrix once at memory
+            # speed, where OpenBLAS's threaded gemv waited for a busy second core (profiled at 100,000
+            # passages on 2 cores: p50 14 against 23-35 ms, p95 23 against 40-190 ms).
+            scores = np.einsum("ij,j->i", matrix, query)
+            k = min(top_k, len(scores))
+            top = np.argpartition(scores, len(scores) - k)[len(scores) - k :]
+            found_ids.append(ids[top])
+            found_scores.append(scores[top])
         if not found_ids:
             return []
         all_ids = np.concatenate(found_ids)
         all_scores = np.concatenate(found_scores)
-        order = np.argsort(-all_scores)[:top_k]
+        order = np.argsort(-all_scores, kind="stable")[:top_k]
         return [(int(i), float(v)) for i, v in zip(all_ids[order], all_scores[order], strict=True)]
 
     def documents_for(self, rows: Sequence[tuple[int, float]]) -> list[Any]:

@@ -11,12 +11,14 @@ from engine.documents.embedder import Embedder
 from engine.documents.index import Indexer
 from engine.documents.retrieval import (
     Hit,
+    Ranking,
     Retriever,
     build_pipeline,
     context_block,
     estimate_tokens,
     fit_passages,
     passage_budget,
+    reciprocal_rank_fusion,
 )
 from engine.documents.store import CollectionNotFound, DocumentStore, Passage
 from tests.support.embeddings_server import bag_of_words
@@ -53,6 +55,48 @@ def test_hybrid_joins_both_sides_by_reciprocal_rank_fusion(doc_store: DocumentSt
     assert vector == ["beta", "gamma gamma-word"]
     assert hybrid[0] == "gamma gamma-word"
     assert set(hybrid) == {"alpha gamma-word", "beta", "gamma gamma-word"}
+
+
+def ranking(*ids: int) -> Ranking:
+    return Ranking.of([(i, 1.0 / (n + 1)) for n, i in enumerate(ids)])
+
+
+def test_reciprocal_rank_fusion_adds_one_over_k_plus_rank_from_each_side() -> None:
+    fused = dict(reciprocal_rank_fusion([ranking(7, 8, 9), ranking(9, 7)], top_k=10, k=60))
+    # scaled so that first on both sides is 1.0: (k + 1) / sides * sum of 1 / (k + rank)
+    assert fused[7] == pytest.approx(61 / 2 * (1 / 61 + 1 / 62))
+    assert fused[9] == pytest.approx(61 / 2 * (1 / 63 + 1 / 61))
+    assert fused[8] == pytest.approx(61 / 2 * (1 / 62))
+    assert [row for row, _ in reciprocal_rank_fusion([ranking(7, 8, 9), ranking(9, 7)], top_k=2)] == [7, 9]
+    assert reciprocal_rank_fusion([ranking(3), ranking(3)], top_k=5) == [(3, pytest.approx(1.0))]
+
+
+def test_a_small_fusion_constant_trusts_each_sides_top_more() -> None:
+    # 5 is first on one side only; 6 is second on both. A large k rewards the agreement, a small k the top.
+    sides = [ranking(5, 6), ranking(1, 6, 2, 3, 4, 5)]
+    assert reciprocal_rank_fusion(sides, top_k=1, k=60)[0][0] == 6
+    assert reciprocal_rank_fusion(sides, top_k=1, k=0)[0][0] == 5
+
+
+def test_fusion_ties_keep_the_order_first_seen_and_bad_settings_are_refused(doc_store: DocumentStore) -> None:
+    assert [r for r, _ in reciprocal_rank_fusion([ranking(1, 2), ranking(3, 4)], top_k=4)] == [1, 3, 2, 4]
+    assert reciprocal_rank_fusion([], top_k=3) == []
+    with pytest.raises(ValueError, match="fusion constant"):
+        reciprocal_rank_fusion([ranking(1)], top_k=1, k=-1)
+    with pytest.raises(ValueError, match="at least one candidate"):
+        Retriever(doc_store, None, candidates=0)
+    with pytest.raises(ValueError, match="fusion constant"):
+        Retriever(doc_store, None, rrf_k=-5)
+
+
+def test_more_passages_asked_than_candidates_a_side_are_still_found(doc_store: DocumentStore) -> None:
+    doc_store.ensure_collection("c")
+    doc_store.replace_file(
+        "c", "/f.txt", sha256="s", size=1, mtime=1.0, kind="text", pages=0,
+        passages=[Passage(i, f"common word{i}", 0, 1, None, "", None) for i in range(12)],
+    )  # fmt: skip
+    hits = Retriever(doc_store, None, candidates=3).search("common", ["c"], top_k=10, mode="keyword")
+    assert len(hits) == 10
 
 
 def test_the_pipeline_is_a_haystack_pipeline_with_the_three_parts(doc_store: DocumentStore) -> None:

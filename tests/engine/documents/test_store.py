@@ -221,3 +221,53 @@ def test_clear_index_keeps_the_collection_and_its_folders_for_another_model(tmp_
     store.bind_embedder("work", "model-b", 4)  # another model is welcome now
     assert store.collection("work").embedder == "model-b"
     store.close()
+
+
+def test_every_write_is_seen_by_the_next_vector_search(doc_store: DocumentStore) -> None:
+    """The vectors are held in memory between searches; each way of writing makes the next search see it."""
+
+    def found(collection: str = "c") -> set[str]:
+        return {d.content for d in doc_store.vector_search([1.0, 0.0, 0.0, 0.0], [collection], top_k=50)}
+
+    put(doc_store, "c", "/a.txt", ["a1", "a2"])
+    put(doc_store, "c", "/b.txt", ["b1"])
+    assert found() == {"a1", "a2", "b1"}
+    put(doc_store, "c", "/a.txt", ["a3"], sha="h2")  # a changed file replaces its passages
+    assert found() == {"a3", "b1"}
+    doc_store.record_failure("c", "/b.txt", sha256="h3", size=1, mtime=2.0, reason="unreadable")
+    assert found() == {"a3"}
+    put(doc_store, "c", "/b.txt", ["b2"], sha="h4")
+    assert doc_store.remove_file("c", "/a.txt")
+    assert found() == {"b2"}
+    doc_store.write_documents(
+        [Document(id="w1", content="w1", meta={"collection": "c", "file": "/w.txt"}, embedding=[0, 1, 0, 0])]
+    )
+    assert found() == {"b2", "w1"}
+    doc_store.delete_documents(["w1"])
+    assert found() == {"b2"}
+    put(doc_store, "d", "/d.txt", ["d1"])
+    assert found("d") == {"d1"}
+    doc_store.clear_index("c")  # a re-index starts here
+    assert found() == set()
+    assert found("d") == {"d1"}
+    doc_store.delete_collection("d")
+    with pytest.raises(CollectionNotFound):
+        found("d")
+
+
+def test_searches_with_no_write_between_read_the_vectors_once(doc_store: DocumentStore) -> None:
+    put(doc_store, "c", "/a.txt", ["a1", "a2"])
+    reads: list[str] = []
+
+    def seen(sql: str) -> None:
+        if sql.lstrip().startswith("SELECT") and "embedding" in sql:
+            reads.append(sql)
+
+    doc_store._conn.set_trace_callback(seen)
+    for _ in range(3):
+        doc_store.vector_search([1.0, 0.0, 0.0, 0.0], ["c"])
+    assert len(reads) == 1
+    put(doc_store, "c", "/b.txt", ["b1"])
+    for _ in range(2):
+        doc_store.vector_search([1.0, 0.0, 0.0, 0.0], ["c"])
+    assert len(reads) == 2
