@@ -8,7 +8,9 @@ user's message and a streamed reply, and a :class:`~desktop.widgets.tool_card.To
 model makes; the turn waits on the card until the user allows or denies (nothing is approved by default;
 "always" lasts for this conversation until the app quits). Stop cancels the turn; a call left without a
 result then gets one saying the turn was stopped, so the conversation stays valid for the next request.
-Regenerate answers the same message again with tools (:func:`engine.tools.session.rerun_tool_turn`).
+Regenerate answers the same message again with tools (:func:`engine.tools.session.rerun_tool_turn`), and an
+edit of any of the user's messages, the first one too, is answered with them
+(:func:`engine.tools.session.edit_tool_turn`).
 
 Stored turns are folded for the transcript (:meth:`ToolTurns.transcript_data`): the assistant's tool-call
 messages and the tool results become cards of one reply whose id is the turn's first reply (its siblings
@@ -58,6 +60,25 @@ def tr(text: str) -> str:
 
 
 # --- a turn running now -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """A new message under the shown one."""
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """The user's message ``user_id`` answered again (regenerate)."""
+
+    user_id: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A new version of the user's message ``message_id`` (the first message too: a new root)."""
+
+    message_id: int
 
 
 @dataclass
@@ -285,7 +306,7 @@ class ToolTurns(QObject):
         if not settings.tools:
             return False
         tree = await self.store.load(conversation_id)
-        await self._start(conversation_id, tree.shown_leaf(), text, settings, None)
+        await self._start(conversation_id, tree.shown_leaf(), text, settings, Send())
         return True
 
     async def regenerate(self, reply_id: int) -> bool:
@@ -295,19 +316,24 @@ class ToolTurns(QObject):
         if not settings.tools or reply.parent_id is None:
             return False
         await self._start(
-            reply.conversation_id, reply.parent_id, None, settings, reply.parent_id, replacing=reply_id
+            reply.conversation_id, reply.parent_id, None, settings, Rerun(reply.parent_id), replacing=reply_id
         )
         return True
 
     async def edit(self, message_id: int, text: str) -> bool:
-        """Send ``text`` as a new version of the user's message ``message_id``, answered with tools
-        (``False``: the conversation has none, or it is the first message, which the plain chat edits)."""
+        """Send ``text`` as a new version of the user's message ``message_id`` (the first one too), answered
+        with tools (``False``: the conversation has none)."""
         original = await self.store.message(message_id)
         settings = await self._settings(original.conversation_id)
-        if not settings.tools or original.parent_id is None:
+        if not settings.tools:
             return False
         await self._start(
-            original.conversation_id, original.parent_id, text, settings, None, replacing=message_id
+            original.conversation_id,
+            original.parent_id,
+            text,
+            settings,
+            Edit(message_id),
+            replacing=message_id,
         )
         return True
 
@@ -317,12 +343,12 @@ class ToolTurns(QObject):
         anchor: int | None,
         text: str | None,
         settings: Any,
-        user_id: int | None,
+        kind: Send | Rerun | Edit,
         *,
         replacing: int | None = None,
     ) -> None:
-        """Show and run a turn under ``anchor`` (``replacing``: the message whose new version it is, taken
-        off the screen with what follows it)."""
+        """Show and run a turn under ``anchor`` (``None``: a new first message; ``replacing``: the message
+        whose new version it is, taken off the screen with what follows it)."""
         from engine.chat.errors import ChatError, NoServer
         from engine.tools.loop import tool_choice_value
 
@@ -347,7 +373,7 @@ class ToolTurns(QObject):
             for data in live.data():
                 self.transcript.add_message(data)
         live.task = asyncio.get_running_loop().create_task(
-            self._run(live, endpoint, tools, owners, settings.tool_choice, user_id),
+            self._run(live, endpoint, tools, owners, settings.tool_choice, kind),
             name=f"tool-turn-{conversation_id}",
         )
 
@@ -358,9 +384,9 @@ class ToolTurns(QObject):
         tools: list[Any],
         owners: dict[str, str],
         choice: str,
-        user_id: int | None,
+        kind: Send | Rerun | Edit,
     ) -> None:
-        from engine.tools.session import rerun_tool_turn, run_tool_turn
+        from engine.tools.session import edit_tool_turn, rerun_tool_turn, run_tool_turn
 
         assert self.chat is not None
         cid = live.conversation_id
@@ -374,13 +400,18 @@ class ToolTurns(QObject):
         }
         try:
             async with self.chat.generators.lease(endpoint) as generator:
-                if user_id is None:
+                if isinstance(kind, Rerun):
+                    turn = await rerun_tool_turn(self.store, generator, endpoint, kind.user_id, **common)
+                elif isinstance(kind, Edit):
+                    assert live.user_text is not None
+                    turn = await edit_tool_turn(
+                        self.store, generator, endpoint, kind.message_id, live.user_text, **common
+                    )
+                else:
                     assert live.user_text is not None
                     turn = await run_tool_turn(
                         self.store, generator, endpoint, cid, live.user_text, parent_id=live.anchor, **common
                     )
-                else:
-                    turn = await rerun_tool_turn(self.store, generator, endpoint, user_id, **common)
             if turn.error is not None:
                 errors.report(turn.error)
         except asyncio.CancelledError:

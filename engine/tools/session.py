@@ -22,10 +22,10 @@ from engine.chat.generation import GenerationSettings
 from engine.chat.titles import title_from_text
 from engine.endpoint import Endpoint
 from engine.history.async_store import AsyncHistoryStore
-from engine.history.records import Conversation, StoredMessage
+from engine.history.records import Conversation, ConversationTree, StoredMessage
 from engine.history.store import HistoryStore
 from engine.tools.approval import ApprovalPolicy
-from engine.tools.loop import LoopLimits, OnEvent, ToolLoop, tool_choice_value
+from engine.tools.loop import LoopLimits, OnEvent, ToolLoop
 
 if TYPE_CHECKING:
     from haystack.dataclasses import ChatMessage
@@ -107,16 +107,55 @@ async def run_tool_turn(
     chat engine's (documents' passages before the question, in the request only; sources kept with the
     answer)."""
     tree = await store.load(conversation_id)
-    conversation = tree.conversation
     parent = tree.shown_leaf() if parent_id is None else parent_id
-    branch = tree.branch(parent) if parent is not None else []
-    tool_choice_value(choice, [tool.name for tool in tools])  # refused before anything is stored
-    user = await store.call(HistoryStore.add_message, conversation_id, parent, "user", text)
-    if not conversation.title:
-        await store.update_conversation(conversation_id, title=title_from_text(text))
     loop = ToolLoop(
         generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
     )
+    return await _send_under(store, loop, endpoint, tree, parent, text, augment)
+
+
+async def edit_tool_turn(
+    store: AsyncHistoryStore,
+    generator: Any,
+    endpoint: Endpoint,
+    user_message_id: int,
+    text: str,
+    *,
+    tools: Sequence[Tool],
+    approval: ApprovalPolicy,
+    choice: str = "auto",
+    servers: Mapping[str, str] | None = None,
+    limits: LoopLimits | None = None,
+    on_event: OnEvent | None = None,
+    augment: Augment | None = None,
+) -> ToolTurn:
+    """A new version of the user's message ``user_message_id`` with ``text`` (its sibling, a new first
+    message when it was the first), answered with tools; the old version and its answers stay."""
+    original = await store.message(user_message_id)
+    if original.role != "user":
+        raise ChatError("Only a message you wrote can be edited.")
+    tree = await store.load(original.conversation_id)
+    loop = ToolLoop(
+        generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
+    )
+    return await _send_under(store, loop, endpoint, tree, original.parent_id, text, augment)
+
+
+async def _send_under(
+    store: AsyncHistoryStore,
+    loop: ToolLoop,
+    endpoint: Endpoint,
+    tree: ConversationTree,
+    parent: int | None,
+    text: str,
+    augment: Augment | None,
+) -> ToolTurn:
+    """Store ``text`` under ``parent`` (``None``: a new first message) and answer it with ``loop``."""
+    conversation = tree.conversation
+    branch = tree.branch(parent) if parent is not None else []
+    user = await store.call(HistoryStore.add_message, conversation.id, parent, "user", text)
+    if not conversation.title:
+        await store.update_conversation(conversation.id, title=title_from_text(text))
     return await _answer(store, loop, endpoint, conversation, [*branch, user], augment)
 
 

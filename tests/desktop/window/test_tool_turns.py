@@ -292,6 +292,56 @@ def test_a_waiting_card_outlives_a_visit_elsewhere_and_an_edit_is_answered_with_
     assert branch[4].text == "And in Tokyo?"
 
 
+def test_an_edit_of_the_first_message_and_a_regenerate_of_an_earlier_reply_use_the_tools(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    with running_standin(*TIME_CALL) as server:
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            tick_tool_for_new_chat(window, "current_time")
+            for text in ("What time is it?", "And now?"):
+                send(qtbot, window, text)
+                qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+                with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                    qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+            conversation_id = window.conversation_id
+            assert conversation_id is not None
+
+            # Regenerate the first reply (not the last one): answered again with the tool, on a card.
+            first_reply = replies(window)[0]
+            qtbot.mouseClick(first_reply.regenerate_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+            assert len(replies(window)) == 1
+            assert replies(window)[0].branch_label.text() == "2/2"
+            [card] = cards(window)
+            assert card.status.text() == "Allowed once"
+
+            # Edit the first message: the new version is a new first message, answered with the tool too.
+            question = next(w for w in window.transcript.messages() if w.data.role == "user")
+            editor = question.begin_edit()
+            editor.setPlainText("What time is it in UTC?")
+            assert question.save_edit_button is not None
+            qtbot.mouseClick(question.save_edit_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)  # nothing ran before the click
+            assert window.composer.busy
+            with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
+                qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+            question = next(w for w in window.transcript.messages() if w.data.role == "user")
+            assert question.data.text == "What time is it in UTC?"
+            assert question.branch_label.text() == "2/2"
+            assert replies(window)[-1].data.text == ANSWER
+            assert [c.status.text() for c in cards(window)] == ["Allowed once"]
+        finally:
+            close_window(qtbot, window)
+    _, branch = stored_branch(app_paths, conversation_id)
+    assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant"]
+    assert branch[0].text == "What time is it in UTC?"
+    assert branch[0].parent_id is None
+    assert "UTC" in branch[2].text  # the tool ran on the new version
+
+
 def test_the_mcp_servers_are_offered_once_the_engine_is_attached(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
     ToolsSettings(app_paths.config).add(
         McpServer(name="notes", transport="http", url="http://127.0.0.1:9/mcp")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from haystack.dataclasses import ChatMessage, ToolCall
 
+from engine.chat.errors import ChatError
 from engine.endpoint import Endpoint
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
@@ -163,3 +164,42 @@ async def test_regenerate_with_tools_makes_a_sibling_branch_and_keeps_the_old_on
     shown = tree.branch()
     assert [m.id for m in shown] == [first.user.id, *(m.id for m in again.stored)]
     assert [m.role for m in shown] == ["user", "assistant", "tool", "assistant"]
+
+
+@pytest.mark.asyncio
+async def test_an_edit_with_tools_is_a_sibling_of_the_message_even_the_first_one(tmp_path: Path) -> None:
+    from engine.tools.session import edit_tool_turn
+
+    store = await AsyncHistoryStore.open(tmp_path / "history.sqlite3")
+    try:
+        conv = await store.create_conversation(title="")
+        with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"a": 1, "b": 1}') as server:
+            async with generator_for(server) as generator:
+                common = {"tools": [add_tool()], "approval": ApprovalPolicy.allow_all()}
+                first = await run_tool_turn(store, generator, server.endpoint(), conv.id, "1 + 1?", **common)  # type: ignore[arg-type]
+                second = await run_tool_turn(store, generator, server.endpoint(), conv.id, "2 + 2?", **common)  # type: ignore[arg-type]
+                root = await edit_tool_turn(
+                    store, generator, server.endpoint(), first.user.id, "1 + 2?", **common
+                )  # type: ignore[arg-type]
+                tree = await store.load(conv.id)
+                assert tree.siblings(root.user.id) == [first.user.id, root.user.id]  # a new first message
+                assert root.user.parent_id is None
+                assert [m.role for m in tree.branch()] == ["user", "assistant", "tool", "assistant"]
+                # A later message (of the old branch): its new version hangs under the answer the old one did.
+                later = await edit_tool_turn(
+                    store, generator, server.endpoint(), second.user.id, "2 + 3?", **common
+                )  # type: ignore[arg-type]
+                with pytest.raises(ChatError, match="Only a message you wrote"):
+                    await edit_tool_turn(
+                        store, generator, server.endpoint(), later.stored[0].id, "x", **common
+                    )  # type: ignore[arg-type]
+                tree = await store.load(conv.id)
+    finally:
+        await store.close()
+    assert later.user.parent_id == second.user.parent_id
+    assert tree.siblings(later.user.id) == [second.user.id, later.user.id]
+    shown = tree.branch()
+    assert [m.text for m in shown if m.role == "user"] == ["1 + 1?", "2 + 3?"]
+    assert [m.role for m in shown][-4:] == ["user", "assistant", "tool", "assistant"]
+    assert shown[-2].to_chat_message().tool_call_result.result == "2"  # type: ignore[union-attr]
+    assert tree.conversation.title == "1 + 1?"  # an edit keeps the conversation's title
