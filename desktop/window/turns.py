@@ -273,7 +273,9 @@ class TurnController(QObject):
             if self.tool_turns is not None and await self.tool_turns.send(target, text):
                 turn = None  # a conversation with tools: its turn runs in desktop/window/tool_turns.py
             else:
-                turn = await chat.send(target, text, drop_oldest_turns=drop_oldest_turns)
+                # The shown conversation is in memory: send() reads its row, not every message again.
+                shown = self.shown.tree if self.shown.shows(target) else None
+                turn = await chat.send(target, text, drop_oldest_turns=drop_oldest_turns, tree=shown)
         except Exception:
             if created:  # refused (too long, ...): the empty conversation goes again
                 self.shown.drop(target)

@@ -24,6 +24,7 @@ from engine.chat.errors import (
 from engine.chat.generation import GenerationSettings
 from engine.endpoint import Endpoint
 from engine.history.async_store import AsyncHistoryStore
+from engine.history.records import ConversationTree
 from tests.support.standin.launch import running_standin
 from tests.support.standin.server import WORDS
 
@@ -443,3 +444,78 @@ async def test_the_request_leaves_before_the_rows_are_committed_and_nothing_show
     assert (reply.role, reply.parent_id, reply.state) == ("assistant", user.id, "complete")
     assert tree.conversation.title == "Tell me"
     assert await store.call(HistoryStore.message, user.id) == user
+
+
+class CountedLoads:
+    """Counts the store's whole-conversation reads (``load``), which it still does."""
+
+    def __init__(self, store: AsyncHistoryStore) -> None:
+        self.calls = 0
+        self._load = store.load
+
+    async def __call__(self, conversation_id: int) -> ConversationTree:
+        self.calls += 1
+        return await self._load(conversation_id)
+
+
+async def test_send_with_the_callers_current_tree_reads_no_messages_and_sends_the_same(
+    store: AsyncHistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_standin("--reply", "Fine thanks.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation(system_prompt="Be brief.")
+        first = await engine.send(conv.id, "Hello there")
+        await _collect(first)
+        tree = await store.load(conv.id)  # as the window holds it after the turn
+        loads = CountedLoads(store)
+        monkeypatch.setattr(store, "load", loads)
+        second = await engine.send(conv.id, "How are you", tree=tree)
+        await _collect(second)
+        reply = await second.wait()
+        assert loads.calls == 0
+    branch = (await store.load(conv.id)).branch()
+    assert [m.text for m in branch] == ["Hello there", "Fine thanks.", "How are you", "Fine thanks."]
+    assert branch[2].parent_id == first.reply_id
+    # The request carried the system prompt and the whole branch (the stand-in counts words): 2 + 2 + 2 + 3.
+    assert reply.numbers.prompt_tokens == 9
+
+
+async def test_send_with_a_tree_written_to_since_reads_the_conversation_again(
+    store: AsyncHistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_standin("--reply", "Ok.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        await _collect(await engine.send(conv.id, "One"))
+        stale = await store.load(conv.id)
+        newer = await engine.send(conv.id, "Two")  # e.g. sent from another window: the held tree is old
+        await _collect(newer)
+        loads = CountedLoads(store)
+        monkeypatch.setattr(store, "load", loads)
+        third = await engine.send(conv.id, "Three", tree=stale)
+        await _collect(third)
+        reply = await third.wait()
+        assert loads.calls == 1
+    branch = (await store.load(conv.id)).branch()
+    assert [m.text for m in branch] == ["One", "Ok.", "Two", "Ok.", "Three", "Ok."]
+    assert branch[4].parent_id == newer.reply_id  # under the newest reply, not under the stale leaf
+    assert reply.numbers.prompt_tokens == 5
+
+
+async def test_send_with_a_tree_takes_settings_changed_since_from_the_stored_row(
+    store: AsyncHistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_standin("--reply", "Ok.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        await _collect(await engine.send(conv.id, "One"))
+        tree = await store.load(conv.id)
+        # A system prompt set after the tree was loaded (no message written): the request has it.
+        await store.update_conversation(conv.id, system_prompt="Answer in French please.")
+        loads = CountedLoads(store)
+        monkeypatch.setattr(store, "load", loads)
+        turn = await engine.send(conv.id, "Two", tree=tree)
+        await _collect(turn)
+        reply = await turn.wait()
+        assert loads.calls == 0
+    assert reply.numbers.prompt_tokens == 4 + 3  # the system prompt's words, then One, Ok., Two
