@@ -46,13 +46,18 @@ if TYPE_CHECKING:
 NAME_ROLE = Qt.ItemDataRole.UserRole
 
 
-def parse_pairs(text: str, separator: str) -> dict[str, str]:
-    """``KEY=VALUE`` (or ``Name: value``) lines as a dict; raises ``ValueError`` naming a bad line."""
+def parse_pairs(text: str, separator: str, bare: list[str] | None = None) -> dict[str, str]:
+    """``KEY=VALUE`` (or ``Name: value``) lines as a dict; raises ``ValueError`` naming a bad line. With
+    ``bare``, a line that is a name alone is allowed and its name goes there (a secret whose stored value
+    stays, when a server is edited)."""
     pairs: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         key, found, value = line.partition(separator)
+        if not found and bare is not None and key.strip() and not any(c.isspace() for c in key.strip()):
+            bare.append(key.strip())
+            continue
         if not found or not key.strip():
             raise ValueError(tr("line {n} is not NAME{sep}VALUE").format(n=number, sep=separator))
         pairs[key.strip()] = value.strip()
@@ -112,16 +117,20 @@ class ToolsPage(QWidget):
         servers_layout.addWidget(self.server_detail)
         row = QHBoxLayout()
         self.check_button = QPushButton(tr("Check (start it)"))
+        self.edit_button = QPushButton(tr("Edit"))
+        self.edit_button.setObjectName("mcp_edit")
         self.remove_button = QPushButton(tr("Remove"))
         self.check_button.clicked.connect(self._check)
+        self.edit_button.clicked.connect(self.edit_selected)
         self.remove_button.clicked.connect(self._remove)
         row.addWidget(self.check_button)
+        row.addWidget(self.edit_button)
         row.addWidget(self.remove_button)
         row.addStretch(1)
         servers_layout.addLayout(row)
         layout.addWidget(servers)
 
-        add = QGroupBox(tr("Add an MCP server"))
+        add = self.form_box = QGroupBox(tr("Add an MCP server"))
         form = QFormLayout(add)
         self.name_edit = QLineEdit()
         self.name_edit.setObjectName("mcp_name")
@@ -150,6 +159,15 @@ class ToolsPage(QWidget):
         self.headers_edit.setObjectName("mcp_headers")
         self.headers_edit.setPlaceholderText("Authorization: Bearer … (kept in the keychain)")
         self.headers_edit.setFixedHeight(60)
+        self.secret_help = _plain(
+            tr(
+                "Secret values stay in the keychain and are not shown: a name alone keeps its value, "
+                "NAME=value (Name: value for a header) gives a new one, a removed line forgets it."
+            )
+        )
+        self.secret_help.setObjectName("mcp_secret_help")
+        self.secret_help.setStyleSheet(HELP_STYLE)
+        self.secret_help.hide()
         self.warning = _plain(STDIO_WARNING)
         self.warning.setObjectName("mcp_stdio_warning")
         self.warning.setStyleSheet(ERROR_STYLE)
@@ -157,6 +175,9 @@ class ToolsPage(QWidget):
         self.trust.setObjectName("mcp_trust")
         self.add_button = QPushButton(tr("Add server"))
         self.add_button.setObjectName("mcp_add")
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setObjectName("mcp_cancel_edit")
+        self.cancel_button.hide()
         self.add_problem = _plain()
         self.add_problem.setObjectName("mcp_add_problem")
         self.add_problem.setStyleSheet(ERROR_STYLE)
@@ -172,10 +193,15 @@ class ToolsPage(QWidget):
         self._http_rows = [(tr("URL"), self.url_edit), (tr("Headers"), self.headers_edit)]
         for label, widget in (*self._stdio_rows, *self._http_rows):
             form.addRow(label, widget)
+        form.addRow(self.secret_help)
         form.addRow(self.warning)
         form.addRow(self.trust)
         form.addRow(self.add_problem)
-        form.addRow(self.add_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        form.addRow(buttons)
         self._form = form
         layout.addWidget(add)
         layout.addStretch(1)
@@ -188,7 +214,10 @@ class ToolsPage(QWidget):
 
         self.transport.currentIndexChanged.connect(lambda _i: self._transport_changed())
         self.trust.toggled.connect(lambda _on: self._transport_changed())
-        self.add_button.clicked.connect(self.add_server)
+        self.add_button.clicked.connect(self.save_server)
+        self.cancel_button.clicked.connect(self.cancel_edit)
+        self.command_edit.textEdited.connect(lambda _text: self._command_edited())
+        self._editing: McpServer | None = None  # the server the form edits (None: it adds one)
         self._transport_changed()
         self.refresh()
 
@@ -241,6 +270,7 @@ class ToolsPage(QWidget):
     def _show_selected(self) -> None:
         name = self.selected()
         self.check_button.setEnabled(name is not None)
+        self.edit_button.setEnabled(name is not None)
         self.remove_button.setEnabled(name is not None)
         if name is None:
             self.server_detail.setText(tr("No MCP server yet."))
@@ -272,6 +302,8 @@ class ToolsPage(QWidget):
             if self._manager is not None:
                 await self._manager.stop(name)
             self.settings.remove(name)
+            if self._editing is not None and self._editing.name == name:
+                self.cancel_edit()
 
         Operation(self.remove_button, remove).success(lambda _r: self.refresh()).run()
 
@@ -286,24 +318,118 @@ class ToolsPage(QWidget):
         self.trust.setVisible(stdio)
         self.add_button.setEnabled(not stdio or self.trust.isChecked())
 
+    def save_server(self) -> McpServer | None:
+        """The form's button: add the server, or save the changes to the one being edited."""
+        return self.save_edit() if self._editing is not None else self.add_server()
+
     def add_server(self) -> McpServer | None:
         """Save the form as a server (secrets to the keychain); ``None``, the reason shown, if it cannot."""
+        from engine.tools.config import ServerNameTaken
+
         try:
             server, secret_env, headers = self._server_from_form()
+            if any(s.name == server.name for s in self.settings.load().servers):
+                raise ServerNameTaken(server.name)  # never replaced unseen: Edit changes a server
             saved = self.settings.add(server, secret_env=secret_env, headers=headers)
         except (ValueError, DeskError) as exc:
             self._add_problem(str(exc))
             return None
+        self._clear_form()
+        self.refresh()
+        return saved
+
+    def edit_selected(self) -> None:
+        """Fill the form with the selected server to change it (secret values stay in the keychain: their
+        names are listed alone)."""
+        name = self.selected()
+        if name is None:
+            return
+        try:
+            server = self.settings.load().server(name)
+        except DeskError as exc:
+            self.server_detail.setText(str(exc))
+            return
+        self._editing = server
+        self.form_box.setTitle(tr("Edit the MCP server “{name}”").format(name=name))
+        self.name_edit.setText(server.name)
+        self.transport.setCurrentIndex(self.transport.findData(server.transport))
+        self.command_edit.setText(server.command)
+        self.args_edit.setText(shlex.join(server.args))
+        self.env_edit.setPlainText("\n".join(f"{key}={value}" for key, value in server.env.items()))
+        self.secret_env_edit.setPlainText("\n".join(server.secret_env))
+        self.url_edit.setText(server.url)
+        self.headers_edit.setPlainText("\n".join(server.secret_headers))
+        self.trust.setChecked(server.transport == "stdio")  # trusted when added; a new command asks again
+        self.add_button.setText(tr("Save changes"))
+        self.cancel_button.show()
+        self.secret_help.show()
+        self.add_problem.hide()
+        self._transport_changed()
+        self.name_edit.setFocus()
+
+    def save_edit(self) -> McpServer | None:
+        """Save the form over the server being edited (its place kept; a new name renames it). ``None``, the
+        reason shown and the form as it was, if it cannot: nothing is changed then."""
+        editing = self._editing
+        if editing is None:
+            return None
+        keep_env: list[str] = []
+        keep_headers: list[str] = []
+        try:
+            server, secret_env, headers = self._server_from_form(keep_env, keep_headers)
+            saved = self.settings.update(
+                editing.name,
+                server,
+                secret_env=secret_env,
+                headers=headers,
+                keep_env=keep_env,
+                keep_headers=keep_headers,
+            )
+        except (ValueError, DeskError) as exc:
+            self._add_problem(str(exc))
+            return None
+        self._clear_form()
+        if self._manager is not None and editing.name in self._manager.connections:
+            manager = self._manager  # running with the old settings: stopped, the next use starts it anew
+            Operation(None, lambda: manager.stop(editing.name)).success(lambda _r: self.refresh()).run()
+        self.refresh()
+        self._select(saved.name)
+        return saved
+
+    def cancel_edit(self) -> None:
+        """Leave the server as it is and the form empty for adding one."""
+        self._clear_form()
+
+    def _clear_form(self) -> None:
+        self._editing = None
+        self.form_box.setTitle(tr("Add an MCP server"))
+        self.add_button.setText(tr("Add server"))
+        self.cancel_button.hide()
+        self.secret_help.hide()
         self.add_problem.hide()
         for edit in (self.name_edit, self.command_edit, self.args_edit, self.url_edit):
             edit.clear()
         for box in (self.env_edit, self.secret_env_edit, self.headers_edit):
             box.clear()
         self.trust.setChecked(False)
-        self.refresh()
-        return saved
+        self._transport_changed()
 
-    def _server_from_form(self) -> tuple[McpServer, dict[str, str], dict[str, str]]:
+    def _command_edited(self) -> None:
+        # Trust was said for the program the server ran: another program asks again.
+        if self._editing is not None and self.command_edit.text().strip() != self._editing.command:
+            self.trust.setChecked(False)
+
+    def _select(self, name: str) -> None:
+        for row in range(self.server_list.count()):
+            if self.server_list.item(row).data(NAME_ROLE) == name:
+                self.server_list.setCurrentRow(row)
+                return
+
+    def _server_from_form(
+        self, keep_env: list[str] | None = None, keep_headers: list[str] | None = None
+    ) -> tuple[McpServer, dict[str, str], dict[str, str]]:
+        """The form's server, its secret env values and header values; with ``keep_env`` / ``keep_headers``
+        (editing), the names listed alone go there."""
         from pydantic import ValidationError
 
         transport = str(self.transport.currentData())
@@ -314,11 +440,21 @@ class ToolsPage(QWidget):
             args = shlex.split(self.args_edit.text())
         except ValueError as exc:
             raise ValueError(tr("The arguments cannot be read: {why}").format(why=exc)) from exc
-        env = parse_pairs(self.env_edit.toPlainText(), "=") if transport == "stdio" else {}
-        secret_env = parse_pairs(self.secret_env_edit.toPlainText(), "=") if transport == "stdio" else {}
+        stdio = transport == "stdio"
+        try:
+            env = parse_pairs(self.env_edit.toPlainText(), "=") if stdio else {}
+        except ValueError as exc:
+            raise ValueError(tr("Environment: {why}").format(why=exc)) from exc
+        try:
+            secret_env = parse_pairs(self.secret_env_edit.toPlainText(), "=", keep_env) if stdio else {}
+        except ValueError as exc:
+            raise ValueError(tr("Secret environment: {why}").format(why=exc)) from exc
         for key in [k for k in env if looks_secret(k)]:  # a token typed in the plain box still goes safe
             secret_env[key] = env.pop(key)
-        headers = parse_pairs(self.headers_edit.toPlainText(), ":") if transport == "http" else {}
+        try:
+            headers = parse_pairs(self.headers_edit.toPlainText(), ":", keep_headers) if not stdio else {}
+        except ValueError as exc:
+            raise ValueError(tr("Headers: {why}").format(why=exc)) from exc
         try:
             server = McpServer(
                 name=name,
@@ -334,7 +470,9 @@ class ToolsPage(QWidget):
         return server, secret_env, headers
 
     def _add_problem(self, text: str) -> None:
-        self.add_problem.setText(tr("Not added: ") + text)
+        self.add_problem.setText(
+            (tr("Not saved: ") if self._editing is not None else tr("Not added: ")) + text
+        )
         self.add_problem.show()
 
     def close_servers(self) -> None:

@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,24 @@ class ServerNotFound(DeskError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"There is no MCP server named “{name}” (vllm-desk tools list shows them).")
+
+
+class ServerNameTaken(DeskError):
+    title = "This MCP server name is taken"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"There is already an MCP server named “{name}”: pick another name, or edit that one."
+        )
+
+
+class NoStoredSecret(DeskError):
+    title = "No stored value to keep"
+
+    def __init__(self, server: str, what: str, name: str) -> None:
+        super().__init__(
+            f"{server} has no {what} “{name}” in the keychain to keep: give it a value, or remove the line."
+        )
 
 
 def env_key(server: str, name: str) -> str:
@@ -201,6 +220,68 @@ class ToolsSettings:
                 self.secrets.delete(env_key(server.name, env_name))
             for header in set(old.secret_headers) - set(server.secret_headers):
                 self.secrets.delete(header_key(server.name, header))
+        return server
+
+    def update(
+        self,
+        name: str,
+        server: McpServer,
+        *,
+        secret_env: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        keep_env: Sequence[str] = (),
+        keep_headers: Sequence[str] = (),
+    ) -> McpServer:
+        """Change the server ``name`` into ``server`` in its place in the list (another name renames it).
+
+        ``secret_env`` / ``headers``: new values, to the keychain; ``keep_env`` / ``keep_headers``: names
+        whose stored values stay (moved under the new name on a rename); the old server's other secrets are
+        forgotten. Refused, with nothing changed, for an unknown server (:class:`ServerNotFound`), a new
+        name another server has (:class:`ServerNameTaken`) or a name to keep that has no stored value
+        (:class:`NoStoredSecret`); the keychain is written before the file, so a keychain that fails leaves
+        the file as it was."""
+        new_env, new_headers = dict(secret_env or {}), dict(headers or {})
+        with self._lock:
+            config = self.load()
+            old = config.server(name)
+            if server.name != name and any(s.name == server.name for s in config.servers):
+                raise ServerNameTaken(server.name)
+            kept = {
+                **{env_key(name, n): env_key(server.name, n) for n in keep_env if n not in new_env},
+                **{
+                    header_key(name, n): header_key(server.name, n)
+                    for n in keep_headers
+                    if n not in new_headers
+                },
+            }
+            for missing in [n for n in keep_env if n not in new_env and n not in old.secret_env]:
+                raise NoStoredSecret(name, "secret environment variable", missing)
+            for missing in [n for n in keep_headers if n not in new_headers and n not in old.secret_headers]:
+                raise NoStoredSecret(name, "header", missing)
+            if server.name != name:
+                for before, after in kept.items():
+                    value = self.secrets.get(before)
+                    if value is not None:
+                        self.secrets.set(after, value)
+            for env_name, value in new_env.items():
+                self.secrets.set(env_key(server.name, env_name), value)
+            for header, value in new_headers.items():
+                self.secrets.set(header_key(server.name, header), value)
+            server = server.model_copy(
+                update={
+                    "secret_env": sorted({*keep_env, *new_env}),
+                    "secret_headers": sorted({*keep_headers, *new_headers}),
+                    "enabled": old.enabled,
+                }
+            )
+            servers = [server if s.name == name else s for s in config.servers]
+            save_tools_config(self.path, config.model_copy(update={"servers": servers}))
+        now = {env_key(server.name, n) for n in server.secret_env}
+        now |= {header_key(server.name, n) for n in server.secret_headers}
+        was = {env_key(name, n) for n in old.secret_env}
+        was |= {header_key(name, n) for n in old.secret_headers}
+        for key in was - now:  # renamed away or no longer named
+            self.secrets.delete(key)
         return server
 
     def remove(self, name: str) -> McpServer:

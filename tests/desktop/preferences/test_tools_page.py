@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QLabel
 
+from desktop import operations
 from desktop.preferences.tools_page import ToolsPage
 from engine.paths import AppPaths
 from engine.secrets import SERVICE, SecretStore
 from engine.tools.builtin import BUILTIN_NAMES
-from engine.tools.config import STDIO_WARNING, tools_file
+from engine.tools.config import STDIO_WARNING, McpServer, tools_file
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.qasync_loop import (
     qloop,  # noqa: F401
@@ -113,3 +114,138 @@ def test_a_server_that_cannot_start_shows_failed_with_the_reason(qtbot, page: To
     qtbot.waitUntil(lambda: "failed" in page.server_detail.text(), timeout=30000)
     assert "/nonexistent/mcp-server" in page.server_detail.text()
     assert "failed" in page.server_list.item(0).text()
+
+
+def _saved(app_paths: AppPaths) -> list[dict[str, object]]:
+    return list(tomllib.loads(tools_file(app_paths.config).read_text(encoding="utf-8"))["servers"])
+
+
+def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_bad_input_loses_nothing(  # type: ignore[no-untyped-def]
+    qtbot, page: ToolsPage, app_paths: AppPaths, keys: MemoryKeyring
+) -> None:
+    settings = page.settings
+    settings.add(
+        McpServer(
+            name="desk", transport="stdio", command=sys.executable, args=[SERVER, "stdio"], env={"PLAIN": "a"}
+        ),
+        secret_env={"MY_API_TOKEN": "s3cret", "OLD_TOKEN": "old"},
+    )
+    settings.add(
+        McpServer(name="web", transport="http", url="http://127.0.0.1:9/mcp"),
+        headers={"Authorization": "Bearer abc"},
+    )
+    page.refresh()
+    page.server_list.setCurrentRow(0)
+    page.check_button.click()  # running with the old settings: an edit stops it
+    qtbot.waitUntil(lambda: "ready with" in page.server_detail.text(), timeout=30000)
+
+    page.edit_button.click()
+    assert page.form_box.title() == "Edit the MCP server “desk”"
+    assert page.add_button.text() == "Save changes"
+    assert page.cancel_button.isVisible()
+    assert page.secret_help.isVisible()
+    assert page.name_edit.text() == "desk"
+    assert page.command_edit.text() == sys.executable
+    assert page.args_edit.text() == f"{SERVER} stdio"
+    assert page.env_edit.toPlainText() == "PLAIN=a"
+    assert page.secret_env_edit.toPlainText() == "MY_API_TOKEN\nOLD_TOKEN"  # names only, never the values
+    assert page.trust.isChecked()  # said when it was added
+    shown = " ".join(w.text() for w in page.findChildren(QLabel)) + page.secret_env_edit.toPlainText()
+    assert "s3cret" not in shown
+
+    before = tools_file(app_paths.config).read_text(encoding="utf-8")
+    bad_inputs = [
+        (page.args_edit.setText, f"{SERVER} 'stdio", "Not saved: The arguments cannot be read"),
+        (
+            page.secret_env_edit.setPlainText,
+            "MY_API_TOKEN\nNEW_TOKEN",
+            "desk has no secret environment variable “NEW_TOKEN”",
+        ),
+        (page.env_edit.setPlainText, "PLAIN", "Not saved: Environment: line 1 is not NAME=VALUE"),
+        (page.name_edit.setText, "web", "There is already an MCP server named “web”"),
+        (page.name_edit.setText, "a b", "Not saved: a server name is letters"),
+    ]
+    for set_text, value, said in bad_inputs:
+        good = (
+            page.name_edit.text(),
+            page.args_edit.text(),
+            page.env_edit.toPlainText(),
+            page.secret_env_edit.toPlainText(),
+        )
+        set_text(value)
+        page.add_button.click()
+        assert page.add_problem.isVisible()
+        assert said in page.add_problem.text()
+        assert tools_file(app_paths.config).read_text(encoding="utf-8") == before  # nothing changed
+        assert page.form_box.title() == "Edit the MCP server “desk”"  # still editing, the input kept
+        assert value in (
+            page.name_edit.text(),
+            page.args_edit.text(),
+            page.env_edit.toPlainText(),
+            page.secret_env_edit.toPlainText(),
+        )
+        page.name_edit.setText(good[0])
+        page.args_edit.setText(good[1])
+        page.env_edit.setPlainText(good[2])
+        page.secret_env_edit.setPlainText(good[3])
+    assert keys.get_password(SERVICE, "mcp:desk:env:MY_API_TOKEN") == "s3cret"
+
+    # Another program is trusted anew.
+    page.command_edit.clear()
+    qtbot.keyClicks(page.command_edit, "python3")
+    assert not page.trust.isChecked()
+    assert not page.add_button.isEnabled()
+    page.command_edit.setText(sys.executable)
+    page.trust.click()
+
+    # Renamed, one secret kept (moved to the new name), one new, one dropped; the old process stopped.
+    page.name_edit.setText("notes")
+    page.args_edit.setText(f"{SERVER} stdio --quiet")
+    page.env_edit.setPlainText("PLAIN=b")
+    page.secret_env_edit.setPlainText("MY_API_TOKEN\nOTHER_KEY=v2")
+    page.add_button.click()
+    assert not page.add_problem.isVisible(), page.add_problem.text()
+    assert [s["name"] for s in _saved(app_paths)] == ["notes", "web"]  # in its place
+    notes = _saved(app_paths)[0]
+    assert notes["args"] == [SERVER, "stdio", "--quiet"]
+    assert notes["env"] == {"PLAIN": "b"}
+    assert notes["secret_env"] == ["MY_API_TOKEN", "OTHER_KEY"]
+    assert keys.get_password(SERVICE, "mcp:notes:env:MY_API_TOKEN") == "s3cret"
+    assert keys.get_password(SERVICE, "mcp:notes:env:OTHER_KEY") == "v2"
+    for name in ("MY_API_TOKEN", "OLD_TOKEN"):
+        assert keys.get_password(SERVICE, f"mcp:desk:env:{name}") is None
+    assert page.form_box.title() == "Add an MCP server"
+    assert page.name_edit.text() == ""
+    assert page.selected() == "notes"
+    qtbot.waitUntil(lambda: not operations.running(), timeout=10000)  # "desk" stopped
+    assert not page.manager.connections
+
+    # An HTTP server: its header kept by name while the URL changes; Cancel changes nothing.
+    page._select("web")
+    page.edit_button.click()
+    assert page.headers_edit.toPlainText() == "Authorization"
+    page.url_edit.setText("http://127.0.0.1:10/mcp")
+    page.add_button.click()
+    assert not page.add_problem.isVisible(), page.add_problem.text()
+    assert _saved(app_paths)[1]["url"] == "http://127.0.0.1:10/mcp"
+    assert keys.get_password(SERVICE, "mcp:web:header:Authorization") == "Bearer abc"
+    page.edit_button.click()
+    page.name_edit.setText("elsewhere")
+    page.cancel_button.click()
+    assert [s["name"] for s in _saved(app_paths)] == ["notes", "web"]
+    assert page.form_box.title() == "Add an MCP server"
+    assert not page.cancel_button.isVisible()
+
+
+def test_adding_a_name_in_use_is_refused_rather_than_replacing_it(
+    qtbot, page: ToolsPage, app_paths: AppPaths
+) -> None:  # type: ignore[no-untyped-def]
+    page.settings.add(McpServer(name="web", transport="http", url="http://127.0.0.1:9/mcp"))
+    page.refresh()
+    page.transport.setCurrentIndex(page.transport.findData("http"))
+    page.name_edit.setText("web")
+    page.url_edit.setText("http://127.0.0.1:10/mcp")
+    page.add_button.click()
+    assert page.add_problem.text().startswith("Not added: There is already an MCP server named “web”")
+    assert _saved(app_paths)[0]["url"] == "http://127.0.0.1:9/mcp"
+    assert page.url_edit.text() == "http://127.0.0.1:10/mcp"  # the input kept

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from engine.secrets import KeychainUnavailable, SecretStore
 from engine.tools.config import (
     McpServer,
+    NoStoredSecret,
+    ServerNameTaken,
     ServerNotFound,
     ToolsConfigInvalid,
     ToolsSettings,
@@ -48,6 +50,62 @@ def test_servers_are_added_replaced_and_removed_with_their_secrets(tmp_path: Pat
         settings.remove("nope")
 
 
+def test_a_server_is_edited_in_place_and_renamed_with_its_kept_secrets(tmp_path: Path) -> None:
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="first", transport="stdio", command="one"))
+    settings.add(
+        McpServer(name="files", transport="stdio", command="mcp-files"),
+        secret_env={"FILES_TOKEN": "t0ken", "OLD_KEY": "gone"},
+    )
+    settings.add(
+        McpServer(name="web", transport="http", url="https://example.test/mcp"), headers={"X-Key": "h"}
+    )
+    # Renamed, the command changed, one secret kept (moved to the new name), one new, one dropped.
+    edited = settings.update(
+        "files",
+        McpServer(name="notes", transport="stdio", command="mcp-notes", args=["--ro"], env={"A": "1"}),
+        secret_env={"NEW_TOKEN": "n3w"},
+        keep_env=["FILES_TOKEN"],
+    )
+    assert edited.secret_env == ["FILES_TOKEN", "NEW_TOKEN"]
+    loaded = settings.load()
+    assert [s.name for s in loaded.servers] == ["first", "notes", "web"]  # in its place
+    notes = loaded.server("notes")
+    assert (notes.command, notes.args) == ("mcp-notes", ["--ro"])
+    assert settings.resolved_env(notes) == {"A": "1", "FILES_TOKEN": "t0ken", "NEW_TOKEN": "n3w"}
+    for name in ("FILES_TOKEN", "OLD_KEY"):
+        assert SecretStore().get(env_key("files", name)) is None  # nothing left under the old name
+    assert "t0ken" not in settings.path.read_text()
+    # Same name, the header kept; then replaced by a new value.
+    settings.update(
+        "web", McpServer(name="web", transport="http", url="https://b.test/mcp"), keep_headers=["X-Key"]
+    )
+    assert settings.resolved_headers(settings.load().server("web")) == {"X-Key": "h"}
+    settings.update(
+        "web", McpServer(name="web", transport="http", url="https://b.test/mcp"), headers={"X-Key": "h2"}
+    )
+    assert settings.resolved_headers(settings.load().server("web")) == {"X-Key": "h2"}
+
+
+def test_an_edit_that_cannot_be_made_changes_nothing(tmp_path: Path) -> None:
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="files", transport="stdio", command="c"), secret_env={"FILES_TOKEN": "t"})
+    settings.add(McpServer(name="web", transport="http", url="https://example.test/mcp"))
+    before = settings.path.read_text()
+    with pytest.raises(ServerNameTaken, match="“web”"):
+        settings.update(
+            "files", McpServer(name="web", transport="stdio", command="c2"), keep_env=["FILES_TOKEN"]
+        )
+    with pytest.raises(NoStoredSecret, match="“OTHER_TOKEN”"):
+        settings.update(
+            "files", McpServer(name="files", transport="stdio", command="c2"), keep_env=["OTHER_TOKEN"]
+        )
+    with pytest.raises(ServerNotFound, match="nope"):
+        settings.update("nope", McpServer(name="nope", transport="stdio", command="c2"))
+    assert settings.path.read_text() == before
+    assert SecretStore().get(env_key("files", "FILES_TOKEN")) == "t"
+
+
 def test_a_keychain_that_does_not_work_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     from keyring.backends.fail import Keyring as FailKeyring
 
@@ -55,6 +113,13 @@ def test_a_keychain_that_does_not_work_leaves_the_file_as_it_was(tmp_path: Path)
     with pytest.raises(KeychainUnavailable):
         settings.add(McpServer(name="x", transport="stdio", command="c"), secret_env={"API_KEY": "k"})
     assert not settings.path.exists()
+    settings.add(McpServer(name="x", transport="stdio", command="c"))  # nothing for the keychain
+    before = settings.path.read_text()
+    with pytest.raises(KeychainUnavailable):
+        settings.update(
+            "x", McpServer(name="y", transport="stdio", command="c2"), secret_env={"API_KEY": "k"}
+        )
+    assert settings.path.read_text() == before
 
 
 def test_bad_servers_and_damaged_files_are_refused_in_words(tmp_path: Path) -> None:
