@@ -335,6 +335,7 @@ class ChatEngine:
         turn = Turn(conversation.id, parent, 0)
         if augmented is not None:
             turn.reply_meta = dict(augmented.reply_meta)
+            turn.finish_meta = augmented.finish_meta
         task = asyncio.get_running_loop().create_task(
             self._run(turn, endpoint, settings, messages, rows), name=f"chat-turn-{conversation.id}"
         )
@@ -516,6 +517,7 @@ class ChatEngine:
                 "finish_reason": progress.finish_reason or None,
                 "usage": progress.usage,
                 **turn.reply_meta,
+                **(turn.finish_meta(text) if turn.finish_meta is not None else {}),
             },
         )
 

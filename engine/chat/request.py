@@ -38,10 +38,12 @@ class ChatTimeouts:
 class RequestAugment:
     """What a layer above the chat engine adds to one turn: the ``messages`` to send instead (e.g. the
     question with documents' passages before it; what is stored stays the user's own text) and what goes
-    into the reply's stored ``meta`` (e.g. ``sources``)."""
+    into the reply's stored ``meta`` (e.g. ``sources``); ``finish_meta``, when set, is called with the reply's
+    text as it is saved and what it returns is stored over ``reply_meta`` (e.g. which sources it used)."""
 
     messages: list[tuple[str, str]]
     reply_meta: dict[str, Any] = field(default_factory=dict)
+    finish_meta: Callable[[str], dict[str, Any]] | None = None
 
 
 # ``ChatEngine.augment``: (endpoint, settings, messages) -> a RequestAugment, or None to send them as is.

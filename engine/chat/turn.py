@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +45,8 @@ class Turn:
         self._released = asyncio.Event()
         self.stop_requested_at: float | None = None
         self.reply_meta: dict[str, Any] = {}  # added to the reply's stored meta (ChatEngine.augment)
+        # Called with the reply's text when it is saved; its meta goes over reply_meta (RequestAugment).
+        self.finish_meta: Callable[[str], dict[str, Any]] | None = None
 
     # --- the engine's side (ChatEngine runs the turn through these; callers use the rest) ------------------
 

@@ -13,7 +13,7 @@ conversation that used tools can go on without them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -198,6 +198,7 @@ async def _answer(
     turn = ToolTurn(user)
     settings = GenerationSettings.parse(conversation.settings)
     reply_meta: dict[str, Any] = {}  # the grounding's, for the answer (its ``sources``)
+    finish: list[Callable[[str], dict[str, Any]]] = []  # the grounding's finish_meta (which sources it used)
 
     async def save(message: ChatMessage) -> None:
         last = turn.stored[-1].id if turn.stored else user.id
@@ -209,14 +210,14 @@ async def _answer(
             message.role.value,
             stored_text(message),
             model=str(meta.get("model") or endpoint.model),
-            content=_with_meta(message, reply_meta),
+            content=_with_meta(message, reply_meta, finish),
         )
         turn.stored.append(stored)
 
     loop.on_message = save
     try:
         messages = await _augmented(
-            augment, endpoint, settings, branch_messages(conversation, branch), reply_meta
+            augment, endpoint, settings, branch_messages(conversation, branch), reply_meta, finish
         )
         outcome = await loop.run(messages, generation_kwargs=settings.to_generation_kwargs())
     except ChatError as exc:
@@ -249,6 +250,7 @@ async def _augmented(
     settings: GenerationSettings,
     messages: list[ChatMessage],
     reply_meta: dict[str, Any],
+    finish: list[Callable[[str], dict[str, Any]]],
 ) -> list[ChatMessage]:
     """The request's messages with the newest question grounded by ``augment`` (``ChatEngine.augment``:
     the attached documents' passages); what the answer's meta keeps (``sources``) goes into ``reply_meta``."""
@@ -260,12 +262,18 @@ async def _augmented(
     from haystack.dataclasses import ChatMessage
 
     reply_meta.update(done.reply_meta)
+    if done.finish_meta is not None:
+        finish.append(done.finish_meta)
     return [*messages[:-1], ChatMessage.from_user(done.messages[-1][1])]
 
 
-def _with_meta(message: ChatMessage, reply_meta: dict[str, Any]) -> dict[str, Any]:
-    """``message.to_dict()``, an answer (no tool calls) with the grounding's meta (its ``sources``)."""
+def _with_meta(
+    message: ChatMessage, reply_meta: dict[str, Any], finish: list[Callable[[str], dict[str, Any]]]
+) -> dict[str, Any]:
+    """``message.to_dict()``, an answer (no tool calls) with the grounding's meta (its ``sources``, and which
+    of them the answer used)."""
     content: dict[str, Any] = message.to_dict()
     if reply_meta and message.role.value == "assistant" and not message.tool_calls:
-        content["meta"] = {**(content.get("meta") or {}), **reply_meta}
+        final = {k: v for f in finish for k, v in f(message.text or "").items()}
+        content["meta"] = {**(content.get("meta") or {}), **reply_meta, **final}
     return content
