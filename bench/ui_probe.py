@@ -146,6 +146,9 @@ async def _window(args: argparse.Namespace, endpoint: Any, meter: LatenessMeter)
     wall = time.perf_counter()
     window.send_message("Please write the long answer.")
     event = await asyncio.wait_for(done, timeout=args.cap + 600)
+    # The reply's end is shown a slice per tick after the turn finished: measured until it is all in.
+    while any(getattr(w, "finishing", False) for w in window.transcript.messages()):  # noqa: ASYNC110 - a widget's state, no event
+        await asyncio.sleep(0.005)
     cpu = time.process_time() - cpu
     wall = time.perf_counter() - wall
     meter.stop()

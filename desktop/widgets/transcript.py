@@ -241,6 +241,8 @@ class MessageWidget(QFrame):
         self._para_to = -1  # open paragraph: where its text not frozen yet starts (-1: none)
         self._para_retry = 0  # open paragraph: no cut was safe; try again once the text is this long
         self._dirty = False
+        # The reply ended and what was still open joins the document a slice per tick (see finish()).
+        self._finishing: MessageData | None = None
         self.renders = 0  # how many times the streamed tail was rendered (for tests and benchmarks)
         self.rendered_chars = 0  # characters parsed while streaming: stays linear in the reply's length
         self.setObjectName("userMessage" if data.role == "user" else "assistantMessage")
@@ -435,6 +437,11 @@ class MessageWidget(QFrame):
     def streaming(self) -> bool:
         return self._splitter is not None
 
+    @property
+    def finishing(self) -> bool:
+        """The reply ended, and its last pieces are still being inserted (:meth:`flush` does it)."""
+        return self._finishing is not None
+
     def update_data(self, data: MessageData) -> None:
         """Show ``data`` (a finished message, or the start of a streamed one)."""
         self._show_meta(data)
@@ -532,6 +539,7 @@ class MessageWidget(QFrame):
         self._closed_html.clear()
         self._stitched = False
         self._in_view = 0
+        self._finishing = None
 
     def _new_piece(self, before: SafeBrowser | None = None) -> SafeBrowser:
         piece = SafeBrowser(self._body)
@@ -632,7 +640,10 @@ class MessageWidget(QFrame):
 
     def flush(self) -> bool:
         """Render what arrived (called by the transcript's timer, at most every ~50 ms): a few closed pieces
-        and the open tail. Returns whether closed pieces are still waiting (then call again soon)."""
+        and the open tail; after the reply's end, a slice of what is left of it. Returns whether closed pieces
+        are still waiting (then call again soon)."""
+        if self._finishing is not None:
+            return not self._finish_step(APPEND_BUDGET_S)
         if self._splitter is None or not self._dirty or self._tail is None:
             return False
         if self._pending:
@@ -769,7 +780,10 @@ class MessageWidget(QFrame):
             self._frozen = None
 
     def finish(self, data: MessageData) -> None:
-        """The reply ended (done, stopped or failed): its tail joins the document, shown with its stats."""
+        """The reply ended (done, stopped or failed): shown with its stats at once; its tail (rendered on the
+        render thread) and the closed pieces not shown yet join the document like streamed pieces, within
+        ``APPEND_BUDGET_S`` per tick — the first slice now, the rest by :meth:`flush` (``finishing`` until
+        then). At once, the end of a reply that stopped inside a long code block stalled the window ~60 ms."""
         splitter, tail_view = self._splitter, self._tail
         self._splitter = None
         self._dirty = False
@@ -783,13 +797,27 @@ class MessageWidget(QFrame):
         ):
             self.update_data(data)
             return
+        if self._pending:
+            self._drop_frozen()  # as flush() does: an open table it showed may be among these pieces
         tail = splitter.tail
         if tail.strip():  # blank lines after a closed block would only add an empty line at the end
             self._submit(ListItems(tail) if splitter.tail_continues_list else tail)
-        self._render_closed(None)  # no full re-render: only what was still open is parsed
-        self._pieces.remove(tail_view)
-        self._body_layout.removeWidget(tail_view)
-        tail_view.deleteLater()
+        self._finishing = data
+        self._show_meta(data)
+        self._finish_step(APPEND_BUDGET_S)
+
+    def _finish_step(self, budget_s: float) -> bool:
+        """One slice of the end of a reply; returns whether it is all shown (the tail view then goes)."""
+        self._render_closed(budget_s)  # no full re-render: only what was still open is parsed
+        data = self._finishing
+        if self._pending or data is None:
+            return data is None
+        self._finishing = None
+        tail_view = self._tail
+        if tail_view is not None:
+            self._pieces.remove(tail_view)
+            self._body_layout.removeWidget(tail_view)
+            tail_view.deleteLater()
         self._tail = None
         self._drop_frozen()
         self._open_at = -1
@@ -799,7 +827,7 @@ class MessageWidget(QFrame):
             self._cache.put(data.text, Rendered("".join(self._closed_html), list(self._code_blocks)))
         self._closed_html.clear()
         self._stitched = False
-        self._show_meta(data)
+        return True
 
     # --- actions -------------------------------------------------------------------------------------
 
@@ -1071,6 +1099,8 @@ class TranscriptView(QScrollArea):
             self.add_message(data)
         elif widget.streaming:
             widget.finish(data)
+            if widget.finishing:  # the rest of its end, a slice per tick
+                self._timer.start(BACKLOG_INTERVAL_MS)
         else:
             widget.update_data(data)
 
@@ -1113,7 +1143,7 @@ class TranscriptView(QScrollArea):
     def _flush(self) -> None:
         more = False
         for widget in self._widgets.values():
-            if widget.streaming:
+            if widget.streaming or widget.finishing:
                 more = widget.flush() or more
         if more:  # a burst of closed pieces: the rest a frame later
             self._timer.start(BACKLOG_INTERVAL_MS)

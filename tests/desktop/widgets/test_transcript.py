@@ -137,6 +137,7 @@ def test_streaming_cost_grows_linearly_with_the_reply(qtbot) -> None:  # type: i
     assert widget.rendered_chars < 3 * len(text)
     assert len(widget.code_blocks) == 40
     widget.finish(MessageData(id=7, role="assistant", text=widget.data.text, completion_tokens=10))
+    _flush(widget)  # the end is shown a slice per tick, as the transcript's timer does
     assert not widget.streaming
     # No view per block: closed pieces share a few documents (32 each), the last one took the tail.
     assert 1 < len(widget._pieces) <= 400 // PIECES_PER_VIEW + 1
@@ -239,6 +240,7 @@ def test_a_streamed_reply_fills_a_few_documents_and_is_not_rendered_again_at_the
     assert open_tail == "\nlast open line"
     chars_before = widget.rendered_chars
     widget.finish(MessageData(id=9, role="assistant", text=text, completion_tokens=99))
+    _flush(widget)  # the end is shown a slice per tick, as the transcript's timer does
     # Only the open tail was parsed at the end, not the whole reply.
     assert widget.rendered_chars - chars_before == len(open_tail)
     assert len(widget._pieces) == 4  # the tail joined the last document
@@ -296,6 +298,7 @@ def test_closed_pieces_are_rendered_off_the_gui_thread_and_shown_as_a_whole_rend
             widget.flush()  # the timer, whether the render thread is done or not
     # Stopped here: what was still open or not yet rendered is shown too, nothing lost.
     widget.finish(MessageData(id=5, role="assistant", text=text, state="stopped"))
+    _flush(widget)  # the end is shown a slice per tick, as the transcript's timer does
     # Every closed code block was highlighted on the render thread (the open tail is shown plain).
     assert threads == [THREAD_NAME] * 13
     whole = SafeBrowser()
@@ -556,6 +559,7 @@ def test_a_long_code_block_list_or_table_streams_in_linear_work(qtbot, make, siz
         work.append(widget.rendered_chars / len(text))
         whole = widget.data.text
         widget.finish(MessageData(id=11, role="assistant", text=whole, completion_tokens=n))
+        _flush(widget)  # the end is shown a slice per tick, as the transcript's timer does
         shown = "\n".join(p.toPlainText() for p in widget._pieces)
         reference = SafeBrowser()
         qtbot.addWidget(reference)
@@ -739,6 +743,7 @@ def test_a_list_streamed_in_pieces_is_numbered_and_cached_like_the_whole_list(qt
     assert [(item, number) for item, number, _top, _bottom in tail] == [("y", "2."), ("z", "3.")]
     assert tail[0][2] == 0
     view.update_message(MessageData(id=1, role="assistant", text=text))
+    _flush(widget)  # the end is shown a slice per tick, as the transcript's timer does
     whole = SafeBrowser()
     qtbot.addWidget(whole)
     whole.set_markdown_html(renderer.render(text).html)
@@ -794,8 +799,63 @@ def test_a_reply_that_ends_in_blank_lines_after_a_code_block_gets_no_empty_line_
     widget.append(text)
     _flush(widget)
     widget.finish(MessageData(id=15, role="assistant", text=text))
+    _flush(widget)  # the end is shown a slice per tick, as the transcript's timer does
     whole = SafeBrowser()
     qtbot.addWidget(whole)
     whole.set_markdown_html(MarkdownRenderer().render(text).html)
     assert len(widget._pieces) == 1
     assert widget._pieces[0].document().blockCount() == whole.document().blockCount()
+
+
+def _plain_words(text: str, qtbot) -> list[str]:  # type: ignore[no-untyped-def]
+    whole = SafeBrowser()
+    qtbot.addWidget(whole)
+    whole.set_markdown_html(MarkdownRenderer().render(text).html)
+    return whole.toPlainText().split()
+
+
+def test_the_end_of_a_reply_is_shown_a_slice_per_tick_and_as_a_whole_render(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A reply that stops inside a long code block, with closed pieces not shown yet when it ends.
+    code = "".join(f"    value_{i} = compute({i}, {i + 1})\n" for i in range(150))
+    text = "".join(f"paragraph {i}\n\n" for i in range(6)) + "```python\n" + code
+    widget = MessageWidget(
+        MessageData(id=16, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    widget.append(text)
+    widget.wait_rendered()
+    monkeypatch.setattr(transcript, "APPEND_BUDGET_S", 0.0)  # one step per tick (parse, or insert)
+    widget.finish(MessageData(id=16, role="assistant", text=text, state="stopped", completion_tokens=900))
+    # Its numbers at once; its text a step at a time, never all in the call that ended it.
+    assert widget.finishing
+    assert not widget.streaming
+    assert widget.stats_label.text().startswith("stopped")
+    assert "value_149" not in "\n".join(p.toPlainText() for p in widget._pieces)
+    ticks = 1
+    while widget.flush():
+        widget.wait_rendered()
+        ticks += 1
+    assert not widget.finishing
+    # Seven pieces (six paragraphs and the tail), each parsed in one tick and inserted in the next.
+    assert ticks >= 2 * 6
+    shown = "\n".join(p.toPlainText() for p in widget._pieces)
+    assert shown.split() == _plain_words(text, qtbot)  # the same text as the whole reply rendered at once
+    assert len(widget.code_blocks) == 1
+    assert widget.code_blocks[0] == code
+    assert not widget.flush()  # nothing left
+
+
+def test_the_transcript_shows_the_end_of_a_reply_on_its_timer(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer())
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    widget = view.add_message(MessageData(id=2, role="assistant", state="streaming"))
+    text = "Intro.\n\n" + "```python\n" + "".join(f"x_{i} = {i}\n" for i in range(120))
+    view.append_token(2, text)
+    view.update_message(MessageData(id=2, role="assistant", text=text, state="stopped"))
+    qtbot.waitUntil(lambda: not widget.finishing, timeout=5000)
+    shown = "\n".join(p.toPlainText() for p in widget._pieces)
+    assert shown.split() == _plain_words(text, qtbot)
+    # Finished: the message is cached whole, so showing the conversation again parses nothing.
+    assert view.cache.get(text).code_blocks == widget.code_blocks
