@@ -152,11 +152,12 @@ async def test_a_tool_that_fails_crashes_or_hangs_on_the_server(settings: ToolsS
         )
         from haystack.dataclasses import ToolCall
 
-        text, error = await loop._result_of(
+        text, error, decision = await loop._result_of(
             ToolCall(tool_name="crash", arguments={}, id="c1"),
             __import__("engine.tools.approval", fromlist=["CallRequest"]).CallRequest("c1", "crash", "desk"),
         )
         assert error is True
+        assert decision == "allow_once"  # allowed, run, and failed
         assert text.startswith("The tool crash failed")
         crashed = manager.connections["desk"].state
         assert crashed.status == "failed"
