@@ -122,7 +122,7 @@ async def build(
     from PySide6.QtWidgets import QSystemTrayIcon
 
     from desktop import errors, theme
-    from desktop.window.main_window import MainWindow
+    from desktop.window.main_window import MainWindow, saved_theme, window_state
     from engine.history.async_store import AsyncHistoryStore
     from engine.paths import AppPaths
 
@@ -136,12 +136,17 @@ async def build(
             return None
     undo_hook = errors.install_excepthook()
     store = await AsyncHistoryStore.open(paths.history_db)
-    window = MainWindow(store=store, paths=paths)
+    # The last run's theme from the start: a dark window is not styled light first and then again (each
+    # sheet polishes every widget; the second one was ~10 ms of the cold start).
+    ui_state = window_state(paths.config)
+    window = MainWindow(
+        store=store, paths=paths, ui_state=ui_state, dark=theme.apply(app, saved_theme(ui_state))
+    )
+    ui_state.setParent(window)
     if instance is not None:  # a second launch may hand over at once (it needs no engine)
         from desktop.single_instance import bring_to_front
 
         instance.message_received.connect(lambda argv: _handover(window, argv, bring_to_front))
-    window.apply_theme(theme.apply(app, window.saved_theme()))
     window.restore_geometry()
     # The tray's own check is cheap; the tray itself is made once the engine is there.
     if not (getattr(args, "tray", False) and QSystemTrayIcon.isSystemTrayAvailable()):
@@ -272,6 +277,9 @@ async def _after_show(parts: AppParts, *, new_chat: bool = False) -> None:
     from desktop.window.strays import offer_stray_cleanup
 
     offer_stray_cleanup(window)  # vLLM processes a crashed run left: found off the GUI thread, offered
+    from desktop.widgets.markdown_view import RENDER_MODULES
+
+    IMPORTS.submit(*RENDER_MODULES)  # markdown-it and Pygments, kept out of the cold start, before any reply
     if parts.actions is not None:
         await parts.actions.load_recent(parts.store)
     if settings.settings.general.start_server_with_app and window.server_link is not None:

@@ -14,16 +14,9 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
-from markdown_it.utils import OptionsDict
-from mdit_py_plugins.dollarmath import dollarmath_plugin
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import get_lexer_by_name
-from pygments.util import ClassNotFound
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
@@ -41,6 +34,24 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QTextBrowser, QWidget
 
+if TYPE_CHECKING:
+    # markdown-it (~30 ms) and Pygments (~10 ms) are imported at the first render, not before the window is
+    # shown (the cold start, issue 17): see _checks() and MarkdownRenderer._parser().
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
+    from markdown_it.utils import OptionsDict
+    from pygments.formatters import HtmlFormatter
+
+# What the first render imports; the app imports them on its import thread once the window is up
+# (desktop.app._after_show), so that the first reply does not wait for them.
+RENDER_MODULES = (
+    "markdown_it",
+    "mdit_py_plugins.dollarmath",
+    "pygments.lexers",
+    "pygments.formatters.html",
+    "pygments.styles.friendly",
+    "pygments.styles.monokai",
+)
 COPY_SCHEME = "desk-copy"  # href of a code block's copy link: desk-copy:<index>
 COPY_LABEL = "Copy code"
 COPIED_LABEL = "Copied"
@@ -50,9 +61,6 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ITEM = re.compile(r"^(?:([-*+])|\d{1,9}([.)]))(?:[ \t]|$)")
 _BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")  # a thematic break, not a list item
 _DELIMITER = re.compile(r"^\|[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
-_TABLE_CHECK = MarkdownIt("commonmark").enable("table")
-# The renderer's block rules (math blocks too): whether a table interrupts the block before it.
-_BLOCK_CHECK = MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, double_inline=True)
 _NUMBERED = {
     QTextListFormat.Style.ListDecimal,
     QTextListFormat.Style.ListLowerAlpha,
@@ -60,6 +68,17 @@ _NUMBERED = {
     QTextListFormat.Style.ListLowerRoman,
     QTextListFormat.Style.ListUpperRoman,
 }
+
+
+@cache
+def _checks() -> tuple[MarkdownIt, MarkdownIt]:
+    """The splitter's parsers: tables alone, and the renderer's block rules (math blocks too), which say
+    whether a table interrupts the block before it. Made at the first use (see the imports)."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    table = MarkdownIt("commonmark").enable("table")
+    return table, MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, double_inline=True)
 
 
 @dataclass
@@ -75,11 +94,19 @@ class MarkdownRenderer:
 
     def __init__(self, *, dark: bool = False) -> None:
         self.dark = dark
-        self._formatter = HtmlFormatter(nowrap=True, noclasses=True, style="monokai" if dark else "friendly")
         self.code_background = "#272822" if dark else "#f3f3f3"
         self.code_header = "#34352f" if dark else "#e6e6e9"  # a code block's header: language, Copy code
         self._header_text = "#b4b4ba" if dark else "#55555e"
-        self._md = (
+        self._md: MarkdownIt | None = None  # made at the first render (see the imports)
+        self._formatter: HtmlFormatter[str] | None = None
+
+    def _parser(self) -> MarkdownIt:
+        if self._md is not None:
+            return self._md
+        from markdown_it import MarkdownIt
+        from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+        md = (
             MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
             .enable(["table", "strikethrough"])
             .use(dollarmath_plugin, double_inline=True)
@@ -94,13 +121,15 @@ class MarkdownRenderer:
             ("math_block_label", self._render_math_block),
             ("table_open", self._render_table_open),
         ):
-            self._md.add_render_rule(name, _unbound(rule))
+            md.add_render_rule(name, _unbound(rule))
+        self._md = md
+        return md
 
     def render(self, text: str, *, first_code_index: int = 0, highlight_code: bool = True) -> Rendered:
         """Render ``text``; code blocks are numbered from ``first_code_index`` (a message's pieces share one
         numbering). ``highlight_code=False`` skips Pygments for a block that is still being written."""
         env: dict[str, Any] = {"code": [], "first": first_code_index, "highlight": highlight_code}
-        body = self._md.render(text, env)
+        body = self._parser().render(text, env)
         return Rendered(body, env["code"])
 
     # Render rules are bound methods: markdown-it-py calls them as (tokens, idx, options, env).
@@ -129,12 +158,22 @@ class MarkdownRenderer:
         return '<table border="1" cellspacing="0" cellpadding="4" style="border-collapse:collapse;">'
 
     def _highlight(self, code: str, lang: str) -> str:
+        from pygments import highlight
+        from pygments.lexers import get_lexer_by_name
+        from pygments.util import ClassNotFound
+
         try:
             lexer = get_lexer_by_name(lang) if lang else None
         except ClassNotFound:
             lexer = None
         if lexer is None:
             return html.escape(code)
+        if self._formatter is None:
+            from pygments.formatters import HtmlFormatter
+
+            self._formatter = HtmlFormatter(
+                nowrap=True, noclasses=True, style="monokai" if self.dark else "friendly"
+            )
         return highlight(code, lexer, self._formatter)
 
     def _render_image(self, tokens: Sequence[Token], idx: int, _o: OptionsDict, _env: object) -> str:
@@ -336,7 +375,7 @@ class StreamSplitter:
         if start == self._block or not header.startswith("|") or not _DELIMITER.match(line):
             return None
         header_line = self._text.count("\n", self._block, start)
-        for token in _BLOCK_CHECK.parse(self._text[self._block : self._scan]):
+        for token in _checks()[1].parse(self._text[self._block : self._scan]):
             if token.type == "table_open" and token.level == 0 and token.map and token.map[0] == header_line:
                 return start
         return None
@@ -348,7 +387,7 @@ class StreamSplitter:
         start, header = self._previous
         if start != self._block or not header.startswith("|") or not _DELIMITER.match(line):
             return False
-        tokens = _TABLE_CHECK.parse(f"{header}\n{line}\n")
+        tokens = _checks()[0].parse(f"{header}\n{line}\n")
         return bool(tokens) and tokens[0].type == "table_open"
 
 

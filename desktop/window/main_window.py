@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QObject, QSettings, Qt, Signal
@@ -43,7 +44,6 @@ from PySide6.QtWidgets import (
 
 from desktop import errors, operations, theme
 from desktop.bridge import EventBridge
-from desktop.dialogs.server_log import ServerLogDialog
 from desktop.errors import ErrorBanner, FixContext, Problem
 from desktop.operations import Operation
 from desktop.widgets.chat_settings import ChatSettingsPanel
@@ -71,7 +71,8 @@ from engine.paths import AppPaths
 
 if TYPE_CHECKING:
     # Heavy (pydantic, httpx, Haystack's types): imported at run time only by whoever makes these objects,
-    # after the window is on screen (see desktop/app.py).
+    # after the window is on screen (see desktop/app.py). The server log's dialog: when it is first opened.
+    from desktop.dialogs.server_log import ServerLogDialog
     from desktop.window.context_watch import ContextWatch
     from desktop.window.server_link import RuntimeEnsurer, ServerLink
     from engine.chat.engine import ChatEngine
@@ -91,6 +92,18 @@ THEME_KEY = "window/theme"  # the last theme setting, to colour the window befor
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("MainWindow", text)
+
+
+def window_state(config: Path) -> QSettings:
+    """The window's own state (geometry, last conversation, theme) in ``config``/window.ini."""
+    return QSettings(str(config / "window.ini"), QSettings.Format.IniFormat)
+
+
+def saved_theme(ui_state: QSettings) -> str:
+    """The theme setting of the last run ("system" the first time), known before the settings load: the app
+    colours the window with it before making its widgets."""
+    value = str(ui_state.value(THEME_KEY, "system"))
+    return value if value in ("system", "light", "dark") else "system"
 
 
 class MainWindow(QMainWindow):
@@ -124,7 +137,8 @@ class MainWindow(QMainWindow):
         if ui_state is None:
             if config is None:
                 raise ValueError("MainWindow needs paths, settings or ui_state")
-            ui_state = QSettings(str(config / "window.ini"), QSettings.Format.IniFormat, self)
+            ui_state = window_state(config)
+            ui_state.setParent(self)
         self.ui_state = ui_state
         self.setWindowTitle("vLLM Desk")
         self.setObjectName("mainWindow")
@@ -587,6 +601,8 @@ class MainWindow(QMainWindow):
 
     def show_server_log(self) -> None:
         if self.log_dialog is None:
+            from desktop.dialogs.server_log import ServerLogDialog
+
             supervisor = self.supervisor
             self.log_dialog = ServerLogDialog(self, lambda: supervisor.log_path if supervisor else None)
             if self.supervisor is not None:
@@ -662,8 +678,7 @@ class MainWindow(QMainWindow):
 
     def saved_theme(self) -> str:
         """The theme setting of the last run ("system" the first time), known before the settings load."""
-        value = str(self.ui_state.value(THEME_KEY, "system"))
-        return value if value in ("system", "light", "dark") else "system"
+        return saved_theme(self.ui_state)
 
     def apply_theme(self, dark: bool) -> None:
         """Colours from the palette; code colours and message backgrounds follow light/dark."""

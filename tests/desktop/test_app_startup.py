@@ -121,3 +121,64 @@ def test_history_is_browsable_before_the_engine_and_send_waits_for_it(
         theme.apply(qapp, "system")  # the colour scheme is the application's: leave it as found
         run(qtbot, window.shutdown())
         run(qtbot, store.close())
+
+
+def test_the_window_is_shown_before_markdown_and_pygments_load(tmp_path: Path) -> None:
+    # markdown-it and Pygments (~40 ms) wait for the first message to render (issue 17's cold start).
+    body = """
+print(sorted(m for m in ("markdown_it", "mdit_py_plugins", "pygments") if m in sys.modules))
+from desktop.widgets.markdown_view import MarkdownRenderer, StreamSplitter
+rendered = MarkdownRenderer(dark=True).render("| a |\\n|---|\\n| 1 |\\n\\n```python\\nx = 1\\n```\\n")
+print("<table" in rendered.html, "<span style=" in rendered.html, rendered.code_blocks == ["x = 1\\n"])
+splitter = StreamSplitter()
+print(sorted(m for m in ("markdown_it", "mdit_py_plugins", "pygments") if m in sys.modules))
+"""
+    lines = run_offscreen(window_script(tmp_path, body))
+    assert lines[-3:] == ["[]", "True True True", "['markdown_it', 'mdit_py_plugins', 'pygments']"]
+
+
+@pytest.mark.gui
+@pytest.mark.usefixtures("qloop")
+@pytest.mark.qt_log_ignore("This plugin does not support")
+def test_a_saved_dark_theme_styles_the_window_dark_from_the_start(
+    qtbot, qapp, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The last run's theme is known before the window's widgets are made: a dark window is not styled light
+    first and then again (each sheet polishes every widget)."""
+    import argparse
+
+    from PySide6.QtWidgets import QMainWindow
+
+    from desktop.app import build
+
+    settings = SettingsStore.open(app_paths.settings_file)
+    current = settings.settings
+    settings.update(
+        current.model_copy(
+            update={
+                "appearance": current.appearance.model_copy(update={"theme": "dark"}),
+                "general": current.general.model_copy(update={"start_server_with_app": False}),
+            }
+        )
+    )
+    (app_paths.config / "window.ini").write_text("[window]\ntheme=dark\n")
+    sheets: list[str] = []
+
+    def set_sheet(window: QMainWindow, sheet: str) -> None:
+        sheets.append(sheet)
+        QMainWindow.setStyleSheet(window, sheet)
+
+    monkeypatch.setattr(MainWindow, "setStyleSheet", set_sheet)
+    args = argparse.Namespace(data_dir=str(app_paths.config.parent), tray=False)
+    parts = run(qtbot, build(args, qapp, runtime=None, ensure_runtime=False, single_instance=False))
+    assert parts is not None
+    try:
+        window = parts.window
+        assert window.isVisible()
+        assert window.transcript.cache.renderer.dark
+        assert sheets
+        assert all(theme.DARK.side in sheet and theme.LIGHT.side not in sheet for sheet in sheets)
+        assert window.palette().color(window.palette().ColorRole.Base).name() == theme.DARK.chat
+    finally:
+        theme.apply(qapp, "system")
+        run(qtbot, parts.close(), timeout=30)
