@@ -14,8 +14,6 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
 
-from engine.tools.builtin import BUILTIN_NAMES
-
 CHOICES = ("auto", "required", "none")
 
 
@@ -62,6 +60,8 @@ class ToolSettingsBox(QGroupBox):
 
     def load(self, settings: dict[str, Any]) -> None:
         """Show the conversation's (or the new chat's) stored ``tools`` and ``tool_choice``."""
+        from engine.tools.builtin import BUILTIN_NAMES  # here: not loaded before the window is shown
+
         self._loading = True
         try:
             for box in self.boxes.values():

@@ -12,8 +12,6 @@ from PySide6.QtCore import QCoreApplication
 
 from desktop.widgets.tool_card import CallView
 from desktop.widgets.transcript import MessageData
-from engine.tools.approval import DECISIONS
-from engine.tools.loop import TOOL_META
 
 if TYPE_CHECKING:
     from engine.history.records import ConversationTree, StoredMessage
@@ -42,6 +40,8 @@ def result_of(message: StoredMessage) -> dict[str, Any] | None:
 
 def tool_meta(message: StoredMessage) -> dict[str, Any]:
     """What the turn stored of its cards (``engine.tools.loop.TOOL_META``; ``{}`` in turns stored before)."""
+    from engine.tools.loop import TOOL_META  # here: the tools' engine is not loaded before the window shows
+
     meta = (message.content or {}).get("meta")
     found = meta.get(TOOL_META) if isinstance(meta, dict) else None
     return found if isinstance(found, dict) else {}
@@ -74,6 +74,8 @@ def call_view(
 
 def _add_result(cards: dict[str, CallView], message: StoredMessage) -> None:
     """A stored tool result onto the card of its call (a result without one is left out)."""
+    from engine.tools.approval import DECISIONS
+
     result = result_of(message)
     if result is None:
         return

@@ -124,9 +124,10 @@ def test_history_is_browsable_before_the_engine_and_send_waits_for_it(
 
 
 def test_the_window_is_shown_before_markdown_and_pygments_load(tmp_path: Path) -> None:
-    # markdown-it and Pygments (~40 ms) wait for the first message to render (issue 17's cold start).
+    # markdown-it and Pygments (~40 ms) wait for the first message to render, the tools' engine (~10 ms) for
+    # a chat with tools (issue 17's cold start).
     body = """
-print(sorted(m for m in ("markdown_it", "mdit_py_plugins", "pygments") if m in sys.modules))
+print(sorted(m for m in ("markdown_it", "mdit_py_plugins", "pygments", "engine.tools") if m in sys.modules))
 from desktop.widgets.markdown_view import MarkdownRenderer, StreamSplitter
 rendered = MarkdownRenderer(dark=True).render("| a |\\n|---|\\n| 1 |\\n\\n```python\\nx = 1\\n```\\n")
 print("<table" in rendered.html, "<span style=" in rendered.html, rendered.code_blocks == ["x = 1\\n"])
