@@ -255,8 +255,8 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             grounded, hits = _grounded(args, endpoint, message, hits)
             if hits:
                 # The history keeps the question as typed; the passages go in the request, their sources
-                # with the reply (as in the window).
-                engine.augment = _with_passages(grounded, hits)
+                # with the reply, each with whether the reply used it (as in the window).
+                engine.augment = _with_passages(grounded, hits, message)
         conversation_id = await _conversation_for(args, engine, store)
         if args.tools:
             return await tools_cli.chat_with_tools(
@@ -282,7 +282,7 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             printer.event(event)
         reply = await turn.wait()
         if args.docs:
-            _print_sources(hits, args.json)
+            _print_sources(reply.content.get("meta"), args.json)
         return 0 if reply.state in ("complete", "stopped") else 1
     # AsyncExitStack may swallow an exception in principle; ours never do.
     raise AssertionError("unreachable")
@@ -338,25 +338,33 @@ def _grounded(
     )
 
 
-def _with_passages(grounded: str, hits: list[Any]) -> Any:
-    """A ``ChatEngine.augment`` that sends ``grounded`` for the newest user message and stores the sources."""
+def _with_passages(grounded: str, hits: list[Any], question: str) -> Any:
+    """A ``ChatEngine.augment`` that sends ``grounded`` for the newest user message and stores the sources
+    (each with whether the reply used it, once it is saved)."""
     from engine.chat.request import RequestAugment
-    from engine.documents.grounding import source_record
+    from engine.documents.grounding import finish_sources, source_record
 
     async def augment(_endpoint: Endpoint, _settings: Any, messages: list[tuple[str, str]]) -> RequestAugment:
         sources = [source_record(n, hit) for n, hit in enumerate(hits, start=1)]
-        return RequestAugment([*messages[:-1], ("user", grounded)], {"sources": sources})
+        return RequestAugment(
+            [*messages[:-1], ("user", grounded)],
+            {"sources": sources},
+            finish_meta=finish_sources(sources, question),
+        )
 
     return augment
 
 
-def _print_sources(hits: list[Any], as_json: bool) -> None:
+def _print_sources(meta: dict[str, Any] | None, as_json: bool) -> None:
+    """The sources stored with the reply: the used ones first, marked cited or matched."""
     from engine.documents.answer import sources_json, sources_lines
+    from engine.documents.grounding import sources_of
 
+    sources = sources_of(meta)
     if as_json:
-        print(sources_json(hits), flush=True)
-    elif hits:
-        print("\nSources:\n" + "\n".join(sources_lines(hits)), flush=True)
+        print(sources_json(sources), flush=True)
+    elif sources:
+        print("\n" + "\n".join(sources_lines(sources)), flush=True)
     else:
         print("\n(No passage of the documents fitted or matched; the answer is the model's own.)", flush=True)
 

@@ -4,15 +4,17 @@ Used by ``vllm-desk chat --docs NAME``: :func:`find_passages` starts the embeddi
 stops it before the chat model starts (two servers never share a small machine's memory for this);
 :func:`grounded_message` puts the best passages that fit the chat model's context before the question
 (numbered, so the reply can cite [1], [2]; it is sent in the request, and the reply is stored with its
-sources: see ``engine.cli.chat``); :func:`sources_lines` is how they are shown under the answer.
+sources, each marked used or not: see ``engine.cli.chat`` and engine.documents.attribution);
+:func:`sources_lines` is how the stored sources are shown under the answer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from engine.documents.attribution import HEADINGS, OTHERS_HEADING, grouped, use_of
 from engine.documents.retrieval import (
     Hit,
     Retriever,
@@ -80,18 +82,33 @@ def grounded_message(
     return f"{context_block(chosen)}\n\nQuestion: {question}", chosen
 
 
-def sources_lines(hits: Sequence[Hit], *, excerpt_chars: int = 300) -> list[str]:
-    """``[1] /path/report.pdf, page 3 — Results`` and the quoted passage (cut at ``excerpt_chars``)."""
-    lines = []
-    for number, hit in enumerate(hits, start=1):
-        where = hit.file + (f", page {hit.page}" if hit.page is not None else "")
-        where += f" — {hit.section}" if hit.section else ""
-        lines.append(f"[{number}] {where}")
-        text = " ".join(hit.content.split())
-        lines.append(f"    “{text[:excerpt_chars]}{'…' if len(text) > excerpt_chars else ''}”")
+def sources_lines(sources: Sequence[Mapping[str, Any]], *, excerpt_chars: int = 300) -> list[str]:
+    """The sources stored with a reply (``meta["sources"]``), the ones it used first under a heading that says
+    how that is known (cited, or matched by the app), then the others given to the model: each
+    ``[1] /path/report.pdf, page 3 — Results`` and the quoted passage (cut at ``excerpt_chars``)."""
+    how, used, others = grouped(sources)
+    lines = [f"{HEADINGS[how]}:"]
+    for source in used:
+        lines += _source_lines(source, excerpt_chars)
+    if others:
+        if used:
+            lines.append(f"{OTHERS_HEADING}:")
+        for source in others:
+            lines += _source_lines(source, excerpt_chars)
     return lines
 
 
-def sources_json(hits: Sequence[Hit]) -> str:
-    items: list[dict[str, Any]] = [{"number": n, **h.to_json()} for n, h in enumerate(hits, start=1)]
-    return json.dumps({"event": "sources", "sources": items})
+def _source_lines(source: Mapping[str, Any], excerpt_chars: int) -> list[str]:
+    where = str(source.get("file", ""))
+    where += f", page {source['page']}" if source.get("page") is not None else ""
+    where += f" — {source['section']}" if source.get("section") else ""
+    if use_of(source) == "matched":
+        where += f" (matched {round(100 * float(source.get('match') or 0))}%)"
+    text = " ".join(str(source.get("passage", "")).split())
+    quote = f"    “{text[:excerpt_chars]}{'…' if len(text) > excerpt_chars else ''}”"
+    return [f"[{source.get('number', '?')}] {where}", quote]
+
+
+def sources_json(sources: Sequence[Mapping[str, Any]]) -> str:
+    """``chat --docs --json``'s ``sources`` event: the records stored with the reply (with their ``use``)."""
+    return json.dumps({"event": "sources", "sources": [dict(s) for s in sources]})

@@ -6,6 +6,8 @@ collections for the user's newest message, puts the best passages that fit the m
 it — the conversation and the question counted by the chat engine's own meter (the server's ``/tokenize``
 where it has one), passages counted pessimistically, the reply's room kept — and hands the chosen
 passages on as the reply's ``sources`` (stored with the reply, so citations survive restarts and exports).
+When the reply is saved, each source gets its ``use`` (engine.documents.attribution): cited by the reply's
+[n] markers, matched by the app to the reply's wording when it has no markers, or given but unused.
 The user's own text is what the history keeps; a 2,048-token model gets fewer passages, never an overflow.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 from engine.chat.generation import GenerationSettings
 from engine.chat.request import RequestAugment
 from engine.chat.tokens import ContextMeter
+from engine.documents.attribution import attribute
 from engine.documents.embedder import Embedder, EmbeddingFailed
 from engine.documents.retrieval import Hit, Retriever, context_block, fit_passages, passage_budget
 from engine.documents.store import DocumentStore, EmbedderMismatch
@@ -50,6 +53,19 @@ def grounded_text(question: str, hits: Sequence[Hit]) -> str:
 def source_record(number: int, hit: Hit) -> dict[str, Any]:
     """How one source is stored in a reply's meta (``meta["sources"]``) and exported."""
     return {"number": number, **hit.to_json(), "doc_id": hit.doc_id}
+
+
+def finish_sources(sources: list[dict[str, Any]], question: str) -> Callable[[str], dict[str, Any]]:
+    """``RequestAugment.finish_meta``: the reply's sources, each with its ``use`` (which the reply used)."""
+
+    def finish(reply: str) -> dict[str, Any]:
+        try:
+            return {"sources": attribute(reply, sources, question)}
+        except Exception:  # the reply is saved whatever happens, its sources as given
+            log.exception("documents: could not attribute a reply to its sources")
+            return {}
+
+    return finish
 
 
 def sources_of(meta: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -139,7 +155,11 @@ class Grounder:
         if grounded is None:
             return None
         sources = [source_record(n, hit) for n, hit in enumerate(grounded.sources, start=1)]
-        return RequestAugment([*messages[:-1], ("user", grounded.text)], {"sources": sources})
+        return RequestAugment(
+            [*messages[:-1], ("user", grounded.text)],
+            {"sources": sources},
+            finish_meta=finish_sources(sources, messages[-1][1]) if sources else None,
+        )
 
 
 async def attach(store: AsyncHistoryStore, conversation_id: int, names: Sequence[str]) -> Conversation:

@@ -135,11 +135,20 @@ def body_markdown(message: ExportedMessage) -> str:
 SOURCE_EXCERPT = 600
 
 
+# A source's ``use`` (engine.documents.attribution): whether the reply used it, and how that is known.
+SOURCE_USE_NOTES = {
+    "cited": "cited by the reply",
+    "matched": "matched by the app to the reply's wording",
+    "unused": "given to the model, not used",
+}
+
+
 def sources_markdown(sources: Sequence[Mapping[str, Any]]) -> str:
-    """A reply's sources: number, file, page/section, and the quoted passage (escaped: a file's text is
-    quoted, never rendered as Markdown)."""
+    """A reply's sources: number, file, page/section, whether the reply used it (the used ones first), and the
+    quoted passage (escaped: a file's text is quoted, never rendered as Markdown)."""
     lines = ["**Sources**", ""]
-    for source in sources:
+    for source in sorted(sources, key=lambda s: s.get("use") == "unused"):
+        note = SOURCE_USE_NOTES.get(str(source.get("use")))
         file = str(source.get("file", ""))
         where = [_code_name(PurePath(file).name)]
         if source.get("page") is not None:
@@ -149,7 +158,8 @@ def sources_markdown(sources: Sequence[Mapping[str, Any]]) -> str:
         passage = " ".join(str(source.get("passage", "")).split())
         if len(passage) > SOURCE_EXCERPT:
             passage = passage[:SOURCE_EXCERPT] + "…"
-        lines.append(f"[{source.get('number', '?')}] {', '.join(where)} — {_escape(file)}  ")
+        used = f" · *{note}*" if note else ""
+        lines.append(f"[{source.get('number', '?')}] {', '.join(where)} — {_escape(file)}{used}  ")
         lines.append(f"> {_escape(passage)}")
         lines.append("")
     return "\n".join(lines).rstrip()

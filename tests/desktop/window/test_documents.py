@@ -258,6 +258,8 @@ def test_a_grounded_reply_shows_its_sources_stores_them_and_exports_them(qtbot, 
             view = replies(window)[0].findChild(SourcesView)
             assert view is not None
             assert [row.link.text() for row in view.rows] == ["[1] kelvar.md, Lighthouses"]
+            assert view.attribution == "cited"  # the reply's [1]
+            assert view.used_rows == view.rows
             assert "Maren Holt" in view.rows[0].quote.text()
             view.grab().save(str(tmp_path / "sources.png"))
             # Clicking the source opens its file; "In context" shows the passage.

@@ -87,6 +87,12 @@ def test_an_answer_from_documents_with_its_sources_on_real_vllm(  # type: ignore
         assert view is not None
         assert view.rows[0].link.text() == "[1] keeper.md, Kelvar lighthouse"
         assert "Orla Brennick" in view.rows[0].quote.text()
+        # The passage with the answer is shown as used (cited, or matched by the app, and then tagged so),
+        # above the others given to the model, which wait collapsed.
+        assert view.attribution in ("cited", "matched")
+        assert view.rows[0] in view.used_rows
+        assert (view.rows[0].tag is not None) == (view.attribution == "matched")
+        assert view.others_toggle is None or not view.others_toggle.isChecked()
         controller.panel.tree.expandAll()
         qtbot.wait(400)
         SHOTS.mkdir(exist_ok=True)
@@ -100,3 +106,4 @@ def test_an_answer_from_documents_with_its_sources_on_real_vllm(  # type: ignore
     finally:
         history.close()
     assert answer.content["meta"]["sources"][0]["file"] == str(docs / "keeper.md")
+    assert answer.content["meta"]["sources"][0]["use"] in ("cited", "matched")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 from engine.documents.answer import grounded_message, sources_json, sources_lines
+from engine.documents.attribution import attribute
+from engine.documents.grounding import source_record
 from engine.documents.retrieval import Hit, estimate_tokens
 
 
@@ -57,13 +59,18 @@ def test_when_nothing_fits_the_question_goes_alone() -> None:
 
 
 def test_sources_are_listed_with_file_page_section_and_the_quoted_passage() -> None:
-    lines = sources_lines(hits(2, chars=10))
-    assert lines[0] == "[1] /docs/report1.pdf, page 1 — Results"
-    assert lines[1] == "    “passage 1 xxxxxxxxxx”"
-    long = sources_lines(hits(1, chars=1000), excerpt_chars=20)
-    assert long[1] == "    “passage 1 xxxxxxxxxx…”"
-    data = json.loads(sources_json(hits(1, chars=5)))
+    stored = [source_record(n, hit) for n, hit in enumerate(hits(2, chars=10), start=1)]
+    lines = sources_lines(stored)  # stored before replies were attributed: all listed, as they were
+    assert lines[0] == "Sources:"
+    assert lines[1] == "[1] /docs/report1.pdf, page 1 — Results"
+    assert lines[2] == "    “passage 1 xxxxxxxxxx”"
+    long = sources_lines([source_record(1, hits(1, chars=1000)[0])], excerpt_chars=20)
+    assert long[2] == "    “passage 1 xxxxxxxxxx…”"
+    cited = sources_lines(attribute("It is passage 2 [2].", stored))
+    assert cited[:2] == ["Sources the reply cites:", "[2] /docs/report2.pdf, page 2 — Results"]
+    assert cited[3:5] == ["Also given to the model, not used:", "[1] /docs/report1.pdf, page 1 — Results"]
+    data = json.loads(sources_json(attribute("It is passage 2 [2].", stored[:1] + stored[1:])))
     assert data["event"] == "sources"
-    assert data["sources"][0]["number"] == 1
+    assert [(s["number"], s["use"]) for s in data["sources"]] == [(1, "unused"), (2, "cited")]
     assert data["sources"][0]["page"] == 1
-    assert data["sources"][0]["passage"] == "passage 1 xxxxx"
+    assert data["sources"][0]["passage"] == "passage 1 xxxxxxxxxx"

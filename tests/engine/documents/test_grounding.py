@@ -95,6 +95,7 @@ async def test_the_reply_is_stored_with_its_sources_and_the_history_keeps_the_qu
     assert sources[0]["section"] == "Lighthouses"
     assert LIGHTHOUSE in sources[0]["passage"]
     assert source_place(sources[0]) == "kelvar.md, Lighthouses"
+    assert sources[0]["use"] == "cited"  # the reply's [1]
     assert sources_of(bare_reply.content["meta"]) == []
     # After a restart: the database file opened anew still has them.
     reopened = HistoryStore(app_paths.history_db)
@@ -102,6 +103,25 @@ async def test_the_reply_is_stored_with_its_sources_and_the_history_keeps_the_qu
         assert sources_of(reopened.message(reply_id).content["meta"]) == sources
     finally:
         reopened.close()
+
+
+async def test_a_reply_without_markers_is_stored_with_the_passage_its_wording_came_from(
+    history: AsyncHistoryStore, doc_store: DocumentStore, embedder: Embedder, tmp_path: Path
+) -> None:
+    texts = {
+        "kelvar.md": f"# Lighthouses\n\n{LIGHTHOUSE}\n",
+        "harbour.md": "# Harbour\n\nThe lighthouse keeper's boat leaves the harbour at dawn.\n",
+    }
+    index_files(doc_store, embedder, tmp_path / "docs", texts)
+    grounder = Grounder(doc_store, ContextMeter(), lambda: embedder)
+    with running_standin("--reply", "The keeper of the Kelvar lighthouse is Maren Holt.") as server:
+        _, reply_id = await grounded_turn(
+            history, grounder, server.endpoint(), "Who is the keeper of the Kelvar lighthouse?"
+        )
+    await grounder.meter.aclose()
+    reply = await history.message(reply_id)
+    uses = {Path(s["file"]).name: (s["use"], s.get("match")) for s in sources_of(reply.content["meta"])}
+    assert uses == {"kelvar.md": ("matched", 1.0), "harbour.md": ("unused", None)}
 
 
 async def test_a_2048_token_model_gets_fewer_passages_and_never_an_overflow(

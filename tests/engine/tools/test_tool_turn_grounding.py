@@ -66,6 +66,7 @@ async def test_a_tool_turn_is_grounded_and_its_answer_keeps_the_sources(tmp_path
             [source] = reply.content["meta"]["sources"]
             assert source["file"] == str(tmp_path / "kelvar.md")
             assert "Maren Holt" in source["passage"]
+            assert source["use"] == "cited"  # which sources the answer used is stored with it too
     finally:
         await store.close()
         await meter.aclose()

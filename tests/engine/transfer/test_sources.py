@@ -95,3 +95,30 @@ def test_html_and_its_printed_form_show_the_sources_without_running_their_markup
         assert "Install &gt; Linux" in page
         assert "<b>exports</b>" not in page
         assert "&lt;b&gt;exports&lt;/b&gt;" in page
+
+
+def test_exports_say_which_sources_the_reply_used_and_list_those_first(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    # As the grounding stores them once the reply is saved (engine.documents.attribution): the reply drew on
+    # source 2 without citing it, source 1 was given but not used.
+    attributed = [{**SOURCES[0], "use": "unused"}, {**SOURCES[1], "use": "matched", "match": 0.92}]
+    conv = store.create_conversation(title="Install")
+    user = store.add_message(conv.id, None, "user", "How do I install it?")
+    reply = store.add_message(conv.id, user.id, "assistant", "", state="streaming", model="tiny")
+    store.finish(reply.id, state="complete", text="Run the installer.", meta={"sources": attributed})
+    text = render_markdown(history_adapter.from_tree(store.export_tree(conv.id)))
+    matched = text.index("[2] `guide.md`")
+    unused = text.index("[1] `report.pdf`")
+    assert matched < unused  # the used one first
+    assert "*matched by the app to the reply's wording*" in text[matched:unused]
+    assert "*given to the model, not used*" in text[unused:]
+    page = render_html(history_adapter.from_tree(store.export_tree(conv.id)), for_print=True)
+    assert "<em>matched by the app to the reply's wording</em>" in page
+    out = tmp_path / "chat.json"
+    export_from_store(store, [conv.id], out, "json")
+    assert json.loads(out.read_text(encoding="utf-8"))["conversation"]["messages"][1]["sources"] == attributed
+    # Sources stored before attribution carry no such note.
+    assert "not used" not in render_markdown(
+        history_adapter.from_tree(store.export_tree(_grounded_chat(store)))
+    )
