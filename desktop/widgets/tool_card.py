@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -73,17 +73,36 @@ DECISION_WORDS = {
 }
 
 
+class _TextBox(QPlainTextEdit):
+    """A read-only text box as tall as its lines (up to :data:`MAX_LINES`), measured again whenever its font
+    or style changes: the window's sheet gives the transcript's boxes the chat font and a padding only once
+    the card is in the transcript, after it was made."""
+
+    _REFIT = (QEvent.Type.Polish, QEvent.Type.FontChange, QEvent.Type.StyleChange)
+
+    def __init__(self, text: str, name: str, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setPlainText(text)
+        self.setAccessibleName(name)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self._lines = min(max(text.count("\n") + 1, 1), MAX_LINES)
+        self._fit()
+
+    def event(self, event: QEvent) -> bool:
+        done = super().event(event)
+        if event.type() in self._REFIT:
+            self._fit()
+        return done
+
+    def _fit(self) -> None:
+        edges = self.contentsMargins()  # the frame and the sheet's padding, once polished
+        margins = 2 * int(self.document().documentMargin()) + edges.top() + edges.bottom()
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * self._lines + margins + 4)
+
+
 def _plain_box(text: str, name: str, parent: QWidget) -> QPlainTextEdit:
-    box = QPlainTextEdit(parent)
-    box.setReadOnly(True)
-    box.setPlainText(text)
-    box.setAccessibleName(name)
-    box.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
-    lines = min(max(text.count("\n") + 1, 1), MAX_LINES)
-    margins = 2 * int(box.document().documentMargin()) + 2 * box.frameWidth()
-    height = box.fontMetrics().lineSpacing() * lines + margins + 8
-    box.setFixedHeight(height)
-    return box
+    return _TextBox(text, name, parent)
 
 
 def _plain_label(text: str, parent: QWidget) -> QLabel:

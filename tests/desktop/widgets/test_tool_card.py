@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from desktop.widgets.tool_card import SHOWN_RESULT_CHARS, CallView, ToolCard
 from desktop.widgets.tool_settings import ToolSettingsBox
@@ -91,3 +91,20 @@ def test_the_tool_settings_warn_when_the_template_does_not_describe_tools(qtbot)
     box.boxes["calc"].setChecked(False)
     assert box.values()["tools"] == ()
     assert [w.text() for w in box.findChildren(QLabel) if w.objectName() == "toolWarning"] == [""]
+
+
+def test_the_arguments_fit_their_box_when_the_sheet_changes_the_font_after_the_card_is_made(qtbot) -> None:  # type: ignore[no-untyped-def]
+    # The window's sheet gives the transcript's text boxes the chat font and a padding only once the card is
+    # in the transcript: the box is measured again, every line shown, no scroll bar.
+    card = ToolCard(CallView(call_id="c", tool="t", server="s", arguments={"a": 1, "b": 2, "c": 3}))
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    QVBoxLayout(holder).addWidget(card)
+    holder.show()
+    qtbot.waitExposed(holder)
+    assert card.arguments.verticalScrollBar().maximum() == 0
+    small = card.arguments.height()
+    holder.setStyleSheet("QPlainTextEdit { font-size: 22pt; padding: 6px 8px; border: 2px solid gray; }")
+    qtbot.waitUntil(lambda: card.arguments.height() > small * 1.5)
+    qtbot.wait(50)
+    assert card.arguments.verticalScrollBar().maximum() == 0
