@@ -283,6 +283,9 @@ def test_a_grounded_reply_shows_its_sources_stores_them_and_exports_them(qtbot, 
                 lambda: bool(replies(window)) and replies(window)[0].findChild(SourcesView) is not None,
                 timeout=10000,
             )
+            reopened = replies(window)[0].findChild(SourcesView)
+            assert reopened is not None
+            assert reopened.attribution == "cited"  # the use stored with the reply, read back
             # And exported: the Markdown lists the source with its passage.
             out = tmp_path / "chat.md"
             task = asyncio.ensure_future(
