@@ -214,6 +214,15 @@ def test_the_built_in_models_real_replies_are_attributed_to_the_passages_they_dr
         assert all(s["use"] in ("matched", "unused") for s in out)  # no marker: nothing is "cited"
 
 
+def test_no_sentence_of_one_passage_is_matched_to_another() -> None:
+    # Precision on the real-shaped pool: passages on the same topic (two tide pages, three guide sections,
+    # two recipes, three report pages) share words, never most of a sentence's.
+    for k, passage in enumerate(POOL):
+        others = [p for i, p in enumerate(POOL) if i != k]
+        for sentence in sentences(passage):
+            assert matched_scores(sentence, others) == {}, sentence
+
+
 def test_the_questions_own_words_prove_nothing() -> None:
     # Every passage retrieved for a question shares its words; a reply that only restates it used none.
     question = "Who is the keeper of the Kelvar lighthouse?"
