@@ -218,6 +218,7 @@ class ToolsPage(QWidget):
         self.cancel_button.clicked.connect(self.cancel_edit)
         self.command_edit.textEdited.connect(lambda _text: self._command_edited())
         self._editing: McpServer | None = None  # the server the form edits (None: it adds one)
+        self._renamed: tuple[str, str] | None = None  # the last rename (old, new), said with the new one
         self._transport_changed()
         self.refresh()
 
@@ -284,6 +285,10 @@ class ToolsPage(QWidget):
             self.server_detail.setText(words.format(name=name, n=len(state.tools), tools=tools))
         else:
             self.server_detail.setText(f"{name}: {state.describe()}")
+        if self._renamed is not None and self._renamed[1] == name:
+            note = tr("Renamed: chats that used “{old}” need “{new}” ticked in their chat settings (Tools).")
+            old, new = self._renamed
+            self.server_detail.setText(self.server_detail.text() + "\n" + note.format(old=old, new=new))
 
     def _check(self) -> None:
         name = self.selected()
@@ -394,6 +399,9 @@ class ToolsPage(QWidget):
             Operation(None, lambda: manager.stop(editing.name)).success(lambda _r: self.refresh()).run()
         self.refresh()
         self._select(saved.name)
+        if saved.name != editing.name:  # conversations name the servers they use: said under the list
+            self._renamed = (editing.name, saved.name)
+            self._show_selected()
         return saved
 
     def cancel_edit(self) -> None:

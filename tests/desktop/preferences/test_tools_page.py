@@ -217,8 +217,10 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
     assert page.form_box.title() == "Add an MCP server"
     assert page.name_edit.text() == ""
     assert page.selected() == "notes"
+    assert "chats that used “desk” need “notes” ticked" in page.server_detail.text()
     qtbot.waitUntil(lambda: not operations.running(), timeout=10000)  # "desk" stopped
     assert not page.manager.connections
+    assert "chats that used “desk” need “notes” ticked" in page.server_detail.text()  # still said
 
     # An HTTP server: its header kept by name while the URL changes; Cancel changes nothing.
     page._select("web")
