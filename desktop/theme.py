@@ -333,6 +333,7 @@ def style_sheet(_palette: QPalette, dark: bool, chat_points: int | None = None) 
         else ""
     )
     arrow = icon_path("expand", dark).as_posix()
+    up = icon_path("collapse", dark).as_posix()
     return (
         chat_font
         + f"""
@@ -367,10 +368,16 @@ QWidget#modelPicker QComboBox {{ background: {c.chat}; color: {c.text}; border: 
   border-radius: 8px; padding: 4px 8px; font-weight: 600; }}
 QWidget#modelPicker QComboBox:hover {{ background: {c.raised}; }}
 QWidget#modelPicker QComboBox:focus {{ border: 1px solid {c.focus}; }}
-QWidget#modelPicker QComboBox::drop-down, QWidget#sidebar QComboBox::drop-down {{ border: none;
-  width: 22px; }}
-QWidget#modelPicker QComboBox::down-arrow, QWidget#sidebar QComboBox::down-arrow {{
-  image: url({arrow}); width: 14px; height: 14px; }}
+QSplitter QComboBox::drop-down, QWidget#modelPicker QComboBox::drop-down,
+QWidget#sidebar QComboBox::drop-down {{ border: none; width: 22px; }}
+QSplitter QComboBox::down-arrow, QWidget#modelPicker QComboBox::down-arrow,
+QWidget#sidebar QComboBox::down-arrow {{ image: url({arrow}); width: 14px; height: 14px; }}
+QSplitter QSpinBox::up-button, QSplitter QDoubleSpinBox::up-button, QSplitter QSpinBox::down-button,
+QSplitter QDoubleSpinBox::down-button {{ border: none; width: 18px; }}
+QSplitter QSpinBox::up-arrow, QSplitter QDoubleSpinBox::up-arrow {{ image: url({up}); width: 12px;
+  height: 12px; }}
+QSplitter QSpinBox::down-arrow, QSplitter QDoubleSpinBox::down-arrow {{ image: url({arrow}); width: 12px;
+  height: 12px; }}
 QComboBox QAbstractItemView {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border};
   selection-background-color: {c.selection}; selection-color: {c.text}; outline: none; }}
 QScrollArea#transcript, QWidget#transcriptInner {{ background: {c.chat}; }}

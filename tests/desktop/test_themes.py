@@ -205,3 +205,33 @@ def test_the_pin_is_the_theme_s_icon_in_both_themes_and_crisp_at_2x(qtbot: Any, 
     rect = window.sidebar.list.visualRect(model.index(0, 0))
     row = window.sidebar.list.viewport().grab(rect).toImage()
     assert any(row.pixelColor(x, y).lightness() > 150 for x in range(24) for y in range(row.height()))
+
+
+def _rules(sheet: str) -> dict[str, str]:
+    """Each selector of a Qt style sheet with the body of its rule."""
+    rules: dict[str, str] = {}
+    for chunk in sheet.split("}"):
+        if "{" not in chunk:
+            continue
+        selectors, body = chunk.split("{", 1)
+        for selector in selectors.split(","):
+            rules[" ".join(selector.split())] = rules.get(" ".join(selector.split()), "") + body
+    return rules
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_a_field_given_a_border_draws_its_own_arrows(dark: bool) -> None:
+    # A spin box or combo box whose frame a sheet styles loses the style's native arrows: without its own
+    # arrow images it shows broken buttons (the chat settings' Temperature and Tool choice once did).
+    for sheet in (theme.style_sheet(QPalette(), dark), theme.app_sheet(dark)):
+        rules = _rules(sheet)
+        for selector, body in rules.items():
+            for kind, arrows in (
+                ("QSpinBox", ("up-arrow", "down-arrow")),
+                ("QDoubleSpinBox", ("up-arrow", "down-arrow")),
+                ("QComboBox", ("down-arrow",)),
+            ):
+                if selector.split(" ")[-1] != kind or "border:" not in body:
+                    continue
+                for arrow in arrows:
+                    assert "image: url(" in rules.get(f"{selector}::{arrow}", ""), f"{selector}::{arrow}"
