@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QEnterEvent
+from PySide6.QtWidgets import QApplication
 
 from desktop.window.main_window import MainWindow
 from engine.history.store import HistoryStore
@@ -39,8 +41,15 @@ def test_delete_a_message_and_its_replies_then_undo(qtbot, app_paths: AppPaths) 
         assert texts(window) == ["Where to go?", "The coast.", "And in winter?", "The mountains."]
         target = window.transcript.message(q2.id)
         assert target is not None
+        # A message widget added to the shown transcript is shown on the event loop's next turn (Qt posts
+        # the show), which restore() may return before: wait for it, not for a fixed time.
+        qtbot.waitUntil(target.isVisible, timeout=5000)
         assert target.delete_button.isVisible()
         assert target.delete_button.isEnabled()
+        # Its actions are drawn while the pointer is over the message (or one of them has the focus).
+        point = QPointF(5, 5)
+        QApplication.sendEvent(target, QEnterEvent(point, point, QPointF(target.mapToGlobal(QPoint(5, 5)))))
+        assert target.revealed
         qtbot.mouseClick(target.delete_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: texts(window) == ["Where to go?", "The coast."], timeout=5000)
         banner = window.banner
