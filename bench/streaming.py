@@ -7,14 +7,20 @@ Baseline: one persistent ``httpx.AsyncClient`` reading the SSE stream of the sam
 limit of the server and the socket. Requests alternate (raw, app, app, raw, ...) so both see the same noise;
 the added latency is the per-pair difference. Servers: the stand-in at 1,000 and 10,000 tok/s and the real
 vLLM on the CPU (built-in model, temperature 0).
+
+A third case sends into one conversation of 2,000 messages (the stand-in at 1,000 tok/s), the raw stream
+carrying the same messages: once as the command line does (``send()`` reads the conversation) and once as
+the window does (it passes the shown conversation it holds, reloaded after each turn as the window does
+after a reply — not timed), so the added time's growth with the conversation shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,7 @@ from bench.servers import real_vllm, standin_launcher
 from bench.stats import median, percentile
 
 PROMPT = "Write a short story about a lighthouse keeper."
+LONG_MESSAGES = 2000
 
 
 @dataclass
@@ -38,11 +45,14 @@ class Sample:
     send_ms: float = 0.0  # app only: until send() returned (history writes + context check)
 
 
-async def raw_stream(client: httpx.AsyncClient, endpoint: Any, max_tokens: int) -> Sample:
-    """The same chat request, read straight off the socket."""
+async def raw_stream(
+    client: httpx.AsyncClient, endpoint: Any, max_tokens: int, history: list[dict[str, str]] | None = None
+) -> Sample:
+    """The same chat request (after ``history``: the conversation's messages), read straight off the
+    socket."""
     body = {
         "model": endpoint.model,
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [*(history or []), {"role": "user", "content": PROMPT}],
         "stream": True,
         "max_tokens": max_tokens,
         "temperature": 0,
@@ -99,12 +109,51 @@ class AppClient:
         await self.engine.shutdown()
         await self.store.close()
 
-    async def stream(self) -> Sample:
-        conversation = await self.engine.new_conversation(settings=self.settings)
+    async def long_conversation(self, messages: int) -> int:
+        """A conversation of ``messages`` messages (questions of 4–30 words, answers of 15–90), imported."""
+        from bench.history_data import vocabulary
+        from engine.history.records import Conversation, ConversationTree, StoredMessage
+
+        rng = random.Random(LONG_MESSAGES)
+        vocab = vocabulary(2000, rng)
+        now = time.time()
+        rows = tuple(
+            StoredMessage(
+                id=i + 1,
+                conversation_id=0,
+                parent_id=i or None,
+                role="user" if i % 2 == 0 else "assistant",
+                text=" ".join(
+                    rng.choices(vocab, k=rng.randint(4, 30) if i % 2 == 0 else rng.randint(15, 90))
+                ),
+            )
+            for i in range(messages)
+        )
+        conversation = Conversation(
+            id=0,
+            uid=f"bench-long-{messages}",
+            title="A long conversation",
+            created_at=now,
+            updated_at=now,
+            settings=self.settings.to_json_dict(),
+        )
+        return await self.store.import_tree(ConversationTree(conversation, rows))
+
+    async def history(self, conversation_id: int) -> list[dict[str, str]]:
+        """The conversation's branch as a raw request's messages (not timed)."""
+        tree = await self.store.load(conversation_id)
+        return [{"role": m.role, "content": m.text} for m in tree.branch()]
+
+    async def stream(self, conversation_id: int | None = None, *, held: bool = False) -> Sample:
+        """One turn in a new conversation (or in ``conversation_id``); ``held``: as the window sends, with
+        the conversation it holds (loaded again after the turn, as the window does, not timed)."""
+        if conversation_id is None:
+            conversation_id = (await self.engine.new_conversation(settings=self.settings)).id
+        tree = (await self.store.load(conversation_id)) if held else None
         parts: list[str] = []
         first: float | None = None
         start = time.perf_counter()
-        turn = await self.engine.send(conversation.id, PROMPT)
+        turn = await self.engine.send(conversation_id, PROMPT, tree=tree)
         sent = time.perf_counter()
         state = None
         async for event in turn:
@@ -147,6 +196,41 @@ async def compare(ctx: BenchContext, endpoint: Any, max_tokens: int, pairs: int,
                 app.append(await app_client.stream())
                 raw.append(await raw_stream(client, endpoint, max_tokens))
     return {"raw": raw, "app": app}
+
+
+async def compare_long(
+    ctx: BenchContext, endpoint: Any, max_tokens: int, rounds: int, tag: str
+) -> dict[str, dict[str, Any]]:
+    """``rounds`` of raw / app as the command line sends / app as the window sends (order rotated), in one
+    conversation of ``LONG_MESSAGES`` messages; returns the samples of both app modes against the raw."""
+    raw: list[Sample] = []
+    read: list[Sample] = []
+    held: list[Sample] = []
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5)) as client,
+        AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", endpoint, max_tokens) as app_client,
+    ):
+        conversation = await app_client.long_conversation(LONG_MESSAGES)
+
+        async def one(kind: str) -> None:
+            if kind == "raw":
+                raw.append(
+                    await raw_stream(client, endpoint, max_tokens, await app_client.history(conversation))
+                )
+            else:
+                (held if kind == "held" else read).append(
+                    await app_client.stream(conversation, held=kind == "held")
+                )
+
+        for kind in ("raw", "read", "held"):  # warm-up
+            await one(kind)
+        for samples in (raw, read, held):
+            samples.clear()
+        order = ["raw", "read", "held"]
+        for i in range(rounds):
+            for kind in order[i % 3 :] + order[: i % 3]:
+                await one(kind)
+    return {"read": {"raw": raw, "app": read}, "held": {"raw": raw, "app": held}}
 
 
 def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], expected: int | None) -> None:
@@ -232,6 +316,19 @@ def run(ctx: BenchContext) -> BenchResult:
         ) as srv:
             samples = asyncio.run(compare(ctx, srv.endpoint(), tokens + 10, pairs, f"standin{rate}"))
         _add(result, f"standin_{rate}", f"stand-in {rate // 1000}k tok/s", samples, tokens)
+    rounds = max(2, min(15, pairs))
+    tokens = 20  # the first token is what this case is about
+    ctx.say(f"stand-in at 1,000 tok/s, a {LONG_MESSAGES:,}-message conversation, {rounds} rounds")
+    with running_standin(
+        "--tokens-per-second", "1000", "--reply-tokens", str(tokens), "--max-model-len", "10000000",
+        api_key="bench",
+    ) as srv:  # fmt: skip
+        endpoint = replace(srv.endpoint(), max_model_len=10_000_000)
+        long = asyncio.run(compare_long(ctx, endpoint, tokens + 10, rounds, "standin-long"))
+    _add(result, "standin_long_read", f"stand-in 1k tok/s, {LONG_MESSAGES:,} messages, send() reads them",
+         long["read"], tokens)  # fmt: skip
+    _add(result, "standin_long_held", f"stand-in 1k tok/s, {LONG_MESSAGES:,} messages, the window's tree",
+         long["held"], tokens)  # fmt: skip
     result.notes.append(
         f"An httpx client built with the default SSL context takes {_client_cost_ms():.0f} ms to create here "
         "(the CA bundle is loaded even for http://); a client per turn or per context check adds that to the "
