@@ -38,7 +38,14 @@ def window(request: Any, qtbot: Any, app_paths: AppPaths) -> Iterator[MainWindow
     finally:
         store.close()
     with fixture_window(request, qtbot, open_window(qtbot, app_paths)) as shown:
-        qtbot.waitUntil(lambda: len(shown.transcript.messages()) == 2, timeout=5000)
+        # Shown, not only made: a message added to the shown transcript is shown on the loop's next turn.
+        qtbot.waitUntil(
+            lambda: (
+                len(shown.transcript.messages()) == 2
+                and all(m.isVisible() for m in shown.transcript.messages())
+            ),
+            timeout=5000,
+        )
         yield shown
 
 

@@ -69,8 +69,15 @@ def test_a_streamed_reply_is_spaced_as_the_reopened_one(qtbot, app_paths: AppPat
             assert conversation is not None
             window.new_chat()
             window.open_conversation(conversation)
+            # Shown, not only made: a message widget added to the shown transcript is shown on the loop's
+            # next turn (looks() reads the views that are shown).
             qtbot.waitUntil(
-                lambda: bool(replies(window)) and replies(window)[0] is not streamed, timeout=5000
+                lambda: (
+                    bool(replies(window))
+                    and replies(window)[0] is not streamed
+                    and replies(window)[0].isVisible()
+                ),
+                timeout=5000,
             )
             reopened = looks(replies(window)[0])
             assert [b[0] for b in live] == [b[0] for b in reopened]

@@ -94,6 +94,8 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
             reply = replies(window)[-1]
             assert reply.data.text == ANSWER
             [done] = reply.findChildren(ToolCard)
+            # The turn's end shows the stored conversation again: new widgets, shown on the loop's next turn.
+            qtbot.waitUntil(done.isVisible, timeout=5000)
             assert done.call.result is not None
             assert "time zone UTC" in done.call.result
             assert not done.allow_once_button.isVisible()  # stored: read-only
