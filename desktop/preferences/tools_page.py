@@ -6,7 +6,8 @@ does): secret environment values and every HTTP header go to the keychain
 (:class:`engine.tools.config.ToolsSettings`), never to the file. Adding a stdio server warns that it runs
 a program on this machine and asks the user to say they trust it. "Check" starts a server (the window's
 MCP servers when the page has them) and shows its state: starting, ready with N tools (listed), or failed
-with the reason.
+with the reason. Renaming a server carries the new name over to the chats that named the old one
+(:func:`engine.tools.config.update_server`); what happened is said under the list.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from engine.errors import DeskError
 from engine.paths import AppPaths
 from engine.secrets import SecretStore
 from engine.tools.builtin import BUILTIN_NAMES, DESCRIPTIONS
-from engine.tools.config import STDIO_WARNING, McpServer, ToolsSettings, looks_secret
+from engine.tools.config import (
+    STDIO_WARNING,
+    McpServer,
+    ServerUpdate,
+    ToolsSettings,
+    looks_secret,
+    update_server,
+)
 
 if TYPE_CHECKING:
     from engine.tools.mcp import McpManager, ServerState
@@ -84,6 +92,7 @@ class ToolsPage(QWidget):
     ) -> None:
         super().__init__(parent)
         self.settings = ToolsSettings(paths.config, secrets)
+        self._history_db = paths.history_db  # a rename carries over to the chats that named the server
         self._logs = paths.logs
         self._manager = manager
         self._own_manager = manager is None
@@ -218,7 +227,7 @@ class ToolsPage(QWidget):
         self.cancel_button.clicked.connect(self.cancel_edit)
         self.command_edit.textEdited.connect(lambda _text: self._command_edited())
         self._editing: McpServer | None = None  # the server the form edits (None: it adds one)
-        self._renamed: tuple[str, str] | None = None  # the last rename (old, new), said with the new one
+        self._renamed: ServerUpdate | None = None  # the last rename, said with the new name
         self._transport_changed()
         self.refresh()
 
@@ -285,10 +294,8 @@ class ToolsPage(QWidget):
             self.server_detail.setText(words.format(name=name, n=len(state.tools), tools=tools))
         else:
             self.server_detail.setText(f"{name}: {state.describe()}")
-        if self._renamed is not None and self._renamed[1] == name:
-            note = tr("Renamed: chats that used “{old}” need “{new}” ticked in their chat settings (Tools).")
-            old, new = self._renamed
-            self.server_detail.setText(self.server_detail.text() + "\n" + note.format(old=old, new=new))
+        if self._renamed is not None and self._renamed.server.name == name:
+            self.server_detail.setText(self.server_detail.text() + "\n" + self._renamed.describe())
 
     def _check(self) -> None:
         name = self.selected()
@@ -329,12 +336,9 @@ class ToolsPage(QWidget):
 
     def add_server(self) -> McpServer | None:
         """Save the form as a server (secrets to the keychain); ``None``, the reason shown, if it cannot."""
-        from engine.tools.config import ServerNameTaken
-
         try:
             server, secret_env, headers = self._server_from_form()
-            if any(s.name == server.name for s in self.settings.load().servers):
-                raise ServerNameTaken(server.name)  # never replaced unseen: Edit changes a server
+            # A name in use is refused (ServerNameTaken), never replaced unseen: Edit changes a server.
             saved = self.settings.add(server, secret_env=secret_env, headers=headers)
         except (ValueError, DeskError) as exc:
             self._add_problem(str(exc))
@@ -382,7 +386,9 @@ class ToolsPage(QWidget):
         keep_headers: list[str] = []
         try:
             server, secret_env, headers = self._server_from_form(keep_env, keep_headers)
-            saved = self.settings.update(
+            update = update_server(
+                self.settings,
+                self._history_db,
                 editing.name,
                 server,
                 secret_env=secret_env,
@@ -393,14 +399,15 @@ class ToolsPage(QWidget):
         except (ValueError, DeskError) as exc:
             self._add_problem(str(exc))
             return None
+        saved = update.server
         self._clear_form()
         if self._manager is not None and editing.name in self._manager.connections:
             manager = self._manager  # running with the old settings: stopped, the next use starts it anew
             Operation(None, lambda: manager.stop(editing.name)).success(lambda _r: self.refresh()).run()
         self.refresh()
         self._select(saved.name)
-        if saved.name != editing.name:  # conversations name the servers they use: said under the list
-            self._renamed = (editing.name, saved.name)
+        if update.renamed:  # the chats that named it now name the new one: said under the list
+            self._renamed = update
             self._show_selected()
         return saved
 

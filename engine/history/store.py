@@ -200,21 +200,27 @@ class HistoryStore:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
-    def close(self, *, purge: bool = True) -> None:
+    def close(self, *, purge: bool = True, interrupt: bool = True) -> None:
         """Mark this process's unfinished replies interrupted, purge what was deleted here, close.
 
         Takes the write lock only when there is something to write: a read-only command never waits for (or
-        blocks) another process's writes."""
-        streaming = self._conn.execute(
-            "SELECT 1 FROM messages WHERE state='streaming' AND writer=? LIMIT 1", (self._writer,)
-        ).fetchone()
+        blocks) another process's writes. ``interrupt=False``: a short-lived second store in a process whose
+        main store may be writing a reply now leaves that reply alone."""
+        streaming = (
+            self._conn.execute(
+                "SELECT 1 FROM messages WHERE state='streaming' AND writer=? LIMIT 1", (self._writer,)
+            ).fetchone()
+            if interrupt
+            else None
+        )
         if streaming is not None or (purge and self._deleted_here):
             with self._tx():
-                self._conn.execute(
-                    "UPDATE messages SET state='interrupted', updated_at=?"
-                    " WHERE state='streaming' AND writer=?",
-                    (time.time(), self._writer),
-                )
+                if streaming is not None:
+                    self._conn.execute(
+                        "UPDATE messages SET state='interrupted', updated_at=?"
+                        " WHERE state='streaming' AND writer=?",
+                        (time.time(), self._writer),
+                    )
                 if purge and self._deleted_here:
                     ids = sorted(self._deleted_here)
                     marks = ",".join("?" * len(ids))
@@ -421,6 +427,38 @@ class HistoryStore:
             self._conn.execute("UPDATE conversations SET deleted_at=NULL WHERE id=?", (conversation_id,))
         self._deleted_here.discard(conversation_id)
         return self.conversation(conversation_id)
+
+    def rename_tool(self, old: str, new: str) -> int:
+        """Every conversation whose settings name the tool (or MCP server) ``old`` names ``new`` in its
+        place (once, where ``old`` was), in one transaction; returns how many changed. Conversations in the
+        bin too (Undo brings them back); their place in the list (``updated_at``) stays."""
+        if not old or not new or old == new:
+            return 0
+        needle = json.dumps(old)
+        changed = 0
+        with self._tx():
+            rows = self._conn.execute(
+                "SELECT id, settings FROM conversations WHERE instr(settings, ?) > 0", (needle,)
+            ).fetchall()
+            for conversation_id, text in rows:
+                try:
+                    settings = json.loads(text)
+                except ValueError:
+                    continue  # unreadable settings are left as they are (loading says so)
+                tools = settings.get("tools") if isinstance(settings, dict) else None
+                if not isinstance(tools, list) or old not in tools:
+                    continue
+                renamed: list[Any] = []
+                for name in tools:
+                    name = new if name == old else name
+                    if name not in renamed:
+                        renamed.append(name)
+                settings["tools"] = renamed
+                self._conn.execute(
+                    "UPDATE conversations SET settings=? WHERE id=?", (json.dumps(settings), conversation_id)
+                )
+                changed += 1
+        return changed
 
     def delete_message(self, message_id: int) -> int:
         """Hide a message and every reply under it; returns a token for :meth:`undo_delete_message`.

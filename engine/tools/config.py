@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import tempfile
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -197,13 +199,10 @@ class ToolsSettings:
         secret_env: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> McpServer:
-        """Add (or replace) ``server``; ``secret_env`` and ``headers`` values go to the keychain first, so
-        a keychain that does not work (:class:`engine.secrets.KeychainUnavailable`) leaves the file as it
-        was."""
-        for name, value in (secret_env or {}).items():
-            self.secrets.set(env_key(server.name, name), value)
-        for name, value in (headers or {}).items():
-            self.secrets.set(header_key(server.name, name), value)
+        """Add ``server``; refused with nothing changed for a name another server has
+        (:class:`ServerNameTaken`: :meth:`update` changes a server). ``secret_env`` and ``headers`` values
+        go to the keychain first, so a keychain that does not work
+        (:class:`engine.secrets.KeychainUnavailable`) leaves the file as it was."""
         server = server.model_copy(
             update={
                 "secret_env": sorted({*server.secret_env, *(secret_env or {})}),
@@ -212,14 +211,13 @@ class ToolsSettings:
         )
         with self._lock:
             config = self.load()
-            replaced = [s for s in config.servers if s.name == server.name]
-            others = [s for s in config.servers if s.name != server.name]
-            save_tools_config(self.path, config.model_copy(update={"servers": [*others, server]}))
-        for old in replaced:  # a replaced server's secrets that the new one does not name are forgotten
-            for env_name in set(old.secret_env) - set(server.secret_env):
-                self.secrets.delete(env_key(server.name, env_name))
-            for header in set(old.secret_headers) - set(server.secret_headers):
-                self.secrets.delete(header_key(server.name, header))
+            if any(s.name == server.name for s in config.servers):
+                raise ServerNameTaken(server.name)  # before the keychain: that server's secrets stay its own
+            for name, value in (secret_env or {}).items():
+                self.secrets.set(env_key(server.name, name), value)
+            for name, value in (headers or {}).items():
+                self.secrets.set(header_key(server.name, name), value)
+            save_tools_config(self.path, config.model_copy(update={"servers": [*config.servers, server]}))
         return server
 
     def update(
@@ -312,3 +310,77 @@ class ToolsSettings:
             if value is not None:
                 headers[name] = value
         return headers
+
+
+class ChatsNotRenamed(DeskError):
+    title = "Chats still name the old server"
+
+    def __init__(self, old: str, new: str, reason: str) -> None:
+        super().__init__(
+            f"“{old}” is renamed to “{new}”, but the chats that used “{old}” could not be changed ({reason}):"
+            f" tick “{new}” in their chat settings (Tools)."
+        )
+
+
+@dataclass(frozen=True)
+class ServerUpdate:
+    """What :func:`update_server` did: the saved server, the name it had, how many chats now name it
+    (after a rename) and, when they could not be changed, why."""
+
+    server: McpServer
+    old_name: str
+    chats: int = 0
+    chats_problem: ChatsNotRenamed | None = None
+
+    @property
+    def renamed(self) -> bool:
+        return self.server.name != self.old_name
+
+    def describe(self) -> str:
+        """One sentence on the rename for the user ('' when the name stayed)."""
+        if not self.renamed:
+            return ""
+        if self.chats_problem is not None:
+            return str(self.chats_problem)
+        old, new = self.old_name, self.server.name
+        if self.chats == 0:
+            return f"Renamed “{old}” to “{new}”: no chat used “{old}”."
+        if self.chats == 1:
+            return f"Renamed “{old}” to “{new}”: 1 chat that used “{old}” now uses “{new}”."
+        return f"Renamed “{old}” to “{new}”: {self.chats} chats that used “{old}” now use “{new}”."
+
+
+def update_server(
+    settings: ToolsSettings,
+    history_db: Path,
+    name: str,
+    server: McpServer,
+    *,
+    secret_env: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    keep_env: Sequence[str] = (),
+    keep_headers: Sequence[str] = (),
+) -> ServerUpdate:
+    """Change the MCP server ``name`` (:meth:`ToolsSettings.update`, refused with nothing changed as it
+    says); a rename carries over to the chats: every conversation whose tools name ``name`` names the new
+    one instead (:meth:`engine.history.store.HistoryStore.rename_tool`). A history that cannot be written
+    then does not undo the rename: the result says so (:attr:`ServerUpdate.chats_problem`)."""
+    saved = settings.update(
+        name, server, secret_env=secret_env, headers=headers, keep_env=keep_env, keep_headers=keep_headers
+    )
+    if saved.name == name:
+        return ServerUpdate(saved, name)
+    if not history_db.exists():
+        return ServerUpdate(saved, name)  # no chat yet
+    from engine.history.store import HistoryStore  # only a rename opens the history
+
+    try:
+        history = HistoryStore(history_db)
+        try:
+            chats = history.rename_tool(name, saved.name)
+        finally:
+            # The app's own store may be writing a reply in this process: that one stays streaming.
+            history.close(purge=False, interrupt=False)
+    except (DeskError, sqlite3.Error, OSError) as exc:
+        return ServerUpdate(saved, name, chats_problem=ChatsNotRenamed(name, saved.name, str(exc)))
+    return ServerUpdate(saved, name, chats)

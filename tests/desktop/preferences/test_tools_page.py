@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QLabel
 
 from desktop import operations
 from desktop.preferences.tools_page import ToolsPage
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.secrets import SERVICE, SecretStore
 from engine.tools.builtin import BUILTIN_NAMES
@@ -134,6 +135,10 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
         McpServer(name="web", transport="http", url="http://127.0.0.1:9/mcp"),
         headers={"Authorization": "Bearer abc"},
     )
+    history = HistoryStore(app_paths.history_db)  # chats that use it, and one that does not
+    uses = history.create_conversation(title="uses", settings={"tools": ["current_time", "desk"]})
+    other = history.create_conversation(title="other", settings={"tools": ["web"]})
+    history.close()
     page.refresh()
     page.server_list.setCurrentRow(0)
     page.check_button.click()  # running with the old settings: an edit stops it
@@ -217,10 +222,18 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
     assert page.form_box.title() == "Add an MCP server"
     assert page.name_edit.text() == ""
     assert page.selected() == "notes"
-    assert "chats that used “desk” need “notes” ticked" in page.server_detail.text()
+    # The chat that used "desk" uses "notes" now, and the page says so.
+    said = "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
+    assert said in page.server_detail.text()
+    history = HistoryStore(app_paths.history_db)
+    try:
+        assert history.conversation(uses.id).settings == {"tools": ["current_time", "notes"]}
+        assert history.conversation(other.id).settings == {"tools": ["web"]}
+    finally:
+        history.close()
     qtbot.waitUntil(lambda: not operations.running(), timeout=10000)  # "desk" stopped
     assert not page.manager.connections
-    assert "chats that used “desk” need “notes” ticked" in page.server_detail.text()  # still said
+    assert said in page.server_detail.text()  # still said
 
     # An HTTP server: its header kept by name while the URL changes; Cancel changes nothing.
     page._select("web")

@@ -18,10 +18,11 @@ from engine.tools.config import (
     env_key,
     header_key,
     looks_secret,
+    update_server,
 )
 
 
-def test_servers_are_added_replaced_and_removed_with_their_secrets(tmp_path: Path) -> None:
+def test_servers_are_added_refused_for_a_name_in_use_and_removed_with_their_secrets(tmp_path: Path) -> None:
     settings = ToolsSettings(tmp_path, SecretStore())
     server = McpServer(
         name="files", transport="stdio", command="mcp-files", args=["--root", "/tmp"], env={"A": "1"}
@@ -39,9 +40,12 @@ def test_servers_are_added_replaced_and_removed_with_their_secrets(tmp_path: Pat
     assert files.secret_env == ["FILES_TOKEN"]
     assert settings.resolved_env(files) == {"A": "1", "FILES_TOKEN": "t0ken"}
     assert settings.resolved_headers(loaded.server("web")) == {"X-Key": "h"}
-    settings.add(server.model_copy(update={"args": []}), secret_env={"FILES_TOKEN": "new"})  # replaced
-    assert len(settings.load().servers) == 2
-    assert SecretStore().get(env_key("files", "FILES_TOKEN")) == "new"
+    # A name in use is refused, never replaced unseen: the file and that server's keychain values stay.
+    before = settings.path.read_text()
+    with pytest.raises(ServerNameTaken, match=r"“files”.*edit that one"):
+        settings.add(server.model_copy(update={"args": []}), secret_env={"FILES_TOKEN": "new"})
+    assert settings.path.read_text() == before
+    assert SecretStore().get(env_key("files", "FILES_TOKEN")) == "t0ken"
     settings.remove("files")
     assert SecretStore().get(env_key("files", "FILES_TOKEN")) is None
     settings.remove("web")
@@ -143,3 +147,70 @@ def test_secret_looking_names() -> None:
     assert looks_secret("GITHUB_TOKEN")
     assert looks_secret("DB_PASSWORD")
     assert not looks_secret("WORKSPACE_PATH")
+
+
+def test_a_rename_carries_over_to_the_chats_that_named_the_server(tmp_path: Path) -> None:
+    from engine.history.store import HistoryStore
+
+    history_db = tmp_path / "history.db"
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="desk", transport="stdio", command="c"), secret_env={"DESK_TOKEN": "t"})
+    # No history yet: renamed, nothing to carry (and no database made for it).
+    first = update_server(
+        settings,
+        history_db,
+        "desk",
+        McpServer(name="notes", transport="stdio", command="c"),
+        keep_env=["DESK_TOKEN"],
+    )
+    assert (first.renamed, first.chats, first.chats_problem) == (True, 0, None)
+    assert not history_db.exists()
+    assert first.describe() == "Renamed “desk” to “notes”: no chat used “desk”."
+
+    store = HistoryStore(history_db)
+    try:
+        used = store.create_conversation(title="used", settings={"tools": ["notes", "current_time"]})
+        unused = store.create_conversation(title="unused", settings={"tools": ["current_time"]})
+    finally:
+        store.close()
+    update = update_server(
+        settings,
+        history_db,
+        "notes",
+        McpServer(name="journal", transport="stdio", command="c"),
+        keep_env=["DESK_TOKEN"],
+    )
+    assert (update.server.name, update.old_name, update.chats) == ("journal", "notes", 1)
+    assert update.describe() == "Renamed “notes” to “journal”: 1 chat that used “notes” now uses “journal”."
+    assert settings.resolved_env(settings.load().server("journal")) == {"DESK_TOKEN": "t"}
+    store = HistoryStore(history_db)
+    try:
+        assert store.conversation(used.id).settings == {"tools": ["journal", "current_time"]}
+        assert store.conversation(unused.id).settings == {"tools": ["current_time"]}
+    finally:
+        store.close()
+
+    # The same name: nothing to carry; a refused edit changes no chat either.
+    same = update_server(
+        settings, history_db, "journal", McpServer(name="journal", transport="stdio", command="d")
+    )
+    assert (same.renamed, same.chats, same.describe()) == (False, 0, "")
+    settings.add(McpServer(name="web", transport="http", url="https://example.test/mcp"))
+    with pytest.raises(ServerNameTaken):
+        update_server(settings, history_db, "journal", McpServer(name="web", transport="stdio", command="d"))
+
+
+def test_a_history_that_cannot_be_written_leaves_the_rename_and_says_what_to_do(tmp_path: Path) -> None:
+    history_db = tmp_path / "history.db"
+    history_db.write_bytes(b"not a database, " * 64)
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="desk", transport="stdio", command="c"))
+    update = update_server(
+        settings, history_db, "desk", McpServer(name="notes", transport="stdio", command="c")
+    )
+    assert [s.name for s in settings.load().servers] == ["notes"]
+    assert update.chats_problem is not None
+    assert update.describe().startswith(
+        "“desk” is renamed to “notes”, but the chats that used “desk” could not"
+    )
+    assert update.describe().endswith("tick “notes” in their chat settings (Tools).")
