@@ -1,9 +1,14 @@
-"""``vllm-desk tools list | add-mcp | remove``, and the tool options of ``vllm-desk chat``.
+"""``vllm-desk tools list | add-mcp | edit-mcp | remove``, and the tool options of ``vllm-desk chat``.
 
 ``tools add-mcp NAME [--env KEY=VALUE]... -- COMMAND [ARGS...]`` adds a stdio server (with a warning: it runs
-code on this machine), ``tools add-mcp NAME --url URL [--header NAME=VALUE]...`` a streamable HTTP one.
-Environment values whose names look secret (``*KEY*``, ``*TOKEN*``, ...), ``--secret-env`` values and every
-header go to the keychain; the rest to ``tools.toml``.
+code on this machine), ``tools add-mcp NAME --url URL [--header NAME=VALUE]...`` a streamable HTTP one; a
+name in use is refused. Environment values whose names look secret (``*KEY*``, ``*TOKEN*``, ...),
+``--secret-env`` values and every header go to the keychain; the rest to ``tools.toml``.
+
+``tools edit-mcp NAME [--name NEW] [--url URL] [--env|--secret-env KEY=VALUE]... [--header NAME=VALUE]...
+[--unset NAME]... [-- COMMAND [ARGS...]]`` changes only what is given (the other values, secrets included,
+stay), through the same engine call as Preferences > Tools (:func:`engine.tools.config.update_server`): a
+new name carries over to the chats that used the old one.
 
 ``vllm-desk chat --tools NAME[,NAME...] [--tool-choice auto|required|none|TOOL] [--approve ask|all|deny]``
 enables built-in tools (``current_time``, ``search_history``, ``search_documents``) and MCP servers by name.
@@ -25,7 +30,14 @@ from engine.errors import DeskError, Fix
 from engine.paths import AppPaths
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.builtin import BUILTIN_NAMES, DESCRIPTIONS, SEARCH_DOCUMENTS
-from engine.tools.config import STDIO_WARNING, McpServer, ToolsSettings, looks_secret
+from engine.tools.config import (
+    STDIO_WARNING,
+    McpServer,
+    ServerNameTaken,
+    ToolsSettings,
+    looks_secret,
+    update_server,
+)
 from engine.tools.loop import LoopEvent
 from engine.tools.parsers import FORCED_ONLY_WARNING
 
@@ -48,7 +60,7 @@ def register(subparsers: Any) -> None:
         "tools",
         help="MCP servers and built-in tools for chat",
         description="List the built-in tools and MCP servers, add an MCP server (stdio: a command run on "
-        "this machine; streamable HTTP: a URL) or remove one.",
+        "this machine; streamable HTTP: a URL), change one or remove one.",
     )
     sub = parser.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="built-in tools and MCP servers")
@@ -63,6 +75,17 @@ def register(subparsers: Any) -> None:
     _add_options(add)
     add.add_argument("rest", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] for a stdio server")
     add.set_defaults(func=run_add)
+    edit = sub.add_parser(
+        "edit-mcp",
+        help="change an MCP server: NAME [--name NEW] [--url URL] [--env ...] [--unset N] [-- COMMAND ...]",
+        description="Change only what is given; the rest (secrets in the keychain too) stays. A new name "
+        "carries over to the chats that used the old one.",
+    )
+    edit.add_argument("name", metavar="NAME")
+    _add_options(edit)
+    _edit_options(edit)
+    edit.add_argument("rest", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]: a new command (stdio)")
+    edit.set_defaults(func=run_edit)
     remove = sub.add_parser("remove", help="remove an MCP server (and its secrets)")
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(func=run_remove)
@@ -87,6 +110,46 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _edit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", dest="new_name", metavar="NEW", help="rename it (chats follow)")
+    parser.add_argument(
+        "--unset",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="drop an environment variable or header (a secret one's keychain value too)",
+    )
+
+
+def _late_options(args: argparse.Namespace, *, edit: bool) -> tuple[argparse.Namespace, list[str]]:
+    """The options given after NAME (in ``args.rest``, argparse's REMAINDER, read up to "--") and the
+    command after "--". argparse drops a "--" that comes right after NAME: then ``rest`` is the command."""
+    rest = list(args.rest)
+    late = argparse.ArgumentParser(prog=f"vllm-desk tools {args.tools_command}", add_help=False)
+    _add_options(late)
+    if edit:
+        _edit_options(late)
+    if "--" in rest:
+        cut = rest.index("--")
+        extra, unknown = late.parse_known_args(rest[:cut])
+        command = rest[cut + 1 :]
+        if unknown:
+            raise ToolsArgumentProblem(
+                f"Unexpected {' '.join(unknown)!r}.",
+                "Put the server's command after --: NAME -- COMMAND ARGS",
+            )
+    elif rest and not rest[0].startswith("-"):
+        extra, command = late.parse_args([]), rest
+    else:
+        extra, command = late.parse_known_args(rest)
+        if command and command[0].startswith("-"):  # an option this command does not have
+            raise ToolsArgumentProblem(
+                f"Unexpected {' '.join(command)!r}.",
+                f"vllm-desk tools {args.tools_command} --help lists the options; a command goes after --.",
+            )
+    return extra, command
+
+
 def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
@@ -102,24 +165,7 @@ def _settings(args: argparse.Namespace) -> ToolsSettings:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    # Options after NAME arrive in ``rest`` (argparse's REMAINDER); they are read up to "--".
-    # argparse drops a "--" that comes right after NAME: then ``rest`` is the command itself.
-    rest = list(args.rest)
-    late = argparse.ArgumentParser(prog="vllm-desk tools add-mcp", add_help=False)
-    _add_options(late)
-    if "--" in rest:
-        cut = rest.index("--")
-        extra, unknown = late.parse_known_args(rest[:cut])
-        command = rest[cut + 1 :]
-        if unknown:
-            raise ToolsArgumentProblem(
-                f"Unexpected {' '.join(unknown)!r}.",
-                "Put the server's command after --: NAME -- COMMAND ARGS",
-            )
-    elif rest and not rest[0].startswith("-"):
-        extra, command = late.parse_args([]), rest
-    else:
-        extra, command = late.parse_known_args(rest)
+    extra, command = _late_options(args, edit=False)
     url = extra.url or args.url
     env = _pairs([*args.env, *extra.env], "KEY")
     secret_env = _pairs([*args.secret_env, *extra.secret_env], "KEY")
@@ -146,12 +192,103 @@ def run_add(args: argparse.Namespace) -> int:
         raise ToolsArgumentProblem(
             f"The server cannot be added: {_first_error(exc)}.", "Fix the command."
         ) from exc
+    settings = _settings(args)
+    if any(s.name == server.name for s in settings.load().servers):  # said before the stdio warning
+        raise _name_taken(server.name, f"change it with vllm-desk tools edit-mcp {server.name} …")
     if server.transport == "stdio":
         print(f"warning: {STDIO_WARNING}", file=sys.stderr)
-    saved = _settings(args).add(server, secret_env=secret_env, headers=headers)
+    try:
+        saved = settings.add(server, secret_env=secret_env, headers=headers)
+    except ServerNameTaken as exc:  # added by another process meanwhile
+        raise _name_taken(server.name, f"change it with vllm-desk tools edit-mcp {server.name} …") from exc
     kept = [*saved.secret_env, *saved.secret_headers]
     note = f" ({', '.join(kept)} in the keychain)" if kept else ""
     print(f"Added MCP server {saved.name}: {saved.describe()}{note}")
+    return 0
+
+
+def _name_taken(name: str, what_else: str) -> ToolsArgumentProblem:
+    return ToolsArgumentProblem(
+        f"There is already an MCP server named “{name}”; it was left as it is.",
+        f"Pick another name, {what_else}, or remove it first: vllm-desk tools remove {name}.",
+    )
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    extra, command = _late_options(args, edit=True)
+    paths = AppPaths.resolve(args.data_dir).ensure()
+    settings = ToolsSettings(paths.config)
+    old = settings.load().server(args.name)  # ServerNotFound says which names there are
+    new_name = extra.new_name or args.new_name
+    url = extra.url or args.url
+    env = _pairs([*args.env, *extra.env], "KEY")
+    secret_env = _pairs([*args.secret_env, *extra.secret_env], "KEY")
+    headers = _pairs([*args.header, *extra.header], "NAME")
+    unset = [*args.unset, *extra.unset]
+    if not (new_name or url or command or env or secret_env or headers or unset):
+        raise ToolsArgumentProblem(
+            f"Nothing to change for {old.name}.",
+            "Say what changes: --name NEW, --url URL, --env KEY=VALUE, --secret-env KEY=VALUE, "
+            "--header NAME=VALUE, --unset NAME, or -- COMMAND [ARGS...].",
+        )
+    again = f"vllm-desk tools remove {old.name}, then vllm-desk tools add-mcp {old.name} …"
+    if old.transport == "stdio" and (url or headers):
+        raise ToolsArgumentProblem(
+            f"{old.name} is a stdio server (it runs a command): --url and --header are for HTTP servers.",
+            f"Give a new command after --, or make it an HTTP server: {again} --url URL.",
+        )
+    if old.transport == "http" and (command or env or secret_env):
+        raise ToolsArgumentProblem(
+            f"{old.name} is an HTTP server: a command and --env/--secret-env are for stdio servers.",
+            f"Give a new --url, or make it a stdio server: {again} -- COMMAND.",
+        )
+    for name in [n for n in env if looks_secret(n)]:
+        secret_env[name] = env.pop(name)
+    known = [*old.env, *old.secret_env, *old.secret_headers]
+    unknown = [n for n in unset if n not in known]
+    if unknown:
+        raise ToolsArgumentProblem(
+            f"{old.name} has no environment variable or header named {', '.join(unknown)}.",
+            f"It has: {', '.join(known)}." if known else "It has none to unset.",
+        )
+    plain = {k: v for k, v in old.env.items() if k not in unset and k not in secret_env}
+    try:
+        server = McpServer(
+            name=new_name or old.name,
+            transport=old.transport,
+            command=command[0] if command else old.command,
+            args=command[1:] if command else old.args,
+            env={**plain, **env},
+            url=url or old.url,
+        )
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ToolsArgumentProblem(
+            f"The server cannot be changed: {_first_error(exc)}.", "Fix the command."
+        ) from exc
+    if command and (server.command, server.args) != (old.command, old.args):
+        print(f"warning: {STDIO_WARNING}", file=sys.stderr)  # another program: said as when it was added
+    try:
+        update = update_server(
+            settings,
+            paths.history_db,
+            old.name,
+            server,
+            secret_env=secret_env,
+            headers=headers,
+            keep_env=[n for n in old.secret_env if n not in unset and n not in env and n not in secret_env],
+            keep_headers=[n for n in old.secret_headers if n not in unset and n not in headers],
+        )
+    except ServerNameTaken as exc:
+        raise _name_taken(server.name, "edit that one") from exc
+    saved = update.server
+    kept = [*saved.secret_env, *saved.secret_headers]
+    note = f" ({', '.join(kept)} in the keychain)" if kept else ""
+    print(f"Changed MCP server {saved.name}: {saved.describe()}{note}")
+    if update.chats_problem is not None:
+        print(f"error: {update.chats_problem}", file=sys.stderr)
+        return 1
+    if update.renamed:
+        print(update.describe())
     return 0
 
 

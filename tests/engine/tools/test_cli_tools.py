@@ -1,5 +1,5 @@
-"""`vllm-desk tools list | add-mcp | remove` and `vllm-desk chat --tools` (a real process against the
-stand-in, with the test MCP server over stdio)."""
+"""`vllm-desk tools list | add-mcp | edit-mcp | remove` and `vllm-desk chat --tools` (a real process against
+the stand-in, with the test MCP server over stdio)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from engine.cli import main
+from engine.history.store import HistoryStore
+from engine.paths import AppPaths
 from engine.secrets import SecretStore
-from engine.tools.config import env_key
+from engine.tools.config import env_key, header_key
 from tests.support.standin.launch import REPO_ROOT, running_standin
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
@@ -74,6 +77,123 @@ def test_add_mcp_refuses_what_cannot_work(
     assert main(["--data-dir", str(tmp_path), "tools", "add-mcp", *args]) == 1
     assert says in capsys.readouterr().err
     assert not (tmp_path / "config" / "tools.toml").exists()
+
+
+def _servers(home: Path) -> dict[str, dict[str, object]]:
+    text = (home / "config" / "tools.toml").read_text(encoding="utf-8")
+    return {s["name"]: s for s in tomllib.loads(text)["servers"]}
+
+
+def test_add_mcp_refuses_a_name_in_use_and_says_how_to_change_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "desk"
+    base = ["--data-dir", str(home), "tools"]
+    assert (
+        main([*base, "add-mcp", "desk", "--env", "MY_TOKEN=t0k", "--", sys.executable, SERVER, "stdio"]) == 0
+    )
+    capsys.readouterr()
+    before = (home / "config" / "tools.toml").read_text(encoding="utf-8")
+    for again in (["--url", "http://127.0.0.1:9/mcp"], ["--env", "MY_TOKEN=other", "--", "python3", "x.py"]):
+        assert main([*base, "add-mcp", "desk", *again]) == 1
+        err = capsys.readouterr().err
+        assert "error: There is already an MCP server named “desk”; it was left as it is." in err
+        assert "fix: Pick another name, change it with vllm-desk tools edit-mcp desk" in err
+        assert "runs on this machine" not in err  # refused before the stdio warning
+        assert (home / "config" / "tools.toml").read_text(encoding="utf-8") == before
+        assert SecretStore().get(env_key("desk", "MY_TOKEN")) == "t0k"
+
+
+def test_edit_mcp_changes_only_what_is_given_and_a_rename_carries_over_to_the_chats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "desk"
+    base = ["--data-dir", str(home), "tools"]
+    argv = [*base, "add-mcp", "desk", "--env", "PLAIN=1", "--env", "MY_TOKEN=t0k"]
+    assert main([*argv, "--", sys.executable, SERVER, "stdio"]) == 0
+    assert main([*base, "add-mcp", "web", "--url", "http://127.0.0.1:9/mcp", "--header", "X-Key=h"]) == 0
+    history = HistoryStore(AppPaths.under(home).history_db)
+    try:
+        uses = history.create_conversation(title="uses", settings={"tools": ["desk", "current_time"]})
+    finally:
+        history.close()
+    capsys.readouterr()
+
+    # One plain variable more: the command, the other variable and the secret stay; no warning.
+    assert main([*base, "edit-mcp", "desk", "--env", "OTHER=2"]) == 0
+    out = capsys.readouterr()
+    assert out.out == f"Changed MCP server desk: {sys.executable} {SERVER} stdio (MY_TOKEN in the keychain)\n"
+    assert "runs on this machine" not in out.err
+    desk = _servers(home)["desk"]
+    assert (desk["command"], desk["args"]) == (sys.executable, [SERVER, "stdio"])
+    assert desk["env"] == {"PLAIN": "1", "OTHER": "2"}
+    assert SecretStore().get(env_key("desk", "MY_TOKEN")) == "t0k"
+
+    # Renamed, a variable dropped, another command: warned, the secret moved, the chat follows.
+    rename = [*base, "edit-mcp", "desk", "--name", "notes", "--unset", "PLAIN"]
+    assert main([*rename, "--", sys.executable, SERVER, "stdio", "--again"]) == 0
+    out = capsys.readouterr()
+    assert "runs on this machine" in out.err
+    assert "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”." in out.out
+    servers = _servers(home)
+    assert list(servers) == ["notes", "web"]  # in its place
+    assert servers["notes"]["env"] == {"OTHER": "2"}
+    assert servers["notes"]["args"] == [SERVER, "stdio", "--again"]
+    assert SecretStore().get(env_key("notes", "MY_TOKEN")) == "t0k"
+    assert SecretStore().get(env_key("desk", "MY_TOKEN")) is None
+    history = HistoryStore(AppPaths.under(home).history_db)
+    try:
+        assert history.conversation(uses.id).settings == {"tools": ["notes", "current_time"]}
+    finally:
+        history.close()
+    # The HTTP one: a new URL, its header kept.
+    assert main([*base, "edit-mcp", "web", "--url", "http://127.0.0.1:10/mcp"]) == 0
+    assert _servers(home)["web"]["url"] == "http://127.0.0.1:10/mcp"
+    assert SecretStore().get(header_key("web", "X-Key")) == "h"
+    # The renamed server starts as it is now.
+    capsys.readouterr()
+    assert main([*base, "list", "--json", "--check"]) == 0
+    listed = {s["name"]: s for s in json.loads(capsys.readouterr().out)["servers"]}
+    assert listed["notes"]["state"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("args", "says", "hint"),
+    [
+        (["nope", "--env", "A=1"], "no MCP server named “nope”", ""),
+        (["desk"], "Nothing to change for desk.", "--name NEW, --url URL"),
+        (["desk", "--name", "web"], "already an MCP server named “web”", "edit that one"),
+        (["desk", "--name", "a b"], "a server name is letters", ""),
+        (
+            ["desk", "--url", "http://127.0.0.1:9/mcp"],
+            "desk is a stdio server",
+            "vllm-desk tools remove desk",
+        ),
+        (["desk", "--header", "A=b"], "--url and --header are for HTTP servers", ""),
+        (["web", "--", "python3", "x.py"], "web is an HTTP server", "-- COMMAND"),
+        (["web", "--env", "A=1"], "--env/--secret-env are for stdio servers", ""),
+        (
+            ["desk", "--unset", "NOPE"],
+            "desk has no environment variable or header named NOPE",
+            "It has: PLAIN",
+        ),
+        (["desk", "--env", "NOVALUE"], "is not KEY=VALUE", ""),
+        (["desk", "--bogus"], "Unexpected '--bogus'", "--help lists the options"),
+    ],
+)
+def test_edit_mcp_refuses_what_cannot_work_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str, hint: str
+) -> None:
+    base = ["--data-dir", str(tmp_path), "tools"]
+    assert main([*base, "add-mcp", "desk", "--env", "PLAIN=1", "--", "python3", "server.py"]) == 0
+    assert main([*base, "add-mcp", "web", "--url", "http://127.0.0.1:9/mcp"]) == 0
+    before = (tmp_path / "config" / "tools.toml").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main([*base, "edit-mcp", *args]) == 1
+    err = capsys.readouterr().err
+    assert says in err
+    assert hint in err
+    assert (tmp_path / "config" / "tools.toml").read_text(encoding="utf-8") == before
 
 
 def test_chat_with_an_mcp_tool_and_a_builtin_tool_saved_and_shown(tmp_path: Path) -> None:
