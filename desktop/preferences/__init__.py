@@ -38,6 +38,9 @@ def open_preferences(window: Any) -> PreferencesDialog:
         tools_manager=_tools_manager(window),
         parent=window,
     )
+    tool_turns = getattr(window, "tool_turns", None)
+    if tool_turns is not None:  # the chat settings offer the servers there are now (a rename moves its tick)
+        dialog.tools_page.servers_changed.connect(tool_turns.servers_changed)
     window.preferences_dialog = dialog
     dialog.show()
     return dialog

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -82,6 +82,9 @@ def _plain(text: str = "") -> QLabel:
 class ToolsPage(QWidget):
     """The Tools page. ``manager``: the window's MCP servers (else the page starts its own for "Check", and
     :meth:`aclose` stops them)."""
+
+    # A server was added, changed or removed; (old, new) names on a rename, else ("", "").
+    servers_changed = Signal(str, str)
 
     def __init__(
         self,
@@ -317,7 +320,11 @@ class ToolsPage(QWidget):
             if self._editing is not None and self._editing.name == name:
                 self.cancel_edit()
 
-        Operation(self.remove_button, remove).success(lambda _r: self.refresh()).run()
+        def removed(_result: None) -> None:
+            self.refresh()
+            self.servers_changed.emit("", "")
+
+        Operation(self.remove_button, remove).success(removed).run()
 
     # --- adding ---------------------------------------------------------------------------------------
 
@@ -345,6 +352,7 @@ class ToolsPage(QWidget):
             return None
         self._clear_form()
         self.refresh()
+        self.servers_changed.emit("", "")
         return saved
 
     def edit_selected(self) -> None:
@@ -409,6 +417,9 @@ class ToolsPage(QWidget):
         if update.renamed:  # the chats that named it now name the new one: said under the list
             self._renamed = update
             self._show_selected()
+            self.servers_changed.emit(editing.name, saved.name)
+        else:
+            self.servers_changed.emit("", "")
         return saved
 
     def cancel_edit(self) -> None:

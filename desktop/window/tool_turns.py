@@ -177,6 +177,17 @@ class ToolTurns(QObject):
         if self._settings_box is not None:
             self._settings_box.load(self._settings_box.values())
 
+    def servers_changed(self, old: str = "", new: str = "") -> None:
+        """Preferences > Tools changed the MCP servers: the chat settings offer the ones there are now, the
+        ticks kept; a renamed server's tick (``old`` -> ``new``) moves to its new name, as the stored chats'
+        did (else the panel's next Apply would write the old name back)."""
+        box = self._settings_box
+        if box is None:
+            return
+        values = box.values()
+        tools = [new if old and name == old else name for name in values["tools"]]
+        box.load({**values, "tools": tuple(dict.fromkeys(tools))})
+
     @property
     def manager(self) -> McpManager:
         """The window's MCP servers (started when a conversation uses them, stopped by :meth:`aclose`)."""

@@ -377,3 +377,49 @@ def test_the_mcp_servers_are_offered_once_the_engine_is_attached(qtbot, app_path
     finally:
         run(qtbot, sidebar.aclose())
         run(qtbot, store.close())
+
+
+def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_keeps_the_new_name(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    ToolsSettings(app_paths.config).add(
+        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
+    )
+    history = HistoryStore(app_paths.history_db)
+    conversation = history.create_conversation(
+        title="Uses desk", settings={"tools": ["desk", "current_time"]}
+    )
+    history.add_message(conversation.id, None, "user", "Add 2 and 3.")
+    history.close()
+    window = open_window(qtbot, app_paths)
+    try:
+        qtbot.waitUntil(lambda: window.conversation_id == conversation.id, timeout=5000)
+        if not window.chat_settings.isVisible():
+            window.toggle_chat_settings()
+        box = window.chat_settings.tools
+        qtbot.waitUntil(lambda: "desk" in box.boxes and box.boxes["desk"].isChecked(), timeout=5000)
+        window.paths = app_paths  # as the app gives it: Preferences reads tools.toml and the history there
+        dialog = window.open_preferences()
+        page = dialog.tools_page
+        page._select("desk")
+        page.edit_button.click()
+        page.name_edit.setText("notes")
+        page.add_button.click()
+        assert not page.add_problem.isVisible(), page.add_problem.text()
+        assert (
+            "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
+            in page.server_detail.text()
+        )
+        dialog.reject()
+        # The shown chat's panel ticks the new name (the old one is not offered any more)...
+        assert "desk" not in box.boxes
+        assert box.values()["tools"] == ("current_time", "notes")
+        # ...so applying another change there keeps it (it would have written "desk" back).
+        window.chat_settings.temperature.setValue(0.3)
+        with qtbot.waitSignal(window.chat_settings.saved, timeout=5000):
+            window.chat_settings.apply()
+        stored, _branch = stored_branch(app_paths, conversation.id)
+        assert stored.settings["tools"] == ["current_time", "notes"]
+        assert stored.settings["temperature"] == 0.3
+    finally:
+        close_window(qtbot, window)
