@@ -360,11 +360,13 @@ def update_server(
     headers: dict[str, str] | None = None,
     keep_env: Sequence[str] = (),
     keep_headers: Sequence[str] = (),
+    busy_wait_s: float = 5.0,
 ) -> ServerUpdate:
     """Change the MCP server ``name`` (:meth:`ToolsSettings.update`, refused with nothing changed as it
     says); a rename carries over to the chats: every conversation whose tools name ``name`` names the new
     one instead (:meth:`engine.history.store.HistoryStore.rename_tool`). A history that cannot be written
-    then does not undo the rename: the result says so (:attr:`ServerUpdate.chats_problem`)."""
+    then does not undo the rename: the result says so (:attr:`ServerUpdate.chats_problem`); nor does one
+    that another process writes for longer than ``busy_wait_s`` (the page waits on the GUI thread)."""
     saved = settings.update(
         name, server, secret_env=secret_env, headers=headers, keep_env=keep_env, keep_headers=keep_headers
     )
@@ -375,7 +377,7 @@ def update_server(
     from engine.history.store import HistoryStore  # only a rename opens the history
 
     try:
-        history = HistoryStore(history_db)
+        history = HistoryStore(history_db, busy_wait_s=busy_wait_s)
         try:
             chats = history.rename_tool(name, saved.name)
         finally:

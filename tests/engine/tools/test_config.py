@@ -214,3 +214,37 @@ def test_a_history_that_cannot_be_written_leaves_the_rename_and_says_what_to_do(
         "“desk” is renamed to “notes”, but the chats that used “desk” could not"
     )
     assert update.describe().endswith("tick “notes” in their chat settings (Tools).")
+
+
+def test_a_history_another_process_keeps_writing_is_waited_for_briefly_and_said(tmp_path: Path) -> None:
+    import sqlite3
+
+    from engine.history.store import HistoryStore
+
+    history_db = tmp_path / "history.db"
+    store = HistoryStore(history_db)
+    used = store.create_conversation(title="used", settings={"tools": ["desk"]})
+    store.close()
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="desk", transport="stdio", command="c"))
+    writer = sqlite3.connect(history_db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        update = update_server(
+            settings,
+            history_db,
+            "desk",
+            McpServer(name="notes", transport="stdio", command="c"),
+            busy_wait_s=0.3,
+        )
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert update.renamed
+    assert update.chats_problem is not None
+    assert "could not be changed" in update.describe()
+    store = HistoryStore(history_db)
+    try:
+        assert store.conversation(used.id).settings == {"tools": ["desk"]}  # as it was: nothing half-done
+    finally:
+        store.close()
