@@ -83,8 +83,12 @@ def main(
             print("The window needs PySide6; use a command (see --help).", file=sys.stderr)
             return 2
         return gui(args)
+    from engine.cli.runner import StoppedBySignal, say_stopped
+
     try:
         result: int = args.func(args)
+    except StoppedBySignal as stopped:  # what the command started is stopped (engine.cli.runner)
+        return say_stopped(stopped)
     except DeskError as problem:
         print(f"error: {problem}", file=sys.stderr)
         if problem.fix is not None and problem.fix.hint:

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
 import sqlite3
 import sys
 from contextlib import AsyncExitStack
@@ -32,6 +31,7 @@ from engine.chat.errors import redact_url
 from engine.chat.generation import GenerationSettings, preset
 from engine.cli import tools as tools_cli
 from engine.cli.history import printable, say_waiting
+from engine.cli.runner import interrupt_means, run_command
 from engine.endpoint import Endpoint, is_loopback, uses_env_proxy
 from engine.errors import DeskError, Fix
 from engine.history.async_store import AsyncHistoryStore
@@ -274,13 +274,19 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
             if args.conversation is None:
                 await _drop_if_empty(store, conversation_id)
             raise
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, turn.stop)
-        stack.callback(loop.remove_signal_handler, signal.SIGINT)
+        stack.enter_context(interrupt_means(turn.stop))  # Ctrl-C stops the reply, not the command
         printer = _Printer(args.json)
-        async for event in turn:
-            printer.event(event)
-        reply = await turn.wait()
+        try:
+            async for event in turn:
+                printer.event(event)
+            reply = await turn.wait()
+        except asyncio.CancelledError:
+            # Stopped by a signal (engine.cli.runner): what arrived is saved as stopped before the server
+            # and the history close.
+            turn.stop()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await turn.wait()
+            raise
         if args.docs:
             _print_sources(reply.content.get("meta"), args.json)
         return 0 if reply.state in ("complete", "stopped") else 1
@@ -371,4 +377,4 @@ def _print_sources(meta: dict[str, Any] | None, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     paths = AppPaths.resolve(args.data_dir).ensure()
-    return asyncio.run(chat(args, paths))
+    return run_command(chat(args, paths))

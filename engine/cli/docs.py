@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import signal
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from engine.cli.runner import interrupt_means, run_command
 from engine.documents.embedder import Embedder, endpoint_embedder
 from engine.documents.index import Indexer, IndexProgress, IndexReport
 from engine.documents.store import DocumentStore, documents_db
@@ -195,13 +196,20 @@ async def _index(args: argparse.Namespace, paths: list[Path] | None, *, again: b
             if again:  # only once the new embedder answers: a failed start leaves the old index usable
                 await asyncio.to_thread(store.clear_index, args.collection)
             indexer = Indexer(store, embedder, progress=_ProgressLine())
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGINT, indexer.cancel)
-            stack.callback(loop.remove_signal_handler, signal.SIGINT)
+            stack.enter_context(interrupt_means(indexer.cancel))  # Ctrl-C: stop indexing, report
             if paths is None:
-                report = await asyncio.to_thread(indexer.rescan, args.collection)
+                job = asyncio.ensure_future(asyncio.to_thread(indexer.rescan, args.collection))
             else:
-                report = await asyncio.to_thread(indexer.add, args.collection, paths)
+                job = asyncio.ensure_future(asyncio.to_thread(indexer.add, args.collection, paths))
+            try:
+                report = await asyncio.shield(job)
+            except asyncio.CancelledError:
+                # Stopped by a signal (engine.cli.runner): the indexing thread ends (the file being indexed
+                # is dropped whole) before the embedder stops and the store closes under it.
+                indexer.cancel()
+                with contextlib.suppress(Exception):
+                    await job
+                raise
             return _print_report(report, args.json)
     finally:
         store.close()
@@ -209,15 +217,15 @@ async def _index(args: argparse.Namespace, paths: list[Path] | None, *, again: b
 
 
 def run_add(args: argparse.Namespace) -> int:
-    return asyncio.run(_index(args, [Path(p) for p in args.paths]))
+    return run_command(_index(args, [Path(p) for p in args.paths]))
 
 
 def run_rescan(args: argparse.Namespace) -> int:
-    return asyncio.run(_index(args, None))
+    return run_command(_index(args, None))
 
 
 def run_reindex(args: argparse.Namespace) -> int:
-    return asyncio.run(_index(args, None, again=True))
+    return run_command(_index(args, None, again=True))
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -318,4 +326,4 @@ async def _search(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    return asyncio.run(_search(args))
+    return run_command(_search(args))

@@ -6,12 +6,12 @@ The GUI calls the same engine functions; here progress is printed one line per s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import sys
 from typing import Any
 
+from engine.cli.runner import run_command
 from engine.errors import DeskError
 from engine.models.builtin import (
     BUILTIN_MODEL,
@@ -142,7 +142,7 @@ def run_model_check(args: argparse.Namespace) -> int:
     supervisor = Supervisor(paths, runtime_path=configured_vllm(args, paths))
     if not args.json:
         supervisor.progress.connect(lambda p: print(f"      {p.label}", flush=True))
-    result = asyncio.run(check_builtin_answers(supervisor, profile))
+    result = run_command(check_builtin_answers(supervisor, profile))
     if args.json:
         print(json.dumps({**dataclasses.asdict(result), "passed": result.passed}, indent=2))
     else:
