@@ -47,7 +47,8 @@ def run(ctx: BenchContext) -> BenchResult:
     data = for_context(ctx.cache_dir, ctx.scale)
     reps = 3 if ctx.quick else 7
     samples: dict[str, list[float]] = {k: [] for k in ("import", "bare", "empty_shown", "empty_painted",
-                                                          "large_shown", "large_painted")}  # fmt: skip
+                                                          "large_shown", "large_painted", "empty_cpu",
+                                                          "large_cpu")}  # fmt: skip
     not_reopened: list[str] = []
     ctx.say(
         f"{reps} rounds: import, bare window, app with empty history, "
@@ -71,12 +72,16 @@ def run(ctx: BenchContext) -> BenchResult:
         with launched(app_command(ctx), empty_env, ctx.repo_root, stay=False) as launch:
             samples["empty_shown"].append(launch.since_spawn("shown"))
             samples["empty_painted"].append(launch.since_spawn("painted"))
+            if "shown_cpu" in launch.marks:  # an app from before the mark existed has none
+                samples["empty_cpu"].append(launch.marks["shown_cpu"])
         # The last conversation is a typical one (the 2,000-message one is the memory benchmark's case).
         large = prepare_home(ctx, "start-large", data.app_db, data.big_conversation_id - 1)
         large_env = with_bytecode(ctx, home_env(ctx, large, False))
         with launched(app_command(ctx), large_env, ctx.repo_root, stay=False) as launch:
             samples["large_shown"].append(launch.since_spawn("shown"))
             samples["large_painted"].append(launch.since_spawn("painted"))
+            if "shown_cpu" in launch.marks:
+                samples["large_cpu"].append(launch.marks["shown_cpu"])
             if launch.details.get("painted") != str(data.big_conversation_id - 1):
                 not_reopened.append(launch.details.get("painted", "?"))
     bare = median(samples["bare"])
@@ -88,6 +93,13 @@ def run(ctx: BenchContext) -> BenchResult:
         ("large_painted", f"last conversation painted, {size}", None),
     ):
         result.add(Metric(key, label, median(samples[key]), "s", bare, "bare QMainWindow shown", goal))
+    for key, label in (
+        ("empty_cpu", "CPU until the window is shown, empty history"),
+        ("large_cpu", f"CPU until the window is shown, {size}"),
+    ):
+        # The process's CPU time (all threads): what the start costs, less disturbed by a busy machine.
+        if samples[key]:
+            result.add(Metric(key, label, median(samples[key]), "s"))
     result.add(
         Metric(
             "import_floor", "python + import PySide6.QtWidgets (spawn → exit)", median(samples["import"]), "s"
