@@ -1,8 +1,9 @@
 """``vllm-desk serve [--profile NAME | --model M] [--port N] [--json] [--stop-strays]``: one server.
 
 Prints the start's progress, then the base URL, served model name and API key a client needs; keeps running
-until Ctrl-C or SIGTERM, then stops the whole process tree and exits 0. A failed start prints the diagnosis
-and exits 1. With ``--json``, every event is one JSON object per line on stdout.
+until Ctrl-C, SIGTERM or SIGHUP (its terminal closing), then stops the whole process tree and exits 0. A
+failed start prints the diagnosis and exits 1. With ``--json``, every event is one JSON object per line on
+stdout.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ async def serve(
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     supervisor.state_changed.connect(printer.state)
     supervisor.progress.connect(printer.progress)
@@ -256,7 +257,7 @@ async def serve(
         return 0
     finally:
         await supervisor.shutdown()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 

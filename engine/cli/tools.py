@@ -26,6 +26,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from engine.cli.history import printable
+from engine.cli.runner import run_command
 from engine.errors import DeskError, Fix
 from engine.paths import AppPaths
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
@@ -308,7 +309,7 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    return asyncio.run(_list(args))
+    return run_command(_list(args))  # --check starts the MCP servers: a signal stops them
 
 
 async def _list(args: argparse.Namespace) -> int:

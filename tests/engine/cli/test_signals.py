@@ -203,3 +203,18 @@ def test_interrupt_means_gives_ctrl_c_a_meaning_for_a_while_then_it_stops_the_co
     with pytest.raises(StoppedBySignal) as stopped:
         run_command(command())
     assert stopped.value.exit_code == 130
+
+
+def test_sighup_stops_serve_and_its_server(desk: Desk, sessions: list[int]) -> None:
+    """``serve`` has its own loop: SIGHUP (its terminal closing) stops it as Ctrl-C does, exit 0."""
+    proc = desk.cli("serve", "--profile", "standin", standin=["--fork-child"])
+    assert proc.stdout is not None
+    sessions.append(desk.server_sid(proc))
+    while not (line := proc.stdout.readline()).startswith("Ready: "):  # progress lines come first
+        assert line, proc.communicate()
+    members = session_members(sessions[0])
+    proc.send_signal(signal.SIGHUP)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert not any(is_alive(p) for p in members)
+    assert session_members(sessions[0]) == []
