@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -337,6 +339,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, app: QApplication) -> int:
     # One coroutine for the app's whole life, so every task runs while the asyncio loop is running.
+    quitting = asyncio.Event()
+    stopped_by = _quit_on_signals(quitting)
     try:
         parts = await build(args, app)
     except DeskError as problem:
@@ -344,13 +348,32 @@ async def _main(args: argparse.Namespace, app: QApplication) -> int:
         return 1
     if parts is None:
         return 0
-    quitting = asyncio.Event()
     parts.actions.quit_requested.disconnect(app.quit)
     parts.actions.quit_requested.connect(quitting.set)  # emitted once the servers are stopped
     app.aboutToQuit.connect(quitting.set)  # the session ends
     await quitting.wait()
     await parts.close()
+    if stopped_by:
+        with contextlib.suppress(OSError, ValueError):  # after SIGHUP the terminal may be gone
+            sys.stderr.write(f"stopped by signal {signal.Signals(stopped_by[0]).name}.\n")
+        return 128 + stopped_by[0]
     return 0
+
+
+def _quit_on_signals(quitting: asyncio.Event) -> list[int]:
+    """SIGTERM, SIGHUP and SIGINT (``kill``, the terminal or session closing, Ctrl-C) quit the app as its Quit
+    does: every server it started is stopped (Python's default would end it and leave them running; Qt
+    catches none of them). The list gets the signal received."""
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        quitting.set()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)  # qasync's Unix loop wakes on asyncio's signal pipe
+    return received
 
 
 def translate(text: str) -> str:
