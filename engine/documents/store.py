@@ -33,66 +33,95 @@ import numpy as np
 from engine.errors import DeskError, Fix
 from engine.paths import AppPaths
 
-SCHEMA_VERSION = 1
-
 
 def documents_db(paths: AppPaths) -> Path:
     """Where the document index lives."""
     return paths.data / "documents.sqlite3"
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS collections(
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    embedder TEXT NOT NULL DEFAULT '',
-    dims INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS roots(
-    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    PRIMARY KEY(collection_id, path)
-);
-CREATE TABLE IF NOT EXISTS files(
-    id INTEGER PRIMARY KEY,
-    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    kind TEXT NOT NULL DEFAULT '',
-    pages INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,
-    error TEXT NOT NULL DEFAULT '',
-    indexed_at TEXT NOT NULL,
-    UNIQUE(collection_id, path)
-);
-CREATE TABLE IF NOT EXISTS chunks(
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    doc_id TEXT NOT NULL UNIQUE,
-    ordinal INTEGER NOT NULL,
-    content TEXT NOT NULL,
-    page INTEGER,
-    section TEXT NOT NULL DEFAULT '',
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    embedding BLOB
-);
-CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    content, section, content='chunks', content_rowid='id',
-    tokenize='porter unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, content, section) VALUES (new.id, new.content, new.section);
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, content, section)
-    VALUES ('delete', old.id, old.content, old.section);
-END;
-"""
+# V1: the first schema (the statements say IF NOT EXISTS: files made before versions were counted had them).
+_V1 = [
+    """
+    CREATE TABLE IF NOT EXISTS collections(
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        embedder TEXT NOT NULL DEFAULT '',
+        dims INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS roots(
+        collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        PRIMARY KEY(collection_id, path)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS files(
+        id INTEGER PRIMARY KEY,
+        collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        kind TEXT NOT NULL DEFAULT '',
+        pages INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        indexed_at TEXT NOT NULL,
+        UNIQUE(collection_id, path)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS chunks(
+        id INTEGER PRIMARY KEY,
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        doc_id TEXT NOT NULL UNIQUE,
+        ordinal INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        page INTEGER,
+        section TEXT NOT NULL DEFAULT '',
+        start INTEGER NOT NULL,
+        "end" INTEGER NOT NULL,
+        embedding BLOB
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id)
+    """,
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+        content, section, content='chunks', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    )
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, content, section) VALUES (new.id, new.content, new.section);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, content, section)
+        VALUES ('delete', old.id, old.content, old.section);
+    END
+    """,
+]
+
+# V2: a version per collection, moved in the same transaction as every write that changes the collection's
+# vectors (a search reloads a cached matrix only when its collection's version moved, whichever connection
+# or process wrote). Versions are drawn from one counter, so a collection never shows a version another one
+# (deleted, its id reused) had: the cached (id, version) pair can never name other vectors.
+_V2 = [
+    "ALTER TABLE collections ADD COLUMN vectors_version INTEGER NOT NULL DEFAULT 0",
+    "CREATE TABLE vector_versions(id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)",
+    "INSERT INTO vector_versions VALUES (1, (SELECT coalesce(max(id), 0) FROM collections))",
+    "UPDATE collections SET vectors_version = id",
+]
+
+MIGRATIONS: tuple[list[str], ...] = (_V1, _V2)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 _INSERT_CHUNK = """INSERT INTO chunks(
     file_id, doc_id, ordinal, content, page, section, start, "end", embedding
@@ -156,6 +185,38 @@ class DocumentsUnavailable(DeskError):
                 action="choose_data_dir", label="Choose another folder", hint="Start with --data-dir DIR."
             ),
         )
+
+
+class DocumentsTooNew(DocumentsUnavailable):
+    title = "The document index was written by a newer vLLM Desk"
+
+    def __init__(self, path: Path, found: int, supported: int) -> None:
+        DeskError.__init__(
+            self,
+            f"The document index at {path} uses schema version {found}; this vLLM Desk understands up to "
+            f"{supported}.",
+            fix=Fix(action="update_app", label="Update vLLM Desk", hint="Install the newer vLLM Desk again."),
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the database up to :data:`SCHEMA_VERSION` in place (each step one transaction); returns the
+    version it started at. A database newer than this code is refused rather than half-understood."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise DocumentsTooNew(path, found, SCHEMA_VERSION)
+    for version in range(found, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            # PRAGMA does not take parameters; the value is our own integer.
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return found
 
 
 class CollectionNotFound(DeskError):
@@ -257,13 +318,7 @@ class DocumentStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise DocumentsUnavailable(
-                    f"{self.path} was written by a newer vLLM Desk (schema {version})."
-                )
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            migrate(self._conn, self.path)
         except sqlite3.Error as exc:
             raise DocumentsUnavailable(
                 f"The document index at {self.path} cannot be opened ({exc})."
@@ -272,9 +327,8 @@ class DocumentStore:
             raise DocumentsUnavailable(
                 f"The document index at {self.path} cannot be created ({exc})."
             ) from exc
-        # collection id -> (data_version, row ids, matrix); rebuilt when the database changed
+        # collection id -> (its vectors_version, row ids, matrix); read again when that version moved
         self._vectors: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
-        self._writes = 0
 
     def close(self) -> None:
         with self._lock:
@@ -286,10 +340,20 @@ class DocumentStore:
         if not name:
             raise ValueError("a collection needs a name")
         with self._lock:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO collections(name, created_at) VALUES (?, ?)", (name, _now())
-            )
-            return int(self._conn.execute("SELECT id FROM collections WHERE name=?", (name,)).fetchone()[0])
+            row = self._conn.execute("SELECT id FROM collections WHERE name=?", (name,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            with self._tx():
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO collections(name, created_at) VALUES (?, ?)", (name, _now())
+                )
+                cid = int(
+                    self._conn.execute("SELECT id FROM collections WHERE name=?", (name,)).fetchone()[0]
+                )
+                if cur.rowcount:
+                    # A fresh version even for an empty collection: its id may be a deleted one's.
+                    self._bump(cid)
+                return cid
 
     def _collection_id(self, name: str) -> int:
         row = self._conn.execute("SELECT id FROM collections WHERE name=?", (name,)).fetchone()
@@ -357,6 +421,7 @@ class DocumentStore:
             )
             self._conn.execute("DELETE FROM files WHERE collection_id=?", (cid,))
             self._conn.execute("UPDATE collections SET embedder='', dims=0 WHERE id=?", (cid,))
+            self._bump(cid)
 
     def add_root(self, collection: str, path: Path) -> None:
         with self._lock:
@@ -370,10 +435,12 @@ class DocumentStore:
 
     def bind_embedder(self, collection: str, embedder: str, dims: int) -> None:
         """Record which embedding model a collection's vectors come from; another one is refused."""
-        with self._lock:
+        with self._lock, self._tx():
             cid = self.ensure_collection(collection)
             row = self._conn.execute("SELECT embedder, dims FROM collections WHERE id=?", (cid,)).fetchone()
-            if row[0] and (row[0], row[1]) != (embedder, dims):
+            if (row[0], row[1]) == (embedder, dims):
+                return
+            if row[0]:
                 has_chunks = self._conn.execute(
                     "SELECT 1 FROM chunks k JOIN files f ON k.file_id=f.id WHERE f.collection_id=? LIMIT 1",
                     (cid,),
@@ -381,6 +448,7 @@ class DocumentStore:
                 if has_chunks:
                     raise EmbedderMismatch(collection, row[0], embedder)
             self._conn.execute("UPDATE collections SET embedder=?, dims=? WHERE id=?", (embedder, dims, cid))
+            self._bump(cid)
 
     # -- files ---------------------------------------------------------------------------------------
     def files(self, collection: str) -> list[FileRecord]:
@@ -439,6 +507,7 @@ class DocumentStore:
                     for p in passages
                 ),
             )
+            self._bump(cid)
 
     def record_failure(
         self, collection: str, path: str, *, sha256: str, size: int, mtime: float, reason: str
@@ -447,7 +516,8 @@ class DocumentStore:
         with self._lock, self._tx():
             cid = self._collection_id(collection)
             file_id = self._upsert_file(cid, path, sha256, size, mtime, "", 0, "failed", reason)
-            self._conn.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+            if self._conn.execute("DELETE FROM chunks WHERE file_id=?", (file_id,)).rowcount:
+                self._bump(cid)
 
     def remove_file(self, collection: str, path: str) -> bool:
         with self._lock, self._tx():
@@ -457,7 +527,8 @@ class DocumentStore:
             ).fetchone()
             if row is None:
                 return False
-            self._conn.execute("DELETE FROM chunks WHERE file_id=?", (row[0],))
+            if self._conn.execute("DELETE FROM chunks WHERE file_id=?", (row[0],)).rowcount:
+                self._bump(cid)
             self._conn.execute("DELETE FROM files WHERE id=?", (row[0],))
             return True
 
@@ -549,8 +620,20 @@ class DocumentStore:
             return []
         query = query / norm
         with self._lock:
-            # Cached arrays are never changed in place (a write makes new ones): the scan needs no lock.
-            matrices = [(name, *self._matrix(self._collection_id(name))) for name in collections]
+            # Cached arrays are never changed in place (a reload makes new ones): the scan needs no lock.
+            current = {
+                str(r[0]): (int(r[1]), int(r[2]))
+                for r in self._conn.execute("SELECT name, id, vectors_version FROM collections")
+            }
+            # Let go of the matrices of collections deleted (by any connection) since they were read.
+            live = {cid for cid, _ in current.values()}
+            for cid in [c for c in self._vectors if c not in live]:
+                del self._vectors[cid]
+            matrices = []
+            for name in collections:
+                if name not in current:
+                    raise CollectionNotFound(name)
+                matrices.append((name, *self._matrix(*current[name])))
         found_ids: list[np.ndarray] = []
         found_scores: list[np.ndarray] = []
         for name, ids, matrix in matrices:
@@ -578,23 +661,34 @@ class DocumentStore:
         with self._lock:
             return self._documents([r[0] for r in rows], [r[1] for r in rows])
 
-    def _matrix(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
-        version = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._writes)
-        key = hash(version)
+    def _matrix(self, cid: int, version: int) -> tuple[np.ndarray, np.ndarray]:
+        """The row ids and vectors of a collection, read again only when its ``vectors_version`` moved."""
         cached = self._vectors.get(cid)
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == version:
             return cached[1], cached[2]
-        rows = self._conn.execute(
-            """SELECT k.id, k.embedding FROM chunks k JOIN files f ON f.id=k.file_id
-            WHERE f.collection_id=? AND k.embedding IS NOT NULL ORDER BY k.id""",
-            (cid,),
-        ).fetchall()
+        # The version and the rows from one snapshot: a write committed between them would otherwise leave
+        # its rows cached under the version before it.
+        own = not self._conn.in_transaction
+        if own:
+            self._conn.execute("BEGIN")
+        try:
+            row = self._conn.execute("SELECT vectors_version FROM collections WHERE id=?", (cid,)).fetchone()
+            rows = self._conn.execute(
+                """SELECT k.id, k.embedding FROM chunks k JOIN files f ON f.id=k.file_id
+                WHERE f.collection_id=? AND k.embedding IS NOT NULL ORDER BY k.id""",
+                (cid,),
+            ).fetchall()
+        finally:
+            if own:
+                self._conn.execute("COMMIT")
+        if row is None:  # deleted since the caller looked
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if rows:
             matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         else:
             matrix = np.zeros((0, 0), dtype=np.float32)
-        self._vectors[cid] = (key, ids, matrix)
+        self._vectors[cid] = (int(row[0]), ids, matrix)
         return ids, matrix
 
     def _documents(self, row_ids: list[int], scores: list[float]) -> list[Any]:
@@ -683,15 +777,20 @@ class DocumentStore:
 
         policy = policy or DuplicatePolicy.NONE
         written = 0
+        changed: set[int] = set()
         with self._lock, self._tx():
             for doc in documents:
-                exists = self._conn.execute("SELECT 1 FROM chunks WHERE doc_id=?", (doc.id,)).fetchone()
+                exists = self._conn.execute(
+                    "SELECT f.collection_id FROM chunks k JOIN files f ON f.id=k.file_id WHERE k.doc_id=?",
+                    (doc.id,),
+                ).fetchone()
                 if exists:
                     if policy == DuplicatePolicy.SKIP:
                         continue
                     if policy != DuplicatePolicy.OVERWRITE:
                         raise DuplicateDocumentError(f"document {doc.id} exists already")
                     self._conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc.id,))
+                    changed.add(int(exists[0]))
                 meta = doc.meta
                 cid = self.ensure_collection(str(meta["collection"]))
                 path = str(meta["file"])
@@ -716,12 +815,25 @@ class DocumentStore:
                         _blob(doc.embedding),
                     ),
                 )
+                changed.add(cid)
                 written += 1
+            for cid in changed:
+                self._bump(cid)
         return written
 
     def delete_documents(self, document_ids: list[str]) -> None:
         with self._lock, self._tx():
-            self._conn.executemany("DELETE FROM chunks WHERE doc_id=?", ((i,) for i in document_ids))
+            changed: set[int] = set()
+            for doc_id in document_ids:
+                row = self._conn.execute(
+                    "SELECT f.collection_id FROM chunks k JOIN files f ON f.id=k.file_id WHERE k.doc_id=?",
+                    (doc_id,),
+                ).fetchone()
+                if row is not None:
+                    self._conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                    changed.add(int(row[0]))
+            for cid in changed:
+                self._bump(cid)
 
     # -- helpers ---------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -736,10 +848,15 @@ class DocumentStore:
             yield
         except BaseException:
             conn.execute("ROLLBACK")
-            self._writes += 1
             raise
         conn.execute("COMMIT")
-        self._writes += 1
+
+    def _bump(self, cid: int) -> None:
+        """Move a collection's vectors version (inside the write's transaction: the two commit together)."""
+        self._conn.execute("UPDATE vector_versions SET last = last + 1")
+        self._conn.execute(
+            "UPDATE collections SET vectors_version = (SELECT last FROM vector_versions) WHERE id=?", (cid,)
+        )
 
 
 def _blob(embedding: Sequence[float] | np.ndarray | None) -> bytes | None:

@@ -1,0 +1,279 @@
+"""The per-collection vectors version: a search reads a collection's vectors again only when a write (from any
+connection or process) changed that collection; the schema migrates an old database in place."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.documents.store import (
+    SCHEMA_VERSION,
+    CollectionNotFound,
+    DocumentsTooNew,
+    DocumentStore,
+    Passage,
+)
+
+DIMS = 4
+
+
+def vec(*values: float) -> list[float]:
+    return list(values) + [0.0] * (DIMS - len(values))
+
+
+def put(store: DocumentStore, collection: str, path: str, vectors: list[list[float]]) -> None:
+    store.ensure_collection(collection)
+    store.replace_file(
+        collection,
+        path,
+        sha256=path,
+        size=1,
+        mtime=1.0,
+        kind="text",
+        pages=0,
+        passages=[Passage(i, f"{path} {i}", 0, 1, None, "", v) for i, v in enumerate(vectors)],
+    )
+
+
+class Reads:
+    """Counts the vector reads of a store (the SELECT of the embeddings), by collection id."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.by_collection: list[int] = []
+        self._store = store
+        store._conn.set_trace_callback(self._seen)
+
+    def _seen(self, sql: str) -> None:
+        if sql.lstrip().startswith("SELECT k.id, k.embedding"):
+            # The trace shows the statement with its parameter put in: "... f.collection_id=3 ...".
+            self.by_collection.append(int(sql.split("f.collection_id=")[1].split()[0]))
+
+    def of(self, store: DocumentStore, name: str) -> int:
+        cid = store._collection_id(name)
+        return self.by_collection.count(cid)
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[DocumentStore, DocumentStore]]:
+    path = tmp_path / "documents.sqlite3"
+    searcher, writer = DocumentStore(path), DocumentStore(path)
+    yield searcher, writer
+    searcher.close()
+    writer.close()
+
+
+def best(store: DocumentStore, collection: str, query: list[float]) -> str:
+    return str(store.vector_search(query, [collection], top_k=1)[0].meta["file"])
+
+
+def test_a_write_in_one_collection_leaves_the_others_matrix_cached(
+    two: tuple[DocumentStore, DocumentStore],
+) -> None:
+    searcher, writer = two
+    put(writer, "a", "/a1", [vec(1.0)])
+    put(writer, "b", "/b1", [vec(0.0, 1.0)])
+    reads = Reads(searcher)
+    searcher.vector_rows(vec(1.0), ["a", "b"])
+    assert (reads.of(searcher, "a"), reads.of(searcher, "b")) == (1, 1)
+
+    put(writer, "a", "/a2", [vec(0.0, 0.0, 1.0)])  # another connection writes to a only
+    assert best(searcher, "a", vec(0.0, 0.0, 1.0)) == "/a2"
+    assert best(searcher, "b", vec(0.0, 1.0)) == "/b1"
+    assert (reads.of(searcher, "a"), reads.of(searcher, "b")) == (2, 1)
+
+    put(searcher, "a", "/a3", [vec(0.0, 0.0, 0.0, 1.0)])  # and its own connection too
+    searcher.vector_rows(vec(1.0), ["a", "b"])
+    assert (reads.of(searcher, "a"), reads.of(searcher, "b")) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda w: put(w, "a", "/a1", [vec(0.0, 0.0, 1.0)]), id="replace-file"),
+        pytest.param(
+            lambda w: w.record_failure("a", "/a1", sha256="x", size=1, mtime=2.0, reason="broken"),
+            id="failure",
+        ),
+        pytest.param(lambda w: w.remove_file("a", "/a1"), id="remove-file"),
+        pytest.param(lambda w: w.clear_index("a"), id="clear-index"),
+        pytest.param(lambda w: w.delete_documents([w.filter_documents()[0].id]), id="delete-documents"),
+    ],
+)
+def test_every_write_from_another_connection_is_seen_by_the_next_search(
+    two: tuple[DocumentStore, DocumentStore], write: object
+) -> None:
+    searcher, writer = two
+    put(writer, "a", "/a1", [vec(1.0)])
+    put(writer, "b", "/b1", [vec(1.0)])
+    reads = Reads(searcher)
+    assert searcher.vector_rows(vec(1.0), ["a"])
+    old = searcher.vector_rows(vec(1.0), ["a"])
+    assert reads.of(searcher, "a") == 1
+    write(writer)  # type: ignore[operator]
+    new = searcher.vector_rows(vec(1.0), ["a"])
+    assert new != old
+    assert reads.of(searcher, "a") == 2
+    searcher.vector_rows(vec(1.0), ["b"])
+    assert reads.of(searcher, "b") == 1
+
+
+def test_a_rebound_embedder_moves_the_version_and_an_unchanged_one_does_not(
+    two: tuple[DocumentStore, DocumentStore],
+) -> None:
+    searcher, writer = two
+    writer.bind_embedder("a", "m1", DIMS)
+    version = searcher._conn.execute("SELECT vectors_version FROM collections WHERE name='a'").fetchone()
+    writer.bind_embedder("a", "m1", DIMS)
+    assert (
+        searcher._conn.execute("SELECT vectors_version FROM collections WHERE name='a'").fetchone() == version
+    )
+    writer.bind_embedder("a", "m2", DIMS)  # no passages yet: allowed
+    assert (
+        searcher._conn.execute("SELECT vectors_version FROM collections WHERE name='a'").fetchone() != version
+    )
+
+
+def test_a_deleted_collection_whose_id_is_reused_is_not_served_from_the_old_matrix(
+    two: tuple[DocumentStore, DocumentStore],
+) -> None:
+    searcher, writer = two
+    put(writer, "a", "/a1", [vec(1.0)])
+    assert best(searcher, "a", vec(1.0)) == "/a1"
+    cid = searcher._collection_id("a")
+    writer.delete_collection("a")
+    with pytest.raises(CollectionNotFound):
+        searcher.vector_rows(vec(1.0), ["a"])
+    assert cid not in searcher._vectors  # its matrix is let go
+    writer.ensure_collection("z")
+    assert searcher._collection_id("z") == cid  # SQLite gave the id again
+    assert searcher.vector_rows(vec(1.0), ["z"]) == []
+    put(writer, "z", "/z1", [vec(0.0, 1.0)])
+    assert best(searcher, "z", vec(0.0, 1.0)) == "/z1"
+
+
+_OTHER_PROCESS = """
+import sys
+from engine.documents.store import DocumentStore, Passage
+store = DocumentStore(sys.argv[1])
+store.replace_file("a", "/from-child", sha256="c", size=1, mtime=1.0, kind="text", pages=0,
+                   passages=[Passage(0, "child", 0, 1, None, "", [0.0, 0.0, 0.0, 1.0])])
+store.close()
+"""
+
+
+def test_a_write_from_another_process_is_seen_by_the_next_search(tmp_path: Path) -> None:
+    path = tmp_path / "documents.sqlite3"
+    store = DocumentStore(path)
+    put(store, "a", "/a1", [vec(1.0)])
+    put(store, "b", "/b1", [vec(1.0)])
+    reads = Reads(store)
+    store.vector_rows(vec(1.0), ["a", "b"])
+    subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS, str(path)], check=True, cwd=Path(__file__).parents[3]
+    )
+    assert best(store, "a", vec(0.0, 0.0, 0.0, 1.0)) == "/from-child"
+    store.vector_rows(vec(1.0), ["b"])
+    assert (reads.of(store, "a"), reads.of(store, "b")) == (2, 1)
+    store.close()
+
+
+# The schema as vLLM Desk wrote it before the vectors version (user_version 1), kept verbatim.
+_OLD_SCHEMA = """
+CREATE TABLE collections(
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, embedder TEXT NOT NULL DEFAULT '',
+    dims INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+);
+CREATE TABLE roots(
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path TEXT NOT NULL, PRIMARY KEY(collection_id, path)
+);
+CREATE TABLE files(
+    id INTEGER PRIMARY KEY, collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL,
+    kind TEXT NOT NULL DEFAULT '', pages INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '', indexed_at TEXT NOT NULL, UNIQUE(collection_id, path)
+);
+CREATE TABLE chunks(
+    id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL UNIQUE, ordinal INTEGER NOT NULL, content TEXT NOT NULL, page INTEGER,
+    section TEXT NOT NULL DEFAULT '', start INTEGER NOT NULL, "end" INTEGER NOT NULL, embedding BLOB
+);
+CREATE INDEX chunks_file ON chunks(file_id);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    content, section, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, content, section) VALUES (new.id, new.content, new.section);
+END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, content, section)
+    VALUES ('delete', old.id, old.content, old.section);
+END;
+PRAGMA user_version = 1;
+"""
+
+
+def old_database(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(_OLD_SCHEMA)
+    for cid, name in ((1, "a"), (2, "b")):
+        conn.execute("INSERT INTO collections VALUES (?, ?, 'm1', 4, 'then')", (cid, name))
+        conn.execute("INSERT INTO roots VALUES (?, ?)", (cid, f"/{name}"))
+        conn.execute(
+            "INSERT INTO files VALUES (?, ?, ?, 'h', 1, 1.0, 'text', 0, 'indexed', '', 'then')",
+            (cid, cid, f"/{name}/f.txt"),
+        )
+        blob = np.asarray(vec(1.0) if name == "a" else vec(0.0, 1.0), dtype=np.float32).tobytes()
+        conn.execute(
+            """INSERT INTO chunks(file_id, doc_id, ordinal, content, page, section, start, "end", embedding)
+            VALUES (?, ?, 0, ?, NULL, '', 0, 10, ?)""",
+            (cid, f"doc-{name}", f"lighthouse keeper {name}", blob),
+        )
+    conn.commit()
+    conn.close()
+
+
+def test_a_database_of_the_old_schema_is_migrated_in_place_and_works(tmp_path: Path) -> None:
+    path = tmp_path / "documents.sqlite3"
+    old_database(path)
+    store = DocumentStore(path)
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert [(c.name, c.files, c.chunks, c.roots) for c in store.collections()] == [
+        ("a", 1, 1, ("/a",)),
+        ("b", 1, 1, ("/b",)),
+    ]
+    assert best(store, "a", vec(1.0)) == "/a/f.txt"
+    assert {d.meta["collection"] for d in store.keyword_search("lighthouse", ["a", "b"])} == {"a", "b"}
+    # Each old collection has a version of its own, and versions given later are new ones.
+    versions = dict(store._conn.execute("SELECT name, vectors_version FROM collections").fetchall())
+    assert len(set(versions.values())) == 2
+    put(store, "c", "/c1", [vec(0.0, 0.0, 1.0)])
+    put(store, "a", "/a2", [vec(0.0, 0.0, 0.0, 1.0)])
+    after = dict(store._conn.execute("SELECT name, vectors_version FROM collections").fetchall())
+    assert after["b"] == versions["b"]
+    assert after["a"] not in versions.values()
+    assert after["c"] not in versions.values()
+    assert after["a"] != after["c"]
+    assert best(store, "a", vec(0.0, 0.0, 0.0, 1.0)) == "/a2"
+    store.close()
+    # Opened again, nothing is migrated twice.
+    again = DocumentStore(path)
+    assert best(again, "b", vec(0.0, 1.0)) == "/b/f.txt"
+    again.close()
+
+
+def test_a_database_newer_than_this_code_is_refused_with_the_versions(tmp_path: Path) -> None:
+    path = tmp_path / "documents.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(
+        DocumentsTooNew, match=rf"schema version {SCHEMA_VERSION + 1}.*up to {SCHEMA_VERSION}"
+    ):
+        DocumentStore(path)
