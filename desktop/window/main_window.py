@@ -88,6 +88,7 @@ PREFERENCES_MODULES = (
     "huggingface_hub.utils._cache_manager",
 )
 THEME_KEY = "window/theme"  # the last theme setting, to colour the window before the settings are loaded
+CHAT_POINTS_KEY = "window/chat_points"  # the last chat text size, for the window's first sheet
 
 
 def tr(text: str) -> str:
@@ -104,6 +105,18 @@ def saved_theme(ui_state: QSettings) -> str:
     colours the window with it before making its widgets."""
     value = str(ui_state.value(THEME_KEY, "system"))
     return value if value in ("system", "light", "dark") else "system"
+
+
+def saved_points(ui_state: QSettings) -> int | None:
+    """The chat's text size of the last run, known before the settings load: the window's first sheet has it,
+    so the settings' own (the same) sets no second sheet, which would polish every widget again after the
+    window is shown. ``None`` the first time (or for a value that is not a size)."""
+    value = ui_state.value(CHAT_POINTS_KEY)
+    try:
+        points = int(str(value))
+    except ValueError:
+        return None
+    return points if 6 <= points <= 32 else None
 
 
 class MainWindow(QMainWindow):
@@ -237,6 +250,9 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self.transfer: Any = None  # Export…/Import…, wired in attach() (after the window is shown)
+        points = saved_points(ui_state)
+        if points is not None:
+            self.setProperty(theme.CHAT_POINTS, points)  # in the window's one sheet (apply_theme)
         self.apply_theme(dark)
         theme.SchemeWatcher(self).changed.connect(lambda: self._on_scheme_changed(None))
         for action in (self.start_action, self.stop_server_action):
@@ -667,6 +683,7 @@ class MainWindow(QMainWindow):
         self.composer.set_send_key(settings.general.send_key)
         appearance = settings.appearance
         self.ui_state.setValue(THEME_KEY, appearance.theme)
+        self.ui_state.setValue(CHAT_POINTS_KEY, appearance.font_size)
         app = QApplication.instance()
         dark = theme.apply(app, appearance.theme) if isinstance(app, QApplication) else False
         self.apply_theme(dark)

@@ -183,3 +183,49 @@ def test_a_saved_dark_theme_styles_the_window_dark_from_the_start(
     finally:
         theme.apply(qapp, "system")
         run(qtbot, parts.close(), timeout=30)
+
+
+@pytest.mark.gui
+@pytest.mark.usefixtures("qloop")
+@pytest.mark.qt_log_ignore("This plugin does not support")
+def test_the_last_chat_text_size_is_in_the_windows_first_sheet(
+    qtbot, qapp, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The chat's text size of the last run is known before the settings load: the window is shown in it, and
+    the settings (the same size) set no second sheet, which would polish every widget again."""
+    from PySide6.QtWidgets import QMainWindow
+
+    from desktop.window.main_window import saved_points
+
+    ui_state = QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat)
+    ui_state.setValue("window/chat_points", 15)
+    sheets: list[str] = []
+
+    def set_sheet(window: QMainWindow, sheet: str) -> None:
+        sheets.append(sheet)
+        QMainWindow.setStyleSheet(window, sheet)
+
+    monkeypatch.setattr(MainWindow, "setStyleSheet", set_sheet)
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    window = MainWindow(store=store, paths=app_paths, ui_state=ui_state)
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        assert window.transcript.font().pointSize() == 15  # before any settings are loaded
+        settings = SettingsStore.open(app_paths.settings_file)
+        current = settings.settings
+        appearance = current.appearance.model_copy(update={"theme": "light", "font_size": 15})
+        settings.update(current.model_copy(update={"appearance": appearance}))
+        window.attach(chat=ChatEngine(store, lambda: None), settings=settings)
+        assert len(sheets) == 1
+        # Another size in the settings: applied, and remembered for the next start.
+        current = settings.settings
+        appearance = current.appearance.model_copy(update={"font_size": 9})
+        settings.update(current.model_copy(update={"appearance": appearance}))
+        qtbot.waitUntil(lambda: window.transcript.font().pointSize() == 9, timeout=5000)
+        assert len(sheets) == 2
+        assert saved_points(ui_state) == 9
+    finally:
+        theme.apply(qapp, "system")
+        run(qtbot, window.shutdown())
+        run(qtbot, store.close())
