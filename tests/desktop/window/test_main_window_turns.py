@@ -7,6 +7,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine.endpoint import Endpoint
+from engine.history.records import ConversationTree
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from tests.support.main_window import close_window, open_window, replies
 from tests.support.qasync_loop import qloop  # noqa: F401
@@ -50,5 +52,43 @@ def test_a_failed_reply_is_retried_from_its_own_button(qtbot, app_paths: AppPath
             assert again.data.text == "Second try worked."
             qtbot.waitUntil(lambda: again.branch_label.text() == "2/2", timeout=5000)
             assert again.regenerate_button.text() == "Regenerate"
+        finally:
+            close_window(qtbot, window)
+
+
+def test_a_message_in_the_shown_conversation_is_sent_without_reading_its_messages_again(
+    qtbot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    history = HistoryStore(app_paths.history_db)
+    try:
+        conversation = history.create_conversation(title="Long")
+        parent = None
+        for i in range(20):
+            question = history.add_message(conversation.id, parent, "user", f"question {i}")
+            parent = history.add_message(conversation.id, question.id, "assistant", f"answer {i}").id
+    finally:
+        history.close()
+    # A slow reply: the send's own work is over long before the reply ends and the window reloads.
+    with running_standin("--reply-tokens", "20", "--tokens-per-second", "10") as server:
+        window = open_window(qtbot, app_paths, server.endpoint)
+        try:
+            assert window.shown.conversation_id == conversation.id
+            loads: list[int] = []
+            load = window.store.load
+
+            async def counted(conversation_id: int) -> ConversationTree:
+                loads.append(conversation_id)
+                return await load(conversation_id)
+
+            monkeypatch.setattr(window.store, "load", counted)
+            window.composer.editor.setPlainText("And now?")
+            qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: len(replies(window)) == 21, timeout=10000)  # send() returned
+            assert loads == []  # the shown conversation was not read again on the way to the request
+            qtbot.waitUntil(lambda: replies(window)[-1].data.state == "complete", timeout=20000)
+            qtbot.waitUntil(lambda: loads == [conversation.id], timeout=5000)  # after the reply, as before
+            tree = window.shown.tree
+            assert tree is not None
+            assert [m.text for m in tree.branch()][-3:-1] == ["answer 19", "And now?"]
         finally:
             close_window(qtbot, window)
