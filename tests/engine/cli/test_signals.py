@@ -9,10 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -25,6 +28,7 @@ from engine.paths import AppPaths
 from engine.server.processes import session_members, signal_session
 from engine.server.profiles import ServerProfile
 from engine.settings.store import DocumentsSettings, Settings, SettingsStore
+from tests.support.embeddings_server import bag_of_words
 from tests.support.procs import is_alive
 from tests.support.standin.launch import REPO_ROOT, standin_env
 
@@ -157,6 +161,93 @@ def test_sigterm_while_docs_add_starts_the_embedder_stops_it(
     )
     sessions.append(desk.server_sid(proc))
     _stopped(proc, signal.SIGTERM, sessions[0])
+
+
+@contextmanager
+def slow_embeddings_server(delay_s: float) -> Iterator[str]:
+    """A ``/v1/embeddings`` server (in a thread) taking ``delay_s`` per request: indexing is slow enough to be
+    signalled in the middle. Its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send({"object": "list", "data": [{"id": "bow", "object": "model"}]})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            time.sleep(delay_s)
+            data = [
+                {"object": "embedding", "index": i, "embedding": bag_of_words(t)}
+                for i, t in enumerate(inputs)
+            ]
+            self._send(
+                {
+                    "object": "list",
+                    "model": "bow",
+                    "data": data,
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                }
+            )
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_sigterm_while_indexing_ends_the_indexing_cleanly_and_rescan_goes_on(tmp_path: Path) -> None:
+    """The indexing thread stops (the file being indexed dropped whole) before the command exits 143; the
+    collection is intact and ``rescan`` indexes the rest."""
+    home, notes = tmp_path / "desk", tmp_path / "notes"
+    notes.mkdir()
+    for n in range(30):
+        (notes / f"note{n:02}.md").write_text(
+            f"# Note {n}\n\nThe number {n} is written here.\n", encoding="utf-8"
+        )
+    with slow_embeddings_server(0.2) as url:
+        cli = [sys.executable, "-m", "engine.cli", "--data-dir", str(home), "docs"]
+        proc = subprocess.Popen(
+            [*cli, "add", str(notes), "--embedder-url", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env=standin_env(),
+        )
+        assert proc.stderr is not None
+        while not (line := proc.stderr.readline()).startswith("[3/30]"):
+            assert line, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 143, err
+        assert "stopped by signal SIGTERM" in err
+        listed = subprocess.run(
+            [*cli, "list", "--json"], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+        )
+        (collection,) = json.loads(listed.stdout)
+        assert 2 <= collection["files"] < 30
+        again = subprocess.run(
+            [*cli, "rescan", "--embedder-url", url, "--json"], capture_output=True, text=True, cwd=REPO_ROOT
+        )
+        assert again.returncode == 0, again.stderr
+        report = json.loads(again.stdout)
+        assert len(report["added"]) == 30 - collection["files"]
+        assert report["failed"] == []
 
 
 def test_ctrl_c_while_the_chat_server_starts_stops_it(desk: Desk, sessions: list[int]) -> None:
