@@ -65,6 +65,7 @@ async def _guarded(main: Coroutine[Any, Any, T]) -> T:
     assert task is not None
     stopper = _Stopper(task)
     installed: list[signal.Signals] = []
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}  # a test runner's own, say: put back
     if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, stopper, sig)
@@ -80,6 +81,9 @@ async def _guarded(main: Coroutine[Any, Any, T]) -> T:
         _current.reset(token)
         for sig in installed:
             loop.remove_signal_handler(sig)
+            handler = previous[sig]
+            if handler is not None:
+                signal.signal(sig, handler)
     if stopper.received is not None:  # the command caught the cancel and ended on its own
         raise StoppedBySignal(stopper.received)
     return result

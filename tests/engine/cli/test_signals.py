@@ -271,12 +271,20 @@ def test_a_signal_cancels_the_command_its_cleanup_runs_and_stopped_by_signal_is_
             await asyncio.sleep(0)
             cleaned.append("stopped the server")
 
-    with pytest.raises(StoppedBySignal) as stopped:
-        run_command(command())
+    def runners_own(_signum: int, _frame: object) -> None:
+        pass
+
+    earlier = signal.signal(signal.SIGHUP, runners_own)
+    try:
+        with pytest.raises(StoppedBySignal) as stopped:
+            run_command(command())
+        # The handler from before is back (asyncio's removal alone would leave SIG_DFL).
+        assert signal.getsignal(signal.SIGHUP) is runners_own
+    finally:
+        signal.signal(signal.SIGHUP, earlier)
     assert cleaned == ["stopped the server"]
     assert stopped.value.exit_code == 143
     assert str(stopped.value) == "stopped by signal SIGTERM"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are gone afterwards
 
 
 def test_interrupt_means_gives_ctrl_c_a_meaning_for_a_while_then_it_stops_the_command() -> None:
