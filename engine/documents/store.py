@@ -113,15 +113,38 @@ _V1 = [
 # vectors (a search reloads a cached matrix only when its collection's version moved, whichever connection
 # or process wrote). Versions are drawn from one counter, so a collection never shows a version another one
 # (deleted, its id reused) had: the cached (id, version) pair can never name other vectors.
+# ``vector_changes`` says what each version changed: one file (``file_id``) or the whole collection (NULL);
+# a search whose cached matrix is a few file writes old reads only those files' rows. Only the changes
+# after ``vector_versions.pruned`` are kept (see _CHANGES_KEPT); an older cache is read again whole.
 _V2 = [
     "ALTER TABLE collections ADD COLUMN vectors_version INTEGER NOT NULL DEFAULT 0",
-    "CREATE TABLE vector_versions(id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)",
-    "INSERT INTO vector_versions VALUES (1, (SELECT coalesce(max(id), 0) FROM collections))",
+    """
+    CREATE TABLE vector_versions(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL,
+        pruned INTEGER NOT NULL
+    )
+    """,
+    """
+    INSERT INTO vector_versions VALUES (
+        1, (SELECT coalesce(max(id), 0) FROM collections), (SELECT coalesce(max(id), 0) FROM collections)
+    )
+    """,
     "UPDATE collections SET vectors_version = id",
+    """
+    CREATE TABLE vector_changes(
+        version INTEGER PRIMARY KEY,
+        collection_id INTEGER NOT NULL,
+        file_id INTEGER
+    )
+    """,
 ]
 
 MIGRATIONS: tuple[list[str], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# How many versions of changes are kept: a search whose cached matrix is older reads it whole again.
+_CHANGES_KEPT = 1000
 
 _INSERT_CHUNK = """INSERT INTO chunks(
     file_id, doc_id, ordinal, content, page, section, start, "end", embedding
@@ -327,8 +350,8 @@ class DocumentStore:
             raise DocumentsUnavailable(
                 f"The document index at {self.path} cannot be created ({exc})."
             ) from exc
-        # collection id -> (its vectors_version, row ids, matrix); read again when that version moved
-        self._vectors: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        # collection id -> its vectors as last read (refreshed when the collection's version moved)
+        self._vectors: dict[int, _Vectors] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -507,7 +530,7 @@ class DocumentStore:
                     for p in passages
                 ),
             )
-            self._bump(cid)
+            self._bump(cid, file_id)
 
     def record_failure(
         self, collection: str, path: str, *, sha256: str, size: int, mtime: float, reason: str
@@ -517,7 +540,7 @@ class DocumentStore:
             cid = self._collection_id(collection)
             file_id = self._upsert_file(cid, path, sha256, size, mtime, "", 0, "failed", reason)
             if self._conn.execute("DELETE FROM chunks WHERE file_id=?", (file_id,)).rowcount:
-                self._bump(cid)
+                self._bump(cid, file_id)
 
     def remove_file(self, collection: str, path: str) -> bool:
         with self._lock, self._tx():
@@ -528,7 +551,7 @@ class DocumentStore:
             if row is None:
                 return False
             if self._conn.execute("DELETE FROM chunks WHERE file_id=?", (row[0],)).rowcount:
-                self._bump(cid)
+                self._bump(cid, int(row[0]))
             self._conn.execute("DELETE FROM files WHERE id=?", (row[0],))
             return True
 
@@ -633,7 +656,8 @@ class DocumentStore:
             for name in collections:
                 if name not in current:
                     raise CollectionNotFound(name)
-                matrices.append((name, *self._matrix(*current[name])))
+                vectors = self._matrix(*current[name])
+                matrices.append((name, vectors.ids, vectors.matrix))
         found_ids: list[np.ndarray] = []
         found_scores: list[np.ndarray] = []
         for name, ids, matrix in matrices:
@@ -661,35 +685,60 @@ class DocumentStore:
         with self._lock:
             return self._documents([r[0] for r in rows], [r[1] for r in rows])
 
-    def _matrix(self, cid: int, version: int) -> tuple[np.ndarray, np.ndarray]:
-        """The row ids and vectors of a collection, read again only when its ``vectors_version`` moved."""
+    def _matrix(self, cid: int, version: int) -> _Vectors:
+        """A collection's vectors, read again only when its ``vectors_version`` moved: only the changed
+        files' rows when every change since the cached version was to a file, else all of them."""
         cached = self._vectors.get(cid)
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
-        # The version and the rows from one snapshot: a write committed between them would otherwise leave
-        # its rows cached under the version before it.
-        own = not self._conn.in_transaction
+        if cached is not None and cached.version == version:
+            return cached
+        conn = self._conn
+        # The version, the changes and the rows from one snapshot: a write committed between them would
+        # otherwise leave its rows cached under the version before it.
+        own = not conn.in_transaction
         if own:
-            self._conn.execute("BEGIN")
+            conn.execute("BEGIN")
         try:
-            row = self._conn.execute("SELECT vectors_version FROM collections WHERE id=?", (cid,)).fetchone()
-            rows = self._conn.execute(
-                """SELECT k.id, k.embedding FROM chunks k JOIN files f ON f.id=k.file_id
-                WHERE f.collection_id=? AND k.embedding IS NOT NULL ORDER BY k.id""",
-                (cid,),
-            ).fetchall()
+            row = conn.execute("SELECT vectors_version FROM collections WHERE id=?", (cid,)).fetchone()
+            if row is None:  # deleted since the caller looked
+                return _Vectors.empty(version)
+            now = int(row[0])
+            changed = self._changed_files(cid, cached, now)
+            select = """SELECT k.id, k.file_id, k.embedding FROM chunks k JOIN files f ON f.id=k.file_id
+                WHERE f.collection_id=? AND k.embedding IS NOT NULL"""
+            if changed is None:
+                rows = conn.execute(select + " ORDER BY k.id", (cid,)).fetchall()
+            else:
+                rows = conn.execute(
+                    select + f" AND k.file_id IN ({','.join('?' * len(changed))}) ORDER BY k.id",
+                    (cid, *changed),
+                ).fetchall()
         finally:
             if own:
-                self._conn.execute("COMMIT")
-        if row is None:  # deleted since the caller looked
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        if rows:
-            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        else:
-            matrix = np.zeros((0, 0), dtype=np.float32)
-        self._vectors[cid] = (int(row[0]), ids, matrix)
-        return ids, matrix
+                conn.execute("COMMIT")
+        fresh = _Vectors.of(now, rows)
+        if changed is not None and cached is not None:
+            fresh = cached.patched(now, changed, fresh)
+        self._vectors[cid] = fresh
+        return fresh
+
+    def _changed_files(self, cid: int, cached: _Vectors | None, now: int) -> list[int] | None:
+        """The files whose passages changed between the cached vectors and version ``now``; None when the
+        cache must be read whole (none, empty, older than the kept changes, or a change to the collection)."""
+        if cached is None or not len(cached.ids) or now < cached.version:
+            return None
+        pruned = int(self._conn.execute("SELECT pruned FROM vector_versions").fetchone()[0])
+        if cached.version < pruned:
+            return None
+        files = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT file_id FROM vector_changes WHERE collection_id=? AND version > ? AND version <= ?",
+                (cid, cached.version, now),
+            )
+        ]
+        if not files or None in files:
+            return None
+        return sorted(set(files))
 
     def _documents(self, row_ids: list[int], scores: list[float]) -> list[Any]:
         from haystack import Document
@@ -851,11 +900,65 @@ class DocumentStore:
             raise
         conn.execute("COMMIT")
 
-    def _bump(self, cid: int) -> None:
-        """Move a collection's vectors version (inside the write's transaction: the two commit together)."""
-        self._conn.execute("UPDATE vector_versions SET last = last + 1")
-        self._conn.execute(
+    def _bump(self, cid: int, file_id: int | None = None) -> None:
+        """Move a collection's vectors version (inside the write's transaction: the two commit together) and
+        say what moved it: one file's passages, or (``file_id`` None) anything in the collection."""
+        conn = self._conn
+        conn.execute(
+            "UPDATE vector_versions SET last = last + 1, pruned = max(pruned, last + 1 - ?)", (_CHANGES_KEPT,)
+        )
+        conn.execute(
             "UPDATE collections SET vectors_version = (SELECT last FROM vector_versions) WHERE id=?", (cid,)
+        )
+        conn.execute(
+            "INSERT INTO vector_changes VALUES ((SELECT last FROM vector_versions), ?, ?)", (cid, file_id)
+        )
+        conn.execute("DELETE FROM vector_changes WHERE version <= (SELECT pruned FROM vector_versions)")
+
+
+@dataclass(frozen=True)
+class _Vectors:
+    """A collection's vectors as of ``version``: row ids, their files, and the normalised float32 matrix.
+    Never changed in place (a search scans it outside the store's lock); a refresh makes a new one."""
+
+    version: int
+    ids: np.ndarray
+    files: np.ndarray
+    matrix: np.ndarray
+
+    @classmethod
+    def empty(cls, version: int) -> _Vectors:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(version, none, none, np.zeros((0, 0), dtype=np.float32))
+
+    @classmethod
+    def of(cls, version: int, rows: Sequence[tuple[int, int, bytes]]) -> _Vectors:
+        """From (row id, file id, embedding) rows."""
+        if not rows:
+            return cls.empty(version)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        files = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        return cls(version, ids, files, matrix)
+
+    def patched(self, version: int, files: Sequence[int], now: _Vectors) -> _Vectors:
+        """These vectors with the rows of ``files`` replaced by ``now`` (those files' rows as of
+        ``version``). One copy of the matrix instead of reading every vector again."""
+        keep = ~np.isin(self.files, np.asarray(files, dtype=np.int64))
+        if not len(now.ids):
+            return _Vectors(version, self.ids[keep], self.files[keep], self.matrix[keep])
+        if now.matrix.shape[1] != self.matrix.shape[1]:
+            raise ValueError("vectors of different lengths in one collection")
+        # One new matrix written in place (a boolean index and then a concatenation would copy it twice).
+        kept = int(keep.sum())
+        matrix = np.empty((kept + len(now.ids), self.matrix.shape[1]), dtype=np.float32)
+        np.compress(keep, self.matrix, axis=0, out=matrix[:kept])
+        matrix[kept:] = now.matrix
+        return _Vectors(
+            version,
+            np.concatenate([self.ids[keep], now.ids]),
+            np.concatenate([self.files[keep], now.files]),
+            matrix,
         )
 
 

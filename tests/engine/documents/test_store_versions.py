@@ -42,21 +42,26 @@ def put(store: DocumentStore, collection: str, path: str, vectors: list[list[flo
 
 
 class Reads:
-    """Counts the vector reads of a store (the SELECT of the embeddings), by collection id."""
+    """Counts the vector reads of a store (the SELECTs of embeddings) by collection id: whole collections
+    (``of``) and only some files' rows (``files_of``)."""
 
     def __init__(self, store: DocumentStore) -> None:
-        self.by_collection: list[int] = []
+        self.whole: list[int] = []
+        self.files: list[int] = []
         self._store = store
         store._conn.set_trace_callback(self._seen)
 
     def _seen(self, sql: str) -> None:
-        if sql.lstrip().startswith("SELECT k.id, k.embedding"):
-            # The trace shows the statement with its parameter put in: "... f.collection_id=3 ...".
-            self.by_collection.append(int(sql.split("f.collection_id=")[1].split()[0]))
+        if sql.lstrip().startswith("SELECT") and "k.embedding FROM chunks" in sql:
+            # The trace shows the statement with its parameters put in: "... f.collection_id=3 ...".
+            cid = int(sql.split("f.collection_id=")[1].split()[0])
+            (self.files if "k.file_id IN" in sql else self.whole).append(cid)
 
     def of(self, store: DocumentStore, name: str) -> int:
-        cid = store._collection_id(name)
-        return self.by_collection.count(cid)
+        return self.whole.count(store._collection_id(name))
+
+    def files_of(self, store: DocumentStore, name: str) -> int:
+        return self.files.count(store._collection_id(name))
 
 
 @pytest.fixture
@@ -85,28 +90,33 @@ def test_a_write_in_one_collection_leaves_the_others_matrix_cached(
     put(writer, "a", "/a2", [vec(0.0, 0.0, 1.0)])  # another connection writes to a only
     assert best(searcher, "a", vec(0.0, 0.0, 1.0)) == "/a2"
     assert best(searcher, "b", vec(0.0, 1.0)) == "/b1"
-    assert (reads.of(searcher, "a"), reads.of(searcher, "b")) == (2, 1)
+    # a's new file's rows are read, nothing else
+    assert (reads.of(searcher, "a"), reads.files_of(searcher, "a")) == (1, 1)
+    assert (reads.of(searcher, "b"), reads.files_of(searcher, "b")) == (1, 0)
 
     put(searcher, "a", "/a3", [vec(0.0, 0.0, 0.0, 1.0)])  # and its own connection too
+    assert best(searcher, "a", vec(0.0, 0.0, 0.0, 1.0)) == "/a3"
     searcher.vector_rows(vec(1.0), ["a", "b"])
-    assert (reads.of(searcher, "a"), reads.of(searcher, "b")) == (3, 1)
+    assert (reads.of(searcher, "a"), reads.files_of(searcher, "a")) == (1, 2)
+    assert (reads.of(searcher, "b"), reads.files_of(searcher, "b")) == (1, 0)
 
 
 @pytest.mark.parametrize(
-    "write",
+    ("write", "reads_whole"),
     [
-        pytest.param(lambda w: put(w, "a", "/a1", [vec(0.0, 0.0, 1.0)]), id="replace-file"),
+        pytest.param(lambda w: put(w, "a", "/a1", [vec(0.0, 0.0, 1.0)]), False, id="replace-file"),
         pytest.param(
             lambda w: w.record_failure("a", "/a1", sha256="x", size=1, mtime=2.0, reason="broken"),
+            False,
             id="failure",
         ),
-        pytest.param(lambda w: w.remove_file("a", "/a1"), id="remove-file"),
-        pytest.param(lambda w: w.clear_index("a"), id="clear-index"),
-        pytest.param(lambda w: w.delete_documents([w.filter_documents()[0].id]), id="delete-documents"),
+        pytest.param(lambda w: w.remove_file("a", "/a1"), False, id="remove-file"),
+        pytest.param(lambda w: w.clear_index("a"), True, id="clear-index"),
+        pytest.param(lambda w: w.delete_documents([w.filter_documents()[0].id]), True, id="delete-documents"),
     ],
 )
 def test_every_write_from_another_connection_is_seen_by_the_next_search(
-    two: tuple[DocumentStore, DocumentStore], write: object
+    two: tuple[DocumentStore, DocumentStore], write: object, reads_whole: bool
 ) -> None:
     searcher, writer = two
     put(writer, "a", "/a1", [vec(1.0)])
@@ -118,7 +128,8 @@ def test_every_write_from_another_connection_is_seen_by_the_next_search(
     write(writer)  # type: ignore[operator]
     new = searcher.vector_rows(vec(1.0), ["a"])
     assert new != old
-    assert reads.of(searcher, "a") == 2
+    expected = (2, 0) if reads_whole else (1, 1)
+    assert (reads.of(searcher, "a"), reads.files_of(searcher, "a")) == expected
     searcher.vector_rows(vec(1.0), ["b"])
     assert reads.of(searcher, "b") == 1
 
@@ -179,8 +190,70 @@ def test_a_write_from_another_process_is_seen_by_the_next_search(tmp_path: Path)
     )
     assert best(store, "a", vec(0.0, 0.0, 0.0, 1.0)) == "/from-child"
     store.vector_rows(vec(1.0), ["b"])
-    assert (reads.of(store, "a"), reads.of(store, "b")) == (2, 1)
+    assert (reads.of(store, "a"), reads.files_of(store, "a")) == (1, 1)
+    assert (reads.of(store, "b"), reads.files_of(store, "b")) == (1, 0)
     store.close()
+
+
+def cached(store: DocumentStore, name: str) -> dict[int, list[float]]:
+    """What a search scans for a collection: row id -> vector."""
+    store.vector_rows(vec(1.0), [name])
+    vectors = store._vectors[store._collection_id(name)]
+    return {int(i): row.tolist() for i, row in zip(vectors.ids, vectors.matrix, strict=True)}
+
+
+def test_vectors_patched_file_by_file_equal_the_collection_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "documents.sqlite3"
+    searcher, writer = DocumentStore(path), DocumentStore(path)
+    rng = np.random.default_rng(7)
+    for f in range(6):
+        put(writer, "a", f"/a{f}", [list(rng.standard_normal(DIMS)) for _ in range(3)])
+    put(writer, "b", "/b0", [vec(1.0)])
+    reads = Reads(searcher)
+    cached(searcher, "a")
+    for step in range(60):
+        # One to three writes between searches: new files, changed ones (more or fewer passages), failures,
+        # removals; now and then a write to another collection.
+        for _ in range(int(rng.integers(1, 4))):
+            name = f"/a{int(rng.integers(0, 9))}"
+            action = int(rng.integers(0, 6))
+            if action <= 2:
+                count = int(rng.integers(0, 5))
+                put(writer, "a", name, [list(rng.standard_normal(DIMS)) for _ in range(count)])
+            elif action == 3:
+                writer.record_failure("a", name, sha256="x", size=1, mtime=1.0, reason="broken")
+            elif action == 4:
+                writer.remove_file("a", name)
+            else:
+                put(writer, "b", f"/b{step}", [vec(1.0)])
+        whole = DocumentStore(path)
+        assert cached(searcher, "a") == cached(whole, "a"), f"step {step}"
+        whole.close()
+    assert reads.of(searcher, "a") == 1  # every refresh after the first read only the changed files
+    assert reads.files_of(searcher, "a") > 30
+    searcher.close()
+    writer.close()
+
+
+def test_a_cache_older_than_the_kept_changes_is_read_whole(
+    two: tuple[DocumentStore, DocumentStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.documents.store as store_module
+
+    monkeypatch.setattr(store_module, "_CHANGES_KEPT", 3)
+    searcher, writer = two
+    put(writer, "a", "/a0", [vec(1.0)])
+    reads = Reads(searcher)
+    cached(searcher, "a")
+    for f in range(1, 3):
+        put(writer, "a", f"/a{f}", [vec(0.0, 1.0)])
+    cached(searcher, "a")
+    assert (reads.of(searcher, "a"), reads.files_of(searcher, "a")) == (1, 1)
+    assert writer._conn.execute("SELECT count(*) FROM vector_changes").fetchone()[0] == 3
+    for f in range(3, 7):
+        put(writer, "a", f"/a{f}", [vec(0.0, 1.0)])
+    assert len(cached(searcher, "a")) == 7
+    assert (reads.of(searcher, "a"), reads.files_of(searcher, "a")) == (2, 1)
 
 
 # The schema as vLLM Desk wrote it before the vectors version (user_version 1), kept verbatim.
