@@ -113,24 +113,19 @@ _V1 = [
 # vectors (a search reloads a cached matrix only when its collection's version moved, whichever connection
 # or process wrote). Versions are drawn from one counter, so a collection never shows a version another one
 # (deleted, its id reused) had: the cached (id, version) pair can never name other vectors.
-# ``vector_changes`` says what each version changed: one file (``file_id``) or the whole collection (NULL);
-# a search whose cached matrix is a few file writes old reads only those files' rows. Only the changes
-# after ``vector_versions.pruned`` are kept (see _CHANGES_KEPT); an older cache is read again whole.
 _V2 = [
     "ALTER TABLE collections ADD COLUMN vectors_version INTEGER NOT NULL DEFAULT 0",
-    """
-    CREATE TABLE vector_versions(
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        last INTEGER NOT NULL,
-        pruned INTEGER NOT NULL
-    )
-    """,
-    """
-    INSERT INTO vector_versions VALUES (
-        1, (SELECT coalesce(max(id), 0) FROM collections), (SELECT coalesce(max(id), 0) FROM collections)
-    )
-    """,
+    "CREATE TABLE vector_versions(id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)",
+    "INSERT INTO vector_versions VALUES (1, (SELECT coalesce(max(id), 0) FROM collections))",
     "UPDATE collections SET vectors_version = id",
+]
+
+# V3: ``vector_changes`` says what each version changed: one file (``file_id``) or the whole collection
+# (NULL); a search whose cached matrix is a few file writes old reads only those files' rows. Only the
+# changes after ``vector_versions.pruned`` are kept (see _CHANGES_KEPT); an older cache is read again whole.
+_V3 = [
+    "ALTER TABLE vector_versions ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0",
+    "UPDATE vector_versions SET pruned = last",
     """
     CREATE TABLE vector_changes(
         version INTEGER PRIMARY KEY,
@@ -140,7 +135,7 @@ _V2 = [
     """,
 ]
 
-MIGRATIONS: tuple[list[str], ...] = (_V1, _V2)
+MIGRATIONS: tuple[list[str], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # How many versions of changes are kept: a search whose cached matrix is older reads it whole again.

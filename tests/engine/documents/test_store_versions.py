@@ -316,7 +316,7 @@ def test_a_database_of_the_old_schema_is_migrated_in_place_and_works(tmp_path: P
     path = tmp_path / "documents.sqlite3"
     old_database(path)
     store = DocumentStore(path)
-    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert [(c.name, c.files, c.chunks, c.roots) for c in store.collections()] == [
         ("a", 1, 1, ("/a",)),
         ("b", 1, 1, ("/b",)),
