@@ -6,8 +6,10 @@ does): secret environment values and every HTTP header go to the keychain
 (:class:`engine.tools.config.ToolsSettings`), never to the file. Adding a stdio server warns that it runs
 a program on this machine and asks the user to say they trust it. "Check" starts a server (the window's
 MCP servers when the page has them) and shows its state: starting, ready with N tools (listed), or failed
-with the reason. Renaming a server carries the new name over to the chats that named the old one
-(:func:`engine.tools.config.update_server`); what happened is said under the list.
+with the reason. A built-in tool's name is refused for a server (one from an older ``tools.toml`` is listed
+as not used, the built-in tool being used, until it is renamed). Renaming a server carries the new name over
+to the chats that named the old one (:func:`engine.tools.config.update_server`); what happened is said under
+the list.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from engine.tools.config import (
     ServerUpdate,
     ToolsSettings,
     looks_secret,
+    unused_reason,
     update_server,
 )
 
@@ -77,6 +80,12 @@ def _plain(text: str = "") -> QLabel:
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setWordWrap(True)
     return label
+
+
+def _words(exc: Exception) -> str:
+    """A refusal as the page says it: the sentence, and the engine's hint when it has one."""
+    fix = exc.fix if isinstance(exc, DeskError) else None
+    return f"{exc} {fix.hint}" if fix is not None and fix.hint else str(exc)
 
 
 class ToolsPage(QWidget):
@@ -266,6 +275,8 @@ class ToolsPage(QWidget):
         for server in servers:
             state = states.get(server.name)
             words = state.describe() if state is not None else tr("not started")
+            if unused_reason(server.name):  # an older tools.toml: never started, the built-in is used
+                words = tr("not used: a built-in tool's name")
             item = QListWidgetItem(f"{server.name} — {words} — {server.transport}: {server.describe()}")
             item.setToolTip(f"{server.transport}: {server.describe()}")
             item.setData(NAME_ROLE, server.name)
@@ -289,7 +300,10 @@ class ToolsPage(QWidget):
             self.server_detail.setText(tr("No MCP server yet."))
             return
         state = self.states().get(name)
-        if state is None:
+        self.check_button.setEnabled(not unused_reason(name))
+        if unused_reason(name):
+            self.server_detail.setText(f"{name}: {unused_reason(name)}.")
+        elif state is None:
             self.server_detail.setText(tr("{name}: not started (Check starts it).").format(name=name))
         elif state.status == "ready":
             tools = ", ".join(state.tools) or tr("none")
@@ -348,7 +362,7 @@ class ToolsPage(QWidget):
             # A name in use is refused (ServerNameTaken), never replaced unseen: Edit changes a server.
             saved = self.settings.add(server, secret_env=secret_env, headers=headers)
         except (ValueError, DeskError) as exc:
-            self._add_problem(str(exc))
+            self._add_problem(_words(exc))
             return None
         self._clear_form()
         self.refresh()
@@ -405,7 +419,7 @@ class ToolsPage(QWidget):
                 keep_headers=keep_headers,
             )
         except (ValueError, DeskError) as exc:
-            self._add_problem(str(exc))
+            self._add_problem(_words(exc))
             return None
         saved = update.server
         self._clear_form()

@@ -214,7 +214,14 @@ class ToolTurns(QObject):
         except Exception as exc:  # noqa: BLE001 - a damaged tools.toml: the built-in tools are still there
             log.warning("tools.toml: %s", exc)
             return offered
-        return offered + [(s.name, tr("MCP server: {what}").format(what=s.describe())) for s in servers]
+        from engine.tools.config import unused_reason
+
+        # A server with a built-in tool's name (an older tools.toml) is not offered: the tick is the built-in.
+        return offered + [
+            (s.name, tr("MCP server: {what}").format(what=s.describe()))
+            for s in servers
+            if not unused_reason(s.name)
+        ]
 
     def running(self, conversation_id: int | None) -> bool:
         return conversation_id in self._live
@@ -260,27 +267,41 @@ class ToolTurns(QObject):
             tool = self._documents_tool()
             if tool is not None:
                 tools.append(tool)
-        builtin = {CURRENT_TIME, SEARCH_HISTORY, SEARCH_DOCUMENTS}
-        servers = [n for n in names if n not in builtin]
-        owners: dict[str, str] = {}
-        if servers and self.config_dir is not None:
-            known = {s.name for s in self.manager.settings.load().servers}
-            failed = []
-            for name in servers:
-                if name not in known:
-                    failed.append(tr("{name}: no such MCP server any more").format(name=name))
-                    continue
-                state = await self.manager.start(name)
-                if state.status != "ready":
-                    failed.append(f"{name}: {state.describe()}")
-            if failed:
-                self.composer.set_notice(
-                    tr("Some tools are not available for this reply — {what}").format(what="; ".join(failed))
-                )
-            mcp_tools, owners = self.manager.tools(servers)
-            tools.extend(mcp_tools)
+        mcp_tools, owners = await self._server_tools(names)
+        tools.extend(mcp_tools)
         self._owners.update(owners)
         return tools, owners
+
+    async def _server_tools(self, names: Sequence[str]) -> tuple[list[Any], dict[str, str]]:
+        """The MCP servers' tools among ``names`` (started now when needed); what is not available is said
+        in the composer's notice."""
+        from engine.errors import DeskError
+        from engine.tools.builtin import BUILTIN_NAMES
+        from engine.tools.config import unused_reason
+
+        servers = [n for n in names if n not in BUILTIN_NAMES]
+        if not names or self.config_dir is None:
+            return [], {}
+        try:
+            known = {s.name for s in self.manager.settings.load().servers}
+        except DeskError:
+            if servers:
+                raise
+            return [], {}  # built-in tools alone: a damaged tools.toml does not stop them
+        # A server named as a ticked built-in tool (an older tools.toml) is never started: said, not hidden.
+        failed = [f"{n}: {unused_reason(n)}" for n in names if n in known and unused_reason(n)]
+        for name in servers:
+            if name not in known:
+                failed.append(tr("{name}: no such MCP server any more").format(name=name))
+                continue
+            state = await self.manager.start(name)
+            if state.status != "ready":
+                failed.append(f"{name}: {state.describe()}")
+        if failed:
+            self.composer.set_notice(
+                tr("Some tools are not available for this reply — {what}").format(what="; ".join(failed))
+            )
+        return self.manager.tools(servers) if servers else ([], {})
 
     def _documents_tool(self) -> Any:
         if self.paths is None:

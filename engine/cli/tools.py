@@ -36,7 +36,9 @@ from engine.tools.config import (
     McpServer,
     ServerNameTaken,
     ToolsSettings,
+    builtin_clash,
     looks_secret,
+    unused_reason,
     update_server,
 )
 from engine.tools.loop import LoopEvent
@@ -193,6 +195,9 @@ def run_add(args: argparse.Namespace) -> int:
         raise ToolsArgumentProblem(
             f"The server cannot be added: {_first_error(exc)}.", "Fix the command."
         ) from exc
+    clash = builtin_clash(server.name)
+    if clash is not None:  # said before the stdio warning, as the settings would refuse it
+        raise clash
     settings = _settings(args)
     if any(s.name == server.name for s in settings.load().servers):  # said before the stdio warning
         raise _name_taken(server.name, f"change it with vllm-desk tools edit-mcp {server.name} …")
@@ -266,6 +271,7 @@ def run_edit(args: argparse.Namespace) -> int:
         raise ToolsArgumentProblem(
             f"The server cannot be changed: {_first_error(exc)}.", "Fix the command."
         ) from exc
+    _refuse_builtin_name(old.name, server.name)
     if command and (server.command, server.args) != (old.command, old.args):
         print(f"warning: {STDIO_WARNING}", file=sys.stderr)  # another program: said as when it was added
     try:
@@ -291,6 +297,17 @@ def run_edit(args: argparse.Namespace) -> int:
     if update.renamed:
         print(update.describe())
     return 0
+
+
+def _refuse_builtin_name(old: str, new: str) -> None:
+    """A built-in tool's name is refused before the stdio warning (the settings would refuse it too)."""
+    clash = builtin_clash(new)
+    if clash is not None and new == old:  # from an older tools.toml: an edit keeps it only by a rename
+        raise ToolsArgumentProblem(
+            str(clash), f"Rename it as you change it: vllm-desk tools edit-mcp {old} --name NEW …"
+        )
+    if clash is not None:
+        raise clash
 
 
 def _first_error(exc: ValueError) -> str:
@@ -326,6 +343,9 @@ async def _list(args: argparse.Namespace) -> int:
                 states[server.name] = await manager.start(server.name)
         finally:
             await manager.aclose()
+    for server in config.servers:  # a built-in tool's name (an older file): never started, said why
+        if unused_reason(server.name):
+            states[server.name] = ServerState(server.name, "failed", reason=unused_reason(server.name))
     servers = []
     for server in config.servers:
         entry: dict[str, Any] = {
@@ -487,7 +507,9 @@ async def _tools_for(
         tools.append(history_search_tool(store))
     if SEARCH_DOCUMENTS in names:
         tools.append(_documents_tool(paths, stack))
-    servers = [n for n in names if n in known]
+    for name in [n for n in names if n in known and unused_reason(n)]:  # the built-in is used
+        print(f"note: {unused_reason(name)}.", file=sys.stderr, flush=True)
+    servers = [n for n in names if n in known and not unused_reason(n)]
     owners: dict[str, str] = {}
     if servers:
         manager = McpManager(settings, logs=paths.logs)

@@ -26,9 +26,10 @@ import tomli_w
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.errors import DeskError
+from engine.errors import DeskError, Fix
 from engine.secrets import SecretStore
 from engine.server.profiles import ENV_NAME
+from engine.tools.builtin import BUILTIN_NAMES
 
 SCHEMA_VERSION = 1
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -60,6 +61,39 @@ class ServerNameTaken(DeskError):
         super().__init__(
             f"There is already an MCP server named “{name}”: pick another name, or edit that one."
         )
+
+
+class ServerNameBuiltin(DeskError):
+    title = "This name is a built-in tool's"
+
+    def __init__(self, name: str) -> None:
+        others = ", ".join(BUILTIN_NAMES)
+        super().__init__(
+            f"“{name}” is the name of a built-in tool: a chat could not tell an MCP server named so from it.",
+            fix=Fix(
+                action="rename_server",
+                label="Pick another name",
+                hint=f"Pick another name for the MCP server (the built-in tools are {others}).",
+            ),
+        )
+
+
+def builtin_clash(name: str) -> ServerNameBuiltin | None:
+    """Why an MCP server cannot have ``name`` (``None`` when it can): the built-in tools' names
+    (:data:`engine.tools.builtin.BUILTIN_NAMES`) are theirs, in the chats' tool lists as in the model's."""
+    return ServerNameBuiltin(name) if name in BUILTIN_NAMES else None
+
+
+def unused_reason(name: str) -> str:
+    """What the Tools page, ``tools list`` and a chat say of a server in tools.toml (written by an older
+    version, or by hand) that has a built-in tool's name: it is never started, the built-in is used ('' for
+    any other name)."""
+    if builtin_clash(name) is None:
+        return ""
+    return (
+        f"“{name}” is a built-in tool's name, so this MCP server is not used (the built-in tool is): rename "
+        f"it in Preferences > Tools (Edit) or with vllm-desk tools edit-mcp {name} --name NEW"
+    )
 
 
 class NoStoredSecret(DeskError):
@@ -200,7 +234,8 @@ class ToolsSettings:
         headers: dict[str, str] | None = None,
     ) -> McpServer:
         """Add ``server``; refused with nothing changed for a name another server has
-        (:class:`ServerNameTaken`: :meth:`update` changes a server). ``secret_env`` and ``headers`` values
+        (:class:`ServerNameTaken`: :meth:`update` changes a server) or a built-in tool's name
+        (:class:`ServerNameBuiltin`). ``secret_env`` and ``headers`` values
         go to the keychain first, so a keychain that does not work
         (:class:`engine.secrets.KeychainUnavailable`) leaves the file as it was."""
         server = server.model_copy(
@@ -209,6 +244,9 @@ class ToolsSettings:
                 "secret_headers": sorted({*server.secret_headers, *(headers or {})}),
             }
         )
+        clash = builtin_clash(server.name)
+        if clash is not None:
+            raise clash
         with self._lock:
             config = self.load()
             if any(s.name == server.name for s in config.servers):
@@ -235,10 +273,14 @@ class ToolsSettings:
         ``secret_env`` / ``headers``: new values, to the keychain; ``keep_env`` / ``keep_headers``: names
         whose stored values stay (moved under the new name on a rename); the old server's other secrets are
         forgotten. Refused, with nothing changed, for an unknown server (:class:`ServerNotFound`), a new
-        name another server has (:class:`ServerNameTaken`) or a name to keep that has no stored value
-        (:class:`NoStoredSecret`); the keychain is written before the file, so a keychain that fails leaves
-        the file as it was."""
+        name another server has (:class:`ServerNameTaken`), a built-in tool's name
+        (:class:`ServerNameBuiltin`: a server that has one, from an older file, keeps its edit by a rename)
+        or a name to keep that has no stored value (:class:`NoStoredSecret`); the keychain is written before
+        the file, so a keychain that fails leaves the file as it was."""
         new_env, new_headers = dict(secret_env or {}), dict(headers or {})
+        clash = builtin_clash(server.name)
+        if clash is not None:
+            raise clash
         with self._lock:
             config = self.load()
             old = config.server(name)

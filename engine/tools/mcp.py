@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import psutil
 
 from engine.events import Event
-from engine.tools.config import McpServer, ToolsSettings
+from engine.tools.config import McpServer, ToolsSettings, unused_reason
 
 if TYPE_CHECKING:
     from haystack.tools.tool import Tool
@@ -332,13 +332,21 @@ class McpManager:
         out = []
         for server in config.servers:
             conn = self.connections.get(server.name)
-            out.append(conn.state if conn is not None else ServerState(server.name, "stopped"))
+            if unused_reason(server.name):
+                out.append(ServerState(server.name, "failed", reason=unused_reason(server.name)))
+            else:
+                out.append(conn.state if conn is not None else ServerState(server.name, "stopped"))
         return out
 
     async def start(self, name: str) -> ServerState:
         """Start one server (again, if it failed); its state says how it went (never raises for a failed
-        start; :class:`engine.tools.config.ServerNotFound` for an unknown name)."""
+        start; :class:`engine.tools.config.ServerNotFound` for an unknown name). A server with a built-in
+        tool's name (an older tools.toml) is never started: failed, saying why."""
         server = self.settings.load().server(name)
+        if unused_reason(name):
+            state = ServerState(name, "failed", reason=unused_reason(name))
+            self.state_changed.emit(state)
+            return state
         conn = self.connections.get(name)
         if conn is not None and conn.state.status == "ready":
             return conn.state

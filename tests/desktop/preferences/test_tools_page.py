@@ -264,3 +264,44 @@ def test_adding_a_name_in_use_is_refused_rather_than_replacing_it(
     assert page.add_problem.text().startswith("Not added: There is already an MCP server named “web”")
     assert _saved(app_paths)[0]["url"] == "http://127.0.0.1:9/mcp"
     assert page.url_edit.text() == "http://127.0.0.1:10/mcp"  # the input kept
+
+
+def test_a_built_in_tools_name_is_refused_and_one_from_an_older_file_is_shown_as_not_used(
+    qtbot, page: ToolsPage, app_paths: AppPaths
+) -> None:  # type: ignore[no-untyped-def]
+    from engine.tools.config import ToolsConfig, save_tools_config
+
+    page.transport.setCurrentIndex(page.transport.findData("http"))
+    for name in BUILTIN_NAMES:
+        page.name_edit.setText(name)
+        page.url_edit.setText("http://127.0.0.1:9/mcp")
+        page.add_button.click()
+        assert page.add_problem.isVisible()
+        assert page.add_problem.text() == (
+            f"Not added: “{name}” is the name of a built-in tool: a chat could not tell an MCP server"
+            " named so from it. Pick another name for the MCP server (the built-in tools are current_time,"
+            " search_history, search_documents)."
+        )
+        assert page.name_edit.text() == name  # the input kept
+    assert not tools_file(app_paths.config).exists()
+
+    # A tools.toml an older version wrote: the page opens, the server is listed as not used and why.
+    clashing = McpServer(name="search_history", transport="http", url="http://127.0.0.1:9/mcp")
+    save_tools_config(tools_file(app_paths.config), ToolsConfig(servers=[clashing]))
+    page.refresh()
+    assert page.server_list.item(0).text().startswith("search_history — not used: a built-in tool's name")
+    assert page.server_detail.text().startswith(
+        "search_history: “search_history” is a built-in tool's name, so this MCP server is not used"
+    )
+    assert not page.check_button.isEnabled()  # never started
+    # Edit: saving it under the same name is refused; a new name is saved.
+    page.edit_selected()
+    page.url_edit.setText("http://127.0.0.1:10/mcp")
+    page.add_button.click()
+    assert page.add_problem.text().startswith("Not saved: “search_history” is the name of a built-in tool")
+    assert _saved(app_paths)[0]["url"] == "http://127.0.0.1:9/mcp"
+    page.name_edit.setText("chats")
+    page.add_button.click()
+    assert not page.add_problem.isVisible(), page.add_problem.text()
+    assert [s["name"] for s in _saved(app_paths)] == ["chats"]
+    assert page.check_button.isEnabled()

@@ -423,3 +423,49 @@ def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_ke
         assert stored.settings["temperature"] == 0.3
     finally:
         close_window(qtbot, window)
+
+
+def test_a_server_with_a_built_in_tools_name_from_an_older_file_is_not_offered_nor_started_and_is_said(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    from engine.tools.builtin import DESCRIPTIONS
+    from engine.tools.config import ToolsConfig, save_tools_config, tools_file
+
+    # As an older version wrote it (a command that would fail loudly if it were ever run).
+    clashing = McpServer(name="current_time", transport="stdio", command=sys.executable, args=["-c", "x("])
+    save_tools_config(tools_file(app_paths.config), ToolsConfig(servers=[clashing]))
+    box = ToolSettingsBox()
+    qtbot.addWidget(box)
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    transcript = TranscriptView(MarkdownRenderer())
+    composer = Composer()
+    sidebar = Sidebar(store)
+    for widget in (transcript, composer, sidebar):
+        qtbot.addWidget(widget)
+    try:
+        turns = ToolTurns(
+            store,
+            transcript,
+            composer,
+            sidebar,
+            config_dir=app_paths.config,
+            paths=app_paths,
+            shown=lambda: None,
+            show=lambda _id: asyncio.sleep(0),
+            settings_box=box,
+        )
+        turns.chat = ChatEngine(store, lambda: None)
+        box.load({})
+        assert turns.available() == [(name, DESCRIPTIONS[name]) for name in DESCRIPTIONS]  # offered once
+        assert list(box.boxes) == ["current_time", "search_history", "search_documents"]
+        tools, owners = run(qtbot, turns._tools(["current_time"]))
+        assert [tool.name for tool in tools] == ["current_time"]  # the built-in
+        assert owners == {}
+        assert turns.manager.connections == {}  # the server's command never ran
+        assert "current_time: “current_time” is a built-in tool's name, so this MCP server is not used" in (
+            composer.notice.text()
+        )
+        run(qtbot, turns.aclose())
+    finally:
+        run(qtbot, sidebar.aclose())
+        run(qtbot, store.close())

@@ -339,3 +339,67 @@ def test_chat_with_tools_as_json_events(tmp_path: Path) -> None:
     assert "token" in kinds
     assert events[-1]["event"] == "finished"
     assert events[-1]["state"] == "complete"
+
+
+def test_a_built_in_tools_name_is_refused_by_add_mcp_and_edit_mcp_and_nothing_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.tools.builtin import BUILTIN_NAMES
+
+    base = ["--data-dir", str(tmp_path), "tools"]
+    for name in BUILTIN_NAMES:
+        assert main([*base, "add-mcp", name, "--", "python3", "server.py"]) == 1
+        err = capsys.readouterr().err
+        assert f"error: “{name}” is the name of a built-in tool" in err
+        assert "fix: Pick another name for the MCP server (the built-in tools are current_time," in err
+        assert "runs on this machine" not in err  # refused before the stdio warning
+    assert not (tmp_path / "config" / "tools.toml").exists()
+    assert main([*base, "add-mcp", "desk", "--", "python3", "server.py"]) == 0
+    before = (tmp_path / "config" / "tools.toml").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main([*base, "edit-mcp", "desk", "--name", "search_history", "--", "python3", "other.py"]) == 1
+    err = capsys.readouterr().err
+    assert "error: “search_history” is the name of a built-in tool" in err
+    assert "fix: Pick another name" in err
+    assert "runs on this machine" not in err
+    assert (tmp_path / "config" / "tools.toml").read_text(encoding="utf-8") == before
+
+
+def test_a_server_with_a_built_in_tools_name_from_an_older_file_is_listed_as_not_used_and_renamed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from engine.cli.tools import _tools_for
+    from engine.tools.config import McpServer, ToolsConfig, ToolsSettings, save_tools_config
+
+    paths = AppPaths.resolve(str(tmp_path)).ensure()
+    settings = ToolsSettings(paths.config)
+    # As an older version wrote it (a command that would fail loudly if it were ever run).
+    clashing = McpServer(name="current_time", transport="stdio", command=sys.executable, args=["-c", "x("])
+    save_tools_config(settings.path, ToolsConfig(servers=[clashing]))
+    base = ["--data-dir", str(tmp_path), "tools"]
+    assert main([*base, "list", "--json"]) == 0
+    (server,) = json.loads(capsys.readouterr().out)["servers"]
+    assert (server["name"], server["state"], server["tools"]) == ("current_time", "failed", [])
+    assert "built-in tool's name, so this MCP server is not used (the built-in tool is)" in server["reason"]
+    assert main([*base, "list"]) == 0
+    assert "failed: “current_time” is a built-in tool's name" in capsys.readouterr().out
+
+    async def tools_for_a_chat() -> tuple[list[str], dict[str, str]]:
+        async with AsyncExitStack() as stack:
+            tools, owners = await _tools_for(["current_time"], paths, stack, None)  # type: ignore[arg-type]
+            return [t.name for t in tools], owners
+
+    assert asyncio.run(tools_for_a_chat()) == (["current_time"], {})  # the built-in alone
+    assert "note: “current_time” is a built-in tool's name, so this MCP server is not used" in (
+        capsys.readouterr().err
+    )
+    # An edit keeps the name only by a rename: refused without one (with the hint), saved with one.
+    assert main([*base, "edit-mcp", "current_time", "--env", "A=1"]) == 1
+    err = capsys.readouterr().err
+    assert "error: “current_time” is the name of a built-in tool" in err
+    assert "fix: Rename it as you change it: vllm-desk tools edit-mcp current_time --name NEW" in err
+    assert main([*base, "edit-mcp", "current_time", "--name", "clock"]) == 0
+    assert list(_servers(tmp_path)) == ["clock"]

@@ -11,13 +11,18 @@ from engine.secrets import KeychainUnavailable, SecretStore
 from engine.tools.config import (
     McpServer,
     NoStoredSecret,
+    ServerNameBuiltin,
     ServerNameTaken,
     ServerNotFound,
+    ToolsConfig,
     ToolsConfigInvalid,
     ToolsSettings,
+    builtin_clash,
     env_key,
     header_key,
     looks_secret,
+    save_tools_config,
+    unused_reason,
     update_server,
 )
 
@@ -248,3 +253,56 @@ def test_a_history_another_process_keeps_writing_is_waited_for_briefly_and_said(
         assert store.conversation(used.id).settings == {"tools": ["desk"]}  # as it was: nothing half-done
     finally:
         store.close()
+
+
+def test_a_built_in_tools_name_is_refused_for_a_server_and_nothing_changes(tmp_path: Path) -> None:
+    from engine.tools.builtin import BUILTIN_NAMES
+
+    settings = ToolsSettings(tmp_path, SecretStore())
+    assert len(BUILTIN_NAMES) >= 3  # every name the built-in registry lists, not a copy of it
+    for name in BUILTIN_NAMES:
+        with pytest.raises(ServerNameBuiltin, match=f"“{name}” is the name of a built-in tool") as refused:
+            settings.add(McpServer(name=name, transport="stdio", command="c"), secret_env={"A_TOKEN": "t"})
+        assert refused.value.fix is not None
+        assert "Pick another name" in refused.value.fix.hint
+        assert SecretStore().get(env_key(name, "A_TOKEN")) is None  # refused before the keychain
+    assert not settings.path.exists()
+    settings.add(McpServer(name="desk", transport="stdio", command="c"), secret_env={"A_TOKEN": "t"})
+    before = settings.path.read_text()
+    for name in BUILTIN_NAMES:
+        with pytest.raises(ServerNameBuiltin, match=f"“{name}”"):
+            settings.update(
+                "desk", McpServer(name=name, transport="stdio", command="c"), keep_env=["A_TOKEN"]
+            )
+    assert settings.path.read_text() == before
+    assert SecretStore().get(env_key("desk", "A_TOKEN")) == "t"
+    assert builtin_clash("desk") is None
+    assert unused_reason("desk") == ""
+
+
+@pytest.mark.asyncio
+async def test_a_server_with_a_built_in_tools_name_from_an_older_file_loads_and_is_never_started(
+    tmp_path: Path,
+) -> None:
+    from engine.tools.mcp import McpManager
+
+    settings = ToolsSettings(tmp_path, SecretStore())
+    clashing = McpServer(name="current_time", transport="stdio", command="c")  # as an older version wrote
+    save_tools_config(settings.path, ToolsConfig(servers=[clashing]))
+    assert [s.name for s in settings.load().servers] == ["current_time"]
+    manager = McpManager(settings)
+    (state,) = manager.states()
+    assert state.status == "failed"
+    assert state.reason == unused_reason("current_time")
+    assert "built-in tool's name, so this MCP server is not used (the built-in tool is)" in state.reason
+    assert "vllm-desk tools edit-mcp current_time --name NEW" in state.reason
+    started = await manager.start("current_time")
+    assert started == state
+    assert manager.connections == {}  # its command was never run
+    assert manager.tools(["current_time"]) == ([], {})
+    # Kept only by a rename: an edit under the same name is refused, one that renames it is saved.
+    with pytest.raises(ServerNameBuiltin):
+        settings.update("current_time", McpServer(name="current_time", transport="stdio", command="d"))
+    settings.update("current_time", McpServer(name="clock", transport="stdio", command="d"))
+    assert [s.name for s in settings.load().servers] == ["clock"]
+    assert unused_reason("clock") == ""
