@@ -3,8 +3,10 @@
 Chosen by measurement (docs/documents.md): at 100,000 passages, keyword search through FTS5 (bm25) and an
 exact vector search over a float32 matrix held in memory beat ``qdrant-haystack``'s local mode and
 ``sqlite-vec``, with no new dependency and one file to back up. The matrix of a collection is read from the
-database on first search and read again when the database changed (``PRAGMA data_version`` sees other
-processes' commits too).
+database on first search and refreshed only when the collection's ``vectors_version`` moved (every write
+that changes its vectors moves it in the same transaction, whichever connection or process wrote); after
+writes to single files only those files' rows are read (``vector_changes``; docs/documents.md, "Cached
+vectors").
 
 It speaks Haystack's ``DocumentStore`` protocol (``count_documents``, ``filter_documents``,
 ``write_documents``, ``delete_documents``, ``to_dict``/``from_dict``) so stock Haystack components can use
