@@ -519,3 +519,24 @@ async def test_send_with_a_tree_takes_settings_changed_since_from_the_stored_row
         reply = await turn.wait()
         assert loads.calls == 0
     assert reply.numbers.prompt_tokens == 4 + 3  # the system prompt's words, then One, Ok., Two
+
+
+async def test_each_request_carries_its_own_branch_when_turns_alternate_and_edit(
+    store: AsyncHistoryStore,
+) -> None:
+    # The engine reuses the last request's messages where the next one starts the same: a request of another
+    # conversation, or an edited message, must not carry any of the last one's.
+    with running_standin("--reply", "Ok.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        one = await engine.new_conversation(system_prompt="Be brief.")
+        two = await engine.new_conversation()
+        numbers = []
+        for conv, text in ((one, "alpha beta gamma"), (two, "delta"), (one, "epsilon")):
+            turn = await engine.send(conv.id, text)
+            await _collect(turn)
+            numbers.append((await turn.wait()).numbers.prompt_tokens)
+        assert numbers == [2 + 3, 1, 2 + 3 + 1 + 1]  # (system) + the branch, words as the stand-in counts
+        first = (await store.load(one.id)).branch()[0]  # "alpha beta gamma"
+        edited = await engine.edit_and_resend(first.id, "zeta")
+        await _collect(edited)
+        assert (await edited.wait()).numbers.prompt_tokens == 2 + 1
