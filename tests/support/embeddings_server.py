@@ -24,7 +24,8 @@ def bag_of_words(text: str, dims: int = DIMS) -> list[float]:
     for word in re.findall(r"\w+", text.lower()):
         vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % dims] += 1.0
     norm = float(np.linalg.norm(vec))
-    return (vec / norm if norm else vec).tolist()
+    values: list[float] = (vec / norm if norm else vec).tolist()
+    return values
 
 
 @dataclass
