@@ -37,6 +37,7 @@ def open_preferences(window: Any) -> PreferencesDialog:
         restart_server=restart if link is not None else None,
         tools_manager=_tools_manager(window),
         parent=window,
+        history=getattr(window, "store", None),  # its AsyncHistoryStore: a rename, off the GUI thread
     )
     tool_turns = getattr(window, "tool_turns", None)
     if tool_turns is not None:  # the chat settings offer the servers there are now (a rename moves its tick)

@@ -62,6 +62,7 @@ class PreferencesDialog(QDialog):
         restart_server: Callable[[ServerProfile], object] | None = None,
         tools_manager: Any = None,
         parent: QWidget | None = None,
+        history: Any = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(tr("Preferences"))
@@ -87,8 +88,9 @@ class PreferencesDialog(QDialog):
         self._served = self._served_models()
         self.generation_page = GenerationPage(self.draft, self._served)
         self.appearance_page = AppearancePage(self.draft, store.overridden_keys)
-        # MCP servers (saved at once, in tools.toml; ``tools_manager``: the window's running servers).
-        self.tools_page = ToolsPage(paths, self.secrets, tools_manager)
+        # MCP servers (saved at once, in tools.toml; ``tools_manager``: the window's running servers;
+        # ``history``: the window's AsyncHistoryStore, which carries a server's rename over to the chats).
+        self.tools_page = ToolsPage(paths, self.secrets, tools_manager, history=history)
         self.finished.connect(lambda _result: self.tools_page.close_servers())
         # Which embedding model documents use (its profiles come from the draft: reloaded when shown).
         self.documents_page = DocumentsPage(self.draft, paths, gpus)

@@ -8,12 +8,13 @@ a program on this machine and asks the user to say they trust it. "Check" starts
 MCP servers when the page has them) and shows its state: starting, ready with N tools (listed), or failed
 with the reason. A built-in tool's name is refused for a server (one from an older ``tools.toml`` is listed
 as not used, the built-in tool being used, until it is renamed). Renaming a server carries the new name over
-to the chats that named the old one (:func:`engine.tools.config.update_server`); what happened is said under
-the list.
+to the chats that named the old one, off the GUI thread (:func:`engine.tools.config.carry_rename` on the
+window's history store); what happened is said under the list.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from desktop.operations import Operation
 from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, tr
@@ -43,15 +45,18 @@ from engine.secrets import SecretStore
 from engine.tools.builtin import BUILTIN_NAMES, DESCRIPTIONS
 from engine.tools.config import (
     STDIO_WARNING,
+    ChatsNotRenamed,
     McpServer,
     ServerUpdate,
     ToolsSettings,
+    carry_rename,
     looks_secret,
+    rename_in_chats,
     unused_reason,
-    update_server,
 )
 
 if TYPE_CHECKING:
+    from engine.history.async_store import AsyncHistoryStore
     from engine.tools.mcp import McpManager, ServerState
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
@@ -90,7 +95,9 @@ def _words(exc: Exception) -> str:
 
 class ToolsPage(QWidget):
     """The Tools page. ``manager``: the window's MCP servers (else the page starts its own for "Check", and
-    :meth:`aclose` stops them)."""
+    :meth:`aclose` stops them). ``history``: the window's history store, which carries a rename over to the
+    chats on its own thread, in order with the window's writes (else a worker thread does, with a store of
+    its own)."""
 
     # A server was added, changed or removed; (old, new) names on a rename, else ("", "").
     servers_changed = Signal(str, str)
@@ -101,10 +108,15 @@ class ToolsPage(QWidget):
         secrets: SecretStore,
         manager: McpManager | None = None,
         parent: QWidget | None = None,
+        history: AsyncHistoryStore | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = ToolsSettings(paths.config, secrets)
         self._history_db = paths.history_db  # a rename carries over to the chats that named the server
+        self._history = history
+        # The last rename carried over to the chats (or being carried over): said under the list.
+        self._rename_note: tuple[str, str] | None = None
+        self.carrying: asyncio.Task[None] | None = None
         self._logs = paths.logs
         self._manager = manager
         self._own_manager = manager is None
@@ -239,7 +251,6 @@ class ToolsPage(QWidget):
         self.cancel_button.clicked.connect(self.cancel_edit)
         self.command_edit.textEdited.connect(lambda _text: self._command_edited())
         self._editing: McpServer | None = None  # the server the form edits (None: it adds one)
-        self._renamed: ServerUpdate | None = None  # the last rename, said with the new name
         self._transport_changed()
         self.refresh()
 
@@ -311,8 +322,8 @@ class ToolsPage(QWidget):
             self.server_detail.setText(words.format(name=name, n=len(state.tools), tools=tools))
         else:
             self.server_detail.setText(f"{name}: {state.describe()}")
-        if self._renamed is not None and self._renamed.server.name == name:
-            self.server_detail.setText(self.server_detail.text() + "\n" + self._renamed.describe())
+        if self._rename_note is not None and self._rename_note[0] == name:
+            self.server_detail.setText(self.server_detail.text() + "\n" + self._rename_note[1])
 
     def _check(self) -> None:
         name = self.selected()
@@ -408,9 +419,7 @@ class ToolsPage(QWidget):
         keep_headers: list[str] = []
         try:
             server, secret_env, headers = self._server_from_form(keep_env, keep_headers)
-            update = update_server(
-                self.settings,
-                self._history_db,
+            saved = self.settings.update(
                 editing.name,
                 server,
                 secret_env=secret_env,
@@ -421,20 +430,51 @@ class ToolsPage(QWidget):
         except (ValueError, DeskError) as exc:
             self._add_problem(_words(exc))
             return None
-        saved = update.server
         self._clear_form()
         if self._manager is not None and editing.name in self._manager.connections:
             manager = self._manager  # running with the old settings: stopped, the next use starts it anew
             Operation(None, lambda: manager.stop(editing.name)).success(lambda _r: self.refresh()).run()
         self.refresh()
         self._select(saved.name)
-        if update.renamed:  # the chats that named it now name the new one: said under the list
-            self._renamed = update
-            self._show_selected()
+        if saved.name != editing.name:  # the chats that named it are changed to the new name, said below
+            self.carry_over(editing.name, saved)
+            # At once: the shown chat's tick moves, so an Apply there (given to the window's store after
+            # the rename) writes the new name.
             self.servers_changed.emit(editing.name, saved.name)
         else:
             self.servers_changed.emit("", "")
         return saved
+
+    def carry_over(self, old: str, saved: McpServer) -> asyncio.Task[None]:
+        """The chats that named ``old`` name ``saved`` instead, off the GUI thread (another process writing
+        the history can keep it waiting): said under the list while it runs, then how many chats moved or
+        why they could not (the rename stays)."""
+        new = saved.name
+        words = tr("Renamed “{old}” to “{new}”: changing the chats that used “{old}”…")
+        self._note_rename(new, words.format(old=old, new=new))
+
+        async def carry() -> ServerUpdate:
+            if self._history is not None:
+                return await carry_rename(self._history, old, saved)
+            return await asyncio.to_thread(rename_in_chats, self._history_db, old, saved)
+
+        def done(update: ServerUpdate) -> None:
+            if isValid(self):
+                self._note_rename(new, update.describe())
+
+        def failed(exc: BaseException) -> None:
+            done(
+                ServerUpdate(
+                    saved, old, chats_problem=ChatsNotRenamed(old, new, str(exc) or type(exc).__name__)
+                )
+            )
+
+        self.carrying = Operation(None, carry).success(done).failure(failed).run()
+        return self.carrying
+
+    def _note_rename(self, name: str, text: str) -> None:
+        self._rename_note = (name, text)
+        self._show_selected()
 
     def cancel_edit(self) -> None:
         """Leave the server as it is and the form empty for adding one."""

@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import tomli_w
 from filelock import FileLock
@@ -30,6 +30,9 @@ from engine.errors import DeskError, Fix
 from engine.secrets import SecretStore
 from engine.server.profiles import ENV_NAME
 from engine.tools.builtin import BUILTIN_NAMES
+
+if TYPE_CHECKING:
+    from engine.history.async_store import AsyncHistoryStore
 
 SCHEMA_VERSION = 1
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -364,6 +367,10 @@ class ChatsNotRenamed(DeskError):
         )
 
 
+# What writing the chats' tools may raise: the history's own problems, SQLite's, the disk's.
+CHATS_ERRORS = (DeskError, sqlite3.Error, OSError)
+
+
 @dataclass(frozen=True)
 class ServerUpdate:
     """What :func:`update_server` did: the saved server, the name it had, how many chats now name it
@@ -408,23 +415,47 @@ def update_server(
     says); a rename carries over to the chats: every conversation whose tools name ``name`` names the new
     one instead (:meth:`engine.history.store.HistoryStore.rename_tool`). A history that cannot be written
     then does not undo the rename: the result says so (:attr:`ServerUpdate.chats_problem`); nor does one
-    that another process writes for longer than ``busy_wait_s`` (the page waits on the GUI thread)."""
+    that another process writes for longer than ``busy_wait_s``. Blocking (``tools edit-mcp``): the page
+    saves with :meth:`ToolsSettings.update` and carries the rename over off the GUI thread
+    (:func:`carry_rename`)."""
     saved = settings.update(
         name, server, secret_env=secret_env, headers=headers, keep_env=keep_env, keep_headers=keep_headers
     )
-    if saved.name == name:
-        return ServerUpdate(saved, name)
-    if not history_db.exists():
-        return ServerUpdate(saved, name)  # no chat yet
+    return rename_in_chats(history_db, name, saved, busy_wait_s=busy_wait_s)
+
+
+def rename_in_chats(
+    history_db: Path, old_name: str, saved: McpServer, *, busy_wait_s: float = 5.0
+) -> ServerUpdate:
+    """The chats' part of :func:`update_server` after :meth:`ToolsSettings.update` saved ``saved`` (once
+    named ``old_name``), through a short-lived store of its own: blocking, for a command or a worker thread
+    (the window uses :func:`carry_rename` on its own store's thread)."""
+    if saved.name == old_name or not history_db.exists():
+        return ServerUpdate(saved, old_name)  # not renamed, or no chat yet
     from engine.history.store import HistoryStore  # only a rename opens the history
 
     try:
         history = HistoryStore(history_db, busy_wait_s=busy_wait_s)
         try:
-            chats = history.rename_tool(name, saved.name)
+            chats = history.rename_tool(old_name, saved.name)
         finally:
             # The app's own store may be writing a reply in this process: that one stays streaming.
             history.close(purge=False, interrupt=False)
-    except (DeskError, sqlite3.Error, OSError) as exc:
-        return ServerUpdate(saved, name, chats_problem=ChatsNotRenamed(name, saved.name, str(exc)))
-    return ServerUpdate(saved, name, chats)
+    except CHATS_ERRORS as exc:
+        return ServerUpdate(saved, old_name, chats_problem=ChatsNotRenamed(old_name, saved.name, str(exc)))
+    return ServerUpdate(saved, old_name, chats)
+
+
+async def carry_rename(history: AsyncHistoryStore, old_name: str, saved: McpServer) -> ServerUpdate:
+    """:func:`rename_in_chats` through the app's own history store: on its thread, in order with the app's
+    other writes, so the caller's loop never waits on the disk or on another process's write. A history
+    that cannot be written is said in the result, as there."""
+    if saved.name == old_name:
+        return ServerUpdate(saved, old_name)
+    from engine.history.store import HistoryStore
+
+    try:
+        chats = await history.call(HistoryStore.rename_tool, old_name, saved.name)
+    except CHATS_ERRORS as exc:
+        return ServerUpdate(saved, old_name, chats_problem=ChatsNotRenamed(old_name, saved.name, str(exc)))
+    return ServerUpdate(saved, old_name, chats)

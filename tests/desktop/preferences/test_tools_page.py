@@ -222,9 +222,10 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
     assert page.form_box.title() == "Add an MCP server"
     assert page.name_edit.text() == ""
     assert page.selected() == "notes"
-    # The chat that used "desk" uses "notes" now, and the page says so.
+    # The chat that used "desk" uses "notes" now (changed off the GUI thread), and the page says so.
+    assert "Renamed “desk” to “notes”: changing the chats that used “desk”…" in page.server_detail.text()
     said = "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
-    assert said in page.server_detail.text()
+    qtbot.waitUntil(lambda: said in page.server_detail.text(), timeout=10000)
     history = HistoryStore(app_paths.history_db)
     try:
         assert history.conversation(uses.id).settings == {"tools": ["current_time", "notes"]}
@@ -305,3 +306,83 @@ def test_a_built_in_tools_name_is_refused_and_one_from_an_older_file_is_shown_as
     assert not page.add_problem.isVisible(), page.add_problem.text()
     assert [s["name"] for s in _saved(app_paths)] == ["chats"]
     assert page.check_button.isEnabled()
+
+
+def _renaming_page(qtbot, app_paths: AppPaths, keys: MemoryKeyring, history) -> ToolsPage:  # type: ignore[no-untyped-def]
+    """A page over the window's history store, with "desk" that one chat uses, being renamed "notes"."""
+    page = ToolsPage(app_paths, SecretStore(backend=keys), history=history)
+    qtbot.addWidget(page)
+    page.show()
+    page.settings.add(McpServer(name="desk", transport="http", url="http://127.0.0.1:9/mcp"))
+    page.refresh()
+    page.edit_selected()
+    page.name_edit.setText("notes")
+    return page
+
+
+def test_a_rename_is_carried_over_to_the_chats_off_the_gui_thread_while_another_process_writes(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths, keys: MemoryKeyring
+) -> None:
+    import sqlite3
+
+    from engine.history.async_store import AsyncHistoryStore
+
+    seed = HistoryStore(app_paths.history_db)
+    uses = seed.create_conversation(title="uses", settings={"tools": ["desk"]})
+    seed.close()
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))  # the window's (it waits up to 60 s)
+    writer = sqlite3.connect(app_paths.history_db, isolation_level=None)
+    try:
+        page = _renaming_page(qtbot, app_paths, keys, store)
+        with qtbot.waitSignal(page.servers_changed) as changed:
+            writer.execute("BEGIN IMMEDIATE")  # another process is writing the history
+            page.add_button.click()  # returns at once: the chats wait on the store's thread
+        assert changed.args == ["desk", "notes"]  # the shown chat's tick moves at once
+        assert [s["name"] for s in _saved(app_paths)] == ["notes"]
+        assert page.carrying is not None
+        qtbot.wait(300)  # the GUI runs meanwhile
+        assert not page.carrying.done()
+        assert "Renamed “desk” to “notes”: changing the chats that used “desk”…" in page.server_detail.text()
+        writer.execute("COMMIT")
+        said = "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
+        qtbot.waitUntil(lambda: said in page.server_detail.text(), timeout=10000)
+        assert run(qtbot, store.conversation(uses.id)).settings == {"tools": ["notes"]}
+    finally:
+        writer.close()
+        run(qtbot, store.close())
+
+
+def test_a_rename_whose_chats_cannot_be_changed_says_so_and_stays(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths, keys: MemoryKeyring
+) -> None:
+    import sqlite3
+
+    from engine.history.async_store import AsyncHistoryStore
+
+    seed = HistoryStore(app_paths.history_db)
+    uses = seed.create_conversation(title="uses", settings={"tools": ["desk"]})
+    seed.close()
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db, busy_wait_s=0.3))
+    writer = sqlite3.connect(app_paths.history_db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # held throughout: longer than the store waits
+    try:
+        page = _renaming_page(qtbot, app_paths, keys, store)
+        page.add_button.click()
+        qtbot.waitUntil(lambda: page.carrying is not None and page.carrying.done(), timeout=10000)
+        text = page.server_detail.text()
+        assert "“desk” is renamed to “notes”, but the chats that used “desk” could not be changed (" in text
+        assert text.endswith("tick “notes” in their chat settings (Tools).")
+        assert [s["name"] for s in _saved(app_paths)] == ["notes"]  # the rename stays
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert run(qtbot, store.conversation(uses.id)).settings == {"tools": ["desk"]}
+    # A store that fails otherwise (closed under the page) is said the same way, not raised.
+    run(qtbot, store.close())
+    page.edit_selected()
+    page.name_edit.setText("journal")
+    page.add_button.click()
+    qtbot.waitUntil(lambda: page.carrying is not None and page.carrying.done(), timeout=10000)
+    assert "“notes” is renamed to “journal”, but the chats that used “notes” could not be changed (" in (
+        page.server_detail.text()
+    )

@@ -406,10 +406,9 @@ def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_ke
         page.name_edit.setText("notes")
         page.add_button.click()
         assert not page.add_problem.isVisible(), page.add_problem.text()
-        assert (
-            "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
-            in page.server_detail.text()
-        )
+        # The chats are changed on the window's history store's thread, then said.
+        said = "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
+        qtbot.waitUntil(lambda: said in page.server_detail.text(), timeout=10000)
         dialog.reject()
         # The shown chat's panel ticks the new name (the old one is not offered any more)...
         assert "desk" not in box.boxes

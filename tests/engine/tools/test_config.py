@@ -18,6 +18,7 @@ from engine.tools.config import (
     ToolsConfigInvalid,
     ToolsSettings,
     builtin_clash,
+    carry_rename,
     env_key,
     header_key,
     looks_secret,
@@ -306,3 +307,22 @@ async def test_a_server_with_a_built_in_tools_name_from_an_older_file_loads_and_
     settings.update("current_time", McpServer(name="clock", transport="stdio", command="d"))
     assert [s.name for s in settings.load().servers] == ["clock"]
     assert unused_reason("clock") == ""
+
+
+@pytest.mark.asyncio
+async def test_carry_rename_changes_the_chats_through_the_apps_own_store(tmp_path: Path) -> None:
+    from engine.history.async_store import AsyncHistoryStore
+
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="desk", transport="stdio", command="c"))
+    store = await AsyncHistoryStore.open(tmp_path / "history.db")
+    try:
+        used = await store.create_conversation(title="used", settings={"tools": ["desk"]})
+        saved = settings.update("desk", McpServer(name="notes", transport="stdio", command="c"))
+        update = await carry_rename(store, "desk", saved)
+        assert (update.renamed, update.chats, update.chats_problem) == (True, 1, None)
+        assert (await store.conversation(used.id)).settings == {"tools": ["notes"]}
+        same = await carry_rename(store, "notes", saved)
+        assert (same.renamed, same.chats) == (False, 0)
+    finally:
+        await store.close()
