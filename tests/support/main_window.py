@@ -29,14 +29,18 @@ def open_window(
     endpoint: EndpointProvider = lambda: None,
     *,
     size: tuple[int, int] | None = None,
+    paths: AppPaths | None = None,
 ) -> MainWindow:
-    """Show a window on a fresh store and restore it (sidebar filled, last conversation open)."""
+    """Show a window on a fresh store and restore it (sidebar filled, last conversation open). ``paths``:
+    the window's, as the app gives them (Preferences, documents and tools read their files there); without,
+    it has none."""
     store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
     window = MainWindow(
         store=store,
         chat=ChatEngine(store, endpoint),
         settings=SettingsStore.open(app_paths.settings_file),
         ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
+        paths=paths,
     )
     qtbot.addWidget(window)
     if size is not None:
