@@ -391,14 +391,14 @@ def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_ke
     )
     history.add_message(conversation.id, None, "user", "Add 2 and 3.")
     history.close()
-    window = open_window(qtbot, app_paths)
+    # The window's paths, as the app gives them: Preferences reads tools.toml and the history there.
+    window = open_window(qtbot, app_paths, paths=app_paths)
     try:
         qtbot.waitUntil(lambda: window.conversation_id == conversation.id, timeout=5000)
         if not window.chat_settings.isVisible():
             window.toggle_chat_settings()
         box = window.chat_settings.tools
         qtbot.waitUntil(lambda: "desk" in box.boxes and box.boxes["desk"].isChecked(), timeout=5000)
-        window.paths = app_paths  # as the app gives it: Preferences reads tools.toml and the history there
         dialog = window.open_preferences()
         page = dialog.tools_page
         page._select("desk")
