@@ -20,10 +20,11 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psutil
@@ -96,6 +97,37 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The stops running to their end in their own tasks: referenced here so none is garbage-collected while a
+# cancelled caller no longer awaits it.
+_STOPS: set[asyncio.Task[Any]] = set()
+
+
+async def _to_the_end(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` (a stop) in its own task that cancelling the caller does not interrupt.
+
+    A stop cut short after its SIGTERM would leave a server that ignores it running (nothing would send
+    the SIGKILL) and would leave its leader unreaped. So a cancellation of the caller waits for the stop to
+    end and is raised then: the caller never goes on (or lets its event loop close, which would cancel a
+    stop left running in the background) while the server may still be there. The wait is bounded by the
+    stop itself: the grace period, 5 s for SIGKILL, 5 s to reap.
+    """
+    task = asyncio.ensure_future(work)
+    _STOPS.add(task)
+    task.add_done_callback(_STOPS.discard)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})  # a shield: a cancel of this caller is not passed on to the task
+        except asyncio.CancelledError:
+            cancelled = True  # keep waiting; raised once the stop has ended
+    if cancelled:
+        if not task.cancelled() and task.exception() is not None:  # the cancellation is what goes on
+            log.warning("a stop failed after its caller was cancelled: %s", task.exception())
+        raise asyncio.CancelledError()
+    return task.result()
 
 
 @dataclass
@@ -256,14 +288,18 @@ class Supervisor:
             endpoint = await self._await_ready(launch)
             await self._check_answers(profile, endpoint, argv, began, expected)
         except asyncio.CancelledError:
-            await self._stop_launch(launch)
-            self._set_state(ServerState.STOPPED)
+            try:
+                await self._stop_launch(launch)  # to its end even if cancelled again meanwhile
+            finally:
+                self._set_state(ServerState.STOPPED)
             raise
         except DeskError as problem:
             if launch.stopped_by_user:  # stop() during the start: not a failure
                 raise StartCancelled() from problem
-            await self._stop_launch(launch)
-            self._fail(problem)
+            try:
+                await self._stop_launch(launch)
+            finally:
+                self._fail(problem)
             raise
         await asyncio.to_thread(self._start_times.record, profile.name, time.monotonic() - began)
         self._became_ready(endpoint, began, expected)
@@ -277,10 +313,16 @@ class Supervisor:
         self._metrics.set_endpoint(endpoint)
 
     async def stop(self) -> None:
-        """SIGTERM to the server's session, the grace period, SIGKILL; nothing of it is left afterwards."""
+        """SIGTERM to the server's session, the grace period, SIGKILL; nothing of it is left afterwards.
+
+        Once begun, the stop runs to its end: cancelling the caller is raised only after it.
+        """
+        await _to_the_end(self._stop(asyncio.current_task()))
+
+    async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
         launch = self._launch
         if launch is None:
-            if self._preparing is not None and self._preparing[0] is not asyncio.current_task():
+            if self._preparing is not None and self._preparing[0] is not caller:
                 task, left_preparing = self._preparing
                 self._set_state(ServerState.STOPPING)
                 task.cancel()  # its start() raises StartCancelled to its own caller
@@ -303,7 +345,14 @@ class Supervisor:
         return await self.start(profile)
 
     async def shutdown(self) -> None:
-        """Stop every server this supervisor started (quitting the app); never raises for a stuck one."""
+        """Stop every server this supervisor started (quitting the app); never raises for a stuck one.
+
+        Once begun, it runs to its end: cancelling the caller (a signal while a command stops its server)
+        is raised only after every server is stopped.
+        """
+        await _to_the_end(self._shutdown())
+
+    async def _shutdown(self) -> None:
         try:
             await self.stop()
         except ProcessesLeft as problem:
@@ -591,6 +640,10 @@ class Supervisor:
             raise BuiltinModelAnswersWrong(result, cpu=runtime.is_cpu)
 
     async def _stop_launch(self, launch: _Launch) -> StopOutcome:
+        """Stop ``launch``'s whole session; it runs to its end even if the caller is cancelled."""
+        return await _to_the_end(self._stop_launch_now(launch, asyncio.current_task()))
+
+    async def _stop_launch_now(self, launch: _Launch, caller: asyncio.Task[Any] | None) -> StopOutcome:
         launch.stopping = True
         assert launch.process is not None
         try:
@@ -600,7 +653,7 @@ class Supervisor:
                 launch.reservation.release()
         self.last_stop = outcome
         launch.finished = True
-        if launch.monitor is not None and launch.monitor is not asyncio.current_task():
+        if launch.monitor is not None and launch.monitor is not caller:
             launch.monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await launch.monitor

@@ -27,10 +27,11 @@ from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.server.processes import session_members, signal_session
 from engine.server.profiles import ServerProfile
+from engine.server.supervisor import ServerState, StateChange, Supervisor
 from engine.settings.store import DocumentsSettings, Settings, SettingsStore
 from tests.support.embeddings_server import bag_of_words
 from tests.support.procs import is_alive
-from tests.support.standin.launch import REPO_ROOT, standin_env
+from tests.support.standin.launch import REPO_ROOT, StandinRuntime, standin_env
 
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGHUP, id="SIGHUP")]
 
@@ -285,6 +286,43 @@ def test_a_signal_cancels_the_command_its_cleanup_runs_and_stopped_by_signal_is_
     assert cleaned == ["stopped the server"]
     assert stopped.value.exit_code == 143
     assert str(stopped.value) == "stopped by signal SIGTERM"
+
+
+def test_a_signal_while_the_command_stops_its_server_still_ends_with_the_server_killed(
+    app_paths: AppPaths, sessions: list[int]
+) -> None:
+    """The command is stopping its server on its own (the SIGTERM is out; the server ignores it) when SIGTERM
+    comes: the stop still goes on to its SIGKILL before the command ends, then the signal is reported."""
+    supervisors: list[Supervisor] = []
+    members: list[psutil.Process] = []
+
+    async def command() -> int:
+        sup = Supervisor(app_paths, StandinRuntime(["--ignore-sigterm", "--fork-child"]), grace_s=2.0)
+        supervisors.append(sup)
+        await sup.start(ServerProfile(name="standin", source="hf_cache", model="org/standin"))
+        members.extend(sup.processes())
+        sessions.append(os.getsid(members[0].pid))
+        loop = asyncio.get_running_loop()
+
+        def signal_mid_stop(change: StateChange) -> None:
+            if change.state is ServerState.STOPPING:  # the SIGTERM goes out now; the grace is 2 s
+                loop.call_later(0.3, os.kill, os.getpid(), signal.SIGTERM)
+
+        sup.state_changed.connect(signal_mid_stop)
+        try:
+            return 0
+        finally:
+            await sup.shutdown()
+
+    with pytest.raises(StoppedBySignal) as stopped:
+        run_command(command())
+    assert stopped.value.exit_code == 143
+    assert len(members) == 2
+    assert not any(is_alive(p) for p in members), f"left running: {[p.pid for p in members if is_alive(p)]}"
+    sup = supervisors[0]
+    assert sup.last_stop is not None
+    assert sup.last_stop.escalated
+    assert sup.processes() == []
 
 
 def test_interrupt_means_gives_ctrl_c_a_meaning_for_a_while_then_it_stops_the_command() -> None:

@@ -395,3 +395,53 @@ async def test_every_known_failure_is_diagnosed_through_the_process(app_paths: A
     assert caught.value.fix == expected.fix
     assert sup.state is ServerState.FAILED
     assert sup.processes() == []
+
+
+# --- a stop, once begun, runs to its end even when the task awaiting it is cancelled -----------------
+
+
+async def _cancel_once_sigterm_was_sent(sup: Supervisor, task: asyncio.Task[object]) -> None:
+    """Cancel ``task`` while its stop waits out the grace: after the SIGTERM, before the SIGKILL."""
+    await until(lambda: sup.state is ServerState.STOPPING)
+    await asyncio.sleep(0.3)  # the SIGTERM went out at once; the grace (2 s) is running
+    assert not task.done()
+    task.cancel()
+
+
+@pytest.mark.parametrize("how", ["stop", "shutdown"])
+async def test_cancelling_a_stop_after_its_sigterm_still_kills_a_server_that_ignores_it(
+    app_paths: AppPaths, how: str
+) -> None:
+    sup = supervisor(app_paths, "--ignore-sigterm", "--fork-child", grace_s=2.0)
+    await sup.start(profile())
+    members = sup.processes()
+    assert len(members) == 2
+    task: asyncio.Task[object] = asyncio.create_task(getattr(sup, how)())
+    await _cancel_once_sigterm_was_sent(sup, task)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The cancellation reached the caller only once the stop had finished: SIGKILL after the grace, reaped.
+    assert not any(is_alive(p) for p in members)
+    assert sup.last_stop is not None
+    assert sup.last_stop.escalated
+    assert sup.state is ServerState.STOPPED
+    assert sup.processes() == []
+
+
+async def test_a_second_cancel_while_a_cancelled_start_stops_its_launch_still_kills_it(
+    app_paths: AppPaths,
+) -> None:
+    sup = supervisor(app_paths, "--startup-delay", "30", "--ignore-sigterm", "--fork-child", grace_s=2.0)
+    task = asyncio.create_task(sup.start(profile()))
+    await until(lambda: sup.state is ServerState.STARTING and len(sup.processes()) == 2)
+    members = sup.processes()
+    task.cancel()  # the start stops its launch: SIGTERM, the grace...
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    task.cancel()  # ...and a second cancel (a quit on top of a cancelled start) does not cut it short
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not any(is_alive(p) for p in members)
+    assert sup.last_stop is not None
+    assert sup.last_stop.escalated
+    assert sup.state is ServerState.STOPPED
