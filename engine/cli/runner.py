@@ -11,7 +11,10 @@ A command that gives Ctrl-C a meaning of its own for a while (``chat``: stop the
 indexing) says so with :func:`interrupt_means`; SIGTERM and SIGHUP still stop the command then.
 
 A signal that comes again while the command is stopping is ignored: the cleanup is what stops the servers
-(a stuck server is killed after the supervisor's grace period).
+(a stuck server is killed after the supervisor's grace period). A first signal that comes while the command
+is already stopping its server on its own cancels that stop's caller, not the stop: the supervisor's stops
+run to their end (SIGTERM, the grace, SIGKILL of the whole session, reaped) and the cancellation goes on
+after them, so :class:`StoppedBySignal` is raised only once no server is left.
 """
 
 from __future__ import annotations
