@@ -5,8 +5,8 @@ exact vector search over a float32 matrix held in memory beat ``qdrant-haystack`
 ``sqlite-vec``, with no new dependency and one file to back up. The matrix of a collection is read from the
 database on first search and refreshed only when the collection's ``vectors_version`` moved (every write
 that changes its vectors moves it in the same transaction, whichever connection or process wrote); after
-writes to single files only those files' rows are read (``vector_changes``; docs/documents.md, "Cached
-vectors").
+writes to single files only those files' rows are read and the cached rows patched without a copy
+(``vector_changes``, ``_Vectors``; docs/documents.md, "Cached vectors").
 
 It speaks Haystack's ``DocumentStore`` protocol (``count_documents``, ``filter_documents``,
 ``write_documents``, ``delete_documents``, ``to_dict``/``from_dict``) so stock Haystack components can use
@@ -653,19 +653,16 @@ class DocumentStore:
             for name in collections:
                 if name not in current:
                     raise CollectionNotFound(name)
-                vectors = self._matrix(*current[name])
-                matrices.append((name, vectors.ids, vectors.matrix))
+                matrices.append((name, self._matrix(*current[name])))
         found_ids: list[np.ndarray] = []
         found_scores: list[np.ndarray] = []
-        for name, ids, matrix in matrices:
+        for name, vectors in matrices:
+            ids = vectors.live_ids
             if not len(ids):
                 continue
-            if matrix.shape[1] != query.shape[0]:
-                raise EmbedderMismatch(name, f"a {matrix.shape[1]}-dimension model", f"{query.shape[0]}")
-            # einsum, not `matrix @ query`: NumPy's own single-threaded loop reads the matrix once at memory
-            # speed, where OpenBLAS's threaded gemv waited for a busy second core (profiled at 100,000
-            # passages on 2 cores: p50 14 against 23-35 ms, p95 23 against 40-190 ms).
-            scores = np.einsum("ij,j->i", matrix, query)
+            if vectors.dims != query.shape[0]:
+                raise EmbedderMismatch(name, f"a {vectors.dims}-dimension model", f"{query.shape[0]}")
+            scores = vectors.scores(query)
             k = min(top_k, len(scores))
             top = np.argpartition(scores, len(scores) - k)[len(scores) - k :]
             found_ids.append(ids[top])
@@ -915,18 +912,35 @@ class DocumentStore:
 
 @dataclass(frozen=True)
 class _Vectors:
-    """A collection's vectors as of ``version``: row ids, their files, and the normalised float32 matrix.
-    Never changed in place (a search scans it outside the store's lock); a refresh makes a new one."""
+    """A collection's vectors as of ``version``, never changed in place (a search scans them outside the
+    store's lock; a refresh makes new ones).
+
+    The normalised float32 rows lie in ``blocks`` (matrices, in the order of ``ids`` and ``files``); a
+    refresh after file writes appends the files' new rows as a block and marks their old rows dead in
+    ``live`` (None: all live) instead of copying the whole matrix. Trailing blocks are merged while the one
+    before is at most twice as large (a few blocks, each row copied a few times), and all are compacted
+    into one when a quarter of the rows are dead.
+    """
 
     version: int
+    blocks: tuple[np.ndarray, ...]
     ids: np.ndarray
     files: np.ndarray
-    matrix: np.ndarray
+    live: np.ndarray | None
+    live_ids: np.ndarray
+
+    @classmethod
+    def make(
+        cls, version: int, blocks: tuple[np.ndarray, ...], ids: np.ndarray, files: np.ndarray, live: Any
+    ) -> _Vectors:
+        if live is not None and bool(live.all()):
+            live = None
+        return cls(version, blocks, ids, files, live, ids if live is None else ids[live])
 
     @classmethod
     def empty(cls, version: int) -> _Vectors:
         none = np.zeros(0, dtype=np.int64)
-        return cls(version, none, none, np.zeros((0, 0), dtype=np.float32))
+        return cls.make(version, (), none, none, None)
 
     @classmethod
     def of(cls, version: int, rows: Sequence[tuple[int, int, bytes]]) -> _Vectors:
@@ -936,27 +950,51 @@ class _Vectors:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         files = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        return cls(version, ids, files, matrix)
+        return cls.make(version, (matrix,), ids, files, None)
+
+    @property
+    def dims(self) -> int:
+        return int(self.blocks[0].shape[1]) if self.blocks else 0
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every live row with the (normalised) query, in the order of ``live_ids``."""
+        # einsum, not `matrix @ query`: NumPy's own single-threaded loop reads the matrix once at memory
+        # speed, where OpenBLAS's threaded gemv waited for a busy second core (profiled at 100,000
+        # passages on 2 cores: p50 14 against 23-35 ms, p95 23 against 40-190 ms).
+        parts = [np.einsum("ij,j->i", block, query) for block in self.blocks]
+        scores = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return scores if self.live is None else scores[self.live]
 
     def patched(self, version: int, files: Sequence[int], now: _Vectors) -> _Vectors:
         """These vectors with the rows of ``files`` replaced by ``now`` (those files' rows as of
-        ``version``). One copy of the matrix instead of reading every vector again."""
-        keep = ~np.isin(self.files, np.asarray(files, dtype=np.int64))
-        if not len(now.ids):
-            return _Vectors(version, self.ids[keep], self.files[keep], self.matrix[keep])
-        if now.matrix.shape[1] != self.matrix.shape[1]:
-            raise ValueError("vectors of different lengths in one collection")
-        # One new matrix written in place (a boolean index and then a concatenation would copy it twice).
-        kept = int(keep.sum())
-        matrix = np.empty((kept + len(now.ids), self.matrix.shape[1]), dtype=np.float32)
-        np.compress(keep, self.matrix, axis=0, out=matrix[:kept])
-        matrix[kept:] = now.matrix
-        return _Vectors(
-            version,
-            np.concatenate([self.ids[keep], now.ids]),
-            np.concatenate([self.files[keep], now.files]),
-            matrix,
-        )
+        ``version``)."""
+        gone = np.isin(self.files, np.asarray(files, dtype=np.int64))
+        live = ~gone if self.live is None else self.live & ~gone
+        blocks, ids, row_files = self.blocks, self.ids, self.files
+        if len(now.ids):
+            if self.blocks and now.dims != self.dims:
+                raise ValueError("vectors of different lengths in one collection")
+            blocks = (*blocks, *now.blocks)
+            ids = np.concatenate([ids, now.ids])
+            row_files = np.concatenate([row_files, now.files])
+            live = np.concatenate([live, np.ones(len(now.ids), dtype=bool)])
+        dead = len(live) - int(live.sum())
+        if dead * 4 > len(live):
+            # One matrix of the live rows, written in place.
+            matrix = np.empty((len(live) - dead, self.dims or now.dims), dtype=np.float32)
+            at = 0
+            for block, keep in zip(
+                blocks, np.split(live, np.cumsum([len(b) for b in blocks])[:-1]), strict=True
+            ):
+                kept = int(keep.sum())
+                np.compress(keep, block, axis=0, out=matrix[at : at + kept])
+                at += kept
+            return _Vectors.make(version, (matrix,), ids[live], row_files[live], None)
+        merged = list(blocks)
+        while len(merged) > 1 and len(merged[-2]) <= 2 * len(merged[-1]):
+            last = merged.pop()
+            merged[-1] = np.concatenate([merged[-1], last])
+        return _Vectors.make(version, tuple(merged), ids, row_files, live)
 
 
 def _blob(embedding: Sequence[float] | np.ndarray | None) -> bytes | None:

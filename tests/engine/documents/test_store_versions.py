@@ -199,7 +199,11 @@ def cached(store: DocumentStore, name: str) -> dict[int, list[float]]:
     """What a search scans for a collection: row id -> vector."""
     store.vector_rows(vec(1.0), [name])
     vectors = store._vectors[store._collection_id(name)]
-    return {int(i): row.tolist() for i, row in zip(vectors.ids, vectors.matrix, strict=True)}
+    rows = np.concatenate(vectors.blocks) if vectors.blocks else np.zeros((0, DIMS), dtype=np.float32)
+    if vectors.live is not None:
+        rows = rows[vectors.live]
+    assert len(rows) == len(vectors.live_ids)
+    return {int(i): row.tolist() for i, row in zip(vectors.live_ids, rows, strict=True)}
 
 
 def test_vectors_patched_file_by_file_equal_the_collection_read_whole(tmp_path: Path) -> None:
@@ -211,6 +215,8 @@ def test_vectors_patched_file_by_file_equal_the_collection_read_whole(tmp_path: 
     put(writer, "b", "/b0", [vec(1.0)])
     reads = Reads(searcher)
     cached(searcher, "a")
+    blocks: list[int] = []
+    dead: list[int] = []
     for step in range(60):
         # One to three writes between searches: new files, changed ones (more or fewer passages), failures,
         # removals; now and then a write to another collection.
@@ -229,8 +235,22 @@ def test_vectors_patched_file_by_file_equal_the_collection_read_whole(tmp_path: 
         whole = DocumentStore(path)
         assert cached(searcher, "a") == cached(whole, "a"), f"step {step}"
         whole.close()
+        # And the scan agrees with the dot products of those vectors.
+        query = rng.standard_normal(DIMS)
+        vectors = cached(searcher, "a")
+        expected = sorted(vectors, key=lambda i: -float(np.dot(vectors[i], query / np.linalg.norm(query))))
+        assert [i for i, _ in searcher.vector_rows(query, ["a"], top_k=5)] == expected[:5]
+        patched = searcher._vectors[searcher._collection_id("a")]
+        blocks.append(len(patched.blocks))
+        dead.append(len(patched.ids) - len(patched.live_ids))
+        assert dead[-1] * 4 <= len(patched.ids)
     assert reads.of(searcher, "a") == 1  # every refresh after the first read only the changed files
     assert reads.files_of(searcher, "a") > 30
+    # The rows went into more than one block and some were left dead (the paths without a copy were taken);
+    # blocks are merged along the way.
+    assert max(blocks) > 1
+    assert max(dead) > 0
+    assert max(blocks) <= 8
     searcher.close()
     writer.close()
 
@@ -350,3 +370,22 @@ def test_a_database_newer_than_this_code_is_refused_with_the_versions(tmp_path: 
         DocumentsTooNew, match=rf"schema version {SCHEMA_VERSION + 1}.*up to {SCHEMA_VERSION}"
     ):
         DocumentStore(path)
+
+
+def test_new_files_searched_one_by_one_keep_few_blocks(two: tuple[DocumentStore, DocumentStore]) -> None:
+    searcher, writer = two
+    rng = np.random.default_rng(3)
+    put(writer, "a", "/big", [list(rng.standard_normal(DIMS)) for _ in range(200)])
+    cached(searcher, "a")
+    counts = []
+    for f in range(40):  # as while a collection is being indexed: new files, a search after each
+        put(writer, "a", f"/new{f}", [list(rng.standard_normal(DIMS))])
+        cached(searcher, "a")
+        vectors = searcher._vectors[searcher._collection_id("a")]
+        assert vectors.live is None  # nothing was dropped
+        counts.append(len(vectors.blocks))
+    assert max(counts) <= 6  # trailing blocks merged (without, one block a file: 41)
+    assert counts[-1] > 1  # and the big one was not copied to take them in
+    whole = DocumentStore(writer.path)
+    assert cached(searcher, "a") == cached(whole, "a")
+    whole.close()
