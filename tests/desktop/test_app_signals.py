@@ -84,3 +84,46 @@ def test_a_signal_quits_the_app_and_stops_its_server(
     assert f"stopped by signal {sig.name}" in err
     assert not any(is_alive(p) for p in members), f"left running: {[p.pid for p in members if is_alive(p)]}"
     assert session_members(sessions[0]) == []
+
+
+def test_a_second_signal_while_quitting_does_not_leave_a_server_that_ignores_sigterm(
+    tmp_path: Path, sessions: list[int]
+) -> None:
+    """The quit is stopping a server that ignores SIGTERM (the grace is running) when another signal comes:
+    the app still waits for the SIGKILL after the grace and ends with nothing of the server left."""
+    home = tmp_path / "desk"
+    paths = AppPaths.resolve(str(home)).ensure()
+    marker = f"org/app-signal-{uuid.uuid4().hex[:12]}"
+    store = SettingsStore.open(paths.settings_file)
+    current = store.settings
+    general = current.general.model_copy(
+        update={"start_server_with_app": True, "default_profile": "Stand-in"}
+    )
+    profile = ServerProfile(name="Stand-in", source="hf_cache", model=marker)
+    store.update(current.model_copy(update={"profiles": [profile], "general": general}))
+    options = ["--fork-child", "--ignore-sigterm"]
+    env = standin_env(extra={"STANDIN_OPTIONS": json.dumps(options), "QT_QPA_PLATFORM": "offscreen"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.desktop.standin_app", "--data-dir", str(home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    try:
+        sessions.append(_server_sid(proc, marker))
+        members = session_members(sessions[0])
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # the quit has sent the server its SIGTERM; the grace (5 s) is running
+        assert proc.poll() is None
+        assert all(is_alive(p) for p in members)  # it ignores SIGTERM
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not any(is_alive(p) for p in members), f"left running: {[p.pid for p in members if is_alive(p)]}"
+    assert session_members(sessions[0]) == []
