@@ -19,6 +19,11 @@ A long conversation is shown lazily: only the newest :data:`PAGE` messages get w
 materialised a page at a time when the user scrolls to the top (or asks for them), so memory stays bounded.
 A search hit far up shows a page around the hit instead; the later messages then come a page at a time
 when the user scrolls down, and a new message brings the newest page back.
+
+Showing a conversation builds its newest page in slices on the GUI thread, newest first, each within
+:data:`BUILD_BUDGET_S` (at least one message), one slice per turn of the event loop: the bottom of the
+conversation is there at once, the rest goes in above it without moving the view, and no step stalls a frame.
+Showing another conversation drops the slices still waiting; a search hit among them is built at once.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ PAGE = 40  # messages materialised at once (newest first); older ones come a pag
 # Closed pieces are appended per timer tick until this much time went by (at least one): a burst of text
 # cannot stall a frame. They are rendered to HTML beforehand, on the render thread.
 APPEND_BUDGET_S = 0.006
+BUILD_BUDGET_S = APPEND_BUDGET_S  # a shown conversation's messages are built per tick until this much time
 BACKLOG_INTERVAL_MS = 16  # the next tick, while closed pieces wait (instead of RENDER_INTERVAL_MS)
 PIECES_PER_VIEW = 32  # closed pieces per document: Qt's cost to append and paint grows with its size
 TABLE_ROWS_PER_PIECE = 4  # rows of a table still being written that are rendered (once) together
@@ -971,6 +977,12 @@ class TranscriptView(QScrollArea):
         self._edge_timer.setInterval(0)
         self._edge_timer.timeout.connect(self._page_in_at_edge)
         self._paged_newer = False  # a page went in below; cleared when the range has grown
+        # The newest this-many of _older are still to be built, a slice per tick (a conversation just shown).
+        self._build_left = 0
+        self._build_timer = QTimer(self)
+        self._build_timer.setSingleShot(True)
+        self._build_timer.setInterval(0)
+        self._build_timer.timeout.connect(self._build_step)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         theme.centre_column(self._layout, event.size().width())
@@ -1004,9 +1016,17 @@ class TranscriptView(QScrollArea):
             if not widget.streaming:
                 widget.update_data(widget.data)
 
+    @property
+    def building(self) -> bool:
+        """Whether messages of the conversation just shown are still being built (a slice per tick)."""
+        return self._build_left > 0
+
     def show_messages(self, messages: Sequence[MessageData]) -> None:
-        """Show a conversation (replacing what was shown) and follow its end."""
+        """Show a conversation (replacing what was shown) and follow its end: its newest message now, the
+        rest of its newest page a slice per tick (see :attr:`building`)."""
         self._timer.stop()
+        self._build_timer.stop()
+        self._build_left = 0
         for widget in self._widgets.values():
             self._layout.removeWidget(widget)
             widget.deleteLater()
@@ -1016,11 +1036,42 @@ class TranscriptView(QScrollArea):
         self._keep_from_bottom = None
         self._newer = []
         # Only the newest page gets widgets: a 2,000-message conversation costs what 40 messages cost.
-        self._older = list(messages[:-PAGE]) if len(messages) > PAGE else []
-        for data in messages[len(self._older) :]:
-            self.add_message(data)
-        self._update_paging_buttons()
+        self._older = list(messages)
+        self._build_left = min(PAGE, len(messages))
         self._placeholder.setVisible(not messages)
+        self._build_step()
+
+    def finish_building(self) -> None:
+        """Build the rest of the page being built now, in one step."""
+        self._build_timer.stop()
+        self._build(None)
+
+    def _build_step(self) -> None:
+        self._build(BUILD_BUDGET_S)
+        if self._build_left:
+            self._build_timer.start()
+
+    def _build(self, budget_s: float | None) -> None:
+        """Build the newest messages still waiting, each above the last, until ``budget_s`` went by (at least
+        one; ``None``: all). The view stays where it is: at the end, or where the user scrolled to."""
+        if not self._build_left or not self._older:
+            self._build_left = 0
+            return
+        bar = self.verticalScrollBar()
+        if not self._follow and self.isVisible() and self._keep_from_bottom is None:
+            self._keep_from_bottom = bar.maximum() - bar.value()
+        start = time.perf_counter()
+        first = self._layout.indexOf(self._placeholder) + 1
+        while self._build_left and self._older:
+            data = self._older.pop()
+            self._build_left -= 1
+            self._layout.insertWidget(first, self._make_widget(data))
+            self._order.insert(0, data.id)
+            if budget_s is not None and time.perf_counter() - start >= budget_s:
+                break
+        if not self._older:
+            self._build_left = 0
+        self._update_paging_buttons()
 
     def _all_data(self) -> list[MessageData]:
         return [*self._older, *(self._widgets[i].data for i in self._order), *self._newer]
@@ -1028,6 +1079,7 @@ class TranscriptView(QScrollArea):
     def _show_window(self, messages: Sequence[MessageData], first: int) -> None:
         """Widgets for ``messages[first:first + PAGE]`` only; those above and below wait for scrolling."""
         self.show_messages(messages[: first + PAGE])
+        self.finish_building()  # the hit is among them, and is scrolled to now
         if len(messages) > first + PAGE:
             self._newer = list(messages[first + PAGE :])
             self._follow = False
@@ -1058,6 +1110,7 @@ class TranscriptView(QScrollArea):
         if not page:
             return 0
         del self._older[-len(page) :]
+        self._build_left = max(0, self._build_left - len(page))  # those were built now
         bar = self.verticalScrollBar()
         if self.isVisible():  # a hidden view gets no range change to restore the position in
             self._keep_from_bottom = bar.maximum() - bar.value()
@@ -1083,8 +1136,9 @@ class TranscriptView(QScrollArea):
         return len(page)
 
     def _update_paging_buttons(self) -> None:
-        self.older_button.setVisible(bool(self._older))
-        self.older_button.setText(tr("Show {n} earlier messages").format(n=len(self._older)))
+        waiting = len(self._older) - self._build_left  # those being built now are not offered
+        self.older_button.setVisible(waiting > 0)
+        self.older_button.setText(tr("Show {n} earlier messages").format(n=waiting))
         self.newer_button.setVisible(bool(self._newer))
         self.newer_button.setText(tr("Show {n} later messages").format(n=len(self._newer)))
 
@@ -1111,7 +1165,11 @@ class TranscriptView(QScrollArea):
             self._layout.removeWidget(widget)
             widget.deleteLater()
         else:
-            self._older = [d for d in self._older if d.id != message_id]
+            index = next((i for i, d in enumerate(self._older) if d.id == message_id), None)
+            if index is not None:
+                if index >= len(self._older) - self._build_left:
+                    self._build_left -= 1  # one of those being built
+                del self._older[index]
             self._newer = [d for d in self._newer if d.id != message_id]
             self._update_paging_buttons()
 

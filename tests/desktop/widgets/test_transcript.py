@@ -329,6 +329,7 @@ def _long_conversation(qtbot, count: int) -> TranscriptView:  # type: ignore[no-
             for i in range(count)
         ]
     )
+    qtbot.waitUntil(lambda: not view.building, timeout=5000)  # its newest page is built a slice per tick
     return view
 
 
@@ -443,11 +444,118 @@ def test_a_search_hit_far_up_gets_a_page_around_it_and_the_later_ones_come_on_sc
     # A new message at the end goes back to the newest page, with the new one last.
     view.add_message(MessageData(id=5000, role="user", text="new question"))
     assert view.newer_count == 0
+    qtbot.waitUntil(lambda: not view.building, timeout=5000)
     assert not view.newer_button.isVisible()
     ids = [w.data.id for w in view.messages()]
     assert ids[-2:] == [1999, 5000]
     assert len(ids) == 41
     assert view.older_count == 1999 - 40  # 2,000 less the one removed, less the newest page
+
+
+def _conversation(first: int, count: int) -> list[MessageData]:
+    return [
+        MessageData(id=i, role="user" if i % 2 else "assistant", text=f"message {i}\n\n" * 3)
+        for i in range(first, first + count)
+    ]
+
+
+def _laid_out(view: TranscriptView) -> list[tuple[int | str, str, str]]:
+    """The message widgets in the transcript's layout, top to bottom: id, role and the text they show."""
+    shown = []
+    for index in range(view._layout.count()):
+        widget = view._layout.itemAt(index).widget()
+        if isinstance(widget, MessageWidget):
+            text = "".join(piece.toPlainText() for piece in widget._pieces)
+            shown.append((widget.data.id, widget.data.role, text))
+    return shown
+
+
+def _shown_view(qtbot) -> TranscriptView:  # type: ignore[no-untyped-def]
+    view = TranscriptView(MarkdownRenderer())
+    qtbot.addWidget(view)
+    view.resize(500, 400)
+    view.show()
+    return view
+
+
+def test_a_shown_conversation_is_built_newest_first_per_tick_as_in_one_step(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    messages = _conversation(0, 300)
+    whole = _shown_view(qtbot)
+    whole.show_messages(messages)
+    whole.finish_building()  # the same page in one step
+    assert not whole.building
+    # No time left in a tick: one message per tick (never none), the newest at once.
+    monkeypatch.setattr(transcript, "BUILD_BUDGET_S", 0.0)
+    view = _shown_view(qtbot)
+    view.show_messages(messages)
+    assert [w.data.id for w in view.messages()] == [299]
+    assert view.building
+    assert not view.older_button.isVisible() or view.older_button.text() == "Show 260 earlier messages"
+    after_ticks: list[list[int | str]] = []  # what is built after each tick of the build's timer
+    view._build_timer.timeout.connect(lambda: after_ticks.append([w.data.id for w in view.messages()]))
+    qtbot.waitUntil(lambda: not view.building, timeout=5000)
+    # Newest first, each above the last: one more per tick.
+    assert after_ticks == [list(range(299 - tick, 300)) for tick in range(1, 40)]
+    assert _laid_out(view) == _laid_out(whole)
+    assert [w.data.id for w in view.messages()] == list(range(260, 300))
+    assert view.older_count == 260
+    assert view.older_button.text() == "Show 260 earlier messages"
+    # The view stayed at the end while the messages went in above.
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=3000)
+    assert view.following
+    # With the real budget a page takes one or more ticks and ends the same.
+    monkeypatch.undo()
+    again = _shown_view(qtbot)
+    again.show_messages(messages)
+    assert again.messages()
+    qtbot.waitUntil(lambda: not again.building, timeout=5000)
+    assert _laid_out(again) == _laid_out(whole)
+
+
+def test_a_conversation_shown_mid_build_gets_none_of_the_first_ones_messages(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(transcript, "BUILD_BUDGET_S", 0.0)
+    view = _shown_view(qtbot)
+    view.show_messages(_conversation(0, 300))
+    qtbot.waitUntil(lambda: len(view.messages()) >= 5, timeout=3000)
+    assert view.building
+    view.show_messages(_conversation(10_000, 60))  # the user opens another conversation
+    qtbot.waitUntil(lambda: not view.building, timeout=5000)
+    qtbot.wait(100)  # no tick of the first conversation's build comes after
+    assert [entry[0] for entry in _laid_out(view)] == list(range(10_020, 10_060))
+    assert view.older_count == 20
+    assert all(view.message(i) is None for i in range(300))
+    # And an empty new chat mid-build shows nothing.
+    view.show_messages(_conversation(0, 300))
+    view.show_messages([])
+    qtbot.wait(100)
+    assert _laid_out(view) == []
+    assert not view.building
+
+
+def test_a_search_hit_among_messages_not_built_yet_is_built_and_scrolled_to(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(transcript, "BUILD_BUDGET_S", 0.0)
+    view = _shown_view(qtbot)
+    view.show_messages(_conversation(0, 300))
+    assert view.message(265) is None
+    assert view.scroll_to(265, "message")  # not built yet: built now, with those below it
+    assert _on_screen(view, 265)
+    assert view.message(265)._pieces[0].textCursor().selectedText() == "message"  # type: ignore[union-attr]
+    assert [w.data.id for w in view.messages()] == list(range(265, 300))
+    # The rest of the page goes in above it without moving the hit off the screen.
+    qtbot.waitUntil(lambda: not view.building, timeout=5000)
+    qtbot.wait(100)
+    assert [w.data.id for w in view.messages()] == list(range(260, 300))
+    assert _on_screen(view, 265)
+    assert not view.following
+    # A hit far up while a page is being built: a page around it, at once, and no build left behind.
+    view.show_messages(_conversation(0, 300))
+    assert view.scroll_to(100, "message")
+    assert _on_screen(view, 100)
+    assert [w.data.id for w in view.messages()] == list(range(80, 120))
+    assert not view.building
+    qtbot.wait(100)
+    assert [w.data.id for w in view.messages()] == list(range(80, 120))
 
 
 def test_editing_inside_a_window_drops_everything_after_it_shown_or_not(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -138,6 +138,7 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
         window = open_window(qtbot, app_paths, server.endpoint)
         try:
             qtbot.waitUntil(lambda: window.conversation_id == conversation_id, timeout=5000)
+            qtbot.waitUntil(lambda: not window.transcript.building, timeout=5000)  # built a slice per tick
             assert len(replies(window)) == 3
             assert all(len(r.findChildren(ToolCard)) == 1 for r in replies(window))
             assert asking(window) is None
