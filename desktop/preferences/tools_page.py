@@ -47,6 +47,7 @@ from engine.tools.config import (
     STDIO_WARNING,
     ChatsNotRenamed,
     McpServer,
+    ServerNameBuiltin,
     ServerUpdate,
     ToolsSettings,
     carry_rename,
@@ -89,8 +90,10 @@ def _plain(text: str = "") -> QLabel:
 
 def _words(exc: Exception) -> str:
     """A refusal as the page says it: the sentence, and the engine's hint when it has one."""
-    fix = exc.fix if isinstance(exc, DeskError) else None
-    return f"{exc} {fix.hint}" if fix is not None and fix.hint else str(exc)
+    hint = exc.hint if isinstance(exc, ServerNameBuiltin) else ""
+    if not hint and isinstance(exc, DeskError) and exc.fix is not None:
+        hint = exc.fix.hint
+    return f"{exc} {hint}" if hint else str(exc)
 
 
 class ToolsPage(QWidget):

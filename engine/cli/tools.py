@@ -195,9 +195,7 @@ def run_add(args: argparse.Namespace) -> int:
         raise ToolsArgumentProblem(
             f"The server cannot be added: {_first_error(exc)}.", "Fix the command."
         ) from exc
-    clash = builtin_clash(server.name)
-    if clash is not None:  # said before the stdio warning, as the settings would refuse it
-        raise clash
+    _refuse_builtin_name(server.name, server.name, adding=True)
     settings = _settings(args)
     if any(s.name == server.name for s in settings.load().servers):  # said before the stdio warning
         raise _name_taken(server.name, f"change it with vllm-desk tools edit-mcp {server.name} …")
@@ -299,15 +297,16 @@ def run_edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_builtin_name(old: str, new: str) -> None:
+def _refuse_builtin_name(old: str, new: str, *, adding: bool = False) -> None:
     """A built-in tool's name is refused before the stdio warning (the settings would refuse it too)."""
     clash = builtin_clash(new)
-    if clash is not None and new == old:  # from an older tools.toml: an edit keeps it only by a rename
+    if clash is None:
+        return
+    if new == old and not adding:  # from an older tools.toml: an edit keeps it only by a rename
         raise ToolsArgumentProblem(
             str(clash), f"Rename it as you change it: vllm-desk tools edit-mcp {old} --name NEW …"
         )
-    if clash is not None:
-        raise clash
+    raise ToolsArgumentProblem(str(clash), clash.hint)
 
 
 def _first_error(exc: ValueError) -> str:

@@ -26,7 +26,7 @@ import tomli_w
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.errors import DeskError, Fix
+from engine.errors import DeskError
 from engine.secrets import SecretStore
 from engine.server.profiles import ENV_NAME
 from engine.tools.builtin import BUILTIN_NAMES
@@ -70,14 +70,12 @@ class ServerNameBuiltin(DeskError):
     title = "This name is a built-in tool's"
 
     def __init__(self, name: str) -> None:
-        others = ", ".join(BUILTIN_NAMES)
         super().__init__(
-            f"“{name}” is the name of a built-in tool: a chat could not tell an MCP server named so from it.",
-            fix=Fix(
-                action="rename_server",
-                label="Pick another name",
-                hint=f"Pick another name for the MCP server (the built-in tools are {others}).",
-            ),
+            f"“{name}” is the name of a built-in tool: a chat could not tell an MCP server named so from it."
+        )
+        # What to do, for the page and the command line to say (not a Fix: the name is typed, no button).
+        self.hint = (
+            f"Pick another name for the MCP server (the built-in tools are {', '.join(BUILTIN_NAMES)})."
         )
 
 
