@@ -66,6 +66,12 @@ def tick_tool_for_new_chat(window: MainWindow, name: str) -> None:
     window.chat_settings.tools.boxes[name].click()
 
 
+def built(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the transcript shown again at a turn's end: its newest message comes at once, the older ones
+    a slice per tick (one message per tick under load)."""
+    qtbot.waitUntil(lambda: not window.transcript.building, timeout=10000)
+
+
 def stored_branch(app_paths: AppPaths, conversation_id: int):  # type: ignore[no-untyped-def]
     store = HistoryStore(app_paths.history_db)
     try:
@@ -126,6 +132,8 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 qtbot.mouseClick(last.regenerate_button, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(lambda: replies(window)[-1].branch_label.text() == "2/2", timeout=5000)
+            built(qtbot, window)  # the earlier replies' cards too
+            assert len(replies(window)) == 3
             assert len(replies(window)[-1].findChildren(ToolCard)) == 1
             before = [(c.title.text(), c.status.text()) for c in cards(window)]
             assert [status for _, status in before] == ["Allowed once", "Always allowed", "Always allowed"]
@@ -276,6 +284,7 @@ def test_a_waiting_card_outlives_a_visit_elsewhere_and_an_edit_is_answered_with_
             qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 window.tool_turns.decide(asking(window).call.call_id, "deny")  # type: ignore[union-attr]
+            built(qtbot, window)  # the question is the second newest message
             question = [w for w in window.transcript.messages() if w.data.role == "user"][-1]
             editor = question.begin_edit()
             editor.setPlainText("And in Tokyo?")
@@ -284,6 +293,7 @@ def test_a_waiting_card_outlives_a_visit_elsewhere_and_an_edit_is_answered_with_
             qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)  # the new version uses tools
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+            built(qtbot, window)
             question = [w for w in window.transcript.messages() if w.data.role == "user"][-1]
             assert question.data.text == "And in Tokyo?"
             assert question.branch_label.text() == "2/2"
@@ -309,6 +319,7 @@ def test_an_edit_of_the_first_message_and_a_regenerate_of_an_earlier_reply_use_t
                     qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
             conversation_id = window.conversation_id
             assert conversation_id is not None
+            built(qtbot, window)  # the first reply too, not only the newest message
 
             # Regenerate the first reply (not the last one): answered again with the tool, on a card.
             first_reply = replies(window)[0]
@@ -320,6 +331,7 @@ def test_an_edit_of_the_first_message_and_a_regenerate_of_an_earlier_reply_use_t
             assert replies(window)[0].branch_label.text() == "2/2"
             [card] = cards(window)
             assert card.status.text() == "Allowed once"
+            built(qtbot, window)  # the question above the reply too
 
             # Edit the first message: the new version is a new first message, answered with the tool too.
             question = next(w for w in window.transcript.messages() if w.data.role == "user")
@@ -331,6 +343,7 @@ def test_an_edit_of_the_first_message_and_a_regenerate_of_an_earlier_reply_use_t
             assert window.composer.busy
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+            built(qtbot, window)
             question = next(w for w in window.transcript.messages() if w.data.role == "user")
             assert question.data.text == "What time is it in UTC?"
             assert question.branch_label.text() == "2/2"
