@@ -317,7 +317,13 @@ class Supervisor:
 
         Once begun, the stop runs to its end: cancelling the caller is raised only after it.
         """
+        if self._nothing_to_stop():
+            await self._stop(None)  # it signals nothing and awaits nothing: no task of its own
+            return
         await _to_the_end(self._stop(asyncio.current_task()))
+
+    def _nothing_to_stop(self) -> bool:
+        return self._launch is None and self._preparing is None
 
     async def _stop(self, caller: asyncio.Task[Any] | None) -> None:
         launch = self._launch
@@ -350,6 +356,9 @@ class Supervisor:
         Once begun, it runs to its end: cancelling the caller (a signal while a command stops its server)
         is raised only after every server is stopped.
         """
+        if self._nothing_to_stop() and all(launch.finished for launch in self._launches):
+            await self._shutdown()  # as when nothing was started: no task of its own to leave behind
+            return
         await _to_the_end(self._shutdown())
 
     async def _shutdown(self) -> None:
