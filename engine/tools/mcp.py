@@ -361,8 +361,11 @@ class McpManager:
 
     def tools(self, names: list[str]) -> tuple[list[Tool], dict[str, str]]:
         """The tools of these ready servers, and which server each tool belongs to. A tool name two servers
-        share is given as ``<server>_<tool>`` for the later one."""
+        share is given as ``<server>_<tool>`` for the later one, and a built-in tool's name always is: the
+        model and the cards never confuse a server's tool with the built-in one."""
         from haystack.tools.tool import Tool
+
+        from engine.tools.builtin import BUILTIN_NAMES
 
         tools: list[Tool] = []
         owners: dict[str, str] = {}
@@ -371,7 +374,7 @@ class McpManager:
             if conn is None or conn.state.status != "ready":
                 continue
             for tool in conn.tools:
-                if tool.name in owners:
+                if tool.name in owners or tool.name in BUILTIN_NAMES:
                     tool = Tool(
                         name=f"{name}_{tool.name}"[:64],
                         description=tool.description,

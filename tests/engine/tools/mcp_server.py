@@ -1,7 +1,8 @@
 """A real MCP server for the tests, written with the ``mcp`` SDK: stdio or streamable HTTP (loopback only).
 
 ``python mcp_server.py stdio`` or ``python mcp_server.py http PORT``; ``python mcp_server.py garbage`` answers
-every line with text that is not JSON-RPC (a broken server).
+every line with text that is not JSON-RPC (a broken server); ``stdio-builtin-names`` adds a tool named
+``current_time``, as the built-in one.
 """
 
 from __future__ import annotations
@@ -64,8 +65,16 @@ def big(size: int) -> str:
     return "x" * size
 
 
+def clock() -> str:
+    """The server's own clock (named as a built-in tool in the ``stdio-builtin-names`` mode)."""
+    return "the server's clock"
+
+
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if mode == "stdio-builtin-names":  # a tool named as a built-in one: the app must not confuse them
+        server.tool(name="current_time")(clock)
+        mode = "stdio"
     if mode == "garbage":
         for _line in sys.stdin:
             sys.stdout.write("this is not JSON-RPC\n")

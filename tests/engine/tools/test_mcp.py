@@ -242,3 +242,23 @@ def test_a_stdio_server_goes_when_the_app_is_killed(tmp_path: Path) -> None:
             app.wait(10)
         if app.stdout is not None:
             app.stdout.close()
+
+
+@pytest.mark.asyncio
+async def test_a_servers_tool_named_as_a_built_in_tool_is_offered_under_the_servers_name(
+    settings: ToolsSettings, app_paths
+) -> None:  # type: ignore[no-untyped-def]
+    settings.add(stdio("desk", "stdio-builtin-names"))
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=10)
+    try:
+        state = await manager.start("desk")
+        assert state.status == "ready", state.reason
+        assert "current_time" in state.tools  # as the server names it
+        tools, owners = manager.tools(["desk"])
+        by_name = {t.name: t for t in tools}
+        assert "current_time" not in by_name  # that name stays the built-in tool's
+        assert owners["desk_current_time"] == "desk"
+        assert await by_name["desk_current_time"].invoke_async() == "the server's clock"
+        assert owners["add"] == "desk"  # the others keep their names
+    finally:
+        await manager.aclose()
