@@ -62,7 +62,11 @@ def test_a_streamed_reply_is_spaced_as_the_reopened_one(qtbot, app_paths: AppPat
             qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
             qtbot.waitUntil(lambda: bool(replies(window)) and replies(window)[0].streaming, timeout=10000)
             streamed = replies(window)[0]
-            qtbot.waitUntil(lambda: streamed.data.state == "complete", timeout=20000)
+            # The end of a reply is shown a slice per tick after its state says complete (the last pieces are
+            # inserted and the tail view goes): read it once it is all shown.
+            qtbot.waitUntil(
+                lambda: streamed.data.state == "complete" and not streamed.finishing, timeout=20000
+            )
             assert streamed.renders >= 2  # shown while it streamed: its pieces were appended one by one
             live = looks(streamed)
             conversation = window.conversation_id
