@@ -533,6 +533,7 @@ class MessageWidget(QFrame):
 
     def _clear_body(self) -> None:
         for piece in self._pieces:
+            piece.hide()  # gone now, not at the next turn of the loop (deleteLater) at its old place
             piece.deleteLater()
             self._body_layout.removeWidget(piece)
         self._pieces.clear()
@@ -782,6 +783,7 @@ class MessageWidget(QFrame):
         self._para_to = -1
         if self._frozen is not None:
             self._body_layout.removeWidget(self._frozen)
+            self._frozen.hide()
             self._frozen.deleteLater()
             self._frozen = None
 
@@ -823,6 +825,7 @@ class MessageWidget(QFrame):
         if tail_view is not None:
             self._pieces.remove(tail_view)
             self._body_layout.removeWidget(tail_view)
+            tail_view.hide()  # gone now, not at the next turn of the loop (deleteLater) at its old place
             tail_view.deleteLater()
         self._tail = None
         self._drop_frozen()
