@@ -48,6 +48,9 @@ def open_window(
     window.show()
     try:
         run(qtbot, window.restore())
+        # The restored conversation's newest message is built at once, the rest of its page a slice per tick
+        # (one message per tick under load): a test starts from the whole page.
+        qtbot.waitUntil(lambda: not window.transcript.building, timeout=10000)
     except BaseException:
         # The caller never gets the window, so nobody else would close the store it holds.
         close_window(qtbot, window)
