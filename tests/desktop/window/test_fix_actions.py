@@ -329,6 +329,12 @@ def test_no_chat_template_is_fixed_from_the_banner_in_completion_mode(qtbot, app
             assert banner.problem is not None
             assert banner.problem.fix is not None
             assert banner.problem.fix.action == "set_mode_completion"
+            # The banner comes with the turn's error; the failed reply ends a little later (after the turn's
+            # "finished" and a reload of the tree). The fix regenerates the last reply only once it has ended.
+            qtbot.waitUntil(
+                lambda: replies(window)[-1].data.state == "error" and not replies(window)[-1].streaming,
+                timeout=20000,
+            )
             qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(
                 lambda: (
@@ -466,9 +472,10 @@ def test_completion_mode_is_for_the_conversation_that_failed(qtbot, app_paths: A
             window.open_conversation(other)  # the user moves on before clicking the fix
             qtbot.waitUntil(lambda: window.conversation_id == other)
             qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
-            qtbot.wait(1000)  # the fix's work (and any regenerate it would start) is done by then
+            # The notice is the fix's last step (where it would otherwise regenerate the reply on screen).
+            qtbot.waitUntil(lambda: "Completion mode is on" in window.composer.notice.text(), timeout=10000)
+            qtbot.wait(500)  # and nothing starts after it
             assert run(qtbot, window.store.conversation(failed)).settings.get("mode") == "completion"
-            assert "Completion mode is on" in window.composer.notice.text()
             assert run(qtbot, window.store.conversation(other)).settings.get("mode") != "completion"
             # Nothing was regenerated in the conversation on screen, nor in the one that failed.
             assert [w.data.text for w in window.transcript.messages()] == ["a question"]
