@@ -49,7 +49,11 @@ def window(
     store.close()
     win = open_window(qtbot, app_paths, server.endpoint, size=(1100, 700))
     qtbot.waitUntil(lambda: len(win.transcript.messages()) == 2, timeout=5000)
+    # A message widget added to the shown transcript is shown on the loop's next turn (a hidden one is no Tab
+    # stop), and the window's activation arrives as an event: focus goes nowhere before it.
+    qtbot.waitUntil(lambda: all(m.isVisible() for m in win.transcript.messages()), timeout=5000)
     win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow, timeout=5000)
     with fixture_window(request, qtbot, win):
         yield win
 
@@ -121,7 +125,7 @@ def test_chat_settings_set_this_chat_s_system_prompt_and_temperature(
     qtbot.waitUntil(panel.isVisible, timeout=2000)
     assert panel.width() >= panel.minimumWidth() > 0  # really there, not a collapsed splitter pane
     assert panel.geometry().right() <= window.width()
-    assert panel.system_edit.hasFocus()
+    qtbot.waitUntil(panel.system_edit.hasFocus, timeout=2000)
     assert panel.temperature.text() == "model default"
     qtbot.keyClicks(panel.system_edit, "Answer in French.")
     panel.temperature.setValue(0.7)
