@@ -46,11 +46,15 @@ def _send_and_watch(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyp
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: replies(window)[-1].data.state == "streaming", timeout=10000)
     qtbot.waitUntil(lambda: replies(window)[-1].data.state == "complete", timeout=20000)
+    # The reply's end is inserted a slice per tick after its state says complete, and the view follows the
+    # layout on a later turn of the loop: read where it ends once both happened.
+    last = replies(window)[-1]
+    bar = window.transcript.verticalScrollBar()
+    qtbot.waitUntil(lambda: not last.finishing and bar.value() == bar.maximum(), timeout=10000)
     qtbot.wait(100)
     sent = next(w for w in window.transcript.messages() if w.data.text == "And now?")
     assert _on_screen(window, sent) or _on_screen(window, replies(window)[-1])
     assert _on_screen(window, replies(window)[-1])
-    bar = window.transcript.verticalScrollBar()
     assert bar.value() == bar.maximum()
     assert window.transcript.following
 
