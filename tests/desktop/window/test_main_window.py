@@ -79,7 +79,11 @@ def test_send_and_see_the_streamed_reply(qtbot, app_paths, paced_server) -> None
         assert window.composer.stop_button.isVisible()
         reply = replies(window)[0]
         qtbot.waitUntil(lambda: reply.streaming and reply.renders >= 1, timeout=10000)
-        qtbot.waitUntil(lambda: not reply.streaming and reply.data.state == "complete", timeout=20000)
+        # Its end (the last pieces, their code blocks) is inserted a slice per tick after it is complete.
+        qtbot.waitUntil(
+            lambda: not reply.streaming and reply.data.state == "complete" and not reply.finishing,
+            timeout=20000,
+        )
         assert not window.composer.stop_button.isVisible()
         assert reply.data.text == REPLY
         assert reply.code_blocks == ['def greet(name):\n    return f"Hello, {name}!"\n']
