@@ -15,7 +15,12 @@ Why our own loop over Haystack's ``OpenAIChatGenerator`` (with ``tools=``) rathe
   kept) and its streaming callback unchanged.
 
 Tool choice ``auto`` / ``required`` / ``none`` / a tool's name applies to the first round; later rounds are
-``auto`` (a forced choice repeated every round would loop to the cap). After ``max_rounds`` rounds with tool
+``auto`` (a forced choice repeated every round would loop to the cap). A forced choice (``required`` or a
+name) marks the forced tools ``strict: true`` in that request, their schemas unchanged: vLLM 0.32 serves a
+forced choice through the model's tool parser (hermes for SmolLM2) with structural tags, which pin the
+arguments to the schema only for strict tools; without it the built-in model's arguments came back as a JSON
+string (measured on issue 19). A strict request that vLLM refuses as bad (a schema its grammar cannot take)
+is sent again without ``strict``. After ``max_rounds`` rounds with tool
 calls, one last request goes without tools, so the turn always ends with the model's answer.
 """
 
@@ -97,6 +102,31 @@ def tool_choice_value(choice: str, names: Sequence[str]) -> str | dict[str, Any]
     if choice in names:
         return {"type": "function", "function": {"name": choice}}
     raise ToolChoiceInvalid(choice, names)
+
+
+def strict_specs(tools: Sequence[Tool], choice: str) -> list[Tool] | None:
+    """The tools as one forced request sends them: those the choice forces (all for ``required``, the named
+    one for a name) marked ``strict: true`` with their schemas unchanged; ``None`` when nothing is forced.
+
+    Request-only copies: they are never run (the loop runs its own tools by name)."""
+    if choice in CHOICES and choice != "required":
+        return None
+    from haystack.tools.tool import Tool as HaystackTool
+
+    class StrictSpec(HaystackTool):
+        @property
+        def tool_spec(self) -> dict[str, Any]:
+            return {**super().tool_spec, "strict": True}
+
+    def never(**_: Any) -> None:  # a request-only copy is never run
+        raise RuntimeError("a request-only tool spec was invoked")
+
+    return [
+        StrictSpec(name=t.name, description=t.description, parameters=t.parameters, function=never)
+        if choice in ("required", t.name)
+        else t
+        for t in tools
+    ]
 
 
 def truncate(text: str, limit: int) -> str:
@@ -234,12 +264,12 @@ class ToolLoop:
 
         kwargs = dict(generation_kwargs or {})
         run_kwargs: dict[str, Any] = {}
+        strict: list[Tool] | None = None
         if choice is not None:
             kwargs["tool_choice"] = tool_choice_value(choice, list(self.tools))
             run_kwargs["tools"] = list(self.tools.values())
-        result = await self.generator.run_async(
-            history, streaming_callback=on_chunk, generation_kwargs=kwargs, **run_kwargs
-        )
+            strict = strict_specs(run_kwargs["tools"], choice)
+        result = await self._request(history, on_chunk, kwargs, run_kwargs, strict)
         reply: ChatMessage = result["replies"][0]
         if not pending:
             for index, known in enumerate(reply.tool_calls):
@@ -261,6 +291,32 @@ class ToolLoop:
             tool_calls=calls or None,
             reasoning=reply.reasoning,
             meta=meta,
+        )
+
+    async def _request(
+        self,
+        history: list[ChatMessage],
+        on_chunk: Callable[[StreamingChunk], Awaitable[None]],
+        kwargs: dict[str, Any],
+        run_kwargs: dict[str, Any],
+        strict: list[Tool] | None,
+    ) -> dict[str, Any]:
+        """One request; a strict one that vLLM refuses as bad (400, before anything streamed) is sent again
+        without ``strict``."""
+        from openai import BadRequestError
+
+        if strict is not None:
+            try:
+                return await self.generator.run_async(  # type: ignore[no-any-return]
+                    history,
+                    streaming_callback=on_chunk,
+                    generation_kwargs=kwargs,
+                    **{**run_kwargs, "tools": strict},
+                )
+            except BadRequestError:
+                pass
+        return await self.generator.run_async(  # type: ignore[no-any-return]
+            history, streaming_callback=on_chunk, generation_kwargs=kwargs, **run_kwargs
         )
 
     def _server(self, tool: str) -> str:

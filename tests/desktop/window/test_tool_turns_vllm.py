@@ -1,14 +1,14 @@
 """A tool turn through the window against the REAL vLLM on the CPU: the built-in SmolLM2 with the tool choice
-forced to the built-in current_time tool (its template does not describe tools, so only a forced choice makes
-it call one). Measured on vLLM 0.32 (CPU): for a named and for a required choice alike the call comes back
-with its arguments as a JSON string (``"cantar_a_rder_tam"``), not an object, so the card shows what the
-model sent and the error the model was given, nothing runs and nothing is asked; the answer follows. Should
-vLLM shape the arguments into an object, the call waits on its card and is allowed there (the path the
-stand-in tests cover).
+forced to the test MCP server's ``add`` tool (its template does not describe tools, so only a forced choice
+makes it call one). The loop sends a forced tool ``strict``, and vLLM 0.32 then pins the arguments to the
+schema (measured, issue 19: ``{"a": 2, "b": 3}``; without strict they came back as a JSON string): the call
+waits on its card, is allowed there, runs, and the answer streams. A number-argument tool, because free-text
+strings are beyond this 135M model (it repeats a word until the token limit, e.g. current_time's time zone).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,8 @@ from engine.chat.engine import ChatEngine
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.settings.store import SettingsStore
-from tests.desktop.window.test_tool_turns import asking, cards, send
+from engine.tools.config import McpServer, ToolsSettings
+from tests.desktop.window.test_tool_turns import MCP_SERVER, asking, cards, send
 from tests.support.main_window import replies
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
@@ -37,6 +38,9 @@ SHOTS = Path(__file__).resolve().parents[3] / "shots"
 def test_a_forced_tool_call_is_approved_on_its_card_with_the_built_in_model(  # type: ignore[no-untyped-def]
     qtbot, app_paths, vllm_server
 ) -> None:
+    ToolsSettings(app_paths.config).add(
+        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
+    )
     settings = SettingsStore.open(app_paths.settings_file)
     settings.update(settings.settings.model_copy(update={"model_presets": {vllm_server.model: "Precise"}}))
     store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
@@ -54,35 +58,32 @@ def test_a_forced_tool_call_is_approved_on_its_card_with_the_built_in_model(  # 
         run(qtbot, window.restore())
         window.toggle_chat_settings()
         tools = window.chat_settings.tools
-        tools.boxes["current_time"].click()
+        tools.boxes["desk"].click()
         # The built-in model does not see tool definitions: with "auto" the panel says so.
         assert tools.warning.isVisible()
         assert "does not describe tools" in tools.warning.text()
-        tools.choice.setCurrentText("current_time")
+        tools.choice.setCurrentText("add")
         assert not tools.warning.isVisible()
-        send(qtbot, window, "What time is it?")
+        send(qtbot, window, "What is 2 plus 3?")
         finished: list[int] = []
         window.tool_turns.finished.connect(finished.append)
         qtbot.waitUntil(lambda: asking(window) is not None or bool(finished), timeout=180000)
         card = asking(window)
-        if card is not None:  # arguments vLLM shaped into an object: the call waits for the user
-            assert card.title.text() == "Tool call: current_time · built-in"
-            qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
+        assert card is not None, [c.call.result for c in cards(window)]  # well-formed: it waits for the user
+        assert card.title.text() == "Tool call: add · desk"
+        qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: bool(finished), timeout=180000)
         [shown] = cards(window)
         reply = replies(window)[-1]
         assert reply.data.state == "complete", reply.data.error
-        assert shown.call.result is not None
-        if card is not None:
-            assert not shown.call.error, shown.call.result
-            assert "time zone" in shown.call.result
-            shown.result_button.click()
-            qtbot.wait(300)
-            SHOTS.mkdir(exist_ok=True)
-            assert window.grab().save(str(SHOTS / "tool-call-approved.png"))
-        else:  # the malformed path (arguments as a JSON string): not run, the model told why
-            assert shown.call.error
-            assert "was not run" in shown.call.result
+        assert not shown.call.error, shown.call.result
+        arguments = shown.call.arguments
+        assert shown.call.result == str(arguments["a"] + arguments["b"])  # the MCP tool ran with them
+        assert reply.data.text  # the answer streamed after the result
+        shown.result_button.click()
+        qtbot.wait(300)
+        SHOTS.mkdir(exist_ok=True)
+        assert window.grab().save(str(SHOTS / "tool-call-approved.png"))
         conversation_id = window.conversation_id
         assert conversation_id is not None
     finally:

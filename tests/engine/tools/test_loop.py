@@ -11,11 +11,20 @@ from contextlib import asynccontextmanager
 import pytest
 from haystack.dataclasses import ChatMessage
 from haystack.tools import Tool
+from haystack.tools.errors import ToolInvocationError
 
 from engine.chat.generator import GeneratorPool
 from engine.chat.request import ChatTimeouts
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
-from engine.tools.loop import TOOL_META, LoopEvent, LoopLimits, ToolChoiceInvalid, ToolLoop, truncate
+from engine.tools.loop import (
+    TOOL_META,
+    LoopEvent,
+    LoopLimits,
+    ToolChoiceInvalid,
+    ToolLoop,
+    strict_specs,
+    truncate,
+)
 from tests.support.standin.launch import Standin, running_standin
 
 ADD = {
@@ -254,6 +263,68 @@ async def test_tool_choice_none_sends_no_tools_and_a_named_choice_must_be_a_tool
     assert not messages[0].tool_calls
     with pytest.raises(ToolChoiceInvalid, match="nope"):
         ToolLoop(object(), [add_tool()], approval=ApprovalPolicy(), choice="nope")
+
+
+def echo_tool() -> Tool:
+    parameters = {"type": "object", "properties": {"text": {"type": "string"}}}
+    return Tool(name="echo", description="Echo.", parameters=parameters, function=lambda text="": text)
+
+
+def test_only_forced_tools_are_sent_strict_with_their_schemas_unchanged() -> None:
+    tools = [add_tool(), echo_tool()]
+    assert strict_specs(tools, "auto") is None
+    assert strict_specs(tools, "none") is None
+    named = strict_specs(tools, "add")
+    assert named is not None
+    assert named[0].tool_spec == {**tools[0].tool_spec, "strict": True}
+    assert named[1] is tools[1]  # not forced: sent as it is
+    required = strict_specs(tools, "required")
+    assert required is not None
+    assert [t.tool_spec.get("strict") for t in required] == [True, True]
+    assert required[1].tool_spec["parameters"] == tools[1].parameters  # no "all required" rewrite
+    with pytest.raises(ToolInvocationError, match="request-only"):
+        named[0].invoke(a=1, b=2)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("choice", ["add", "required"])
+async def test_a_forced_choice_gets_object_arguments_from_a_server_that_pins_only_strict_tools(
+    choice: str,
+) -> None:
+    # What vLLM 0.32 does with the hermes parser: a forced call's arguments follow the schema only when the
+    # tool is strict, else they come back as a JSON string (issue 19).
+    with running_standin("--tool-calls", "strict-only", "--tool-arguments", '{"a": 2, "b": 3}') as server:
+        rec = Recorder("allow_once")
+        messages = await run_loop(server, [add_tool()], rec, choice=choice)
+    assert messages[0].tool_calls[0].arguments == {"a": 2, "b": 3}
+    assert messages[0].tool_calls[0].extra is None
+    assert [r.tool for r in rec.asked] == ["add"]
+    assert messages[1].tool_call_result is not None
+    assert messages[1].tool_call_result.result == "5"
+    assert messages[-1].text == "The capital of France is Paris."
+
+
+@pytest.mark.asyncio
+async def test_auto_sends_no_strict_so_such_a_server_gives_a_string_and_a_clear_error() -> None:
+    with running_standin("--tool-calls", "strict-only", "--tool-arguments", '{"a": 2, "b": 3}') as server:
+        rec = Recorder("allow_once")
+        messages = await run_loop(server, [add_tool()], rec, choice="auto")
+    assert rec.asked == []
+    assert "must be a JSON object, not str" in str(messages[1].tool_call_result.result)  # type: ignore[union-attr]
+    assert messages[-1].text == "The capital of France is Paris."
+
+
+@pytest.mark.asyncio
+async def test_a_strict_request_the_server_refuses_is_sent_again_without_strict() -> None:
+    with running_standin(
+        "--tool-calls", "strict-only", "--tool-arguments", '{"a": 2, "b": 3}', "--refuse-strict"
+    ) as server:
+        rec = Recorder("allow_once")
+        messages = await run_loop(server, [add_tool()], rec, choice="add")
+    # The turn did not fail: the retry without strict got what such a server gives then, a string.
+    assert messages[0].tool_calls[0].tool_name == "add"
+    assert "must be a JSON object, not str" in str(messages[1].tool_call_result.result)  # type: ignore[union-attr]
+    assert messages[-1].text == "The capital of France is Paris."
 
 
 def test_truncate_keeps_short_text_whole() -> None:

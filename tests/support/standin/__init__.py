@@ -49,6 +49,8 @@ Stand-in options:
 ``--fault-after N``         reply tokens streamed before the fault (default 2)
 ``--tool-calls MODE``       requests that offer tools are answered with streamed tool calls until a tool
                             result comes back; MODE: well-formed, malformed, string-args, parallel, unknown,
-                            loop (see :mod:`tests.support.standin.tool_calls`); ``--tool-name``,
-                            ``--tool-arguments JSON`` choose the call
+                            loop, truncated, strict-only (see :mod:`tests.support.standin.tool_calls`);
+                            ``--tool-name``, ``--tool-arguments JSON`` choose the call
+``--refuse-strict``         a chat request with a ``strict: true`` tool gets an HTTP 400 (a schema the
+                            server's grammar cannot take)
 """

@@ -88,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tool-calls", choices=tool_calls.MODES, help="answer requests with tools with calls")
     p.add_argument("--tool-name", default=None, help="the tool called (default: the forced or first one)")
     p.add_argument("--tool-arguments", default="{}", help="the JSON arguments of the calls")
+    p.add_argument("--refuse-strict", action="store_true", help="a request with a strict tool gets a 400")
     args, _unknown = p.parse_known_args(argv)
     return args
 
@@ -176,6 +177,18 @@ class Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def _refused(self, body: dict[str, Any]) -> bool:
+        """A chat request answered with vLLM's 400 before it starts (no chat template, a strict tool)."""
+        if self.server.opts.no_chat_template:
+            self._error(400, logs.NO_CHAT_TEMPLATE, "BadRequestError")
+            return True
+        if self.server.opts.refuse_strict and any(
+            (t.get("function") or {}).get("strict") for t in body.get("tools") or []
+        ):
+            self._error(400, "The tool schema cannot be compiled into a grammar.", "BadRequestError")
+            return True
+        return False
+
     def do_POST(self) -> None:
         if not self._authorized():
             return
@@ -192,8 +205,7 @@ class Handler(BaseHTTPRequestHandler):
         if model != self.server.served:
             self._error(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
             return
-        if chat and self.server.opts.no_chat_template:
-            self._error(400, logs.NO_CHAT_TEMPLATE, "BadRequestError")
+        if chat and self._refused(body):
             return
         if chat:
             prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))

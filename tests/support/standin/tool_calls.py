@@ -11,6 +11,9 @@ it. Modes:
 ``unknown``      one call of a tool that was not offered (``no_such_tool``)
 ``loop``         calls again after every result (a model that never stops calling tools)
 ``truncated``    one call cut off by the token limit (``{"a": 1``, finish_reason ``length``)
+``strict-only``  the arguments (``--tool-arguments``) only when the called tool says ``strict: true``, else a
+                 JSON string as ``string-args``: vLLM 0.32 with the hermes parser pins the arguments of a
+                 forced call to the schema only for strict tools (measured with SmolLM2, issue 19)
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import uuid
 from typing import Any
 
-MODES = ("well-formed", "malformed", "string-args", "parallel", "unknown", "loop", "truncated")
+MODES = ("well-formed", "malformed", "string-args", "parallel", "unknown", "loop", "truncated", "strict-only")
 
 
 def finish_reason(mode: str) -> str:
@@ -44,9 +47,19 @@ def _tool_name(body: dict[str, Any], chosen: str | None) -> str:
     return str(body["tools"][0]["function"]["name"])
 
 
+def strict(body: dict[str, Any], tool: str) -> bool:
+    """Whether the request marks ``tool`` ``strict: true``."""
+    return any(
+        t.get("function", {}).get("name") == tool and t.get("function", {}).get("strict") is True
+        for t in body.get("tools") or []
+    )
+
+
 def deltas(mode: str, body: dict[str, Any], name: str | None, arguments: str) -> list[dict[str, Any]]:
     """The ``delta`` of each chunk, in order (the caller adds ``finish_reason: tool_calls`` at the end)."""
     tool = "no_such_tool" if mode == "unknown" else _tool_name(body, name)
+    if mode == "strict-only":
+        mode = "well-formed" if strict(body, tool) else "string-args"
     raw = {
         "malformed": '{"a": 1,',
         "string-args": json.dumps("lookup_coder_code"),
