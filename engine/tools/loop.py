@@ -129,6 +129,16 @@ def strict_specs(tools: Sequence[Tool], choice: str) -> list[Tool] | None:
     ]
 
 
+def refused_as_bad(exc: BaseException) -> bool:
+    """Whether the server refused the request as bad: an HTTP 400, or a streamed error event with code 400."""
+    from openai import APIConnectionError, APIError, BadRequestError
+
+    if isinstance(exc, BadRequestError):
+        return True
+    body = exc.body if isinstance(exc, APIError) and not isinstance(exc, APIConnectionError) else None
+    return isinstance(body, dict) and body.get("code") == 400
+
+
 def truncate(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters with a notice saying how much was left out."""
     if len(text) <= limit:
@@ -301,20 +311,27 @@ class ToolLoop:
         run_kwargs: dict[str, Any],
         strict: list[Tool] | None,
     ) -> dict[str, Any]:
-        """One request; a strict one that vLLM refuses as bad (400, before anything streamed) is sent again
-        without ``strict``."""
-        from openai import BadRequestError
-
+        """One request; a strict one that vLLM refuses as bad before anything streamed is sent again without
+        ``strict``. vLLM 0.32 refuses a schema its grammar cannot take with a 400, or, streamed, with a 200
+        whose first event is the error (code 400; measured with a dangling ``$ref``)."""
         if strict is not None:
+            streamed = False
+
+            async def counted(chunk: StreamingChunk) -> None:
+                nonlocal streamed
+                streamed = streamed or bool(chunk.content or chunk.tool_calls or chunk.reasoning)
+                await on_chunk(chunk)
+
             try:
                 return await self.generator.run_async(  # type: ignore[no-any-return]
                     history,
-                    streaming_callback=on_chunk,
+                    streaming_callback=counted,
                     generation_kwargs=kwargs,
                     **{**run_kwargs, "tools": strict},
                 )
-            except BadRequestError:
-                pass
+            except Exception as exc:
+                if streamed or not refused_as_bad(exc):
+                    raise
         return await self.generator.run_async(  # type: ignore[no-any-return]
             history, streaming_callback=on_chunk, generation_kwargs=kwargs, **run_kwargs
         )

@@ -22,6 +22,7 @@ from engine.tools.loop import (
     LoopLimits,
     ToolChoiceInvalid,
     ToolLoop,
+    refused_as_bad,
     strict_specs,
     truncate,
 )
@@ -325,6 +326,19 @@ async def test_a_strict_request_the_server_refuses_is_sent_again_without_strict(
     assert messages[0].tool_calls[0].tool_name == "add"
     assert "must be a JSON object, not str" in str(messages[1].tool_call_result.result)  # type: ignore[union-attr]
     assert messages[-1].text == "The capital of France is Paris."
+
+
+def test_only_a_refusal_as_bad_is_retried_without_strict() -> None:
+    import httpx
+    from openai import APIConnectionError, APIError, BadRequestError
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    bad = httpx.Response(400, request=request)
+    assert refused_as_bad(BadRequestError("bad", response=bad, body=None))
+    assert refused_as_bad(APIError("Invalid grammar", request, body={"code": 400}))  # vLLM's streamed 400
+    assert not refused_as_bad(APIError("EngineCore died", request, body={"code": 500}))
+    assert not refused_as_bad(APIConnectionError(request=request))
+    assert not refused_as_bad(TimeoutError())
 
 
 def test_truncate_keeps_short_text_whole() -> None:

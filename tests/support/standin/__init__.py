@@ -51,6 +51,7 @@ Stand-in options:
                             result comes back; MODE: well-formed, malformed, string-args, parallel, unknown,
                             loop, truncated, strict-only (see :mod:`tests.support.standin.tool_calls`);
                             ``--tool-name``, ``--tool-arguments JSON`` choose the call
-``--refuse-strict``         a chat request with a ``strict: true`` tool gets an HTTP 400 (a schema the
-                            server's grammar cannot take)
+``--refuse-strict``         a chat request with a ``strict: true`` tool is refused as vLLM refuses a schema
+                            its grammar cannot take: HTTP 400, or streamed, a 200 whose first event is the
+                            error
 """

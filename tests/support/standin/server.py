@@ -185,7 +185,21 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.opts.refuse_strict and any(
             (t.get("function") or {}).get("strict") for t in body.get("tools") or []
         ):
-            self._error(400, "The tool schema cannot be compiled into a grammar.", "BadRequestError")
+            # vLLM 0.32's answer to a grammar it cannot build (measured with a dangling $ref): a 400, or when
+            # streamed, a 200 whose first event is the error.
+            message = "Invalid grammar specification: 'triggers'"
+            if not body.get("stream"):
+                self._error(400, message, "BadRequestError")
+                return True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            error = {"message": message, "type": "BadRequestError", "param": None, "code": 400}
+            self._chunk(f"data: {json.dumps({'error': error})}\n\n")
+            self._chunk("data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
             return True
         return False
 
