@@ -254,7 +254,8 @@ class MainWindow(QMainWindow):
         if points is not None:
             self.setProperty(theme.CHAT_POINTS, points)  # in the window's one sheet (apply_theme)
         self.apply_theme(dark)
-        theme.SchemeWatcher(self).changed.connect(lambda: self._on_scheme_changed(None))
+        self.scheme_watcher = theme.SchemeWatcher(self)
+        self.scheme_watcher.changed.connect(lambda: self._on_scheme_changed(None))
         for action in (self.start_action, self.stop_server_action):
             action.setEnabled(False)
         # Until the engine is attached: what needs it waits (Send, regenerate, preferences); the history
@@ -754,6 +755,9 @@ class MainWindow(QMainWindow):
         await operations.cancel_all()
         await self.sidebar.aclose()
         self.bridge.close()
+        # A window shut down no longer restyles the application when the palette changes (its last theme
+        # would otherwise come back over another window's choice).
+        self.scheme_watcher.changed.disconnect()
         try:
             errors.reporter().problem.disconnect(self.show_problem)
         except (RuntimeError, TypeError):

@@ -26,7 +26,7 @@ from engine.secrets import SecretStore
 from engine.server.supervisor import ServerState, Supervisor
 from tests.support.main_window import fixture_window, open_window
 from tests.support.memory_keyring import MemoryKeyring
-from tests.support.qasync_loop import qloop  # noqa: F401 - qloop is a fixture
+from tests.support.qasync_loop import qloop, run  # noqa: F401 - qloop is a fixture
 from tests.support.standin.launch import StandinRuntime
 
 pytestmark = [
@@ -235,3 +235,22 @@ def test_a_field_given_a_border_draws_its_own_arrows(dark: bool) -> None:
                     continue
                 for arrow in arrows:
                     assert "image: url(" in rules.get(f"{selector}::{arrow}", ""), f"{selector}::{arrow}"
+
+
+def test_a_window_shut_down_no_longer_restyles_the_application(
+    qtbot: Any, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A closed window whose theme was dark put the dark palette back over the next window's light one at every
+    # palette change (the app has one window, but a window left alive after its shutdown must stay quiet).
+    window = open_window(qtbot, app_paths)
+    qtbot.addWidget(window)
+    run(qtbot, window.shutdown())
+    run(qtbot, window.store.close())
+    restyled: list[bool] = []
+    monkeypatch.setattr(theme, "apply_app", restyled.append)
+    QApplication.setPalette(theme.palette(True))
+    QApplication.styleHints().setColorScheme(Qt.ColorScheme.Dark)
+    for _ in range(5):
+        QApplication.processEvents()
+    QApplication.styleHints().unsetColorScheme()
+    assert restyled == []
