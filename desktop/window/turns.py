@@ -9,6 +9,7 @@ the window. Messages written while the server starts wait in the outbox (see des
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -459,6 +460,9 @@ class TurnController(QObject):
         conversation = await self.store.conversation(conversation_id)
         settings = GenerationSettings.parse(conversation.settings).updated(mode="completion")
         await self.store.update_conversation(conversation_id, settings=settings.to_json_dict())
+        # The fix can be clicked as soon as the error shows, before the failed reply has ended (saved):
+        # that reply is the one to answer again, once its turn is over.
+        reply_id = await self._end_of_running_turn(conversation_id)
         if self.shown.tree is not None and self.shown.shows(conversation_id):
             self.shown.update_tree(await self.store.load(conversation_id))
         if not self.shown.shows(conversation_id):
@@ -469,7 +473,26 @@ class TurnController(QObject):
             )
             return
         self.composer.set_notice(tr("Completion mode: the model continues the text of this conversation."))
-        self.regenerate_last()
+        if reply_id is None:
+            reply_id = await self._last_reply(conversation_id)
+        if reply_id is not None:
+            await self._regenerate(reply_id)
+
+    async def _end_of_running_turn(self, conversation_id: int) -> int | None:
+        """Wait until the conversation's running turn (if any) has ended and its reply is saved; its reply's
+        id, or ``None`` when nothing was running."""
+        turn = self.chat.running_turn(conversation_id) if self.chat is not None else None
+        if turn is None:
+            return None
+        with contextlib.suppress(Exception):  # a reply that could not be saved was already reported
+            await turn.wait()
+        return turn.reply_id
+
+    async def _last_reply(self, conversation_id: int) -> int | None:
+        """The model's reply that ends the conversation's shown branch, if it ends with one."""
+        tree = await self.store.load(conversation_id)
+        branch = tree.branch()
+        return branch[-1].id if branch and branch[-1].role == "assistant" else None
 
     # --- the engine's events -----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 import desktop.window.transfer_actions
 from desktop.window.main_window import MainWindow
+from engine.chat.engine import TurnEvent
 from engine.chat.generation import GenerationSettings
 from engine.errors import Fix
 from engine.history.store import HistoryStore
@@ -347,6 +348,52 @@ def test_no_chat_template_is_fixed_from_the_banner_in_completion_mode(qtbot, app
             assert window.conversation_id is not None
             stored = run(qtbot, window.store.conversation(window.conversation_id)).settings
             assert stored["mode"] == "completion"
+        finally:
+            close_window(qtbot, window)
+
+
+def test_completion_mode_clicked_before_the_failed_reply_ends(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    with running_standin("--no-chat-template", "--reply", "there was a dragon.") as base_model:
+        window = open_window(qtbot, app_paths, base_model.endpoint)
+        try:
+            banner = window.banner
+            clicked: list[int | None] = []
+
+            def click_at_the_error(event: TurnEvent) -> None:
+                # The turn's error is shown before its reply is saved: the user clicks the fix right then,
+                # while the failed reply is still running (its widget still streaming).
+                if event.kind != "error" or clicked:
+                    return
+                running = window.chat.running_turn(event.conversation_id)
+                clicked.append(running.reply_id if running is not None else None)
+                assert banner.problem is not None
+                assert banner.problem.fix is not None
+                assert banner.problem.fix.action == "set_mode_completion"
+                qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
+
+            # Subscribed after the window: its banner already shows the error when this runs.
+            window.chat.turn_events.connect(click_at_the_error)
+            window.composer.editor.setPlainText("Once upon a time")
+            qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: bool(clicked), timeout=20000)
+            failed_reply = clicked[0]
+            assert failed_reply is not None  # the click came while the failed turn ran
+            qtbot.waitUntil(
+                lambda: (
+                    len(replies(window)) == 1
+                    and replies(window)[-1].data.state == "complete"
+                    and replies(window)[-1].data.text == "there was a dragon."
+                ),
+                timeout=20000,
+            )
+            assert replies(window)[-1].branch_label.text() == "2/2"  # a new version of the failed reply
+            conversation_id = window.conversation_id
+            assert conversation_id is not None
+            tree = run(qtbot, window.store.load(conversation_id))
+            assert tree.siblings(failed_reply) == [failed_reply, replies(window)[-1].data.id]
+            assert tree.message(failed_reply).state == "failed"
+            assert tree.conversation.settings["mode"] == "completion"
+            assert "Completion mode: the model continues" in window.composer.notice.text()
         finally:
             close_window(qtbot, window)
 
