@@ -4,6 +4,15 @@ All three only read. History search goes through the history store's full-text i
 (:meth:`engine.history.async_store.AsyncHistoryStore.search`); document search is the document collections'
 retrieval
 pipeline (:func:`engine.documents.retrieval.build_pipeline`) wrapped as a Haystack ``PipelineTool``.
+
+Their free-text parameters are bounded: a query is at most :data:`QUERY_MAX_CHARS` characters, a time zone
+matches :data:`TIMEZONE_PATTERN` (itself bounded). A forced choice sends the tool ``strict``, and vLLM 0.32
+(xgrammar 0.2.8) then holds the string to the bound, so a small model (the built-in SmolLM2-135M) that runs a
+string on — measured: ``"1234567890123…"`` until the token limit, the JSON never closed — has its string
+closed at the bound and the call stays well-formed. A string cut there still gives a clear result: a query
+finds hits or says nothing matched, an unknown zone is a tool error the model and the user see. xgrammar
+honours ``maxLength`` or ``pattern``, not both at once (it warns and drops the length), and a bounded string
+cannot hold a quote, a backslash or a line break (no escapes) — fine for a query or a zone name.
 """
 
 from __future__ import annotations
@@ -25,6 +34,13 @@ CURRENT_TIME = "current_time"
 SEARCH_HISTORY = "search_history"
 SEARCH_DOCUMENTS = "search_documents"
 BUILTIN_NAMES = (CURRENT_TIME, SEARCH_HISTORY, SEARCH_DOCUMENTS)
+# A few words to look for; the bound keeps a forced strict call within the built-in model's reply budget
+# (one character can cost one token: digits did).
+QUERY_MAX_CHARS = 100
+# An IANA name (the longest is America/Argentina/ComodRivadavia: segments of at most 10 and 14 characters, the
+# characters A-Z a-z 0-9 _ + -), with margin. The pattern bounds the length itself: xgrammar ignores a
+# maxLength beside a pattern.
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]{0,15}(/[A-Za-z0-9_+-]{1,20}){0,2}$"
 DESCRIPTIONS = {
     CURRENT_TIME: "The current date, time and weekday (in a time zone, or this computer's).",
     SEARCH_HISTORY: "Search the user's earlier chat conversations for words; returns matching snippets.",
@@ -59,6 +75,7 @@ def current_time_tool() -> Tool:
         "properties": {
             "timezone": {
                 "type": "string",
+                "pattern": TIMEZONE_PATTERN,
                 "description": "An IANA time zone such as Europe/Paris; leave out for this computer's.",
             }
         },
@@ -82,7 +99,7 @@ def history_search_tool(history: AsyncHistoryStore, *, max_hits: int = 8) -> Too
     parameters = {
         "type": "object",
         "properties": {
-            "query": {"type": "string", "description": "Words to look for."},
+            "query": query_parameter("Words to look for."),
             "limit": {"type": "integer", "minimum": 1, "maximum": max_hits, "description": "How many hits."},
         },
         "required": ["query"],
@@ -105,6 +122,11 @@ def history_search_tool(history: AsyncHistoryStore, *, max_hits: int = 8) -> Too
         parameters=parameters,
         async_function=search_history,
     )
+
+
+def query_parameter(description: str) -> dict[str, Any]:
+    """A search query's schema: a string of 1 to :data:`QUERY_MAX_CHARS` characters."""
+    return {"type": "string", "minLength": 1, "maxLength": QUERY_MAX_CHARS, "description": description}
 
 
 def format_passages(documents: Sequence[Any]) -> str:
@@ -140,6 +162,12 @@ def documents_search_tool(
         name=SEARCH_DOCUMENTS,
         description=DESCRIPTIONS[SEARCH_DOCUMENTS] + " Collections: " + ", ".join(collections) + ".",
         input_mapping={"query": targets},
+        # Our own schema in place of the one Haystack derives from the pipeline's input (an unbounded string).
+        parameters={
+            "type": "object",
+            "properties": {"query": query_parameter("Words or a question to look for in the documents.")},
+            "required": ["query"],
+        },
         output_mapping={"join.documents": "documents"},
         outputs_to_string={"source": "documents", "handler": passages},
     )

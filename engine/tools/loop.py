@@ -19,9 +19,13 @@ Tool choice ``auto`` / ``required`` / ``none`` / a tool's name applies to the fi
 name) marks the forced tools ``strict: true`` in that request, their schemas unchanged: vLLM 0.32 serves a
 forced choice through the model's tool parser (hermes for SmolLM2) with structural tags, which pin the
 arguments to the schema only for strict tools; without it the built-in model's arguments came back as a JSON
-string (measured on issue 19). A strict request that vLLM refuses as bad (a schema its grammar cannot take)
-is sent again without ``strict``. After ``max_rounds`` rounds with tool
-calls, one last request goes without tools, so the turn always ends with the model's answer.
+string (measured on issue 19). The grammar also honours a string's ``maxLength``, ``pattern`` or ``enum``
+(xgrammar 0.2.8; not ``maxLength`` beside a ``pattern``), which is what keeps a small model from running a
+free-text string on to the token limit: the built-in tools bound theirs (:mod:`engine.tools.builtin`).
+Unbounded strings of other tools are sent as they are: in that grammar any bounded string loses its escapes
+(no quote, backslash or line break), too high a price for every MCP tool's text. A strict request that vLLM
+refuses as bad (a schema its grammar cannot take) is sent again without ``strict``. After ``max_rounds``
+rounds with tool calls, one last request goes without tools, so the turn always ends with the model's answer.
 """
 
 from __future__ import annotations

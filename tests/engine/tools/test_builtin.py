@@ -3,15 +3,23 @@ PipelineTool)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import re
+import zoneinfo
 from pathlib import Path
 
+import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.documents.store import DocumentStore, Passage
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.tools.builtin import (
+    QUERY_MAX_CHARS,
+    TIMEZONE_PATTERN,
     current_time_tool,
     documents_search_tool,
     history_search_tool,
@@ -77,3 +85,74 @@ async def test_documents_search_is_the_retrieval_pipeline_as_a_pipeline_tool(tmp
         assert nothing == "No passage of the documents matches."
     finally:
         store.close()
+
+
+# The bounds on the free-text parameters (a forced strict call is held to them by vLLM: see builtin.py).
+
+
+def test_every_time_zone_this_computer_knows_fits_the_bound_and_junk_does_not() -> None:
+    schema = current_time_tool().parameters
+    assert schema["properties"]["timezone"]["pattern"] == TIMEZONE_PATTERN
+    for name in sorted(zoneinfo.available_timezones()):
+        jsonschema.validate({"timezone": name}, schema)
+    jsonschema.validate({}, schema)  # left out: this computer's zone
+    for junk in ("2023-01-01T00:00:00Z", "../../etc/passwd", "Europe Paris", "/UTC", "Europe/", "A" * 17):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"timezone": junk}, schema)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(TIMEZONE_PATTERN, fullmatch=True))
+def test_any_zone_the_bound_lets_through_is_short_and_gives_a_time_or_a_clear_error(zone: str) -> None:
+    # The pattern bounds the length by itself (xgrammar drops a maxLength beside a pattern).
+    assert len(zone) <= 16 + 2 * 21
+    moment = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        with pytest.raises(ValueError, match=re.escape(f"“{zone}” is not a time zone (use a name such as")):
+            now_text(zone, now=moment)
+    else:
+        assert now_text(zone, now=moment).endswith(f"time zone {zone}")
+
+
+def test_a_query_is_bounded_in_both_search_tools(tmp_path: Path) -> None:
+    store = DocumentStore(tmp_path / "documents.sqlite3")
+    try:
+        store.ensure_collection("manuals")
+        documents = documents_search_tool(store, ["manuals"])
+        history = history_search_tool(None)  # type: ignore[arg-type]  # the schema needs no store
+        for tool in (documents, history):
+            query = tool.parameters["properties"]["query"]
+            assert (query["type"], query["minLength"], query["maxLength"]) == ("string", 1, QUERY_MAX_CHARS)
+            assert tool.parameters["required"] == ["query"]
+            jsonschema.validate({"query": "x" * QUERY_MAX_CHARS}, tool.parameters)
+            with pytest.raises(jsonschema.ValidationError, match="is too long"):
+                jsonschema.validate({"query": "x" * (QUERY_MAX_CHARS + 1)}, tool.parameters)
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate({"query": ""}, tool.parameters)
+    finally:
+        store.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(min_size=1, max_size=QUERY_MAX_CHARS))
+def test_history_search_answers_any_query_within_the_bound(tmp_path: Path, query: str) -> None:
+    # Whatever a model writes in a query (cut at the bound or not), the search gives hits or "no match".
+    db = tmp_path / "history.sqlite3"
+    if not db.exists():
+        seed = HistoryStore(db)
+        conv = seed.create_conversation(title="Pizza night")
+        seed.add_message(conv.id, None, "user", 'Which pizza "quattro" - NEAR: *stagioni* 🍕 or café?')
+        seed.close()
+
+    async def search() -> str:
+        history = await AsyncHistoryStore.open(db)
+        try:
+            return str(await history_search_tool(history).invoke_async(query=query))
+        finally:
+            await history.close()
+
+    found = asyncio.run(search())
+    nothing = found == f"No conversation mentions “{query}”."
+    assert nothing or re.match(r"- conversation \d+ “Pizza night”", found), found
