@@ -17,6 +17,7 @@ after a reply — not timed), so the added time's growth with the conversation s
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import time
@@ -30,6 +31,7 @@ from bench.context import BenchContext
 from bench.result import BenchResult, Goal, Metric, SubjectMissing
 from bench.servers import real_vllm, standin_launcher
 from bench.stats import median, percentile
+from bench.ttft_proxy import Exchange, ProxyProcess, proxied
 
 PROMPT = "Write a short story about a lighthouse keeper."
 LONG_MESSAGES = 2000
@@ -43,6 +45,68 @@ class Sample:
     text: str
     stored_ok: bool = True
     send_ms: float = 0.0  # app only: until send() returned (history writes + context check)
+    start: float = 0.0  # monotonic seconds: the request began (raw) / send() was called (app)
+    first: float = 0.0  # monotonic seconds: the first token in the client's hands
+    exchange: Exchange | None = None  # the chat request as the proxy saw it
+    gc_ms: float = 0.0  # app only: the garbage collector's pauses between start and first
+
+    @property
+    def server_ms(self) -> float:
+        """The server's span seen at the proxy: the request on the wire to its first token leaving."""
+        span = self.exchange.server_span_s if self.exchange is not None else None
+        if span is None:
+            raise RuntimeError("the proxy saw no first token for this request")
+        return span * 1000
+
+    @property
+    def overhead_ms(self) -> float:
+        """The client's own share of its time to first token."""
+        return self.ttft_ms - self.server_ms
+
+    @property
+    def to_wire_ms(self) -> float:
+        """From the start to the request's last byte at the proxy."""
+        assert self.exchange is not None
+        return (self.exchange.request_done - self.start) * 1000
+
+    @property
+    def from_token_ms(self) -> float:
+        """From the first token leaving the proxy to the client having it."""
+        assert self.exchange is not None
+        assert self.exchange.first_token is not None
+        return (self.first - self.exchange.first_token) * 1000
+
+
+class GcPauses:
+    """The garbage collector's pauses, as (start, end) monotonic seconds, while installed."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((self._began, time.perf_counter()))
+
+    def within_ms(self, start: float, end: float) -> float:
+        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.pauses) * 1000
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def chat_exchange(proxy: ProxyProcess) -> Exchange:
+    """The next chat request the proxy saw (a ``/tokenize`` or other request before it is passed over)."""
+    while True:
+        (exchange,) = proxy.take(1)
+        if exchange.path.endswith("/chat/completions"):
+            return exchange
 
 
 async def raw_stream(
@@ -78,7 +142,14 @@ async def raw_stream(
                         first = time.perf_counter()
                     parts.append(piece)
     end = time.perf_counter()
-    return Sample(((first or end) - start) * 1000, (end - start) * 1000, len(parts), "".join(parts))
+    return Sample(
+        ((first or end) - start) * 1000,
+        (end - start) * 1000,
+        len(parts),
+        "".join(parts),
+        start=start,
+        first=first or end,
+    )
 
 
 class AppClient:
@@ -175,26 +246,42 @@ class AppClient:
             text,
             reply.text == text,
             (sent - start) * 1000,
+            start=start,
+            first=first or end,
         )
 
 
 async def compare(ctx: BenchContext, endpoint: Any, max_tokens: int, pairs: int, tag: str) -> dict[str, Any]:
-    """``pairs`` alternating raw/app requests after a warm-up of each; returns the samples."""
+    """``pairs`` alternating raw/app requests after a warm-up of each, all through the timestamping proxy;
+    returns the samples."""
     raw: list[Sample] = []
     app: list[Sample] = []
-    async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5)) as client,
-        AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", endpoint, max_tokens) as app_client,
-    ):
-        await raw_stream(client, endpoint, max_tokens)
-        await app_client.stream()
-        for i in range(pairs):
-            if i % 2 == 0:
-                raw.append(await raw_stream(client, endpoint, max_tokens))
-                app.append(await app_client.stream())
-            else:
-                app.append(await app_client.stream())
-                raw.append(await raw_stream(client, endpoint, max_tokens))
+    with proxied(endpoint.base_url) as (proxy, url):
+        through = replace(endpoint, base_url=url)
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5), trust_env=False) as client,
+            AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", through, max_tokens) as app_client,
+        ):
+
+            async def one_raw() -> None:
+                sample = await raw_stream(client, through, max_tokens)
+                sample.exchange = chat_exchange(proxy)
+                raw.append(sample)
+
+            async def one_app() -> None:
+                with GcPauses() as collector:
+                    sample = await app_client.stream()
+                sample.exchange = chat_exchange(proxy)
+                sample.gc_ms = collector.within_ms(sample.start, sample.first)
+                app.append(sample)
+
+            await one_raw()
+            await one_app()
+            raw.clear()
+            app.clear()
+            for i in range(pairs):
+                for step in (one_raw, one_app) if i % 2 == 0 else (one_app, one_raw):
+                    await step()
     return {"raw": raw, "app": app}
 
 
@@ -202,34 +289,39 @@ async def compare_long(
     ctx: BenchContext, endpoint: Any, max_tokens: int, rounds: int, tag: str
 ) -> dict[str, dict[str, Any]]:
     """``rounds`` of raw / app as the command line sends / app as the window sends (order rotated), in one
-    conversation of ``LONG_MESSAGES`` messages; returns the samples of both app modes against the raw."""
+    conversation of ``LONG_MESSAGES`` messages, through the proxy; returns the samples of both app modes
+    against the raw."""
     raw: list[Sample] = []
     read: list[Sample] = []
     held: list[Sample] = []
-    async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5)) as client,
-        AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", endpoint, max_tokens) as app_client,
-    ):
-        conversation = await app_client.long_conversation(LONG_MESSAGES)
+    with proxied(endpoint.base_url) as (proxy, url):
+        through = replace(endpoint, base_url=url)
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5), trust_env=False) as client,
+            AppClient(ctx.work_dir / f"stream-{tag}.sqlite3", through, max_tokens) as app_client,
+        ):
+            conversation = await app_client.long_conversation(LONG_MESSAGES)
 
-        async def one(kind: str) -> None:
-            if kind == "raw":
-                raw.append(
-                    await raw_stream(client, endpoint, max_tokens, await app_client.history(conversation))
-                )
-            else:
-                (held if kind == "held" else read).append(
-                    await app_client.stream(conversation, held=kind == "held")
-                )
+            async def one(kind: str) -> None:
+                if kind == "raw":
+                    history = await app_client.history(conversation)
+                    sample = await raw_stream(client, through, max_tokens, history)
+                    raw.append(sample)
+                else:
+                    with GcPauses() as collector:
+                        sample = await app_client.stream(conversation, held=kind == "held")
+                    sample.gc_ms = collector.within_ms(sample.start, sample.first)
+                    (held if kind == "held" else read).append(sample)
+                sample.exchange = chat_exchange(proxy)
 
-        for kind in ("raw", "read", "held"):  # warm-up
-            await one(kind)
-        for samples in (raw, read, held):
-            samples.clear()
-        order = ["raw", "read", "held"]
-        for i in range(rounds):
-            for kind in order[i % 3 :] + order[: i % 3]:
+            for kind in ("raw", "read", "held"):  # warm-up
                 await one(kind)
+            for samples in (raw, read, held):
+                samples.clear()
+            order = ["raw", "read", "held"]
+            for i in range(rounds):
+                for kind in order[i % 3 :] + order[: i % 3]:
+                    await one(kind)
     return {"read": {"raw": raw, "app": read}, "held": {"raw": raw, "app": held}}
 
 
@@ -237,10 +329,59 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
     raw: list[Sample] = samples["raw"]
     app: list[Sample] = samples["app"]
     added = [a.ttft_ms - r.ttft_ms for a, r in zip(app, raw, strict=True)]
+    isolated = [a.overhead_ms - r.overhead_ms for a, r in zip(app, raw, strict=True)]
     want = [expected] * len(raw) if expected is not None else [r.tokens for r in raw]
     lost = sum(max(0, w - a.tokens) for w, a in zip(want, app, strict=True))
     mismatched = sum(a.text != r.text for a, r in zip(app, raw, strict=True))
     unsaved = sum(not a.stored_ok for a in app)
+    result.add(
+        Metric(
+            f"{tag}_proxy_added_median_ms",
+            f"{label}: added by the app (client overheads at the proxy), median",
+            median(isolated),
+            "ms",
+            goal=Goal("<=", 2),
+        )
+    )
+    result.add(
+        Metric(
+            f"{tag}_proxy_added_p99_ms",
+            f"{label}: added by the app (client overheads at the proxy), p99",
+            percentile(isolated, 99),
+            "ms",
+            goal=Goal("<=", 5),
+        )
+    )
+    result.add(
+        Metric(
+            f"{tag}_overhead_median_ms",
+            f"{label}: client overhead (TTFT minus the server's span at the proxy), median",
+            median([a.overhead_ms for a in app]),
+            "ms",
+            median([r.overhead_ms for r in raw]),
+            "raw httpx stream",
+        )
+    )
+    result.add(
+        Metric(
+            f"{tag}_to_wire_median_ms",
+            f"{label}: start to the request's last byte at the proxy, median",
+            median([a.to_wire_ms for a in app]),
+            "ms",
+            median([r.to_wire_ms for r in raw]),
+            "raw httpx stream",
+        )
+    )
+    result.add(
+        Metric(
+            f"{tag}_from_token_median_ms",
+            f"{label}: first token leaving the proxy to the caller having it, median",
+            median([a.from_token_ms for a in app]),
+            "ms",
+            median([r.from_token_ms for r in raw]),
+            "raw httpx stream",
+        )
+    )
     result.add(
         Metric(
             f"{tag}_ttft_median_ms",
@@ -254,10 +395,17 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
     result.add(
         Metric(
             f"{tag}_added_median_ms",
-            f"{label}: added to first token, median",
+            f"{label}: added to first token end to end (with the server's own variance), median",
             median(added),
             "ms",
-            goal=Goal("<=", 2),
+        )
+    )
+    result.add(
+        Metric(
+            f"{tag}_added_p99_ms",
+            f"{label}: added to first token end to end (with the server's own variance), p99",
+            percentile(added, 99),
+            "ms",
         )
     )
     result.add(
@@ -267,9 +415,6 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
             median([a.send_ms for a in app]),
             "ms",
         )
-    )
-    result.add(
-        Metric(f"{tag}_added_p99_ms", f"{label}: added to first token, p99", percentile(added, 99), "ms")
     )
     result.add(
         Metric(
@@ -282,10 +427,23 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
         )
     )
     result.add(Metric(f"{tag}_lost", f"{label}: tokens lost", float(lost), "tokens", goal=Goal("==", 0)))
+    spans = [s.server_ms for s in raw + app]
+    slow = [(x, a) for x, a in zip(isolated, app, strict=True) if x > 5]
     result.notes.append(
         f"{label}: {len(app)} pairs, {sum(a.tokens for a in app):,} tokens through the app; "
         f"replies differing from the raw stream: {mismatched}; "
-        f"stored reply differing from the streamed text: {unsaved}."
+        f"stored reply differing from the streamed text: {unsaved}. "
+        f"Added by the app at the proxy: min {min(isolated):.2f}, median {median(isolated):.2f}, "
+        f"p99 {percentile(isolated, 99):.2f}, max {max(isolated):.2f} ms; end to end: min {min(added):.2f}, "
+        f"max {max(added):.2f} ms; the server's own span: min {min(spans):.1f}, median {median(spans):.1f}, "
+        f"max {max(spans):.1f} ms. Pairs over 5 ms added at the proxy: {len(slow)}"
+        + (
+            " (" + ", ".join(f"{x:.1f} ms with {a.gc_ms:.1f} ms of garbage collection" for x, a in slow) + ")"
+            if slow
+            else ""
+        )
+        + f"; garbage collection inside an app's time to first token: {sum(a.gc_ms > 0 for a in app)} turns, "
+        f"{sum(a.gc_ms for a in app):.1f} ms in all."
     )
     result.series.setdefault(
         "ttft",
@@ -293,6 +451,18 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
     )
     result.series["ttft"]["data"][f"{label}\nraw"] = [r.ttft_ms for r in raw]
     result.series["ttft"]["data"][f"{label}\napp"] = [a.ttft_ms for a in app]
+    result.series.setdefault(
+        "overhead",
+        {
+            "kind": "box",
+            "title": "Client overhead: time to first token minus the server's span at the proxy",
+            "ylabel": "ms",
+            "log": False,
+            "data": {},
+        },
+    )
+    result.series["overhead"]["data"][f"{label}\nraw"] = [r.overhead_ms for r in raw]
+    result.series["overhead"]["data"][f"{label}\napp"] = [a.overhead_ms for a in app]
 
 
 def _client_cost_ms() -> float:
