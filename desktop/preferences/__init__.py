@@ -42,6 +42,8 @@ def open_preferences(window: Any) -> PreferencesDialog:
     tool_turns = getattr(window, "tool_turns", None)
     if tool_turns is not None:  # the chat settings offer the servers there are now (a rename moves its tick)
         dialog.tools_page.servers_changed.connect(tool_turns.servers_changed)
+        # tools.toml changed on disk (vllm-desk tools ... while the app runs): the page lists what it holds.
+        tool_turns.tools_file_changed.connect(dialog.tools_page.refresh)
     window.preferences_dialog = dialog
     dialog.show()
     return dialog

@@ -32,9 +32,11 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 from shiboken6 import isValid
 
 from desktop import errors
+from desktop.operations import Operation
 from desktop.widgets.tool_card import CallView, ToolCard
 from desktop.widgets.transcript import MessageData, MessageWidget
 from desktop.window.tool_history import ToData, calls_of, fold_branch, result_of, server_of, tool_meta
+from desktop.window.tools_file import ToolsFileWatcher
 
 if TYPE_CHECKING:
     from desktop.widgets.composer import Composer
@@ -126,6 +128,9 @@ class ToolTurns(QObject):
     """The window's tool turns; see the module docstring. ``chat`` is set when the engine is attached."""
 
     finished = Signal(int)  # a tool turn of this conversation ended (its messages are stored and shown)
+    # tools.toml changed on disk (the CLI, or Preferences > Tools): the servers that ran with other settings
+    # are stopped and the chat settings offer the servers there are now.
+    tools_file_changed = Signal()
 
     def __init__(
         self,
@@ -159,6 +164,7 @@ class ToolTurns(QObject):
         self._owners: dict[str, str] = {}  # tool name -> MCP server, as last handed out
         self._documents: Any = None  # the document store of the search_documents tool, once opened
         self._closing = False
+        self.tools_file: ToolsFileWatcher | None = None  # watched once the engine is attached
         transcript.widget_hooks.append(self.decorate)
         if settings_box is not None:
             settings_box.available = self.available
@@ -172,8 +178,14 @@ class ToolTurns(QObject):
 
     @chat.setter
     def chat(self, chat: ChatEngine | None) -> None:
-        """The engine is attached: the chat settings offer the MCP servers too (read from tools.toml now)."""
+        """The engine is attached: the chat settings offer the MCP servers too (read from tools.toml now, and
+        again whenever it changes)."""
         self._chat = chat
+        if chat is not None and self.tools_file is None and self.config_dir is not None:
+            from engine.tools.config import tools_file  # pydantic: not before the first paint
+
+            self.tools_file = ToolsFileWatcher(tools_file(self.config_dir), self)
+            self.tools_file.changed.connect(self._tools_file_edited)
         if self._settings_box is not None:
             self._settings_box.load(self._settings_box.values())
 
@@ -187,6 +199,29 @@ class ToolTurns(QObject):
         values = box.values()
         tools = [new if old and name == old else name for name in values["tools"]]
         box.load({**values, "tools": tuple(dict.fromkeys(tools))})
+
+    def _tools_file_edited(self) -> None:
+        if not self._closing:
+            Operation(None, self.follow_tools_file).run()
+
+    async def follow_tools_file(self) -> None:
+        """tools.toml is another file now: the servers running with settings it no longer has are stopped
+        (their next use starts them anew, see :meth:`engine.tools.mcp.McpManager.reload`), then the chat
+        settings and Preferences > Tools show what it holds."""
+        from engine.errors import DeskError
+
+        if self._manager is not None:
+            try:
+                stopped = await self._manager.reload()
+            except DeskError as exc:  # a damaged file: the servers run on; the Tools page says what is wrong
+                log.warning("tools.toml: %s", exc)
+            else:
+                if stopped:
+                    log.info("MCP servers stopped, their settings changed: %s", ", ".join(stopped))
+        if self._closing:
+            return
+        self.servers_changed()
+        self.tools_file_changed.emit()
 
     @property
     def manager(self) -> McpManager:
@@ -513,6 +548,8 @@ class ToolTurns(QObject):
     async def aclose(self) -> None:
         """Stop the running tool turns (what ran stays stored) and every MCP server (no orphans)."""
         self._closing = True
+        if self.tools_file is not None:
+            self.tools_file.close()
         tasks = [live.task for live in self._live.values() if live.task is not None]
         for task in tasks:
             task.cancel()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -111,7 +112,7 @@ def _reason(exc: BaseException, log_path: Path | None, timeout_s: float) -> str:
     return f"{text}; the server said: {tail[-600:]}" if tail else text
 
 
-def _server_info(server: McpServer, settings: ToolsSettings, log_path: Path | None) -> Any:
+def _server_info(server: McpServer, secrets: dict[str, str], log_path: Path | None) -> Any:
     """``mcp-haystack``'s server info for ``server``, as subclasses whose clients (1) write a stdio server's
     stderr to its log file instead of ours and (2) close the HTTP client: ``mcp-haystack`` 2.1 hands one to
     the SDK's ``streamable_http_client``, which (mcp 2.x) leaves a client it was given open — a socket per
@@ -154,9 +155,24 @@ def _server_info(server: McpServer, settings: ToolsSettings, log_path: Path | No
             return LoggedStdioClient(self.command, self.args, self.env, max_retries=0)
 
     if server.transport == "http":
-        headers: dict[str, Any] = dict(settings.resolved_headers(server))
+        headers: dict[str, Any] = dict(secrets)
         return HttpInfo(url=server.url, headers=headers or None, max_retries=0)
-    return StdioInfo(command=server.command, args=list(server.args), env=dict(settings.resolved_env(server)))
+    return StdioInfo(command=server.command, args=list(server.args), env=dict(secrets))
+
+
+def resolved(server: McpServer, settings: ToolsSettings) -> dict[str, str]:
+    """What the server is started with from the keychain too: a stdio server's environment, an HTTP server's
+    headers (blocking: the keychain may take seconds)."""
+    if server.transport == "http":
+        return settings.resolved_headers(server)
+    return settings.resolved_env(server)
+
+
+def fingerprint(server: McpServer, secrets: dict[str, str]) -> str:
+    """A digest of everything a server is started with (its settings and its keychain values), to tell
+    whether a running server's settings changed without keeping the values themselves twice."""
+    data = json.dumps([server.model_dump(mode="json"), secrets], sort_keys=True)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -171,6 +187,7 @@ class McpConnection:
     state: ServerState = field(init=False)
     tools: list[Tool] = field(default_factory=list, init=False)
     pgid: int | None = field(default=None, init=False)
+    started_with: str = field(default="", init=False)  # fingerprint() of what the last connect used
     _toolset: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -195,7 +212,9 @@ class McpConnection:
         with _START_LOCK:
             before = {p.pid for p in me.children(recursive=True)}
             try:
-                info = _server_info(self.server, self.settings, log_path)
+                secrets = resolved(self.server, self.settings)
+                self.started_with = fingerprint(self.server, secrets)
+                info = _server_info(self.server, secrets, log_path)
                 toolset = MCPToolset(
                     info,
                     connection_timeout=self.connect_timeout_s,
@@ -390,6 +409,29 @@ class McpManager:
         if conn is not None:
             await asyncio.to_thread(conn.close)
             self.state_changed.emit(ServerState(name, "stopped"))
+
+    async def reload(self) -> list[str]:
+        """The tools file changed (``vllm-desk tools add-mcp / edit-mcp / remove`` from another process, or
+        the Tools page): stop every server running with settings that are not the file's now — removed,
+        changed, or with other keychain values — so its next use starts it anew; the names stopped. A
+        server still starting is left to finish (the next change, or an edit, stops it)."""
+        config = await asyncio.to_thread(self.settings.load)
+        now = {server.name: server for server in config.servers}
+        stale: list[tuple[str, McpConnection]] = []
+        for name, conn in list(self.connections.items()):
+            server = now.get(name)
+            if conn.state.status == "starting":
+                continue
+            if server is None or server != conn.server or unused_reason(name):
+                stale.append((name, conn))
+                continue
+            secrets = await asyncio.to_thread(resolved, server, self.settings)
+            if fingerprint(server, secrets) != conn.started_with:
+                stale.append((name, conn))
+        for name, conn in stale:
+            if self.connections.get(name) is conn:  # not started anew meanwhile
+                await self.stop(name)
+        return [name for name, _conn in stale]
 
     async def aclose(self) -> None:
         """Stop every server (the app's shutdown): no server process is left behind."""

@@ -1,0 +1,114 @@
+"""`vllm-desk tools add-mcp / edit-mcp / remove` run while the window is open reach it: the chat settings
+offer the servers tools.toml holds now, Preferences > Tools lists them, and a running server whose settings
+changed (in the file or in the keychain) is stopped so its next use starts it anew; one that did not change
+runs on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop.window.main_window import MainWindow
+from engine.paths import AppPaths
+from engine.tools.config import McpServer, ToolsSettings
+from tests.support.main_window import close_window, open_window
+from tests.support.qasync_loop import qloop, run  # noqa: F401
+from tests.support.standin.launch import REPO_ROOT
+
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.usefixtures("qloop"),
+    pytest.mark.qt_log_ignore("This plugin does not support"),
+]
+MCP_SERVER = str(Path(__file__).parents[2] / "engine" / "tools" / "mcp_server.py")
+
+
+def cli(app_paths: AppPaths, *args: str) -> None:
+    """``vllm-desk tools ...`` in a process of its own, as a user runs it beside the app."""
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--data-dir", str(app_paths.config.parent), "tools", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def listed(window: MainWindow) -> list[str]:
+    page = window.preferences_dialog.tools_page  # type: ignore[attr-defined]
+    return [page.server_list.item(row).text() for row in range(page.server_list.count())]
+
+
+def offered(window: MainWindow) -> list[str]:
+    return list(window.chat_settings.tools.boxes)
+
+
+BUILTIN = ["current_time", "search_history", "search_documents"]
+
+
+def test_the_cli_changing_tools_reaches_the_window_and_its_tools_page(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    desk = McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
+    settings = ToolsSettings(app_paths.config)
+    settings.add(desk)
+    window = open_window(qtbot, app_paths, paths=app_paths)
+    try:
+        assert window.paths is not None
+        assert window.paths.config == app_paths.config  # the CLI's --data-dir is the window's folder
+        if not window.chat_settings.isVisible():
+            window.toggle_chat_settings()
+        qtbot.waitUntil(lambda: offered(window) == [*BUILTIN, "desk"], timeout=5000)
+        manager = window.tool_turns.manager
+        assert run(qtbot, manager.start("desk")).status == "ready"
+        window.open_preferences()
+        ready = f"desk — ready with 8 tool(s) — stdio: {desk.describe()}"
+        assert listed(window) == [ready]
+
+        # Added from the command line: offered and listed; the running server's settings did not change.
+        cli(app_paths, "add-mcp", "notes", "--url", "http://127.0.0.1:9/mcp")
+        notes = "notes — stopped — http: http://127.0.0.1:9/mcp"
+        qtbot.waitUntil(lambda: offered(window) == [*BUILTIN, "desk", "notes"], timeout=10000)
+        qtbot.waitUntil(lambda: listed(window) == [ready, notes], timeout=10000)
+        assert manager.connections["desk"].state.status == "ready"
+
+        # Its command changed: stopped (the next use starts it with the new one), the new command shown.
+        cli(app_paths, "edit-mcp", "desk", "--", sys.executable, MCP_SERVER, "stdio", "--quiet")
+        changed = f"{sys.executable} {MCP_SERVER} stdio --quiet"
+        qtbot.waitUntil(
+            lambda: listed(window) == [f"desk — stopped — stdio: {changed}", notes], timeout=10000
+        )
+        assert "desk" not in manager.connections
+        assert window.chat_settings.tools.boxes["desk"].toolTip() == f"MCP server: {changed}"
+
+        # Only a keychain value changed (the file is written again, the same): stopped too.
+        settings.update("desk", desk)  # back to the command that the test server runs with
+        assert run(qtbot, manager.start("desk")).status == "ready"
+        qtbot.waitUntil(lambda: listed(window)[0] == ready, timeout=10000)
+        text_before = settings.path.read_text()
+        settings.update("desk", desk, secret_env={"MY_TOKEN": "t0k"})
+        assert settings.path.read_text() != text_before  # names the secret, not its value
+        assert "t0k" not in settings.path.read_text()
+        qtbot.waitUntil(lambda: "desk" not in manager.connections, timeout=10000)
+        qtbot.waitUntil(lambda: listed(window)[0].startswith("desk — stopped"), timeout=10000)
+        assert run(qtbot, manager.start("desk")).status == "ready"
+        text_before = settings.path.read_text()
+        settings.update("desk", desk, secret_env={"MY_TOKEN": "other"})
+        assert settings.path.read_text() == text_before  # the same file: only the keychain's value changed
+        qtbot.waitUntil(lambda: "desk" not in manager.connections, timeout=10000)
+
+        # Removed from the command line: neither offered nor listed.
+        cli(app_paths, "remove", "notes")
+        qtbot.waitUntil(lambda: offered(window) == [*BUILTIN, "desk"], timeout=10000)
+        qtbot.waitUntil(lambda: [t.split(" — ")[0] for t in listed(window)] == ["desk"], timeout=10000)
+    finally:
+        dialog = getattr(window, "preferences_dialog", None)
+        if dialog is not None:
+            dialog.close()
+        close_window(qtbot, window)
