@@ -16,21 +16,24 @@ Why our own loop over Haystack's ``OpenAIChatGenerator`` (with ``tools=``) rathe
 
 Tool choice ``auto`` / ``required`` / ``none`` / a tool's name applies to the first round; later rounds are
 ``auto`` (a forced choice repeated every round would loop to the cap). A forced choice (``required`` or a
-name) marks the forced tools ``strict: true`` in that request, their schemas unchanged: vLLM 0.32 serves a
-forced choice through the model's tool parser (hermes for SmolLM2) with structural tags, which pin the
-arguments to the schema only for strict tools; without it the built-in model's arguments came back as a JSON
-string (measured on issue 19). The grammar also honours a string's ``maxLength``, ``pattern`` or ``enum``
-(xgrammar 0.2.8; not ``maxLength`` beside a ``pattern``), which is what keeps a small model from running a
-free-text string on to the token limit: the built-in tools bound theirs (:mod:`engine.tools.builtin`).
-Unbounded strings of other tools are sent as they are: in that grammar any bounded string loses its escapes
-(no quote, backslash or line break), too high a price for every MCP tool's text. A strict request that vLLM
-refuses as bad (a schema its grammar cannot take) is sent again without ``strict``. After ``max_rounds``
-rounds with tool calls, one last request goes without tools, so the turn always ends with the model's answer.
+name) marks the forced tools ``strict: true`` in that request: vLLM 0.32 serves a forced choice through the
+model's tool parser (hermes for SmolLM2) with structural tags, which pin the arguments to the schema only for
+strict tools; without it the built-in model's arguments came back as a JSON string (measured on issue 19).
+The grammar honours a string's ``maxLength``, ``pattern`` or ``enum`` (xgrammar 0.2.8; not ``maxLength``
+beside a ``pattern``), which is what keeps a small model from running a free-text string on to the token
+limit: the built-in tools bound theirs (:mod:`engine.tools.builtin`), and other tools' unbounded strings get
+a ``maxLength`` in the strict copy only where :attr:`LoopLimits.forced_string_chars` says so (the session
+sets it for the built-in model; :func:`capped_strings`), because in that grammar a bounded string cannot
+hold a quote, a backslash or a line break — too high a price for every model's MCP text. A strict request
+that vLLM refuses as bad (a schema its grammar cannot take) is sent again without ``strict`` (and without
+the caps). After ``max_rounds`` rounds with tool calls, one last request goes without tools, so the turn
+always ends with the model's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -70,6 +73,10 @@ class LoopLimits:
     max_rounds: int = 5
     call_timeout_s: float = 60.0
     max_result_chars: int = 16_000
+    # A forced (strict) call's strings with no bound of their own get this maxLength (None: left free). For a
+    # small model that runs a string on to the token limit; the cost is that a bounded string cannot hold a
+    # quote, a backslash or a line break in vLLM 0.32's grammar.
+    forced_string_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,11 +115,49 @@ def tool_choice_value(choice: str, names: Sequence[str]) -> str | dict[str, Any]
     raise ToolChoiceInvalid(choice, names)
 
 
-def strict_specs(tools: Sequence[Tool], choice: str) -> list[Tool] | None:
-    """The tools as one forced request sends them: those the choice forces (all for ``required``, the named
-    one for a name) marked ``strict: true`` with their schemas unchanged; ``None`` when nothing is forced.
+# The keywords whose schemas a value must match, where a narrower sub-schema only narrows the whole: capping
+# inside ``not``, ``if`` or ``oneOf`` could let through what was refused, so those are left alone.
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+_SCHEMA_LISTS = ("allOf", "anyOf", "prefixItems", "items")
+_SCHEMA_ONE = ("items", "additionalProperties", "additionalItems", "then", "else")
+# A string schema with one of these already has its shape (``format``: xgrammar's own rule for it is kept).
+_STRING_SHAPES = ("maxLength", "pattern", "enum", "const", "format")
 
-    Request-only copies: they are never run (the loop runs its own tools by name)."""
+
+def capped_strings(schema: Any, limit: int) -> Any:
+    """A copy of ``schema`` in which every string schema without a bound of its own (no ``maxLength``,
+    ``pattern``, ``enum``, ``const`` or ``format``) has ``maxLength: limit``; nothing else changes, and
+    ``schema`` is left as it was. Only places where narrowing narrows the whole are visited (properties,
+    items, ``anyOf``/``allOf``, ``$defs`` …; not ``not``, ``if`` or ``oneOf``), so a value the capped schema
+    accepts, the original accepts too."""
+    if not isinstance(schema, dict):
+        return copy.deepcopy(schema)
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: capped_strings(sub, limit) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [capped_strings(sub, limit) for sub in value]
+        elif key in _SCHEMA_ONE and isinstance(value, dict):
+            out[key] = capped_strings(value, limit)
+        else:
+            out[key] = copy.deepcopy(value)  # data (default, enum, examples …) or a keyword left alone
+    kind = schema.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string and not any(shape in schema for shape in _STRING_SHAPES):
+        least = schema.get("minLength")
+        # Never below the string's own minLength: that would leave no string at all.
+        out["maxLength"] = max(limit, least) if type(least) is int else limit
+    return out
+
+
+def strict_specs(tools: Sequence[Tool], choice: str, *, string_cap: int | None = None) -> list[Tool] | None:
+    """The tools as one forced request sends them: those the choice forces (all for ``required``, the named
+    one for a name) marked ``strict: true``, their schemas unchanged or, with ``string_cap``, with
+    :func:`capped_strings`; ``None`` when nothing is forced.
+
+    Request-only copies: they are never run (the loop runs its own tools by name, and checks the arguments
+    against the tool's own schema, which the capped one only narrows)."""
     if choice in CHOICES and choice != "required":
         return None
     from haystack.tools.tool import Tool as HaystackTool
@@ -125,12 +170,11 @@ def strict_specs(tools: Sequence[Tool], choice: str) -> list[Tool] | None:
     def never(**_: Any) -> None:  # a request-only copy is never run
         raise RuntimeError("a request-only tool spec was invoked")
 
-    return [
-        StrictSpec(name=t.name, description=t.description, parameters=t.parameters, function=never)
-        if choice in ("required", t.name)
-        else t
-        for t in tools
-    ]
+    def spec(tool: Tool) -> Tool:
+        parameters = tool.parameters if string_cap is None else capped_strings(tool.parameters, string_cap)
+        return StrictSpec(name=tool.name, description=tool.description, parameters=parameters, function=never)
+
+    return [spec(t) if choice in ("required", t.name) else t for t in tools]
 
 
 def refused_as_bad(exc: BaseException) -> bool:
@@ -282,7 +326,7 @@ class ToolLoop:
         if choice is not None:
             kwargs["tool_choice"] = tool_choice_value(choice, list(self.tools))
             run_kwargs["tools"] = list(self.tools.values())
-            strict = strict_specs(run_kwargs["tools"], choice)
+            strict = strict_specs(run_kwargs["tools"], choice, string_cap=self.limits.forced_string_chars)
         result = await self._request(history, on_chunk, kwargs, run_kwargs, strict)
         reply: ChatMessage = result["replies"][0]
         if not pending:

@@ -14,7 +14,7 @@ conversation that used tools can go on without them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.chat.errors import ChatError, from_openai_error
@@ -185,6 +185,21 @@ async def rerun_tool_turn(
     return await _answer(store, loop, endpoint, tree.conversation, tree.branch(user.id), augment)
 
 
+# The built-in model's cap on a forced call's unbounded strings: within its reply budget (512 tokens by its
+# preset) even at a token a character, with room for the call around them.
+BUILTIN_MODEL_STRING_CHARS = 100
+
+
+def limits_for(endpoint: Endpoint, limits: LoopLimits) -> LoopLimits:
+    """``limits`` for this endpoint's model: the built-in SmolLM2-135M, which can run a free-text string on
+    until the token limit, gets :attr:`LoopLimits.forced_string_chars` (unless the caller chose one)."""
+    from engine.models.builtin import BUILTIN_MODEL
+
+    if endpoint.model != BUILTIN_MODEL.served_name or limits.forced_string_chars is not None:
+        return limits
+    return replace(limits, forced_string_chars=BUILTIN_MODEL_STRING_CHARS)
+
+
 async def _answer(
     store: AsyncHistoryStore,
     loop: ToolLoop,
@@ -215,6 +230,7 @@ async def _answer(
         turn.stored.append(stored)
 
     loop.on_message = save
+    loop.limits = limits_for(endpoint, loop.limits)
     try:
         messages = await _augmented(
             augment, endpoint, settings, branch_messages(conversation, branch), reply_meta, finish

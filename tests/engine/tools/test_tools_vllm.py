@@ -6,7 +6,8 @@ tags); the loop sends the forced tool strict, so the arguments come back as an o
 ``{"a": 2, "b": 3}``; without strict they came back as a JSON string such as ``"2"``). A free-text string is
 held to its bound: this 135M model can run a string on until the token limit (measured: a documents query of
 digits, the JSON never closed), and the built-in tools' queries carry a ``maxLength`` that vLLM's grammar
-closes the string at, so the command line's forced ``search_history`` call is well-formed. The model's words
+closes the string at, so the command line's forced ``search_history`` call is well-formed; an MCP tool's
+unbounded string gets such a cap in the strict request for this model (the session's). The model's words
 change with the processor: the checks are on structure, never on its text. The malformed path is the
 stand-in's (test_loop.py).
 """
@@ -31,7 +32,7 @@ from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.builtin import QUERY_MAX_CHARS
-from engine.tools.session import run_tool_turn
+from engine.tools.session import BUILTIN_MODEL_STRING_CHARS, run_tool_turn
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -191,4 +192,33 @@ def test_the_command_line_with_a_built_in_tool_and_a_free_text_query(vllm_server
     assert not result["error"], result["result"]  # approved (--approve all) and the search ran
     text = result["result"]
     assert text == f"No conversation mentions “{query}”." or text.startswith("- conversation "), text
+    assert shown[-1]["state"] == "complete"
+
+
+def test_the_command_line_with_an_mcp_tool_s_free_text(vllm_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The test server's echo(text) has an unbounded string: for the built-in model the session caps it in the
+    # strict request (vLLM's grammar closes the string there at the latest); the tool's schema is unchanged.
+    server_script = str(Path(__file__).with_name("mcp_server.py"))
+    cli = desk_cli(tmp_path / "desk", vllm_server.api_key)
+    assert cli("tools", "add-mcp", "desk", "--", sys.executable, server_script, "stdio").returncode == 0
+    done = cli(
+        *("chat", "--base-url", vllm_server.base_url, "--api-key-env", "DESK_TEST_KEY"),
+        *("--max-tokens", "192", "--temperature", "0"),
+        *("--tools", "desk", "--tool-choice", "echo", "--approve", "all"),
+        "Say hello to Ada.",
+    )
+    print("\n" + done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert "→ echo (desk)" in done.stderr
+    shown = json.loads(cli("show", "1", "--json").stdout)["messages"]
+    assert [m["role"] for m in shown] == ["user", "assistant", "tool", "assistant"]
+    [call] = [c["tool_call"] for c in shown[1]["content"]["content"] if "tool_call" in c]
+    assert call["tool_name"] == "echo"
+    assert not call.get("extra"), call  # well-formed
+    text = call["arguments"]["text"]
+    assert isinstance(text, str)
+    assert len(text) <= BUILTIN_MODEL_STRING_CHARS
+    result = shown[2]["content"]["content"][0]["tool_call_result"]
+    assert not result["error"], result["result"]
+    assert result["result"] == text  # the MCP server echoed what the model wrote
     assert shown[-1]["state"] == "complete"
