@@ -3,7 +3,9 @@ tools, and the built-in tools.
 
 Servers are saved at once, outside the settings' draft (``tools.toml``, as ``vllm-desk tools add-mcp``
 does): secret environment values and every HTTP header go to the keychain
-(:class:`engine.tools.config.ToolsSettings`), never to the file. Adding a stdio server warns that it runs
+(:class:`engine.tools.config.ToolsSettings`), never to the file. The save runs in a worker thread (a real
+Secret Service can take seconds, more while it asks to be unlocked), the form held meanwhile; a refusal
+leaves the file, the keychain and the form as they were. Adding a stdio server warns that it runs
 a program on this machine and asks the user to say they trust it. "Check" starts a server (the window's
 MCP servers when the page has them) and shows its state: starting, ready with N tools (listed), or failed
 with the reason. A built-in tool's name is refused for a server (one from an older ``tools.toml`` is listed
@@ -15,7 +17,9 @@ window's history store); what happened is said under the list.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shlex
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from engine.tools.mcp import McpManager, ServerState
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
+log = logging.getLogger(__name__)
 
 
 def parse_pairs(text: str, separator: str, bare: list[str] | None = None) -> dict[str, str]:
@@ -120,6 +125,7 @@ class ToolsPage(QWidget):
         # The last rename carried over to the chats (or being carried over): said under the list.
         self._rename_note: tuple[str, str] | None = None
         self.carrying: asyncio.Task[None] | None = None
+        self.saving: asyncio.Task[None] | None = None  # the form's last save (file and keychain), if any
         self._logs = paths.logs
         self._manager = manager
         self._own_manager = manager is None
@@ -344,7 +350,7 @@ class ToolsPage(QWidget):
         async def remove() -> None:
             if self._manager is not None:
                 await self._manager.stop(name)
-            self.settings.remove(name)
+            await asyncio.to_thread(self.settings.remove, name)  # the keychain can take seconds
             if self._editing is not None and self._editing.name == name:
                 self.cancel_edit()
 
@@ -365,23 +371,51 @@ class ToolsPage(QWidget):
         self.trust.setVisible(stdio)
         self.add_button.setEnabled(not stdio or self.trust.isChecked())
 
-    def save_server(self) -> McpServer | None:
+    def save_server(self) -> asyncio.Task[None] | None:
         """The form's button: add the server, or save the changes to the one being edited."""
         return self.save_edit() if self._editing is not None else self.add_server()
 
-    def add_server(self) -> McpServer | None:
-        """Save the form as a server (secrets to the keychain); ``None``, the reason shown, if it cannot."""
+    def add_server(self) -> asyncio.Task[None] | None:
+        """Save the form as a server (secrets to the keychain, off the GUI thread: :attr:`saving`); ``None``,
+        the reason shown, when the form cannot be read. A refusal while saving is shown the same way."""
         try:
             server, secret_env, headers = self._server_from_form()
-            # A name in use is refused (ServerNameTaken), never replaced unseen: Edit changes a server.
-            saved = self.settings.add(server, secret_env=secret_env, headers=headers)
-        except (ValueError, DeskError) as exc:
+        except ValueError as exc:
             self._add_problem(_words(exc))
             return None
-        self._clear_form()
-        self.refresh()
-        self.servers_changed.emit("", "")
-        return saved
+
+        def added(_saved: McpServer) -> None:
+            self._clear_form()
+            self.refresh()
+            self.servers_changed.emit("", "")
+
+        # A name in use is refused (ServerNameTaken), never replaced unseen: Edit changes a server.
+        return self._save(lambda: self.settings.add(server, secret_env=secret_env, headers=headers), added)
+
+    def _save(self, write: Callable[[], McpServer], saved: Callable[[McpServer], None]) -> asyncio.Task[None]:
+        """Run ``write`` (the file and the keychain, which a real Secret Service can keep for seconds) in a
+        worker thread; the form is held meanwhile, so what is saved is what it shows, and kept as it is
+        when the save is refused."""
+        self.form_box.setEnabled(False)
+        self.edit_button.setEnabled(False)
+        self.remove_button.setEnabled(False)
+
+        def refused(exc: BaseException) -> None:
+            if not isinstance(exc, ValueError | DeskError):
+                log.error("saving an MCP server failed", exc_info=(type(exc), exc, exc.__traceback__))
+            self._add_problem(_words(exc) if isinstance(exc, Exception) else type(exc).__name__)
+
+        async def run() -> McpServer:
+            try:
+                return await asyncio.to_thread(write)
+            finally:  # before what follows the save (its success or its refusal)
+                if isValid(self):
+                    self.form_box.setEnabled(True)
+                    self._show_selected()
+
+        self.add_problem.hide()
+        self.saving = Operation(None, run).success(saved).failure(refused).run()
+        return self.saving
 
     def edit_selected(self) -> None:
         """Fill the form with the selected server to change it (secret values stay in the keychain: their
@@ -412,9 +446,10 @@ class ToolsPage(QWidget):
         self._transport_changed()
         self.name_edit.setFocus()
 
-    def save_edit(self) -> McpServer | None:
-        """Save the form over the server being edited (its place kept; a new name renames it). ``None``, the
-        reason shown and the form as it was, if it cannot: nothing is changed then."""
+    def save_edit(self) -> asyncio.Task[None] | None:
+        """Save the form over the server being edited (its place kept; a new name renames it), off the GUI
+        thread (:attr:`saving`). ``None``, the reason shown, when the form cannot be read; a refusal while
+        saving is shown the same way. Either way nothing is changed and the form stays as it was."""
         editing = self._editing
         if editing is None:
             return None
@@ -422,7 +457,12 @@ class ToolsPage(QWidget):
         keep_headers: list[str] = []
         try:
             server, secret_env, headers = self._server_from_form(keep_env, keep_headers)
-            saved = self.settings.update(
+        except ValueError as exc:
+            self._add_problem(_words(exc))
+            return None
+
+        def write() -> McpServer:
+            return self.settings.update(
                 editing.name,
                 server,
                 secret_env=secret_env,
@@ -430,9 +470,10 @@ class ToolsPage(QWidget):
                 keep_env=keep_env,
                 keep_headers=keep_headers,
             )
-        except (ValueError, DeskError) as exc:
-            self._add_problem(_words(exc))
-            return None
+
+        return self._save(write, lambda saved: self._edited(editing, saved))
+
+    def _edited(self, editing: McpServer, saved: McpServer) -> None:
         self._clear_form()
         if self._manager is not None and editing.name in self._manager.connections:
             manager = self._manager  # running with the old settings: stopped, the next use starts it anew
@@ -446,7 +487,6 @@ class ToolsPage(QWidget):
             self.servers_changed.emit(editing.name, saved.name)
         else:
             self.servers_changed.emit("", "")
-        return saved
 
     def carry_over(self, old: str, saved: McpServer) -> asyncio.Task[None]:
         """The chats that named ``old`` name ``saved`` instead, off the GUI thread (another process writing

@@ -4,10 +4,14 @@ real MCP server and lists its tools; the built-in tools are listed."""
 from __future__ import annotations
 
 import sys
+import threading
 import tomllib
 from pathlib import Path
+from typing import ClassVar
 
+import keyring.errors
 import pytest
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel
 
 from desktop import operations
@@ -47,6 +51,16 @@ def page(qtbot, app_paths: AppPaths, keys: MemoryKeyring):  # type: ignore[no-un
     run(qtbot, page.aclose())
 
 
+def save(qtbot, page: ToolsPage) -> None:  # type: ignore[no-untyped-def]
+    """Click the form's button and wait until its save (in a worker thread) has ended, refused or not."""
+    before = page.saving
+    page.add_button.click()
+    if page.saving is not before:  # a form that cannot be read is refused at once, nothing to wait for
+        task = page.saving
+        assert task is not None
+        qtbot.waitUntil(task.done, timeout=10000)
+
+
 def test_adding_a_stdio_server_warns_it_runs_code_here_and_keeps_secrets_out_of_the_file(  # type: ignore[no-untyped-def]
     qtbot, page: ToolsPage, app_paths: AppPaths, keys: MemoryKeyring
 ) -> None:
@@ -62,7 +76,7 @@ def test_adding_a_stdio_server_warns_it_runs_code_here_and_keeps_secrets_out_of_
     page.secret_env_edit.setPlainText("PASSPHRASE_X=hidden-value")
     page.trust.click()  # (below the scroll area's fold: a click at its position would miss)
     assert page.add_button.isEnabled()
-    page.add_button.click()
+    save(qtbot, page)
     assert not page.add_problem.isVisible(), page.add_problem.text()
     text = tools_file(app_paths.config).read_text(encoding="utf-8")
     assert "s3cret-env" not in text
@@ -91,13 +105,13 @@ def test_an_http_server_keeps_its_headers_in_the_keychain_and_a_bad_form_says_wh
     assert page.add_button.isEnabled()
     page.name_edit.setText("web")
     page.url_edit.setText("ftp://nope")
-    page.add_button.click()
+    save(qtbot, page)
     assert page.add_problem.isVisible()
     assert "http://" in page.add_problem.text()
     assert not tools_file(app_paths.config).exists()
     page.url_edit.setText("http://127.0.0.1:9/mcp")
     page.headers_edit.setPlainText("Authorization: Bearer abc123")
-    page.add_button.click()
+    save(qtbot, page)
     assert not page.add_problem.isVisible()
     assert "abc123" not in tools_file(app_paths.config).read_text(encoding="utf-8")
     assert keys.get_password(SERVICE, "mcp:web:header:Authorization") == "Bearer abc123"
@@ -110,7 +124,7 @@ def test_a_server_that_cannot_start_shows_failed_with_the_reason(qtbot, page: To
     page.name_edit.setText("missing")
     page.command_edit.setText("/nonexistent/mcp-server")
     page.trust.click()
-    page.add_button.click()
+    save(qtbot, page)
     page.check_button.click()
     qtbot.waitUntil(lambda: "failed" in page.server_detail.text(), timeout=30000)
     assert "/nonexistent/mcp-server" in page.server_detail.text()
@@ -178,7 +192,7 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
             page.secret_env_edit.toPlainText(),
         )
         set_text(value)
-        page.add_button.click()
+        save(qtbot, page)
         assert page.add_problem.isVisible()
         assert said in page.add_problem.text()
         assert tools_file(app_paths.config).read_text(encoding="utf-8") == before  # nothing changed
@@ -208,7 +222,7 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
     page.args_edit.setText(f"{SERVER} stdio --quiet")
     page.env_edit.setPlainText("PLAIN=b")
     page.secret_env_edit.setPlainText("MY_API_TOKEN\nOTHER_KEY=v2")
-    page.add_button.click()
+    save(qtbot, page)
     assert not page.add_problem.isVisible(), page.add_problem.text()
     assert [s["name"] for s in _saved(app_paths)] == ["notes", "web"]  # in its place
     notes = _saved(app_paths)[0]
@@ -243,7 +257,7 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
     page.edit_button.click()
     assert page.headers_edit.toPlainText() == "Authorization"
     page.url_edit.setText("http://127.0.0.1:10/mcp")
-    page.add_button.click()
+    save(qtbot, page)
     assert not page.add_problem.isVisible(), page.add_problem.text()
     assert _saved(app_paths)[1]["url"] == "http://127.0.0.1:10/mcp"
     assert keys.get_password(SERVICE, "mcp:web:header:Authorization") == "Bearer abc"
@@ -263,7 +277,7 @@ def test_adding_a_name_in_use_is_refused_rather_than_replacing_it(
     page.transport.setCurrentIndex(page.transport.findData("http"))
     page.name_edit.setText("web")
     page.url_edit.setText("http://127.0.0.1:10/mcp")
-    page.add_button.click()
+    save(qtbot, page)
     assert page.add_problem.text().startswith("Not added: There is already an MCP server named “web”")
     assert _saved(app_paths)[0]["url"] == "http://127.0.0.1:9/mcp"
     assert page.url_edit.text() == "http://127.0.0.1:10/mcp"  # the input kept
@@ -278,7 +292,7 @@ def test_a_built_in_tools_name_is_refused_and_one_from_an_older_file_is_shown_as
     for name in BUILTIN_NAMES:
         page.name_edit.setText(name)
         page.url_edit.setText("http://127.0.0.1:9/mcp")
-        page.add_button.click()
+        save(qtbot, page)
         assert page.add_problem.isVisible()
         assert page.add_problem.text() == (
             f"Not added: “{name}” is the name of a built-in tool: a chat could not tell an MCP server"
@@ -300,11 +314,11 @@ def test_a_built_in_tools_name_is_refused_and_one_from_an_older_file_is_shown_as
     # Edit: saving it under the same name is refused; a new name is saved.
     page.edit_selected()
     page.url_edit.setText("http://127.0.0.1:10/mcp")
-    page.add_button.click()
+    save(qtbot, page)
     assert page.add_problem.text().startswith("Not saved: “search_history” is the name of a built-in tool")
     assert _saved(app_paths)[0]["url"] == "http://127.0.0.1:9/mcp"
     page.name_edit.setText("chats")
-    page.add_button.click()
+    save(qtbot, page)
     assert not page.add_problem.isVisible(), page.add_problem.text()
     assert [s["name"] for s in _saved(app_paths)] == ["chats"]
     assert page.check_button.isEnabled()
@@ -369,7 +383,7 @@ def test_a_rename_whose_chats_cannot_be_changed_says_so_and_stays(  # type: igno
     writer.execute("BEGIN IMMEDIATE")  # held throughout: longer than the store waits
     try:
         page = _renaming_page(qtbot, app_paths, keys, store)
-        page.add_button.click()
+        save(qtbot, page)
         qtbot.waitUntil(lambda: page.carrying is not None and page.carrying.done(), timeout=10000)
         text = page.server_detail.text()
         assert "“desk” is renamed to “notes”, but the chats that used “desk” could not be changed (" in text
@@ -383,8 +397,83 @@ def test_a_rename_whose_chats_cannot_be_changed_says_so_and_stays(  # type: igno
     run(qtbot, store.close())
     page.edit_selected()
     page.name_edit.setText("journal")
-    page.add_button.click()
+    save(qtbot, page)
     qtbot.waitUntil(lambda: page.carrying is not None and page.carrying.done(), timeout=10000)
     assert "“notes” is renamed to “journal”, but the chats that used “notes” could not be changed (" in (
         page.server_detail.text()
     )
+
+
+class SlowKeys(MemoryKeyring):
+    """A Secret Service that takes its time (as one waiting to be unlocked does), or refuses."""
+
+    _store: ClassVar[dict[tuple[str, str], str]] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.writers: list[int] = []  # the threads that wrote
+        self.refuse = False
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.writers.append(threading.get_ident())
+        self.release.wait(20)  # on the GUI thread, this would freeze the window for as long
+        if self.refuse:
+            raise keyring.errors.KeyringError("the keychain is locked")
+        super().set_password(service, username, password)
+
+
+def test_saving_to_a_slow_keychain_keeps_the_gui_running_and_a_refusal_loses_nothing(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    keys = SlowKeys()
+    page = ToolsPage(app_paths, SecretStore(backend=keys))
+    qtbot.addWidget(page)
+    page.show()
+    try:
+        page.transport.setCurrentIndex(page.transport.findData("http"))
+        page.name_edit.setText("web")
+        page.url_edit.setText("http://127.0.0.1:9/mcp")
+        page.headers_edit.setPlainText("Authorization: Bearer abc123")
+        page.add_button.click()  # returns while the keychain still works
+        saving = page.saving
+        assert saving is not None
+        qtbot.waitUntil(lambda: bool(keys.writers), timeout=5000)
+        assert keys.writers[0] != threading.get_ident()  # the keychain is written off the GUI thread
+        ticks: list[int] = []
+        timer = QTimer(page)
+        timer.timeout.connect(lambda: ticks.append(1))
+        timer.start(20)
+        qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=5000)  # the GUI runs meanwhile
+        timer.stop()
+        assert not saving.done()
+        assert not page.form_box.isEnabled()  # held: what is saved is what it shows
+        assert not tools_file(app_paths.config).exists()  # the keychain first, then the file
+        keys.release.set()
+        qtbot.waitUntil(saving.done, timeout=10000)
+        assert not page.add_problem.isVisible(), page.add_problem.text()
+        assert [s["name"] for s in _saved(app_paths)] == ["web"]
+        assert keys.get_password(SERVICE, "mcp:web:header:Authorization") == "Bearer abc123"
+        assert page.form_box.isEnabled()
+        assert page.name_edit.text() == ""
+        assert page.server_list.count() == 1
+
+        # A keychain that refuses: nothing saved, the form as it was, the reason said.
+        keys.refuse = True
+        before = tools_file(app_paths.config).read_text(encoding="utf-8")
+        page.transport.setCurrentIndex(page.transport.findData("http"))
+        page.name_edit.setText("mail")
+        page.url_edit.setText("http://127.0.0.1:10/mcp")
+        page.headers_edit.setPlainText("Authorization: Bearer xyz")
+        save(qtbot, page)
+        assert page.add_problem.isVisible()
+        assert page.add_problem.text().startswith("Not added: ")
+        assert "the keychain is locked" in page.add_problem.text()
+        assert tools_file(app_paths.config).read_text(encoding="utf-8") == before
+        assert (page.name_edit.text(), page.url_edit.text()) == ("mail", "http://127.0.0.1:10/mcp")
+        assert page.headers_edit.toPlainText() == "Authorization: Bearer xyz"
+        assert page.form_box.isEnabled()
+        assert page.add_button.isEnabled()
+    finally:
+        keys.release.set()
+        run(qtbot, page.aclose())
