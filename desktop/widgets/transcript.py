@@ -82,6 +82,9 @@ PAGE = 40  # messages materialised at once (newest first); older ones come a pag
 # cannot stall a frame. They are rendered to HTML beforehand, on the render thread.
 APPEND_BUDGET_S = 0.006
 BUILD_BUDGET_S = APPEND_BUDGET_S  # a shown conversation's messages are built per tick until this much time
+# A closed piece whose HTML is at least this long (a highlighted code block of ~40 lines or more) is parsed in
+# a turn of the event loop of its own and inserted in the next, with nothing else in either turn.
+HEAVY_PIECE_HTML_CHARS = 8000
 BACKLOG_INTERVAL_MS = 16  # the next tick, while closed pieces wait (instead of RENDER_INTERVAL_MS)
 PIECES_PER_VIEW = 32  # closed pieces per document: Qt's cost to append and paint grows with its size
 TABLE_ROWS_PER_PIECE = 4  # rows of a table still being written that are rendered (once) together
@@ -602,21 +605,32 @@ class MessageWidget(QFrame):
         for _piece, future in list(self._pending):
             future.result(timeout)
 
-    def _render_closed(self, budget_s: float | None) -> None:
-        # Each closed piece is parsed once (on the render thread) and appended here, in order, to the newest
-        # of this message's few documents: pieces already rendered, until ``budget_s`` is spent (at least
-        # one); without a budget (the reply ended) every piece, waiting for those still being rendered.
+    def _render_closed(self, budget_s: float | None) -> bool:
+        """Show closed pieces: each is parsed once (on the render thread) and appended here, in order, to the
+        newest of this message's few documents — pieces already rendered, until ``budget_s`` is spent (at
+        least one step); without a budget (the reply ended) every piece, waiting for those still being
+        rendered. Returns whether this turn ended on a heavy step (then nothing else should follow it)."""
         started = time.perf_counter()
+        steps = 0
         while self._pending:
             piece_text, future = self._pending[0]
             if budget_s is not None and not future.done():
-                return  # the next flush shows it
+                return False  # the next flush shows it
             rendered = future.result()
+            # A heavy piece (a long highlighted code block: Qt lays its table cell out whole, two passes)
+            # gets a turn of its own for its parse and another for its insert: with anything else in the
+            # same turn, the two costs add up to one long stall.
+            heavy = budget_s is not None and len(rendered.html) >= HEAVY_PIECE_HTML_CHARS
+            if heavy and steps:
+                return False  # the next flush starts with it
             if self._parsed is None:
-                # Qt's half, in two steps: parse the HTML (a long code block: ~10 ms), then insert it.
+                # Qt's half, in two steps: parse the HTML (a long code block: ~5-10 ms), then insert it.
                 self._parsed = html_document(rendered.html)
+                steps += 1
+                if heavy:
+                    return True
                 if budget_s is not None and time.perf_counter() - started >= budget_s:
-                    return  # inserted by the next flush
+                    return False  # inserted by the next flush
             document, self._parsed = self._parsed, None
             del self._pending[0]
             self.rendered_chars += len(piece_text)
@@ -632,8 +646,12 @@ class MessageWidget(QFrame):
             view = self._pieces[-2 if self._tail is not None else -1]
             view.append_document(document, continues_list=continues)
             self._in_view += 1
+            steps += 1
+            if heavy:
+                return True
             if budget_s is not None and time.perf_counter() - started >= budget_s:
-                return
+                return False
+        return False
 
     def append_reasoning(self, text: str) -> None:
         self.data.reasoning += text
@@ -655,9 +673,8 @@ class MessageWidget(QFrame):
             return False
         if self._pending:
             self._drop_frozen()  # the open table it showed is closed now: it is among these pieces
-        self._render_closed(APPEND_BUDGET_S)
-        if self._pending:
-            return True  # the tail comes after them; show it once they are in
+        if self._render_closed(APPEND_BUDGET_S) or self._pending:
+            return True  # the tail comes after them (and after a heavy step's turn); shown once they are in
         self._dirty = False
         self._render_tail(self._splitter, self._tail)
         self.renders += 1
@@ -816,10 +833,10 @@ class MessageWidget(QFrame):
 
     def _finish_step(self, budget_s: float) -> bool:
         """One slice of the end of a reply; returns whether it is all shown (the tail view then goes)."""
-        self._render_closed(budget_s)  # no full re-render: only what was still open is parsed
+        heavy = self._render_closed(budget_s)  # no full re-render: only what was still open is parsed
         data = self._finishing
-        if self._pending or data is None:
-            return data is None
+        if self._pending or heavy or data is None:
+            return data is None  # after a heavy step the tail view goes (relayout, paint) in the next turn
         self._finishing = None
         tail_view = self._tail
         if tail_view is not None:

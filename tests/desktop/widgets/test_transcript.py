@@ -279,6 +279,90 @@ def test_a_burst_of_closed_pieces_is_shown_a_slice_per_tick_in_order(qtbot, monk
     assert widget._pieces[1].toPlainText().split() == ["paragraph", "19", "tail"]
 
 
+def _steps_per_flush(widget: MessageWidget, monkeypatch) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """Flush until nothing is left (as the transcript's timer does), noting the Qt steps of each flush: a
+    piece's HTML parsed ("parse N": its HTML's length), a parsed piece inserted ("insert"), the tail shown."""
+    ticks: list[list[str]] = []
+    parse, insert = transcript.html_document, SafeBrowser.append_document
+
+    def parsed(body: str) -> QTextDocument:
+        ticks[-1].append(f"parse {len(body)}")
+        return parse(body)
+
+    def inserted(view: SafeBrowser, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        ticks[-1].append("insert")
+        insert(view, *args, **kwargs)
+
+    def tail(self: MessageWidget, *args) -> None:  # type: ignore[no-untyped-def]
+        ticks[-1].append("tail")
+
+    monkeypatch.setattr(transcript, "html_document", parsed)
+    monkeypatch.setattr(SafeBrowser, "append_document", inserted)
+    render_tail = MessageWidget._render_tail
+    monkeypatch.setattr(MessageWidget, "_render_tail", lambda self, *a: (tail(self), render_tail(self, *a)))
+    more = True
+    while more:
+        ticks.append([])
+        more = widget.flush()
+        widget.wait_rendered()
+    return ticks
+
+
+def test_a_long_code_block_gets_a_tick_for_its_parse_and_one_for_its_insert(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Qt lays a code block's table cell out whole: its parse and its insert are the longest steps of a
+    # stream, and with anything else in the same tick they added up to one long stall.
+    code = "".join(f"    value_{i} = compute({i}, {i + 1})  # step {i}\n" for i in range(150))
+    text = "One.\n\nTwo.\n\n```python\n" + code + "```\n\nThree.\n\nFour.\n\nopen tail"
+    widget = MessageWidget(
+        MessageData(id=17, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    widget.append(text)
+    widget.wait_rendered()
+    monkeypatch.setattr(transcript, "APPEND_BUDGET_S", 60.0)  # time is no limit here: only the rule is
+    ticks = _steps_per_flush(widget, monkeypatch)
+    heavy = [
+        i
+        for i, tick in enumerate(ticks)
+        for step in tick
+        if step.startswith("parse") and int(step.split()[1]) >= transcript.HEAVY_PIECE_HTML_CHARS
+    ]
+    assert len(heavy) == 1
+    at = heavy[0]
+    # The pieces before it in one tick; its parse alone; its insert alone (the tail waits); then the rest.
+    kinds = [[step.split()[0] for step in tick] for tick in ticks]
+    assert kinds[at - 1] == ["parse", "insert", "parse", "insert"]  # One. Two.
+    assert len(ticks[at]) == 1
+    assert ticks[at + 1] == ["insert"]
+    assert kinds[at + 2 :] == [["parse", "insert", "tail"]]  # Three. (Four. is still open, in the tail)
+    shown = "\n".join(p.toPlainText() for p in widget._pieces)
+    assert shown.split() == _plain_words(text, qtbot)  # the same text as the whole reply rendered at once
+    assert widget.code_blocks == [code]
+
+
+def test_a_reply_ending_in_a_long_code_block_drops_its_tail_view_a_tick_later(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    code = "".join(f"    value_{i} = compute({i}, {i + 1})\n" for i in range(150))
+    text = "Intro.\n\n```python\n" + code + "```"  # closed by the end of the reply, not by a newline
+    widget = MessageWidget(
+        MessageData(id=18, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    widget.append(text)
+    _flush(widget)
+    monkeypatch.setattr(transcript, "APPEND_BUDGET_S", 60.0)
+    widget.finish(MessageData(id=18, role="assistant", text=text, completion_tokens=600))
+    widget.wait_rendered()
+    ticks = _steps_per_flush(widget, monkeypatch)
+    # The block's parse alone, its insert alone, and the tail view goes in the tick after that.
+    assert [tick[0].split()[0] if tick else "" for tick in ticks] == ["parse", "insert", ""]
+    assert int(ticks[0][0].split()[1]) >= transcript.HEAVY_PIECE_HTML_CHARS
+    assert ticks[1] == ["insert"]
+    assert not widget.finishing
+    assert len(widget._pieces) == 1  # the tail view is gone: one document, as a whole render
+    assert widget._pieces[0].toPlainText().split() == _plain_words(text, qtbot)
+    assert widget.code_blocks == [code]
+
+
 def test_closed_pieces_are_rendered_off_the_gui_thread_and_shown_as_a_whole_render(qtbot) -> None:  # type: ignore[no-untyped-def]
     threads: list[str] = []
 
