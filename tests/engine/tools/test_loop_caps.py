@@ -173,7 +173,9 @@ def _compound(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
             },
         ),
         st.fixed_dictionaries({"type": st.just("array"), "items": children}),
-        st.fixed_dictionaries({"type": st.just("array"), "prefixItems": st.lists(children, min_size=1, max_size=3)}),
+        st.fixed_dictionaries(
+            {"type": st.just("array"), "prefixItems": st.lists(children, min_size=1, max_size=3)}
+        ),
         st.fixed_dictionaries({"anyOf": st.lists(children, min_size=1, max_size=3)}),
         st.fixed_dictionaries({"allOf": st.lists(children, min_size=1, max_size=3)}),
         st.fixed_dictionaries({"oneOf": st.lists(children, min_size=1, max_size=3)}),
