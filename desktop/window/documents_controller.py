@@ -176,7 +176,9 @@ class DocumentsController(QObject):
         self.chat = chat
         self.doc_store = DocumentStore(documents_db(paths))
         self.embedder: Embedder | None = None
-        self._embedder_factory = embedder_factory or self._start_chosen_embedder
+        # Makes the embedder when it is first needed (the chosen embedding model's server; tests aim it at a
+        # stand-in before the first use).
+        self.embedder_factory: EmbedderFactory = embedder_factory or self._start_chosen_embedder
         self._service_profile: ServerProfile | None = None  # what the running embedding server serves
         self._embedder_start: asyncio.Task[Embedder] | None = None
         self._service: Any = None
@@ -288,7 +290,7 @@ class DocumentsController(QObject):
         if self.embedder is not None:
             return self.embedder
         if self._embedder_start is None or self._embedder_start.done():
-            self._embedder_start = asyncio.ensure_future(self._embedder_factory())
+            self._embedder_start = asyncio.ensure_future(self.embedder_factory())
         try:
             self.embedder = await asyncio.shield(self._embedder_start)
         finally:

@@ -17,7 +17,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from desktop.widgets.sources_view import SourcesView
-from desktop.window.documents_controller import DocumentsController, install_documents
+from desktop.window.documents_controller import DocumentsController
 from desktop.window.transfer_actions import ExportChoice
 from engine.documents.embedder import Embedder, hashing_embedder
 from engine.documents.grounding import sources_of
@@ -38,14 +38,15 @@ LIGHTHOUSE = "The keeper of the Kelvar lighthouse is Maren Holt. She has kept th
 
 
 def _window(qtbot: Any, app_paths: AppPaths, endpoint: Any = lambda: None, embedder: Any = None) -> Any:
-    window = open_window(qtbot, app_paths, endpoint)
-    window.paths = app_paths
+    window = open_window(qtbot, app_paths, endpoint, paths=app_paths)
     made = embedder or hashing_embedder(32)
 
     async def factory() -> Embedder:
         return made
 
-    window.documents = install_documents(window, embedder_factory=factory)
+    # The window installs its documents once their modules are imported; they embed with the stand-in.
+    qtbot.waitUntil(lambda: window.documents is not None, timeout=20000)
+    window.documents.embedder_factory = factory
     return window
 
 
@@ -450,8 +451,7 @@ def test_the_window_uses_the_embedder_preferences_chose_and_switches_when_it_cha
         running_embeddings_server("bow-embedder") as first,
         running_embeddings_server("other-embedder") as second,
     ):
-        window = open_window(qtbot, app_paths)
-        window.paths = app_paths
+        window = open_window(qtbot, app_paths, paths=app_paths)
         settings = window.settings
         profiles = [
             ServerProfile(name="A", kind="remote", base_url=first.base_url, served_name="bow-embedder"),
@@ -462,7 +462,8 @@ def test_the_window_uses_the_embedder_preferences_chose_and_switches_when_it_cha
         settings.update(
             current.model_copy(update={"profiles": [*current.profiles, *profiles], "documents": chosen})
         )
-        window.documents = install_documents(window)  # the embedder the settings name, not a stand-in
+        # The window's own documents: the embedder the settings name, not a stand-in.
+        qtbot.waitUntil(lambda: window.documents is not None, timeout=20000)
         controller: DocumentsController = window.documents
         try:
             controller.add([folder], "work")

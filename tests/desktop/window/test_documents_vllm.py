@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from desktop.widgets.sources_view import SourcesView
-from desktop.window.documents_controller import DocumentsController, install_documents
+from desktop.window.documents_controller import DocumentsController
 from desktop.window.main_window import MainWindow
 from engine.chat.engine import ChatEngine
 from engine.chat.generation import GenerationSettings
@@ -48,10 +48,10 @@ def test_an_answer_from_documents_with_its_sources_on_real_vllm(  # type: ignore
         chat=chat,
         settings=SettingsStore.open(app_paths.settings_file),
         ui_state=QSettings(str(app_paths.config / "window.ini"), QSettings.Format.IniFormat),
+        paths=app_paths,
     )
     qtbot.addWidget(window)
     window.resize(1280, 800)
-    window.paths = app_paths
 
     async def real_embedder() -> Embedder:
         return endpoint_embedder(vllm_embedder)
@@ -59,8 +59,10 @@ def test_an_answer_from_documents_with_its_sources_on_real_vllm(  # type: ignore
     try:
         window.show()
         run(qtbot, window.restore())
-        controller: DocumentsController = install_documents(window, embedder_factory=real_embedder)
-        window.documents = controller
+        # The window's own documents (installed once their modules are imported), embedding with real vLLM.
+        qtbot.waitUntil(lambda: window.documents is not None, timeout=20000)
+        controller: DocumentsController = window.documents
+        controller.embedder_factory = real_embedder
         controller.add([docs], "coast")
         qtbot.waitUntil(lambda: controller.job is not None and controller.job.done(), timeout=120000)
         assert controller.last_report is not None
