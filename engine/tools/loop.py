@@ -399,14 +399,17 @@ class ToolLoop:
         )
         self._emit(LoopEvent("call", call=request))
         text, error, decision = await self._result_of(call, request)
+        # Every result is bounded, an error too: a tool's (or an MCP server's) error message, or the unknown
+        # name the model wrote, can be megabytes as well.
+        text = truncate(text, self.limits.max_result_chars)
         self._emit(LoopEvent("result", text, call=request, error=error))
         return ChatMessage.from_tool(
             text, origin=call, error=error, meta={TOOL_META: result_meta(request.server, decision)}
         )
 
     async def _result_of(self, call: ToolCall, request: CallRequest) -> tuple[str, bool, Decision | None]:
-        """The result text the model gets, whether it is an error, and the user's decision (``None``: the call
-        was refused before the user was asked). Nothing runs before approval."""
+        """The result text the model gets (before :func:`truncate`), whether it is an error, and the user's
+        decision (``None``: the call was refused before the user was asked). Nothing runs before approval."""
         problem = (call.extra or {}).get("problem")
         if problem:
             return (
@@ -446,7 +449,7 @@ class ToolLoop:
             text = tool_output_text(tool, value)
         except Exception as exc:  # noqa: BLE001 - a handler's failure is the tool's failure
             return f"The tool {tool.name} failed: {_reason(exc)}", True, decision
-        return truncate(text, self.limits.max_result_chars), False, decision
+        return text, False, decision
 
 
 def result_meta(server: str, decision: Decision | None = None) -> dict[str, str]:
@@ -455,7 +458,10 @@ def result_meta(server: str, decision: Decision | None = None) -> dict[str, str]
 
 
 def _reason(exc: BaseException) -> str:
-    # Haystack wraps the tool's own error as "Failed to invoke Tool `x` with parameters {...}. Error: <why>".
+    # Haystack wraps the tool's own error as "Failed to invoke Tool `x` with parameters {...}. Error: <why>",
+    # twice for an MCP tool (its MCPTool inside our text tool): every such wrapping is taken off.
     text = str(exc) or type(exc).__name__
     marker = ". Error: "
-    return text.split(marker, 1)[1] if marker in text else text
+    while text.startswith("Failed to invoke Tool ") and marker in text:
+        text = text.split(marker, 1)[1]
+    return text

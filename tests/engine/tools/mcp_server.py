@@ -70,11 +70,47 @@ def clock() -> str:
     return "the server's clock"
 
 
+def broken_rpc() -> None:
+    """A server written by hand that shakes hands and lists its one tool (``add``) as MCP says, then answers
+    a call with a line that is not JSON-RPC and a response to no request it was sent (never the call's)."""
+    import json
+
+    def send(message: dict[str, object]) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    for line in sys.stdin:
+        request = json.loads(line)
+        method, ident = request.get("method"), request.get("id")
+        if method == "initialize":
+            version = request["params"]["protocolVersion"]
+            info = {"name": "broken", "version": "1"}
+            send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": ident,
+                    "result": {"protocolVersion": version, "capabilities": {"tools": {}}, "serverInfo": info},
+                }
+            )
+        elif method == "tools/list":
+            tool = {"name": "add", "description": "Add.", "inputSchema": schema}
+            send({"jsonrpc": "2.0", "id": ident, "result": {"tools": [tool]}})
+        elif method == "tools/call":
+            sys.stdout.write('this is not JSON-RPC\n{"jsonrpc": "2.0", "id": \n')
+            send({"jsonrpc": "2.0", "id": 987654, "result": {"content": [{"type": "text", "text": "stray"}]}})
+        elif ident is not None:
+            send({"jsonrpc": "2.0", "id": ident, "result": {}})
+
+
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
     if mode == "stdio-builtin-names":  # a tool named as a built-in one: the app must not confuse them
         server.tool(name="current_time")(clock)
         mode = "stdio"
+    if mode == "broken-rpc":
+        broken_rpc()
+        return
     if mode == "garbage":
         for _line in sys.stdin:
             sys.stdout.write("this is not JSON-RPC\n")

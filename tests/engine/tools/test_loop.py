@@ -245,6 +245,25 @@ async def test_a_tool_that_raises_hangs_or_floods_gives_a_clear_result(well_form
 
 
 @pytest.mark.asyncio
+async def test_a_huge_error_is_cut_with_a_notice_before_it_reaches_the_model(well_formed: Standin) -> None:
+    # A failing tool (an MCP server's error too) can say megabytes: the error result is bounded as any result.
+    def shout(a: int, b: int) -> str:
+        raise ValueError("z" * 3_000_000)
+
+    rec = Recorder()
+    messages = await run_loop(well_formed, [add_tool(shout)], rec, limits=LoopLimits(max_result_chars=1000))
+    result = messages[1].tool_call_result
+    assert result is not None
+    assert result.error is True
+    text = str(result.result)
+    assert text.startswith("The tool add failed: zzz")
+    assert len(text) < 1200
+    assert "[Truncated: the tool returned 3,000,0" in text
+    shown = [e for e in rec.events if e.kind == "result"]
+    assert [e.text for e in shown] == [text]  # the user sees what the model got
+
+
+@pytest.mark.asyncio
 async def test_a_model_that_keeps_calling_tools_is_stopped_at_the_cap() -> None:
     with running_standin("--tool-calls", "loop", "--tool-arguments", '{"a": 1, "b": 2}') as server:
         rec = Recorder("allow_always")

@@ -262,3 +262,76 @@ async def test_a_servers_tool_named_as_a_built_in_tool_is_offered_under_the_serv
         assert owners["add"] == "desk"  # the others keep their names
     finally:
         await manager.aclose()
+
+
+async def _turn_with(tools: list, owners: dict[str, str], name: str, arguments: str, limits: LoopLimits):  # type: ignore[no-untyped-def,type-arg]
+    """One turn against the stand-in, which calls ``name`` with ``arguments``; every call allowed."""
+    from haystack.dataclasses import ChatMessage
+
+    rec = Recorder("allow_once")
+    options = ("--tool-calls", "well-formed", "--tool-name", name, "--tool-arguments", arguments)
+    with running_standin(*options) as server:
+        async with generator_for(server) as generator:
+            loop = ToolLoop(
+                generator,
+                tools,
+                approval=rec.policy(),
+                servers=owners,
+                limits=limits,
+                on_event=rec.events.append,
+            )
+            outcome = await loop.run([ChatMessage.from_user("Go.")])
+    return outcome, rec
+
+
+@pytest.mark.asyncio
+async def test_an_mcp_tool_that_returns_megabytes_is_cut_with_a_notice_before_the_model(
+    settings: ToolsSettings, app_paths
+) -> None:  # type: ignore[no-untyped-def]
+    settings.add(stdio())
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=30)
+    try:
+        await manager.start("desk")
+        tools, owners = manager.tools(["desk"])
+        outcome, rec = await _turn_with(
+            tools, owners, "big", '{"size": 3000000}', LoopLimits(max_result_chars=2000)
+        )
+    finally:
+        await manager.aclose()
+    result = outcome.messages[1].tool_call_result
+    assert result is not None
+    assert result.error is False
+    assert result.result.startswith("x" * 2000 + "\n[Truncated: the tool returned 3,000,000 characters")
+    assert len(result.result) < 2200
+    assert [e.text for e in rec.events if e.kind == "result"] == [result.result]  # what the card shows
+    assert outcome.messages[-1].text == "The capital of France is Paris."  # the turn went on
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_breaks_json_rpc_mid_call_gives_a_clear_error_and_the_turn_goes_on(
+    settings: ToolsSettings, app_paths
+) -> None:  # type: ignore[no-untyped-def]
+    # It shakes hands and lists its tool as MCP says, then answers the call with a line that is not JSON-RPC
+    # and a response to a request it was never sent: the call's own answer never comes.
+    settings.add(stdio("broken", "broken-rpc"))
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=3)
+    try:
+        state = await manager.start("broken")
+        assert state.status == "ready", state.reason
+        tools, owners = manager.tools(["broken"])
+        outcome, rec = await _turn_with(
+            tools, owners, "add", '{"a": 1, "b": 2}', LoopLimits(call_timeout_s=30)
+        )
+        pgid = manager.connections["broken"].pgid
+    finally:
+        await manager.aclose()
+    result = outcome.messages[1].tool_call_result
+    assert result is not None
+    assert result.error is True
+    # Haystack's "Failed to invoke Tool ... Error:" wrappings (two for an MCP tool) are taken off.
+    assert result.result == "The tool add failed: Operation timed out after 3 seconds"
+    assert rec.asked[0].server == "broken"
+    assert [m.role.value for m in outcome.messages] == ["assistant", "tool", "assistant"]
+    assert outcome.messages[-1].text == "The capital of France is Paris."
+    assert pgid is not None
+    assert not _alive(pgid)  # stopped with the app
