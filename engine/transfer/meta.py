@@ -104,7 +104,8 @@ def message_heading(message: ExportedMessage) -> str:
 
 
 def body_markdown(message: ExportedMessage) -> str:
-    """The message's body as Markdown: its text, each tool call (name and JSON arguments) and a tool's result.
+    """The message's body as Markdown: its text, each tool call (name and JSON arguments, or what the model
+    sent when that was not a JSON object) and a tool's result.
 
     Tool output is untrusted: it goes in a fenced code block (never rendered as Markdown or HTML), with a
     fence longer than any run of backticks inside it."""
@@ -120,13 +121,15 @@ def body_markdown(message: ExportedMessage) -> str:
     parts = [message.text] if message.text else []
     servers = message.tool_meta.get("servers")
     for call in message.tool_calls:
-        arguments = json.dumps(call.get("arguments", {}), ensure_ascii=False, indent=2)
+        extra = call.get("extra")
+        raw = extra.get("raw_arguments") if isinstance(extra, dict) else None
+        if isinstance(raw, str) and raw:  # not a JSON object (the call was not run): as the model sent it
+            arguments = fenced(raw)
+        else:
+            arguments = fenced(json.dumps(call.get("arguments", {}), ensure_ascii=False, indent=2), "json")
         server = servers.get(call.get("id")) if isinstance(servers, dict) else None
         where = f" · {_escape(server)}" if isinstance(server, str) and server else ""
-        parts.append(
-            f"**Tool call:** {_code_name(str(call.get('tool_name', '')))}{where}\n\n"
-            + fenced(arguments, "json")
-        )
+        parts.append(f"**Tool call:** {_code_name(str(call.get('tool_name', '')))}{where}\n\n" + arguments)
     if message.sources:
         parts.append(sources_markdown(message.sources))
     return "\n\n".join(parts)

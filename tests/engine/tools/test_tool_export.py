@@ -88,10 +88,14 @@ def test_markdown_and_html_show_tool_calls_and_keep_tool_output_inert(tmp_path: 
     assert "**Result of `add` · always allowed**" in md
     assert "**Result of `fetch` (error)**" in md
     assert "````text\n" + HOSTILE + "\n````" in md  # a fence longer than the output's own backticks
+    # A call whose arguments were not a JSON object shows what the model sent (the card does too), not "{}".
+    assert '**Tool call:** `fetch` · built-in\n\n```text\n{"url": \n```' in md
     page = render_html(exported)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'href="javascript:' not in page
+    assert '<code>fetch</code> · built-in</p>\n<span class="lang">text</span>' in page
+    assert '<code>{"url": \n</code>' in page  # as text in a code block
 
 
 def test_a_chatgpt_conversation_with_a_tool_call_imports_as_chat_messages(tmp_path: Path) -> None:
