@@ -453,31 +453,31 @@ class ToolTurns(QObject):
         choice: str,
         kind: Send | Rerun | Edit,
     ) -> None:
-        from engine.tools.session import edit_tool_turn, rerun_tool_turn, run_tool_turn
+        from engine.tools.session import ToolTurnOptions, edit_tool_turn, rerun_tool_turn, run_tool_turn
 
         assert self.chat is not None
         cid = live.conversation_id
-        common: dict[str, Any] = {
-            "tools": tools,
-            "approval": self._policy(cid),
-            "choice": choice,
-            "servers": owners,
-            "on_event": lambda event: self._on_event(live, event),
-            "augment": self.chat.augment,  # attached documents ground tool turns too (documents_controller)
-        }
+        options = ToolTurnOptions(
+            tools=tools,
+            approval=self._policy(cid),
+            choice=choice,
+            servers=owners,
+            on_event=lambda event: self._on_event(live, event),
+            augment=self.chat.augment,  # attached documents ground tool turns too (documents_controller)
+        )
         try:
             async with self.chat.generators.lease(endpoint) as generator:
                 if isinstance(kind, Rerun):
-                    turn = await rerun_tool_turn(self.store, generator, endpoint, kind.user_id, **common)
+                    turn = await rerun_tool_turn(self.store, generator, endpoint, kind.user_id, options)
                 elif isinstance(kind, Edit):
                     assert live.user_text is not None
                     turn = await edit_tool_turn(
-                        self.store, generator, endpoint, kind.message_id, live.user_text, **common
+                        self.store, generator, endpoint, kind.message_id, live.user_text, options
                     )
                 else:
                     assert live.user_text is not None
                     turn = await run_tool_turn(
-                        self.store, generator, endpoint, cid, live.user_text, parent_id=live.anchor, **common
+                        self.store, generator, endpoint, cid, live.user_text, options, parent_id=live.anchor
                     )
             if turn.error is not None:
                 errors.report(turn.error)

@@ -564,7 +564,7 @@ async def chat_with_tools(
     saved; exits 1 when the reply failed."""
     from engine.chat.generator import GeneratorPool
     from engine.chat.request import ChatTimeouts
-    from engine.tools.session import run_tool_turn
+    from engine.tools.session import ToolTurnOptions, run_tool_turn
 
     approval = _approval(args.approve)
     tools, owners = await _tools_for(tool_names(args), paths, stack, store)
@@ -580,11 +580,13 @@ async def chat_with_tools(
             endpoint,
             conversation_id,
             message,
-            tools=tools,
-            approval=approval,
-            choice=args.tool_choice,
-            servers=owners,
-            on_event=lambda event: _print_event(event, args.json),
+            ToolTurnOptions(
+                tools=tools,
+                approval=approval,
+                choice=args.tool_choice,
+                servers=owners,
+                on_event=lambda event: _print_event(event, args.json),
+            ),
         )
     reply = turn.reply
     if args.json:

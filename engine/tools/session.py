@@ -87,31 +87,49 @@ def stored_text(message: ChatMessage) -> str:
     return message.text or ""
 
 
+@dataclass(frozen=True)
+class ToolTurnOptions:
+    """How a tool turn runs, the same for a send, an edit and a rerun: the tools offered (and which MCP
+    server each belongs to, ``servers``), who approves each call, the tool choice (auto / required / none /
+    a tool's name), the loop's limits, who hears its events, and ``augment``: the chat engine's (documents'
+    passages before the question, in the request only; sources kept with the answer)."""
+
+    tools: Sequence[Tool]
+    approval: ApprovalPolicy
+    choice: str = "auto"
+    servers: Mapping[str, str] | None = None
+    limits: LoopLimits | None = None
+    on_event: OnEvent | None = None
+    augment: Augment | None = None
+
+    def loop(self, generator: Any) -> ToolLoop:
+        """The loop that answers with these options through ``generator``."""
+        return ToolLoop(
+            generator,
+            self.tools,
+            approval=self.approval,
+            choice=self.choice,
+            limits=self.limits,
+            servers=self.servers,
+            on_event=self.on_event,
+        )
+
+
 async def run_tool_turn(
     store: AsyncHistoryStore,
     generator: Any,
     endpoint: Endpoint,
     conversation_id: int,
     text: str,
+    options: ToolTurnOptions,
     *,
-    tools: Sequence[Tool],
-    approval: ApprovalPolicy,
-    choice: str = "auto",
-    servers: Mapping[str, str] | None = None,
-    limits: LoopLimits | None = None,
-    on_event: OnEvent | None = None,
     parent_id: int | None = None,
-    augment: Augment | None = None,
 ) -> ToolTurn:
-    """Add ``text`` under ``parent_id`` (default: the shown leaf) and answer it with tools. ``augment``: the
-    chat engine's (documents' passages before the question, in the request only; sources kept with the
-    answer)."""
+    """Add ``text`` under ``parent_id`` (default: the shown leaf) and answer it with tools."""
+    loop = options.loop(generator)  # a tool choice that names no tool is refused before anything is stored
     tree = await store.load(conversation_id)
     parent = tree.shown_leaf() if parent_id is None else parent_id
-    loop = ToolLoop(
-        generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
-    )
-    return await _send_under(store, loop, endpoint, tree, parent, text, augment)
+    return await _send_under(store, loop, endpoint, options, tree, parent, text)
 
 
 async def edit_tool_turn(
@@ -120,35 +138,26 @@ async def edit_tool_turn(
     endpoint: Endpoint,
     user_message_id: int,
     text: str,
-    *,
-    tools: Sequence[Tool],
-    approval: ApprovalPolicy,
-    choice: str = "auto",
-    servers: Mapping[str, str] | None = None,
-    limits: LoopLimits | None = None,
-    on_event: OnEvent | None = None,
-    augment: Augment | None = None,
+    options: ToolTurnOptions,
 ) -> ToolTurn:
     """A new version of the user's message ``user_message_id`` with ``text`` (its sibling, a new first
     message when it was the first), answered with tools; the old version and its answers stay."""
+    loop = options.loop(generator)
     original = await store.message(user_message_id)
     if original.role != "user":
         raise ChatError("Only a message you wrote can be edited.")
     tree = await store.load(original.conversation_id)
-    loop = ToolLoop(
-        generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
-    )
-    return await _send_under(store, loop, endpoint, tree, original.parent_id, text, augment)
+    return await _send_under(store, loop, endpoint, options, tree, original.parent_id, text)
 
 
 async def _send_under(
     store: AsyncHistoryStore,
     loop: ToolLoop,
     endpoint: Endpoint,
+    options: ToolTurnOptions,
     tree: ConversationTree,
     parent: int | None,
     text: str,
-    augment: Augment | None,
 ) -> ToolTurn:
     """Store ``text`` under ``parent`` (``None``: a new first message) and answer it with ``loop``."""
     conversation = tree.conversation
@@ -156,7 +165,7 @@ async def _send_under(
     user = await store.call(HistoryStore.add_message, conversation.id, parent, "user", text)
     if not conversation.title:
         await store.update_conversation(conversation.id, title=title_from_text(text))
-    return await _answer(store, loop, endpoint, conversation, [*branch, user], augment)
+    return await _answer(store, loop, endpoint, options, conversation, [*branch, user])
 
 
 async def rerun_tool_turn(
@@ -164,25 +173,16 @@ async def rerun_tool_turn(
     generator: Any,
     endpoint: Endpoint,
     user_message_id: int,
-    *,
-    tools: Sequence[Tool],
-    approval: ApprovalPolicy,
-    choice: str = "auto",
-    servers: Mapping[str, str] | None = None,
-    limits: LoopLimits | None = None,
-    on_event: OnEvent | None = None,
-    augment: Augment | None = None,
+    options: ToolTurnOptions,
 ) -> ToolTurn:
     """Answer the user's message again, with tools (regenerate): the new answer and its tool messages are a
     sibling branch of the old ones, which stay."""
+    loop = options.loop(generator)
     user = await store.message(user_message_id)
     if user.role != "user":
         raise ChatError("Only an answer to a message can be made again; pick the message it answers.")
     tree = await store.load(user.conversation_id)
-    loop = ToolLoop(
-        generator, tools, approval=approval, choice=choice, limits=limits, servers=servers, on_event=on_event
-    )
-    return await _answer(store, loop, endpoint, tree.conversation, tree.branch(user.id), augment)
+    return await _answer(store, loop, endpoint, options, tree.conversation, tree.branch(user.id))
 
 
 # The built-in model's cap on a forced call's unbounded strings: within its reply budget (512 tokens by its
@@ -204,11 +204,11 @@ async def _answer(
     store: AsyncHistoryStore,
     loop: ToolLoop,
     endpoint: Endpoint,
+    options: ToolTurnOptions,
     conversation: Conversation,
     branch: list[StoredMessage],
-    augment: Augment | None = None,
 ) -> ToolTurn:
-    """Run the loop on ``branch`` (ending with the user's message), storing each message under the last."""
+    """Run ``loop`` on ``branch`` (ending with the user's message), storing each message under the last."""
     user = branch[-1]
     turn = ToolTurn(user)
     settings = GenerationSettings.parse(conversation.settings)
@@ -233,7 +233,7 @@ async def _answer(
     loop.limits = limits_for(endpoint, loop.limits)
     try:
         messages = await _augmented(
-            augment, endpoint, settings, branch_messages(conversation, branch), reply_meta, finish
+            options.augment, endpoint, settings, branch_messages(conversation, branch), reply_meta, finish
         )
         outcome = await loop.run(messages, generation_kwargs=settings.to_generation_kwargs())
     except ChatError as exc:

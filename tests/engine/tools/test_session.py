@@ -14,7 +14,7 @@ from engine.history.store import HistoryStore
 from engine.server.readiness import free_port
 from engine.tools.approval import ApprovalPolicy
 from engine.tools.loop import ToolChoiceInvalid
-from engine.tools.session import branch_messages, run_tool_turn
+from engine.tools.session import ToolTurnOptions, branch_messages, run_tool_turn
 from tests.engine.tools.test_loop import add_tool, generator_for
 from tests.support.standin.launch import running_standin
 
@@ -33,8 +33,7 @@ async def test_every_message_of_a_tool_turn_is_stored_and_the_next_turn_sees_the
                     server.endpoint(),
                     conv.id,
                     "What is 2 + 3?",
-                    tools=[add_tool()],
-                    approval=ApprovalPolicy.allow_all(),
+                    ToolTurnOptions(tools=[add_tool()], approval=ApprovalPolicy.allow_all()),
                 )
                 assert turn.error is None
                 second = await run_tool_turn(
@@ -43,9 +42,7 @@ async def test_every_message_of_a_tool_turn_is_stored_and_the_next_turn_sees_the
                     server.endpoint(),
                     conv.id,
                     "And again?",
-                    tools=[add_tool()],
-                    approval=ApprovalPolicy.allow_all(),
-                    choice="none",
+                    ToolTurnOptions(tools=[add_tool()], approval=ApprovalPolicy.allow_all(), choice="none"),
                 )
         assert second.error is None
         tree = await store.load(conv.id)
@@ -93,7 +90,7 @@ async def test_a_turn_whose_server_is_gone_keeps_the_message_and_says_why(tmp_pa
         try:
             async with pool.lease(gone) as generator:
                 turn = await run_tool_turn(
-                    store, generator, gone, conv.id, "hi", tools=[add_tool()], approval=ApprovalPolicy()
+                    store, generator, gone, conv.id, "hi", ToolTurnOptions([add_tool()], ApprovalPolicy())
                 )
         finally:
             await pool.aclose()
@@ -109,9 +106,7 @@ async def test_a_turn_whose_server_is_gone_keeps_the_message_and_says_why(tmp_pa
                 gone,
                 conv.id,
                 "x",
-                tools=[add_tool()],
-                approval=ApprovalPolicy(),
-                choice="nope",
+                ToolTurnOptions(tools=[add_tool()], approval=ApprovalPolicy(), choice="nope"),
             )
         assert len((await store.load(conv.id)).messages) == 2  # a bad choice stored nothing
     finally:
@@ -145,16 +140,14 @@ async def test_regenerate_with_tools_makes_a_sibling_branch_and_keeps_the_old_on
                     server.endpoint(),
                     conv.id,
                     "1 + 1?",
-                    tools=[add_tool()],
-                    approval=ApprovalPolicy.allow_all(),
+                    ToolTurnOptions(tools=[add_tool()], approval=ApprovalPolicy.allow_all()),
                 )
                 again = await rerun_tool_turn(
                     store,
                     generator,
                     server.endpoint(),
                     first.user.id,
-                    tools=[add_tool()],
-                    approval=ApprovalPolicy.allow_all(),
+                    ToolTurnOptions(tools=[add_tool()], approval=ApprovalPolicy.allow_all()),
                 )
         tree = await store.load(conv.id)
     finally:
@@ -175,24 +168,22 @@ async def test_an_edit_with_tools_is_a_sibling_of_the_message_even_the_first_one
         conv = await store.create_conversation(title="")
         with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"a": 1, "b": 1}') as server:
             async with generator_for(server) as generator:
-                common = {"tools": [add_tool()], "approval": ApprovalPolicy.allow_all()}
-                first = await run_tool_turn(store, generator, server.endpoint(), conv.id, "1 + 1?", **common)  # type: ignore[arg-type]
-                second = await run_tool_turn(store, generator, server.endpoint(), conv.id, "2 + 2?", **common)  # type: ignore[arg-type]
+                common = ToolTurnOptions(tools=[add_tool()], approval=ApprovalPolicy.allow_all())
+                first = await run_tool_turn(store, generator, server.endpoint(), conv.id, "1 + 1?", common)
+                second = await run_tool_turn(store, generator, server.endpoint(), conv.id, "2 + 2?", common)
                 root = await edit_tool_turn(
-                    store, generator, server.endpoint(), first.user.id, "1 + 2?", **common
-                )  # type: ignore[arg-type]
+                    store, generator, server.endpoint(), first.user.id, "1 + 2?", common
+                )
                 tree = await store.load(conv.id)
                 assert tree.siblings(root.user.id) == [first.user.id, root.user.id]  # a new first message
                 assert root.user.parent_id is None
                 assert [m.role for m in tree.branch()] == ["user", "assistant", "tool", "assistant"]
                 # A later message (of the old branch): its new version hangs under the answer the old one did.
                 later = await edit_tool_turn(
-                    store, generator, server.endpoint(), second.user.id, "2 + 3?", **common
-                )  # type: ignore[arg-type]
+                    store, generator, server.endpoint(), second.user.id, "2 + 3?", common
+                )
                 with pytest.raises(ChatError, match="Only a message you wrote"):
-                    await edit_tool_turn(
-                        store, generator, server.endpoint(), later.stored[0].id, "x", **common
-                    )  # type: ignore[arg-type]
+                    await edit_tool_turn(store, generator, server.endpoint(), later.stored[0].id, "x", common)
                 tree = await store.load(conv.id)
     finally:
         await store.close()

@@ -14,7 +14,7 @@ from engine.documents.index import Indexer
 from engine.documents.store import DocumentStore
 from engine.history.async_store import AsyncHistoryStore
 from engine.tools.approval import ApprovalPolicy
-from engine.tools.session import rerun_tool_turn, run_tool_turn
+from engine.tools.session import ToolTurnOptions, rerun_tool_turn, run_tool_turn
 from tests.engine.tools.test_loop import add_tool, generator_for
 from tests.support.standin.launch import running_standin
 
@@ -40,21 +40,20 @@ async def test_a_tool_turn_is_grounded_and_its_answer_keeps_the_sources(tmp_path
 
         with running_standin("--reply", "Maren Holt keeps it [1].") as server:
             async with generator_for(server) as generator:
-                common = {"tools": [add_tool()], "approval": ApprovalPolicy.allow_all(), "choice": "none"}
+                options = ToolTurnOptions(
+                    tools=[add_tool()], approval=ApprovalPolicy.allow_all(), choice="none", augment=augment
+                )
                 turn = await run_tool_turn(
                     store,
                     generator,
                     server.endpoint(),
                     conv.id,
                     "Who keeps the Kelvar lighthouse?",
-                    augment=augment,
-                    **common,
+                    options,
                 )
                 assert turn.error is None
                 user = turn.user
-                again = await rerun_tool_turn(
-                    store, generator, server.endpoint(), user.id, augment=augment, **common
-                )
+                again = await rerun_tool_turn(store, generator, server.endpoint(), user.id, options)
                 assert again.error is None
         assert asked[0] == [("user", "Who keeps the Kelvar lighthouse?")]  # what was searched, as typed
         tree = await store.load(conv.id)

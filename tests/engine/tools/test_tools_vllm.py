@@ -32,7 +32,7 @@ from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.builtin import QUERY_MAX_CHARS
-from engine.tools.session import BUILTIN_MODEL_STRING_CHARS, run_tool_turn
+from engine.tools.session import BUILTIN_MODEL_STRING_CHARS, ToolTurnOptions, run_tool_turn
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -78,9 +78,7 @@ async def test_a_forced_named_tool_call_with_the_builtin_model_runs_after_approv
                 vllm_server,
                 conv.id,
                 "What is 2 plus 3?",
-                tools=[tool],
-                approval=ApprovalPolicy(approve),
-                choice="add",
+                ToolTurnOptions(tools=[tool], approval=ApprovalPolicy(approve), choice="add"),
             )
     finally:
         await pool.aclose()
