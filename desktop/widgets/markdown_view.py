@@ -57,6 +57,12 @@ COPY_LABEL = "Copy code"
 COPIED_LABEL = "Copied"
 MONO_FAMILIES = ("DejaVu Sans Mono", "Noto Sans Mono", "monospace")
 MONO = ", ".join(f"'{name}'" if " " in name else name for name in MONO_FAMILIES)
+# A top-level code block is a stack of tables of this many lines each (see MarkdownRenderer._render_fence).
+CODE_LINES_PER_TABLE = 30
+# Between two of them: a line of no height (Qt keeps a block between two tables), and the mark where a view
+# may cut a rendered piece's HTML to insert it a table at a time (a comment: Qt's parser skips it).
+_CODE_JOIN = '<p style="margin-top:0px; margin-bottom:0px; line-height:0px; -qt-line-height-type:fixed;"></p>'
+CODE_CUT = "<!--desk-cut-->"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ITEM = re.compile(r"^(?:([-*+])|\d{1,9}([.)]))(?:[ \t]|$)")
 _BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")  # a thematic break, not a list item
@@ -143,16 +149,29 @@ class MarkdownRenderer:
         label = html.escape(lang) if lang else "code"
         background, header, ink = self.code_background, self.code_header, self._header_text
         # A header row (the language; Copy code on the right) over the code, as chat apps show it.
-        return (
-            f'<table width="100%" cellspacing="0" cellpadding="6" style="background-color:{background};">'
+        head = (
             f'<tr><td style="background-color:{header}; color:{ink};"><small>{label}</small></td>'
             f'<td align="right" style="background-color:{header};"><small>'
             f'<a href="{COPY_SCHEME}:{index}" style="color:{ink}; text-decoration:none;">{COPY_LABEL}</a>'
             "</small></td></tr>"
-            f'<tr><td colspan="2"><pre style="font-family:{MONO}; white-space:pre-wrap;">{body}</pre>'
-            "</td></tr>"
-            "</table>\n"
         )
+        # On the top level, a long block is a stack of tables of CODE_LINES_PER_TABLE lines that looks like
+        # one (no padding or margin where they meet, a zero-height line between them): Qt lays out a table
+        # cell whole on every change, so a view inserts (and lays out) them one at a time (CODE_CUT).
+        chunks = _code_chunks(body, CODE_LINES_PER_TABLE if token.level == 0 else 0)
+        tables = []
+        for k, chunk in enumerate(chunks):
+            first, last = k == 0, k == len(chunks) - 1
+            # Where two meet, neither the cell's padding nor the <pre>'s margin.
+            cell = " ".join((["padding-top:0px;"] * (not first)) + (["padding-bottom:0px;"] * (not last)))
+            pre = "".join(([" margin-top:0px;"] * (not first)) + ([" margin-bottom:0px;"] * (not last)))
+            cell_style = f' style="{cell}"' if cell else ""
+            tables.append(
+                f'<table width="100%" cellspacing="0" cellpadding="6" style="background-color:{background};">'
+                f'{head if first else ""}<tr><td colspan="2"{cell_style}>'
+                f'<pre style="font-family:{MONO}; white-space:pre-wrap;{pre}">{chunk}</pre></td></tr></table>'
+            )
+        return (_CODE_JOIN + CODE_CUT).join(tables) + "\n"
 
     def _render_table_open(self, *_args: object) -> str:
         return '<table border="1" cellspacing="0" cellpadding="4" style="border-collapse:collapse;">'
@@ -188,6 +207,21 @@ class MarkdownRenderer:
 
     def _render_math_block(self, tokens: Sequence[Token], idx: int, _o: OptionsDict, _env: object) -> str:
         return f'<pre style="font-family:{MONO};">{html.escape(tokens[idx].content.strip())}</pre>\n'
+
+
+def _code_chunks(body: str, lines_per_chunk: int) -> list[str]:
+    """A code block's HTML (Pygments closes its spans at every line end) cut into chunks of whole lines;
+    every chunk ends with a newline but the last, which keeps the body's own end. 0: one chunk."""
+    lines = body.split("\n")
+    ends_in_newline = len(lines) > 1 and lines[-1] == ""
+    if ends_in_newline:
+        lines.pop()
+    if lines_per_chunk <= 0 or len(lines) <= lines_per_chunk:
+        return [body]
+    chunks = ["\n".join(lines[i : i + lines_per_chunk]) + "\n" for i in range(0, len(lines), lines_per_chunk)]
+    if not ends_in_newline:
+        chunks[-1] = chunks[-1][:-1]
+    return chunks
 
 
 def _unbound(rule: Callable[..., str]) -> Callable[..., str]:
@@ -441,6 +475,18 @@ def _number_on(previous: QTextList, new: QTextList) -> None:
         new.setFormat(list_format)
 
 
+@cache
+def _code_join_format() -> QTextBlockFormat:
+    """The format of the zero-height line between two tables of a code block, as Qt's parser makes it."""
+    document = QTextDocument()
+    table = "<table><tr><td>a</td></tr></table>"
+    document.setHtml(f"{table}{_CODE_JOIN}{table}")  # between two tables: kept (alone it is dropped)
+    block = document.begin()
+    while block.blockFormat().lineHeightType() != QTextBlockFormat.LineHeightTypes.FixedHeight.value:
+        block = block.next()
+    return block.blockFormat()
+
+
 def html_document(body: str) -> QTextDocument:
     """Rendered HTML parsed into a document of its own: the costlier half of appending a piece (on the GUI
     thread, as all QTextDocument work)."""
@@ -537,12 +583,20 @@ class SafeBrowser(QTextBrowser):
         """
         self.append_document(html_document(body), continues_list=continues_list)
 
-    def append_document(self, piece: QTextDocument, *, continues_list: bool = False) -> None:
+    def append_document(
+        self, piece: QTextDocument, *, continues_list: bool = False, code_continues: bool = False
+    ) -> None:
         """:meth:`append_markdown_html` of a piece already parsed by :func:`html_document` (a streamed reply
-        parses a long piece in one event-loop turn and inserts it in the next: two short stalls, not one)."""
+        parses a long piece in one event-loop turn and inserts it in the next: two short stalls, not one).
+
+        ``code_continues``: the piece is a part of a code block cut at :data:`CODE_CUT` and more of its
+        tables follow: it ends in the zero-height line between two of them (Qt's parser drops an empty
+        paragraph at the end of a document: the line gets its format here, and keeps it when the next table
+        goes in after it)."""
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         last = self.document().lastBlock()
+        after_join = last.blockFormat() == _code_join_format()  # the last part of a code block went in
         added = -1
         # Inserted HTML merges its first paragraph into the block at the cursor: give it a fresh one, outside
         # any list (after a table this leaves the same blank line a whole render has).
@@ -556,12 +610,16 @@ class SafeBrowser(QTextBrowser):
                 # A piece that starts with a list or table opens its own block: drop the one we made.
                 cursor.setPosition(added)
                 cursor.deletePreviousChar()
+                if after_join:  # Qt merged our block's format into the empty line before it
+                    QTextCursor(self.document().findBlock(added - 1)).setBlockFormat(_code_join_format())
             else:
                 # The merge kept our empty block's format: give the piece's first block its own (a
                 # paragraph's or heading's margins, a quote's indent), as the finished message shows it.
                 QTextCursor(block).mergeBlockFormat(piece.begin().blockFormat())
         if continues_list:
             _join_lists(last, last.next())
+        if code_continues:
+            QTextCursor(self.document().lastBlock()).setBlockFormat(_code_join_format())
 
     def mark_copied(self, index: int, ms: int) -> bool:
         """Code block ``index``'s "Copy code" says "Copied" for ``ms`` milliseconds; ``False`` if the block

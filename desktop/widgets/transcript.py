@@ -64,6 +64,7 @@ from PySide6.QtWidgets import (
 from desktop import theme
 from desktop.labels import ElidedLabel, WrappingLabel
 from desktop.widgets.markdown_view import (
+    CODE_CUT,
     ListItems,
     MarkdownRenderer,
     Rendered,
@@ -235,6 +236,9 @@ class MessageWidget(QFrame):
         self._pending: list[tuple[str, Future[Rendered]]] = []
         self._piece_renderer: PieceRenderer | None = None  # this stream's closed pieces, in order
         self._parsed: QTextDocument | None = None  # the next closed piece's HTML, parsed, to insert next
+        # The first pending piece's parts not inserted yet (a long code block goes in a table at a time).
+        self._parts: list[str] = []
+        self._part_index = 0
         self._closed_html: list[str] = []  # HTML of the rendered closed pieces (cached whole at the end)
         # A list cut between its items is joined in the view, not in the HTML: such a reply is not cached.
         self._stitched = False
@@ -546,6 +550,7 @@ class MessageWidget(QFrame):
         self._code_blocks.clear()
         self._pending.clear()
         self._parsed = None
+        self._parts = []
         self._closed_html.clear()
         self._stitched = False
         self._in_view = 0
@@ -609,7 +614,9 @@ class MessageWidget(QFrame):
         """Show closed pieces: each is parsed once (on the render thread) and appended here, in order, to the
         newest of this message's few documents — pieces already rendered, until ``budget_s`` is spent (at
         least one step); without a budget (the reply ended) every piece, waiting for those still being
-        rendered. Returns whether this turn ended on a heavy step (then nothing else should follow it)."""
+        rendered. A piece goes in a part at a time (a long code block is a stack of tables, cut at
+        ``CODE_CUT``), each parsed in one step and inserted in another. Returns whether this turn ended on a
+        heavy step (then nothing else should follow it)."""
         started = time.perf_counter()
         steps = 0
         while self._pending:
@@ -617,41 +624,54 @@ class MessageWidget(QFrame):
             if budget_s is not None and not future.done():
                 return False  # the next flush shows it
             rendered = future.result()
-            # A heavy piece (a long highlighted code block: Qt lays its table cell out whole, two passes)
-            # gets a turn of its own for its parse and another for its insert: with anything else in the
-            # same turn, the two costs add up to one long stall.
-            heavy = budget_s is not None and len(rendered.html) >= HEAVY_PIECE_HTML_CHARS
+            if not self._parts:
+                self._parts = rendered.html.split(CODE_CUT)
+                self._part_index = 0
+            part = self._parts[0]
+            # A heavy part (a long table or list: Qt lays a table cell out whole, in two passes) gets a turn
+            # of its own for its parse and another for its insert: with anything else in the same turn, the
+            # two costs add up to one long stall.
+            heavy = budget_s is not None and len(part) >= HEAVY_PIECE_HTML_CHARS
             if heavy and steps:
                 return False  # the next flush starts with it
             if self._parsed is None:
                 # Qt's half, in two steps: parse the HTML (a long code block: ~5-10 ms), then insert it.
-                self._parsed = html_document(rendered.html)
+                self._parsed = html_document(part)
                 steps += 1
                 if heavy:
                     return True
                 if budget_s is not None and time.perf_counter() - started >= budget_s:
                     return False  # inserted by the next flush
             document, self._parsed = self._parsed, None
-            del self._pending[0]
-            self.rendered_chars += len(piece_text)
-            self._code_blocks += rendered.code_blocks
-            self._closed_html.append(rendered.html)
-            # A fresh document keeps each append small; a list goes on in its own document (Qt appends to a
-            # list at no extra cost, and a list cut between documents would show a gap).
-            continues = isinstance(piece_text, ListItems)
-            self._stitched = self._stitched or continues
-            if self._in_view >= PIECES_PER_VIEW and self._tail is not None and not continues:
-                self._new_piece(before=self._tail)
-                self._in_view = 0
+            continues = self._part_index == 0 and isinstance(piece_text, ListItems)
+            if self._part_index == 0:
+                self._start_piece(piece_text, rendered)
             view = self._pieces[-2 if self._tail is not None else -1]
-            view.append_document(document, continues_list=continues)
-            self._in_view += 1
+            view.append_document(document, continues_list=continues, code_continues=len(self._parts) > 1)
+            del self._parts[0]
+            self._part_index += 1
+            if not self._parts:
+                del self._pending[0]
             steps += 1
             if heavy:
                 return True
             if budget_s is not None and time.perf_counter() - started >= budget_s:
                 return False
         return False
+
+    def _start_piece(self, piece_text: str, rendered: Rendered) -> None:
+        # Counted when its first part goes in (its code blocks' Copy links work from then on).
+        self.rendered_chars += len(piece_text)
+        self._code_blocks += rendered.code_blocks
+        self._closed_html.append(rendered.html)
+        # A fresh document keeps each append small; a list goes on in its own document (Qt appends to a list
+        # at no extra cost, and a list cut between documents would show a gap).
+        continues = isinstance(piece_text, ListItems)
+        self._stitched = self._stitched or continues
+        if self._in_view >= PIECES_PER_VIEW and self._tail is not None and not continues:
+            self._new_piece(before=self._tail)
+            self._in_view = 0
+        self._in_view += 1
 
     def append_reasoning(self, text: str) -> None:
         self.data.reasoning += text

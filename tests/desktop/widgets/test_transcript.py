@@ -7,10 +7,17 @@ import threading
 
 import pytest
 from PySide6.QtCore import QPoint, QUrl
-from PySide6.QtGui import QGuiApplication, QTextDocument, QTextTable
+from PySide6.QtGui import QGuiApplication, QImage, QTextDocument, QTextTable
+from PySide6.QtWidgets import QApplication
 
 from desktop.widgets import transcript
-from desktop.widgets.markdown_view import ListItems, MarkdownRenderer, SafeBrowser, StreamSplitter
+from desktop.widgets.markdown_view import (
+    CODE_LINES_PER_TABLE,
+    ListItems,
+    MarkdownRenderer,
+    SafeBrowser,
+    StreamSplitter,
+)
 from desktop.widgets.render_worker import THREAD_NAME
 from desktop.widgets.transcript import (
     PIECES_PER_VIEW,
@@ -308,11 +315,13 @@ def _steps_per_flush(widget: MessageWidget, monkeypatch) -> list[list[str]]:  # 
     return ticks
 
 
-def test_a_long_code_block_gets_a_tick_for_its_parse_and_one_for_its_insert(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    # Qt lays a code block's table cell out whole: its parse and its insert are the longest steps of a
+def test_a_long_table_gets_a_tick_for_its_parse_and_one_for_its_insert(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Qt lays a table cell out whole: a long closed piece's parse and its insert are the longest steps of a
     # stream, and with anything else in the same tick they added up to one long stall.
-    code = "".join(f"    value_{i} = compute({i}, {i + 1})  # step {i}\n" for i in range(150))
-    text = "One.\n\nTwo.\n\n```python\n" + code + "```\n\nThree.\n\nFour.\n\nopen tail"
+    rows = "".join(f"| row {i} | {i * 37} | **ok** |\n" for i in range(150))
+    text = (
+        "One.\n\nTwo.\n\n| name | value | state |\n|---|---|---|\n" + rows + "\nThree.\n\nFour.\n\nopen tail"
+    )
     widget = MessageWidget(
         MessageData(id=17, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
     )
@@ -337,30 +346,83 @@ def test_a_long_code_block_gets_a_tick_for_its_parse_and_one_for_its_insert(qtbo
     assert kinds[at + 2 :] == [["parse", "insert", "tail"]]  # Three. (Four. is still open, in the tail)
     shown = "\n".join(p.toPlainText() for p in widget._pieces)
     assert shown.split() == _plain_words(text, qtbot)  # the same text as the whole reply rendered at once
+
+
+def _long_code(lines: int) -> str:
+    return "".join(f"    value_{i} = compute({i}, {i + 1})  # step {i}\n" for i in range(lines))
+
+
+def _whole_and_streamed(qtbot, text: str, streamed: MessageWidget) -> tuple[QImage, QImage]:  # type: ignore[no-untyped-def]
+    """The finished streamed reply and the same reply shown whole, as the user sees them (same width)."""
+    whole = MessageWidget(MessageData(id=19, role="assistant", text=text), RenderCache(MarkdownRenderer()))
+    qtbot.addWidget(whole)
+    images = []
+    for widget in (whole, streamed):
+        widget.resize(520, 400)
+        widget.show()
+        widget.adjustSize()
+        QApplication.processEvents()
+        images.append(widget._pieces[0].grab().toImage())
+    return images[0], images[1]
+
+
+@pytest.mark.parametrize("lines", [75, 150])
+def test_a_long_code_block_goes_in_a_table_at_a_time_and_looks_as_a_whole_render(
+    qtbot, monkeypatch, lines: int
+) -> None:  # type: ignore[no-untyped-def]
+    code = _long_code(lines)
+    text = "Intro.\n\n```python\n" + code + "```\n\nAfter it.\n"
+    widget = MessageWidget(
+        MessageData(id=17, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
+    )
+    qtbot.addWidget(widget)
+    widget.append(text)
+    widget.wait_rendered()
+    monkeypatch.setattr(transcript, "APPEND_BUDGET_S", 0.0)  # one step per tick
+    ticks = _steps_per_flush(widget, monkeypatch)
+    parses = [int(step.split()[1]) for tick in ticks for step in tick if step.startswith("parse")]
+    # Intro., then the block a table of CODE_LINES_PER_TABLE lines at a time: work per step bounded by the
+    # table, not the block (twice the lines, twice the steps), each parsed in a tick and inserted in the next.
+    tables = -(-lines // CODE_LINES_PER_TABLE)
+    assert len(parses) == 1 + tables
+    assert all(len([step for step in tick if step != "tail"]) <= 1 for tick in ticks)
+    assert max(parses) < 1.1 * min(parses[1:-1] or parses[1:])
+    assert max(parses) < transcript.HEAVY_PIECE_HTML_CHARS
+    widget.finish(MessageData(id=17, role="assistant", text=text, completion_tokens=lines))
+    while widget.flush():
+        widget.wait_rendered()
+    assert len(widget._pieces) == 1
     assert widget.code_blocks == [code]
+    # The same document as the whole reply rendered at once, and the same pixels on screen.
+    reference = SafeBrowser()
+    qtbot.addWidget(reference)
+    reference.set_markdown_html(MarkdownRenderer().render(text).html)
+    # (A whole render keeps a paragraph's closing newline as a space at its end, a streamed tail does not.)
+    assert widget._pieces[0].toHtml() == reference.toHtml().replace(" </p>", "</p>")
+    whole, streamed = _whole_and_streamed(qtbot, text, widget)
+    assert whole == streamed
 
 
-def test_a_reply_ending_in_a_long_code_block_drops_its_tail_view_a_tick_later(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    code = "".join(f"    value_{i} = compute({i}, {i + 1})\n" for i in range(150))
-    text = "Intro.\n\n```python\n" + code + "```"  # closed by the end of the reply, not by a newline
+def test_a_reply_that_stops_inside_a_long_code_block_shows_it_a_table_at_a_time(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    code = _long_code(150)
+    text = "Intro.\n\n```python\n" + code  # stopped before its fence closed
     widget = MessageWidget(
         MessageData(id=18, role="assistant", state="streaming"), RenderCache(MarkdownRenderer())
     )
     qtbot.addWidget(widget)
     widget.append(text)
     _flush(widget)
-    monkeypatch.setattr(transcript, "APPEND_BUDGET_S", 60.0)
-    widget.finish(MessageData(id=18, role="assistant", text=text, completion_tokens=600))
+    monkeypatch.setattr(transcript, "APPEND_BUDGET_S", 0.0)
+    widget.finish(MessageData(id=18, role="assistant", text=text, state="stopped", completion_tokens=600))
     widget.wait_rendered()
     ticks = _steps_per_flush(widget, monkeypatch)
-    # The block's parse alone, its insert alone, and the tail view goes in the tick after that.
-    assert [tick[0].split()[0] if tick else "" for tick in ticks] == ["parse", "insert", ""]
-    assert int(ticks[0][0].split()[1]) >= transcript.HEAVY_PIECE_HTML_CHARS
-    assert ticks[1] == ["insert"]
+    kinds = [step.split()[0] for tick in ticks for step in tick]
+    assert kinds == ["parse", "insert"] * 5  # 150 lines: five tables, a step per tick
     assert not widget.finishing
     assert len(widget._pieces) == 1  # the tail view is gone: one document, as a whole render
-    assert widget._pieces[0].toPlainText().split() == _plain_words(text, qtbot)
     assert widget.code_blocks == [code]
+    whole, streamed = _whole_and_streamed(qtbot, text, widget)
+    assert whole == streamed
 
 
 def test_closed_pieces_are_rendered_off_the_gui_thread_and_shown_as_a_whole_render(qtbot) -> None:  # type: ignore[no-untyped-def]
