@@ -196,7 +196,7 @@ class TurnController(QObject):
 
     def register_fixes(self, registry: FixRegistry) -> None:
         registry.register(["undo_delete_message"], lambda fix, _context: self.undo_delete_message(fix))
-        registry.register(["retry_turn"], lambda _fix, _context: self.regenerate_last())
+        registry.register(["retry_turn"], self.retry_turn)
         registry.register(["set_mode_completion", "use_completion_mode"], self.use_completion_mode)
         registry.register(["drop_oldest_turns"], lambda fix, _context: self.send_dropping_oldest(fix))
 
@@ -489,10 +489,37 @@ class TurnController(QObject):
         return turn.reply_id
 
     async def _last_reply(self, conversation_id: int) -> int | None:
-        """The model's reply that ends the conversation's shown branch, if it ends with one."""
+        """The model's reply to the last message the user wrote on the conversation's shown branch (a tool
+        turn's first reply, which the transcript shows its calls and answer under), if it has one."""
         tree = await self.store.load(conversation_id)
         branch = tree.branch()
-        return branch[-1].id if branch and branch[-1].role == "assistant" else None
+        asked = max((i for i, m in enumerate(branch) if m.role == "user"), default=None)
+        if asked is None or asked + 1 >= len(branch) or branch[asked + 1].role != "assistant":
+            return None
+        return branch[asked + 1].id
+
+    # --- try again (a fix) -------------------------------------------------------------------------------
+
+    def retry_turn(self, _fix: Fix, context: FixContext) -> None:
+        """Try again (a failed reply's fix): once its turn has ended (the fix shows before it has), a new
+        version of that reply, if its conversation is still on screen."""
+        conversation_id = context.conversation_id
+        if conversation_id is None:
+            conversation_id = self.shown.conversation_id
+        if conversation_id is None or self.chat is None:
+            return
+        chosen = conversation_id
+        Operation(self.composer.send_button, lambda: self._retry(chosen)).run()
+
+    async def _retry(self, conversation_id: int) -> None:
+        reply_id = await self._end_of_running_turn(conversation_id)
+        if not self.shown.shows(conversation_id):
+            self.composer.set_notice(tr("Open that conversation to try its reply again."))
+            return
+        if reply_id is None:
+            reply_id = await self._last_reply(conversation_id)
+        if reply_id is not None:
+            await self._regenerate(reply_id)
 
     # --- the engine's events -----------------------------------------------------------------------------
 

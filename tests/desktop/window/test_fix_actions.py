@@ -398,6 +398,49 @@ def test_completion_mode_clicked_before_the_failed_reply_ends(qtbot, app_paths: 
             close_window(qtbot, window)
 
 
+def test_try_again_clicked_before_the_failed_reply_ends(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    with running_standin("--fault", "http-500") as failing:
+        window = open_window(qtbot, app_paths, failing.endpoint)
+        try:
+            banner = window.banner
+            clicked: list[int | None] = []
+
+            def click_at_the_error(event: TurnEvent) -> None:
+                # The first error: the user clicks "Try again" while the failed reply still runs.
+                if event.kind != "error" or clicked:
+                    return
+                running = window.chat.running_turn(event.conversation_id)
+                clicked.append(running.reply_id if running is not None else None)
+                assert banner.problem is not None
+                assert banner.problem.fix is not None
+                assert banner.problem.fix.action == "retry_turn"
+                qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
+
+            window.chat.turn_events.connect(click_at_the_error)
+            window.composer.editor.setPlainText("Hello")
+            qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: bool(clicked), timeout=20000)
+            failed_reply = clicked[0]
+            assert failed_reply is not None  # the click came while the failed turn ran
+            # Tried again: a second version of that reply, which this server fails too.
+            qtbot.waitUntil(
+                lambda: (
+                    len(replies(window)) == 1
+                    and replies(window)[-1].branch_label.text() == "2/2"
+                    and replies(window)[-1].data.state == "error"
+                ),
+                timeout=20000,
+            )
+            conversation_id = window.conversation_id
+            assert conversation_id is not None
+            qtbot.waitUntil(lambda: window.chat.running_turn(conversation_id) is None, timeout=10000)
+            tree = run(qtbot, window.store.load(conversation_id))
+            assert tree.siblings(failed_reply) == [failed_reply, replies(window)[-1].data.id]
+            assert [tree.message(m).state for m in tree.siblings(failed_reply)] == ["failed", "failed"]
+        finally:
+            close_window(qtbot, window)
+
+
 def test_an_unknown_fix_still_says_what_to_do(qtbot, app_paths, server, caplog) -> None:  # type: ignore[no-untyped-def]
     with shown_window(qtbot, app_paths, server) as window:
         with caplog.at_level(logging.WARNING, logger="desktop.window.main_window"):
