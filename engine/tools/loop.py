@@ -27,7 +27,7 @@ sets it for the built-in model; :func:`capped_strings`), because in that grammar
 hold a quote, a backslash or a line break — too high a price for every model's MCP text. A strict request
 that vLLM refuses as bad (a schema its grammar cannot take) is sent again without ``strict`` (and without
 the caps). After ``max_rounds`` rounds with tool calls, one last request goes without tools, so the turn
-always ends with the model's answer.
+always ends with the model's answer (calls in a reply to a request without tools are dropped, not run).
 """
 
 from __future__ import annotations
@@ -283,6 +283,17 @@ class ToolLoop:
             use_tools = bool(self.tools) and self.choice != "none" and outcome.rounds < self.limits.max_rounds
             choice = self.choice if outcome.rounds == 0 else "auto"
             reply = await self._ask_model(history, generation_kwargs, choice if use_tools else None)
+            if reply.tool_calls and not use_tools:
+                # Calls in a reply to a request that offered no tools (past the cap, or choice none) are not
+                # run, or a server that answers with calls regardless would keep the turn going for ever.
+                reply = _without_calls(reply)
+                self._emit(
+                    LoopEvent(
+                        "notice",
+                        "The model asked for tools in a reply to a request that offered none; those calls "
+                        "were not run.",
+                    )
+                )
             await self._keep(outcome, reply)
             history.append(reply)
             if not reply.tool_calls:
@@ -450,6 +461,13 @@ class ToolLoop:
         except Exception as exc:  # noqa: BLE001 - a handler's failure is the tool's failure
             return f"The tool {tool.name} failed: {_reason(exc)}", True, decision
         return text, False, decision
+
+
+def _without_calls(reply: ChatMessage) -> ChatMessage:
+    from haystack.dataclasses import ChatMessage
+
+    meta = {key: value for key, value in reply.meta.items() if key != TOOL_META}
+    return ChatMessage.from_assistant(text=reply.text or "", reasoning=reply.reasoning, meta=meta)
 
 
 def result_meta(server: str, decision: Decision | None = None) -> dict[str, str]:

@@ -273,6 +273,86 @@ async def test_a_model_that_keeps_calling_tools_is_stopped_at_the_cap() -> None:
     assert any(e.kind == "notice" and "3 rounds" in e.text for e in rec.events)
 
 
+class _StubbornServer:
+    """An OpenAI-compatible server (its own thread, the loopback) whose every streamed reply calls ``add``,
+    whether the request offered tools or not, up to ``limit`` replies (then plain text, so a loop that never
+    stops still ends the test). ``offered`` records, per request, whether it offered tools."""
+
+    def __init__(self, limit: int = 20) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.offered: list[bool] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.offered.append(bool(body.get("tools")))
+                n = len(server.offered)
+                call = {"index": 0, "id": f"call-{n}", "type": "function"}
+                call["function"] = {"name": "add", "arguments": '{"a": 1, "b": 2}'}
+                delta = {"role": "assistant", "tool_calls": [call]} if n <= limit else {"content": "Done."}
+                finish = "tool_calls" if n <= limit else "stop"
+                head = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+                events = [
+                    {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                    {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+                ]
+                data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(data.encode())))
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> _StubbornServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def endpoint(self) -> object:
+        from engine.endpoint import Endpoint
+
+        return Endpoint(base_url=f"http://127.0.0.1:{self.httpd.server_address[1]}/v1", model="m")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("choice", ["auto", "none"])
+async def test_calls_in_a_reply_to_a_request_without_tools_are_not_run_and_the_turn_ends(choice: str) -> None:
+    # Past the cap (or with choice none) the request offers no tools; a server that calls one anyway must not
+    # keep the turn going: those calls are dropped unrun and the turn ends with that reply.
+    ran: list[int] = []
+    rec = Recorder("allow_always")
+    with _StubbornServer() as server:
+        async with generator_for(server) as generator:  # type: ignore[arg-type]
+            loop = ToolLoop(
+                generator,
+                [add_tool(lambda a, b: ran.append(a) or "3")],
+                approval=rec.policy(),
+                choice=choice,
+                limits=LoopLimits(max_rounds=2),
+                on_event=rec.events.append,
+            )
+            outcome = await loop.run([ChatMessage.from_user("Go.")])
+    rounds = 0 if choice == "none" else 2
+    assert server.offered == [True] * rounds + [False]
+    assert len(ran) == rounds
+    assert [m.role.value for m in outcome.messages] == ["assistant", "tool"] * rounds + ["assistant"]
+    last = outcome.messages[-1]
+    assert not last.tool_calls
+    assert TOOL_META not in last.meta
+    assert any(e.kind == "notice" and "offered none; those calls were not run" in e.text for e in rec.events)
+
+
 @pytest.mark.asyncio
 async def test_tool_choice_none_sends_no_tools_and_a_named_choice_must_be_a_tool(
     well_formed: Standin,
