@@ -110,7 +110,7 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
             assert done.status.text() == "Allowed once"
             done.result_button.click()
             qtbot.wait(200)
-            SHOTS.mkdir(exist_ok=True)  # the README's picture of an approved call (docs/images/ keeps a copy)
+            SHOTS.mkdir(exist_ok=True)  # the README's is the real vLLM's (test_tool_turns_vllm.py)
             assert window.grab().save(str(SHOTS / "tool-call-approved.png"))
             conversation_id = window.conversation_id
             assert conversation_id is not None

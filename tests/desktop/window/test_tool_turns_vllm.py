@@ -82,6 +82,10 @@ def test_a_forced_tool_call_is_approved_on_its_card_with_the_built_in_model(  # 
         assert card.title.text() == "Tool call: add · desk"
         qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: bool(finished), timeout=180000)
+        # The turn's end shows the stored conversation again: new widgets, shown on the loop's next turn.
+        qtbot.waitUntil(
+            lambda: not window.transcript.building and cards(window)[0].isVisible(), timeout=10000
+        )
         [shown] = cards(window)
         reply = replies(window)[-1]
         assert reply.data.state == "complete", reply.data.error
@@ -89,10 +93,15 @@ def test_a_forced_tool_call_is_approved_on_its_card_with_the_built_in_model(  # 
         arguments = shown.call.arguments
         assert shown.call.result == str(arguments["a"] + arguments["b"])  # the MCP tool ran with them
         assert reply.data.text  # the answer streamed after the result
+        # The README's picture of an approved call through the real model (docs/images/ keeps a copy): the
+        # question, the card with its result opened, the answer's start (its own file: the stand-in test's
+        # shot of the built-in current_time is tool-call-approved.png).
         shown.result_button.click()
+        qtbot.waitUntil(lambda: shown.result_view is not None and shown.result_view.isVisible(), timeout=5000)
+        window.transcript.verticalScrollBar().setValue(0)
         qtbot.wait(300)
         SHOTS.mkdir(exist_ok=True)
-        assert window.grab().save(str(SHOTS / "tool-call-approved.png"))
+        assert window.grab().save(str(SHOTS / "tool-call-approved-vllm.png"))
         conversation_id = window.conversation_id
         assert conversation_id is not None
     finally:
