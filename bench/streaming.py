@@ -428,7 +428,7 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
     )
     result.add(Metric(f"{tag}_lost", f"{label}: tokens lost", float(lost), "tokens", goal=Goal("==", 0)))
     spans = [s.server_ms for s in raw + app]
-    slow = [(x, a) for x, a in zip(isolated, app, strict=True) if x > 5]
+    slow = [(x, a, r) for x, a, r in zip(isolated, app, raw, strict=True) if x > 5]
     result.notes.append(
         f"{label}: {len(app)} pairs, {sum(a.tokens for a in app):,} tokens through the app; "
         f"replies differing from the raw stream: {mismatched}; "
@@ -438,7 +438,14 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
         f"max {max(added):.2f} ms; the server's own span: min {min(spans):.1f}, median {median(spans):.1f}, "
         f"max {max(spans):.1f} ms. Pairs over 5 ms added at the proxy: {len(slow)}"
         + (
-            " (" + ", ".join(f"{x:.1f} ms with {a.gc_ms:.1f} ms of garbage collection" for x, a in slow) + ")"
+            " ("
+            + "; ".join(
+                f"{x:.1f} ms: to the wire {a.to_wire_ms:.1f} (raw {r.to_wire_ms:.1f}), first token to the"
+                f" caller {a.from_token_ms:.1f} (raw {r.from_token_ms:.1f}), send() returned"
+                f" after {a.send_ms:.1f}, garbage collection {a.gc_ms:.1f} ms"
+                for x, a, r in slow
+            )
+            + ")"
             if slow
             else ""
         )
