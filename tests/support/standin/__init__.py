@@ -54,4 +54,7 @@ Stand-in options:
 ``--refuse-strict``         a chat request with a ``strict: true`` tool is refused as vLLM refuses a schema
                             its grammar cannot take: HTTP 400, or streamed, a 200 whose first event is the
                             error
+``--check-tool-parser``     tool choices are refused as vLLM refuses them when it was not started with
+                            ``--enable-auto-tool-choice --tool-call-parser P`` (auto needs both; required
+                            or a named tool needs the parser): HTTP 400 with vLLM's words
 """

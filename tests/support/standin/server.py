@@ -44,6 +44,25 @@ def tokens_of(text: str) -> list[str]:
     return re.findall(r"\s*\S+|\s+$", text)
 
 
+def _tool_parser_refusal(opts: argparse.Namespace, body: dict[str, Any]) -> str | None:
+    """vLLM 0.32's 400 for a tool choice the server was not started for (``--check-tool-parser`` only)."""
+    if not opts.check_tool_parser or not body.get("tools"):
+        return None
+    choice = body.get("tool_choice", "auto")
+    if choice == "none":
+        return None
+    if choice == "auto":
+        if opts.enable_auto_tool_choice and opts.tool_call_parser:
+            return None
+        return '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+    if opts.tool_call_parser:
+        return None
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name", "")
+        return f'tool_choice=function "{name}" requires --tool-call-parser to be set'
+    return f'tool_choice="{choice}" requires --tool-call-parser to be set'
+
+
 class Stats:
     """What /metrics reports, updated by the request threads."""
 
@@ -89,6 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tool-name", default=None, help="the tool called (default: the forced or first one)")
     p.add_argument("--tool-arguments", default="{}", help="the JSON arguments of the calls")
     p.add_argument("--refuse-strict", action="store_true", help="a request with a strict tool gets a 400")
+    p.add_argument("--enable-auto-tool-choice", action="store_true")
+    p.add_argument("--tool-call-parser", default=None)
+    p.add_argument("--check-tool-parser", action="store_true", help="refuse tools as vLLM without a parser")
     args, _unknown = p.parse_known_args(argv)
     return args
 
@@ -181,6 +203,9 @@ class Handler(BaseHTTPRequestHandler):
         """A chat request answered with vLLM's 400 before it starts (no chat template, a strict tool)."""
         if self.server.opts.no_chat_template:
             self._error(400, logs.NO_CHAT_TEMPLATE, "BadRequestError")
+            return True
+        if (refusal := _tool_parser_refusal(self.server.opts, body)) is not None:
+            self._error(400, refusal, "BadRequestError")
             return True
         if self.server.opts.refuse_strict and any(
             (t.get("function") or {}).get("strict") for t in body.get("tools") or []
