@@ -93,6 +93,25 @@ class NoChatTemplate(ChatError):
         )
 
 
+class NoToolParser(ChatError):
+    title = "The server was started without tool calling"
+
+    def __init__(self, server_message: str = "") -> None:
+        super().__init__(
+            "The model server was started without a tool-call parser, so it refuses to let the model call "
+            "tools. Turn tool calling on in the server's profile: set its tool-call parser (hermes for "
+            "Qwen2.5/Qwen3 and SmolLM2, llama3_json for Llama 3.x, mistral for Mistral, ...) and restart "
+            "the server (vLLM: --enable-auto-tool-choice --tool-call-parser P), or set the tool choice to "
+            "none.",
+            fix=Fix(
+                action="edit_profile",
+                label="Edit the profile",
+                hint="Set the profile's tool_call_parser (e.g. hermes), or pass --tool-choice none.",
+            ),
+            details=server_message,
+        )
+
+
 class AuthenticationFailed(ChatError):
     title = "The server refused the API key"
 
@@ -216,6 +235,7 @@ class HistoryWriteFailed(ChatError):
 
 _CONTEXT_WORDS = re.compile(r"maximum context length|input tokens|context length|too long", re.IGNORECASE)
 _TEMPLATE_WORDS = re.compile(r"chat template", re.IGNORECASE)
+_TOOL_PARSER_WORDS = re.compile(r"--tool-call-parser|--enable-auto-tool-choice", re.IGNORECASE)
 _ENGINE_WORDS = re.compile(r"EngineCore|engine (?:core|loop|is dead|died)|EngineDeadError", re.IGNORECASE)
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _MAX_SERVER_MESSAGE = 500
@@ -242,6 +262,8 @@ def from_openai_error(
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return AuthenticationFailed(message)
     if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 400 and _TOOL_PARSER_WORDS.search(message):
+            return NoToolParser(message)
         if exc.status_code == 400 and _TEMPLATE_WORDS.search(message):
             return NoChatTemplate(message)
         if exc.status_code == 400 and _CONTEXT_WORDS.search(message):

@@ -22,7 +22,7 @@ import sqlite3
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -37,6 +37,9 @@ from engine.errors import DeskError, Fix
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
+
+if TYPE_CHECKING:
+    from engine.server.profiles import ServerProfile
 
 
 class ChatArgumentProblem(DeskError):
@@ -302,6 +305,7 @@ async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncEx
 
     settings = SettingsStore.open(paths.settings_file)
     profile = choose_profile(argparse.Namespace(profile=args.profile, model=None, port=None), settings)
+    _check_tool_calling(args, profile)
     runtime_path = settings.settings.general.vllm_path
     supervisor = Supervisor(paths, runtime_path=str(runtime_path) if runtime_path else None)
     stack.push_async_callback(supervisor.shutdown)
@@ -310,6 +314,21 @@ async def _start_local(args: argparse.Namespace, paths: AppPaths, stack: AsyncEx
     if args.model:
         endpoint = dataclasses.replace(endpoint, model=args.model)
     return endpoint
+
+
+def _check_tool_calling(args: argparse.Namespace, profile: ServerProfile) -> None:
+    """``--tools`` on a profile that starts vLLM without a tool-call parser: refused before the server starts
+    (vLLM would refuse the turn with HTTP 400), with the parser to set."""
+    from engine.tools.parsers import no_parser_warning
+
+    if not args.tools or profile.kind != "local" or profile.tool_call_parser:
+        return
+    problem = no_parser_warning(profile.name, profile.model, args.tool_choice)
+    if problem:
+        raise tools_cli.ToolsArgumentProblem(
+            problem,
+            "Set the profile's tool_call_parser (Preferences > Profiles), or pass --tool-choice none.",
+        )
 
 
 async def _passages(args: argparse.Namespace, paths: AppPaths, message: str) -> list[Any]:

@@ -96,6 +96,26 @@ def choice_warning(support: ToolSupport, choice: str) -> str:
     return support.warning if support.template_has_tools is False and choice == "auto" else ""
 
 
+def no_parser_warning(profile_name: str, model: str, choice: str) -> str:
+    """What to say before a turn with tools on a server its profile starts without a tool-call parser (tool
+    calling off): vLLM refuses every tool choice but none (HTTP 400), so say it first, with the parser to set
+    (``""``: the choice is none, nothing to say)."""
+    if choice == "none":
+        return ""
+    parser = suggest_parser(model)
+    what = (
+        f"set its tool-call parser to {parser} (this model family's)"
+        if parser
+        else "set its tool-call parser to the one of the model's family (hermes, llama3_json, mistral, ...)"
+    )
+    refused = "tool choice auto" if choice == "auto" else f"the tool choice {choice}"
+    return (
+        f"The profile {profile_name!r} starts the model without a tool-call parser (tool calling is off), so "
+        f"vLLM will refuse {refused}. Turn tool calling on in the profile (Preferences > Profiles): {what}, "
+        "then restart the server. Or set the tool choice to none."
+    )
+
+
 def tool_support(model: str, *, model_dir: Path | None = None, architecture: str = "") -> ToolSupport:
     """The parser for ``model`` and whether its template (read from ``model_dir``) describes tools."""
     parser = suggest_parser(model, architecture)
