@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -540,3 +541,22 @@ async def test_each_request_carries_its_own_branch_when_turns_alternate_and_edit
         edited = await engine.edit_and_resend(first.id, "zeta")
         await _collect(edited)
         assert (await edited.wait()).numbers.prompt_tokens == 2 + 1
+
+
+async def test_a_send_moves_what_lives_before_it_out_of_the_collectors_reach(
+    store: AsyncHistoryStore,
+) -> None:
+    with running_standin("--reply", "Yes.") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        gc.unfreeze()
+        alive = [[n] for n in range(1000)]  # tracked objects alive before the send
+        assert gc.get_freeze_count() == 0
+        turn = await engine.send(conv.id, "Frozen?")
+        frozen = gc.get_freeze_count()  # a full collection on the way to the first token would skip them
+        await _collect(turn)
+        reply = await turn.wait()
+        await engine.shutdown()
+    gc.unfreeze()
+    assert reply.text == "Yes."
+    assert frozen > len(alive)
