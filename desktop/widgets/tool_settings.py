@@ -34,6 +34,8 @@ class ToolSettingsBox(QGroupBox):
         self.available: Callable[[], list[tuple[str, str]]] = lambda: []
         self.support: Callable[[], Any] = lambda: None
         self.boxes: dict[str, QCheckBox] = {}
+        # What was loaded (the stored ticks and choice): the user's edits since are the difference.
+        self._base: tuple[tuple[str, ...], str] = ((), "auto")
         self._loading = False
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(6, 6, 6, 6)
@@ -60,6 +62,42 @@ class ToolSettingsBox(QGroupBox):
 
     def load(self, settings: dict[str, Any]) -> None:
         """Show the conversation's (or the new chat's) stored ``tools`` and ``tool_choice``."""
+        self._show(settings)
+        self._base = self._stored(settings)
+
+    def refresh(self) -> None:
+        """Offer the tools there are now (MCP servers added or removed), the ticks and edits kept."""
+        self._show(self.values())
+
+    def rename(self, old: str, new: str) -> None:
+        """The server ``old`` is called ``new`` now (the stored chats were renamed too): its tick moves, in
+        what was loaded as in what is shown (else the panel's next Apply would write the old name back)."""
+        base_tools, base_choice = self._base
+        self._base = (tuple(dict.fromkeys(new if n == old else n for n in base_tools)), base_choice)
+        values = self.values()
+        tools = tuple(dict.fromkeys(new if n == old else n for n in values["tools"]))
+        self._show({**values, "tools": tools})
+
+    def rebase(self, settings: dict[str, Any]) -> None:
+        """The conversation's stored ``tools`` / ``tool_choice`` are ``settings`` now (written by another
+        process, e.g. ``vllm-desk tools edit-mcp --name`` renaming a server in them): show those, with what
+        the user ticked, unticked or chose here since the last load kept on top."""
+        base_tools, base_choice = self._base
+        stored_tools, stored_choice = self._stored(settings)
+        values = self.values()
+        added = [n for n in values["tools"] if n not in base_tools]
+        removed = {n for n in base_tools if n not in values["tools"]}
+        tools = [n for n in stored_tools if n not in removed] + [n for n in added if n not in stored_tools]
+        choice = values["tool_choice"] if values["tool_choice"] != base_choice else stored_choice
+        self._show({"tools": tools, "tool_choice": choice})
+        self._base = (stored_tools, stored_choice)
+
+    @staticmethod
+    def _stored(settings: dict[str, Any]) -> tuple[tuple[str, ...], str]:
+        tools = tuple(dict.fromkeys(str(n) for n in settings.get("tools") or ()))
+        return tools, str(settings.get("tool_choice") or "auto").strip() or "auto"
+
+    def _show(self, settings: dict[str, Any]) -> None:
         from engine.tools.builtin import BUILTIN_NAMES  # here: not loaded before the window is shown
 
         self._loading = True

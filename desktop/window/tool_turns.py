@@ -164,6 +164,7 @@ class ToolTurns(QObject):
         self._owners: dict[str, str] = {}  # tool name -> MCP server, as last handed out
         self._documents: Any = None  # the document store of the search_documents tool, once opened
         self._closing = False
+        self._renames = 0  # the Tools page's renames so far (see _stored_settings)
         self.tools_file: ToolsFileWatcher | None = None  # watched once the engine is attached
         transcript.widget_hooks.append(self.decorate)
         if settings_box is not None:
@@ -187,7 +188,7 @@ class ToolTurns(QObject):
             self.tools_file = ToolsFileWatcher(tools_file(self.config_dir), self)
             self.tools_file.changed.connect(self._tools_file_edited)
         if self._settings_box is not None:
-            self._settings_box.load(self._settings_box.values())
+            self._settings_box.refresh()
 
     def servers_changed(self, old: str = "", new: str = "") -> None:
         """Preferences > Tools changed the MCP servers: the chat settings offer the ones there are now, the
@@ -196,9 +197,11 @@ class ToolTurns(QObject):
         box = self._settings_box
         if box is None:
             return
-        values = box.values()
-        tools = [new if old and name == old else name for name in values["tools"]]
-        box.load({**values, "tools": tuple(dict.fromkeys(tools))})
+        if old and new:
+            self._renames += 1  # a read of the chats begun before this one may predate the rename
+            box.rename(old, new)
+        else:
+            box.refresh()
 
     def _tools_file_edited(self) -> None:
         if not self._closing:
@@ -207,7 +210,9 @@ class ToolTurns(QObject):
     async def follow_tools_file(self) -> None:
         """tools.toml is another file now: the servers running with settings it no longer has are stopped
         (their next use starts them anew, see :meth:`engine.tools.mcp.McpManager.reload`), then the chat
-        settings and Preferences > Tools show what it holds."""
+        settings and Preferences > Tools show what it holds. The shown conversation's tools are read again
+        from the history: ``vllm-desk tools edit-mcp --name`` renamed the server in the stored chats before
+        it wrote the file (:func:`engine.tools.config.update_server`), which the copy shown does not know."""
         from engine.errors import DeskError
 
         if self._manager is not None:
@@ -218,10 +223,35 @@ class ToolTurns(QObject):
             else:
                 if stopped:
                     log.info("MCP servers stopped, their settings changed: %s", ", ".join(stopped))
+        stored = await self._stored_settings()
         if self._closing:
             return
-        self.servers_changed()
+        box = self._settings_box
+        if stored is not None and box is not None:
+            box.rebase(stored)
+        else:
+            self.servers_changed()
         self.tools_file_changed.emit()
+
+    async def _stored_settings(self) -> dict[str, Any] | None:
+        """The shown conversation's stored settings (``None``: a new chat, or it changed meanwhile). Read
+        again when the Tools page renamed a server meanwhile: that read is then after the page's rename of
+        the chats, which goes through the same store."""
+        from engine.errors import DeskError
+
+        while True:
+            shown, renames = self._shown(), self._renames
+            if shown is None:
+                return None
+            try:
+                conversation = await self.store.conversation(shown)
+            except DeskError as exc:  # deleted meanwhile, or the history refuses: the ticks stay
+                log.warning("chat settings not read again: %s", exc)
+                return None
+            if self._shown() != shown:
+                return None
+            if self._renames == renames:
+                return dict(conversation.settings or {})
 
     @property
     def manager(self) -> McpManager:

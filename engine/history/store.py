@@ -432,10 +432,15 @@ class HistoryStore:
         """Every conversation whose settings name the tool (or MCP server) ``old`` names ``new`` in its
         place (once, where ``old`` was), in one transaction; returns how many changed. Conversations in the
         bin too (Undo brings them back); their place in the list (``updated_at``) stays."""
+        return len(self.rename_tool_undoably(old, new))
+
+    def rename_tool_undoably(self, old: str, new: str) -> dict[int, tuple[str, str]]:
+        """:meth:`rename_tool`, returning each changed conversation's settings (JSON text) before and after,
+        for :meth:`undo_rename_tool`."""
         if not old or not new or old == new:
-            return 0
+            return {}
         needle = json.dumps(old)
-        changed = 0
+        changed: dict[int, tuple[str, str]] = {}
         with self._tx():
             rows = self._conn.execute(
                 "SELECT id, settings FROM conversations WHERE instr(settings, ?) > 0", (needle,)
@@ -454,11 +459,24 @@ class HistoryStore:
                     if name not in renamed:
                         renamed.append(name)
                 settings["tools"] = renamed
-                self._conn.execute(
-                    "UPDATE conversations SET settings=? WHERE id=?", (json.dumps(settings), conversation_id)
-                )
-                changed += 1
+                after = json.dumps(settings)
+                self._conn.execute("UPDATE conversations SET settings=? WHERE id=?", (after, conversation_id))
+                changed[conversation_id] = (text, after)
         return changed
+
+    def undo_rename_tool(self, changed: dict[int, tuple[str, str]]) -> int:
+        """Put back the settings :meth:`rename_tool_undoably` changed (``changed``: what it returned), in
+        one transaction, where they are still as it left them: a conversation written since keeps that
+        write. Returns how many were put back."""
+        undone = 0
+        with self._tx():
+            for conversation_id, (before, after) in changed.items():
+                cursor = self._conn.execute(
+                    "UPDATE conversations SET settings=? WHERE id=? AND settings=?",
+                    (before, conversation_id, after),
+                )
+                undone += cursor.rowcount
+        return undone
 
     def delete_message(self, message_id: int) -> int:
         """Hide a message and every reply under it; returns a token for :meth:`undo_delete_message`.

@@ -12,12 +12,13 @@ names.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
 import tempfile
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -33,6 +34,8 @@ from engine.tools.builtin import BUILTIN_NAMES
 
 if TYPE_CHECKING:
     from engine.history.async_store import AsyncHistoryStore
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -118,6 +121,15 @@ def looks_secret(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
+def _shown(text: str) -> str:
+    """``text`` with what is not UTF-8 written as escapes (bytes a command line gave, as ``\\xff``)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 class McpServer(BaseModel):
     """One MCP server: a command run over stdio, or a streamable HTTP URL."""
 
@@ -156,6 +168,14 @@ class McpServer(BaseModel):
             raise ValueError("a stdio server needs a command")
         if self.transport == "http" and not re.match(r"https?://", self.url):
             raise ValueError("an HTTP server needs a URL starting with http:// or https://")
+        texts = [("the command", self.command), *(("an argument", a) for a in self.args)]
+        texts += [(f"{name}'s value", value) for name, value in self.env.items()]
+        for what, text in [*texts, ("the URL", self.url)]:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = _shown(text)
+                raise ValueError(f"{what} “{shown}” is not UTF-8 text, which tools.toml holds") from None
         return self
 
     def describe(self) -> str:
@@ -216,6 +236,16 @@ def save_tools_config(path: Path, config: ToolsConfig) -> None:
         raise
 
 
+def _save_or_undo(path: Path, config: ToolsConfig, undo: Callable[[], object] | None) -> None:
+    """:func:`save_tools_config`; ``undo`` (what was done for it beforehand) when it fails."""
+    try:
+        save_tools_config(path, config)
+    except BaseException:
+        if undo is not None:
+            undo()
+        raise
+
+
 class ToolsSettings:
     """Add and remove MCP servers: the file and the keychain together (under the file's lock)."""
 
@@ -268,6 +298,7 @@ class ToolsSettings:
         headers: dict[str, str] | None = None,
         keep_env: Sequence[str] = (),
         keep_headers: Sequence[str] = (),
+        before_save: Callable[[McpServer], Callable[[], object] | None] | None = None,
     ) -> McpServer:
         """Change the server ``name`` into ``server`` in its place in the list (another name renames it).
 
@@ -277,7 +308,12 @@ class ToolsSettings:
         name another server has (:class:`ServerNameTaken`), a built-in tool's name
         (:class:`ServerNameBuiltin`: a server that has one, from an older file, keeps its edit by a rename)
         or a name to keep that has no stored value (:class:`NoStoredSecret`); the keychain is written before
-        the file, so a keychain that fails leaves the file as it was."""
+        the file, so a keychain that fails leaves the file as it was.
+
+        ``before_save``, given the server about to be saved, runs after every check and the keychain, just
+        before the file is written (under the file's lock): :func:`update_server` carries a rename over to
+        the chats there, so that whoever sees the new file finds the chats renamed already. What it returns
+        (if anything) is called when the file cannot be written, to undo it."""
         new_env, new_headers = dict(secret_env or {}), dict(headers or {})
         clash = builtin_clash(server.name)
         if clash is not None:
@@ -316,7 +352,8 @@ class ToolsSettings:
                 }
             )
             servers = [server if s.name == name else s for s in config.servers]
-            save_tools_config(self.path, config.model_copy(update={"servers": servers}))
+            undo = before_save(server) if before_save is not None else None
+            _save_or_undo(self.path, config.model_copy(update={"servers": servers}), undo)
         now = {env_key(server.name, n) for n in server.secret_env}
         now |= {header_key(server.name, n) for n in server.secret_headers}
         was = {env_key(name, n) for n in old.secret_env}
@@ -411,15 +448,33 @@ def update_server(
 ) -> ServerUpdate:
     """Change the MCP server ``name`` (:meth:`ToolsSettings.update`, refused with nothing changed as it
     says); a rename carries over to the chats: every conversation whose tools name ``name`` names the new
-    one instead (:meth:`engine.history.store.HistoryStore.rename_tool`). A history that cannot be written
-    then does not undo the rename: the result says so (:attr:`ServerUpdate.chats_problem`); nor does one
-    that another process writes for longer than ``busy_wait_s``. Blocking (``tools edit-mcp``): the page
-    saves with :meth:`ToolsSettings.update` and carries the rename over off the GUI thread
-    (:func:`carry_rename`)."""
+    one instead (:meth:`engine.history.store.HistoryStore.rename_tool`). The chats change first, then the
+    file is written: an app that follows tools.toml (``desktop.window.tools_file``) and reads the chats when
+    the file changes finds them renamed already. A file that cannot be written puts the chats back (a
+    refused edit changes nothing). A history that cannot be written does not stop the rename: the result
+    says so (:attr:`ServerUpdate.chats_problem`); nor does one that another process writes for longer than
+    ``busy_wait_s``. Blocking (``tools edit-mcp``): the page saves with :meth:`ToolsSettings.update` and
+    carries the rename over off the GUI thread (:func:`carry_rename`)."""
+    carried: list[ServerUpdate] = []
+
+    def carry(saved: McpServer) -> Callable[[], None] | None:
+        update, changed = _rename_chats(history_db, name, saved, busy_wait_s=busy_wait_s)
+        carried.append(update)
+        if not changed:
+            return None
+        return lambda: _undo_rename_chats(history_db, changed, busy_wait_s=busy_wait_s)
+
     saved = settings.update(
-        name, server, secret_env=secret_env, headers=headers, keep_env=keep_env, keep_headers=keep_headers
+        name,
+        server,
+        secret_env=secret_env,
+        headers=headers,
+        keep_env=keep_env,
+        keep_headers=keep_headers,
+        before_save=carry,
     )
-    return rename_in_chats(history_db, name, saved, busy_wait_s=busy_wait_s)
+    update = carried[-1]
+    return ServerUpdate(saved, name, update.chats, update.chats_problem)
 
 
 def rename_in_chats(
@@ -428,20 +483,43 @@ def rename_in_chats(
     """The chats' part of :func:`update_server` after :meth:`ToolsSettings.update` saved ``saved`` (once
     named ``old_name``), through a short-lived store of its own: blocking, for a command or a worker thread
     (the window uses :func:`carry_rename` on its own store's thread)."""
+    return _rename_chats(history_db, old_name, saved, busy_wait_s=busy_wait_s)[0]
+
+
+def _rename_chats(
+    history_db: Path, old_name: str, saved: McpServer, *, busy_wait_s: float
+) -> tuple[ServerUpdate, dict[int, tuple[str, str]]]:
+    """:func:`rename_in_chats`, with what changed (for :func:`_undo_rename_chats`)."""
     if saved.name == old_name or not history_db.exists():
-        return ServerUpdate(saved, old_name)  # not renamed, or no chat yet
+        return ServerUpdate(saved, old_name), {}  # not renamed, or no chat yet
     from engine.history.store import HistoryStore  # only a rename opens the history
 
     try:
         history = HistoryStore(history_db, busy_wait_s=busy_wait_s)
         try:
-            chats = history.rename_tool(old_name, saved.name)
+            changed = history.rename_tool_undoably(old_name, saved.name)
         finally:
             # The app's own store may be writing a reply in this process: that one stays streaming.
             history.close(purge=False, interrupt=False)
     except CHATS_ERRORS as exc:
-        return ServerUpdate(saved, old_name, chats_problem=ChatsNotRenamed(old_name, saved.name, str(exc)))
-    return ServerUpdate(saved, old_name, chats)
+        problem = ChatsNotRenamed(old_name, saved.name, str(exc))
+        return ServerUpdate(saved, old_name, chats_problem=problem), {}
+    return ServerUpdate(saved, old_name, len(changed)), changed
+
+
+def _undo_rename_chats(history_db: Path, changed: dict[int, tuple[str, str]], *, busy_wait_s: float) -> None:
+    """The chats renamed for a file that could not be written, put back; a history that refuses now is
+    logged (the file's own error is the one raised)."""
+    from engine.history.store import HistoryStore
+
+    try:
+        history = HistoryStore(history_db, busy_wait_s=busy_wait_s)
+        try:
+            history.undo_rename_tool(changed)
+        finally:
+            history.close(purge=False, interrupt=False)
+    except CHATS_ERRORS as exc:
+        log.warning("the chats renamed for an MCP server whose file could not be saved stay renamed: %s", exc)
 
 
 async def carry_rename(history: AsyncHistoryStore, old_name: str, saved: McpServer) -> ServerUpdate:

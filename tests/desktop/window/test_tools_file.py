@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from desktop.window.main_window import MainWindow
+from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.tools.config import McpServer, ToolsSettings
 from tests.support.main_window import close_window, open_window
@@ -111,4 +112,54 @@ def test_the_cli_changing_tools_reaches_the_window_and_its_tools_page(qtbot, app
         dialog = getattr(window, "preferences_dialog", None)
         if dialog is not None:
             dialog.close()
+        close_window(qtbot, window)
+
+
+def stored_settings(app_paths: AppPaths, conversation_id: int) -> dict[str, object]:
+    store = HistoryStore(app_paths.history_db)
+    try:
+        return dict(store.conversation(conversation_id).settings)
+    finally:
+        store.close(purge=False, interrupt=False)  # the window's store is open in this process too
+
+
+def test_a_rename_from_the_cli_moves_the_shown_chats_tick_and_apply_keeps_the_new_name(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    ToolsSettings(app_paths.config).add(
+        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
+    )
+    history = HistoryStore(app_paths.history_db)
+    conversation = history.create_conversation(
+        title="Uses desk", settings={"tools": ["desk", "current_time"]}
+    )
+    history.add_message(conversation.id, None, "user", "Add 2 and 3.")
+    history.close()
+    window = open_window(qtbot, app_paths, paths=app_paths)
+    try:
+        qtbot.waitUntil(lambda: window.conversation_id == conversation.id, timeout=5000)
+        if not window.chat_settings.isVisible():
+            window.toggle_chat_settings()
+        box = window.chat_settings.tools
+        qtbot.waitUntil(lambda: offered(window) == [*BUILTIN, "desk"], timeout=5000)
+        assert box.values()["tools"] == ("current_time", "desk")
+        # An edit not applied yet: it stays on top of what the store says after the rename.
+        box.boxes["search_history"].setChecked(True)
+        assert window.chat_settings.apply_button.isEnabled()
+
+        cli(app_paths, "edit-mcp", "desk", "--name", "notes")
+        # The chats were renamed before the file was written; the window, told by the file, reads the
+        # shown chat's tools again: "notes" ticked, "desk" gone (not "not configured any more").
+        qtbot.waitUntil(lambda: offered(window) == [*BUILTIN, "notes"], timeout=10000)
+        assert box.values()["tools"] == ("current_time", "search_history", "notes")
+        assert stored_settings(app_paths, conversation.id)["tools"] == ["notes", "current_time"]
+
+        # Apply writes the new name (the old one would have come back with it before).
+        window.chat_settings.temperature.setValue(0.3)
+        with qtbot.waitSignal(window.chat_settings.saved, timeout=5000):
+            window.chat_settings.apply()
+        stored = stored_settings(app_paths, conversation.id)
+        assert stored["tools"] == ["current_time", "search_history", "notes"]
+        assert stored["temperature"] == 0.3
+    finally:
         close_window(qtbot, window)

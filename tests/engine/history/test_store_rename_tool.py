@@ -66,3 +66,32 @@ def test_a_second_store_closed_without_interrupting_leaves_this_process_reply_st
         assert main.message(reply.id).state == "interrupted"
     finally:
         main.close()
+
+
+def test_a_rename_undone_puts_back_only_what_it_changed_and_no_later_write(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "history.db")
+    try:
+        both = store.create_conversation(title="both", settings={"tools": ["desk", "notes"], "top_p": 0.5})
+        one = store.create_conversation(title="one", settings={"tools": ["desk"]})
+        written = store.create_conversation(title="written", settings={"tools": ["current_time", "desk"]})
+        other = store.create_conversation(title="other", settings={"tools": ["web"]})
+
+        changed = store.rename_tool_undoably("desk", "notes")
+
+        assert sorted(changed) == sorted([both.id, one.id, written.id])
+        assert store.conversation(both.id).settings == {"tools": ["notes"], "top_p": 0.5}
+        # Written after the rename (e.g. the window's Apply): that write is kept by the undo.
+        store.update_conversation(written.id, settings={"tools": ["notes"], "temperature": 0.3})
+
+        assert store.undo_rename_tool(changed) == 2
+
+        assert store.conversation(both.id).settings == {
+            "tools": ["desk", "notes"],
+            "top_p": 0.5,
+        }  # both again
+        assert store.conversation(one.id).settings == {"tools": ["desk"]}
+        assert store.conversation(written.id).settings == {"tools": ["notes"], "temperature": 0.3}
+        assert store.conversation(other.id).settings == {"tools": ["web"]}
+        assert store.rename_tool_undoably("desk", "desk") == {}
+    finally:
+        store.close()

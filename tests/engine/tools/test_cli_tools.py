@@ -179,6 +179,8 @@ def test_edit_mcp_changes_only_what_is_given_and_a_rename_carries_over_to_the_ch
         ),
         (["desk", "--env", "NOVALUE"], "is not KEY=VALUE", ""),
         (["desk", "--bogus"], "Unexpected '--bogus'", "--help lists the options"),
+        # A byte that is not UTF-8 on the command line (argv gives it as a surrogate): no chat is renamed.
+        (["desk", "--name", "notes", "--", "cat", "\udcff"], "an argument “\\xff” is not UTF-8", "Fix the"),
     ],
 )
 def test_edit_mcp_refuses_what_cannot_work_and_changes_nothing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from engine.tools.config import (
     ServerNameBuiltin,
     ServerNameTaken,
     ServerNotFound,
+    ServerUpdate,
     ToolsConfig,
     ToolsConfigInvalid,
     ToolsSettings,
@@ -204,6 +206,132 @@ def test_a_rename_carries_over_to_the_chats_that_named_the_server(tmp_path: Path
     settings.add(McpServer(name="web", transport="http", url="https://example.test/mcp"))
     with pytest.raises(ServerNameTaken):
         update_server(settings, history_db, "journal", McpServer(name="web", transport="stdio", command="d"))
+
+
+def test_the_chats_are_renamed_before_the_file_is_written_and_put_back_when_it_cannot_be(
+    tmp_path: Path,
+) -> None:
+    from engine.history.store import HistoryStore
+
+    history_db = tmp_path / "history.db"
+    store = HistoryStore(history_db)
+    try:
+        used = store.create_conversation(title="used", settings={"tools": ["desk", "current_time"]})
+    finally:
+        store.close()
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="desk", transport="stdio", command="c"))
+    before = settings.path.read_text()
+
+    def stored_tools() -> list[str]:
+        reader = HistoryStore(history_db)
+        try:
+            return list(reader.conversation(used.id).settings["tools"])
+        finally:
+            reader.close(purge=False, interrupt=False)
+
+    # What runs before the save sees every check passed and the old file; what it returns undoes it.
+    seen: list[tuple[str, str, list[str]]] = []
+    with pytest.raises(ServerNameBuiltin):  # refused: never called
+        settings.update(
+            "desk",
+            McpServer(name="current_time", transport="stdio", command="c"),
+            before_save=lambda s: seen.append(("refused", "", [])),
+        )
+    assert seen == []
+    # A server no validator lets through (bytes that are not UTF-8): the real write fails.
+    unwritable = McpServer.model_construct(name="notes", transport="stdio", command="c", args=["\udcff"])
+    with pytest.raises(UnicodeEncodeError):
+        settings.update(
+            "desk",
+            unwritable,
+            before_save=lambda s: seen.append((s.name, settings.path.read_text(), stored_tools())) or None,
+        )
+    assert seen == [("notes", before, ["desk", "current_time"])]
+
+    # update_server: the chats are renamed first, then the file fails: the chats are put back.
+    with pytest.raises(UnicodeEncodeError):
+        update_server(settings, history_db, "desk", unwritable)
+    assert settings.path.read_text() == before
+    assert stored_tools() == ["desk", "current_time"]
+    # ... and the same rename, writable, changes both.
+    update = update_server(
+        settings, history_db, "desk", McpServer(name="notes", transport="stdio", command="c")
+    )
+    assert (update.chats, update.chats_problem) == (1, None)
+    assert stored_tools() == ["notes", "current_time"]
+    assert [s.name for s in settings.load().servers] == ["notes"]
+
+
+def test_the_file_waits_for_the_chats_rename(tmp_path: Path) -> None:
+    """Whoever sees the new tools.toml (the window follows it) finds the chats renamed already: while
+    another process holds the history, the command waits with the old file in place."""
+    import sqlite3
+    import threading
+    import time
+
+    from filelock import FileLock, Timeout
+
+    from engine.history.store import HistoryStore
+
+    history_db = tmp_path / "history.db"
+    store = HistoryStore(history_db)
+    used = store.create_conversation(title="used", settings={"tools": ["desk"]})
+    store.close()
+    settings = ToolsSettings(tmp_path, SecretStore())
+    settings.add(McpServer(name="desk", transport="stdio", command="c"))
+    before = settings.path.read_text()
+    writer = sqlite3.connect(history_db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    done: list[object] = []
+    rename = threading.Thread(
+        target=lambda: done.append(
+            update_server(
+                settings,
+                history_db,
+                "desk",
+                McpServer(name="notes", transport="stdio", command="c"),
+                busy_wait_s=60,
+            )
+        )
+    )
+    rename.start()
+    try:
+        probe = FileLock(str(settings.path) + ".lock")
+        deadline = time.monotonic() + 30
+        while True:  # until the command holds the tools file's lock (its checks passed)
+            try:
+                with probe.acquire(timeout=0):
+                    pass
+            except Timeout:
+                break
+            assert time.monotonic() < deadline, "the edit never took the tools file's lock"
+            time.sleep(0.01)
+        time.sleep(0.5)  # a file written before the chats would be written by now
+        assert settings.path.read_text() == before
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        rename.join(timeout=70)
+    assert not rename.is_alive()
+    assert [s.name for s in settings.load().servers] == ["notes"]
+    (update,) = done
+    assert isinstance(update, ServerUpdate)
+    assert (update.chats, update.chats_problem) == (1, None)
+    store = HistoryStore(history_db)
+    try:
+        assert store.conversation(used.id).settings == {"tools": ["notes"]}
+    finally:
+        store.close()
+
+
+def test_text_that_is_not_utf8_is_refused_in_words() -> None:
+    words = "an argument “\\xff” is not UTF-8 text, which tools.toml holds"
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        McpServer(name="desk", transport="stdio", command="c", args=["\udcff"])  # argv's byte 0xff
+    with pytest.raises(ValidationError, match=re.escape("A's value “\\ud800” is not UTF-8 text")):
+        McpServer(name="desk", transport="stdio", command="c", env={"A": "\ud800"})
+    assert McpServer(name="desk", transport="stdio", command="c", args=["é ✓"]).args == ["é ✓"]
 
 
 def test_a_history_that_cannot_be_written_leaves_the_rename_and_says_what_to_do(tmp_path: Path) -> None:
