@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, tr
+from desktop.preferences.tool_calling import entry_support, profile_note
 from engine.hardware import GpuInfo
 from engine.models.catalog import (
     InvalidRepoId,
@@ -134,6 +135,12 @@ class ModelsPage(QWidget):
         self.use_button = QPushButton(tr("Use this model"))
         use_row.addWidget(self.use_button)
         layout.addLayout(use_row)
+        self.tool_note = QLabel()
+        self.tool_note.setObjectName("tool_calling_note")
+        self.tool_note.setWordWrap(True)
+        self.tool_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.tool_note.hide()
+        layout.addWidget(self.tool_note)
         self.fit = QLabel()
         self.fit.setObjectName("fit_verdict")
         self.fit.setAccessibleName(tr("Will it fit?"))
@@ -234,8 +241,13 @@ class ModelsPage(QWidget):
             return
         profiles = list(self.draft.profiles)
         index = next(i for i, p in enumerate(profiles) if p.name == name)
-        profiles[index] = profiles[index].model_copy(update={**entry.profile_fields(), "served_name": ""})
+        # Tool calling follows the model: its family's parser (none known: off), as `serve --model` does.
+        support = entry_support(entry)
+        fields = {**entry.profile_fields(), "served_name": "", "tool_call_parser": support.parser}
+        profiles[index] = profiles[index].model_copy(update=fields)
         self.draft.profiles = profiles
+        self.tool_note.setText(profile_note(profiles[index], support))
+        self.tool_note.show()
         self.model_chosen.emit(name)
         self._selection_changed()
 

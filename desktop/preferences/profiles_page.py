@@ -21,9 +21,10 @@ from PySide6.QtWidgets import (
 
 from desktop.operations import Operation
 from desktop.preferences.form import ERROR_STYLE, HELP_STYLE, ModelForm, bold_label, tr
+from desktop.preferences.tool_calling import profile_note, with_family_parser
 from engine.errors import DeskError
 from engine.secrets import SecretStore, profile_key
-from engine.server.profiles import ServerProfile
+from engine.server.profiles import ServerProfile, builtin_profile
 from engine.server.remote import RemoteInfo, check_remote
 from engine.settings.store import BUILTIN_EMBEDDER_CHOICE, Settings
 
@@ -147,6 +148,14 @@ class ProfilesPage(QWidget):
         right.addWidget(self.start_with_app)
         self.form = ModelForm(ServerProfile, FIELDS, HELP, LABELS)
         self.form.checks.append(model_folder_problem)
+        # What the profile does with tools, under the parser's explanation (follows every edit).
+        self.tool_note = QLabel()
+        self.tool_note.setObjectName("tool_calling_note")
+        self.tool_note.setWordWrap(True)
+        self.tool_note.setStyleSheet(HELP_STYLE)
+        self.form.box.insertWidget(
+            self.form.box.indexOf(self.form.hints["tool_call_parser"]) + 1, self.tool_note
+        )
         key_box = QWidget()
         key_layout = QVBoxLayout(key_box)
         key_layout.setContentsMargins(0, 0, 0, 0)
@@ -190,8 +199,13 @@ class ProfilesPage(QWidget):
             self.keychain_note.setText(tr("Kept in the system keychain, never in the settings file."))
         self.list.currentRowChanged.connect(self._select)
         self.form.edited.connect(self._edited)
+        # A new profile runs the built-in model: with its tool calling on, as the built-in profile has it.
         self.new_button.clicked.connect(
-            lambda: self.add_profile(ServerProfile(name=self._free_name("New profile")))
+            lambda: self.add_profile(
+                ServerProfile(
+                    name=self._free_name("New profile"), tool_call_parser=builtin_profile().tool_call_parser
+                )
+            )
         )
         self.duplicate_button.clicked.connect(self.duplicate)
         self.rename_button.clicked.connect(self._focus_name)
@@ -314,9 +328,15 @@ class ProfilesPage(QWidget):
             return
         if value.name != profile.name:
             self._renamed(profile.name, value.name)
+        value = with_family_parser(profile, value)
         profiles = list(self.draft.profiles)
         profiles[self._current] = value
         self.draft.profiles = profiles
+        parser_row = self.form.rows["tool_call_parser"]
+        if parser_row.value() != value.tool_call_parser:  # the model changed: its family's parser, shown
+            parser_row.editor.blockSignals(True)
+            parser_row.set_value(value.tool_call_parser)
+            parser_row.editor.blockSignals(False)
         item = self.list.item(self._current)
         if item is not None and item.text() != value.name:
             item.setText(value.name)
@@ -337,6 +357,9 @@ class ProfilesPage(QWidget):
 
     def _show_rows(self, profile: ServerProfile) -> None:
         self._show_rows_for(profile.kind, profile.key_mode)
+        local = profile.kind == "local"
+        self.tool_note.setText(profile_note(profile) if local else "")
+        self.tool_note.setVisible(local)
 
     def _show_rows_for(self, kind: object, key_mode: object) -> None:
         remote = kind == "remote"
