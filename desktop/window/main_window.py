@@ -333,6 +333,9 @@ class MainWindow(QMainWindow):
         # In this order: the notice about messages not sent goes before the queue is sent.
         link.ready.connect(self.outbox.clear_given_back_notice)
         link.ready.connect(self.turns.server_became_ready)
+        # The tool settings warn when the running profile has no tool-call parser (vLLM would refuse).
+        self.tool_turns.running_profile = lambda: link.active
+        link.ready.connect(self.tool_turns.server_ready)
         link.gave_up.connect(self.outbox.return_queued)
         link.log_line.connect(self._append_log_line)
         self.start_action.triggered.connect(lambda _checked=False: link.start())

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from engine.history.async_store import AsyncHistoryStore
     from engine.history.records import ConversationTree
     from engine.paths import AppPaths
+    from engine.server.profiles import ServerProfile
     from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
     from engine.tools.loop import LoopEvent
     from engine.tools.mcp import McpManager
@@ -166,6 +167,8 @@ class ToolTurns(QObject):
         self._closing = False
         self._renames = 0  # the Tools page's renames so far (see _stored_settings)
         self.tools_file: ToolsFileWatcher | None = None  # watched once the engine is attached
+        # The profile the app's server was started with (None: none started here, e.g. a server elsewhere).
+        self.running_profile: Callable[[], ServerProfile | None] = lambda: None
         transcript.widget_hooks.append(self.decorate)
         if settings_box is not None:
             settings_box.available = self.available
@@ -187,6 +190,11 @@ class ToolTurns(QObject):
 
             self.tools_file = ToolsFileWatcher(tools_file(self.config_dir), self)
             self.tools_file.changed.connect(self._tools_file_edited)
+        if self._settings_box is not None:
+            self._settings_box.refresh()
+
+    def server_ready(self) -> None:
+        """A server is ready (another profile, maybe): the chat settings' warning is for it now."""
         if self._settings_box is not None:
             self._settings_box.refresh()
 
@@ -294,17 +302,28 @@ class ToolTurns(QObject):
     def support(self) -> ToolSupport | None:
         """What the current model can do with tools (``None``: no server)."""
         from engine.models.builtin import BUILTIN_MODEL, builtin_model_path
-        from engine.tools.parsers import FORCED_ONLY_WARNING, ToolSupport, tool_support
+        from engine.tools.parsers import FORCED_ONLY_WARNING, ToolSupport, suggest_parser, tool_support
 
         endpoint = self.chat.endpoint_provider() if self.chat is not None else None
         if endpoint is None:
             return None
         if endpoint.model != BUILTIN_MODEL.served_name:
-            return tool_support(endpoint.model)
-        model_dir = builtin_model_path(self.paths) if self.paths is not None else None
-        support = tool_support(endpoint.model, model_dir=model_dir)
-        if support.template_has_tools is None:  # SmolLM2's template (known) does not describe tools
-            support = ToolSupport(support.parser, False, FORCED_ONLY_WARNING)
+            support = tool_support(endpoint.model)
+        else:
+            model_dir = builtin_model_path(self.paths) if self.paths is not None else None
+            support = tool_support(endpoint.model, model_dir=model_dir)
+            if support.template_has_tools is None:  # SmolLM2's template (known) does not describe tools
+                support = ToolSupport(support.parser, False, FORCED_ONLY_WARNING)
+        profile = self.running_profile()
+        if (
+            profile is not None
+            and profile.kind == "local"
+            and profile.name == endpoint.profile_name
+            and not profile.tool_call_parser
+        ):
+            # Started without a parser: vLLM refuses the tools (HTTP 400); said before the turn.
+            parser = suggest_parser(profile.model) or support.parser
+            support = replace(support, parser=parser, profile_without_parser=profile.name)
         return support
 
     async def _settings(self, conversation_id: int) -> Any:

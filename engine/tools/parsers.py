@@ -77,6 +77,9 @@ class ToolSupport:
     parser: str
     template_has_tools: bool | None  # None: the template could not be read
     warning: str = ""
+    # The running server's profile starts vLLM without a tool-call parser (its name; "": it has one, or it
+    # is not known, as for a server started elsewhere): every tool choice but none is refused.
+    profile_without_parser: str = ""
 
 
 FORCED_ONLY_WARNING = (
@@ -91,8 +94,10 @@ NO_PARSER_WARNING = (
 
 
 def choice_warning(support: ToolSupport, choice: str) -> str:
-    """What to say before a turn with tools: the model will not see them and the choice does not force a
-    call (``""``: nothing to say)."""
+    """What to say before a turn with tools: the server has no tool-call parser (any choice but none), or
+    the model will not see them and the choice does not force a call (``""``: nothing to say)."""
+    if support.profile_without_parser and choice != "none":
+        return _no_parser_words(support.profile_without_parser, support.parser, choice)
     return support.warning if support.template_has_tools is False and choice == "auto" else ""
 
 
@@ -100,9 +105,10 @@ def no_parser_warning(profile_name: str, model: str, choice: str) -> str:
     """What to say before a turn with tools on a server its profile starts without a tool-call parser (tool
     calling off): vLLM refuses every tool choice but none (HTTP 400), so say it first, with the parser to set
     (``""``: the choice is none, nothing to say)."""
-    if choice == "none":
-        return ""
-    parser = suggest_parser(model)
+    return _no_parser_words(profile_name, suggest_parser(model), choice) if choice != "none" else ""
+
+
+def _no_parser_words(profile_name: str, parser: str, choice: str) -> str:
     what = (
         f"set its tool-call parser to {parser} (this model family's)"
         if parser
