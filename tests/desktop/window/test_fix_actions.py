@@ -352,32 +352,39 @@ def test_no_chat_template_is_fixed_from_the_banner_in_completion_mode(qtbot, app
             close_window(qtbot, window)
 
 
+def click_the_fix_at_the_turn_error(qtbot, window: MainWindow, text: str, action: str) -> int:  # type: ignore[no-untyped-def]
+    """Send ``text``; at the turn's first error the user clicks the banner's fix (``action``) right then:
+    the error is shown before its reply is saved, so the failed reply is still running (its widget still
+    streaming). Returns that reply's id."""
+    banner = window.banner
+    clicked: list[int | None] = []
+
+    def click_at_the_error(event: TurnEvent) -> None:
+        if event.kind != "error" or clicked:
+            return
+        running = window.chat.running_turn(event.conversation_id)
+        clicked.append(running.reply_id if running is not None else None)
+        assert banner.problem is not None
+        assert banner.problem.fix is not None
+        assert banner.problem.fix.action == action
+        qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
+
+    # Subscribed after the window: its banner already shows the error when this runs.
+    window.chat.turn_events.connect(click_at_the_error)
+    window.composer.editor.setPlainText(text)
+    qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(clicked), timeout=20000)
+    assert clicked[0] is not None  # the click came while the failed turn ran
+    return clicked[0]
+
+
 def test_completion_mode_clicked_before_the_failed_reply_ends(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
     with running_standin("--no-chat-template", "--reply", "there was a dragon.") as base_model:
         window = open_window(qtbot, app_paths, base_model.endpoint)
         try:
-            banner = window.banner
-            clicked: list[int | None] = []
-
-            def click_at_the_error(event: TurnEvent) -> None:
-                # The turn's error is shown before its reply is saved: the user clicks the fix right then,
-                # while the failed reply is still running (its widget still streaming).
-                if event.kind != "error" or clicked:
-                    return
-                running = window.chat.running_turn(event.conversation_id)
-                clicked.append(running.reply_id if running is not None else None)
-                assert banner.problem is not None
-                assert banner.problem.fix is not None
-                assert banner.problem.fix.action == "set_mode_completion"
-                qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
-
-            # Subscribed after the window: its banner already shows the error when this runs.
-            window.chat.turn_events.connect(click_at_the_error)
-            window.composer.editor.setPlainText("Once upon a time")
-            qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
-            qtbot.waitUntil(lambda: bool(clicked), timeout=20000)
-            failed_reply = clicked[0]
-            assert failed_reply is not None  # the click came while the failed turn ran
+            failed_reply = click_the_fix_at_the_turn_error(
+                qtbot, window, "Once upon a time", "set_mode_completion"
+            )
             qtbot.waitUntil(
                 lambda: (
                     len(replies(window)) == 1
@@ -402,26 +409,7 @@ def test_try_again_clicked_before_the_failed_reply_ends(qtbot, app_paths: AppPat
     with running_standin("--fault", "http-500") as failing:
         window = open_window(qtbot, app_paths, failing.endpoint)
         try:
-            banner = window.banner
-            clicked: list[int | None] = []
-
-            def click_at_the_error(event: TurnEvent) -> None:
-                # The first error: the user clicks "Try again" while the failed reply still runs.
-                if event.kind != "error" or clicked:
-                    return
-                running = window.chat.running_turn(event.conversation_id)
-                clicked.append(running.reply_id if running is not None else None)
-                assert banner.problem is not None
-                assert banner.problem.fix is not None
-                assert banner.problem.fix.action == "retry_turn"
-                qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
-
-            window.chat.turn_events.connect(click_at_the_error)
-            window.composer.editor.setPlainText("Hello")
-            qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
-            qtbot.waitUntil(lambda: bool(clicked), timeout=20000)
-            failed_reply = clicked[0]
-            assert failed_reply is not None  # the click came while the failed turn ran
+            failed_reply = click_the_fix_at_the_turn_error(qtbot, window, "Hello", "retry_turn")
             # Tried again: a second version of that reply, which this server fails too.
             qtbot.waitUntil(
                 lambda: (

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -393,9 +395,11 @@ def test_the_mcp_servers_are_offered_once_the_engine_is_attached(qtbot, app_path
         run(qtbot, store.close())
 
 
-def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_keeps_the_new_name(  # type: ignore[no-untyped-def]
-    qtbot, app_paths: AppPaths
-) -> None:
+@contextmanager
+def showing_a_chat_that_uses_desk(qtbot, app_paths: AppPaths) -> Iterator[tuple[MainWindow, int]]:  # type: ignore[no-untyped-def]
+    """A window with the app's paths (Preferences and the CLI read tools.toml and the history there)
+    showing a chat whose tools are the MCP server "desk" (the test server) and current_time, its chat
+    settings open with both ticked; yields it and the chat's id, closed after."""
     ToolsSettings(app_paths.config).add(
         McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
     )
@@ -405,7 +409,6 @@ def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_ke
     )
     history.add_message(conversation.id, None, "user", "Add 2 and 3.")
     history.close()
-    # The window's paths, as the app gives them: Preferences reads tools.toml and the history there.
     window = open_window(qtbot, app_paths, paths=app_paths)
     try:
         qtbot.waitUntil(lambda: window.conversation_id == conversation.id, timeout=5000)
@@ -413,6 +416,17 @@ def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_ke
             window.toggle_chat_settings()
         box = window.chat_settings.tools
         qtbot.waitUntil(lambda: "desk" in box.boxes and box.boxes["desk"].isChecked(), timeout=5000)
+        assert box.values()["tools"] == ("current_time", "desk")
+        yield window, conversation.id
+    finally:
+        close_window(qtbot, window)
+
+
+def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_keeps_the_new_name(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    with showing_a_chat_that_uses_desk(qtbot, app_paths) as (window, conversation_id):
+        box = window.chat_settings.tools
         dialog = window.open_preferences()
         page = dialog.tools_page
         page._select("desk")
@@ -431,11 +445,9 @@ def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_ke
         window.chat_settings.temperature.setValue(0.3)
         with qtbot.waitSignal(window.chat_settings.saved, timeout=5000):
             window.chat_settings.apply()
-        stored, _branch = stored_branch(app_paths, conversation.id)
+        stored, _branch = stored_branch(app_paths, conversation_id)
         assert stored.settings["tools"] == ["current_time", "notes"]
         assert stored.settings["temperature"] == 0.3
-    finally:
-        close_window(qtbot, window)
 
 
 def test_a_server_with_a_built_in_tools_name_from_an_older_file_is_not_offered_nor_started_and_is_said(  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from desktop.window.main_window import MainWindow
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.tools.config import McpServer, ToolsSettings
+from tests.desktop.window.test_tool_turns import showing_a_chat_that_uses_desk
 from tests.support.main_window import close_window, open_window
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import REPO_ROOT
@@ -126,23 +127,9 @@ def stored_settings(app_paths: AppPaths, conversation_id: int) -> dict[str, obje
 def test_a_rename_from_the_cli_moves_the_shown_chats_tick_and_apply_keeps_the_new_name(  # type: ignore[no-untyped-def]
     qtbot, app_paths: AppPaths
 ) -> None:
-    ToolsSettings(app_paths.config).add(
-        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
-    )
-    history = HistoryStore(app_paths.history_db)
-    conversation = history.create_conversation(
-        title="Uses desk", settings={"tools": ["desk", "current_time"]}
-    )
-    history.add_message(conversation.id, None, "user", "Add 2 and 3.")
-    history.close()
-    window = open_window(qtbot, app_paths, paths=app_paths)
-    try:
-        qtbot.waitUntil(lambda: window.conversation_id == conversation.id, timeout=5000)
-        if not window.chat_settings.isVisible():
-            window.toggle_chat_settings()
+    with showing_a_chat_that_uses_desk(qtbot, app_paths) as (window, conversation_id):
         box = window.chat_settings.tools
-        qtbot.waitUntil(lambda: offered(window) == [*BUILTIN, "desk"], timeout=5000)
-        assert box.values()["tools"] == ("current_time", "desk")
+        assert offered(window) == [*BUILTIN, "desk"]
         # An edit not applied yet: it stays on top of what the store says after the rename.
         box.boxes["search_history"].setChecked(True)
         assert window.chat_settings.apply_button.isEnabled()
@@ -152,14 +139,12 @@ def test_a_rename_from_the_cli_moves_the_shown_chats_tick_and_apply_keeps_the_ne
         # shown chat's tools again: "notes" ticked, "desk" gone (not "not configured any more").
         qtbot.waitUntil(lambda: offered(window) == [*BUILTIN, "notes"], timeout=10000)
         assert box.values()["tools"] == ("current_time", "search_history", "notes")
-        assert stored_settings(app_paths, conversation.id)["tools"] == ["notes", "current_time"]
+        assert stored_settings(app_paths, conversation_id)["tools"] == ["notes", "current_time"]
 
         # Apply writes the new name (the old one would have come back with it before).
         window.chat_settings.temperature.setValue(0.3)
         with qtbot.waitSignal(window.chat_settings.saved, timeout=5000):
             window.chat_settings.apply()
-        stored = stored_settings(app_paths, conversation.id)
+        stored = stored_settings(app_paths, conversation_id)
         assert stored["tools"] == ["current_time", "search_history", "notes"]
         assert stored["temperature"] == 0.3
-    finally:
-        close_window(qtbot, window)

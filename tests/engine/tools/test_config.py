@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -223,13 +225,6 @@ def test_the_chats_are_renamed_before_the_file_is_written_and_put_back_when_it_c
     settings.add(McpServer(name="desk", transport="stdio", command="c"))
     before = settings.path.read_text()
 
-    def stored_tools() -> list[str]:
-        reader = HistoryStore(history_db)
-        try:
-            return list(reader.conversation(used.id).settings["tools"])
-        finally:
-            reader.close(purge=False, interrupt=False)
-
     # What runs before the save sees every check passed and the old file; what it returns undoes it.
     seen: list[tuple[str, str, list[str]]] = []
     with pytest.raises(ServerNameBuiltin):  # refused: never called
@@ -245,7 +240,9 @@ def test_the_chats_are_renamed_before_the_file_is_written_and_put_back_when_it_c
         settings.update(
             "desk",
             unwritable,
-            before_save=lambda s: seen.append((s.name, settings.path.read_text(), stored_tools())) or None,
+            before_save=lambda s: (
+                seen.append((s.name, settings.path.read_text(), stored_tools(history_db, used.id))) or None
+            ),
         )
     assert seen == [("notes", before, ["desk", "current_time"])]
 
@@ -253,76 +250,58 @@ def test_the_chats_are_renamed_before_the_file_is_written_and_put_back_when_it_c
     with pytest.raises(UnicodeEncodeError):
         update_server(settings, history_db, "desk", unwritable)
     assert settings.path.read_text() == before
-    assert stored_tools() == ["desk", "current_time"]
+    assert stored_tools(history_db, used.id) == ["desk", "current_time"]
     # ... and the same rename, writable, changes both.
     update = update_server(
         settings, history_db, "desk", McpServer(name="notes", transport="stdio", command="c")
     )
     assert (update.chats, update.chats_problem) == (1, None)
-    assert stored_tools() == ["notes", "current_time"]
+    assert stored_tools(history_db, used.id) == ["notes", "current_time"]
     assert [s.name for s in settings.load().servers] == ["notes"]
 
 
 def test_the_file_waits_for_the_chats_rename(tmp_path: Path) -> None:
     """Whoever sees the new tools.toml (the window follows it) finds the chats renamed already: while
     another process holds the history, the command waits with the old file in place."""
-    import sqlite3
     import threading
     import time
 
     from filelock import FileLock, Timeout
 
-    from engine.history.store import HistoryStore
-
-    history_db = tmp_path / "history.db"
-    store = HistoryStore(history_db)
-    used = store.create_conversation(title="used", settings={"tools": ["desk"]})
-    store.close()
-    settings = ToolsSettings(tmp_path, SecretStore())
-    settings.add(McpServer(name="desk", transport="stdio", command="c"))
-    before = settings.path.read_text()
-    writer = sqlite3.connect(history_db, isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    done: list[object] = []
-    rename = threading.Thread(
-        target=lambda: done.append(
-            update_server(
-                settings,
-                history_db,
-                "desk",
-                McpServer(name="notes", transport="stdio", command="c"),
-                busy_wait_s=60,
-            )
-        )
-    )
-    rename.start()
+    done: list[ServerUpdate] = []
+    threads: list[threading.Thread] = []
     try:
-        probe = FileLock(str(settings.path) + ".lock")
-        deadline = time.monotonic() + 30
-        while True:  # until the command holds the tools file's lock (its checks passed)
-            try:
-                with probe.acquire(timeout=0):
-                    pass
-            except Timeout:
-                break
-            assert time.monotonic() < deadline, "the edit never took the tools file's lock"
-            time.sleep(0.01)
-        time.sleep(0.5)  # a file written before the chats would be written by now
-        assert settings.path.read_text() == before
+        with desk_and_a_held_history(tmp_path) as (settings, history_db, used):
+            before = settings.path.read_text()
+            notes = McpServer(name="notes", transport="stdio", command="c")
+            threads.append(
+                threading.Thread(
+                    target=lambda: done.append(
+                        update_server(settings, history_db, "desk", notes, busy_wait_s=60)
+                    )
+                )
+            )
+            threads[0].start()
+            probe = FileLock(str(settings.path) + ".lock")
+            deadline = time.monotonic() + 30
+            while True:  # until the command holds the tools file's lock (its checks passed)
+                try:
+                    with probe.acquire(timeout=0):
+                        pass
+                except Timeout:
+                    break
+                assert time.monotonic() < deadline, "the edit never took the tools file's lock"
+                time.sleep(0.01)
+            time.sleep(0.5)  # a file written before the chats would be written by now
+            assert settings.path.read_text() == before
     finally:
-        writer.execute("ROLLBACK")
-        writer.close()
-        rename.join(timeout=70)
-    assert not rename.is_alive()
+        for thread in threads:
+            thread.join(timeout=70)
+    assert not threads[0].is_alive()
     assert [s.name for s in settings.load().servers] == ["notes"]
     (update,) = done
-    assert isinstance(update, ServerUpdate)
     assert (update.chats, update.chats_problem) == (1, None)
-    store = HistoryStore(history_db)
-    try:
-        assert store.conversation(used.id).settings == {"tools": ["notes"]}
-    finally:
-        store.close()
+    assert stored_tools(history_db, used) == ["notes"]
 
 
 def test_text_that_is_not_utf8_is_refused_in_words() -> None:
@@ -350,7 +329,10 @@ def test_a_history_that_cannot_be_written_leaves_the_rename_and_says_what_to_do(
     assert update.describe().endswith("tick “notes” in their chat settings (Tools).")
 
 
-def test_a_history_another_process_keeps_writing_is_waited_for_briefly_and_said(tmp_path: Path) -> None:
+@contextmanager
+def desk_and_a_held_history(tmp_path: Path) -> Iterator[tuple[ToolsSettings, Path, int]]:
+    """tools.toml with the server "desk", a history whose one chat uses it (its id yielded), and another
+    process holding the history's write lock until the block ends."""
     import sqlite3
 
     from engine.history.store import HistoryStore
@@ -364,6 +346,24 @@ def test_a_history_another_process_keeps_writing_is_waited_for_briefly_and_said(
     writer = sqlite3.connect(history_db, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
+        yield settings, history_db, used.id
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def stored_tools(history_db: Path, conversation_id: int) -> list[str]:
+    from engine.history.store import HistoryStore
+
+    store = HistoryStore(history_db)
+    try:
+        return list(store.conversation(conversation_id).settings["tools"])
+    finally:
+        store.close(purge=False, interrupt=False)
+
+
+def test_a_history_another_process_keeps_writing_is_waited_for_briefly_and_said(tmp_path: Path) -> None:
+    with desk_and_a_held_history(tmp_path) as (settings, history_db, used):
         update = update_server(
             settings,
             history_db,
@@ -371,17 +371,10 @@ def test_a_history_another_process_keeps_writing_is_waited_for_briefly_and_said(
             McpServer(name="notes", transport="stdio", command="c"),
             busy_wait_s=0.3,
         )
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
     assert update.renamed
     assert update.chats_problem is not None
     assert "could not be changed" in update.describe()
-    store = HistoryStore(history_db)
-    try:
-        assert store.conversation(used.id).settings == {"tools": ["desk"]}  # as it was: nothing half-done
-    finally:
-        store.close()
+    assert stored_tools(history_db, used) == ["desk"]  # as it was: nothing half-done
 
 
 def test_a_built_in_tools_name_is_refused_for_a_server_and_nothing_changes(tmp_path: Path) -> None:
