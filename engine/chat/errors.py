@@ -5,9 +5,14 @@ Every problem keeps the partial reply (the chat engine stores it as ``failed``) 
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import sys
 
 from engine.errors import DeskError, Fix
+
+log = logging.getLogger(__name__)
 
 _RETRY = Fix(action="retry_turn", label="Try again", hint="Send the message again (vllm-desk chat ...).")
 
@@ -159,6 +164,36 @@ class ConnectionLost(ChatError):
         )
 
 
+class ReplyUnreadable(ChatError):
+    """The server's stream held data that is not JSON (a broken proxy, a server not OpenAI-compatible)."""
+
+    title = "The server's reply could not be read"
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(
+            "The server sent part of the reply in a form that is not an OpenAI-compatible stream (data that "
+            "is not JSON); what arrived is kept.",
+            fix=_RETRY,
+            details=reason,
+        )
+
+
+class InternalFailure(ChatError):
+    """An exception of vLLM Desk's own code (or a library's) stopped the reply: a bug, not the network."""
+
+    title = "An internal error stopped the reply"
+
+    def __init__(self, kind: str, reason: str = "") -> None:
+        said = f": {reason}" if reason else ""
+        super().__init__(
+            f"vLLM Desk hit an internal error ({kind}{said}) and stopped the reply; what arrived is kept. "
+            "This is not a network problem; the details were written to the log.",
+            fix=_RETRY,
+            details=f"{kind}{said}",
+        )
+        self.kind = kind
+
+
 class EngineDied(ChatError):
     title = "The model engine stopped"
 
@@ -244,9 +279,14 @@ _MAX_SERVER_MESSAGE = 500
 def from_openai_error(
     exc: BaseException, *, base_url: str, model: str, read_timeout: float, started: bool
 ) -> ChatError:
-    """Translate an ``openai`` exception; ``started`` says whether any token had arrived."""
+    """Translate an exception of a turn into its problem; ``started`` says whether any token had arrived.
+
+    Haystack's wrapping (``ComponentError`` and the like, raised *from* the real exception) is looked through.
+    Only transport failures (the connection refused, reset or cut mid-reply) read as the connection; any
+    other exception is vLLM Desk's own failure (:class:`InternalFailure`), logged with its traceback."""
     import openai
 
+    exc = _unwrapped(exc)
     base_url = redact_url(base_url)
     message = redact_url(_server_message(exc))
     if isinstance(exc, openai.APITimeoutError):
@@ -262,22 +302,64 @@ def from_openai_error(
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return AuthenticationFailed(message)
     if isinstance(exc, openai.APIStatusError):
-        if exc.status_code == 400 and _TOOL_PARSER_WORDS.search(message):
-            return NoToolParser(message)
-        if exc.status_code == 400 and _TEMPLATE_WORDS.search(message):
-            return NoChatTemplate(message)
-        if exc.status_code == 400 and _CONTEXT_WORDS.search(message):
-            return ContextTooLong(message)
-        if exc.status_code >= 500:
-            # vLLM's words when its engine is gone; any other 5xx keeps the server's own message.
-            if _ENGINE_WORDS.search(message):
-                return EngineDied(message)
-            return ServerFailed(exc.status_code, message)
-        return RequestRejected(exc.status_code, message)
+        return _from_status(exc.status_code, model, message)
     if isinstance(exc, openai.APIError):
         # A mid-stream error event, e.g. vLLM's "EngineCore encountered an issue".
         return EngineDied(message)
-    return ConnectionLost(redact_url(f"{type(exc).__name__}: {exc}"))
+    if _is_transport_failure(exc):
+        return ConnectionLost(redact_url(f"{type(exc).__name__}: {exc}"))
+    if isinstance(exc, json.JSONDecodeError):  # the stream's data (openai decodes each event), not our code
+        return ReplyUnreadable(redact_url(_shorten(f"{exc}: {exc.doc}")))
+    log.error("a chat turn failed on an internal error", exc_info=(type(exc), exc, exc.__traceback__))
+    return InternalFailure(type(exc).__name__, redact_url(_shorten(str(exc))))
+
+
+def _from_status(status: int, model: str, message: str) -> ChatError:
+    """The problem an HTTP error answer says, in the server's own words (``message``)."""
+    if status == 400 and _TOOL_PARSER_WORDS.search(message):
+        return NoToolParser(message)
+    if status == 400 and _TEMPLATE_WORDS.search(message):
+        return NoChatTemplate(message)
+    if status == 400 and _CONTEXT_WORDS.search(message):
+        return ContextTooLong(message)
+    if status >= 500:
+        # vLLM's words when its engine is gone; any other 5xx keeps the server's own message.
+        if _ENGINE_WORDS.search(message):
+            return EngineDied(message)
+        return ServerFailed(status, message)
+    return RequestRejected(status, message)
+
+
+def _unwrapped(exc: BaseException) -> BaseException:
+    """``exc`` without Haystack's wrappers: a component's or pipeline's error raised from another one."""
+    haystack_errors = sys.modules.get("haystack.core.errors")  # not loaded: nothing can be wrapped by it
+    if haystack_errors is None:
+        return exc
+    wrappers = (
+        haystack_errors.ComponentError,
+        haystack_errors.PipelineError,
+        haystack_errors.PipelineRuntimeError,
+    )
+    seen = {id(exc)}
+    while isinstance(exc, wrappers) and exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
+
+
+def _is_transport_failure(exc: BaseException) -> bool:
+    """The connection itself failed (refused, reset, closed mid-reply, a read that broke or timed out)."""
+    import httpcore
+    import httpx
+
+    return isinstance(
+        exc,
+        httpx.TransportError
+        | httpcore.NetworkError
+        | httpcore.ProtocolError
+        | httpcore.TimeoutException
+        | ConnectionError,
+    )
 
 
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
