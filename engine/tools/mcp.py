@@ -112,7 +112,50 @@ def _reason(exc: BaseException, log_path: Path | None, timeout_s: float) -> str:
     return f"{text}; the server said: {tail[-600:]}" if tail else text
 
 
-def _server_info(server: McpServer, secrets: dict[str, str], log_path: Path | None) -> Any:
+class _NotingStream:
+    """The transport's read stream, handing each thing that came instead of a JSON-RPC message (the SDK
+    yields the parse error in its place, and the session only drops it) to ``note`` on its way."""
+
+    def __init__(self, inner: Any, note: Callable[[Exception], None]) -> None:
+        self._inner = inner
+        self._note = note
+
+    async def __aenter__(self) -> _NotingStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> Any:
+        return await self._inner.__aexit__(*exc)
+
+    def __aiter__(self) -> _NotingStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._inner.__anext__()
+        if isinstance(item, Exception):
+            self._note(item)
+        return item
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _ParseErrorFilter(logging.Filter):
+    """The SDK logs a traceback per line that is not JSON-RPC; the server's state says it instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to parse JSONRPC message")
+
+
+_PARSE_ERRORS = _ParseErrorFilter()
+
+
+def _server_info(
+    server: McpServer,
+    secrets: dict[str, str],
+    log_path: Path | None,
+    on_bad_message: Callable[[Exception], None] = lambda _exc: None,
+) -> Any:
     """``mcp-haystack``'s server info for ``server``, as subclasses whose clients (1) write a stdio server's
     stderr to its log file instead of ours and (2) close the HTTP client: ``mcp-haystack`` 2.1 hands one to
     the SDK's ``streamable_http_client``, which (mcp 2.x) leaves a client it was given open — a socket per
@@ -147,13 +190,15 @@ def _server_info(server: McpServer, secrets: dict[str, str], log_path: Path | No
             errlog: Any = sys.stderr
             if log_path is not None:
                 errlog = self.exit_stack.enter_context(log_path.open("a", encoding="utf-8"))
-            transport = await self.exit_stack.enter_async_context(stdio_client(params, errlog=errlog))
+            read, *rest = await self.exit_stack.enter_async_context(stdio_client(params, errlog=errlog))
+            transport = (_NotingStream(read, on_bad_message), *rest)
             return await self._initialize_session_with_transport(transport, f"stdio server {self.command}")
 
     class StdioInfo(StdioServerInfo):
         def create_client(self) -> Any:
             return LoggedStdioClient(self.command, self.args, self.env, max_retries=0)
 
+    logging.getLogger("mcp.client.stdio").addFilter(_PARSE_ERRORS)  # once: a filter is added only once
     if server.transport == "http":
         headers: dict[str, Any] = dict(secrets)
         return HttpInfo(url=server.url, headers=headers or None, max_retries=0)
@@ -188,6 +233,8 @@ class McpConnection:
     tools: list[Tool] = field(default_factory=list, init=False)
     pgid: int | None = field(default=None, init=False)
     started_with: str = field(default="", init=False)  # fingerprint() of what the last connect used
+    # What the server last sent that is not JSON-RPC (stdio; "": nothing since the last call began).
+    bad_message: str = field(default="", init=False)
     _toolset: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -214,7 +261,7 @@ class McpConnection:
             try:
                 secrets = resolved(self.server, self.settings)
                 self.started_with = fingerprint(self.server, secrets)
-                info = _server_info(self.server, secrets, log_path)
+                info = _server_info(self.server, secrets, log_path, self._note_bad_message)
                 toolset = MCPToolset(
                     info,
                     connection_timeout=self.connect_timeout_s,
@@ -242,9 +289,18 @@ class McpConnection:
         original: Callable[..., Any] = tool.invoke
 
         def call(**kwargs: Any) -> str:
+            self.bad_message = ""
             try:
                 return mcp_text(original(**kwargs))
-            except Exception:
+            except Exception as exc:
+                if self.bad_message:
+                    # It broke the protocol: no answer will come on this connection; said, not "timed out".
+                    reason = (
+                        f"it sent something that is not JSON-RPC during a call of {tool.name} "
+                        f"({self.bad_message})"
+                    )
+                    self.state = ServerState(self.server.name, "failed", reason=reason)
+                    raise RuntimeError(f"The MCP server {self.server.name} failed: {reason}.") from exc
                 if self.pgid is not None and _gone_soon(self.pgid):
                     reason = "the server stopped during a call of " + tool.name
                     tail = _log_tail(self.log_path) if self.log_path is not None else ""
@@ -254,6 +310,10 @@ class McpConnection:
                 raise
 
         return Tool(name=tool.name, description=tool.description, parameters=tool.parameters, function=call)
+
+    def _note_bad_message(self, exc: Exception) -> None:
+        lines = str(exc).splitlines()
+        self.bad_message = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
     def _note_group(self, me: psutil.Process, before: set[int]) -> None:
         if self.server.transport != "stdio":

@@ -323,13 +323,22 @@ async def test_a_server_that_breaks_json_rpc_mid_call_gives_a_clear_error_and_th
             tools, owners, "add", '{"a": 1, "b": 2}', LoopLimits(call_timeout_s=30)
         )
         pgid = manager.connections["broken"].pgid
+        after = manager.connections["broken"].state
     finally:
         await manager.aclose()
     result = outcome.messages[1].tool_call_result
     assert result is not None
     assert result.error is True
-    # Haystack's "Failed to invoke Tool ... Error:" wrappings (two for an MCP tool) are taken off.
-    assert result.result == "The tool add failed: Operation timed out after 3 seconds"
+    # Haystack's "Failed to invoke Tool ... Error:" wrappings (two for an MCP tool) are taken off; what went
+    # wrong is said, not only that the answer did not come in time.
+    assert str(result.result).startswith(
+        "The tool add failed: The MCP server broken failed: it sent something that is not JSON-RPC during a "
+        "call of add (ValidationError: "
+    )
+    assert "timed out" not in str(result.result)
+    # The server is no longer "ready": its state says why.
+    assert after.status == "failed"
+    assert after.reason.startswith("it sent something that is not JSON-RPC during a call of add")
     assert rec.asked[0].server == "broken"
     assert [m.role.value for m in outcome.messages] == ["assistant", "tool", "assistant"]
     assert outcome.messages[-1].text == "The capital of France is Paris."
