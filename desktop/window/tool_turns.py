@@ -165,7 +165,7 @@ class ToolTurns(QObject):
         self._owners: dict[str, str] = {}  # tool name -> MCP server, as last handed out
         self._documents: Any = None  # the document store of the search_documents tool, once opened
         self._closing = False
-        self._renames = 0  # the Tools page's renames so far (see _stored_settings)
+        self._renamed: dict[str, str] = {}  # the Tools page's renames in this run: old name -> new one
         self.tools_file: ToolsFileWatcher | None = None  # watched once the engine is attached
         # The profile the app's server was started with (None: none started here, e.g. a server elsewhere).
         self.running_profile: Callable[[], ServerProfile | None] = lambda: None
@@ -202,11 +202,14 @@ class ToolTurns(QObject):
         """Preferences > Tools changed the MCP servers: the chat settings offer the ones there are now, the
         ticks kept; a renamed server's tick (``old`` -> ``new``) moves to its new name, as the stored chats'
         did (else the panel's next Apply would write the old name back)."""
+        if old and new:
+            # Remembered: a read of the chats may come back from before the page's rename of them.
+            self._renamed = {k: new if v == old else v for k, v in self._renamed.items()}
+            self._renamed[old] = new
         box = self._settings_box
         if box is None:
             return
         if old and new:
-            self._renames += 1  # a read of the chats begun before this one may predate the rename
             box.rename(old, new)
         else:
             box.refresh()
@@ -236,30 +239,33 @@ class ToolTurns(QObject):
             return
         box = self._settings_box
         if stored is not None and box is not None:
-            box.rebase(stored)
+            box.rebase(self._renamed_here(stored))
         else:
             self.servers_changed()
         self.tools_file_changed.emit()
 
     async def _stored_settings(self) -> dict[str, Any] | None:
-        """The shown conversation's stored settings (``None``: a new chat, or it changed meanwhile). Read
-        again when the Tools page renamed a server meanwhile: that read is then after the page's rename of
-        the chats, which goes through the same store."""
+        """The shown conversation's stored settings (``None``: a new chat, or another one shown meanwhile)."""
         from engine.errors import DeskError
 
-        while True:
-            shown, renames = self._shown(), self._renames
-            if shown is None:
-                return None
-            try:
-                conversation = await self.store.conversation(shown)
-            except DeskError as exc:  # deleted meanwhile, or the history refuses: the ticks stay
-                log.warning("chat settings not read again: %s", exc)
-                return None
-            if self._shown() != shown:
-                return None
-            if self._renames == renames:
-                return dict(conversation.settings or {})
+        shown = self._shown()
+        if shown is None:
+            return None
+        try:
+            conversation = await self.store.conversation(shown)
+        except DeskError as exc:  # deleted meanwhile, or the history refuses: the ticks stay
+            log.warning("chat settings not read again: %s", exc)
+            return None
+        return dict(conversation.settings or {}) if self._shown() == shown else None
+
+    def _renamed_here(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` with the servers the Tools page renamed (in this run) under their new names, where
+        the old name is not a server any more: the page renames the chats on the store's thread after it
+        saved the file, so a read of them begun in between has the old name."""
+        offered = {name for name, _ in self.available()}
+        tools = [str(n) for n in settings.get("tools") or ()]
+        moved = [self._renamed.get(n, n) if n not in offered else n for n in tools]
+        return {**settings, "tools": list(dict.fromkeys(moved))}
 
     @property
     def manager(self) -> McpManager:

@@ -5,6 +5,7 @@ runs on."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from desktop.widgets.composer import Composer
+from desktop.widgets.markdown_view import MarkdownRenderer
+from desktop.widgets.sidebar import Sidebar
+from desktop.widgets.tool_settings import ToolSettingsBox
+from desktop.widgets.transcript import TranscriptView
 from desktop.window.main_window import MainWindow
+from desktop.window.tool_turns import ToolTurns
+from engine.chat.engine import ChatEngine
+from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.tools.config import McpServer, ToolsSettings
@@ -148,3 +157,54 @@ def test_a_rename_from_the_cli_moves_the_shown_chats_tick_and_apply_keeps_the_ne
         stored = stored_settings(app_paths, conversation_id)
         assert stored["tools"] == ["current_time", "search_history", "notes"]
         assert stored["temperature"] == 0.3
+
+
+def test_a_read_of_the_chats_from_before_the_tools_pages_rename_of_them_keeps_the_new_name(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths
+) -> None:
+    settings = ToolsSettings(app_paths.config)
+    settings.add(
+        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
+    )
+    box = ToolSettingsBox()
+    qtbot.addWidget(box)
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    transcript = TranscriptView(MarkdownRenderer())
+    composer = Composer()
+    sidebar = Sidebar(store)
+    for widget in (transcript, composer, sidebar):
+        qtbot.addWidget(widget)
+    turns: ToolTurns | None = None
+    try:
+        conversation = run(qtbot, store.create_conversation(title="Uses desk", settings={"tools": ["desk"]}))
+        turns = ToolTurns(
+            store,
+            transcript,
+            composer,
+            sidebar,
+            config_dir=app_paths.config,
+            paths=app_paths,
+            shown=lambda: conversation.id,
+            show=lambda _id: asyncio.sleep(0),
+            settings_box=box,
+        )
+        turns.chat = ChatEngine(store, lambda: None)
+        box.load(conversation.settings)
+        assert [n for n, b in box.boxes.items() if b.isChecked()] == ["desk"]
+        # The Tools page saved the rename and said so; its rename of the chats has not reached the store
+        # yet when the window, told by the file, reads the shown chat again: that read has "desk".
+        settings.update("desk", McpServer(name="notes", transport="stdio", command=sys.executable))
+        turns.servers_changed("desk", "notes")
+        run(qtbot, turns.follow_tools_file())
+        assert list(box.boxes) == [*BUILTIN, "notes"]
+        assert [n for n, b in box.boxes.items() if b.isChecked()] == ["notes"]
+        # A server named "desk" again is another one: a chat that ticks it keeps it.
+        settings.add(McpServer(name="desk", transport="http", url="http://127.0.0.1:9/mcp"))
+        run(qtbot, store.update_conversation(conversation.id, settings={"tools": ["desk", "notes"]}))
+        run(qtbot, turns.follow_tools_file())
+        assert [n for n, b in box.boxes.items() if b.isChecked()] == ["notes", "desk"]  # tools.toml's order
+    finally:
+        if turns is not None:
+            run(qtbot, turns.aclose())
+        run(qtbot, sidebar.aclose())
+        run(qtbot, store.close())
