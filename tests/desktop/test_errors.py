@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop.errors import ErrorBanner, ErrorReporter, describe, install_excepthook
+from engine.chat.errors import InternalFailure, ReplyUnreadable
 from engine.errors import DataDirUnusable, Fix
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_ignore("This plugin does not support")]
@@ -73,3 +74,35 @@ def test_banner_shows_the_fix_and_emits_it_on_click(qtbot) -> None:  # type: ign
     qtbot.mouseClick(banner.fix_button, Qt.MouseButton.LeftButton)
     assert clicked == [fix]
     assert not banner.isVisible()
+
+
+@pytest.mark.parametrize(
+    ("error", "title", "words"),
+    [
+        (
+            InternalFailure("KeyError", "'choices'"),
+            "An internal error stopped the reply",
+            "internal error (KeyError: 'choices')",
+        ),
+        (
+            ReplyUnreadable("Expecting property name: {this is not json"),
+            "The server's reply could not be read",
+            "not an OpenAI-compatible stream",
+        ),
+    ],
+)
+def test_a_chat_turns_own_failures_are_shown_as_problems_not_crashes(  # type: ignore[no-untyped-def]
+    qtbot, error: Exception, title: str, words: str
+) -> None:
+    problem = describe(error)
+    assert not problem.unexpected  # its own words, not "Something unexpected went wrong"
+    assert problem.title == title
+    assert words in problem.message
+    assert problem.fix is not None
+    assert problem.fix.action == "retry_turn"
+    banner = ErrorBanner()
+    qtbot.addWidget(banner)
+    banner.show_problem(problem)
+    assert banner.text == problem.message
+    assert banner.fix_button.text() == "Try again"
+    assert not banner.fix_button.isHidden()
