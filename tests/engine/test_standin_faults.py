@@ -15,7 +15,14 @@ import pytest
 import pytest_asyncio
 
 from engine.chat.engine import ChatEngine, ChatTimeouts, Turn, TurnEvent
-from engine.chat.errors import ConnectionLost, ReplyIncomplete, ReplyStalled, RequestRejected, ServerFailed
+from engine.chat.errors import (
+    ConnectionLost,
+    ReplyIncomplete,
+    ReplyStalled,
+    ReplyUnreadable,
+    RequestRejected,
+    ServerFailed,
+)
 from engine.history.async_store import AsyncHistoryStore
 from engine.history.records import StoredMessage
 from tests.support.standin.launch import REPO_ROOT, running_standin
@@ -92,7 +99,8 @@ async def test_malformed_sse_fails_with_the_partial_kept(store: AsyncHistoryStor
     events, reply = await _turn(store, "--fault", "malformed-sse", "--fault-after", "2")
     assert reply.state == "failed"
     assert reply.text == "alpha beta"
-    assert events[-1].error is not None
+    assert isinstance(events[-1].error, ReplyUnreadable)  # the server's data, not the connection or a bug
+    assert "not an OpenAI-compatible stream" in reply.error
 
 
 @pytest.mark.asyncio
