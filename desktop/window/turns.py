@@ -10,7 +10,6 @@ the window. Messages written while the server starts wait in the outbox (see des
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +27,7 @@ from desktop.widgets.transcript import MessageData, TranscriptView
 from desktop.window.fix_actions import FixRegistry
 from desktop.window.outbox import Outbox, QueuedMessage
 from desktop.window.shown import ShownConversation
+from engine.chat.collector import freeze_long_lived
 from engine.chat.errors import NoServer
 from engine.errors import Fix
 from engine.history.async_store import AsyncHistoryStore
@@ -66,14 +66,6 @@ def message_data(tree: ConversationTree, message: StoredMessage) -> MessageData:
         tokens_per_s=message.numbers.tokens_per_s,
         ttft_s=message.numbers.ttft_s,
     )
-
-
-def freeze_long_lived() -> None:
-    """Move what lives now (modules, Haystack's and pydantic's classes, the widgets) out of the garbage
-    collector's reach, so the full collections a stream's garbage triggers no longer walk it (one took
-    ~300 ms mid-stream, the longest stall of a 20k-token reply). O(1); the few cycles that happen to be
-    garbage at this moment are kept (tens of objects)."""
-    gc.freeze()
 
 
 # How long streamed text may wait before the transcript gets it: about one frame, so a fast stream costs the

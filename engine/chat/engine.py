@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
+from engine.chat.collector import freeze_long_lived
 from engine.chat.errors import (
     ChatError,
     ChatUnavailable,
@@ -631,18 +631,6 @@ class ChatEngine:
                     progress.finish_reason = delta.finish_reason
                 if delta.usage:
                     progress.usage = delta.usage
-
-
-def freeze_long_lived() -> None:
-    """Move what lives now out of the garbage collector's reach, before a turn's own work allocates.
-
-    A full collection walks every tracked object: with Haystack and openai imported (and Qt, in the
-    window) that is ~140,000 objects and 80–130 ms here, and a turn's first allocations (reading a long
-    conversation, building its request) can trigger one on the way to the first token. Frozen objects are
-    still freed when their last reference goes; only the few cycles that are garbage at this moment are kept.
-    ``gc.freeze`` is O(1). (The window also freezes before its sends: ``desktop.window.turns``.)
-    """
-    gc.freeze()
 
 
 def _translate(

@@ -560,3 +560,29 @@ async def test_a_send_moves_what_lives_before_it_out_of_the_collectors_reach(
     gc.unfreeze()
     assert reply.text == "Yes."
     assert frozen > len(alive)
+
+
+async def test_freezing_before_a_turn_keeps_no_garbage_for_good() -> None:
+    """``gc.freeze`` also freezes the cycles that are garbage at that moment: without collecting the young
+    generations first, every turn kept its leftover cycles for good."""
+    import weakref
+
+    from engine.chat.collector import freeze_long_lived
+
+    class Node:
+        pass
+
+    gc.unfreeze()
+    try:
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]
+        gone = weakref.ref(cycle)
+        del cycle  # garbage now, but only a collection can free a cycle
+        kept = Node()
+        kept.self = kept  # type: ignore[attr-defined]
+        freeze_long_lived()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0  # what lives is frozen
+        assert gc.is_tracked(kept)
+    finally:
+        gc.unfreeze()
