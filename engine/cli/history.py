@@ -52,17 +52,35 @@ def open_history(args: argparse.Namespace) -> HistoryStore:
 
 
 # C0 controls but newline and tab, DEL, and C1 controls: printed raw, ESC sequences can retitle the
-# terminal, move the cursor or set the clipboard (OSC 52). They are shown escaped instead.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# terminal, move the cursor or set the clipboard (OSC 52); a carriage return overwrites the line. The bidi
+# marks, embeddings, overrides and isolates reorder what is shown (a name or an argument that reads as
+# another). All are shown escaped instead.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# What json.dumps(ensure_ascii=False) leaves raw of those (it escapes C0 itself).
+_CONTROLS_IN_JSON = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str, *, lines: bool = True) -> str:
-    """``text`` safe for a terminal: control characters as ``\\x1b``-style escapes (``lines=False``: newlines
-    and tabs too, for one-line fields such as titles)."""
-    escaped = _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """``text`` safe for a terminal: control and bidi characters as ``\\x1b``/``\\u202e``-style escapes
+    (``lines=False``: newlines and tabs too, for one-line fields such as titles). Everything a model, a tool
+    or an MCP server said goes through it before it is printed."""
+    escaped = _CONTROLS.sub(_escape, text)
     if not lines:
         escaped = escaped.replace("\n", "\\n").replace("\t", "\\t")
     return escaped
+
+
+def printable_json(data: Any, **dumps: Any) -> str:
+    """``json.dumps(data, ensure_ascii=False)`` safe for a terminal, the same JSON: the controls and bidi
+    characters it leaves raw as ``\\u`` escapes."""
+    return _CONTROLS_IN_JSON.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False, **dumps)
+    )
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def _when(ts: float) -> str:

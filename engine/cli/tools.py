@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from engine.cli.history import printable
+from engine.cli.history import printable, printable_json
 from engine.cli.runner import run_command
 from engine.errors import DeskError, Fix
 from engine.paths import AppPaths
@@ -359,7 +359,7 @@ async def _list(args: argparse.Namespace) -> int:
         servers.append(entry)
     builtin = [{"name": name, "description": DESCRIPTIONS[name]} for name in BUILTIN_NAMES]
     if args.json:
-        print(json.dumps({"builtin": builtin, "servers": servers}, indent=2))
+        print(printable_json({"builtin": builtin, "servers": servers}, indent=2))
         return 0
     print("Built-in tools:")
     for tool in builtin:
@@ -369,9 +369,9 @@ async def _list(args: argparse.Namespace) -> int:
         line = f"  {entry['name']:<18} {entry['transport']:<5} {printable(entry['target'], lines=False)}"
         if "state" in entry:
             state = states[entry["name"]]
-            line += f"\n  {'':<18} {state.describe()}"
+            line += f"\n  {'':<18} {printable(state.describe(), lines=False)}"  # an MCP server's words
             if state.tools:
-                line += ": " + ", ".join(state.tools)
+                line += ": " + ", ".join(printable(tool, lines=False) for tool in state.tools)
         print(line)
     return 0
 
@@ -436,7 +436,8 @@ def _approval(mode: str) -> ApprovalPolicy:
     async def ask(request: CallRequest) -> Decision:
         arguments = json.dumps(dict(request.arguments), ensure_ascii=False)
         question = (
-            f"\nRun {request.tool} ({request.server}) with {printable(arguments, lines=False)}?"
+            f"\nRun {printable(request.tool, lines=False)} ({printable(request.server, lines=False)})"
+            f" with {printable(arguments, lines=False)}?"
             " [o]nce / [a]lways this tool / [d]eny: "
         )
         while True:
@@ -469,7 +470,7 @@ def _print_event(event: LoopEvent, as_json: bool) -> None:
             data["decision"] = event.decision
         if event.kind == "result":
             data["error"] = event.error
-        print(json.dumps(data, ensure_ascii=False), flush=True)
+        print(printable_json(data), flush=True)
         return
     if event.kind == "token":
         sys.stdout.write(printable(event.text))
@@ -479,7 +480,8 @@ def _print_event(event: LoopEvent, as_json: bool) -> None:
     elif event.kind == "call" and call is not None:
         arguments = call.raw_arguments or json.dumps(dict(call.arguments), ensure_ascii=False)
         print(
-            f"\n→ {call.tool} ({call.server}) {printable(arguments, lines=False)}",
+            f"\n→ {printable(call.tool, lines=False)} ({printable(call.server, lines=False)})"
+            f" {printable(arguments, lines=False)}",
             file=sys.stderr,
             flush=True,
         )
@@ -488,7 +490,7 @@ def _print_event(event: LoopEvent, as_json: bool) -> None:
         shown = shown if len(shown) <= 400 else shown[:400] + f"… ({len(event.text):,} characters)"
         print(f"{'✗' if event.error else '←'} {shown}", file=sys.stderr, flush=True)
     elif event.kind == "notice":
-        print(f"note: {event.text}", file=sys.stderr, flush=True)
+        print(f"note: {printable(event.text)}", file=sys.stderr, flush=True)
 
 
 async def _tools_for(
@@ -517,7 +519,9 @@ async def _tools_for(
             print(f"Starting MCP server {name} …", file=sys.stderr, flush=True)
             state = await manager.start(name)
             if state.status != "ready":
-                raise ToolsArgumentProblem(f"The MCP server {name} {state.describe()}.", "Check the server.")
+                raise ToolsArgumentProblem(
+                    f"The MCP server {name} {printable(state.describe(), lines=False)}.", "Check the server."
+                )
         mcp_tools, owners = manager.tools(servers)
         tools.extend(mcp_tools)
     return tools, owners
@@ -602,7 +606,7 @@ async def chat_with_tools(
             f"(conversation {conversation_id}, reply {reply.id if reply else '-'}, {state})", file=sys.stderr
         )
         if turn.error is not None:
-            print(f"error: {turn.error}", file=sys.stderr)
+            print(f"error: {printable(str(turn.error))}", file=sys.stderr)  # may quote the server
             if turn.error.fix is not None and turn.error.fix.hint:
-                print(f"fix: {turn.error.fix.hint}", file=sys.stderr)
+                print(f"fix: {printable(turn.error.fix.hint)}", file=sys.stderr)
     return 0 if turn.error is None else 1
