@@ -79,6 +79,12 @@ class AsyncHistoryStore:
             self.changed.emit(None)
         return result
 
+    def call_from_thread(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """:meth:`call` for a worker thread (neither the loop's nor the store's own): waits for ``method`` to
+        run on the store's thread, in order with the other calls; not for :data:`LIST_WRITES` (nothing
+        fires). A closed store raises ``RuntimeError``."""
+        return self._executor.submit(lambda: method(self._store, *args, **kwargs)).result()
+
     async def write(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Like :meth:`call`, for a function that changes the conversation list through the store (an
         importer): :attr:`changed` fires once it is done, also when it failed half-way."""
