@@ -5,13 +5,15 @@ Servers are saved at once, outside the settings' draft (``tools.toml``, as ``vll
 does): secret environment values and every HTTP header go to the keychain
 (:class:`engine.tools.config.ToolsSettings`), never to the file. The save runs in a worker thread (a real
 Secret Service can take seconds, more while it asks to be unlocked), the form held meanwhile; a refusal
-leaves the file, the keychain and the form as they were. Adding a stdio server warns that it runs
+leaves the file, the keychain, the chats and the form as they were. Adding a stdio server warns that it runs
 a program on this machine and asks the user to say they trust it. "Check" starts a server (the window's
 MCP servers when the page has them) and shows its state: starting, ready with N tools (listed), or failed
 with the reason. A built-in tool's name is refused for a server (one from an older ``tools.toml`` is listed
 as not used, the built-in tool being used, until it is renamed). Renaming a server carries the new name over
-to the chats that named the old one, off the GUI thread (:func:`engine.tools.config.carry_rename` on the
-window's history store); what happened is said under the list.
+to the chats that named the old one within the save, as ``vllm-desk tools edit-mcp`` does
+(:func:`engine.tools.config.update_server`, on the window's history store's thread): the chats first, then
+the file (a file that cannot be written puts them back), so the window finds them renamed when it sees the
+new file; what happened is said under the list.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncio
 import logging
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -49,15 +51,13 @@ from engine.secrets import SecretStore
 from engine.tools.builtin import BUILTIN_NAMES, DESCRIPTIONS
 from engine.tools.config import (
     STDIO_WARNING,
-    ChatsNotRenamed,
     McpServer,
     ServerNameBuiltin,
     ServerUpdate,
     ToolsSettings,
-    carry_rename,
     looks_secret,
-    rename_in_chats,
     unused_reason,
+    update_server,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from engine.tools.mcp import McpManager, ServerState
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
+T = TypeVar("T")
+RENAMING = tr("Renaming ")
 log = logging.getLogger(__name__)
 
 
@@ -104,8 +106,8 @@ def _words(exc: Exception) -> str:
 class ToolsPage(QWidget):
     """The Tools page. ``manager``: the window's MCP servers (else the page starts its own for "Check", and
     :meth:`aclose` stops them). ``history``: the window's history store, which carries a rename over to the
-    chats on its own thread, in order with the window's writes (else a worker thread does, with a store of
-    its own)."""
+    chats on its own thread, in order with the window's writes (else the save does, with a store of its
+    own)."""
 
     # A server was added, changed or removed; (old, new) names on a rename, else ("", "").
     servers_changed = Signal(str, str)
@@ -122,9 +124,8 @@ class ToolsPage(QWidget):
         self.settings = ToolsSettings(paths.config, secrets)
         self._history_db = paths.history_db  # a rename carries over to the chats that named the server
         self._history = history
-        # The last rename carried over to the chats (or being carried over): said under the list.
+        # The last rename carried over to the chats: said under the list.
         self._rename_note: tuple[str, str] | None = None
-        self.carrying: asyncio.Task[None] | None = None
         self.saving: asyncio.Task[None] | None = None  # the form's last save (file and keychain), if any
         self._logs = paths.logs
         self._manager = manager
@@ -392,7 +393,7 @@ class ToolsPage(QWidget):
         # A name in use is refused (ServerNameTaken), never replaced unseen: Edit changes a server.
         return self._save(lambda: self.settings.add(server, secret_env=secret_env, headers=headers), added)
 
-    def _save(self, write: Callable[[], McpServer], saved: Callable[[McpServer], None]) -> asyncio.Task[None]:
+    def _save(self, write: Callable[[], T], saved: Callable[[T], None]) -> asyncio.Task[None]:
         """Run ``write`` (the file and the keychain, which a real Secret Service can keep for seconds) in a
         worker thread; the form is held meanwhile, so what is saved is what it shows, and kept as it is
         when the save is refused."""
@@ -401,11 +402,14 @@ class ToolsPage(QWidget):
         self.remove_button.setEnabled(False)
 
         def refused(exc: BaseException) -> None:
+            if self._rename_note is not None and self._rename_note[1].startswith(RENAMING):
+                self._rename_note = None  # refused: nothing renamed
+                self._show_selected()
             if not isinstance(exc, ValueError | DeskError):
                 log.error("saving an MCP server failed", exc_info=(type(exc), exc, exc.__traceback__))
             self._add_problem(_words(exc) if isinstance(exc, Exception) else type(exc).__name__)
 
-        async def run() -> McpServer:
+        async def run() -> T:
             try:
                 return await asyncio.to_thread(write)
             finally:  # before what follows the save (its success or its refusal)
@@ -461,59 +465,41 @@ class ToolsPage(QWidget):
             self._add_problem(_words(exc))
             return None
 
-        def write() -> McpServer:
-            return self.settings.update(
+        def write() -> ServerUpdate:
+            # A rename changes the chats first (on the window's store's thread, waiting there for another
+            # process's write), then the file; a refused edit touches no chat.
+            return update_server(
+                self.settings,
+                self._history_db,
                 editing.name,
                 server,
                 secret_env=secret_env,
                 headers=headers,
                 keep_env=keep_env,
                 keep_headers=keep_headers,
+                history=self._history,
             )
 
-        return self._save(write, lambda saved: self._edited(editing, saved))
+        if server.name != editing.name:  # said while the save waits (another process writing the history)
+            words = RENAMING + tr("“{old}” to “{new}”: changing the chats that used “{old}” first…")
+            self._note_rename(editing.name, words.format(old=editing.name, new=server.name))
+        return self._save(write, lambda update: self._edited(editing, update))
 
-    def _edited(self, editing: McpServer, saved: McpServer) -> None:
+    def _edited(self, editing: McpServer, update: ServerUpdate) -> None:
+        saved = update.server
         self._clear_form()
         if self._manager is not None and editing.name in self._manager.connections:
             manager = self._manager  # running with the old settings: stopped, the next use starts it anew
             Operation(None, lambda: manager.stop(editing.name)).success(lambda _r: self.refresh()).run()
         self.refresh()
         self._select(saved.name)
-        if saved.name != editing.name:  # the chats that named it are changed to the new name, said below
-            self.carry_over(editing.name, saved)
-            # At once: the shown chat's tick moves, so an Apply there (given to the window's store after
-            # the rename) writes the new name.
+        if update.renamed:  # the chats that named it name the new one already (or why not), said below
+            self._note_rename(saved.name, update.describe())
+            # The shown chat's tick moves (its read begun before the rename too), so an Apply there writes
+            # the new name.
             self.servers_changed.emit(editing.name, saved.name)
         else:
             self.servers_changed.emit("", "")
-
-    def carry_over(self, old: str, saved: McpServer) -> asyncio.Task[None]:
-        """The chats that named ``old`` name ``saved`` instead, off the GUI thread (another process writing
-        the history can keep it waiting): said under the list while it runs, then how many chats moved or
-        why they could not (the rename stays)."""
-        new = saved.name
-        words = tr("Renamed “{old}” to “{new}”: changing the chats that used “{old}”…")
-        self._note_rename(new, words.format(old=old, new=new))
-
-        async def carry() -> ServerUpdate:
-            if self._history is not None:
-                return await carry_rename(self._history, old, saved)
-            return await asyncio.to_thread(rename_in_chats, self._history_db, old, saved)
-
-        def done(update: ServerUpdate) -> None:
-            if isValid(self):
-                self._note_rename(new, update.describe())
-
-        def failed(exc: BaseException) -> None:
-            done(
-                ServerUpdate(
-                    saved, old, chats_problem=ChatsNotRenamed(old, new, str(exc) or type(exc).__name__)
-                )
-            )
-
-        self.carrying = Operation(None, carry).success(done).failure(failed).run()
-        return self.carrying
 
     def _note_rename(self, name: str, text: str) -> None:
         self._rename_note = (name, text)

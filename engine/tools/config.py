@@ -445,6 +445,7 @@ def update_server(
     keep_env: Sequence[str] = (),
     keep_headers: Sequence[str] = (),
     busy_wait_s: float = 5.0,
+    history: AsyncHistoryStore | None = None,
 ) -> ServerUpdate:
     """Change the MCP server ``name`` (:meth:`ToolsSettings.update`, refused with nothing changed as it
     says); a rename carries over to the chats: every conversation whose tools name ``name`` names the new
@@ -453,16 +454,17 @@ def update_server(
     the file changes finds them renamed already. A file that cannot be written puts the chats back (a
     refused edit changes nothing). A history that cannot be written does not stop the rename: the result
     says so (:attr:`ServerUpdate.chats_problem`); nor does one that another process writes for longer than
-    ``busy_wait_s``. Blocking (``tools edit-mcp``): the page saves with :meth:`ToolsSettings.update` and
-    carries the rename over off the GUI thread (:func:`carry_rename`)."""
+    ``busy_wait_s``. Blocking: ``tools edit-mcp`` opens a store of its own; the Tools page, in a worker
+    thread, passes the window's ``history``, whose own thread then changes the chats, in order with the
+    window's writes (:meth:`AsyncHistoryStore.call_from_thread`)."""
     carried: list[ServerUpdate] = []
 
     def carry(saved: McpServer) -> Callable[[], None] | None:
-        update, changed = _rename_chats(history_db, name, saved, busy_wait_s=busy_wait_s)
+        update, changed = _rename_chats(history_db, name, saved, busy_wait_s=busy_wait_s, history=history)
         carried.append(update)
         if not changed:
             return None
-        return lambda: _undo_rename_chats(history_db, changed, busy_wait_s=busy_wait_s)
+        return lambda: _undo_rename_chats(history_db, changed, busy_wait_s=busy_wait_s, history=history)
 
     saved = settings.update(
         name,
@@ -477,61 +479,55 @@ def update_server(
     return ServerUpdate(saved, name, update.chats, update.chats_problem)
 
 
-def rename_in_chats(
-    history_db: Path, old_name: str, saved: McpServer, *, busy_wait_s: float = 5.0
-) -> ServerUpdate:
-    """The chats' part of :func:`update_server` after :meth:`ToolsSettings.update` saved ``saved`` (once
-    named ``old_name``), through a short-lived store of its own: blocking, for a command or a worker thread
-    (the window uses :func:`carry_rename` on its own store's thread)."""
-    return _rename_chats(history_db, old_name, saved, busy_wait_s=busy_wait_s)[0]
-
-
 def _rename_chats(
-    history_db: Path, old_name: str, saved: McpServer, *, busy_wait_s: float
+    history_db: Path,
+    old_name: str,
+    saved: McpServer,
+    *,
+    busy_wait_s: float,
+    history: AsyncHistoryStore | None = None,
 ) -> tuple[ServerUpdate, dict[int, tuple[str, str]]]:
-    """:func:`rename_in_chats`, with what changed (for :func:`_undo_rename_chats`)."""
-    if saved.name == old_name or not history_db.exists():
+    """The chats' part of :func:`update_server` (through ``history``'s thread when given, else a short-lived
+    store of its own), with what changed (for :func:`_undo_rename_chats`)."""
+    if saved.name == old_name or (history is None and not history_db.exists()):
         return ServerUpdate(saved, old_name), {}  # not renamed, or no chat yet
     from engine.history.store import HistoryStore  # only a rename opens the history
 
     try:
-        history = HistoryStore(history_db, busy_wait_s=busy_wait_s)
-        try:
-            changed = history.rename_tool_undoably(old_name, saved.name)
-        finally:
-            # The app's own store may be writing a reply in this process: that one stays streaming.
-            history.close(purge=False, interrupt=False)
-    except CHATS_ERRORS as exc:
+        if history is not None:
+            changed = history.call_from_thread(HistoryStore.rename_tool_undoably, old_name, saved.name)
+        else:
+            own = HistoryStore(history_db, busy_wait_s=busy_wait_s)
+            try:
+                changed = own.rename_tool_undoably(old_name, saved.name)
+            finally:
+                # The app's own store may be writing a reply in this process: that one stays streaming.
+                own.close(purge=False, interrupt=False)
+    except (*CHATS_ERRORS, RuntimeError) as exc:  # RuntimeError: the app's store closed (its thread gone)
         problem = ChatsNotRenamed(old_name, saved.name, str(exc))
         return ServerUpdate(saved, old_name, chats_problem=problem), {}
     return ServerUpdate(saved, old_name, len(changed)), changed
 
 
-def _undo_rename_chats(history_db: Path, changed: dict[int, tuple[str, str]], *, busy_wait_s: float) -> None:
-    """The chats renamed for a file that could not be written, put back; a history that refuses now is
-    logged (the file's own error is the one raised)."""
+def _undo_rename_chats(
+    history_db: Path,
+    changed: dict[int, tuple[str, str]],
+    *,
+    busy_wait_s: float,
+    history: AsyncHistoryStore | None = None,
+) -> None:
+    """The chats renamed for a file that could not be written, put back (through ``history``'s thread when
+    given); a history that refuses now is logged (the file's own error is the one raised)."""
     from engine.history.store import HistoryStore
 
     try:
-        history = HistoryStore(history_db, busy_wait_s=busy_wait_s)
+        if history is not None:
+            history.call_from_thread(HistoryStore.undo_rename_tool, changed)
+            return
+        own = HistoryStore(history_db, busy_wait_s=busy_wait_s)
         try:
-            history.undo_rename_tool(changed)
+            own.undo_rename_tool(changed)
         finally:
-            history.close(purge=False, interrupt=False)
-    except CHATS_ERRORS as exc:
+            own.close(purge=False, interrupt=False)
+    except (*CHATS_ERRORS, RuntimeError) as exc:
         log.warning("the chats renamed for an MCP server whose file could not be saved stay renamed: %s", exc)
-
-
-async def carry_rename(history: AsyncHistoryStore, old_name: str, saved: McpServer) -> ServerUpdate:
-    """:func:`rename_in_chats` through the app's own history store: on its thread, in order with the app's
-    other writes, so the caller's loop never waits on the disk or on another process's write. A history
-    that cannot be written is said in the result, as there."""
-    if saved.name == old_name:
-        return ServerUpdate(saved, old_name)
-    from engine.history.store import HistoryStore
-
-    try:
-        chats = await history.call(HistoryStore.rename_tool, old_name, saved.name)
-    except CHATS_ERRORS as exc:
-        return ServerUpdate(saved, old_name, chats_problem=ChatsNotRenamed(old_name, saved.name, str(exc)))
-    return ServerUpdate(saved, old_name, chats)

@@ -236,10 +236,10 @@ def test_edit_changes_a_server_in_place_keeps_its_secrets_in_the_keychain_and_a_
     assert page.form_box.title() == "Add an MCP server"
     assert page.name_edit.text() == ""
     assert page.selected() == "notes"
-    # The chat that used "desk" uses "notes" now (changed off the GUI thread), and the page says so.
-    assert "Renamed “desk” to “notes”: changing the chats that used “desk”…" in page.server_detail.text()
+    # The chat that used "desk" uses "notes" now (changed within the save, off the GUI thread, before the
+    # file), and the page says so.
     said = "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
-    qtbot.waitUntil(lambda: said in page.server_detail.text(), timeout=10000)
+    assert said in page.server_detail.text()
     history = HistoryStore(app_paths.history_db)
     try:
         assert history.conversation(uses.id).settings == {"tools": ["current_time", "notes"]}
@@ -336,10 +336,14 @@ def _renaming_page(qtbot, app_paths: AppPaths, keys: MemoryKeyring, history) -> 
     return page
 
 
-def test_a_rename_is_carried_over_to_the_chats_off_the_gui_thread_while_another_process_writes(  # type: ignore[no-untyped-def]
+def test_a_rename_changes_the_chats_before_the_file_off_the_gui_thread_while_another_process_writes(  # type: ignore[no-untyped-def]
     qtbot, app_paths: AppPaths, keys: MemoryKeyring
 ) -> None:
+    """As ``tools edit-mcp`` does: the window, which reads the chats when tools.toml changes, finds them
+    renamed already; the wait for another process's write is the store's, the GUI runs meanwhile."""
     import sqlite3
+
+    from filelock import FileLock, Timeout
 
     from engine.history.async_store import AsyncHistoryStore
 
@@ -350,21 +354,96 @@ def test_a_rename_is_carried_over_to_the_chats_off_the_gui_thread_while_another_
     writer = sqlite3.connect(app_paths.history_db, isolation_level=None)
     try:
         page = _renaming_page(qtbot, app_paths, keys, store)
-        with qtbot.waitSignal(page.servers_changed) as changed:
-            writer.execute("BEGIN IMMEDIATE")  # another process is writing the history
-            page.add_button.click()  # returns at once: the chats wait on the store's thread
-        assert changed.args == ["desk", "notes"]  # the shown chat's tick moves at once
+        before = tools_file(app_paths.config).read_text(encoding="utf-8")
+        writer.execute("BEGIN IMMEDIATE")  # another process is writing the history
+        page.add_button.click()  # returns at once: the chats wait on the store's thread
+        saving = page.saving
+        assert saving is not None
+        probe = FileLock(str(tools_file(app_paths.config)) + ".lock")
+
+        def file_lock_held() -> bool:  # the save's checks passed: it is past them, at the chats
+            try:
+                with probe.acquire(timeout=0):
+                    return False
+            except Timeout:
+                return True
+
+        qtbot.waitUntil(file_lock_held, timeout=10000)
+        qtbot.wait(500)  # the GUI runs meanwhile; a file written before the chats would be written by now
+        assert not saving.done()
+        assert tools_file(app_paths.config).read_text(encoding="utf-8") == before
+        said = "Renaming “desk” to “notes”: changing the chats that used “desk” first…"
+        assert said in page.server_detail.text()
+        with qtbot.waitSignal(page.servers_changed, timeout=10000) as changed:
+            writer.execute("COMMIT")
+        assert changed.args == ["desk", "notes"]  # the shown chat's tick moves
         assert [s["name"] for s in _saved(app_paths)] == ["notes"]
-        assert page.carrying is not None
-        qtbot.wait(300)  # the GUI runs meanwhile
-        assert not page.carrying.done()
-        assert "Renamed “desk” to “notes”: changing the chats that used “desk”…" in page.server_detail.text()
-        writer.execute("COMMIT")
-        said = "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
-        qtbot.waitUntil(lambda: said in page.server_detail.text(), timeout=10000)
         assert run(qtbot, store.conversation(uses.id)).settings == {"tools": ["notes"]}
+        said = "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”."
+        assert said in page.server_detail.text()
+        assert "Renaming" not in page.server_detail.text()
     finally:
         writer.close()
+        run(qtbot, store.close())
+
+
+def test_a_refused_rename_touches_no_chat_and_a_failed_write_puts_the_chats_back(  # type: ignore[no-untyped-def]
+    qtbot, app_paths: AppPaths, keys: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from engine.history.async_store import AsyncHistoryStore
+
+    seed = HistoryStore(app_paths.history_db)
+    uses = seed.create_conversation(title="uses", settings={"tools": ["desk"]})
+    seed.close()
+    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
+    try:
+        page = _renaming_page(qtbot, app_paths, keys, store)
+        page.settings.add(McpServer(name="mail", transport="http", url="http://127.0.0.1:10/mcp"))
+        tools = tools_file(app_paths.config)
+        before = tools.read_text(encoding="utf-8")
+        seen: list[dict[str, object]] = []
+
+        # Refused (another server's name): the chats are never touched.
+        page.name_edit.setText("mail")
+        save(qtbot, page)
+        assert "Not saved: " in page.add_problem.text()
+        assert "“mail”" in page.add_problem.text()
+        assert tools.read_text(encoding="utf-8") == before
+        assert run(qtbot, store.conversation(uses.id)).settings == {"tools": ["desk"]}
+
+        # A disk that refuses the file (full): the chats, renamed first, are put back.
+        real_replace = os.replace
+
+        def full_disk(src: object, dst: object) -> None:
+            if Path(str(dst)) == tools:
+                look = HistoryStore(app_paths.history_db)  # what the chats say at the file's write
+                try:
+                    seen.append(look.conversation(uses.id).settings)
+                finally:
+                    look.close(purge=False, interrupt=False)
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real_replace(src, dst)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "replace", full_disk)
+        page.name_edit.setText("notes")
+        save(qtbot, page)
+        assert seen == [{"tools": ["notes"]}]  # the chats were renamed before the file's write
+        assert "Not saved: " in page.add_problem.text()
+        assert "No space left on device" in page.add_problem.text()
+        assert tools.read_text(encoding="utf-8") == before
+        assert run(qtbot, store.conversation(uses.id)).settings == {"tools": ["desk"]}
+        assert page.name_edit.text() == "notes"  # the form as it was, to try again
+        assert "Renam" not in page.server_detail.text()
+
+        monkeypatch.setattr(os, "replace", real_replace)
+        save(qtbot, page)
+        assert not page.add_problem.isVisible(), page.add_problem.text()
+        assert [s["name"] for s in _saved(app_paths)] == ["notes", "mail"]
+        assert run(qtbot, store.conversation(uses.id)).settings == {"tools": ["notes"]}
+    finally:
         run(qtbot, store.close())
 
 
@@ -384,7 +463,6 @@ def test_a_rename_whose_chats_cannot_be_changed_says_so_and_stays(  # type: igno
     try:
         page = _renaming_page(qtbot, app_paths, keys, store)
         save(qtbot, page)
-        qtbot.waitUntil(lambda: page.carrying is not None and page.carrying.done(), timeout=10000)
         text = page.server_detail.text()
         assert "“desk” is renamed to “notes”, but the chats that used “desk” could not be changed (" in text
         assert text.endswith("tick “notes” in their chat settings (Tools).")
@@ -398,7 +476,6 @@ def test_a_rename_whose_chats_cannot_be_changed_says_so_and_stays(  # type: igno
     page.edit_selected()
     page.name_edit.setText("journal")
     save(qtbot, page)
-    qtbot.waitUntil(lambda: page.carrying is not None and page.carrying.done(), timeout=10000)
     assert "“notes” is renamed to “journal”, but the chats that used “notes” could not be changed (" in (
         page.server_detail.text()
     )

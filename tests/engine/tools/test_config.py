@@ -22,7 +22,6 @@ from engine.tools.config import (
     ToolsConfigInvalid,
     ToolsSettings,
     builtin_clash,
-    carry_rename,
     env_key,
     header_key,
     looks_secret,
@@ -430,19 +429,32 @@ async def test_a_server_with_a_built_in_tools_name_from_an_older_file_loads_and_
 
 
 @pytest.mark.asyncio
-async def test_carry_rename_changes_the_chats_through_the_apps_own_store(tmp_path: Path) -> None:
+async def test_update_server_renames_the_chats_through_the_apps_own_store_first(tmp_path: Path) -> None:
+    """The Tools page's save: in a worker thread, the chats changed on the window's store's thread before
+    the file, put back there when the file cannot be written."""
+    import asyncio
+
     from engine.history.async_store import AsyncHistoryStore
 
     settings = ToolsSettings(tmp_path, SecretStore())
     settings.add(McpServer(name="desk", transport="stdio", command="c"))
+    before = settings.path.read_text()
     store = await AsyncHistoryStore.open(tmp_path / "history.db")
     try:
         used = await store.create_conversation(title="used", settings={"tools": ["desk"]})
-        saved = settings.update("desk", McpServer(name="notes", transport="stdio", command="c"))
-        update = await carry_rename(store, "desk", saved)
+        unwritable = McpServer.model_construct(name="notes", transport="stdio", command="c", args=["\udcff"])
+        with pytest.raises(UnicodeEncodeError):
+            await asyncio.to_thread(
+                update_server, settings, tmp_path / "none.db", "desk", unwritable, history=store
+            )
+        assert settings.path.read_text() == before
+        assert (await store.conversation(used.id)).settings == {"tools": ["desk"]}
+        notes = McpServer(name="notes", transport="stdio", command="c")
+        update = await asyncio.to_thread(
+            update_server, settings, tmp_path / "none.db", "desk", notes, history=store
+        )
         assert (update.renamed, update.chats, update.chats_problem) == (True, 1, None)
         assert (await store.conversation(used.id)).settings == {"tools": ["notes"]}
-        same = await carry_rename(store, "notes", saved)
-        assert (same.renamed, same.chats) == (False, 0)
+        assert [s.name for s in settings.load().servers] == ["notes"]
     finally:
         await store.close()
