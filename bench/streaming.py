@@ -352,46 +352,24 @@ def _add(result: BenchResult, tag: str, label: str, samples: dict[str, Any], exp
             goal=Goal("<=", 5),
         )
     )
-    result.add(
-        Metric(
-            f"{tag}_overhead_median_ms",
-            f"{label}: client overhead (TTFT minus the server's span at the proxy), median",
-            median([a.overhead_ms for a in app]),
-            "ms",
-            median([r.overhead_ms for r in raw]),
-            "raw httpx stream",
-        )
+    # Measured for both, side by side: (key, what, the Sample field).
+    side_by_side = (
+        ("overhead", "client overhead (TTFT minus the server's span at the proxy)", "overhead_ms"),
+        ("to_wire", "start to the request's last byte at the proxy", "to_wire_ms"),
+        ("from_token", "first token leaving the proxy to the caller having it", "from_token_ms"),
+        ("ttft", "time to first token", "ttft_ms"),
     )
-    result.add(
-        Metric(
-            f"{tag}_to_wire_median_ms",
-            f"{label}: start to the request's last byte at the proxy, median",
-            median([a.to_wire_ms for a in app]),
-            "ms",
-            median([r.to_wire_ms for r in raw]),
-            "raw httpx stream",
+    for key, what, field in side_by_side:
+        result.add(
+            Metric(
+                f"{tag}_{key}_median_ms",
+                f"{label}: {what}, median",
+                median([getattr(a, field) for a in app]),
+                "ms",
+                median([getattr(r, field) for r in raw]),
+                "raw httpx stream",
+            )
         )
-    )
-    result.add(
-        Metric(
-            f"{tag}_from_token_median_ms",
-            f"{label}: first token leaving the proxy to the caller having it, median",
-            median([a.from_token_ms for a in app]),
-            "ms",
-            median([r.from_token_ms for r in raw]),
-            "raw httpx stream",
-        )
-    )
-    result.add(
-        Metric(
-            f"{tag}_ttft_median_ms",
-            f"{label}: time to first token, median",
-            median([a.ttft_ms for a in app]),
-            "ms",
-            median([r.ttft_ms for r in raw]),
-            "raw httpx stream",
-        )
-    )
     result.add(
         Metric(
             f"{tag}_added_median_ms",
