@@ -212,7 +212,6 @@ class TurnController(QObject):
             self.outbox.queue(text)
             return
         self.composer.set_notice("")
-        freeze_long_lived()  # before the send's own work, which may already trigger a full collection
         self.send_item(self.outbox.here(text), self.composer.send_button)
 
     def send_item(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from engine.chat.collector import freeze_long_lived
 from engine.chat.errors import ChatError, from_openai_error
 from engine.chat.generation import GenerationSettings
 from engine.chat.titles import title_from_text
@@ -127,6 +128,7 @@ async def run_tool_turn(
 ) -> ToolTurn:
     """Add ``text`` under ``parent_id`` (default: the shown leaf) and answer it with tools."""
     loop = options.loop(generator)  # a tool choice that names no tool is refused before anything is stored
+    freeze_long_lived()  # as ChatEngine.send: no full collection on the way to the first request
     tree = await store.load(conversation_id)
     parent = tree.shown_leaf() if parent_id is None else parent_id
     return await _send_under(store, loop, endpoint, options, tree, parent, text)
@@ -143,6 +145,7 @@ async def edit_tool_turn(
     """A new version of the user's message ``user_message_id`` with ``text`` (its sibling, a new first
     message when it was the first), answered with tools; the old version and its answers stay."""
     loop = options.loop(generator)
+    freeze_long_lived()
     original = await store.message(user_message_id)
     if original.role != "user":
         raise ChatError("Only a message you wrote can be edited.")
@@ -178,6 +181,7 @@ async def rerun_tool_turn(
     """Answer the user's message again, with tools (regenerate): the new answer and its tool messages are a
     sibling branch of the old ones, which stay."""
     loop = options.loop(generator)
+    freeze_long_lived()
     user = await store.message(user_message_id)
     if user.role != "user":
         raise ChatError("Only an answer to a message can be made again; pick the message it answers.")

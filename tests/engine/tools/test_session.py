@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,37 @@ async def test_a_turn_whose_server_is_gone_keeps_the_message_and_says_why(tmp_pa
                 ToolTurnOptions(tools=[add_tool()], approval=ApprovalPolicy(), choice="nope"),
             )
         assert len((await store.load(conv.id)).messages) == 2  # a bad choice stored nothing
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_tool_turn_moves_what_lives_before_it_out_of_the_collectors_reach(tmp_path: Path) -> None:
+    """As ``ChatEngine.send`` does: the window's send no longer freezes for tool turns."""
+    store = await AsyncHistoryStore.open(tmp_path / "history.sqlite3")
+    try:
+        conv = await store.create_conversation(title="t")
+        gone = Endpoint(
+            base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key="k", max_model_len=2048
+        )
+        from engine.chat.generator import GeneratorPool
+        from engine.chat.request import ChatTimeouts
+
+        pool = GeneratorPool(ChatTimeouts().for_endpoint)
+        try:
+            async with pool.lease(gone) as generator:
+                gc.unfreeze()
+                alive = [[n] for n in range(1000)]  # tracked objects alive before the turn
+                assert gc.get_freeze_count() == 0
+                turn = await run_tool_turn(
+                    store, generator, gone, conv.id, "hi", ToolTurnOptions([add_tool()], ApprovalPolicy())
+                )
+                frozen = gc.get_freeze_count()
+        finally:
+            gc.unfreeze()
+            await pool.aclose()
+        assert turn.error is not None  # the turn ran (to the refused connection)
+        assert frozen > len(alive)
     finally:
         await store.close()
 
