@@ -264,6 +264,9 @@ class MainWindow(QMainWindow):
         for action in (*self._engine_actions, self.stop_action):
             action.setEnabled(False)
         self.composer.set_ready(False)
+        # Typing after the app opens goes into the message box (Qt would give the first widget in its own
+        # order, the sidebar's search box, the focus when the window is first activated).
+        self.composer.editor.setFocus(Qt.FocusReason.OtherFocusReason)
         if chat is not None and settings is not None:
             self.attach(chat=chat, settings=settings, supervisor=supervisor, ensure_runtime=ensure_runtime)
 

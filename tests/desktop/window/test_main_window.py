@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
 
 from desktop.window.main_window import MainWindow
 from tests.support.main_window import close_window, open_window, replies
@@ -324,5 +325,31 @@ def test_a_search_hit_deep_in_a_long_conversation_opens_at_once_on_the_hit(qtbot
         top = hit.mapTo(window.transcript.viewport(), QPoint(0, 0)).y()
         assert 0 <= top < window.transcript.viewport().height()
         assert hit._pieces[0].textCursor().selectedText().lower() == "zeppelins"
+    finally:
+        close_window(qtbot, window)
+
+
+@pytest.mark.parametrize("history", ["empty", "a conversation to restore"])
+def test_typing_after_the_window_opens_goes_into_the_message_box(qtbot, app_paths, history) -> None:  # type: ignore[no-untyped-def]
+    from engine.history.store import HistoryStore
+
+    if history != "empty":
+        store = HistoryStore(app_paths.history_db)
+        try:
+            conversation = store.create_conversation(title="Yesterday's chat")
+            first = store.add_message(conversation.id, None, "user", "Hello")
+            store.add_message(conversation.id, first.id, "assistant", "Hi there")
+        finally:
+            store.close()
+    window = open_window(qtbot, app_paths, size=SHOT_SIZE)
+    try:
+        window.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+        if history != "empty":
+            assert [m.data.text for m in window.transcript.messages()] == ["Hello", "Hi there"]
+        # No click first: the keys go wherever the window put the focus when it opened.
+        qtbot.keyClicks(QApplication.focusWidget(), "What is new?")
+        assert window.composer.editor.toPlainText() == "What is new?"
+        assert window.sidebar.search_box.text() == ""
     finally:
         close_window(qtbot, window)
