@@ -3,25 +3,12 @@ when started with ``--no-chat-template`` (like vLLM for a base model) and serves
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from engine.history.records import ConversationTree
 from engine.history.store import HistoryStore
-from tests.support.standin.launch import REPO_ROOT, running_standin
-
-
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--data-dir", str(home), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        timeout=120,
-    )
+from tests.support.cli import run_cli
+from tests.support.standin.launch import running_standin
 
 
 def _saved(home: Path) -> ConversationTree:
@@ -35,17 +22,19 @@ def _saved(home: Path) -> ConversationTree:
 def test_completion_mode_is_used_and_kept_in_the_conversation(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin("--no-chat-template", "--reply", "continued text") as server:
-        refused = _cli(home, "chat", "--base-url", server.base_url, "Once upon a time")
+        refused = run_cli(home, "chat", "--base-url", server.base_url, "Once upon a time")
         assert refused.returncode == 1  # chat mode: the server has no template for it
         assert "chat template" in refused.stderr
-        done = _cli(home, "chat", "--base-url", server.base_url, "--mode", "completion", "Once upon a time")
+        done = run_cli(
+            home, "chat", "--base-url", server.base_url, "--mode", "completion", "Once upon a time"
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "continued text"
         # The conversation remembers the mode: continuing it without --mode completes again.
-        again = _cli(home, "chat", "--base-url", server.base_url, "--conversation", "2", "And then")
+        again = run_cli(home, "chat", "--base-url", server.base_url, "--conversation", "2", "And then")
         assert again.returncode == 0, again.stderr
         # --mode chat on a completion conversation switches it back (and this server refuses chat).
-        back = _cli(
+        back = run_cli(
             home, "chat", "--base-url", server.base_url, "--conversation", "2", "--mode", "chat", "End"
         )
         assert back.returncode == 1
@@ -70,13 +59,13 @@ def test_completion_mode_is_used_and_kept_in_the_conversation(tmp_path: Path) ->
 def test_completion_mode_is_stored_for_a_new_conversation(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin("--no-chat-template", "--reply", "more text") as server:
-        done = _cli(home, "chat", "--base-url", server.base_url, "--mode", "completion", "--json", "Begin")
+        done = run_cli(home, "chat", "--base-url", server.base_url, "--mode", "completion", "--json", "Begin")
         assert done.returncode == 0, done.stderr
     assert _saved(home).conversation.settings["mode"] == "completion"
 
 
 def test_an_unknown_mode_is_refused_in_words(tmp_path: Path) -> None:
-    result = _cli(tmp_path / "desk", "chat", "--base-url", "http://127.0.0.1:9/v1", "--mode", "poem", "hi")
+    result = run_cli(tmp_path / "desk", "chat", "--base-url", "http://127.0.0.1:9/v1", "--mode", "poem", "hi")
     assert result.returncode == 2
     assert "invalid choice: 'poem'" in result.stderr
     assert "chat" in result.stderr

@@ -17,27 +17,15 @@ from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.secrets import SecretStore
 from engine.tools.config import env_key, header_key
+from tests.support.cli import cli_command, run_cli
+from tests.support.mcp import MCP_SERVER
 from tests.support.standin.launch import REPO_ROOT, running_standin
-
-SERVER = str(Path(__file__).with_name("mcp_server.py"))
-
-
-def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--data-dir", str(home), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        input=stdin if stdin is not None else "",
-        timeout=180,
-    )
 
 
 def test_add_list_check_and_remove_an_mcp_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = str(tmp_path / "desk")
     argv = ["--data-dir", home, "tools", "add-mcp", "desk", "--env", "PLAIN=1", "--env", "MY_TOKEN=t0k"]
-    assert main([*argv, "--", sys.executable, SERVER, "stdio"]) == 0
+    assert main([*argv, "--", sys.executable, MCP_SERVER, "stdio"]) == 0
     out = capsys.readouterr()
     assert "runs on this machine" in out.err  # the stdio warning
     assert "MY_TOKEN in the keychain" in out.out
@@ -90,7 +78,8 @@ def test_add_mcp_refuses_a_name_in_use_and_says_how_to_change_it(
     home = tmp_path / "desk"
     base = ["--data-dir", str(home), "tools"]
     assert (
-        main([*base, "add-mcp", "desk", "--env", "MY_TOKEN=t0k", "--", sys.executable, SERVER, "stdio"]) == 0
+        main([*base, "add-mcp", "desk", "--env", "MY_TOKEN=t0k", "--", sys.executable, MCP_SERVER, "stdio"])
+        == 0
     )
     capsys.readouterr()
     before = (home / "config" / "tools.toml").read_text(encoding="utf-8")
@@ -110,7 +99,7 @@ def test_edit_mcp_changes_only_what_is_given_and_a_rename_carries_over_to_the_ch
     home = tmp_path / "desk"
     base = ["--data-dir", str(home), "tools"]
     argv = [*base, "add-mcp", "desk", "--env", "PLAIN=1", "--env", "MY_TOKEN=t0k"]
-    assert main([*argv, "--", sys.executable, SERVER, "stdio"]) == 0
+    assert main([*argv, "--", sys.executable, MCP_SERVER, "stdio"]) == 0
     assert main([*base, "add-mcp", "web", "--url", "http://127.0.0.1:9/mcp", "--header", "X-Key=h"]) == 0
     history = HistoryStore(AppPaths.under(home).history_db)
     try:
@@ -122,23 +111,26 @@ def test_edit_mcp_changes_only_what_is_given_and_a_rename_carries_over_to_the_ch
     # One plain variable more: the command, the other variable and the secret stay; no warning.
     assert main([*base, "edit-mcp", "desk", "--env", "OTHER=2"]) == 0
     out = capsys.readouterr()
-    assert out.out == f"Changed MCP server desk: {sys.executable} {SERVER} stdio (MY_TOKEN in the keychain)\n"
+    assert (
+        out.out
+        == f"Changed MCP server desk: {sys.executable} {MCP_SERVER} stdio (MY_TOKEN in the keychain)\n"
+    )
     assert "runs on this machine" not in out.err
     desk = _servers(home)["desk"]
-    assert (desk["command"], desk["args"]) == (sys.executable, [SERVER, "stdio"])
+    assert (desk["command"], desk["args"]) == (sys.executable, [MCP_SERVER, "stdio"])
     assert desk["env"] == {"PLAIN": "1", "OTHER": "2"}
     assert SecretStore().get(env_key("desk", "MY_TOKEN")) == "t0k"
 
     # Renamed, a variable dropped, another command: warned, the secret moved, the chat follows.
     rename = [*base, "edit-mcp", "desk", "--name", "notes", "--unset", "PLAIN"]
-    assert main([*rename, "--", sys.executable, SERVER, "stdio", "--again"]) == 0
+    assert main([*rename, "--", sys.executable, MCP_SERVER, "stdio", "--again"]) == 0
     out = capsys.readouterr()
     assert "runs on this machine" in out.err
     assert "Renamed “desk” to “notes”: 1 chat that used “desk” now uses “notes”." in out.out
     servers = _servers(home)
     assert list(servers) == ["notes", "web"]  # in its place
     assert servers["notes"]["env"] == {"OTHER": "2"}
-    assert servers["notes"]["args"] == [SERVER, "stdio", "--again"]
+    assert servers["notes"]["args"] == [MCP_SERVER, "stdio", "--again"]
     assert SecretStore().get(env_key("notes", "MY_TOKEN")) == "t0k"
     assert SecretStore().get(env_key("desk", "MY_TOKEN")) is None
     history = HistoryStore(AppPaths.under(home).history_db)
@@ -200,11 +192,11 @@ def test_edit_mcp_refuses_what_cannot_work_and_changes_nothing(
 
 def test_chat_with_an_mcp_tool_and_a_builtin_tool_saved_and_shown(tmp_path: Path) -> None:
     home = tmp_path / "desk"
-    added = _cli(home, "tools", "add-mcp", "desk", "--", sys.executable, SERVER, "stdio")
+    added = run_cli(home, "tools", "add-mcp", "desk", "--", sys.executable, MCP_SERVER, "stdio")
     assert added.returncode == 0, added.stderr
     options = ("--tool-calls", "well-formed", "--tool-arguments", '{"a": 20, "b": 22}')
     with running_standin(*options) as server:
-        done = _cli(
+        done = run_cli(
             home,
             "chat",
             "--base-url",
@@ -221,7 +213,7 @@ def test_chat_with_an_mcp_tool_and_a_builtin_tool_saved_and_shown(tmp_path: Path
     assert done.stdout.strip() == "The capital of France is Paris."
     assert '→ add (desk) {"a": 20, "b": 22}' in done.stderr
     assert "← 42" in done.stderr
-    shown = _cli(home, "show", "1", "--json")
+    shown = run_cli(home, "show", "1", "--json")
     assert shown.returncode == 0, shown.stderr
     messages = json.loads(shown.stdout)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
@@ -237,11 +229,11 @@ def test_chat_with_an_mcp_tool_and_a_builtin_tool_saved_and_shown(tmp_path: Path
 def test_ask_refuses_without_a_terminal_and_deny_tells_the_model(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin("--tool-calls", "well-formed") as server:
-        asked = _cli(home, "chat", "--base-url", server.root_url, "--tools", "current_time", "Time?")
+        asked = run_cli(home, "chat", "--base-url", server.root_url, "--tools", "current_time", "Time?")
         assert asked.returncode == 1
         assert "there is no terminal to ask on" in asked.stderr
         assert not (home / "data" / "history.sqlite3").exists()  # refused before anything was stored
-        denied = _cli(
+        denied = run_cli(
             home,
             "chat",
             "--base-url",
@@ -254,7 +246,7 @@ def test_ask_refuses_without_a_terminal_and_deny_tells_the_model(tmp_path: Path)
         )
     assert denied.returncode == 0, denied.stderr
     assert "✗ The user denied this call of the tool current_time" in denied.stderr
-    unknown = _cli(
+    unknown = run_cli(
         home, "chat", "--base-url", "http://127.0.0.1:9", "--tools", "nope", "--approve", "all", "x"
     )
     assert unknown.returncode == 1
@@ -269,7 +261,7 @@ def test_ask_prompts_on_a_terminal_and_runs_the_call_once_allowed(tmp_path: Path
     home = tmp_path / "desk"
     with running_standin("--tool-calls", "well-formed") as server:
         master, slave = pty.openpty()
-        cli = [sys.executable, "-m", "engine.cli", "--data-dir", str(home), "chat"]
+        cli = cli_command(home, "chat")
         question = ["--tools", "current_time", "--tool-choice", "current_time", "What time is it?"]
         proc = subprocess.Popen(
             [*cli, "--base-url", server.root_url, *question],
@@ -305,8 +297,10 @@ def test_the_builtin_model_with_tool_choice_auto_gets_a_clear_warning(tmp_path: 
     home = tmp_path / "desk"
     tools = ("--tools", "current_time", "--approve", "all")
     with running_standin(model=BUILTIN_MODEL.served_name) as server:
-        auto = _cli(home, "chat", "--base-url", server.root_url, *tools, "Hi")
-        forced = _cli(home, "chat", "--base-url", server.root_url, *tools, "--tool-choice", "required", "Hi")
+        auto = run_cli(home, "chat", "--base-url", server.root_url, *tools, "Hi")
+        forced = run_cli(
+            home, "chat", "--base-url", server.root_url, *tools, "--tool-choice", "required", "Hi"
+        )
     assert auto.returncode == 0, auto.stderr
     assert "warning: This model's chat template does not describe tools" in auto.stderr
     assert "only when the tool choice forces it" in auto.stderr
@@ -317,7 +311,7 @@ def test_the_builtin_model_with_tool_choice_auto_gets_a_clear_warning(tmp_path: 
 def test_chat_with_tools_as_json_events(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin("--tool-calls", "well-formed", "--tool-arguments", '{"timezone": "UTC"}') as server:
-        done = _cli(
+        done = run_cli(
             home,
             "chat",
             "--base-url",

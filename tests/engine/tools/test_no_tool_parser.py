@@ -3,9 +3,6 @@ set; and vLLM's HTTP 400 for it (a server started elsewhere) worded the same way
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +11,8 @@ from engine.paths import AppPaths
 from engine.server.profiles import ServerProfile
 from engine.settings.store import Settings, SettingsStore
 from engine.tools.parsers import no_parser_warning
-from tests.support.standin.launch import REPO_ROOT, running_standin
-
-
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--data-dir", str(home), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        input="",
-        timeout=180,
-    )
+from tests.support.cli import run_cli
+from tests.support.standin.launch import running_standin
 
 
 def test_the_warning_names_the_profile_the_refused_choice_and_the_familys_parser() -> None:
@@ -49,7 +35,7 @@ def test_a_server_started_without_a_parser_refuses_in_words_not_a_raw_400(
     home = tmp_path / "desk"
     tools = ("--tools", "current_time", "--approve", "all", "--tool-choice", choice)
     with running_standin("--tool-calls", "well-formed", "--check-tool-parser") as server:
-        refused = _cli(home, "chat", "--base-url", server.root_url, *tools, "Time?")
+        refused = run_cli(home, "chat", "--base-url", server.root_url, *tools, "Time?")
         # The stand-in refuses as vLLM does only without the flags: with them the same turn goes through.
     with running_standin(
         "--tool-calls",
@@ -59,7 +45,7 @@ def test_a_server_started_without_a_parser_refuses_in_words_not_a_raw_400(
         "--tool-call-parser",
         "hermes",
     ) as server:
-        served = _cli(home, "chat", "--base-url", server.root_url, *tools, "Time?")
+        served = run_cli(home, "chat", "--base-url", server.root_url, *tools, "Time?")
     assert refused.returncode == 1
     assert "error: The model server was started without a tool-call parser" in refused.stderr
     assert "hermes for Qwen2.5/Qwen3" in refused.stderr
@@ -77,7 +63,7 @@ def test_chat_with_tools_on_a_profile_without_a_parser_is_refused_before_the_ser
     profile = ServerProfile(name="qwen here", source="hf_cache", model="Qwen/Qwen2.5-0.5B-Instruct-absent")
     SettingsStore.open(paths.settings_file).update(Settings(profiles=[profile]))
     tools = ("--tools", "current_time", "--approve", "all")
-    refused = _cli(home, "chat", "--profile", "qwen here", *tools, "Time?")
+    refused = run_cli(home, "chat", "--profile", "qwen here", *tools, "Time?")
     assert refused.returncode != 0
     assert "The profile 'qwen here' starts the model without a tool-call parser" in refused.stderr
     assert "set its tool-call parser to hermes" in refused.stderr
