@@ -7,23 +7,24 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from engine.paths import AppPaths
 from engine.secrets import SecretStore
 from engine.server.readiness import free_port
 from engine.tools.approval import ApprovalPolicy
 from engine.tools.config import McpServer, ToolsSettings, env_key
 from engine.tools.loop import LoopLimits, ToolLoop
-from engine.tools.mcp import McpManager, mcp_text
+from engine.tools.mcp import McpManager, ServerState, mcp_text
 from tests.engine.tools.test_loop import Recorder, generator_for
+from tests.support.mcp import MCP_SERVER, stdio_test_server
 from tests.support.standin.launch import running_standin
-
-SERVER = str(Path(__file__).with_name("mcp_server.py"))
 
 
 @pytest.fixture
@@ -31,17 +32,26 @@ def settings(tmp_path: Path) -> ToolsSettings:
     return ToolsSettings(tmp_path / "config", SecretStore())
 
 
-def stdio(name: str = "desk", *args: str) -> McpServer:
-    return McpServer(
-        name=name, transport="stdio", command=sys.executable, args=[SERVER, *(args or ("stdio",))]
-    )
+@asynccontextmanager
+async def started(
+    settings: ToolsSettings, app_paths: AppPaths, name: str = "desk", *, call_timeout_s: float = 10
+) -> AsyncIterator[tuple[McpManager, ServerState]]:
+    """A manager of ``settings``' servers, its log under ``app_paths``, with ``name`` started and ready (30 s
+    to connect: a busy machine); it and its state, every server stopped after."""
+    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=call_timeout_s)
+    try:
+        state = await manager.start(name)
+        assert state.status == "ready", state.reason
+        yield manager, state
+    finally:
+        await manager.aclose()
 
 
 @pytest.fixture
 def http_server() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, SERVER, "http", str(port)],
+        [sys.executable, MCP_SERVER, "http", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -72,13 +82,10 @@ def _alive(pid: int) -> bool:
 async def test_a_stdio_server_runs_in_its_own_group_gets_its_secret_and_leaves_no_orphan(
     settings: ToolsSettings, app_paths
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.add(stdio(), secret_env={"DESK_API_KEY": "s3cret"})
+    settings.add(stdio_test_server(), secret_env={"DESK_API_KEY": "s3cret"})
     assert "s3cret" not in settings.path.read_text()  # only the name is in the file
     assert SecretStore().get(env_key("desk", "DESK_API_KEY")) == "s3cret"
-    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=10)
-    try:
-        state = await manager.start("desk")
-        assert state.status == "ready", state.reason
+    async with started(settings, app_paths) as (manager, state):
         assert {"add", "echo", "env_value", "process"} <= set(state.tools)
         assert state.describe() == f"ready with {len(state.tools)} tool(s)"
         tools, owners = manager.tools(["desk"])
@@ -90,8 +97,6 @@ async def test_a_stdio_server_runs_in_its_own_group_gets_its_secret_and_leaves_n
         assert pid == pgid  # the leader of its own process group
         assert pgid != os.getpgid(0)
         assert manager.connections["desk"].pgid == pgid
-    finally:
-        await manager.aclose()
     assert not _alive(pid)
 
 
@@ -111,10 +116,8 @@ async def test_a_streamable_http_server_on_the_loopback(settings: ToolsSettings,
 
 @pytest.mark.asyncio
 async def test_an_mcp_tool_in_a_turn_with_approval(settings: ToolsSettings, app_paths) -> None:  # type: ignore[no-untyped-def]
-    settings.add(stdio())
-    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=10)
-    try:
-        await manager.start("desk")
+    settings.add(stdio_test_server())
+    async with started(settings, app_paths) as (manager, _state):
         tools, owners = manager.tools(["desk"])
         rec = Recorder("allow_once")
         with running_standin(
@@ -130,17 +133,13 @@ async def test_an_mcp_tool_in_a_turn_with_approval(settings: ToolsSettings, app_
         result = outcome.messages[1].tool_call_result
         assert result is not None
         assert result.result == "42"
-    finally:
-        await manager.aclose()
 
 
 @pytest.mark.asyncio
 async def test_a_tool_that_fails_crashes_or_hangs_on_the_server(settings: ToolsSettings, app_paths) -> None:  # type: ignore[no-untyped-def]
-    settings.add(stdio())
+    settings.add(stdio_test_server())
     # The server prints a failed tool's traceback with rich, which takes a while on a busy machine.
-    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=6)
-    try:
-        await manager.start("desk")
+    async with started(settings, app_paths, call_timeout_s=6) as (manager, _state):
         tools, _owners = manager.tools(["desk"])
         by_name = {t.name: t for t in tools}
         with pytest.raises(Exception, match="Error executing tool boom"):
@@ -163,14 +162,12 @@ async def test_a_tool_that_fails_crashes_or_hangs_on_the_server(settings: ToolsS
         assert crashed.status == "failed"
         assert crashed.reason.startswith("the server stopped during a call of crash")
         assert manager.tools(["desk"]) == ([], {})  # its tools are no longer offered
-    finally:
-        await manager.aclose()
 
 
 @pytest.mark.asyncio
 async def test_servers_that_cannot_start_say_why(settings: ToolsSettings, app_paths) -> None:  # type: ignore[no-untyped-def]
     settings.add(McpServer(name="missing", transport="stdio", command="/nonexistent/mcp-server"))
-    settings.add(stdio("garbage", "garbage"))
+    settings.add(stdio_test_server("garbage", "garbage"))
     settings.add(McpServer(name="nobody", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp"))
     manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=5, call_timeout_s=5)
     try:
@@ -218,7 +215,7 @@ def test_a_stdio_server_goes_when_the_app_is_killed(tmp_path: Path) -> None:
     import signal
 
     app = subprocess.Popen(
-        [sys.executable, "-c", KEEPER, str(tmp_path), SERVER],
+        [sys.executable, "-c", KEEPER, str(tmp_path), MCP_SERVER],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).parents[3],
@@ -248,11 +245,8 @@ def test_a_stdio_server_goes_when_the_app_is_killed(tmp_path: Path) -> None:
 async def test_a_servers_tool_named_as_a_built_in_tool_is_offered_under_the_servers_name(
     settings: ToolsSettings, app_paths
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.add(stdio("desk", "stdio-builtin-names"))
-    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=10)
-    try:
-        state = await manager.start("desk")
-        assert state.status == "ready", state.reason
+    settings.add(stdio_test_server("desk", "stdio-builtin-names"))
+    async with started(settings, app_paths) as (manager, state):
         assert "current_time" in state.tools  # as the server names it
         tools, owners = manager.tools(["desk"])
         by_name = {t.name: t for t in tools}
@@ -260,8 +254,6 @@ async def test_a_servers_tool_named_as_a_built_in_tool_is_offered_under_the_serv
         assert owners["desk_current_time"] == "desk"
         assert await by_name["desk_current_time"].invoke_async() == "the server's clock"
         assert owners["add"] == "desk"  # the others keep their names
-    finally:
-        await manager.aclose()
 
 
 async def _turn_with(tools: list, owners: dict[str, str], name: str, arguments: str, limits: LoopLimits):  # type: ignore[no-untyped-def,type-arg]
@@ -288,16 +280,12 @@ async def _turn_with(tools: list, owners: dict[str, str], name: str, arguments: 
 async def test_an_mcp_tool_that_returns_megabytes_is_cut_with_a_notice_before_the_model(
     settings: ToolsSettings, app_paths
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.add(stdio())
-    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=30)
-    try:
-        await manager.start("desk")
+    settings.add(stdio_test_server())
+    async with started(settings, app_paths, call_timeout_s=30) as (manager, _state):
         tools, owners = manager.tools(["desk"])
         outcome, rec = await _turn_with(
             tools, owners, "big", '{"size": 3000000}', LoopLimits(max_result_chars=2000)
         )
-    finally:
-        await manager.aclose()
     result = outcome.messages[1].tool_call_result
     assert result is not None
     assert result.error is False
@@ -313,19 +301,14 @@ async def test_a_server_that_breaks_json_rpc_mid_call_gives_a_clear_error_and_th
 ) -> None:  # type: ignore[no-untyped-def]
     # It shakes hands and lists its tool as MCP says, then answers the call with a line that is not JSON-RPC
     # and a response to a request it was never sent: the call's own answer never comes.
-    settings.add(stdio("broken", "broken-rpc"))
-    manager = McpManager(settings, logs=app_paths.logs, connect_timeout_s=30, call_timeout_s=3)
-    try:
-        state = await manager.start("broken")
-        assert state.status == "ready", state.reason
+    settings.add(stdio_test_server("broken", "broken-rpc"))
+    async with started(settings, app_paths, "broken", call_timeout_s=3) as (manager, _state):
         tools, owners = manager.tools(["broken"])
         outcome, rec = await _turn_with(
             tools, owners, "add", '{"a": 1, "b": 2}', LoopLimits(call_timeout_s=30)
         )
         pgid = manager.connections["broken"].pgid
         after = manager.connections["broken"].state
-    finally:
-        await manager.aclose()
     result = outcome.messages[1].tool_call_result
     assert result is not None
     assert result.error is True
