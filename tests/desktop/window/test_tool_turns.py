@@ -4,35 +4,28 @@ with the conversation, stop, regenerate, and the cards read back after the windo
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from desktop.widgets.composer import Composer
-from desktop.widgets.markdown_view import MarkdownRenderer
-from desktop.widgets.sidebar import Sidebar
 from desktop.widgets.tool_card import ToolCard
-from desktop.widgets.tool_settings import ToolSettingsBox
-from desktop.widgets.transcript import TranscriptView
 from desktop.window.main_window import MainWindow
-from desktop.window.tool_turns import STOPPED_RESULT, ToolTurns
+from desktop.window.tool_turns import STOPPED_RESULT
 from engine.chat.engine import ChatEngine
 from engine.chat.generation import GenerationSettings
-from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.tools.approval import CallRequest, denied_result
 from engine.tools.config import McpServer, ToolsSettings
 from engine.tools.session import branch_messages
 from tests.support.main_window import close_window, open_window, replies
+from tests.support.mcp import stdio_test_server
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import running_standin
+from tests.support.tool_turns import bare_tool_turns, showing_a_chat_that_uses_desk
 
 pytestmark = [
     pytest.mark.gui,
@@ -40,7 +33,6 @@ pytestmark = [
     pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
 SHOTS = Path(__file__).resolve().parents[3] / "shots"
-MCP_SERVER = str(Path(__file__).parents[2] / "engine" / "tools" / "mcp_server.py")
 ANSWER = "The current_time tool gave the time in UTC (shown in its result above)."
 TIME_CALL = (
     *("--tool-calls", "well-formed", "--tool-arguments", '{"timezone": "UTC"}'),
@@ -229,9 +221,7 @@ def test_stop_while_a_card_waits_leaves_a_conversation_that_goes_on(qtbot, app_p
 
 
 def test_an_mcp_servers_tools_and_parallel_calls_each_get_a_card(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
-    ToolsSettings(app_paths.config).add(
-        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
-    )
+    ToolsSettings(app_paths.config).add(stdio_test_server())
     args = ("--tool-calls", "parallel", "--tool-name", "add", "--tool-arguments", '{"a": 2, "b": 3}')
     with running_standin(*args, "--reply", "Five, twice.") as server:
         window = open_window(qtbot, app_paths, server.endpoint)
@@ -364,62 +354,13 @@ def test_the_mcp_servers_are_offered_once_the_engine_is_attached(qtbot, app_path
     ToolsSettings(app_paths.config).add(
         McpServer(name="notes", transport="http", url="http://127.0.0.1:9/mcp")
     )
-    box = ToolSettingsBox()
-    qtbot.addWidget(box)
-    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-    transcript = TranscriptView(MarkdownRenderer())
-    composer = Composer()
-    sidebar = Sidebar(store)
-    for widget in (transcript, composer, sidebar):
-        qtbot.addWidget(widget)
-    try:
-        turns = ToolTurns(
-            store,
-            transcript,
-            composer,
-            sidebar,
-            config_dir=app_paths.config,
-            paths=app_paths,
-            shown=lambda: None,
-            show=lambda _id: asyncio.sleep(0),
-            settings_box=box,
-        )
+    with bare_tool_turns(qtbot, app_paths) as bare:
+        box = bare.box
         box.load({})
         assert list(box.boxes) == ["current_time", "search_history", "search_documents"]  # tools.toml waits
-        turns.chat = ChatEngine(store, lambda: None)
+        bare.turns.chat = ChatEngine(bare.store, lambda: None)
         assert "notes" in box.boxes
         assert "127.0.0.1:9" in box.boxes["notes"].toolTip()
-        run(qtbot, turns.aclose())
-    finally:
-        run(qtbot, sidebar.aclose())
-        run(qtbot, store.close())
-
-
-@contextmanager
-def showing_a_chat_that_uses_desk(qtbot, app_paths: AppPaths) -> Iterator[tuple[MainWindow, int]]:  # type: ignore[no-untyped-def]
-    """A window with the app's paths (Preferences and the CLI read tools.toml and the history there)
-    showing a chat whose tools are the MCP server "desk" (the test server) and current_time, its chat
-    settings open with both ticked; yields it and the chat's id, closed after."""
-    ToolsSettings(app_paths.config).add(
-        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
-    )
-    history = HistoryStore(app_paths.history_db)
-    conversation = history.create_conversation(
-        title="Uses desk", settings={"tools": ["desk", "current_time"]}
-    )
-    history.add_message(conversation.id, None, "user", "Add 2 and 3.")
-    history.close()
-    window = open_window(qtbot, app_paths, paths=app_paths)
-    try:
-        qtbot.waitUntil(lambda: window.conversation_id == conversation.id, timeout=5000)
-        if not window.chat_settings.isVisible():
-            window.toggle_chat_settings()
-        box = window.chat_settings.tools
-        qtbot.waitUntil(lambda: "desk" in box.boxes and box.boxes["desk"].isChecked(), timeout=5000)
-        assert box.values()["tools"] == ("current_time", "desk")
-        yield window, conversation.id
-    finally:
-        close_window(qtbot, window)
 
 
 def test_a_server_renamed_in_preferences_moves_the_shown_chats_tick_and_apply_keeps_the_new_name(  # type: ignore[no-untyped-def]
@@ -459,27 +400,9 @@ def test_a_server_with_a_built_in_tools_name_from_an_older_file_is_not_offered_n
     # As an older version wrote it (a command that would fail loudly if it were ever run).
     clashing = McpServer(name="current_time", transport="stdio", command=sys.executable, args=["-c", "x("])
     save_tools_config(tools_file(app_paths.config), ToolsConfig(servers=[clashing]))
-    box = ToolSettingsBox()
-    qtbot.addWidget(box)
-    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-    transcript = TranscriptView(MarkdownRenderer())
-    composer = Composer()
-    sidebar = Sidebar(store)
-    for widget in (transcript, composer, sidebar):
-        qtbot.addWidget(widget)
-    try:
-        turns = ToolTurns(
-            store,
-            transcript,
-            composer,
-            sidebar,
-            config_dir=app_paths.config,
-            paths=app_paths,
-            shown=lambda: None,
-            show=lambda _id: asyncio.sleep(0),
-            settings_box=box,
-        )
-        turns.chat = ChatEngine(store, lambda: None)
+    with bare_tool_turns(qtbot, app_paths) as bare:
+        turns, box = bare.turns, bare.box
+        turns.chat = ChatEngine(bare.store, lambda: None)
         box.load({})
         assert turns.available() == [(name, DESCRIPTIONS[name]) for name in DESCRIPTIONS]  # offered once
         assert list(box.boxes) == ["current_time", "search_history", "search_documents"]
@@ -488,9 +411,5 @@ def test_a_server_with_a_built_in_tools_name_from_an_older_file_is_not_offered_n
         assert owners == {}
         assert turns.manager.connections == {}  # the server's command never ran
         assert "current_time: “current_time” is a built-in tool's name, so this MCP server is not used" in (
-            composer.notice.text()
+            bare.composer.notice.text()
         )
-        run(qtbot, turns.aclose())
-    finally:
-        run(qtbot, sidebar.aclose())
-        run(qtbot, store.close())

@@ -10,7 +10,6 @@ processor, so the checks are on structure, never on its text.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,10 @@ from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.settings.store import SettingsStore
 from engine.tools.builtin import QUERY_MAX_CHARS
-from engine.tools.config import McpServer, ToolsSettings
-from tests.desktop.window.test_tool_turns import MCP_SERVER, asking, cards, send, tick_tool_for_new_chat
+from engine.tools.config import ToolsSettings
+from tests.desktop.window.test_tool_turns import asking, cards, send, tick_tool_for_new_chat
 from tests.support.main_window import replies
+from tests.support.mcp import stdio_test_server
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 
 pytestmark = [
@@ -58,9 +58,7 @@ def open_window(qtbot, app_paths, vllm_server) -> tuple[AsyncHistoryStore, MainW
 def test_a_forced_tool_call_is_approved_on_its_card_with_the_built_in_model(  # type: ignore[no-untyped-def]
     qtbot, app_paths, vllm_server
 ) -> None:
-    ToolsSettings(app_paths.config).add(
-        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
-    )
+    ToolsSettings(app_paths.config).add(stdio_test_server())
     store, window = open_window(qtbot, app_paths, vllm_server)
     try:
         window.show()

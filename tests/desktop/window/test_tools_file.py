@@ -5,51 +5,31 @@ runs on."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from desktop.widgets.composer import Composer
-from desktop.widgets.markdown_view import MarkdownRenderer
-from desktop.widgets.sidebar import Sidebar
-from desktop.widgets.tool_settings import ToolSettingsBox
-from desktop.widgets.transcript import TranscriptView
 from desktop.window.main_window import MainWindow
-from desktop.window.tool_turns import ToolTurns
 from engine.chat.engine import ChatEngine
-from engine.history.async_store import AsyncHistoryStore
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from engine.tools.config import McpServer, ToolsSettings
-from tests.desktop.window.test_tool_turns import showing_a_chat_that_uses_desk
+from tests.support.cli import run_cli
 from tests.support.main_window import close_window, open_window
+from tests.support.mcp import MCP_SERVER, stdio_test_server
 from tests.support.qasync_loop import qloop, run  # noqa: F401
-from tests.support.standin.launch import REPO_ROOT
+from tests.support.tool_turns import bare_tool_turns, showing_a_chat_that_uses_desk
 
 pytestmark = [
     pytest.mark.gui,
     pytest.mark.usefixtures("qloop"),
     pytest.mark.qt_log_ignore("This plugin does not support"),
 ]
-MCP_SERVER = str(Path(__file__).parents[2] / "engine" / "tools" / "mcp_server.py")
 
 
 def cli(app_paths: AppPaths, *args: str) -> None:
     """``vllm-desk tools ...`` in a process of its own, as a user runs it beside the app."""
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--data-dir", str(app_paths.config.parent), "tools", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(app_paths.config.parent, "tools", *args, timeout=120)
     assert done.returncode == 0, done.stderr
 
 
@@ -66,7 +46,7 @@ BUILTIN = ["current_time", "search_history", "search_documents"]
 
 
 def test_the_cli_changing_tools_reaches_the_window_and_its_tools_page(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
-    desk = McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
+    desk = stdio_test_server()
     settings = ToolsSettings(app_paths.config)
     settings.add(desk)
     window = open_window(qtbot, app_paths, paths=app_paths)
@@ -163,32 +143,14 @@ def test_a_read_of_the_chats_from_before_the_tools_pages_rename_of_them_keeps_th
     qtbot, app_paths: AppPaths
 ) -> None:
     settings = ToolsSettings(app_paths.config)
-    settings.add(
-        McpServer(name="desk", transport="stdio", command=sys.executable, args=[MCP_SERVER, "stdio"])
-    )
-    box = ToolSettingsBox()
-    qtbot.addWidget(box)
-    store = run(qtbot, AsyncHistoryStore.open(app_paths.history_db))
-    transcript = TranscriptView(MarkdownRenderer())
-    composer = Composer()
-    sidebar = Sidebar(store)
-    for widget in (transcript, composer, sidebar):
-        qtbot.addWidget(widget)
-    turns: ToolTurns | None = None
-    try:
-        conversation = run(qtbot, store.create_conversation(title="Uses desk", settings={"tools": ["desk"]}))
-        turns = ToolTurns(
-            store,
-            transcript,
-            composer,
-            sidebar,
-            config_dir=app_paths.config,
-            paths=app_paths,
-            shown=lambda: conversation.id,
-            show=lambda _id: asyncio.sleep(0),
-            settings_box=box,
+    settings.add(stdio_test_server())
+    with bare_tool_turns(qtbot, app_paths) as bare:
+        turns, box = bare.turns, bare.box
+        conversation = run(
+            qtbot, bare.store.create_conversation(title="Uses desk", settings={"tools": ["desk"]})
         )
-        turns.chat = ChatEngine(store, lambda: None)
+        bare.shown_id = conversation.id
+        turns.chat = ChatEngine(bare.store, lambda: None)
         box.load(conversation.settings)
         assert [n for n, b in box.boxes.items() if b.isChecked()] == ["desk"]
         # The Tools page saved the rename and said so; its rename of the chats has not reached the store
@@ -200,11 +162,6 @@ def test_a_read_of_the_chats_from_before_the_tools_pages_rename_of_them_keeps_th
         assert [n for n, b in box.boxes.items() if b.isChecked()] == ["notes"]
         # A server named "desk" again is another one: a chat that ticks it keeps it.
         settings.add(McpServer(name="desk", transport="http", url="http://127.0.0.1:9/mcp"))
-        run(qtbot, store.update_conversation(conversation.id, settings={"tools": ["desk", "notes"]}))
+        run(qtbot, bare.store.update_conversation(conversation.id, settings={"tools": ["desk", "notes"]}))
         run(qtbot, turns.follow_tools_file())
         assert [n for n, b in box.boxes.items() if b.isChecked()] == ["notes", "desk"]  # tools.toml's order
-    finally:
-        if turns is not None:
-            run(qtbot, turns.aclose())
-        run(qtbot, sidebar.aclose())
-        run(qtbot, store.close())
