@@ -15,6 +15,7 @@ from haystack.tools.errors import ToolInvocationError
 
 from engine.chat.generator import GeneratorPool
 from engine.chat.request import ChatTimeouts
+from engine.endpoint import Endpoint
 from engine.tools.approval import ApprovalPolicy, CallRequest, Decision
 from engine.tools.loop import (
     TOOL_META,
@@ -44,10 +45,11 @@ def add_tool(function=_add) -> Tool:  # type: ignore[no-untyped-def]
 
 
 @asynccontextmanager
-async def generator_for(server: Standin) -> AsyncIterator[object]:
+async def generator_for(server: Standin | Endpoint) -> AsyncIterator[object]:
+    """A chat generator leased for the stand-in's endpoint (or any endpoint), its pool closed after."""
     pool = GeneratorPool(ChatTimeouts().for_endpoint)
     try:
-        async with pool.lease(server.endpoint()) as generator:
+        async with pool.lease(server if isinstance(server, Endpoint) else server.endpoint()) as generator:
             yield generator
     finally:
         await pool.aclose()

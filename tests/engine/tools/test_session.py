@@ -76,25 +76,21 @@ def reopened_conversation(db: Path, conversation_id: int):  # type: ignore[no-un
         store.close()
 
 
+def gone_endpoint() -> Endpoint:
+    """An endpoint where no server listens (a free port): a turn's request is refused at once."""
+    return Endpoint(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key="k", max_model_len=2048)
+
+
 @pytest.mark.asyncio
 async def test_a_turn_whose_server_is_gone_keeps_the_message_and_says_why(tmp_path: Path) -> None:
     store = await AsyncHistoryStore.open(tmp_path / "history.sqlite3")
     try:
         conv = await store.create_conversation(title="t")
-        gone = Endpoint(
-            base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key="k", max_model_len=2048
-        )
-        from engine.chat.generator import GeneratorPool
-        from engine.chat.request import ChatTimeouts
-
-        pool = GeneratorPool(ChatTimeouts().for_endpoint)
-        try:
-            async with pool.lease(gone) as generator:
-                turn = await run_tool_turn(
-                    store, generator, gone, conv.id, "hi", ToolTurnOptions([add_tool()], ApprovalPolicy())
-                )
-        finally:
-            await pool.aclose()
+        gone = gone_endpoint()
+        async with generator_for(gone) as generator:
+            turn = await run_tool_turn(
+                store, generator, gone, conv.id, "hi", ToolTurnOptions([add_tool()], ApprovalPolicy())
+            )
         assert turn.error is not None
         assert turn.reply is not None
         assert turn.reply.state == "failed"
@@ -120,15 +116,9 @@ async def test_a_tool_turn_moves_what_lives_before_it_out_of_the_collectors_reac
     store = await AsyncHistoryStore.open(tmp_path / "history.sqlite3")
     try:
         conv = await store.create_conversation(title="t")
-        gone = Endpoint(
-            base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key="k", max_model_len=2048
-        )
-        from engine.chat.generator import GeneratorPool
-        from engine.chat.request import ChatTimeouts
-
-        pool = GeneratorPool(ChatTimeouts().for_endpoint)
+        gone = gone_endpoint()
         try:
-            async with pool.lease(gone) as generator:
+            async with generator_for(gone) as generator:
                 gc.unfreeze()
                 alive = [[n] for n in range(1000)]  # tracked objects alive before the turn
                 assert gc.get_freeze_count() == 0
@@ -138,7 +128,6 @@ async def test_a_tool_turn_moves_what_lives_before_it_out_of_the_collectors_reac
                 frozen = gc.get_freeze_count()
         finally:
             gc.unfreeze()
-            await pool.aclose()
         assert turn.error is not None  # the turn ran (to the refused connection)
         assert frozen > len(alive)
     finally:
