@@ -11,7 +11,8 @@ with ``Starting vLLM server on http://127.0.0.1:PORT``; stderr: weight-loading b
 token, ``finish_reason`` on the last one, a usage chunk with ``choices: []`` when
 ``stream_options.include_usage``, then ``data: [DONE]``). ``/v1/*`` needs ``Authorization: Bearer
 $VLLM_API_KEY`` when that env var (or ``--api-key``) is set (401 otherwise). A wrong model name gives vLLM's
-404.
+404. Connections are kept (HTTP/1.1) and, as uvicorn under vLLM does, one left idle for
+``$VLLM_HTTP_TIMEOUT_KEEP_ALIVE`` seconds (default 5; fractions allowed here) is closed by the server.
 
 Options of ``vllm serve`` that it understands: ``MODEL`` (positional) or ``--model``,
 ``--served-model-name``, ``--host`` (127.0.0.1), ``--port`` (0 picks a free one; a taken port prints vLLM's

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from engine.endpoint import Endpoint
 
@@ -89,6 +90,17 @@ class Standin:
 
     def endpoint(self) -> Endpoint:
         return Endpoint(base_url=self.base_url, model=self.model, api_key=self.api_key, max_model_len=2048)
+
+    def client_ports(self, request: str) -> list[int]:
+        """The client's port of each ``request`` (e.g. ``"POST /v1/chat/completions"``) in the access log so
+        far, in order: one port is one connection."""
+        pattern = re.compile(rf'127\.0\.0\.1:(\d+) - ""{re.escape(request)} ')
+        return [int(m.group(1)) for line in list(self.lines) if (m := pattern.search(line))]
+
+    def open_connections(self) -> int:
+        """How many connections the stand-in's process holds open on its port now (kept or busy)."""
+        held = psutil.Process(self.proc.pid).net_connections(kind="tcp")
+        return sum(1 for c in held if c.laddr.port == self.port and c.status == psutil.CONN_ESTABLISHED)
 
     def stop(self, grace: float = 5.0) -> int:
         """SIGTERM to the group, SIGKILL to it after ``grace`` seconds; returns the leader's exit code."""
@@ -170,10 +182,14 @@ def start_standin(
 
 @contextmanager
 def running_standin(
-    *options: str, model: str = "standin", api_key: str | None = None, timeout: float = 30.0
+    *options: str,
+    model: str = "standin",
+    api_key: str | None = None,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Standin]:
     """Context manager around :func:`start_standin`; always stops the whole process group."""
-    server = start_standin(*options, model=model, api_key=api_key, timeout=timeout)
+    server = start_standin(*options, model=model, api_key=api_key, timeout=timeout, env=env)
     try:
         yield server
     finally:

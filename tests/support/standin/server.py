@@ -119,6 +119,23 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: StandinServer
 
+    def handle(self) -> None:
+        # As uvicorn under vLLM: a kept connection idle for VLLM_HTTP_TIMEOUT_KEEP_ALIVE seconds (5 by
+        # default) is closed by the server, quietly; a request under way is never timed out.
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection and self._next_request_within(self.server.keep_alive_s):
+            self.handle_one_request()
+
+    def _next_request_within(self, seconds: float) -> bool:
+        self.connection.settimeout(seconds)
+        try:
+            return bool(self.rfile.peek(1))  # b"": the client closed it
+        except OSError:  # TimeoutError included: idle too long
+            return False
+        finally:
+            self.connection.settimeout(None)
+
     def log_message(self, format: str, *args: Any) -> None:
         # uvicorn's access-log format, on stdout like vLLM's.
         logs.out(f'INFO:     {self.client_address[0]}:{self.client_address[1]} - "{format % args}"')
@@ -431,6 +448,7 @@ class StandinServer(ThreadingHTTPServer):
         self.served = (opts.served_model_name or [opts.model_opt or opts.model_tag])[0]
         self.max_model_len = 2048 if opts.max_model_len in ("auto", "-1") else int(opts.max_model_len)
         self.api_key = os.environ.get("VLLM_API_KEY") or opts.api_key
+        self.keep_alive_s = float(os.environ.get("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "5"))  # int() in vLLM
         self.stats = Stats()
         self.tokens_sent = 0  # across requests: --stall-after / --crash-after count every token served
         self.token_lock = threading.Lock()
