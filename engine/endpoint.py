@@ -44,6 +44,9 @@ class Endpoint:
     max_model_len: int | None = None
     kind: Literal["local", "remote"] = "local"
     profile_name: str = ""
+    # How long the server keeps an idle connection open, where the app knows it (a server it launched and
+    # told: engine.server.readiness.SERVER_KEEP_ALIVE_S); None: unknown.
+    keep_alive_s: float | None = None
 
     @property
     def root_url(self) -> str:
@@ -67,6 +70,7 @@ class Endpoint:
         api_key: str | None,
         kind: Literal["local", "remote"],
         profile_name: str,
+        keep_alive_s: float | None = None,
     ) -> Endpoint:
         """The endpoint for one entry of a server's ``/v1/models`` answer, served under ``root``.
 
@@ -80,4 +84,5 @@ class Endpoint:
             max_model_len=max_len if isinstance(max_len, int) else None,
             kind=kind,
             profile_name=profile_name,
+            keep_alive_s=keep_alive_s,
         )

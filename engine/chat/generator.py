@@ -39,7 +39,7 @@ from haystack.components.generators.utils import _convert_streaming_chunks_to_ch
 from haystack.dataclasses import ChatMessage, ComponentInfo, ReasoningContent, StreamingChunk
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT, _invoke_streaming_callback
 from haystack.utils import Secret
-from openai import AsyncOpenAI, AsyncStream
+from openai import APIError, AsyncOpenAI, AsyncStream
 from openai._base_client import make_request_options
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -235,13 +235,23 @@ def quick_requests(client: AsyncOpenAI) -> None:
     completions.create = quick_create  # type: ignore[method-assign]
 
 
+# A kept connection is given up this long before the server would close it (a launched vLLM's keep-alive
+# is known: Endpoint.keep_alive_s); its timer starts when it has sent a reply, ours when we have read it.
+KEEP_ALIVE_MARGIN_S = 60.0
+
+
 def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
     """httpx settings for an endpoint's client.
 
-    The shared TLS context makes a client in ~0.1 ms instead of loading the CA bundle again. A local server's
-    connections are not kept alive: a loopback connect costs well under a millisecond, and an idle socket
-    would outlive an engine that is dropped without :meth:`GeneratorPool.aclose`; a remote server's are
-    kept (a TLS handshake costs tens of milliseconds). ``trust_env`` follows
+    The shared TLS context makes a client in ~0.1 ms instead of loading the CA bundle again. A server the app
+    launched keeps idle connections for :attr:`~engine.endpoint.Endpoint.keep_alive_s` (told at its launch:
+    10 minutes, longer than a user reads and writes), and ours are kept until :data:`KEEP_ALIVE_MARGIN_S`
+    before that: a turn then needs no new connection (~1.5 ms of its first token here). httpx never reuses a
+    kept connection that the server closed (seen readable at its end), so a server that closes sooner costs
+    only a new connect. Kept sockets are closed by :meth:`GeneratorPool.aclose` (the engine's ``shutdown``).
+    Another local server's connections are not kept: its keep-alive is unknown (vLLM's default is 5 s, gone
+    between a user's turns), and an idle socket would outlive an engine dropped without ``shutdown``. A remote
+    server's are kept as httpx does (5 s; a TLS handshake costs tens of milliseconds). ``trust_env`` follows
     :attr:`~engine.endpoint.Endpoint.uses_env_proxy`: a proxy from the environment never sees a local server
     or its key (the ``openai`` client uses this httpx client as it is, so this covers completions too).
     """
@@ -250,7 +260,10 @@ def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
         "follow_redirects": True,
         "trust_env": endpoint.uses_env_proxy,
     }
-    if endpoint.kind == "local":
+    if endpoint.keep_alive_s is not None:
+        expiry = max(endpoint.keep_alive_s - KEEP_ALIVE_MARGIN_S, endpoint.keep_alive_s / 2)
+        kwargs["limits"] = httpx.Limits(max_keepalive_connections=4, keepalive_expiry=expiry)
+    elif endpoint.kind == "local":
         kwargs["limits"] = httpx.Limits(max_keepalive_connections=0)
     return kwargs
 
@@ -318,6 +331,15 @@ class GeneratorPool:
         async with self.lease(endpoint) as generator:
             assert generator.async_client is not None  # built by warm_up_async in _get
             yield generator.async_client
+
+    async def connect(self, endpoint: Endpoint) -> None:
+        """Open a kept connection to the endpoint's server, or refresh the kept one, before a turn needs it
+        (the window does it while the user writes): ``GET /health`` on the generator's own client (vLLM
+        leaves it out of its access log; a server without it answers 404 on the same connection). A server
+        that does not answer is not reported here: the turn will say it."""
+        async with self.lease_client(endpoint) as client:
+            with contextlib.suppress(APIError):
+                await client.get(f"{endpoint.root_url}/health", cast_to=httpx.Response)
 
     async def _retire_unused(self) -> None:
         stale = [k for k, p in self._pooled.items() if k != self._current and p.users == 0]

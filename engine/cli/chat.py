@@ -253,6 +253,7 @@ async def chat(args: argparse.Namespace, paths: AppPaths) -> int:
         store = await AsyncHistoryStore.open(paths.history_db, on_wait=say_waiting)
         stack.push_async_callback(store.close)
         engine = ChatEngine(store, lambda: endpoint)
+        stack.push_async_callback(engine.shutdown)  # its kept connection, before the store and the server
         grounded = message
         if args.docs:
             grounded, hits = _grounded(args, endpoint, message, hits)

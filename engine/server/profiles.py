@@ -51,6 +51,7 @@ MANAGED_ENV: dict[str, str] = {
     "HUGGING_FACE_HUB_TOKEN": "save the Hugging Face token on the Models page (it goes to the keychain)",
     "VLLM_CPU_KVCACHE_SPACE": "set the profile's CPU KV cache size",
     "PYTHONUNBUFFERED": "the app needs vLLM's lines as they happen",
+    "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "the app sets how long vLLM keeps its idle connections (and knows it)",
 }
 
 

@@ -14,6 +14,10 @@ import httpx
 from engine.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
+# How long a launched vLLM keeps an idle connection (its VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5 s by default): the
+# chat's connection then outlives the user's reading and typing, and a turn does not open a new one
+# (~1.5 ms of its first token here). The app's clients give theirs up a while before (engine.chat.generator).
+SERVER_KEEP_ALIVE_S = 600
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -62,4 +66,11 @@ def endpoint_from(
     if entry is None:
         served = [m.get("id") for m in entries]
         raise ValueError(f"{served_model!r} is not among the served models {served}")
-    return Endpoint.from_models_entry(root, entry, api_key=api_key, kind="local", profile_name=profile_name)
+    return Endpoint.from_models_entry(
+        root,
+        entry,
+        api_key=api_key,
+        kind="local",
+        profile_name=profile_name,
+        keep_alive_s=SERVER_KEEP_ALIVE_S,
+    )

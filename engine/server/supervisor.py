@@ -81,7 +81,7 @@ from engine.server.profiles import (
     model_argument,
     quiet_probes_supported,
 )
-from engine.server.readiness import free_port, poll_ready
+from engine.server.readiness import SERVER_KEEP_ALIVE_S, free_port, poll_ready
 from engine.server.remote import connect_profile
 from engine.server.start_times import StartTimes
 from engine.server.watchdog import Silence, StartWatch
@@ -435,6 +435,7 @@ class Supervisor:
         env.update(runtime.env(offline=not profile.needs_network, kv_cache_gib=profile.cpu_kv_cache_gib))
         env.update(profile.env)  # CUDA_VISIBLE_DEVICES, NCCL_P2P_DISABLE, ... (never the key: set below)
         env["VLLM_API_KEY"] = key  # never on the command line, where `ps` shows it
+        env["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"] = str(SERVER_KEEP_ALIVE_S)  # the endpoint says it to the clients
         # Gated repos need the user's Hugging Face token; like the key, only ever in the environment.
         hf_token = await asyncio.to_thread((self._secrets or SecretStore()).get, HF_TOKEN)
         if hf_token:

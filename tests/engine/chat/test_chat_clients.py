@@ -12,8 +12,7 @@ import pytest_asyncio
 
 from engine.chat.engine import ChatEngine, ChatTimeouts
 from engine.chat.generation import GenerationSettings
-from engine.chat.generator import GeneratorPool, client_kwargs
-from engine.endpoint import Endpoint
+from engine.chat.generator import GeneratorPool
 from engine.history.async_store import AsyncHistoryStore
 from tests.support.standin.launch import running_standin
 
@@ -73,14 +72,6 @@ async def test_a_changed_endpoint_retires_the_old_client_once_its_turn_ends() ->
         assert new.async_client is None
         await pool.aclose()
         assert keyed.async_client is None
-
-
-async def test_local_connections_are_not_kept_and_remote_ones_are() -> None:
-    local = Endpoint(base_url="http://127.0.0.1:8000/v1", model="m")
-    remote = replace(local, base_url="https://llm.example.org/v1", kind="remote")
-    assert client_kwargs(local)["limits"].max_keepalive_connections == 0
-    assert "limits" not in client_kwargs(remote)
-    assert client_kwargs(local)["verify"] is client_kwargs(remote)["verify"]  # one TLS context for all
 
 
 async def test_a_dead_server_still_fails_fast_with_a_kept_client(store: AsyncHistoryStore) -> None:

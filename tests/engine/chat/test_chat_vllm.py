@@ -55,6 +55,7 @@ async def test_multi_turn_conversation_with_usage_numbers(vllm_server, store: As
     second = await engine.send(conv.id, "And what is the capital of Germany?")
     await _finish(second)
     answer = await second.wait()
+    await engine.shutdown()  # its kept connection to the launched server
     assert answer.state == "complete"
     assert answer.numbers.prompt_tokens is not None
     # the second request carried the first turn: more prompt tokens than the first
@@ -83,6 +84,7 @@ async def test_stop_mid_reply_keeps_the_partial(vllm_server, store: AsyncHistory
         if event.kind == "finished":
             state = event.state
     latency = time.monotonic() - stopped_at
+    await engine.shutdown()
     reply = await store.message(turn.reply_id)
     assert state == "stopped"
     assert reply.state == "stopped"
@@ -112,6 +114,7 @@ async def test_regenerate_and_edit_and_resend_keep_alternatives(
     edited = await engine.edit_and_resend(first.user_message_id or 0, "What is the capital of Germany?")
     await _finish(edited)
     new_reply = await edited.wait()
+    await engine.shutdown()
     assert "Berlin" in new_reply.text
     tree = await store.load(conv.id)
     assert [m.text for m in tree.branch()] == ["What is the capital of Germany?", new_reply.text]
@@ -124,6 +127,7 @@ async def test_server_side_errors_become_typed_problems(vllm_server, store: Asyn
     engine = ChatEngine(store, lambda: wrong)
     conv = await engine.new_conversation(settings=PRECISE)
     events = await _finish(await engine.send(conv.id, "hi", check_context=False))
+    await engine.shutdown()
     assert isinstance(events[-1].error, ModelNotFound)
 
     engine = ChatEngine(store, lambda: vllm_server)
@@ -139,6 +143,7 @@ async def test_server_side_errors_become_typed_problems(vllm_server, store: Asyn
         await engine.send(conv.id, huge)
     assert info.value.limit == vllm_server.max_model_len
     assert len((await store.load(conv.id)).messages) == before
+    await engine.shutdown()
 
 
 async def test_context_meter_counts_with_the_servers_tokenizer(vllm_server) -> None:  # type: ignore[no-untyped-def]
@@ -162,6 +167,7 @@ async def test_vllm_extras_reach_the_server_through_extra_body(vllm_server, stor
     top1_conv = await engine.new_conversation(settings=sampled)
     top1 = await engine.send(top1_conv.id, "Name a color.")
     await _finish(top1)
+    await engine.shutdown()
     assert (await top1.wait()).text == (await greedy.wait()).text
 
 
@@ -172,6 +178,7 @@ async def test_completion_mode_continues_text(vllm_server, store: AsyncHistorySt
     turn = await engine.send(conv.id, "The capital of France is")
     events = await _finish(turn)
     reply = await turn.wait()
+    await engine.shutdown()
     assert reply.state == "complete"
     assert reply.text
     assert "".join(e.text for e in events if e.kind == "token") == reply.text

@@ -23,6 +23,7 @@ def test_environment_is_kept_and_round_trips() -> None:
         ("", "not an environment variable name"),
         ("VLLM_API_KEY", "key mode"),
         ("HF_TOKEN", "keychain"),
+        ("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "keeps its idle connections"),
     ],
 )
 def test_bad_or_managed_names_are_refused(name: str, why: str) -> None:

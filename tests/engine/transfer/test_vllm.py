@@ -36,6 +36,7 @@ async def test_a_real_conversation_with_a_branch_survives_export_and_import(  # 
     first = await turn.wait()
     again = await engine.regenerate(first.id)
     second = await again.wait()
+    await engine.shutdown()  # its kept connection to the launched server
     assert first.parent_id == second.parent_id  # two alternative replies: a branch
 
     await store.call(export_from_store, [conv.id], tmp_path / "chat.json", "json")
