@@ -90,6 +90,7 @@ def real_vllm(ctx: BenchContext, log_path: Path, dtype: str | None = None) -> It
     from engine.endpoint import Endpoint
     from engine.models.builtin import BUILTIN_MODEL
     from engine.server.profiles import CPU_DEFAULT_DTYPE
+    from engine.server.readiness import SERVER_KEEP_ALIVE_S
 
     runtime, model = prepare_real_vllm(ctx)
     port = free_port()
@@ -99,7 +100,9 @@ def real_vllm(ctx: BenchContext, log_path: Path, dtype: str | None = None) -> It
         "--port", str(port), "--max-model-len", "2048",
         "--dtype", dtype or CPU_DEFAULT_DTYPE, "--enforce-eager",
     ]  # fmt: skip
-    env = {**os.environ, **runtime.env(), "VLLM_API_KEY": key}
+    # As the app's supervisor launches it (idle connections kept, as bench.streaming's endpoint says).
+    keep = {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(SERVER_KEEP_ALIVE_S)}
+    env = {**os.environ, **runtime.env(), "VLLM_API_KEY": key, **keep}
     ctx.say(f"starting the real vLLM on port {port} (log: {log_path})")
     with log_path.open("wb") as log:
         launched = time.monotonic()

@@ -6,7 +6,9 @@ saved as it streams, the context check included) — from ``send()`` to the firs
 Baseline: one persistent ``httpx.AsyncClient`` reading the SSE stream of the same request — the physical
 limit of the server and the socket. Requests alternate (raw, app, app, raw, ...) so both see the same noise;
 the added latency is the per-pair difference. Servers: the stand-in at 1,000 and 10,000 tok/s and the real
-vLLM on the CPU (built-in model, temperature 0).
+vLLM on the CPU (built-in model, temperature 0), each started as the app's supervisor starts vLLM (idle
+connections kept for ``SERVER_KEEP_ALIVE_S``, which the app's endpoint says): the app keeps its connection
+between turns as it does with the server it launched, and so does the raw client.
 
 A third case sends into one conversation of 2,000 messages (the stand-in at 1,000 tok/s), the raw stream
 carrying the same messages: once as the command line does (``send()`` reads the conversation) and once as
@@ -459,26 +461,43 @@ def _client_cost_ms() -> float:
     return median(costs)
 
 
+def keep_alive() -> tuple[dict[str, str], float]:
+    """The environment the app's supervisor gives ``vllm serve`` for its idle connections, and the keep-alive
+    its endpoint then says (the stand-in and the real vLLM are started here as the supervisor starts vLLM)."""
+    try:
+        from engine.server.readiness import SERVER_KEEP_ALIVE_S
+    except ImportError as exc:
+        raise SubjectMissing(f"engine/server/readiness.py cannot be imported: {exc}") from exc
+    return {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(SERVER_KEEP_ALIVE_S)}, float(SERVER_KEEP_ALIVE_S)
+
+
 def run(ctx: BenchContext) -> BenchResult:
     running_standin = standin_launcher()
+    keep_env, keep_s = keep_alive()
+
+    def launched(endpoint: Any) -> Any:
+        return replace(endpoint, keep_alive_s=keep_s)
+
     result = BenchResult("streaming", "Streaming overhead")
     pairs = max(2, min(30, ctx.repeats // 2))
     for rate, tokens in ((1000, 300), (10000, 1500)):
         tokens = ctx.scaled(tokens, 20) if ctx.scale < 0.1 else tokens
         ctx.say(f"stand-in at {rate:,} tok/s, {tokens:,}-token replies, {pairs} pairs")
         with running_standin(
-            "--tokens-per-second", str(rate), "--reply-tokens", str(tokens), api_key="bench"
+            "--tokens-per-second", str(rate), "--reply-tokens", str(tokens), api_key="bench", env=keep_env
         ) as srv:
-            samples = asyncio.run(compare(ctx, srv.endpoint(), tokens + 10, pairs, f"standin{rate}"))
+            samples = asyncio.run(
+                compare(ctx, launched(srv.endpoint()), tokens + 10, pairs, f"standin{rate}")
+            )
         _add(result, f"standin_{rate}", f"stand-in {rate // 1000}k tok/s", samples, tokens)
     rounds = max(2, min(15, pairs))
     tokens = 20  # the first token is what this case is about
     ctx.say(f"stand-in at 1,000 tok/s, a {LONG_MESSAGES:,}-message conversation, {rounds} rounds")
     with running_standin(
         "--tokens-per-second", "1000", "--reply-tokens", str(tokens), "--max-model-len", "10000000",
-        api_key="bench",
+        api_key="bench", env=keep_env,
     ) as srv:  # fmt: skip
-        endpoint = replace(srv.endpoint(), max_model_len=10_000_000)
+        endpoint = replace(launched(srv.endpoint()), max_model_len=10_000_000)
         long = asyncio.run(compare_long(ctx, endpoint, tokens + 10, rounds, "standin-long"))
     _add(result, "standin_long_read", f"stand-in 1k tok/s, {LONG_MESSAGES:,} messages, send() reads them",
          long["read"], tokens)  # fmt: skip
@@ -497,7 +516,7 @@ def run(ctx: BenchContext) -> BenchResult:
             # A CPU decodes ~40 tok/s when idle (far less on a busy machine): short replies, few pairs.
             real_pairs = 3 if ctx.quick else 6
             ctx.say(f"real vLLM: {real_pairs} pairs of 32-token replies at temperature 0")
-            samples = asyncio.run(compare(ctx, server.endpoint, 32, real_pairs, "vllm"))
+            samples = asyncio.run(compare(ctx, launched(server.endpoint), 32, real_pairs, "vllm"))
         ctx.shared["raw_vllm"] = {"ready_s": server.ready_at - server.launched_at, "gone_s": server.gone_s}
         _add(result, "vllm", "real vLLM (CPU)", samples, None)
     except SubjectMissing as missing:
