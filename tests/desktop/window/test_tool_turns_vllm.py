@@ -23,7 +23,7 @@ from engine.history.store import HistoryStore
 from engine.settings.store import SettingsStore
 from engine.tools.builtin import QUERY_MAX_CHARS
 from engine.tools.config import ToolsSettings
-from tests.desktop.window.test_tool_turns import asking, cards, send, tick_tool_for_new_chat
+from tests.desktop.window.test_tool_turns import asking, cards, send, stored_branch, tick_tool_for_new_chat
 from tests.support.main_window import replies
 from tests.support.mcp import stdio_test_server
 from tests.support.qasync_loop import qloop, run  # noqa: F401
@@ -105,12 +105,8 @@ def test_a_forced_tool_call_is_approved_on_its_card_with_the_built_in_model(  # 
     finally:
         run(qtbot, window.shutdown())
         run(qtbot, store.close())
-    history = HistoryStore(app_paths.history_db)
-    try:
-        roles = [m.role for m in history.load(conversation_id).branch()]
-    finally:
-        history.close()
-    assert roles == ["user", "assistant", "tool", "assistant"]
+    _, branch = stored_branch(app_paths, conversation_id)
+    assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant"]
     assert isinstance(shown, ToolCard)
 
 
@@ -161,10 +157,6 @@ def test_a_forced_built_in_tool_with_a_free_text_query_is_approved_on_its_card( 
     finally:
         run(qtbot, window.shutdown())
         run(qtbot, store.close())
-    history = HistoryStore(app_paths.history_db)
-    try:
-        branch = history.load(conversation_id).branch()
-    finally:
-        history.close()
+    _, branch = stored_branch(app_paths, conversation_id)
     assert [m.role for m in branch] == ["user", "assistant", "tool", "assistant"]
     assert branch[-1].state == "complete"
