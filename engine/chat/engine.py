@@ -47,6 +47,7 @@ from engine.chat.request import (
     Augment,
     ChatTimeouts,
     completion_prompt,
+    plain_chat_message,
     request_messages,
     to_chat_message,
 )
@@ -69,6 +70,7 @@ _STALL_GRACE_S = 0.5
 CHECKPOINT_EVERY_S = 0.1  # half the 250 ms promise: the write itself can lag on a busy machine
 
 EndpointProvider = Callable[[], Endpoint | None]
+_Kept = tuple[ConversationTree, bool]  # a turn's base tree, and whether the turn added a user message
 
 # Turns and their events live in engine.chat.turn; callers import them from here.
 __all__ = [
@@ -110,9 +112,14 @@ class ChatEngine:
         self._turns: dict[int, Turn] = {}
         self._pool: GeneratorPool | None = None
         self._reserved: set[int] = set()
-        # The last turn's request messages and Haystack's ChatMessage for each: the next turn builds only
-        # the messages after their common start (2,000 of them took ~10–20 ms to build).
+        # The last turn's request messages and Haystack's ChatMessage for each (each keeping its openai
+        # form): the next turn builds and converts only the messages after their common start (2,000 of
+        # them took ~10–20 ms to build and ~6 ms to convert).
         self._built: tuple[list[tuple[str, str]], list[Any]] = ([], [])
+        # The conversation as this engine last read it or left it after a turn, for a send without the
+        # caller's tree (the command line): used while its row says nothing was written since (_current).
+        self._kept: ConversationTree | None = None
+        self._keeping: asyncio.Future[None] | None = None  # a turn's end updating _kept
 
     # -- starting turns ----------------------------------------------------------------------------------
 
@@ -177,8 +184,9 @@ class ChatEngine:
 
         ``tree``: the conversation as the caller last loaded it (the window's shown one). Its messages are
         used when the conversation's row says nothing was written to them since (same shown leaf, same last
-        write); otherwise, and without it, every message is read again — a read that grows with the
-        conversation (~35 ms at 2,000 messages) before the request can leave.
+        write); so is the tree this engine kept from its last read or turn of the conversation. Otherwise
+        every message is read again — a read that grows with the conversation (~20–35 ms at 2,000
+        messages) before the request can leave.
         """
         self._ensure_idle(conversation_id)
         freeze_long_lived()
@@ -189,16 +197,52 @@ class ChatEngine:
     async def _current(
         self, conversation_id: int, known: ConversationTree | None
     ) -> tuple[Conversation, ConversationTree]:
-        """The conversation's row as stored now, and a tree whose messages are current."""
-        if known is not None and known.conversation.id == conversation_id:
+        """The conversation's row as stored now, and a tree whose messages are current: the caller's
+        ``known`` one or the engine's kept one when the row says nothing was written since, else read."""
+        await self._kept_settled()
+        held = [t for t in (known, self._kept) if t is not None and t.conversation.id == conversation_id]
+        if held:
             row = await self.store.conversation(conversation_id)  # one row, not every message
-            kept = known.conversation
-            # Every write to a conversation's messages moves its shown leaf or its last write (add, finish,
-            # delete, undo); its settings and system prompt change without either, so they come from the row.
-            if row.current_leaf_id == kept.current_leaf_id and row.updated_at == kept.updated_at:
-                return row, known
+            for tree in held:
+                # Every write to a conversation's messages moves its shown leaf or its last write (add,
+                # finish, delete, undo); its settings and system prompt change without either, so they
+                # come from the row. A reply streaming elsewhere is never kept (_keep).
+                if row.current_leaf_id == tree.conversation.current_leaf_id and (
+                    row.updated_at == tree.conversation.updated_at
+                ):
+                    return row, tree
         tree = await self.store.load(conversation_id)
+        self._keep(tree)
         return tree.conversation, tree
+
+    async def _kept_settled(self) -> None:
+        keeping, self._keeping = self._keeping, None
+        if keeping is not None:
+            await asyncio.shield(keeping)  # a cancelled send leaves it to finish
+
+    def _keep(self, tree: ConversationTree | None) -> None:
+        # A reply still streaming (another process's, the window's) changes with checkpoints that touch
+        # neither the row's leaf nor its last write: such a tree is read again next time.
+        streaming = tree is not None and any(m.state == "streaming" for m in tree.messages)
+        self._kept = None if streaming else tree
+
+    async def _keep_after_turn(self, turn: Turn, reply: StoredMessage, keep: _Kept) -> None:
+        """Keep the turn's base tree with its messages (the user message when it added one, and the saved
+        ``reply``) as the conversation's tree, when the store shows that nothing else was written to it
+        since: the turn's reply is still the shown leaf, its save the last write, and the count of
+        messages is the kept tree's. Run when the turn has ended, not on the way to a first token."""
+        base, added_user = keep
+        self._kept = None
+        try:
+            row, count, user = await self.store.call(
+                _after_turn, turn.conversation_id, turn.user_message_id if added_user else None
+            )
+        except Exception:  # only a cache: the next send reads the conversation
+            log.debug("could not read the conversation after turn %s", turn.reply_id, exc_info=True)
+            return
+        messages = (*base.messages, *((user,) if user is not None else ()), reply)
+        if row.current_leaf_id == reply.id and row.updated_at == reply.updated_at and count == len(messages):
+            self._keep(ConversationTree(row, messages))
 
     async def _send_under(
         self,
@@ -216,7 +260,9 @@ class ChatEngine:
             await self._check_fits(endpoint, conversation, branch, text, drop_oldest_turns)
         title = "" if conversation.title else title_from_text(text)
         with self._starting(conversation.id):
-            return await self._start(endpoint, conversation, branch, drop_oldest_turns, title, user_text=text)
+            return await self._start(
+                endpoint, conversation, branch, drop_oldest_turns, title, user_text=text, base=tree
+            )
 
     async def regenerate(self, reply_id: int, *, drop_oldest_turns: int = 0) -> Turn:
         """A new reply beside ``reply_id`` (the old one stays as an alternative); also how a failed turn
@@ -227,10 +273,10 @@ class ChatEngine:
         if reply.role != "assistant" or reply.parent_id is None:
             raise ChatError("Only a model's reply to a message can be regenerated; edit a message instead.")
         self._ensure_idle(reply.conversation_id)
-        tree = await self.store.load(reply.conversation_id)
+        conversation, tree = await self._current(reply.conversation_id, None)
         with self._starting(reply.conversation_id):
             return await self._start(
-                endpoint, tree.conversation, tree.branch(reply.parent_id), drop_oldest_turns
+                endpoint, conversation, tree.branch(reply.parent_id), drop_oldest_turns, base=tree
             )
 
     async def edit_and_resend(
@@ -240,9 +286,9 @@ class ChatEngine:
         freeze_long_lived()
         original = await self.store.message(user_message_id)
         self._ensure_idle(original.conversation_id)
-        tree = await self.store.load(original.conversation_id)
+        conversation, tree = await self._current(original.conversation_id, None)
         return await self._send_under(
-            tree.conversation, tree, original.parent_id, new_text, drop_oldest_turns, check_context
+            conversation, tree, original.parent_id, new_text, drop_oldest_turns, check_context
         )
 
     def running_turn(self, conversation_id: int) -> Turn | None:
@@ -264,6 +310,7 @@ class ChatEngine:
         for turn in turns:
             with contextlib.suppress(asyncio.CancelledError):
                 await turn.wait()
+        await self._kept_settled()
         if self._pool is not None:
             await self._pool.aclose()
         await self.meter.aclose()
@@ -321,9 +368,11 @@ class ChatEngine:
         title: str = "",
         *,
         user_text: str | None = None,
+        base: ConversationTree | None = None,
     ) -> Turn:
         # Called while the conversation is reserved (``_starting``). ``user_text``: a new user message that
-        # ends ``branch`` (send, edit); None when the branch already ends with one (regenerate).
+        # ends ``branch`` (send, edit); None when the branch already ends with one (regenerate). ``base``:
+        # the current tree ``branch`` comes from, kept with the turn's messages once it ends.
         settings = GenerationSettings.parse(conversation.settings)
         parent = branch[-1].id if branch else None
         messages = request_messages(conversation, branch, settings, drop_oldest_turns, user_text)
@@ -343,8 +392,9 @@ class ChatEngine:
         if augmented is not None:
             turn.reply_meta = dict(augmented.reply_meta)
             turn.finish_meta = augmented.finish_meta
+        keep = (base, user_text is not None) if base is not None else None
         task = asyncio.get_running_loop().create_task(
-            self._run(turn, endpoint, settings, messages, rows), name=f"chat-turn-{conversation.id}"
+            self._run(turn, endpoint, settings, messages, rows, keep), name=f"chat-turn-{conversation.id}"
         )
         turn.run_as(task)
         try:
@@ -391,6 +441,7 @@ class ChatEngine:
         settings: GenerationSettings,
         messages: list[tuple[str, str]],
         rows: asyncio.Future[StoredMessage],
+        keep: _Kept | None = None,
     ) -> StoredMessage:
         progress = ReplyProgress(model=endpoint.model)
         started = time.monotonic()
@@ -424,7 +475,7 @@ class ChatEngine:
             # The reply has no row to save into; send() raised that write's error to its caller.
             flusher.cancel()
             raise HistoryWriteFailed(str(rows.exception()))
-        return await self._finish(turn, progress, started, state, error, flusher)
+        return await self._finish(turn, progress, started, state, error, flusher, keep)
 
     async def _stream_reply(self, work: Coroutine[Any, Any, None], progress: ReplyProgress) -> None:
         """Run the request to its end, which must be the server saying the reply is finished
@@ -467,6 +518,7 @@ class ChatEngine:
         state: MessageState,
         error: ChatError | None,
         flusher: asyncio.Task[None],
+        keep: _Kept | None = None,
     ) -> StoredMessage:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -485,6 +537,9 @@ class ChatEngine:
                 TurnEvent("finished", turn.conversation_id, turn.reply_id, state="failed", error=problem),
             )
             raise problem from exc
+        if keep is not None:
+            # Beside "finished", on its own task (a stop cannot cut it); the next send waits for it.
+            self._keeping = asyncio.ensure_future(self._keep_after_turn(turn, reply, keep))
         turn_state: TurnState = "complete" if state == "streaming" else state
         self._emit(
             turn,
@@ -559,7 +614,7 @@ class ChatEngine:
         progress: ReplyProgress,
         rows: asyncio.Future[StoredMessage],
     ) -> None:
-        from haystack.dataclasses import ChatMessage, StreamingChunk
+        from haystack.dataclasses import StreamingChunk
 
         async def on_chunk(chunk: StreamingChunk) -> None:
             progress.chunks += 1
@@ -584,7 +639,7 @@ class ChatEngine:
                     ),
                 )
 
-        chat_messages = self._chat_messages(ChatMessage, messages)
+        chat_messages = self._chat_messages(plain_chat_message(), messages)
         async with self._generators().lease(endpoint) as generator:
             progress.sent_at = time.monotonic()
             await generator.run_async(
@@ -631,6 +686,14 @@ class ChatEngine:
                     progress.finish_reason = delta.finish_reason
                 if delta.usage:
                     progress.usage = delta.usage
+
+
+def _after_turn(
+    store: HistoryStore, conversation_id: int, user_id: int | None
+) -> tuple[Conversation, int, StoredMessage | None]:
+    # On the store's thread, in one hop: what _keep_after_turn checks, and the turn's user message.
+    user = store.message(user_id) if user_id is not None else None
+    return store.conversation(conversation_id), store.message_count(conversation_id), user
 
 
 def _translate(

@@ -723,6 +723,13 @@ class HistoryStore:
             raise MessageNotFound(message_id)
         return message_from_row(row)
 
+    def message_count(self, conversation_id: int) -> int:
+        """How many messages the conversation has (from its index: no message is read)."""
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id=?", (conversation_id,)
+        ).fetchone()
+        return int(row[0])
+
     def load(self, conversation_id: int) -> ConversationTree:
         """The conversation and all its messages, every branch, in two queries."""
         conversation = self.conversation(conversation_id)

@@ -489,8 +489,15 @@ async def test_send_with_a_tree_written_to_since_reads_the_conversation_again(
         conv = await engine.new_conversation()
         await _collect(await engine.send(conv.id, "One"))
         stale = await store.load(conv.id)
-        newer = await engine.send(conv.id, "Two")  # e.g. sent from another window: the held tree is old
-        await _collect(newer)
+        # Sent from another process: the held tree is old, and so is the one the engine kept.
+        other_store = await AsyncHistoryStore.open(store.path)
+        other = ChatEngine(other_store, server.endpoint)
+        try:
+            newer = await other.send(conv.id, "Two")
+            await _collect(newer)
+        finally:
+            await other.shutdown()
+            await other_store.close()
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         third = await engine.send(conv.id, "Three", tree=stale)
