@@ -48,6 +48,14 @@ def asking(window: MainWindow) -> ToolCard | None:
     return next((c for c in cards(window) if c.allow_once_button.isVisible()), None)
 
 
+def waiting_card(qtbot, window: MainWindow, timeout: int = 20000) -> ToolCard:  # type: ignore[no-untyped-def]
+    """Wait (up to ``timeout`` ms) for a card that asks for the user's decision; that card."""
+    qtbot.waitUntil(lambda: asking(window) is not None, timeout=timeout)
+    card = asking(window)
+    assert card is not None
+    return card
+
+
 def send(qtbot, window: MainWindow, text: str) -> None:  # type: ignore[no-untyped-def]
     window.composer.editor.setPlainText(text)
     qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
@@ -83,9 +91,7 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
         try:
             tick_tool_for_new_chat(window, "current_time")
             send(qtbot, window, "What time is it?")
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
-            card = asking(window)
-            assert card is not None
+            card = waiting_card(qtbot, window)
             assert card.title.text() == "Tool call: current_time · built-in"
             assert '"timezone": "UTC"' in card.arguments.toPlainText()
             assert window.composer.busy  # nothing ran yet: the turn waits for the user
@@ -113,9 +119,7 @@ def test_each_call_waits_on_its_card_allow_once_then_always_and_the_cards_come_b
 
             # Allow once is once: the next call asks again; "always" then runs it without asking.
             send(qtbot, window, "And now?")
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
-            card = asking(window)
-            assert card is not None
+            card = waiting_card(qtbot, window)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 qtbot.mouseClick(card.allow_always_button, Qt.MouseButton.LeftButton)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
@@ -162,9 +166,7 @@ def test_a_denied_call_is_not_run_and_the_model_is_told(qtbot, app_paths: AppPat
             send(qtbot, window, "What time is it?")
             window.activateWindow()
             window.composer.editor.setFocus()
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
-            card = asking(window)
-            assert card is not None
+            card = waiting_card(qtbot, window)
             # The card takes no focus: typing on (a space!) goes on in the message box, never "Allow once".
             assert QApplication.focusWidget() is window.composer.editor
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
@@ -229,9 +231,7 @@ def test_an_mcp_servers_tools_and_parallel_calls_each_get_a_card(qtbot, app_path
             tick_tool_for_new_chat(window, "desk")
             send(qtbot, window, "Add 2 and 3, twice.")
             for _ in range(2):  # one card after the other: each call waits for its own decision
-                qtbot.waitUntil(lambda: asking(window) is not None, timeout=30000)
-                card = asking(window)
-                assert card is not None
+                card = waiting_card(qtbot, window, timeout=30000)
                 assert card.title.text() == "Tool call: add · desk"
                 qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(lambda: not window.composer.busy, timeout=20000)
@@ -265,26 +265,24 @@ def test_a_waiting_card_outlives_a_visit_elsewhere_and_an_edit_is_answered_with_
             window.new_chat()  # the turn keeps waiting for its decision meanwhile
             assert asking(window) is None
             window.open_conversation(conversation_id)
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=10000)
-            card = asking(window)
-            assert card is not None
+            card = waiting_card(qtbot, window, timeout=10000)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
                 qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
             assert replies(window)[-1].data.text == ANSWER
 
             send(qtbot, window, "And in Paris?")
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            card = waiting_card(qtbot, window)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
-                window.tool_turns.decide(asking(window).call.call_id, "deny")  # type: ignore[union-attr]
+                window.tool_turns.decide(card.call.call_id, "deny")
             built(qtbot, window)  # the question is the second newest message
             question = [w for w in window.transcript.messages() if w.data.role == "user"][-1]
             editor = question.begin_edit()
             editor.setPlainText("And in Tokyo?")
             assert question.save_edit_button is not None
             qtbot.mouseClick(question.save_edit_button, Qt.MouseButton.LeftButton)
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)  # the new version uses tools
+            card = waiting_card(qtbot, window)  # the new version uses tools
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
-                qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+                qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
             built(qtbot, window)
             question = [w for w in window.transcript.messages() if w.data.role == "user"][-1]
             assert question.data.text == "And in Tokyo?"
@@ -306,9 +304,9 @@ def test_an_edit_of_the_first_message_and_a_regenerate_of_an_earlier_reply_use_t
             tick_tool_for_new_chat(window, "current_time")
             for text in ("What time is it?", "And now?"):
                 send(qtbot, window, text)
-                qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+                card = waiting_card(qtbot, window)
                 with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
-                    qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+                    qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
             conversation_id = window.conversation_id
             assert conversation_id is not None
             built(qtbot, window)  # the first reply too, not only the newest message
@@ -316,9 +314,9 @@ def test_an_edit_of_the_first_message_and_a_regenerate_of_an_earlier_reply_use_t
             # Regenerate the first reply (not the last one): answered again with the tool, on a card.
             first_reply = replies(window)[0]
             qtbot.mouseClick(first_reply.regenerate_button, Qt.MouseButton.LeftButton)
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
+            card = waiting_card(qtbot, window)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
-                qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+                qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
             assert len(replies(window)) == 1
             assert replies(window)[0].branch_label.text() == "2/2"
             [card] = cards(window)
@@ -331,10 +329,10 @@ def test_an_edit_of_the_first_message_and_a_regenerate_of_an_earlier_reply_use_t
             editor.setPlainText("What time is it in UTC?")
             assert question.save_edit_button is not None
             qtbot.mouseClick(question.save_edit_button, Qt.MouseButton.LeftButton)
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)  # nothing ran before the click
+            card = waiting_card(qtbot, window)  # nothing ran before the click
             assert window.composer.busy
             with qtbot.waitSignal(window.tool_turns.finished, timeout=20000):
-                qtbot.mouseClick(asking(window).allow_once_button, Qt.MouseButton.LeftButton)  # type: ignore[union-attr]
+                qtbot.mouseClick(card.allow_once_button, Qt.MouseButton.LeftButton)
             built(qtbot, window)
             question = next(w for w in window.transcript.messages() if w.data.role == "user")
             assert question.data.text == "What time is it in UTC?"

@@ -11,7 +11,14 @@ from PySide6.QtCore import Qt
 from desktop.window.main_window import MainWindow
 from engine.paths import AppPaths
 from engine.tools.loop import LoopLimits
-from tests.desktop.window.test_tool_turns import asking, cards, send, stored_branch, tick_tool_for_new_chat
+from tests.desktop.window.test_tool_turns import (
+    asking,
+    cards,
+    send,
+    stored_branch,
+    tick_tool_for_new_chat,
+    waiting_card,
+)
 from tests.support.main_window import close_window, open_window, replies
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import running_standin
@@ -84,9 +91,7 @@ def test_a_model_that_keeps_calling_tools_is_stopped_at_the_cap_and_the_window_s
             notices: list[str] = []
             window.tool_turns.finished.connect(lambda *_: notices.append(window.composer.notice.text()))
             send(qtbot, window, "What time is it?")
-            qtbot.waitUntil(lambda: asking(window) is not None, timeout=20000)
-            card = asking(window)
-            assert card is not None
+            card = waiting_card(qtbot, window)
             with qtbot.waitSignal(window.tool_turns.finished, timeout=60000):
                 qtbot.mouseClick(card.allow_always_button, Qt.MouseButton.LeftButton)
             assert len(notices) == 1
