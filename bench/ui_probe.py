@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import os
+import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +33,113 @@ TICK_MS = 5
 MISSING_EXIT = 3
 
 
-class LatenessMeter:
-    """A precise timer that notes how late each tick fires (a stall shows as one late tick)."""
+class GcClock:
+    """Every garbage collection during the probe: its generation, its time, and whether the GUI thread ran it.
+
+    A collection runs in whichever thread's allocation triggers it, inside whatever that thread is doing: one
+    started by PySide while Qt calls into Python (a paint, a signal) is counted in the GUI thread's own CPU
+    time of that step and looks like time in Qt's C++ event loop to a Python stack sampler."""
 
     def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        # The GUI thread's CPU time in collections so far (the meter takes the difference per tick).
+        self.gui_cpu_s = 0.0
+        self.origin = time.perf_counter()
+        self._gui = threading.get_ident()
+        self._started: dict[int, tuple[float, float]] = {}
+
+    def install(self) -> None:
+        gc.callbacks.append(self)
+
+    def remove(self) -> None:
+        gc.callbacks.remove(self)
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        me = threading.get_ident()
+        if phase == "start":
+            self._started[me] = (time.perf_counter(), time.thread_time())
+            return
+        begun = self._started.pop(me, None)
+        if begun is None:
+            return
+        wall, cpu = time.perf_counter() - begun[0], time.thread_time() - begun[1]
+        if me == self._gui:
+            self.gui_cpu_s += cpu
+        self.events.append({
+            "at_s": round(begun[0] - self.origin, 4), "generation": info["generation"],
+            "wall_ms": round(wall * 1000, 3), "cpu_ms": round(cpu * 1000, 3), "gui_thread": me == self._gui,
+            "collected": info["collected"],
+        })  # fmt: skip
+
+
+class EventClock:
+    """``QApplication.notify`` timed (``--trace``): every event whose delivery took over ``over_ms`` of the
+    GUI thread's own CPU, its type, receiver and nesting depth: which of Qt's C++ steps a long one was."""
+
+    def __init__(self, origin: float, over_ms: float = 15.0) -> None:
+        self.origin = origin
+        self.over_ms = over_ms
+        self.long: list[dict[str, Any]] = []
+        # Every resize of the transcript or of a message: a new width lays the reply's documents out again.
+        self.resizes: list[dict[str, Any]] = []
+        self.depth = 0
+
+    def timed(self, deliver: Any, receiver: Any, event: Any) -> Any:
+        kind = event.type()
+        start, cpu = time.perf_counter(), time.thread_time()
+        self.depth += 1
+        try:
+            return deliver(receiver, event)
+        finally:
+            self.depth -= 1
+            spent = (time.thread_time() - cpu) * 1000
+            if kind == event.Type.Resize and type(receiver).__name__ in ("TranscriptView", "MessageWidget"):
+                self.resizes.append({
+                    "at_s": round(start - self.origin, 4), "receiver": type(receiver).__name__,
+                    "old": [event.oldSize().width(), event.oldSize().height()],
+                    "new": [event.size().width(), event.size().height()], "cpu_ms": round(spent, 2),
+                })  # fmt: skip
+            if spent > self.over_ms:
+                name = type(receiver).__name__
+                with contextlib.suppress(Exception):
+                    name += f"({receiver.objectName()})" if receiver.objectName() else ""
+                self.long.append({
+                    "at_s": round(start - self.origin, 4), "cpu_ms": round(spent, 2),
+                    "wall_ms": round((time.perf_counter() - start) * 1000, 2), "event": str(kind),
+                    "receiver": name, "depth": self.depth,
+                })  # fmt: skip
+
+
+class Steal:
+    """The machine's steal time so far (ms, all CPUs): time a virtual machine's CPUs wanted to run and the
+    host ran something else. ``/proc/stat``'s eighth field, in 10 ms ticks; 0 where it cannot be read."""
+
+    def __init__(self) -> None:
+        try:
+            self._stat: Any = open("/proc/stat", "rb", buffering=0)  # noqa: SIM115 - reread at every tick
+        except OSError:
+            self._stat = None
+
+    def ms(self) -> float:
+        if self._stat is None:
+            return 0.0
+        self._stat.seek(0)
+        fields = self._stat.read(256).split(b"\n", 1)[0].split()
+        return int(fields[8]) * 10.0 if len(fields) > 8 else 0.0
+
+    def close(self) -> None:
+        if self._stat is not None:
+            self._stat.close()
+
+
+class LatenessMeter:
+    """A precise timer that notes how late each tick fires (a stall shows as one late tick).
+
+    Between two ticks it also notes the GUI thread's own CPU time, and of it: the kernel's part (``sys_ms``:
+    page faults, system calls), the minor page faults, the garbage collections, and the machine's steal time,
+    so that a long step says whether it was the app's own work or what the machine did to it."""
+
+    def __init__(self, gc_clock: GcClock | None = None) -> None:
         from PySide6.QtCore import Qt, QTimer
 
         self.timer = QTimer()
@@ -44,18 +151,37 @@ class LatenessMeter:
         # CPU time the GUI thread itself used between two ticks: a stall of our own making, whatever other
         # processes do to the wall clock (it leaves out waits: for the GIL, for the kernel to run us).
         self.cpu_ms: list[float] = []
+        # Of that, the GUI thread's time in garbage collections (0 for every tick without a gc_clock).
+        self.gc_ms: list[float] = []
+        self.gc_clock = gc_clock
+        self.sys_ms: list[float] = []
+        self.faults: list[int] = []
+        self.steal_ms: list[float] = []
+        self._steal = Steal()
         self._last = 0.0
         self._last_cpu = 0.0
+        self._last_gc = 0.0
+        self._last_usage = resource.getrusage(resource.RUSAGE_THREAD)
+        self._last_steal = 0.0
         self._start = 0.0
 
     def start(self) -> None:
         self._start = self._last = time.perf_counter()
         self._last_cpu = time.thread_time()
+        self._last_gc = self.gc_clock.gui_cpu_s if self.gc_clock else 0.0
+        self._last_usage = resource.getrusage(resource.RUSAGE_THREAD)
+        self._last_steal = self._steal.ms()
         self.timer.start()
 
     def stop(self) -> None:
         self.timer.stop()
         self._tick()
+        self._steal.close()
+
+    @property
+    def started_at(self) -> float:
+        """When the measured stretch began (``perf_counter``)."""
+        return self._start
 
     @property
     def last_tick(self) -> float:
@@ -67,6 +193,14 @@ class LatenessMeter:
         cpu = time.thread_time()
         self.late_ms.append(max(0.0, (now - self._last) * 1000 - TICK_MS))
         self.cpu_ms.append((cpu - self._last_cpu) * 1000)
+        in_gc = self.gc_clock.gui_cpu_s if self.gc_clock else 0.0
+        self.gc_ms.append((in_gc - self._last_gc) * 1000)
+        self._last_gc = in_gc
+        usage, steal = resource.getrusage(resource.RUSAGE_THREAD), self._steal.ms()
+        self.sys_ms.append((usage.ru_stime - self._last_usage.ru_stime) * 1000)
+        self.faults.append(usage.ru_minflt - self._last_usage.ru_minflt)
+        self.steal_ms.append(steal - self._last_steal)
+        self._last_usage, self._last_steal = usage, steal
         self.at_s.append(now - self._start)
         self._last, self._last_cpu = now, cpu
 
@@ -236,6 +370,9 @@ def main() -> int:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cap", type=float, default=600.0, help="stop the naive baseline after S seconds")
+    parser.add_argument(
+        "--trace", action="store_true", help="also time every Qt event's delivery (slower; for a hunt)"
+    )
     args = parser.parse_args()
 
     import qasync
@@ -244,11 +381,23 @@ def main() -> int:
     from engine.endpoint import Endpoint
 
     endpoint = Endpoint(base_url=args.base_url, model=args.model, api_key=args.api_key, max_model_len=2048)
-    app = QApplication(sys.argv[:1])
+    gc_clock = GcClock()
+    events = EventClock(gc_clock.origin) if args.trace else None
+    if events is not None:
+        clock = events
+
+        class TracedApplication(QApplication):
+            def notify(self, receiver: Any, event: Any) -> bool:
+                return bool(clock.timed(super().notify, receiver, event))
+
+        app: QApplication = TracedApplication(sys.argv[:1])
+    else:
+        app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)  # closing the window at the end must not stop the loop early
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    meter = LatenessMeter()
+    gc_clock.install()
+    meter = LatenessMeter(gc_clock)
     runner = _window if args.mode == "window" else _naive
     sampler = StallSampler(meter)
     sampler.start()
@@ -258,6 +407,24 @@ def main() -> int:
     outcome["late_ms"] = meter.late_ms
     outcome["cpu_ms"] = meter.cpu_ms
     outcome["at_s"] = meter.at_s
+    outcome["gc_ms"] = meter.gc_ms
+    outcome["sys_ms"] = meter.sys_ms
+    outcome["faults"] = meter.faults
+    outcome["steal_ms"] = meter.steal_ms
+    gc_clock.remove()
+    # The collections of the measured stretch (at_s from the meter's start), young ones only when over 1 ms.
+    start = meter.started_at - gc_clock.origin
+    outcome["gc_events"] = [
+        {**e, "at_s": round(e["at_s"] - start, 4)}
+        for e in gc_clock.events
+        if e["at_s"] >= start and (e["generation"] == 2 or e["cpu_ms"] >= 1.0)
+    ]
+    outcome["gc_counts"] = [
+        sum(1 for e in gc_clock.events if e["at_s"] >= start and e["generation"] == g) for g in range(3)
+    ]
+    if events is not None:
+        outcome["long_events"] = [{**e, "at_s": round(e["at_s"] - start, 4)} for e in events.long]
+        outcome["resizes"] = [{**e, "at_s": round(e["at_s"] - start, 4)} for e in events.resizes]
     args.out.write_text(json.dumps(outcome), encoding="utf-8")
     return 0
 

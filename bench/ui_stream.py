@@ -65,6 +65,35 @@ def probe(ctx: BenchContext, mode: str, server: Any, cap: float, tag: str) -> di
     return data
 
 
+def long_step_note(data: dict[str, Any], over_ms: float = STALL_GOAL_MS) -> str | None:
+    """What a run's longest stretch of GUI-thread CPU between two ticks held, when it is over ``over_ms``: of
+    it, garbage collection, the kernel's part (page faults, system calls) and the machine's steal time (see
+    :class:`bench.ui_probe.LatenessMeter`). ``None`` when no step is that long or the probe did not say."""
+    cpu = data.get("cpu_ms") or []
+    if not cpu or max(cpu) <= over_ms:
+        return None
+    i = max(range(len(cpu)), key=cpu.__getitem__)
+
+    def part(key: str) -> float | None:
+        values = data.get(key)
+        return values[i] if values and len(values) == len(cpu) else None
+
+    parts = [
+        f"{label} {value:.1f} ms" if unit == "ms" else f"{label} {value:g}"
+        for label, value, unit in (
+            ("in garbage collection", part("gc_ms"), "ms"),
+            ("in the kernel", part("sys_ms"), "ms"),
+            ("page faults", part("faults"), ""),
+            ("the machine's steal time", part("steal_ms"), "ms"),
+        )
+        if value is not None
+    ]
+    at = data["at_s"][i] if len(data.get("at_s") or []) == len(cpu) else None
+    where = f" at {at:.2f} s" if at is not None else ""
+    said = f"; of it: {', '.join(parts)}" if parts else ""
+    return f"a step of {cpu[i]:.1f} ms of the GUI thread's own CPU{where}{said}"
+
+
 def _extrapolate(checkpoints: list[list[float]], n: int) -> float | None:
     """Cumulative CPU at ``n`` tokens from a quadratic fit (the naive way re-renders O(length) per token)."""
     if len(checkpoints) < 4:
@@ -188,6 +217,12 @@ def run(ctx: BenchContext) -> BenchResult:
                 "ms",
             )
         )
+    result.notes.extend(
+        f"{tag} run {i + 1}: {note}"
+        for tag, runs_of_kind in (("quiet", quiet), ("one core busy", busy))
+        for i, data in enumerate(runs_of_kind)
+        if (note := long_step_note(data))
+    )
     if max(busy_stalls) > STALL_GOAL_MS >= max(stalls):
         result.notes.append("The stall goal holds only on a quiet machine: with one core busy it is missed.")
     naive_cpu_long = naive["cpu_s"] if not capped else _extrapolate(naive["checkpoints"], LONG)
