@@ -3,53 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from engine.history.records import ConversationTree
-from engine.history.store import HistoryStore
+from tests.support.cli import cli_command, run_cli, saved_conversation
 from tests.support.standin.launch import REPO_ROOT, running_standin
-
-
-def _cli(
-    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--data-dir", str(home), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-    )
-
-
-def _saved(home: Path) -> ConversationTree:
-    """The (first) conversation as the command saved it, read back from the history under ``home``."""
-    store = HistoryStore(home / "data" / "history.sqlite3")
-    try:
-        return store.load(1)
-    finally:
-        store.close()
 
 
 def test_chat_streams_saves_and_continues_a_conversation(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin("--reasoning", "Thinking it over.") as server:
-        first = _cli(
+        first = run_cli(
             home, "chat", "--base-url", server.root_url, "--system", "Be brief.", "Capital of France?"
         )
         assert first.returncode == 0, first.stderr
         assert first.stdout.strip() == "The capital of France is Paris."
         assert "Thinking it over." in first.stderr  # reasoning goes to stderr, apart from the answer
         assert "conversation 1" in first.stderr
-        second = _cli(
+        second = run_cli(
             home,
             "chat",
             "--base-url",
@@ -71,7 +46,7 @@ def test_chat_streams_saves_and_continues_a_conversation(tmp_path: Path) -> None
         == "The capital of France is Paris."
     )
     assert events[-1]["numbers"]["completion_tokens"] == 6
-    tree = _saved(home)
+    tree = saved_conversation(home)
     assert tree.conversation.system_prompt == "Be terse."  # --system replaced it
     assert [m.role for m in tree.branch()] == ["user", "assistant", "user", "assistant"]
     assert tree.branch()[1].reasoning == "Thinking it over."
@@ -81,13 +56,13 @@ def test_api_key_from_an_environment_variable(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin(api_key="s3cret") as server:
         ask = ("chat", "--base-url", server.base_url, "--model", "standin", "--api-key-env", "DESK_KEY", "hi")
-        missing = _cli(home, *ask)
+        missing = run_cli(home, *ask)
         assert missing.returncode == 1
         assert "DESK_KEY is empty or not set" in missing.stderr
-        wrong = _cli(home, *ask, env={"DESK_KEY": "nope"})
+        wrong = run_cli(home, *ask, env={"DESK_KEY": "nope"})
         assert wrong.returncode == 1
         assert "refused the API key" in wrong.stderr
-        right = _cli(
+        right = run_cli(
             home,
             "chat",
             "--base-url",
@@ -104,10 +79,10 @@ def test_api_key_from_an_environment_variable(tmp_path: Path) -> None:
 
 def test_unreachable_server_exits_1_with_words_and_keeps_the_message(tmp_path: Path) -> None:
     home = tmp_path / "desk"
-    result = _cli(home, "chat", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "Hello?")
+    result = run_cli(home, "chat", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "Hello?")
     assert result.returncode == 1
     assert "Nothing answers at http://127.0.0.1:9/v1" in result.stderr
-    shown = _saved(home).branch()
+    shown = saved_conversation(home).branch()
     assert [(m.text, m.state) for m in shown] == [("Hello?", "complete"), ("", "failed")]
 
 
@@ -115,17 +90,7 @@ def test_ctrl_c_stops_the_reply_and_saves_it_as_stopped(tmp_path: Path) -> None:
     home = tmp_path / "desk"
     with running_standin("--reply-tokens", "5000", "--tokens-per-second", "100") as server:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "engine.cli",
-                "--data-dir",
-                str(home),
-                "chat",
-                "--base-url",
-                server.base_url,
-                "go",
-            ],
+            cli_command(home, "chat", "--base-url", server.base_url, "go"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -138,7 +103,7 @@ def test_ctrl_c_stops_the_reply_and_saves_it_as_stopped(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "stopped" in err
-    reply = _saved(home).branch()[-1]
+    reply = saved_conversation(home).branch()[-1]
     assert reply.state == "stopped"
     assert (got + out).strip().startswith(reply.text.strip()[:30])
     assert 5 <= len(reply.text.split()) < 5000
@@ -159,7 +124,7 @@ def test_chat_answers_through_the_builtin_model(
     (home / "data" / "runtime").symlink_to(vllm_paths.runtime)
     (home / "data" / "models").symlink_to(vllm_paths.models)
     started = time.monotonic()
-    result = _cli(
+    result = run_cli(
         home,
         "chat",
         "--temperature",
@@ -171,7 +136,7 @@ def test_chat_answers_through_the_builtin_model(
     )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
-    reply = _saved(home).branch()[-1]
+    reply = saved_conversation(home).branch()[-1]
     assert reply.state == "complete"
     assert "Paris" in reply.text
     assert reply.numbers.completion_tokens is not None

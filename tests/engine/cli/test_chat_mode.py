@@ -5,18 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.history.records import ConversationTree
-from engine.history.store import HistoryStore
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, saved_conversation
 from tests.support.standin.launch import running_standin
-
-
-def _saved(home: Path) -> ConversationTree:
-    store = HistoryStore(home / "data" / "history.sqlite3")
-    try:
-        return store.load(1)
-    finally:
-        store.close()
 
 
 def test_completion_mode_is_used_and_kept_in_the_conversation(tmp_path: Path) -> None:
@@ -38,11 +28,7 @@ def test_completion_mode_is_used_and_kept_in_the_conversation(tmp_path: Path) ->
             home, "chat", "--base-url", server.base_url, "--conversation", "2", "--mode", "chat", "End"
         )
         assert back.returncode == 1
-    store = HistoryStore(home / "data" / "history.sqlite3")
-    try:
-        first, second = store.load(1), store.load(2)
-    finally:
-        store.close()
+    first, second = saved_conversation(home, 1), saved_conversation(home, 2)
     assert first.conversation.settings.get("mode", "chat") == "chat"
     assert second.conversation.settings.get("mode", "chat") == "chat"  # switched back by the last command
     states = [(m.role, m.state) for m in second.branch()]
@@ -61,7 +47,7 @@ def test_completion_mode_is_stored_for_a_new_conversation(tmp_path: Path) -> Non
     with running_standin("--no-chat-template", "--reply", "more text") as server:
         done = run_cli(home, "chat", "--base-url", server.base_url, "--mode", "completion", "--json", "Begin")
         assert done.returncode == 0, done.stderr
-    assert _saved(home).conversation.settings["mode"] == "completion"
+    assert saved_conversation(home).conversation.settings["mode"] == "completion"
 
 
 def test_an_unknown_mode_is_refused_in_words(tmp_path: Path) -> None:
