@@ -46,7 +46,9 @@ from engine.chat.generation import GenerationSettings
 from engine.chat.request import (
     Augment,
     ChatTimeouts,
+    branch_turns,
     completion_prompt,
+    dropped,
     plain_chat_message,
     request_messages,
     to_chat_message,
@@ -256,13 +258,18 @@ class ChatEngine:
         # ``parent`` None here means "a new root" (editing the first message), never "the shown leaf".
         endpoint = self._endpoint()
         branch = tree.branch(parent) if parent is not None else []
+        settings = GenerationSettings.parse(conversation.settings)
+        whole = branch_turns(conversation, branch, settings)  # once, for the check and the request
         if check_context:
-            await self._check_fits(endpoint, conversation, branch, text, drop_oldest_turns)
+            history = dropped(whole, drop_oldest_turns)
+            await self._check_fits(endpoint, settings, history, text, drop_oldest_turns)
         title = "" if conversation.title else title_from_text(text)
+        messages = dropped([*whole, ("user", text)], drop_oldest_turns)
         with self._starting(conversation.id):
             return await self._start(
-                endpoint, conversation, branch, drop_oldest_turns, title, user_text=text, base=tree
-            )
+                endpoint, conversation, branch, drop_oldest_turns, title, user_text=text, base=tree,
+                messages=messages,
+            )  # fmt: skip
 
     async def regenerate(self, reply_id: int, *, drop_oldest_turns: int = 0) -> Turn:
         """A new reply beside ``reply_id`` (the old one stays as an alternative); also how a failed turn
@@ -340,13 +347,11 @@ class ChatEngine:
     async def _check_fits(
         self,
         endpoint: Endpoint,
-        conversation: Conversation,
-        branch: list[StoredMessage],
+        settings: GenerationSettings,
+        history: list[tuple[str, str]],
         draft: str,
         drop_oldest_turns: int,
     ) -> None:
-        settings = GenerationSettings.parse(conversation.settings)
-        history = request_messages(conversation, branch, settings, drop_oldest_turns)
         plan = await self.meter.plan(endpoint, history, draft, reserve=settings.max_tokens or 0)
         if not plan.fits:
             error = ContextTooLong(used=plan.usage.used, limit=plan.usage.limit)
@@ -369,13 +374,16 @@ class ChatEngine:
         *,
         user_text: str | None = None,
         base: ConversationTree | None = None,
+        messages: list[tuple[str, str]] | None = None,
     ) -> Turn:
         # Called while the conversation is reserved (``_starting``). ``user_text``: a new user message that
         # ends ``branch`` (send, edit); None when the branch already ends with one (regenerate). ``base``:
-        # the current tree ``branch`` comes from, kept with the turn's messages once it ends.
+        # the current tree ``branch`` comes from, kept with the turn's messages once it ends. ``messages``:
+        # the request's, when the caller made them already.
         settings = GenerationSettings.parse(conversation.settings)
         parent = branch[-1].id if branch else None
-        messages = request_messages(conversation, branch, settings, drop_oldest_turns, user_text)
+        if messages is None:
+            messages = request_messages(conversation, branch, settings, drop_oldest_turns, user_text)
         augmented = await self.augment(endpoint, settings, messages) if self.augment is not None else None
         if augmented is not None:
             messages = augmented.messages

@@ -97,16 +97,30 @@ def request_messages(
     reply is sent as far as it got, which is what the user saw. ``new_user_text``: a user message that ends
     the branch but is not stored yet (its commit runs beside the request).
     """
-    turns: list[tuple[str, str]] = []
+    whole = branch_turns(conversation, branch, settings)
+    if new_user_text is not None:
+        whole.append(("user", new_user_text))
+    return dropped(whole, drop_oldest_turns)
+
+
+def branch_turns(
+    conversation: Conversation, branch: list[StoredMessage], settings: GenerationSettings
+) -> list[tuple[str, str]]:
+    """:func:`request_messages` with no turn left out and no new message: made once per send, for the
+    context check and the request (a walk over every message of the branch)."""
+    system = conversation.system_prompt or settings.system_prompt
+    turns: list[tuple[str, str]] = [("system", system)] if system else []
     for message in branch:
         if message.role == "assistant" and not message.text:
             continue
         if message.role in ("user", "assistant"):
             turns.append((message.role, message.text))
-    if new_user_text is not None:
-        turns.append(("user", new_user_text))
-    system = conversation.system_prompt or settings.system_prompt
-    return drop_oldest(([("system", system)] if system else []) + turns, drop_oldest_turns)
+    return turns
+
+
+def dropped(messages: list[tuple[str, str]], turns: int) -> list[tuple[str, str]]:
+    """``messages`` (system prompt first) without their ``turns`` oldest turns (see ``drop_oldest``)."""
+    return drop_oldest(messages, turns) if turns else messages
 
 
 def completion_prompt(messages: list[tuple[str, str]]) -> str:
