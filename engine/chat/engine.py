@@ -658,11 +658,13 @@ class ChatEngine:
         """``messages`` as Haystack's ChatMessages, those the last turn sent reused (they are not changed by
         the generator): a long conversation's request is built anew only after its common start."""
         sent, built = self._built
-        same = 0
-        for old, new in zip(sent, messages, strict=False):
-            if old != new:
-                break
-            same += 1
+        same = len(sent)
+        if messages[:same] != sent:  # the next turn of a conversation starts with the last whole request
+            same = 0
+            for old, new in zip(sent, messages, strict=False):
+                if old != new:
+                    break
+                same += 1
         chat_messages = built[:same] + [
             to_chat_message(chat_message, role, text) for role, text in messages[same:]
         ]
