@@ -670,16 +670,17 @@ class MainWindow(QMainWindow):
         return move_focus(self, next) or super().focusNextPrevChild(next)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        # Esc in a search box with text belongs to the box, not to the window's "Stop reply".
-        if (
-            watched is self.sidebar.search_box
-            and event.type() == QEvent.Type.ShortcutOverride
-            and isinstance(event, QKeyEvent)
-            and event.key() == Qt.Key.Key_Escape
-            and self.sidebar.search_box.text()
-        ):
-            event.accept()
-            return True
+        if not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        search = self.sidebar.search_box
+        # Esc in a search box with text belongs to the box, not to the window's "Stop reply": it clears it.
+        if watched is search and event.key() == Qt.Key.Key_Escape and search.text():
+            if event.type() == QEvent.Type.ShortcutOverride:
+                event.accept()
+                return True
+            if event.type() == QEvent.Type.KeyPress:
+                search.clear()  # the list shows the conversations again
+                return True
         return super().eventFilter(watched, event)
 
     def _on_settings_changed(self, settings: Any) -> None:

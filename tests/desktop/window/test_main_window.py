@@ -353,3 +353,35 @@ def test_typing_after_the_window_opens_goes_into_the_message_box(qtbot, app_path
         assert window.sidebar.search_box.text() == ""
     finally:
         close_window(qtbot, window)
+
+
+def _two_saved_chats(app_paths) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    from engine.history.store import HistoryStore
+
+    store = HistoryStore(app_paths.history_db)
+    try:
+        ids = []
+        for title in ("Trip plans", "Recipes"):
+            conversation = store.create_conversation(title=title)
+            first = store.add_message(conversation.id, None, "user", f"About {title.lower()}")
+            store.add_message(conversation.id, first.id, "assistant", "Sure")
+            ids.append(conversation.id)
+        return ids[0], ids[1]
+    finally:
+        store.close()
+
+
+def test_esc_in_the_search_box_clears_the_search(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
+    _two_saved_chats(app_paths)
+    window = open_window(qtbot, app_paths, size=SHOT_SIZE)
+    try:
+        search = window.sidebar.search_box
+        search.setFocus()
+        qtbot.keyClicks(search, "trip")
+        qtbot.waitUntil(lambda: window.sidebar.searching, timeout=5000)
+        qtbot.keyClick(search, Qt.Key.Key_Escape)
+        assert search.text() == ""
+        qtbot.waitUntil(lambda: not window.sidebar.searching, timeout=5000)
+        assert window.sidebar.model.rowCount() == 2
+    finally:
+        close_window(qtbot, window)
