@@ -478,6 +478,7 @@ class MainWindow(QMainWindow):
         self.composer.stop_requested.connect(self.turns.stop_reply)
         self.composer.busy_changed.connect(self._busy_changed)
         self.sidebar.search_box.installEventFilter(self)
+        self.sidebar.list.installEventFilter(self)
         self.sidebar.conversation_chosen.connect(self.open_conversation)
         self.sidebar.hit_chosen.connect(self.open_hit)
         self.sidebar.new_chat_requested.connect(self.new_chat)
@@ -681,7 +682,34 @@ class MainWindow(QMainWindow):
             if event.type() == QEvent.Type.KeyPress:
                 search.clear()  # the list shows the conversations again
                 return True
+        # Text typed in the conversation list (after a click opened a chat) goes into the message box; the
+        # list keeps its keys (arrows, Enter, Delete, shortcuts).
+        if watched is self.sidebar.list and event.type() == QEvent.Type.KeyPress and self._types_text(event):
+            editor = self.composer.editor
+            editor.setFocus(Qt.FocusReason.OtherFocusReason)
+            QApplication.sendEvent(
+                editor, QKeyEvent(event.type(), event.key(), event.modifiers(), event.text())
+            )
+            return True
         return super().eventFilter(watched, event)
+
+    def _types_text(self, event: QKeyEvent) -> bool:
+        """A key that writes text (no Ctrl, Alt or Meta; not a space) while the message box takes text."""
+        commands = (
+            Qt.KeyboardModifier.ControlModifier
+            | Qt.KeyboardModifier.AltModifier
+            | Qt.KeyboardModifier.MetaModifier
+        )
+        text = event.text()
+        editor = self.composer.editor
+        return (
+            bool(text)
+            and text.isprintable()
+            and not text.isspace()
+            and not event.modifiers() & commands
+            and editor.isEnabled()
+            and not editor.isReadOnly()
+        )
 
     def _on_settings_changed(self, settings: Any) -> None:
         self._apply_settings(settings)

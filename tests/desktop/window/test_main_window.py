@@ -371,6 +371,34 @@ def _two_saved_chats(app_paths) -> tuple[int, int]:  # type: ignore[no-untyped-d
         store.close()
 
 
+def test_typing_after_a_click_in_the_conversation_list_goes_into_the_message_box(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
+    trip, recipes = _two_saved_chats(app_paths)  # Recipes, the newer, is listed above
+    window = open_window(qtbot, app_paths, size=SHOT_SIZE)
+    try:
+        window.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+        listing = window.sidebar.list
+        row = window.sidebar.model.row_of(trip)
+        rect = listing.visualRect(window.sidebar.model.index(row, 0))
+        qtbot.mouseClick(listing.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        qtbot.waitUntil(lambda: window.conversation_id == trip, timeout=5000)
+        assert QApplication.focusWidget() is listing  # a click leaves the focus in the list
+        for key in "More? Yes":  # each key where the focus is then, as a user's keys go
+            qtbot.keyClicks(QApplication.focusWidget(), key)
+        assert window.composer.editor.toPlainText() == "More? Yes"
+        assert QApplication.focusWidget() is window.composer.editor
+        assert window.conversation_id == trip  # the keys chose no other chat
+        # The list's own keys stay its own: Up moves to the chat above.
+        listing.setFocus()
+        qtbot.waitUntil(listing.hasFocus, timeout=5000)
+        qtbot.keyClick(listing, Qt.Key.Key_Up)
+        assert listing.currentIndex().row() == window.sidebar.model.row_of(recipes) == row - 1
+        assert listing.hasFocus()
+        assert window.composer.editor.toPlainText() == "More? Yes"
+    finally:
+        close_window(qtbot, window)
+
+
 def test_esc_in_the_search_box_clears_the_search(qtbot, app_paths) -> None:  # type: ignore[no-untyped-def]
     _two_saved_chats(app_paths)
     window = open_window(qtbot, app_paths, size=SHOT_SIZE)
