@@ -119,6 +119,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: StandinServer
 
+    def setup(self) -> None:
+        super().setup()
+        # As uvicorn's asyncio transports: small writes (a chunk, a token) leave at once. Without it, on a
+        # kept connection Nagle held a write for the peer's delayed ACK (20-40 ms for a first token).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def handle(self) -> None:
         # As uvicorn under vLLM: a kept connection idle for VLLM_HTTP_TIMEOUT_KEEP_ALIVE seconds (5 by
         # default) is closed by the server, quietly; a request under way is never timed out.
