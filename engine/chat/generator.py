@@ -263,9 +263,14 @@ def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
     if endpoint.keep_alive_s is not None:
         expiry = max(endpoint.keep_alive_s - KEEP_ALIVE_MARGIN_S, endpoint.keep_alive_s / 2)
         kwargs["limits"] = httpx.Limits(max_keepalive_connections=4, keepalive_expiry=expiry)
-    elif endpoint.kind == "local":
+    elif not keeps_connections(endpoint):
         kwargs["limits"] = httpx.Limits(max_keepalive_connections=0)
     return kwargs
+
+
+def keeps_connections(endpoint: Endpoint) -> bool:
+    """Whether the endpoint's client keeps idle connections (see :func:`client_kwargs`)."""
+    return endpoint.keep_alive_s is not None or endpoint.kind != "local"
 
 
 EndpointKey = tuple[str, str, str, str]  # base URL, API key, model, kind (local/remote: its timeouts)
@@ -336,7 +341,10 @@ class GeneratorPool:
         """Open a kept connection to the endpoint's server, or refresh the kept one, before a turn needs it
         (the window does it while the user writes): ``GET /health`` on the generator's own client (vLLM
         leaves it out of its access log; a server without it answers 404 on the same connection). A server
-        that does not answer is not reported here: the turn will say it."""
+        that does not answer is not reported here: the turn will say it. Nothing where connections are not
+        kept (a local server the app did not launch)."""
+        if not keeps_connections(endpoint):
+            return
         async with self.lease_client(endpoint) as client:
             with contextlib.suppress(APIError):
                 await client.get(f"{endpoint.root_url}/health", cast_to=httpx.Response)

@@ -108,10 +108,24 @@ async def test_connect_opens_the_connection_the_next_turn_uses() -> None:
         server.stop()
 
 
+async def test_connect_asks_nothing_where_connections_are_not_kept() -> None:
+    server = start_standin("--reply", "Fine.")
+    pool = GeneratorPool(ChatTimeouts().for_endpoint)
+    try:
+        await pool.connect(server.endpoint())  # a local server the app did not launch
+        async with pool.lease(server.endpoint()) as generator:
+            assert (await generator.run_async("hi"))["replies"][0].text == "Fine."
+        await until(lambda: len(server.client_ports(CHAT)) == 1, "the turn logged")
+        assert len(server.client_ports("GET /health")) == 1  # start_standin's own readiness check only
+    finally:
+        await pool.aclose()
+        server.stop()
+
+
 async def test_connect_to_a_server_that_is_not_there_says_nothing() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     pool = GeneratorPool(ChatTimeouts().for_endpoint)
-    await pool.connect(Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m"))  # no exception
+    await pool.connect(Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m", keep_alive_s=600))
     await pool.aclose()
