@@ -133,7 +133,13 @@ class TrayLauncher(QObject):
 
     def _served_name(self, profile_name: str) -> str:
         profile = next((p for p in self.actions.profiles() if p.name == profile_name), None)
-        return str(getattr(profile, "served_model_name", "") or "") if profile is not None else ""
+        if profile is None:
+            return ""
+        if getattr(profile, "kind", "local") == "remote":
+            # A remote server says what it serves once it answers; before that only a name the user gave is
+            # known (served_model_name would be the built-in model's, which it does not run).
+            return str(getattr(profile, "served_name", "") or "")
+        return str(getattr(profile, "served_model_name", "") or "")
 
     def on_metrics(self, sample: Any) -> None:
         usage = getattr(sample, "kv_cache_usage", None)

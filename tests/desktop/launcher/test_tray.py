@@ -30,6 +30,7 @@ from engine.paths import AppPaths
 from engine.runtime.install import Progress
 from engine.server.metrics import MetricsSample
 from engine.server.profiles import ServerProfile
+from engine.server.remote import RemoteUnreachable
 from engine.server.supervisor import ServerState, StateChange, Supervisor
 from engine.settings.store import SettingsStore
 from tests.support.main_window import supervised_window
@@ -162,6 +163,20 @@ def test_ready_and_failed_are_notified_in_one_line(launcher: Launcher) -> None:
     assert "\n" not in last.message
     assert last.message.startswith("alpha: ")
     assert str(problem).splitlines()[0][:40] in last.message
+
+
+def test_a_remote_server_that_cannot_be_reached_is_named_by_its_profile(
+    launcher: Launcher, settings: SettingsStore
+) -> None:
+    remote = ServerProfile(name="Team", kind="remote", base_url="http://127.0.0.1:1/v1")
+    settings.update(settings.settings.model_copy(update={"profiles": [*settings.settings.profiles, remote]}))
+    problem = RemoteUnreachable("http://127.0.0.1:1", "All connection attempts failed")
+    launcher.tray.on_state(StateChange(ServerState.FAILED, ServerState.STARTING, "Team", problem=problem))
+    # Not the built-in model's name: the remote server never said what it serves.
+    assert launcher.status == [
+        "Model failed to start: Team: No answer from http://127.0.0.1:1 (All connection attempts failed)."
+    ]
+    assert "Model:" not in launcher.tray.icon.toolTip()
 
 
 def test_notifications_can_be_switched_off(launcher: Launcher, settings: SettingsStore) -> None:
