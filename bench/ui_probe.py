@@ -375,9 +375,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    import qasync
     from PySide6.QtWidgets import QApplication
 
+    from desktop.event_loop import make_event_loop
     from engine.endpoint import Endpoint
 
     endpoint = Endpoint(base_url=args.base_url, model=args.model, api_key=args.api_key, max_model_len=2048)
@@ -394,7 +394,7 @@ def main() -> int:
     else:
         app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)  # closing the window at the end must not stop the loop early
-    loop = qasync.QEventLoop(app)
+    loop = make_event_loop(app)  # the app's loop: qasync with asyncio's async-generator hooks
     asyncio.set_event_loop(loop)
     gc_clock.install()
     meter = LatenessMeter(gc_clock)
