@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import sys
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from openai import AsyncOpenAI
+from PySide6.QtCore import QAbstractEventDispatcher
 
 from desktop.event_loop import make_event_loop
 from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import running_standin
 
-pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qloop")]
+pytestmark = [pytest.mark.gui]
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="no context")
 
 
 async def numbers(closed_in: list[asyncio.Task[object] | None]) -> AsyncIterator[int]:
@@ -25,6 +30,7 @@ async def numbers(closed_in: list[asyncio.Task[object] | None]) -> AsyncIterator
         closed_in.append(asyncio.current_task())
 
 
+@pytest.mark.usefixtures("qloop")
 def test_a_dropped_generator_is_closed_in_a_task(qtbot) -> None:  # type: ignore[no-untyped-def]
     closed_in: list[asyncio.Task[object] | None] = []
 
@@ -40,6 +46,7 @@ def test_a_dropped_generator_is_closed_in_a_task(qtbot) -> None:  # type: ignore
     assert closed_in[0] is not None  # closed by the loop, in a task; the garbage collector would have no task
 
 
+@pytest.mark.usefixtures("qloop")
 def test_a_chat_stream_dropped_mid_reply_closes_without_an_error(qtbot) -> None:  # type: ignore[no-untyped-def]
     # Without the hooks httpcore's cleanup runs in the garbage collector and raises "unknown async library"
     # (pytest reports it as an unraisable exception, and the suite fails on warnings).
@@ -71,3 +78,73 @@ def test_the_app_loop_has_the_hooks(qapp) -> None:  # type: ignore[no-untyped-de
     finally:
         sys.set_asyncgen_hooks(*previous)
         loop.close()
+
+
+@pytest.fixture
+def app_loop(qapp) -> Iterator[asyncio.AbstractEventLoop]:  # type: ignore[no-untyped-def]
+    """The app's loop, driven here by run_until_complete (not the qloop fixture's loop)."""
+    previous = sys.get_asyncgen_hooks()
+    loop = make_event_loop(qapp)
+    try:
+        yield loop
+    finally:
+        sys.set_asyncgen_hooks(*previous)
+        loop.close()
+
+
+def qt_timers(loop: asyncio.AbstractEventLoop) -> int:
+    return len(QAbstractEventDispatcher.instance().registeredTimers(loop._timer))  # type: ignore[attr-defined]
+
+
+def test_a_cancelled_callback_takes_its_qt_timer_with_it(app_loop) -> None:  # type: ignore[no-untyped-def]
+    # Every network read's timeout is scheduled and then cancelled: qasync left each one a live Qt timer
+    # until it would have fired, thousands of them by the end of a long reply.
+    handles = [app_loop.call_later(120, lambda: None) for _ in range(50)]
+    assert qt_timers(app_loop) == 50
+    for handle in handles:
+        handle.cancel()
+        handle.cancel()  # twice is harmless
+    assert qt_timers(app_loop) == 0
+
+    async def reads() -> None:  # what a stream's reads do: a timeout per read, cancelled when it returns
+        for _ in range(200):
+            async with asyncio.timeout(120):
+                await asyncio.sleep(0)
+
+    app_loop.run_until_complete(reads())
+    assert qt_timers(app_loop) == 0
+
+
+def test_callbacks_run_in_order_and_a_cancelled_one_never(app_loop) -> None:  # type: ignore[no-untyped-def]
+    ran: list[str] = []
+    app_loop.call_later(0.05, ran.append, "late")
+    app_loop.call_soon(ran.append, "first")
+    app_loop.call_soon(ran.append, "second")
+    app_loop.call_later(0.01, ran.append, "cancelled").cancel()
+    app_loop.call_at(app_loop.time() + 0.02, ran.append, "at")
+    other_thread = app_loop.call_later(0.01, ran.append, "cancelled in another thread")
+    worker = threading.Thread(target=other_thread.cancel)
+    worker.start()
+    worker.join()
+    context = contextvars.copy_context()
+    context.run(VAR.set, "from the context")
+    app_loop.call_soon(lambda: ran.append(VAR.get()), context=context)
+    app_loop.run_until_complete(asyncio.sleep(0.2))
+    assert ran == ["first", "second", "from the context", "at", "late"]
+    assert qt_timers(app_loop) == 0
+    with pytest.raises(TypeError, match="coroutines cannot be used"):
+        app_loop.call_soon(asyncio.sleep)
+
+
+def test_closing_the_loop_kills_its_timers_and_runs_nothing_more(qapp) -> None:  # type: ignore[no-untyped-def]
+    previous = sys.get_asyncgen_hooks()
+    loop = make_event_loop(qapp)
+    sys.set_asyncgen_hooks(*previous)
+    ran: list[int] = []
+    loop.call_later(0.01, ran.append, 1)
+    loop.close()
+    assert qt_timers(loop) == 0
+    deadline = time.monotonic() + 0.1
+    while time.monotonic() < deadline:
+        qapp.processEvents()
+    assert ran == []

@@ -1,4 +1,4 @@
-"""A qasync loop for GUI tests (see FACTS.md: ``QEventLoop(qapp, already_running=True)`` driven by qtbot).
+"""The app's qasync loop for GUI tests (FACTS.md: ``QEventLoop(qapp, already_running=True)`` driven by qtbot).
 
 Import the fixture in a test module: ``from tests.support.qasync_loop import qloop  # noqa: F401``. Teardown
 fails the test if asyncio tasks are still pending or threads it started are still running.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Iterator
@@ -20,13 +21,11 @@ T = TypeVar("T")
 
 @pytest.fixture
 def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
-    import qasync
-
-    from desktop.event_loop import install_asyncgen_hooks
+    from desktop.event_loop import make_event_loop
 
     threads_before = set(threading.enumerate())
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    restore_hooks = install_asyncgen_hooks(loop)
+    hooks_before = sys.get_asyncgen_hooks()
+    loop = make_event_loop(qapp, already_running=True)  # the app's own loop
     asyncio.set_event_loop(loop)
     yield loop
     # Streams the test dropped (a window closed mid-reply) close now, in tasks, as in the app.
@@ -36,7 +35,7 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     while (not closing.done() or _closing_generators(loop)) and time.monotonic() < deadline:
         qapp.processEvents()
         time.sleep(0.005)
-    restore_hooks()
+    sys.set_asyncgen_hooks(*hooks_before)
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for task in pending:
         task.cancel()
@@ -50,15 +49,12 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     # (measured: the second test's run_in_executor future finished but its task was never resumed).
     loop._QEventLoop__is_running = False
     asyncio.events._set_running_loop(None)
+    # close() kills the loop's Qt timers here, in the GUI thread: if the loop were garbage-collected later in
+    # a worker thread, ~QObject would stop timers from the wrong thread ("Timers cannot be stopped from
+    # another thread", then a crash).
     loop.close()
     asyncio.set_event_loop(None)
-    # close() only marks qasync's timer object stopped; its Qt timers die at their next tick. Kill them here,
-    # in the GUI thread: if the loop were garbage-collected later in a worker thread, ~QObject would stop
-    # timers from the wrong thread ("Timers cannot be stopped from another thread", then a crash).
-    timer = loop._timer
-    for timer_id in list(timer._SimpleTimer__callbacks):
-        timer.killTimer(timer_id)
-    timer._SimpleTimer__callbacks.clear()
+    assert loop._timer.pending() == 0
     gc.collect()  # windows and loops of this test die now, in this thread
     deadline = time.monotonic() + 5
     leaked: list[threading.Thread] = []
