@@ -59,17 +59,19 @@ class ContextWatch(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._start_count)
-        composer.editor.textChanged.connect(self._timer.start)
+        self._closed = False  # aclose(): no count after it (a reply ending at shutdown shows its tree)
+        composer.editor.textChanged.connect(self.refresh)
 
     def set_tree(self, tree: ConversationTree | None) -> None:
         """The conversation shown changed (or grew): count again (a count under way is not shown)."""
         self.tree = tree
         self._shown += 1
         self.tree_shown.emit(tree)
-        self._timer.start()
+        self.refresh()
 
     def refresh(self) -> None:
-        self._timer.start()
+        if not self._closed:
+            self._timer.start()
 
     def _start_count(self) -> None:
         if self._task is not None and not self._task.done():
@@ -121,6 +123,7 @@ class ContextWatch(QObject):
         await self.chat.generators.connect(endpoint)
 
     async def aclose(self) -> None:
+        self._closed = True
         self._timer.stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()

@@ -15,7 +15,7 @@ from engine.history.records import ConversationTree
 from engine.history.store import HistoryStore
 from engine.paths import AppPaths
 from tests.support.main_window import close_window, open_window
-from tests.support.qasync_loop import qloop  # noqa: F401
+from tests.support.qasync_loop import qloop, run  # noqa: F401
 from tests.support.standin.launch import running_standin
 
 pytestmark = [
@@ -111,4 +111,28 @@ def test_a_count_that_arrives_after_a_switch_is_not_shown(qtbot, app_paths: AppP
             assert window.shown.conversation_id == second
         finally:
             release.set()
+            close_window(qtbot, window)
+
+
+def test_nothing_is_counted_after_the_watch_is_closed(qtbot, app_paths: AppPaths) -> None:  # type: ignore[no-untyped-def]
+    # At shutdown the watch closes first; a reply stopped after it shows its conversation again, and the count
+    # that started then ran on a loop that was gone ("There is no current event loop", a coroutine never
+    # awaited).
+    add_conversation(app_paths, "Open", 5)
+    with running_standin("--reply", "Ok.") as server:
+        endpoint = dataclasses.replace(server.endpoint(), max_model_len=LIMIT)
+        window = open_window(qtbot, app_paths, lambda: endpoint)
+        try:
+            watch = window.context_watch
+            assert watch is not None
+            qtbot.waitUntil(lambda: watch.usage is not None and watch.usage.used > 0, timeout=10000)
+            counts = watch.counts
+            run(qtbot, watch.aclose())
+            watch.set_tree(watch.tree)  # as a turn ending after the close does
+            window.composer.editor.setPlainText("typed after the close")
+            watch.refresh()
+            assert not watch._timer.isActive()
+            qtbot.wait(3 * context_watch.DEBOUNCE_MS)  # past when a count would have started
+            assert watch.counts == counts
+        finally:
             close_window(qtbot, window)
