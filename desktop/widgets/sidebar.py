@@ -19,8 +19,10 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractListModel,
     QCoreApplication,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QPoint,
     QSize,
@@ -33,6 +35,7 @@ from PySide6.QtGui import (
     QGuiApplication,
     QIcon,
     QKeySequence,
+    QMouseEvent,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -392,6 +395,10 @@ class Sidebar(QWidget):
         self.list.activated.connect(self._activated_unless_selecting)
         self.list.clicked.connect(self._clicked)
         self.list.customContextMenuRequested.connect(self._context_menu)
+        # A right press selects the row under it (the menu's row shows which it is for); the selection from
+        # before it comes back when the menu closes (:meth:`_context_menu`).
+        self._before_right_press: list[int] | None = None
+        self.list.viewport().installEventFilter(self)
         # The Delete key deletes what is selected in the list (Undo in the banner brings it back).
         delete_key = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
         delete_key.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -508,13 +515,40 @@ class Sidebar(QWidget):
         else:
             self.conversation_chosen.emit(int(index.data(ID_ROLE)))
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.list.viewport()
+            and event.type() == QEvent.Type.MouseButtonPress
+            and isinstance(event, QMouseEvent)
+            and event.button() == Qt.MouseButton.RightButton
+        ):
+            self._before_right_press = None if self.searching else self.selected_conversation_ids()
+        return super().eventFilter(watched, event)
+
     def _context_menu(self, pos: QPoint) -> None:
+        before, self._before_right_press = self._before_right_press, None
         index = self.list.indexAt(pos)
         if not index.isValid() or self.searching:
             return
-        menu = self.context_menu_for(int(index.data(ID_ROLE)))
+        conversation_id = int(index.data(ID_ROLE))
+        menu = self.context_menu_for(conversation_id)
         menu.exec(self.list.viewport().mapToGlobal(pos))
         menu.deleteLater()
+        self._restore_after_menu(conversation_id, before)
+
+    def _restore_after_menu(self, conversation_id: int, before: list[int] | None) -> None:
+        """The right press on a row outside the selection selected it alone (so that the menu's row shows):
+        with the menu closed, the selection from before the press is back, so the list highlights the
+        conversation on screen again (a rename's dialog still knows its row). Not where the menu's action
+        opened that conversation, or where the selection changed otherwise since."""
+        if before is None or conversation_id in before or self.searching:
+            return
+        if self.current == conversation_id or self.selected_conversation_ids() != [conversation_id]:
+            return
+        if before:
+            self.select_conversations(before)
+        else:
+            self.show_current(self.current)
 
     def targets_of(self, conversation_id: int) -> list[int]:
         """What a menu opened on ``conversation_id`` acts on: the selection if it holds that conversation,
