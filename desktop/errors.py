@@ -52,6 +52,7 @@ class Problem:
     unexpected: bool = False
     error: BaseException | None = field(default=None, compare=False, repr=False)  # what was raised
     context: FixContext = FixContext()  # what the fix acts on
+    notice: bool = False  # not a problem but news of something done (a delete, with its Undo): calm look
 
 
 def describe(exc: BaseException, context: FixContext | None = None) -> Problem:
@@ -163,7 +164,7 @@ class ErrorBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(theme.banner_style(self.palette()))
+        self.setStyleSheet(theme.banner_style(theme.app_is_dark()))  # again for each problem shown
         self.setAccessibleName(tr("Problem"))
         self._title = QLabel(self)
         self._title.setObjectName("errorTitle")
@@ -198,6 +199,10 @@ class ErrorBanner(QFrame):
         if isinstance(problem, BaseException):  # an engine problem handed over as it was raised
             problem = describe(problem)
         self.problem = problem
+        # The look of its kind, in the theme of now (it may have changed since). Not from the banner's own
+        # palette: its sheet's background has made that light or dark for good.
+        self.setStyleSheet(theme.banner_style(theme.app_is_dark(), notice=problem.notice))
+        self.setAccessibleName(tr("Notice") if problem.notice else tr("Problem"))
         self._fix = problem.fix
         self._context = problem.context
         self._title.setText(f"<b>{problem.title}</b>")

@@ -458,9 +458,14 @@ def state_style(kind: str, palette: QPalette) -> str:
     return f"color: {colour};" + (" font-weight: bold;" if kind == "failed" else "")
 
 
-def banner_style(palette: QPalette) -> str:
-    dark = _dark_palette(palette)
-    background, border = ("#5c2b29", "#ff8a80") if dark else ("#fdecea", "#b3261e")
+def banner_style(dark: bool, notice: bool = False) -> str:
+    """The banner's look: red for a problem; for a notice (something done that can be undone) the calm
+    colours of the app's own (the sidebar's current chat, framed in the accent)."""
+    if notice:
+        c = colours(dark)
+        background, border = c.selection, c.accent
+    else:
+        background, border = ("#5c2b29", "#ff8a80") if dark else ("#fdecea", "#b3261e")
     return (
         f"QFrame#errorBanner {{ background: {background}; border: 1px solid {border}; border-radius: 8px; }}"
     )

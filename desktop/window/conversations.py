@@ -101,6 +101,7 @@ class ConversationActions(QObject):
                 title,
                 text,
                 Fix(action="undo_delete", label=tr("Undo"), params={"conversation_ids": list(ids)}),
+                notice=True,
             )
         )
 
