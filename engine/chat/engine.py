@@ -121,7 +121,8 @@ class ChatEngine:
         # The conversation as this engine last read it or left it after a turn, for a send without the
         # caller's tree (the command line): used while its row says nothing was written since (_current).
         self._kept: ConversationTree | None = None
-        self._keeping: asyncio.Future[None] | None = None  # a turn's end updating _kept
+        # Turns' ends updating _kept, by conversation (held here until done: the loop keeps tasks weakly).
+        self._keeping: dict[int, asyncio.Future[None]] = {}
 
     # -- starting turns ----------------------------------------------------------------------------------
 
@@ -201,7 +202,7 @@ class ChatEngine:
     ) -> tuple[Conversation, ConversationTree]:
         """The conversation's row as stored now, and a tree whose messages are current: the caller's
         ``known`` one or the engine's kept one when the row says nothing was written since, else read."""
-        await self._kept_settled()
+        await self._kept_settled(conversation_id)
         held = [t for t in (known, self._kept) if t is not None and t.conversation.id == conversation_id]
         if held:
             row = await self.store.conversation(conversation_id)  # one row, not every message
@@ -217,9 +218,11 @@ class ChatEngine:
         self._keep(tree)
         return tree.conversation, tree
 
-    async def _kept_settled(self) -> None:
-        keeping, self._keeping = self._keeping, None
-        if keeping is not None:
+    async def _kept_settled(self, conversation_id: int | None = None) -> None:
+        """Wait until the last turn of ``conversation_id`` (None: of every one) updated the kept tree; a send
+        into another conversation does not wait (a late update only makes a later send read)."""
+        ids = list(self._keeping) if conversation_id is None else [conversation_id]
+        for keeping in [self._keeping[i] for i in ids if i in self._keeping]:
             await asyncio.shield(keeping)  # a cancelled send leaves it to finish
 
     def _keep(self, tree: ConversationTree | None) -> None:
@@ -234,7 +237,6 @@ class ChatEngine:
         since: the turn's reply is still the shown leaf, its save the last write, and the count of
         messages is the kept tree's. Run when the turn has ended, not on the way to a first token."""
         base, added_user = keep
-        self._kept = None
         try:
             row, count, user = await self.store.call(
                 _after_turn, turn.conversation_id, turn.user_message_id if added_user else None
@@ -547,7 +549,14 @@ class ChatEngine:
             raise problem from exc
         if keep is not None:
             # Beside "finished", on its own task (a stop cannot cut it); the next send waits for it.
-            self._keeping = asyncio.ensure_future(self._keep_after_turn(turn, reply, keep))
+            conversation_id = turn.conversation_id
+            keeping = asyncio.ensure_future(self._keep_after_turn(turn, reply, keep))
+            self._keeping[conversation_id] = keeping
+            keeping.add_done_callback(
+                lambda done: (
+                    self._keeping.pop(conversation_id) if self._keeping.get(conversation_id) is done else None
+                )
+            )
         turn_state: TurnState = "complete" if state == "streaming" else state
         self._emit(
             turn,
