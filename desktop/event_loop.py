@@ -22,10 +22,12 @@ import contextvars
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import qasync
 from PySide6.QtCore import QCoreApplication, QObject, QTimerEvent
+
+HandleT = TypeVar("HandleT", bound=asyncio.Handle)
 
 
 class _TimerHandle(asyncio.Handle):
@@ -60,13 +62,16 @@ class _Timers(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self._handles: dict[int, _TimerHandle] = {}
+        self._handles: dict[int, asyncio.Handle] = {}
         self._thread = threading.get_ident()  # Qt timers are started and killed in their object's thread only
         self._stopped = False
 
-    def add_callback(self, handle: _TimerHandle, delay: float = 0) -> _TimerHandle:
+    def add_callback(self, handle: HandleT, delay: float = 0) -> HandleT:
+        """Run ``handle`` after ``delay`` s: a :class:`_TimerHandle` (``call_later``), or a plain handle from
+        asyncio's own loop code (a signal handler's, ``_add_callback_signalsafe``)."""
         timer_id = self.startTimer(int(max(0.0, delay) * 1000))
-        handle.started_as(timer_id)
+        if isinstance(handle, _TimerHandle):
+            handle.started_as(timer_id)
         self._handles[timer_id] = handle
         return handle
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import os
+import signal
 import sys
 import threading
 import time
@@ -148,3 +150,23 @@ def test_closing_the_loop_kills_its_timers_and_runs_nothing_more(qapp) -> None: 
     while time.monotonic() < deadline:
         qapp.processEvents()
     assert ran == []
+
+
+def test_a_signal_handler_runs_on_the_app_loop(app_loop) -> None:  # type: ignore[no-untyped-def]
+    # asyncio's own signal handling schedules a plain handle on the loop (not one of call_later's); the app
+    # quits on SIGTERM through it.
+    received: list[int] = []
+    handled = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        handled.set()
+
+    app_loop.add_signal_handler(signal.SIGUSR1, on_signal, signal.SIGUSR1)
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        app_loop.run_until_complete(asyncio.wait_for(handled.wait(), 10))
+    finally:
+        app_loop.remove_signal_handler(signal.SIGUSR1)
+    assert received == [signal.SIGUSR1]
+    assert qt_timers(app_loop) == 0
