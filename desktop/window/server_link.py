@@ -19,11 +19,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from desktop import errors
 from desktop.bridge import EventBridge
-from desktop.errors import ErrorBanner, FixContext
+from desktop.errors import ErrorBanner, FixContext, Problem
 from desktop.operations import Operation
 from desktop.server_states import look_of
 from desktop.widgets.status_bar import ServerStatusBar
@@ -31,11 +31,12 @@ from desktop.window.first_run import FirstRunPanel
 from desktop.window.fix_actions import PROFILE_FIXES, RESTART_FIXES, FixRegistry
 from engine.chat.errors import NoServer, ServerUnreachable
 from engine.diagnosis.problems import ServerProblem, StartCancelled
-from engine.errors import Fix
+from engine.errors import DeskError, Fix
 from engine.runtime.install import Progress, RuntimeInstallFailed
 from engine.runtime.locate import RuntimeBroken, RuntimeMissing
 from engine.server.log_phases import Phase
 from engine.server.profiles import ServerProfile, builtin_profile
+from engine.server.remote import RemoteUnreachable, check_remote
 from engine.server.supervisor import LogLine, ServerState, StartProgress, StateChange, Supervisor
 
 if TYPE_CHECKING:
@@ -45,11 +46,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RuntimeEnsurer = Callable[[Callable[[Progress], object]], Awaitable[object]]
 
+REMOTE_RECHECK_MS = 5000  # how often a remote server that stopped answering is asked again
+
 # Problems that a server becoming ready answers (shown by a start that failed, or a send with no server).
 SERVER_PROBLEMS = (
     ServerProblem,
     NoServer,
     ServerUnreachable,
+    RemoteUnreachable,
     RuntimeMissing,
     RuntimeBroken,
     RuntimeInstallFailed,
@@ -106,6 +110,15 @@ class ServerLink(QObject):
         bridge.connect_event(supervisor.metrics, self._on_metrics)
         initial = look_of(supervisor.state)
         status.set_state(initial.bar, initial.words)
+        # A remote server that went away after it was reached: a send finds nothing answering (the
+        # supervisor, which launched nothing, cannot see it go). Its check is made again, so the header and
+        # status bar no longer say "Ready", and repeated quietly until the server answers.
+        errors.reporter().problem.connect(self._on_problem)
+        self._lost = QTimer(self)
+        self._lost.setInterval(REMOTE_RECHECK_MS)
+        self._lost.timeout.connect(self._recheck_lost)
+        self._rechecking: asyncio.Task[None] | None = None
+        self._lost_name = ""  # the remote profile that stopped answering after it was reached
 
     def register_fixes(self, registry: FixRegistry) -> None:
         """The server's fixes change the profile that failed and start it again."""
@@ -264,6 +277,49 @@ class ServerLink(QObject):
             if change.problem is not None:
                 status.set_state(look.bar, f"{look.words}: {change.problem.title}")
                 errors.report(change.problem, FixContext(profile=change.profile_name))
+            if isinstance(change.problem, RemoteUnreachable) and change.profile_name == self._lost_name:
+                self._lost.start()  # asked again until it answers
+        if state is not ServerState.FAILED:
+            self._lost.stop()
+        if state in (ServerState.READY, ServerState.STOPPED):
+            self._lost_name = ""
+
+    def _on_problem(self, problem: Problem) -> None:
+        """A send found nothing answering at the ready remote server: check it again through the supervisor
+        (it fails with the address's problem and fix, or is ready again if it was a blip)."""
+        active = self.active
+        if (
+            isinstance(problem.error, ServerUnreachable)
+            and active is not None
+            and active.kind == "remote"
+            and self.supervisor.state is ServerState.READY
+            and not self.starting
+        ):
+            self._lost_name = active.name
+            self.start(self.chosen_profile())
+
+    def _recheck_lost(self) -> None:
+        if self._rechecking is None or self._rechecking.done():
+            self._rechecking = asyncio.ensure_future(self._ask_lost())
+
+    async def _ask_lost(self) -> None:
+        profile = self.chosen_profile()
+        if (
+            profile.name != self._lost_name
+            or self.supervisor.state is not ServerState.FAILED
+            or self.starting
+        ):
+            self._lost.stop()
+            return
+        try:
+            await check_remote(profile.base_url, timeout_s=5.0)
+        except RemoteUnreachable:
+            return  # still nothing: asked again at the next tick
+        except DeskError as answered:  # it answers (a key or model problem is the start's to report)
+            log.debug("the lost remote server answers again: %s", answered)
+        if self.supervisor.state is ServerState.FAILED and not self.starting:
+            self._lost.stop()
+            self.start(profile)
 
     def _on_progress(self, progress: StartProgress) -> None:
         status = self.status
