@@ -1,7 +1,9 @@
 """The server's states in words and looks: one table that the status bar, the model picker, the tray and the
 menus all read (none of them keeps its own wording).
 
-A state is an ``engine.server.supervisor.ServerState``, a ``StateChange`` carrying one, or its plain name.
+A state is an ``engine.server.supervisor.ServerState``, a ``StateChange`` carrying one, or its plain name. A
+change that failed because a remote server does not answer reads "Not reachable" (it was not a start of ours
+that failed).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication
+
+from engine.server.remote import RemoteUnreachable
 
 
 def tr(text: str) -> str:
@@ -35,6 +39,7 @@ _TABLE: dict[str, StateLook] = {
     "stopping": StateLook("starting", "stopping", "Stopping…", "Stopping"),
     "failed": StateLook("failed", "failed", "Failed to start", "Failed"),
 }
+_UNREACHABLE = StateLook("failed", "failed", "Not reachable", "Not reachable")  # a failed remote check
 
 
 def state_name(state: Any) -> str:
@@ -46,6 +51,8 @@ def state_name(state: Any) -> str:
 def look_of(state: Any) -> StateLook:
     """The row of ``state`` (an unknown state looks stopped), its words translated."""
     row = _TABLE.get(state_name(state), _TABLE["stopped"])
+    if row is _TABLE["failed"] and isinstance(getattr(state, "problem", None), RemoteUnreachable):
+        row = _UNREACHABLE
     return StateLook(row.look, row.bar, tr(row.words), tr(row.short))
 
 

@@ -263,7 +263,7 @@ class ServerLink(QObject):
 
     def _on_state(self, change: StateChange) -> None:
         state = change.state
-        look = look_of(state)
+        look = look_of(change)  # a remote server that does not answer: "Not reachable"
         status = self.status
         status.set_state(look.bar, look.words)
         if state is ServerState.READY:

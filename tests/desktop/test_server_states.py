@@ -8,7 +8,8 @@ import pytest
 from desktop.server_states import look_of, state_kind, state_name, state_words
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.status_bar import ServerStatusBar
-from engine.server.supervisor import ServerState
+from engine.server.remote import RemoteUnreachable
+from engine.server.supervisor import ServerState, StateChange
 
 pytestmark = pytest.mark.gui
 
@@ -32,3 +33,17 @@ def test_the_status_bar_and_the_model_picker_say_the_same_words(qtbot) -> None: 
         picker.show_state(state)
         assert picker.state.text() == bar.state_label.text() == state_words(state)
         assert picker.state.property("state") == state_kind(state)
+
+
+def test_a_remote_server_that_does_not_answer_reads_not_reachable_not_failed_to_start() -> None:
+    lost = StateChange(
+        ServerState.FAILED,
+        ServerState.PREPARING,
+        "Lab",
+        None,
+        RemoteUnreachable("http://lab:8000", "refused"),
+    )
+    assert state_words(lost) == "Not reachable"
+    assert state_kind(lost) == "failed"
+    other = StateChange(ServerState.FAILED, ServerState.STARTING, "Tiny", None, None)
+    assert state_words(other) == state_words(ServerState.FAILED) == "Failed to start"
