@@ -783,6 +783,8 @@ class MainWindow(QMainWindow):
         if self.context_watch is not None:
             await self.context_watch.aclose()
         await self.tool_turns.aclose()  # stopped before the chat: a tool turn uses its generator
+        if self.server_link is not None:
+            await self.server_link.aclose()
         if self.engine_ready:
             await self.chat.shutdown()
         if getattr(self, "documents", None) is not None:

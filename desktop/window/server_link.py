@@ -119,6 +119,18 @@ class ServerLink(QObject):
         self._lost.timeout.connect(self._recheck_lost)
         self._rechecking: asyncio.Task[None] | None = None
         self._lost_name = ""  # the remote profile that stopped answering after it was reached
+        self._closed = False
+
+    async def aclose(self) -> None:
+        """The window shuts down: no lost remote server is asked again, and the app-wide reporter no longer
+        calls this link."""
+        self._lost.stop()
+        if not self._closed:
+            self._closed = True
+            errors.reporter().problem.disconnect(self._on_problem)
+        if self._rechecking is not None and not self._rechecking.done():
+            self._rechecking.cancel()
+            await asyncio.gather(self._rechecking, return_exceptions=True)
 
     def register_fixes(self, registry: FixRegistry) -> None:
         """The server's fixes change the profile that failed and start it again."""
