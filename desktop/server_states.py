@@ -13,8 +13,6 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication
 
-from engine.server.remote import RemoteUnreachable
-
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("server_states", text)
@@ -51,8 +49,13 @@ def state_name(state: Any) -> str:
 def look_of(state: Any) -> StateLook:
     """The row of ``state`` (an unknown state looks stopped), its words translated."""
     row = _TABLE.get(state_name(state), _TABLE["stopped"])
-    if row is _TABLE["failed"] and isinstance(getattr(state, "problem", None), RemoteUnreachable):
-        row = _UNREACHABLE
+    problem = getattr(state, "problem", None)
+    if row is _TABLE["failed"] and problem is not None:
+        # Here, not at the top: the window's first paint imports this module and none of the server's.
+        from engine.server.remote import RemoteUnreachable
+
+        if isinstance(problem, RemoteUnreachable):
+            row = _UNREACHABLE
     return StateLook(row.look, row.bar, tr(row.words), tr(row.short))
 
 
