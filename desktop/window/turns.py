@@ -268,6 +268,7 @@ class TurnController(QObject):
                 # The shown conversation is in memory: send() reads its row, not every message again.
                 shown = self.shown.tree if self.shown.shows(target) else None
                 turn = await chat.send(target, text, drop_oldest_turns=drop_oldest_turns, tree=shown)
+                turn.ignore_events()  # the window follows chat.turn_events
         except Exception:
             if created:  # refused (too long, ...): the empty conversation goes again
                 self.shown.drop(target)
@@ -339,6 +340,7 @@ class TurnController(QObject):
         old = self.transcript.message(reply_id)
         count = old.data.branch_count if old else 1
         turn = await self._chat().regenerate(reply_id)
+        turn.ignore_events()
         self.transcript.truncate_from(reply_id)
         self._begin_reply(turn, branch_index=count, branch_count=count + 1)
 
@@ -351,6 +353,7 @@ class TurnController(QObject):
         old = self.transcript.message(message_id)
         count = old.data.branch_count if old else 1
         turn = await self._chat().edit_and_resend(message_id, text)
+        turn.ignore_events()
         self.transcript.truncate_from(message_id)
         self.transcript.add_message(
             MessageData(

@@ -36,8 +36,8 @@ class Turn:
         self.conversation_id = conversation_id
         self.user_message_id = user_message_id
         self.reply_id = reply_id  # set by the engine once the reply's row is committed
-        # Unbounded: a token is never dropped, however slow the reader.
-        self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
+        # Unbounded: a token is never dropped, however slow the reader. None: nobody iterates (ignore_events).
+        self._queue: asyncio.Queue[TurnEvent] | None = asyncio.Queue()
         self._task: asyncio.Task[StoredMessage] | None = None
         self._stop_requested = False
         self._announced = False  # "started" emitted (the reply's row exists)
@@ -74,7 +74,8 @@ class Turn:
 
     def put(self, event: TurnEvent) -> None:
         """Queue ``event`` for the turn's readers (see :meth:`events`)."""
-        self._queue.put_nowait(event)
+        if self._queue is not None:
+            self._queue.put_nowait(event)
 
     @property
     def stop_requested(self) -> bool:
@@ -99,10 +100,19 @@ class Turn:
         assert self._task is not None
         return await asyncio.shield(self._task)
 
+    def ignore_events(self) -> None:
+        """The caller follows the engine's ``turn_events`` instead of iterating the turn (the window): its
+        events are no longer queued. An unread queue held every token's event until the turn ended, 20,000
+        of them for a 20,000-token reply."""
+        self._queue = None
+
     async def events(self) -> AsyncIterator[TurnEvent]:
         """Every event of the turn in order, ending with ``finished``."""
+        queue = self._queue
+        if queue is None:
+            raise RuntimeError("this turn keeps no events: its caller chose turn_events (ignore_events)")
         while True:
-            event = await self._queue.get()
+            event = await queue.get()
             yield event
             if event.kind == "finished":
                 return

@@ -105,6 +105,11 @@ def test_stop_mid_stream_with_esc(qtbot, app_paths, slow_server) -> None:  # typ
         qtbot.waitUntil(
             lambda: len(replies(window)) == 1 and len(replies(window)[0].data.text) > 20, timeout=10000
         )
+        # The window follows the engine's turn events: the turn itself queues none of them.
+        assert window.conversation_id is not None
+        turn = window.chat.running_turn(window.conversation_id)
+        assert turn is not None
+        assert turn._queue is None
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
         reply = replies(window)[0]
         qtbot.waitUntil(lambda: not reply.streaming, timeout=5000)

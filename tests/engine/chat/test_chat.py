@@ -71,6 +71,26 @@ async def test_ten_thousand_tokens_a_second_none_lost_or_reordered(store: AsyncH
     print(f"\n{n} tokens, {reply.numbers.tokens_per_s:.0f} tok/s received, wall {reply.numbers.wall_s:.2f} s")
 
 
+async def test_a_turn_whose_caller_follows_turn_events_queues_nothing(store: AsyncHistoryStore) -> None:
+    # The window follows engine.turn_events and never iterates its turns: their queues held every token's
+    # event until the reply ended.
+    n = 300
+    with running_standin("--reply-tokens", str(n), "--tokens-per-second", "3000") as server:
+        engine = ChatEngine(store, server.endpoint)
+        conv = await engine.new_conversation()
+        seen: list[TurnEvent] = []
+        engine.turn_events.connect(seen.append)
+        turn = await engine.send(conv.id, "Count for me")
+        turn.ignore_events()
+        reply = await turn.wait()
+    assert sum(e.kind == "token" for e in seen) == n
+    assert seen[-1].kind == "finished"
+    assert reply.state == "complete"
+    assert turn._queue is None
+    with pytest.raises(RuntimeError, match="keeps no events"):
+        await anext(turn.events())
+
+
 async def test_a_turn_is_saved_with_its_numbers_and_a_title(store: AsyncHistoryStore) -> None:
     with running_standin("--reply", "Paris is the capital.") as server:
         engine = ChatEngine(store, server.endpoint)
