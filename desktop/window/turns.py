@@ -423,6 +423,7 @@ class TurnController(QObject):
                     "until then you can bring it back."
                 ),
                 Fix(action="undo_delete_message", label=tr("Undo"), params={"token": token}),
+                notice=True,  # news of what was done, not a problem
             )
         )
 

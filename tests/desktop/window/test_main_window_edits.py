@@ -56,6 +56,7 @@ def test_delete_a_message_and_its_replies_then_undo(qtbot, app_paths: AppPaths) 
         qtbot.waitUntil(banner.isVisible, timeout=5000)
         assert banner.problem is not None
         assert banner.problem.title == "Message deleted"
+        assert banner.problem.notice  # the calm look of a notice, not a problem's red
         assert banner.fix_button.text() == "Undo"
         # Gone from the store too (a reload shows the same).
         tree = run(qtbot, window.store.load(conv.id))
