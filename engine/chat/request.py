@@ -59,18 +59,22 @@ def plain_chat_message() -> Any:
     before it sends: 2,000 messages took ~6 ms here at every turn. A message of this class keeps the form it
     made the first time (a copy is handed out, so nothing sent can change it), so a conversation whose
     messages are kept from turn to turn (:meth:`engine.chat.engine.ChatEngine`) converts only its new ones.
+    The form is a :class:`engine.chat.generator.PlainForm`: it carries its JSON, which the generator's
+    plain requests (``generator.quick_requests``) use instead of checking and encoding the message again.
     Made on first use: Haystack is imported through the import thread (``engine.chat.warm_imports``)."""
     from haystack.dataclasses import ChatMessage
 
+    from engine.chat.generator import PlainForm
+
     class PlainChatMessage(ChatMessage):
         # Not a dataclass field: the message compares, prints and serialises as Haystack's own.
-        _openai: dict[str, Any] | None = None
+        _openai: PlainForm | None = None
 
         def to_openai_dict_format(self, require_tool_call_ids: bool = True) -> dict[str, Any]:
             form = self._openai
             if form is None:  # text only: there are no tool call ids to require
-                form = self._openai = super().to_openai_dict_format(require_tool_call_ids)
-            return dict(form)
+                form = self._openai = PlainForm.of(super().to_openai_dict_format(require_tool_call_ids))
+            return form.copy()
 
     return PlainChatMessage
 

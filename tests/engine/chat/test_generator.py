@@ -18,13 +18,21 @@ from haystack.components.generators.chat.openai import (
 )
 from haystack.dataclasses import StreamingChunk
 from haystack.utils import Secret
-from openai import AsyncOpenAI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openai import AsyncOpenAI, AsyncStream
+from openai._base_client import make_request_options
 from openai._models import construct_type
-from openai.types.chat import ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from engine.chat.generator import KeptChunks, ReasoningChatGenerator, quick_chunks, quick_requests
-
-pytestmark = pytest.mark.asyncio
+from engine.chat.generator import (
+    KeptChunks,
+    PlainForm,
+    ReasoningChatGenerator,
+    quick_chunks,
+    quick_requests,
+)
+from engine.chat.request import plain_chat_message
 
 
 def _chunk(delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -69,6 +77,7 @@ VLLM_CHUNKS = [
 ]
 
 
+@pytest.mark.asyncio
 async def test_chunks_are_read_as_openai_reads_them() -> None:
     client = AsyncOpenAI(api_key="none", base_url="http://127.0.0.1:9/v1")
     lenient = client._process_response_data
@@ -105,6 +114,7 @@ class _Backlog:
         pass
 
 
+@pytest.mark.asyncio
 async def test_a_backlog_of_chunks_leaves_the_loop_turns_and_keeps_every_chunk_in_order() -> None:
     generator = ReasoningChatGenerator(api_key=Secret.from_token("none"), model="m")
     texts = [f" w{i}" for i in range(3000)]
@@ -134,8 +144,10 @@ async def test_a_backlog_of_chunks_leaves_the_loop_turns_and_keeps_every_chunk_i
     assert turns >= 2
 
 
-async def _sent(quick: bool, **request: Any) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """What reaches the server for ``create(**request)`` (body, headers) and the streamed texts."""
+async def _sent_raw(quick: bool | None, **request: Any) -> tuple[bytes, dict[str, str], list[str]]:
+    """What reaches the server for ``create(**request)`` (body's bytes, headers) and the streamed texts.
+    ``quick=None``: the body posted as it is through openai's ``post`` (``extra_body`` merged by openai), as
+    the quick requests did before they encoded the body themselves."""
     seen: list[httpx.Request] = []
     events = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in VLLM_CHUNKS[:2]) + b"data: [DONE]\n\n"
 
@@ -150,13 +162,30 @@ async def _sent(quick: bool, **request: Any) -> tuple[dict[str, Any], dict[str, 
     if quick:
         quick_requests(client)
     try:
-        stream = await client.chat.completions.create(**request)
+        if quick is None:
+            options = {k: request[k] for k in ("extra_body", "timeout") if k in request}
+            stream = await client.post(
+                "/chat/completions",
+                body={k: v for k, v in request.items() if k not in options},
+                options=make_request_options(**options, security={"bearer_auth": True}),
+                cast_to=ChatCompletion,
+                stream=True,
+                stream_cls=AsyncStream[ChatCompletionChunk],
+            )
+        else:
+            stream = await client.chat.completions.create(**request)
         texts = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
     finally:
         await client.close()
     [sent] = seen
     headers = {k: v for k, v in sent.headers.items() if not k.startswith("x-stainless")}
-    return json.loads(sent.content), headers, texts
+    return sent.content, headers, texts
+
+
+async def _sent(quick: bool, **request: Any) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """What reaches the server for ``create(**request)`` (body, headers) and the streamed texts."""
+    content, headers, texts = await _sent_raw(quick, **request)
+    return json.loads(content), headers, texts
 
 
 PLAIN = {
@@ -183,6 +212,7 @@ TOOLS = {
 
 
 @pytest.mark.parametrize("request_", [PLAIN, TOOLS], ids=["plain", "with-tools"])
+@pytest.mark.asyncio
 async def test_a_chat_request_reaches_the_server_as_openai_sends_it(request_: dict[str, Any]) -> None:
     reference = await _sent(False, **request_)
     quick = await _sent(True, **request_)
@@ -191,6 +221,83 @@ async def test_a_chat_request_reaches_the_server_as_openai_sends_it(request_: di
     assert quick[1]["authorization"] == "Bearer secret"
 
 
+def _forms(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The openai forms the engine's messages hand to Haystack's request (PlainForms with their JSON)."""
+    message = plain_chat_message()
+    made = {"system": message.from_system, "user": message.from_user, "assistant": message.from_assistant}
+    return [made[role](text).to_openai_dict_format() for role, text in pairs]
+
+
+# Any text, quotes, escapes, control characters and non-ASCII included (no lone surrogates: neither way can
+# encode them).
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pairs=st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), TEXT), min_size=1, max_size=6),
+    extra=st.dictionaries(st.sampled_from(["top_k", "temperature", "min_p", "chat_template_kwargs"]),
+                          st.one_of(st.integers(), st.floats(allow_nan=False), TEXT), max_size=3),
+    kept=st.booleans(),
+)  # fmt: skip
+def test_a_plain_request_s_bytes_are_the_ones_openai_sends(
+    pairs: list[tuple[str, str]], extra: dict[str, Any], kept: bool
+) -> None:
+    # The kept forms' JSON (kept=True) or plain dicts: either way the body is byte for byte openai's own.
+    messages = _forms(pairs) if kept else [{"role": role, "content": text} for role, text in pairs]
+    if kept:
+        assert all(type(m) is PlainForm and m.json is not None for m in messages)
+    request = {**PLAIN, "messages": messages, "extra_body": extra}
+    before = asyncio.run(_sent_raw(None, **request))  # the body handed to openai's post
+    quick = asyncio.run(_sent_raw(True, **request))
+    assert quick == before
+    # openai's create sends the same body (its keys in the order of its own signature).
+    created = asyncio.run(_sent_raw(False, **request))
+    assert json.loads(quick[0]) == json.loads(created[0])
+    assert quick[1:] == created[1:]
+
+
+@pytest.mark.asyncio
+async def test_a_changed_form_is_sent_as_changed_and_an_unplain_one_goes_openai_s_way() -> None:
+    changed = _forms([("system", "Be brief."), ("user", "Hi")])
+    changed[1]["content"] = "Changed"
+    changed[0].update(name="boss")
+    sent = await _sent_raw(True, **{**PLAIN, "messages": changed})
+    assert json.loads(sent[0])["messages"] == [
+        {"role": "system", "content": "Be brief.", "name": "boss"},
+        {"role": "user", "content": "Changed"},
+    ]
+    assert sent == await _sent_raw(None, **{**PLAIN, "messages": changed})
+    # A form made to carry an image is not plain: openai's create builds that request, as before.
+    image = _forms([("user", "Look")])
+    image[0]["content"] = [{"type": "text", "text": "Look"}]
+    request = {**PLAIN, "messages": image}
+    assert await _sent_raw(True, **request) == await _sent_raw(False, **request)  # the same key order too
+
+
+def test_a_form_s_copy_keeps_its_json_and_every_change_drops_it() -> None:
+    [form] = _forms([("user", "Hi")])
+    assert form.json == b'{"role":"user","content":"Hi"}'
+    assert form.copy().json == form.json
+    assert form.copy() == form
+    changes = [
+        lambda f: f.__setitem__("content", "x"),
+        lambda f: f.__delitem__("content"),
+        lambda f: f.update(content="x"),
+        lambda f: f.pop("content"),
+        lambda f: f.popitem(),
+        lambda f: f.setdefault("name", "x"),
+        lambda f: f.clear(),
+        lambda f: f.__ior__({"name": "x"}),
+    ]
+    for change in changes:
+        copy = form.copy()
+        change(copy)
+        assert copy.json is None
+    assert form.json == b'{"role":"user","content":"Hi"}'  # the kept form is untouched by its copies'
+
+
+@pytest.mark.asyncio
 async def test_the_reply_is_built_from_a_few_kept_chunks_as_from_all_of_them() -> None:
     texts = [f" w{i}" for i in range(1000)]
     raw = [
