@@ -117,6 +117,7 @@ def endpoint_embedder(
     endpoint: Endpoint, *, batch_size: int = BATCH_SIZE, timeout_s: float = 120.0
 ) -> Embedder:
     """An :class:`Embedder` on ``endpoint``'s ``/v1/embeddings`` (Haystack's OpenAI embedders)."""
+    import httpx
     from haystack.components.embedders import OpenAIDocumentEmbedder, OpenAITextEmbedder
     from haystack.utils import Secret
 
@@ -130,6 +131,10 @@ def endpoint_embedder(
         "max_retries": 0 if endpoint.kind == "local" else 2,
         "http_client_kwargs": client_kwargs(endpoint),
     }
+    if endpoint.kind == "local":
+        # Haystack's embedders hold their own clients and have no close: a connection kept to a server the
+        # app launched would outlive them. A local connect costs well under a millisecond of an embedding.
+        common["http_client_kwargs"]["limits"] = httpx.Limits(max_keepalive_connections=0)
     # It logs every failed batch with a traceback; we report failures ourselves, in words.
     logging.getLogger("haystack.components.embedders.openai_document_embedder").setLevel(logging.CRITICAL)
     document = OpenAIDocumentEmbedder(
