@@ -237,7 +237,8 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 @given(
     pairs=st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), TEXT), min_size=1, max_size=6),
     extra=st.dictionaries(st.sampled_from(["top_k", "temperature", "min_p", "chat_template_kwargs"]),
-                          st.one_of(st.integers(), st.floats(allow_nan=False), TEXT), max_size=3),
+                          st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), TEXT),
+                          max_size=3),
     kept=st.booleans(),
 )  # fmt: skip
 def test_a_plain_request_s_bytes_are_the_ones_openai_sends(
@@ -255,6 +256,14 @@ def test_a_plain_request_s_bytes_are_the_ones_openai_sends(
     created = asyncio.run(_sent_raw(False, **request))
     assert json.loads(quick[0]) == json.loads(created[0])
     assert quick[1:] == created[1:]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_a_value_json_cannot_hold_is_refused_as_openai_refuses_it(value: float) -> None:
+    request = {**PLAIN, "messages": _forms([("user", "Hi")]), "extra_body": {"top_k": value}}
+    for quick in (None, True):
+        with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+            asyncio.run(_sent_raw(quick, **request))
 
 
 @pytest.mark.asyncio
