@@ -5,11 +5,9 @@ from __future__ import annotations
 import gc
 import socket
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import pytest_asyncio
 
 from engine.chat.engine import ChatEngine, ChatTimeouts, Turn, TurnEvent
 from engine.chat.errors import (
@@ -30,13 +28,6 @@ from tests.support.standin.launch import running_standin
 from tests.support.standin.server import WORDS
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[no-untyped-def]
-    s = await AsyncHistoryStore.open(app_paths.history_db)
-    yield s
-    await s.close()
 
 
 async def _collect(turn: Turn) -> list[TurnEvent]:
@@ -425,8 +416,6 @@ async def test_the_request_leaves_before_the_rows_are_committed_and_nothing_show
     import asyncio
     import threading
 
-    import httpx
-
     from engine.history.store import HistoryStore
 
     with running_standin("--reply-tokens", "20", "--tokens-per-second", "40") as server:
@@ -443,14 +432,7 @@ async def test_the_request_leaves_before_the_rows_are_committed_and_nothing_show
 
         monkeypatch.setattr(HistoryStore, "add_turn", slow_commit)
         sending = asyncio.ensure_future(engine.send(conv.id, "Tell me"))
-        async with httpx.AsyncClient(trust_env=False) as client:
-            for _ in range(500):
-                metrics = (await client.get(f"{server.root_url}/metrics")).text
-                if 'vllm:num_requests_running{engine="0",model_name="standin"} 1.0' in metrics:
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                pytest.fail("the request did not reach the server while the history's writer was busy")
+        await server.until_a_request_runs()  # while the history's writer is held up
         assert not sending.done()  # send() waits for the commit...
         assert seen == []  # ...and nothing of the reply is shown before it
         gate.set()

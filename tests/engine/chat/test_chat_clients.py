@@ -4,11 +4,9 @@ shutdown — against the stand-in process."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import pytest_asyncio
 
 from engine.chat.engine import ChatEngine, ChatTimeouts
 from engine.chat.generation import GenerationSettings
@@ -17,13 +15,6 @@ from engine.history.async_store import AsyncHistoryStore
 from tests.support.standin.launch import running_standin
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[no-untyped-def]
-    s = await AsyncHistoryStore.open(app_paths.history_db)
-    yield s
-    await s.close()
 
 
 async def test_turns_on_one_endpoint_share_one_warmed_client(store: AsyncHistoryStore) -> None:

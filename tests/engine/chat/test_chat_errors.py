@@ -9,12 +9,10 @@ names itself, keeps what arrived and the user's message, and is logged with its 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from haystack.core.errors import ComponentError
 
 import engine.chat.generator as generator_module
@@ -28,13 +26,6 @@ from tests.support.standin.server import WORDS
 pytestmark = pytest.mark.asyncio
 
 CHUNKS_BEFORE_FAILURE = 4  # the role chunk, then three tokens
-
-
-@pytest_asyncio.fixture
-async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[no-untyped-def]
-    s = await AsyncHistoryStore.open(app_paths.history_db)
-    yield s
-    await s.close()
 
 
 async def _turn(store: AsyncHistoryStore, *options: str) -> tuple[list[TurnEvent], StoredMessage, list[str]]:

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-import pytest_asyncio
 from haystack.dataclasses import ChatMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,13 +18,6 @@ from engine.history.async_store import AsyncHistoryStore
 from engine.history.records import ConversationTree
 from engine.history.store import HistoryStore
 from tests.support.standin.launch import running_standin
-
-
-@pytest_asyncio.fixture
-async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[no-untyped-def]
-    s = await AsyncHistoryStore.open(app_paths.history_db)
-    yield s
-    await s.close()
 
 
 async def _collect(turn: Turn) -> list[TurnEvent]:
@@ -186,14 +176,7 @@ async def test_a_kept_conversations_new_message_is_committed_before_anything_of_
         monkeypatch.setattr(store, "load", loads)
         monkeypatch.setattr(HistoryStore, "add_turn", slow_commit)
         sending = asyncio.ensure_future(engine.send(conv.id, "Second"))
-        async with httpx.AsyncClient(trust_env=False) as client:
-            for _ in range(500):
-                metrics = (await client.get(f"{server.root_url}/metrics")).text
-                if 'vllm:num_requests_running{engine="0",model_name="standin"} 1.0' in metrics:
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                pytest.fail("the request did not reach the server while the history's writer was busy")
+        await server.until_a_request_runs()  # while the history's writer is held up
         assert not sending.done()  # send() waits for the commit...
         assert seen == []  # ...and nothing of the reply is shown before it
         gate.set()

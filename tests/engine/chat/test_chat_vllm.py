@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import pytest_asyncio
 
 from engine.chat.engine import ChatEngine, Turn, TurnEvent
 from engine.chat.errors import ContextTooLong, ModelNotFound
@@ -18,13 +16,6 @@ from engine.history.async_store import AsyncHistoryStore
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.asyncio]
 
 PRECISE = GenerationSettings(temperature=0.0, max_tokens=24)
-
-
-@pytest_asyncio.fixture
-async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[no-untyped-def]
-    s = await AsyncHistoryStore.open(app_paths.history_db)
-    yield s
-    await s.close()
 
 
 async def _finish(turn: Turn) -> list[TurnEvent]:

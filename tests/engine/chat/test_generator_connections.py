@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-import pytest_asyncio
 
 from engine.chat.engine import ChatEngine, ChatTimeouts
 from engine.chat.generator import KEEP_ALIVE_MARGIN_S, GeneratorPool, client_kwargs
@@ -20,13 +19,6 @@ from engine.history.async_store import AsyncHistoryStore
 from tests.support.standin.launch import start_standin
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[no-untyped-def]
-    s = await AsyncHistoryStore.open(app_paths.history_db)
-    yield s
-    await s.close()
 
 
 async def until(condition: Callable[[], bool], what: str, within: float = 15.0) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import socketserver
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from engine.chat.engine import ChatEngine
 from engine.chat.generation import GenerationSettings
@@ -76,13 +75,6 @@ def standin() -> Iterator[Standin]:
     # Started before the proxy variables are set: its own readiness check is not under test.
     with running_standin("--reply", "Fine.", api_key=KEY) as server:
         yield server
-
-
-@pytest_asyncio.fixture
-async def store(app_paths) -> AsyncIterator[AsyncHistoryStore]:  # type: ignore[no-untyped-def]
-    s = await AsyncHistoryStore.open(app_paths.history_db)
-    yield s
-    await s.close()
 
 
 REMOTE = Endpoint(

@@ -14,6 +14,7 @@ Use from tests, benchmarks and other engineers' fixtures::
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -96,6 +97,17 @@ class Standin:
         far, in order: one port is one connection."""
         pattern = re.compile(rf'127\.0\.0\.1:(\d+) - ""{re.escape(request)} ')
         return [int(m.group(1)) for line in list(self.lines) if (m := pattern.search(line))]
+
+    async def until_a_request_runs(self, within_s: float = 15.0) -> None:
+        """Wait until the stand-in is streaming a request (its ``/metrics``), e.g. while the client's other
+        work (the history's commit) is held up."""
+        running = f'vllm:num_requests_running{{engine="0",model_name="{self.model}"}} 1.0'
+        deadline = time.monotonic() + within_s
+        async with httpx.AsyncClient(trust_env=False) as client:
+            while running not in (await client.get(f"{self.root_url}/metrics")).text:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no request reached the stand-in within {within_s} s")
+                await asyncio.sleep(0.01)
 
     def open_connections(self) -> int:
         """How many connections the stand-in's process holds open on its port now (kept or busy)."""
