@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.chat.engine import ChatEngine, ChatTimeouts, Turn, TurnEvent
+from engine.chat.engine import ChatEngine, ChatTimeouts, TurnEvent
 from engine.chat.errors import (
     ConnectionLost,
     ContextTooLong,
@@ -23,15 +23,11 @@ from engine.chat.errors import (
 from engine.chat.generation import GenerationSettings
 from engine.endpoint import Endpoint
 from engine.history.async_store import AsyncHistoryStore
-from engine.history.records import ConversationTree
+from tests.support.chat_turns import CountedLoads, collect
 from tests.support.standin.launch import running_standin
 from tests.support.standin.server import WORDS
 
 pytestmark = pytest.mark.asyncio
-
-
-async def _collect(turn: Turn) -> list[TurnEvent]:
-    return [event async for event in turn]
 
 
 def _free_port() -> int:
@@ -48,7 +44,7 @@ async def test_ten_thousand_tokens_a_second_none_lost_or_reordered(store: AsyncH
         seen: list[TurnEvent] = []
         engine.turn_events.connect(seen.append)
         turn = await engine.send(conv.id, "Count for me")
-        events = await _collect(turn)
+        events = await collect(turn)
         reply = await turn.wait()
     tokens = [e.text for e in events if e.kind == "token"]
     expected = [(" " if i else "") + WORDS[i % len(WORDS)] for i in range(n)]
@@ -87,7 +83,7 @@ async def test_a_turn_is_saved_with_its_numbers_and_a_title(store: AsyncHistoryS
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation(settings=GenerationSettings(temperature=0.0, max_tokens=50))
         turn = await engine.send(conv.id, "What is the capital of France? Answer briefly.")
-        await _collect(turn)
+        await collect(turn)
         reply = await turn.wait()
     tree = await store.load(conv.id)
     assert [(m.role, m.text) for m in tree.branch()] == [
@@ -112,7 +108,7 @@ async def test_reasoning_is_captured_apart_from_the_answer(store: AsyncHistorySt
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         turn = await engine.send(conv.id, "Capital of France?")
-        events = await _collect(turn)
+        events = await collect(turn)
         reply = await turn.wait()
     kinds = [e.kind for e in events if e.kind in ("reasoning", "token")]
     assert kinds == ["reasoning"] * 4 + ["token"] * 6  # all reasoning first, in order
@@ -154,7 +150,7 @@ async def test_dead_server_is_reported_at_once_and_nothing_is_lost(store: AsyncH
     conv = await engine.new_conversation()
     started = time.monotonic()
     turn = await engine.send(conv.id, "Hello?", check_context=False)
-    events = await _collect(turn)
+    events = await collect(turn)
     elapsed = time.monotonic() - started
     finished = events[-1]
     assert finished.state == "failed"
@@ -181,7 +177,7 @@ async def test_connection_lost_mid_stream_keeps_the_partial_and_retry_works(stor
     with running_standin("--reply-tokens", "500", "--crash-after", "40") as crashing:
         current.append(crashing.endpoint())
         turn = await engine.send(conv.id, "Tell me everything")
-        events = await _collect(turn)
+        events = await collect(turn)
     failed = await store.message(turn.reply_id)
     assert failed.state == "failed"
     assert isinstance(events[-1].error, ConnectionLost)
@@ -192,7 +188,7 @@ async def test_connection_lost_mid_stream_keeps_the_partial_and_retry_works(stor
     with running_standin("--reply", "All of it.") as healthy:
         current[0] = healthy.endpoint()
         retry = await engine.regenerate(turn.reply_id)
-        await _collect(retry)
+        await collect(retry)
         again = await retry.wait()
     tree = await store.load(conv.id)
     assert again.state == "complete"
@@ -205,7 +201,7 @@ async def test_a_stalled_stream_is_abandoned_after_the_read_timeout(store: Async
         engine = ChatEngine(store, server.endpoint, timeouts=ChatTimeouts(read=1.0))
         conv = await engine.new_conversation()
         turn = await engine.send(conv.id, "Hello")
-        events = await _collect(turn)
+        events = await collect(turn)
     reply = await store.message(turn.reply_id)
     assert isinstance(events[-1].error, ReplyStalled)
     assert reply.state == "failed"
@@ -218,7 +214,7 @@ async def test_unknown_model_becomes_model_not_found(store: AsyncHistoryStore) -
         engine = ChatEngine(store, lambda: wrong)
         conv = await engine.new_conversation()
         turn = await engine.send(conv.id, "hi")
-        events = await _collect(turn)
+        events = await collect(turn)
     error = events[-1].error
     assert isinstance(error, ModelNotFound)
     assert "no-such-model" in str(error)
@@ -232,7 +228,7 @@ async def test_base_model_without_template_is_told_and_completion_mode_answers(
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         turn = await engine.send(conv.id, "Write a story")
-        events = await _collect(turn)
+        events = await collect(turn)
         error = events[-1].error
         assert isinstance(error, NoChatTemplate)
         assert error.fix is not None
@@ -243,7 +239,7 @@ async def test_base_model_without_template_is_told_and_completion_mode_answers(
         )
         await store.update_conversation(conv.id, settings=settings.to_json_dict())
         retry = await engine.regenerate(turn.reply_id)
-        tokens = [e.text for e in await _collect(retry) if e.kind == "token"]
+        tokens = [e.text for e in await collect(retry) if e.kind == "token"]
         reply = await retry.wait()
     assert "".join(tokens) == reply.text == "Once upon a time."
     assert reply.state == "complete"
@@ -259,7 +255,7 @@ async def test_a_turn_that_will_not_fit_is_refused_before_storing_and_dropping_t
         conv = await engine.new_conversation()
         for i in range(3):
             turn = await engine.send(conv.id, f"turn {i} " + "word " * 8)
-            await _collect(turn)
+            await collect(turn)
         before = len((await store.load(conv.id)).messages)
         with pytest.raises(ContextTooLong) as info:
             await engine.send(conv.id, "and one more " + "word " * 8)
@@ -271,7 +267,7 @@ async def test_a_turn_that_will_not_fit_is_refused_before_storing_and_dropping_t
         assert 1 <= turns <= 3
         assert info.value.limit == 40
         turn = await engine.send(conv.id, "and one more " + "word " * 8, drop_oldest_turns=turns)
-        await _collect(turn)
+        await collect(turn)
         assert (await turn.wait()).text == "ok"
     tree = await store.load(conv.id)
     assert len(tree.messages) == before + 2  # dropped from the request, never from the history
@@ -285,7 +281,7 @@ async def test_the_servers_own_refusal_of_a_long_request_is_a_context_problem(
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         turn = await engine.send(conv.id, "word " * 60, check_context=False)
-        await _collect(turn)
+        await collect(turn)
         reply = await turn.wait()
     assert reply.state == "failed"
     assert reply.error is not None
@@ -297,11 +293,11 @@ async def test_edit_and_resend_adds_a_sibling_user_message(store: AsyncHistorySt
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation(system_prompt="Be kind.")
         first = await engine.send(conv.id, "Hello")
-        await _collect(first)
+        await collect(first)
         second = await engine.send(conv.id, "How are you")
-        await _collect(second)
+        await collect(second)
         edited = await engine.edit_and_resend(second.user_message_id or 0, "How are you today")
-        await _collect(edited)
+        await collect(edited)
     tree = await store.load(conv.id)
     assert [m.text for m in tree.branch()] == ["Hello", "Sure.", "How are you today", "Sure."]
     assert tree.siblings(edited.user_message_id or 0) == [second.user_message_id, edited.user_message_id]
@@ -312,7 +308,7 @@ async def test_edit_and_resend_adds_a_sibling_user_message(store: AsyncHistorySt
     with running_standin("--reply", "Hi again.") as server:
         engine = ChatEngine(store, server.endpoint)
         root_edit = await engine.edit_and_resend(first.user_message_id or 0, "Good morning")
-        await _collect(root_edit)
+        await collect(root_edit)
     tree = await store.load(conv.id)
     assert [m.text for m in tree.branch()] == ["Good morning", "Hi again."]
     assert tree.siblings(root_edit.user_message_id or 0) == [first.user_message_id, root_edit.user_message_id]
@@ -337,7 +333,7 @@ async def test_engine_dying_mid_reply_is_engine_died_and_keeps_the_partial(store
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         turn = await engine.send(conv.id, "Talk")
-        events = await _collect(turn)
+        events = await collect(turn)
     error = events[-1].error
     assert isinstance(error, EngineDied)
     assert "EngineCore encountered an issue" in error.details
@@ -355,7 +351,7 @@ async def test_regenerating_a_user_message_is_refused_without_storing(store: Asy
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         turn = await engine.send(conv.id, "Is it?")
-        await _collect(turn)
+        await collect(turn)
         with pytest.raises(ChatError, match="edit a message instead"):
             await engine.regenerate(turn.user_message_id or 0)
     assert len((await store.load(conv.id)).messages) == 2
@@ -370,7 +366,7 @@ async def test_a_reply_that_cannot_be_saved_still_ends_the_turn_with_words(store
         turn = await engine.send(conv.id, "Go")
         # The database refuses writes from now on (what a full disk or a vanished file looks like to us).
         await store.call(lambda s: s._conn.execute("PRAGMA query_only=ON"))
-        events = await _collect(turn)
+        events = await collect(turn)
         with pytest.raises(HistoryWriteFailed):
             await turn.wait()
         await store.call(lambda s: s._conn.execute("PRAGMA query_only=OFF"))
@@ -403,7 +399,7 @@ async def test_a_reply_row_that_cannot_be_written_refuses_the_turn_and_keeps_the
         assert [(m.role, m.text) for m in tree.messages] == [("user", "How are you")]  # committed first
         await store.call(lambda s: s._conn.execute("DROP TRIGGER no_replies"))
         turn = await engine.send(conv.id, "Now?")
-        events = await _collect(turn)
+        events = await collect(turn)
         await engine.shutdown()
     assert events[0].kind == "started"
     assert events[-1].kind == "finished"
@@ -437,7 +433,7 @@ async def test_the_request_leaves_before_the_rows_are_committed_and_nothing_show
         assert seen == []  # ...and nothing of the reply is shown before it
         gate.set()
         turn = await sending
-        events = await _collect(turn)
+        events = await collect(turn)
         await engine.shutdown()
     assert events[0].kind == "started"
     assert events[-1].state == "complete"
@@ -449,18 +445,6 @@ async def test_the_request_leaves_before_the_rows_are_committed_and_nothing_show
     assert await store.call(HistoryStore.message, user.id) == user
 
 
-class CountedLoads:
-    """Counts the store's whole-conversation reads (``load``), which it still does."""
-
-    def __init__(self, store: AsyncHistoryStore) -> None:
-        self.calls = 0
-        self._load = store.load
-
-    async def __call__(self, conversation_id: int) -> ConversationTree:
-        self.calls += 1
-        return await self._load(conversation_id)
-
-
 async def test_send_with_the_callers_current_tree_reads_no_messages_and_sends_the_same(
     store: AsyncHistoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -468,12 +452,12 @@ async def test_send_with_the_callers_current_tree_reads_no_messages_and_sends_th
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation(system_prompt="Be brief.")
         first = await engine.send(conv.id, "Hello there")
-        await _collect(first)
+        await collect(first)
         tree = await store.load(conv.id)  # as the window holds it after the turn
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         second = await engine.send(conv.id, "How are you", tree=tree)
-        await _collect(second)
+        await collect(second)
         reply = await second.wait()
         assert loads.calls == 0
     branch = (await store.load(conv.id)).branch()
@@ -489,21 +473,21 @@ async def test_send_with_a_tree_written_to_since_reads_the_conversation_again(
     with running_standin("--reply", "Ok.") as server:
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
-        await _collect(await engine.send(conv.id, "One"))
+        await collect(await engine.send(conv.id, "One"))
         stale = await store.load(conv.id)
         # Sent from another process: the held tree is old, and so is the one the engine kept.
         other_store = await AsyncHistoryStore.open(store.path)
         other = ChatEngine(other_store, server.endpoint)
         try:
             newer = await other.send(conv.id, "Two")
-            await _collect(newer)
+            await collect(newer)
         finally:
             await other.shutdown()
             await other_store.close()
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         third = await engine.send(conv.id, "Three", tree=stale)
-        await _collect(third)
+        await collect(third)
         reply = await third.wait()
         assert loads.calls == 1
     branch = (await store.load(conv.id)).branch()
@@ -518,14 +502,14 @@ async def test_send_with_a_tree_takes_settings_changed_since_from_the_stored_row
     with running_standin("--reply", "Ok.") as server:
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
-        await _collect(await engine.send(conv.id, "One"))
+        await collect(await engine.send(conv.id, "One"))
         tree = await store.load(conv.id)
         # A system prompt set after the tree was loaded (no message written): the request has it.
         await store.update_conversation(conv.id, system_prompt="Answer in French please.")
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         turn = await engine.send(conv.id, "Two", tree=tree)
-        await _collect(turn)
+        await collect(turn)
         reply = await turn.wait()
         assert loads.calls == 0
     assert reply.numbers.prompt_tokens == 4 + 3  # the system prompt's words, then One, Ok., Two
@@ -543,12 +527,12 @@ async def test_each_request_carries_its_own_branch_when_turns_alternate_and_edit
         numbers = []
         for conv, text in ((one, "alpha beta gamma"), (two, "delta"), (one, "epsilon")):
             turn = await engine.send(conv.id, text)
-            await _collect(turn)
+            await collect(turn)
             numbers.append((await turn.wait()).numbers.prompt_tokens)
         assert numbers == [2 + 3, 1, 2 + 3 + 1 + 1]  # (system) + the branch, words as the stand-in counts
         first = (await store.load(one.id)).branch()[0]  # "alpha beta gamma"
         edited = await engine.edit_and_resend(first.id, "zeta")
-        await _collect(edited)
+        await collect(edited)
         assert (await edited.wait()).numbers.prompt_tokens == 2 + 1
 
 
@@ -563,7 +547,7 @@ async def test_a_send_moves_what_lives_before_it_out_of_the_collectors_reach(
         assert gc.get_freeze_count() == 0
         turn = await engine.send(conv.id, "Frozen?")
         frozen = gc.get_freeze_count()  # a full collection on the way to the first token would skip them
-        await _collect(turn)
+        await collect(turn)
         reply = await turn.wait()
         await engine.shutdown()
     gc.unfreeze()

@@ -12,28 +12,12 @@ from haystack.dataclasses import ChatMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.chat.engine import ChatEngine, Turn, TurnEvent
+from engine.chat.engine import ChatEngine, TurnEvent
 from engine.chat.request import plain_chat_message, to_chat_message
 from engine.history.async_store import AsyncHistoryStore
-from engine.history.records import ConversationTree
 from engine.history.store import HistoryStore
+from tests.support.chat_turns import CountedLoads, collect
 from tests.support.standin.launch import running_standin
-
-
-async def _collect(turn: Turn) -> list[TurnEvent]:
-    return [event async for event in turn]
-
-
-class CountedLoads:
-    """Counts the store's whole-conversation reads (``load``)."""
-
-    def __init__(self, store: AsyncHistoryStore) -> None:
-        self.calls = 0
-        self._load = store.load
-
-    async def __call__(self, conversation_id: int) -> ConversationTree:
-        self.calls += 1
-        return await self._load(conversation_id)
 
 
 @pytest.mark.asyncio
@@ -44,15 +28,15 @@ async def test_a_second_send_without_a_tree_reads_no_messages_and_sends_the_whol
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation(system_prompt="Be brief.")
         first = await engine.send(conv.id, "Hello there")  # as the command line sends: no tree
-        await _collect(first)
+        await collect(first)
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         second = await engine.send(conv.id, "How are you")
-        await _collect(second)
+        await collect(second)
         reply = await second.wait()
         assert loads.calls == 0
         regenerated = await engine.regenerate(reply.id)  # the kept tree holds the turn it just ended
-        await _collect(regenerated)
+        await collect(regenerated)
         assert loads.calls == 0
         await engine.shutdown()
     monkeypatch.undo()
@@ -72,20 +56,20 @@ async def test_a_kept_conversation_another_connection_wrote_to_is_read_again(
     with running_standin("--reply", "Ok.") as server:
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
-        await _collect(await engine.send(conv.id, "One"))
+        await collect(await engine.send(conv.id, "One"))
         # Another process (the window, a second command line) answers a message in the same conversation.
         other_store = await AsyncHistoryStore.open(store.path)
         other = ChatEngine(other_store, server.endpoint)
         try:
             newer = await other.send(conv.id, "Two")
-            await _collect(newer)
+            await collect(newer)
         finally:
             await other.shutdown()
             await other_store.close()
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         third = await engine.send(conv.id, "Three")
-        await _collect(third)
+        await collect(third)
         reply = await third.wait()
         assert loads.calls == 1
         await engine.shutdown()
@@ -104,9 +88,9 @@ async def test_a_kept_conversation_whose_message_another_connection_deleted_is_r
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         first = await engine.send(conv.id, "One")
-        await _collect(first)
+        await collect(first)
         second = await engine.send(conv.id, "Two")
-        await _collect(second)
+        await collect(second)
         writer = HistoryStore(store.path)  # another process's connection
         try:
             writer.delete_message(second.user_message_id or 0)  # "Two" and its reply go
@@ -115,7 +99,7 @@ async def test_a_kept_conversation_whose_message_another_connection_deleted_is_r
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         third = await engine.send(conv.id, "Three")
-        await _collect(third)
+        await collect(third)
         reply = await third.wait()
         assert loads.calls == 1
         await engine.shutdown()
@@ -135,7 +119,7 @@ async def test_a_message_another_connection_added_during_the_turn_is_read_even_w
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         first = await engine.send(conv.id, "One")
-        await _collect(first)
+        await collect(first)
         second = await engine.send(conv.id, "Two")
         writer = HistoryStore(store.path)
         try:
@@ -143,12 +127,12 @@ async def test_a_message_another_connection_added_during_the_turn_is_read_even_w
             writer.set_current_leaf(conv.id, second.reply_id)
         finally:
             writer.close(purge=False)
-        events = await _collect(second)
+        events = await collect(second)
         assert events[-1].state == "complete"
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         third = await engine.send(conv.id, "Three", parent_id=side.id)
-        await _collect(third)
+        await collect(third)
         reply = await third.wait()
         assert loads.calls == 1
         await engine.shutdown()
@@ -162,7 +146,7 @@ async def test_a_kept_conversations_new_message_is_committed_before_anything_of_
     with running_standin("--reply-tokens", "20", "--tokens-per-second", "40") as server:
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
-        await _collect(await engine.send(conv.id, "First"))
+        await collect(await engine.send(conv.id, "First"))
         seen: list[TurnEvent] = []
         engine.turn_events.connect(seen.append)
         gate = threading.Event()
@@ -181,7 +165,7 @@ async def test_a_kept_conversations_new_message_is_committed_before_anything_of_
         assert seen == []  # ...and nothing of the reply is shown before it
         gate.set()
         turn = await sending
-        events = await _collect(turn)
+        events = await collect(turn)
         assert loads.calls == 0  # it was the kept conversation that was sent
         await engine.shutdown()
     monkeypatch.undo()
@@ -201,19 +185,19 @@ async def test_a_conversation_read_while_another_process_streams_into_it_is_not_
         engine = ChatEngine(store, server.endpoint)
         conv = await engine.new_conversation()
         first = await engine.send(conv.id, "One")
-        await _collect(first)
+        await collect(first)
         writer = HistoryStore(store.path)  # another process, streaming a reply to a new first message
         try:
             streaming = writer.add_turn(conv.id, None, "Elsewhere")
             # Read now (the leaf moved), with that reply still empty; answered under "One"'s reply.
-            await _collect(await engine.send(conv.id, "Two", parent_id=first.reply_id))
+            await collect(await engine.send(conv.id, "Two", parent_id=first.reply_id))
             writer.checkpoint(streaming.id, "Half of it")
         finally:
             writer.close(purge=False, interrupt=False)
         loads = CountedLoads(store)
         monkeypatch.setattr(store, "load", loads)
         third = await engine.send(conv.id, "Three", parent_id=streaming.id)
-        await _collect(third)
+        await collect(third)
         reply = await third.wait()
         assert loads.calls == 1
         await engine.shutdown()
