@@ -1,7 +1,7 @@
 """A small OpenAI-compatible ``/v1/embeddings`` server in a thread, for tests of an embedding server's clients
 (the CLI with ``--embedder-url``) without starting vLLM. Its vectors are hashed bags of words: texts sharing
 words are near, which is all those tests need; meaning comes from the real model in the ``vllm`` tests.
-It counts requests and can be told to fail."""
+It counts requests (and the connection each came on) and can be told to fail."""
 
 from __future__ import annotations
 
@@ -33,16 +33,23 @@ class EmbeddingsServer:
     base_url: str
     model: str
     requests: list[list[str]] = field(default_factory=list)
+    client_ports: list[int] = field(default_factory=list)  # each request's client port: one per connection
     fail_with: int | None = None
     # Refuse inputs of more words than this, with vLLM's words for an input over --max-model-len.
     max_words: int | None = None
 
 
 @contextmanager
-def running_embeddings_server(model: str = "bow-embedder") -> Iterator[EmbeddingsServer]:
+def running_embeddings_server(
+    model: str = "bow-embedder", *, keep_alive: bool = False
+) -> Iterator[EmbeddingsServer]:
+    """``keep_alive``: HTTP/1.1, a connection stays open until the client closes it (as vLLM's do); else
+    HTTP/1.0, closed after each answer."""
     state = EmbeddingsServer("", model)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def log_message(self, *args: object) -> None:
             pass
 
@@ -67,6 +74,7 @@ def running_embeddings_server(model: str = "bow-embedder") -> Iterator[Embedding
                 return
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
             state.requests.append(inputs)
+            state.client_ports.append(self.client_address[1])
             if state.fail_with is not None:
                 self._send(
                     state.fail_with, {"error": {"message": "the test said so", "type": "server_error"}}
@@ -88,6 +96,7 @@ def running_embeddings_server(model: str = "bow-embedder") -> Iterator[Embedding
             self._send(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True  # a kept connection's handler thread does not hold up the shutdown
     state.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     thread = threading.Thread(target=server.serve_forever, name="embeddings-server", daemon=True)
     thread.start()
